@@ -1,0 +1,15 @@
+//! weiquan event format v1: typed events, NDJSON framing, validation and dedupe.
+//!
+//! This crate turns bytes into [`Event`]s or [`Reject`]s. It does no IO of its
+//! own beyond reading a caller's `BufRead`, keeps no clock, and knows nothing of
+//! rules, storage or the network.
+
+mod model;
+mod parse;
+mod reader;
+mod time;
+
+pub use model::*;
+pub use parse::{check_id, parse_event, ParseError, MAX_FEN, MAX_ID_CHARS};
+pub use reader::{classify, Dedupe, Line, LineReader, Outcome, Reject, MAX_LINE_BYTES};
+pub use time::{Time, DAY_MS, HOUR_MS};

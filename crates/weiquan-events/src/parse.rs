@@ -1,0 +1,711 @@
+//! One NDJSON line → one typed [`Event`], or a precise reason why not.
+//!
+//! The line is first split into `(key, raw value)` pairs without interpreting
+//! the values (serde_json validates the JSON on the way). Each event type then
+//! reads the fields it needs by name, so that every error can name its field and
+//! say what was expected. Strings without escapes are sliced, not re-parsed.
+
+use crate::model::*;
+use crate::time::Time;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::fmt;
+
+/// Longest identifier accepted, in characters.
+pub const MAX_ID_CHARS: usize = 128;
+/// Largest money amount accepted, in fen: 2^53 − 1, the largest integer every
+/// JSON implementation represents exactly.
+pub const MAX_FEN: u64 = (1 << 53) - 1;
+
+/// Why a line was not accepted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", field.as_deref().map(|f| format!("{f}: ")).unwrap_or_default())]
+pub struct ParseError {
+    /// The event's `id`, when it could be read.
+    pub id: Option<String>,
+    /// The offending field (dotted path for nested ones), when there is one.
+    pub field: Option<String>,
+    /// What was wrong and what to do about it.
+    pub message: String,
+}
+
+/// A field-level failure before the event id is attached.
+#[derive(Debug)]
+struct FieldError {
+    field: Option<String>,
+    message: String,
+}
+
+impl FieldError {
+    fn at(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+}
+
+type R<T> = Result<T, FieldError>;
+
+/// A JSON object kept as `(key, raw value)` pairs, in input order.
+struct RawObject<'a> {
+    pairs: Vec<(Cow<'a, str>, &'a RawValue)>,
+    duplicate: Option<String>,
+}
+
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> de::Deserialize<'de> for RawObject<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawObject<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut pairs: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::with_capacity(16);
+                let mut duplicate = None;
+                while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+                    let v: &'de RawValue = map.next_value()?;
+                    if duplicate.is_none() && pairs.iter().any(|(p, _)| *p == k) {
+                        duplicate = Some(k.to_string());
+                    }
+                    pairs.push((k, v));
+                }
+                Ok(RawObject { pairs, duplicate })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// What kind of JSON value a raw text is, for error messages.
+fn kind_of(raw: &RawValue) -> &'static str {
+    match raw.get().as_bytes().first() {
+        Some(b'"') => "a string",
+        Some(b'{') => "an object",
+        Some(b'[') => "a list",
+        Some(b't') | Some(b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => {
+            let t = raw.get();
+            if t.contains(['.', 'e', 'E']) {
+                "a decimal number"
+            } else {
+                "a number"
+            }
+        }
+    }
+}
+
+fn is_null(raw: &RawValue) -> bool {
+    raw.get() == "null"
+}
+
+/// Reads a JSON string value, slicing when it has no escapes.
+fn raw_str<'a>(raw: &'a RawValue) -> Option<Cow<'a, str>> {
+    let t = raw.get();
+    if !t.starts_with('"') {
+        return None;
+    }
+    let inner = &t[1..t.len() - 1];
+    if !inner.contains('\\') {
+        return Some(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<String>(t).ok().map(Cow::Owned)
+}
+
+/// A non-negative JSON integer, or why not.
+fn raw_uint(raw: &RawValue) -> Result<u64, &'static str> {
+    let t = raw.get();
+    let b = t.as_bytes();
+    match b.first() {
+        Some(b'-') => {
+            if t.contains(['.', 'e', 'E']) {
+                Err("a decimal number")
+            } else {
+                Err("a negative number")
+            }
+        }
+        Some(c) if c.is_ascii_digit() => {
+            if t.contains(['.', 'e', 'E']) {
+                Err("a decimal number")
+            } else {
+                t.parse::<u64>().map_err(|_| "a number too large")
+            }
+        }
+        _ => Err(kind_of(raw)),
+    }
+}
+
+/// Field access on one JSON object, with a path prefix for nested objects.
+struct Fields<'a> {
+    obj: RawObject<'a>,
+    prefix: String,
+}
+
+impl<'a> Fields<'a> {
+    fn path(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// The value, or `None` when absent or `null`.
+    fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.obj
+            .pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| *v)
+            .filter(|v| !is_null(v))
+    }
+
+    fn missing(&self, key: &str) -> FieldError {
+        FieldError::at(
+            self.path(key),
+            format!("required field `{}` is missing (or null); add it", self.path(key)),
+        )
+    }
+
+    fn req<T>(&self, key: &str, f: impl FnOnce(&Self, &str, &'a RawValue) -> R<T>) -> R<T> {
+        match self.get(key) {
+            Some(v) => f(self, key, v),
+            None => Err(self.missing(key)),
+        }
+    }
+
+    fn opt<T>(&self, key: &str, f: impl FnOnce(&Self, &str, &'a RawValue) -> R<T>) -> R<Option<T>> {
+        match self.get(key) {
+            Some(v) => f(self, key, v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn wrong(&self, key: &str, expected: &str, got: &str) -> FieldError {
+        FieldError::at(self.path(key), format!("expected {expected}, got {got}"))
+    }
+
+    fn text_at(&self, key: &str, v: &'a RawValue) -> R<String> {
+        raw_str(v)
+            .map(Cow::into_owned)
+            .ok_or_else(|| self.wrong(key, "a string", kind_of(v)))
+    }
+
+    fn id_at(&self, key: &str, v: &'a RawValue) -> R<String> {
+        let s = self.text_at(key, v)?;
+        check_id(&s).map_err(|m| FieldError::at(self.path(key), m))?;
+        Ok(s)
+    }
+
+    fn fen_at(&self, key: &str, v: &'a RawValue) -> R<u64> {
+        match raw_uint(v) {
+            Ok(n) if n <= MAX_FEN => Ok(n),
+            Ok(_) | Err("a number too large") => Err(FieldError::at(
+                self.path(key),
+                format!("{} is out of range: money must be at most {MAX_FEN} fen", v.get()),
+            )),
+            Err(got) => Err(FieldError::at(
+                self.path(key),
+                format!(
+                    "money must be a whole, non-negative number of fen (分), got {got} `{}`; e.g. write ¥99.50 as 9950",
+                    v.get()
+                ),
+            )),
+        }
+    }
+
+    fn count_at(&self, key: &str, v: &'a RawValue, min: u32) -> R<u32> {
+        let n = raw_uint(v).map_err(|got| self.wrong(key, "a whole non-negative number", got))?;
+        match u32::try_from(n) {
+            Ok(n) if n >= min => Ok(n),
+            _ => Err(FieldError::at(
+                self.path(key),
+                format!("{n} is out of range: expected a whole number from {min} to {}", u32::MAX),
+            )),
+        }
+    }
+
+    fn bool_at(&self, key: &str, v: &'a RawValue) -> R<bool> {
+        match v.get() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(self.wrong(key, "true or false", kind_of(v))),
+        }
+    }
+
+    fn time_at(&self, key: &str, v: &'a RawValue) -> R<Time> {
+        let s = raw_str(v).ok_or_else(|| self.wrong(key, "an RFC 3339 time string", kind_of(v)))?;
+        Time::parse(&s).map_err(|m| FieldError::at(self.path(key), m))
+    }
+
+    fn sha256_at(&self, key: &str, v: &'a RawValue) -> R<String> {
+        let s = self.text_at(key, v)?;
+        if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Ok(s.to_ascii_lowercase())
+        } else {
+            Err(FieldError::at(
+                self.path(key),
+                format!("`{s}` is not a hex SHA-256 (64 hex digits)"),
+            ))
+        }
+    }
+
+    fn keyword_at<K: Keyword>(&self, key: &str, v: &'a RawValue) -> R<K> {
+        let s = raw_str(v).ok_or_else(|| self.wrong(key, "a string", kind_of(v)))?;
+        K::from_keyword(&s).ok_or_else(|| {
+            let all: Vec<&str> = K::ALL.iter().map(|(k, _)| *k).collect();
+            FieldError::at(
+                self.path(key),
+                format!("`{s}` is not allowed here; use one of: {}", all.join(", ")),
+            )
+        })
+    }
+
+    fn raw_json_at(&self, _key: &str, v: &'a RawValue) -> R<String> {
+        Ok(v.get().to_owned())
+    }
+
+    /// A list whose items are read by `item(fields_of_list, index_key, raw)`.
+    fn list_at<T>(&self, key: &str, v: &'a RawValue, item: impl Fn(&Self, &str, &'a RawValue) -> R<T>) -> R<Vec<T>> {
+        let items: Vec<&'a RawValue> =
+            serde_json::from_str(v.get()).map_err(|_| self.wrong(key, "a list", kind_of(v)))?;
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, raw)| item(self, &format!("{key}[{i}]"), raw))
+            .collect()
+    }
+
+    /// A nested object, read with its own path prefix.
+    fn object_at(&self, key: &str, v: &'a RawValue) -> R<Fields<'a>> {
+        let obj = serde_json::from_str::<RawObject<'a>>(v.get())
+            .map_err(|_| self.wrong(key, "an object", kind_of(v)))?;
+        let fields = Fields {
+            obj,
+            prefix: format!("{}.", self.path(key)),
+        };
+        fields.no_duplicate_keys()?;
+        Ok(fields)
+    }
+
+    fn no_duplicate_keys(&self) -> R<()> {
+        match &self.obj.duplicate {
+            Some(k) => Err(FieldError::at(
+                self.path(k),
+                format!("key `{k}` appears twice in one object; send each field once"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    // Short names for the common shapes, so the per-type readers stay one line a field.
+    fn id(&self, k: &str) -> R<String> {
+        self.req(k, Self::id_at)
+    }
+    fn id_opt(&self, k: &str) -> R<Option<String>> {
+        self.opt(k, Self::id_at)
+    }
+    fn text(&self, k: &str) -> R<String> {
+        self.req(k, Self::text_at)
+    }
+    fn text_opt(&self, k: &str) -> R<Option<String>> {
+        self.opt(k, Self::text_at)
+    }
+    fn fen(&self, k: &str) -> R<u64> {
+        self.req(k, Self::fen_at)
+    }
+    fn fen_opt(&self, k: &str) -> R<Option<u64>> {
+        self.opt(k, Self::fen_at)
+    }
+    fn uint_opt(&self, k: &str) -> R<Option<u32>> {
+        self.opt(k, |f, k, v| f.count_at(k, v, 0))
+    }
+    fn boolean(&self, k: &str) -> R<bool> {
+        self.req(k, Self::bool_at)
+    }
+    fn boolean_opt(&self, k: &str) -> R<Option<bool>> {
+        self.opt(k, Self::bool_at)
+    }
+    fn time_opt(&self, k: &str) -> R<Option<Time>> {
+        self.opt(k, Self::time_at)
+    }
+    fn keyword<K: Keyword>(&self, k: &str) -> R<K> {
+        self.req(k, Self::keyword_at::<K>)
+    }
+    fn texts_opt(&self, k: &str) -> R<Option<Vec<String>>> {
+        self.opt(k, |f, k, v| f.list_at(k, v, Self::text_at))
+    }
+
+    fn presale_terms(&self) -> R<PresaleTerms> {
+        Ok(PresaleTerms {
+            merchant: self.id_opt("merchant")?,
+            sku: self.id_opt("sku")?,
+            deposit_fen: self.fen_opt("deposit_fen")?,
+            price_fen: self.fen_opt("price_fen")?,
+            deposit_start: self.time_opt("deposit_start")?,
+            deposit_end: self.time_opt("deposit_end")?,
+            final_start: self.time_opt("final_start")?,
+            final_end: self.time_opt("final_end")?,
+            ship_within_days: self.uint_opt("ship_within_days")?,
+            gifts: self.texts_opt("gifts")?,
+            deposit_refundable: self.boolean_opt("deposit_refundable")?,
+            terms: self.text_opt("terms")?,
+        })
+    }
+
+    fn prize_at(&self, key: &str, v: &'a RawValue) -> R<Prize> {
+        let p = self.object_at(key, v)?;
+        Ok(Prize {
+            name: p.text_opt("name")?,
+            value_fen: p.fen_opt("value_fen")?,
+            count: p.uint_opt("count")?,
+        })
+    }
+
+    fn lottery_terms(&self) -> R<LotteryTerms> {
+        Ok(LotteryTerms {
+            merchant: self.id_opt("merchant")?,
+            host: self.id_opt("host")?,
+            stream: self.id_opt("stream")?,
+            prizes: self.opt("prizes", |f, k, v| f.list_at(k, v, Self::prize_at))?,
+            conditions: self.texts_opt("conditions")?,
+            draw_at: self.time_opt("draw_at")?,
+            deliver_within_days: self.uint_opt("deliver_within_days")?,
+            organizer: self.text_opt("organizer")?,
+            contact: self.text_opt("contact")?,
+            odds: self.opt("odds", Self::raw_json_at)?,
+            commitment: self.opt("commitment", Self::sha256_at)?,
+        })
+    }
+}
+
+/// Checks the identifier rule: non-empty, at most [`MAX_ID_CHARS`] characters.
+pub fn check_id(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("identifier is empty; ids must be 1 to 128 characters".into());
+    }
+    // Byte length bounds char count from above, so only long strings need counting.
+    if s.len() > MAX_ID_CHARS && s.chars().count() > MAX_ID_CHARS {
+        return Err(format!(
+            "identifier is {} characters long; ids must be at most {MAX_ID_CHARS}",
+            s.chars().count()
+        ));
+    }
+    Ok(())
+}
+
+/// Parses one line (without its newline) into an event.
+pub fn parse_event(line: &str) -> Result<Event, ParseError> {
+    let obj: RawObject = serde_json::from_str(line).map_err(|e| ParseError {
+        id: None,
+        field: None,
+        message: if e.is_data() {
+            "the line is valid JSON but not an object; each line must be one JSON object".into()
+        } else {
+            format!("not valid JSON ({e}); each line must be one JSON object")
+        },
+    })?;
+    let f = Fields {
+        obj,
+        prefix: String::new(),
+    };
+    // The id is read first so that every later error can carry it.
+    let id = f.id("id");
+    let known_id = id.as_ref().ok().cloned();
+    let with_id = |e: FieldError| ParseError {
+        id: known_id.clone(),
+        field: e.field,
+        message: e.message,
+    };
+    f.no_duplicate_keys().map_err(with_id)?;
+    let v = f.req("v", |f, k, v| match raw_uint(v) {
+        Ok(n) => Ok(n),
+        Err(got) => Err(f.wrong(k, "the schema version 1", got)),
+    });
+    match v {
+        Ok(1) => {}
+        Ok(n) => {
+            return Err(with_id(FieldError::at(
+                "v",
+                format!("schema version {n} is not supported; this weiquan reads version 1"),
+            )))
+        }
+        Err(e) => return Err(with_id(e)),
+    }
+    let id = id.map_err(with_id)?;
+    let ty = f.req("type", Fields::text_at).map_err(with_id)?;
+    let at = f.req("at", Fields::time_at).map_err(with_id)?;
+    let body = body(&f, &ty).map_err(with_id)?;
+    Ok(Event { id, at, body })
+}
+
+fn body(f: &Fields, ty: &str) -> R<Body> {
+    Ok(match ty {
+        "clock.tick" => Body::ClockTick,
+        "merchant.registered" => Body::MerchantRegistered {
+            merchant: f.id("merchant")?,
+            name: f.text("name")?,
+            uscc: f.text("uscc")?,
+            channels: f.req("channels", |f, k, v| f.list_at(k, v, Fields::keyword_at::<Channel>))?,
+            licence_sha256: f.opt("licence_sha256", Fields::sha256_at)?,
+        },
+        "merchant.verified" => Body::MerchantVerified {
+            merchant: f.id("merchant")?,
+            method: f.keyword("method")?,
+            by: f.text("by")?,
+        },
+        "merchant.closed" => Body::MerchantClosed {
+            merchant: f.id("merchant")?,
+            reason: f.text_opt("reason")?,
+        },
+        "merchant.reopened" => Body::MerchantReopened { merchant: f.id("merchant")? },
+        "listing.published" => Body::ListingPublished {
+            merchant: f.id("merchant")?,
+            sku: f.id("sku")?,
+            title: f.text("title")?,
+            text: f.text_opt("text")?,
+            price_fen: f.fen("price_fen")?,
+            reference_price_fen: f.fen_opt("reference_price_fen")?,
+            channel: f.opt("channel", Fields::keyword_at::<Channel>)?,
+        },
+        "listing.updated" => Body::ListingUpdated {
+            merchant: f.id("merchant")?,
+            sku: f.id("sku")?,
+            title: f.text_opt("title")?,
+            text: f.text_opt("text")?,
+            price_fen: f.fen_opt("price_fen")?,
+            reference_price_fen: f.fen_opt("reference_price_fen")?,
+        },
+        "price.changed" => Body::PriceChanged {
+            merchant: f.id("merchant")?,
+            sku: f.id("sku")?,
+            price_fen: f.fen("price_fen")?,
+        },
+        "listing.removed" => Body::ListingRemoved {
+            merchant: f.id("merchant")?,
+            sku: f.id("sku")?,
+        },
+        "price.quoted" => Body::PriceQuoted {
+            merchant: f.id("merchant")?,
+            sku: f.id("sku")?,
+            consumer: f.id("consumer")?,
+            price_fen: f.fen("price_fen")?,
+            segment: f.text_opt("segment")?,
+        },
+        "order.placed" => Body::OrderPlaced {
+            order: f.id("order")?,
+            merchant: f.id("merchant")?,
+            consumer: f.id("consumer")?,
+            sku: f.id("sku")?,
+            qty: f.req("qty", |f, k, v| f.count_at(k, v, 1))?,
+            amount_fen: f.fen("amount_fen")?,
+            payment: f.keyword("payment")?,
+            confirmed: f.boolean_opt("confirmed")?,
+            identity_verified: f.boolean_opt("identity_verified")?,
+            campaign: f.id_opt("campaign")?,
+        },
+        "order.shipped" => Body::OrderShipped { order: f.id("order")? },
+        "order.delivered" => Body::OrderDelivered { order: f.id("order")? },
+        "order.cancelled" => Body::OrderCancelled {
+            order: f.id("order")?,
+            by: f.keyword("by")?,
+        },
+        "refund.requested" => Body::RefundRequested {
+            order: f.id("order")?,
+            amount_fen: f.fen("amount_fen")?,
+            no_reason: f.boolean("no_reason")?,
+            reason: f.text_opt("reason")?,
+        },
+        "refund.completed" => Body::RefundCompleted {
+            order: f.id("order")?,
+            amount_fen: f.fen("amount_fen")?,
+        },
+        "refund.rejected" => Body::RefundRejected {
+            order: f.id("order")?,
+            reason: f.text("reason")?,
+        },
+        "presale.published" => {
+            let campaign = f.id("campaign")?;
+            // Required terms are checked in spec order so the first missing one is named.
+            f.id("merchant")?;
+            f.id("sku")?;
+            f.fen("deposit_fen")?;
+            f.fen("price_fen")?;
+            for k in ["deposit_start", "deposit_end", "final_start", "final_end"] {
+                f.req(k, Fields::time_at)?;
+            }
+            f.req("ship_within_days", |f, k, v| f.count_at(k, v, 0))?;
+            Body::PresalePublished {
+                campaign,
+                terms: f.presale_terms()?,
+            }
+        }
+        "presale.changed" => Body::PresaleChanged {
+            campaign: f.id("campaign")?,
+            changes: f.presale_terms()?,
+        },
+        "presale.deposit_paid" => Body::PresaleDepositPaid {
+            campaign: f.id("campaign")?,
+            order: f.id("order")?,
+            consumer: f.id("consumer")?,
+            deposit_fen: f.fen("deposit_fen")?,
+        },
+        "presale.final_paid" => Body::PresaleFinalPaid {
+            campaign: f.id("campaign")?,
+            order: f.id("order")?,
+            final_fen: f.fen("final_fen")?,
+            gifts: f.texts_opt("gifts")?,
+        },
+        "presale.gift_withdrawn" => Body::PresaleGiftWithdrawn {
+            campaign: f.id("campaign")?,
+            order: f.id_opt("order")?,
+            gift: f.text("gift")?,
+            reason: f.text_opt("reason")?,
+        },
+        "presale.deposit_refund_requested" => Body::PresaleDepositRefundRequested {
+            campaign: f.id("campaign")?,
+            order: f.id("order")?,
+        },
+        "presale.deposit_refunded" => Body::PresaleDepositRefunded {
+            campaign: f.id("campaign")?,
+            order: f.id("order")?,
+            amount_fen: f.fen("amount_fen")?,
+        },
+        "lottery.announced" => {
+            let lottery = f.id("lottery")?;
+            for k in ["merchant", "host", "stream"] {
+                f.id(k)?;
+            }
+            if f.get("prizes").is_none() {
+                return Err(f.missing("prizes"));
+            }
+            Body::LotteryAnnounced {
+                lottery,
+                terms: f.lottery_terms()?,
+            }
+        }
+        "lottery.changed" => Body::LotteryChanged {
+            lottery: f.id("lottery")?,
+            changes: f.lottery_terms()?,
+        },
+        "lottery.entered" => Body::LotteryEntered {
+            lottery: f.id("lottery")?,
+            participant: f.id("participant")?,
+        },
+        "lottery.closed" => Body::LotteryClosed { lottery: f.id("lottery")? },
+        "lottery.drawn" => Body::LotteryDrawn {
+            lottery: f.id("lottery")?,
+            winners: f.req("winners", |f, k, v| {
+                f.list_at(k, v, |f, k, v| {
+                    let w = f.object_at(k, v)?;
+                    Ok(Winner {
+                        participant: w.id("participant")?,
+                        prize: w.text("prize")?,
+                    })
+                })
+            })?,
+            seed: f.text_opt("seed")?,
+            proof: f.opt("proof", Fields::raw_json_at)?,
+        },
+        "lottery.prize_shipped" => Body::LotteryPrizeShipped {
+            lottery: f.id("lottery")?,
+            participant: f.id("participant")?,
+            prize: f.text("prize")?,
+            value_fen: f.fen("value_fen")?,
+        },
+        "lottery.prize_delivered" => Body::LotteryPrizeDelivered {
+            lottery: f.id("lottery")?,
+            participant: f.id("participant")?,
+        },
+        "lottery.cancelled" => Body::LotteryCancelled {
+            lottery: f.id("lottery")?,
+            reason: f.text_opt("reason")?,
+        },
+        "service.message" => Body::ServiceMessage {
+            merchant: f.id("merchant")?,
+            conversation: f.id("conversation")?,
+            consumer: f.id("consumer")?,
+            from: f.keyword("from")?,
+        },
+        "complaint.filed" => Body::ComplaintFiled {
+            complaint: f.id("complaint")?,
+            consumer: f.id("consumer")?,
+            merchant: f.id("merchant")?,
+            order: f.id_opt("order")?,
+            category: f.keyword("category")?,
+            text: f.text_opt("text")?,
+            evidence: f.opt("evidence", |f, k, v| {
+                f.list_at(k, v, |f, k, v| {
+                    let e = f.object_at(k, v)?;
+                    Ok(Evidence {
+                        sha256: e.req("sha256", Fields::sha256_at)?,
+                        kind: e.text("kind")?,
+                    })
+                })
+            })?,
+        },
+        "complaint.responded" => Body::ComplaintResponded {
+            complaint: f.id("complaint")?,
+            by: f.keyword("by")?,
+        },
+        "complaint.resolved" => Body::ComplaintResolved {
+            complaint: f.id("complaint")?,
+            outcome: f.keyword("outcome")?,
+        },
+        "complaint.escalated" => Body::ComplaintEscalated {
+            complaint: f.id("complaint")?,
+            to: f.keyword("to")?,
+        },
+        "bnpl.offered" => Body::BnplOffered {
+            consumer: f.id("consumer")?,
+            session: f.id("session")?,
+            preselected: f.boolean("preselected")?,
+            terms_shown: f.boolean("terms_shown")?,
+        },
+        "bnpl.enabled" => Body::BnplEnabled {
+            consumer: f.id("consumer")?,
+            provider: f.id("provider")?,
+            consent: f.keyword("consent")?,
+            identity_verified: f.boolean("identity_verified")?,
+        },
+        "bnpl.disabled" => Body::BnplDisabled {
+            consumer: f.id("consumer")?,
+            provider: f.id("provider")?,
+            steps: f.req("steps", |f, k, v| f.count_at(k, v, 0))?,
+        },
+        "bnpl.cancel_failed" => Body::BnplCancelFailed {
+            consumer: f.id("consumer")?,
+            provider: f.id("provider")?,
+            reason: f.text_opt("reason")?,
+        },
+        other => {
+            return Err(FieldError::at(
+                "type",
+                format!("unknown event type `{other}`; see spec/events.md for the {} types of format v1", EVENT_TYPES.len()),
+            ))
+        }
+    })
+}
