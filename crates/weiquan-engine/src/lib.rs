@@ -1,1 +1,280 @@
-//! placeholder
+//! The weiquan rule engine: every rule of the rulebook over a stream of events.
+//!
+//! [`Engine::apply`] takes one accepted event, [`Engine::advance`] moves the
+//! clock; both return the findings that fired, in the order they fired. The
+//! engine is pure: no IO, no wall clock, no randomness, and no hash-map order
+//! reaches its output, so the same events in the same order give the same
+//! findings byte for byte. It does not parse, dedupe or store anything: the
+//! caller hands it events that were accepted exactly once.
+
+mod credit;
+mod finding;
+mod lottery;
+mod market;
+mod merchant;
+mod poisson;
+mod presale;
+mod rulebook;
+mod table;
+mod uscc;
+
+pub use credit::{Blacklisting, Grade, MerchantStanding};
+pub use finding::{yuan, Finding, FindingRecord};
+pub use rulebook::{Credit, Lang, RuleId, RuleText, Rulebook, RulebookError, Severity, Thresholds, BUILTIN_RULEBOOK};
+pub use uscc::is_valid_uscc;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+use table::Table;
+use weiquan_events::{Body, Event, Time};
+
+/// Something that must have happened by a time; checked when the clock passes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Deadline {
+    due: Time,
+    /// Order of setting, so that ties fire in the order they were set.
+    seq: u64,
+    kind: DeadlineKind,
+    target: u32,
+    /// Which occurrence it watches (a new request or a moved draw time supersedes older ones).
+    generation: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum DeadlineKind {
+    Ps04Ship,
+    Ps07DepositRefund,
+    Lt05Draw,
+    Lt06Prizes,
+    Mc06Ship,
+    Mc07Reply,
+    Mc08Refund,
+    Mc10Response,
+}
+
+/// The rule engine and everything it remembers about open subjects.
+pub struct Engine {
+    rules: Arc<Rulebook>,
+    clock: Option<Time>,
+    /// Events applied so far; MC-11 compares against the event that blacklisted.
+    seq: u64,
+    deadlines: BinaryHeap<Reverse<Deadline>>,
+    deadline_seq: u64,
+    out: Vec<Finding>,
+    merchants: Table<merchant::Merchant>,
+    orders: Table<merchant::Order>,
+    complaints: Table<merchant::Complaint>,
+    conversations: Table<merchant::Conversation>,
+    uscc_owner: Table<u32>,
+    licence_owner: Table<u32>,
+    campaigns: Table<presale::Campaign>,
+    lotteries: Table<lottery::Lottery>,
+    participants: Table<()>,
+    skus: Table<market::Sku>,
+    consumers: Table<()>,
+    segments: Table<()>,
+    key: String,
+}
+
+impl Engine {
+    /// An engine with no history, using `rules`.
+    pub fn new(rules: Arc<Rulebook>) -> Engine {
+        Engine {
+            rules,
+            clock: None,
+            seq: 0,
+            deadlines: BinaryHeap::new(),
+            deadline_seq: 0,
+            out: Vec::new(),
+            merchants: Table::default(),
+            orders: Table::default(),
+            complaints: Table::default(),
+            conversations: Table::default(),
+            uscc_owner: Table::default(),
+            licence_owner: Table::default(),
+            campaigns: Table::default(),
+            lotteries: Table::default(),
+            participants: Table::default(),
+            skus: Table::default(),
+            consumers: Table::default(),
+            segments: Table::default(),
+            key: String::new(),
+        }
+    }
+
+    /// The rulebook in use.
+    pub fn rules(&self) -> &Rulebook {
+        &self.rules
+    }
+
+    /// The clock: the largest business time seen so far.
+    pub fn clock(&self) -> Option<Time> {
+        self.clock
+    }
+
+    /// Applies one event: first the deadlines its time passes, then the event,
+    /// then any deadline it set that is already past.
+    pub fn apply(&mut self, event: &Event) -> Vec<Finding> {
+        self.seq += 1;
+        self.move_clock(event.at);
+        self.dispatch(event);
+        self.fire_due();
+        std::mem::take(&mut self.out)
+    }
+
+    /// Moves the clock to `to` (if later) and fires the deadlines it passes.
+    pub fn advance(&mut self, to: Time) -> Vec<Finding> {
+        self.move_clock(to);
+        std::mem::take(&mut self.out)
+    }
+
+    fn move_clock(&mut self, to: Time) {
+        if self.clock.is_none_or(|c| to > c) {
+            self.clock = Some(to);
+        }
+        self.fire_due();
+    }
+
+    fn fire_due(&mut self) {
+        let Some(clock) = self.clock else { return };
+        while let Some(Reverse(d)) = self.deadlines.peek().copied() {
+            // An expected event exactly at the deadline is in time: fire only once the clock is past it.
+            if d.due >= clock {
+                break;
+            }
+            self.deadlines.pop();
+            self.fire(d);
+        }
+    }
+
+    fn set_deadline(&mut self, due: Time, kind: DeadlineKind, target: u32, generation: u32) {
+        self.deadline_seq += 1;
+        self.deadlines.push(Reverse(Deadline {
+            due,
+            seq: self.deadline_seq,
+            kind,
+            target,
+            generation,
+        }));
+    }
+
+    fn fire(&mut self, d: Deadline) {
+        match d.kind {
+            DeadlineKind::Ps04Ship => self.ps04_due(d),
+            DeadlineKind::Ps07DepositRefund => self.ps07_due(d),
+            DeadlineKind::Lt05Draw => self.lt05_due(d),
+            DeadlineKind::Lt06Prizes => self.lt06_due(d),
+            DeadlineKind::Mc06Ship => self.mc06_due(d),
+            DeadlineKind::Mc07Reply => self.mc07_due(d),
+            DeadlineKind::Mc08Refund => self.mc08_due(d),
+            DeadlineKind::Mc10Response => self.mc10_due(d),
+        }
+    }
+
+    /// Records a finding: credit and blacklist first, then the output.
+    fn emit(&mut self, rule: RuleId, subject: String, merchant: Option<u32>, at: Time, events: Vec<String>, facts: Vec<(&'static str, String)>) {
+        if let Some(m) = merchant {
+            self.credit_record(m, rule, &subject, at);
+        }
+        self.out.push(Finding {
+            rule,
+            merchant: merchant.map(|m| self.merchants.id(m).to_owned()),
+            subject,
+            at,
+            events,
+            facts,
+        });
+    }
+
+    fn dispatch(&mut self, ev: &Event) {
+        let at = ev.at;
+        let id = ev.id.as_str();
+        match &ev.body {
+            Body::ClockTick => {}
+            Body::MerchantRegistered { merchant, uscc, licence_sha256, .. } => self.merchant_registered(id, at, merchant, uscc, licence_sha256.as_deref()),
+            Body::MerchantVerified { merchant, .. } => {
+                let m = self.merchants.entry(merchant);
+                self.merchants.get_mut(m).verified = true;
+            }
+            Body::MerchantClosed { merchant, .. } => self.merchant_closed(id, at, merchant),
+            Body::MerchantReopened { merchant } => {
+                let m = self.merchants.entry(merchant);
+                self.merchants.get_mut(m).closed = false;
+            }
+            Body::ListingPublished { merchant, sku, title, text, price_fen, reference_price_fen, .. } => {
+                let m = self.merchants.entry(merchant);
+                self.trading_checks(id, at, m);
+                self.listing(id, at, m, sku, Some(title), text.as_deref(), Some(*price_fen), *reference_price_fen);
+            }
+            Body::ListingUpdated { merchant, sku, title, text, price_fen, reference_price_fen } => {
+                let m = self.merchants.entry(merchant);
+                self.listing(id, at, m, sku, title.as_deref(), text.as_deref(), *price_fen, *reference_price_fen);
+            }
+            Body::PriceChanged { merchant, sku, price_fen } => {
+                let m = self.merchants.entry(merchant);
+                self.listing(id, at, m, sku, None, None, Some(*price_fen), None);
+            }
+            Body::ListingRemoved { .. } => {}
+            Body::PriceQuoted { merchant, sku, consumer, price_fen, segment } => self.price_quoted(id, at, merchant, sku, consumer, *price_fen, segment.as_deref()),
+            Body::OrderPlaced { .. } => self.order_placed(id, at, &ev.body),
+            Body::OrderShipped { order } => self.order_shipped(order),
+            Body::OrderDelivered { order } => {
+                let o = self.orders.entry(order);
+                self.orders.get_mut(o).delivered.get_or_insert(at);
+            }
+            Body::OrderCancelled { order, .. } => {
+                let o = self.orders.entry(order);
+                self.with_order(o, |o| o.cancelled = true);
+            }
+            Body::RefundRequested { order, no_reason, .. } => self.refund_requested(id, at, order, *no_reason),
+            Body::RefundCompleted { order, .. } => {
+                let o = self.orders.entry(order);
+                self.with_order(o, |o| {
+                    o.refunded = true;
+                    o.refund = None;
+                });
+            }
+            Body::RefundRejected { order, .. } => self.refund_rejected(id, at, order),
+            Body::PresalePublished { campaign, terms } => self.presale_published(id, at, campaign, terms),
+            Body::PresaleChanged { campaign, changes } => self.presale_changed(id, at, campaign, changes),
+            Body::PresaleDepositPaid { campaign, order, deposit_fen, .. } => self.deposit_paid(id, campaign, order, *deposit_fen),
+            Body::PresaleFinalPaid { campaign, order, final_fen, gifts } => self.final_paid(id, at, campaign, order, *final_fen, gifts.as_deref()),
+            Body::PresaleGiftWithdrawn { campaign, gift, .. } => self.gift_withdrawn(id, at, campaign, gift),
+            Body::PresaleDepositRefundRequested { campaign, order } => self.deposit_refund_requested(id, at, campaign, order),
+            Body::PresaleDepositRefunded { order, .. } => {
+                let o = self.orders.entry(order);
+                self.with_order(o, |o| {
+                    o.deposit_refunded = true;
+                    o.deposit_refund = None;
+                });
+            }
+            Body::LotteryAnnounced { lottery, terms } => self.lottery_announced(id, at, lottery, terms),
+            Body::LotteryChanged { lottery, changes } => self.lottery_changed(id, at, lottery, changes),
+            Body::LotteryEntered { lottery, participant } => self.lottery_entered(lottery, participant),
+            Body::LotteryClosed { lottery } => {
+                let l = self.lotteries.entry(lottery);
+                self.lotteries.get_mut(l).closed = true;
+            }
+            Body::LotteryDrawn { lottery, winners, seed, .. } => self.lottery_drawn(id, at, lottery, winners, seed.as_deref()),
+            Body::LotteryPrizeShipped { lottery, participant, prize, value_fen } => self.prize_shipped(id, at, lottery, participant, prize, *value_fen),
+            Body::LotteryPrizeDelivered { .. } => {}
+            Body::LotteryCancelled { lottery, .. } => {
+                let l = self.lotteries.entry(lottery);
+                self.lotteries.get_mut(l).cancelled = true;
+            }
+            Body::ServiceMessage { merchant, conversation, from, .. } => self.service_message(id, at, merchant, conversation, *from),
+            Body::ComplaintFiled { complaint, merchant, .. } => self.complaint_filed(id, at, complaint, merchant),
+            Body::ComplaintResponded { complaint, .. } => {
+                let c = self.complaints.entry(complaint);
+                self.with_complaint(c, |c| c.responded = true);
+            }
+            Body::ComplaintResolved { complaint, .. } => {
+                let c = self.complaints.entry(complaint);
+                self.with_complaint(c, |c| c.resolved = true);
+            }
+            Body::ComplaintEscalated { .. } => {}
+            Body::BnplOffered { .. } | Body::BnplEnabled { .. } | Body::BnplDisabled { .. } | Body::BnplCancelFailed { .. } => self.bnpl(id, at, &ev.body),
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Prices, marketing and pay-later: PR-01, PR-02, MK-01, BN-01, BN-02, BN-04, BN-05.
+//!
+//! Each sku keeps its listed-price history for the reference window (PR-01)
+//! and the last hour of quotes since its last price change (PR-02).
+
+use crate::merchant::make_subject;
+use crate::{yuan, Engine, RuleId};
+use std::collections::VecDeque;
+use weiquan_events::{Body, Consent, Time, DAY_MS};
+
+/// Most quotes kept per sku for PR-02; older ones are dropped first.
+const MAX_QUOTES: usize = 4096;
+
+/// One sku of one merchant.
+pub(crate) struct Sku {
+    pub subject: Box<str>,
+    /// Listed prices by business time (sorted by `at`).
+    pub history: Vec<(Time, u64)>,
+    /// Bumped by every price change; quotes compare only within one epoch.
+    pub epoch: u32,
+    pub quotes: VecDeque<Quote>,
+}
+
+/// A price shown to one consumer.
+pub(crate) struct Quote {
+    pub at: Time,
+    pub consumer: u32,
+    pub segment: Option<u32>,
+    pub price: u64,
+}
+
+impl Sku {
+    /// The price in effect at `t`: the last one set at or before it.
+    fn price_at(&self, t: Time) -> Option<u64> {
+        let i = self.history.partition_point(|(at, _)| *at <= t);
+        i.checked_sub(1).map(|i| self.history[i].1)
+    }
+
+    /// The lowest price offered in `[t − window, t]`, counting the one in effect when the window opened.
+    fn lowest_before(&self, t: Time, window_ms: i64) -> Option<u64> {
+        let start = t.plus_ms(-window_ms);
+        let from = self.history.partition_point(|(at, _)| *at <= start).saturating_sub(1);
+        let to = self.history.partition_point(|(at, _)| *at <= t);
+        self.history.get(from..to)?.iter().map(|(_, p)| *p).min()
+    }
+
+    fn set_price(&mut self, at: Time, price: u64, window_ms: i64) {
+        let i = self.history.partition_point(|(t, _)| *t <= at);
+        self.history.insert(i, (at, price));
+        self.epoch += 1;
+        self.quotes.clear();
+        // Keep the window plus the price in effect when it opens; older entries can no longer matter.
+        if let Some(last) = self.history.last().map(|(t, _)| *t) {
+            let horizon = last.plus_ms(-window_ms);
+            let keep_from = self.history.partition_point(|(t, _)| *t <= horizon).saturating_sub(1);
+            self.history.drain(..keep_from);
+        }
+    }
+}
+
+fn basis_points_over(price: u64, base: u64, tolerance_bp: u64) -> bool {
+    u128::from(price) * 10_000 > u128::from(base) * u128::from(10_000 + tolerance_bp)
+}
+
+impl Engine {
+    fn sku(&mut self, m: u32, sku: &str) -> u32 {
+        self.key.clear();
+        self.key.push_str(self.merchants.id(m));
+        self.key.push('\u{1f}');
+        self.key.push_str(sku);
+        let subject = || format!("sku:{}/{}", self.merchants.id(m), sku).into_boxed_str();
+        let s = self.skus.find(&self.key);
+        match s {
+            Some(s) => s,
+            None => {
+                let sku = Sku {
+                    subject: subject(),
+                    history: Vec::new(),
+                    epoch: 0,
+                    quotes: VecDeque::new(),
+                };
+                let key = std::mem::take(&mut self.key);
+                let s = self.skus.intern(&key, || sku);
+                self.key = key;
+                s
+            }
+        }
+    }
+
+    /// `listing.published`, `listing.updated` and `price.changed`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn listing(&mut self, id: &str, at: Time, m: u32, sku: &str, title: Option<&str>, text: Option<&str>, price: Option<u64>, reference: Option<u64>) {
+        let s = self.sku(m, sku);
+        let window_ms = i64::from(self.rules.thresholds.reference_window_days) * DAY_MS;
+        if let Some(reference) = reference {
+            // Judged against prices before this event: its own new price is not "before".
+            let lowest = self.skus.get(s).lowest_before(at, window_ms);
+            if lowest.is_none_or(|low| reference > low) {
+                let facts = vec![("reference", yuan(reference)), ("lowest", lowest.map_or_else(|| "—".to_owned(), yuan))];
+                let subject = self.skus.get(s).subject.to_string();
+                self.emit(RuleId::Pr01, subject, Some(m), at, vec![id.into()], facts);
+            }
+        }
+        if let Some(price) = price {
+            self.skus.get_mut(s).set_price(at, price, window_ms);
+        }
+        let term = [title, text].into_iter().flatten().find_map(|t| self.rules.thresholds.absolute_terms.iter().find(|term| t.contains(term.as_str())));
+        if let Some(term) = term {
+            let facts = vec![("term", term.clone())];
+            let subject = self.skus.get(s).subject.to_string();
+            self.emit(RuleId::Mk01, subject, Some(m), at, vec![id.into()], facts);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn price_quoted(&mut self, id: &str, at: Time, merchant: &str, sku: &str, consumer: &str, price: u64, segment: Option<&str>) {
+        let m = self.merchants.entry(merchant);
+        let s = self.sku(m, sku);
+        let u = self.consumers.entry(consumer);
+        let seg = segment.map(|g| self.segments.entry(g));
+        let tolerance = self.rules.quote_tolerance_bp;
+        let window_ms = i64::from(self.rules.thresholds.quote_window_minutes) * 60_000;
+        let st = self.skus.get_mut(s);
+        let since = at.plus_ms(-window_ms);
+        while st.quotes.front().is_some_and(|q| q.at < since) || st.quotes.len() >= MAX_QUOTES {
+            st.quotes.pop_front();
+        }
+        let listed = st.price_at(at);
+        let compared = match listed {
+            Some(l) if basis_points_over(price, l, tolerance) => Some(l),
+            _ => st
+                .quotes
+                .iter()
+                .filter(|q| q.consumer != u && q.segment == seg && q.at >= since && q.at <= at)
+                .map(|q| q.price)
+                .min()
+                .filter(|&base| basis_points_over(price, base, tolerance)),
+        };
+        st.quotes.push_back(Quote { at, consumer: u, segment: seg, price });
+        if let Some(base) = compared {
+            let subject = st.subject.to_string();
+            let facts = vec![("consumer", consumer.into()), ("quoted", yuan(price)), ("compared", yuan(base))];
+            self.emit(RuleId::Pr02, subject, Some(m), at, vec![id.into()], facts);
+        }
+    }
+
+    pub(crate) fn bnpl(&mut self, id: &str, at: Time, body: &Body) {
+        let max_steps = self.rules.thresholds.bnpl_max_cancel_steps;
+        let mut fired: Vec<(RuleId, Vec<(&'static str, String)>)> = Vec::new();
+        let consumer = match body {
+            Body::BnplOffered { consumer, preselected, terms_shown, .. } => {
+                if *preselected {
+                    fired.push((RuleId::Bn01, vec![]));
+                }
+                if !terms_shown {
+                    fired.push((RuleId::Bn05, vec![]));
+                }
+                consumer
+            }
+            Body::BnplEnabled { consumer, consent, identity_verified, .. } => {
+                if *consent != Consent::Explicit {
+                    fired.push((RuleId::Bn01, vec![]));
+                }
+                if !identity_verified {
+                    fired.push((RuleId::Bn02, vec![]));
+                }
+                consumer
+            }
+            Body::BnplDisabled { consumer, steps, .. } => {
+                if *steps > max_steps {
+                    fired.push((RuleId::Bn04, vec![("how", format!("steps={steps}"))]));
+                }
+                consumer
+            }
+            Body::BnplCancelFailed { consumer, reason, .. } => {
+                fired.push((RuleId::Bn04, vec![("how", reason.clone().unwrap_or_else(|| "cancel_failed".into()))]));
+                consumer
+            }
+            _ => return,
+        };
+        for (rule, facts) in fired {
+            self.emit(rule, make_subject("consumer", consumer), None, at, vec![id.into()], facts);
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! Pre-sales (预售): PS-01..08.
+//!
+//! A campaign's terms are tracked as currently in effect; each deposit keeps a
+//! copy of what its consumer was promised (price, shipping days, gifts), since
+//! PS-01, PS-04 and PS-05 judge against the promise made at deposit time.
+
+use crate::merchant::{make_subject, DepositTerms};
+use crate::{yuan, Deadline, DeadlineKind, Engine, RuleId};
+use weiquan_events::{PresaleTerms, Time, DAY_MS};
+
+/// A pre-sale campaign.
+#[derive(Default)]
+pub(crate) struct Campaign {
+    pub merchant: Option<u32>,
+    pub published: bool,
+    pub deposit_fen: Option<u64>,
+    pub price_fen: Option<u64>,
+    pub deposit_start: Option<Time>,
+    pub final_end: Option<Time>,
+    pub ship_within_days: Option<u32>,
+    pub gifts: Vec<Box<str>>,
+    pub ever_gifts: Vec<Box<str>>,
+    pub refundable: Option<bool>,
+    pub deposits_paid: u32,
+    pub over_long: bool,
+    pub over_cap: bool,
+    /// PS-01, PS-02 or PS-05 fired on it (PS-07 then holds the deposit refundable).
+    pub at_fault: bool,
+}
+
+impl Engine {
+    fn campaign_subject(&self, c: u32) -> String {
+        make_subject("campaign", self.campaigns.id(c))
+    }
+
+    pub(crate) fn presale_published(&mut self, id: &str, at: Time, campaign: &str, terms: &PresaleTerms) {
+        let c = self.campaigns.entry(campaign);
+        if self.campaigns.get(c).published {
+            // A second publish of the same campaign is a change of its terms.
+            return self.presale_changed(id, at, campaign, terms);
+        }
+        self.campaigns.get_mut(c).published = true;
+        self.apply_presale_terms(c, terms);
+        let stated_terms = terms.terms.as_deref().is_some_and(|t| !t.trim().is_empty());
+        if terms.deposit_refundable.is_none() && !stated_terms {
+            let m = self.campaigns.get(c).merchant;
+            self.emit(RuleId::Ps08, self.campaign_subject(c), m, at, vec![id.into()], vec![]);
+        }
+        self.presale_limits(id, at, c);
+    }
+
+    pub(crate) fn presale_changed(&mut self, id: &str, at: Time, campaign: &str, ch: &PresaleTerms) {
+        let c = self.campaigns.entry(campaign);
+        let cur = self.campaigns.get(c);
+        if cur.deposits_paid > 0 {
+            let mut worse = Vec::new();
+            let raised = |name: &str, old: Option<u64>, new: Option<u64>, worse: &mut Vec<String>| {
+                if let (Some(o), Some(n)) = (old, new) {
+                    if n > o {
+                        worse.push(format!("{name} {o} → {n}"));
+                    }
+                }
+            };
+            raised("price_fen", cur.price_fen, ch.price_fen, &mut worse);
+            raised("deposit_fen", cur.deposit_fen, ch.deposit_fen, &mut worse);
+            raised("ship_within_days", cur.ship_within_days.map(u64::from), ch.ship_within_days.map(u64::from), &mut worse);
+            if let (Some(o), Some(n)) = (cur.final_end, ch.final_end) {
+                if n > o {
+                    worse.push(format!("final_end {o} → {n}"));
+                }
+            }
+            if let Some(new_gifts) = &ch.gifts {
+                for g in &cur.gifts {
+                    if !new_gifts.iter().any(|n| **n == **g) {
+                        worse.push(format!("gift {g} dropped"));
+                    }
+                }
+            }
+            if cur.refundable == Some(true) && ch.deposit_refundable == Some(false) {
+                worse.push("deposit_refundable true → false".into());
+            }
+            if !worse.is_empty() {
+                self.campaigns.get_mut(c).at_fault = true;
+                let m = self.campaigns.get(c).merchant;
+                self.emit(RuleId::Ps02, self.campaign_subject(c), m, at, vec![id.into()], vec![("change", worse.join("; "))]);
+            }
+        }
+        self.apply_presale_terms(c, ch);
+        self.presale_limits(id, at, c);
+    }
+
+    fn apply_presale_terms(&mut self, c: u32, t: &PresaleTerms) {
+        let m = t.merchant.as_deref().map(|m| self.merchants.entry(m));
+        let camp = self.campaigns.get_mut(c);
+        camp.merchant = m.or(camp.merchant);
+        camp.deposit_fen = t.deposit_fen.or(camp.deposit_fen);
+        camp.price_fen = t.price_fen.or(camp.price_fen);
+        camp.deposit_start = t.deposit_start.or(camp.deposit_start);
+        camp.final_end = t.final_end.or(camp.final_end);
+        camp.ship_within_days = t.ship_within_days.or(camp.ship_within_days);
+        camp.refundable = t.deposit_refundable.or(camp.refundable);
+        if let Some(gifts) = &t.gifts {
+            camp.gifts = gifts.iter().map(|g| g.as_str().into()).collect();
+            for g in gifts {
+                if !camp.ever_gifts.iter().any(|e| **e == **g) {
+                    camp.ever_gifts.push(g.as_str().into());
+                }
+            }
+        }
+    }
+
+    /// PS-03 and PS-06, reported when a campaign crosses the limit.
+    fn presale_limits(&mut self, id: &str, at: Time, c: u32) {
+        let max_days = self.rules.thresholds.presale_max_days;
+        let cap_bp = self.rules.deposit_cap_bp;
+        let camp = self.campaigns.get(c);
+        let span_days = match (camp.deposit_start, camp.final_end, camp.ship_within_days) {
+            (Some(start), Some(end), Some(days)) => Some(end.plus_days(days).unix_ms() - start.unix_ms()),
+            _ => None,
+        };
+        let over_long = span_days.is_some_and(|ms| ms > i64::from(max_days) * DAY_MS);
+        let over_cap = match (camp.deposit_fen, camp.price_fen) {
+            (Some(d), Some(p)) => u128::from(d) * 10_000 > u128::from(p) * u128::from(cap_bp),
+            _ => false,
+        };
+        let (was_long, was_cap, m) = (camp.over_long, camp.over_cap, camp.merchant);
+        let (deposit, price) = (camp.deposit_fen.unwrap_or(0), camp.price_fen.unwrap_or(0));
+        let camp = self.campaigns.get_mut(c);
+        camp.over_long = over_long;
+        camp.over_cap = over_cap;
+        if over_long && !was_long {
+            let days = span_days.unwrap_or(0).div_euclid(DAY_MS).to_string();
+            self.emit(RuleId::Ps03, self.campaign_subject(c), m, at, vec![id.into()], vec![("days", days), ("max", max_days.to_string())]);
+        }
+        if over_cap && !was_cap {
+            self.emit(RuleId::Ps06, self.campaign_subject(c), m, at, vec![id.into()], vec![("deposit", yuan(deposit)), ("price", yuan(price))]);
+        }
+    }
+
+    pub(crate) fn deposit_paid(&mut self, id: &str, campaign: &str, order: &str, deposit_fen: u64) {
+        let c = self.campaigns.entry(campaign);
+        let camp = self.campaigns.get_mut(c);
+        camp.deposits_paid += 1;
+        let terms = DepositTerms {
+            deposit_fen,
+            price_fen: camp.price_fen,
+            ship_within_days: camp.ship_within_days,
+            gifts: camp.gifts.clone(),
+            refundable: camp.refundable,
+            event: id.into(),
+        };
+        let m = camp.merchant;
+        let o = self.orders.entry(order);
+        let new_to_merchant = self.orders.get(o).merchant.is_none() && m.is_some();
+        self.with_order(o, |ord| {
+            ord.campaign = Some(c);
+            ord.merchant = ord.merchant.or(m);
+            ord.deposit.get_or_insert(terms);
+        });
+        if let (true, Some(m)) = (new_to_merchant, m) {
+            self.merchants.get_mut(m).credit.orders += 1;
+        }
+    }
+
+    pub(crate) fn final_paid(&mut self, id: &str, at: Time, campaign: &str, order: &str, final_fen: u64, gifts: Option<&[String]>) {
+        let c = self.campaigns.entry(campaign);
+        let o = self.orders.entry(order);
+        let camp = self.campaigns.get(c);
+        let ord = self.orders.get(o);
+        let deposit = ord.deposit.as_ref();
+        let paid = deposit.map_or(0, |d| d.deposit_fen).saturating_add(final_fen);
+        let promised = deposit.map_or(camp.price_fen, |d| d.price_fen);
+        let promised_gifts: Vec<Box<str>> = deposit.map_or_else(|| camp.gifts.clone(), |d| d.gifts.clone());
+        let ship_days = deposit.and_then(|d| d.ship_within_days).or(camp.ship_within_days);
+        let mut events: Vec<String> = deposit.iter().map(|d| d.event.to_string()).collect();
+        events.push(id.into());
+        let m = camp.merchant.or(ord.merchant);
+        if let Some(promised) = promised.filter(|&p| paid > p) {
+            self.campaigns.get_mut(c).at_fault = true;
+            self.emit(RuleId::Ps01, self.campaign_subject(c), m, at, events.clone(), vec![("paid", yuan(paid)), ("promised", yuan(promised))]);
+        }
+        if let Some(got) = gifts {
+            if let Some(missing) = promised_gifts.iter().find(|g| !got.iter().any(|x| *x == ***g)) {
+                self.campaigns.get_mut(c).at_fault = true;
+                self.emit(RuleId::Ps05, self.campaign_subject(c), m, at, events, vec![("gift", missing.to_string())]);
+            }
+        }
+        self.with_order(o, |ord| {
+            ord.campaign.get_or_insert(c);
+            ord.merchant = ord.merchant.or(m);
+            ord.final_paid = Some(id.into());
+        });
+        if let Some(days) = ship_days {
+            self.set_deadline(at.plus_days(days), DeadlineKind::Ps04Ship, o, 0);
+        }
+    }
+
+    pub(crate) fn ps04_due(&mut self, d: Deadline) {
+        let o = d.target;
+        let ord = self.orders.get(o);
+        if ord.shipped || ord.cancelled || ord.refunded || ord.deposit_refunded || ord.ps04_fired {
+            return;
+        }
+        let events = ord.final_paid.iter().map(|e| e.to_string()).collect();
+        let merchant = ord.merchant;
+        self.with_order(o, |ord| ord.ps04_fired = true);
+        self.late_shipment(merchant);
+        self.emit(RuleId::Ps04, self.order_subject(o), merchant, d.due, events, vec![("due", d.due.to_string())]);
+    }
+
+    pub(crate) fn gift_withdrawn(&mut self, id: &str, at: Time, campaign: &str, gift: &str) {
+        let c = self.campaigns.entry(campaign);
+        let camp = self.campaigns.get_mut(c);
+        if !camp.ever_gifts.iter().any(|g| &**g == gift) {
+            return;
+        }
+        camp.gifts.retain(|g| &**g != gift);
+        camp.at_fault = true;
+        let m = camp.merchant;
+        self.emit(RuleId::Ps05, self.campaign_subject(c), m, at, vec![id.into()], vec![("gift", gift.into())]);
+    }
+
+    pub(crate) fn deposit_refund_requested(&mut self, id: &str, at: Time, campaign: &str, order: &str) {
+        let c = self.campaigns.entry(campaign);
+        let o = self.orders.entry(order);
+        if self.orders.get(o).deposit_refunded {
+            return;
+        }
+        let m = self.campaigns.get(c).merchant;
+        let generation = self.with_order(o, |ord| {
+            ord.campaign.get_or_insert(c);
+            ord.merchant = ord.merchant.or(m);
+            ord.deposit_refund_generation += 1;
+            ord.ps07_fired = false;
+            ord.deposit_refund = Some((ord.deposit_refund_generation, id.into()));
+            ord.deposit_refund_generation
+        });
+        let due = at.plus_days(self.rules.thresholds.deposit_refund_days);
+        self.set_deadline(due, DeadlineKind::Ps07DepositRefund, o, generation);
+    }
+
+    pub(crate) fn ps07_due(&mut self, d: Deadline) {
+        let o = d.target;
+        let ord = self.orders.get(o);
+        let Some((_, event)) = ord.deposit_refund.as_ref().filter(|r| r.0 == d.generation) else { return };
+        let camp = ord.campaign.map(|c| self.campaigns.get(c));
+        let refundable = ord.deposit.as_ref().and_then(|t| t.refundable) == Some(true) || camp.and_then(|c| c.refundable) == Some(true);
+        let at_fault = ord.ps04_fired || camp.is_some_and(|c| c.at_fault);
+        if !(refundable || at_fault) {
+            return;
+        }
+        let events = vec![event.to_string()];
+        let merchant = ord.merchant;
+        self.with_order(o, |ord| ord.ps07_fired = true);
+        self.emit(RuleId::Ps07, self.order_subject(o), merchant, d.due, events, vec![("due", d.due.to_string())]);
+    }
+}

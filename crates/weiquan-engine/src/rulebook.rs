@@ -1,0 +1,449 @@
+//! The rulebook as data: rule ids, severities, thresholds, citations, messages.
+//!
+//! The built-in rulebook is `rules/rulebook.toml`, embedded at compile time. A
+//! platform's file is merged over it key by key, then the whole is checked:
+//! unknown keys, missing rules, wrong types and unknown message placeholders
+//! are errors that name the key.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The built-in rulebook text.
+pub const BUILTIN_RULEBOOK: &str = include_str!("../rules/rulebook.toml");
+
+macro_rules! rule_ids {
+    ($($variant:ident $text:literal [$($ph:literal),*]),+ $(,)?) => {
+        /// A rule of the rulebook, by its stable id.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[allow(missing_docs)]
+        pub enum RuleId { $($variant),+ }
+
+        impl RuleId {
+            /// Every rule, in rulebook order.
+            pub const ALL: &'static [RuleId] = &[$(RuleId::$variant),+];
+
+            /// The stable id, e.g. `PS-01`.
+            pub fn as_str(self) -> &'static str {
+                match self { $(RuleId::$variant => $text),+ }
+            }
+
+            /// Looks an id up.
+            pub fn parse(s: &str) -> Option<RuleId> {
+                match s { $($text => Some(RuleId::$variant),)+ _ => None }
+            }
+
+            /// Placeholders a message for this rule may use besides `{subject}`.
+            pub fn placeholders(self) -> &'static [&'static str] {
+                match self { $(RuleId::$variant => &[$($ph),*]),+ }
+            }
+        }
+    };
+}
+
+rule_ids! {
+    Ps01 "PS-01" ["paid", "promised"],
+    Ps02 "PS-02" ["change"],
+    Ps03 "PS-03" ["days", "max"],
+    Ps04 "PS-04" ["due"],
+    Ps05 "PS-05" ["gift"],
+    Ps06 "PS-06" ["deposit", "price"],
+    Ps07 "PS-07" ["due"],
+    Ps08 "PS-08" [],
+    Lt01 "LT-01" ["missing"],
+    Lt02 "LT-02" ["change"],
+    Lt03 "LT-03" ["prize", "value"],
+    Lt04 "LT-04" ["participant"],
+    Lt05 "LT-05" ["due", "draw_at"],
+    Lt06 "LT-06" ["participant", "due"],
+    Lt07 "LT-07" ["prize", "shipped", "announced"],
+    Lt08 "LT-08" ["prizes", "winners"],
+    Lt09 "LT-09" ["participant", "wins", "expected", "p"],
+    Lt10 "LT-10" ["problem"],
+    Mc01 "MC-01" [],
+    Mc02 "MC-02" ["uscc"],
+    Mc03 "MC-03" ["other"],
+    Mc04 "MC-04" ["orders", "refunds", "complaints", "deposits"],
+    Mc05 "MC-05" ["overdue"],
+    Mc06 "MC-06" ["due"],
+    Mc07 "MC-07" ["due"],
+    Mc08 "MC-08" ["due"],
+    Mc09 "MC-09" [],
+    Mc10 "MC-10" ["due"],
+    Mc11 "MC-11" [],
+    Bn01 "BN-01" [],
+    Bn02 "BN-02" [],
+    Bn03 "BN-03" [],
+    Bn04 "BN-04" ["how"],
+    Bn05 "BN-05" [],
+    Pr01 "PR-01" ["reference", "lowest"],
+    Pr02 "PR-02" ["consumer", "quoted", "compared"],
+    Mk01 "MK-01" ["term"],
+}
+
+impl fmt::Display for RuleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for RuleId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// How serious a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Serious harm or a clear legal breach.
+    High,
+    /// Harm likely; needs attention.
+    Medium,
+    /// A disclosure or hygiene gap.
+    Low,
+}
+
+impl Severity {
+    /// `high`, `medium` or `low`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::High => "high",
+            Severity::Medium => "medium",
+            Severity::Low => "low",
+        }
+    }
+}
+
+/// Message language.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Lang {
+    /// Chinese (the default: the rules are Chinese law).
+    #[default]
+    Zh,
+    /// English.
+    En,
+}
+
+/// Numeric limits and term lists the rules compare against.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // each field is documented in rules/rulebook.toml beside its value
+pub struct Thresholds {
+    pub presale_max_days: u32,
+    pub deposit_cap_percent: f64,
+    pub deposit_refund_days: u32,
+    pub lottery_prize_cap_fen: u64,
+    pub draw_grace_hours: u32,
+    pub prize_default_deliver_days: u32,
+    pub repeat_winner_max_p: f64,
+    pub runaway_overdue_count: u32,
+    pub ship_days: u32,
+    pub reply_hours: u32,
+    pub refund_days: u32,
+    pub no_reason_return_days: u32,
+    pub complaint_response_days: u32,
+    pub bnpl_max_cancel_steps: u32,
+    pub reference_window_days: u32,
+    pub quote_tolerance_percent: f64,
+    pub quote_window_minutes: u32,
+    pub absolute_terms: Vec<String>,
+}
+
+/// Credit grading and blacklist parameters.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // documented in rules/rulebook.toml
+pub struct Credit {
+    pub blacklist_high_findings: u32,
+    pub blacklist_window_days: u32,
+    pub blacklist_rules: Vec<String>,
+    pub decay_days: u32,
+    pub weight_high: f64,
+    pub weight_medium: f64,
+    pub weight_low: f64,
+    pub complaint_rate_weight: f64,
+    pub late_shipping_weight: f64,
+    pub slow_reply_hours: u32,
+    pub slow_reply_penalty: f64,
+    pub grade_min_scores: [f64; 4],
+}
+
+/// One rule's severity, citation and messages.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleText {
+    /// Severity of its findings.
+    pub severity: Severity,
+    /// The regulation or policy it rests on.
+    pub citation: String,
+    /// Message template in Chinese.
+    pub zh: String,
+    /// Message template in English.
+    pub en: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulebookFile {
+    version: u32,
+    thresholds: Thresholds,
+    credit: Credit,
+    rules: BTreeMap<String, RuleText>,
+}
+
+/// A rules file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RulebookError {
+    /// Not valid TOML.
+    #[error("not valid TOML: {0}")]
+    Syntax(#[from] toml::de::Error),
+    /// Valid TOML, wrong content at `key`.
+    #[error("`{key}`: {message}")]
+    Invalid {
+        /// Dotted path of the offending key.
+        key: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> RulebookError {
+    RulebookError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// The loaded, checked rulebook.
+#[derive(Clone, Debug)]
+pub struct Rulebook {
+    /// Thresholds.
+    pub thresholds: Thresholds,
+    /// Credit and blacklist parameters.
+    pub credit: Credit,
+    texts: Vec<RuleText>,
+    blacklist_rules: Vec<RuleId>,
+    /// PS-06 cap and PR-02 tolerance in basis points, so comparisons stay integer.
+    pub(crate) deposit_cap_bp: u64,
+    pub(crate) quote_tolerance_bp: u64,
+}
+
+impl Default for Rulebook {
+    fn default() -> Self {
+        Rulebook::builtin()
+    }
+}
+
+impl Rulebook {
+    /// The built-in rulebook.
+    pub fn builtin() -> Rulebook {
+        Rulebook::from_table(builtin_table()).expect("the built-in rulebook is valid (checked by tests)")
+    }
+
+    /// The built-in rulebook with the keys of `overrides` (TOML text) replacing its own.
+    pub fn with_overrides(overrides: &str) -> Result<Rulebook, RulebookError> {
+        let over: toml::Table = toml::from_str(overrides)?;
+        let mut base = builtin_table();
+        merge(&mut base, over);
+        Rulebook::from_table(base)
+    }
+
+    fn from_table(table: toml::Table) -> Result<Rulebook, RulebookError> {
+        let file: RulebookFile = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| invalid(e.path().to_string(), e.inner().to_string()))?;
+        if file.version != 1 {
+            return Err(invalid("version", format!("rulebook version {} is not supported; use 1", file.version)));
+        }
+        for id in file.rules.keys() {
+            if RuleId::parse(id).is_none() {
+                return Err(invalid(format!("rules.{id}"), "no such rule; rule ids are those of spec/rulebook.md, e.g. PS-01"));
+            }
+        }
+        let mut texts = Vec::with_capacity(RuleId::ALL.len());
+        for &id in RuleId::ALL {
+            let text = file
+                .rules
+                .get(id.as_str())
+                .ok_or_else(|| invalid(format!("rules.{id}"), "missing; every rule needs severity, citation, zh and en"))?;
+            for (lang, template) in [("zh", &text.zh), ("en", &text.en)] {
+                check_template(id, template).map_err(|m| invalid(format!("rules.{id}.{lang}"), m))?;
+            }
+            texts.push(text.clone());
+        }
+        let t = &file.thresholds;
+        let deposit_cap_bp = percent_to_bp(t.deposit_cap_percent).ok_or_else(|| invalid("thresholds.deposit_cap_percent", "must be a percentage from 0 to 100"))?;
+        let quote_tolerance_bp = percent_to_bp(t.quote_tolerance_percent).ok_or_else(|| invalid("thresholds.quote_tolerance_percent", "must be a percentage from 0 to 100"))?;
+        if !(t.repeat_winner_max_p > 0.0 && t.repeat_winner_max_p < 1.0) {
+            return Err(invalid("thresholds.repeat_winner_max_p", "must be a probability strictly between 0 and 1"));
+        }
+        if t.absolute_terms.iter().any(|s| s.is_empty()) {
+            return Err(invalid("thresholds.absolute_terms", "terms must not be empty strings"));
+        }
+        let c = &file.credit;
+        let mut blacklist_rules = Vec::new();
+        for (i, r) in c.blacklist_rules.iter().enumerate() {
+            blacklist_rules.push(RuleId::parse(r).ok_or_else(|| invalid(format!("credit.blacklist_rules[{i}]"), format!("`{r}` is not a rule id")))?);
+        }
+        if c.blacklist_high_findings == 0 {
+            return Err(invalid("credit.blacklist_high_findings", "must be at least 1"));
+        }
+        if !c.grade_min_scores.windows(2).all(|w| w[0] >= w[1]) {
+            return Err(invalid("credit.grade_min_scores", "must be in falling order: A, B, C, D"));
+        }
+        Ok(Rulebook {
+            thresholds: file.thresholds,
+            credit: file.credit,
+            texts,
+            blacklist_rules,
+            deposit_cap_bp,
+            quote_tolerance_bp,
+        })
+    }
+
+    /// Severity, citation and messages of a rule.
+    pub fn text(&self, id: RuleId) -> &RuleText {
+        &self.texts[id as usize]
+    }
+
+    /// Severity of a rule's findings.
+    pub fn severity(&self, id: RuleId) -> Severity {
+        self.texts[id as usize].severity
+    }
+
+    /// Whether one high finding on this rule blacklists a merchant.
+    pub fn blacklists_alone(&self, id: RuleId) -> bool {
+        self.blacklist_rules.contains(&id)
+    }
+
+    /// The message for a finding: its rule's template with placeholders filled.
+    pub fn message(&self, id: RuleId, lang: Lang, subject: &str, facts: &[(&'static str, String)]) -> String {
+        let text = self.text(id);
+        let template = match lang {
+            Lang::Zh => &text.zh,
+            Lang::En => &text.en,
+        };
+        fill(template, |name| {
+            if name == "subject" {
+                Some(subject)
+            } else {
+                facts.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+            }
+        })
+    }
+}
+
+fn builtin_table() -> toml::Table {
+    toml::from_str(BUILTIN_RULEBOOK).expect("the built-in rulebook is valid TOML (checked by tests)")
+}
+
+/// Merges `over` into `base`: tables recursively, everything else replaced.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn percent_to_bp(p: f64) -> Option<u64> {
+    (p.is_finite() && (0.0..=100.0).contains(&p)).then(|| (p * 100.0).round() as u64)
+}
+
+/// Replaces `{name}` by `value(name)`; unknown names stay as written.
+fn fill<'a>(template: &str, value: impl Fn(&str) -> Option<&'a str>) -> String {
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}') {
+            Some(close) => {
+                let name = &after[..close];
+                match value(name) {
+                    Some(v) => out.push_str(v),
+                    None => {
+                        out.push('{');
+                        out.push_str(name);
+                        out.push('}');
+                    }
+                }
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push_str(&rest[open..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn check_template(id: RuleId, template: &str) -> Result<(), String> {
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let close = after.find('}').ok_or("has a `{` without its `}`")?;
+        let name = &after[..close];
+        if name != "subject" && !id.placeholders().contains(&name) {
+            let mut allowed = vec!["subject"];
+            allowed.extend_from_slice(id.placeholders());
+            return Err(format!("unknown placeholder {{{name}}}; {id} messages may use {}", allowed.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(", ")));
+        }
+        rest = &after[close + 1..];
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_loads_with_every_rule() {
+        let rb = Rulebook::builtin();
+        assert_eq!(rb.texts.len(), RuleId::ALL.len());
+        assert_eq!(rb.severity(RuleId::Ps08), Severity::Low);
+        assert_eq!(rb.deposit_cap_bp, 2000);
+    }
+
+    #[test]
+    fn override_changes_one_threshold_only() {
+        let rb = Rulebook::with_overrides("[thresholds]\nship_days = 3\n").expect("valid");
+        assert_eq!(rb.thresholds.ship_days, 3);
+        assert_eq!(rb.thresholds.presale_max_days, 60);
+    }
+
+    #[test]
+    fn bad_files_name_the_key() {
+        let cases = [
+            ("[thresholds]\nship_dayz = 3\n", "thresholds"),
+            ("[thresholds]\nship_days = \"two\"\n", "thresholds.ship_days"),
+            ("[rules.PS-99]\nseverity = \"high\"\n", "rules.PS-99"),
+            ("[rules.PS-01]\nseverity = \"huge\"\n", "rules.PS-01.severity"),
+            ("[rules.PS-01]\nen = \"raised {oops}\"\n", "rules.PS-01.en"),
+            ("[credit]\nblacklist_rules = [\"XX-1\"]\n", "credit.blacklist_rules[0]"),
+        ];
+        for (text, key) in cases {
+            match Rulebook::with_overrides(text) {
+                Err(RulebookError::Invalid { key: k, message }) => {
+                    assert_eq!(k, key, "{text} → {message}")
+                }
+                other => panic!("{text}: expected an error naming {key}, got {other:?}"),
+            }
+        }
+        assert!(matches!(Rulebook::with_overrides("[thresholds"), Err(RulebookError::Syntax(_))));
+    }
+
+    #[test]
+    fn message_fills_placeholders() {
+        let rb = Rulebook::builtin();
+        let m = rb.message(RuleId::Ps03, Lang::En, "campaign:c2", &[("days", "79".into()), ("max", "60".into())]);
+        assert_eq!(m, "Pre-sale campaign:c2 may ship as late as 79 days after deposits open, more than 60 days.");
+    }
+}
