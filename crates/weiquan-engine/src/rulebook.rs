@@ -326,7 +326,8 @@ impl Rulebook {
         };
         fill(template, |name| {
             if name == "subject" {
-                Some(subject)
+                // The message already says what kind of thing it is; show the bare id.
+                Some(subject.split_once(':').map_or(subject, |(_, id)| id))
             } else {
                 facts.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
             }
@@ -444,6 +445,6 @@ mod tests {
     fn message_fills_placeholders() {
         let rb = Rulebook::builtin();
         let m = rb.message(RuleId::Ps03, Lang::En, "campaign:c2", &[("days", "79".into()), ("max", "60".into())]);
-        assert_eq!(m, "Pre-sale campaign:c2 may ship as late as 79 days after deposits open, more than 60 days.");
+        assert_eq!(m, "Pre-sale c2 may ship as late as 79 days after deposits open, more than 60 days.");
     }
 }

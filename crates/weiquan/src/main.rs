@@ -1,1 +1,41 @@
-fn main() {}
+//! `weiquan`: parses arguments, runs one subcommand, maps errors to exit codes.
+
+use clap::Parser;
+use std::io::{self, IsTerminal, Write};
+use std::process::ExitCode;
+use weiquan::cli::{Cli, Command};
+use weiquan::commands::{self, audit::Terminal, UsageError};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let stdout = io::stdout();
+    let stderr = io::stderr();
+    let color = stdout.is_terminal();
+    let progress = stderr.is_terminal();
+    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut err = io::BufWriter::new(stderr.lock());
+    let result = match &cli.command {
+        Command::Audit(args) => commands::audit::run(args, &mut Terminal { out: &mut out, err: &mut err, color, progress }).map(|()| ExitCode::SUCCESS),
+        Command::Check(args) => commands::check::run(args, &mut err).map(|c| if c.rejected == 0 { ExitCode::SUCCESS } else { ExitCode::from(3) }),
+        Command::Rules(args) => commands::rules::run(args, &mut out).map(|()| ExitCode::SUCCESS),
+    };
+    let code = match result {
+        Ok(code) => code,
+        // A closed pipe (`weiquan audit … | head`) is the reader's choice, not a failure.
+        Err(e) if e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = err.flush();
+            let _ = writeln!(err, "weiquan: error: {e:#}");
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    };
+    let flushed = out.flush().and_then(|()| err.flush());
+    match flushed {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => ExitCode::from(1),
+        _ => code,
+    }
+}

@@ -1,0 +1,100 @@
+//! Command-line arguments.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// weiquan (维权): finds where an e-commerce platform's consumers were wronged.
+///
+/// It reads a platform's events (orders, pre-sales, live-stream lotteries,
+/// merchants, prices, pay-later, complaints), checks them against a cited
+/// rulebook, and reports findings with the evidence and the regulation behind
+/// each.
+#[derive(Debug, Parser)]
+#[command(name = "weiquan", version, propagate_version = true)]
+#[command(after_help = "Example:\n  weiquan audit tests/cases/presale/events.ndjson --format table --lang en")]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Audit event files: findings as NDJSON on stdout, rejected lines as NDJSON on stderr.
+    #[command(after_help = "Examples:
+  weiquan audit tests/cases/presale/events.ndjson
+  weiquan audit day1.ndjson day2.ndjson --as-of 2026-11-30T00:00:00+08:00 --summary
+  cat events.ndjson | weiquan audit - --format table --lang en
+
+Exit status: 0 when the input was read (whatever it contained), 1 when a file
+cannot be read, 2 for a usage error.")]
+    Audit(AuditArgs),
+    /// Validate event files only: print rejected lines as NDJSON on stderr, nothing else.
+    #[command(after_help = "Example:\n  weiquan check export.ndjson && echo 'every line is a valid event'\n\nExit status: 0 when every line is valid, 3 when some line was rejected, 1 when a file cannot be read.")]
+    Check(CheckArgs),
+    /// Print the rulebook in effect (built-in, or merged with --rules) as TOML.
+    #[command(after_help = "Example:\n  weiquan rules > my-rules.toml   # edit, then: weiquan audit --rules my-rules.toml …")]
+    Rules(RulesArgs),
+}
+
+/// Output format of findings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One JSON object per line.
+    Ndjson,
+    /// Aligned columns for people (coloured on a terminal).
+    Table,
+}
+
+/// Message language.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LangArg {
+    /// 中文
+    Zh,
+    /// English
+    En,
+}
+
+/// Arguments of `weiquan audit`.
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// NDJSON event files, read in order as one stream; `-` reads standard input.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<String>,
+    /// Final clock: deadlines before this time are decided at the end (RFC 3339 with offset).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub as_of: Option<weiquan_events::Time>,
+    /// A rulebook file whose keys override the built-in ones (see `weiquan rules`).
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    /// How to print findings.
+    #[arg(long, value_enum, default_value_t = Format::Ndjson)]
+    pub format: Format,
+    /// Language of finding messages.
+    #[arg(long, value_enum, default_value_t = LangArg::Zh)]
+    pub lang: LangArg,
+    /// Print counts per rule and severity, and blacklisted merchants, on stderr at the end.
+    #[arg(long)]
+    pub summary: bool,
+}
+
+/// Arguments of `weiquan check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// NDJSON event files; `-` reads standard input.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<String>,
+}
+
+/// Arguments of `weiquan rules`.
+#[derive(Debug, clap::Args)]
+pub struct RulesArgs {
+    /// A rulebook file to check and merge over the built-in one.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+}
+
+fn parse_time(s: &str) -> Result<weiquan_events::Time, String> {
+    weiquan_events::Time::parse(s)
+}

@@ -1,0 +1,177 @@
+//! `weiquan audit`: findings for event files.
+
+use crate::cli::{AuditArgs, Format, LangArg};
+use crate::pipeline::{Auditor, Sink};
+use anstyle::{AnsiColor, Style};
+use anyhow::Result;
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use unicode_width::UnicodeWidthStr;
+use weiquan_engine::{Finding, Lang, RuleId, Rulebook, Severity};
+use weiquan_events::Reject;
+
+/// Where output goes and what the terminal can do.
+pub struct Terminal<'a> {
+    /// Findings.
+    pub out: &'a mut dyn Write,
+    /// Rejects, summary, progress.
+    pub err: &'a mut dyn Write,
+    /// Colour the table (stdout is a terminal).
+    pub color: bool,
+    /// Show a progress bar (stderr is a terminal).
+    pub progress: bool,
+}
+
+struct Output<'a, 'w> {
+    term: &'w mut Terminal<'a>,
+    rules: &'w Rulebook,
+    lang: Lang,
+    format: Format,
+    table: Vec<Finding>,
+    per_rule: BTreeMap<RuleId, u64>,
+}
+
+impl Sink for Output<'_, '_> {
+    fn finding(&mut self, f: Finding) -> io::Result<()> {
+        *self.per_rule.entry(f.rule).or_default() += 1;
+        match self.format {
+            Format::Ndjson => {
+                serde_json::to_writer(&mut *self.term.out, &f.record(self.rules, self.lang))?;
+                self.term.out.write_all(b"\n")
+            }
+            Format::Table => {
+                self.table.push(f);
+                Ok(())
+            }
+        }
+    }
+
+    fn reject(&mut self, r: Reject) -> io::Result<()> {
+        serde_json::to_writer(&mut *self.term.err, &r)?;
+        self.term.err.write_all(b"\n")
+    }
+}
+
+/// Runs an audit. Returns normally whenever the input could be read.
+pub fn run(args: &AuditArgs, term: &mut Terminal<'_>) -> Result<()> {
+    let rules = super::load_rules(args.rules.as_deref())?;
+    let inputs = super::open_inputs(&args.files)?;
+    let lang = match args.lang {
+        LangArg::Zh => Lang::Zh,
+        LangArg::En => Lang::En,
+    };
+    let total: Option<u64> = inputs.iter().map(|i| i.size).sum();
+    let bar = match total {
+        // Small files finish before a bar is worth drawing.
+        Some(total) if term.progress && total > 16 << 20 => Some(indicatif::ProgressBar::new(total).with_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        )),
+        _ => None,
+    };
+    let mut auditor = Auditor::new(rules.clone());
+    let color = term.color;
+    let mut out = Output {
+        term,
+        rules: &rules,
+        lang,
+        format: args.format,
+        table: Vec::new(),
+        per_rule: BTreeMap::new(),
+    };
+    let mut done_before = 0;
+    for input in inputs {
+        let size = input.size.unwrap_or(0);
+        let mut progress = |bytes: u64| {
+            if let Some(b) = &bar {
+                b.set_position(done_before + bytes);
+            }
+        };
+        auditor.read(input.reader, input.name.as_deref(), &mut out, &mut progress)?;
+        done_before += size;
+    }
+    auditor.finish(args.as_of, &mut out)?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if args.format == Format::Table {
+        write_table(out.term.out, &out.table, &rules, lang, color)?;
+    }
+    out.term.out.flush()?;
+    if args.summary {
+        write_summary(out.term.err, &auditor, &out.per_rule, &rules)?;
+    }
+    Ok(())
+}
+
+fn severity_style(s: Severity) -> Style {
+    match s {
+        Severity::High => AnsiColor::Red.on_default().bold(),
+        Severity::Medium => AnsiColor::Yellow.on_default(),
+        Severity::Low => AnsiColor::Cyan.on_default(),
+    }
+}
+
+/// Writes `cells` padded to `widths` (display width, so CJK text aligns).
+fn write_row(out: &mut dyn Write, cells: &[(&str, Option<Style>)], widths: &[usize]) -> io::Result<()> {
+    for (i, (text, style)) in cells.iter().enumerate() {
+        let pad = widths.get(i).map_or(0, |w| w.saturating_sub(text.width()));
+        match style {
+            Some(s) => write!(out, "{s}{text}{s:#}")?,
+            None => out.write_all(text.as_bytes())?,
+        }
+        if i + 1 < cells.len() {
+            write!(out, "{:pad$}  ", "")?;
+        }
+    }
+    out.write_all(b"\n")
+}
+
+fn write_table(out: &mut dyn Write, findings: &[Finding], rules: &Rulebook, lang: Lang, color: bool) -> io::Result<()> {
+    let header = ["RULE", "SEVERITY", "AT", "SUBJECT", "MESSAGE"];
+    let rows: Vec<[String; 5]> = findings
+        .iter()
+        .map(|f| {
+            let r = f.record(rules, lang);
+            [f.rule.to_string(), r.severity.to_owned(), f.at.to_string(), f.subject.clone(), r.message]
+        })
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.width()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row.iter()) {
+            *w = (*w).max(cell.width());
+        }
+    }
+    let bold = color.then(|| Style::new().bold());
+    write_row(out, &header.map(|h| (h, bold)), &widths)?;
+    for (row, f) in rows.iter().zip(findings) {
+        let sev = color.then(|| severity_style(rules.severity(f.rule)));
+        let cells = [(row[0].as_str(), None), (row[1].as_str(), sev), (row[2].as_str(), None), (row[3].as_str(), None), (row[4].as_str(), None)];
+        write_row(out, &cells, &widths)?;
+    }
+    writeln!(out, "{} findings", findings.len())
+}
+
+fn write_summary(err: &mut dyn Write, auditor: &Auditor, per_rule: &BTreeMap<RuleId, u64>, rules: &Rulebook) -> io::Result<()> {
+    let c = auditor.counts;
+    writeln!(err, "events: {} accepted, {} duplicates ignored, {} rejected", c.accepted, c.duplicates, c.rejected)?;
+    let mut per_sev: BTreeMap<Severity, u64> = BTreeMap::new();
+    for (rule, n) in per_rule {
+        *per_sev.entry(rules.severity(*rule)).or_default() += n;
+    }
+    let total: u64 = per_rule.values().sum();
+    let sev: Vec<String> = per_sev.iter().map(|(s, n)| format!("{} {n}", s.as_str())).collect();
+    writeln!(err, "findings: {total} ({})", sev.join(", "))?;
+    for (rule, n) in per_rule {
+        writeln!(err, "  {rule}  {:<6}  {n}", rules.severity(*rule).as_str())?;
+    }
+    let blacklisted: Vec<_> = auditor.engine().standings().into_iter().filter(|s| s.blacklisted.is_some()).collect();
+    if !blacklisted.is_empty() {
+        writeln!(err, "blacklisted merchants: {}", blacklisted.len())?;
+        for s in blacklisted {
+            let why: Vec<String> = s.blacklisted.iter().flat_map(|b| b.findings.iter().map(|(r, subj)| format!("{r} {subj}"))).collect();
+            writeln!(err, "  {}  ({})", s.merchant, why.join("; "))?;
+        }
+    }
+    Ok(())
+}

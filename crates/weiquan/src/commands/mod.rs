@@ -1,0 +1,67 @@
+//! One module per subcommand, plus what they share: opening inputs and the
+//! error kinds that decide the exit status.
+
+pub mod audit;
+pub mod check;
+pub mod rules;
+
+use anyhow::{Context, Result};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::Path;
+use std::sync::Arc;
+use weiquan_engine::Rulebook;
+
+/// An error in how weiquan was called (exit status 2), as opposed to a file
+/// that cannot be read (exit status 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// One input stream with its display name and size (when known).
+pub struct Input {
+    /// File name as given; `None` for standard input.
+    pub name: Option<String>,
+    /// Buffered reader.
+    pub reader: Box<dyn BufRead>,
+    /// Size in bytes, for progress; `None` for pipes.
+    pub size: Option<u64>,
+}
+
+/// Opens every input before reading any, so that a missing file fails the run
+/// before anything is printed.
+pub fn open_inputs(files: &[String]) -> Result<Vec<Input>> {
+    if files.iter().filter(|f| *f == "-").count() > 1 {
+        return Err(UsageError("standard input (`-`) can be given only once".into()).into());
+    }
+    files
+        .iter()
+        .map(|f| {
+            if f == "-" {
+                return Ok(Input {
+                    name: None,
+                    reader: Box::new(BufReader::with_capacity(1 << 16, io::stdin())),
+                    size: None,
+                });
+            }
+            let file = File::open(f).with_context(|| format!("cannot read {f}: check the path and permissions"))?;
+            let size = file.metadata().ok().map(|m| m.len());
+            Ok(Input {
+                name: Some(f.clone()),
+                reader: Box::new(BufReader::with_capacity(1 << 16, file)),
+                size,
+            })
+        })
+        .collect()
+}
+
+/// The built-in rulebook, or the built-in one merged with the file at `path`.
+pub fn load_rules(path: Option<&Path>) -> Result<Arc<Rulebook>> {
+    let Some(path) = path else {
+        return Ok(Arc::new(Rulebook::builtin()));
+    };
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read rules file {}", path.display()))?;
+    Rulebook::with_overrides(&text)
+        .map(Arc::new)
+        .map_err(|e| UsageError(format!("rules file {}: {e}", path.display())).into())
+}
