@@ -423,7 +423,7 @@ mod tests {
     #[test]
     fn bad_files_name_the_key() {
         let cases = [
-            ("[thresholds]\nship_dayz = 3\n", "thresholds"),
+            ("[thresholds]\nship_dayz = 3\n", "thresholds.ship_dayz"),
             ("[thresholds]\nship_days = \"two\"\n", "thresholds.ship_days"),
             ("[rules.PS-99]\nseverity = \"high\"\n", "rules.PS-99"),
             ("[rules.PS-01]\nseverity = \"huge\"\n", "rules.PS-01.severity"),
