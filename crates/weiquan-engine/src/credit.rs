@@ -42,7 +42,10 @@ pub(crate) struct BlacklistState {
 
 impl CreditState {
     pub fn record_first_reply(&mut self, minutes: i64) {
-        let b = REPLY_BUCKETS.iter().position(|&ub| minutes <= ub).unwrap_or(REPLY_BUCKETS.len());
+        let b = REPLY_BUCKETS
+            .iter()
+            .position(|&ub| minutes <= ub)
+            .unwrap_or(REPLY_BUCKETS.len());
         self.reply_minutes[b] += 1;
     }
 
@@ -106,7 +109,11 @@ impl Engine {
         let seq = self.seq;
         let c = &mut self.merchants.get_mut(m).credit;
         c.recent.push_back((at, severity));
-        while c.recent.front().is_some_and(|(t, _)| t.unix_ms() < at.unix_ms() - decay) {
+        while c
+            .recent
+            .front()
+            .is_some_and(|(t, _)| t.unix_ms() < at.unix_ms() - decay)
+        {
             c.recent.pop_front();
         }
         if severity != Severity::High || c.blacklist.is_some() {
@@ -134,15 +141,11 @@ impl Engine {
 
     /// Grade and blacklist state of every merchant seen, in first-seen order.
     pub fn standings(&self) -> Vec<MerchantStanding> {
-        self.merchants.iter().map(|(id, _)| self.standing_of(id)).flatten().collect()
+        self.merchants.iter().filter_map(|(id, _)| self.standing(id)).collect()
     }
 
     /// Grade and blacklist state of one merchant, `None` if never seen.
     pub fn standing(&self, merchant: &str) -> Option<MerchantStanding> {
-        self.standing_of(merchant)
-    }
-
-    fn standing_of(&self, merchant: &str) -> Option<MerchantStanding> {
         let m = self.merchants.find(merchant)?;
         let c = &self.merchants.get(m).credit;
         let cfg = &self.rules.credit;
@@ -160,20 +163,32 @@ impl Engine {
             findings += weight * (1.0 - age).max(0.0);
         }
         if findings > 0.0 {
-            penalties.push((findings, format!("{} findings in the last {} days", c.recent.len(), cfg.decay_days)));
+            penalties.push((
+                findings,
+                format!("{} findings in the last {} days", c.recent.len(), cfg.decay_days),
+            ));
         }
         if c.orders > 0 && c.complaints > 0 {
             let rate = f64::from(c.complaints) / f64::from(c.orders);
-            penalties.push(((rate * cfg.complaint_rate_weight).min(20.0), format!("{} complaints per 100 orders", (rate * 100.0).round())));
+            penalties.push((
+                (rate * cfg.complaint_rate_weight).min(20.0),
+                format!("{} complaints per 100 orders", (rate * 100.0).round()),
+            ));
         }
         let shipped = c.shipped_on_time + c.shipped_late;
         if c.shipped_late > 0 {
             let late = f64::from(c.shipped_late) / f64::from(shipped);
-            penalties.push((late * cfg.late_shipping_weight, format!("{}% of orders shipped late", (late * 100.0).round())));
+            penalties.push((
+                late * cfg.late_shipping_weight,
+                format!("{}% of orders shipped late", (late * 100.0).round()),
+            ));
         }
         if let Some(median) = c.median_reply_minutes() {
             if median > i64::from(cfg.slow_reply_hours) * 60 {
-                penalties.push((cfg.slow_reply_penalty, format!("median first reply slower than {} hours", cfg.slow_reply_hours)));
+                penalties.push((
+                    cfg.slow_reply_penalty,
+                    format!("median first reply slower than {} hours", cfg.slow_reply_hours),
+                ));
             }
         }
         penalties.sort_by(|a, b| b.0.total_cmp(&a.0));

@@ -173,7 +173,15 @@ impl Engine {
     }
 
     /// Records a finding: credit and blacklist first, then the output.
-    fn emit(&mut self, rule: RuleId, subject: String, merchant: Option<u32>, at: Time, events: Vec<String>, facts: Vec<(&'static str, String)>) {
+    fn emit(
+        &mut self,
+        rule: RuleId,
+        subject: String,
+        merchant: Option<u32>,
+        at: Time,
+        events: Vec<String>,
+        facts: Vec<(&'static str, String)>,
+    ) {
         if let Some(m) = merchant {
             self.credit_record(m, rule, &subject, at);
         }
@@ -192,7 +200,12 @@ impl Engine {
         let id = ev.id.as_str();
         match &ev.body {
             Body::ClockTick => {}
-            Body::MerchantRegistered { merchant, uscc, licence_sha256, .. } => self.merchant_registered(id, at, merchant, uscc, licence_sha256.as_deref()),
+            Body::MerchantRegistered {
+                merchant,
+                uscc,
+                licence_sha256,
+                ..
+            } => self.merchant_registered(id, at, merchant, uscc, licence_sha256.as_deref()),
             Body::MerchantVerified { merchant, .. } => {
                 let m = self.merchants.entry(merchant);
                 self.merchants.get_mut(m).verified = true;
@@ -202,21 +215,64 @@ impl Engine {
                 let m = self.merchants.entry(merchant);
                 self.merchants.get_mut(m).closed = false;
             }
-            Body::ListingPublished { merchant, sku, title, text, price_fen, reference_price_fen, .. } => {
+            Body::ListingPublished {
+                merchant,
+                sku,
+                title,
+                text,
+                price_fen,
+                reference_price_fen,
+                ..
+            } => {
                 let m = self.merchants.entry(merchant);
                 self.trading_checks(id, at, m);
-                self.listing(id, at, m, sku, Some(title), text.as_deref(), Some(*price_fen), *reference_price_fen);
+                self.listing(
+                    id,
+                    at,
+                    m,
+                    sku,
+                    Some(title),
+                    text.as_deref(),
+                    Some(*price_fen),
+                    *reference_price_fen,
+                );
             }
-            Body::ListingUpdated { merchant, sku, title, text, price_fen, reference_price_fen } => {
+            Body::ListingUpdated {
+                merchant,
+                sku,
+                title,
+                text,
+                price_fen,
+                reference_price_fen,
+            } => {
                 let m = self.merchants.entry(merchant);
-                self.listing(id, at, m, sku, title.as_deref(), text.as_deref(), *price_fen, *reference_price_fen);
+                self.listing(
+                    id,
+                    at,
+                    m,
+                    sku,
+                    title.as_deref(),
+                    text.as_deref(),
+                    *price_fen,
+                    *reference_price_fen,
+                );
             }
-            Body::PriceChanged { merchant, sku, price_fen } => {
+            Body::PriceChanged {
+                merchant,
+                sku,
+                price_fen,
+            } => {
                 let m = self.merchants.entry(merchant);
                 self.listing(id, at, m, sku, None, None, Some(*price_fen), None);
             }
             Body::ListingRemoved { .. } => {}
-            Body::PriceQuoted { merchant, sku, consumer, price_fen, segment } => self.price_quoted(id, at, merchant, sku, consumer, *price_fen, segment.as_deref()),
+            Body::PriceQuoted {
+                merchant,
+                sku,
+                consumer,
+                price_fen,
+                segment,
+            } => self.price_quoted(id, at, merchant, sku, consumer, *price_fen, segment.as_deref()),
             Body::OrderPlaced { .. } => self.order_placed(id, at, &ev.body),
             Body::OrderShipped { order } => self.order_shipped(order),
             Body::OrderDelivered { order } => {
@@ -238,10 +294,22 @@ impl Engine {
             Body::RefundRejected { order, .. } => self.refund_rejected(id, at, order),
             Body::PresalePublished { campaign, terms } => self.presale_published(id, at, campaign, terms),
             Body::PresaleChanged { campaign, changes } => self.presale_changed(id, at, campaign, changes),
-            Body::PresaleDepositPaid { campaign, order, deposit_fen, .. } => self.deposit_paid(id, campaign, order, *deposit_fen),
-            Body::PresaleFinalPaid { campaign, order, final_fen, gifts } => self.final_paid(id, at, campaign, order, *final_fen, gifts.as_deref()),
+            Body::PresaleDepositPaid {
+                campaign,
+                order,
+                deposit_fen,
+                ..
+            } => self.deposit_paid(id, campaign, order, *deposit_fen),
+            Body::PresaleFinalPaid {
+                campaign,
+                order,
+                final_fen,
+                gifts,
+            } => self.final_paid(id, at, campaign, order, *final_fen, gifts.as_deref()),
             Body::PresaleGiftWithdrawn { campaign, gift, .. } => self.gift_withdrawn(id, at, campaign, gift),
-            Body::PresaleDepositRefundRequested { campaign, order } => self.deposit_refund_requested(id, at, campaign, order),
+            Body::PresaleDepositRefundRequested { campaign, order } => {
+                self.deposit_refund_requested(id, at, campaign, order)
+            }
             Body::PresaleDepositRefunded { order, .. } => {
                 let o = self.orders.entry(order);
                 self.with_order(o, |o| {
@@ -256,15 +324,29 @@ impl Engine {
                 let l = self.lotteries.entry(lottery);
                 self.lotteries.get_mut(l).closed = true;
             }
-            Body::LotteryDrawn { lottery, winners, seed, .. } => self.lottery_drawn(id, at, lottery, winners, seed.as_deref()),
-            Body::LotteryPrizeShipped { lottery, participant, prize, value_fen } => self.prize_shipped(id, at, lottery, participant, prize, *value_fen),
+            Body::LotteryDrawn {
+                lottery, winners, seed, ..
+            } => self.lottery_drawn(id, at, lottery, winners, seed.as_deref()),
+            Body::LotteryPrizeShipped {
+                lottery,
+                participant,
+                prize,
+                value_fen,
+            } => self.prize_shipped(id, at, lottery, participant, prize, *value_fen),
             Body::LotteryPrizeDelivered { .. } => {}
             Body::LotteryCancelled { lottery, .. } => {
                 let l = self.lotteries.entry(lottery);
                 self.lotteries.get_mut(l).cancelled = true;
             }
-            Body::ServiceMessage { merchant, conversation, from, .. } => self.service_message(id, at, merchant, conversation, *from),
-            Body::ComplaintFiled { complaint, merchant, .. } => self.complaint_filed(id, at, complaint, merchant),
+            Body::ServiceMessage {
+                merchant,
+                conversation,
+                from,
+                ..
+            } => self.service_message(id, at, merchant, conversation, *from),
+            Body::ComplaintFiled {
+                complaint, merchant, ..
+            } => self.complaint_filed(id, at, complaint, merchant),
             Body::ComplaintResponded { complaint, .. } => {
                 let c = self.complaints.entry(complaint);
                 self.with_complaint(c, |c| c.responded = true);
@@ -274,7 +356,10 @@ impl Engine {
                 self.with_complaint(c, |c| c.resolved = true);
             }
             Body::ComplaintEscalated { .. } => {}
-            Body::BnplOffered { .. } | Body::BnplEnabled { .. } | Body::BnplDisabled { .. } | Body::BnplCancelFailed { .. } => self.bnpl(id, at, &ev.body),
+            Body::BnplOffered { .. }
+            | Body::BnplEnabled { .. }
+            | Body::BnplDisabled { .. }
+            | Body::BnplCancelFailed { .. } => self.bnpl(id, at, &ev.body),
         }
     }
 }

@@ -25,6 +25,8 @@ pub(crate) struct Lottery {
     pub entry_order: Vec<u32>,
     pub closed: bool,
     pub drawn: bool,
+    /// The `lottery.drawn` event of the last draw.
+    pub draw_event: Option<Box<str>>,
     pub cancelled: bool,
     pub draw_generation: u32,
     /// Winners of the last draw: participant, prize.
@@ -127,7 +129,19 @@ fn merge_terms(cur: &mut LotteryTerms, ch: &LotteryTerms) {
     macro_rules! take {
         ($($f:ident),+) => { $( if ch.$f.is_some() { cur.$f = ch.$f.clone(); } )+ };
     }
-    take!(merchant, host, stream, prizes, conditions, draw_at, deliver_within_days, organizer, contact, odds, commitment);
+    take!(
+        merchant,
+        host,
+        stream,
+        prizes,
+        conditions,
+        draw_at,
+        deliver_within_days,
+        organizer,
+        contact,
+        odds,
+        commitment
+    );
 }
 
 impl Engine {
@@ -145,7 +159,14 @@ impl Engine {
         let missing = missing_disclosures(&self.lotteries.get(l).terms);
         if !missing.is_empty() {
             let m = self.lotteries.get(l).merchant;
-            self.emit(RuleId::Lt01, self.lottery_subject(l), m, at, vec![id.into()], vec![("missing", missing.join(", "))]);
+            self.emit(
+                RuleId::Lt01,
+                self.lottery_subject(l),
+                m,
+                at,
+                vec![id.into()],
+                vec![("missing", missing.join(", "))],
+            );
         }
         self.lottery_checks(id, at, l, true);
     }
@@ -155,7 +176,14 @@ impl Engine {
         let worse = detriments(&self.lotteries.get(l).terms, changes);
         if !worse.is_empty() {
             let m = self.lotteries.get(l).merchant;
-            self.emit(RuleId::Lt02, self.lottery_subject(l), m, at, vec![id.into()], vec![("change", worse.join("; "))]);
+            self.emit(
+                RuleId::Lt02,
+                self.lottery_subject(l),
+                m,
+                at,
+                vec![id.into()],
+                vec![("change", worse.join("; "))],
+            );
         }
         let moved_draw = changes.draw_at.is_some() && changes.draw_at != self.lotteries.get(l).terms.draw_at;
         self.set_lottery_terms(l, changes);
@@ -178,11 +206,24 @@ impl Engine {
     fn lottery_checks(&mut self, id: &str, at: Time, l: u32, arm_draw: bool) {
         let cap = self.rules.thresholds.lottery_prize_cap_fen;
         let lot = self.lotteries.get(l);
-        let over = lot.terms.prizes.iter().flatten().find(|p| p.value_fen.is_some_and(|v| v > cap)).map(|p| (p.name.clone().unwrap_or_default(), p.value_fen.unwrap_or(0)));
+        let over = lot
+            .terms
+            .prizes
+            .iter()
+            .flatten()
+            .find(|p| p.value_fen.is_some_and(|v| v > cap))
+            .map(|p| (p.name.clone().unwrap_or_default(), p.value_fen.unwrap_or(0)));
         let (was_over, m, draw_at) = (lot.over_cap, lot.merchant, lot.terms.draw_at);
         self.lotteries.get_mut(l).over_cap = over.is_some();
         if let (Some((prize, value)), false) = (over, was_over) {
-            self.emit(RuleId::Lt03, self.lottery_subject(l), m, at, vec![id.into()], vec![("prize", prize), ("value", yuan(value))]);
+            self.emit(
+                RuleId::Lt03,
+                self.lottery_subject(l),
+                m,
+                at,
+                vec![id.into()],
+                vec![("prize", prize), ("value", yuan(value))],
+            );
         }
         if let (true, Some(draw_at)) = (arm_draw, draw_at) {
             let lot = self.lotteries.get_mut(l);
@@ -209,14 +250,25 @@ impl Engine {
 
     pub(crate) fn lottery_drawn(&mut self, id: &str, at: Time, lottery: &str, winners: &[Winner], seed: Option<&str>) {
         let l = self.lotteries.entry(lottery);
-        let ws: Vec<(u32, Box<str>)> = winners.iter().map(|w| (self.participants.entry(&w.participant), w.prize.as_str().into())).collect();
+        let ws: Vec<(u32, Box<str>)> = winners
+            .iter()
+            .map(|w| (self.participants.entry(&w.participant), w.prize.as_str().into()))
+            .collect();
         let lot = self.lotteries.get(l);
         let m = lot.merchant;
         let subject = self.lottery_subject(l);
-        let events = || lot.announced.iter().map(|e| e.to_string()).chain([id.to_owned()]).collect::<Vec<_>>();
+        let events = || {
+            lot.announced
+                .iter()
+                .map(|e| e.to_string())
+                .chain([id.to_owned()])
+                .collect::<Vec<_>>()
+        };
 
         // LT-04: the first ineligible winner.
-        let ineligible = ws.iter().find(|(p, prize)| lot.entrants.get(p) != Some(&true) || !lot.ever_prizes.iter().any(|e| e == prize));
+        let ineligible = ws
+            .iter()
+            .find(|(p, prize)| lot.entrants.get(p) != Some(&true) || !lot.ever_prizes.iter().any(|e| e == prize));
         let lt04 = ineligible.map(|(p, _)| self.participants.id(*p).to_owned());
 
         // LT-08: prizes withheld although enough eligible participants entered.
@@ -227,25 +279,47 @@ impl Engine {
         // LT-10: a committed draw must reveal the seed that was committed to.
         let lt10 = lot.terms.commitment.as_deref().and_then(|c| match seed {
             None => Some("no seed revealed".to_owned()),
-            Some(s) if hex::encode(Sha256::digest(s.as_bytes())) != c => Some("SHA-256 of the revealed seed differs from the commitment".to_owned()),
+            Some(s) if hex::encode(Sha256::digest(s.as_bytes())) != c => {
+                Some("SHA-256 of the revealed seed differs from the commitment".to_owned())
+            }
             Some(_) => None,
         });
         let ev = events();
         let winners_n = ws.len();
         if let Some(p) = lt04 {
-            self.emit(RuleId::Lt04, subject.clone(), m, at, ev.clone(), vec![("participant", p)]);
+            self.emit(
+                RuleId::Lt04,
+                subject.clone(),
+                m,
+                at,
+                ev.clone(),
+                vec![("participant", p)],
+            );
         }
         if lt08 {
-            self.emit(RuleId::Lt08, subject.clone(), m, at, ev.clone(), vec![("prizes", announced.to_string()), ("winners", winners_n.to_string())]);
+            self.emit(
+                RuleId::Lt08,
+                subject.clone(),
+                m,
+                at,
+                ev.clone(),
+                vec![("prizes", announced.to_string()), ("winners", winners_n.to_string())],
+            );
         }
         if let Some(problem) = lt10 {
             self.emit(RuleId::Lt10, subject, m, at, ev, vec![("problem", problem)]);
         }
         self.repeat_winners(id, at, l, &ws);
 
-        let deliver = self.lotteries.get(l).terms.deliver_within_days.unwrap_or(self.rules.thresholds.prize_default_deliver_days);
+        let deliver = self
+            .lotteries
+            .get(l)
+            .terms
+            .deliver_within_days
+            .unwrap_or(self.rules.thresholds.prize_default_deliver_days);
         let lot = self.lotteries.get_mut(l);
         lot.drawn = true;
+        lot.draw_event = Some(id.into());
         lot.winners = ws;
         lot.lt06_fired = false;
         lot.draw_generation += 1;
@@ -281,10 +355,25 @@ impl Engine {
                 }
             }
         }
-        let flagged: Vec<_> = flagged.into_iter().map(|(p, r, tail)| (self.participants.id(p).to_owned(), r, tail)).collect();
+        let flagged: Vec<_> = flagged
+            .into_iter()
+            .map(|(p, r, tail)| (self.participants.id(p).to_owned(), r, tail))
+            .collect();
         for (p, r, tail) in flagged {
-            let facts = vec![("participant", p), ("wins", r.wins.to_string()), ("expected", format!("{:.3}", r.expected)), ("p", format!("{tail:.2e}"))];
-            self.emit(RuleId::Lt09, self.merchant_subject(m), Some(m), at, vec![id.into()], facts);
+            let facts = vec![
+                ("participant", p),
+                ("wins", r.wins.to_string()),
+                ("expected", format!("{:.3}", r.expected)),
+                ("p", format!("{tail:.2e}")),
+            ];
+            self.emit(
+                RuleId::Lt09,
+                self.merchant_subject(m),
+                Some(m),
+                at,
+                vec![id.into()],
+                facts,
+            );
         }
     }
 
@@ -296,7 +385,14 @@ impl Engine {
         let draw_at = lot.terms.draw_at.map(|t| t.to_string()).unwrap_or_default();
         let events = lot.announced.iter().map(|e| e.to_string()).collect();
         let m = lot.merchant;
-        self.emit(RuleId::Lt05, self.lottery_subject(d.target), m, d.due, events, vec![("due", d.due.to_string()), ("draw_at", draw_at)]);
+        self.emit(
+            RuleId::Lt05,
+            self.lottery_subject(d.target),
+            m,
+            d.due,
+            events,
+            vec![("due", d.due.to_string()), ("draw_at", draw_at)],
+        );
     }
 
     pub(crate) fn lt06_due(&mut self, d: Deadline) {
@@ -317,22 +413,55 @@ impl Engine {
         let Some(p) = unsent else { return };
         let m = lot.merchant;
         let participant = self.participants.id(p).to_owned();
+        let events = lot.draw_event.iter().map(|e| e.to_string()).collect();
         self.lotteries.get_mut(d.target).lt06_fired = true;
-        self.emit(RuleId::Lt06, self.lottery_subject(d.target), m, d.due, vec![], vec![("participant", participant), ("due", d.due.to_string())]);
+        self.emit(
+            RuleId::Lt06,
+            self.lottery_subject(d.target),
+            m,
+            d.due,
+            events,
+            vec![("participant", participant), ("due", d.due.to_string())],
+        );
     }
 
-    pub(crate) fn prize_shipped(&mut self, id: &str, at: Time, lottery: &str, participant: &str, prize: &str, value_fen: u64) {
+    pub(crate) fn prize_shipped(
+        &mut self,
+        id: &str,
+        at: Time,
+        lottery: &str,
+        participant: &str,
+        prize: &str,
+        value_fen: u64,
+    ) {
         let l = self.lotteries.entry(lottery);
         let p = self.participants.entry(participant);
         let lot = self.lotteries.get_mut(l);
         *lot.shipped.entry(p).or_insert(0) += 1;
-        let announced_value = lot.terms.prizes.iter().flatten().find(|x| x.name.as_deref() == Some(prize)).and_then(|x| x.value_fen);
+        let announced_value = lot
+            .terms
+            .prizes
+            .iter()
+            .flatten()
+            .find(|x| x.name.as_deref() == Some(prize))
+            .and_then(|x| x.value_fen);
         let known = lot.ever_prizes.iter().any(|e| &**e == prize);
         let short = announced_value.is_some_and(|v| value_fen < v);
         if !known || short {
             let m = lot.merchant;
             let announced = announced_value.map_or_else(|| "—".to_owned(), yuan);
-            self.emit(RuleId::Lt07, self.lottery_subject(l), m, at, vec![id.into()], vec![("prize", prize.into()), ("shipped", yuan(value_fen)), ("announced", announced)]);
+            self.emit(
+                RuleId::Lt07,
+                self.lottery_subject(l),
+                m,
+                at,
+                vec![id.into()],
+                vec![
+                    ("prize", prize.into()),
+                    ("shipped", yuan(value_fen)),
+                    ("announced", announced),
+                ],
+            );
         }
     }
 }

@@ -89,14 +89,27 @@ impl Engine {
 
     /// `listing.published`, `listing.updated` and `price.changed`.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn listing(&mut self, id: &str, at: Time, m: u32, sku: &str, title: Option<&str>, text: Option<&str>, price: Option<u64>, reference: Option<u64>) {
+    pub(crate) fn listing(
+        &mut self,
+        id: &str,
+        at: Time,
+        m: u32,
+        sku: &str,
+        title: Option<&str>,
+        text: Option<&str>,
+        price: Option<u64>,
+        reference: Option<u64>,
+    ) {
         let s = self.sku(m, sku);
         let window_ms = i64::from(self.rules.thresholds.reference_window_days) * DAY_MS;
         if let Some(reference) = reference {
             // Judged against prices before this event: its own new price is not "before".
             let lowest = self.skus.get(s).lowest_before(at, window_ms);
             if lowest.is_none_or(|low| reference > low) {
-                let facts = vec![("reference", yuan(reference)), ("lowest", lowest.map_or_else(|| "—".to_owned(), yuan))];
+                let facts = vec![
+                    ("reference", yuan(reference)),
+                    ("lowest", lowest.map_or_else(|| "—".to_owned(), yuan)),
+                ];
                 let subject = self.skus.get(s).subject.to_string();
                 self.emit(RuleId::Pr01, subject, Some(m), at, vec![id.into()], facts);
             }
@@ -104,7 +117,13 @@ impl Engine {
         if let Some(price) = price {
             self.skus.get_mut(s).set_price(at, price, window_ms);
         }
-        let term = [title, text].into_iter().flatten().find_map(|t| self.rules.thresholds.absolute_terms.iter().find(|term| t.contains(term.as_str())));
+        let term = [title, text].into_iter().flatten().find_map(|t| {
+            self.rules
+                .thresholds
+                .absolute_terms
+                .iter()
+                .find(|term| t.contains(term.as_str()))
+        });
         if let Some(term) = term {
             let facts = vec![("term", term.clone())];
             let subject = self.skus.get(s).subject.to_string();
@@ -113,7 +132,16 @@ impl Engine {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn price_quoted(&mut self, id: &str, at: Time, merchant: &str, sku: &str, consumer: &str, price: u64, segment: Option<&str>) {
+    pub(crate) fn price_quoted(
+        &mut self,
+        id: &str,
+        at: Time,
+        merchant: &str,
+        sku: &str,
+        consumer: &str,
+        price: u64,
+        segment: Option<&str>,
+    ) {
         let m = self.merchants.entry(merchant);
         let s = self.sku(m, sku);
         let u = self.consumers.entry(consumer);
@@ -136,10 +164,19 @@ impl Engine {
                 .min()
                 .filter(|&base| basis_points_over(price, base, tolerance)),
         };
-        st.quotes.push_back(Quote { at, consumer: u, segment: seg, price });
+        st.quotes.push_back(Quote {
+            at,
+            consumer: u,
+            segment: seg,
+            price,
+        });
         if let Some(base) = compared {
             let subject = st.subject.to_string();
-            let facts = vec![("consumer", consumer.into()), ("quoted", yuan(price)), ("compared", yuan(base))];
+            let facts = vec![
+                ("consumer", consumer.into()),
+                ("quoted", yuan(price)),
+                ("compared", yuan(base)),
+            ];
             self.emit(RuleId::Pr02, subject, Some(m), at, vec![id.into()], facts);
         }
     }
@@ -148,7 +185,12 @@ impl Engine {
         let max_steps = self.rules.thresholds.bnpl_max_cancel_steps;
         let mut fired: Vec<(RuleId, Vec<(&'static str, String)>)> = Vec::new();
         let consumer = match body {
-            Body::BnplOffered { consumer, preselected, terms_shown, .. } => {
+            Body::BnplOffered {
+                consumer,
+                preselected,
+                terms_shown,
+                ..
+            } => {
                 if *preselected {
                     fired.push((RuleId::Bn01, vec![]));
                 }
@@ -157,7 +199,12 @@ impl Engine {
                 }
                 consumer
             }
-            Body::BnplEnabled { consumer, consent, identity_verified, .. } => {
+            Body::BnplEnabled {
+                consumer,
+                consent,
+                identity_verified,
+                ..
+            } => {
                 if *consent != Consent::Explicit {
                     fired.push((RuleId::Bn01, vec![]));
                 }
@@ -173,13 +220,23 @@ impl Engine {
                 consumer
             }
             Body::BnplCancelFailed { consumer, reason, .. } => {
-                fired.push((RuleId::Bn04, vec![("how", reason.clone().unwrap_or_else(|| "cancel_failed".into()))]));
+                fired.push((
+                    RuleId::Bn04,
+                    vec![("how", reason.clone().unwrap_or_else(|| "cancel_failed".into()))],
+                ));
                 consumer
             }
             _ => return,
         };
         for (rule, facts) in fired {
-            self.emit(rule, make_subject("consumer", consumer), None, at, vec![id.into()], facts);
+            self.emit(
+                rule,
+                make_subject("consumer", consumer),
+                None,
+                at,
+                vec![id.into()],
+                facts,
+            );
         }
     }
 }

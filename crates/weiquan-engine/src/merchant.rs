@@ -202,10 +202,24 @@ impl Engine {
         }
     }
 
-    pub(crate) fn merchant_registered(&mut self, id: &str, at: Time, merchant: &str, uscc: &str, licence: Option<&str>) {
+    pub(crate) fn merchant_registered(
+        &mut self,
+        id: &str,
+        at: Time,
+        merchant: &str,
+        uscc: &str,
+        licence: Option<&str>,
+    ) {
         let m = self.merchants.entry(merchant);
         if !is_valid_uscc(uscc) {
-            self.emit(RuleId::Mc02, self.merchant_subject(m), Some(m), at, vec![id.into()], vec![("uscc", uscc.into())]);
+            self.emit(
+                RuleId::Mc02,
+                self.merchant_subject(m),
+                Some(m),
+                at,
+                vec![id.into()],
+                vec![("uscc", uscc.into())],
+            );
         }
         let mut reused = None;
         let u = self.uscc_owner.intern(uscc, || m);
@@ -220,7 +234,14 @@ impl Engine {
         }
         if let Some(other) = reused {
             let other = self.merchants.id(other).to_owned();
-            self.emit(RuleId::Mc03, self.merchant_subject(m), Some(m), at, vec![id.into()], vec![("other", other)]);
+            self.emit(
+                RuleId::Mc03,
+                self.merchant_subject(m),
+                Some(m),
+                at,
+                vec![id.into()],
+                vec![("other", other)],
+            );
         }
     }
 
@@ -236,7 +257,14 @@ impl Engine {
                 ("complaints", open.complaints.to_string()),
                 ("deposits", open.deposits.to_string()),
             ];
-            self.emit(RuleId::Mc04, self.merchant_subject(m), Some(m), at, vec![id.into()], facts);
+            self.emit(
+                RuleId::Mc04,
+                self.merchant_subject(m),
+                Some(m),
+                at,
+                vec![id.into()],
+                facts,
+            );
         }
     }
 
@@ -245,7 +273,14 @@ impl Engine {
         let mm = self.merchants.get_mut(m);
         if !mm.verified && !mm.mc01_fired {
             mm.mc01_fired = true;
-            self.emit(RuleId::Mc01, self.merchant_subject(m), Some(m), at, vec![id.into()], vec![]);
+            self.emit(
+                RuleId::Mc01,
+                self.merchant_subject(m),
+                Some(m),
+                at,
+                vec![id.into()],
+                vec![],
+            );
         }
         let seq = self.seq;
         let mm = self.merchants.get_mut(m);
@@ -253,13 +288,30 @@ impl Engine {
             // The event that completed the blacklist is not itself a breach of it.
             if b.seq < seq && !b.mc11_fired {
                 b.mc11_fired = true;
-                self.emit(RuleId::Mc11, self.merchant_subject(m), Some(m), at, vec![id.into()], vec![]);
+                self.emit(
+                    RuleId::Mc11,
+                    self.merchant_subject(m),
+                    Some(m),
+                    at,
+                    vec![id.into()],
+                    vec![],
+                );
             }
         }
     }
 
     pub(crate) fn order_placed(&mut self, id: &str, at: Time, body: &Body) {
-        let Body::OrderPlaced { order, merchant, payment, confirmed, campaign, .. } = body else { return };
+        let Body::OrderPlaced {
+            order,
+            merchant,
+            payment,
+            confirmed,
+            campaign,
+            ..
+        } = body
+        else {
+            return;
+        };
         let m = self.merchants.entry(merchant);
         self.trading_checks(id, at, m);
         let threshold = self.rules.thresholds.runaway_overdue_count;
@@ -267,7 +319,14 @@ impl Engine {
         if mm.overdue >= threshold && !mm.runaway_warned {
             mm.runaway_warned = true;
             let overdue = mm.overdue.to_string();
-            self.emit(RuleId::Mc05, self.merchant_subject(m), Some(m), at, vec![id.into()], vec![("overdue", overdue)]);
+            self.emit(
+                RuleId::Mc05,
+                self.merchant_subject(m),
+                Some(m),
+                at,
+                vec![id.into()],
+                vec![("overdue", overdue)],
+            );
         }
         let o = self.orders.entry(order);
         if self.orders.get(o).placed.is_some() {
@@ -288,7 +347,14 @@ impl Engine {
             self.set_deadline(due, DeadlineKind::Mc06Ship, o, 0);
         }
         if *payment == Payment::Bnpl && *confirmed != Some(true) {
-            self.emit(RuleId::Bn03, self.order_subject(o), Some(m), at, vec![id.into()], vec![]);
+            self.emit(
+                RuleId::Bn03,
+                self.order_subject(o),
+                Some(m),
+                at,
+                vec![id.into()],
+                vec![],
+            );
         }
     }
 
@@ -316,7 +382,14 @@ impl Engine {
         let events = ord.placed.iter().map(|(_, e)| e.to_string()).collect();
         self.with_order(o, |ord| ord.mc06_fired = true);
         self.late_shipment(merchant);
-        self.emit(RuleId::Mc06, self.order_subject(o), merchant, d.due, events, vec![("due", d.due.to_string())]);
+        self.emit(
+            RuleId::Mc06,
+            self.order_subject(o),
+            merchant,
+            d.due,
+            events,
+            vec![("due", d.due.to_string())],
+        );
     }
 
     pub(crate) fn late_shipment(&mut self, merchant: Option<u32>) {
@@ -345,11 +418,20 @@ impl Engine {
     pub(crate) fn mc08_due(&mut self, d: Deadline) {
         let o = d.target;
         let ord = self.orders.get(o);
-        let Some(pending) = ord.refund.as_ref().filter(|r| r.generation == d.generation) else { return };
+        let Some(pending) = ord.refund.as_ref().filter(|r| r.generation == d.generation) else {
+            return;
+        };
         let events = vec![pending.event.to_string()];
         let merchant = ord.merchant;
         self.with_order(o, |ord| ord.mc08_fired = true);
-        self.emit(RuleId::Mc08, self.order_subject(o), merchant, d.due, events, vec![("due", d.due.to_string())]);
+        self.emit(
+            RuleId::Mc08,
+            self.order_subject(o),
+            merchant,
+            d.due,
+            events,
+            vec![("due", d.due.to_string())],
+        );
     }
 
     pub(crate) fn refund_rejected(&mut self, id: &str, at: Time, order: &str) {
@@ -401,11 +483,20 @@ impl Engine {
 
     pub(crate) fn mc07_due(&mut self, d: Deadline) {
         let conv = self.conversations.get(d.target);
-        let Some((_, _, event)) = conv.waiting.as_ref().filter(|w| w.1 == d.generation) else { return };
+        let Some((_, _, event)) = conv.waiting.as_ref().filter(|w| w.1 == d.generation) else {
+            return;
+        };
         let events = vec![event.to_string()];
         let merchant = conv.merchant;
         let subject = make_subject("conversation", self.conversations.id(d.target));
-        self.emit(RuleId::Mc07, subject, merchant, d.due, events, vec![("due", d.due.to_string())]);
+        self.emit(
+            RuleId::Mc07,
+            subject,
+            merchant,
+            d.due,
+            events,
+            vec![("due", d.due.to_string())],
+        );
     }
 
     pub(crate) fn complaint_filed(&mut self, id: &str, at: Time, complaint: &str, merchant: &str) {
@@ -433,7 +524,13 @@ impl Engine {
         let merchant = cc.merchant;
         self.with_complaint(c, |cc| cc.mc10_fired = true);
         let subject = make_subject("complaint", self.complaints.id(c));
-        self.emit(RuleId::Mc10, subject, merchant, d.due, events, vec![("due", d.due.to_string())]);
+        self.emit(
+            RuleId::Mc10,
+            subject,
+            merchant,
+            d.due,
+            events,
+            vec![("due", d.due.to_string())],
+        );
     }
 }
-

@@ -63,7 +63,12 @@ impl Engine {
             };
             raised("price_fen", cur.price_fen, ch.price_fen, &mut worse);
             raised("deposit_fen", cur.deposit_fen, ch.deposit_fen, &mut worse);
-            raised("ship_within_days", cur.ship_within_days.map(u64::from), ch.ship_within_days.map(u64::from), &mut worse);
+            raised(
+                "ship_within_days",
+                cur.ship_within_days.map(u64::from),
+                ch.ship_within_days.map(u64::from),
+                &mut worse,
+            );
             if let (Some(o), Some(n)) = (cur.final_end, ch.final_end) {
                 if n > o {
                     worse.push(format!("final_end {o} → {n}"));
@@ -82,7 +87,14 @@ impl Engine {
             if !worse.is_empty() {
                 self.campaigns.get_mut(c).at_fault = true;
                 let m = self.campaigns.get(c).merchant;
-                self.emit(RuleId::Ps02, self.campaign_subject(c), m, at, vec![id.into()], vec![("change", worse.join("; "))]);
+                self.emit(
+                    RuleId::Ps02,
+                    self.campaign_subject(c),
+                    m,
+                    at,
+                    vec![id.into()],
+                    vec![("change", worse.join("; "))],
+                );
             }
         }
         self.apply_presale_terms(c, ch);
@@ -130,10 +142,24 @@ impl Engine {
         camp.over_cap = over_cap;
         if over_long && !was_long {
             let days = span_days.unwrap_or(0).div_euclid(DAY_MS).to_string();
-            self.emit(RuleId::Ps03, self.campaign_subject(c), m, at, vec![id.into()], vec![("days", days), ("max", max_days.to_string())]);
+            self.emit(
+                RuleId::Ps03,
+                self.campaign_subject(c),
+                m,
+                at,
+                vec![id.into()],
+                vec![("days", days), ("max", max_days.to_string())],
+            );
         }
         if over_cap && !was_cap {
-            self.emit(RuleId::Ps06, self.campaign_subject(c), m, at, vec![id.into()], vec![("deposit", yuan(deposit)), ("price", yuan(price))]);
+            self.emit(
+                RuleId::Ps06,
+                self.campaign_subject(c),
+                m,
+                at,
+                vec![id.into()],
+                vec![("deposit", yuan(deposit)), ("price", yuan(price))],
+            );
         }
     }
 
@@ -162,7 +188,15 @@ impl Engine {
         }
     }
 
-    pub(crate) fn final_paid(&mut self, id: &str, at: Time, campaign: &str, order: &str, final_fen: u64, gifts: Option<&[String]>) {
+    pub(crate) fn final_paid(
+        &mut self,
+        id: &str,
+        at: Time,
+        campaign: &str,
+        order: &str,
+        final_fen: u64,
+        gifts: Option<&[String]>,
+    ) {
         let c = self.campaigns.entry(campaign);
         let o = self.orders.entry(order);
         let camp = self.campaigns.get(c);
@@ -177,12 +211,26 @@ impl Engine {
         let m = camp.merchant.or(ord.merchant);
         if let Some(promised) = promised.filter(|&p| paid > p) {
             self.campaigns.get_mut(c).at_fault = true;
-            self.emit(RuleId::Ps01, self.campaign_subject(c), m, at, events.clone(), vec![("paid", yuan(paid)), ("promised", yuan(promised))]);
+            self.emit(
+                RuleId::Ps01,
+                self.campaign_subject(c),
+                m,
+                at,
+                events.clone(),
+                vec![("paid", yuan(paid)), ("promised", yuan(promised))],
+            );
         }
         if let Some(got) = gifts {
             if let Some(missing) = promised_gifts.iter().find(|g| !got.iter().any(|x| *x == ***g)) {
                 self.campaigns.get_mut(c).at_fault = true;
-                self.emit(RuleId::Ps05, self.campaign_subject(c), m, at, events, vec![("gift", missing.to_string())]);
+                self.emit(
+                    RuleId::Ps05,
+                    self.campaign_subject(c),
+                    m,
+                    at,
+                    events,
+                    vec![("gift", missing.to_string())],
+                );
             }
         }
         self.with_order(o, |ord| {
@@ -205,7 +253,14 @@ impl Engine {
         let merchant = ord.merchant;
         self.with_order(o, |ord| ord.ps04_fired = true);
         self.late_shipment(merchant);
-        self.emit(RuleId::Ps04, self.order_subject(o), merchant, d.due, events, vec![("due", d.due.to_string())]);
+        self.emit(
+            RuleId::Ps04,
+            self.order_subject(o),
+            merchant,
+            d.due,
+            events,
+            vec![("due", d.due.to_string())],
+        );
     }
 
     pub(crate) fn gift_withdrawn(&mut self, id: &str, at: Time, campaign: &str, gift: &str) {
@@ -217,7 +272,14 @@ impl Engine {
         camp.gifts.retain(|g| &**g != gift);
         camp.at_fault = true;
         let m = camp.merchant;
-        self.emit(RuleId::Ps05, self.campaign_subject(c), m, at, vec![id.into()], vec![("gift", gift.into())]);
+        self.emit(
+            RuleId::Ps05,
+            self.campaign_subject(c),
+            m,
+            at,
+            vec![id.into()],
+            vec![("gift", gift.into())],
+        );
     }
 
     pub(crate) fn deposit_refund_requested(&mut self, id: &str, at: Time, campaign: &str, order: &str) {
@@ -242,9 +304,12 @@ impl Engine {
     pub(crate) fn ps07_due(&mut self, d: Deadline) {
         let o = d.target;
         let ord = self.orders.get(o);
-        let Some((_, event)) = ord.deposit_refund.as_ref().filter(|r| r.0 == d.generation) else { return };
+        let Some((_, event)) = ord.deposit_refund.as_ref().filter(|r| r.0 == d.generation) else {
+            return;
+        };
         let camp = ord.campaign.map(|c| self.campaigns.get(c));
-        let refundable = ord.deposit.as_ref().and_then(|t| t.refundable) == Some(true) || camp.and_then(|c| c.refundable) == Some(true);
+        let refundable = ord.deposit.as_ref().and_then(|t| t.refundable) == Some(true)
+            || camp.and_then(|c| c.refundable) == Some(true);
         let at_fault = ord.ps04_fired || camp.is_some_and(|c| c.at_fault);
         if !(refundable || at_fault) {
             return;
@@ -252,6 +317,13 @@ impl Engine {
         let events = vec![event.to_string()];
         let merchant = ord.merchant;
         self.with_order(o, |ord| ord.ps07_fired = true);
-        self.emit(RuleId::Ps07, self.order_subject(o), merchant, d.due, events, vec![("due", d.due.to_string())]);
+        self.emit(
+            RuleId::Ps07,
+            self.order_subject(o),
+            merchant,
+            d.due,
+            events,
+            vec![("due", d.due.to_string())],
+        );
     }
 }

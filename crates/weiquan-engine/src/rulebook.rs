@@ -254,29 +254,46 @@ impl Rulebook {
         let file: RulebookFile = serde_path_to_error::deserialize(toml::Value::Table(table))
             .map_err(|e| invalid(e.path().to_string(), e.inner().to_string()))?;
         if file.version != 1 {
-            return Err(invalid("version", format!("rulebook version {} is not supported; use 1", file.version)));
+            return Err(invalid(
+                "version",
+                format!("rulebook version {} is not supported; use 1", file.version),
+            ));
         }
         for id in file.rules.keys() {
             if RuleId::parse(id).is_none() {
-                return Err(invalid(format!("rules.{id}"), "no such rule; rule ids are those of spec/rulebook.md, e.g. PS-01"));
+                return Err(invalid(
+                    format!("rules.{id}"),
+                    "no such rule; rule ids are those of spec/rulebook.md, e.g. PS-01",
+                ));
             }
         }
         let mut texts = Vec::with_capacity(RuleId::ALL.len());
         for &id in RuleId::ALL {
-            let text = file
-                .rules
-                .get(id.as_str())
-                .ok_or_else(|| invalid(format!("rules.{id}"), "missing; every rule needs severity, citation, zh and en"))?;
+            let text = file.rules.get(id.as_str()).ok_or_else(|| {
+                invalid(
+                    format!("rules.{id}"),
+                    "missing; every rule needs severity, citation, zh and en",
+                )
+            })?;
             for (lang, template) in [("zh", &text.zh), ("en", &text.en)] {
                 check_template(id, template).map_err(|m| invalid(format!("rules.{id}.{lang}"), m))?;
             }
             texts.push(text.clone());
         }
         let t = &file.thresholds;
-        let deposit_cap_bp = percent_to_bp(t.deposit_cap_percent).ok_or_else(|| invalid("thresholds.deposit_cap_percent", "must be a percentage from 0 to 100"))?;
-        let quote_tolerance_bp = percent_to_bp(t.quote_tolerance_percent).ok_or_else(|| invalid("thresholds.quote_tolerance_percent", "must be a percentage from 0 to 100"))?;
+        let deposit_cap_bp = percent_to_bp(t.deposit_cap_percent)
+            .ok_or_else(|| invalid("thresholds.deposit_cap_percent", "must be a percentage from 0 to 100"))?;
+        let quote_tolerance_bp = percent_to_bp(t.quote_tolerance_percent).ok_or_else(|| {
+            invalid(
+                "thresholds.quote_tolerance_percent",
+                "must be a percentage from 0 to 100",
+            )
+        })?;
         if !(t.repeat_winner_max_p > 0.0 && t.repeat_winner_max_p < 1.0) {
-            return Err(invalid("thresholds.repeat_winner_max_p", "must be a probability strictly between 0 and 1"));
+            return Err(invalid(
+                "thresholds.repeat_winner_max_p",
+                "must be a probability strictly between 0 and 1",
+            ));
         }
         if t.absolute_terms.iter().any(|s| s.is_empty()) {
             return Err(invalid("thresholds.absolute_terms", "terms must not be empty strings"));
@@ -284,13 +301,21 @@ impl Rulebook {
         let c = &file.credit;
         let mut blacklist_rules = Vec::new();
         for (i, r) in c.blacklist_rules.iter().enumerate() {
-            blacklist_rules.push(RuleId::parse(r).ok_or_else(|| invalid(format!("credit.blacklist_rules[{i}]"), format!("`{r}` is not a rule id")))?);
+            blacklist_rules.push(RuleId::parse(r).ok_or_else(|| {
+                invalid(
+                    format!("credit.blacklist_rules[{i}]"),
+                    format!("`{r}` is not a rule id"),
+                )
+            })?);
         }
         if c.blacklist_high_findings == 0 {
             return Err(invalid("credit.blacklist_high_findings", "must be at least 1"));
         }
         if !c.grade_min_scores.windows(2).all(|w| w[0] >= w[1]) {
-            return Err(invalid("credit.grade_min_scores", "must be in falling order: A, B, C, D"));
+            return Err(invalid(
+                "credit.grade_min_scores",
+                "must be in falling order: A, B, C, D",
+            ));
         }
         Ok(Rulebook {
             thresholds: file.thresholds,
@@ -394,7 +419,14 @@ fn check_template(id: RuleId, template: &str) -> Result<(), String> {
         if name != "subject" && !id.placeholders().contains(&name) {
             let mut allowed = vec!["subject"];
             allowed.extend_from_slice(id.placeholders());
-            return Err(format!("unknown placeholder {{{name}}}; {id} messages may use {}", allowed.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(", ")));
+            return Err(format!(
+                "unknown placeholder {{{name}}}; {id} messages may use {}",
+                allowed
+                    .iter()
+                    .map(|p| format!("{{{p}}}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
         rest = &after[close + 1..];
     }
@@ -438,13 +470,24 @@ mod tests {
                 other => panic!("{text}: expected an error naming {key}, got {other:?}"),
             }
         }
-        assert!(matches!(Rulebook::with_overrides("[thresholds"), Err(RulebookError::Syntax(_))));
+        assert!(matches!(
+            Rulebook::with_overrides("[thresholds"),
+            Err(RulebookError::Syntax(_))
+        ));
     }
 
     #[test]
     fn message_fills_placeholders() {
         let rb = Rulebook::builtin();
-        let m = rb.message(RuleId::Ps03, Lang::En, "campaign:c2", &[("days", "79".into()), ("max", "60".into())]);
-        assert_eq!(m, "Pre-sale c2 may ship as late as 79 days after deposits open, more than 60 days.");
+        let m = rb.message(
+            RuleId::Ps03,
+            Lang::En,
+            "campaign:c2",
+            &[("days", "79".into()), ("max", "60".into())],
+        );
+        assert_eq!(
+            m,
+            "Pre-sale c2 may ship as late as 79 days after deposits open, more than 60 days."
+        );
     }
 }

@@ -218,25 +218,71 @@ pub enum Body {
     /// `clock.tick`
     ClockTick,
     /// `merchant.registered`
-    MerchantRegistered { merchant: String, name: String, uscc: String, channels: Vec<Channel>, licence_sha256: Option<String> },
+    MerchantRegistered {
+        merchant: String,
+        name: String,
+        uscc: String,
+        channels: Vec<Channel>,
+        licence_sha256: Option<String>,
+    },
     /// `merchant.verified`
-    MerchantVerified { merchant: String, method: VerifyMethod, by: String },
+    MerchantVerified {
+        merchant: String,
+        method: VerifyMethod,
+        by: String,
+    },
     /// `merchant.closed`
     MerchantClosed { merchant: String, reason: Option<String> },
     /// `merchant.reopened`
     MerchantReopened { merchant: String },
     /// `listing.published`
-    ListingPublished { merchant: String, sku: String, title: String, text: Option<String>, price_fen: u64, reference_price_fen: Option<u64>, channel: Option<Channel> },
+    ListingPublished {
+        merchant: String,
+        sku: String,
+        title: String,
+        text: Option<String>,
+        price_fen: u64,
+        reference_price_fen: Option<u64>,
+        channel: Option<Channel>,
+    },
     /// `listing.updated`
-    ListingUpdated { merchant: String, sku: String, title: Option<String>, text: Option<String>, price_fen: Option<u64>, reference_price_fen: Option<u64> },
+    ListingUpdated {
+        merchant: String,
+        sku: String,
+        title: Option<String>,
+        text: Option<String>,
+        price_fen: Option<u64>,
+        reference_price_fen: Option<u64>,
+    },
     /// `price.changed`
-    PriceChanged { merchant: String, sku: String, price_fen: u64 },
+    PriceChanged {
+        merchant: String,
+        sku: String,
+        price_fen: u64,
+    },
     /// `listing.removed`
     ListingRemoved { merchant: String, sku: String },
     /// `price.quoted`
-    PriceQuoted { merchant: String, sku: String, consumer: String, price_fen: u64, segment: Option<String> },
+    PriceQuoted {
+        merchant: String,
+        sku: String,
+        consumer: String,
+        price_fen: u64,
+        segment: Option<String>,
+    },
     /// `order.placed`
-    OrderPlaced { order: String, merchant: String, consumer: String, sku: String, qty: u32, amount_fen: u64, payment: Payment, confirmed: Option<bool>, identity_verified: Option<bool>, campaign: Option<String> },
+    OrderPlaced {
+        order: String,
+        merchant: String,
+        consumer: String,
+        sku: String,
+        qty: u32,
+        amount_fen: u64,
+        payment: Payment,
+        confirmed: Option<bool>,
+        identity_verified: Option<bool>,
+        campaign: Option<String>,
+    },
     /// `order.shipped`
     OrderShipped { order: String },
     /// `order.delivered`
@@ -244,7 +290,12 @@ pub enum Body {
     /// `order.cancelled`
     OrderCancelled { order: String, by: Canceller },
     /// `refund.requested`
-    RefundRequested { order: String, amount_fen: u64, no_reason: bool, reason: Option<String> },
+    RefundRequested {
+        order: String,
+        amount_fen: u64,
+        no_reason: bool,
+        reason: Option<String>,
+    },
     /// `refund.completed`
     RefundCompleted { order: String, amount_fen: u64 },
     /// `refund.rejected`
@@ -254,15 +305,34 @@ pub enum Body {
     /// `presale.changed` (only the changed terms present)
     PresaleChanged { campaign: String, changes: PresaleTerms },
     /// `presale.deposit_paid`
-    PresaleDepositPaid { campaign: String, order: String, consumer: String, deposit_fen: u64 },
+    PresaleDepositPaid {
+        campaign: String,
+        order: String,
+        consumer: String,
+        deposit_fen: u64,
+    },
     /// `presale.final_paid`
-    PresaleFinalPaid { campaign: String, order: String, final_fen: u64, gifts: Option<Vec<String>> },
+    PresaleFinalPaid {
+        campaign: String,
+        order: String,
+        final_fen: u64,
+        gifts: Option<Vec<String>>,
+    },
     /// `presale.gift_withdrawn`
-    PresaleGiftWithdrawn { campaign: String, order: Option<String>, gift: String, reason: Option<String> },
+    PresaleGiftWithdrawn {
+        campaign: String,
+        order: Option<String>,
+        gift: String,
+        reason: Option<String>,
+    },
     /// `presale.deposit_refund_requested`
     PresaleDepositRefundRequested { campaign: String, order: String },
     /// `presale.deposit_refunded`
-    PresaleDepositRefunded { campaign: String, order: String, amount_fen: u64 },
+    PresaleDepositRefunded {
+        campaign: String,
+        order: String,
+        amount_fen: u64,
+    },
     /// `lottery.announced` (merchant, host, stream, prizes present)
     LotteryAnnounced { lottery: String, terms: LotteryTerms },
     /// `lottery.changed` (only the changed terms present)
@@ -272,17 +342,40 @@ pub enum Body {
     /// `lottery.closed`
     LotteryClosed { lottery: String },
     /// `lottery.drawn`; `proof` is kept as raw JSON text
-    LotteryDrawn { lottery: String, winners: Vec<Winner>, seed: Option<String>, proof: Option<String> },
+    LotteryDrawn {
+        lottery: String,
+        winners: Vec<Winner>,
+        seed: Option<String>,
+        proof: Option<String>,
+    },
     /// `lottery.prize_shipped`
-    LotteryPrizeShipped { lottery: String, participant: String, prize: String, value_fen: u64 },
+    LotteryPrizeShipped {
+        lottery: String,
+        participant: String,
+        prize: String,
+        value_fen: u64,
+    },
     /// `lottery.prize_delivered`
     LotteryPrizeDelivered { lottery: String, participant: String },
     /// `lottery.cancelled`
     LotteryCancelled { lottery: String, reason: Option<String> },
     /// `service.message`
-    ServiceMessage { merchant: String, conversation: String, consumer: String, from: Sender },
+    ServiceMessage {
+        merchant: String,
+        conversation: String,
+        consumer: String,
+        from: Sender,
+    },
     /// `complaint.filed`
-    ComplaintFiled { complaint: String, consumer: String, merchant: String, order: Option<String>, category: ComplaintCategory, text: Option<String>, evidence: Option<Vec<Evidence>> },
+    ComplaintFiled {
+        complaint: String,
+        consumer: String,
+        merchant: String,
+        order: Option<String>,
+        category: ComplaintCategory,
+        text: Option<String>,
+        evidence: Option<Vec<Evidence>>,
+    },
     /// `complaint.responded`
     ComplaintResponded { complaint: String, by: Responder },
     /// `complaint.resolved`
@@ -290,13 +383,31 @@ pub enum Body {
     /// `complaint.escalated`
     ComplaintEscalated { complaint: String, to: EscalatedTo },
     /// `bnpl.offered`
-    BnplOffered { consumer: String, session: String, preselected: bool, terms_shown: bool },
+    BnplOffered {
+        consumer: String,
+        session: String,
+        preselected: bool,
+        terms_shown: bool,
+    },
     /// `bnpl.enabled`
-    BnplEnabled { consumer: String, provider: String, consent: Consent, identity_verified: bool },
+    BnplEnabled {
+        consumer: String,
+        provider: String,
+        consent: Consent,
+        identity_verified: bool,
+    },
     /// `bnpl.disabled`
-    BnplDisabled { consumer: String, provider: String, steps: u32 },
+    BnplDisabled {
+        consumer: String,
+        provider: String,
+        steps: u32,
+    },
     /// `bnpl.cancel_failed`
-    BnplCancelFailed { consumer: String, provider: String, reason: Option<String> },
+    BnplCancelFailed {
+        consumer: String,
+        provider: String,
+        reason: Option<String>,
+    },
 }
 
 /// Every event type of format v1, in spec order.

@@ -243,7 +243,10 @@ impl<'a> Fields<'a> {
             Ok(n) if n >= min => Ok(n),
             _ => Err(FieldError::at(
                 self.path(key),
-                format!("{n} is out of range: expected a whole number from {min} to {}", u32::MAX),
+                format!(
+                    "{n} is out of range: expected a whole number from {min} to {}",
+                    u32::MAX
+                ),
             )),
         }
     }
@@ -301,8 +304,8 @@ impl<'a> Fields<'a> {
 
     /// A nested object, read with its own path prefix.
     fn object_at(&self, key: &str, v: &'a RawValue) -> R<Fields<'a>> {
-        let obj = serde_json::from_str::<RawObject<'a>>(v.get())
-            .map_err(|_| self.wrong(key, "an object", kind_of(v)))?;
+        let obj =
+            serde_json::from_str::<RawObject<'a>>(v.get()).map_err(|_| self.wrong(key, "an object", kind_of(v)))?;
         let fields = Fields {
             obj,
             prefix: format!("{}.", self.path(key)),
@@ -481,7 +484,9 @@ fn body(f: &Fields, ty: &str) -> R<Body> {
             merchant: f.id("merchant")?,
             reason: f.text_opt("reason")?,
         },
-        "merchant.reopened" => Body::MerchantReopened { merchant: f.id("merchant")? },
+        "merchant.reopened" => Body::MerchantReopened {
+            merchant: f.id("merchant")?,
+        },
         "listing.published" => Body::ListingPublished {
             merchant: f.id("merchant")?,
             sku: f.id("sku")?,
@@ -615,7 +620,9 @@ fn body(f: &Fields, ty: &str) -> R<Body> {
             lottery: f.id("lottery")?,
             participant: f.id("participant")?,
         },
-        "lottery.closed" => Body::LotteryClosed { lottery: f.id("lottery")? },
+        "lottery.closed" => Body::LotteryClosed {
+            lottery: f.id("lottery")?,
+        },
         "lottery.drawn" => Body::LotteryDrawn {
             lottery: f.id("lottery")?,
             winners: f.req("winners", |f, k, v| {
@@ -704,7 +711,10 @@ fn body(f: &Fields, ty: &str) -> R<Body> {
         other => {
             return Err(FieldError::at(
                 "type",
-                format!("unknown event type `{other}`; see spec/events.md for the {} types of format v1", EVENT_TYPES.len()),
+                format!(
+                    "unknown event type `{other}`; see spec/events.md for the {} types of format v1",
+                    EVENT_TYPES.len()
+                ),
             ))
         }
     })

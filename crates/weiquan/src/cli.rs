@@ -31,10 +31,14 @@ Exit status: 0 when the input was read (whatever it contained), 1 when a file
 cannot be read, 2 for a usage error.")]
     Audit(AuditArgs),
     /// Validate event files only: print rejected lines as NDJSON on stderr, nothing else.
-    #[command(after_help = "Example:\n  weiquan check export.ndjson && echo 'every line is a valid event'\n\nExit status: 0 when every line is valid, 3 when some line was rejected, 1 when a file cannot be read.")]
+    #[command(
+        after_help = "Example:\n  weiquan check export.ndjson && echo 'every line is a valid event'\n\nExit status: 0 when every line is valid, 3 when some line was rejected, 1 when a file cannot be read."
+    )]
     Check(CheckArgs),
     /// Print the rulebook in effect (built-in, or merged with --rules) as TOML.
-    #[command(after_help = "Example:\n  weiquan rules > my-rules.toml   # edit, then: weiquan audit --rules my-rules.toml …")]
+    #[command(
+        after_help = "Example:\n  weiquan rules > my-rules.toml   # edit, then: weiquan audit --rules my-rules.toml …"
+    )]
     Rules(RulesArgs),
 }
 

@@ -15,14 +15,34 @@ fn main() -> ExitCode {
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut err = io::BufWriter::new(stderr.lock());
     let result = match &cli.command {
-        Command::Audit(args) => commands::audit::run(args, &mut Terminal { out: &mut out, err: &mut err, color, progress }).map(|()| ExitCode::SUCCESS),
-        Command::Check(args) => commands::check::run(args, &mut err).map(|c| if c.rejected == 0 { ExitCode::SUCCESS } else { ExitCode::from(3) }),
+        Command::Audit(args) => commands::audit::run(
+            args,
+            &mut Terminal {
+                out: &mut out,
+                err: &mut err,
+                color,
+                progress,
+            },
+        )
+        .map(|()| ExitCode::SUCCESS),
+        Command::Check(args) => commands::check::run(args, &mut err).map(|c| {
+            if c.rejected == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(3)
+            }
+        }),
         Command::Rules(args) => commands::rules::run(args, &mut out).map(|()| ExitCode::SUCCESS),
     };
     let code = match result {
         Ok(code) => code,
         // A closed pipe (`weiquan audit … | head`) is the reader's choice, not a failure.
-        Err(e) if e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) => ExitCode::SUCCESS,
+        Err(e)
+            if e.downcast_ref::<io::Error>()
+                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             let _ = err.flush();
             let _ = writeln!(err, "weiquan: error: {e:#}");

@@ -53,7 +53,13 @@ impl Auditor {
 
     /// Reads every line of `input`; `file` names it in rejects. `progress` is
     /// called with the bytes read so far every few thousand lines.
-    pub fn read(&mut self, input: impl BufRead, file: Option<&str>, sink: &mut dyn Sink, progress: &mut dyn FnMut(u64)) -> std::io::Result<()> {
+    pub fn read(
+        &mut self,
+        input: impl BufRead,
+        file: Option<&str>,
+        sink: &mut dyn Sink,
+        progress: &mut dyn FnMut(u64),
+    ) -> std::io::Result<()> {
         let mut reader = LineReader::new(input);
         let mut n: u64 = 0;
         while let Some(line) = reader.next_line()? {

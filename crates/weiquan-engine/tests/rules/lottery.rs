@@ -21,7 +21,9 @@ fn announce(extra: Value) -> Value {
 }
 
 fn base(extra: Value) -> Stream {
-    Stream::new().merchant("m1").ev("lottery.announced", "11-01 10:00", announce(extra))
+    Stream::new()
+        .merchant("m1")
+        .ev("lottery.announced", "11-01 10:00", announce(extra))
 }
 
 fn enter(mut s: Stream, lottery: &str, who: &[&str], at: &str) -> Stream {
@@ -32,18 +34,29 @@ fn enter(mut s: Stream, lottery: &str, who: &[&str], at: &str) -> Stream {
 }
 
 fn draw(s: Stream, winners: &[(&str, &str)], at: &str) -> Stream {
-    let w: Vec<Value> = winners.iter().map(|(p, prize)| json!({"participant": p, "prize": prize})).collect();
+    let w: Vec<Value> = winners
+        .iter()
+        .map(|(p, prize)| json!({"participant": p, "prize": prize}))
+        .collect();
     s.ev("lottery.drawn", at, json!({"lottery": "l1", "winners": w}))
 }
 
 /// Entered p1..p4, closed, drawn p1 and p2 at 20:00.
 fn drawn() -> Stream {
-    let s = enter(base(json!({})), "l1", &["p1", "p2", "p3", "p4"], "11-01 12:00").ev("lottery.closed", "11-01 19:00", json!({"lottery": "l1"}));
+    let s = enter(base(json!({})), "l1", &["p1", "p2", "p3", "p4"], "11-01 12:00").ev(
+        "lottery.closed",
+        "11-01 19:00",
+        json!({"lottery": "l1"}),
+    );
     draw(s, &[("p1", "耳机"), ("p2", "耳机")], "11-01 20:00")
 }
 
 fn ship(s: Stream, who: &str, at: &str, value: u64) -> Stream {
-    s.ev("lottery.prize_shipped", at, json!({"lottery": "l1", "participant": who, "prize": "耳机", "value_fen": value}))
+    s.ev(
+        "lottery.prize_shipped",
+        at,
+        json!({"lottery": "l1", "participant": who, "prize": "耳机", "value_fen": value}),
+    )
 }
 
 #[test]
@@ -71,10 +84,18 @@ fn lt02_fires_for_changes_against_participants() {
         json!({"draw_at": crate::t("11-01 21:00")}),
         json!({"deliver_within_days": 14}),
     ] {
-        let s = base(json!({})).ev("lottery.changed", "11-01 12:00", json!({"lottery": "l1"}).as_object().cloned().map(|mut o| {
-            o.extend(change.as_object().cloned().unwrap_or_default());
-            Value::Object(o)
-        }).unwrap_or_default());
+        let s = base(json!({})).ev(
+            "lottery.changed",
+            "11-01 12:00",
+            json!({"lottery": "l1"})
+                .as_object()
+                .cloned()
+                .map(|mut o| {
+                    o.extend(change.as_object().cloned().unwrap_or_default());
+                    Value::Object(o)
+                })
+                .unwrap_or_default(),
+        );
         assert!(s.fires("LT-02", "lottery:l1"), "{change}");
     }
 }
@@ -86,9 +107,18 @@ fn lt02_allows_changes_in_participants_favour_and_late_disclosure() {
         json!({"lottery": "l1", "conditions": []}),
         json!({"lottery": "l1", "deliver_within_days": 3}),
     ] {
-        assert!(!base(json!({})).ev("lottery.changed", "11-01 12:00", change.clone()).fires_any("LT-02"), "{change}");
+        assert!(
+            !base(json!({}))
+                .ev("lottery.changed", "11-01 12:00", change.clone())
+                .fires_any("LT-02"),
+            "{change}"
+        );
     }
-    let undisclosed = base(json!({"draw_at": null})).ev("lottery.changed", "11-01 12:00", json!({"lottery": "l1", "draw_at": crate::t("11-01 20:00")}));
+    let undisclosed = base(json!({"draw_at": null})).ev(
+        "lottery.changed",
+        "11-01 12:00",
+        json!({"lottery": "l1", "draw_at": crate::t("11-01 20:00")}),
+    );
     assert!(undisclosed.fires("LT-01", "lottery:l1"));
     assert!(!undisclosed.fires_any("LT-02"));
 }
@@ -102,14 +132,30 @@ fn lt03_cap_is_fifty_thousand_yuan_inclusive() {
 
 #[test]
 fn lt04_ineligible_winners() {
-    let s = enter(base(json!({})), "l1", &["p1", "p2"], "11-01 12:00").ev("lottery.closed", "11-01 19:00", json!({"lottery": "l1"}));
+    let s = enter(base(json!({})), "l1", &["p1", "p2"], "11-01 12:00").ev(
+        "lottery.closed",
+        "11-01 19:00",
+        json!({"lottery": "l1"}),
+    );
     assert!(!draw(s.clone(), &[("p1", "耳机"), ("p2", "耳机")], "11-01 20:00").fires_any("LT-04"));
-    assert!(draw(s.clone(), &[("p9", "耳机")], "11-01 20:00").fires("LT-04", "lottery:l1"), "never entered");
-    assert!(draw(s.clone(), &[("p1", "手机")], "11-01 20:00").fires("LT-04", "lottery:l1"), "prize never announced");
+    assert!(
+        draw(s.clone(), &[("p9", "耳机")], "11-01 20:00").fires("LT-04", "lottery:l1"),
+        "never entered"
+    );
+    assert!(
+        draw(s.clone(), &[("p1", "手机")], "11-01 20:00").fires("LT-04", "lottery:l1"),
+        "prize never announced"
+    );
     let late = enter(s.clone(), "l1", &["p7"], "11-01 19:30");
-    assert!(draw(late, &[("p7", "耳机")], "11-01 20:00").fires("LT-04", "lottery:l1"), "entered after the close");
+    assert!(
+        draw(late, &[("p7", "耳机")], "11-01 20:00").fires("LT-04", "lottery:l1"),
+        "entered after the close"
+    );
     let again = enter(s, "l1", &["p1"], "11-01 19:30");
-    assert!(!draw(again, &[("p1", "耳机")], "11-01 20:00").fires_any("LT-04"), "entered before the close, again after");
+    assert!(
+        !draw(again, &[("p1", "耳机")], "11-01 20:00").fires_any("LT-04"),
+        "entered before the close, again after"
+    );
 }
 
 #[test]
@@ -117,8 +163,16 @@ fn lt05_draw_must_happen_by_draw_at_plus_one_hour() {
     let s = enter(base(json!({})), "l1", &["p1", "p2"], "11-01 12:00");
     assert!(!draw(s.clone(), &[("p1", "耳机"), ("p2", "耳机")], "11-01 21:00").fires_any("LT-05"));
     assert!(draw(s.clone(), &[("p1", "耳机"), ("p2", "耳机")], "11-01 21:01").fires("LT-05", "lottery:l1"));
-    assert!(!s.clone().ev("lottery.cancelled", "11-01 20:30", json!({"lottery": "l1"})).tick("11-03").fires_any("LT-05"));
-    let moved = s.ev("lottery.changed", "11-01 15:00", json!({"lottery": "l1", "draw_at": crate::t("11-02 20:00")}));
+    assert!(!s
+        .clone()
+        .ev("lottery.cancelled", "11-01 20:30", json!({"lottery": "l1"}))
+        .tick("11-03")
+        .fires_any("LT-05"));
+    let moved = s.ev(
+        "lottery.changed",
+        "11-01 15:00",
+        json!({"lottery": "l1", "draw_at": crate::t("11-02 20:00")}),
+    );
     let moved = draw(moved, &[("p1", "耳机"), ("p2", "耳机")], "11-02 20:00");
     assert!(moved.fires("LT-02", "lottery:l1"));
     assert!(!moved.fires_any("LT-05"), "the moved draw time is the one in effect");
@@ -128,7 +182,9 @@ fn lt05_draw_must_happen_by_draw_at_plus_one_hour() {
 fn lt06_every_winner_gets_a_shipment_within_the_delivery_days() {
     let s = ship(ship(drawn(), "p1", "11-02", 29900), "p2", "11-08 20:00", 29900).tick("11-20");
     assert!(!s.fires_any("LT-06"), "exactly at the deadline is in time");
-    assert!(ship(drawn(), "p1", "11-02", 29900).tick("11-08 20:01").fires("LT-06", "lottery:l1"));
+    assert!(ship(drawn(), "p1", "11-02", 29900)
+        .tick("11-08 20:01")
+        .fires("LT-06", "lottery:l1"));
     // Undisclosed delivery days default to 7.
     let undisclosed = enter(base(json!({"deliver_within_days": null})), "l1", &["p1"], "11-01 12:00");
     let undisclosed = draw(undisclosed, &[("p1", "耳机")], "11-01 20:00");
@@ -140,7 +196,11 @@ fn lt06_every_winner_gets_a_shipment_within_the_delivery_days() {
 fn lt07_prize_must_be_the_announced_one_at_its_value() {
     assert!(!ship(drawn(), "p1", "11-02", 29900).fires_any("LT-07"));
     assert!(ship(drawn(), "p1", "11-02", 29899).fires("LT-07", "lottery:l1"));
-    let other = drawn().ev("lottery.prize_shipped", "11-02", json!({"lottery": "l1", "participant": "p1", "prize": "贴纸", "value_fen": 99999}));
+    let other = drawn().ev(
+        "lottery.prize_shipped",
+        "11-02",
+        json!({"lottery": "l1", "participant": "p1", "prize": "贴纸", "value_fen": 99999}),
+    );
     assert!(other.fires("LT-07", "lottery:l1"));
 }
 
@@ -162,11 +222,23 @@ fn series(n: usize, entrants: usize, w: &str) -> Stream {
             "prizes": [{"name": "券", "value_fen": 100, "count": 1}], "conditions": ["关注"], "draw_at": crate::t(&format!("{day} 20:00")),
             "deliver_within_days": 7, "organizer": "m1", "contact": "c"}));
         for p in 0..entrants {
-            s = s.ev("lottery.entered", &format!("{day} 12:00"), json!({"lottery": l, "participant": format!("p{p}")}));
+            s = s.ev(
+                "lottery.entered",
+                &format!("{day} 12:00"),
+                json!({"lottery": l, "participant": format!("p{p}")}),
+            );
         }
         s = s.ev("lottery.closed", &format!("{day} 19:00"), json!({"lottery": l}));
-        s = s.ev("lottery.drawn", &format!("{day} 20:00"), json!({"lottery": l, "winners": [{"participant": w, "prize": "券"}]}));
-        s = s.ev("lottery.prize_shipped", &format!("{day} 21:00"), json!({"lottery": l, "participant": w, "prize": "券", "value_fen": 100}));
+        s = s.ev(
+            "lottery.drawn",
+            &format!("{day} 20:00"),
+            json!({"lottery": l, "winners": [{"participant": w, "prize": "券"}]}),
+        );
+        s = s.ev(
+            "lottery.prize_shipped",
+            &format!("{day} 21:00"),
+            json!({"lottery": l, "participant": w, "prize": "券", "value_fen": 100}),
+        );
     }
     s
 }

@@ -46,8 +46,16 @@ impl Stream {
     /// A registered and verified merchant with a valid credit code of its own.
     pub fn merchant(self, m: &str) -> Self {
         let uscc = valid_uscc(self.lines.len() as u32);
-        self.ev("merchant.registered", "10-01", json!({"merchant": m, "name": "店", "uscc": uscc, "channels": ["store"]}))
-            .ev("merchant.verified", "10-01", json!({"merchant": m, "method": "manual", "by": "platform"}))
+        self.ev(
+            "merchant.registered",
+            "10-01",
+            json!({"merchant": m, "name": "店", "uscc": uscc, "channels": ["store"]}),
+        )
+        .ev(
+            "merchant.verified",
+            "10-01",
+            json!({"merchant": m, "method": "manual", "by": "platform"}),
+        )
     }
 
     /// Appends an event of `ty` at `at` (short form) with `fields`.
@@ -97,7 +105,10 @@ impl Stream {
 
     /// The set of `(rule, subject)` pairs.
     pub fn pairs(&self) -> BTreeSet<(String, String)> {
-        self.run().into_iter().map(|f| (f.rule.to_string(), f.subject)).collect()
+        self.run()
+            .into_iter()
+            .map(|f| (f.rule.to_string(), f.subject))
+            .collect()
     }
 
     /// Whether `rule` fired on `subject`.
@@ -113,8 +124,17 @@ impl Stream {
 
 #[test]
 fn same_stream_gives_identical_findings() {
-    let s = presale::base().ev("presale.deposit_paid", "11-02", json!({"campaign": "c1", "order": "o1", "consumer": "u1", "deposit_fen": 5000}))
-        .ev("presale.changed", "11-03", json!({"campaign": "c1", "price_fen": 31000}))
+    let s = presale::base()
+        .ev(
+            "presale.deposit_paid",
+            "11-02",
+            json!({"campaign": "c1", "order": "o1", "consumer": "u1", "deposit_fen": 5000}),
+        )
+        .ev(
+            "presale.changed",
+            "11-03",
+            json!({"campaign": "c1", "price_fen": 31000}),
+        )
         .tick("12-30");
     let a = format!("{:?}", s.run());
     let b = format!("{:?}", s.run());
@@ -132,7 +152,8 @@ fn deadlines_fire_before_the_event_that_passes_them_earliest_first() {
     let order: Vec<(String, String)> = s.run().into_iter().map(|f| (f.rule.to_string(), f.subject)).collect();
     assert_eq!(
         order,
-        [("MC-06", "order:o1"), ("MC-06", "order:o2"), ("MK-01", "sku:m1/s9")].map(|(a, b)| (a.to_owned(), b.to_owned()))
+        [("MC-06", "order:o1"), ("MC-06", "order:o2"), ("MK-01", "sku:m1/s9")]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
     );
     let at: Vec<String> = s.run().iter().map(|f| f.at.to_string()).collect();
     assert_eq!(at[0], t("11-03 07:00"), "a deadline finding is dated at its deadline");

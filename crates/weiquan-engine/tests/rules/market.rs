@@ -4,15 +4,27 @@ use crate::Stream;
 use serde_json::json;
 
 fn listed(price: u64, at: &str) -> Stream {
-    Stream::new().merchant("m1").ev("listing.published", at, json!({"merchant": "m1", "sku": "s1", "title": "电饭煲", "price_fen": price}))
+    Stream::new().merchant("m1").ev(
+        "listing.published",
+        at,
+        json!({"merchant": "m1", "sku": "s1", "title": "电饭煲", "price_fen": price}),
+    )
 }
 
 fn reference(s: Stream, at: &str, price: u64, reference: u64) -> Stream {
-    s.ev("listing.updated", at, json!({"merchant": "m1", "sku": "s1", "price_fen": price, "reference_price_fen": reference}))
+    s.ev(
+        "listing.updated",
+        at,
+        json!({"merchant": "m1", "sku": "s1", "price_fen": price, "reference_price_fen": reference}),
+    )
 }
 
 fn price(s: Stream, at: &str, p: u64) -> Stream {
-    s.ev("price.changed", at, json!({"merchant": "m1", "sku": "s1", "price_fen": p}))
+    s.ev(
+        "price.changed",
+        at,
+        json!({"merchant": "m1", "sku": "s1", "price_fen": p}),
+    )
 }
 
 #[test]
@@ -39,7 +51,11 @@ fn pr01_counts_the_price_in_effect_when_the_window_opened() {
 
 #[test]
 fn pr01_reference_on_a_new_sku_fires() {
-    let s = Stream::new().merchant("m1").ev("listing.published", "11-01", json!({"merchant": "m1", "sku": "s2", "title": "t", "price_fen": 8000, "reference_price_fen": 8000}));
+    let s = Stream::new().merchant("m1").ev(
+        "listing.published",
+        "11-01",
+        json!({"merchant": "m1", "sku": "s2", "title": "t", "price_fen": 8000, "reference_price_fen": 8000}),
+    );
     assert!(s.fires("PR-01", "sku:m1/s2"));
     assert!(!listed(8000, "11-01").fires_any("PR-01"));
 }
@@ -48,7 +64,9 @@ fn pr01_reference_on_a_new_sku_fires() {
 fn pr01_window_follows_the_rulebook() {
     let s = price(listed(8000, "10-01"), "10-20", 10000);
     assert!(!reference(s.clone(), "11-10", 9000, 10000).fires_any("PR-01"));
-    assert!(reference(s, "11-10", 9000, 10000).rules("[thresholds]\nreference_window_days = 30\n").fires("PR-01", "sku:m1/s1"));
+    assert!(reference(s, "11-10", 9000, 10000)
+        .rules("[thresholds]\nreference_window_days = 30\n")
+        .fires("PR-01", "sku:m1/s1"));
 }
 
 fn quote(s: Stream, at: &str, consumer: &str, p: u64, segment: Option<&str>) -> Stream {
@@ -69,12 +87,27 @@ fn pr02_more_than_one_percent_above_the_listed_price() {
 fn pr02_compared_with_same_segment_quotes_in_the_last_hour() {
     let s = quote(listed(10000, "11-01"), "11-02 12:00", "u1", 9000, Some("member"));
     assert!(quote(s.clone(), "11-02 12:30", "u2", 9500, Some("member")).fires("PR-02", "sku:m1/s1"));
-    assert!(!quote(s.clone(), "11-02 12:30", "u2", 9090, Some("member")).fires_any("PR-02"), "exactly 1% more");
-    assert!(!quote(s.clone(), "11-02 12:30", "u2", 9500, Some("returning")).fires_any("PR-02"), "another segment");
-    assert!(!quote(s.clone(), "11-02 13:01", "u2", 9500, Some("member")).fires_any("PR-02"), "more than an hour later");
-    assert!(!quote(s.clone(), "11-02 12:30", "u1", 9500, Some("member")).fires_any("PR-02"), "the same consumer");
+    assert!(
+        !quote(s.clone(), "11-02 12:30", "u2", 9090, Some("member")).fires_any("PR-02"),
+        "exactly 1% more"
+    );
+    assert!(
+        !quote(s.clone(), "11-02 12:30", "u2", 9500, Some("returning")).fires_any("PR-02"),
+        "another segment"
+    );
+    assert!(
+        !quote(s.clone(), "11-02 13:01", "u2", 9500, Some("member")).fires_any("PR-02"),
+        "more than an hour later"
+    );
+    assert!(
+        !quote(s.clone(), "11-02 12:30", "u1", 9500, Some("member")).fires_any("PR-02"),
+        "the same consumer"
+    );
     let changed = price(s, "11-02 12:10", 9500);
-    assert!(!quote(changed, "11-02 12:30", "u2", 9500, Some("member")).fires_any("PR-02"), "price changed in between");
+    assert!(
+        !quote(changed, "11-02 12:30", "u2", 9500, Some("member")).fires_any("PR-02"),
+        "price changed in between"
+    );
 }
 
 #[test]
@@ -89,7 +122,11 @@ fn mk01_absolute_terms_in_title_or_text() {
     assert!(pub_("全网最低价 保温杯", None).fires("MK-01", "sku:m1/s1"));
     assert!(pub_("保温杯", Some("行业第一品牌")).fires("MK-01", "sku:m1/s1"));
     assert!(!pub_("保温杯", Some("保温 12 小时")).fires_any("MK-01"));
-    let updated = pub_("保温杯", None).ev("listing.updated", "11-02", json!({"merchant": "m1", "sku": "s1", "title": "顶级保温杯"}));
+    let updated = pub_("保温杯", None).ev(
+        "listing.updated",
+        "11-02",
+        json!({"merchant": "m1", "sku": "s1", "title": "顶级保温杯"}),
+    );
     assert!(updated.fires("MK-01", "sku:m1/s1"));
 }
 
@@ -99,18 +136,42 @@ fn bnpl(ty: &str, fields: serde_json::Value) -> Stream {
 
 #[test]
 fn bn01_pre_ticked_or_bundled_consent() {
-    assert!(bnpl("bnpl.offered", json!({"consumer": "u1", "session": "s", "preselected": true, "terms_shown": true})).fires("BN-01", "consumer:u1"));
-    assert!(!bnpl("bnpl.offered", json!({"consumer": "u1", "session": "s", "preselected": false, "terms_shown": true})).fires_any("BN-01"));
+    assert!(bnpl(
+        "bnpl.offered",
+        json!({"consumer": "u1", "session": "s", "preselected": true, "terms_shown": true})
+    )
+    .fires("BN-01", "consumer:u1"));
+    assert!(!bnpl(
+        "bnpl.offered",
+        json!({"consumer": "u1", "session": "s", "preselected": false, "terms_shown": true})
+    )
+    .fires_any("BN-01"));
     for consent in ["preselected", "bundled"] {
-        assert!(bnpl("bnpl.enabled", json!({"consumer": "u1", "provider": "p", "consent": consent, "identity_verified": true})).fires("BN-01", "consumer:u1"));
+        assert!(bnpl(
+            "bnpl.enabled",
+            json!({"consumer": "u1", "provider": "p", "consent": consent, "identity_verified": true})
+        )
+        .fires("BN-01", "consumer:u1"));
     }
-    assert!(!bnpl("bnpl.enabled", json!({"consumer": "u1", "provider": "p", "consent": "explicit", "identity_verified": true})).fires_any("BN-01"));
+    assert!(!bnpl(
+        "bnpl.enabled",
+        json!({"consumer": "u1", "provider": "p", "consent": "explicit", "identity_verified": true})
+    )
+    .fires_any("BN-01"));
 }
 
 #[test]
 fn bn02_no_identity_check() {
-    assert!(bnpl("bnpl.enabled", json!({"consumer": "u1", "provider": "p", "consent": "explicit", "identity_verified": false})).fires("BN-02", "consumer:u1"));
-    assert!(!bnpl("bnpl.enabled", json!({"consumer": "u1", "provider": "p", "consent": "explicit", "identity_verified": true})).fires_any("BN-02"));
+    assert!(bnpl(
+        "bnpl.enabled",
+        json!({"consumer": "u1", "provider": "p", "consent": "explicit", "identity_verified": false})
+    )
+    .fires("BN-02", "consumer:u1"));
+    assert!(!bnpl(
+        "bnpl.enabled",
+        json!({"consumer": "u1", "provider": "p", "consent": "explicit", "identity_verified": true})
+    )
+    .fires_any("BN-02"));
 }
 
 #[test]
@@ -123,6 +184,14 @@ fn bn04_two_steps_to_cancel_is_the_most_allowed() {
 
 #[test]
 fn bn05_terms_hidden() {
-    assert!(bnpl("bnpl.offered", json!({"consumer": "u1", "session": "s", "preselected": false, "terms_shown": false})).fires("BN-05", "consumer:u1"));
-    assert!(!bnpl("bnpl.offered", json!({"consumer": "u1", "session": "s", "preselected": false, "terms_shown": true})).fires_any("BN-05"));
+    assert!(bnpl(
+        "bnpl.offered",
+        json!({"consumer": "u1", "session": "s", "preselected": false, "terms_shown": false})
+    )
+    .fires("BN-05", "consumer:u1"));
+    assert!(!bnpl(
+        "bnpl.offered",
+        json!({"consumer": "u1", "session": "s", "preselected": false, "terms_shown": true})
+    )
+    .fires_any("BN-05"));
 }

@@ -18,12 +18,28 @@ fn register(s: Stream, m: &str, uscc: &str, licence: Option<&str>) -> Stream {
 #[test]
 fn mc01_trading_before_verification() {
     let unverified = register(Stream::new(), "m1", &valid_uscc(1), None);
-    assert!(unverified.clone().ev("listing.published", "11-01 01:00", json!({"merchant": "m1", "sku": "s1", "title": "t", "price_fen": 1})).fires("MC-01", "merchant:m1"));
+    assert!(unverified
+        .clone()
+        .ev(
+            "listing.published",
+            "11-01 01:00",
+            json!({"merchant": "m1", "sku": "s1", "title": "t", "price_fen": 1})
+        )
+        .fires("MC-01", "merchant:m1"));
     assert!(order(unverified.clone(), "o1", "m1", "11-01 01:00").fires("MC-01", "merchant:m1"));
-    assert!(order(Stream::new(), "o1", "ghost", "11-01 01:00").fires("MC-01", "merchant:ghost"), "never registered");
+    assert!(
+        order(Stream::new(), "o1", "ghost", "11-01 01:00").fires("MC-01", "merchant:ghost"),
+        "never registered"
+    );
     assert!(!order(Stream::new().merchant("m1"), "o1", "m1", "11-01 01:00").fires_any("MC-01"));
     // Publishing a pre-sale or a lottery is not listed in MC-01's trigger.
-    assert!(!unverified.ev("merchant.verified", "11-01 02:00", json!({"merchant": "m1", "method": "manual", "by": "p"})).fires_any("MC-01"));
+    assert!(!unverified
+        .ev(
+            "merchant.verified",
+            "11-01 02:00",
+            json!({"merchant": "m1", "method": "manual", "by": "p"})
+        )
+        .fires_any("MC-01"));
 }
 
 #[test]
@@ -40,8 +56,14 @@ fn mc03_reused_code_or_licence_reported_on_the_later_merchant() {
     let same_code = register(s.clone(), "m2", &valid_uscc(1), None);
     assert!(same_code.fires("MC-03", "merchant:m2"));
     assert!(!same_code.fires("MC-03", "merchant:m1"));
-    assert!(register(s.clone(), "m2", &valid_uscc(2), Some(&lic.to_uppercase())).fires("MC-03", "merchant:m2"), "hex case does not matter");
-    assert!(!register(s.clone(), "m1", &valid_uscc(1), Some(&lic)).fires_any("MC-03"), "re-registering itself");
+    assert!(
+        register(s.clone(), "m2", &valid_uscc(2), Some(&lic.to_uppercase())).fires("MC-03", "merchant:m2"),
+        "hex case does not matter"
+    );
+    assert!(
+        !register(s.clone(), "m1", &valid_uscc(1), Some(&lic)).fires_any("MC-03"),
+        "re-registering itself"
+    );
     assert!(!register(s, "m2", &valid_uscc(2), None).fires_any("MC-03"));
 }
 
@@ -52,22 +74,60 @@ fn mc04_closing_with_open_obligations() {
     assert!(close(s.clone()).fires("MC-04", "merchant:m1"), "unshipped order");
     let shipped = s.clone().ev("order.shipped", "11-01 06:00", json!({"order": "o1"}));
     assert!(!close(shipped.clone()).fires_any("MC-04"));
-    let refund = shipped.clone().ev("refund.requested", "11-01 07:00", json!({"order": "o1", "amount_fen": 5000, "no_reason": true}));
-    assert!(close(refund.clone()).fires("MC-04", "merchant:m1"), "refund not settled");
-    assert!(!close(refund.ev("refund.rejected", "11-01 08:00", json!({"order": "o1", "reason": "r"}))).fires_any("MC-04"));
-    let complaint = shipped.ev("complaint.filed", "11-01 07:00", json!({"complaint": "p1", "consumer": "u1", "merchant": "m1", "category": "quality"}));
-    assert!(close(complaint.clone()).fires("MC-04", "merchant:m1"), "complaint not resolved");
-    assert!(!close(complaint.ev("complaint.resolved", "11-01 08:00", json!({"complaint": "p1", "outcome": "refund"}))).fires_any("MC-04"));
-    let cancelled = s.ev("order.cancelled", "11-01 06:00", json!({"order": "o1", "by": "consumer"}));
+    let refund = shipped.clone().ev(
+        "refund.requested",
+        "11-01 07:00",
+        json!({"order": "o1", "amount_fen": 5000, "no_reason": true}),
+    );
+    assert!(
+        close(refund.clone()).fires("MC-04", "merchant:m1"),
+        "refund not settled"
+    );
+    assert!(
+        !close(refund.ev("refund.rejected", "11-01 08:00", json!({"order": "o1", "reason": "r"}))).fires_any("MC-04")
+    );
+    let complaint = shipped.ev(
+        "complaint.filed",
+        "11-01 07:00",
+        json!({"complaint": "p1", "consumer": "u1", "merchant": "m1", "category": "quality"}),
+    );
+    assert!(
+        close(complaint.clone()).fires("MC-04", "merchant:m1"),
+        "complaint not resolved"
+    );
+    assert!(!close(complaint.ev(
+        "complaint.resolved",
+        "11-01 08:00",
+        json!({"complaint": "p1", "outcome": "refund"})
+    ))
+    .fires_any("MC-04"));
+    let cancelled = s.ev(
+        "order.cancelled",
+        "11-01 06:00",
+        json!({"order": "o1", "by": "consumer"}),
+    );
     assert!(!close(cancelled).fires_any("MC-04"));
 }
 
 #[test]
 fn mc04_unshipped_presale_deposit_counts() {
-    let s = crate::presale::base().ev("presale.deposit_paid", "11-02", json!({"campaign": "c1", "order": "o1", "consumer": "u1", "deposit_fen": 5000}));
-    assert!(s.clone().ev("merchant.closed", "11-03", json!({"merchant": "m1"})).fires("MC-04", "merchant:m1"));
-    let refunded = s.ev("presale.deposit_refunded", "11-02 12:00", json!({"campaign": "c1", "order": "o1", "amount_fen": 5000}));
-    assert!(!refunded.ev("merchant.closed", "11-03", json!({"merchant": "m1"})).fires_any("MC-04"));
+    let s = crate::presale::base().ev(
+        "presale.deposit_paid",
+        "11-02",
+        json!({"campaign": "c1", "order": "o1", "consumer": "u1", "deposit_fen": 5000}),
+    );
+    assert!(s
+        .clone()
+        .ev("merchant.closed", "11-03", json!({"merchant": "m1"}))
+        .fires("MC-04", "merchant:m1"));
+    let refunded = s.ev(
+        "presale.deposit_refunded",
+        "11-02 12:00",
+        json!({"campaign": "c1", "order": "o1", "amount_fen": 5000}),
+    );
+    assert!(!refunded
+        .ev("merchant.closed", "11-03", json!({"merchant": "m1"}))
+        .fires_any("MC-04"));
 }
 
 #[test]
@@ -78,30 +138,67 @@ fn mc05_new_order_with_three_overdue_obligations() {
     }
     assert!(order(s.clone(), "o4", "m1", "11-04").fires("MC-05", "merchant:m1"));
     // Two still overdue: one was shipped late, so its cause is gone.
-    let fixed = s.clone().tick("11-03 12:00").ev("order.shipped", "11-03 13:00", json!({"order": "o1"}));
+    let fixed = s
+        .clone()
+        .tick("11-03 12:00")
+        .ev("order.shipped", "11-03 13:00", json!({"order": "o1"}));
     assert!(fixed.fires("MC-06", "order:o1"));
     assert!(!order(fixed, "o4", "m1", "11-04").fires_any("MC-05"));
-    let two = order(order(Stream::new().merchant("m1"), "o1", "m1", "11-01"), "o2", "m1", "11-01");
+    let two = order(
+        order(Stream::new().merchant("m1"), "o1", "m1", "11-01"),
+        "o2",
+        "m1",
+        "11-01",
+    );
     assert!(!order(two, "o4", "m1", "11-04").fires_any("MC-05"));
 }
 
 #[test]
 fn mc06_ordinary_orders_ship_within_two_days() {
     let s = order(Stream::new().merchant("m1"), "o1", "m1", "11-01");
-    assert!(!s.clone().ev("order.shipped", "11-03", json!({"order": "o1"})).tick("11-10").fires_any("MC-06"), "exactly two days");
+    assert!(
+        !s.clone()
+            .ev("order.shipped", "11-03", json!({"order": "o1"}))
+            .tick("11-10")
+            .fires_any("MC-06"),
+        "exactly two days"
+    );
     assert!(s.clone().tick("11-03 00:01").fires("MC-06", "order:o1"));
-    assert!(!s.clone().ev("order.cancelled", "11-02", json!({"order": "o1", "by": "consumer"})).tick("11-10").fires_any("MC-06"));
-    assert!(!s.ev("refund.completed", "11-02", json!({"order": "o1", "amount_fen": 5000})).tick("11-10").fires_any("MC-06"));
+    assert!(!s
+        .clone()
+        .ev("order.cancelled", "11-02", json!({"order": "o1", "by": "consumer"}))
+        .tick("11-10")
+        .fires_any("MC-06"));
+    assert!(!s
+        .ev("refund.completed", "11-02", json!({"order": "o1", "amount_fen": 5000}))
+        .tick("11-10")
+        .fires_any("MC-06"));
     let presale = Stream::new().merchant("m1").ev("order.placed", "11-01", json!({"order": "o9", "merchant": "m1", "consumer": "u", "sku": "s", "qty": 1, "amount_fen": 1, "payment": "standard", "campaign": "c1"}));
-    assert!(!presale.tick("11-10").fires_any("MC-06"), "pre-sale orders follow PS-04");
+    assert!(
+        !presale.tick("11-10").fires_any("MC-06"),
+        "pre-sale orders follow PS-04"
+    );
 }
 
 #[test]
 fn mc07_a_human_must_reply_within_a_day() {
-    let msg = |s: Stream, from: &str, at: &str| s.ev("service.message", at, json!({"merchant": "m1", "conversation": "v1", "consumer": "u1", "from": from}));
+    let msg = |s: Stream, from: &str, at: &str| {
+        s.ev(
+            "service.message",
+            at,
+            json!({"merchant": "m1", "conversation": "v1", "consumer": "u1", "from": from}),
+        )
+    };
     let asked = msg(Stream::new().merchant("m1"), "consumer", "11-01 09:00");
-    assert!(msg(asked.clone(), "bot", "11-01 09:01").tick("11-02 09:01").fires("MC-07", "conversation:v1"));
-    assert!(!msg(asked.clone(), "merchant", "11-02 09:00").tick("11-05").fires_any("MC-07"), "exactly one day");
+    assert!(msg(asked.clone(), "bot", "11-01 09:01")
+        .tick("11-02 09:01")
+        .fires("MC-07", "conversation:v1"));
+    assert!(
+        !msg(asked.clone(), "merchant", "11-02 09:00")
+            .tick("11-05")
+            .fires_any("MC-07"),
+        "exactly one day"
+    );
     assert!(msg(asked, "merchant", "11-02 09:01").fires("MC-07", "conversation:v1"));
 }
 
@@ -109,9 +206,21 @@ fn mc07_a_human_must_reply_within_a_day() {
 fn mc08_refund_answered_within_seven_days() {
     let s = order(Stream::new().merchant("m1"), "o1", "m1", "11-01")
         .ev("order.shipped", "11-01 01:00", json!({"order": "o1"}))
-        .ev("refund.requested", "11-02", json!({"order": "o1", "amount_fen": 5000, "no_reason": false}));
-    assert!(!s.clone().ev("refund.completed", "11-09", json!({"order": "o1", "amount_fen": 5000})).tick("11-20").fires_any("MC-08"));
-    assert!(!s.clone().ev("refund.rejected", "11-09", json!({"order": "o1", "reason": "x"})).tick("11-20").fires_any("MC-08"));
+        .ev(
+            "refund.requested",
+            "11-02",
+            json!({"order": "o1", "amount_fen": 5000, "no_reason": false}),
+        );
+    assert!(!s
+        .clone()
+        .ev("refund.completed", "11-09", json!({"order": "o1", "amount_fen": 5000}))
+        .tick("11-20")
+        .fires_any("MC-08"));
+    assert!(!s
+        .clone()
+        .ev("refund.rejected", "11-09", json!({"order": "o1", "reason": "x"}))
+        .tick("11-20")
+        .fires_any("MC-08"));
     assert!(s.tick("11-09 00:01").fires("MC-08", "order:o1"));
 }
 
@@ -121,18 +230,40 @@ fn mc09_seven_day_return_refused() {
         .ev("order.shipped", "11-01 01:00", json!({"order": "o1"}))
         .ev("order.delivered", "11-02", json!({"order": "o1"}));
     let ask = |s: Stream, at: &str, no_reason: bool| {
-        s.ev("refund.requested", at, json!({"order": "o1", "amount_fen": 5000, "no_reason": no_reason}))
-            .ev("refund.rejected", at, json!({"order": "o1", "reason": "拆封"}))
+        s.ev(
+            "refund.requested",
+            at,
+            json!({"order": "o1", "amount_fen": 5000, "no_reason": no_reason}),
+        )
+        .ev("refund.rejected", at, json!({"order": "o1", "reason": "拆封"}))
     };
-    assert!(ask(delivered.clone(), "11-09", true).fires("MC-09", "order:o1"), "exactly 7 days after delivery");
+    assert!(
+        ask(delivered.clone(), "11-09", true).fires("MC-09", "order:o1"),
+        "exactly 7 days after delivery"
+    );
     assert!(!ask(delivered.clone(), "11-09 00:01", true).fires_any("MC-09"));
-    assert!(!ask(delivered, "11-03", false).fires_any("MC-09"), "not a no-reason request");
+    assert!(
+        !ask(delivered, "11-03", false).fires_any("MC-09"),
+        "not a no-reason request"
+    );
 }
 
 #[test]
 fn mc10_complaint_answered_within_seven_days() {
-    let s = Stream::new().merchant("m1").ev("complaint.filed", "11-01", json!({"complaint": "p1", "consumer": "u1", "merchant": "m1", "category": "quality"}));
-    assert!(!s.clone().ev("complaint.responded", "11-08", json!({"complaint": "p1", "by": "platform"})).tick("11-20").fires_any("MC-10"));
+    let s = Stream::new().merchant("m1").ev(
+        "complaint.filed",
+        "11-01",
+        json!({"complaint": "p1", "consumer": "u1", "merchant": "m1", "category": "quality"}),
+    );
+    assert!(!s
+        .clone()
+        .ev(
+            "complaint.responded",
+            "11-08",
+            json!({"complaint": "p1", "by": "platform"})
+        )
+        .tick("11-20")
+        .fires_any("MC-10"));
     assert!(s.tick("11-08 00:01").fires("MC-10", "complaint:p1"));
 }
 
@@ -143,16 +274,33 @@ fn mc11_blacklisted_merchant_keeps_trading() {
     for o in ["o1", "o2", "o3"] {
         s = s.ev("order.placed", "11-01", json!({"order": o, "merchant": "m1", "consumer": "u", "sku": "s", "qty": 1, "amount_fen": 1, "payment": "bnpl"}));
     }
-    assert!(!s.fires_any("MC-11"), "the event that completes the blacklist is not a breach of it");
-    let listed = s.clone().ev("listing.published", "11-01 01:00", json!({"merchant": "m1", "sku": "s1", "title": "t", "price_fen": 1}));
+    assert!(
+        !s.fires_any("MC-11"),
+        "the event that completes the blacklist is not a breach of it"
+    );
+    let listed = s.clone().ev(
+        "listing.published",
+        "11-01 01:00",
+        json!({"merchant": "m1", "sku": "s1", "title": "t", "price_fen": 1}),
+    );
     assert!(listed.fires("MC-11", "merchant:m1"));
     let two = Stream::new().merchant("m1").ev("order.placed", "11-01", json!({"order": "o1", "merchant": "m1", "consumer": "u", "sku": "s", "qty": 1, "amount_fen": 1, "payment": "bnpl"}));
-    assert!(!two.ev("listing.published", "11-01 01:00", json!({"merchant": "m1", "sku": "s1", "title": "t", "price_fen": 1})).fires_any("MC-11"));
+    assert!(!two
+        .ev(
+            "listing.published",
+            "11-01 01:00",
+            json!({"merchant": "m1", "sku": "s1", "title": "t", "price_fen": 1})
+        )
+        .fires_any("MC-11"));
 }
 
 #[test]
 fn mc11_after_mc04_alone() {
-    let s = order(Stream::new().merchant("m1"), "o1", "m1", "11-01").ev("merchant.closed", "11-01 01:00", json!({"merchant": "m1"}));
+    let s = order(Stream::new().merchant("m1"), "o1", "m1", "11-01").ev(
+        "merchant.closed",
+        "11-01 01:00",
+        json!({"merchant": "m1"}),
+    );
     assert!(order(s, "o2", "m1", "11-01 02:00").fires("MC-11", "merchant:m1"));
 }
 

@@ -63,10 +63,14 @@ pub fn run(args: &AuditArgs, term: &mut Terminal<'_>) -> Result<()> {
     let total: Option<u64> = inputs.iter().map(|i| i.size).sum();
     let bar = match total {
         // Small files finish before a bar is worth drawing.
-        Some(total) if term.progress && total > 16 << 20 => Some(indicatif::ProgressBar::new(total).with_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}")
+        Some(total) if term.progress && total > 16 << 20 => Some(
+            indicatif::ProgressBar::new(total).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+                )
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        )),
+            ),
+        ),
         _ => None,
     };
     let mut auditor = Auditor::new(rules.clone());
@@ -133,7 +137,13 @@ fn write_table(out: &mut dyn Write, findings: &[Finding], rules: &Rulebook, lang
         .iter()
         .map(|f| {
             let r = f.record(rules, lang);
-            [f.rule.to_string(), r.severity.to_owned(), f.at.to_string(), f.subject.clone(), r.message]
+            [
+                f.rule.to_string(),
+                r.severity.to_owned(),
+                f.at.to_string(),
+                f.subject.clone(),
+                r.message,
+            ]
         })
         .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.width()).collect();
@@ -146,15 +156,30 @@ fn write_table(out: &mut dyn Write, findings: &[Finding], rules: &Rulebook, lang
     write_row(out, &header.map(|h| (h, bold)), &widths)?;
     for (row, f) in rows.iter().zip(findings) {
         let sev = color.then(|| severity_style(rules.severity(f.rule)));
-        let cells = [(row[0].as_str(), None), (row[1].as_str(), sev), (row[2].as_str(), None), (row[3].as_str(), None), (row[4].as_str(), None)];
+        let cells = [
+            (row[0].as_str(), None),
+            (row[1].as_str(), sev),
+            (row[2].as_str(), None),
+            (row[3].as_str(), None),
+            (row[4].as_str(), None),
+        ];
         write_row(out, &cells, &widths)?;
     }
     writeln!(out, "{} findings", findings.len())
 }
 
-fn write_summary(err: &mut dyn Write, auditor: &Auditor, per_rule: &BTreeMap<RuleId, u64>, rules: &Rulebook) -> io::Result<()> {
+fn write_summary(
+    err: &mut dyn Write,
+    auditor: &Auditor,
+    per_rule: &BTreeMap<RuleId, u64>,
+    rules: &Rulebook,
+) -> io::Result<()> {
     let c = auditor.counts;
-    writeln!(err, "events: {} accepted, {} duplicates ignored, {} rejected", c.accepted, c.duplicates, c.rejected)?;
+    writeln!(
+        err,
+        "events: {} accepted, {} duplicates ignored, {} rejected",
+        c.accepted, c.duplicates, c.rejected
+    )?;
     let mut per_sev: BTreeMap<Severity, u64> = BTreeMap::new();
     for (rule, n) in per_rule {
         *per_sev.entry(rules.severity(*rule)).or_default() += n;
@@ -165,11 +190,20 @@ fn write_summary(err: &mut dyn Write, auditor: &Auditor, per_rule: &BTreeMap<Rul
     for (rule, n) in per_rule {
         writeln!(err, "  {rule}  {:<6}  {n}", rules.severity(*rule).as_str())?;
     }
-    let blacklisted: Vec<_> = auditor.engine().standings().into_iter().filter(|s| s.blacklisted.is_some()).collect();
+    let blacklisted: Vec<_> = auditor
+        .engine()
+        .standings()
+        .into_iter()
+        .filter(|s| s.blacklisted.is_some())
+        .collect();
     if !blacklisted.is_empty() {
         writeln!(err, "blacklisted merchants: {}", blacklisted.len())?;
         for s in blacklisted {
-            let why: Vec<String> = s.blacklisted.iter().flat_map(|b| b.findings.iter().map(|(r, subj)| format!("{r} {subj}"))).collect();
+            let why: Vec<String> = s
+                .blacklisted
+                .iter()
+                .flat_map(|b| b.findings.iter().map(|(r, subj)| format!("{r} {subj}")))
+                .collect();
             writeln!(err, "  {}  ({})", s.merchant, why.join("; "))?;
         }
     }

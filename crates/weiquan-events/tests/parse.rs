@@ -1,0 +1,291 @@
+//! Validation: every kind of bad line becomes a reject naming its field.
+
+use proptest::prelude::*;
+use weiquan_events::{classify, parse_event, Body, Dedupe, LineReader, Outcome, MAX_FEN};
+
+const ORDER: &str = r#"{"v":1,"id":"e1","type":"order.placed","at":"2026-11-01T08:00:00+08:00","order":"o1","merchant":"m1","consumer":"u1","sku":"s1","qty":1,"amount_fen":9900,"payment":"standard"}"#;
+
+/// `ORDER` with `field` replaced by the raw JSON `value` (or removed when `None`).
+fn order_with(field: &str, value: Option<&str>) -> String {
+    let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(ORDER).expect("valid");
+    match value {
+        Some(raw) => {
+            v.insert(field.into(), serde_json::from_str(raw).expect("valid raw value"));
+        }
+        None => {
+            v.remove(field);
+        }
+    }
+    serde_json::to_string(&v).expect("serialises")
+}
+
+fn rejected_field(line: &str) -> Option<String> {
+    parse_event(line).expect_err(line).field
+}
+
+#[test]
+fn a_good_order_parses_with_its_fields() {
+    let ev = parse_event(ORDER).expect("valid");
+    assert_eq!(ev.id, "e1");
+    match ev.body {
+        Body::OrderPlaced {
+            amount_fen,
+            qty,
+            confirmed,
+            ..
+        } => {
+            assert_eq!((amount_fen, qty, confirmed), (9900, 1, None));
+        }
+        other => panic!("wrong type {other:?}"),
+    }
+}
+
+#[test]
+fn money_must_be_a_whole_non_negative_number_of_fen() {
+    for bad in ["99.5", "\"9900\"", "-1", "1e3", "9900.0", "true"] {
+        assert_eq!(
+            rejected_field(&order_with("amount_fen", Some(bad))).as_deref(),
+            Some("amount_fen"),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        rejected_field(&order_with("amount_fen", Some(&(MAX_FEN + 1).to_string()))).as_deref(),
+        Some("amount_fen")
+    );
+    assert_eq!(
+        rejected_field(&order_with("amount_fen", Some("18446744073709551616"))).as_deref(),
+        Some("amount_fen")
+    );
+    assert!(parse_event(&order_with("amount_fen", Some(&MAX_FEN.to_string()))).is_ok());
+    assert!(parse_event(&order_with("amount_fen", Some("0"))).is_ok());
+}
+
+#[test]
+fn envelope_errors_name_the_field() {
+    assert_eq!(rejected_field(&order_with("v", Some("2"))).as_deref(), Some("v"));
+    assert_eq!(rejected_field(&order_with("v", None)).as_deref(), Some("v"));
+    assert_eq!(rejected_field(&order_with("id", Some("\"\""))).as_deref(), Some("id"));
+    assert_eq!(
+        rejected_field(&order_with("id", Some(&format!("\"{}\"", "x".repeat(129))))).as_deref(),
+        Some("id")
+    );
+    assert!(
+        parse_event(&order_with("id", Some(&format!("\"{}\"", "订".repeat(128))))).is_ok(),
+        "128 characters, not bytes"
+    );
+    assert_eq!(
+        rejected_field(&order_with("type", Some("\"order.exploded\""))).as_deref(),
+        Some("type")
+    );
+    assert_eq!(
+        rejected_field(&order_with("at", Some("\"2026-11-01T08:00:00\""))).as_deref(),
+        Some("at")
+    );
+    assert_eq!(
+        rejected_field(&order_with("at", Some("\"2026-11-01 08:00:00+08:00\""))).as_deref(),
+        Some("at")
+    );
+    assert_eq!(rejected_field(&order_with("at", Some("null"))).as_deref(), Some("at"));
+}
+
+#[test]
+fn payload_errors_name_the_field() {
+    assert_eq!(
+        rejected_field(&order_with("payment", Some("\"cash\""))).as_deref(),
+        Some("payment")
+    );
+    assert_eq!(rejected_field(&order_with("qty", Some("0"))).as_deref(), Some("qty"));
+    assert_eq!(
+        rejected_field(&order_with("merchant", None)).as_deref(),
+        Some("merchant")
+    );
+    assert_eq!(
+        rejected_field(&order_with("merchant", Some("null"))).as_deref(),
+        Some("merchant"),
+        "null in a required field is missing"
+    );
+    assert_eq!(
+        rejected_field(&order_with("confirmed", Some("\"yes\""))).as_deref(),
+        Some("confirmed")
+    );
+    assert!(
+        parse_event(&order_with("confirmed", Some("null"))).is_ok(),
+        "null in an optional field is absent"
+    );
+    assert!(
+        parse_event(&order_with("extra", Some("{\"kept\": [1, 2]}"))).is_ok(),
+        "unknown extra fields never reject"
+    );
+}
+
+#[test]
+fn nested_errors_name_the_path() {
+    let lottery = r#"{"v":1,"id":"l","type":"lottery.announced","at":"2026-11-01T08:00:00+08:00","lottery":"l1","merchant":"m","host":"h","stream":"s","prizes":[{"name":"a","value_fen":1,"count":1},{"name":"b","value_fen":1.5,"count":1}]}"#;
+    assert_eq!(rejected_field(lottery).as_deref(), Some("prizes[1].value_fen"));
+    let prize_gap = lottery.replace(",\"value_fen\":1.5", "");
+    assert!(
+        parse_event(&prize_gap).is_ok(),
+        "a prize without a value is a disclosure gap (LT-01), not a bad event"
+    );
+    let channels = r#"{"v":1,"id":"r","type":"merchant.registered","at":"2026-11-01T08:00:00+08:00","merchant":"m","name":"n","uscc":"x","channels":["store","tv"]}"#;
+    assert_eq!(rejected_field(channels).as_deref(), Some("channels[1]"));
+}
+
+#[test]
+fn not_an_object_or_not_json_or_repeated_keys() {
+    for bad in ["this is not json", "[1,2]", "\"str\"", "42", "{\"v\":1,"] {
+        assert!(parse_event(bad).is_err(), "{bad}");
+    }
+    let twice = ORDER.replace("\"qty\":1", "\"qty\":1,\"qty\":2");
+    assert_eq!(rejected_field(&twice).as_deref(), Some("qty"));
+}
+
+#[test]
+fn every_type_of_the_spec_parses_from_a_minimal_example() {
+    let t = "\"at\":\"2026-11-01T00:00:00Z\"";
+    let minimal = [
+        ("clock.tick", ""),
+        (
+            "merchant.registered",
+            r#","merchant":"m","name":"n","uscc":"u","channels":[]"#,
+        ),
+        ("merchant.verified", r#","merchant":"m","method":"digital_id","by":"p""#),
+        ("merchant.closed", r#","merchant":"m""#),
+        ("merchant.reopened", r#","merchant":"m""#),
+        (
+            "listing.published",
+            r#","merchant":"m","sku":"s","title":"t","price_fen":1"#,
+        ),
+        ("listing.updated", r#","merchant":"m","sku":"s""#),
+        ("price.changed", r#","merchant":"m","sku":"s","price_fen":1"#),
+        ("listing.removed", r#","merchant":"m","sku":"s""#),
+        (
+            "price.quoted",
+            r#","merchant":"m","sku":"s","consumer":"c","price_fen":1"#,
+        ),
+        (
+            "order.placed",
+            r#","order":"o","merchant":"m","consumer":"c","sku":"s","qty":1,"amount_fen":1,"payment":"bnpl""#,
+        ),
+        ("order.shipped", r#","order":"o""#),
+        ("order.delivered", r#","order":"o""#),
+        ("order.cancelled", r#","order":"o","by":"platform""#),
+        ("refund.requested", r#","order":"o","amount_fen":1,"no_reason":false"#),
+        ("refund.completed", r#","order":"o","amount_fen":1"#),
+        ("refund.rejected", r#","order":"o","reason":"r""#),
+        (
+            "presale.published",
+            r#","campaign":"c","merchant":"m","sku":"s","deposit_fen":1,"price_fen":5,"deposit_start":"2026-11-01T00:00:00Z","deposit_end":"2026-11-01T00:00:00Z","final_start":"2026-11-01T00:00:00Z","final_end":"2026-11-01T00:00:00Z","ship_within_days":0"#,
+        ),
+        ("presale.changed", r#","campaign":"c""#),
+        (
+            "presale.deposit_paid",
+            r#","campaign":"c","order":"o","consumer":"u","deposit_fen":1"#,
+        ),
+        ("presale.final_paid", r#","campaign":"c","order":"o","final_fen":1"#),
+        ("presale.gift_withdrawn", r#","campaign":"c","gift":"g""#),
+        ("presale.deposit_refund_requested", r#","campaign":"c","order":"o""#),
+        (
+            "presale.deposit_refunded",
+            r#","campaign":"c","order":"o","amount_fen":1"#,
+        ),
+        (
+            "lottery.announced",
+            r#","lottery":"l","merchant":"m","host":"h","stream":"s","prizes":[]"#,
+        ),
+        ("lottery.changed", r#","lottery":"l""#),
+        ("lottery.entered", r#","lottery":"l","participant":"p""#),
+        ("lottery.closed", r#","lottery":"l""#),
+        (
+            "lottery.drawn",
+            r#","lottery":"l","winners":[{"participant":"p","prize":"x"}],"proof":{"any":"json"}"#,
+        ),
+        (
+            "lottery.prize_shipped",
+            r#","lottery":"l","participant":"p","prize":"x","value_fen":1"#,
+        ),
+        ("lottery.prize_delivered", r#","lottery":"l","participant":"p""#),
+        ("lottery.cancelled", r#","lottery":"l""#),
+        (
+            "service.message",
+            r#","merchant":"m","conversation":"v","consumer":"c","from":"bot""#,
+        ),
+        (
+            "complaint.filed",
+            r#","complaint":"p","consumer":"c","merchant":"m","category":"bnpl","evidence":[{"sha256":"00000000000000000000000000000000000000000000000000000000000000ff","kind":"photo"}]"#,
+        ),
+        ("complaint.responded", r#","complaint":"p","by":"merchant""#),
+        ("complaint.resolved", r#","complaint":"p","outcome":"withdrawn""#),
+        ("complaint.escalated", r#","complaint":"p","to":"regulator""#),
+        (
+            "bnpl.offered",
+            r#","consumer":"c","session":"s","preselected":false,"terms_shown":true"#,
+        ),
+        (
+            "bnpl.enabled",
+            r#","consumer":"c","provider":"p","consent":"bundled","identity_verified":true"#,
+        ),
+        ("bnpl.disabled", r#","consumer":"c","provider":"p","steps":0"#),
+        ("bnpl.cancel_failed", r#","consumer":"c","provider":"p""#),
+    ];
+    assert_eq!(minimal.len(), weiquan_events::EVENT_TYPES.len());
+    for (ty, rest) in minimal {
+        let line = format!("{{\"v\":1,\"id\":\"x\",\"type\":\"{ty}\",{t}{rest}}}");
+        parse_event(&line).unwrap_or_else(|e| panic!("{ty}: {e}"));
+    }
+}
+
+#[test]
+fn reader_skips_blank_lines_strips_crlf_and_bom_and_numbers_lines() {
+    let input = format!(
+        "\u{feff}{ORDER}\r\n\n   \n{}\n\u{0}\n{}",
+        ORDER.replace("e1", "e2"),
+        ORDER
+    );
+    let mut r = LineReader::new(input.as_bytes());
+    let mut dedupe = Dedupe::new();
+    let mut seen = Vec::new();
+    while let Some(line) = r.next_line().expect("in memory") {
+        seen.push(match classify(line, &mut dedupe) {
+            Outcome::Accepted(ev, _) => format!("ok {}", ev.id),
+            Outcome::Duplicate(n, _) => format!("dup {n}"),
+            Outcome::Rejected(rj) => format!("reject {}", rj.line),
+        });
+    }
+    assert_eq!(seen, ["ok e1", "ok e2", "reject 5", "dup 6"]);
+}
+
+#[test]
+fn invalid_utf8_is_a_reject_not_an_error() {
+    let mut input = ORDER.as_bytes().to_vec();
+    input.extend_from_slice(b"\n{\"v\":1,\"id\":\"\xff\"}\n");
+    let mut r = LineReader::new(&input[..]);
+    let mut dedupe = Dedupe::new();
+    let first = r.next_line().expect("io").expect("line");
+    assert!(matches!(classify(first, &mut dedupe), Outcome::Accepted(..)));
+    let second = r.next_line().expect("io").expect("line");
+    assert!(matches!(classify(second, &mut dedupe), Outcome::Rejected(r) if r.line == 2));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let mut r = LineReader::new(&bytes[..]);
+        let mut dedupe = Dedupe::new();
+        while let Ok(Some(line)) = r.next_line() {
+            let _ = classify(line, &mut dedupe);
+        }
+    }
+
+    #[test]
+    fn mutated_valid_events_never_panic(cut in 0usize..ORDER.len(), insert in "[\\[\\]{}\":,0-9a-z.\\-\\\\ ]{0,6}") {
+        let mut line = ORDER.to_owned();
+        if line.is_char_boundary(cut) {
+            line.insert_str(cut, &insert);
+        }
+        let _ = parse_event(&line);
+    }
+}

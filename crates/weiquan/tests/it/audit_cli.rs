@@ -1,0 +1,177 @@
+//! Command-line behaviour: exit codes, options, output formats.
+
+use crate::{ndjson, weiquan};
+
+#[test]
+fn unreadable_file_exits_1_naming_it() {
+    let out = weiquan(
+        &["audit", "tests/cases/presale/events.ndjson", "no/such/file.ndjson"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no/such/file.ndjson"));
+    assert!(out.stdout.is_empty(), "nothing is audited when an input is missing");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(weiquan(&["audit"], None).status.code(), Some(2));
+    assert_eq!(weiquan(&["audit", "x", "--format", "xml"], None).status.code(), Some(2));
+    assert_eq!(
+        weiquan(&["audit", "x", "--as-of", "tomorrow"], None).status.code(),
+        Some(2)
+    );
+    assert_eq!(weiquan(&["audit", "-", "-"], None).status.code(), Some(2));
+}
+
+#[test]
+fn bad_rules_file_is_a_usage_error_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(&rules, "[thresholds]\nship_days = \"two\"\n").expect("write");
+    let out = weiquan(
+        &[
+            "audit",
+            "tests/cases/presale/events.ndjson",
+            "--rules",
+            rules.to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("thresholds.ship_days"), "{err}");
+}
+
+#[test]
+fn rules_file_overrides_a_threshold() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("rules.toml");
+    // With 90 days allowed, campaign c2 (79 days) is no longer over-long.
+    std::fs::write(&rules, "[thresholds]\npresale_max_days = 90\n").expect("write");
+    let out = weiquan(
+        &[
+            "audit",
+            "tests/cases/presale/events.ndjson",
+            "--rules",
+            rules.to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!ndjson(&out.stdout).iter().any(|f| f["rule"] == "PS-03"));
+}
+
+#[test]
+fn as_of_decides_deadlines_at_the_end() {
+    let order = br#"{"v":1,"id":"a","type":"merchant.verified","at":"2026-11-01T00:00:00+08:00","merchant":"m","method":"manual","by":"p"}
+{"v":1,"id":"b","type":"order.placed","at":"2026-11-01T00:00:00+08:00","order":"o1","merchant":"m","consumer":"u","sku":"s","qty":1,"amount_fen":1,"payment":"standard"}
+"#;
+    let without = weiquan(&["audit", "-"], Some(order));
+    assert!(ndjson(&without.stdout).is_empty());
+    let with = weiquan(&["audit", "-", "--as-of", "2026-11-04T00:00:00+08:00"], Some(order));
+    let f = ndjson(&with.stdout);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0]["rule"], "MC-06");
+    assert_eq!(f[0]["at"], "2026-11-03T00:00:00+08:00");
+}
+
+#[test]
+fn table_format_aligns_columns_and_lang_en_translates() {
+    let out = weiquan(
+        &[
+            "audit",
+            "tests/cases/lottery/events.ndjson",
+            "--format",
+            "table",
+            "--lang",
+            "en",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("RULE"), "{text}");
+    assert!(lines.last().is_some_and(|l| l.ends_with("findings")));
+    let col = lines[0].find("SUBJECT").expect("SUBJECT header");
+    let width = |s: &str| unicode_width::UnicodeWidthStr::width(s);
+    for l in &lines[1..lines.len() - 1] {
+        let subject_start = l.find("lottery:").expect("subject column");
+        assert_eq!(width(&l[..subject_start]), width(&lines[0][..col]), "aligned: {l}");
+        assert!(
+            l.contains("Live-stream lottery") && !l.contains("直播抽奖"),
+            "English messages: {l}"
+        );
+    }
+    assert!(
+        !text.contains('\u{1b}'),
+        "no colour codes when stdout is not a terminal"
+    );
+}
+
+#[test]
+fn summary_counts_per_rule_on_stderr() {
+    let out = weiquan(&["audit", "tests/cases/bad-input/events.ndjson", "--summary"], None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("3 accepted, 1 duplicates ignored, 7 rejected"), "{err}");
+    assert!(err.contains("MC-01  high    1"), "{err}");
+}
+
+#[test]
+fn several_files_are_one_stream_and_rejects_name_their_file() {
+    let out = weiquan(
+        &[
+            "audit",
+            "tests/cases/bad-input/events.ndjson",
+            "tests/cases/bad-input/events.ndjson",
+        ],
+        None,
+    );
+    let rejects = ndjson(&out.stderr);
+    assert_eq!(rejects.len(), 14);
+    assert_eq!(rejects[0]["file"], "tests/cases/bad-input/events.ndjson");
+    // The second copy's good lines are duplicates of the first's: no new findings.
+    assert_eq!(ndjson(&out.stdout).len(), 1);
+}
+
+#[test]
+fn check_validates_without_rules() {
+    let good = weiquan(&["check", "tests/cases/presale/events.ndjson"], None);
+    assert_eq!(good.status.code(), Some(0));
+    assert!(good.stdout.is_empty() && good.stderr.is_empty());
+    let bad = weiquan(&["check", "tests/cases/bad-input/events.ndjson"], None);
+    assert_eq!(bad.status.code(), Some(3));
+    assert_eq!(ndjson(&bad.stderr).len(), 7);
+}
+
+#[test]
+fn rules_prints_a_rulebook_that_loads_back() {
+    let out = weiquan(&["rules"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("all.toml");
+    std::fs::write(&path, &out.stdout).expect("write");
+    let check = weiquan(&["rules", "--rules", path.to_str().expect("utf-8")], None);
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(String::from_utf8_lossy(&check.stdout).contains("MK-01"));
+}
+
+#[test]
+fn help_explains_with_an_example() {
+    for args in [
+        &["--help"][..],
+        &["audit", "--help"],
+        &["check", "--help"],
+        &["rules", "--help"],
+    ] {
+        let out = weiquan(args, None);
+        assert_eq!(out.status.code(), Some(0));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Example"), "{args:?}");
+    }
+}

@@ -1,0 +1,37 @@
+//! End-to-end tests of the `weiquan` binary and the audit pipeline.
+
+mod audit_cli;
+mod cases;
+mod properties;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Runs the built binary with `args` (and `stdin` when given).
+pub fn weiquan(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weiquan"));
+    cmd.args(args).current_dir(root());
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("the weiquan binary runs");
+    if let Some(mut pipe) = child.stdin.take() {
+        pipe.write_all(stdin.unwrap_or_default()).expect("stdin accepts input");
+    }
+    child.wait_with_output().expect("the weiquan binary finishes")
+}
+
+/// Parses NDJSON output into JSON values.
+pub fn ndjson(bytes: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
