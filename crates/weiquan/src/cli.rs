@@ -35,6 +35,11 @@ cannot be read, 2 for a usage error.")]
         after_help = "Example:\n  weiquan check export.ndjson && echo 'every line is a valid event'\n\nExit status: 0 when every line is valid, 3 when some line was rejected, 1 when a file cannot be read."
     )]
     Check(CheckArgs),
+    /// Write a simulated platform's events and, beside them, the violations planted in them.
+    #[command(
+        after_help = "Example:\n  weiquan simulate --merchants 200 --days 30 --seed 7 --out sim/\n  weiquan audit sim/events.ndjson   # finds exactly what sim/labels.json lists"
+    )]
+    Simulate(SimulateArgs),
     /// Print the rulebook in effect (built-in, or merged with --rules) as TOML.
     #[command(
         after_help = "Example:\n  weiquan rules > my-rules.toml   # edit, then: weiquan audit --rules my-rules.toml …"
@@ -89,6 +94,51 @@ pub struct CheckArgs {
     /// NDJSON event files; `-` reads standard input.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<String>,
+}
+
+/// Simulation profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProfileArg {
+    /// Ordinary trading.
+    Normal,
+    /// Double Eleven: pre-sale period, midnight peak, heavy live-stream lotteries.
+    Double11,
+}
+
+/// Arguments of `weiquan simulate`.
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// Number of merchants.
+    #[arg(long, default_value_t = 50)]
+    pub merchants: u32,
+    /// Number of consumers.
+    #[arg(long, default_value_t = 5000)]
+    pub consumers: u32,
+    /// Days of trading from 2026-11-01.
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// Random seed: the same seed writes the same bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Share of merchants and pay-later consumers that commit a violation (0 to 1).
+    #[arg(long, default_value_t = 0.1, value_parser = parse_rate)]
+    pub violation_rate: f64,
+    /// Average orders per merchant per ordinary day.
+    #[arg(long, default_value_t = 10.0)]
+    pub orders_per_day: f64,
+    /// Ordinary trading or Double Eleven.
+    #[arg(long, value_enum, default_value_t = ProfileArg::Normal)]
+    pub profile: ProfileArg,
+    /// Folder to write `events.ndjson` and `labels.json` into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("`{s}` is not a rate between 0 and 1")),
+    }
 }
 
 /// Arguments of `weiquan rules`.

@@ -32,6 +32,7 @@ fn main() -> ExitCode {
                 ExitCode::from(3)
             }
         }),
+        Command::Simulate(args) => commands::simulate::run(args, &mut err).map(|()| ExitCode::SUCCESS),
         Command::Rules(args) => commands::rules::run(args, &mut out).map(|()| ExitCode::SUCCESS),
     };
     let code = match result {

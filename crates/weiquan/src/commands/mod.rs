@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod check;
 pub mod rules;
+pub mod simulate;
 
 use anyhow::{Context, Result};
 use std::fs::File;

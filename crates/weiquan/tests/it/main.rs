@@ -1,5 +1,6 @@
 //! End-to-end tests of the `weiquan` binary and the audit pipeline.
 
+mod accuracy;
 mod audit_cli;
 mod cases;
 mod properties;
