@@ -7,9 +7,12 @@ use weiquan_engine::{Finding, RuleId, Rulebook};
 use weiquan_events::Reject;
 use weiquan_sim::{simulate, Config, Profile};
 
+/// `(rule, subject)` pairs.
+type PairSet = BTreeSet<(String, String)>;
+
 #[derive(Default)]
 struct Pairs {
-    found: BTreeSet<(String, String)>,
+    found: PairSet,
     rejects: usize,
 }
 
@@ -24,7 +27,8 @@ impl Sink for Pairs {
     }
 }
 
-fn audit(cfg: &Config) -> (BTreeSet<(String, String)>, BTreeSet<(String, String)>) {
+/// The planted labels and what the audit found.
+fn audit(cfg: &Config) -> (PairSet, PairSet) {
     let sim = simulate(cfg);
     let text = sim.lines.join("\n");
     let mut sink = Pairs::default();
