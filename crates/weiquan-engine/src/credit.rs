@@ -28,7 +28,7 @@ pub(crate) struct CreditState {
     pub shipped_late: u32,
     pub reply_minutes: [u32; REPLY_BUCKETS.len() + 1],
     /// LT-09 per participant.
-    pub wins: FxHashMap<u32, WinRecord>,
+    pub wins: FxHashMap<u64, WinRecord>,
 }
 
 /// The live blacklist entry of a merchant.

@@ -70,9 +70,7 @@ pub struct Engine {
     licence_owner: Table<u32>,
     campaigns: Table<presale::Campaign>,
     lotteries: Table<lottery::Lottery>,
-    participants: Table<()>,
     skus: Table<market::Sku>,
-    consumers: Table<()>,
     segments: Table<()>,
     key: String,
 }
@@ -95,9 +93,7 @@ impl Engine {
             licence_owner: Table::default(),
             campaigns: Table::default(),
             lotteries: Table::default(),
-            participants: Table::default(),
             skus: Table::default(),
-            consumers: Table::default(),
             segments: Table::default(),
             key: String::new(),
         }
@@ -197,7 +193,7 @@ impl Engine {
 
     fn dispatch(&mut self, ev: &Event) {
         let at = ev.at;
-        let id = ev.id.as_str();
+        let id: &str = &ev.id;
         match &ev.body {
             Body::ClockTick => {}
             Body::MerchantRegistered {

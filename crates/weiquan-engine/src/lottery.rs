@@ -6,23 +6,24 @@
 
 use crate::merchant::make_subject;
 use crate::poisson::poisson_tail;
+use crate::table::pid;
 use crate::{yuan, Deadline, DeadlineKind, Engine, RuleId};
 use rustc_hash::FxHashMap;
 use sha2::{Digest, Sha256};
-use weiquan_events::{LotteryTerms, Prize, Time, Winner, HOUR_MS};
+use weiquan_events::{LotteryTerms, Prize, Str, Time, Winner, HOUR_MS};
 
 /// A lottery and its draw.
 #[derive(Default)]
 pub(crate) struct Lottery {
     pub merchant: Option<u32>,
     pub announced: Option<Box<str>>,
-    pub terms: LotteryTerms,
+    pub terms: LotteryTerms<'static>,
     pub ever_prizes: Vec<Box<str>>,
     pub over_cap: bool,
     /// Participant → entered before the close (eligible).
-    pub entrants: FxHashMap<u32, bool>,
+    pub entrants: FxHashMap<u64, bool>,
     /// Entrants in order of first entry (deterministic iteration).
-    pub entry_order: Vec<u32>,
+    pub entry_order: Vec<u64>,
     pub closed: bool,
     pub drawn: bool,
     /// The `lottery.drawn` event of the last draw.
@@ -30,10 +31,17 @@ pub(crate) struct Lottery {
     pub cancelled: bool,
     pub draw_generation: u32,
     /// Winners of the last draw: participant, prize.
-    pub winners: Vec<(u32, Box<str>)>,
+    pub winners: Vec<Drawn>,
     /// Prizes shipped per participant.
-    pub shipped: FxHashMap<u32, u32>,
+    pub shipped: FxHashMap<u64, u32>,
     pub lt06_fired: bool,
+}
+
+/// One winner of a draw: the participant's key and id, and the prize.
+pub(crate) struct Drawn {
+    pub pid: u64,
+    pub participant: Box<str>,
+    pub prize: Box<str>,
 }
 
 /// A participant's record in one merchant's lotteries (LT-09).
@@ -49,7 +57,7 @@ fn prize_count(prizes: &[Prize]) -> u64 {
 }
 
 fn missing_disclosures(t: &LotteryTerms) -> Vec<String> {
-    let blank = |s: &Option<String>| s.as_deref().is_none_or(|s| s.trim().is_empty());
+    let blank = |s: &Option<Str<'_>>| s.as_deref().is_none_or(|s| s.trim().is_empty());
     let mut missing = Vec::new();
     if t.conditions.as_ref().is_none_or(|c| c.is_empty()) {
         missing.push("conditions".to_owned());
@@ -125,9 +133,10 @@ fn detriments(old: &LotteryTerms, new: &LotteryTerms) -> Vec<String> {
     worse
 }
 
-fn merge_terms(cur: &mut LotteryTerms, ch: &LotteryTerms) {
+fn merge_terms(cur: &mut LotteryTerms<'static>, ch: &LotteryTerms<'_>) {
+    let ch = ch.to_static();
     macro_rules! take {
-        ($($f:ident),+) => { $( if ch.$f.is_some() { cur.$f = ch.$f.clone(); } )+ };
+        ($($f:ident),+) => { $( if ch.$f.is_some() { cur.$f = ch.$f; } )+ };
     }
     take!(
         merchant,
@@ -222,7 +231,7 @@ impl Engine {
                 m,
                 at,
                 vec![id.into()],
-                vec![("prize", prize), ("value", yuan(value))],
+                vec![("prize", prize.to_string()), ("value", yuan(value))],
             );
         }
         if let (true, Some(draw_at)) = (arm_draw, draw_at) {
@@ -236,7 +245,7 @@ impl Engine {
 
     pub(crate) fn lottery_entered(&mut self, lottery: &str, participant: &str) {
         let l = self.lotteries.entry(lottery);
-        let p = self.participants.entry(participant);
+        let p = pid(participant);
         let lot = self.lotteries.get_mut(l);
         if lot.drawn {
             return; // entries after the draw change nothing that was drawn
@@ -250,9 +259,13 @@ impl Engine {
 
     pub(crate) fn lottery_drawn(&mut self, id: &str, at: Time, lottery: &str, winners: &[Winner], seed: Option<&str>) {
         let l = self.lotteries.entry(lottery);
-        let ws: Vec<(u32, Box<str>)> = winners
+        let ws: Vec<Drawn> = winners
             .iter()
-            .map(|w| (self.participants.entry(&w.participant), w.prize.as_str().into()))
+            .map(|w| Drawn {
+                pid: pid(&w.participant),
+                participant: (*w.participant).into(),
+                prize: (*w.prize).into(),
+            })
             .collect();
         let lot = self.lotteries.get(l);
         let m = lot.merchant;
@@ -268,8 +281,8 @@ impl Engine {
         // LT-04: the first ineligible winner.
         let ineligible = ws
             .iter()
-            .find(|(p, prize)| lot.entrants.get(p) != Some(&true) || !lot.ever_prizes.iter().any(|e| e == prize));
-        let lt04 = ineligible.map(|(p, _)| self.participants.id(*p).to_owned());
+            .find(|w| lot.entrants.get(&w.pid) != Some(&true) || !lot.ever_prizes.contains(&w.prize));
+        let lt04 = ineligible.map(|w| w.participant.to_string());
 
         // LT-08: prizes withheld although enough eligible participants entered.
         let announced = lot.terms.prizes.as_deref().map_or(0, prize_count);
@@ -328,7 +341,7 @@ impl Engine {
     }
 
     /// LT-09: adds this draw to each entrant's expectation and each winner's wins.
-    fn repeat_winners(&mut self, id: &str, at: Time, l: u32, ws: &[(u32, Box<str>)]) {
+    fn repeat_winners(&mut self, id: &str, at: Time, l: u32, ws: &[Drawn]) {
         let lot = self.lotteries.get(l);
         let Some(m) = lot.merchant else { return };
         if lot.entry_order.is_empty() || lot.drawn {
@@ -341,24 +354,20 @@ impl Engine {
             stats.entry(*p).or_default().expected += share;
         }
         let mut flagged = Vec::new();
-        for (p, _) in ws {
-            if !lot.entrants.contains_key(p) {
+        for w in ws {
+            if !lot.entrants.contains_key(&w.pid) {
                 continue; // LT-04's, not counted here
             }
-            let r = stats.entry(*p).or_default();
+            let r = stats.entry(w.pid).or_default();
             r.wins += 1;
             if !r.fired {
                 let tail = poisson_tail(r.expected, r.wins);
                 if tail < max_p {
                     r.fired = true;
-                    flagged.push((*p, *r, tail));
+                    flagged.push((w.participant.to_string(), *r, tail));
                 }
             }
         }
-        let flagged: Vec<_> = flagged
-            .into_iter()
-            .map(|(p, r, tail)| (self.participants.id(p).to_owned(), r, tail))
-            .collect();
         for (p, r, tail) in flagged {
             let facts = vec![
                 ("participant", p),
@@ -400,19 +409,18 @@ impl Engine {
         if lot.lt06_fired || lot.draw_generation != d.generation {
             return;
         }
-        let mut owed: FxHashMap<u32, u32> = FxHashMap::default();
+        let mut owed: FxHashMap<u64, u32> = FxHashMap::default();
         let mut unsent = None;
-        for (p, _) in &lot.winners {
-            let won = owed.entry(*p).or_insert(0);
+        for w in &lot.winners {
+            let won = owed.entry(w.pid).or_insert(0);
             *won += 1;
-            if lot.shipped.get(p).copied().unwrap_or(0) < *won {
-                unsent = Some(*p);
+            if lot.shipped.get(&w.pid).copied().unwrap_or(0) < *won {
+                unsent = Some(w.participant.to_string());
                 break;
             }
         }
-        let Some(p) = unsent else { return };
+        let Some(participant) = unsent else { return };
         let m = lot.merchant;
-        let participant = self.participants.id(p).to_owned();
         let events = lot.draw_event.iter().map(|e| e.to_string()).collect();
         self.lotteries.get_mut(d.target).lt06_fired = true;
         self.emit(
@@ -435,7 +443,7 @@ impl Engine {
         value_fen: u64,
     ) {
         let l = self.lotteries.entry(lottery);
-        let p = self.participants.entry(participant);
+        let p = pid(participant);
         let lot = self.lotteries.get_mut(l);
         *lot.shipped.entry(p).or_insert(0) += 1;
         let announced_value = lot

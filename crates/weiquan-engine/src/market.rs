@@ -4,6 +4,7 @@
 //! and the last hour of quotes since its last price change (PR-02).
 
 use crate::merchant::make_subject;
+use crate::table::pid;
 use crate::{yuan, Engine, RuleId};
 use std::collections::VecDeque;
 use weiquan_events::{Body, Consent, Time, DAY_MS};
@@ -24,7 +25,7 @@ pub(crate) struct Sku {
 /// A price shown to one consumer.
 pub(crate) struct Quote {
     pub at: Time,
-    pub consumer: u32,
+    pub consumer: u64,
     pub segment: Option<u32>,
     pub price: u64,
 }
@@ -144,7 +145,7 @@ impl Engine {
     ) {
         let m = self.merchants.entry(merchant);
         let s = self.sku(m, sku);
-        let u = self.consumers.entry(consumer);
+        let u = pid(consumer);
         let seg = segment.map(|g| self.segments.entry(g));
         let tolerance = self.rules.quote_tolerance_bp;
         let window_ms = i64::from(self.rules.thresholds.quote_window_minutes) * 60_000;
@@ -222,7 +223,7 @@ impl Engine {
             Body::BnplCancelFailed { consumer, reason, .. } => {
                 fired.push((
                     RuleId::Bn04,
-                    vec![("how", reason.clone().unwrap_or_else(|| "cancel_failed".into()))],
+                    vec![("how", reason.as_deref().unwrap_or("cancel_failed").to_owned())],
                 ));
                 consumer
             }

@@ -64,15 +64,18 @@ pub(crate) struct DepositTerms {
 #[derive(Default)]
 pub(crate) struct Order {
     pub merchant: Option<u32>,
-    pub placed: Option<(Time, Box<str>)>,
+    /// The `order.placed` event (kept inline: ids are short).
+    pub placed: Option<compact_str::CompactString>,
     pub campaign: Option<u32>,
     pub shipped: bool,
     pub cancelled: bool,
     pub refunded: bool,
     pub delivered: Option<Time>,
-    pub refund: Option<PendingRefund>,
+    /// Boxed: most orders never see a refund, so they pay one pointer for it.
+    pub refund: Option<Box<PendingRefund>>,
     pub refund_generation: u32,
-    pub deposit: Option<DepositTerms>,
+    /// Boxed: only pre-sale orders have one.
+    pub deposit: Option<Box<DepositTerms>>,
     pub deposit_refunded: bool,
     /// Pending deposit refund request: generation and event id.
     pub deposit_refund: Option<(u32, Box<str>)>,
@@ -335,7 +338,7 @@ impl Engine {
         let c = campaign.as_deref().map(|c| self.campaigns.entry(c));
         let new_to_merchant = self.orders.get(o).merchant.is_none();
         self.with_order(o, |ord| {
-            ord.placed = Some((at, id.into()));
+            ord.placed = Some(id.into());
             ord.merchant = Some(m);
             ord.campaign = ord.campaign.or(c);
         });
@@ -379,7 +382,7 @@ impl Engine {
             return;
         }
         let merchant = ord.merchant;
-        let events = ord.placed.iter().map(|(_, e)| e.to_string()).collect();
+        let events = ord.placed.iter().map(|e| e.to_string()).collect();
         self.with_order(o, |ord| ord.mc06_fired = true);
         self.late_shipment(merchant);
         self.emit(
@@ -403,12 +406,12 @@ impl Engine {
         let generation = self.with_order(o, |ord| {
             ord.refund_generation += 1;
             ord.mc08_fired = false;
-            ord.refund = Some(PendingRefund {
+            ord.refund = Some(Box::new(PendingRefund {
                 at,
                 no_reason,
                 generation: ord.refund_generation,
                 event: id.into(),
-            });
+            }));
             ord.refund_generation
         });
         let due = at.plus_days(self.rules.thresholds.refund_days);

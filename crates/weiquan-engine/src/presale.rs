@@ -112,10 +112,10 @@ impl Engine {
         camp.ship_within_days = t.ship_within_days.or(camp.ship_within_days);
         camp.refundable = t.deposit_refundable.or(camp.refundable);
         if let Some(gifts) = &t.gifts {
-            camp.gifts = gifts.iter().map(|g| g.as_str().into()).collect();
+            camp.gifts = gifts.iter().map(|g| (**g).into()).collect();
             for g in gifts {
                 if !camp.ever_gifts.iter().any(|e| **e == **g) {
-                    camp.ever_gifts.push(g.as_str().into());
+                    camp.ever_gifts.push((**g).into());
                 }
             }
         }
@@ -181,7 +181,7 @@ impl Engine {
         self.with_order(o, |ord| {
             ord.campaign = Some(c);
             ord.merchant = ord.merchant.or(m);
-            ord.deposit.get_or_insert(terms);
+            ord.deposit.get_or_insert_with(|| Box::new(terms));
         });
         if let (true, Some(m)) = (new_to_merchant, m) {
             self.merchants.get_mut(m).credit.orders += 1;
@@ -195,7 +195,7 @@ impl Engine {
         campaign: &str,
         order: &str,
         final_fen: u64,
-        gifts: Option<&[String]>,
+        gifts: Option<&[weiquan_events::Str<'_>]>,
     ) {
         let c = self.campaigns.entry(campaign);
         let o = self.orders.entry(order);

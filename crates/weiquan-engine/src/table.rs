@@ -1,18 +1,25 @@
 //! Interned subject tables: each id is hashed once, then state is reached by
 //! a dense `u32` index (what deadlines and cross-references hold).
 
-use rustc_hash::FxHashMap;
+use compact_str::CompactString;
+use std::collections::HashMap;
+
+/// Deterministic, fast, and well distributed on short similar ids (u1, u2, …),
+/// where FxHash's weak high bits made probes compare many keys.
+type Map<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 /// Subjects of one kind, each id with its state.
 pub(crate) struct Table<T> {
-    index: FxHashMap<Box<str>, u32>,
+    /// Ids of up to 24 bytes live inside the table itself, so a lookup does not
+    /// chase a pointer to compare keys (one cache miss instead of two).
+    index: Map<CompactString, u32>,
     items: Vec<(Box<str>, T)>,
 }
 
 impl<T> Default for Table<T> {
     fn default() -> Self {
         Table {
-            index: FxHashMap::default(),
+            index: Map::default(),
             items: Vec::new(),
         }
     }
@@ -31,7 +38,7 @@ impl<T> Table<T> {
         }
         let i = u32::try_from(self.items.len()).expect("fewer than 2^32 subjects of one kind");
         self.items.push((id.into(), make()));
-        self.index.insert(id.into(), i);
+        self.index.insert(CompactString::from(id), i);
         i
     }
 
@@ -61,4 +68,11 @@ impl<T: Default> Table<T> {
     pub fn entry(&mut self, id: &str) -> u32 {
         self.intern(id, T::default)
     }
+}
+
+/// A 64-bit key for a pseudonymous id (participant, consumer) that rules only
+/// compare and never print: no table entry, no copy of the id kept.
+pub(crate) fn pid(id: &str) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x7765_6971_7561_6e00).hash_one(id)
 }

@@ -5,16 +5,20 @@
 //! here: the caller keeps the raw line, which is what the ledger stores.
 
 use crate::time::Time;
+use std::borrow::Cow;
+
+/// Text borrowed from the input line where it can be (no escapes), owned otherwise.
+pub type Str<'a> = Cow<'a, str>;
 
 /// One accepted event: envelope plus typed payload.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Event {
+pub struct Event<'a> {
     /// Producer's unique id (duplicates are dropped before the engine).
-    pub id: String,
+    pub id: Str<'a>,
     /// Business time.
     pub at: Time,
     /// The payload, by type.
-    pub body: Body,
+    pub body: Body<'a>,
 }
 
 /// A closed set of keyword values, parsed from a JSON string.
@@ -128,9 +132,9 @@ keyword_enum!(
 
 /// A lottery prize as announced; any part may be missing (a disclosure gap, LT-01).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Prize {
+pub struct Prize<'a> {
     /// Prize name.
-    pub name: Option<String>,
+    pub name: Option<Str<'a>>,
     /// Announced value in fen.
     pub value_fen: Option<u64>,
     /// How many of it.
@@ -139,29 +143,29 @@ pub struct Prize {
 
 /// One winner of a draw.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Winner {
+pub struct Winner<'a> {
     /// Pseudonymous participant id.
-    pub participant: String,
+    pub participant: Str<'a>,
     /// The announced prize name won.
-    pub prize: String,
+    pub prize: Str<'a>,
 }
 
 /// A piece of complaint evidence stored by hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Evidence {
+pub struct Evidence<'a> {
     /// Hex SHA-256 of the evidence file.
-    pub sha256: String,
+    pub sha256: Str<'a>,
     /// What it is (photo, chat log, …).
-    pub kind: String,
+    pub kind: Str<'a>,
 }
 
 /// Pre-sale terms; in `presale.published` the required ones are all present.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PresaleTerms {
+pub struct PresaleTerms<'a> {
     /// Merchant running it.
-    pub merchant: Option<String>,
+    pub merchant: Option<Str<'a>>,
     /// The sku sold.
-    pub sku: Option<String>,
+    pub sku: Option<Str<'a>>,
     /// Deposit (定金) in fen.
     pub deposit_fen: Option<u64>,
     /// Total promised price (deposit + final payment) in fen.
@@ -177,236 +181,242 @@ pub struct PresaleTerms {
     /// Promised days from final payment to shipping.
     pub ship_within_days: Option<u32>,
     /// Promised gifts.
-    pub gifts: Option<Vec<String>>,
+    pub gifts: Option<Vec<Str<'a>>>,
     /// Whether a consumer who does not pay the balance gets the deposit back.
     pub deposit_refundable: Option<bool>,
     /// Refund terms text.
-    pub terms: Option<String>,
+    pub terms: Option<Str<'a>>,
 }
 
 /// Lottery terms; in `lottery.announced` `merchant`, `host`, `stream` and `prizes` are present.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LotteryTerms {
+pub struct LotteryTerms<'a> {
     /// Merchant running it.
-    pub merchant: Option<String>,
+    pub merchant: Option<Str<'a>>,
     /// Live-stream host.
-    pub host: Option<String>,
+    pub host: Option<Str<'a>>,
     /// Stream id.
-    pub stream: Option<String>,
+    pub stream: Option<Str<'a>>,
     /// Prizes in announced order.
-    pub prizes: Option<Vec<Prize>>,
+    pub prizes: Option<Vec<Prize<'a>>>,
     /// What a viewer must do to enter.
-    pub conditions: Option<Vec<String>>,
+    pub conditions: Option<Vec<Str<'a>>>,
     /// When the draw takes place.
     pub draw_at: Option<Time>,
     /// Days from the draw within which prizes are sent.
     pub deliver_within_days: Option<u32>,
     /// Who organises it.
-    pub organizer: Option<String>,
+    pub organizer: Option<Str<'a>>,
     /// How to reach the organiser.
-    pub contact: Option<String>,
+    pub contact: Option<Str<'a>>,
     /// Stated odds, as raw JSON text (the spec leaves its form open).
-    pub odds: Option<String>,
+    pub odds: Option<Str<'a>>,
     /// Hex SHA-256 of the secret draw seed.
-    pub commitment: Option<String>,
+    pub commitment: Option<Str<'a>>,
 }
 
 /// The payload of an event, one variant per `type`.
 #[derive(Clone, Debug, PartialEq)]
 #[allow(missing_docs)] // variant fields are the spec's fields, documented there
-pub enum Body {
+pub enum Body<'a> {
     /// `clock.tick`
     ClockTick,
     /// `merchant.registered`
     MerchantRegistered {
-        merchant: String,
-        name: String,
-        uscc: String,
+        merchant: Str<'a>,
+        name: Str<'a>,
+        uscc: Str<'a>,
         channels: Vec<Channel>,
-        licence_sha256: Option<String>,
+        licence_sha256: Option<Str<'a>>,
     },
     /// `merchant.verified`
     MerchantVerified {
-        merchant: String,
+        merchant: Str<'a>,
         method: VerifyMethod,
-        by: String,
+        by: Str<'a>,
     },
     /// `merchant.closed`
-    MerchantClosed { merchant: String, reason: Option<String> },
+    MerchantClosed { merchant: Str<'a>, reason: Option<Str<'a>> },
     /// `merchant.reopened`
-    MerchantReopened { merchant: String },
+    MerchantReopened { merchant: Str<'a> },
     /// `listing.published`
     ListingPublished {
-        merchant: String,
-        sku: String,
-        title: String,
-        text: Option<String>,
+        merchant: Str<'a>,
+        sku: Str<'a>,
+        title: Str<'a>,
+        text: Option<Str<'a>>,
         price_fen: u64,
         reference_price_fen: Option<u64>,
         channel: Option<Channel>,
     },
     /// `listing.updated`
     ListingUpdated {
-        merchant: String,
-        sku: String,
-        title: Option<String>,
-        text: Option<String>,
+        merchant: Str<'a>,
+        sku: Str<'a>,
+        title: Option<Str<'a>>,
+        text: Option<Str<'a>>,
         price_fen: Option<u64>,
         reference_price_fen: Option<u64>,
     },
     /// `price.changed`
     PriceChanged {
-        merchant: String,
-        sku: String,
+        merchant: Str<'a>,
+        sku: Str<'a>,
         price_fen: u64,
     },
     /// `listing.removed`
-    ListingRemoved { merchant: String, sku: String },
+    ListingRemoved { merchant: Str<'a>, sku: Str<'a> },
     /// `price.quoted`
     PriceQuoted {
-        merchant: String,
-        sku: String,
-        consumer: String,
+        merchant: Str<'a>,
+        sku: Str<'a>,
+        consumer: Str<'a>,
         price_fen: u64,
-        segment: Option<String>,
+        segment: Option<Str<'a>>,
     },
     /// `order.placed`
     OrderPlaced {
-        order: String,
-        merchant: String,
-        consumer: String,
-        sku: String,
+        order: Str<'a>,
+        merchant: Str<'a>,
+        consumer: Str<'a>,
+        sku: Str<'a>,
         qty: u32,
         amount_fen: u64,
         payment: Payment,
         confirmed: Option<bool>,
         identity_verified: Option<bool>,
-        campaign: Option<String>,
+        campaign: Option<Str<'a>>,
     },
     /// `order.shipped`
-    OrderShipped { order: String },
+    OrderShipped { order: Str<'a> },
     /// `order.delivered`
-    OrderDelivered { order: String },
+    OrderDelivered { order: Str<'a> },
     /// `order.cancelled`
-    OrderCancelled { order: String, by: Canceller },
+    OrderCancelled { order: Str<'a>, by: Canceller },
     /// `refund.requested`
     RefundRequested {
-        order: String,
+        order: Str<'a>,
         amount_fen: u64,
         no_reason: bool,
-        reason: Option<String>,
+        reason: Option<Str<'a>>,
     },
     /// `refund.completed`
-    RefundCompleted { order: String, amount_fen: u64 },
+    RefundCompleted { order: Str<'a>, amount_fen: u64 },
     /// `refund.rejected`
-    RefundRejected { order: String, reason: String },
+    RefundRejected { order: Str<'a>, reason: Str<'a> },
     /// `presale.published` (all required terms present)
-    PresalePublished { campaign: String, terms: PresaleTerms },
+    PresalePublished { campaign: Str<'a>, terms: PresaleTerms<'a> },
     /// `presale.changed` (only the changed terms present)
-    PresaleChanged { campaign: String, changes: PresaleTerms },
+    PresaleChanged {
+        campaign: Str<'a>,
+        changes: PresaleTerms<'a>,
+    },
     /// `presale.deposit_paid`
     PresaleDepositPaid {
-        campaign: String,
-        order: String,
-        consumer: String,
+        campaign: Str<'a>,
+        order: Str<'a>,
+        consumer: Str<'a>,
         deposit_fen: u64,
     },
     /// `presale.final_paid`
     PresaleFinalPaid {
-        campaign: String,
-        order: String,
+        campaign: Str<'a>,
+        order: Str<'a>,
         final_fen: u64,
-        gifts: Option<Vec<String>>,
+        gifts: Option<Vec<Str<'a>>>,
     },
     /// `presale.gift_withdrawn`
     PresaleGiftWithdrawn {
-        campaign: String,
-        order: Option<String>,
-        gift: String,
-        reason: Option<String>,
+        campaign: Str<'a>,
+        order: Option<Str<'a>>,
+        gift: Str<'a>,
+        reason: Option<Str<'a>>,
     },
     /// `presale.deposit_refund_requested`
-    PresaleDepositRefundRequested { campaign: String, order: String },
+    PresaleDepositRefundRequested { campaign: Str<'a>, order: Str<'a> },
     /// `presale.deposit_refunded`
     PresaleDepositRefunded {
-        campaign: String,
-        order: String,
+        campaign: Str<'a>,
+        order: Str<'a>,
         amount_fen: u64,
     },
     /// `lottery.announced` (merchant, host, stream, prizes present)
-    LotteryAnnounced { lottery: String, terms: LotteryTerms },
+    LotteryAnnounced { lottery: Str<'a>, terms: LotteryTerms<'a> },
     /// `lottery.changed` (only the changed terms present)
-    LotteryChanged { lottery: String, changes: LotteryTerms },
+    LotteryChanged {
+        lottery: Str<'a>,
+        changes: LotteryTerms<'a>,
+    },
     /// `lottery.entered`
-    LotteryEntered { lottery: String, participant: String },
+    LotteryEntered { lottery: Str<'a>, participant: Str<'a> },
     /// `lottery.closed`
-    LotteryClosed { lottery: String },
+    LotteryClosed { lottery: Str<'a> },
     /// `lottery.drawn`; `proof` is kept as raw JSON text
     LotteryDrawn {
-        lottery: String,
-        winners: Vec<Winner>,
-        seed: Option<String>,
-        proof: Option<String>,
+        lottery: Str<'a>,
+        winners: Vec<Winner<'a>>,
+        seed: Option<Str<'a>>,
+        proof: Option<Str<'a>>,
     },
     /// `lottery.prize_shipped`
     LotteryPrizeShipped {
-        lottery: String,
-        participant: String,
-        prize: String,
+        lottery: Str<'a>,
+        participant: Str<'a>,
+        prize: Str<'a>,
         value_fen: u64,
     },
     /// `lottery.prize_delivered`
-    LotteryPrizeDelivered { lottery: String, participant: String },
+    LotteryPrizeDelivered { lottery: Str<'a>, participant: Str<'a> },
     /// `lottery.cancelled`
-    LotteryCancelled { lottery: String, reason: Option<String> },
+    LotteryCancelled { lottery: Str<'a>, reason: Option<Str<'a>> },
     /// `service.message`
     ServiceMessage {
-        merchant: String,
-        conversation: String,
-        consumer: String,
+        merchant: Str<'a>,
+        conversation: Str<'a>,
+        consumer: Str<'a>,
         from: Sender,
     },
     /// `complaint.filed`
     ComplaintFiled {
-        complaint: String,
-        consumer: String,
-        merchant: String,
-        order: Option<String>,
+        complaint: Str<'a>,
+        consumer: Str<'a>,
+        merchant: Str<'a>,
+        order: Option<Str<'a>>,
         category: ComplaintCategory,
-        text: Option<String>,
-        evidence: Option<Vec<Evidence>>,
+        text: Option<Str<'a>>,
+        evidence: Option<Vec<Evidence<'a>>>,
     },
     /// `complaint.responded`
-    ComplaintResponded { complaint: String, by: Responder },
+    ComplaintResponded { complaint: Str<'a>, by: Responder },
     /// `complaint.resolved`
-    ComplaintResolved { complaint: String, outcome: Outcome },
+    ComplaintResolved { complaint: Str<'a>, outcome: Outcome },
     /// `complaint.escalated`
-    ComplaintEscalated { complaint: String, to: EscalatedTo },
+    ComplaintEscalated { complaint: Str<'a>, to: EscalatedTo },
     /// `bnpl.offered`
     BnplOffered {
-        consumer: String,
-        session: String,
+        consumer: Str<'a>,
+        session: Str<'a>,
         preselected: bool,
         terms_shown: bool,
     },
     /// `bnpl.enabled`
     BnplEnabled {
-        consumer: String,
-        provider: String,
+        consumer: Str<'a>,
+        provider: Str<'a>,
         consent: Consent,
         identity_verified: bool,
     },
     /// `bnpl.disabled`
     BnplDisabled {
-        consumer: String,
-        provider: String,
+        consumer: Str<'a>,
+        provider: Str<'a>,
         steps: u32,
     },
     /// `bnpl.cancel_failed`
     BnplCancelFailed {
-        consumer: String,
-        provider: String,
-        reason: Option<String>,
+        consumer: Str<'a>,
+        provider: Str<'a>,
+        reason: Option<Str<'a>>,
     },
 }
 
@@ -454,3 +464,37 @@ pub const EVENT_TYPES: &[&str] = &[
     "bnpl.disabled",
     "bnpl.cancel_failed",
 ];
+
+fn owned(s: &Str<'_>) -> Str<'static> {
+    Cow::Owned(s.to_string())
+}
+
+impl Prize<'_> {
+    /// A copy that owns its text.
+    pub fn to_static(&self) -> Prize<'static> {
+        Prize {
+            name: self.name.as_ref().map(owned),
+            value_fen: self.value_fen,
+            count: self.count,
+        }
+    }
+}
+
+impl LotteryTerms<'_> {
+    /// A copy that owns its text, for state kept beyond the input line.
+    pub fn to_static(&self) -> LotteryTerms<'static> {
+        LotteryTerms {
+            merchant: self.merchant.as_ref().map(owned),
+            host: self.host.as_ref().map(owned),
+            stream: self.stream.as_ref().map(owned),
+            prizes: self.prizes.as_ref().map(|p| p.iter().map(Prize::to_static).collect()),
+            conditions: self.conditions.as_ref().map(|c| c.iter().map(owned).collect()),
+            draw_at: self.draw_at,
+            deliver_within_days: self.deliver_within_days,
+            organizer: self.organizer.as_ref().map(owned),
+            contact: self.contact.as_ref().map(owned),
+            odds: self.odds.as_ref().map(owned),
+            commitment: self.commitment.as_ref().map(owned),
+        }
+    }
+}

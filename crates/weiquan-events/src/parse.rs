@@ -208,13 +208,11 @@ impl<'a> Fields<'a> {
         FieldError::at(self.path(key), format!("expected {expected}, got {got}"))
     }
 
-    fn text_at(&self, key: &str, v: &'a RawValue) -> R<String> {
-        raw_str(v)
-            .map(Cow::into_owned)
-            .ok_or_else(|| self.wrong(key, "a string", kind_of(v)))
+    fn text_at(&self, key: &str, v: &'a RawValue) -> R<Str<'a>> {
+        raw_str(v).ok_or_else(|| self.wrong(key, "a string", kind_of(v)))
     }
 
-    fn id_at(&self, key: &str, v: &'a RawValue) -> R<String> {
+    fn id_at(&self, key: &str, v: &'a RawValue) -> R<Str<'a>> {
         let s = self.text_at(key, v)?;
         check_id(&s).map_err(|m| FieldError::at(self.path(key), m))?;
         Ok(s)
@@ -264,10 +262,14 @@ impl<'a> Fields<'a> {
         Time::parse(&s).map_err(|m| FieldError::at(self.path(key), m))
     }
 
-    fn sha256_at(&self, key: &str, v: &'a RawValue) -> R<String> {
+    fn sha256_at(&self, key: &str, v: &'a RawValue) -> R<Str<'a>> {
         let s = self.text_at(key, v)?;
         if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            Ok(s.to_ascii_lowercase())
+            Ok(if s.bytes().any(|b| b.is_ascii_uppercase()) {
+                Cow::Owned(s.to_ascii_lowercase())
+            } else {
+                s
+            })
         } else {
             Err(FieldError::at(
                 self.path(key),
@@ -287,8 +289,8 @@ impl<'a> Fields<'a> {
         })
     }
 
-    fn raw_json_at(&self, _key: &str, v: &'a RawValue) -> R<String> {
-        Ok(v.get().to_owned())
+    fn raw_json_at(&self, _key: &str, v: &'a RawValue) -> R<Str<'a>> {
+        Ok(Cow::Borrowed(v.get()))
     }
 
     /// A list whose items are read by `item(fields_of_list, index_key, raw)`.
@@ -325,16 +327,16 @@ impl<'a> Fields<'a> {
     }
 
     // Short names for the common shapes, so the per-type readers stay one line a field.
-    fn id(&self, k: &str) -> R<String> {
+    fn id(&self, k: &str) -> R<Str<'a>> {
         self.req(k, Self::id_at)
     }
-    fn id_opt(&self, k: &str) -> R<Option<String>> {
+    fn id_opt(&self, k: &str) -> R<Option<Str<'a>>> {
         self.opt(k, Self::id_at)
     }
-    fn text(&self, k: &str) -> R<String> {
+    fn text(&self, k: &str) -> R<Str<'a>> {
         self.req(k, Self::text_at)
     }
-    fn text_opt(&self, k: &str) -> R<Option<String>> {
+    fn text_opt(&self, k: &str) -> R<Option<Str<'a>>> {
         self.opt(k, Self::text_at)
     }
     fn fen(&self, k: &str) -> R<u64> {
@@ -358,11 +360,11 @@ impl<'a> Fields<'a> {
     fn keyword<K: Keyword>(&self, k: &str) -> R<K> {
         self.req(k, Self::keyword_at::<K>)
     }
-    fn texts_opt(&self, k: &str) -> R<Option<Vec<String>>> {
+    fn texts_opt(&self, k: &str) -> R<Option<Vec<Str<'a>>>> {
         self.opt(k, |f, k, v| f.list_at(k, v, Self::text_at))
     }
 
-    fn presale_terms(&self) -> R<PresaleTerms> {
+    fn presale_terms(&self) -> R<PresaleTerms<'a>> {
         Ok(PresaleTerms {
             merchant: self.id_opt("merchant")?,
             sku: self.id_opt("sku")?,
@@ -379,7 +381,7 @@ impl<'a> Fields<'a> {
         })
     }
 
-    fn prize_at(&self, key: &str, v: &'a RawValue) -> R<Prize> {
+    fn prize_at(&self, key: &str, v: &'a RawValue) -> R<Prize<'a>> {
         let p = self.object_at(key, v)?;
         Ok(Prize {
             name: p.text_opt("name")?,
@@ -388,7 +390,7 @@ impl<'a> Fields<'a> {
         })
     }
 
-    fn lottery_terms(&self) -> R<LotteryTerms> {
+    fn lottery_terms(&self) -> R<LotteryTerms<'a>> {
         Ok(LotteryTerms {
             merchant: self.id_opt("merchant")?,
             host: self.id_opt("host")?,
@@ -421,7 +423,7 @@ pub fn check_id(s: &str) -> Result<(), String> {
 }
 
 /// Parses one line (without its newline) into an event.
-pub fn parse_event(line: &str) -> Result<Event, ParseError> {
+pub fn parse_event(line: &str) -> Result<Event<'_>, ParseError> {
     let obj: RawObject = serde_json::from_str(line).map_err(|e| ParseError {
         id: None,
         field: None,
@@ -437,7 +439,7 @@ pub fn parse_event(line: &str) -> Result<Event, ParseError> {
     };
     // The id is read first so that every later error can carry it.
     let id = f.id("id");
-    let known_id = id.as_ref().ok().cloned();
+    let known_id = id.as_ref().ok().map(|s| s.to_string());
     let with_id = |e: FieldError| ParseError {
         id: known_id.clone(),
         field: e.field,
@@ -465,7 +467,7 @@ pub fn parse_event(line: &str) -> Result<Event, ParseError> {
     Ok(Event { id, at, body })
 }
 
-fn body(f: &Fields, ty: &str) -> R<Body> {
+fn body<'a>(f: &Fields<'a>, ty: &str) -> R<Body<'a>> {
     Ok(match ty {
         "clock.tick" => Body::ClockTick,
         "merchant.registered" => Body::MerchantRegistered {

@@ -3,7 +3,6 @@
 
 use crate::model::Event;
 use crate::parse::{parse_event, ParseError};
-use rustc_hash::FxHashSet;
 use serde::Serialize;
 use std::io::{self, BufRead};
 
@@ -135,13 +134,20 @@ fn bad(line: u64, error: String) -> Reject {
 /// itself, with a collision chance far below any hardware error rate.
 #[derive(Default)]
 pub struct Dedupe {
-    seen: FxHashSet<u128>,
+    seen: std::collections::HashSet<u128, foldhash::fast::FixedState>,
 }
 
 impl Dedupe {
     /// An empty set.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty set with room for `n` ids before it grows.
+    pub fn with_capacity(n: usize) -> Self {
+        Dedupe {
+            seen: std::collections::HashSet::with_capacity_and_hasher(n, Default::default()),
+        }
     }
 
     /// True the first time an id is offered, false for every repeat.
@@ -163,9 +169,9 @@ impl Dedupe {
 /// What became of one input line.
 pub enum Outcome<'a> {
     /// Accepted: the typed event and the raw line as received.
-    Accepted(Event, &'a str),
+    Accepted(Event<'a>, &'a str),
     /// A repeat of an id already accepted; ignored.
-    Duplicate(u64, Event),
+    Duplicate(u64, Event<'a>),
     /// Not accepted.
     Rejected(Reject),
 }

@@ -39,9 +39,14 @@ pub struct Auditor {
 impl Auditor {
     /// A fresh auditor using `rules`.
     pub fn new(rules: Arc<Rulebook>) -> Auditor {
+        Auditor::with_capacity(rules, 0)
+    }
+
+    /// A fresh auditor expecting about `events` events (sizes the duplicate-id set once).
+    pub fn with_capacity(rules: Arc<Rulebook>, events: usize) -> Auditor {
         Auditor {
             engine: Engine::new(rules),
-            dedupe: Dedupe::new(),
+            dedupe: Dedupe::with_capacity(events),
             counts: Counts::default(),
         }
     }

@@ -73,7 +73,9 @@ pub fn run(args: &AuditArgs, term: &mut Terminal<'_>) -> Result<()> {
         ),
         _ => None,
     };
-    let mut auditor = Auditor::new(rules.clone());
+    // Events average well over 100 bytes; sizing the id set once saves rehashing it as it grows.
+    let expected = total.map_or(0, |bytes| (bytes / 128) as usize);
+    let mut auditor = Auditor::with_capacity(rules.clone(), expected);
     let color = term.color;
     let mut out = Output {
         term,
