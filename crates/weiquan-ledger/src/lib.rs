@@ -1,0 +1,31 @@
+//! weiquan's tamper-evident log, in the C2SP formats Certificate Transparency's
+//! successors use: an append-only RFC 6962 Merkle tree laid out as
+//! [tlog-tiles](https://c2sp.org/tlog-tiles), with checkpoints that are
+//! Ed25519 [signed notes](https://c2sp.org/signed-note).
+//!
+//! This crate is the log's logic: leaf encoding, tree hashing, checkpoints,
+//! proofs, receipts, tiles and offline verification. It does no IO of its
+//! own: storage is behind [`LogStore`], implemented for SQLite and PostgreSQL
+//! in `weiquan-store`.
+
+mod keys;
+mod leaf;
+mod log;
+mod store;
+mod tiles;
+mod tree;
+mod verify;
+
+pub use keys::{generate_key, load_signer, load_verifier, KeyError};
+pub use leaf::{event_leaf, finding_leaf, LeafError, MAX_LEAF_BYTES};
+pub use log::{Ledger, LedgerError};
+pub use store::{LogStore, StoreError};
+pub use tiles::{parse_tile_path, tile_path, TileRequest, TILE_HEIGHT};
+pub use tree::Frontier;
+pub use verify::{
+    open_checkpoint, verify_consistency, verify_log, verify_receipt, ConsistencyProof, LogReport, Receipt,
+    VerifiedCheckpoint, VerifyError,
+};
+
+/// A 32-byte SHA-256 tree hash.
+pub use tlog_tiles::Hash;

@@ -1,0 +1,71 @@
+//! What the log needs from storage.
+
+/// A storage failure, with what was being done.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}: {source}")]
+pub struct StoreError {
+    /// What the store was doing.
+    pub context: String,
+    /// The underlying error.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl StoreError {
+    /// Wraps `source` with `context`.
+    pub fn new(context: impl Into<String>, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        StoreError {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+}
+
+/// Durable storage of one log: leaves with the tree hashes each one created,
+/// and every checkpoint signed.
+///
+/// Leaf `m` carries the stored hashes it completed: the leaf hash, then one
+/// parent hash per trailing 1-bit of `m` (levels 0, 1, …), 32 bytes each —
+/// so every node of the tree is stored exactly once, in the row of the leaf
+/// that completed it.
+pub trait LogStore {
+    /// Number of leaves stored.
+    fn size(&mut self) -> Result<u64, StoreError>;
+
+    /// Appends `leaves` (data, stored hashes) at indices `first..` together with
+    /// the checkpoint of the new size, in one transaction; returns once durable.
+    fn append(&mut self, first: u64, leaves: &[(Vec<u8>, Vec<u8>)], checkpoint: &[u8]) -> Result<(), StoreError>;
+
+    /// Stored hashes of the given leaves (in the order asked).
+    fn hashes_of(&mut self, leaves: &[u64]) -> Result<Vec<Vec<u8>>, StoreError>;
+
+    /// Leaf data and stored hashes for `from..to`.
+    fn leaves(&mut self, from: u64, to: u64) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+
+    /// Every checkpoint, by tree size, oldest first.
+    fn checkpoints(&mut self) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+
+    /// The newest checkpoint, if any.
+    fn latest_checkpoint(&mut self) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+impl<T: LogStore + ?Sized> LogStore for Box<T> {
+    fn size(&mut self) -> Result<u64, StoreError> {
+        (**self).size()
+    }
+    fn append(&mut self, first: u64, leaves: &[(Vec<u8>, Vec<u8>)], checkpoint: &[u8]) -> Result<(), StoreError> {
+        (**self).append(first, leaves, checkpoint)
+    }
+    fn hashes_of(&mut self, leaves: &[u64]) -> Result<Vec<Vec<u8>>, StoreError> {
+        (**self).hashes_of(leaves)
+    }
+    fn leaves(&mut self, from: u64, to: u64) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        (**self).leaves(from, to)
+    }
+    fn checkpoints(&mut self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        (**self).checkpoints()
+    }
+    fn latest_checkpoint(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).latest_checkpoint()
+    }
+}

@@ -1,0 +1,243 @@
+//! Offline verification: a whole log, a receipt, a consistency proof.
+//! Every failure names what failed: which leaf, which level, which signature.
+
+use crate::log::hash_in;
+use crate::store::LogStore;
+use crate::tree::Frontier;
+use base64::prelude::{Engine as _, BASE64_STANDARD};
+use serde::{Deserialize, Serialize};
+use signed_note::{Note, StandardVerifier, VerifierList};
+use tlog_tiles::{check_record, check_tree, record_hash, Checkpoint, Hash};
+
+/// Why verification failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// A checkpoint's signature does not verify, or it is not a checkpoint.
+    #[error("checkpoint {what}: {why}")]
+    Checkpoint {
+        /// Which checkpoint.
+        what: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A stored hash differs from the one recomputed from the leaves.
+    #[error("leaf {leaf}: stored level-{level} hash differs from the hash recomputed from the entries")]
+    Hash {
+        /// The leaf whose row holds it.
+        leaf: u64,
+        /// Tree level.
+        level: u8,
+    },
+    /// A leaf's row holds the wrong number of hashes.
+    #[error("leaf {leaf}: stored hashes are damaged ({why})")]
+    Row {
+        /// The leaf.
+        leaf: u64,
+        /// What is wrong.
+        why: String,
+    },
+    /// A checkpoint's root differs from the tree rebuilt from the entries.
+    #[error("checkpoint for size {size}: root hash differs from the tree rebuilt from the entries")]
+    Root {
+        /// Tree size.
+        size: u64,
+    },
+    /// A proof does not verify.
+    #[error("{0}")]
+    Proof(String),
+    /// The input is not what was expected.
+    #[error("{0}")]
+    Format(String),
+    /// Reading the log failed.
+    #[error("reading the log: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// A checkpoint whose signature verified.
+#[derive(Debug)]
+pub struct VerifiedCheckpoint {
+    /// Origin line.
+    pub origin: String,
+    /// Tree size.
+    pub size: u64,
+    /// Root hash.
+    pub root: Hash,
+}
+
+/// Verifies a signed checkpoint note with `verifier`.
+pub fn open_checkpoint(note: &[u8], verifier: &StandardVerifier, what: &str) -> Result<VerifiedCheckpoint, VerifyError> {
+    let fail = |why: String| VerifyError::Checkpoint { what: what.to_owned(), why };
+    let note = Note::from_bytes(note).map_err(|e| fail(format!("not a signed note ({e})")))?;
+    let list = VerifierList::new(vec![Box::new(verifier.clone())]);
+    note.verify(&list).map_err(|e| fail(format!("signature does not verify with this key ({e})")))?;
+    let cp = Checkpoint::from_bytes(note.text()).map_err(|e| fail(e.to_string()))?;
+    Ok(VerifiedCheckpoint {
+        origin: cp.origin().to_owned(),
+        size: cp.size(),
+        root: *cp.hash(),
+    })
+}
+
+/// Counts of what [`verify_log`] checked.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LogReport {
+    /// Leaves rehashed.
+    pub leaves: u64,
+    /// Checkpoints whose signature and root were checked.
+    pub checkpoints: u64,
+}
+
+/// Recomputes every hash of the log from its entries, and checks every
+/// checkpoint's signature and root against the rebuilt tree.
+pub fn verify_log<S: LogStore>(store: &mut S, verifier: &StandardVerifier) -> Result<LogReport, VerifyError> {
+    let size = store.size()?;
+    let checkpoints = store.checkpoints()?;
+    let mut cps = checkpoints.iter().peekable();
+    let mut tree = Frontier::new();
+    let mut report = LogReport::default();
+    let check_at = |tree: &Frontier, cps: &mut std::iter::Peekable<std::slice::Iter<(u64, Vec<u8>)>>, report: &mut LogReport| {
+        while let Some((s, note)) = cps.peek() {
+            if *s != tree.size() {
+                break;
+            }
+            let cp = open_checkpoint(note, verifier, &format!("for size {s}"))?;
+            if cp.size != *s {
+                return Err(VerifyError::Checkpoint { what: format!("for size {s}"), why: format!("it says size {}", cp.size) });
+            }
+            if cp.root != tree.root() {
+                return Err(VerifyError::Root { size: *s });
+            }
+            report.checkpoints += 1;
+            cps.next();
+        }
+        Ok(())
+    };
+    check_at(&tree, &mut cps, &mut report)?;
+    const CHUNK: u64 = 4096;
+    let mut from = 0;
+    while from < size {
+        let to = (from + CHUNK).min(size);
+        for (i, (data, hashes)) in store.leaves(from, to)?.into_iter().enumerate() {
+            let leaf = from + i as u64;
+            let expect = tree.append(&data);
+            if hashes.len() != expect.len() * 32 {
+                return Err(VerifyError::Row { leaf, why: format!("{} bytes of hashes where {} are due", hashes.len(), expect.len() * 32) });
+            }
+            for (level, h) in expect.iter().enumerate() {
+                let level = level as u8;
+                let stored = hash_in(&hashes, level, leaf).map_err(|e| VerifyError::Row { leaf, why: e.to_string() })?;
+                if stored != *h {
+                    return Err(VerifyError::Hash { leaf, level });
+                }
+            }
+            report.leaves += 1;
+            check_at(&tree, &mut cps, &mut report)?;
+        }
+        from = to;
+    }
+    if let Some((s, _)) = cps.next() {
+        return Err(VerifyError::Checkpoint { what: format!("for size {s}"), why: format!("the log holds only {size} leaves") });
+    }
+    Ok(report)
+}
+
+fn b64_hashes(hashes: &[Hash]) -> Vec<String> {
+    hashes.iter().map(|h| BASE64_STANDARD.encode(h.0)).collect()
+}
+
+fn parse_hashes(list: &[String], what: &str) -> Result<Vec<Hash>, VerifyError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, s)| {
+            BASE64_STANDARD
+                .decode(s)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .map(Hash)
+                .ok_or_else(|| VerifyError::Format(format!("{what}[{i}] is not a base64 SHA-256 hash")))
+        })
+        .collect()
+}
+
+/// What a consumer keeps: a leaf, its index, the signed checkpoint and the
+/// inclusion proof that ties them together.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Receipt {
+    /// Receipt format version (1).
+    pub v: u8,
+    /// Leaf index.
+    pub index: u64,
+    /// The leaf (canonical JSON text).
+    pub leaf: String,
+    /// The signed checkpoint note.
+    pub checkpoint: String,
+    /// Inclusion proof, base64 hashes from the leaf up.
+    pub inclusion: Vec<String>,
+}
+
+impl Receipt {
+    /// Builds a receipt.
+    pub fn new(index: u64, leaf: Vec<u8>, checkpoint: Vec<u8>, proof: Vec<Hash>) -> Receipt {
+        Receipt {
+            v: 1,
+            index,
+            leaf: String::from_utf8_lossy(&leaf).into_owned(),
+            checkpoint: String::from_utf8_lossy(&checkpoint).into_owned(),
+            inclusion: b64_hashes(&proof),
+        }
+    }
+}
+
+/// Checks a receipt: the checkpoint's signature, then the leaf's inclusion.
+pub fn verify_receipt(receipt: &Receipt, verifier: &StandardVerifier) -> Result<VerifiedCheckpoint, VerifyError> {
+    let cp = open_checkpoint(receipt.checkpoint.as_bytes(), verifier, "in the receipt")?;
+    if receipt.index >= cp.size {
+        return Err(VerifyError::Proof(format!("leaf {} is not in a tree of {} leaves", receipt.index, cp.size)));
+    }
+    let proof = parse_hashes(&receipt.inclusion, "inclusion")?;
+    check_record(&proof, cp.size, cp.root, receipt.index, record_hash(receipt.leaf.as_bytes())).map_err(|_| {
+        VerifyError::Proof(format!("leaf {} is not included in the checkpointed tree of size {} (the leaf or the proof was altered)", receipt.index, cp.size))
+    })?;
+    Ok(cp)
+}
+
+/// A consistency proof between two tree sizes.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyProof {
+    /// The older size.
+    pub old_size: u64,
+    /// The newer size.
+    pub new_size: u64,
+    /// Base64 hashes.
+    pub proof: Vec<String>,
+}
+
+impl ConsistencyProof {
+    /// Builds one.
+    pub fn new(old_size: u64, new_size: u64, proof: &[Hash]) -> Self {
+        ConsistencyProof { old_size, new_size, proof: b64_hashes(proof) }
+    }
+}
+
+/// Checks that the tree of `old` (a signed checkpoint) is a prefix of the tree of `new`.
+pub fn verify_consistency(old: &[u8], new: &[u8], proof: &ConsistencyProof, verifier: &StandardVerifier) -> Result<(), VerifyError> {
+    let a = open_checkpoint(old, verifier, "OLD")?;
+    let b = open_checkpoint(new, verifier, "NEW")?;
+    if a.origin != b.origin {
+        return Err(VerifyError::Proof(format!("the checkpoints are of different logs (`{}` and `{}`)", a.origin, b.origin)));
+    }
+    if (a.size, b.size) != (proof.old_size, proof.new_size) {
+        return Err(VerifyError::Proof(format!(
+            "the proof is for sizes {} → {}, the checkpoints are {} → {}",
+            proof.old_size, proof.new_size, a.size, b.size
+        )));
+    }
+    if a.size > b.size {
+        return Err(VerifyError::Proof(format!("OLD ({}) is larger than NEW ({})", a.size, b.size)));
+    }
+    let hashes = parse_hashes(&proof.proof, "proof")?;
+    check_tree(&hashes, b.size, b.root, a.size, a.root)
+        .map_err(|_| VerifyError::Proof(format!("the tree of size {} is not a prefix of the tree of size {}: history was rewritten, or the proof was altered", a.size, b.size)))
+}

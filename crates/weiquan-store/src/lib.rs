@@ -1,0 +1,30 @@
+//! Storage for weiquan's ledger: one [`LogStore`] trait (in `weiquan-ledger`),
+//! two implementations — SQLite in WAL mode (the default: one file, no setup)
+//! and PostgreSQL (the system of record beyond one machine).
+//!
+//! Both keep one row per leaf (its data and the tree hashes it completed) and
+//! one row per signed checkpoint, and write a batch in one transaction that is
+//! durable when `append` returns.
+
+mod postgres_store;
+mod sqlite;
+
+pub use postgres_store::PgStore;
+pub use sqlite::SqliteStore;
+pub use weiquan_ledger::{LogStore, StoreError};
+
+/// Checks that `rows` leaves starting at `from` came back, in order.
+fn expect_rows<T>(rows: Vec<(u64, T)>, from: u64, to: u64) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for (i, (idx, row)) in rows.into_iter().enumerate() {
+        let want = from + i as u64;
+        if idx != want {
+            return Err(StoreError::new(format!("reading leaves {from}..{to}"), format!("leaf {want} is missing")));
+        }
+        out.push(row);
+    }
+    if (out.len() as u64) < to - from {
+        return Err(StoreError::new(format!("reading leaves {from}..{to}"), format!("leaf {} is missing", from + out.len() as u64)));
+    }
+    Ok(out)
+}

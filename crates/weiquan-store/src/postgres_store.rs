@@ -1,0 +1,128 @@
+//! The ledger in PostgreSQL. Batches go in with binary `COPY`, in one
+//! transaction that takes an exclusive lock on the leaf table, so that two
+//! writers can never interleave.
+
+use crate::expect_rows;
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::Type;
+use postgres::{Client, NoTls};
+use weiquan_ledger::{LogStore, StoreError};
+
+/// A ledger kept in a PostgreSQL schema.
+pub struct PgStore {
+    client: Client,
+}
+
+fn err(context: &str) -> impl FnOnce(postgres::Error) -> StoreError + '_ {
+    move |e| StoreError::new(context, e)
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+impl PgStore {
+    /// Connects to `url` and uses (creating if needed) the ledger tables in `schema`.
+    pub fn connect(url: &str, schema: &str) -> Result<Self, StoreError> {
+        let mut client = Client::connect(url, NoTls).map_err(|e| StoreError::new(format!("connecting to {url}"), e))?;
+        let s = quote_ident(schema);
+        client
+            .batch_execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {s};
+                 SET search_path TO {s};
+                 CREATE TABLE IF NOT EXISTS ledger_leaves (
+                     idx BIGINT PRIMARY KEY,
+                     data BYTEA NOT NULL,
+                     hashes BYTEA NOT NULL
+                 );
+                 CREATE TABLE IF NOT EXISTS ledger_checkpoints (
+                     size BIGINT PRIMARY KEY,
+                     note BYTEA NOT NULL
+                 );"
+            ))
+            .map_err(err("creating the ledger tables"))?;
+        Ok(PgStore { client })
+    }
+
+    /// The client, for tests that tamper with stored bytes.
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
+
+fn count(client: &mut impl postgres::GenericClient) -> Result<u64, StoreError> {
+    client
+        .query_one("SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_leaves", &[])
+        .map(|r| r.get::<_, i64>(0) as u64)
+        .map_err(err("counting leaves"))
+}
+
+impl LogStore for PgStore {
+    fn size(&mut self) -> Result<u64, StoreError> {
+        count(&mut self.client)
+    }
+
+    fn append(&mut self, first: u64, leaves: &[(Vec<u8>, Vec<u8>)], checkpoint: &[u8]) -> Result<(), StoreError> {
+        let mut tx = self.client.transaction().map_err(err("starting an append"))?;
+        tx.batch_execute("LOCK TABLE ledger_leaves IN EXCLUSIVE MODE").map_err(err("locking the log"))?;
+        let size = count(&mut tx)?;
+        if size != first {
+            return Err(StoreError::new("appending", format!("the log has {size} leaves, not {first}: another writer appended")));
+        }
+        let sink = tx
+            .copy_in("COPY ledger_leaves (idx, data, hashes) FROM STDIN (FORMAT binary)")
+            .map_err(err("starting the copy"))?;
+        let mut w = BinaryCopyInWriter::new(sink, &[Type::INT8, Type::BYTEA, Type::BYTEA]);
+        for (i, (data, hashes)) in leaves.iter().enumerate() {
+            w.write(&[&((first + i as u64) as i64), data, hashes]).map_err(err("appending a leaf"))?;
+        }
+        w.finish().map_err(err("finishing the copy"))?;
+        let new_size = (first + leaves.len() as u64) as i64;
+        tx.execute(
+            "INSERT INTO ledger_checkpoints (size, note) VALUES ($1, $2) ON CONFLICT (size) DO UPDATE SET note = EXCLUDED.note",
+            &[&new_size, &checkpoint],
+        )
+        .map_err(err("storing the checkpoint"))?;
+        tx.commit().map_err(err("committing the append"))
+    }
+
+    fn hashes_of(&mut self, leaves: &[u64]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let ids: Vec<i64> = leaves.iter().map(|&l| l as i64).collect();
+        let rows = self
+            .client
+            .query("SELECT idx, hashes FROM ledger_leaves WHERE idx = ANY($1)", &[&ids])
+            .map_err(err("reading hashes"))?;
+        let found: std::collections::HashMap<i64, Vec<u8>> = rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+        ids.iter()
+            .map(|i| found.get(i).cloned().ok_or_else(|| StoreError::new("reading hashes", format!("leaf {i} is missing"))))
+            .collect()
+    }
+
+    fn leaves(&mut self, from: u64, to: u64) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT idx, data, hashes FROM ledger_leaves WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+                &[&(from as i64), &(to as i64)],
+            )
+            .map_err(err("reading leaves"))?;
+        let rows = rows.into_iter().map(|r| (r.get::<_, i64>(0) as u64, (r.get(1), r.get(2)))).collect();
+        expect_rows(rows, from, to)
+    }
+
+    fn checkpoints(&mut self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let rows = self
+            .client
+            .query("SELECT size, note FROM ledger_checkpoints ORDER BY size", &[])
+            .map_err(err("reading checkpoints"))?;
+        Ok(rows.into_iter().map(|r| (r.get::<_, i64>(0) as u64, r.get(1))).collect())
+    }
+
+    fn latest_checkpoint(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = self
+            .client
+            .query_opt("SELECT note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1", &[])
+            .map_err(err("reading the latest checkpoint"))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+}

@@ -1,0 +1,139 @@
+//! The ledger in one SQLite file (WAL, `synchronous=FULL`: a committed batch
+//! survives a crash or power loss).
+
+use crate::expect_rows;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::path::Path;
+use weiquan_ledger::{LogStore, StoreError};
+
+/// A ledger kept in a SQLite file.
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+fn err(context: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+    move |e| StoreError::new(context, e)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the ledger in the file at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(|e| StoreError::new(format!("opening {}", path.display()), e))?;
+        Self::init(conn)
+    }
+
+    /// A ledger in memory (for tests and dry runs).
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory().map_err(err("opening an in-memory database"))?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, StoreError> {
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA busy_timeout = 5000;
+             CREATE TABLE IF NOT EXISTS ledger_leaves (
+                 idx INTEGER PRIMARY KEY,
+                 data BLOB NOT NULL,
+                 hashes BLOB NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS ledger_checkpoints (
+                 size INTEGER PRIMARY KEY,
+                 note BLOB NOT NULL
+             );",
+        )
+        .map_err(err("creating the ledger tables"))?;
+        Ok(SqliteStore { conn })
+    }
+
+    /// The connection, for tests that tamper with stored bytes.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+fn count(conn: &Connection) -> Result<u64, StoreError> {
+    conn.query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_leaves", [], |r| r.get::<_, i64>(0))
+        .map(|n| n as u64)
+        .map_err(err("counting leaves"))
+}
+
+impl LogStore for SqliteStore {
+    fn size(&mut self) -> Result<u64, StoreError> {
+        count(&self.conn)
+    }
+
+    fn append(&mut self, first: u64, leaves: &[(Vec<u8>, Vec<u8>)], checkpoint: &[u8]) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err("starting an append"))?;
+        let size = count(&tx)?;
+        if size != first {
+            return Err(StoreError::new("appending", format!("the log has {size} leaves, not {first}: another writer appended")));
+        }
+        {
+            let mut insert = tx
+                .prepare_cached("INSERT INTO ledger_leaves (idx, data, hashes) VALUES (?1, ?2, ?3)")
+                .map_err(err("preparing the append"))?;
+            for (i, (data, hashes)) in leaves.iter().enumerate() {
+                insert
+                    .execute(params![(first + i as u64) as i64, data, hashes])
+                    .map_err(err("appending a leaf"))?;
+            }
+        }
+        let new_size = first + leaves.len() as u64;
+        tx.execute("INSERT OR REPLACE INTO ledger_checkpoints (size, note) VALUES (?1, ?2)", params![new_size as i64, checkpoint])
+            .map_err(err("storing the checkpoint"))?;
+        tx.commit().map_err(err("committing the append"))
+    }
+
+    fn hashes_of(&mut self, leaves: &[u64]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut q = self
+            .conn
+            .prepare_cached("SELECT hashes FROM ledger_leaves WHERE idx = ?1")
+            .map_err(err("preparing a hash read"))?;
+        leaves
+            .iter()
+            .map(|&leaf| {
+                q.query_row([leaf as i64], |r| r.get::<_, Vec<u8>>(0))
+                    .optional()
+                    .map_err(err("reading hashes"))?
+                    .ok_or_else(|| StoreError::new("reading hashes", format!("leaf {leaf} is missing")))
+            })
+            .collect()
+    }
+
+    fn leaves(&mut self, from: u64, to: u64) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let mut q = self
+            .conn
+            .prepare_cached("SELECT idx, data, hashes FROM ledger_leaves WHERE idx >= ?1 AND idx < ?2 ORDER BY idx")
+            .map_err(err("preparing a leaf read"))?;
+        let rows = q
+            .query_map([from as i64, to as i64], |r| Ok((r.get::<_, i64>(0)? as u64, (r.get(1)?, r.get(2)?))))
+            .map_err(err("reading leaves"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err("reading leaves"))?;
+        expect_rows(rows, from, to)
+    }
+
+    fn checkpoints(&mut self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let mut q = self
+            .conn
+            .prepare_cached("SELECT size, note FROM ledger_checkpoints ORDER BY size")
+            .map_err(err("preparing a checkpoint read"))?;
+        let rows = q
+            .query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
+            .map_err(err("reading checkpoints"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err("reading checkpoints"));
+        rows
+    }
+
+    fn latest_checkpoint(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.conn
+            .query_row("SELECT note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1", [], |r| r.get(0))
+            .optional()
+            .map_err(err("reading the latest checkpoint"))
+    }
+}
