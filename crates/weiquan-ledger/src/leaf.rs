@@ -78,10 +78,16 @@ mod tests {
 
     #[test]
     fn event_leaf_is_canonical_whatever_the_spacing_and_key_order() {
-        let a = event_leaf(r#"{"v": 1, "id": "e1", "type": "clock.tick", "at": "2026-11-01T00:00:00+08:00", "x": 1.0}"#).expect("json");
-        let b = event_leaf(r#"{"x":1,"at":"2026-11-01T00:00:00+08:00","type":"clock.tick","id":"e1","v":1}"#).expect("json");
+        let a =
+            event_leaf(r#"{"v": 1, "id": "e1", "type": "clock.tick", "at": "2026-11-01T00:00:00+08:00", "x": 1.0}"#)
+                .expect("json");
+        let b = event_leaf(r#"{"x":1,"at":"2026-11-01T00:00:00+08:00","type":"clock.tick","id":"e1","v":1}"#)
+            .expect("json");
         assert_eq!(a, b);
-        assert_eq!(String::from_utf8(a).expect("utf-8"), r#"{"at":"2026-11-01T00:00:00+08:00","id":"e1","type":"clock.tick","v":1,"x":1}"#);
+        assert_eq!(
+            String::from_utf8(a).expect("utf-8"),
+            r#"{"at":"2026-11-01T00:00:00+08:00","id":"e1","type":"clock.tick","v":1,"x":1}"#
+        );
     }
 
     #[test]

@@ -58,14 +58,22 @@ impl<S: LogStore> HashReader for StoreHashes<'_, S> {
         nodes
             .iter()
             .zip(rows.iter().zip(blobs.iter()))
-            .map(|(&(l, _), (&row, blob))| hash_in(blob, l, row).map_err(|e| tlog_tiles::Error::InvalidInput(e.to_string())))
+            .map(|(&(l, _), (&row, blob))| {
+                hash_in(blob, l, row).map_err(|e| tlog_tiles::Error::InvalidInput(e.to_string()))
+            })
             .collect()
     }
 }
 
 /// Signs the checkpoint of a tree of `size` leaves with root `root`.
-pub(crate) fn sign_checkpoint(signer: &StandardSigner, origin: &str, size: u64, root: Hash) -> Result<Vec<u8>, LedgerError> {
-    let cp = Checkpoint::new(origin, size, root, "").map_err(|e| LedgerError::Sign(format!("origin `{origin}`: {e}")))?;
+pub(crate) fn sign_checkpoint(
+    signer: &StandardSigner,
+    origin: &str,
+    size: u64,
+    root: Hash,
+) -> Result<Vec<u8>, LedgerError> {
+    let cp =
+        Checkpoint::new(origin, size, root, "").map_err(|e| LedgerError::Sign(format!("origin `{origin}`: {e}")))?;
     let mut note = Note::new(&cp.to_bytes(), &[]).map_err(|e| LedgerError::Sign(e.to_string()))?;
     note.add_sigs(&[signer]).map_err(|e| LedgerError::Sign(e.to_string()))?;
     Ok(note.to_bytes())
@@ -149,7 +157,10 @@ impl<S: LogStore> Ledger<S> {
 
     fn check_size(&self, what: &str, size: u64) -> Result<(), LedgerError> {
         if size > self.size() {
-            return Err(LedgerError::OutOfRange(format!("{what} {size} is beyond the log's size {}", self.size())));
+            return Err(LedgerError::OutOfRange(format!(
+                "{what} {size} is beyond the log's size {}",
+                self.size()
+            )));
         }
         Ok(())
     }
@@ -158,18 +169,30 @@ impl<S: LogStore> Ledger<S> {
     pub fn inclusion_proof(&mut self, index: u64, size: u64) -> Result<Vec<Hash>, LedgerError> {
         self.check_size("size", size)?;
         if index >= size {
-            return Err(LedgerError::OutOfRange(format!("leaf {index} is not in a tree of {size} leaves")));
+            return Err(LedgerError::OutOfRange(format!(
+                "leaf {index} is not in a tree of {size} leaves"
+            )));
         }
-        Ok(tlog_tiles::prove_record(size, index, &StoreHashes(RefCell::new(&mut self.store)))?)
+        Ok(tlog_tiles::prove_record(
+            size,
+            index,
+            &StoreHashes(RefCell::new(&mut self.store)),
+        )?)
     }
 
     /// Proof that the tree of `old` leaves is a prefix of the tree of `new` leaves.
     pub fn consistency_proof(&mut self, old: u64, new: u64) -> Result<Vec<Hash>, LedgerError> {
         self.check_size("size", new)?;
         if old > new {
-            return Err(LedgerError::OutOfRange(format!("old size {old} is larger than new size {new}")));
+            return Err(LedgerError::OutOfRange(format!(
+                "old size {old} is larger than new size {new}"
+            )));
         }
-        Ok(tlog_tiles::prove_tree(new, old, &StoreHashes(RefCell::new(&mut self.store)))?)
+        Ok(tlog_tiles::prove_tree(
+            new,
+            old,
+            &StoreHashes(RefCell::new(&mut self.store)),
+        )?)
     }
 
     /// A self-contained receipt for leaf `index` against the newest checkpoint.
@@ -191,10 +214,14 @@ impl<S: LogStore> Ledger<S> {
         let size = self.size();
         let level = req.level.unwrap_or(0);
         let width_at_level = size >> (u32::from(level) * u32::from(TILE_HEIGHT));
-        let start = req.index.checked_mul(256).ok_or_else(|| LedgerError::OutOfRange("tile index too large".into()))?;
+        let start = req
+            .index
+            .checked_mul(256)
+            .ok_or_else(|| LedgerError::OutOfRange("tile index too large".into()))?;
         // A tile exists at exactly the width the tree covers: full, or the one partial width.
         let covered = width_at_level.saturating_sub(start).min(256);
-        if covered == 0 || (req.width != 256 && u64::from(req.width) != covered) || (req.width == 256 && covered < 256) {
+        if covered == 0 || (req.width != 256 && u64::from(req.width) != covered) || (req.width == 256 && covered < 256)
+        {
             return Ok(None);
         }
         let end = start + u64::from(req.width);
@@ -202,7 +229,8 @@ impl<S: LogStore> Ledger<S> {
             None => {
                 let mut out = Vec::new();
                 for (data, _) in self.store.leaves(start, end)? {
-                    let len = u16::try_from(data.len()).map_err(|_| LedgerError::Damaged("entry over 65535 bytes".into()))?;
+                    let len =
+                        u16::try_from(data.len()).map_err(|_| LedgerError::Damaged("entry over 65535 bytes".into()))?;
                     out.extend_from_slice(&len.to_be_bytes());
                     out.extend_from_slice(&data);
                 }

@@ -61,7 +61,11 @@ pub fn tile_path(level: Option<u8>, index: u64, width: u32) -> String {
     }
     groups.reverse();
     let kind = level.map_or_else(|| "entries".to_owned(), |l| l.to_string());
-    let partial = if width == 256 { String::new() } else { format!(".p/{width}") };
+    let partial = if width == 256 {
+        String::new()
+    } else {
+        format!(".p/{width}")
+    };
     format!("tile/{kind}/{}{partial}", groups.join("/"))
 }
 
@@ -83,7 +87,15 @@ mod tests {
 
     #[test]
     fn bad_paths_are_refused() {
-        for p in ["tile/0/1", "tile/0/0001", "tile/9/000", "tile/0/000.p/256", "tile/0/000.p/0", "tile/0/001/002", "other/0/000"] {
+        for p in [
+            "tile/0/1",
+            "tile/0/0001",
+            "tile/9/000",
+            "tile/0/000.p/256",
+            "tile/0/000.p/0",
+            "tile/0/001/002",
+            "other/0/000",
+        ] {
             assert_eq!(parse_tile_path(p), None, "{p}");
         }
     }

@@ -84,7 +84,10 @@ mod tests {
     struct Mem(HashMap<u64, Hash>);
     impl HashReader for Mem {
         fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, Error> {
-            indexes.iter().map(|i| self.0.get(i).copied().ok_or(Error::IndexesNotInTree)).collect()
+            indexes
+                .iter()
+                .map(|i| self.0.get(i).copied().ok_or(Error::IndexesNotInTree))
+                .collect()
         }
     }
 
@@ -100,7 +103,12 @@ mod tests {
             for (i, h) in reference.into_iter().enumerate() {
                 mem.0.insert(stored_hash_index(0, n) + i as u64, h);
             }
-            assert_eq!(f.root(), tree_hash(n + 1, &mem).expect("tree hash"), "root at size {}", n + 1);
+            assert_eq!(
+                f.root(),
+                tree_hash(n + 1, &mem).expect("tree hash"),
+                "root at size {}",
+                n + 1
+            );
         }
     }
 }

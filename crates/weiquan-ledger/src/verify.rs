@@ -65,11 +65,19 @@ pub struct VerifiedCheckpoint {
 }
 
 /// Verifies a signed checkpoint note with `verifier`.
-pub fn open_checkpoint(note: &[u8], verifier: &StandardVerifier, what: &str) -> Result<VerifiedCheckpoint, VerifyError> {
-    let fail = |why: String| VerifyError::Checkpoint { what: what.to_owned(), why };
+pub fn open_checkpoint(
+    note: &[u8],
+    verifier: &StandardVerifier,
+    what: &str,
+) -> Result<VerifiedCheckpoint, VerifyError> {
+    let fail = |why: String| VerifyError::Checkpoint {
+        what: what.to_owned(),
+        why,
+    };
     let note = Note::from_bytes(note).map_err(|e| fail(format!("not a signed note ({e})")))?;
     let list = VerifierList::new(vec![Box::new(verifier.clone())]);
-    note.verify(&list).map_err(|e| fail(format!("signature does not verify with this key ({e})")))?;
+    note.verify(&list)
+        .map_err(|e| fail(format!("signature does not verify with this key ({e})")))?;
     let cp = Checkpoint::from_bytes(note.text()).map_err(|e| fail(e.to_string()))?;
     Ok(VerifiedCheckpoint {
         origin: cp.origin().to_owned(),
@@ -95,23 +103,27 @@ pub fn verify_log<S: LogStore>(store: &mut S, verifier: &StandardVerifier) -> Re
     let mut cps = checkpoints.iter().peekable();
     let mut tree = Frontier::new();
     let mut report = LogReport::default();
-    let check_at = |tree: &Frontier, cps: &mut std::iter::Peekable<std::slice::Iter<(u64, Vec<u8>)>>, report: &mut LogReport| {
-        while let Some((s, note)) = cps.peek() {
-            if *s != tree.size() {
-                break;
+    let check_at =
+        |tree: &Frontier, cps: &mut std::iter::Peekable<std::slice::Iter<(u64, Vec<u8>)>>, report: &mut LogReport| {
+            while let Some((s, note)) = cps.peek() {
+                if *s != tree.size() {
+                    break;
+                }
+                let cp = open_checkpoint(note, verifier, &format!("for size {s}"))?;
+                if cp.size != *s {
+                    return Err(VerifyError::Checkpoint {
+                        what: format!("for size {s}"),
+                        why: format!("it says size {}", cp.size),
+                    });
+                }
+                if cp.root != tree.root() {
+                    return Err(VerifyError::Root { size: *s });
+                }
+                report.checkpoints += 1;
+                cps.next();
             }
-            let cp = open_checkpoint(note, verifier, &format!("for size {s}"))?;
-            if cp.size != *s {
-                return Err(VerifyError::Checkpoint { what: format!("for size {s}"), why: format!("it says size {}", cp.size) });
-            }
-            if cp.root != tree.root() {
-                return Err(VerifyError::Root { size: *s });
-            }
-            report.checkpoints += 1;
-            cps.next();
-        }
-        Ok(())
-    };
+            Ok(())
+        };
     check_at(&tree, &mut cps, &mut report)?;
     const CHUNK: u64 = 4096;
     let mut from = 0;
@@ -121,11 +133,17 @@ pub fn verify_log<S: LogStore>(store: &mut S, verifier: &StandardVerifier) -> Re
             let leaf = from + i as u64;
             let expect = tree.append(&data);
             if hashes.len() != expect.len() * 32 {
-                return Err(VerifyError::Row { leaf, why: format!("{} bytes of hashes where {} are due", hashes.len(), expect.len() * 32) });
+                return Err(VerifyError::Row {
+                    leaf,
+                    why: format!("{} bytes of hashes where {} are due", hashes.len(), expect.len() * 32),
+                });
             }
             for (level, h) in expect.iter().enumerate() {
                 let level = level as u8;
-                let stored = hash_in(&hashes, level, leaf).map_err(|e| VerifyError::Row { leaf, why: e.to_string() })?;
+                let stored = hash_in(&hashes, level, leaf).map_err(|e| VerifyError::Row {
+                    leaf,
+                    why: e.to_string(),
+                })?;
                 if stored != *h {
                     return Err(VerifyError::Hash { leaf, level });
                 }
@@ -136,7 +154,10 @@ pub fn verify_log<S: LogStore>(store: &mut S, verifier: &StandardVerifier) -> Re
         from = to;
     }
     if let Some((s, _)) = cps.next() {
-        return Err(VerifyError::Checkpoint { what: format!("for size {s}"), why: format!("the log holds only {size} leaves") });
+        return Err(VerifyError::Checkpoint {
+            what: format!("for size {s}"),
+            why: format!("the log holds only {size} leaves"),
+        });
     }
     Ok(report)
 }
@@ -193,11 +214,24 @@ impl Receipt {
 pub fn verify_receipt(receipt: &Receipt, verifier: &StandardVerifier) -> Result<VerifiedCheckpoint, VerifyError> {
     let cp = open_checkpoint(receipt.checkpoint.as_bytes(), verifier, "in the receipt")?;
     if receipt.index >= cp.size {
-        return Err(VerifyError::Proof(format!("leaf {} is not in a tree of {} leaves", receipt.index, cp.size)));
+        return Err(VerifyError::Proof(format!(
+            "leaf {} is not in a tree of {} leaves",
+            receipt.index, cp.size
+        )));
     }
     let proof = parse_hashes(&receipt.inclusion, "inclusion")?;
-    check_record(&proof, cp.size, cp.root, receipt.index, record_hash(receipt.leaf.as_bytes())).map_err(|_| {
-        VerifyError::Proof(format!("leaf {} is not included in the checkpointed tree of size {} (the leaf or the proof was altered)", receipt.index, cp.size))
+    check_record(
+        &proof,
+        cp.size,
+        cp.root,
+        receipt.index,
+        record_hash(receipt.leaf.as_bytes()),
+    )
+    .map_err(|_| {
+        VerifyError::Proof(format!(
+            "leaf {} is not included in the checkpointed tree of size {} (the leaf or the proof was altered)",
+            receipt.index, cp.size
+        ))
     })?;
     Ok(cp)
 }
@@ -217,16 +251,28 @@ pub struct ConsistencyProof {
 impl ConsistencyProof {
     /// Builds one.
     pub fn new(old_size: u64, new_size: u64, proof: &[Hash]) -> Self {
-        ConsistencyProof { old_size, new_size, proof: b64_hashes(proof) }
+        ConsistencyProof {
+            old_size,
+            new_size,
+            proof: b64_hashes(proof),
+        }
     }
 }
 
 /// Checks that the tree of `old` (a signed checkpoint) is a prefix of the tree of `new`.
-pub fn verify_consistency(old: &[u8], new: &[u8], proof: &ConsistencyProof, verifier: &StandardVerifier) -> Result<(), VerifyError> {
+pub fn verify_consistency(
+    old: &[u8],
+    new: &[u8],
+    proof: &ConsistencyProof,
+    verifier: &StandardVerifier,
+) -> Result<(), VerifyError> {
     let a = open_checkpoint(old, verifier, "OLD")?;
     let b = open_checkpoint(new, verifier, "NEW")?;
     if a.origin != b.origin {
-        return Err(VerifyError::Proof(format!("the checkpoints are of different logs (`{}` and `{}`)", a.origin, b.origin)));
+        return Err(VerifyError::Proof(format!(
+            "the checkpoints are of different logs (`{}` and `{}`)",
+            a.origin, b.origin
+        )));
     }
     if (a.size, b.size) != (proof.old_size, proof.new_size) {
         return Err(VerifyError::Proof(format!(
@@ -235,7 +281,10 @@ pub fn verify_consistency(old: &[u8], new: &[u8], proof: &ConsistencyProof, veri
         )));
     }
     if a.size > b.size {
-        return Err(VerifyError::Proof(format!("OLD ({}) is larger than NEW ({})", a.size, b.size)));
+        return Err(VerifyError::Proof(format!(
+            "OLD ({}) is larger than NEW ({})",
+            a.size, b.size
+        )));
     }
     let hashes = parse_hashes(&proof.proof, "proof")?;
     check_tree(&hashes, b.size, b.root, a.size, a.root)

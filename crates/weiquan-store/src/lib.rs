@@ -19,12 +19,18 @@ fn expect_rows<T>(rows: Vec<(u64, T)>, from: u64, to: u64) -> Result<Vec<T>, Sto
     for (i, (idx, row)) in rows.into_iter().enumerate() {
         let want = from + i as u64;
         if idx != want {
-            return Err(StoreError::new(format!("reading leaves {from}..{to}"), format!("leaf {want} is missing")));
+            return Err(StoreError::new(
+                format!("reading leaves {from}..{to}"),
+                format!("leaf {want} is missing"),
+            ));
         }
         out.push(row);
     }
     if (out.len() as u64) < to - from {
-        return Err(StoreError::new(format!("reading leaves {from}..{to}"), format!("leaf {} is missing", from + out.len() as u64)));
+        return Err(StoreError::new(
+            format!("reading leaves {from}..{to}"),
+            format!("leaf {} is missing", from + out.len() as u64),
+        ));
     }
     Ok(out)
 }

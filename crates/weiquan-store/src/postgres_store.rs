@@ -64,17 +64,22 @@ impl LogStore for PgStore {
 
     fn append(&mut self, first: u64, leaves: &[(Vec<u8>, Vec<u8>)], checkpoint: &[u8]) -> Result<(), StoreError> {
         let mut tx = self.client.transaction().map_err(err("starting an append"))?;
-        tx.batch_execute("LOCK TABLE ledger_leaves IN EXCLUSIVE MODE").map_err(err("locking the log"))?;
+        tx.batch_execute("LOCK TABLE ledger_leaves IN EXCLUSIVE MODE")
+            .map_err(err("locking the log"))?;
         let size = count(&mut tx)?;
         if size != first {
-            return Err(StoreError::new("appending", format!("the log has {size} leaves, not {first}: another writer appended")));
+            return Err(StoreError::new(
+                "appending",
+                format!("the log has {size} leaves, not {first}: another writer appended"),
+            ));
         }
         let sink = tx
             .copy_in("COPY ledger_leaves (idx, data, hashes) FROM STDIN (FORMAT binary)")
             .map_err(err("starting the copy"))?;
         let mut w = BinaryCopyInWriter::new(sink, &[Type::INT8, Type::BYTEA, Type::BYTEA]);
         for (i, (data, hashes)) in leaves.iter().enumerate() {
-            w.write(&[&((first + i as u64) as i64), data, hashes]).map_err(err("appending a leaf"))?;
+            w.write(&[&((first + i as u64) as i64), data, hashes])
+                .map_err(err("appending a leaf"))?;
         }
         w.finish().map_err(err("finishing the copy"))?;
         let new_size = (first + leaves.len() as u64) as i64;
@@ -94,7 +99,12 @@ impl LogStore for PgStore {
             .map_err(err("reading hashes"))?;
         let found: std::collections::HashMap<i64, Vec<u8>> = rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
         ids.iter()
-            .map(|i| found.get(i).cloned().ok_or_else(|| StoreError::new("reading hashes", format!("leaf {i} is missing"))))
+            .map(|i| {
+                found
+                    .get(i)
+                    .cloned()
+                    .ok_or_else(|| StoreError::new("reading hashes", format!("leaf {i} is missing")))
+            })
             .collect()
     }
 
@@ -106,7 +116,10 @@ impl LogStore for PgStore {
                 &[&(from as i64), &(to as i64)],
             )
             .map_err(err("reading leaves"))?;
-        let rows = rows.into_iter().map(|r| (r.get::<_, i64>(0) as u64, (r.get(1), r.get(2)))).collect();
+        let rows = rows
+            .into_iter()
+            .map(|r| (r.get::<_, i64>(0) as u64, (r.get(1), r.get(2))))
+            .collect();
         expect_rows(rows, from, to)
     }
 
@@ -115,7 +128,10 @@ impl LogStore for PgStore {
             .client
             .query("SELECT size, note FROM ledger_checkpoints ORDER BY size", &[])
             .map_err(err("reading checkpoints"))?;
-        Ok(rows.into_iter().map(|r| (r.get::<_, i64>(0) as u64, r.get(1))).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get::<_, i64>(0) as u64, r.get(1)))
+            .collect())
     }
 
     fn latest_checkpoint(&mut self) -> Result<Option<Vec<u8>>, StoreError> {

@@ -53,9 +53,11 @@ impl SqliteStore {
 }
 
 fn count(conn: &Connection) -> Result<u64, StoreError> {
-    conn.query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_leaves", [], |r| r.get::<_, i64>(0))
-        .map(|n| n as u64)
-        .map_err(err("counting leaves"))
+    conn.query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_leaves", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n as u64)
+    .map_err(err("counting leaves"))
 }
 
 impl LogStore for SqliteStore {
@@ -70,7 +72,10 @@ impl LogStore for SqliteStore {
             .map_err(err("starting an append"))?;
         let size = count(&tx)?;
         if size != first {
-            return Err(StoreError::new("appending", format!("the log has {size} leaves, not {first}: another writer appended")));
+            return Err(StoreError::new(
+                "appending",
+                format!("the log has {size} leaves, not {first}: another writer appended"),
+            ));
         }
         {
             let mut insert = tx
@@ -83,8 +88,11 @@ impl LogStore for SqliteStore {
             }
         }
         let new_size = first + leaves.len() as u64;
-        tx.execute("INSERT OR REPLACE INTO ledger_checkpoints (size, note) VALUES (?1, ?2)", params![new_size as i64, checkpoint])
-            .map_err(err("storing the checkpoint"))?;
+        tx.execute(
+            "INSERT OR REPLACE INTO ledger_checkpoints (size, note) VALUES (?1, ?2)",
+            params![new_size as i64, checkpoint],
+        )
+        .map_err(err("storing the checkpoint"))?;
         tx.commit().map_err(err("committing the append"))
     }
 
@@ -110,7 +118,9 @@ impl LogStore for SqliteStore {
             .prepare_cached("SELECT idx, data, hashes FROM ledger_leaves WHERE idx >= ?1 AND idx < ?2 ORDER BY idx")
             .map_err(err("preparing a leaf read"))?;
         let rows = q
-            .query_map([from as i64, to as i64], |r| Ok((r.get::<_, i64>(0)? as u64, (r.get(1)?, r.get(2)?))))
+            .query_map([from as i64, to as i64], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, (r.get(1)?, r.get(2)?)))
+            })
             .map_err(err("reading leaves"))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(err("reading leaves"))?;
@@ -132,7 +142,11 @@ impl LogStore for SqliteStore {
 
     fn latest_checkpoint(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
         self.conn
-            .query_row("SELECT note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1", [], |r| r.get(0))
+            .query_row(
+                "SELECT note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(err("reading the latest checkpoint"))
     }

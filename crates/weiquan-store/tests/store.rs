@@ -12,7 +12,10 @@ use weiquan_ledger::{
 const ORIGIN: &str = "weiquan.test/log";
 
 fn leaf(n: u64) -> Vec<u8> {
-    event_leaf(&format!(r#"{{"v":1,"id":"e{n}","type":"clock.tick","at":"2026-11-01T00:00:00+08:00"}}"#)).expect("json")
+    event_leaf(&format!(
+        r#"{{"v":1,"id":"e{n}","type":"clock.tick","at":"2026-11-01T00:00:00+08:00"}}"#
+    ))
+    .expect("json")
 }
 
 /// A ledger of `sizes.sum()` leaves appended in batches of `sizes`.
@@ -35,7 +38,11 @@ fn append_reopen_and_continue() {
         assert_eq!(ledger.append(vec![leaf(0), leaf(1), leaf(2)]).expect("append"), 0);
         let cp = ledger.checkpoint().expect("checkpoint");
         let c = open_checkpoint(&cp, &verifier, "latest").expect("signature verifies");
-        assert_eq!((c.size, c.root, c.origin.as_str()), (3, ledger.root(), ORIGIN), "{name}");
+        assert_eq!(
+            (c.size, c.root, c.origin.as_str()),
+            (3, ledger.root(), ORIGIN),
+            "{name}"
+        );
         let root3 = ledger.root();
         drop(ledger);
 
@@ -48,8 +55,14 @@ fn append_reopen_and_continue() {
         let old = again.store_mut().checkpoints().expect("cps")[0].1.clone();
         let new = again.checkpoint().expect("cp");
         // Checkpoints signed by different keys: each is checked with its own.
-        assert!(verify_consistency(&old, &new, &ConsistencyProof::new(3, 4, &proof), &verifier).is_err(), "{name}: new checkpoint is not signed by the old key");
-        assert!(again.store_mut().append(2, &[(leaf(9), vec![0; 32])], b"x").is_err(), "{name}: a stale writer is refused");
+        assert!(
+            verify_consistency(&old, &new, &ConsistencyProof::new(3, 4, &proof), &verifier).is_err(),
+            "{name}: new checkpoint is not signed by the old key"
+        );
+        assert!(
+            again.store_mut().append(2, &[(leaf(9), vec![0; 32])], b"x").is_err(),
+            "{name}: a stale writer is refused"
+        );
     }
 }
 
@@ -69,21 +82,35 @@ fn receipts_and_consistency_proofs_verify_and_catch_changes() {
             verify_receipt(&r, &verifier_own).unwrap_or_else(|e| panic!("{name}: receipt {index}: {e}"));
             let mut bad = r.clone();
             bad.leaf = bad.leaf.replace("clock.tick", "clock.tock");
-            assert!(matches!(verify_receipt(&bad, &verifier_own), Err(VerifyError::Proof(_))), "{name}: altered leaf");
+            assert!(
+                matches!(verify_receipt(&bad, &verifier_own), Err(VerifyError::Proof(_))),
+                "{name}: altered leaf"
+            );
         }
         for (i, (old_size, old)) in cps.iter().enumerate() {
             for (new_size, new) in &cps[i..] {
                 let proof = ledger.consistency_proof(*old_size, *new_size).expect("proof");
                 let p = ConsistencyProof::new(*old_size, *new_size, &proof);
-                verify_consistency(old, new, &p, &verifier_own).unwrap_or_else(|e| panic!("{name}: {old_size}→{new_size}: {e}"));
+                verify_consistency(old, new, &p, &verifier_own)
+                    .unwrap_or_else(|e| panic!("{name}: {old_size}→{new_size}: {e}"));
                 if let Some(first) = p.proof.first() {
                     let mut bad = p.clone();
-                    bad.proof[0] = if first.starts_with('A') { first.replacen('A', "B", 1) } else { format!("A{}", &first[1..]) };
-                    assert!(verify_consistency(old, new, &bad, &verifier_own).is_err(), "{name}: altered proof {old_size}→{new_size}");
+                    bad.proof[0] = if first.starts_with('A') {
+                        first.replacen('A', "B", 1)
+                    } else {
+                        format!("A{}", &first[1..])
+                    };
+                    assert!(
+                        verify_consistency(old, new, &bad, &verifier_own).is_err(),
+                        "{name}: altered proof {old_size}→{new_size}"
+                    );
                 }
             }
         }
-        assert!(ledger.inclusion_proof(40, 33).is_err(), "{name}: index beyond size is an error, not a panic");
+        assert!(
+            ledger.inclusion_proof(40, 33).is_err(),
+            "{name}: index beyond size is an error, not a panic"
+        );
         assert!(ledger.consistency_proof(5, 99).is_err(), "{name}");
     }
 }
@@ -119,7 +146,9 @@ fn verify_log_names_any_tampered_byte() {
                 h[pos] ^= 0x80;
                 b.tamper("ledger_leaves", "hashes", "idx", i, &h);
                 match verify_log(&mut b.open(), &verifier) {
-                    Err(VerifyError::Hash { leaf, level }) => assert_eq!((leaf, usize::from(level)), (i, pos / 32), "{name}"),
+                    Err(VerifyError::Hash { leaf, level }) => {
+                        assert_eq!((leaf, usize::from(level)), (i, pos / 32), "{name}")
+                    }
                     other => panic!("{name}: leaf {i} hash byte {pos} changed: {other:?}"),
                 }
             }
@@ -131,7 +160,9 @@ fn verify_log_names_any_tampered_byte() {
                 n[pos] ^= 0x01;
                 b.tamper("ledger_checkpoints", "note", "size", cp_size, &n);
                 match verify_log(&mut b.open(), &verifier) {
-                    Err(VerifyError::Checkpoint { what, .. }) => assert_eq!(what, format!("for size {cp_size}"), "{name}"),
+                    Err(VerifyError::Checkpoint { what, .. }) => {
+                        assert_eq!(what, format!("for size {cp_size}"), "{name}")
+                    }
                     Err(VerifyError::Root { size }) => assert_eq!(size, cp_size, "{name}"),
                     other => panic!("{name}: checkpoint {cp_size} byte {pos} changed: {other:?}"),
                 }
@@ -146,17 +177,41 @@ fn verify_log_names_any_tampered_byte() {
 fn tiles_are_served_at_c2sp_paths() {
     for (name, b) in backends() {
         let mut ledger = fill(b.open(), &[300]);
-        let full = ledger.tile(parse_tile_path("tile/0/000").expect("path")).expect("read").expect("full tile exists");
+        let full = ledger
+            .tile(parse_tile_path("tile/0/000").expect("path"))
+            .expect("read")
+            .expect("full tile exists");
         assert_eq!(full.len(), 256 * 32, "{name}");
         let first_leaf_hash = tlog_leaf_hash(&leaf(0));
         assert_eq!(&full[..32], &first_leaf_hash, "{name}");
-        let partial = ledger.tile(parse_tile_path("tile/0/001.p/44").expect("path")).expect("read").expect("partial");
+        let partial = ledger
+            .tile(parse_tile_path("tile/0/001.p/44").expect("path"))
+            .expect("read")
+            .expect("partial");
         assert_eq!(partial.len(), 44 * 32, "{name}");
-        assert!(ledger.tile(parse_tile_path("tile/0/001").expect("path")).expect("read").is_none(), "{name}: not full yet");
-        assert!(ledger.tile(parse_tile_path("tile/0/001.p/45").expect("path")).expect("read").is_none(), "{name}: wrong width");
-        let level1 = ledger.tile(parse_tile_path("tile/1/000.p/1").expect("path")).expect("read").expect("level 1");
+        assert!(
+            ledger
+                .tile(parse_tile_path("tile/0/001").expect("path"))
+                .expect("read")
+                .is_none(),
+            "{name}: not full yet"
+        );
+        assert!(
+            ledger
+                .tile(parse_tile_path("tile/0/001.p/45").expect("path"))
+                .expect("read")
+                .is_none(),
+            "{name}: wrong width"
+        );
+        let level1 = ledger
+            .tile(parse_tile_path("tile/1/000.p/1").expect("path"))
+            .expect("read")
+            .expect("level 1");
         assert_eq!(level1.len(), 32, "{name}");
-        let entries = ledger.tile(parse_tile_path("tile/entries/001.p/44").expect("path")).expect("read").expect("entries");
+        let entries = ledger
+            .tile(parse_tile_path("tile/entries/001.p/44").expect("path"))
+            .expect("read")
+            .expect("entries");
         let first_len = u16::from_be_bytes([entries[0], entries[1]]) as usize;
         assert_eq!(&entries[2..2 + first_len], &leaf(256)[..], "{name}");
     }

@@ -24,7 +24,9 @@ impl Backend {
     pub fn open(&self) -> Box<dyn weiquan_store::LogStore> {
         match self {
             Backend::Sqlite(dir) => Box::new(SqliteStore::open(&dir.path().join("ledger.db")).expect("sqlite opens")),
-            Backend::Postgres(schema) => Box::new(PgStore::connect(&pg_url(), schema).expect("PostgreSQL at 127.0.0.1:5432 is running")),
+            Backend::Postgres(schema) => {
+                Box::new(PgStore::connect(&pg_url(), schema).expect("PostgreSQL at 127.0.0.1:5432 is running"))
+            }
         }
     }
 
@@ -33,13 +35,21 @@ impl Backend {
         match self {
             Backend::Sqlite(dir) => {
                 let conn = rusqlite_conn(dir);
-                conn.execute(&format!("UPDATE {table} SET {column} = ?1 WHERE {key_column} = ?2"), rusqlite_params(bytes, key))
-                    .expect("update");
+                conn.execute(
+                    &format!("UPDATE {table} SET {column} = ?1 WHERE {key_column} = ?2"),
+                    rusqlite_params(bytes, key),
+                )
+                .expect("update");
             }
             Backend::Postgres(schema) => {
                 let mut c = postgres::Client::connect(&pg_url(), postgres::NoTls).expect("connect");
-                c.batch_execute(&format!("SET search_path TO \"{schema}\"")).expect("schema");
-                c.execute(&format!("UPDATE {table} SET {column} = $1 WHERE {key_column} = $2"), &[&bytes, &(key as i64)]).expect("update");
+                c.batch_execute(&format!("SET search_path TO \"{schema}\""))
+                    .expect("schema");
+                c.execute(
+                    &format!("UPDATE {table} SET {column} = $1 WHERE {key_column} = $2"),
+                    &[&bytes, &(key as i64)],
+                )
+                .expect("update");
             }
         }
     }
@@ -77,5 +87,8 @@ pub fn backends() -> Vec<(&'static str, Backend)> {
 /// A signer and verifier for tests.
 pub fn keys() -> (signed_note::StandardSigner, signed_note::StandardVerifier) {
     let (skey, vkey) = weiquan_ledger::generate_key("weiquan.test/log").expect("valid name");
-    (weiquan_ledger::load_signer(&skey).expect("signer"), weiquan_ledger::load_verifier(&vkey).expect("verifier"))
+    (
+        weiquan_ledger::load_signer(&skey).expect("signer"),
+        weiquan_ledger::load_verifier(&vkey).expect("verifier"),
+    )
 }
