@@ -19,7 +19,7 @@ mod verify;
 pub use keys::{generate_key, load_signer, load_verifier, KeyError};
 pub use leaf::{event_leaf, finding_leaf, LeafError, MAX_LEAF_BYTES};
 pub use log::{Ledger, LedgerError};
-pub use store::{LogStore, StoreError};
+pub use store::{LogStore, Row, StoreError};
 pub use tiles::{parse_tile_path, tile_path, TileRequest, TILE_HEIGHT};
 pub use tree::Frontier;
 pub use verify::{

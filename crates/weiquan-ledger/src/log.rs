@@ -1,7 +1,7 @@
 //! The log itself: appends in batches, signs a checkpoint per batch, serves
 //! proofs, receipts and tiles.
 
-use crate::store::{LogStore, StoreError};
+use crate::store::{LogStore, Row, StoreError};
 use crate::tiles::{TileRequest, TILE_HEIGHT};
 use crate::tree::Frontier;
 use crate::verify::Receipt;
@@ -134,7 +134,7 @@ impl<S: LogStore> Ledger<S> {
             return Ok(first);
         }
         let mut next = self.frontier.clone();
-        let rows: Vec<(Vec<u8>, Vec<u8>)> = leaves
+        let rows: Vec<Row> = leaves
             .into_iter()
             .map(|data| {
                 let hashes = next.append(&data).iter().flat_map(|h| h.0).collect();

@@ -21,6 +21,9 @@ impl StoreError {
     }
 }
 
+/// A stored leaf: its data and the stored hashes it completed.
+pub type Row = (Vec<u8>, Vec<u8>);
+
 /// Durable storage of one log: leaves with the tree hashes each one created,
 /// and every checkpoint signed.
 ///
@@ -34,13 +37,13 @@ pub trait LogStore {
 
     /// Appends `leaves` (data, stored hashes) at indices `first..` together with
     /// the checkpoint of the new size, in one transaction; returns once durable.
-    fn append(&mut self, first: u64, leaves: &[(Vec<u8>, Vec<u8>)], checkpoint: &[u8]) -> Result<(), StoreError>;
+    fn append(&mut self, first: u64, leaves: &[Row], checkpoint: &[u8]) -> Result<(), StoreError>;
 
     /// Stored hashes of the given leaves (in the order asked).
     fn hashes_of(&mut self, leaves: &[u64]) -> Result<Vec<Vec<u8>>, StoreError>;
 
     /// Leaf data and stored hashes for `from..to`.
-    fn leaves(&mut self, from: u64, to: u64) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn leaves(&mut self, from: u64, to: u64) -> Result<Vec<Row>, StoreError>;
 
     /// Every checkpoint, by tree size, oldest first.
     fn checkpoints(&mut self) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
@@ -53,13 +56,13 @@ impl<T: LogStore + ?Sized> LogStore for Box<T> {
     fn size(&mut self) -> Result<u64, StoreError> {
         (**self).size()
     }
-    fn append(&mut self, first: u64, leaves: &[(Vec<u8>, Vec<u8>)], checkpoint: &[u8]) -> Result<(), StoreError> {
+    fn append(&mut self, first: u64, leaves: &[Row], checkpoint: &[u8]) -> Result<(), StoreError> {
         (**self).append(first, leaves, checkpoint)
     }
     fn hashes_of(&mut self, leaves: &[u64]) -> Result<Vec<Vec<u8>>, StoreError> {
         (**self).hashes_of(leaves)
     }
-    fn leaves(&mut self, from: u64, to: u64) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn leaves(&mut self, from: u64, to: u64) -> Result<Vec<Row>, StoreError> {
         (**self).leaves(from, to)
     }
     fn checkpoints(&mut self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {

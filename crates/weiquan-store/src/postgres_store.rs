@@ -6,7 +6,7 @@ use crate::expect_rows;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::Type;
 use postgres::{Client, NoTls};
-use weiquan_ledger::{LogStore, StoreError};
+use weiquan_ledger::{LogStore, Row, StoreError};
 
 /// A ledger kept in a PostgreSQL schema.
 pub struct PgStore {
@@ -62,7 +62,7 @@ impl LogStore for PgStore {
         count(&mut self.client)
     }
 
-    fn append(&mut self, first: u64, leaves: &[(Vec<u8>, Vec<u8>)], checkpoint: &[u8]) -> Result<(), StoreError> {
+    fn append(&mut self, first: u64, leaves: &[Row], checkpoint: &[u8]) -> Result<(), StoreError> {
         let mut tx = self.client.transaction().map_err(err("starting an append"))?;
         tx.batch_execute("LOCK TABLE ledger_leaves IN EXCLUSIVE MODE")
             .map_err(err("locking the log"))?;
@@ -108,7 +108,7 @@ impl LogStore for PgStore {
             .collect()
     }
 
-    fn leaves(&mut self, from: u64, to: u64) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn leaves(&mut self, from: u64, to: u64) -> Result<Vec<Row>, StoreError> {
         let rows = self
             .client
             .query(

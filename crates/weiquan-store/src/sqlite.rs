@@ -4,7 +4,7 @@
 use crate::expect_rows;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
-use weiquan_ledger::{LogStore, StoreError};
+use weiquan_ledger::{LogStore, Row, StoreError};
 
 /// A ledger kept in a SQLite file.
 pub struct SqliteStore {
@@ -65,7 +65,7 @@ impl LogStore for SqliteStore {
         count(&self.conn)
     }
 
-    fn append(&mut self, first: u64, leaves: &[(Vec<u8>, Vec<u8>)], checkpoint: &[u8]) -> Result<(), StoreError> {
+    fn append(&mut self, first: u64, leaves: &[Row], checkpoint: &[u8]) -> Result<(), StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -112,7 +112,7 @@ impl LogStore for SqliteStore {
             .collect()
     }
 
-    fn leaves(&mut self, from: u64, to: u64) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn leaves(&mut self, from: u64, to: u64) -> Result<Vec<Row>, StoreError> {
         let mut q = self
             .conn
             .prepare_cached("SELECT idx, data, hashes FROM ledger_leaves WHERE idx >= ?1 AND idx < ?2 ORDER BY idx")
