@@ -40,6 +40,16 @@ cannot be read, 2 for a usage error.")]
         after_help = "Example:\n  weiquan simulate --merchants 200 --days 30 --seed 7 --out sim/\n  weiquan audit sim/events.ndjson   # finds exactly what sim/labels.json lists"
     )]
     Simulate(SimulateArgs),
+    /// Create a signing key for a ledger: PATH (private, mode 0600) and PATH.pub.
+    #[command(after_help = "Example:\n  weiquan keygen --out keys/ledger.key --name weiquan.example/log")]
+    Keygen(KeygenArgs),
+    /// Verify a ledger, a receipt or a consistency proof, offline.
+    #[command(
+        after_help = "Exit status: 0 when valid, 3 when not (the message names what failed), 1 when a file cannot be read."
+    )]
+    Verify(VerifyArgs),
+    /// Read checkpoints, receipts and proofs out of a ledger file.
+    Ledger(LedgerArgs),
     /// Print the rulebook in effect (built-in, or merged with --rules) as TOML.
     #[command(
         after_help = "Example:\n  weiquan rules > my-rules.toml   # edit, then: weiquan audit --rules my-rules.toml …"
@@ -86,6 +96,117 @@ pub struct AuditArgs {
     /// Print counts per rule and severity, and blacklisted merchants, on stderr at the end.
     #[arg(long)]
     pub summary: bool,
+    /// Also write the run (every accepted event, every finding) into a new
+    /// tamper-evident ledger: the SQLite file PATH.
+    #[arg(long, value_name = "PATH")]
+    pub ledger: Option<PathBuf>,
+    /// Signing key for the ledger's checkpoints (from `weiquan keygen`);
+    /// default: PATH.key beside the ledger, created when missing.
+    #[arg(long, value_name = "KEY", requires = "ledger")]
+    pub key: Option<PathBuf>,
+    /// Origin line of the ledger's checkpoints (default: the key's name).
+    #[arg(long, value_name = "ORIGIN", requires = "ledger")]
+    pub origin: Option<String>,
+}
+
+/// Arguments of `weiquan keygen`.
+#[derive(Debug, clap::Args)]
+pub struct KeygenArgs {
+    /// Where to write the private key (mode 0600); the public key goes to PATH.pub.
+    #[arg(long, value_name = "PATH")]
+    pub out: PathBuf,
+    /// Key name, which is also the default checkpoint origin (no spaces or `+`).
+    #[arg(long, default_value = "weiquan.local/ledger")]
+    pub name: String,
+}
+
+/// Arguments of `weiquan verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// What to verify.
+    #[command(subcommand)]
+    pub what: VerifyCommand,
+}
+
+/// What `weiquan verify` checks.
+#[derive(Debug, Subcommand)]
+pub enum VerifyCommand {
+    /// Recompute every hash of a ledger and check every checkpoint's signature and root.
+    #[command(after_help = "Example:\n  weiquan verify log run.db --pub run.db.key.pub")]
+    Log {
+        /// The ledger (SQLite file).
+        path: PathBuf,
+        /// The log's public key (`name+id+base64`).
+        #[arg(long = "pub", value_name = "KEY.pub")]
+        public: PathBuf,
+    },
+    /// Check a receipt: the checkpoint's signature and the leaf's inclusion proof.
+    #[command(after_help = "Example:\n  weiquan verify receipt receipt.json --pub run.db.key.pub")]
+    Receipt {
+        /// The receipt (JSON, from `weiquan ledger receipt`).
+        file: PathBuf,
+        /// The log's public key.
+        #[arg(long = "pub", value_name = "KEY.pub")]
+        public: PathBuf,
+    },
+    /// Check that the tree of OLD_CHECKPOINT is a prefix of the tree of NEW_CHECKPOINT.
+    #[command(
+        after_help = "Example:\n  weiquan verify consistency old.cp new.cp --proof proof.json --pub run.db.key.pub"
+    )]
+    Consistency {
+        /// The older signed checkpoint.
+        old: PathBuf,
+        /// The newer signed checkpoint.
+        new: PathBuf,
+        /// The consistency proof (JSON, from `weiquan ledger proof`).
+        #[arg(long, value_name = "FILE")]
+        proof: PathBuf,
+        /// The log's public key.
+        #[arg(long = "pub", value_name = "KEY.pub")]
+        public: PathBuf,
+    },
+}
+
+/// Arguments of `weiquan ledger`.
+#[derive(Debug, clap::Args)]
+pub struct LedgerArgs {
+    /// What to read.
+    #[command(subcommand)]
+    pub what: LedgerCommand,
+}
+
+/// What `weiquan ledger` reads out of a ledger file.
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Print a signed checkpoint (the newest, or the one for --size).
+    #[command(after_help = "Example:\n  weiquan ledger checkpoint run.db > run.cp")]
+    Checkpoint {
+        /// The ledger (SQLite file).
+        path: PathBuf,
+        /// Tree size of an earlier checkpoint.
+        #[arg(long)]
+        size: Option<u64>,
+    },
+    /// Print a receipt for one leaf (JSON).
+    #[command(after_help = "Example:\n  weiquan ledger receipt run.db 3 > receipt.json")]
+    Receipt {
+        /// The ledger (SQLite file).
+        path: PathBuf,
+        /// Leaf index.
+        index: u64,
+    },
+    /// Print a consistency proof between two tree sizes (JSON).
+    #[command(after_help = "Example:\n  weiquan ledger proof run.db --old 100 > proof.json")]
+    Proof {
+        /// The ledger (SQLite file).
+        path: PathBuf,
+        /// The older tree size.
+        #[arg(long)]
+        old: u64,
+        /// The newer tree size (default: the current size).
+        #[arg(long)]
+        new: Option<u64>,
+    },
 }
 
 /// Arguments of `weiquan check`.

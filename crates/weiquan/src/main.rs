@@ -38,6 +38,9 @@ fn main() -> ExitCode {
             }
         }),
         Command::Simulate(args) => commands::simulate::run(args, &mut err).map(|()| ExitCode::SUCCESS),
+        Command::Keygen(args) => commands::keygen::run(args, &mut err).map(|()| ExitCode::SUCCESS),
+        Command::Verify(args) => commands::verify::run(args, &mut out).map(|()| ExitCode::SUCCESS),
+        Command::Ledger(args) => commands::ledger::run(args, &mut out).map(|()| ExitCode::SUCCESS),
         Command::Rules(args) => commands::rules::run(args, &mut out).map(|()| ExitCode::SUCCESS),
     };
     let code = match result {
@@ -54,6 +57,8 @@ fn main() -> ExitCode {
             let _ = writeln!(err, "weiquan: error: {e:#}");
             if e.downcast_ref::<UsageError>().is_some() {
                 ExitCode::from(2)
+            } else if e.downcast_ref::<commands::verify::Invalid>().is_some() {
+                ExitCode::from(3)
             } else {
                 ExitCode::from(1)
             }

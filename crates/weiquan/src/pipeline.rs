@@ -102,3 +102,72 @@ impl Auditor {
         Ok(())
     }
 }
+
+/// Writes an audit run into a ledger: every accepted event as received, then
+/// each finding with the leaf indices of its evidence, in batches (one
+/// transaction and one signed checkpoint per batch).
+pub struct LedgerWriter<S: weiquan_ledger::LogStore> {
+    ledger: weiquan_ledger::Ledger<S>,
+    pending: Vec<Vec<u8>>,
+    /// Leaf index of each event id of this run, for findings' evidence.
+    index_of: std::collections::HashMap<String, u64>,
+    batch: usize,
+}
+
+impl<S: weiquan_ledger::LogStore> LedgerWriter<S> {
+    /// Appends to `ledger` in batches of `batch` leaves.
+    pub fn new(ledger: weiquan_ledger::Ledger<S>, batch: usize) -> Self {
+        LedgerWriter {
+            ledger,
+            pending: Vec::new(),
+            index_of: std::collections::HashMap::new(),
+            batch: batch.max(1),
+        }
+    }
+
+    fn push(&mut self, leaf: Vec<u8>) -> anyhow::Result<u64> {
+        let index = self.ledger.size() + self.pending.len() as u64;
+        self.pending.push(leaf);
+        if self.pending.len() >= self.batch {
+            self.flush()?;
+        }
+        Ok(index)
+    }
+
+    /// Logs an accepted event; returns its leaf index.
+    pub fn event(&mut self, id: &str, raw: &str) -> anyhow::Result<u64> {
+        let leaf = weiquan_ledger::event_leaf(raw).map_err(|e| anyhow::anyhow!("event {id}: {e}"))?;
+        let index = self.push(leaf)?;
+        self.index_of.insert(id.to_owned(), index);
+        Ok(index)
+    }
+
+    /// Logs a finding; returns its leaf index.
+    pub fn finding(&mut self, f: &Finding, rules: &Rulebook) -> anyhow::Result<u64> {
+        let evidence: Vec<u64> = f.events.iter().filter_map(|e| self.index_of.get(e).copied()).collect();
+        let text = rules.text(f.rule);
+        let leaf = weiquan_ledger::finding_leaf(
+            f.rule.as_str(),
+            &f.subject,
+            text.severity.as_str(),
+            &f.at.to_string(),
+            &f.events,
+            &evidence,
+            &text.citation,
+        )?;
+        self.push(leaf)
+    }
+
+    /// Makes everything logged so far durable, under a new signed checkpoint.
+    pub fn flush(&mut self) -> anyhow::Result<()> {
+        if !self.pending.is_empty() {
+            self.ledger.append(std::mem::take(&mut self.pending))?;
+        }
+        Ok(())
+    }
+
+    /// The ledger (after [`flush`](Self::flush)).
+    pub fn ledger(&mut self) -> &mut weiquan_ledger::Ledger<S> {
+        &mut self.ledger
+    }
+}

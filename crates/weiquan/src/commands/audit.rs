@@ -1,14 +1,19 @@
 //! `weiquan audit`: findings for event files.
 
 use crate::cli::{AuditArgs, Format, LangArg};
-use crate::pipeline::{Auditor, Sink};
+use crate::pipeline::{Auditor, LedgerWriter, Sink};
 use anstyle::{AnsiColor, Style};
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use unicode_width::UnicodeWidthStr;
 use weiquan_engine::{Finding, Lang, RuleId, Rulebook, Severity};
-use weiquan_events::Reject;
+use weiquan_events::{Event, Reject};
+use weiquan_ledger::LogStore;
+use weiquan_store::SqliteStore;
+
+/// Leaves per ledger transaction (and per signed checkpoint).
+const LEDGER_BATCH: usize = 4096;
 
 /// Where output goes and what the terminal can do.
 pub struct Terminal<'a> {
@@ -29,11 +34,22 @@ struct Output<'a, 'w> {
     format: Format,
     table: Vec<Finding>,
     per_rule: BTreeMap<RuleId, u64>,
+    ledger: Option<LedgerWriter<SqliteStore>>,
 }
 
 impl Sink for Output<'_, '_> {
+    fn accepted(&mut self, event: &Event, raw: &str) -> io::Result<()> {
+        if let Some(l) = &mut self.ledger {
+            l.event(&event.id, raw).map_err(io::Error::other)?;
+        }
+        Ok(())
+    }
+
     fn finding(&mut self, f: Finding) -> io::Result<()> {
         *self.per_rule.entry(f.rule).or_default() += 1;
+        if let Some(l) = &mut self.ledger {
+            l.finding(&f, self.rules).map_err(io::Error::other)?;
+        }
         match self.format {
             Format::Ndjson => {
                 serde_json::to_writer(&mut *self.term.out, &f.record(self.rules, self.lang))?;
@@ -76,6 +92,13 @@ pub fn run(args: &AuditArgs, term: &mut Terminal<'_>) -> Result<()> {
     // Events average well over 100 bytes; sizing the id set once saves rehashing it as it grows.
     let expected = total.map_or(0, |bytes| (bytes / 128) as usize);
     let mut auditor = Auditor::with_capacity(rules.clone(), expected);
+    let (ledger, public_key) = match &args.ledger {
+        Some(path) => {
+            let (writer, public) = open_ledger(path, args.key.as_deref(), args.origin.as_deref(), term.err)?;
+            (Some(writer), Some(public))
+        }
+        None => (None, None),
+    };
     let color = term.color;
     let mut out = Output {
         term,
@@ -84,6 +107,7 @@ pub fn run(args: &AuditArgs, term: &mut Terminal<'_>) -> Result<()> {
         format: args.format,
         table: Vec::new(),
         per_rule: BTreeMap::new(),
+        ledger,
     };
     let mut done_before = 0;
     for input in inputs {
@@ -104,10 +128,75 @@ pub fn run(args: &AuditArgs, term: &mut Terminal<'_>) -> Result<()> {
         write_table(out.term.out, &out.table, &rules, lang, color)?;
     }
     out.term.out.flush()?;
+    if let Some(l) = &mut out.ledger {
+        l.flush()?;
+        let ledger = l.ledger();
+        writeln!(
+            out.term.err,
+            "ledger: {} leaves, checkpoint signed as {}; check it with: weiquan verify log {} --pub {}",
+            ledger.size(),
+            ledger.origin(),
+            args.ledger
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            public_key
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        )?;
+    }
     if args.summary {
         write_summary(out.term.err, &auditor, &out.per_rule, &rules)?;
     }
     Ok(())
+}
+
+/// Opens a new, empty ledger at `path`, signing with `key` (or `path.key`, created if missing).
+/// Returns the writer and the public key's path.
+fn open_ledger(
+    path: &std::path::Path,
+    key: Option<&std::path::Path>,
+    origin: Option<&str>,
+    err: &mut dyn Write,
+) -> Result<(LedgerWriter<SqliteStore>, std::path::PathBuf)> {
+    let key_path = match key {
+        Some(k) => k.to_path_buf(),
+        None => {
+            let mut k = path.as_os_str().to_owned();
+            k.push(".key");
+            let k = std::path::PathBuf::from(k);
+            if !k.exists() {
+                super::keygen::write_key_pair(&k, "weiquan.local/ledger")?;
+                writeln!(
+                    err,
+                    "created signing key {} and {}",
+                    k.display(),
+                    super::keygen::pub_path(&k).display()
+                )?;
+            }
+            k
+        }
+    };
+    let text = std::fs::read_to_string(&key_path)
+        .map_err(|e| anyhow::anyhow!("cannot read key {}: {e}", key_path.display()))?;
+    let signer =
+        weiquan_ledger::load_signer(&text).map_err(|e| super::UsageError(format!("{}: {e}", key_path.display())))?;
+    let origin = origin.map_or_else(|| signed_note::Signer::name(&signer).to_owned(), str::to_owned);
+    let mut store = SqliteStore::open(path)?;
+    let size = store.size()?;
+    if size > 0 {
+        return Err(super::UsageError(format!(
+            "ledger {} already holds {size} leaves; an audit writes a new ledger, so give a new path",
+            path.display()
+        ))
+        .into());
+    }
+    let ledger = weiquan_ledger::Ledger::open(store, signer, &origin)?;
+    Ok((
+        LedgerWriter::new(ledger, LEDGER_BATCH),
+        super::keygen::pub_path(&key_path),
+    ))
 }
 
 fn severity_style(s: Severity) -> Style {

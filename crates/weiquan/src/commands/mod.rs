@@ -3,8 +3,11 @@
 
 pub mod audit;
 pub mod check;
+pub mod keygen;
+pub mod ledger;
 pub mod rules;
 pub mod simulate;
+pub mod verify;
 
 use anyhow::{Context, Result};
 use std::fs::File;

@@ -3,6 +3,7 @@
 mod accuracy;
 mod audit_cli;
 mod cases;
+mod ledger_cli;
 mod properties;
 
 use std::path::PathBuf;

@@ -1,0 +1,74 @@
+//! `weiquan verify`: offline checks of a ledger, a receipt, a consistency proof.
+
+use crate::cli::{VerifyArgs, VerifyCommand};
+use anyhow::{Context, Result};
+use std::io::Write;
+use std::path::Path;
+use weiquan_ledger::{load_verifier, verify_consistency, verify_log, verify_receipt, ConsistencyProof, Receipt};
+use weiquan_store::SqliteStore;
+
+/// Verification ran and found the object invalid (exit status 3).
+#[derive(Debug, thiserror::Error)]
+#[error("NOT VALID: {0}")]
+pub struct Invalid(pub String);
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn verifier(path: &Path) -> Result<signed_note::StandardVerifier> {
+    load_verifier(&read(path)?).map_err(|e| super::UsageError(format!("{}: {e}", path.display())).into())
+}
+
+/// Opens an existing ledger file (never creates one).
+pub fn open_ledger_file(path: &Path) -> Result<SqliteStore> {
+    if !path.is_file() {
+        anyhow::bail!("cannot read ledger {}: no such file", path.display());
+    }
+    Ok(SqliteStore::open(path)?)
+}
+
+/// Runs `weiquan verify`; prints what was checked when valid.
+pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
+    match &args.what {
+        VerifyCommand::Log { path, public } => {
+            let v = verifier(public)?;
+            let mut store = open_ledger_file(path)?;
+            let report = verify_log(&mut store, &v).map_err(|e| Invalid(format!("{}: {e}", path.display())))?;
+            writeln!(
+                out,
+                "valid: {} leaves rehashed, {} checkpoints verified",
+                report.leaves, report.checkpoints
+            )?;
+        }
+        VerifyCommand::Receipt { file, public } => {
+            let v = verifier(public)?;
+            let receipt: Receipt = serde_json::from_str(&read(file)?)
+                .map_err(|e| Invalid(format!("{} is not a weiquan receipt: {e}", file.display())))?;
+            let cp = verify_receipt(&receipt, &v).map_err(|e| Invalid(format!("{}: {e}", file.display())))?;
+            writeln!(
+                out,
+                "valid: leaf {} is in {}'s tree of {} leaves",
+                receipt.index, cp.origin, cp.size
+            )?;
+        }
+        VerifyCommand::Consistency {
+            old,
+            new,
+            proof,
+            public,
+        } => {
+            let v = verifier(public)?;
+            let p: ConsistencyProof = serde_json::from_str(&read(proof)?)
+                .map_err(|e| Invalid(format!("{} is not a consistency proof: {e}", proof.display())))?;
+            verify_consistency(read(old)?.as_bytes(), read(new)?.as_bytes(), &p, &v)
+                .map_err(|e| Invalid(e.to_string()))?;
+            writeln!(
+                out,
+                "valid: the tree of {} leaves is a prefix of the tree of {} leaves",
+                p.old_size, p.new_size
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! The ledger from the command line: write, read out, verify, tamper.
+
+use crate::weiquan;
+
+fn s(p: &std::path::Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+#[test]
+fn audit_writes_a_ledger_that_verifies_and_detects_tampering() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("run.db");
+    let out = weiquan(
+        &["audit", "tests/cases/presale/events.ndjson", "--ledger", s(&db)],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let public = dir.path().join("run.db.key.pub");
+    assert!(public.exists());
+    let ok = weiquan(&["verify", "log", s(&db), "--pub", s(&public)], None);
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    // 14 events and 9 findings.
+    assert!(
+        String::from_utf8_lossy(&ok.stdout).contains("23 leaves"),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+
+    // A finding leaf names its evidence by leaf index.
+    let receipt = weiquan(&["ledger", "receipt", s(&db), "18"], None);
+    let r: serde_json::Value = serde_json::from_slice(&receipt.stdout).expect("receipt json");
+    let leaf: serde_json::Value = serde_json::from_str(r["leaf"].as_str().expect("leaf")).expect("leaf json");
+    assert_eq!(leaf["type"], "weiquan.finding");
+    assert!(leaf["evidence"].as_array().is_some_and(|e| !e.is_empty()), "{leaf}");
+
+    // A second audit must not append to an existing ledger.
+    let again = weiquan(
+        &["audit", "tests/cases/presale/events.ndjson", "--ledger", s(&db)],
+        None,
+    );
+    assert_eq!(again.status.code(), Some(2));
+
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    let mut data: Vec<u8> = conn
+        .query_row("SELECT data FROM ledger_leaves WHERE idx = 4", [], |r| r.get(0))
+        .expect("leaf 4");
+    let last = data.len() - 2;
+    data[last] ^= 0x01;
+    conn.execute("UPDATE ledger_leaves SET data = ?1 WHERE idx = 4", [data])
+        .expect("tamper");
+    drop(conn);
+    let bad = weiquan(&["verify", "log", s(&db), "--pub", s(&public)], None);
+    assert_eq!(bad.status.code(), Some(3));
+    let msg = String::from_utf8_lossy(&bad.stderr);
+    assert!(msg.contains("leaf 4") && msg.contains("level-0"), "{msg}");
+}
+
+#[test]
+fn receipts_and_consistency_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = dir.path().join("sim");
+    let made = weiquan(
+        &[
+            "simulate",
+            "--merchants",
+            "12",
+            "--days",
+            "6",
+            "--orders-per-day",
+            "20",
+            "--out",
+            s(&sim),
+        ],
+        None,
+    );
+    assert_eq!(made.status.code(), Some(0));
+    let db = dir.path().join("run.db");
+    let key = dir.path().join("k");
+    assert_eq!(
+        weiquan(&["keygen", "--out", s(&key), "--name", "weiquan.test/cli"], None)
+            .status
+            .code(),
+        Some(0)
+    );
+    let public = dir.path().join("k.pub");
+    let audit = weiquan(
+        &[
+            "audit",
+            s(&sim.join("events.ndjson")),
+            "--ledger",
+            s(&db),
+            "--key",
+            s(&key),
+        ],
+        None,
+    );
+    assert_eq!(
+        audit.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
+
+    let old_cp = dir.path().join("old.cp");
+    let new_cp = dir.path().join("new.cp");
+    let proof = dir.path().join("proof.json");
+    let write = |args: &[&str], to: &std::path::Path| {
+        let o = weiquan(args, None);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        std::fs::write(to, &o.stdout).expect("write");
+    };
+    write(&["ledger", "checkpoint", s(&db), "--size", "4096"], &old_cp);
+    write(&["ledger", "checkpoint", s(&db)], &new_cp);
+    write(&["ledger", "proof", s(&db), "--old", "4096"], &proof);
+    let ok = weiquan(
+        &[
+            "verify",
+            "consistency",
+            s(&old_cp),
+            s(&new_cp),
+            "--proof",
+            s(&proof),
+            "--pub",
+            s(&public),
+        ],
+        None,
+    );
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+
+    // Swapped checkpoints: the proof is for other sizes.
+    let swapped = weiquan(
+        &[
+            "verify",
+            "consistency",
+            s(&new_cp),
+            s(&old_cp),
+            "--proof",
+            s(&proof),
+            "--pub",
+            s(&public),
+        ],
+        None,
+    );
+    assert_eq!(swapped.status.code(), Some(3));
+
+    let receipt = dir.path().join("r.json");
+    write(&["ledger", "receipt", s(&db), "4100"], &receipt);
+    assert_eq!(
+        weiquan(&["verify", "receipt", s(&receipt), "--pub", s(&public)], None)
+            .status
+            .code(),
+        Some(0)
+    );
+    let other_key = dir.path().join("other");
+    weiquan(&["keygen", "--out", s(&other_key)], None);
+    let wrong = weiquan(
+        &[
+            "verify",
+            "receipt",
+            s(&receipt),
+            "--pub",
+            s(&dir.path().join("other.pub")),
+        ],
+        None,
+    );
+    assert_eq!(
+        wrong.status.code(),
+        Some(3),
+        "a receipt does not verify with another log's key"
+    );
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("signature"));
+}
+
+#[cfg(unix)]
+#[test]
+fn keygen_writes_a_private_key_only_its_owner_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("k");
+    assert_eq!(weiquan(&["keygen", "--out", s(&key)], None).status.code(), Some(0));
+    assert_eq!(
+        std::fs::metadata(&key).expect("key").permissions().mode() & 0o777,
+        0o600
+    );
+    let public = std::fs::read_to_string(dir.path().join("k.pub")).expect("pub");
+    assert!(public.starts_with("weiquan.local/ledger+"), "{public}");
+    assert_eq!(
+        weiquan(&["keygen", "--out", s(&key)], None).status.code(),
+        Some(1),
+        "never overwrites a key"
+    );
+    assert_eq!(
+        weiquan(
+            &["keygen", "--out", s(&dir.path().join("x")), "--name", "has space"],
+            None
+        )
+        .status
+        .code(),
+        Some(2)
+    );
+}
