@@ -12,13 +12,26 @@ fn published_vector_is_reproduced_byte_for_byte() {
     let read = |name: &str| std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
     let events = String::from_utf8(read("events.ndjson")).expect("utf-8");
     let signer = load_signer(&String::from_utf8(read("signer.key")).expect("utf-8")).expect("signer");
-    let mut ledger = Ledger::open(SqliteStore::in_memory().expect("db"), signer, "weiquan.example/vector").expect("open");
+    let mut ledger =
+        Ledger::open(SqliteStore::in_memory().expect("db"), signer, "weiquan.example/vector").expect("open");
     let leaves: Vec<Vec<u8>> = events.lines().map(|l| event_leaf(l).expect("json")).collect();
     ledger.append(leaves).expect("append");
     let produced = [
         ("checkpoint", ledger.checkpoint().expect("checkpoint")),
-        ("tile/0/000.p/3", ledger.tile(parse_tile_path("tile/0/000.p/3").expect("path")).expect("tile").expect("exists")),
-        ("tile/entries/000.p/3", ledger.tile(parse_tile_path("tile/entries/000.p/3").expect("path")).expect("tile").expect("exists")),
+        (
+            "tile/0/000.p/3",
+            ledger
+                .tile(parse_tile_path("tile/0/000.p/3").expect("path"))
+                .expect("tile")
+                .expect("exists"),
+        ),
+        (
+            "tile/entries/000.p/3",
+            ledger
+                .tile(parse_tile_path("tile/entries/000.p/3").expect("path"))
+                .expect("tile")
+                .expect("exists"),
+        ),
     ];
     for (name, bytes) in produced {
         let path = dir.join(name);
@@ -28,6 +41,7 @@ fn published_vector_is_reproduced_byte_for_byte() {
         }
         assert_eq!(read(name), bytes, "{name} differs from the published vector");
     }
-    let verifier = weiquan_ledger::load_verifier(&String::from_utf8(read("verifier.pub")).expect("utf-8")).expect("verifier");
+    let verifier =
+        weiquan_ledger::load_verifier(&String::from_utf8(read("verifier.pub")).expect("utf-8")).expect("verifier");
     weiquan_ledger::open_checkpoint(&read("checkpoint"), &verifier, "vector").expect("vector checkpoint verifies");
 }
