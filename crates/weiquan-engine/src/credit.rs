@@ -41,6 +41,12 @@ pub(crate) struct BlacklistState {
 }
 
 impl CreditState {
+    /// Lifts the blacklist: the findings behind it no longer count toward another.
+    pub fn lift_blacklist(&mut self) {
+        self.blacklist = None;
+        self.high.clear();
+    }
+
     pub fn record_first_reply(&mut self, minutes: i64) {
         let b = REPLY_BUCKETS
             .iter()

@@ -207,6 +207,10 @@ impl Engine {
                 self.merchants.get_mut(m).verified = true;
             }
             Body::MerchantClosed { merchant, .. } => self.merchant_closed(id, at, merchant),
+            Body::MerchantBlacklistLifted { merchant, .. } => {
+                let m = self.merchants.entry(merchant);
+                self.merchants.get_mut(m).credit.lift_blacklist();
+            }
             Body::MerchantReopened { merchant } => {
                 let m = self.merchants.entry(merchant);
                 self.merchants.get_mut(m).closed = false;

@@ -76,6 +76,12 @@ keyword_enum!(
         Bnpl = "bnpl" }
 );
 keyword_enum!(
+    /// Who lifted a blacklist.
+    Authority { /// A market regulator (市场监管).
+        Regulator = "regulator", /// The platform.
+        Platform = "platform" }
+);
+keyword_enum!(
     /// Who cancelled an order.
     Canceller { /// The consumer.
         Consumer = "consumer", /// The merchant.
@@ -239,6 +245,12 @@ pub enum Body<'a> {
     MerchantClosed { merchant: Str<'a>, reason: Option<Str<'a>> },
     /// `merchant.reopened`
     MerchantReopened { merchant: Str<'a> },
+    /// `merchant.blacklist_lifted` (weiquan's own type: a recorded regulator or platform action)
+    MerchantBlacklistLifted {
+        merchant: Str<'a>,
+        by: Authority,
+        reason: Str<'a>,
+    },
     /// `listing.published`
     ListingPublished {
         merchant: Str<'a>,
@@ -427,6 +439,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "merchant.verified",
     "merchant.closed",
     "merchant.reopened",
+    "merchant.blacklist_lifted",
     "listing.published",
     "listing.updated",
     "price.changed",

@@ -489,6 +489,18 @@ fn body<'a>(f: &Fields<'a>, ty: &str) -> R<Body<'a>> {
         "merchant.reopened" => Body::MerchantReopened {
             merchant: f.id("merchant")?,
         },
+        "merchant.blacklist_lifted" => {
+            let merchant = f.id("merchant")?;
+            let by = f.keyword("by")?;
+            let reason = f.text("reason")?;
+            if reason.trim().is_empty() {
+                return Err(FieldError::at(
+                    "reason",
+                    "a blacklist is lifted only with a reason; say why",
+                ));
+            }
+            Body::MerchantBlacklistLifted { merchant, by, reason }
+        }
         "listing.published" => Body::ListingPublished {
             merchant: f.id("merchant")?,
             sku: f.id("sku")?,

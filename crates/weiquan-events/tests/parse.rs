@@ -154,6 +154,10 @@ fn every_type_of_the_spec_parses_from_a_minimal_example() {
         ("merchant.closed", r#","merchant":"m""#),
         ("merchant.reopened", r#","merchant":"m""#),
         (
+            "merchant.blacklist_lifted",
+            r#","merchant":"m","by":"regulator","reason":"整改完成""#,
+        ),
+        (
             "listing.published",
             r#","merchant":"m","sku":"s","title":"t","price_fen":1"#,
         ),

@@ -317,3 +317,18 @@ fn bn03_pay_later_order_without_second_confirmation() {
     assert!(bnpl(serde_json::Value::Null).fires("BN-03", "order:o1"));
     assert!(!bnpl(json!(true)).fires_any("BN-03"));
 }
+
+#[test]
+fn lifting_a_blacklist_is_an_event_and_trading_after_it_is_allowed() {
+    let s = order(Stream::new().merchant("m1"), "o1", "m1", "11-01").ev(
+        "merchant.closed",
+        "11-01 01:00",
+        json!({"merchant": "m1"}),
+    );
+    let lifted = s.ev(
+        "merchant.blacklist_lifted",
+        "11-01 02:00",
+        json!({"merchant": "m1", "by": "regulator", "reason": "整改完成"}),
+    );
+    assert!(!order(lifted, "o2", "m1", "11-01 03:00").fires_any("MC-11"));
+}
