@@ -6,8 +6,9 @@ use crate::parse::{parse_event, ParseError};
 use serde::Serialize;
 use std::io::{self, BufRead};
 
-/// Longest line accepted, in bytes (1 MiB); a longer line is rejected, not truncated.
-pub const MAX_LINE_BYTES: usize = 1 << 20;
+/// Longest line accepted, in bytes: a ledger entry holds at most 64 KiB
+/// (tlog-tiles entry bundles use 16-bit lengths). A longer line is rejected, not truncated.
+pub const MAX_LINE_BYTES: usize = u16::MAX as usize;
 
 /// A line that was not accepted, with where it was and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -6,6 +6,7 @@
 //! one row per signed checkpoint, and write a batch in one transaction that is
 //! durable when `append` returns.
 
+pub mod keyfile;
 mod postgres_store;
 mod sqlite;
 
@@ -34,3 +35,15 @@ fn expect_rows<T>(rows: Vec<(u64, T)>, from: u64, to: u64) -> Result<Vec<T>, Sto
     }
     Ok(out)
 }
+
+/// API keys, kept as SHA-256 digests beside the ledger (a key is shown once, at creation).
+pub trait ApiKeys {
+    /// Records a key digest with its role.
+    fn add_key(&mut self, digest: &[u8; 32], role: &str) -> Result<(), StoreError>;
+    /// The role of a key digest, if it is known.
+    fn role_of(&mut self, digest: &[u8; 32]) -> Result<Option<String>, StoreError>;
+}
+
+/// Everything a server keeps in its database: the ledger and the API keys.
+pub trait Backend: LogStore + ApiKeys + Send {}
+impl<T: LogStore + ApiKeys + Send> Backend for T {}

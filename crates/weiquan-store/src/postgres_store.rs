@@ -38,6 +38,10 @@ impl PgStore {
                  CREATE TABLE IF NOT EXISTS ledger_checkpoints (
                      size BIGINT PRIMARY KEY,
                      note BYTEA NOT NULL
+                 );
+                 CREATE TABLE IF NOT EXISTS api_keys (
+                     digest BYTEA PRIMARY KEY,
+                     role TEXT NOT NULL
                  );"
             ))
             .map_err(err("creating the ledger tables"))?;
@@ -139,6 +143,23 @@ impl LogStore for PgStore {
             .client
             .query_opt("SELECT note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1", &[])
             .map_err(err("reading the latest checkpoint"))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+}
+
+impl crate::ApiKeys for PgStore {
+    fn add_key(&mut self, digest: &[u8; 32], role: &str) -> Result<(), StoreError> {
+        self.client
+            .execute("INSERT INTO api_keys (digest, role) VALUES ($1, $2)", &[&&digest[..], &role])
+            .map(|_| ())
+            .map_err(err("storing an API key"))
+    }
+
+    fn role_of(&mut self, digest: &[u8; 32]) -> Result<Option<String>, StoreError> {
+        let row = self
+            .client
+            .query_opt("SELECT role FROM api_keys WHERE digest = $1", &[&&digest[..]])
+            .map_err(err("looking up an API key"))?;
         Ok(row.map(|r| r.get(0)))
     }
 }

@@ -40,6 +40,10 @@ impl SqliteStore {
              CREATE TABLE IF NOT EXISTS ledger_checkpoints (
                  size INTEGER PRIMARY KEY,
                  note BLOB NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS api_keys (
+                 digest BLOB PRIMARY KEY,
+                 role TEXT NOT NULL
              );",
         )
         .map_err(err("creating the ledger tables"))?;
@@ -149,5 +153,21 @@ impl LogStore for SqliteStore {
             )
             .optional()
             .map_err(err("reading the latest checkpoint"))
+    }
+}
+
+impl crate::ApiKeys for SqliteStore {
+    fn add_key(&mut self, digest: &[u8; 32], role: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute("INSERT INTO api_keys (digest, role) VALUES (?1, ?2)", params![&digest[..], role])
+            .map(|_| ())
+            .map_err(err("storing an API key"))
+    }
+
+    fn role_of(&mut self, digest: &[u8; 32]) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT role FROM api_keys WHERE digest = ?1", [&digest[..]], |r| r.get(0))
+            .optional()
+            .map_err(err("looking up an API key"))
     }
 }
