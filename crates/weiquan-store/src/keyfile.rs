@@ -21,7 +21,10 @@ pub enum KeyFileError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyFileError + '_ {
-    move |source| KeyFileError::Io { path: path.to_owned(), source }
+    move |source| KeyFileError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// `PATH.pub` beside `PATH`.

@@ -150,7 +150,10 @@ impl LogStore for PgStore {
 impl crate::ApiKeys for PgStore {
     fn add_key(&mut self, digest: &[u8; 32], role: &str) -> Result<(), StoreError> {
         self.client
-            .execute("INSERT INTO api_keys (digest, role) VALUES ($1, $2)", &[&&digest[..], &role])
+            .execute(
+                "INSERT INTO api_keys (digest, role) VALUES ($1, $2)",
+                &[&&digest[..], &role],
+            )
             .map(|_| ())
             .map_err(err("storing an API key"))
     }

@@ -159,14 +159,19 @@ impl LogStore for SqliteStore {
 impl crate::ApiKeys for SqliteStore {
     fn add_key(&mut self, digest: &[u8; 32], role: &str) -> Result<(), StoreError> {
         self.conn
-            .execute("INSERT INTO api_keys (digest, role) VALUES (?1, ?2)", params![&digest[..], role])
+            .execute(
+                "INSERT INTO api_keys (digest, role) VALUES (?1, ?2)",
+                params![&digest[..], role],
+            )
             .map(|_| ())
             .map_err(err("storing an API key"))
     }
 
     fn role_of(&mut self, digest: &[u8; 32]) -> Result<Option<String>, StoreError> {
         self.conn
-            .query_row("SELECT role FROM api_keys WHERE digest = ?1", [&digest[..]], |r| r.get(0))
+            .query_row("SELECT role FROM api_keys WHERE digest = ?1", [&digest[..]], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(err("looking up an API key"))
     }

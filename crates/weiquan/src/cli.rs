@@ -40,6 +40,17 @@ cannot be read, 2 for a usage error.")]
         after_help = "Example:\n  weiquan simulate --merchants 200 --days 30 --seed 7 --out sim/\n  weiquan audit sim/events.ndjson   # finds exactly what sim/labels.json lists"
     )]
     Simulate(SimulateArgs),
+    /// Run the HTTP API: ingest events, serve findings, grades, the log and proofs.
+    #[command(after_help = "Examples:
+  weiquan serve                                   # ./weiquan-data, SQLite, http://127.0.0.1:8080
+  weiquan serve --db postgres://postgres@127.0.0.1/test --nats nats://127.0.0.1:4222
+
+Every option can also come from a WEIQUAN_* environment variable or a --config TOML file
+with the same names (data, listen, db, db_schema, key, origin, nats, nats_subject, rules,
+rate_limit, log_format).")]
+    Serve(ServeArgs),
+    /// Manage API keys.
+    Keys(KeysArgs),
     /// Create a signing key for a ledger: PATH (private, mode 0600) and PATH.pub.
     #[command(after_help = "Example:\n  weiquan keygen --out keys/ledger.key --name weiquan.example/log")]
     Keygen(KeygenArgs),
@@ -107,6 +118,90 @@ pub struct AuditArgs {
     /// Origin line of the ledger's checkpoints (default: the key's name).
     #[arg(long, value_name = "ORIGIN", requires = "ledger")]
     pub origin: Option<String>,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Arguments of `weiquan serve` (all optional: flags, then WEIQUAN_* variables, then --config, then defaults).
+#[derive(Debug, Default, clap::Args, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeArgs {
+    /// Data folder: SQLite database and signing key [default: ./weiquan-data].
+    #[arg(long, env = "WEIQUAN_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "WEIQUAN_LISTEN", value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// PostgreSQL as the system of record instead of SQLite (postgres://…).
+    #[arg(long, env = "WEIQUAN_DB", value_name = "URL")]
+    pub db: Option<String>,
+    /// PostgreSQL schema for weiquan's tables [default: weiquan].
+    #[arg(long, env = "WEIQUAN_DB_SCHEMA", value_name = "SCHEMA")]
+    pub db_schema: Option<String>,
+    /// Signing key of the ledger [default: DATA/ledger.key, created on first start].
+    #[arg(long, env = "WEIQUAN_KEY", value_name = "PATH")]
+    pub key: Option<PathBuf>,
+    /// Checkpoint origin [default: the key's name].
+    #[arg(long, env = "WEIQUAN_ORIGIN")]
+    pub origin: Option<String>,
+    /// Consume events from this NATS server (JetStream), at least once.
+    #[arg(long, env = "WEIQUAN_NATS", value_name = "URL")]
+    pub nats: Option<String>,
+    /// NATS subject carrying events [default: weiquan.events].
+    #[arg(long, env = "WEIQUAN_NATS_SUBJECT", value_name = "S")]
+    pub nats_subject: Option<String>,
+    /// Rulebook overrides (see `weiquan rules`).
+    #[arg(long, env = "WEIQUAN_RULES", value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    /// Requests per second per API key [default: 200].
+    #[arg(long, env = "WEIQUAN_RATE_LIMIT")]
+    pub rate_limit: Option<u32>,
+    /// Log format [default: text].
+    #[arg(long, env = "WEIQUAN_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// A TOML file with any of the options above.
+    #[arg(long, env = "WEIQUAN_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+}
+
+/// Arguments of `weiquan keys`.
+#[derive(Debug, clap::Args)]
+pub struct KeysArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub what: KeysCommand,
+}
+
+/// `weiquan keys` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create an API key and print it (once: only its digest is stored).
+    #[command(
+        after_help = "Examples:\n  weiquan keys create --role platform\n  weiquan keys create --data ./weiquan-data --role merchant:m1"
+    )]
+    Create {
+        /// platform, regulator, merchant:ID or consumer:ID.
+        #[arg(long)]
+        role: String,
+        /// Data folder of the server [default: ./weiquan-data].
+        #[arg(long, env = "WEIQUAN_DATA", value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// PostgreSQL URL, when the server uses one.
+        #[arg(long, env = "WEIQUAN_DB", value_name = "URL")]
+        db: Option<String>,
+        /// PostgreSQL schema [default: weiquan].
+        #[arg(long, env = "WEIQUAN_DB_SCHEMA", value_name = "SCHEMA")]
+        db_schema: Option<String>,
+    },
 }
 
 /// Arguments of `weiquan keygen`.

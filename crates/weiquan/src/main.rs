@@ -18,7 +18,7 @@ fn main() -> ExitCode {
     let color = stdout.is_terminal();
     let progress = stderr.is_terminal();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let mut err = io::BufWriter::new(stderr.lock());
+    let mut err = io::BufWriter::new(stderr);
     let result = match &cli.command {
         Command::Audit(args) => commands::audit::run(
             args,
@@ -38,6 +38,8 @@ fn main() -> ExitCode {
             }
         }),
         Command::Simulate(args) => commands::simulate::run(args, &mut err).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => commands::serve::run(args, &mut err).map(|()| ExitCode::SUCCESS),
+        Command::Keys(args) => commands::serve::keys(args, &mut out).map(|()| ExitCode::SUCCESS),
         Command::Keygen(args) => commands::keygen::run(args, &mut err).map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => commands::verify::run(args, &mut out).map(|()| ExitCode::SUCCESS),
         Command::Ledger(args) => commands::ledger::run(args, &mut out).map(|()| ExitCode::SUCCESS),

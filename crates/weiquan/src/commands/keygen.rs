@@ -22,6 +22,11 @@ pub fn write_key_pair(path: &Path, name: &str) -> Result<()> {
 /// Runs `weiquan keygen`.
 pub fn run(args: &KeygenArgs, err: &mut dyn Write) -> Result<()> {
     write_key_pair(&args.out, &args.name)?;
-    writeln!(err, "wrote private key {} (keep it secret) and public key {}", args.out.display(), pub_path(&args.out).display())?;
+    writeln!(
+        err,
+        "wrote private key {} (keep it secret) and public key {}",
+        args.out.display(),
+        pub_path(&args.out).display()
+    )?;
     Ok(())
 }

@@ -6,6 +6,7 @@ pub mod check;
 pub mod keygen;
 pub mod ledger;
 pub mod rules;
+pub mod serve;
 pub mod simulate;
 pub mod verify;
 

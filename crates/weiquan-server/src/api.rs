@@ -1,0 +1,504 @@
+//! The HTTP routes. Each handler checks the caller's role, then asks the
+//! sequencer for what it needs.
+
+use crate::auth::{Caller, Role};
+use crate::core::{Core, ItemResult};
+use crate::problem::{ApiError, Problem};
+use crate::AppState;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::prelude::{Engine as _, BASE64_STANDARD};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use utoipa::OpenApi;
+use weiquan_engine::{Lang, Severity};
+use weiquan_ledger::{parse_tile_path, LedgerError};
+
+type AppStateRef = State<Arc<AppState>>;
+
+/// The router with every route, limits and timeouts.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/events", post(post_events))
+        .route("/v1/findings", get(get_findings))
+        .route("/v1/merchants/{id}", get(get_merchant))
+        .route("/v1/blacklist", get(get_blacklist))
+        .route("/v1/blacklist/{merchant}/lift", post(lift_blacklist))
+        .route("/v1/proofs/inclusion", get(inclusion_proof))
+        .route("/v1/proofs/consistency", get(consistency_proof))
+        .route("/v1/receipts/{index}", get(get_receipt))
+        .route("/log/checkpoint", get(get_checkpoint))
+        .route("/log/tile/{*path}", get(get_tile))
+        .route("/openapi.json", get(openapi_json))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
+        .layer(DefaultBodyLimit::max(crate::MAX_BODY_BYTES))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(60),
+        ))
+        .with_state(state)
+}
+
+fn lang_of(q: Option<&str>) -> Lang {
+    if q == Some("en") {
+        Lang::En
+    } else {
+        Lang::Zh
+    }
+}
+
+fn ledger_error(e: LedgerError) -> ApiError {
+    match e {
+        LedgerError::OutOfRange(m) => ApiError::not_found(m),
+        other => ApiError::internal(other),
+    }
+}
+
+/// Result of one `POST /v1/events`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct IngestResponse {
+    /// Items made durable in the ledger.
+    pub accepted: usize,
+    /// Items whose id was seen before.
+    pub duplicates: usize,
+    /// Items not accepted.
+    pub rejected: usize,
+    /// One result per item, in order (`item` is 1-based).
+    pub items: Vec<Value>,
+}
+
+/// Splits a body into items: a JSON array, or NDJSON (blank lines skipped).
+fn split_items(body: &str) -> Result<Vec<String>, ApiError> {
+    if body.trim_start().starts_with('[') {
+        let items: Vec<&RawValue> = serde_json::from_str(body)
+            .map_err(|e| ApiError::bad_request(format!("the body starts with `[` but is not a JSON array: {e}")))?;
+        return Ok(items.into_iter().map(|r| r.get().to_owned()).collect());
+    }
+    Ok(body
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Ingest events.
+#[utoipa::path(post, path = "/v1/events", tag = "events",
+    request_body(content = String, description = "NDJSON (one event per line) or a JSON array of events, at most 10,000", content_type = "application/x-ndjson"),
+    responses((status = 200, description = "Each item accepted (with its ledger index), duplicate or rejected; answered once durable", body = IngestResponse),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 413, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)),
+    security(("api_key" = [])))]
+async fn post_events(State(app): AppStateRef, caller: Caller, body: String) -> Result<Json<IngestResponse>, ApiError> {
+    caller.require("ingest events (platform keys only)", |r| *r == Role::Platform)?;
+    let items = split_items(&body)?;
+    if items.len() > crate::MAX_BATCH_ITEMS {
+        return Err(ApiError::too_large(format!(
+            "{} items; send at most {} per request",
+            items.len(),
+            crate::MAX_BATCH_ITEMS
+        )));
+    }
+    let results = app.sequencer.ingest(items).await?.map_err(|e| {
+        ApiError::unavailable(format!(
+            "the batch was not written ({e}); nothing of it was kept: retry"
+        ))
+    })?;
+    let count = |f: fn(&ItemResult) -> bool| results.iter().filter(|r| f(r)).count();
+    Ok(Json(IngestResponse {
+        accepted: count(|r| matches!(r, ItemResult::Accepted { .. })),
+        duplicates: count(|r| matches!(r, ItemResult::Duplicate)),
+        rejected: count(|r| matches!(r, ItemResult::Rejected { .. })),
+        items: results
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let mut v = serde_json::to_value(r).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("item".into(), (i + 1).into());
+                }
+                v
+            })
+            .collect(),
+    }))
+}
+
+/// Filters of `GET /v1/findings`.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct FindingsQuery {
+    /// Rule id, e.g. `PS-01`.
+    rule: Option<String>,
+    /// Subject, e.g. `order:o1`.
+    subject: Option<String>,
+    /// `high`, `medium` or `low`.
+    severity: Option<String>,
+    /// Owning merchant.
+    merchant: Option<String>,
+    /// Only findings at or after this time (RFC 3339).
+    since: Option<String>,
+    /// Continue after this ledger index (from `next_cursor`).
+    cursor: Option<u64>,
+    /// Page size (default 100, at most 1000).
+    limit: Option<usize>,
+    /// Message language: `zh` (default) or `en`.
+    lang: Option<String>,
+}
+
+/// List findings.
+#[utoipa::path(get, path = "/v1/findings", tag = "findings", params(FindingsQuery),
+    responses((status = 200, description = "A page of findings in ledger order, with `next_cursor` when there are more"), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("api_key" = [])))]
+async fn get_findings(
+    State(app): AppStateRef,
+    caller: Caller,
+    Query(q): Query<FindingsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let role = caller.require("read findings", |r| !matches!(r, Role::Consumer(_)))?;
+    let merchant = match role {
+        Role::Merchant(own) => {
+            if q.merchant.as_deref().is_some_and(|m| m != own) {
+                return Err(ApiError::forbidden("a merchant key reads only its own findings"));
+            }
+            Some(own.clone())
+        }
+        _ => q.merchant.clone(),
+    };
+    let severity = match q.severity.as_deref() {
+        None => None,
+        Some("high") => Some(Severity::High),
+        Some("medium") => Some(Severity::Medium),
+        Some("low") => Some(Severity::Low),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "severity `{other}` is not high, medium or low"
+            )))
+        }
+    };
+    let since = match q.since.as_deref() {
+        None => None,
+        Some(s) => Some(weiquan_events::Time::parse(s).map_err(|e| ApiError::bad_request(format!("since: {e}")))?),
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let lang = lang_of(q.lang.as_deref());
+    let cursor = q.cursor;
+    let page = app
+        .sequencer
+        .read(move |core: &mut Core| {
+            let rules = core.rules();
+            let mut items = Vec::new();
+            let mut next = None;
+            let start = cursor.map_or(0, |c| core.findings().partition_point(|f| f.index <= c));
+            for f in &core.findings()[start..] {
+                let ok = q.rule.as_deref().is_none_or(|r| f.finding.rule.as_str() == r)
+                    && q.subject.as_deref().is_none_or(|s| f.finding.subject == s)
+                    && severity.is_none_or(|s| rules.severity(f.finding.rule) == s)
+                    && merchant
+                        .as_deref()
+                        .is_none_or(|m| f.finding.merchant.as_deref() == Some(m))
+                    && since.is_none_or(|t| f.finding.at >= t);
+                if !ok {
+                    continue;
+                }
+                if items.len() == limit {
+                    next = items
+                        .last()
+                        .and_then(|v: &Value| v.get("index").and_then(Value::as_u64));
+                    break;
+                }
+                items.push(core.finding_json(f, lang));
+            }
+            json!({"findings": items, "next_cursor": next})
+        })
+        .await?;
+    Ok(Json(page))
+}
+
+/// A merchant's credit grade and blacklist state (public); its findings for platform, regulator and itself.
+#[utoipa::path(get, path = "/v1/merchants/{id}", tag = "merchants", params(("id" = String, Path, description = "Merchant id")),
+    responses((status = 200, description = "Grade with reasons, blacklist state, and (for those allowed) open findings"), (status = 404, body = Problem)))]
+async fn get_merchant(
+    State(app): AppStateRef,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let full = caller
+        .0
+        .as_ref()
+        .is_some_and(|r| r.reads_all() || *r == Role::Merchant(id.clone()));
+    let out = app
+        .sequencer
+        .read(move |core: &mut Core| {
+            let standing = core.engine().standing(&id)?;
+            let mut v = serde_json::to_value(&standing).unwrap_or_default();
+            if full {
+                let findings: Vec<Value> = core
+                    .findings()
+                    .iter()
+                    .filter(|f| f.finding.merchant.as_deref() == Some(id.as_str()))
+                    .map(|f| core.finding_json(f, Lang::Zh))
+                    .collect();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("findings".into(), findings.into());
+                }
+            }
+            Some(v)
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("no events name this merchant"))?;
+    Ok(Json(out))
+}
+
+/// Blacklisted merchants with the findings behind each.
+#[utoipa::path(get, path = "/v1/blacklist", tag = "merchants", responses((status = 200, description = "Blacklisted merchants"), (status = 401, body = Problem), (status = 403, body = Problem)), security(("api_key" = [])))]
+async fn get_blacklist(State(app): AppStateRef, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require("read the blacklist", Role::reads_all)?;
+    let list = app
+        .sequencer
+        .read(|core: &mut Core| {
+            core.engine()
+                .standings()
+                .into_iter()
+                .filter(|s| s.blacklisted.is_some())
+                .collect::<Vec<_>>()
+        })
+        .await?;
+    Ok(Json(json!({ "blacklist": list })))
+}
+
+/// Body of a blacklist lift.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct LiftRequest {
+    /// Why the blacklist is lifted (required; it is logged).
+    reason: Option<String>,
+}
+
+/// Lift a merchant's blacklist (regulator); the action is itself logged in the ledger.
+#[utoipa::path(post, path = "/v1/blacklist/{merchant}/lift", tag = "merchants", params(("merchant" = String, Path, description = "Merchant id")), request_body = LiftRequest,
+    responses((status = 200, description = "Lifted; the ledger index of the logged action"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+async fn lift_blacklist(
+    State(app): AppStateRef,
+    caller: Caller,
+    Path(merchant): Path<String>,
+    body: Option<Json<LiftRequest>>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require("lift a blacklist (regulator keys only)", |r| *r == Role::Regulator)?;
+    let reason = body
+        .and_then(|b| b.0.reason)
+        .filter(|r| !r.trim().is_empty())
+        .ok_or_else(|| ApiError::unprocessable("say why: send {\"reason\": \"…\"}"))?;
+    let m = merchant.clone();
+    let (blacklisted, size, clock) = app
+        .sequencer
+        .read(move |core: &mut Core| {
+            let blacklisted = core.engine().standing(&m).is_some_and(|s| s.blacklisted.is_some());
+            (blacklisted, core.ledger().size(), core.engine().clock())
+        })
+        .await?;
+    if !blacklisted {
+        return Err(ApiError::not_found(format!("merchant {merchant} is not blacklisted")));
+    }
+    // Business time stays the platform's (a wall-clock time would move every deadline);
+    // when the regulator acted is kept beside it.
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let at = clock.map_or_else(|| now.clone(), |c| c.to_string());
+    let event = json!({"v": 1, "id": format!("weiquan-lift-{merchant}-{size}"), "type": "merchant.blacklist_lifted",
+        "at": at, "merchant": merchant, "by": "regulator", "reason": reason, "acted_at": now});
+    let results = app
+        .sequencer
+        .ingest(vec![event.to_string()])
+        .await?
+        .map_err(|e| ApiError::unavailable(format!("not written ({e}); retry")))?;
+    match results.first() {
+        Some(ItemResult::Accepted { index }) => Ok(Json(json!({"lifted": merchant, "index": index}))),
+        Some(other) => Err(ApiError::unprocessable(format!("{other:?}"))),
+        None => Err(ApiError::internal("no result for the lift event")),
+    }
+}
+
+/// Query of an inclusion proof.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct InclusionQuery {
+    /// Leaf index.
+    index: u64,
+    /// Tree size (default: current).
+    size: Option<u64>,
+}
+
+/// Proof that a leaf is in the tree of a given size.
+#[utoipa::path(get, path = "/v1/proofs/inclusion", tag = "log", params(InclusionQuery), responses((status = 200, description = "Base64 hashes"), (status = 404, body = Problem)))]
+async fn inclusion_proof(State(app): AppStateRef, Query(q): Query<InclusionQuery>) -> Result<Json<Value>, ApiError> {
+    let out = app
+        .sequencer
+        .read(move |core: &mut Core| {
+            let size = q.size.unwrap_or(core.ledger().size());
+            core.ledger().inclusion_proof(q.index, size).map(|p| (size, p))
+        })
+        .await?
+        .map_err(ledger_error)?;
+    Ok(Json(
+        json!({"index": q.index, "size": out.0, "proof": out.1.iter().map(|h| BASE64_STANDARD.encode(h.0)).collect::<Vec<_>>()}),
+    ))
+}
+
+/// Query of a consistency proof.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ConsistencyQuery {
+    /// Older tree size.
+    from: u64,
+    /// Newer tree size (default: current).
+    to: Option<u64>,
+}
+
+/// Proof that the tree of `from` leaves is a prefix of the tree of `to` leaves.
+#[utoipa::path(get, path = "/v1/proofs/consistency", tag = "log", params(ConsistencyQuery), responses((status = 200, description = "A consistency proof (as `weiquan verify consistency` reads it)"), (status = 404, body = Problem)))]
+async fn consistency_proof(
+    State(app): AppStateRef,
+    Query(q): Query<ConsistencyQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let proof = app
+        .sequencer
+        .read(move |core: &mut Core| {
+            let to = q.to.unwrap_or(core.ledger().size());
+            core.ledger()
+                .consistency_proof(q.from, to)
+                .map(|p| weiquan_ledger::ConsistencyProof::new(q.from, to, &p))
+        })
+        .await?
+        .map_err(ledger_error)?;
+    Ok(Json(serde_json::to_value(proof).map_err(ApiError::internal)?))
+}
+
+/// A self-contained receipt for one leaf (platform, regulator, or the consumer or merchant it names).
+#[utoipa::path(get, path = "/v1/receipts/{index}", tag = "log", params(("index" = u64, Path, description = "Leaf index")),
+    responses((status = 200, description = "Leaf, signed checkpoint and inclusion proof"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("api_key" = [])))]
+async fn get_receipt(State(app): AppStateRef, caller: Caller, Path(index): Path<u64>) -> Result<Json<Value>, ApiError> {
+    let role = caller.role()?.clone();
+    let receipt = app
+        .sequencer
+        .read(move |core: &mut Core| core.ledger().receipt(index))
+        .await?
+        .map_err(ledger_error)?;
+    let leaf: Value = serde_json::from_str(&receipt.leaf).unwrap_or_default();
+    let names = |field: &str, id: &str| leaf.get(field).and_then(Value::as_str) == Some(id);
+    let allowed = match &role {
+        Role::Platform | Role::Regulator => true,
+        Role::Consumer(id) => names("consumer", id) || names("participant", id),
+        Role::Merchant(id) => names("merchant", id),
+    };
+    if !allowed {
+        return Err(ApiError::forbidden(
+            "this key may fetch receipts only for leaves that name it",
+        ));
+    }
+    Ok(Json(serde_json::to_value(receipt).map_err(ApiError::internal)?))
+}
+
+/// The newest signed checkpoint (C2SP tlog-checkpoint, signed note).
+#[utoipa::path(get, path = "/log/checkpoint", tag = "log", responses((status = 200, description = "text/plain signed note", content_type = "text/plain")))]
+async fn get_checkpoint(State(app): AppStateRef) -> Result<Response, ApiError> {
+    let cp = app
+        .sequencer
+        .read(|core: &mut Core| core.ledger().checkpoint())
+        .await?
+        .map_err(ledger_error)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        cp,
+    )
+        .into_response())
+}
+
+/// A C2SP tlog-tiles tile: `tile/<L>/<N>[.p/<W>]` or `tile/entries/<N>[.p/<W>]`.
+#[utoipa::path(get, path = "/log/tile/{path}", tag = "log", params(("path" = String, Path, description = "Tile path after /log/tile/")),
+    responses((status = 200, description = "Tile bytes; full tiles are immutable", content_type = "application/octet-stream"), (status = 404, body = Problem)))]
+async fn get_tile(State(app): AppStateRef, Path(path): Path<String>) -> Result<Response, ApiError> {
+    let req = parse_tile_path(&format!("tile/{path}")).ok_or_else(|| ApiError::not_found("not a C2SP tile path"))?;
+    let bytes = app
+        .sequencer
+        .read(move |core: &mut Core| core.ledger().tile(req))
+        .await?
+        .map_err(ledger_error)?
+        .ok_or_else(|| ApiError::not_found("the tree does not (yet) have this tile"))?;
+    // A full tile never changes; a partial one is replaced as the tree grows.
+    let cache = if req.width == 256 {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-store"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, cache),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "The process is up")))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the sequencer answers.
+#[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, description = "Ready"), (status = 503, body = Problem)))]
+async fn readyz(State(app): AppStateRef) -> Result<&'static str, ApiError> {
+    app.sequencer.read(|_| ()).await?;
+    Ok("ready")
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+async fn metrics(State(app): AppStateRef) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+/// This API's OpenAPI 3.1 description.
+#[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, description = "OpenAPI 3.1 document")))]
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI document, generated from the handlers above.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "weiquan", description = "Consumer-protection findings over a platform's events, with a tamper-evident log"),
+    paths(post_events, get_findings, get_merchant, get_blacklist, lift_blacklist, inclusion_proof, consistency_proof, get_receipt, get_checkpoint, get_tile, healthz, readyz, metrics, openapi_json),
+    components(schemas(IngestResponse, ItemResult, Problem, LiftRequest)),
+    modifiers(&SecurityAddon)
+)]
+pub struct ApiDoc;

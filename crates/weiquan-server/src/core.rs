@@ -1,0 +1,251 @@
+//! The sequencer's state: engine, duplicate ids, ledger and the findings
+//! projection. Owned by one thread; everything else reaches it through
+//! [`crate::Sequencer`].
+//!
+//! The ledger is the system of record. On start (and after a failed write)
+//! the state is rebuilt by replaying the ledger's event leaves through the
+//! engine, which is deterministic, so findings are neither lost nor repeated.
+
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use weiquan_engine::{Engine, Finding, Lang, Rulebook};
+use weiquan_events::{parse_event, Dedupe, Reject};
+use weiquan_ledger::{event_leaf, finding_leaf, Ledger, LedgerError, LogStore};
+use weiquan_store::Backend;
+
+/// What became of one submitted item.
+#[derive(Clone, Debug, Serialize, PartialEq, utoipa::ToSchema)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum ItemResult {
+    /// Durable in the ledger at `index`.
+    Accepted {
+        /// Leaf index of the event.
+        index: u64,
+    },
+    /// An id already accepted; ignored.
+    Duplicate,
+    /// Not accepted.
+    Rejected {
+        /// The offending field, when there is one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        field: Option<String>,
+        /// What was wrong and what to do.
+        error: String,
+    },
+}
+
+/// A finding with its place in the ledger.
+#[derive(Clone, Debug)]
+pub struct StoredFinding {
+    /// Leaf index of the finding.
+    pub index: u64,
+    /// The finding.
+    pub finding: Finding,
+}
+
+/// State owned by the sequencer thread.
+pub struct Core {
+    rules: Arc<Rulebook>,
+    engine: Engine,
+    dedupe: Dedupe,
+    ledger: Ledger<Box<dyn Backend>>,
+    findings: Vec<StoredFinding>,
+    index_of: HashMap<String, u64>,
+}
+
+/// What replay needs to tell a finding leaf from an event leaf.
+#[derive(serde::Deserialize)]
+struct LeafKind {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    rule: Option<String>,
+    subject: Option<String>,
+}
+
+impl Core {
+    /// Opens the ledger in `backend` and replays it.
+    pub fn open(
+        backend: Box<dyn Backend>,
+        signer: signed_note::StandardSigner,
+        origin: &str,
+        rules: Arc<Rulebook>,
+    ) -> Result<Core, LedgerError> {
+        let ledger = Ledger::open(backend, signer, origin)?;
+        let mut core = Core {
+            engine: Engine::new(rules.clone()),
+            rules,
+            dedupe: Dedupe::new(),
+            ledger,
+            findings: Vec::new(),
+            index_of: HashMap::new(),
+        };
+        core.replay()?;
+        Ok(core)
+    }
+
+    /// Rebuilds engine, duplicate ids and findings from the ledger.
+    fn replay(&mut self) -> Result<(), LedgerError> {
+        self.engine = Engine::new(self.rules.clone());
+        self.dedupe = Dedupe::new();
+        self.findings.clear();
+        self.index_of.clear();
+        let size = self.ledger.size();
+        let mut produced: VecDeque<Finding> = VecDeque::new();
+        let mut from = 0;
+        while from < size {
+            let to = (from + 4096).min(size);
+            let rows = self.ledger.store_mut().leaves(from, to)?;
+            for (i, (data, _)) in rows.iter().enumerate() {
+                let index = from + i as u64;
+                let text = String::from_utf8_lossy(data);
+                let kind: Option<LeafKind> = serde_json::from_str(&text).ok();
+                if let Some(LeafKind { rule, subject, .. }) =
+                    kind.filter(|k| k.kind.as_deref() == Some("weiquan.finding"))
+                {
+                    let (rule, subject) = (rule.unwrap_or_default(), subject.unwrap_or_default());
+                    // The engine regenerates the finding (with its message facts); the ledger says where it is.
+                    match produced.pop_front() {
+                        Some(p) if p.rule.as_str() == rule && p.subject == subject => {
+                            self.findings.push(StoredFinding { index, finding: p })
+                        }
+                        _ => {
+                            tracing::warn!(index, %rule, %subject, "logged finding not reproduced by the current rulebook")
+                        }
+                    }
+                    continue;
+                }
+                match parse_event(&text) {
+                    Ok(ev) => {
+                        self.dedupe.first_time(&ev.id);
+                        self.index_of.insert(ev.id.to_string(), index);
+                        produced.extend(self.engine.apply(&ev));
+                    }
+                    Err(e) => {
+                        tracing::warn!(index, error = %e, "ledger leaf is not an event of this format; skipped in replay")
+                    }
+                }
+            }
+            from = to;
+        }
+        Ok(())
+    }
+
+    /// Processes several requests' items in order, appends everything in one
+    /// durable transaction, and returns each request's results.
+    pub fn ingest(&mut self, requests: &[Vec<String>]) -> Result<Vec<Vec<ItemResult>>, LedgerError> {
+        let base = self.ledger.size();
+        let mut leaves: Vec<Vec<u8>> = Vec::new();
+        let mut staged: Vec<StoredFinding> = Vec::new();
+        let mut results = Vec::with_capacity(requests.len());
+        for items in requests {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, line) in items.iter().enumerate() {
+                out.push(self.ingest_one(i as u64 + 1, line, base, &mut leaves, &mut staged));
+            }
+            results.push(out);
+        }
+        if let Err(e) = self.ledger.append(leaves) {
+            // Nothing of this batch is durable: forget it by rebuilding from the ledger.
+            self.replay()?;
+            return Err(e);
+        }
+        self.findings.extend(staged);
+        Ok(results)
+    }
+
+    fn ingest_one(
+        &mut self,
+        item: u64,
+        line: &str,
+        base: u64,
+        leaves: &mut Vec<Vec<u8>>,
+        staged: &mut Vec<StoredFinding>,
+    ) -> ItemResult {
+        let reject = |r: Reject| ItemResult::Rejected {
+            field: r.field,
+            error: r.error,
+        };
+        if line.len() > weiquan_events::MAX_LINE_BYTES {
+            return ItemResult::Rejected {
+                field: None,
+                error: format!(
+                    "item is {} bytes; at most {} are accepted",
+                    line.len(),
+                    weiquan_events::MAX_LINE_BYTES
+                ),
+            };
+        }
+        let ev = match parse_event(line) {
+            Ok(ev) => ev,
+            Err(e) => return reject(Reject::from_parse(item, e)),
+        };
+        let leaf = match event_leaf(line) {
+            Ok(l) => l,
+            Err(e) => {
+                return ItemResult::Rejected {
+                    field: None,
+                    error: e.to_string(),
+                }
+            }
+        };
+        if !self.dedupe.first_time(&ev.id) {
+            return ItemResult::Duplicate;
+        }
+        let index = base + leaves.len() as u64;
+        leaves.push(leaf);
+        self.index_of.insert(ev.id.to_string(), index);
+        for f in self.engine.apply(&ev) {
+            let evidence: Vec<u64> = f.events.iter().filter_map(|e| self.index_of.get(e).copied()).collect();
+            let text = self.rules.text(f.rule);
+            match finding_leaf(
+                f.rule.as_str(),
+                &f.subject,
+                text.severity.as_str(),
+                &f.at.to_string(),
+                &f.events,
+                &evidence,
+                &text.citation,
+            ) {
+                Ok(leaf) => {
+                    staged.push(StoredFinding {
+                        index: base + leaves.len() as u64,
+                        finding: f,
+                    });
+                    leaves.push(leaf);
+                }
+                Err(e) => tracing::error!(error = %e, "finding leaf could not be encoded"),
+            }
+        }
+        ItemResult::Accepted { index }
+    }
+
+    /// The rulebook.
+    pub fn rules(&self) -> &Rulebook {
+        &self.rules
+    }
+
+    /// The engine (grades, blacklist).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The ledger.
+    pub fn ledger(&mut self) -> &mut Ledger<Box<dyn Backend>> {
+        &mut self.ledger
+    }
+
+    /// Findings in ledger order.
+    pub fn findings(&self) -> &[StoredFinding] {
+        &self.findings
+    }
+
+    /// A finding as JSON for the API.
+    pub fn finding_json(&self, f: &StoredFinding, lang: Lang) -> serde_json::Value {
+        let mut v = serde_json::to_value(f.finding.record(&self.rules, lang)).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("index".into(), f.index.into());
+        }
+        v
+    }
+}

@@ -1,0 +1,162 @@
+//! `weiquan serve`: the engine and the ledger as a long-running service.
+//!
+//! Requests go through axum handlers (`api`), which reach the state through
+//! one sequencer thread (`sequencer`) that owns the engine and the ledger
+//! (`core`). The ledger in SQLite or PostgreSQL is the system of record: on
+//! start the state is rebuilt from it, so a restart neither loses nor repeats
+//! anything. NATS JetStream can feed the same sequencer (`nats`).
+
+mod api;
+mod auth;
+mod core;
+mod metrics;
+mod nats;
+mod problem;
+mod sequencer;
+
+pub use auth::{new_key, Role};
+pub use core::ItemResult;
+pub use problem::Problem;
+
+use anyhow::{Context, Result};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use weiquan_engine::Rulebook;
+use weiquan_store::{Backend, PgStore, SqliteStore};
+
+/// Most items in one `POST /v1/events`.
+pub const MAX_BATCH_ITEMS: usize = 10_000;
+/// Largest request body, in bytes.
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// Where the system of record lives.
+#[derive(Clone, Debug)]
+pub enum Database {
+    /// `DATA/weiquan.db`.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL and the schema to use.
+    Postgres {
+        /// Connection string.
+        url: String,
+        /// Schema holding weiquan's tables.
+        schema: String,
+    },
+}
+
+impl Database {
+    /// Opens a connection.
+    pub fn open(&self) -> Result<Box<dyn Backend>> {
+        Ok(match self {
+            Database::Sqlite(path) => Box::new(SqliteStore::open(path)?),
+            Database::Postgres { url, schema } => Box::new(PgStore::connect(url, schema)?),
+        })
+    }
+}
+
+/// Everything `weiquan serve` is configured with.
+#[derive(Clone)]
+pub struct Config {
+    /// Data folder (SQLite file, signing key).
+    pub data: PathBuf,
+    /// System of record.
+    pub db: Database,
+    /// Signing key file (created on first start if missing).
+    pub key: PathBuf,
+    /// Checkpoint origin (default: the key's name).
+    pub origin: Option<String>,
+    /// The rulebook.
+    pub rules: Arc<Rulebook>,
+    /// NATS server and subject to consume events from.
+    pub nats: Option<(String, String)>,
+    /// Requests per second allowed per API key (burst: twice as many).
+    pub rate_limit: u32,
+}
+
+/// Shared by every handler.
+pub struct AppState {
+    sequencer: sequencer::Sequencer,
+    keys: auth::KeyCache,
+    limiter: governor::DefaultKeyedRateLimiter<String>,
+    metrics: Arc<metrics::Metrics>,
+}
+
+/// A running service: its state and the sequencer thread.
+pub struct Service {
+    /// Shared state for the router.
+    pub state: Arc<AppState>,
+    sequencer: std::thread::JoinHandle<()>,
+}
+
+/// Opens the database, creates the signing key if needed, replays the ledger
+/// and starts the sequencer.
+pub fn start(cfg: &Config) -> Result<Service> {
+    std::fs::create_dir_all(&cfg.data).with_context(|| format!("cannot create data folder {}", cfg.data.display()))?;
+    let (signer, created) = weiquan_store::keyfile::load_or_create(&cfg.key, "weiquan.local/ledger")
+        .with_context(|| format!("signing key {}", cfg.key.display()))?;
+    if created {
+        tracing::info!(key = %cfg.key.display(), "created the ledger's signing key (mode 0600) and its .pub");
+    }
+    let origin = cfg
+        .origin
+        .clone()
+        .unwrap_or_else(|| signed_note::Signer::name(&signer).to_owned());
+    let core = core::Core::open(cfg.db.open()?, signer, &origin, cfg.rules.clone())?;
+    let metrics = Arc::new(metrics::Metrics::default());
+    let (sequencer, handle) = sequencer::Sequencer::start(core, metrics.clone());
+    let db = cfg.db.clone();
+    let quota = governor::Quota::per_second(
+        std::num::NonZeroU32::new(cfg.rate_limit.max(1)).unwrap_or(std::num::NonZeroU32::MIN),
+    )
+    .allow_burst(std::num::NonZeroU32::new(cfg.rate_limit.max(1) * 2).unwrap_or(std::num::NonZeroU32::MIN));
+    let state = Arc::new(AppState {
+        sequencer,
+        keys: auth::KeyCache::new(Arc::new(move || db.open())),
+        limiter: governor::RateLimiter::keyed(quota),
+        metrics,
+    });
+    Ok(Service {
+        state,
+        sequencer: handle,
+    })
+}
+
+impl Service {
+    /// The HTTP API.
+    pub fn router(&self) -> axum::Router {
+        api::router(self.state.clone())
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then lets in-flight
+    /// requests finish and the sequencer write what it holds.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        nats: Option<(String, String)>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let router = self.router();
+        let nats_task = match nats {
+            Some((url, subject)) => Some(tokio::spawn(nats::consume(url, subject, self.state.clone()))),
+            None => None,
+        };
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")?;
+        if let Some(t) = nats_task {
+            t.abort();
+        }
+        let Service { state, sequencer } = self;
+        drop(state);
+        tokio::task::spawn_blocking(move || sequencer.join()).await.ok();
+        Ok(())
+    }
+}
+
+/// Creates an API key with `role` in `db`; returns the key (shown once).
+pub fn create_key(db: &Database, role: &Role) -> Result<String> {
+    let (key, digest) = new_key();
+    db.open()?.add_key(&digest, &role.as_string())?;
+    Ok(key)
+}

@@ -1,0 +1,69 @@
+//! Ingest from NATS JetStream: at-least-once, acknowledged only once durable,
+//! deduplicated by event id (a redelivered event is a duplicate, not a second fact).
+
+use crate::AppState;
+use futures::StreamExt;
+use std::sync::Arc;
+
+/// Stream that holds the events subject.
+pub const STREAM: &str = "WEIQUAN_EVENTS";
+/// Durable consumer name.
+pub const CONSUMER: &str = "weiquan";
+
+/// Consumes `subject` until the task is dropped; each message is one event or NDJSON.
+pub async fn consume(url: String, subject: String, app: Arc<AppState>) {
+    loop {
+        if let Err(e) = run(&url, &subject, &app).await {
+            tracing::warn!(error = %e, %url, "NATS ingest stopped; retrying in 1 s");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+async fn run(url: &str, subject: &str, app: &Arc<AppState>) -> anyhow::Result<()> {
+    let client = async_nats::connect(url).await?;
+    let js = async_nats::jetstream::new(client);
+    let stream = js
+        .get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: STREAM.to_owned(),
+            subjects: vec![subject.to_owned()],
+            ..Default::default()
+        })
+        .await?;
+    let consumer = stream
+        .get_or_create_consumer(
+            CONSUMER,
+            async_nats::jetstream::consumer::pull::Config {
+                durable_name: Some(CONSUMER.to_owned()),
+                ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+                ..Default::default()
+            },
+        )
+        .await?;
+    tracing::info!(%url, %subject, "consuming events from NATS JetStream");
+    let mut messages = consumer.messages().await?;
+    while let Some(msg) = messages.next().await {
+        let msg = msg?;
+        let body = String::from_utf8_lossy(&msg.payload).into_owned();
+        let items: Vec<String> = body
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect();
+        match app.sequencer.ingest(items).await {
+            Ok(Ok(results)) => {
+                for r in results
+                    .iter()
+                    .filter(|r| matches!(r, crate::ItemResult::Rejected { .. }))
+                {
+                    tracing::warn!(?r, "NATS event rejected");
+                }
+                msg.ack().await.map_err(|e| anyhow::anyhow!("ack: {e}"))?;
+            }
+            // Not durable: leave it unacknowledged so that JetStream redelivers it.
+            Ok(Err(e)) => tracing::error!(error = %e, "NATS batch not written; it will be redelivered"),
+            Err(_) => return Ok(()),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! `weiquan serve` and `weiquan keys`.
+
+use crate::cli::{KeysArgs, KeysCommand, LogFormat, ServeArgs};
+use anyhow::{Context, Result};
+use std::io::Write;
+use std::path::PathBuf;
+use weiquan_server::{Config, Database, Role};
+
+fn database(data: &std::path::Path, db: Option<&str>, schema: Option<&str>) -> Database {
+    match db {
+        Some(url) => Database::Postgres {
+            url: url.to_owned(),
+            schema: schema.unwrap_or("weiquan").to_owned(),
+        },
+        None => Database::Sqlite(data.join("weiquan.db")),
+    }
+}
+
+/// Flags and environment first, then the config file.
+fn resolve(args: &ServeArgs) -> Result<ServeArgs> {
+    let file: ServeArgs = match &args.config {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+            toml::from_str(&text).map_err(|e| super::UsageError(format!("config {}: {e}", path.display())))?
+        }
+        None => ServeArgs::default(),
+    };
+    Ok(ServeArgs {
+        data: args.data.clone().or(file.data),
+        listen: args.listen.or(file.listen),
+        db: args.db.clone().or(file.db),
+        db_schema: args.db_schema.clone().or(file.db_schema),
+        key: args.key.clone().or(file.key),
+        origin: args.origin.clone().or(file.origin),
+        nats: args.nats.clone().or(file.nats),
+        nats_subject: args.nats_subject.clone().or(file.nats_subject),
+        rules: args.rules.clone().or(file.rules),
+        rate_limit: args.rate_limit.or(file.rate_limit),
+        log_format: args.log_format.or(file.log_format),
+        config: None,
+    })
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub fn run(args: &ServeArgs, err: &mut dyn Write) -> Result<()> {
+    let a = resolve(args)?;
+    let data = a.data.clone().unwrap_or_else(|| PathBuf::from("weiquan-data"));
+    let listen = a
+        .listen
+        .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match a.log_format.unwrap_or(LogFormat::Text) {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    let cfg = Config {
+        db: database(&data, a.db.as_deref(), a.db_schema.as_deref()),
+        key: a.key.clone().unwrap_or_else(|| data.join("ledger.key")),
+        origin: a.origin.clone(),
+        rules: super::load_rules(a.rules.as_deref())?,
+        nats: a
+            .nats
+            .clone()
+            .map(|u| (u, a.nats_subject.clone().unwrap_or_else(|| "weiquan.events".into()))),
+        rate_limit: a.rate_limit.unwrap_or(200),
+        data: data.clone(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let service = weiquan_server::start(&cfg)?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        let store = match &cfg.db {
+            Database::Sqlite(p) => format!("SQLite {}", p.display()),
+            Database::Postgres { schema, .. } => format!("PostgreSQL (schema {schema})"),
+        };
+        writeln!(
+            err,
+            "weiquan is serving on http://{addr}  (API: http://{addr}/openapi.json, log: http://{addr}/log/checkpoint)"
+        )?;
+        writeln!(err, "  system of record: {store}; signing key: {}", cfg.key.display())?;
+        let db_flag = a.db.as_deref().map(|u| format!(" --db {u}")).unwrap_or_default();
+        writeln!(
+            err,
+            "  get an API key:   weiquan keys create --data {}{db_flag} --role platform",
+            data.display()
+        )?;
+        err.flush()?;
+        service.serve(listener, cfg.nats.clone(), shutdown_signal()).await
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// Runs `weiquan keys`.
+pub fn keys(args: &KeysArgs, out: &mut dyn Write) -> Result<()> {
+    match &args.what {
+        KeysCommand::Create {
+            role,
+            data,
+            db,
+            db_schema,
+        } => {
+            let role = Role::parse(role).ok_or_else(|| {
+                super::UsageError(format!(
+                    "role `{role}`: use platform, regulator, merchant:ID or consumer:ID"
+                ))
+            })?;
+            let data = data.clone().unwrap_or_else(|| PathBuf::from("weiquan-data"));
+            if db.is_none() {
+                std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
+            }
+            let key = weiquan_server::create_key(&database(&data, db.as_deref(), db_schema.as_deref()), &role)?;
+            writeln!(out, "{key}")?;
+        }
+    }
+    Ok(())
+}
