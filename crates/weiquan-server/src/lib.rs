@@ -16,6 +16,7 @@ mod sequencer;
 
 pub use auth::{new_key, Role};
 pub use core::ItemResult;
+pub use nats::stream_name;
 pub use problem::Problem;
 
 use anyhow::{Context, Result};
@@ -89,8 +90,15 @@ pub struct Service {
 }
 
 /// Opens the database, creates the signing key if needed, replays the ledger
-/// and starts the sequencer.
-pub fn start(cfg: &Config) -> Result<Service> {
+/// and starts the sequencer (on a blocking thread: the stores are synchronous).
+pub async fn start(cfg: &Config) -> Result<Service> {
+    let cfg = cfg.clone();
+    tokio::task::spawn_blocking(move || start_blocking(&cfg))
+        .await
+        .context("starting the service")?
+}
+
+fn start_blocking(cfg: &Config) -> Result<Service> {
     std::fs::create_dir_all(&cfg.data).with_context(|| format!("cannot create data folder {}", cfg.data.display()))?;
     let (signer, created) = weiquan_store::keyfile::load_or_create(&cfg.key, "weiquan.local/ledger")
         .with_context(|| format!("signing key {}", cfg.key.display()))?;
@@ -155,6 +163,7 @@ impl Service {
 }
 
 /// Creates an API key with `role` in `db`; returns the key (shown once).
+/// Blocking: call it outside an async runtime or through `spawn_blocking`.
 pub fn create_key(db: &Database, role: &Role) -> Result<String> {
     let (key, digest) = new_key();
     db.open()?.add_key(&digest, &role.as_string())?;

@@ -5,10 +5,23 @@ use crate::AppState;
 use futures::StreamExt;
 use std::sync::Arc;
 
-/// Stream that holds the events subject.
-pub const STREAM: &str = "WEIQUAN_EVENTS";
 /// Durable consumer name.
 pub const CONSUMER: &str = "weiquan";
+
+/// The JetStream stream weiquan creates for `subject` (one stream per subject).
+pub fn stream_name(subject: &str) -> String {
+    let safe: String = subject
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("WEIQUAN_{safe}")
+}
 
 /// Consumes `subject` until the task is dropped; each message is one event or NDJSON.
 pub async fn consume(url: String, subject: String, app: Arc<AppState>) {
@@ -25,7 +38,7 @@ async fn run(url: &str, subject: &str, app: &Arc<AppState>) -> anyhow::Result<()
     let js = async_nats::jetstream::new(client);
     let stream = js
         .get_or_create_stream(async_nats::jetstream::stream::Config {
-            name: STREAM.to_owned(),
+            name: stream_name(subject),
             subjects: vec![subject.to_owned()],
             ..Default::default()
         })

@@ -72,7 +72,7 @@ pub fn run(args: &ServeArgs, err: &mut dyn Write) -> Result<()> {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let service = weiquan_server::start(&cfg)?;
+        let service = weiquan_server::start(&cfg).await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;

@@ -1,0 +1,510 @@
+//! The API over a real socket, on SQLite and on the real PostgreSQL:
+//! the example cases give the same findings as `weiquan audit`, every role ×
+//! route gets the expected status, a restart continues where it stopped, and
+//! NATS JetStream ingest works against the real server at 127.0.0.1:4222.
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use weiquan_engine::Rulebook;
+use weiquan_server::{create_key, Config, Database, Role};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn pg_url() -> String {
+    std::env::var("WEIQUAN_TEST_PG").unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into())
+}
+
+static N: AtomicU32 = AtomicU32::new(0);
+
+/// A database for one test, dropped at the end.
+struct Db {
+    db: Database,
+    dir: tempfile::TempDir,
+}
+
+impl Db {
+    fn sqlite() -> Db {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Db {
+            db: Database::Sqlite(dir.path().join("weiquan.db")),
+            dir,
+        }
+    }
+    fn postgres() -> Db {
+        let schema = format!("wq_api_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        Db {
+            db: Database::Postgres { url: pg_url(), schema },
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+    fn both() -> Vec<(&'static str, Db)> {
+        vec![("sqlite", Db::sqlite()), ("postgres", Db::postgres())]
+    }
+    fn config(&self, nats: Option<(String, String)>) -> Config {
+        Config {
+            data: self.dir.path().to_owned(),
+            db: self.db.clone(),
+            key: self.dir.path().join("ledger.key"),
+            origin: None,
+            rules: Arc::new(Rulebook::builtin()),
+            nats,
+            rate_limit: 10_000,
+        }
+    }
+    async fn key(&self, role: &str) -> String {
+        let (db, role) = (self.db.clone(), Role::parse(role).expect("role"));
+        tokio::task::spawn_blocking(move || create_key(&db, &role))
+            .await
+            .expect("join")
+            .expect("key created")
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Database::Postgres { url, schema } = self.db.clone() {
+            // The synchronous client may not run on an async runtime's thread.
+            let _ = std::thread::spawn(move || {
+                if let Ok(mut c) = postgres::Client::connect(&url, postgres::NoTls) {
+                    let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
+                }
+            })
+            .join();
+        }
+    }
+}
+
+/// A server on an ephemeral port.
+struct Server {
+    base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    http: reqwest::Client,
+}
+
+impl Server {
+    async fn start(cfg: Config) -> Server {
+        let service = weiquan_server::start(&cfg).await.expect("service starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let nats = cfg.nats.clone();
+        let task = tokio::spawn(service.serve(listener, nats, async move {
+            let _ = stopped.await;
+        }));
+        Server {
+            base,
+            stop: Some(stop),
+            task,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        (&mut self.task)
+            .await
+            .expect("server task")
+            .expect("server stops cleanly");
+    }
+
+    async fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<String>) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        let mut req = match method {
+            "POST" => self.http.post(url),
+            _ => self.http.get(url),
+        };
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn post_events(&self, key: &str, body: String) -> Value {
+        let (status, v) = self.call("POST", "/v1/events", Some(key), Some(body)).await;
+        assert_eq!(status, 200, "{v}");
+        v
+    }
+
+    async fn pairs(&self, key: &str) -> BTreeSet<(String, String)> {
+        let mut out = BTreeSet::new();
+        let mut cursor: Option<u64> = None;
+        loop {
+            let path = match cursor {
+                Some(c) => format!("/v1/findings?limit=7&cursor={c}"),
+                None => "/v1/findings?limit=7".to_owned(),
+            };
+            let (status, v) = self.call("GET", &path, Some(key), None).await;
+            assert_eq!(status, 200, "{v}");
+            for f in v["findings"].as_array().expect("findings") {
+                out.insert((
+                    f["rule"].as_str().expect("rule").to_owned(),
+                    f["subject"].as_str().expect("subject").to_owned(),
+                ));
+            }
+            match v["next_cursor"].as_u64() {
+                Some(c) => cursor = Some(c),
+                None => return out,
+            }
+        }
+    }
+}
+
+fn expected(case: &str) -> (BTreeSet<(String, String)>, Vec<u64>) {
+    let v: Value = serde_json::from_slice(
+        &std::fs::read(root().join(format!("tests/cases/{case}/expected.json"))).expect("expected"),
+    )
+    .expect("json");
+    let pairs = v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|p| {
+            (
+                p[0].as_str().expect("r").to_owned(),
+                p[1].as_str().expect("s").to_owned(),
+            )
+        })
+        .collect();
+    let lines = v["rejected_lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|l| l.as_u64().expect("n"))
+        .collect();
+    (pairs, lines)
+}
+
+fn case_text(case: &str) -> String {
+    std::fs::read_to_string(root().join(format!("tests/cases/{case}/events.ndjson"))).expect("case")
+}
+
+/// Item numbers (1-based, blank lines skipped) of the given 1-based line numbers.
+fn items_of_lines(text: &str, lines: &[u64]) -> Vec<u64> {
+    let mut item = 0;
+    let mut out = Vec::new();
+    for (i, l) in text.lines().enumerate() {
+        if l.trim().is_empty() {
+            continue;
+        }
+        item += 1;
+        if lines.contains(&(i as u64 + 1)) {
+            out.push(item);
+        }
+    }
+    out
+}
+
+const CASES: [&str; 5] = ["presale", "lottery", "merchants", "bnpl-prices", "bad-input"];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_case_over_http_gives_the_audit_findings() {
+    for (name, db) in Db::both() {
+        for case in CASES {
+            // Each case is its own platform: a fresh schema or file.
+            let db = if name == "sqlite" { Db::sqlite() } else { Db::postgres() };
+            let server = Server::start(db.config(None)).await;
+            let key = db.key("platform").await;
+            let text = case_text(case);
+            let v = server.post_events(&key, text.clone()).await;
+            let (want, rejected_lines) = expected(case);
+            let rejected: Vec<u64> = v["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .filter(|i| i["status"] == "rejected")
+                .map(|i| i["item"].as_u64().expect("item"))
+                .collect();
+            assert_eq!(
+                rejected,
+                items_of_lines(&text, &rejected_lines),
+                "{name} {case}: rejected items"
+            );
+            assert_eq!(server.pairs(&key).await, want, "{name} {case}: findings");
+            server.stop().await;
+        }
+        drop(db);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_mid_stream_continues_without_loss_or_repeat() {
+    for (name, db) in Db::both() {
+        let key = db.key("platform").await;
+        let text = case_text("lottery");
+        let lines: Vec<&str> = text.lines().collect();
+        let (first, second) = lines.split_at(lines.len() / 2);
+        let server = Server::start(db.config(None)).await;
+        server.post_events(&key, first.join("\n")).await;
+        let before = server.pairs(&key).await;
+        server.stop().await;
+
+        let server = Server::start(db.config(None)).await;
+        assert_eq!(server.pairs(&key).await, before, "{name}: findings survive a restart");
+        let again = server.post_events(&key, first.join("\n")).await;
+        assert_eq!(
+            again["duplicates"].as_u64(),
+            Some(first.len() as u64),
+            "{name}: resent events are duplicates"
+        );
+        server.post_events(&key, second.join("\n")).await;
+        assert_eq!(
+            server.pairs(&key).await,
+            expected("lottery").0,
+            "{name}: same findings as one uninterrupted audit"
+        );
+        let (status, cp) = server.call("GET", "/log/checkpoint", None, None).await;
+        assert_eq!(status, 200);
+        assert!(
+            cp.as_str().is_some_and(|c| c.starts_with("weiquan.local/ledger\n")),
+            "{cp}"
+        );
+        server.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn role_by_route_matrix() {
+    let db = Db::sqlite();
+    let server = Server::start(db.config(None)).await;
+    let keys: Vec<(&str, Option<String>)> = vec![
+        ("none", None),
+        ("platform", Some(db.key("platform").await)),
+        ("regulator", Some(db.key("regulator").await)),
+        ("merchant:m1", Some(db.key("merchant:m1").await)),
+        ("merchant:m2", Some(db.key("merchant:m2").await)),
+        ("consumer:u1", Some(db.key("consumer:u1").await)),
+    ];
+    let platform = keys[1].1.clone().expect("platform key");
+    server.post_events(&platform, case_text("presale")).await;
+    // Leaf 0 registers m1; leaf 7 is u1's deposit (see the receipts below).
+    let deposit_leaf = {
+        let (_, r) = server.call("GET", "/v1/receipts/7", Some(&platform), None).await;
+        assert!(
+            r["leaf"].as_str().is_some_and(|l| l.contains("\"consumer\":\"u1\"")),
+            "{r}"
+        );
+        7
+    };
+    //        route                                   none platform regulator m1   m2   u1
+    let matrix: Vec<(&str, String, Option<&str>, [u16; 6])> = vec![
+        (
+            "POST",
+            "/v1/events".into(),
+            Some("{\"v\":1}"),
+            [401, 200, 403, 403, 403, 403],
+        ),
+        ("GET", "/v1/findings".into(), None, [401, 200, 200, 200, 200, 403]),
+        (
+            "GET",
+            "/v1/findings?merchant=m1".into(),
+            None,
+            [401, 200, 200, 200, 403, 403],
+        ),
+        ("GET", "/v1/merchants/m1".into(), None, [200, 200, 200, 200, 200, 200]),
+        (
+            "GET",
+            "/v1/merchants/nobody".into(),
+            None,
+            [404, 404, 404, 404, 404, 404],
+        ),
+        ("GET", "/v1/blacklist".into(), None, [401, 200, 200, 403, 403, 403]),
+        (
+            "GET",
+            "/v1/proofs/inclusion?index=0".into(),
+            None,
+            [200, 200, 200, 200, 200, 200],
+        ),
+        (
+            "GET",
+            "/v1/proofs/inclusion?index=999".into(),
+            None,
+            [404, 404, 404, 404, 404, 404],
+        ),
+        (
+            "GET",
+            "/v1/proofs/consistency?from=1".into(),
+            None,
+            [200, 200, 200, 200, 200, 200],
+        ),
+        ("GET", "/v1/receipts/0".into(), None, [401, 200, 200, 200, 403, 403]),
+        (
+            "GET",
+            format!("/v1/receipts/{deposit_leaf}"),
+            None,
+            [401, 200, 200, 403, 403, 200],
+        ),
+        ("GET", "/log/checkpoint".into(), None, [200, 200, 200, 200, 200, 200]),
+        (
+            "GET",
+            "/log/tile/0/000.p/23".into(),
+            None,
+            [200, 200, 200, 200, 200, 200],
+        ),
+        (
+            "GET",
+            "/log/tile/entries/000.p/23".into(),
+            None,
+            [200, 200, 200, 200, 200, 200],
+        ),
+        ("GET", "/log/tile/0/000".into(), None, [404, 404, 404, 404, 404, 404]),
+        ("GET", "/openapi.json".into(), None, [200, 200, 200, 200, 200, 200]),
+        ("GET", "/metrics".into(), None, [200, 200, 200, 200, 200, 200]),
+        ("GET", "/healthz".into(), None, [200, 200, 200, 200, 200, 200]),
+        ("GET", "/readyz".into(), None, [200, 200, 200, 200, 200, 200]),
+        (
+            "POST",
+            "/v1/blacklist/m1/lift".into(),
+            Some("{\"reason\":\"整改完成\"}"),
+            [401, 403, 200, 403, 403, 403],
+        ),
+        (
+            "POST",
+            "/v1/blacklist/m1/lift".into(),
+            Some("{\"reason\":\"again\"}"),
+            [401, 403, 404, 403, 403, 403],
+        ),
+    ];
+    for (method, path, body, want) in matrix {
+        for ((role, key), expect) in keys.iter().zip(want) {
+            let (status, v) = server
+                .call(method, &path, key.as_deref(), body.map(str::to_owned))
+                .await;
+            assert_eq!(status, expect, "{method} {path} as {role}: {v}");
+            if status >= 400 {
+                assert!(
+                    v["title"].is_string() && v["status"] == expect,
+                    "{method} {path} as {role}: problem details, got {v}"
+                );
+            }
+        }
+    }
+    let (_, public) = server.call("GET", "/v1/merchants/m1", None, None).await;
+    assert!(
+        public.get("findings").is_none(),
+        "the public sees the grade, not the findings"
+    );
+    let (_, own) = server.call("GET", "/v1/merchants/m1", keys[3].1.as_deref(), None).await;
+    assert!(own["findings"].as_array().is_some_and(|f| !f.is_empty()));
+    let (status, _) = server.call("GET", "/v1/findings", Some("wq_not_a_key"), None).await;
+    assert_eq!(status, 401);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openapi_lists_every_route() {
+    let db = Db::sqlite();
+    let server = Server::start(db.config(None)).await;
+    let (status, doc) = server.call("GET", "/openapi.json", None, None).await;
+    assert_eq!(status, 200);
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")),
+        "{}",
+        doc["openapi"]
+    );
+    let paths = doc["paths"].as_object().expect("paths");
+    for p in [
+        "/v1/events",
+        "/v1/findings",
+        "/v1/merchants/{id}",
+        "/v1/blacklist",
+        "/v1/blacklist/{merchant}/lift",
+        "/v1/proofs/inclusion",
+        "/v1/proofs/consistency",
+        "/v1/receipts/{index}",
+        "/log/checkpoint",
+        "/log/tile/{path}",
+        "/openapi.json",
+        "/metrics",
+        "/healthz",
+        "/readyz",
+    ] {
+        assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batch_and_body_limits_are_problems() {
+    let db = Db::sqlite();
+    let server = Server::start(db.config(None)).await;
+    let key = db.key("platform").await;
+    let many = (0..weiquan_server::MAX_BATCH_ITEMS + 1)
+        .map(|i| format!("{{\"i\":{i}}}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (status, v) = server.call("POST", "/v1/events", Some(&key), Some(many)).await;
+    assert_eq!(status, 413, "{v}");
+    let (status, v) = server
+        .call("POST", "/v1/events", Some(&key), Some("[1, 2".into()))
+        .await;
+    assert_eq!(status, 400, "{v}");
+    let array = format!("[{}]", case_text("bnpl-prices").lines().collect::<Vec<_>>().join(","));
+    let v = server.post_events(&key, array).await;
+    assert_eq!(v["accepted"].as_u64(), Some(30));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nats_jetstream_ingest_is_at_least_once_and_deduplicated() {
+    let db = Db::sqlite();
+    let subject = format!(
+        "weiquan.test.{}.{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let server = Server::start(db.config(Some(("nats://127.0.0.1:4222".into(), subject.clone())))).await;
+    let key = db.key("platform").await;
+    let client = async_nats::connect("nats://127.0.0.1:4222")
+        .await
+        .expect("NATS at 127.0.0.1:4222 is running");
+    let js = async_nats::jetstream::new(client);
+    // The server creates the stream; wait until it exists.
+    let stream = weiquan_server::stream_name(&subject);
+    for _ in 0..100 {
+        if js.get_stream(&stream).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    for round in 0..2 {
+        for line in case_text("merchants").lines() {
+            js.publish(subject.clone(), line.to_owned().into())
+                .await
+                .expect("publish")
+                .await
+                .expect("stored by JetStream");
+        }
+        let want = expected("merchants").0;
+        let mut got = BTreeSet::new();
+        for _ in 0..200 {
+            got = server.pairs(&key).await;
+            if got == want {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(got, want, "round {round}: NATS events give the case's findings");
+    }
+    let (_, metrics) = server.call("GET", "/metrics", None, None).await;
+    let text = metrics.as_str().unwrap_or_default().to_owned();
+    assert!(
+        text.contains("weiquan_events_total{outcome=\"duplicate\"} 35"),
+        "the second round is all duplicates:\n{text}"
+    );
+    let _ = js.delete_stream(&stream).await;
+    server.stop().await;
+}
