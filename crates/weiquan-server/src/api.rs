@@ -459,6 +459,7 @@ async fn healthz() -> &'static str {
 /// Readiness: the sequencer answers.
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, description = "Ready"), (status = 503, body = Problem)))]
 async fn readyz(State(app): AppStateRef) -> Result<&'static str, ApiError> {
+    // A standby process is alive but not ready: route traffic to the sequencer.
     app.sequencer.read(|_| ()).await?;
     Ok("ready")
 }

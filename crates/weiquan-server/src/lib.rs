@@ -109,9 +109,28 @@ fn start_blocking(cfg: &Config) -> Result<Service> {
         .origin
         .clone()
         .unwrap_or_else(|| signed_note::Signer::name(&signer).to_owned());
-    let core = core::Core::open(cfg.db.open()?, signer, &origin, cfg.rules.clone())?;
+    let startup = match &cfg.db {
+        Database::Sqlite(_) => {
+            sequencer::Startup::Ready(core::Core::open(cfg.db.open()?, signer, &origin, cfg.rules.clone())?)
+        }
+        Database::Postgres { url, schema } => {
+            // One sequencer per ledger: a session advisory lock, released when its connection ends.
+            let mut lock =
+                postgres::Client::connect(url, postgres::NoTls).with_context(|| format!("connecting to {url}"))?;
+            let key = advisory_key(schema);
+            let (db, rules) = (cfg.db.clone(), cfg.rules.clone());
+            sequencer::Startup::Elect {
+                try_lock: Box::new(move || {
+                    Ok(lock
+                        .query_one("SELECT pg_try_advisory_lock($1)", &[&key])?
+                        .get::<_, bool>(0))
+                }),
+                open: Box::new(move || Ok(core::Core::open(db.open()?, signer, &origin, rules)?)),
+            }
+        }
+    };
     let metrics = Arc::new(metrics::Metrics::default());
-    let (sequencer, handle) = sequencer::Sequencer::start(core, metrics.clone());
+    let (sequencer, handle) = sequencer::Sequencer::start(startup, metrics.clone());
     let db = cfg.db.clone();
     let quota = governor::Quota::per_second(
         std::num::NonZeroU32::new(cfg.rate_limit.max(1)).unwrap_or(std::num::NonZeroU32::MIN),
@@ -160,6 +179,13 @@ impl Service {
         tokio::task::spawn_blocking(move || sequencer.join()).await.ok();
         Ok(())
     }
+}
+
+/// The advisory-lock key of the ledger in `schema`.
+fn advisory_key(schema: &str) -> i64 {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(format!("weiquan sequencer {schema}").as_bytes());
+    i64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }
 
 /// Creates an API key with `role` in `db`; returns the key (shown once).

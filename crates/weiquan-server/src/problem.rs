@@ -103,8 +103,8 @@ impl ApiError {
 }
 
 impl From<crate::sequencer::Stopped> for ApiError {
-    fn from(_: crate::sequencer::Stopped) -> Self {
-        ApiError::unavailable("the server is shutting down")
+    fn from(e: crate::sequencer::Stopped) -> Self {
+        ApiError::unavailable(e.to_string())
     }
 }
 

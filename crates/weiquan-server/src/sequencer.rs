@@ -5,6 +5,7 @@
 
 use crate::core::{Core, ItemResult};
 use crate::metrics::Metrics;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
@@ -20,24 +21,78 @@ enum Command {
 #[derive(Clone)]
 pub struct Sequencer {
     tx: mpsc::Sender<Command>,
+    leader: Arc<AtomicBool>,
 }
 
-/// The sequencer has stopped (shutdown or a fatal store error).
+/// Why the sequencer cannot answer.
 #[derive(Debug, thiserror::Error)]
-#[error("the sequencer is not running")]
-pub struct Stopped;
+pub enum Stopped {
+    /// Shut down (or stopped by a fatal store error).
+    #[error("the sequencer is not running")]
+    Down,
+    /// Another process holds the ledger's lock; this one takes over when it goes.
+    #[error("standing by: another weiquan process sequences this ledger")]
+    Standby,
+}
+
+/// How the sequencer gets its [`Core`].
+pub enum Startup {
+    /// Already open (SQLite: one process per file).
+    Ready(Core),
+    /// Wait for leadership (PostgreSQL advisory lock), then open.
+    Elect {
+        /// Tries to take the lock; true once held. Kept alive while leading (the lock lives in its connection).
+        try_lock: Box<dyn FnMut() -> anyhow::Result<bool> + Send>,
+        /// Opens the core once leading (replaying the ledger as the previous leader left it).
+        open: Box<dyn FnOnce() -> anyhow::Result<Core> + Send>,
+    },
+}
 
 /// Largest number of requests merged into one transaction.
 const MAX_GROUP: usize = 256;
 
 impl Sequencer {
-    /// Starts the thread that owns `core`.
-    pub fn start(core: Core, metrics: Arc<Metrics>) -> (Sequencer, std::thread::JoinHandle<()>) {
+    /// Starts the thread that owns the core.
+    pub fn start(startup: Startup, metrics: Arc<Metrics>) -> (Sequencer, std::thread::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel::<Command>(1024);
+        let leader = Arc::new(AtomicBool::new(false));
+        let is_leader = leader.clone();
         let handle = std::thread::Builder::new()
             .name("weiquan-sequencer".into())
             .spawn(move || {
-                let mut core = core;
+                // `_lock` keeps the advisory lock's connection open while this process leads.
+                let (mut core, _lock) = match startup {
+                    Startup::Ready(core) => (core, None),
+                    Startup::Elect { mut try_lock, open } => {
+                        loop {
+                            match try_lock() {
+                                Ok(true) => break,
+                                Ok(false) => {}
+                                Err(e) => tracing::warn!(error = %e, "cannot ask for the sequencer lock; retrying"),
+                            }
+                            loop {
+                                match rx.try_recv() {
+                                    Ok(Command::Ingest(_, reply)) => {
+                                        let _ = reply.send(Err(Stopped::Standby.to_string()));
+                                    }
+                                    Ok(Command::Read(_)) => {}
+                                    Err(mpsc::error::TryRecvError::Empty) => break,
+                                    Err(mpsc::error::TryRecvError::Disconnected) => return,
+                                }
+                            }
+                            std::thread::sleep(std::time::Duration::from_millis(200));
+                        }
+                        tracing::info!("this process now sequences the ledger");
+                        match open() {
+                            Ok(core) => (core, Some(try_lock)),
+                            Err(e) => {
+                                tracing::error!(error = %e, "cannot open the ledger after taking the lock");
+                                return;
+                            }
+                        }
+                    }
+                };
+                is_leader.store(true, Ordering::SeqCst);
                 metrics.ledger_size.set(core.ledger().size() as i64);
                 while let Some(first) = rx.blocking_recv() {
                     let mut group = Vec::new();
@@ -82,23 +137,41 @@ impl Sequencer {
                 }
             })
             .expect("the sequencer thread starts");
-        (Sequencer { tx }, handle)
+        (Sequencer { tx, leader }, handle)
+    }
+
+    /// Whether this process sequences the ledger now.
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::SeqCst)
+    }
+
+    fn check(&self) -> Result<(), Stopped> {
+        if self.is_leader() {
+            Ok(())
+        } else {
+            Err(Stopped::Standby)
+        }
     }
 
     /// Submits one request's items; answers once they are durable.
     pub async fn ingest(&self, items: Vec<String>) -> Result<Result<Vec<ItemResult>, String>, Stopped> {
+        self.check()?;
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Command::Ingest(items, reply)).await.map_err(|_| Stopped)?;
-        rx.await.map_err(|_| Stopped)
+        self.tx
+            .send(Command::Ingest(items, reply))
+            .await
+            .map_err(|_| Stopped::Down)?;
+        rx.await.map_err(|_| Stopped::Down)
     }
 
     /// Runs `f` on the core, between batches.
     pub async fn read<T: Send + 'static>(&self, f: impl FnOnce(&mut Core) -> T + Send + 'static) -> Result<T, Stopped> {
+        self.check()?;
         let (reply, rx) = oneshot::channel();
         let job: Reader = Box::new(move |core| {
             let _ = reply.send(f(core));
         });
-        self.tx.send(Command::Read(job)).await.map_err(|_| Stopped)?;
-        rx.await.map_err(|_| Stopped)
+        self.tx.send(Command::Read(job)).await.map_err(|_| Stopped::Down)?;
+        rx.await.map_err(|_| Stopped::Down)
     }
 }

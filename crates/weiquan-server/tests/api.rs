@@ -508,3 +508,35 @@ async fn nats_jetstream_ingest_is_at_least_once_and_deduplicated() {
     let _ = js.delete_stream(&stream).await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limit_answers_429_with_retry_after() {
+    let db = Db::sqlite();
+    let mut cfg = db.config(None);
+    cfg.rate_limit = 1;
+    let server = Server::start(cfg).await;
+    let key = db.key("platform").await;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..5 {
+        let resp = server
+            .http
+            .get(format!("{}/v1/findings", server.base))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("sent");
+        statuses.push(resp.status().as_u16());
+        if resp.status().as_u16() == 429 {
+            retry_after = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+        }
+    }
+    assert_eq!(&statuses[..2], &[200, 200], "the burst is allowed");
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(retry_after.is_some_and(|s| s >= 1), "429 carries Retry-After");
+    server.stop().await;
+}

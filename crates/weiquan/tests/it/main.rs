@@ -5,6 +5,7 @@ mod audit_cli;
 mod cases;
 mod ledger_cli;
 mod properties;
+mod serve_cli;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -1,0 +1,221 @@
+//! `weiquan serve` as a process: start-up message, and two processes on one
+//! PostgreSQL where the standby takes over when the sequencer is killed.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Proc {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `weiquan serve ARGS --listen 127.0.0.1:0` and reads its address from stderr.
+fn serve(args: &[&str]) -> Proc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weiquan"))
+        .arg("serve")
+        .args(args)
+        .args(["--listen", "127.0.0.1:0"])
+        .current_dir(crate::root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weiquan serve starts");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let base = loop {
+        let line = lines.next().expect("serve printed its address").expect("utf-8");
+        if let Some(rest) = line.split("serving on ").nth(1) {
+            break rest.split_whitespace().next().expect("url").to_owned();
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Proc { child, base }
+}
+
+fn http(method: &str, url: &str, key: Option<&str>, body: Option<String>) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let mut r = if method == "POST" { c.post(url) } else { c.get(url) };
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            r = r.body(b);
+        }
+        match r.send().await {
+            Ok(resp) => (resp.status().as_u16(), resp.text().await.unwrap_or_default()),
+            Err(e) => (0, e.to_string()),
+        }
+    })
+}
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn serve_on_a_fresh_folder_says_where_and_how_to_get_a_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let p = serve(&["--data", data.to_str().expect("utf-8")]);
+    assert_eq!(http("GET", &format!("{}/healthz", p.base), None, None).0, 200);
+    let key = data.join("ledger.key");
+    assert!(key.exists() && data.join("ledger.key.pub").exists() && data.join("weiquan.db").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key).expect("key").permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let out = crate::weiquan(
+        &[
+            "keys",
+            "create",
+            "--data",
+            data.to_str().expect("utf-8"),
+            "--role",
+            "platform",
+        ],
+        None,
+    );
+    let api_key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(api_key.starts_with("wq_"));
+    let (status, body) = http(
+        "POST",
+        &format!("{}/v1/events", p.base),
+        Some(&api_key),
+        Some(std::fs::read_to_string(crate::root().join("tests/cases/bnpl-prices/events.ndjson")).expect("case")),
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn a_standby_takes_over_when_the_sequencer_dies() {
+    let url = std::env::var("WEIQUAN_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("wq_takeover_{}", std::process::id());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("ledger.key");
+    let k = key.to_str().expect("utf-8");
+    let common = ["--db", url.as_str(), "--db-schema", schema.as_str(), "--key", k];
+    let first = serve(&[&common[..], &["--data", dir.path().join("a").to_str().expect("utf-8")]].concat());
+    wait_until("the first process to lead", || {
+        http("GET", &format!("{}/readyz", first.base), None, None).0 == 200
+    });
+    let second = serve(&[&common[..], &["--data", dir.path().join("b").to_str().expect("utf-8")]].concat());
+    let (status, body) = http("GET", &format!("{}/readyz", second.base), None, None);
+    assert_eq!(status, 503, "the second process stands by: {body}");
+    let out = crate::weiquan(
+        &[
+            "keys",
+            "create",
+            "--db",
+            &url,
+            "--db-schema",
+            &schema,
+            "--role",
+            "platform",
+        ],
+        None,
+    );
+    let api = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+
+    let text = std::fs::read_to_string(crate::root().join("tests/cases/lottery/events.ndjson")).expect("case");
+    let lines: Vec<&str> = text.lines().collect();
+    let half = lines.len() / 2;
+    let (status, body) = http(
+        "POST",
+        &format!("{}/v1/events", first.base),
+        Some(&api),
+        Some(lines[..half].join("\n")),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = http(
+        "POST",
+        &format!("{}/v1/events", second.base),
+        Some(&api),
+        Some(lines[half..].join("\n")),
+    );
+    assert_eq!(status, 503, "the standby refuses to sequence");
+
+    drop(first); // SIGKILL: its lock goes with its connection
+    wait_until("the standby to take over", || {
+        http("GET", &format!("{}/readyz", second.base), None, None).0 == 200
+    });
+    let (status, body) = http(
+        "POST",
+        &format!("{}/v1/events", second.base),
+        Some(&api),
+        Some(text.clone()),
+    );
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        v["duplicates"].as_u64(),
+        Some(half as u64),
+        "what the first process acknowledged is not applied twice"
+    );
+    assert_eq!(
+        v["accepted"].as_u64(),
+        Some((lines.len() - half) as u64),
+        "nothing acknowledged was lost, nothing is missing"
+    );
+    let (_, findings) = http(
+        "GET",
+        &format!("{}/v1/findings?limit=1000", second.base),
+        Some(&api),
+        None,
+    );
+    let f: serde_json::Value = serde_json::from_str(&findings).expect("json");
+    let got: std::collections::BTreeSet<(String, String)> = f["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|x| {
+            (
+                x["rule"].as_str().expect("rule").to_owned(),
+                x["subject"].as_str().expect("subject").to_owned(),
+            )
+        })
+        .collect();
+    let expected: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(crate::root().join("tests/cases/lottery/expected.json")).expect("expected"),
+    )
+    .expect("json");
+    let want: std::collections::BTreeSet<(String, String)> = expected["findings"]
+        .as_array()
+        .expect("pairs")
+        .iter()
+        .map(|p| {
+            (
+                p[0].as_str().expect("r").to_owned(),
+                p[1].as_str().expect("s").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    drop(second);
+    if let Ok(mut c) = postgres::Client::connect(&url, postgres::NoTls) {
+        let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
+    }
+}
