@@ -38,7 +38,7 @@ pub enum Stopped {
 /// How the sequencer gets its [`Core`].
 pub enum Startup {
     /// Already open (SQLite: one process per file).
-    Ready(Core),
+    Ready(Box<Core>),
     /// Wait for leadership (PostgreSQL advisory lock), then open.
     Elect {
         /// Tries to take the lock; true once held. Kept alive while leading (the lock lives in its connection).
@@ -62,7 +62,7 @@ impl Sequencer {
             .spawn(move || {
                 // `_lock` keeps the advisory lock's connection open while this process leads.
                 let (mut core, _lock) = match startup {
-                    Startup::Ready(core) => (core, None),
+                    Startup::Ready(core) => (*core, None),
                     Startup::Elect { mut try_lock, open } => {
                         loop {
                             match try_lock() {
