@@ -110,9 +110,12 @@ fn start_blocking(cfg: &Config) -> Result<Service> {
         .clone()
         .unwrap_or_else(|| signed_note::Signer::name(&signer).to_owned());
     let startup = match &cfg.db {
-        Database::Sqlite(_) => {
-            sequencer::Startup::Ready(core::Core::open(cfg.db.open()?, signer, &origin, cfg.rules.clone())?)
-        }
+        Database::Sqlite(_) => sequencer::Startup::Ready(Box::new(core::Core::open(
+            cfg.db.open()?,
+            signer,
+            &origin,
+            cfg.rules.clone(),
+        )?)),
         Database::Postgres { url, schema } => {
             // One sequencer per ledger: a session advisory lock, released when its connection ends.
             let mut lock =
