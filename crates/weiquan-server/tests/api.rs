@@ -97,12 +97,20 @@ impl Server {
         let task = tokio::spawn(service.serve(listener, nats, async move {
             let _ = stopped.await;
         }));
-        Server {
+        let server = Server {
             base,
             stop: Some(stop),
             task,
             http: reqwest::Client::new(),
+        };
+        // On PostgreSQL the sequencer first takes the ledger's lock; wait until it leads.
+        for _ in 0..200 {
+            if server.call("GET", "/readyz", None, None).await.0 == 200 {
+                return server;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
+        panic!("the server did not become ready");
     }
 
     async fn stop(mut self) {
@@ -499,11 +507,23 @@ async fn nats_jetstream_ingest_is_at_least_once_and_deduplicated() {
         }
         assert_eq!(got, want, "round {round}: NATS events give the case's findings");
     }
-    let (_, metrics) = server.call("GET", "/metrics", None, None).await;
-    let text = metrics.as_str().unwrap_or_default().to_owned();
+    // The second round is all duplicates: wait until every redelivered event was counted as one.
+    let mut text = String::new();
+    for _ in 0..200 {
+        let (_, metrics) = server.call("GET", "/metrics", None, None).await;
+        text = metrics.as_str().unwrap_or_default().to_owned();
+        if text.contains("weiquan_events_total{outcome=\"duplicate\"} 35") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert!(
         text.contains("weiquan_events_total{outcome=\"duplicate\"} 35"),
-        "the second round is all duplicates:\n{text}"
+        "{text}"
+    );
+    assert!(
+        text.contains("weiquan_events_total{outcome=\"accepted\"} 35"),
+        "nothing applied twice:\n{text}"
     );
     let _ = js.delete_stream(&stream).await;
     server.stop().await;
