@@ -129,6 +129,11 @@ fn bad(line: u64, error: String) -> Reject {
     }
 }
 
+/// The 128-bit digest by which event ids are remembered (XXH3-128).
+pub fn id_digest(id: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(id.as_bytes())
+}
+
 /// Remembers event ids seen so far, to drop repeats (idempotent ingest).
 ///
 /// Ids are kept as 128-bit XXH3 digests: 16 bytes an event instead of the id
@@ -153,7 +158,7 @@ impl Dedupe {
 
     /// True the first time an id is offered, false for every repeat.
     pub fn first_time(&mut self, id: &str) -> bool {
-        self.seen.insert(xxhash_rust::xxh3::xxh3_128(id.as_bytes()))
+        self.seen.insert(id_digest(id))
     }
 
     /// How many distinct ids have been seen.

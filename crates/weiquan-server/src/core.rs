@@ -10,7 +10,7 @@ use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use weiquan_engine::{Engine, Finding, Lang, Rulebook};
-use weiquan_events::{parse_event, Dedupe, Reject};
+use weiquan_events::{id_digest, parse_event, Reject};
 use weiquan_ledger::{event_leaf, finding_leaf, Ledger, LedgerError, LogStore};
 use weiquan_store::Backend;
 
@@ -48,10 +48,40 @@ pub struct StoredFinding {
 pub struct Core {
     rules: Arc<Rulebook>,
     engine: Engine,
-    dedupe: Dedupe,
     ledger: Ledger<Box<dyn Backend>>,
     findings: Vec<StoredFinding>,
-    index_of: HashMap<String, u64>,
+    /// Leaf index of every accepted event, by id digest: both the duplicate
+    /// check and the evidence lookup of findings (24 bytes an event, no copy of the id).
+    index_of: EventIndex,
+}
+
+/// Event id digest → leaf index, in 256 shards so that growing one never
+/// stalls a batch for long (a single map of millions rehashes all at once).
+struct EventIndex(Vec<HashMap<u128, u64, foldhash::fast::FixedState>>);
+
+impl EventIndex {
+    fn new() -> Self {
+        EventIndex((0..256).map(|_| HashMap::default()).collect())
+    }
+
+    fn shard(&mut self, digest: u128) -> &mut HashMap<u128, u64, foldhash::fast::FixedState> {
+        &mut self.0[(digest >> 120) as usize]
+    }
+
+    /// Records `index` for a new id; false (and nothing recorded) if the id is known.
+    fn insert_new(&mut self, digest: u128, index: u64) -> bool {
+        match self.shard(digest).entry(digest) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(index);
+                true
+            }
+        }
+    }
+
+    fn get(&self, digest: u128) -> Option<u64> {
+        self.0[(digest >> 120) as usize].get(&digest).copied()
+    }
 }
 
 /// What replay needs to tell a finding leaf from an event leaf.
@@ -75,10 +105,9 @@ impl Core {
         let mut core = Core {
             engine: Engine::new(rules.clone()),
             rules,
-            dedupe: Dedupe::new(),
             ledger,
             findings: Vec::new(),
-            index_of: HashMap::new(),
+            index_of: EventIndex::new(),
         };
         core.replay()?;
         Ok(core)
@@ -87,9 +116,8 @@ impl Core {
     /// Rebuilds engine, duplicate ids and findings from the ledger.
     fn replay(&mut self) -> Result<(), LedgerError> {
         self.engine = Engine::new(self.rules.clone());
-        self.dedupe = Dedupe::new();
         self.findings.clear();
-        self.index_of.clear();
+        self.index_of = EventIndex::new();
         let size = self.ledger.size();
         let mut produced: VecDeque<Finding> = VecDeque::new();
         let mut from = 0;
@@ -117,8 +145,7 @@ impl Core {
                 }
                 match parse_event(&text) {
                     Ok(ev) => {
-                        self.dedupe.first_time(&ev.id);
-                        self.index_of.insert(ev.id.to_string(), index);
+                        self.index_of.insert_new(id_digest(&ev.id), index);
                         produced.extend(self.engine.apply(&ev));
                     }
                     Err(e) => {
@@ -189,14 +216,17 @@ impl Core {
                 }
             }
         };
-        if !self.dedupe.first_time(&ev.id) {
+        let index = base + leaves.len() as u64;
+        if !self.index_of.insert_new(id_digest(&ev.id), index) {
             return ItemResult::Duplicate;
         }
-        let index = base + leaves.len() as u64;
         leaves.push(leaf);
-        self.index_of.insert(ev.id.to_string(), index);
         for f in self.engine.apply(&ev) {
-            let evidence: Vec<u64> = f.events.iter().filter_map(|e| self.index_of.get(e).copied()).collect();
+            let evidence: Vec<u64> = f
+                .events
+                .iter()
+                .filter_map(|e| self.index_of.get(id_digest(e)))
+                .collect();
             let text = self.rules.text(f.rule);
             match finding_leaf(
                 f.rule.as_str(),

@@ -26,9 +26,13 @@ impl PgStore {
     pub fn connect(url: &str, schema: &str) -> Result<Self, StoreError> {
         let mut client = Client::connect(url, NoTls).map_err(|e| StoreError::new(format!("connecting to {url}"), e))?;
         let s = quote_ident(schema);
+        // Concurrent CREATE … IF NOT EXISTS can still collide in PostgreSQL's
+        // catalogs, so processes creating the same schema take turns.
         client
             .batch_execute(&format!(
-                "CREATE SCHEMA IF NOT EXISTS {s};
+                "BEGIN;
+                 SELECT pg_advisory_xact_lock(776569717561);
+                 CREATE SCHEMA IF NOT EXISTS {s};
                  SET search_path TO {s};
                  CREATE TABLE IF NOT EXISTS ledger_leaves (
                      idx BIGINT PRIMARY KEY,
@@ -42,7 +46,8 @@ impl PgStore {
                  CREATE TABLE IF NOT EXISTS api_keys (
                      digest BYTEA PRIMARY KEY,
                      role TEXT NOT NULL
-                 );"
+                 );
+                 COMMIT;"
             ))
             .map_err(err("creating the ledger tables"))?;
         Ok(PgStore { client })

@@ -109,8 +109,8 @@ impl Auditor {
 pub struct LedgerWriter<S: weiquan_ledger::LogStore> {
     ledger: weiquan_ledger::Ledger<S>,
     pending: Vec<Vec<u8>>,
-    /// Leaf index of each event id of this run, for findings' evidence.
-    index_of: std::collections::HashMap<String, u64>,
+    /// Leaf index of each event of this run, by id digest, for findings' evidence.
+    index_of: std::collections::HashMap<u128, u64>,
     batch: usize,
 }
 
@@ -138,13 +138,17 @@ impl<S: weiquan_ledger::LogStore> LedgerWriter<S> {
     pub fn event(&mut self, id: &str, raw: &str) -> anyhow::Result<u64> {
         let leaf = weiquan_ledger::event_leaf(raw).map_err(|e| anyhow::anyhow!("event {id}: {e}"))?;
         let index = self.push(leaf)?;
-        self.index_of.insert(id.to_owned(), index);
+        self.index_of.insert(weiquan_events::id_digest(id), index);
         Ok(index)
     }
 
     /// Logs a finding; returns its leaf index.
     pub fn finding(&mut self, f: &Finding, rules: &Rulebook) -> anyhow::Result<u64> {
-        let evidence: Vec<u64> = f.events.iter().filter_map(|e| self.index_of.get(e).copied()).collect();
+        let evidence: Vec<u64> = f
+            .events
+            .iter()
+            .filter_map(|e| self.index_of.get(&weiquan_events::id_digest(e)).copied())
+            .collect();
         let text = rules.text(f.rule);
         let leaf = weiquan_ledger::finding_leaf(
             f.rule.as_str(),

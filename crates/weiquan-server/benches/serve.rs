@@ -1,0 +1,218 @@
+//! Sustained ingest into a real `weiquan serve` process over loopback, from
+//! this separate process: the maximum durable events/s (closed loop), then
+//! p50/p99 acknowledgement latency at fractions of it (open loop, fixed
+//! request rate). SQLite and PostgreSQL. Run with `scripts/bench-serve`;
+//! prints Markdown.
+//!
+//! Events come from `weiquan-sim`; each pass gets fresh ids so nothing is a duplicate.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const BATCH: usize = 500;
+
+struct Server(Child, String);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn weiquan() -> String {
+    std::env::var("WEIQUAN_BIN")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/weiquan").into())
+}
+
+fn start(args: &[&str]) -> Server {
+    use std::io::BufRead;
+    let mut child = Command::new(weiquan())
+        .arg("serve")
+        .args(args)
+        .args(["--listen", "127.0.0.1:0", "--rate-limit", "1000000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weiquan serve starts (build it with cargo build --release)");
+    let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let base = loop {
+        let l = lines.next().expect("address").expect("utf-8");
+        if let Some(rest) = l.split("serving on ").nth(1) {
+            break rest.split_whitespace().next().expect("url").to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Server(child, base)
+}
+
+fn key(args: &[&str]) -> String {
+    let out = Command::new(weiquan())
+        .args(["keys", "create", "--role", "platform"])
+        .args(args)
+        .output()
+        .expect("keys create");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Bodies of `BATCH` events each, with ids made unique for pass `pass`.
+fn bodies(lines: &[String], pass: usize) -> Vec<String> {
+    lines
+        .chunks(BATCH)
+        .map(|c| {
+            c.iter()
+                .map(|l| l.replacen("\"id\":\"e", &format!("\"id\":\"p{pass}-e"), 1))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect()
+}
+
+async fn post(client: &reqwest::Client, base: &str, key: &str, body: String) -> Duration {
+    let t = Instant::now();
+    let r = client
+        .post(format!("{base}/v1/events"))
+        .bearer_auth(key)
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    let status = r.status();
+    assert!(status.is_success(), "{status}: {}", r.text().await.unwrap_or_default());
+    return t.elapsed();
+}
+
+/// Closed loop: `conc` clients posting back to back for `secs`. Returns events/s.
+async fn max_rate(base: &str, key: &str, bodies: Vec<String>, conc: usize, secs: u64) -> f64 {
+    let client = reqwest::Client::new();
+    let next = Arc::new(AtomicU64::new(0));
+    let bodies = Arc::new(bodies);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let (client, next, bodies, base, key) = (
+            client.clone(),
+            next.clone(),
+            bodies.clone(),
+            base.to_owned(),
+            key.to_owned(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut sent = 0u64;
+            while Instant::now() < deadline {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(b) = bodies.get(i) else { break };
+                post(&client, &base, &key, b.clone()).await;
+                sent += 1;
+            }
+            sent
+        }));
+    }
+    let mut requests = 0;
+    for t in tasks {
+        requests += t.await.expect("task");
+    }
+    (requests as usize * BATCH) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Open loop at `rate` events/s for `secs`: (achieved events/s, p50 ms, p99 ms).
+async fn at_rate(base: &str, key: &str, bodies: Vec<String>, rate: f64, secs: u64) -> (f64, f64, f64) {
+    let client = reqwest::Client::new();
+    let per_sec = rate / BATCH as f64;
+    let interval = Duration::from_secs_f64(1.0 / per_sec);
+    let n = ((per_sec * secs as f64) as usize).min(bodies.len());
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(n);
+    for (i, b) in bodies.into_iter().take(n).enumerate() {
+        let due = start + interval * i as u32;
+        tokio::time::sleep_until(due.into()).await;
+        let (client, base, key) = (client.clone(), base.to_owned(), key.to_owned());
+        tasks.push(tokio::spawn(async move { post(&client, &base, &key, b).await }));
+    }
+    let mut lat: Vec<f64> = Vec::with_capacity(n);
+    for t in tasks {
+        lat.push(t.await.expect("task").as_secs_f64() * 1000.0);
+    }
+    let achieved = (n * BATCH) as f64 / start.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    (achieved, pct(0.50), pct(0.99))
+}
+
+fn main() {
+    let sim = weiquan_sim::simulate(&weiquan_sim::Config {
+        merchants: 400,
+        days: 20,
+        consumers: 20_000,
+        seed: 3,
+        ..Default::default()
+    });
+    let lines = sim.lines;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let pg = std::env::var("WEIQUAN_BENCH_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    println!(
+        "events: {} simulated, posted {BATCH} per request over loopback by a separate process",
+        lines.len()
+    );
+    println!();
+    println!("| store | offered load | sustained durable events/s | p50 ack | p99 ack |");
+    println!("|---|---:|---:|---:|---:|");
+    for store in ["SQLite", "PostgreSQL"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let d = data.to_str().expect("utf-8").to_owned();
+        let schema = format!("wq_bench_serve_{}", std::process::id());
+        let args: Vec<&str> = if store == "SQLite" {
+            vec!["--data", &d]
+        } else {
+            vec!["--data", &d, "--db", &pg, "--db-schema", &schema]
+        };
+        let server = start(&args);
+        let mut key_args: Vec<&str> = vec!["--data", &d];
+        if store == "PostgreSQL" {
+            key_args.extend(["--db", &pg, "--db-schema", &schema]);
+        }
+        let api = key(&key_args);
+        rt.block_on(async {
+            // On PostgreSQL the server first takes the ledger's lock: wait until it leads.
+            let client = reqwest::Client::new();
+            for _ in 0..100 {
+                if client
+                    .get(format!("{}/readyz", server.1))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+                {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let max = max_rate(&server.1, &api, bodies(&lines, 0), 16, 6).await;
+            println!("| {store} | closed loop, 16 clients | {max:.0} | — | — |");
+            for (pass, frac) in [(1, 0.25), (2, 0.5), (3, 0.75)] {
+                let (got, p50, p99) = at_rate(&server.1, &api, bodies(&lines, pass), max * frac, 4).await;
+                println!(
+                    "| {store} | {:.0} events/s ({:.0}% of max) | {got:.0} | {p50:.1} ms | {p99:.1} ms |",
+                    max * frac,
+                    frac * 100.0
+                );
+            }
+        });
+        drop(server);
+        if store == "PostgreSQL" {
+            if let Ok(mut c) = postgres::Client::connect(&pg, postgres::NoTls) {
+                let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
+            }
+        }
+    }
+}
