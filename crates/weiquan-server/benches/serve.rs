@@ -81,7 +81,7 @@ async fn post(client: &reqwest::Client, base: &str, key: &str, body: String) -> 
         .expect("post");
     let status = r.status();
     assert!(status.is_success(), "{status}: {}", r.text().await.unwrap_or_default());
-    return t.elapsed();
+    t.elapsed()
 }
 
 /// Closed loop: `conc` clients posting back to back for `secs`. Returns events/s.
