@@ -51,6 +51,11 @@ rate_limit, log_format).")]
     Serve(ServeArgs),
     /// Manage API keys.
     Keys(KeysArgs),
+    /// Start a server on a fresh data folder and stream a simulated platform into it.
+    #[command(
+        after_help = "Example:\n  weiquan demo            # then open the printed URL with the printed key\n  weiquan demo --rate 2000 --merchants 100"
+    )]
+    Demo(DemoArgs),
     /// Create a signing key for a ledger: PATH (private, mode 0600) and PATH.pub.
     #[command(after_help = "Example:\n  weiquan keygen --out keys/ledger.key --name weiquan.example/log")]
     Keygen(KeygenArgs),
@@ -171,6 +176,32 @@ pub struct ServeArgs {
     #[arg(long, env = "WEIQUAN_CONFIG", value_name = "FILE")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
+}
+
+/// Arguments of `weiquan demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Data folder (must not exist yet) [default: a new folder under the system's temp dir].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Events per second streamed into the server.
+    #[arg(long, default_value_t = 300)]
+    pub rate: u32,
+    /// Merchants on the simulated platform.
+    #[arg(long, default_value_t = 40)]
+    pub merchants: u32,
+    /// Days of trading simulated.
+    #[arg(long, default_value_t = 14)]
+    pub days: u32,
+    /// Random seed of the simulation.
+    #[arg(long, default_value_t = 11)]
+    pub seed: u64,
+    /// Stop once everything is streamed (instead of serving until Ctrl-C).
+    #[arg(long)]
+    pub exit_when_done: bool,
 }
 
 /// Arguments of `weiquan keys`.

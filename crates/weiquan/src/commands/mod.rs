@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod check;
+pub mod demo;
 pub mod keygen;
 pub mod ledger;
 pub mod rules;

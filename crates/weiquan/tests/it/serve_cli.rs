@@ -219,3 +219,43 @@ fn a_standby_takes_over_when_the_sequencer_dies() {
         let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
     }
 }
+
+#[test]
+fn demo_streams_a_simulated_platform_and_finds_what_was_planted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("demo");
+    let out = crate::weiquan(
+        &[
+            "demo",
+            "--data",
+            data.to_str().expect("utf-8"),
+            "--listen",
+            "127.0.0.1:0",
+            "--rate",
+            "50000",
+            "--merchants",
+            "8",
+            "--days",
+            "12",
+            "--exit-when-done",
+        ],
+        None,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("http://127.0.0.1:") && err.contains("regulator key: wq_"),
+        "{err}"
+    );
+    let planted: u64 = err
+        .split(" planted violations")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("count of planted violations");
+    assert!(
+        err.contains(&format!("; {planted} findings so far")),
+        "every planted violation is found: {err}"
+    );
+    assert!(data.join("weiquan.db").exists());
+}
