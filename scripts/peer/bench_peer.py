@@ -1,0 +1,50 @@
+"""Peer benchmark: weiquan (all rules) against DuckDB (eight rules as SQL) on the same file, in one run.
+
+Checks that DuckDB finds exactly the (rule, subject) pairs weiquan finds for those eight rules,
+then prints a Markdown table of times. Usage: python3 bench_peer.py EVENTS.ndjson WEIQUAN_BIN RUNS
+"""
+import json, os, subprocess, sys, time
+import duckdb
+
+RULES = {"PS-01", "PS-04", "LT-04", "MC-06", "MC-08", "PR-01", "PR-02", "BN-03"}
+SQL = open(os.path.join(os.path.dirname(__file__), "rules.sql"), encoding="utf-8").read()
+
+def weiquan(events, binary):
+    t = time.perf_counter()
+    out = subprocess.run(["taskset", "-c", "0", binary, "audit", events], check=True, capture_output=True, text=True).stdout
+    elapsed = time.perf_counter() - t
+    pairs = {(f["rule"], f["subject"]) for f in map(json.loads, out.splitlines()) if f["rule"] in RULES}
+    return elapsed, pairs
+
+def peer(events, threads):
+    con = duckdb.connect(config={"threads": threads})
+    con.execute("SET VARIABLE events = ?", [events])
+    t = time.perf_counter()
+    con.execute(SQL)
+    pairs = set(con.execute("SELECT rule, subject FROM peer_findings").fetchall())
+    return time.perf_counter() - t, pairs
+
+def main():
+    events, binary, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    n = sum(1 for _ in open(events, encoding="utf-8"))
+    best = {}
+    for _ in range(runs):
+        for name, f in [("weiquan audit, all 37 rules, 1 core", lambda: weiquan(events, binary)),
+                        ("DuckDB, 8 rules, 1 thread", lambda: peer(events, 1)),
+                        ("DuckDB, 8 rules, 2 threads", lambda: peer(events, 2))]:
+            secs, pairs = f()
+            best[name] = (min(secs, best.get(name, (1e9,))[0]), pairs)
+    ours = best["weiquan audit, all 37 rules, 1 core"][1]
+    theirs = best["DuckDB, 8 rules, 1 thread"][1]
+    missing, extra = sorted(ours - theirs), sorted(theirs - ours)
+    print(f"events: {n}; pairs for the eight rules: weiquan {len(ours)}, DuckDB {len(theirs)}; "
+          f"{'identical' if not missing and not extra else f'DIFFERENT: DuckDB misses {missing[:5]}, adds {extra[:5]}'}")
+    print()
+    print("| engine | best of %d | events/s | weiquan speed-up |" % runs)
+    print("|---|---:|---:|---:|")
+    w = best["weiquan audit, all 37 rules, 1 core"][0]
+    for name, (secs, _) in best.items():
+        print(f"| {name} | {secs:.2f} s | {n / secs:,.0f} | {secs / w:.1f}× |")
+    sys.exit(0 if not missing and not extra else 1)
+
+main()
