@@ -8,6 +8,7 @@
 //! caller hands it events that were accepted exactly once.
 
 mod credit;
+pub mod draw;
 mod finding;
 mod lottery;
 mod market;

@@ -9,7 +9,6 @@ use crate::poisson::poisson_tail;
 use crate::table::pid;
 use crate::{yuan, Deadline, DeadlineKind, Engine, RuleId};
 use rustc_hash::FxHashMap;
-use sha2::{Digest, Sha256};
 use weiquan_events::{LotteryTerms, Prize, Str, Time, Winner, HOUR_MS};
 
 /// A lottery and its draw.
@@ -24,6 +23,8 @@ pub(crate) struct Lottery {
     pub entrants: FxHashMap<u64, bool>,
     /// Entrants in order of first entry (deterministic iteration).
     pub entry_order: Vec<u64>,
+    /// Their ids, in the same order, for checking a committed draw (freed at the draw).
+    pub entrant_ids: Vec<Box<str>>,
     pub closed: bool,
     pub drawn: bool,
     /// The `lottery.drawn` event of the last draw.
@@ -254,6 +255,7 @@ impl Engine {
         if let std::collections::hash_map::Entry::Vacant(v) = lot.entrants.entry(p) {
             v.insert(eligible);
             lot.entry_order.push(p);
+            lot.entrant_ids.push(participant.into());
         }
     }
 
@@ -289,13 +291,36 @@ impl Engine {
         let eligible = lot.entrants.values().filter(|&&e| e).count() as u64;
         let lt08 = (ws.len() as u64) < announced && eligible >= announced;
 
-        // LT-10: a committed draw must reveal the seed that was committed to.
+        // LT-10: a committed draw must reveal the committed seed, and its winners must be
+        // the ones weiquan's published algorithm gives for that seed and the entrants.
         let lt10 = lot.terms.commitment.as_deref().and_then(|c| match seed {
             None => Some("no seed revealed".to_owned()),
-            Some(s) if hex::encode(Sha256::digest(s.as_bytes())) != c => {
+            Some(s) if crate::draw::commitment(s) != c => {
                 Some("SHA-256 of the revealed seed differs from the commitment".to_owned())
             }
-            Some(_) => None,
+            Some(s) => {
+                let eligible: Vec<&str> = lot
+                    .entry_order
+                    .iter()
+                    .zip(&lot.entrant_ids)
+                    .filter(|(p, _)| lot.entrants.get(p) == Some(&true))
+                    .map(|(_, id)| &**id)
+                    .collect();
+                let prizes = lot.terms.prizes.as_deref().unwrap_or_default();
+                let counts: Vec<u32> = prizes.iter().map(|p| p.count.unwrap_or(0)).collect();
+                let expected: Vec<(&str, &str)> = crate::draw::draw(s, &eligible, &counts)
+                    .into_iter()
+                    .map(|(e, p)| (eligible[e], prizes[p].name.as_deref().unwrap_or("")))
+                    .collect();
+                let actual: Vec<(&str, &str)> = ws.iter().map(|w| (&*w.participant, &*w.prize)).collect();
+                (expected != actual).then(|| {
+                    format!(
+                        "winners differ from {} for the revealed seed and the {} entrants",
+                        crate::draw::ALGORITHM,
+                        eligible.len()
+                    )
+                })
+            }
         });
         let ev = events();
         let winners_n = ws.len();
@@ -332,6 +357,7 @@ impl Engine {
             .unwrap_or(self.rules.thresholds.prize_default_deliver_days);
         let lot = self.lotteries.get_mut(l);
         lot.drawn = true;
+        lot.entrant_ids = Vec::new();
         lot.draw_event = Some(id.into());
         lot.winners = ws;
         lot.lt06_fired = false;

@@ -474,7 +474,11 @@ impl Sim {
             "prizes": prizes, "conditions": ["关注主播", "评论口令"], "draw_at": Time::from_unix_ms(draw_at, OFFSET_S).to_string(),
             "deliver_within_days": 7, "organizer": format!("店铺{}", m.id), "contact": "400-000-0000"});
         let seed = hex::encode(self.rng.gen::<[u8; 16]>());
-        let committed = self.chance(0.3) || twist == Some(Violation::WrongSeed);
+        // Committed draws follow weiquan's algorithm, which other twists would break (LT-10 as well).
+        let committed = match twist {
+            None => self.chance(0.3),
+            Some(t) => t == Violation::WrongSeed,
+        };
         if let Some(o) = terms.as_object_mut() {
             if committed {
                 o.insert("commitment".into(), json!(hex::encode(Sha256::digest(seed.as_bytes()))));
@@ -499,9 +503,17 @@ impl Sim {
             entrants.insert(0, format!("shill-{}", m.id));
         }
         let close = draw_at - 30 * MINUTE_MS;
-        for p in &entrants {
-            let t = self.rng.gen_range(announced + MINUTE_MS..close);
-            self.emit(t, "lottery.entered", json!({"lottery": l, "participant": p}));
+        let mut entries: Vec<(i64, String)> = entrants
+            .iter()
+            .map(|p| (self.rng.gen_range(announced + MINUTE_MS..close), p.clone()))
+            .collect();
+        // Emitted in time order, so entry order (what a committed draw runs over) is this order.
+        entries.sort_by_key(|e| e.0);
+        for (t, p) in &entries {
+            self.emit(*t, "lottery.entered", json!({"lottery": l, "participant": p}));
+        }
+        if committed {
+            entrants = entries.into_iter().map(|e| e.1).collect();
         }
         let mut announced_count = count + u64::from(twist == Some(Violation::PrizeOverCap));
         if twist == Some(Violation::FewerPrizes) && count > 1 {
@@ -520,11 +532,19 @@ impl Sim {
             return l;
         }
         let mut winners: Vec<(String, &str)> = Vec::new();
-        let prize_names: Vec<&str> = (0..announced_count)
-            .map(|i| if i < count { "奖品A" } else { "汽车" })
-            .collect();
-        for (p, prize) in entrants.iter().zip(&prize_names) {
-            winners.push((p.clone(), prize));
+        if committed {
+            let refs: Vec<&str> = entrants.iter().map(String::as_str).collect();
+            let counts = [u32::try_from(count).unwrap_or(u32::MAX)];
+            for (e, _) in weiquan_engine::draw::draw(&seed, &refs, &counts) {
+                winners.push((entrants[e].clone(), "奖品A"));
+            }
+        } else {
+            let prize_names: Vec<&str> = (0..announced_count)
+                .map(|i| if i < count { "奖品A" } else { "汽车" })
+                .collect();
+            for (p, prize) in entrants.iter().zip(&prize_names) {
+                winners.push((p.clone(), prize));
+            }
         }
         if twist == Some(Violation::LateWinner) {
             let late = format!("late-{l}");

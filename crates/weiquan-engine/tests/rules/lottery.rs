@@ -254,22 +254,64 @@ fn lt09_repeat_winner_under_fair_draws_improbable() {
 }
 
 #[test]
-fn lt10_committed_draw_must_reveal_the_committed_seed() {
+fn lt10_committed_draw_must_reveal_the_seed_and_follow_the_algorithm() {
+    use weiquan_engine::draw;
     let seed = "weiquan-seed";
-    let real = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(seed.as_bytes()))
-    };
-    let s = enter(base(json!({"commitment": real})), "l1", &["p1", "p2"], "11-01 12:00");
-    let with_seed = |seed: Option<&str>| {
-        let mut d = json!({"lottery": "l1", "winners": [{"participant": "p1", "prize": "耳机"}, {"participant": "p2", "prize": "耳机"}]});
+    let who = ["p1", "p2", "p3", "p4", "p5"];
+    let s = enter(
+        base(json!({"commitment": draw::commitment(seed)})),
+        "l1",
+        &who,
+        "11-01 12:00",
+    )
+    .ev("lottery.closed", "11-01 19:00", json!({"lottery": "l1"}));
+    let draw_with = |seed: Option<&str>, winners: &[(&str, &str)]| {
+        let w: Vec<Value> = winners
+            .iter()
+            .map(|(p, prize)| json!({"participant": p, "prize": prize}))
+            .collect();
+        let mut d = json!({"lottery": "l1", "winners": w});
         if let (Some(seed), Some(o)) = (seed, d.as_object_mut()) {
             o.insert("seed".into(), json!(seed));
         }
         s.clone().ev("lottery.drawn", "11-01 20:00", d)
     };
-    assert!(!with_seed(Some(seed)).fires_any("LT-10"));
-    assert!(with_seed(Some("another seed")).fires("LT-10", "lottery:l1"));
-    assert!(with_seed(None).fires("LT-10", "lottery:l1"));
+    let fair: Vec<(&str, &str)> = draw::draw(seed, &who, &[2])
+        .into_iter()
+        .map(|(e, _)| (who[e], "耳机"))
+        .collect();
+    assert_eq!(fair.len(), 2);
+    assert!(
+        !draw_with(Some(seed), &fair).fires_any("LT-10"),
+        "the algorithm's winners"
+    );
+    assert!(
+        draw_with(Some("another seed"), &fair).fires("LT-10", "lottery:l1"),
+        "seed does not match"
+    );
+    assert!(draw_with(None, &fair).fires("LT-10", "lottery:l1"), "no seed");
+    let swapped = [fair[1], fair[0]];
+    assert!(
+        draw_with(Some(seed), &swapped).fires("LT-10", "lottery:l1"),
+        "prizes in announced order"
+    );
+    let other = who.iter().find(|p| !fair.iter().any(|w| w.0 == **p)).expect("a loser");
+    assert!(
+        draw_with(Some(seed), &[(other, "耳机"), fair[1]]).fires("LT-10", "lottery:l1"),
+        "a winner swapped for a loser"
+    );
+    // The algorithm runs over the entrants before the close: a late entrant changes nothing.
+    let late = enter(s.clone(), "l1", &["p9"], "11-01 19:30");
+    let w: Vec<Value> = fair
+        .iter()
+        .map(|(p, prize)| json!({"participant": p, "prize": prize}))
+        .collect();
+    assert!(!late
+        .ev(
+            "lottery.drawn",
+            "11-01 20:00",
+            json!({"lottery": "l1", "winners": w, "seed": seed})
+        )
+        .fires_any("LT-10"));
     assert!(!drawn().fires_any("LT-10"), "no commitment, nothing to verify");
 }

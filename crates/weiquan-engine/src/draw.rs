@@ -1,0 +1,186 @@
+//! weiquan's verifiable lottery draw, version 1 (`docs/draw.md`).
+//!
+//! Commit before, reveal after: `commitment = SHA-256(seed)` is published at
+//! announcement; at the close the entrants are fixed as an RFC 6962 Merkle
+//! root; the winners follow from `SHA-256(seed ‖ root ‖ counter)` by unbiased
+//! rejection sampling, without replacement, prizes in announced order.
+//! Anyone holding the seed and the entrant list can recompute the result.
+
+use sha2::{Digest, Sha256};
+
+/// Name of this algorithm, as carried in a draw's proof.
+pub const ALGORITHM: &str = "weiquan-draw-v1";
+
+/// Hex SHA-256 of the seed's UTF-8 bytes: what is published at announcement.
+pub fn commitment(seed: &str) -> String {
+    hex::encode(Sha256::digest(seed.as_bytes()))
+}
+
+fn leaf_hash(entrant: &str) -> [u8; 32] {
+    Sha256::new()
+        .chain_update([0u8])
+        .chain_update(entrant.as_bytes())
+        .finalize()
+        .into()
+}
+
+fn node_hash(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+    Sha256::new()
+        .chain_update([1u8])
+        .chain_update(left)
+        .chain_update(right)
+        .finalize()
+        .into()
+}
+
+/// RFC 6962 Merkle tree hash of `hashes` (leaf hashes, in order).
+fn tree_hash(hashes: &[[u8; 32]]) -> [u8; 32] {
+    match hashes.len() {
+        0 => Sha256::digest([]).into(),
+        1 => hashes[0],
+        n => {
+            // The largest power of two smaller than n splits the tree (RFC 6962 §2.1).
+            let k = 1usize << (usize::BITS - 1 - (n - 1).leading_zeros());
+            node_hash(&tree_hash(&hashes[..k]), &tree_hash(&hashes[k..]))
+        }
+    }
+}
+
+/// The entrants root: RFC 6962 tree hash over the participant ids (UTF-8), in entry order.
+pub fn entrants_root(entrants: &[&str]) -> [u8; 32] {
+    let leaves: Vec<[u8; 32]> = entrants.iter().map(|e| leaf_hash(e)).collect();
+    tree_hash(&leaves)
+}
+
+/// Audit path proving that entrant `index` is in the entrants root (RFC 6962 inclusion proof).
+pub fn entrant_proof(entrants: &[&str], index: usize) -> Option<Vec<[u8; 32]>> {
+    fn path(hashes: &[[u8; 32]], m: usize) -> Vec<[u8; 32]> {
+        let n = hashes.len();
+        if n <= 1 {
+            return Vec::new();
+        }
+        let k = 1usize << (usize::BITS - 1 - (n - 1).leading_zeros());
+        if m < k {
+            let mut p = path(&hashes[..k], m);
+            p.push(tree_hash(&hashes[k..]));
+            p
+        } else {
+            let mut p = path(&hashes[k..], m - k);
+            p.push(tree_hash(&hashes[..k]));
+            p
+        }
+    }
+    (index < entrants.len()).then(|| path(&entrants.iter().map(|e| leaf_hash(e)).collect::<Vec<_>>(), index))
+}
+
+/// Checks an entrant's audit path against a root (RFC 9162 §2.1.3.2).
+pub fn verify_entrant(entrant: &str, index: usize, size: usize, proof: &[[u8; 32]], root: &[u8; 32]) -> bool {
+    if index >= size {
+        return false;
+    }
+    let (mut f_n, mut s_n) = (index, size - 1);
+    let mut r = leaf_hash(entrant);
+    for p in proof {
+        if s_n == 0 {
+            return false;
+        }
+        if f_n & 1 == 1 || f_n == s_n {
+            r = node_hash(p, &r);
+            while f_n & 1 == 0 && f_n != 0 {
+                f_n >>= 1;
+                s_n >>= 1;
+            }
+        } else {
+            r = node_hash(&r, p);
+        }
+        f_n >>= 1;
+        s_n >>= 1;
+    }
+    s_n == 0 && r == *root
+}
+
+/// The uniform random stream of a draw: `SHA-256(seed ‖ root ‖ counter)`, first 8 bytes big-endian.
+struct Stream<'a> {
+    seed: &'a [u8],
+    root: [u8; 32],
+    counter: u64,
+}
+
+impl Stream<'_> {
+    fn next_u64(&mut self) -> u64 {
+        let h = Sha256::new()
+            .chain_update(self.seed)
+            .chain_update(self.root)
+            .chain_update(self.counter.to_be_bytes())
+            .finalize();
+        self.counter += 1;
+        u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]])
+    }
+
+    /// Uniform in `0..n` (n > 0): values below `2^64 mod n` are rejected, so every index has the same chance.
+    fn below(&mut self, n: u64) -> u64 {
+        let reject_below = n.wrapping_neg() % n;
+        loop {
+            let x = self.next_u64();
+            if x >= reject_below {
+                return x % n;
+            }
+        }
+    }
+}
+
+/// The winners: `(entrant index, prize index)` per prize slot, prizes in announced
+/// order each repeated `count` times, until prizes or entrants run out.
+pub fn draw(seed: &str, entrants: &[&str], prize_counts: &[u32]) -> Vec<(usize, usize)> {
+    let mut stream = Stream {
+        seed: seed.as_bytes(),
+        root: entrants_root(entrants),
+        counter: 0,
+    };
+    let mut pool: Vec<usize> = (0..entrants.len()).collect();
+    let mut out = Vec::new();
+    for (prize, &count) in prize_counts.iter().enumerate() {
+        for _ in 0..count {
+            if pool.is_empty() {
+                return out;
+            }
+            let pick = stream.below(pool.len() as u64) as usize;
+            // `remove`, not `swap_remove`: the remaining pool keeps entry order, which the spec states.
+            out.push((pool.remove(pick), prize));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entrant_proofs_verify_for_every_size_and_index() {
+        for n in 1..40usize {
+            let names: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let root = entrants_root(&refs);
+            for i in 0..n {
+                let proof = entrant_proof(&refs, i).expect("in range");
+                assert!(verify_entrant(refs[i], i, n, &proof, &root), "n={n} i={i}");
+                assert!(!verify_entrant("intruder", i, n, &proof, &root));
+            }
+        }
+    }
+
+    #[test]
+    fn draw_is_without_replacement_and_deterministic() {
+        let names: Vec<String> = (0..7).map(|i| format!("p{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let a = draw("seed", &refs, &[2, 3, 5]);
+        assert_eq!(a.len(), 7, "prizes stop when entrants run out");
+        let mut seen: Vec<usize> = a.iter().map(|w| w.0).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), 7);
+        assert_eq!(a, draw("seed", &refs, &[2, 3, 5]));
+        assert_ne!(a, draw("seed2", &refs, &[2, 3, 5]));
+    }
+}
