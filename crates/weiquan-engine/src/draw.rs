@@ -131,7 +131,12 @@ impl Stream<'_> {
 
 /// The first uniform value in `0..n` of the stream for `seed` and `root` (exposed for bias tests).
 pub fn uniform_below(seed: &str, root: &[u8; 32], n: u64) -> u64 {
-    Stream { seed: seed.as_bytes(), root: *root, counter: 0 }.below(n.max(1))
+    Stream {
+        seed: seed.as_bytes(),
+        root: *root,
+        counter: 0,
+    }
+    .below(n.max(1))
 }
 
 /// The winners: `(entrant index, prize index)` per prize slot, prizes in announced

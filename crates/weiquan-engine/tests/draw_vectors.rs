@@ -3,7 +3,8 @@
 use weiquan_engine::draw;
 
 fn vectors() -> Vec<serde_json::Value> {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/draw.md")).expect("docs/draw.md");
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/draw.md")).expect("docs/draw.md");
     let start = doc.find("<!-- vectors -->").expect("vector block");
     let end = doc.find("<!-- /vectors -->").expect("vector block end");
     doc[start..end]
@@ -19,11 +20,32 @@ fn published_vectors_are_reproduced() {
     assert!(vs.len() >= 4);
     for v in vs {
         let seed = v["seed"].as_str().expect("seed");
-        let entrants: Vec<&str> = v["entrants"].as_array().expect("entrants").iter().map(|e| e.as_str().expect("id")).collect();
-        let counts: Vec<u32> = v["prize_counts"].as_array().expect("counts").iter().map(|c| c.as_u64().expect("n") as u32).collect();
-        assert_eq!(draw::commitment(seed), v["commitment"].as_str().expect("commitment"), "{seed}");
-        assert_eq!(hex::encode(draw::entrants_root(&entrants)), v["entrants_root"].as_str().expect("root"), "{seed}");
-        let got: Vec<(String, u64)> = draw::draw(seed, &entrants, &counts).into_iter().map(|(e, p)| (entrants[e].to_owned(), p as u64)).collect();
+        let entrants: Vec<&str> = v["entrants"]
+            .as_array()
+            .expect("entrants")
+            .iter()
+            .map(|e| e.as_str().expect("id"))
+            .collect();
+        let counts: Vec<u32> = v["prize_counts"]
+            .as_array()
+            .expect("counts")
+            .iter()
+            .map(|c| c.as_u64().expect("n") as u32)
+            .collect();
+        assert_eq!(
+            draw::commitment(seed),
+            v["commitment"].as_str().expect("commitment"),
+            "{seed}"
+        );
+        assert_eq!(
+            hex::encode(draw::entrants_root(&entrants)),
+            v["entrants_root"].as_str().expect("root"),
+            "{seed}"
+        );
+        let got: Vec<(String, u64)> = draw::draw(seed, &entrants, &counts)
+            .into_iter()
+            .map(|(e, p)| (entrants[e].to_owned(), p as u64))
+            .collect();
         let want: Vec<(String, u64)> = v["winners"]
             .as_array()
             .expect("winners")
@@ -60,7 +82,11 @@ fn every_entrant_is_equally_likely_to_win_any_slot() {
             }
             let expected = SEEDS as f64 / n as f64;
             let chi2: f64 = wins.iter().map(|&o| (o as f64 - expected).powi(2) / expected).sum();
-            assert!(chi2 < critical(n - 1), "n={n} slot={slot}: χ²={chi2:.2} ≥ {} (wins {wins:?})", critical(n - 1));
+            assert!(
+                chi2 < critical(n - 1),
+                "n={n} slot={slot}: χ²={chi2:.2} ≥ {} (wins {wins:?})",
+                critical(n - 1)
+            );
         }
     }
 }
@@ -80,5 +106,8 @@ fn rejection_removes_modulo_bias() {
         }
     }
     let share = f64::from(lower) / f64::from(SAMPLES);
-    assert!((share - 0.5).abs() < 0.04, "share in the lower half {share:.3}; plain modulo would give about 0.667");
+    assert!(
+        (share - 0.5).abs() < 0.04,
+        "share in the lower half {share:.3}; plain modulo would give about 0.667"
+    );
 }

@@ -275,6 +275,21 @@ pub enum VerifyCommand {
         #[arg(long = "pub", value_name = "KEY.pub")]
         public: PathBuf,
     },
+    /// Recompute a lottery's draw from a ledger alone: fair or not, and why.
+    #[command(
+        after_help = "Example:\n  weiquan verify draw --ledger run.db --lottery l5 --pub run.db.key.pub\n\nThe algorithm is docs/draw.md (weiquan-draw-v1)."
+    )]
+    Draw {
+        /// The ledger (SQLite file).
+        #[arg(long)]
+        ledger: PathBuf,
+        /// Lottery id.
+        #[arg(long)]
+        lottery: String,
+        /// The log's public key.
+        #[arg(long = "pub", value_name = "KEY.pub")]
+        public: PathBuf,
+    },
     /// Check that the tree of OLD_CHECKPOINT is a prefix of the tree of NEW_CHECKPOINT.
     #[command(
         after_help = "Example:\n  weiquan verify consistency old.cp new.cp --proof proof.json --pub run.db.key.pub"

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod check;
 pub mod demo;
+pub mod draw_check;
 pub mod keygen;
 pub mod ledger;
 pub mod rules;

@@ -52,6 +52,19 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
                 receipt.index, cp.origin, cp.size
             )?;
         }
+        VerifyCommand::Draw {
+            ledger,
+            lottery,
+            public,
+        } => {
+            let v = verifier(public)?;
+            let mut store = open_ledger_file(ledger)?;
+            verify_log(&mut store, &v).map_err(|e| Invalid(format!("{}: {e}", ledger.display())))?;
+            match super::draw_check::check(&mut store, lottery)? {
+                Ok(fair) => writeln!(out, "{fair}")?,
+                Err(why) => return Err(Invalid(format!("lottery {lottery}: {why}")).into()),
+            }
+        }
         VerifyCommand::Consistency {
             old,
             new,

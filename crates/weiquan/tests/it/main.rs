@@ -3,6 +3,7 @@
 mod accuracy;
 mod audit_cli;
 mod cases;
+mod draw_cli;
 mod ledger_cli;
 mod properties;
 mod serve_cli;

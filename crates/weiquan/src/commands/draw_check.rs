@@ -1,0 +1,151 @@
+//! `weiquan verify draw`: a lottery's draw recomputed from the ledger alone.
+
+use std::collections::HashMap;
+use weiquan_engine::draw;
+use weiquan_events::{parse_event, Body};
+use weiquan_ledger::LogStore;
+
+/// What the ledger says about one lottery.
+#[derive(Default)]
+struct Lottery {
+    announced: Option<u64>,
+    commitment: Option<String>,
+    prizes: Vec<(String, u32)>,
+    /// Participant, leaf index of first entry, before the close.
+    entries: Vec<(String, u64, bool)>,
+    closed: Option<u64>,
+    recorded_root: Option<String>,
+    drawn: Option<(u64, Vec<(String, String)>, Option<String>)>,
+}
+
+/// Returns a sentence saying the draw is fair, or an error sentence naming what is wrong.
+pub fn check<S: LogStore>(store: &mut S, lottery: &str) -> anyhow::Result<Result<String, String>> {
+    let size = store.size()?;
+    let mut l = Lottery::default();
+    let mut first_entry: HashMap<String, usize> = HashMap::new();
+    let mut from = 0;
+    while from < size {
+        let to = (from + 4096).min(size);
+        for (i, (data, _)) in store.leaves(from, to)?.into_iter().enumerate() {
+            let index = from + i as u64;
+            let text = String::from_utf8_lossy(&data);
+            if !text.contains(lottery) {
+                continue;
+            }
+            let Ok(ev) = parse_event(&text) else { continue };
+            let set_terms = |l: &mut Lottery, terms: &weiquan_events::LotteryTerms| {
+                if let Some(c) = &terms.commitment {
+                    l.commitment = Some(c.to_string());
+                }
+                if let Some(p) = &terms.prizes {
+                    l.prizes = p
+                        .iter()
+                        .map(|p| (p.name.as_deref().unwrap_or("").to_owned(), p.count.unwrap_or(0)))
+                        .collect();
+                }
+            };
+            match &ev.body {
+                Body::LotteryAnnounced { lottery: id, terms } if id == lottery && l.announced.is_none() => {
+                    l.announced = Some(index);
+                    set_terms(&mut l, terms);
+                }
+                Body::LotteryChanged { lottery: id, changes } if id == lottery && l.drawn.is_none() => {
+                    set_terms(&mut l, changes)
+                }
+                Body::LotteryEntered {
+                    lottery: id,
+                    participant,
+                } if id == lottery && l.drawn.is_none() => {
+                    if !first_entry.contains_key(&**participant) {
+                        first_entry.insert(participant.to_string(), l.entries.len());
+                        l.entries.push((participant.to_string(), index, l.closed.is_none()));
+                    }
+                }
+                Body::LotteryClosed { lottery: id } if id == lottery && l.closed.is_none() => {
+                    l.closed = Some(index);
+                    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                    l.recorded_root = v.get("entrants_root").and_then(|r| r.as_str()).map(str::to_owned);
+                }
+                Body::LotteryDrawn {
+                    lottery: id,
+                    winners,
+                    seed,
+                    ..
+                } if id == lottery && l.drawn.is_none() => {
+                    let ws = winners
+                        .iter()
+                        .map(|w| (w.participant.to_string(), w.prize.to_string()))
+                        .collect();
+                    l.drawn = Some((index, ws, seed.as_ref().map(|s| s.to_string())));
+                }
+                _ => {}
+            }
+        }
+        from = to;
+    }
+    Ok(judge(lottery, &l, &first_entry))
+}
+
+fn judge(id: &str, l: &Lottery, first_entry: &HashMap<String, usize>) -> Result<String, String> {
+    let announced = l
+        .announced
+        .ok_or_else(|| format!("lottery {id} is not announced in this ledger"))?;
+    let commitment = l.commitment.as_deref().ok_or_else(|| {
+        format!("lottery {id} was announced (leaf {announced}) without a commitment: its draw cannot be verified")
+    })?;
+    let (drawn_at, winners, seed) = l
+        .drawn
+        .as_ref()
+        .ok_or_else(|| format!("lottery {id} has not been drawn"))?;
+    let seed = seed
+        .as_deref()
+        .ok_or_else(|| format!("the draw (leaf {drawn_at}) reveals no seed"))?;
+    if draw::commitment(seed) != commitment {
+        return Err(format!(
+            "the seed revealed at the draw (leaf {drawn_at}) does not hash to the commitment published at announcement (leaf {announced}): the seed was changed"
+        ));
+    }
+    let eligible: Vec<&str> = l.entries.iter().filter(|e| e.2).map(|e| e.0.as_str()).collect();
+    let root = hex::encode(draw::entrants_root(&eligible));
+    if let (Some(recorded), Some(closed)) = (&l.recorded_root, l.closed) {
+        if *recorded != root {
+            return Err(format!(
+                "the entrants root recorded at the close (leaf {closed}) does not match the {} entries before it in the ledger: an entrant was added or dropped",
+                eligible.len()
+            ));
+        }
+    }
+    for (p, _) in winners {
+        match first_entry.get(p).map(|&i| &l.entries[i]) {
+            None => return Err(format!("winner {p} never entered")),
+            Some((_, leaf, false)) => return Err(format!("winner {p} entered after the close (leaf {leaf})")),
+            Some(_) => {}
+        }
+    }
+    let counts: Vec<u32> = l.prizes.iter().map(|p| p.1).collect();
+    let expected: Vec<(String, String)> = draw::draw(seed, &eligible, &counts)
+        .into_iter()
+        .map(|(e, p)| (eligible[e].to_owned(), l.prizes[p].0.clone()))
+        .collect();
+    if expected != *winners {
+        let show = |w: &[(String, String)]| {
+            w.iter()
+                .map(|(p, prize)| format!("{p}→{prize}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Err(format!(
+            "the winners drawn (leaf {drawn_at}: {}) differ from what {} gives for the seed and the {} entrants ({})",
+            show(winners),
+            draw::ALGORITHM,
+            eligible.len(),
+            show(&expected)
+        ));
+    }
+    Ok(format!(
+        "fair: the seed matches the commitment (leaf {announced}), {} entrants before the close (root {root}), and the {} winners follow from them by {}",
+        eligible.len(),
+        winners.len(),
+        draw::ALGORITHM
+    ))
+}
