@@ -5,6 +5,13 @@ use weiquan_engine::draw;
 use weiquan_events::{parse_event, Body};
 use weiquan_ledger::LogStore;
 
+/// The draw as logged: its leaf, the winners (participant, prize) and the revealed seed.
+struct Drawn {
+    leaf: u64,
+    winners: Vec<(String, String)>,
+    seed: Option<String>,
+}
+
 /// What the ledger says about one lottery.
 #[derive(Default)]
 struct Lottery {
@@ -15,7 +22,7 @@ struct Lottery {
     entries: Vec<(String, u64, bool)>,
     closed: Option<u64>,
     recorded_root: Option<String>,
-    drawn: Option<(u64, Vec<(String, String)>, Option<String>)>,
+    drawn: Option<Drawn>,
 }
 
 /// Returns a sentence saying the draw is fair, or an error sentence naming what is wrong.
@@ -76,7 +83,11 @@ pub fn check<S: LogStore>(store: &mut S, lottery: &str) -> anyhow::Result<Result
                         .iter()
                         .map(|w| (w.participant.to_string(), w.prize.to_string()))
                         .collect();
-                    l.drawn = Some((index, ws, seed.as_ref().map(|s| s.to_string())));
+                    l.drawn = Some(Drawn {
+                        leaf: index,
+                        winners: ws,
+                        seed: seed.as_ref().map(|s| s.to_string()),
+                    });
                 }
                 _ => {}
             }
