@@ -104,7 +104,11 @@ fn judge(id: &str, l: &Lottery, first_entry: &HashMap<String, usize>) -> Result<
     let commitment = l.commitment.as_deref().ok_or_else(|| {
         format!("lottery {id} was announced (leaf {announced}) without a commitment: its draw cannot be verified")
     })?;
-    let (drawn_at, winners, seed) = l
+    let Drawn {
+        leaf: drawn_at,
+        winners,
+        seed,
+    } = l
         .drawn
         .as_ref()
         .ok_or_else(|| format!("lottery {id} has not been drawn"))?;
