@@ -62,11 +62,9 @@ pub fn check<S: LogStore>(store: &mut S, lottery: &str) -> anyhow::Result<Result
                 Body::LotteryEntered {
                     lottery: id,
                     participant,
-                } if id == lottery && l.drawn.is_none() => {
-                    if !first_entry.contains_key(&**participant) {
-                        first_entry.insert(participant.to_string(), l.entries.len());
-                        l.entries.push((participant.to_string(), index, l.closed.is_none()));
-                    }
+                } if id == lottery && l.drawn.is_none() && !first_entry.contains_key(&**participant) => {
+                    first_entry.insert(participant.to_string(), l.entries.len());
+                    l.entries.push((participant.to_string(), index, l.closed.is_none()));
                 }
                 Body::LotteryClosed { lottery: id } if id == lottery && l.closed.is_none() => {
                     l.closed = Some(index);
