@@ -21,6 +21,7 @@ mod uscc;
 
 pub use credit::{Blacklisting, Grade, MerchantStanding};
 pub use finding::{yuan, Finding, FindingRecord};
+pub use lottery::LotteryView;
 pub use rulebook::{Credit, Lang, RuleId, RuleText, Rulebook, RulebookError, Severity, Thresholds, BUILTIN_RULEBOOK};
 pub use uscc::is_valid_uscc;
 

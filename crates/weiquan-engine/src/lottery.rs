@@ -23,7 +23,7 @@ pub(crate) struct Lottery {
     pub entrants: FxHashMap<u64, bool>,
     /// Entrants in order of first entry (deterministic iteration).
     pub entry_order: Vec<u64>,
-    /// Their ids, in the same order, for checking a committed draw (freed at the draw).
+    /// Their ids, in the same order, for checking a committed draw and proving entries.
     pub entrant_ids: Vec<Box<str>>,
     pub closed: bool,
     pub drawn: bool,
@@ -357,7 +357,6 @@ impl Engine {
             .unwrap_or(self.rules.thresholds.prize_default_deliver_days);
         let lot = self.lotteries.get_mut(l);
         lot.drawn = true;
-        lot.entrant_ids = Vec::new();
         lot.draw_event = Some(id.into());
         lot.winners = ws;
         lot.lt06_fired = false;
@@ -497,5 +496,76 @@ impl Engine {
                 ],
             );
         }
+    }
+}
+
+/// What the API shows of a lottery.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LotteryView {
+    /// Organising merchant.
+    pub merchant: Option<String>,
+    /// Hex SHA-256 of the draw seed, when committed.
+    pub commitment: Option<String>,
+    /// Prizes in effect: name, value in fen, count.
+    pub prizes: Vec<(String, u64, u32)>,
+    /// Participants who entered before the close (or the draw), in entry order: the draw's entrants.
+    pub entrants: Vec<String>,
+    /// Entries after the close.
+    pub late_entries: usize,
+    /// Whether it was closed, drawn, cancelled.
+    pub closed: bool,
+    /// Drawn.
+    pub drawn: bool,
+    /// Cancelled.
+    pub cancelled: bool,
+    /// Winners of the draw: participant, prize, prizes shipped to them so far.
+    pub winners: Vec<(String, String, u32)>,
+}
+
+impl Engine {
+    /// A lottery as the engine knows it, `None` if never seen.
+    pub fn lottery(&self, id: &str) -> Option<LotteryView> {
+        let l = self.lotteries.find(id)?;
+        let lot = self.lotteries.get(l);
+        let eligible = |p: &u64| lot.entrants.get(p) == Some(&true);
+        Some(LotteryView {
+            merchant: lot.merchant.map(|m| self.merchants.id(m).to_owned()),
+            commitment: lot.terms.commitment.as_deref().map(str::to_owned),
+            prizes: lot
+                .terms
+                .prizes
+                .iter()
+                .flatten()
+                .map(|p| {
+                    (
+                        p.name.as_deref().unwrap_or("").to_owned(),
+                        p.value_fen.unwrap_or(0),
+                        p.count.unwrap_or(0),
+                    )
+                })
+                .collect(),
+            entrants: lot
+                .entry_order
+                .iter()
+                .zip(&lot.entrant_ids)
+                .filter(|(p, _)| eligible(p))
+                .map(|(_, id)| id.to_string())
+                .collect(),
+            late_entries: lot.entry_order.iter().filter(|p| !eligible(p)).count(),
+            closed: lot.closed,
+            drawn: lot.drawn,
+            cancelled: lot.cancelled,
+            winners: lot
+                .winners
+                .iter()
+                .map(|w| {
+                    (
+                        w.participant.to_string(),
+                        w.prize.to_string(),
+                        lot.shipped.get(&w.pid).copied().unwrap_or(0),
+                    )
+                })
+                .collect(),
+        })
     }
 }

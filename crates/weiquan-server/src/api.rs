@@ -20,7 +20,8 @@ use utoipa::OpenApi;
 use weiquan_engine::{Lang, Severity};
 use weiquan_ledger::{parse_tile_path, LedgerError};
 
-type AppStateRef = State<Arc<AppState>>;
+/// The state every handler gets.
+pub type AppStateRef = State<Arc<AppState>>;
 
 /// The router with every route, limits and timeouts.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -33,6 +34,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/proofs/inclusion", get(inclusion_proof))
         .route("/v1/proofs/consistency", get(consistency_proof))
         .route("/v1/receipts/{index}", get(get_receipt))
+        .route("/v1/lotteries", post(crate::lotteries::announce))
+        .route("/v1/lotteries/{id}", get(crate::lotteries::get_lottery))
+        .route("/v1/lotteries/{id}/close", post(crate::lotteries::close))
+        .route("/v1/lotteries/{id}/draw", post(crate::lotteries::draw_lottery))
+        .route("/v1/lotteries/{id}/proof", get(crate::lotteries::entry_proof))
         .route("/log/checkpoint", get(get_checkpoint))
         .route("/log/tile/{*path}", get(get_tile))
         .route("/openapi.json", get(openapi_json))
@@ -500,7 +506,7 @@ impl utoipa::Modify for SecurityAddon {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "weiquan", description = "Consumer-protection findings over a platform's events, with a tamper-evident log"),
-    paths(post_events, get_findings, get_merchant, get_blacklist, lift_blacklist, inclusion_proof, consistency_proof, get_receipt, get_checkpoint, get_tile, healthz, readyz, metrics, openapi_json),
+    paths(post_events, get_findings, crate::lotteries::announce, crate::lotteries::get_lottery, crate::lotteries::close, crate::lotteries::draw_lottery, crate::lotteries::entry_proof, get_merchant, get_blacklist, lift_blacklist, inclusion_proof, consistency_proof, get_receipt, get_checkpoint, get_tile, healthz, readyz, metrics, openapi_json),
     components(schemas(IngestResponse, ItemResult, Problem, LiftRequest)),
     modifiers(&SecurityAddon)
 )]

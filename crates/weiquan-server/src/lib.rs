@@ -9,6 +9,7 @@
 mod api;
 mod auth;
 mod core;
+mod lotteries;
 mod metrics;
 mod nats;
 mod problem;

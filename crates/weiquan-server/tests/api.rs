@@ -375,6 +375,30 @@ async fn role_by_route_matrix() {
         ("GET", "/readyz".into(), None, [200, 200, 200, 200, 200, 200]),
         (
             "POST",
+            "/v1/lotteries/nothing/close".into(),
+            None,
+            [401, 404, 403, 403, 403, 403],
+        ),
+        (
+            "POST",
+            "/v1/lotteries/nothing/draw".into(),
+            None,
+            [401, 404, 403, 403, 403, 403],
+        ),
+        (
+            "POST",
+            "/v1/lotteries".into(),
+            Some("{\"lottery\": 5}"),
+            [401, 422, 403, 403, 403, 403],
+        ),
+        (
+            "GET",
+            "/v1/lotteries/nothing".into(),
+            None,
+            [404, 404, 404, 404, 404, 404],
+        ),
+        (
+            "POST",
             "/v1/blacklist/m1/lift".into(),
             Some("{\"reason\":\"整改完成\"}"),
             [401, 403, 200, 403, 403, 403],

@@ -44,6 +44,14 @@ pub trait ApiKeys {
     fn role_of(&mut self, digest: &[u8; 32]) -> Result<Option<String>, StoreError>;
 }
 
-/// Everything a server keeps in its database: the ledger and the API keys.
-pub trait Backend: LogStore + ApiKeys + Send {}
-impl<T: LogStore + ApiKeys + Send> Backend for T {}
+/// Draw seeds weiquan holds for merchants until their lottery is drawn.
+pub trait LotterySeeds {
+    /// Keeps `seed` for `lottery` (an existing one is an error: a commitment is made once).
+    fn put_seed(&mut self, lottery: &str, seed: &str) -> Result<(), StoreError>;
+    /// The seed held for `lottery`.
+    fn seed_of(&mut self, lottery: &str) -> Result<Option<String>, StoreError>;
+}
+
+/// Everything a server keeps in its database: the ledger, API keys, held draw seeds.
+pub trait Backend: LogStore + ApiKeys + LotterySeeds + Send {}
+impl<T: LogStore + ApiKeys + LotterySeeds + Send> Backend for T {}

@@ -47,6 +47,10 @@ impl PgStore {
                      digest BYTEA PRIMARY KEY,
                      role TEXT NOT NULL
                  );
+                 CREATE TABLE IF NOT EXISTS lottery_seeds (
+                     lottery TEXT PRIMARY KEY,
+                     seed TEXT NOT NULL
+                 );
                  COMMIT;"
             ))
             .map_err(err("creating the ledger tables"))?;
@@ -168,6 +172,26 @@ impl crate::ApiKeys for PgStore {
             .client
             .query_opt("SELECT role FROM api_keys WHERE digest = $1", &[&&digest[..]])
             .map_err(err("looking up an API key"))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+}
+
+impl crate::LotterySeeds for PgStore {
+    fn put_seed(&mut self, lottery: &str, seed: &str) -> Result<(), StoreError> {
+        self.client
+            .execute(
+                "INSERT INTO lottery_seeds (lottery, seed) VALUES ($1, $2)",
+                &[&lottery, &seed],
+            )
+            .map(|_| ())
+            .map_err(err("keeping a draw seed"))
+    }
+
+    fn seed_of(&mut self, lottery: &str) -> Result<Option<String>, StoreError> {
+        let row = self
+            .client
+            .query_opt("SELECT seed FROM lottery_seeds WHERE lottery = $1", &[&lottery])
+            .map_err(err("reading a draw seed"))?;
         Ok(row.map(|r| r.get(0)))
     }
 }

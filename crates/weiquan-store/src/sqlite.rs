@@ -44,6 +44,10 @@ impl SqliteStore {
              CREATE TABLE IF NOT EXISTS api_keys (
                  digest BLOB PRIMARY KEY,
                  role TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS lottery_seeds (
+                 lottery TEXT PRIMARY KEY,
+                 seed TEXT NOT NULL
              );",
         )
         .map_err(err("creating the ledger tables"))?;
@@ -174,5 +178,26 @@ impl crate::ApiKeys for SqliteStore {
             })
             .optional()
             .map_err(err("looking up an API key"))
+    }
+}
+
+impl crate::LotterySeeds for SqliteStore {
+    fn put_seed(&mut self, lottery: &str, seed: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO lottery_seeds (lottery, seed) VALUES (?1, ?2)",
+                params![lottery, seed],
+            )
+            .map(|_| ())
+            .map_err(err("keeping a draw seed"))
+    }
+
+    fn seed_of(&mut self, lottery: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT seed FROM lottery_seeds WHERE lottery = ?1", [lottery], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(err("reading a draw seed"))
     }
 }

@@ -259,3 +259,133 @@ fn demo_streams_a_simulated_platform_and_finds_what_was_planted() {
     );
     assert!(data.join("weiquan.db").exists());
 }
+
+#[test]
+fn a_lottery_drawn_through_the_api_verifies_offline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let d = data.to_str().expect("utf-8");
+    let mut p = serve(&["--data", d]);
+    let key =
+        String::from_utf8_lossy(&crate::weiquan(&["keys", "create", "--data", d, "--role", "platform"], None).stdout)
+            .trim()
+            .to_owned();
+    let post = |path: &str, body: String| http("POST", &format!("{}{path}", p.base), Some(&key), Some(body));
+    let setup = [
+        r#"{"v":1,"id":"r","type":"merchant.registered","at":"2026-11-11T08:00:00+08:00","merchant":"m1","name":"店","uscc":"91330100MA2B000018","channels":["live"]}"#,
+        r#"{"v":1,"id":"vv","type":"merchant.verified","at":"2026-11-11T08:00:00+08:00","merchant":"m1","method":"manual","by":"platform"}"#,
+    ];
+    assert_eq!(post("/v1/events", setup.join("\n")).0, 200);
+    let (status, body) = post(
+        "/v1/lotteries",
+        r#"{"lottery":"l1","merchant":"m1","host":"h","stream":"s","prizes":[{"name":"耳机","value_fen":19900,"count":2}],"conditions":["关注"],"draw_at":"2026-11-11T20:00:00+08:00","deliver_within_days":7,"organizer":"店","contact":"400"}"#.into(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let announced: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(announced["commitment"].as_str().map(str::len), Some(64));
+    let entries: Vec<String> = (1..=9)
+        .map(|i| format!(r#"{{"v":1,"id":"in{i}","type":"lottery.entered","at":"2026-11-11T10:0{i}:00+08:00","lottery":"l1","participant":"p{i}"}}"#))
+        .collect();
+    assert_eq!(post("/v1/events", entries.join("\n")).0, 200);
+    assert_eq!(
+        post("/v1/lotteries/l1/draw", String::new()).0,
+        409,
+        "drawing needs the close first"
+    );
+    let (status, body) = post("/v1/lotteries/l1/close", String::new());
+    assert_eq!(status, 200, "{body}");
+    let late = r#"{"v":1,"id":"late","type":"lottery.entered","at":"2026-11-11T19:00:00+08:00","lottery":"l1","participant":"p99"}"#;
+    assert_eq!(post("/v1/events", late.into()).0, 200);
+    let (status, body) = post("/v1/lotteries/l1/draw", String::new());
+    assert_eq!(status, 200, "{body}");
+    let drawn: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(drawn["winners"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        post("/v1/lotteries/l1/draw", String::new()).0,
+        409,
+        "a lottery is drawn once"
+    );
+
+    let (status, body) = http("GET", &format!("{}/v1/lotteries/l1", p.base), None, None);
+    assert_eq!(status, 200);
+    let lottery: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        (lottery["entrants"].as_u64(), lottery["late_entries"].as_u64()),
+        (Some(9), Some(1))
+    );
+    assert!(
+        lottery["findings"]
+            .as_array()
+            .is_some_and(|f| f.iter().all(|x| x["rule"] != "LT-10" && x["rule"] != "LT-04")),
+        "{lottery}"
+    );
+
+    // A participant checks that their entry counted and that the winners follow from seed and root.
+    let (status, body) = http(
+        "GET",
+        &format!("{}/v1/lotteries/l1/proof?participant=p4", p.base),
+        None,
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let proof: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let path: Vec<[u8; 32]> = proof["audit_path"]
+        .as_array()
+        .expect("path")
+        .iter()
+        .map(|h| {
+            let bytes = hex::decode(h.as_str().expect("hex")).expect("hex");
+            <[u8; 32]>::try_from(bytes).expect("32 bytes")
+        })
+        .collect();
+    let root = <[u8; 32]>::try_from(hex::decode(proof["entrants_root"].as_str().expect("root")).expect("hex"))
+        .expect("32 bytes");
+    assert!(weiquan_engine::draw::verify_entrant(
+        "p4",
+        proof["index"].as_u64().expect("index") as usize,
+        9,
+        &path,
+        &root
+    ));
+    let seed = proof["seed"].as_str().expect("seed revealed after the draw");
+    assert_eq!(
+        weiquan_engine::draw::commitment(seed),
+        announced["commitment"].as_str().expect("commitment")
+    );
+    assert_eq!(
+        http(
+            "GET",
+            &format!("{}/v1/lotteries/l1/proof?participant=p99", p.base),
+            None,
+            None
+        )
+        .0,
+        404,
+        "a late entrant is not an entrant"
+    );
+
+    // Offline, from the ledger alone.
+    let _ = p.child.kill();
+    let _ = p.child.wait();
+    let out = crate::weiquan(
+        &[
+            "verify",
+            "draw",
+            "--ledger",
+            &format!("{d}/weiquan.db"),
+            "--lottery",
+            "l1",
+            "--pub",
+            &format!("{d}/ledger.key.pub"),
+        ],
+        None,
+    );
+    let msg = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{msg}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(msg.contains("fair") && msg.contains("9 entrants"), "{msg}");
+}

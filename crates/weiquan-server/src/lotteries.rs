@@ -1,0 +1,242 @@
+//! Lotteries drawn through weiquan: weiquan holds the seed from announcement
+//! to draw, records the entrants root at the close, and draws by the published
+//! algorithm, so that every participant can check the result.
+
+use crate::api::AppStateRef;
+use crate::auth::{Caller, Role};
+use crate::core::{Core, ItemResult};
+use crate::problem::{ApiError, Problem};
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use rand_core::RngCore;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use weiquan_engine::{draw, LotteryView};
+
+/// The business time for events weiquan writes itself: the engine's clock (wall clock before any event).
+fn clock(core: &Core) -> String {
+    core.engine().clock().map_or_else(
+        || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        |c| c.to_string(),
+    )
+}
+
+async fn ingest_one(app: &crate::AppState, event: Value) -> Result<u64, ApiError> {
+    let results = app
+        .sequencer
+        .ingest(vec![event.to_string()])
+        .await?
+        .map_err(|e| ApiError::unavailable(format!("not written ({e}); retry")))?;
+    match results.into_iter().next() {
+        Some(ItemResult::Accepted { index }) => Ok(index),
+        Some(ItemResult::Duplicate) => Err(ApiError::conflict(
+            "this was already done (an event with the same id is in the ledger)",
+        )),
+        Some(ItemResult::Rejected { field, error }) => Err(ApiError::unprocessable(format!(
+            "{}{error}",
+            field.map(|f| format!("{f}: ")).unwrap_or_default()
+        ))),
+        None => Err(ApiError::internal("no result for the event")),
+    }
+}
+
+async fn view(app: &crate::AppState, id: &str) -> Result<(LotteryView, String), ApiError> {
+    let id = id.to_owned();
+    app.sequencer
+        .read(move |core: &mut Core| core.engine().lottery(&id).map(|v| (v, clock(core))))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no events name this lottery"))
+}
+
+/// Announce a lottery whose seed weiquan generates and holds (platform).
+#[utoipa::path(post, path = "/v1/lotteries", tag = "lotteries",
+    request_body(content = Object, description = "The fields of lottery.announced except `commitment` (weiquan makes it); `id` and `at` optional"),
+    responses((status = 200, description = "Announced: ledger index and the published commitment"), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn announce(State(app): AppStateRef, caller: Caller, body: String) -> Result<Json<Value>, ApiError> {
+    caller.require("announce lotteries (platform keys only)", |r| *r == Role::Platform)?;
+    let mut fields: serde_json::Map<String, Value> = serde_json::from_str(&body)
+        .map_err(|e| ApiError::bad_request(format!("send the announcement as a JSON object: {e}")))?;
+    if fields.contains_key("commitment") {
+        return Err(ApiError::unprocessable(
+            "weiquan makes the commitment here; to commit to your own seed, send lottery.announced to /v1/events",
+        ));
+    }
+    let lottery = fields
+        .get("lottery")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::unprocessable("lottery: required"))?
+        .to_owned();
+    let mut bytes = [0u8; 32];
+    rand_core::OsRng.fill_bytes(&mut bytes);
+    let seed = hex::encode(bytes);
+    let at = match fields.remove("at") {
+        Some(at) => at,
+        None => Value::String(app.sequencer.read(|core: &mut Core| clock(core)).await?),
+    };
+    let id = fields
+        .remove("id")
+        .unwrap_or_else(|| Value::String(format!("weiquan-announce-{lottery}")));
+    let mut event = json!({"v": 1, "id": id, "type": "lottery.announced", "at": at});
+    if let Some(o) = event.as_object_mut() {
+        o.extend(fields);
+        o.insert("commitment".into(), Value::String(draw::commitment(&seed)));
+    }
+    // Validate before keeping the seed, keep it before announcing: a commitment must never outlive its seed.
+    weiquan_events::parse_event(&event.to_string()).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let (l, s) = (lottery.clone(), seed.clone());
+    app.sequencer
+        .read(move |core: &mut Core| core.ledger().store_mut().put_seed(&l, &s))
+        .await?
+        .map_err(|_| ApiError::conflict(format!("lottery {lottery} already has a seed held by weiquan")))?;
+    let index = ingest_one(&app, event).await?;
+    Ok(Json(
+        json!({"lottery": lottery, "index": index, "commitment": draw::commitment(&seed), "algorithm": draw::ALGORITHM}),
+    ))
+}
+
+/// Close entries and record the entrants root in the ledger (platform).
+#[utoipa::path(post, path = "/v1/lotteries/{id}/close", tag = "lotteries", params(("id" = String, Path, description = "Lottery id")),
+    responses((status = 200, description = "Closed: entrants count and root"), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn close(State(app): AppStateRef, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    caller.require("close lotteries (platform keys only)", |r| *r == Role::Platform)?;
+    let (v, at) = view(&app, &id).await?;
+    if v.closed {
+        return Err(ApiError::conflict(format!("lottery {id} is already closed")));
+    }
+    let refs: Vec<&str> = v.entrants.iter().map(String::as_str).collect();
+    let root = hex::encode(draw::entrants_root(&refs));
+    let event = json!({"v": 1, "id": format!("weiquan-close-{id}"), "type": "lottery.closed", "at": at, "lottery": id,
+        "entrants_root": root, "entrants": v.entrants.len()});
+    let index = ingest_one(&app, event).await?;
+    Ok(Json(
+        json!({"lottery": id, "index": index, "entrants": v.entrants.len(), "entrants_root": root}),
+    ))
+}
+
+/// Draw a closed lottery with the seed weiquan holds (platform).
+#[utoipa::path(post, path = "/v1/lotteries/{id}/draw", tag = "lotteries", params(("id" = String, Path, description = "Lottery id")),
+    responses((status = 200, description = "Drawn: winners, revealed seed, proof"), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn draw_lottery(
+    State(app): AppStateRef,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require("draw lotteries (platform keys only)", |r| *r == Role::Platform)?;
+    let (v, at) = view(&app, &id).await?;
+    if !v.closed || v.drawn {
+        return Err(ApiError::conflict(format!(
+            "lottery {id} must be closed and not yet drawn"
+        )));
+    }
+    let l = id.clone();
+    let seed = app
+        .sequencer
+        .read(move |core: &mut Core| core.ledger().store_mut().seed_of(&l))
+        .await?
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| {
+            ApiError::conflict(format!(
+                "weiquan holds no seed for lottery {id}: announce it through POST /v1/lotteries"
+            ))
+        })?;
+    let refs: Vec<&str> = v.entrants.iter().map(String::as_str).collect();
+    let counts: Vec<u32> = v.prizes.iter().map(|p| p.2).collect();
+    let winners: Vec<Value> = draw::draw(&seed, &refs, &counts)
+        .into_iter()
+        .map(|(e, p)| json!({"participant": refs[e], "prize": v.prizes[p].0}))
+        .collect();
+    let root = hex::encode(draw::entrants_root(&refs));
+    let proof = json!({"algorithm": draw::ALGORITHM, "entrants_root": root, "entrants": refs.len()});
+    let event = json!({"v": 1, "id": format!("weiquan-draw-{id}"), "type": "lottery.drawn", "at": at, "lottery": id,
+        "winners": winners, "seed": seed, "proof": proof});
+    let index = ingest_one(&app, event).await?;
+    Ok(Json(
+        json!({"lottery": id, "index": index, "winners": winners, "seed": seed, "proof": proof}),
+    ))
+}
+
+/// A lottery: commitment, entrants, draw result, prize delivery and findings (public).
+#[utoipa::path(get, path = "/v1/lotteries/{id}", tag = "lotteries", params(("id" = String, Path, description = "Lottery id")),
+    responses((status = 200, description = "The lottery"), (status = 404, body = Problem)))]
+pub async fn get_lottery(State(app): AppStateRef, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let (v, _) = view(&app, &id).await?;
+    let subject = format!("lottery:{id}");
+    let findings = app
+        .sequencer
+        .read(move |core: &mut Core| {
+            core.findings()
+                .iter()
+                .filter(|f| f.finding.subject == subject)
+                .map(|f| core.finding_json(f, weiquan_engine::Lang::Zh))
+                .collect::<Vec<_>>()
+        })
+        .await?;
+    let refs: Vec<&str> = v.entrants.iter().map(String::as_str).collect();
+    Ok(Json(json!({
+        "lottery": id, "merchant": v.merchant, "commitment": v.commitment,
+        "prizes": v.prizes.iter().map(|p| json!({"name": p.0, "value_fen": p.1, "count": p.2})).collect::<Vec<_>>(),
+        "entrants": v.entrants.len(), "entrants_root": hex::encode(draw::entrants_root(&refs)), "late_entries": v.late_entries,
+        "closed": v.closed, "drawn": v.drawn, "cancelled": v.cancelled,
+        "winners": v.winners.iter().map(|w| json!({"participant": w.0, "prize": w.1, "shipped": w.2 > 0})).collect::<Vec<_>>(),
+        "findings": findings,
+    })))
+}
+
+/// Which participant a proof is for.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ProofQuery {
+    /// Pseudonymous participant id.
+    participant: String,
+}
+
+/// Proof that a participant's entry is among the entrants, and what the draw needs to be recomputed (public).
+#[utoipa::path(get, path = "/v1/lotteries/{id}/proof", tag = "lotteries", params(("id" = String, Path, description = "Lottery id"), ProofQuery),
+    responses((status = 200, description = "Entry index, audit path (hex, RFC 6962), root; seed and winners once drawn"), (status = 404, body = Problem)))]
+pub async fn entry_proof(
+    State(app): AppStateRef,
+    Path(id): Path<String>,
+    Query(q): Query<ProofQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (v, _) = view(&app, &id).await?;
+    let refs: Vec<&str> = v.entrants.iter().map(String::as_str).collect();
+    let index = refs.iter().position(|p| *p == q.participant).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "{} is not among the {} entrants before the close",
+            q.participant,
+            refs.len()
+        ))
+    })?;
+    let path: Vec<String> = draw::entrant_proof(&refs, index)
+        .unwrap_or_default()
+        .iter()
+        .map(hex::encode)
+        .collect();
+    let (seed, winners) = if v.drawn {
+        let l = id.clone();
+        let seed = app
+            .sequencer
+            .read(move |core: &mut Core| core.ledger().store_mut().seed_of(&l))
+            .await?
+            .map_err(ApiError::internal)?;
+        (
+            seed,
+            Some(
+                v.winners
+                    .iter()
+                    .map(|w| json!({"participant": w.0, "prize": w.1}))
+                    .collect::<Vec<_>>(),
+            ),
+        )
+    } else {
+        (None, None)
+    };
+    Ok(Json(json!({
+        "lottery": id, "participant": q.participant, "index": index, "entrants": refs.len(),
+        "entrants_root": hex::encode(draw::entrants_root(&refs)), "audit_path": path,
+        "algorithm": draw::ALGORITHM, "commitment": v.commitment, "seed": seed, "winners": winners,
+        "won": v.winners.iter().any(|w| w.0 == q.participant),
+    })))
+}
