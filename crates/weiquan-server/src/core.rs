@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use weiquan_engine::{Engine, Finding, Lang, Rulebook};
 use weiquan_events::{id_digest, parse_event, Reject};
-use weiquan_ledger::{event_leaf, finding_leaf, Ledger, LedgerError, LogStore};
+use weiquan_ledger::{event_leaf, finding_leaf, LeafError, Ledger, LedgerError, LogStore};
 use weiquan_store::Backend;
 
 /// What became of one submitted item.
@@ -82,6 +82,20 @@ impl EventIndex {
     fn get(&self, digest: u128) -> Option<u64> {
         self.0[(digest >> 120) as usize].get(&digest).copied()
     }
+}
+
+/// The ledger leaf of a finding whose evidence events are at leaf indices `evidence`.
+pub fn finding_leaf_of(f: &Finding, rules: &Rulebook, evidence: &[u64]) -> Result<Vec<u8>, LeafError> {
+    let text = rules.text(f.rule);
+    finding_leaf(
+        f.rule.as_str(),
+        &f.subject,
+        text.severity.as_str(),
+        &f.at.to_string(),
+        &f.events,
+        evidence,
+        &text.citation,
+    )
 }
 
 /// What replay needs to tell a finding leaf from an event leaf.
@@ -227,16 +241,7 @@ impl Core {
                 .iter()
                 .filter_map(|e| self.index_of.get(id_digest(e)))
                 .collect();
-            let text = self.rules.text(f.rule);
-            match finding_leaf(
-                f.rule.as_str(),
-                &f.subject,
-                text.severity.as_str(),
-                &f.at.to_string(),
-                &f.events,
-                &evidence,
-                &text.citation,
-            ) {
+            match finding_leaf_of(&f, &self.rules, &evidence) {
                 Ok(leaf) => {
                     staged.push(StoredFinding {
                         index: base + leaves.len() as u64,

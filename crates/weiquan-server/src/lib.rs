@@ -16,7 +16,7 @@ mod problem;
 mod sequencer;
 
 pub use auth::{new_key, Role};
-pub use core::ItemResult;
+pub use core::{finding_leaf_of, ItemResult};
 pub use nats::stream_name;
 pub use problem::Problem;
 

@@ -149,16 +149,7 @@ impl<S: weiquan_ledger::LogStore> LedgerWriter<S> {
             .iter()
             .filter_map(|e| self.index_of.get(&weiquan_events::id_digest(e)).copied())
             .collect();
-        let text = rules.text(f.rule);
-        let leaf = weiquan_ledger::finding_leaf(
-            f.rule.as_str(),
-            &f.subject,
-            text.severity.as_str(),
-            &f.at.to_string(),
-            &f.events,
-            &evidence,
-            &text.citation,
-        )?;
+        let leaf = weiquan_server::finding_leaf_of(f, rules, &evidence)?;
         self.push(leaf)
     }
 
