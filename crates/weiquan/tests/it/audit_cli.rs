@@ -24,12 +24,12 @@ fn usage_errors_exit_2() {
     assert_eq!(weiquan(&["audit", "-", "-"], None).status.code(), Some(2));
 }
 
-#[test]
-fn bad_rules_file_is_a_usage_error_naming_the_key() {
+/// Audits the presale case with a rules file holding `toml`.
+fn audit_with_rules(toml: &str) -> std::process::Output {
     let dir = tempfile::tempdir().expect("tempdir");
     let rules = dir.path().join("rules.toml");
-    std::fs::write(&rules, "[thresholds]\nship_days = \"two\"\n").expect("write");
-    let out = weiquan(
+    std::fs::write(&rules, toml).expect("write");
+    weiquan(
         &[
             "audit",
             "tests/cases/presale/events.ndjson",
@@ -37,7 +37,12 @@ fn bad_rules_file_is_a_usage_error_naming_the_key() {
             rules.to_str().expect("utf-8"),
         ],
         None,
-    );
+    )
+}
+
+#[test]
+fn bad_rules_file_is_a_usage_error_naming_the_key() {
+    let out = audit_with_rules("[thresholds]\nship_days = \"two\"\n");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("thresholds.ship_days"), "{err}");
@@ -45,19 +50,8 @@ fn bad_rules_file_is_a_usage_error_naming_the_key() {
 
 #[test]
 fn rules_file_overrides_a_threshold() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rules = dir.path().join("rules.toml");
     // With 90 days allowed, campaign c2 (79 days) is no longer over-long.
-    std::fs::write(&rules, "[thresholds]\npresale_max_days = 90\n").expect("write");
-    let out = weiquan(
-        &[
-            "audit",
-            "tests/cases/presale/events.ndjson",
-            "--rules",
-            rules.to_str().expect("utf-8"),
-        ],
-        None,
-    );
+    let out = audit_with_rules("[thresholds]\npresale_max_days = 90\n");
     assert_eq!(out.status.code(), Some(0));
     assert!(!ndjson(&out.stdout).iter().any(|f| f["rule"] == "PS-03"));
 }
