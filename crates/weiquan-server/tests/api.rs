@@ -466,6 +466,19 @@ async fn openapi_lists_every_route() {
     ] {
         assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");
     }
+    // An independent validator (openapi-spec-validator, installed by scripts/test) checks the document.
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), serde_json::to_vec(&doc).expect("json")).expect("write");
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import json,sys; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1]))); print('valid')"])
+        .arg(file.path())
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "the OpenAPI document does not validate (or openapi-spec-validator is missing: pip install openapi-spec-validator): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     server.stop().await;
 }
 
