@@ -30,18 +30,6 @@ pub trait Keyword: Sized + Copy + 'static {
     fn from_keyword(s: &str) -> Option<Self> {
         Self::ALL.iter().find(|(k, _)| *k == s).map(|(_, v)| *v)
     }
-
-    /// The canonical spelling.
-    fn keyword(self) -> &'static str
-    where
-        Self: PartialEq,
-    {
-        Self::ALL
-            .iter()
-            .find(|(_, v)| *v == self)
-            .map(|(k, _)| *k)
-            .unwrap_or("?")
-    }
 }
 
 macro_rules! keyword_enum {

@@ -66,11 +66,6 @@ impl Time {
     pub fn from_unix_ms(ms: i64, offset_s: i32) -> Time {
         Time { ms, offset_s }
     }
-
-    /// Offset east of UTC in seconds, as written by the producer.
-    pub fn offset_seconds(self) -> i32 {
-        self.offset_s
-    }
 }
 
 impl PartialEq for Time {

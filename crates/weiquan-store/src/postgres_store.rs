@@ -56,11 +56,6 @@ impl PgStore {
             .map_err(err("creating the ledger tables"))?;
         Ok(PgStore { client })
     }
-
-    /// The client, for tests that tamper with stored bytes.
-    pub fn client(&mut self) -> &mut Client {
-        &mut self.client
-    }
 }
 
 fn count(client: &mut impl postgres::GenericClient) -> Result<u64, StoreError> {

@@ -53,11 +53,6 @@ impl SqliteStore {
         .map_err(err("creating the ledger tables"))?;
         Ok(SqliteStore { conn })
     }
-
-    /// The connection, for tests that tamper with stored bytes.
-    pub fn connection(&self) -> &Connection {
-        &self.conn
-    }
 }
 
 fn count(conn: &Connection) -> Result<u64, StoreError> {
