@@ -23,8 +23,8 @@ pub(crate) struct Lottery {
     pub entrants: FxHashMap<u64, bool>,
     /// Entrants in order of first entry (deterministic iteration).
     pub entry_order: Vec<u64>,
-    /// Their ids, in the same order, for checking a committed draw and proving entries.
-    pub entrant_ids: Vec<Box<str>>,
+    /// Their ids, in the same order, when the lottery is committed (to check the draw and prove entries).
+    pub entrant_ids: Vec<(u64, Box<str>)>,
     pub closed: bool,
     pub drawn: bool,
     /// The `lottery.drawn` event of the last draw.
@@ -255,7 +255,10 @@ impl Engine {
         if let std::collections::hash_map::Entry::Vacant(v) = lot.entrants.entry(p) {
             v.insert(eligible);
             lot.entry_order.push(p);
-            lot.entrant_ids.push(participant.into());
+            // Ids are kept only where a committed draw will need them (LT-10, entry proofs).
+            if lot.terms.commitment.is_some() {
+                lot.entrant_ids.push((p, participant.into()));
+            }
         }
     }
 
@@ -300,9 +303,8 @@ impl Engine {
             }
             Some(s) => {
                 let eligible: Vec<&str> = lot
-                    .entry_order
+                    .entrant_ids
                     .iter()
-                    .zip(&lot.entrant_ids)
                     .filter(|(p, _)| lot.entrants.get(p) == Some(&true))
                     .map(|(_, id)| &**id)
                     .collect();
@@ -508,8 +510,11 @@ pub struct LotteryView {
     pub commitment: Option<String>,
     /// Prizes in effect: name, value in fen, count.
     pub prizes: Vec<(String, u64, u32)>,
-    /// Participants who entered before the close (or the draw), in entry order: the draw's entrants.
+    /// Participants who entered before the close (or the draw), in entry order: the draw's
+    /// entrants (listed for committed lotteries only).
     pub entrants: Vec<String>,
+    /// How many entered before the close.
+    pub entrant_count: usize,
     /// Entries after the close.
     pub late_entries: usize,
     /// Whether it was closed, drawn, cancelled.
@@ -545,12 +550,12 @@ impl Engine {
                 })
                 .collect(),
             entrants: lot
-                .entry_order
+                .entrant_ids
                 .iter()
-                .zip(&lot.entrant_ids)
                 .filter(|(p, _)| eligible(p))
                 .map(|(_, id)| id.to_string())
                 .collect(),
+            entrant_count: lot.entry_order.iter().filter(|p| eligible(p)).count(),
             late_entries: lot.entry_order.iter().filter(|p| !eligible(p)).count(),
             closed: lot.closed,
             drawn: lot.drawn,

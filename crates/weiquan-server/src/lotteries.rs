@@ -105,13 +105,19 @@ pub async fn close(State(app): AppStateRef, caller: Caller, Path(id): Path<Strin
     if v.closed {
         return Err(ApiError::conflict(format!("lottery {id} is already closed")));
     }
-    let refs: Vec<&str> = v.entrants.iter().map(String::as_str).collect();
-    let root = hex::encode(draw::entrants_root(&refs));
-    let event = json!({"v": 1, "id": format!("weiquan-close-{id}"), "type": "lottery.closed", "at": at, "lottery": id,
-        "entrants_root": root, "entrants": v.entrants.len()});
+    let mut event = json!({"v": 1, "id": format!("weiquan-close-{id}"), "type": "lottery.closed", "at": at, "lottery": id,
+        "entrants": v.entrant_count});
+    // Only a committed draw runs over the entrant list; its root is what the close fixes.
+    let root = v.commitment.is_some().then(|| {
+        let refs: Vec<&str> = v.entrants.iter().map(String::as_str).collect();
+        hex::encode(draw::entrants_root(&refs))
+    });
+    if let (Some(r), Some(o)) = (&root, event.as_object_mut()) {
+        o.insert("entrants_root".into(), json!(r));
+    }
     let index = ingest_one(&app, event).await?;
     Ok(Json(
-        json!({"lottery": id, "index": index, "entrants": v.entrants.len(), "entrants_root": root}),
+        json!({"lottery": id, "index": index, "entrants": v.entrant_count, "entrants_root": root}),
     ))
 }
 
@@ -178,7 +184,7 @@ pub async fn get_lottery(State(app): AppStateRef, Path(id): Path<String>) -> Res
     Ok(Json(json!({
         "lottery": id, "merchant": v.merchant, "commitment": v.commitment,
         "prizes": v.prizes.iter().map(|p| json!({"name": p.0, "value_fen": p.1, "count": p.2})).collect::<Vec<_>>(),
-        "entrants": v.entrants.len(), "entrants_root": hex::encode(draw::entrants_root(&refs)), "late_entries": v.late_entries,
+        "entrants": v.entrant_count, "entrants_root": hex::encode(draw::entrants_root(&refs)), "late_entries": v.late_entries,
         "closed": v.closed, "drawn": v.drawn, "cancelled": v.cancelled,
         "winners": v.winners.iter().map(|w| json!({"participant": w.0, "prize": w.1, "shipped": w.2 > 0})).collect::<Vec<_>>(),
         "findings": findings,
