@@ -4,7 +4,7 @@
 use crate::model::Event;
 use crate::parse::{parse_event, ParseError};
 use serde::Serialize;
-use std::io::{self, BufRead};
+use std::io::{self, Read};
 
 /// Longest line accepted, in bytes: a ledger entry holds at most 64 KiB
 /// (tlog-tiles entry bundles use 16-bit lengths). A longer line is rejected, not truncated.
@@ -51,19 +51,37 @@ pub enum Line<'a> {
 
 /// Splits a byte stream into NDJSON lines: skips blank lines, strips `\r` and a
 /// leading byte-order mark, and rejects lines that are not UTF-8 or too long.
+///
+/// Reads in 1 MiB chunks and hands out lines as slices of the chunk, so a line
+/// is never copied on its way to the parser; only a line cut by a chunk's end
+/// is moved to the front.
 pub struct LineReader<R> {
     inner: R,
     buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    eof: bool,
     line: u64,
     bytes: u64,
 }
 
-impl<R: BufRead> LineReader<R> {
-    /// Wraps a buffered reader.
+const CHUNK: usize = 1 << 20;
+
+/// Where the next line is, once found.
+enum Found {
+    Slice(usize, usize),
+    TooLong(usize),
+}
+
+impl<R: Read> LineReader<R> {
+    /// Wraps a reader (buffering is done here: a `BufReader` adds nothing).
     pub fn new(inner: R) -> Self {
         LineReader {
             inner,
-            buf: Vec::with_capacity(1024),
+            buf: vec![0; CHUNK],
+            start: 0,
+            end: 0,
+            eof: false,
             line: 0,
             bytes: 0,
         }
@@ -74,25 +92,88 @@ impl<R: BufRead> LineReader<R> {
         self.bytes
     }
 
+    /// Reads more input after compacting; false at end of input.
+    fn fill(&mut self) -> io::Result<bool> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            let grown = self.buf.len() * 2;
+            self.buf.resize(grown, 0);
+        }
+        loop {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    self.end += n;
+                    self.bytes += n as u64;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The next raw line (without its newline), or one too long to keep.
+    fn next_raw(&mut self) -> io::Result<Option<Found>> {
+        let mut skipped = 0usize;
+        loop {
+            let window = &self.buf[self.start..self.end];
+            if let Some(i) = memchr::memchr(b'\n', window) {
+                let (s, e) = (self.start, self.start + i);
+                self.start = e + 1;
+                return Ok(Some(if skipped > 0 {
+                    Found::TooLong(skipped + i)
+                } else {
+                    Found::Slice(s, e)
+                }));
+            }
+            if self.eof {
+                if self.start == self.end && skipped == 0 {
+                    return Ok(None);
+                }
+                let (s, e) = (self.start, self.end);
+                self.start = self.end;
+                return Ok(Some(if skipped > 0 {
+                    Found::TooLong(skipped + e - s)
+                } else {
+                    Found::Slice(s, e)
+                }));
+            }
+            // A line longer than any acceptable one is counted and dropped as it streams by.
+            if self.end - self.start > MAX_LINE_BYTES + 2 {
+                skipped += self.end - self.start;
+                self.start = self.end;
+            }
+            self.fill()?;
+        }
+    }
+
     /// The next non-blank line, `None` at end of input; IO errors are returned as is.
     pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
         let (start, end) = loop {
-            self.buf.clear();
-            let n = self.inner.read_until(b'\n', &mut self.buf)?;
-            if n == 0 {
-                return Ok(None);
-            }
-            self.bytes += n as u64;
+            let Some(found) = self.next_raw()? else { return Ok(None) };
             self.line += 1;
-            let (mut start, mut end) = (0, self.buf.len());
-            if self.buf[..end].ends_with(b"\n") {
+            let (mut start, mut end) = match found {
+                Found::Slice(s, e) => (s, e),
+                Found::TooLong(len) => {
+                    return Ok(Some(Line::Bad(bad(
+                        self.line,
+                        format!("line is {len} bytes; at most {MAX_LINE_BYTES} are accepted"),
+                    ))))
+                }
+            };
+            if self.buf[start..end].ends_with(b"\r") {
                 end -= 1;
             }
-            if self.buf[..end].ends_with(b"\r") {
-                end -= 1;
-            }
-            if self.line == 1 && self.buf[..end].starts_with(b"\xEF\xBB\xBF") {
-                start = 3;
+            if self.line == 1 && self.buf[start..end].starts_with(b"\xEF\xBB\xBF") {
+                start += 3;
             }
             if !self.buf[start..end].iter().all(u8::is_ascii_whitespace) {
                 break (start, end);

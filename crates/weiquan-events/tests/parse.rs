@@ -293,3 +293,33 @@ proptest! {
         let _ = parse_event(&line);
     }
 }
+
+#[test]
+fn lines_across_chunk_boundaries_and_overlong_lines() {
+    // Enough lines to cross several 1 MiB chunks, with an overlong line (3 MiB, no newline inside) in the middle.
+    let mut input = String::new();
+    let n = 30_000;
+    for i in 0..n {
+        input.push_str(&ORDER.replace("\"e1\"", &format!("\"e{i}\"")));
+        input.push('\n');
+        if i == n / 2 {
+            input.push_str(&"x".repeat(3 << 20));
+            input.push('\n');
+        }
+    }
+    let mut r = LineReader::new(input.as_bytes());
+    let mut dedupe = Dedupe::new();
+    let (mut ok, mut rejected) = (0, Vec::new());
+    while let Some(line) = r.next_line().expect("in memory") {
+        match classify(line, &mut dedupe) {
+            Outcome::Accepted(..) => ok += 1,
+            Outcome::Rejected(rj) => rejected.push((rj.line, rj.error)),
+            Outcome::Duplicate(..) => panic!("no duplicates here"),
+        }
+    }
+    assert_eq!(ok, n);
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].0, (n / 2 + 2) as u64);
+    assert!(rejected[0].1.contains("3145728 bytes"), "{}", rejected[0].1);
+    assert_eq!(r.bytes_read(), input.len() as u64);
+}
