@@ -11,6 +11,35 @@ use sha2::{Digest, Sha256};
 /// Name of this algorithm, as carried in a draw's proof.
 pub const ALGORITHM: &str = "weiquan-draw-v1";
 
+/// Public key of drand's quicknet (chain `52db9ba7…e971`, scheme bls-unchained-g1-rfc9380).
+pub const QUICKNET_PUBLIC_KEY: &str = "83cf0f2896adee7eb8b5f01fcad3912212c437e0073e911fb90022d3e760183c8c4b450b6a0a6c3ac6a5776a2d1064510d1fec758c921cc22b0e17e63aaf4bcb5ed66304de9cf809bd274ca73bab4af5a6e9c76a4bc09e76eae8991ef5ece45a";
+
+/// The seed the draw runs on: the revealed seed, or — when a drand quicknet round was fixed at
+/// announcement — the seed followed by `|drand:` and that round's randomness (hex SHA-256 of its
+/// signature), once the signature verifies. Errors say what is wrong.
+pub fn effective_seed(seed: &str, beacon_round: Option<u64>, beacon_signature: Option<&str>) -> Result<String, String> {
+    let Some(round) = beacon_round else {
+        return Ok(seed.to_owned());
+    };
+    let sig = beacon_signature.ok_or_else(|| format!("no drand beacon signature for round {round}"))?;
+    let sig = hex::decode(sig).map_err(|_| format!("the drand beacon signature for round {round} is not hex"))?;
+    use drand_verify::Pubkey;
+    let key: [u8; 96] = hex::decode(QUICKNET_PUBLIC_KEY)
+        .ok()
+        .and_then(|k| k.try_into().ok())
+        .ok_or("bad built-in drand key")?;
+    let pk = drand_verify::G2PubkeyRfc::from_fixed(key).map_err(|e| e.to_string())?;
+    match pk.verify(round, b"", &sig) {
+        Ok(true) => Ok(format!(
+            "{seed}|drand:{}",
+            hex::encode(drand_verify::derive_randomness(&sig))
+        )),
+        _ => Err(format!(
+            "the drand beacon signature does not verify for quicknet round {round}"
+        )),
+    }
+}
+
 /// Hex SHA-256 of the seed's UTF-8 bytes: what is published at announcement.
 pub fn commitment(seed: &str) -> String {
     hex::encode(Sha256::digest(seed.as_bytes()))
@@ -165,6 +194,20 @@ pub fn draw(seed: &str, entrants: &[&str], prize_counts: &[u32]) -> Vec<(usize, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drand_quicknet_round_is_verified_and_mixed_in() {
+        // https://api3.drand.sh/52db9ba7…e971/public/123 (also drand-verify's test vector)
+        let sig = "b75c69d0b72a5d906e854e808ba7e2accb1542ac355ae486d591aa9d43765482e26cd02df835d3546d23c4b13e0dfc92";
+        let mixed = effective_seed("s", Some(123), Some(sig)).expect("valid beacon");
+        assert!(mixed.starts_with("s|drand:") && mixed.len() == "s|drand:".len() + 64);
+        assert!(
+            effective_seed("s", Some(124), Some(sig)).is_err(),
+            "another round's signature"
+        );
+        assert!(effective_seed("s", Some(123), None).is_err());
+        assert_eq!(effective_seed("s", None, None).as_deref(), Ok("s"));
+    }
 
     #[test]
     fn entrant_proofs_verify_for_every_size_and_index() {

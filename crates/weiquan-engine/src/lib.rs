@@ -327,8 +327,12 @@ impl Engine {
                 self.lotteries.get_mut(l).closed = true;
             }
             Body::LotteryDrawn {
-                lottery, winners, seed, ..
-            } => self.lottery_drawn(id, at, lottery, winners, seed.as_deref()),
+                lottery,
+                winners,
+                seed,
+                beacon_signature,
+                ..
+            } => self.lottery_drawn(id, at, lottery, winners, seed.as_deref(), beacon_signature.as_deref()),
             Body::LotteryPrizeShipped {
                 lottery,
                 participant,

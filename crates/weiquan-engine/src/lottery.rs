@@ -150,7 +150,8 @@ fn merge_terms(cur: &mut LotteryTerms<'static>, ch: &LotteryTerms<'_>) {
         organizer,
         contact,
         odds,
-        commitment
+        commitment,
+        beacon_round
     );
 }
 
@@ -262,7 +263,16 @@ impl Engine {
         }
     }
 
-    pub(crate) fn lottery_drawn(&mut self, id: &str, at: Time, lottery: &str, winners: &[Winner], seed: Option<&str>) {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn lottery_drawn(
+        &mut self,
+        id: &str,
+        at: Time,
+        lottery: &str,
+        winners: &[Winner],
+        seed: Option<&str>,
+        beacon_signature: Option<&str>,
+    ) {
         let l = self.lotteries.entry(lottery);
         let ws: Vec<Drawn> = winners
             .iter()
@@ -302,6 +312,11 @@ impl Engine {
                 Some("SHA-256 of the revealed seed differs from the commitment".to_owned())
             }
             Some(s) => {
+                let s = match crate::draw::effective_seed(s, lot.terms.beacon_round, beacon_signature) {
+                    Ok(s) => s,
+                    Err(problem) => return Some(problem),
+                };
+                let s = s.as_str();
                 let eligible: Vec<&str> = lot
                     .entrant_ids
                     .iter()
@@ -508,6 +523,8 @@ pub struct LotteryView {
     pub merchant: Option<String>,
     /// Hex SHA-256 of the draw seed, when committed.
     pub commitment: Option<String>,
+    /// drand quicknet round mixed into the seed, when one was fixed.
+    pub beacon_round: Option<u64>,
     /// Prizes in effect: name, value in fen, count.
     pub prizes: Vec<(String, u64, u32)>,
     /// Participants who entered before the close (or the draw), in entry order: the draw's
@@ -536,6 +553,7 @@ impl Engine {
         Some(LotteryView {
             merchant: lot.merchant.map(|m| self.merchants.id(m).to_owned()),
             commitment: lot.terms.commitment.as_deref().map(str::to_owned),
+            beacon_round: lot.terms.beacon_round,
             prizes: lot
                 .terms
                 .prizes

@@ -207,6 +207,8 @@ pub struct LotteryTerms<'a> {
     pub odds: Option<Str<'a>>,
     /// Hex SHA-256 of the secret draw seed.
     pub commitment: Option<Str<'a>>,
+    /// A drand quicknet round fixed at announcement, whose randomness is mixed into the seed.
+    pub beacon_round: Option<u64>,
 }
 
 /// The payload of an event, one variant per `type`.
@@ -357,6 +359,7 @@ pub enum Body<'a> {
         winners: Vec<Winner<'a>>,
         seed: Option<Str<'a>>,
         proof: Option<Str<'a>>,
+        beacon_signature: Option<Str<'a>>,
     },
     /// `lottery.prize_shipped`
     LotteryPrizeShipped {
@@ -496,6 +499,7 @@ impl LotteryTerms<'_> {
             contact: self.contact.as_ref().map(owned),
             odds: self.odds.as_ref().map(owned),
             commitment: self.commitment.as_ref().map(owned),
+            beacon_round: self.beacon_round,
         }
     }
 }

@@ -403,6 +403,9 @@ impl<'a> Fields<'a> {
             contact: self.text_opt("contact")?,
             odds: self.opt("odds", Self::raw_json_at)?,
             commitment: self.opt("commitment", Self::sha256_at)?,
+            beacon_round: self.opt("beacon_round", |f, k, v| {
+                raw_uint(v).map_err(|got| f.wrong(k, "a drand round number", got))
+            })?,
         })
     }
 }
@@ -650,6 +653,17 @@ fn body<'a>(f: &Fields<'a>, ty: &str) -> R<Body<'a>> {
             })?,
             seed: f.text_opt("seed")?,
             proof: f.opt("proof", Fields::raw_json_at)?,
+            beacon_signature: f.opt("beacon_signature", |f, k, v| {
+                let s = f.text_at(k, v)?;
+                if s.len() == 96 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    Ok(s)
+                } else {
+                    Err(FieldError::at(
+                        f.path(k),
+                        "expected the drand round's BLS signature: 96 hex digits",
+                    ))
+                }
+            })?,
         },
         "lottery.prize_shipped" => Body::LotteryPrizeShipped {
             lottery: f.id("lottery")?,

@@ -129,6 +129,7 @@ pub async fn draw_lottery(
     State(app): AppStateRef,
     caller: Caller,
     Path(id): Path<String>,
+    body: String,
 ) -> Result<Json<Value>, ApiError> {
     caller.require("draw lotteries (platform keys only)", |r| *r == Role::Platform)?;
     let (v, at) = view(&app, &id).await?;
@@ -148,16 +149,25 @@ pub async fn draw_lottery(
                 "weiquan holds no seed for lottery {id}: announce it through POST /v1/lotteries"
             ))
         })?;
+    // A drand round fixed at announcement: the platform brings that round's signature (weiquan fetches nothing).
+    let beacon_signature: Option<String> = serde_json::from_str::<Value>(&body)
+        .ok()
+        .and_then(|b| b.get("beacon_signature").and_then(Value::as_str).map(str::to_owned));
+    let effective =
+        draw::effective_seed(&seed, v.beacon_round, beacon_signature.as_deref()).map_err(ApiError::unprocessable)?;
     let refs: Vec<&str> = v.entrants.iter().map(String::as_str).collect();
     let counts: Vec<u32> = v.prizes.iter().map(|p| p.2).collect();
-    let winners: Vec<Value> = draw::draw(&seed, &refs, &counts)
+    let winners: Vec<Value> = draw::draw(&effective, &refs, &counts)
         .into_iter()
         .map(|(e, p)| json!({"participant": refs[e], "prize": v.prizes[p].0}))
         .collect();
     let root = hex::encode(draw::entrants_root(&refs));
     let proof = json!({"algorithm": draw::ALGORITHM, "entrants_root": root, "entrants": refs.len()});
-    let event = json!({"v": 1, "id": format!("weiquan-draw-{id}"), "type": "lottery.drawn", "at": at, "lottery": id,
+    let mut event = json!({"v": 1, "id": format!("weiquan-draw-{id}"), "type": "lottery.drawn", "at": at, "lottery": id,
         "winners": winners, "seed": seed, "proof": proof});
+    if let (Some(sig), Some(o)) = (beacon_signature, event.as_object_mut()) {
+        o.insert("beacon_signature".into(), Value::String(sig));
+    }
     let index = ingest_one(&app, event).await?;
     Ok(Json(
         json!({"lottery": id, "index": index, "winners": winners, "seed": seed, "proof": proof}),

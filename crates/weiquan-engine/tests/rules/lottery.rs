@@ -315,3 +315,55 @@ fn lt10_committed_draw_must_reveal_the_seed_and_follow_the_algorithm() {
         .fires_any("LT-10"));
     assert!(!drawn().fires_any("LT-10"), "no commitment, nothing to verify");
 }
+
+#[test]
+fn lt10_a_drand_round_fixed_at_announcement_must_be_mixed_in() {
+    use weiquan_engine::draw;
+    // drand quicknet round 123 (https://api3.drand.sh/52db9ba7…e971/public/123).
+    let sig = "b75c69d0b72a5d906e854e808ba7e2accb1542ac355ae486d591aa9d43765482e26cd02df835d3546d23c4b13e0dfc92";
+    let seed = "organiser-seed";
+    let who = ["p1", "p2", "p3", "p4", "p5", "p6", "p7"];
+    let s = enter(
+        base(json!({"commitment": draw::commitment(seed), "beacon_round": 123})),
+        "l1",
+        &who,
+        "11-01 12:00",
+    )
+    .ev("lottery.closed", "11-01 19:00", json!({"lottery": "l1"}));
+    let winners = |seed: &str| -> Vec<Value> {
+        draw::draw(seed, &who, &[2])
+            .into_iter()
+            .map(|(e, _)| json!({"participant": who[e], "prize": "耳机"}))
+            .collect()
+    };
+    let mixed = draw::effective_seed(seed, Some(123), Some(sig)).expect("valid beacon");
+    let fair = s.clone().ev(
+        "lottery.drawn",
+        "11-01 20:00",
+        json!({"lottery": "l1", "winners": winners(&mixed), "seed": seed, "beacon_signature": sig}),
+    );
+    assert!(!fair.fires_any("LT-10"));
+    let unmixed = s.clone().ev(
+        "lottery.drawn",
+        "11-01 20:00",
+        json!({"lottery": "l1", "winners": winners(seed), "seed": seed, "beacon_signature": sig}),
+    );
+    assert_eq!(
+        unmixed.fires("LT-10", "lottery:l1"),
+        winners(seed) != winners(&mixed),
+        "winners without the beacon are not the draw's"
+    );
+    let missing = s.clone().ev(
+        "lottery.drawn",
+        "11-01 20:00",
+        json!({"lottery": "l1", "winners": winners(&mixed), "seed": seed}),
+    );
+    assert!(missing.fires("LT-10", "lottery:l1"), "no beacon signature");
+    let forged = sig.replacen('b', "a", 1);
+    let bad = s.ev(
+        "lottery.drawn",
+        "11-01 20:00",
+        json!({"lottery": "l1", "winners": winners(&mixed), "seed": seed, "beacon_signature": forged}),
+    );
+    assert!(bad.fires("LT-10", "lottery:l1"), "a signature that does not verify");
+}

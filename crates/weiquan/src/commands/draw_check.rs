@@ -10,6 +10,7 @@ struct Drawn {
     leaf: u64,
     winners: Vec<(String, String)>,
     seed: Option<String>,
+    beacon_signature: Option<String>,
 }
 
 /// What the ledger says about one lottery.
@@ -17,6 +18,7 @@ struct Drawn {
 struct Lottery {
     announced: Option<u64>,
     commitment: Option<String>,
+    beacon_round: Option<u64>,
     prizes: Vec<(String, u32)>,
     /// Participant, leaf index of first entry, before the close.
     entries: Vec<(String, u64, bool)>,
@@ -43,6 +45,9 @@ pub fn check<S: LogStore>(store: &mut S, lottery: &str) -> anyhow::Result<Result
             let set_terms = |l: &mut Lottery, terms: &weiquan_events::LotteryTerms| {
                 if let Some(c) = &terms.commitment {
                     l.commitment = Some(c.to_string());
+                }
+                if terms.beacon_round.is_some() {
+                    l.beacon_round = terms.beacon_round;
                 }
                 if let Some(p) = &terms.prizes {
                     l.prizes = p
@@ -75,6 +80,7 @@ pub fn check<S: LogStore>(store: &mut S, lottery: &str) -> anyhow::Result<Result
                     lottery: id,
                     winners,
                     seed,
+                    beacon_signature,
                     ..
                 } if id == lottery && l.drawn.is_none() => {
                     let ws = winners
@@ -85,6 +91,7 @@ pub fn check<S: LogStore>(store: &mut S, lottery: &str) -> anyhow::Result<Result
                         leaf: index,
                         winners: ws,
                         seed: seed.as_ref().map(|s| s.to_string()),
+                        beacon_signature: beacon_signature.as_ref().map(|s| s.to_string()),
                     });
                 }
                 _ => {}
@@ -106,6 +113,7 @@ fn judge(id: &str, l: &Lottery, first_entry: &HashMap<String, usize>) -> Result<
         leaf: drawn_at,
         winners,
         seed,
+        beacon_signature,
     } = l
         .drawn
         .as_ref()
@@ -135,8 +143,9 @@ fn judge(id: &str, l: &Lottery, first_entry: &HashMap<String, usize>) -> Result<
             Some(_) => {}
         }
     }
+    let effective = draw::effective_seed(seed, l.beacon_round, beacon_signature.as_deref())?;
     let counts: Vec<u32> = l.prizes.iter().map(|p| p.1).collect();
-    let expected: Vec<(String, String)> = draw::draw(seed, &eligible, &counts)
+    let expected: Vec<(String, String)> = draw::draw(&effective, &eligible, &counts)
         .into_iter()
         .map(|(e, p)| (eligible[e].to_owned(), l.prizes[p].0.clone()))
         .collect();

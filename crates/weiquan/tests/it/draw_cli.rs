@@ -6,6 +6,9 @@ use serde_json::json;
 use weiquan_engine::draw;
 
 const SEED: &str = "4d3c2b1a00ffeeddccbbaa9988776655";
+/// drand quicknet round 123's signature.
+const BEACON_SIG: &str =
+    "b75c69d0b72a5d906e854e808ba7e2accb1542ac355ae486d591aa9d43765482e26cd02df835d3546d23c4b13e0dfc92";
 
 fn line(id: &str, ty: &str, at: &str, fields: serde_json::Value) -> String {
     let mut v = json!({"v": 1, "id": id, "type": ty, "at": format!("2026-11-11T{at}:00+08:00")});
@@ -42,6 +45,10 @@ fn stream(tweak: &str) -> String {
             "deliver_within_days": 7, "organizer": "店", "contact": "400", "commitment": draw::commitment(SEED)}),
         ),
     ];
+    let beacon = tweak.starts_with("beacon");
+    if beacon {
+        lines[2] = lines[2].replacen("\"commitment\"", "\"beacon_round\":123,\"commitment\"", 1);
+    }
     if tweak == "dropped" {
         entrants.retain(|p| *p != "p3");
     }
@@ -62,7 +69,12 @@ fn stream(tweak: &str) -> String {
         "19:00",
         json!({"lottery": "l1", "entrants_root": root}),
     ));
-    let mut winners: Vec<(String, String)> = draw::draw(SEED, &entrants, &[2])
+    let effective = if beacon {
+        draw::effective_seed(SEED, Some(123), Some(BEACON_SIG)).expect("valid beacon")
+    } else {
+        SEED.to_owned()
+    };
+    let mut winners: Vec<(String, String)> = draw::draw(&effective, &entrants, &[2])
         .into_iter()
         .map(|(e, _)| (entrants[e].to_owned(), "耳机".to_owned()))
         .collect();
@@ -87,12 +99,16 @@ fn stream(tweak: &str) -> String {
         .iter()
         .map(|(p, prize)| json!({"participant": p, "prize": prize}))
         .collect();
-    lines.push(line(
-        "draw",
-        "lottery.drawn",
-        "20:00",
-        json!({"lottery": "l1", "winners": w, "seed": seed}),
-    ));
+    let mut drawn = json!({"lottery": "l1", "winners": w, "seed": seed});
+    if let (true, Some(o)) = (beacon, drawn.as_object_mut()) {
+        let sig = if tweak == "beacon-forged" {
+            BEACON_SIG.replacen('b', "a", 1)
+        } else {
+            BEACON_SIG.to_owned()
+        };
+        o.insert("beacon_signature".into(), json!(sig));
+    }
+    lines.push(line("draw", "lottery.drawn", "20:00", drawn));
     lines.join("\n") + "\n"
 }
 
@@ -134,9 +150,11 @@ fn verify(tweak: &str) -> (Option<i32>, String) {
 
 #[test]
 fn a_fair_draw_verifies() {
-    let (code, msg) = verify("fair");
-    assert_eq!(code, Some(0), "{msg}");
-    assert!(msg.contains("fair") && msg.contains("6 entrants"), "{msg}");
+    for tweak in ["fair", "beacon"] {
+        let (code, msg) = verify(tweak);
+        assert_eq!(code, Some(0), "{tweak}: {msg}");
+        assert!(msg.contains("fair") && msg.contains("6 entrants"), "{tweak}: {msg}");
+    }
 }
 
 #[test]
@@ -147,6 +165,7 @@ fn each_kind_of_tampering_is_named() {
         ("added", "an entrant was added or dropped"),
         ("late", "winner p9 entered after the close"),
         ("swapped", "differ from what weiquan-draw-v1 gives"),
+        ("beacon-forged", "drand beacon signature does not verify"),
     ] {
         let (code, msg) = verify(tweak);
         assert_eq!(code, Some(3), "{tweak}: {msg}");
