@@ -183,9 +183,9 @@ impl<S: LogStore> Ledger<S> {
     /// Proof that the tree of `old` leaves is a prefix of the tree of `new` leaves.
     pub fn consistency_proof(&mut self, old: u64, new: u64) -> Result<Vec<Hash>, LedgerError> {
         self.check_size("size", new)?;
-        if old > new {
+        if old == 0 || old > new {
             return Err(LedgerError::OutOfRange(format!(
-                "old size {old} is larger than new size {new}"
+                "a consistency proof needs 1 <= old size <= new size; got {old} and {new}"
             )));
         }
         Ok(tlog_tiles::prove_tree(

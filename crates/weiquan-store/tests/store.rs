@@ -112,6 +112,10 @@ fn receipts_and_consistency_proofs_verify_and_catch_changes() {
             "{name}: index beyond size is an error, not a panic"
         );
         assert!(ledger.consistency_proof(5, 99).is_err(), "{name}");
+        assert!(
+            ledger.consistency_proof(0, 5).is_err(),
+            "{name}: from an empty tree is an error, not a panic"
+        );
     }
 }
 
