@@ -389,3 +389,29 @@ fn a_lottery_drawn_through_the_api_verifies_offline() {
     );
     assert!(msg.contains("fair") && msg.contains("9 entrants"), "{msg}");
 }
+
+#[test]
+fn serve_reads_a_config_file_and_refuses_unknown_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("from-config");
+    let config = dir.path().join("weiquan.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data = {:?}\nlog_format = \"json\"\nrate_limit = 50\n",
+            data.to_str().expect("utf-8")
+        ),
+    )
+    .expect("write");
+    let p = serve(&["--config", config.to_str().expect("utf-8")]);
+    assert_eq!(http("GET", &format!("{}/healthz", p.base), None, None).0, 200);
+    assert!(
+        data.join("weiquan.db").exists(),
+        "the data folder came from the config file"
+    );
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "lissten = \"127.0.0.1:1\"\n").expect("write");
+    let out = crate::weiquan(&["serve", "--config", bad.to_str().expect("utf-8")], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `lissten`"));
+}
