@@ -50,6 +50,7 @@ with the same names (data, listen, db, db_schema, key, origin, nats, nats_subjec
 rate_limit, log_format).")]
     Serve(ServeArgs),
     /// Manage API keys.
+    #[command(after_help = "Example:\n  weiquan keys create --data ./weiquan-data --role regulator")]
     Keys(KeysArgs),
     /// Start a server on a fresh data folder and stream a simulated platform into it.
     #[command(
@@ -65,6 +66,9 @@ rate_limit, log_format).")]
     )]
     Verify(VerifyArgs),
     /// Read checkpoints, receipts and proofs out of a ledger file.
+    #[command(
+        after_help = "Examples:\n  weiquan ledger checkpoint run.db\n  weiquan ledger receipt run.db 4 > receipt.json\n  weiquan ledger proof run.db --old 100 > proof.json"
+    )]
     Ledger(LedgerArgs),
     /// Print the rulebook in effect (built-in, or merged with --rules) as TOML.
     #[command(

@@ -158,14 +158,35 @@ fn rules_prints_a_rulebook_that_loads_back() {
 
 #[test]
 fn help_explains_with_an_example() {
-    for args in [
-        &["--help"][..],
-        &["audit", "--help"],
-        &["check", "--help"],
-        &["rules", "--help"],
-    ] {
-        let out = weiquan(args, None);
-        assert_eq!(out.status.code(), Some(0));
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Example"), "{args:?}");
+    let commands: [&[&str]; 20] = [
+        &[],
+        &["audit"],
+        &["check"],
+        &["rules"],
+        &["simulate"],
+        &["serve"],
+        &["keys"],
+        &["keys", "create"],
+        &["demo"],
+        &["keygen"],
+        &["verify"],
+        &["verify", "log"],
+        &["verify", "receipt"],
+        &["verify", "consistency"],
+        &["verify", "draw"],
+        &["ledger"],
+        &["ledger", "checkpoint"],
+        &["ledger", "receipt"],
+        &["ledger", "proof"],
+        &["serve"],
+    ];
+    for cmd in commands {
+        let args: Vec<&str> = cmd.iter().copied().chain(["--help"]).collect();
+        let out = weiquan(&args, None);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Example"),
+            "{args:?} has no example"
+        );
     }
 }
