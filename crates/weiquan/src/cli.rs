@@ -60,10 +60,13 @@ rate_limit, log_format).")]
     /// Create a signing key for a ledger: PATH (private, mode 0600) and PATH.pub.
     #[command(after_help = "Example:\n  weiquan keygen --out keys/ledger.key --name weiquan.example/log")]
     Keygen(KeygenArgs),
-    /// Verify a ledger, a receipt or a consistency proof, offline.
-    #[command(
-        after_help = "Exit status: 0 when valid, 3 when not (the message names what failed), 1 when a file cannot be read."
-    )]
+    /// Verify a ledger, a receipt, a consistency proof or a lottery draw, offline.
+    #[command(after_help = "Examples:
+  weiquan verify log run.db --pub run.db.key.pub
+  weiquan verify receipt receipt.json --pub run.db.key.pub
+  weiquan verify draw --ledger run.db --lottery l5 --pub run.db.key.pub
+
+Exit status: 0 when valid, 3 when not (the message names what failed), 1 when a file cannot be read.")]
     Verify(VerifyArgs),
     /// Read checkpoints, receipts and proofs out of a ledger file.
     #[command(
