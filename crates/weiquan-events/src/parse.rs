@@ -166,6 +166,9 @@ fn raw_uint(raw: &RawValue) -> Result<u64, &'static str> {
 struct Fields<'a> {
     obj: RawObject<'a>,
     prefix: String,
+    /// Where the last lookup matched: producers send fields in a fixed order,
+    /// so the next one asked for is usually just after it.
+    cursor: std::cell::Cell<usize>,
 }
 
 impl<'a> Fields<'a> {
@@ -175,12 +178,16 @@ impl<'a> Fields<'a> {
 
     /// The value, or `None` when absent or `null`.
     fn get(&self, key: &str) -> Option<&'a RawValue> {
-        self.obj
-            .pairs
+        let pairs = &self.obj.pairs;
+        let from = self.cursor.get().min(pairs.len());
+        let (i, (_, v)) = pairs[from..]
             .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| *v)
-            .filter(|v| !is_null(v))
+            .enumerate()
+            .map(|(i, p)| (i + from, p))
+            .chain(pairs[..from].iter().enumerate())
+            .find(|(_, (k, _))| k == key)?;
+        self.cursor.set(i + 1);
+        Some(*v).filter(|v| !is_null(v))
     }
 
     fn missing(&self, key: &str) -> FieldError {
@@ -311,6 +318,7 @@ impl<'a> Fields<'a> {
         let fields = Fields {
             obj,
             prefix: format!("{}.", self.path(key)),
+            cursor: std::cell::Cell::new(0),
         };
         fields.no_duplicate_keys()?;
         Ok(fields)
@@ -439,6 +447,7 @@ pub fn parse_event(line: &str) -> Result<Event<'_>, ParseError> {
     let f = Fields {
         obj,
         prefix: String::new(),
+        cursor: std::cell::Cell::new(0),
     };
     // The id is read first so that every later error can carry it.
     let id = f.id("id");
