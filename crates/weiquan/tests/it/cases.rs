@@ -102,6 +102,23 @@ fn project_cases_equal_the_shared_cases_when_present() {
     }
 }
 
+/// The project's copy of the spec must not drift from the shared contract either.
+#[test]
+fn project_spec_equals_the_shared_spec_when_present() {
+    let shared = root().join("../shared/spec");
+    if !shared.exists() {
+        eprintln!("../shared/spec not present here; nothing to compare");
+        return;
+    }
+    for name in ["events.md", "rulebook.md"] {
+        assert_eq!(
+            std::fs::read(root().join("docs/spec").join(name)).expect("ours"),
+            std::fs::read(shared.join(name)).expect("shared"),
+            "docs/spec/{name} differs from ../shared/spec/{name}: copy it again"
+        );
+    }
+}
+
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).expect("readable").filter_map(Result::ok) {
