@@ -159,6 +159,16 @@ impl Core {
                 }
                 match parse_event(&text) {
                     Ok(ev) => {
+                        // An event's findings follow it in the ledger; any left over were not logged
+                        // (the rulebook changed since), so they must not be paired with later leaves.
+                        if !produced.is_empty() {
+                            tracing::warn!(
+                                index,
+                                unlogged = produced.len(),
+                                "the current rulebook finds more than was logged"
+                            );
+                            produced.clear();
+                        }
                         self.index_of.insert_new(id_digest(&ev.id), index);
                         produced.extend(self.engine.apply(&ev));
                     }

@@ -597,3 +597,43 @@ async fn rate_limit_answers_429_with_retry_after() {
     assert!(retry_after.is_some_and(|s| s >= 1), "429 carries Retry-After");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_under_changed_rules_keeps_logged_findings_paired_with_their_leaves() {
+    let db = Db::sqlite();
+    let key = db.key("platform").await;
+    let server = Server::start(db.config(None)).await;
+    server.post_events(&key, case_text("presale")).await;
+    let (_, before) = server.call("GET", "/v1/findings?limit=100", Some(&key), None).await;
+    server.stop().await;
+
+    // Stricter: a 30-day limit makes PS-03 fire for c1 as well, which was never logged.
+    let mut cfg = db.config(None);
+    cfg.rules = Arc::new(Rulebook::with_overrides("[thresholds]\npresale_max_days = 10\n").expect("rules"));
+    let server = Server::start(cfg).await;
+    let (_, after) = server.call("GET", "/v1/findings?limit=100", Some(&key), None).await;
+    let pairs = |v: &Value| -> Vec<(String, String, u64)> {
+        v["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .map(|f| {
+                (
+                    f["rule"].as_str().unwrap_or("").to_owned(),
+                    f["subject"].as_str().unwrap_or("").to_owned(),
+                    f["index"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    };
+    // Every finding shown is one the ledger holds, at its own leaf; none is invented by the new rules.
+    let logged = pairs(&before);
+    for f in pairs(&after) {
+        assert!(logged.contains(&f), "{f:?} is not a logged finding");
+    }
+    assert!(
+        pairs(&after).len() >= logged.len() - 1,
+        "the logged findings survive: {after}"
+    );
+    server.stop().await;
+}
