@@ -158,6 +158,25 @@ impl Stream<'_> {
     }
 }
 
+/// The winners of a draw as `(participant, prize name)` in slot order: the seed (with
+/// the drand round mixed in when one was fixed), the entrants in entry order and the
+/// prizes `(name, count)` in announced order. The one place LT-10, `weiquan verify draw`
+/// and the server's draw compute it.
+pub fn winners<'a>(
+    seed: &str,
+    beacon_round: Option<u64>,
+    beacon_signature: Option<&str>,
+    entrants: &[&'a str],
+    prizes: &[(&'a str, u32)],
+) -> Result<Vec<(&'a str, &'a str)>, String> {
+    let seed = effective_seed(seed, beacon_round, beacon_signature)?;
+    let counts: Vec<u32> = prizes.iter().map(|p| p.1).collect();
+    Ok(draw(&seed, entrants, &counts)
+        .into_iter()
+        .map(|(e, p)| (entrants[e], prizes[p].0))
+        .collect())
+}
+
 /// The first uniform value in `0..n` of the stream for `seed` and `root` (exposed for bias tests).
 pub fn uniform_below(seed: &str, root: &[u8; 32], n: u64) -> u64 {
     Stream {

@@ -312,23 +312,24 @@ impl Engine {
                 Some("SHA-256 of the revealed seed differs from the commitment".to_owned())
             }
             Some(s) => {
-                let s = match crate::draw::effective_seed(s, lot.terms.beacon_round, beacon_signature) {
-                    Ok(s) => s,
-                    Err(problem) => return Some(problem),
-                };
-                let s = s.as_str();
                 let eligible: Vec<&str> = lot
                     .entrant_ids
                     .iter()
                     .filter(|(p, _)| lot.entrants.get(p) == Some(&true))
                     .map(|(_, id)| &**id)
                     .collect();
-                let prizes = lot.terms.prizes.as_deref().unwrap_or_default();
-                let counts: Vec<u32> = prizes.iter().map(|p| p.count.unwrap_or(0)).collect();
-                let expected: Vec<(&str, &str)> = crate::draw::draw(s, &eligible, &counts)
-                    .into_iter()
-                    .map(|(e, p)| (eligible[e], prizes[p].name.as_deref().unwrap_or("")))
+                let prizes: Vec<(&str, u32)> = lot
+                    .terms
+                    .prizes
+                    .iter()
+                    .flatten()
+                    .map(|p| (p.name.as_deref().unwrap_or(""), p.count.unwrap_or(0)))
                     .collect();
+                let expected =
+                    match crate::draw::winners(s, lot.terms.beacon_round, beacon_signature, &eligible, &prizes) {
+                        Ok(w) => w,
+                        Err(problem) => return Some(problem),
+                    };
                 let actual: Vec<(&str, &str)> = ws.iter().map(|w| (&*w.participant, &*w.prize)).collect();
                 (expected != actual).then(|| {
                     format!(

@@ -304,11 +304,11 @@ async fn lift_blacklist(
         .filter(|r| !r.trim().is_empty())
         .ok_or_else(|| ApiError::unprocessable("say why: send {\"reason\": \"…\"}"))?;
     let m = merchant.clone();
-    let (blacklisted, size, clock) = app
+    let (blacklisted, size, at) = app
         .sequencer
         .read(move |core: &mut Core| {
             let blacklisted = core.engine().standing(&m).is_some_and(|s| s.blacklisted.is_some());
-            (blacklisted, core.ledger().size(), core.engine().clock())
+            (blacklisted, core.ledger().size(), business_time(core))
         })
         .await?;
     if !blacklisted {
@@ -317,18 +317,36 @@ async fn lift_blacklist(
     // Business time stays the platform's (a wall-clock time would move every deadline);
     // when the regulator acted is kept beside it.
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let at = clock.map_or_else(|| now.clone(), |c| c.to_string());
     let event = json!({"v": 1, "id": format!("weiquan-lift-{merchant}-{size}"), "type": "merchant.blacklist_lifted",
         "at": at, "merchant": merchant, "by": "regulator", "reason": reason, "acted_at": now});
+    let index = ingest_one(&app, event).await?;
+    Ok(Json(json!({"lifted": merchant, "index": index})))
+}
+
+/// The business time for events weiquan writes itself: the engine's clock (wall clock before any event).
+pub(crate) fn business_time(core: &Core) -> String {
+    core.engine().clock().map_or_else(
+        || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        |c| c.to_string(),
+    )
+}
+
+pub(crate) async fn ingest_one(app: &crate::AppState, event: Value) -> Result<u64, ApiError> {
     let results = app
         .sequencer
         .ingest(vec![event.to_string()])
         .await?
         .map_err(|e| ApiError::unavailable(format!("not written ({e}); retry")))?;
-    match results.first() {
-        Some(ItemResult::Accepted { index }) => Ok(Json(json!({"lifted": merchant, "index": index}))),
-        Some(other) => Err(ApiError::unprocessable(format!("{other:?}"))),
-        None => Err(ApiError::internal("no result for the lift event")),
+    match results.into_iter().next() {
+        Some(ItemResult::Accepted { index }) => Ok(index),
+        Some(ItemResult::Duplicate) => Err(ApiError::conflict(
+            "this was already done (an event with the same id is in the ledger)",
+        )),
+        Some(ItemResult::Rejected { field, error }) => Err(ApiError::unprocessable(format!(
+            "{}{error}",
+            field.map(|f| format!("{f}: ")).unwrap_or_default()
+        ))),
+        None => Err(ApiError::internal("no result for the event")),
     }
 }
 

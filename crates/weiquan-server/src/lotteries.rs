@@ -2,9 +2,9 @@
 //! to draw, records the entrants root at the close, and draws by the published
 //! algorithm, so that every participant can check the result.
 
-use crate::api::AppStateRef;
+use crate::api::{business_time, ingest_one, AppStateRef};
 use crate::auth::{Caller, Role};
-use crate::core::{Core, ItemResult};
+use crate::core::Core;
 use crate::problem::{ApiError, Problem};
 use axum::extract::{Path, Query, State};
 use axum::Json;
@@ -13,37 +13,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use weiquan_engine::{draw, LotteryView};
 
-/// The business time for events weiquan writes itself: the engine's clock (wall clock before any event).
-fn clock(core: &Core) -> String {
-    core.engine().clock().map_or_else(
-        || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        |c| c.to_string(),
-    )
-}
-
-async fn ingest_one(app: &crate::AppState, event: Value) -> Result<u64, ApiError> {
-    let results = app
-        .sequencer
-        .ingest(vec![event.to_string()])
-        .await?
-        .map_err(|e| ApiError::unavailable(format!("not written ({e}); retry")))?;
-    match results.into_iter().next() {
-        Some(ItemResult::Accepted { index }) => Ok(index),
-        Some(ItemResult::Duplicate) => Err(ApiError::conflict(
-            "this was already done (an event with the same id is in the ledger)",
-        )),
-        Some(ItemResult::Rejected { field, error }) => Err(ApiError::unprocessable(format!(
-            "{}{error}",
-            field.map(|f| format!("{f}: ")).unwrap_or_default()
-        ))),
-        None => Err(ApiError::internal("no result for the event")),
-    }
-}
-
 async fn view(app: &crate::AppState, id: &str) -> Result<(LotteryView, String), ApiError> {
     let id = id.to_owned();
     app.sequencer
-        .read(move |core: &mut Core| core.engine().lottery(&id).map(|v| (v, clock(core))))
+        .read(move |core: &mut Core| core.engine().lottery(&id).map(|v| (v, business_time(core))))
         .await?
         .ok_or_else(|| ApiError::not_found("no events name this lottery"))
 }
@@ -72,7 +45,7 @@ pub async fn announce(State(app): AppStateRef, caller: Caller, body: String) -> 
     let seed = hex::encode(bytes);
     let at = match fields.remove("at") {
         Some(at) => at,
-        None => Value::String(app.sequencer.read(|core: &mut Core| clock(core)).await?),
+        None => Value::String(app.sequencer.read(|core: &mut Core| business_time(core)).await?),
     };
     let id = fields
         .remove("id")
@@ -153,13 +126,12 @@ pub async fn draw_lottery(
     let beacon_signature: Option<String> = serde_json::from_str::<Value>(&body)
         .ok()
         .and_then(|b| b.get("beacon_signature").and_then(Value::as_str).map(str::to_owned));
-    let effective =
-        draw::effective_seed(&seed, v.beacon_round, beacon_signature.as_deref()).map_err(ApiError::unprocessable)?;
     let refs: Vec<&str> = v.entrants.iter().map(String::as_str).collect();
-    let counts: Vec<u32> = v.prizes.iter().map(|p| p.2).collect();
-    let winners: Vec<Value> = draw::draw(&effective, &refs, &counts)
+    let prizes: Vec<(&str, u32)> = v.prizes.iter().map(|p| (p.0.as_str(), p.2)).collect();
+    let winners: Vec<Value> = draw::winners(&seed, v.beacon_round, beacon_signature.as_deref(), &refs, &prizes)
+        .map_err(ApiError::unprocessable)?
         .into_iter()
-        .map(|(e, p)| json!({"participant": refs[e], "prize": v.prizes[p].0}))
+        .map(|(p, prize)| json!({"participant": p, "prize": prize}))
         .collect();
     let root = hex::encode(draw::entrants_root(&refs));
     let proof = json!({"algorithm": draw::ALGORITHM, "entrants_root": root, "entrants": refs.len()});

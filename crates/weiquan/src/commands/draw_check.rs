@@ -143,12 +143,12 @@ fn judge(id: &str, l: &Lottery, first_entry: &HashMap<String, usize>) -> Result<
             Some(_) => {}
         }
     }
-    let effective = draw::effective_seed(seed, l.beacon_round, beacon_signature.as_deref())?;
-    let counts: Vec<u32> = l.prizes.iter().map(|p| p.1).collect();
-    let expected: Vec<(String, String)> = draw::draw(&effective, &eligible, &counts)
-        .into_iter()
-        .map(|(e, p)| (eligible[e].to_owned(), l.prizes[p].0.clone()))
-        .collect();
+    let prizes: Vec<(&str, u32)> = l.prizes.iter().map(|(name, count)| (name.as_str(), *count)).collect();
+    let expected: Vec<(String, String)> =
+        draw::winners(seed, l.beacon_round, beacon_signature.as_deref(), &eligible, &prizes)?
+            .into_iter()
+            .map(|(p, prize)| (p.to_owned(), prize.to_owned()))
+            .collect();
     if expected != *winners {
         let show = |w: &[(String, String)]| {
             w.iter()
