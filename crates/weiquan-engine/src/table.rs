@@ -2,24 +2,29 @@
 //! a dense `u32` index (what deadlines and cross-references hold).
 
 use compact_str::CompactString;
-use std::collections::HashMap;
+use hashbrown::hash_table::{Entry, HashTable};
+use std::hash::BuildHasher;
 
 /// Deterministic, fast, and well distributed on short similar ids (u1, u2, …),
 /// where FxHash's weak high bits made probes compare many keys.
-type Map<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+fn hash(id: &str) -> u64 {
+    foldhash::fast::FixedState::default().hash_one(id)
+}
 
 /// Subjects of one kind, each id with its state.
+///
+/// The id is stored once, inline beside the state (ids of up to 24 bytes need
+/// no allocation); the hash index holds only `u32` positions. A lookup reads a
+/// 4-byte slot and then the item itself, which the caller reads next anyway.
 pub(crate) struct Table<T> {
-    /// Ids of up to 24 bytes live inside the table itself, so a lookup does not
-    /// chase a pointer to compare keys (one cache miss instead of two).
-    index: Map<CompactString, u32>,
-    items: Vec<(Box<str>, T)>,
+    index: HashTable<u32>,
+    items: Vec<(CompactString, T)>,
 }
 
 impl<T> Default for Table<T> {
     fn default() -> Self {
         Table {
-            index: Map::default(),
+            index: HashTable::new(),
             items: Vec::new(),
         }
     }
@@ -28,18 +33,27 @@ impl<T> Default for Table<T> {
 impl<T> Table<T> {
     /// Index of `id`, if known.
     pub fn find(&self, id: &str) -> Option<u32> {
-        self.index.get(id).copied()
+        let items = &self.items;
+        self.index.find(hash(id), |&i| items[i as usize].0 == id).copied()
     }
 
     /// Index of `id`, creating it with `make()` when new.
     pub fn intern(&mut self, id: &str, make: impl FnOnce() -> T) -> u32 {
-        if let Some(&i) = self.index.get(id) {
-            return i;
+        let items = &self.items;
+        let entry = self.index.entry(
+            hash(id),
+            |&i| items[i as usize].0 == id,
+            |&i| hash(&items[i as usize].0),
+        );
+        match entry {
+            Entry::Occupied(e) => *e.get(),
+            Entry::Vacant(v) => {
+                let i = u32::try_from(items.len()).expect("fewer than 2^32 subjects of one kind");
+                v.insert(i);
+                self.items.push((CompactString::from(id), make()));
+                i
+            }
         }
-        let i = u32::try_from(self.items.len()).expect("fewer than 2^32 subjects of one kind");
-        self.items.push((id.into(), make()));
-        self.index.insert(CompactString::from(id), i);
-        i
     }
 
     /// The id at `i`.
@@ -73,6 +87,5 @@ impl<T: Default> Table<T> {
 /// A 64-bit key for a pseudonymous id (participant, consumer) that rules only
 /// compare and never print: no table entry, no copy of the id kept.
 pub(crate) fn pid(id: &str) -> u64 {
-    use std::hash::BuildHasher;
     foldhash::fast::FixedState::with_seed(0x7765_6971_7561_6e00).hash_one(id)
 }
