@@ -8,6 +8,7 @@
 //! caller hands it events that were accepted exactly once.
 
 mod credit;
+mod deadline;
 pub mod draw;
 mod finding;
 mod lottery;
@@ -25,35 +26,10 @@ pub use lottery::LotteryView;
 pub use rulebook::{Credit, Lang, RuleId, RuleText, Rulebook, RulebookError, Severity, Thresholds, BUILTIN_RULEBOOK};
 pub use uscc::is_valid_uscc;
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use deadline::{Deadline, DeadlineKind, Deadlines};
 use std::sync::Arc;
 use table::Table;
 use weiquan_events::{Body, Event, Time};
-
-/// Something that must have happened by a time; checked when the clock passes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Deadline {
-    due: Time,
-    /// Order of setting, so that ties fire in the order they were set.
-    seq: u64,
-    kind: DeadlineKind,
-    target: u32,
-    /// Which occurrence it watches (a new request or a moved draw time supersedes older ones).
-    generation: u32,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum DeadlineKind {
-    Ps04Ship,
-    Ps07DepositRefund,
-    Lt05Draw,
-    Lt06Prizes,
-    Mc06Ship,
-    Mc07Reply,
-    Mc08Refund,
-    Mc10Response,
-}
 
 /// The rule engine and everything it remembers about open subjects.
 pub struct Engine {
@@ -61,8 +37,7 @@ pub struct Engine {
     clock: Option<Time>,
     /// Events applied so far; MC-11 compares against the event that blacklisted.
     seq: u64,
-    deadlines: BinaryHeap<Reverse<Deadline>>,
-    deadline_seq: u64,
+    deadlines: Deadlines,
     out: Vec<Finding>,
     merchants: Table<merchant::Merchant>,
     orders: Table<merchant::Order>,
@@ -84,8 +59,7 @@ impl Engine {
             rules,
             clock: None,
             seq: 0,
-            deadlines: BinaryHeap::new(),
-            deadline_seq: 0,
+            deadlines: Deadlines::default(),
             out: Vec::new(),
             merchants: Table::default(),
             orders: Table::default(),
@@ -136,25 +110,10 @@ impl Engine {
 
     fn fire_due(&mut self) {
         let Some(clock) = self.clock else { return };
-        while let Some(Reverse(d)) = self.deadlines.peek().copied() {
-            // An expected event exactly at the deadline is in time: fire only once the clock is past it.
-            if d.due >= clock {
-                break;
-            }
-            self.deadlines.pop();
+        // An expected event exactly at the deadline is in time: fire only once the clock is past it.
+        while let Some(d) = self.deadlines.pop_before(clock) {
             self.fire(d);
         }
-    }
-
-    fn set_deadline(&mut self, due: Time, kind: DeadlineKind, target: u32, generation: u32) {
-        self.deadline_seq += 1;
-        self.deadlines.push(Reverse(Deadline {
-            due,
-            seq: self.deadline_seq,
-            kind,
-            target,
-            generation,
-        }));
     }
 
     fn fire(&mut self, d: Deadline) {

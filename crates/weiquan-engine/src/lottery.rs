@@ -241,7 +241,7 @@ impl Engine {
             lot.draw_generation += 1;
             let generation = lot.draw_generation;
             let due = draw_at.plus_ms(i64::from(self.rules.thresholds.draw_grace_hours) * HOUR_MS);
-            self.set_deadline(due, DeadlineKind::Lt05Draw, l, generation);
+            self.deadlines.set(due, DeadlineKind::Lt05Draw, l, generation);
         }
     }
 
@@ -380,7 +380,8 @@ impl Engine {
         lot.lt06_fired = false;
         lot.draw_generation += 1;
         let generation = lot.draw_generation;
-        self.set_deadline(at.plus_days(deliver), DeadlineKind::Lt06Prizes, l, generation);
+        self.deadlines
+            .set(at.plus_days(deliver), DeadlineKind::Lt06Prizes, l, generation);
     }
 
     /// LT-09: adds this draw to each entrant's expectation and each winner's wins.

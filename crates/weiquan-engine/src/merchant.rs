@@ -347,7 +347,7 @@ impl Engine {
         }
         if campaign.is_none() {
             let due = at.plus_days(self.rules.thresholds.ship_days);
-            self.set_deadline(due, DeadlineKind::Mc06Ship, o, 0);
+            self.deadlines.set(due, DeadlineKind::Mc06Ship, o, 0);
         }
         if *payment == Payment::Bnpl && *confirmed != Some(true) {
             self.emit(
@@ -415,7 +415,7 @@ impl Engine {
             ord.refund_generation
         });
         let due = at.plus_days(self.rules.thresholds.refund_days);
-        self.set_deadline(due, DeadlineKind::Mc08Refund, o, generation);
+        self.deadlines.set(due, DeadlineKind::Mc08Refund, o, generation);
     }
 
     pub(crate) fn mc08_due(&mut self, d: Deadline) {
@@ -467,7 +467,7 @@ impl Engine {
                     let generation = conv.generation;
                     conv.waiting = Some((at, generation, id.into()));
                     let due = at.plus_ms(i64::from(self.rules.thresholds.reply_hours) * HOUR_MS);
-                    self.set_deadline(due, DeadlineKind::Mc07Reply, c, generation);
+                    self.deadlines.set(due, DeadlineKind::Mc07Reply, c, generation);
                 }
             }
             Sender::Merchant => {
@@ -514,7 +514,7 @@ impl Engine {
         });
         self.merchants.get_mut(m).credit.complaints += 1;
         let due = at.plus_days(self.rules.thresholds.complaint_response_days);
-        self.set_deadline(due, DeadlineKind::Mc10Response, c, 0);
+        self.deadlines.set(due, DeadlineKind::Mc10Response, c, 0);
     }
 
     pub(crate) fn mc10_due(&mut self, d: Deadline) {

@@ -239,7 +239,7 @@ impl Engine {
             ord.final_paid = Some(id.into());
         });
         if let Some(days) = ship_days {
-            self.set_deadline(at.plus_days(days), DeadlineKind::Ps04Ship, o, 0);
+            self.deadlines.set(at.plus_days(days), DeadlineKind::Ps04Ship, o, 0);
         }
     }
 
@@ -298,7 +298,7 @@ impl Engine {
             ord.deposit_refund_generation
         });
         let due = at.plus_days(self.rules.thresholds.deposit_refund_days);
-        self.set_deadline(due, DeadlineKind::Ps07DepositRefund, o, generation);
+        self.deadlines.set(due, DeadlineKind::Ps07DepositRefund, o, generation);
     }
 
     pub(crate) fn ps07_due(&mut self, d: Deadline) {
