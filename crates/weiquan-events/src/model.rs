@@ -307,11 +307,14 @@ pub enum Body<'a> {
     /// `refund.rejected`
     RefundRejected { order: Str<'a>, reason: Str<'a> },
     /// `presale.published` (all required terms present)
-    PresalePublished { campaign: Str<'a>, terms: PresaleTerms<'a> },
+    PresalePublished {
+        campaign: Str<'a>,
+        terms: Box<PresaleTerms<'a>>,
+    },
     /// `presale.changed` (only the changed terms present)
     PresaleChanged {
         campaign: Str<'a>,
-        changes: PresaleTerms<'a>,
+        changes: Box<PresaleTerms<'a>>,
     },
     /// `presale.deposit_paid`
     PresaleDepositPaid {
@@ -343,11 +346,14 @@ pub enum Body<'a> {
         amount_fen: u64,
     },
     /// `lottery.announced` (merchant, host, stream, prizes present)
-    LotteryAnnounced { lottery: Str<'a>, terms: LotteryTerms<'a> },
+    LotteryAnnounced {
+        lottery: Str<'a>,
+        terms: Box<LotteryTerms<'a>>,
+    },
     /// `lottery.changed` (only the changed terms present)
     LotteryChanged {
         lottery: Str<'a>,
-        changes: LotteryTerms<'a>,
+        changes: Box<LotteryTerms<'a>>,
     },
     /// `lottery.entered`
     LotteryEntered { lottery: Str<'a>, participant: Str<'a> },

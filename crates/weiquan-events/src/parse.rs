@@ -451,9 +451,10 @@ pub fn parse_event(line: &str) -> Result<Event<'_>, ParseError> {
     };
     // The id is read first so that every later error can carry it.
     let id = f.id("id");
-    let known_id = id.as_ref().ok().map(|s| s.to_string());
+    // Copied only when an error needs it (a borrowed id clones without allocating).
+    let known_id = id.as_ref().ok().cloned();
     let with_id = |e: FieldError| ParseError {
-        id: known_id.clone(),
+        id: known_id.as_deref().map(str::to_owned),
         field: e.field,
         message: e.message,
     };
@@ -591,12 +592,12 @@ fn body<'a>(f: &Fields<'a>, ty: &str) -> R<Body<'a>> {
             f.req("ship_within_days", |f, k, v| f.count_at(k, v, 0))?;
             Body::PresalePublished {
                 campaign,
-                terms: f.presale_terms()?,
+                terms: Box::new(f.presale_terms()?),
             }
         }
         "presale.changed" => Body::PresaleChanged {
             campaign: f.id("campaign")?,
-            changes: f.presale_terms()?,
+            changes: Box::new(f.presale_terms()?),
         },
         "presale.deposit_paid" => Body::PresaleDepositPaid {
             campaign: f.id("campaign")?,
@@ -635,12 +636,12 @@ fn body<'a>(f: &Fields<'a>, ty: &str) -> R<Body<'a>> {
             }
             Body::LotteryAnnounced {
                 lottery,
-                terms: f.lottery_terms()?,
+                terms: Box::new(f.lottery_terms()?),
             }
         }
         "lottery.changed" => Body::LotteryChanged {
             lottery: f.id("lottery")?,
-            changes: f.lottery_terms()?,
+            changes: Box::new(f.lottery_terms()?),
         },
         "lottery.entered" => Body::LotteryEntered {
             lottery: f.id("lottery")?,
