@@ -18,15 +18,66 @@ fn hash(id: &str) -> u64 {
 /// 4-byte slot and then the item itself, which the caller reads next anyway.
 pub(crate) struct Table<T> {
     index: HashTable<u32>,
-    items: Vec<(CompactString, T)>,
+    items: Chunks<(CompactString, T)>,
 }
 
 impl<T> Default for Table<T> {
     fn default() -> Self {
         Table {
             index: HashTable::new(),
-            items: Vec::new(),
+            items: Chunks::default(),
         }
+    }
+}
+
+/// Items per chunk of a [`Chunks`].
+const CHUNK: usize = 1024;
+
+/// A vector that grows by whole chunks: growing never copies what is there,
+/// and memory is touched once. (A doubling `Vec` of 160-byte orders copied the
+/// table on every growth into freshly faulted pages, ~8% of an audit.)
+struct Chunks<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+}
+
+impl<T> Default for Chunks<T> {
+    fn default() -> Self {
+        Chunks {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> std::ops::Index<u32> for Chunks<T> {
+    type Output = T;
+    fn index(&self, i: u32) -> &T {
+        let i = i as usize;
+        &self.chunks[i / CHUNK][i % CHUNK]
+    }
+}
+
+impl<T> std::ops::IndexMut<u32> for Chunks<T> {
+    fn index_mut(&mut self, i: u32) -> &mut T {
+        let i = i as usize;
+        &mut self.chunks[i / CHUNK][i % CHUNK]
+    }
+}
+
+impl<T> Chunks<T> {
+    fn push(&mut self, item: T) {
+        if self.len % CHUNK == 0 {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        if let Some(last) = self.chunks.last_mut() {
+            last.push(item);
+        }
+        self.len += 1;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.chunks.iter().flatten()
     }
 }
 
@@ -34,21 +85,19 @@ impl<T> Table<T> {
     /// Index of `id`, if known.
     pub fn find(&self, id: &str) -> Option<u32> {
         let items = &self.items;
-        self.index.find(hash(id), |&i| items[i as usize].0 == id).copied()
+        self.index.find(hash(id), |&i| items[i].0 == id).copied()
     }
 
     /// Index of `id`, creating it with `make()` when new.
     pub fn intern(&mut self, id: &str, make: impl FnOnce() -> T) -> u32 {
         let items = &self.items;
-        let entry = self.index.entry(
-            hash(id),
-            |&i| items[i as usize].0 == id,
-            |&i| hash(&items[i as usize].0),
-        );
+        let entry = self
+            .index
+            .entry(hash(id), |&i| items[i].0 == id, |&i| hash(&items[i].0));
         match entry {
             Entry::Occupied(e) => *e.get(),
             Entry::Vacant(v) => {
-                let i = u32::try_from(items.len()).expect("fewer than 2^32 subjects of one kind");
+                let i = u32::try_from(items.len).expect("fewer than 2^32 subjects of one kind");
                 v.insert(i);
                 self.items.push((CompactString::from(id), make()));
                 i
@@ -58,17 +107,17 @@ impl<T> Table<T> {
 
     /// The id at `i`.
     pub fn id(&self, i: u32) -> &str {
-        &self.items[i as usize].0
+        &self.items[i].0
     }
 
     /// The state at `i`.
     pub fn get(&self, i: u32) -> &T {
-        &self.items[i as usize].1
+        &self.items[i].1
     }
 
     /// The state at `i`, mutably.
     pub fn get_mut(&mut self, i: u32) -> &mut T {
-        &mut self.items[i as usize].1
+        &mut self.items[i].1
     }
 
     /// All `(id, state)` in first-seen order (deterministic).
