@@ -226,3 +226,31 @@ fn tlog_leaf_hash(data: &[u8]) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     Sha256::new().chain_update([0u8]).chain_update(data).finalize().into()
 }
+
+/// SQLite's WAL is copied into the database file by the store's background
+/// checkpoint: after one append smaller than SQLite's own automatic threshold
+/// (1000 pages), which no commit would ever checkpoint, the data still reaches
+/// the database file with no further write.
+#[test]
+fn sqlite_wal_is_checkpointed_in_the_background() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("ledger.db");
+    let store = weiquan_store::SqliteStore::open(&db).expect("open");
+    let ledger = fill(Box::new(store), &[8_000]);
+    let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let wal = size(&dir.path().join("ledger.db-wal"));
+    assert!(
+        (1 << 20..4000 * 4096).contains(&wal),
+        "one append of {wal} bytes, under 1000 pages"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while size(&db) < 1 << 20 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        size(&db) >= 1 << 20,
+        "database file still {} bytes: the WAL was not checkpointed",
+        size(&db)
+    );
+    drop(ledger);
+}
