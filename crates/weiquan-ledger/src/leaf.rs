@@ -29,7 +29,11 @@ fn checked(bytes: Vec<u8>) -> Result<Vec<u8>, LeafError> {
 
 /// The leaf of an accepted event: its line in canonical JSON.
 pub fn event_leaf(raw_line: &str) -> Result<Vec<u8>, LeafError> {
-    checked(serde_json_canonicalizer::pipe(raw_line)?.into_bytes())
+    let bytes = match crate::jcs::canonical(raw_line) {
+        Some(bytes) => bytes,
+        None => serde_json_canonicalizer::pipe(raw_line)?.into_bytes(),
+    };
+    checked(bytes)
 }
 
 #[derive(Serialize)]

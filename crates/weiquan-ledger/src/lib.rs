@@ -8,6 +8,7 @@
 //! own: storage is behind [`LogStore`], implemented for SQLite and PostgreSQL
 //! in `weiquan-store`.
 
+mod jcs;
 mod keys;
 mod leaf;
 mod log;
