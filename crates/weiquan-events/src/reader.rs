@@ -221,7 +221,8 @@ pub fn id_digest(id: &str) -> u128 {
 /// itself, with a collision chance far below any hardware error rate.
 #[derive(Default)]
 pub struct Dedupe {
-    seen: std::collections::HashSet<u128, foldhash::fast::FixedState>,
+    /// Digests, placed by their own low 64 bits: XXH3 output needs no second hash.
+    seen: hashbrown::HashTable<u128>,
 }
 
 impl Dedupe {
@@ -233,13 +234,20 @@ impl Dedupe {
     /// An empty set with room for `n` ids before it grows.
     pub fn with_capacity(n: usize) -> Self {
         Dedupe {
-            seen: std::collections::HashSet::with_capacity_and_hasher(n, Default::default()),
+            seen: hashbrown::HashTable::with_capacity(n),
         }
     }
 
     /// True the first time an id is offered, false for every repeat.
     pub fn first_time(&mut self, id: &str) -> bool {
-        self.seen.insert(id_digest(id))
+        let d = id_digest(id);
+        match self.seen.entry(d as u64, |&x| x == d, |&x| x as u64) {
+            hashbrown::hash_table::Entry::Occupied(_) => false,
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert(d);
+                true
+            }
+        }
     }
 
     /// How many distinct ids have been seen.
