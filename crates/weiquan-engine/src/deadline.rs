@@ -48,6 +48,9 @@ pub(crate) struct Deadlines {
     /// Deadlines that arrived out of their lane's order.
     spill: BinaryHeap<Reverse<Deadline>>,
     seq: u64,
+    /// No pending deadline is due before this (None: none pending). The clock is
+    /// checked twice an event, and this answers "nothing due" without a scan.
+    not_before: Option<Time>,
 }
 
 impl Deadlines {
@@ -61,6 +64,7 @@ impl Deadlines {
             target,
             generation,
         };
+        self.not_before = Some(self.not_before.map_or(due, |t| t.min(due)));
         let lane = &mut self.lanes[kind as usize];
         // `seq` only grows, so a lane stays sorted by (due, seq) as long as `due` does not fall.
         if lane.back().is_none_or(|last| last.due <= due) {
@@ -72,6 +76,9 @@ impl Deadlines {
 
     /// Removes and returns the earliest deadline if it is due strictly before `clock`.
     pub fn pop_before(&mut self, clock: Time) -> Option<Deadline> {
+        if self.not_before.is_none_or(|t| t >= clock) {
+            return None;
+        }
         let mut best = self.spill.peek().map(|r| r.0);
         let mut from = None;
         for (k, lane) in self.lanes.iter().enumerate() {
@@ -82,6 +89,8 @@ impl Deadlines {
                 }
             }
         }
+        // The earliest pending deadline bounds all others, whether it fires now or not.
+        self.not_before = best.map(|d| d.due);
         let d = best.filter(|d| d.due < clock)?;
         match from {
             Some(k) => self.lanes[k].pop_front(),
