@@ -1,6 +1,6 @@
 //! The example cases: exact `(rule, subject)` sets and rejected lines.
 
-use crate::{ndjson, root, weiquan};
+use crate::{expected, ndjson, pairs, root, weiquan};
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -23,35 +23,8 @@ fn every_case_gives_exactly_its_expected_findings_and_rejects() {
         let events = dir.join("events.ndjson");
         let out = weiquan(&["audit", events.to_str().expect("utf-8 path")], None);
         assert_eq!(out.status.code(), Some(0), "{}", dir.display());
-        let expected: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join("expected.json")).expect("expected.json")).expect("json");
-        let want: BTreeSet<(String, String)> = expected["findings"]
-            .as_array()
-            .expect("findings")
-            .iter()
-            .map(|p| {
-                (
-                    p[0].as_str().expect("rule").to_owned(),
-                    p[1].as_str().expect("subject").to_owned(),
-                )
-            })
-            .collect();
-        let got: BTreeSet<(String, String)> = ndjson(&out.stdout)
-            .iter()
-            .map(|f| {
-                (
-                    f["rule"].as_str().expect("rule").to_owned(),
-                    f["subject"].as_str().expect("subject").to_owned(),
-                )
-            })
-            .collect();
-        assert_eq!(got, want, "findings of {}", dir.display());
-        let want_lines: Vec<u64> = expected["rejected_lines"]
-            .as_array()
-            .expect("rejected_lines")
-            .iter()
-            .map(|v| v.as_u64().expect("line"))
-            .collect();
+        let (want, want_lines) = expected(&dir);
+        assert_eq!(pairs(&ndjson(&out.stdout)), want, "findings of {}", dir.display());
         let got_lines: Vec<u64> = ndjson(&out.stderr)
             .iter()
             .map(|r| r["line"].as_u64().expect("line"))

@@ -8,7 +8,8 @@ mod ledger_cli;
 mod properties;
 mod serve_cli;
 
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The repository root.
@@ -38,4 +39,42 @@ pub fn ndjson(bytes: &[u8]) -> Vec<serde_json::Value> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
         .collect()
+}
+
+/// The `(rule, subject)` pairs of findings given as JSON objects.
+pub fn pairs<'a>(findings: impl IntoIterator<Item = &'a serde_json::Value>) -> BTreeSet<(String, String)> {
+    findings
+        .into_iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().expect("rule").to_owned(),
+                f["subject"].as_str().expect("subject").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// What a case folder's `expected.json` requires: its `(rule, subject)` pairs
+/// and its rejected line numbers.
+pub fn expected(case_dir: &Path) -> (BTreeSet<(String, String)>, Vec<u64>) {
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(case_dir.join("expected.json")).expect("expected.json")).expect("json");
+    let pairs = v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|p| {
+            (
+                p[0].as_str().expect("rule").to_owned(),
+                p[1].as_str().expect("subject").to_owned(),
+            )
+        })
+        .collect();
+    let lines = v["rejected_lines"]
+        .as_array()
+        .expect("rejected_lines")
+        .iter()
+        .map(|l| l.as_u64().expect("line"))
+        .collect();
+    (pairs, lines)
 }

@@ -187,32 +187,8 @@ fn a_standby_takes_over_when_the_sequencer_dies() {
         None,
     );
     let f: serde_json::Value = serde_json::from_str(&findings).expect("json");
-    let got: std::collections::BTreeSet<(String, String)> = f["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .map(|x| {
-            (
-                x["rule"].as_str().expect("rule").to_owned(),
-                x["subject"].as_str().expect("subject").to_owned(),
-            )
-        })
-        .collect();
-    let expected: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(crate::root().join("tests/cases/lottery/expected.json")).expect("expected"),
-    )
-    .expect("json");
-    let want: std::collections::BTreeSet<(String, String)> = expected["findings"]
-        .as_array()
-        .expect("pairs")
-        .iter()
-        .map(|p| {
-            (
-                p[0].as_str().expect("r").to_owned(),
-                p[1].as_str().expect("s").to_owned(),
-            )
-        })
-        .collect();
+    let got = crate::pairs(f["findings"].as_array().expect("findings"));
+    let (want, _) = crate::expected(&crate::root().join("tests/cases/lottery"));
     assert_eq!(got, want);
     drop(second);
     if let Ok(mut c) = postgres::Client::connect(&url, postgres::NoTls) {
