@@ -50,12 +50,12 @@ fn every_finding_has_the_documented_fields() {
     }
 }
 
-/// The project's copy of the cases must not drift from the shared originals.
-#[test]
-fn project_cases_equal_the_shared_cases_when_present() {
-    let shared = root().join("../shared/cases");
-    if !shared.exists() {
-        eprintln!("../shared/cases not present here; nothing to compare");
+/// Asserts that `ours` (in the repository) holds exactly the files of
+/// `../shared/<shared>`, byte for byte, when that folder exists here.
+fn same_as_shared(ours: &str, shared: &str) {
+    let shared_dir = root().join("../shared").join(shared);
+    if !shared_dir.exists() {
+        eprintln!("../shared/{shared} not present here; nothing to compare");
         return;
     }
     let list = |base: &Path| -> BTreeSet<String> {
@@ -64,32 +64,31 @@ fn project_cases_equal_the_shared_cases_when_present() {
             .map(|p| p.strip_prefix(base).expect("under base").to_string_lossy().into_owned())
             .collect()
     };
-    let ours = root().join("tests/cases");
-    assert_eq!(list(&ours), list(&shared), "same files");
-    for rel in list(&shared) {
+    let ours_dir = root().join(ours);
+    assert_eq!(
+        list(&ours_dir),
+        list(&shared_dir),
+        "{ours}: same files as ../shared/{shared}"
+    );
+    for rel in list(&shared_dir) {
         assert_eq!(
-            std::fs::read(ours.join(&rel)).expect("ours"),
-            std::fs::read(shared.join(&rel)).expect("shared"),
-            "{rel} differs: copy ../shared/cases again"
+            std::fs::read(ours_dir.join(&rel)).expect("ours"),
+            std::fs::read(shared_dir.join(&rel)).expect("shared"),
+            "{ours}/{rel} differs from ../shared/{shared}/{rel}: copy it again"
         );
     }
+}
+
+/// The project's copy of the cases must not drift from the shared originals.
+#[test]
+fn project_cases_equal_the_shared_cases_when_present() {
+    same_as_shared("tests/cases", "cases");
 }
 
 /// The project's copy of the spec must not drift from the shared contract either.
 #[test]
 fn project_spec_equals_the_shared_spec_when_present() {
-    let shared = root().join("../shared/spec");
-    if !shared.exists() {
-        eprintln!("../shared/spec not present here; nothing to compare");
-        return;
-    }
-    for name in ["events.md", "rulebook.md"] {
-        assert_eq!(
-            std::fs::read(root().join("docs/spec").join(name)).expect("ours"),
-            std::fs::read(shared.join(name)).expect("shared"),
-            "docs/spec/{name} differs from ../shared/spec/{name}: copy it again"
-        );
-    }
+    same_as_shared("docs/spec", "spec");
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
