@@ -240,7 +240,11 @@ impl Dedupe {
 
     /// True the first time an id is offered, false for every repeat.
     pub fn first_time(&mut self, id: &str) -> bool {
-        let d = id_digest(id);
+        self.first_time_digest(id_digest(id))
+    }
+
+    /// [`first_time`](Self::first_time) for an id's [`id_digest`], computed elsewhere.
+    pub fn first_time_digest(&mut self, d: u128) -> bool {
         match self.seen.entry(d as u64, |&x| x == d, |&x| x as u64) {
             hashbrown::hash_table::Entry::Occupied(_) => false,
             hashbrown::hash_table::Entry::Vacant(v) => {
@@ -271,14 +275,50 @@ pub enum Outcome<'a> {
     Rejected(Reject),
 }
 
+/// A line parsed into an event, not yet checked for a repeated id.
+pub struct Parsed<'a> {
+    /// 1-based line number.
+    pub line: u64,
+    /// The typed event.
+    pub event: Event<'a>,
+    /// The line as received.
+    pub raw: &'a str,
+    /// The event id's [`id_digest`], computed with the parse so that the
+    /// duplicate check itself is one table probe (it may run on another thread).
+    pub digest: u128,
+}
+
+/// Parses one framed line, or says why it is rejected.
+pub fn parse_line(line: Line<'_>) -> Result<Parsed<'_>, Reject> {
+    match line {
+        Line::Bad(r) => Err(r),
+        Line::Text(n, text) => match parse_event(text) {
+            Ok(event) => Ok(Parsed {
+                line: n,
+                digest: id_digest(&event.id),
+                event,
+                raw: text,
+            }),
+            Err(e) => Err(Reject::from_parse(n, e)),
+        },
+    }
+}
+
+impl Dedupe {
+    /// Accepts a parsed line the first time its id is seen; a repeat is a duplicate.
+    pub fn admit<'a>(&mut self, p: Parsed<'a>) -> Outcome<'a> {
+        if self.first_time_digest(p.digest) {
+            Outcome::Accepted(p.event, p.raw)
+        } else {
+            Outcome::Duplicate(p.line, p.event)
+        }
+    }
+}
+
 /// Parses and dedupes one framed line.
 pub fn classify<'a>(line: Line<'a>, dedupe: &mut Dedupe) -> Outcome<'a> {
-    match line {
-        Line::Bad(r) => Outcome::Rejected(r),
-        Line::Text(n, text) => match parse_event(text) {
-            Ok(ev) if dedupe.first_time(&ev.id) => Outcome::Accepted(ev, text),
-            Ok(ev) => Outcome::Duplicate(n, ev),
-            Err(e) => Outcome::Rejected(Reject::from_parse(n, e)),
-        },
+    match parse_line(line) {
+        Ok(p) => dedupe.admit(p),
+        Err(r) => Outcome::Rejected(r),
     }
 }

@@ -130,6 +130,11 @@ pub struct AuditArgs {
     /// Origin line of the ledger's checkpoints (default: the key's name).
     #[arg(long, value_name = "ORIGIN", requires = "ledger")]
     pub origin: Option<String>,
+    /// Threads: 1 runs everything on one; 2 reads and parses on a second while
+    /// the rules run (more add nothing). Default: 2 when two CPUs are available.
+    /// Findings are the same either way.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
 }
 
 /// Log output format.

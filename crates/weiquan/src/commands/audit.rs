@@ -91,7 +91,11 @@ pub fn run(args: &AuditArgs, term: &mut Terminal<'_>) -> Result<()> {
     };
     // Events average well over 100 bytes; sizing the id set once saves rehashing it as it grows.
     let expected = total.map_or(0, |bytes| (bytes / 128) as usize);
-    let mut auditor = Auditor::with_capacity(rules.clone(), expected);
+    let threads = args.threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        usize::from,
+    );
+    let mut auditor = Auditor::with_capacity(rules.clone(), expected).with_threads(threads);
     let (ledger, public_key) = match &args.ledger {
         Some(path) => {
             let (writer, public) = open_ledger(path, args.key.as_deref(), args.origin.as_deref(), term.err)?;

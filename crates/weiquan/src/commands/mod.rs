@@ -30,7 +30,7 @@ pub struct Input {
     /// File name as given; `None` for standard input.
     pub name: Option<String>,
     /// Buffered reader.
-    pub reader: Box<dyn BufRead>,
+    pub reader: Box<dyn BufRead + Send>,
     /// Size in bytes, for progress; `None` for pipes.
     pub size: Option<u64>,
 }
