@@ -120,8 +120,9 @@ impl<R: Read> LineReader<R> {
         }
     }
 
-    /// The next raw line (without its newline), or one too long to keep.
-    fn next_raw(&mut self) -> io::Result<Option<Found>> {
+    /// The next raw line (without its newline), or one too long to keep; with
+    /// `may_read` false, `None` also when finding it would need a read.
+    fn next_raw(&mut self, may_read: bool) -> io::Result<Option<Found>> {
         let mut skipped = 0usize;
         loop {
             let window = &self.buf[self.start..self.end];
@@ -146,6 +147,9 @@ impl<R: Read> LineReader<R> {
                     Found::Slice(s, e)
                 }));
             }
+            if !may_read {
+                return Ok(None);
+            }
             // A line longer than any acceptable one is counted and dropped as it streams by.
             if self.end - self.start > MAX_LINE_BYTES + 2 {
                 skipped += self.end - self.start;
@@ -157,8 +161,21 @@ impl<R: Read> LineReader<R> {
 
     /// The next non-blank line, `None` at end of input; IO errors are returned as is.
     pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
+        self.next(true)
+    }
+
+    /// The next non-blank line if it is already buffered (or the input has
+    /// ended): `None` when it would take a read, which on a pipe might wait.
+    /// Lets a caller batch lines without holding back those that have arrived.
+    pub fn next_buffered_line(&mut self) -> io::Result<Option<Line<'_>>> {
+        self.next(false)
+    }
+
+    fn next(&mut self, may_read: bool) -> io::Result<Option<Line<'_>>> {
         let (start, end) = loop {
-            let Some(found) = self.next_raw()? else { return Ok(None) };
+            let Some(found) = self.next_raw(may_read)? else {
+                return Ok(None);
+            };
             self.line += 1;
             let (mut start, mut end) = match found {
                 Found::Slice(s, e) => (s, e),
@@ -304,14 +321,22 @@ pub fn parse_line(line: Line<'_>) -> Result<Parsed<'_>, Reject> {
     }
 }
 
+impl<'a> Parsed<'a> {
+    /// Accepted when its id is seen for the first time, else a duplicate.
+    pub fn admitted(self, first_time: bool) -> Outcome<'a> {
+        if first_time {
+            Outcome::Accepted(self.event, self.raw)
+        } else {
+            Outcome::Duplicate(self.line, self.event)
+        }
+    }
+}
+
 impl Dedupe {
     /// Accepts a parsed line the first time its id is seen; a repeat is a duplicate.
     pub fn admit<'a>(&mut self, p: Parsed<'a>) -> Outcome<'a> {
-        if self.first_time_digest(p.digest) {
-            Outcome::Accepted(p.event, p.raw)
-        } else {
-            Outcome::Duplicate(p.line, p.event)
-        }
+        let first = self.first_time_digest(p.digest);
+        p.admitted(first)
     }
 }
 

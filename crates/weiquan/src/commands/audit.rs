@@ -66,6 +66,11 @@ impl Sink for Output<'_, '_> {
         serde_json::to_writer(&mut *self.term.err, &r)?;
         self.term.err.write_all(b"\n")
     }
+
+    fn caught_up(&mut self) -> io::Result<()> {
+        self.term.out.flush()?;
+        self.term.err.flush()
+    }
 }
 
 /// Runs an audit. Returns normally whenever the input could be read.

@@ -190,3 +190,41 @@ fn help_explains_with_an_example() {
         );
     }
 }
+
+/// Findings of a live stream on standard input come out as its lines arrive,
+/// not when a batch fills or the input ends, on one thread or two.
+#[test]
+fn a_live_stream_gets_findings_before_its_input_ends() {
+    use std::io::{BufRead, Write};
+    let events = std::fs::read(crate::root().join("tests/cases/presale/events.ndjson")).expect("case file");
+    for threads in ["1", "2"] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weiquan"))
+            .args(["audit", "--threads", threads, "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the weiquan binary runs");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(&events).expect("stdin accepts input");
+        stdin.flush().expect("flushed");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut first = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut first);
+            let _ = tx.send(first);
+        });
+        // Standard input is still open: only lines already sent can have produced this.
+        let first = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("--threads {threads}: no finding while the input stays open"));
+        let finding: serde_json::Value = serde_json::from_str(&first).expect("a finding as JSON");
+        assert!(
+            finding["rule"].as_str().is_some_and(|r| r.starts_with("PS-")),
+            "{first}"
+        );
+        drop(stdin);
+        assert!(child.wait().expect("exits").success());
+    }
+}
