@@ -321,22 +321,14 @@ pub fn parse_line(line: Line<'_>) -> Result<Parsed<'_>, Reject> {
     }
 }
 
-impl<'a> Parsed<'a> {
-    /// Accepted when its id is seen for the first time, else a duplicate.
-    pub fn admitted(self, first_time: bool) -> Outcome<'a> {
-        if first_time {
-            Outcome::Accepted(self.event, self.raw)
-        } else {
-            Outcome::Duplicate(self.line, self.event)
-        }
-    }
-}
-
 impl Dedupe {
     /// Accepts a parsed line the first time its id is seen; a repeat is a duplicate.
     pub fn admit<'a>(&mut self, p: Parsed<'a>) -> Outcome<'a> {
-        let first = self.first_time_digest(p.digest);
-        p.admitted(first)
+        if self.first_time_digest(p.digest) {
+            Outcome::Accepted(p.event, p.raw)
+        } else {
+            Outcome::Duplicate(p.line, p.event)
+        }
     }
 }
 
