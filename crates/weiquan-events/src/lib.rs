@@ -7,6 +7,7 @@
 mod model;
 mod parse;
 mod reader;
+mod split;
 mod time;
 
 pub use model::*;

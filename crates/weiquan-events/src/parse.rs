@@ -48,10 +48,22 @@ impl FieldError {
 
 type R<T> = Result<T, FieldError>;
 
-/// A JSON object kept as `(key, raw value)` pairs, in input order.
-struct RawObject<'a> {
-    pairs: Vec<(Cow<'a, str>, &'a RawValue)>,
-    duplicate: Option<String>,
+/// A JSON object kept as `(key, raw value)` pairs, in input order; a raw value
+/// is its JSON text, a slice of the line.
+#[derive(Debug, PartialEq)]
+pub(crate) struct RawObject<'a> {
+    pub(crate) pairs: Vec<(Cow<'a, str>, &'a str)>,
+    pub(crate) duplicate: Option<String>,
+    /// No string value anywhere in it has an escape (known from the fast splitter).
+    pub(crate) plain: bool,
+}
+
+/// Splits one JSON object: the fast splitter when it is sure, else serde_json.
+fn object(text: &str) -> Result<RawObject<'_>, serde_json::Error> {
+    match crate::split::split(text) {
+        Some(obj) => Ok(obj),
+        None => serde_json::from_str(text),
+    }
 }
 
 struct Key<'a>(Cow<'a, str>);
@@ -87,16 +99,20 @@ impl<'de> de::Deserialize<'de> for RawObject<'de> {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut pairs: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::with_capacity(16);
+                let mut pairs: Vec<(Cow<'de, str>, &'de str)> = Vec::with_capacity(16);
                 let mut duplicate = None;
                 while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-                    let v: &'de RawValue = map.next_value()?;
+                    let v = map.next_value::<&'de RawValue>()?.get();
                     if duplicate.is_none() && pairs.iter().any(|(p, _)| *p == k) {
                         duplicate = Some(k.to_string());
                     }
                     pairs.push((k, v));
                 }
-                Ok(RawObject { pairs, duplicate })
+                Ok(RawObject {
+                    pairs,
+                    duplicate,
+                    plain: false,
+                })
             }
         }
         d.deserialize_map(V)
@@ -104,15 +120,15 @@ impl<'de> de::Deserialize<'de> for RawObject<'de> {
 }
 
 /// What kind of JSON value a raw text is, for error messages.
-fn kind_of(raw: &RawValue) -> &'static str {
-    match raw.get().as_bytes().first() {
+fn kind_of(raw: &str) -> &'static str {
+    match raw.as_bytes().first() {
         Some(b'"') => "a string",
         Some(b'{') => "an object",
         Some(b'[') => "a list",
         Some(b't') | Some(b'f') => "a boolean",
         Some(b'n') => "null",
         _ => {
-            let t = raw.get();
+            let t = raw;
             if t.contains(['.', 'e', 'E']) {
                 "a decimal number"
             } else {
@@ -122,26 +138,27 @@ fn kind_of(raw: &RawValue) -> &'static str {
     }
 }
 
-fn is_null(raw: &RawValue) -> bool {
-    raw.get() == "null"
+fn is_null(raw: &str) -> bool {
+    raw == "null"
 }
 
-/// Reads a JSON string value, slicing when it has no escapes.
-fn raw_str<'a>(raw: &'a RawValue) -> Option<Cow<'a, str>> {
-    let t = raw.get();
+/// Reads a JSON string value, slicing when it has no escapes (`plain`: known
+/// to have none).
+fn raw_str(raw: &str, plain: bool) -> Option<Cow<'_, str>> {
+    let t = raw;
     if !t.starts_with('"') {
         return None;
     }
     let inner = &t[1..t.len() - 1];
-    if !inner.contains('\\') {
+    if plain || !inner.contains('\\') {
         return Some(Cow::Borrowed(inner));
     }
     serde_json::from_str::<String>(t).ok().map(Cow::Owned)
 }
 
 /// A non-negative JSON integer, or why not.
-fn raw_uint(raw: &RawValue) -> Result<u64, &'static str> {
-    let t = raw.get();
+fn raw_uint(raw: &str) -> Result<u64, &'static str> {
+    let t = raw;
     let b = t.as_bytes();
     match b.first() {
         Some(b'-') => {
@@ -177,7 +194,7 @@ impl<'a> Fields<'a> {
     }
 
     /// The value, or `None` when absent or `null`.
-    fn get(&self, key: &str) -> Option<&'a RawValue> {
+    fn get(&self, key: &str) -> Option<&'a str> {
         let pairs = &self.obj.pairs;
         let from = self.cursor.get().min(pairs.len());
         let (i, (_, v)) = pairs[from..]
@@ -197,14 +214,14 @@ impl<'a> Fields<'a> {
         )
     }
 
-    fn req<T>(&self, key: &str, f: impl FnOnce(&Self, &str, &'a RawValue) -> R<T>) -> R<T> {
+    fn req<T>(&self, key: &str, f: impl FnOnce(&Self, &str, &'a str) -> R<T>) -> R<T> {
         match self.get(key) {
             Some(v) => f(self, key, v),
             None => Err(self.missing(key)),
         }
     }
 
-    fn opt<T>(&self, key: &str, f: impl FnOnce(&Self, &str, &'a RawValue) -> R<T>) -> R<Option<T>> {
+    fn opt<T>(&self, key: &str, f: impl FnOnce(&Self, &str, &'a str) -> R<T>) -> R<Option<T>> {
         match self.get(key) {
             Some(v) => f(self, key, v).map(Some),
             None => Ok(None),
@@ -215,34 +232,34 @@ impl<'a> Fields<'a> {
         FieldError::at(self.path(key), format!("expected {expected}, got {got}"))
     }
 
-    fn text_at(&self, key: &str, v: &'a RawValue) -> R<Str<'a>> {
-        raw_str(v).ok_or_else(|| self.wrong(key, "a string", kind_of(v)))
+    fn text_at(&self, key: &str, v: &'a str) -> R<Str<'a>> {
+        raw_str(v, self.obj.plain).ok_or_else(|| self.wrong(key, "a string", kind_of(v)))
     }
 
-    fn id_at(&self, key: &str, v: &'a RawValue) -> R<Str<'a>> {
+    fn id_at(&self, key: &str, v: &'a str) -> R<Str<'a>> {
         let s = self.text_at(key, v)?;
         check_id(&s).map_err(|m| FieldError::at(self.path(key), m))?;
         Ok(s)
     }
 
-    fn fen_at(&self, key: &str, v: &'a RawValue) -> R<u64> {
+    fn fen_at(&self, key: &str, v: &'a str) -> R<u64> {
         match raw_uint(v) {
             Ok(n) if n <= MAX_FEN => Ok(n),
             Ok(_) | Err("a number too large") => Err(FieldError::at(
                 self.path(key),
-                format!("{} is out of range: money must be at most {MAX_FEN} fen", v.get()),
+                format!("{} is out of range: money must be at most {MAX_FEN} fen", v),
             )),
             Err(got) => Err(FieldError::at(
                 self.path(key),
                 format!(
                     "money must be a whole, non-negative number of fen (分), got {got} `{}`; e.g. write ¥99.50 as 9950",
-                    v.get()
+                    v
                 ),
             )),
         }
     }
 
-    fn count_at(&self, key: &str, v: &'a RawValue, min: u32) -> R<u32> {
+    fn count_at(&self, key: &str, v: &'a str, min: u32) -> R<u32> {
         let n = raw_uint(v).map_err(|got| self.wrong(key, "a whole non-negative number", got))?;
         match u32::try_from(n) {
             Ok(n) if n >= min => Ok(n),
@@ -256,20 +273,20 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn bool_at(&self, key: &str, v: &'a RawValue) -> R<bool> {
-        match v.get() {
+    fn bool_at(&self, key: &str, v: &'a str) -> R<bool> {
+        match v {
             "true" => Ok(true),
             "false" => Ok(false),
             _ => Err(self.wrong(key, "true or false", kind_of(v))),
         }
     }
 
-    fn time_at(&self, key: &str, v: &'a RawValue) -> R<Time> {
-        let s = raw_str(v).ok_or_else(|| self.wrong(key, "an RFC 3339 time string", kind_of(v)))?;
+    fn time_at(&self, key: &str, v: &'a str) -> R<Time> {
+        let s = raw_str(v, self.obj.plain).ok_or_else(|| self.wrong(key, "an RFC 3339 time string", kind_of(v)))?;
         Time::parse(&s).map_err(|m| FieldError::at(self.path(key), m))
     }
 
-    fn sha256_at(&self, key: &str, v: &'a RawValue) -> R<Str<'a>> {
+    fn sha256_at(&self, key: &str, v: &'a str) -> R<Str<'a>> {
         let s = self.text_at(key, v)?;
         if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
             Ok(if s.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -285,8 +302,8 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn keyword_at<K: Keyword>(&self, key: &str, v: &'a RawValue) -> R<K> {
-        let s = raw_str(v).ok_or_else(|| self.wrong(key, "a string", kind_of(v)))?;
+    fn keyword_at<K: Keyword>(&self, key: &str, v: &'a str) -> R<K> {
+        let s = raw_str(v, self.obj.plain).ok_or_else(|| self.wrong(key, "a string", kind_of(v)))?;
         K::from_keyword(&s).ok_or_else(|| {
             let all: Vec<&str> = K::ALL.iter().map(|(k, _)| *k).collect();
             FieldError::at(
@@ -296,25 +313,23 @@ impl<'a> Fields<'a> {
         })
     }
 
-    fn raw_json_at(&self, _key: &str, v: &'a RawValue) -> R<Str<'a>> {
-        Ok(Cow::Borrowed(v.get()))
+    fn raw_json_at(&self, _key: &str, v: &'a str) -> R<Str<'a>> {
+        Ok(Cow::Borrowed(v))
     }
 
     /// A list whose items are read by `item(fields_of_list, index_key, raw)`.
-    fn list_at<T>(&self, key: &str, v: &'a RawValue, item: impl Fn(&Self, &str, &'a RawValue) -> R<T>) -> R<Vec<T>> {
-        let items: Vec<&'a RawValue> =
-            serde_json::from_str(v.get()).map_err(|_| self.wrong(key, "a list", kind_of(v)))?;
+    fn list_at<T>(&self, key: &str, v: &'a str, item: impl Fn(&Self, &str, &'a str) -> R<T>) -> R<Vec<T>> {
+        let items: Vec<&'a RawValue> = serde_json::from_str(v).map_err(|_| self.wrong(key, "a list", kind_of(v)))?;
         items
             .into_iter()
             .enumerate()
-            .map(|(i, raw)| item(self, &format!("{key}[{i}]"), raw))
+            .map(|(i, raw)| item(self, &format!("{key}[{i}]"), raw.get()))
             .collect()
     }
 
     /// A nested object, read with its own path prefix.
-    fn object_at(&self, key: &str, v: &'a RawValue) -> R<Fields<'a>> {
-        let obj =
-            serde_json::from_str::<RawObject<'a>>(v.get()).map_err(|_| self.wrong(key, "an object", kind_of(v)))?;
+    fn object_at(&self, key: &str, v: &'a str) -> R<Fields<'a>> {
+        let obj = object(v).map_err(|_| self.wrong(key, "an object", kind_of(v)))?;
         let fields = Fields {
             obj,
             prefix: format!("{}.", self.path(key)),
@@ -389,7 +404,7 @@ impl<'a> Fields<'a> {
         })
     }
 
-    fn prize_at(&self, key: &str, v: &'a RawValue) -> R<Prize<'a>> {
+    fn prize_at(&self, key: &str, v: &'a str) -> R<Prize<'a>> {
         let p = self.object_at(key, v)?;
         Ok(Prize {
             name: p.text_opt("name")?,
@@ -435,7 +450,7 @@ pub fn check_id(s: &str) -> Result<(), String> {
 
 /// Parses one line (without its newline) into an event.
 pub fn parse_event(line: &str) -> Result<Event<'_>, ParseError> {
-    let obj: RawObject = serde_json::from_str(line).map_err(|e| ParseError {
+    let obj = object(line).map_err(|e| ParseError {
         id: None,
         field: None,
         message: if e.is_data() {
