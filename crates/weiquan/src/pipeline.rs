@@ -128,7 +128,7 @@ impl Auditor {
         if *threads <= 1 {
             let mut result = Ok(());
             parse_batches(input, batch_lines, |message| match apply.batch(message) {
-                Ok(spent) => ControlFlow::Continue(Some(spent)),
+                Ok(delivered) => ControlFlow::Continue(Some(delivered)),
                 Err(e) => {
                     result = Err(e);
                     ControlFlow::Break(())
@@ -137,8 +137,9 @@ impl Auditor {
             return result;
         }
         let (batches, parsed) = mpsc::sync_channel::<io::Result<(Batch, u64)>>(BATCHES_AHEAD);
-        // Spent batches go back to the parsing thread, whose next batch reuses their buffers.
-        let (spent, reuse) = mpsc::channel::<Spent>();
+        // Delivered batches go back to the parsing thread, which drops their events
+        // (off the engine's thread) and reuses their buffers for its next batch.
+        let (spent, reuse) = mpsc::channel::<Batch>();
         std::thread::scope(|s| {
             s.spawn(move || {
                 parse_batches(input, batch_lines, |message| match batches.send(message) {
@@ -258,7 +259,7 @@ impl Lines {
 
 type ParsedLines<'a> = Vec<Result<Parsed<'a>, Reject>>;
 
-/// A batch's buffers, emptied by the engine's side and sent back for the next batch.
+/// A delivered batch's buffers, emptied for the next batch.
 ///
 /// Reusing them matters: a batch's parsed lines take about a megabyte, freshly
 /// allocated on one thread and freed on the other, and fresh memory costs a page
@@ -266,6 +267,19 @@ type ParsedLines<'a> = Vec<Result<Parsed<'a>, Reject>>;
 struct Spent {
     lines: Lines,
     parsed: ParsedLines<'static>,
+}
+
+impl From<Batch> for Spent {
+    fn from(mut batch: Batch) -> Spent {
+        let parsed = batch.with_dependent_mut(|_, parsed| {
+            parsed.clear();
+            recycle(std::mem::take(parsed))
+        });
+        Spent {
+            lines: batch.into_owner(),
+            parsed,
+        }
+    }
 }
 
 /// An emptied vector of parsed lines as one that borrows nothing, keeping its
@@ -302,8 +316,8 @@ struct Apply<'r, 'f> {
 }
 
 impl Apply<'_, '_> {
-    /// Delivers one batch (or the IO error that ended the input); returns its buffers.
-    fn batch(&mut self, message: io::Result<(Batch, u64)>) -> io::Result<Spent> {
+    /// Delivers one batch (or the IO error that ended the input); returns it, delivered.
+    fn batch(&mut self, message: io::Result<(Batch, u64)>) -> io::Result<Batch> {
         let (mut batch, read) = message?;
         let Apply {
             engine,
@@ -314,7 +328,7 @@ impl Apply<'_, '_> {
             sink,
             ..
         } = self;
-        let parsed = batch.with_dependent_mut(|_, parsed| {
+        batch.with_dependent_mut(|_, parsed| {
             // The whole batch's duplicate checks first, in a loop of their own:
             // each is a likely cache miss, and with nothing between them the
             // processor overlaps several instead of waiting out each one
@@ -324,28 +338,24 @@ impl Apply<'_, '_> {
                 Ok(p) => dedupe.first_time_digest(p.digest),
                 Err(_) => false,
             }));
-            for (p, &first) in parsed.iter().zip(first.iter()) {
-                deliver(engine, counts, p, first, *file, &mut **sink)?;
-            }
-            parsed.clear();
-            Ok::<_, io::Error>(recycle(std::mem::take(parsed)))
+            parsed
+                .iter()
+                .zip(first.iter())
+                .try_for_each(|(p, &first)| deliver(engine, counts, p, first, *file, &mut **sink))
         })?;
         self.sink.caught_up()?;
         (self.progress)(read);
-        Ok(Spent {
-            lines: batch.into_owner(),
-            parsed,
-        })
+        Ok(batch)
     }
 }
 
 /// Frames and parses `input` batch by batch, handing each to `emit` with the
-/// bytes read so far; `emit` may give back a spent batch's buffers, or stop the
-/// reading. An IO error is emitted after the lines before it.
+/// bytes read so far; `emit` may give back a delivered batch to reuse, or stop
+/// the reading. An IO error is emitted after the lines before it.
 fn parse_batches(
     input: impl Read,
     batch_lines: usize,
-    mut emit: impl FnMut(io::Result<(Batch, u64)>) -> ControlFlow<(), Option<Spent>>,
+    mut emit: impl FnMut(io::Result<(Batch, u64)>) -> ControlFlow<(), Option<Batch>>,
 ) {
     let mut reader = LineReader::new(input);
     let mut spare: Option<Spent> = None;
@@ -357,7 +367,7 @@ fn parse_batches(
         let filled = lines.fill(&mut reader, batch_lines);
         let batch = Batch::new(lines, move |lines| lines.parse(parsed));
         match emit(Ok((batch, reader.bytes_read()))) {
-            ControlFlow::Continue(spent) => spare = spent,
+            ControlFlow::Continue(delivered) => spare = delivered.map(Spent::from),
             ControlFlow::Break(()) => return,
         }
         match filled {
