@@ -202,7 +202,6 @@ fn deliver(
 
 /// Framed lines copied out of the reader's buffer, so that a batch owns its text
 /// while the reader moves on.
-#[derive(Default)]
 struct Lines {
     text: String,
     spans: Vec<Span>,
@@ -212,8 +211,9 @@ struct Lines {
 enum Span {
     /// Line number and where its text is in [`Lines::text`].
     Text(u64, Range<usize>),
-    /// A line rejected by framing.
-    Bad(Reject),
+    /// A line rejected by framing (boxed: rare, and a `Reject` would make
+    /// every span four times the size).
+    Bad(Box<Reject>),
 }
 
 impl Lines {
@@ -240,7 +240,7 @@ impl Lines {
                     self.text.push_str(s);
                     self.spans.push(Span::Text(n, start..self.text.len()));
                 }
-                Some(Line::Bad(r)) => self.spans.push(Span::Bad(r)),
+                Some(Line::Bad(r)) => self.spans.push(Span::Bad(Box::new(r))),
             }
         }
         Ok(true)
@@ -251,7 +251,7 @@ impl Lines {
         out.extend(self.spans.iter().map(|span| match span {
             Span::Text(n, range) => parse_line(Line::Text(*n, &self.text[range.clone()])),
             // Framing rejects are rare; copying one keeps the batch's text shared.
-            Span::Bad(r) => Err(r.clone()),
+            Span::Bad(r) => Err(Reject::clone(r)),
         }));
         out
     }
@@ -361,7 +361,11 @@ fn parse_batches(
     let mut spare: Option<Spent> = None;
     loop {
         let Spent { mut lines, parsed } = spare.take().unwrap_or_else(|| Spent {
-            lines: Lines::default(),
+            // Sized for a full batch of typical lines up front (no regrowing).
+            lines: Lines {
+                text: String::with_capacity((batch_lines * 256).min(BATCH_BYTES)),
+                spans: Vec::with_capacity(batch_lines.min(BATCH_LINES)),
+            },
             parsed: Vec::with_capacity(batch_lines.min(BATCH_LINES)),
         });
         let filled = lines.fill(&mut reader, batch_lines);
