@@ -128,8 +128,7 @@ fn kind_of(raw: &str) -> &'static str {
         Some(b't') | Some(b'f') => "a boolean",
         Some(b'n') => "null",
         _ => {
-            let t = raw;
-            if t.contains(['.', 'e', 'E']) {
+            if raw.contains(['.', 'e', 'E']) {
                 "a decimal number"
             } else {
                 "a number"
@@ -144,8 +143,7 @@ fn is_null(raw: &str) -> bool {
 
 /// Reads a JSON string value, slicing when it has no escapes (`plain`: known
 /// to have none).
-fn raw_str(raw: &str, plain: bool) -> Option<Cow<'_, str>> {
-    let t = raw;
+fn raw_str(t: &str, plain: bool) -> Option<Cow<'_, str>> {
     if !t.starts_with('"') {
         return None;
     }
@@ -157,8 +155,7 @@ fn raw_str(raw: &str, plain: bool) -> Option<Cow<'_, str>> {
 }
 
 /// A non-negative JSON integer, or why not.
-fn raw_uint(raw: &str) -> Result<u64, &'static str> {
-    let t = raw;
+fn raw_uint(t: &str) -> Result<u64, &'static str> {
     let b = t.as_bytes();
     match b.first() {
         Some(b'-') => {
@@ -175,7 +172,7 @@ fn raw_uint(raw: &str) -> Result<u64, &'static str> {
                 t.parse::<u64>().map_err(|_| "a number too large")
             }
         }
-        _ => Err(kind_of(raw)),
+        _ => Err(kind_of(t)),
     }
 }
 
@@ -247,14 +244,11 @@ impl<'a> Fields<'a> {
             Ok(n) if n <= MAX_FEN => Ok(n),
             Ok(_) | Err("a number too large") => Err(FieldError::at(
                 self.path(key),
-                format!("{} is out of range: money must be at most {MAX_FEN} fen", v),
+                format!("{v} is out of range: money must be at most {MAX_FEN} fen"),
             )),
             Err(got) => Err(FieldError::at(
                 self.path(key),
-                format!(
-                    "money must be a whole, non-negative number of fen (分), got {got} `{}`; e.g. write ¥99.50 as 9950",
-                    v
-                ),
+                format!("money must be a whole, non-negative number of fen (分), got {got} `{v}`; e.g. write ¥99.50 as 9950"),
             )),
         }
     }

@@ -1,12 +1,13 @@
 //! The audit pipeline shared by every input path: frame → parse → dedupe → engine.
 //!
-//! On one thread the stages run line by line. With two, the input is framed and
-//! parsed on a second thread in batches of lines, and the caller's thread
-//! dedupes and applies each batch while the next is parsed: the engine must see
-//! events one at a time, in order, and the duplicate check (a cache miss a line)
-//! sits on its side so that the two halves cost about the same (measured with
-//! perf: with it on the parsing side, that side did two thirds of the work).
-//! Findings, rejects and counts are the same either way, byte for byte.
+//! Lines go through in batches. On one thread each batch is framed, parsed,
+//! deduped and applied in turn. With two, batches are framed and parsed on a
+//! second thread, and the caller's thread dedupes and applies each one while
+//! the next is parsed: the engine must see events one at a time, in order, and
+//! the duplicate check (a cache miss a line) sits on its side so that the two
+//! halves cost about the same (measured with perf: with it on the parsing side,
+//! that side did two thirds of the work). Findings, rejects and counts are the
+//! same either way, byte for byte.
 
 use std::io::{self, BufRead, Read};
 use std::ops::ControlFlow;
