@@ -323,3 +323,32 @@ fn lines_across_chunk_boundaries_and_overlong_lines() {
     assert!(rejected[0].1.contains("3145728 bytes"), "{}", rejected[0].1);
     assert_eq!(r.bytes_read(), input.len() as u64);
 }
+
+/// A reader that hands out its bytes in one read, then fails the test if read again
+/// (as a pipe with nothing more yet would block).
+struct OneRead(Option<&'static [u8]>);
+
+impl std::io::Read for OneRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let bytes = self.0.take().expect("read again: next_buffered_line must not read");
+        buf[..bytes.len()].copy_from_slice(bytes);
+        Ok(bytes.len())
+    }
+}
+
+#[test]
+fn buffered_lines_come_out_without_another_read() {
+    let mut reader = LineReader::new(OneRead(Some(b"{\"a\":1}\n\n{\"b\":2}\n{\"c\"")));
+    let text = |line: Option<weiquan_events::Line<'_>>| match line {
+        Some(weiquan_events::Line::Text(n, s)) => Some((n, s.to_owned())),
+        _ => None,
+    };
+    assert_eq!(text(reader.next_line().expect("read")), Some((1, "{\"a\":1}".into())));
+    // Line 2 is blank; line 3 is buffered whole; line 4 is cut short, so it needs a read.
+    assert_eq!(
+        text(reader.next_buffered_line().expect("no read")),
+        Some((3, "{\"b\":2}".into()))
+    );
+    assert!(reader.next_buffered_line().expect("no read").is_none());
+    assert!(reader.next_buffered_line().expect("no read").is_none());
+}
