@@ -12,5 +12,5 @@ mod time;
 
 pub use model::*;
 pub use parse::{check_id, parse_event, ParseError, MAX_FEN, MAX_ID_CHARS};
-pub use reader::{classify, id_digest, parse_line, Dedupe, Line, LineReader, Outcome, Parsed, Reject, MAX_LINE_BYTES};
+pub use reader::{id_digest, parse_line, Dedupe, Line, LineReader, Parsed, Reject, MAX_LINE_BYTES};
 pub use time::{Time, DAY_MS, HOUR_MS};

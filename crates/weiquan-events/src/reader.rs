@@ -255,13 +255,9 @@ impl Dedupe {
         }
     }
 
-    /// True the first time an id is offered, false for every repeat.
-    pub fn first_time(&mut self, id: &str) -> bool {
-        self.first_time_digest(id_digest(id))
-    }
-
-    /// [`first_time`](Self::first_time) for an id's [`id_digest`], computed elsewhere.
-    pub fn first_time_digest(&mut self, d: u128) -> bool {
+    /// True the first time an id (given by its [`id_digest`]) is offered, false
+    /// for every repeat.
+    pub fn first_time(&mut self, d: u128) -> bool {
         match self.seen.entry(d as u64, |&x| x == d, |&x| x as u64) {
             hashbrown::hash_table::Entry::Occupied(_) => false,
             hashbrown::hash_table::Entry::Vacant(v) => {
@@ -280,16 +276,6 @@ impl Dedupe {
     pub fn is_empty(&self) -> bool {
         self.seen.is_empty()
     }
-}
-
-/// What became of one input line.
-pub enum Outcome<'a> {
-    /// Accepted: the typed event and the raw line as received.
-    Accepted(Event<'a>, &'a str),
-    /// A repeat of an id already accepted; ignored.
-    Duplicate(u64, Event<'a>),
-    /// Not accepted.
-    Rejected(Reject),
 }
 
 /// A line parsed into an event, not yet checked for a repeated id.
@@ -318,24 +304,5 @@ pub fn parse_line(line: Line<'_>) -> Result<Parsed<'_>, Reject> {
             }),
             Err(e) => Err(Reject::from_parse(n, e)),
         },
-    }
-}
-
-impl Dedupe {
-    /// Accepts a parsed line the first time its id is seen; a repeat is a duplicate.
-    pub fn admit<'a>(&mut self, p: Parsed<'a>) -> Outcome<'a> {
-        if self.first_time_digest(p.digest) {
-            Outcome::Accepted(p.event, p.raw)
-        } else {
-            Outcome::Duplicate(p.line, p.event)
-        }
-    }
-}
-
-/// Parses and dedupes one framed line.
-pub fn classify<'a>(line: Line<'a>, dedupe: &mut Dedupe) -> Outcome<'a> {
-    match parse_line(line) {
-        Ok(p) => dedupe.admit(p),
-        Err(r) => Outcome::Rejected(r),
     }
 }

@@ -1,7 +1,7 @@
 //! Validation: every kind of bad line becomes a reject naming its field.
 
 use proptest::prelude::*;
-use weiquan_events::{classify, parse_event, Body, Dedupe, LineReader, Outcome, MAX_FEN};
+use weiquan_events::{parse_event, parse_line, Body, Dedupe, LineReader, MAX_FEN};
 
 const ORDER: &str = r#"{"v":1,"id":"e1","type":"order.placed","at":"2026-11-01T08:00:00+08:00","order":"o1","merchant":"m1","consumer":"u1","sku":"s1","qty":1,"amount_fen":9900,"payment":"standard"}"#;
 
@@ -251,10 +251,10 @@ fn reader_skips_blank_lines_strips_crlf_and_bom_and_numbers_lines() {
     let mut dedupe = Dedupe::new();
     let mut seen = Vec::new();
     while let Some(line) = r.next_line().expect("in memory") {
-        seen.push(match classify(line, &mut dedupe) {
-            Outcome::Accepted(ev, _) => format!("ok {}", ev.id),
-            Outcome::Duplicate(n, _) => format!("dup {n}"),
-            Outcome::Rejected(rj) => format!("reject {}", rj.line),
+        seen.push(match parse_line(line) {
+            Ok(p) if dedupe.first_time(p.digest) => format!("ok {}", p.event.id),
+            Ok(p) => format!("dup {}", p.line),
+            Err(rj) => format!("reject {}", rj.line),
         });
     }
     assert_eq!(seen, ["ok e1", "ok e2", "reject 5", "dup 6"]);
@@ -267,9 +267,9 @@ fn invalid_utf8_is_a_reject_not_an_error() {
     let mut r = LineReader::new(&input[..]);
     let mut dedupe = Dedupe::new();
     let first = r.next_line().expect("io").expect("line");
-    assert!(matches!(classify(first, &mut dedupe), Outcome::Accepted(..)));
+    assert!(matches!(parse_line(first), Ok(p) if dedupe.first_time(p.digest)));
     let second = r.next_line().expect("io").expect("line");
-    assert!(matches!(classify(second, &mut dedupe), Outcome::Rejected(r) if r.line == 2));
+    assert!(matches!(parse_line(second), Err(r) if r.line == 2));
 }
 
 proptest! {
@@ -280,7 +280,9 @@ proptest! {
         let mut r = LineReader::new(&bytes[..]);
         let mut dedupe = Dedupe::new();
         while let Ok(Some(line)) = r.next_line() {
-            let _ = classify(line, &mut dedupe);
+            if let Ok(p) = parse_line(line) {
+                dedupe.first_time(p.digest);
+            }
         }
     }
 
@@ -311,10 +313,10 @@ fn lines_across_chunk_boundaries_and_overlong_lines() {
     let mut dedupe = Dedupe::new();
     let (mut ok, mut rejected) = (0, Vec::new());
     while let Some(line) = r.next_line().expect("in memory") {
-        match classify(line, &mut dedupe) {
-            Outcome::Accepted(..) => ok += 1,
-            Outcome::Rejected(rj) => rejected.push((rj.line, rj.error)),
-            Outcome::Duplicate(..) => panic!("no duplicates here"),
+        match parse_line(line) {
+            Ok(p) if dedupe.first_time(p.digest) => ok += 1,
+            Ok(_) => panic!("no duplicates here"),
+            Err(rj) => rejected.push((rj.line, rj.error)),
         }
     }
     assert_eq!(ok, n);
