@@ -56,6 +56,31 @@ pub(crate) struct RawObject<'a> {
     pub(crate) duplicate: Option<String>,
     /// No string value anywhere in it has an escape (known from the fast splitter).
     pub(crate) plain: bool,
+    /// One bit per (length, first byte) of the keys so far: a key whose bit is
+    /// clear cannot repeat an earlier one, so most keys skip comparing with each.
+    key_bits: u64,
+}
+
+impl<'a> RawObject<'a> {
+    /// An empty object; `plain` as for the field.
+    pub(crate) fn new(plain: bool) -> Self {
+        RawObject {
+            pairs: Vec::with_capacity(16),
+            duplicate: None,
+            plain,
+            key_bits: 0,
+        }
+    }
+
+    /// Appends a pair, noting the first key that repeats an earlier one.
+    pub(crate) fn push(&mut self, key: Cow<'a, str>, value: &'a str) {
+        let bit = 1u64 << ((key.len() * 31 + usize::from(key.bytes().next().unwrap_or(0))) % 64);
+        if self.key_bits & bit != 0 && self.duplicate.is_none() && self.pairs.iter().any(|(k, _)| *k == key) {
+            self.duplicate = Some(key.to_string());
+        }
+        self.key_bits |= bit;
+        self.pairs.push((key, value));
+    }
 }
 
 /// Splits one JSON object: the fast splitter when it is sure, else serde_json.
@@ -99,20 +124,11 @@ impl<'de> de::Deserialize<'de> for RawObject<'de> {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut pairs: Vec<(Cow<'de, str>, &'de str)> = Vec::with_capacity(16);
-                let mut duplicate = None;
+                let mut obj = RawObject::new(false);
                 while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-                    let v = map.next_value::<&'de RawValue>()?.get();
-                    if duplicate.is_none() && pairs.iter().any(|(p, _)| *p == k) {
-                        duplicate = Some(k.to_string());
-                    }
-                    pairs.push((k, v));
+                    obj.push(k, map.next_value::<&'de RawValue>()?.get());
                 }
-                Ok(RawObject {
-                    pairs,
-                    duplicate,
-                    plain: false,
-                })
+                Ok(obj)
             }
         }
         d.deserialize_map(V)

@@ -24,11 +24,7 @@ pub(crate) fn split(text: &str) -> Option<RawObject<'_>> {
     };
     c.ws();
     c.eat(b'{')?;
-    let mut pairs: Vec<(Cow<'_, str>, &str)> = Vec::with_capacity(16);
-    let mut duplicate = None;
-    // One bit per (length, first byte) seen: a key whose bit is clear cannot
-    // repeat an earlier one, so most keys skip the comparison with every other.
-    let mut seen: u64 = 0;
+    let mut obj = RawObject::new(true);
     c.ws();
     if !c.eat_if(b'}') {
         loop {
@@ -41,12 +37,7 @@ pub(crate) fn split(text: &str) -> Option<RawObject<'_>> {
             let start = c.i;
             c.value(0)?;
             let value = text.get(start..c.i)?;
-            let bit = 1u64 << ((key.len() * 31 + usize::from(key.bytes().next().unwrap_or(0))) % 64);
-            if seen & bit != 0 && duplicate.is_none() && pairs.iter().any(|(k, _)| k == key) {
-                duplicate = Some(key.to_owned());
-            }
-            seen |= bit;
-            pairs.push((Cow::Borrowed(key), value));
+            obj.push(Cow::Borrowed(key), value);
             c.ws();
             match c.next()? {
                 b',' => continue,
@@ -56,11 +47,7 @@ pub(crate) fn split(text: &str) -> Option<RawObject<'_>> {
         }
     }
     c.ws();
-    (c.i == c.b.len()).then_some(RawObject {
-        pairs,
-        duplicate,
-        plain: true,
-    })
+    (c.i == c.b.len()).then_some(obj)
 }
 
 struct Cursor<'a> {
