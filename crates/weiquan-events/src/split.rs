@@ -162,6 +162,8 @@ impl Cursor<'_> {
         (self.b.get(self.i..end)? == word).then(|| self.i = end)
     }
 
+    // Inlined, so that the scalars that are nearly every value cost no call.
+    #[inline]
     fn value(&mut self, depth: usize) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
@@ -179,6 +181,7 @@ impl Cursor<'_> {
     }
 
     /// An array or (with `keyed`) an object, from its opening bracket.
+    #[inline(never)]
     fn container(&mut self, close: u8, depth: usize, keyed: bool) -> Option<()> {
         self.i += 1;
         self.ws();
