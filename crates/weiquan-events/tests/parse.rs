@@ -1,7 +1,7 @@
 //! Validation: every kind of bad line becomes a reject naming its field.
 
 use proptest::prelude::*;
-use weiquan_events::{parse_event, parse_line, Body, Dedupe, LineReader, MAX_FEN};
+use weiquan_events::{parse_event, parse_line, Body, Dedupe, Line, LineReader, MAX_FEN};
 
 const ORDER: &str = r#"{"v":1,"id":"e1","type":"order.placed","at":"2026-11-01T08:00:00+08:00","order":"o1","merchant":"m1","consumer":"u1","sku":"s1","qty":1,"amount_fen":9900,"payment":"standard"}"#;
 
@@ -269,7 +269,37 @@ fn invalid_utf8_is_a_reject_not_an_error() {
     let first = r.next_line().expect("io").expect("line");
     assert!(matches!(parse_line(first), Ok(p) if dedupe.first_time(p.digest)));
     let second = r.next_line().expect("io").expect("line");
-    assert!(matches!(parse_line(second), Err(r) if r.line == 2));
+    assert!(matches!(parse_line(second), Err(r) if r.line == 2 && r.error.contains("column 14")));
+}
+
+proptest! {
+    /// Lines of any bytes (mostly ASCII, some multibyte and broken sequences,
+    /// long enough for SIMD blocks): a line is text exactly when the standard
+    /// library accepts it as UTF-8, and a rejected one names the first bad byte.
+    #[test]
+    fn lines_are_text_exactly_when_they_are_utf8(
+        lines in proptest::collection::vec(
+            proptest::collection::vec(prop_oneof![
+                8 => 0x20u8..0x7f,
+                1 => Just(0xe4u8), 1 => Just(0xb8u8), 1 => Just(0xadu8), 1 => 0x80u8..=0xff,
+            ], 1..200).prop_filter("blank lines are skipped", |l| !l.iter().all(u8::is_ascii_whitespace)),
+            1..8,
+        )
+    ) {
+        let input: Vec<u8> = lines.iter().flat_map(|l| l.iter().copied().chain([b'\n'])).collect();
+        let mut r = LineReader::new(&input[..]);
+        for l in &lines {
+            let got = r.next_line().expect("io").expect("line");
+            match (std::str::from_utf8(l), got) {
+                (Ok(s), Line::Text(_, t)) => prop_assert_eq!(s, t),
+                (Err(e), Line::Bad(reject)) => {
+                    let column = format!("column {}", e.valid_up_to() + 1);
+                    prop_assert!(reject.error.contains(&column), "{} lacks {}", reject.error, column);
+                }
+                (want, _) => prop_assert!(false, "{:?}: framed the other way", want.map(|_| "text")),
+            }
+        }
+    }
 }
 
 proptest! {
