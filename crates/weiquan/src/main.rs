@@ -6,11 +6,6 @@ use std::process::ExitCode;
 use weiquan::cli::{Cli, Command};
 use weiquan::commands::{self, audit::Terminal, UsageError};
 
-// The engine allocates many small, long-lived subject records; mimalloc is faster
-// at that than the system allocator and returns less memory to fragmentation.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let stdout = io::stdout();
