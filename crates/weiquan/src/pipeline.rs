@@ -6,12 +6,15 @@
 //! the next is parsed: the engine must see events one at a time, in order, and
 //! the duplicate check (a cache miss a line) sits on its side so that the two
 //! halves cost about the same (measured with perf: with it on the parsing side,
-//! that side did two thirds of the work). Findings, rejects and counts are the
-//! same either way, byte for byte.
+//! that side did two thirds of the work). When the engine's side has nothing
+//! waiting, the next batch goes to it framed only and it parses that one
+//! itself, so neither thread idles while the other is behind. Findings,
+//! rejects and counts are the same either way, byte for byte.
 
 use std::io::{self, BufRead, Read};
 use std::ops::ControlFlow;
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use weiquan_engine::{Engine, Finding, Rulebook};
 use weiquan_events::{parse_line, Dedupe, Event, Line, LineReader, Parsed, Reject, Time};
@@ -128,7 +131,8 @@ impl Auditor {
         };
         if *threads <= 1 {
             let mut result = Ok(());
-            parse_batches(input, batch_lines, |message| match apply.batch(message) {
+            let parse_here = || true;
+            parse_batches(input, batch_lines, parse_here, |message| match apply.batch(message) {
                 Ok(delivered) => ControlFlow::Continue(Some(delivered)),
                 Err(e) => {
                     result = Err(e);
@@ -137,21 +141,33 @@ impl Auditor {
             });
             return result;
         }
-        let (batches, parsed) = mpsc::sync_channel::<io::Result<(Batch, u64)>>(BATCHES_AHEAD);
+        let (batches, parsed) = mpsc::sync_channel::<io::Result<(Work, u64)>>(BATCHES_AHEAD);
         // Delivered batches go back to the parsing thread, which drops their events
         // (off the engine's thread) and reuses their buffers for its next batch.
         let (spent, reuse) = mpsc::channel::<Batch>();
+        // Batches sent and not yet taken by the engine's side. None waiting means
+        // the engine's thread is (or soon will be) idle: the next batch goes to
+        // it framed but not parsed, and it parses that one itself. Which side
+        // is slower changes along a stream (parsing early, the rules later as
+        // their tables grow: perf), so the work follows whichever is free.
+        let waiting = AtomicUsize::new(0);
+        let waiting = &waiting;
         std::thread::scope(|s| {
             s.spawn(move || {
-                parse_batches(input, batch_lines, |message| match batches.send(message) {
-                    Ok(()) => ControlFlow::Continue(reuse.try_recv().ok()),
-                    // The engine's side stopped (its sink failed).
-                    Err(_) => ControlFlow::Break(()),
+                let parse_here = || waiting.load(Ordering::Relaxed) > 0;
+                parse_batches(input, batch_lines, parse_here, |message| {
+                    waiting.fetch_add(1, Ordering::Relaxed);
+                    match batches.send(message) {
+                        Ok(()) => ControlFlow::Continue(reuse.try_recv().ok()),
+                        // The engine's side stopped (its sink failed).
+                        Err(_) => ControlFlow::Break(()),
+                    }
                 })
             });
             // Ends when the parsing thread is done and drops its sender. Returning
             // early drops the receiver, which ends the parsing thread at its next send.
             for message in parsed {
+                waiting.fetch_sub(1, Ordering::Relaxed);
                 // The parsing thread may have finished; then the buffers are simply dropped.
                 let _ = spent.send(apply.batch(message)?);
             }
@@ -317,9 +333,11 @@ struct Apply<'r, 'f> {
 }
 
 impl Apply<'_, '_> {
-    /// Delivers one batch (or the IO error that ended the input); returns it, delivered.
-    fn batch(&mut self, message: io::Result<(Batch, u64)>) -> io::Result<Batch> {
-        let (mut batch, read) = message?;
+    /// Delivers one batch (or the IO error that ended the input), parsing it
+    /// first if it came framed only; returns it, delivered.
+    fn batch(&mut self, message: io::Result<(Work, u64)>) -> io::Result<Batch> {
+        let (work, read) = message?;
+        let mut batch = work.parsed();
         let Apply {
             engine,
             dedupe,
@@ -350,13 +368,31 @@ impl Apply<'_, '_> {
     }
 }
 
-/// Frames and parses `input` batch by batch, handing each to `emit` with the
-/// bytes read so far; `emit` may give back a delivered batch to reuse, or stop
-/// the reading. An IO error is emitted after the lines before it.
+/// A batch on its way to the engine: parsed, or framed only.
+enum Work {
+    Parsed(Batch),
+    Framed(Spent),
+}
+
+impl Work {
+    /// The batch, parsed.
+    fn parsed(self) -> Batch {
+        match self {
+            Work::Parsed(batch) => batch,
+            Work::Framed(Spent { lines, parsed }) => Batch::new(lines, move |lines| lines.parse(parsed)),
+        }
+    }
+}
+
+/// Frames `input` batch by batch and parses each batch when `parse_here()`
+/// says so, handing each to `emit` with the bytes read so far; `emit` may give
+/// back a delivered batch to reuse, or stop the reading. An IO error is
+/// emitted after the lines before it.
 fn parse_batches(
     input: impl Read,
     batch_lines: usize,
-    mut emit: impl FnMut(io::Result<(Batch, u64)>) -> ControlFlow<(), Option<Batch>>,
+    parse_here: impl Fn() -> bool,
+    mut emit: impl FnMut(io::Result<(Work, u64)>) -> ControlFlow<(), Option<Batch>>,
 ) {
     let mut reader = LineReader::new(input);
     let mut spare: Option<Spent> = None;
@@ -370,8 +406,13 @@ fn parse_batches(
             parsed: Vec::with_capacity(batch_lines.min(BATCH_LINES)),
         });
         let filled = lines.fill(&mut reader, batch_lines);
-        let batch = Batch::new(lines, move |lines| lines.parse(parsed));
-        match emit(Ok((batch, reader.bytes_read()))) {
+        let framed = Work::Framed(Spent { lines, parsed });
+        let work = if parse_here() {
+            Work::Parsed(framed.parsed())
+        } else {
+            framed
+        };
+        match emit(Ok((work, reader.bytes_read()))) {
             ControlFlow::Continue(delivered) => spare = delivered.map(Spent::from),
             ControlFlow::Break(()) => return,
         }
@@ -453,6 +494,52 @@ impl<S: weiquan_ledger::LogStore> LedgerWriter<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each batch's lines as `(line, id or reject)`, with `parse_here` deciding
+    /// where each batch is parsed.
+    fn batches(text: &str, parse_here: impl Fn() -> bool) -> Vec<Vec<(u64, String)>> {
+        let mut out = Vec::new();
+        parse_batches(text.as_bytes(), 3, parse_here, |message| {
+            let Ok((work, _)) = message else {
+                return ControlFlow::Break(());
+            };
+            let batch = work.parsed();
+            out.push(
+                batch
+                    .borrow_dependent()
+                    .iter()
+                    .map(|p| match p {
+                        Ok(p) => (p.line, p.event.id.to_string()),
+                        Err(r) => (r.line, r.error.clone()),
+                    })
+                    .collect(),
+            );
+            ControlFlow::Continue(Some(batch))
+        });
+        out
+    }
+
+    #[test]
+    fn batches_handed_over_framed_parse_as_those_parsed_first() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/cases/bad-input/events.ndjson"
+        ))
+        .expect("case file");
+        let parsed_first = batches(&text, || true);
+        assert!(parsed_first.len() > 2, "several batches");
+        assert!(
+            parsed_first.iter().flatten().any(|(_, e)| e.contains(' ')),
+            "some rejects"
+        );
+        let flip = std::cell::Cell::new(false);
+        let alternating = batches(&text, || {
+            flip.set(!flip.get());
+            flip.get()
+        });
+        assert_eq!(alternating, parsed_first);
+        assert_eq!(batches(&text, || false), parsed_first);
+    }
 
     #[test]
     fn recycled_parsed_lines_keep_their_memory() {
