@@ -276,7 +276,8 @@ impl Lines {
 
 type ParsedLines<'a> = Vec<Result<Parsed<'a>, Reject>>;
 
-/// A delivered batch's buffers, emptied for the next batch.
+/// A batch's buffers with no parsed lines in them: a delivered batch's,
+/// emptied for the next batch, or a batch framed and not yet parsed.
 ///
 /// Reusing them matters: a batch's parsed lines take about a megabyte, freshly
 /// allocated on one thread and freed on the other, and fresh memory costs a page
