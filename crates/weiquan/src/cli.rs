@@ -131,7 +131,8 @@ pub struct AuditArgs {
     #[arg(long, value_name = "ORIGIN", requires = "ledger")]
     pub origin: Option<String>,
     /// Threads: 1 runs everything on one; 2 reads and parses on a second while
-    /// the rules run (more add nothing). Default: 2 when two CPUs are available.
+    /// the rules run, and the rules' thread parses a batch itself when it would
+    /// wait (more add nothing). Default: 2 when two CPUs are available.
     /// Findings are the same either way.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
