@@ -64,13 +64,18 @@ fn basis_points_over(price: u64, base: u64, tolerance_bp: u64) -> bool {
 }
 
 impl Engine {
-    fn sku(&mut self, m: u32, sku: &str) -> u32 {
+    /// The sku `sku` of merchant `m`, if known (its key is built in `self.key`).
+    pub(crate) fn sku_key(&mut self, m: u32, sku: &str) -> Option<u32> {
         self.key.clear();
         self.key.push_str(self.merchants.id(m));
         self.key.push('\u{1f}');
         self.key.push_str(sku);
+        self.skus.find(&self.key)
+    }
+
+    fn sku(&mut self, m: u32, sku: &str) -> u32 {
+        let s = self.sku_key(m, sku);
         let subject = || format!("sku:{}/{}", self.merchants.id(m), sku).into_boxed_str();
-        let s = self.skus.find(&self.key);
         match s {
             Some(s) => s,
             None => {

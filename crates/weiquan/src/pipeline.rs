@@ -23,6 +23,11 @@ use weiquan_events::{parse_line, Dedupe, Event, Line, LineReader, Parsed, Reject
 const BATCH_LINES: usize = 4096;
 /// Text per batch, so that a batch of long lines stays small.
 const BATCH_BYTES: usize = 4 << 20;
+/// Events warmed together (their state looked up) before they are applied:
+/// enough for many misses to overlap, few enough that what they bring into
+/// cache is still there when the events are applied (16 to 256 measured; 64
+/// was best, about 5% less CPU than no warming on one thread).
+const WARM_AHEAD: usize = 64;
 /// Batches parsed ahead of the engine: enough to ride out a slow batch, few
 /// enough that memory does not grow when the engine is the slower stage.
 const BATCHES_AHEAD: usize = 4;
@@ -358,10 +363,23 @@ impl Apply<'_, '_> {
                 Ok(p) => dedupe.first_time(p.digest),
                 Err(_) => false,
             }));
+            // Then a few events at a time: look up what each will touch
+            // (again overlapping the misses), then apply them while their
+            // state is still in cache.
             parsed
-                .iter()
-                .zip(first.iter())
-                .try_for_each(|(p, &first)| deliver(engine, counts, p, first, *file, &mut **sink))
+                .chunks(WARM_AHEAD)
+                .zip(first.chunks(WARM_AHEAD))
+                .try_for_each(|(parsed, first)| {
+                    for (p, &first) in parsed.iter().zip(first) {
+                        if let (Ok(p), true) = (p, first) {
+                            engine.warm(&p.event);
+                        }
+                    }
+                    parsed
+                        .iter()
+                        .zip(first)
+                        .try_for_each(|(p, &first)| deliver(engine, counts, p, first, *file, &mut **sink))
+                })
         })?;
         self.sink.caught_up()?;
         (self.progress)(read);

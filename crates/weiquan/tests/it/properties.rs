@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 use std::sync::Arc;
 use weiquan::pipeline::{Auditor, Counts, Sink};
-use weiquan_engine::{Finding, Lang, Rulebook};
+use weiquan_engine::{Engine, Finding, Lang, Rulebook};
 use weiquan_events::Reject;
 
 struct Capture {
@@ -124,6 +124,25 @@ proptest! {
         prop_assert!(r1.is_ok() && r2.is_ok());
         prop_assert_eq!(one_counts, two_counts);
         prop_assert_eq!(String::from_utf8_lossy(&one), String::from_utf8_lossy(&two));
+    }
+
+    /// [`Engine::warm`] only looks: warming every event of the stream up
+    /// front, and each again just before it is applied, gives exactly the
+    /// findings of an engine never warmed.
+    #[test]
+    fn warming_changes_no_finding(input in stream()) {
+        let text = String::from_utf8_lossy(&input);
+        let events: Vec<_> = text.lines().filter_map(|l| weiquan_events::parse_event(l).ok()).collect();
+        let rules = Arc::new(Rulebook::builtin());
+        let (mut cold, mut warm) = (Engine::new(rules.clone()), Engine::new(rules));
+        for ev in &events {
+            warm.warm(ev);
+        }
+        for ev in &events {
+            let expected = cold.apply(ev);
+            warm.warm(ev);
+            prop_assert_eq!(warm.apply(ev), expected);
+        }
     }
 
     /// An IO error mid-stream ends the read with that error, after exactly the
