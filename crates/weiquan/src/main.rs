@@ -6,6 +6,14 @@ use std::process::ExitCode;
 use weiquan::cli::{Cli, Command};
 use weiquan::commands::{self, audit::Terminal, UsageError};
 
+/// jemalloc, built to back its memory with transparent huge pages (`thp:always`
+/// in `.cargo/config.toml`). An audit probes its duplicate-id set and subject
+/// tables at random across ~100 MB: with 4 KiB pages most probes also missed
+/// the TLB, and every fresh page was a fault (26,000 of them in an audit of a
+/// million events, 5,000 with huge pages; see BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let stdout = io::stdout();
