@@ -3,7 +3,7 @@
 Checks that DuckDB finds exactly the (rule, subject) pairs weiquan finds for those eight rules,
 then prints a Markdown table of times. Usage: python3 bench_peer.py EVENTS.ndjson WEIQUAN_BIN RUNS
 """
-import json, os, subprocess, sys, time
+import json, os, statistics, subprocess, sys, time
 import duckdb
 
 RULES = {"PS-01", "PS-04", "LT-04", "MC-06", "MC-08", "PR-01", "PR-02", "BN-03"}
@@ -29,22 +29,35 @@ def peer(events, threads):
     con.close()
     return elapsed, pairs
 
+def williams_row(n, r):
+    """Row r (mod n) of a Williams design for an even n: a Latin square in which every
+    ordered pair of neighbours occurs exactly once."""
+    first = [0] + [(k + 1) // 2 if k % 2 else n - k // 2 for k in range(1, n)]
+    return [(x + r) % n for x in first]
+
+
 def main():
     events, binary, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
     n = sum(1 for _ in open(events, encoding="utf-8"))
     w1, w2 = "weiquan audit, all 37 rules, 1 thread (1 core)", "weiquan audit, all 37 rules, 2 threads"
     d1, d2 = "DuckDB, 8 rules, 1 thread", "DuckDB, 8 rules, 2 threads"
-    best = {}
-    order = [(w1, lambda: weiquan(events, binary, 1)), (w2, lambda: weiquan(events, binary, 2)),
-             (d1, lambda: peer(events, 1)), (d2, lambda: peer(events, 2))]
+    contenders = [(w1, lambda: weiquan(events, binary, 1)), (w2, lambda: weiquan(events, binary, 2)),
+                  (d1, lambda: peer(events, 1)), (d2, lambda: peer(events, 2))]
+    times = {name: [] for name, _ in contenders}
+    pairs = {}
     for r in range(runs):
-        # The order rotates each round: a run right after a DuckDB run is slower (measured:
-        # 0.99 s against 0.73 s for the same weiquan audit, as the kernel takes back DuckDB's
-        # memory), so no contender may always come first or always follow DuckDB.
-        for name, f in order[r % len(order):] + order[:r % len(order)]:
-            secs, pairs = f()
-            best[name] = (min(secs, best.get(name, (1e9,))[0]), pairs)
-    ours, ours2, theirs, theirs2 = (best[k][1] for k in (w1, w2, d1, d2))
+        # A run right after a DuckDB run is slower (measured: 0.99 s against 0.73 s for the
+        # same weiquan audit, as the kernel takes back DuckDB's memory). Rotating one fixed
+        # order would keep each contender's predecessor fixed (weiquan's single thread would
+        # always follow DuckDB), so the rounds follow a balanced Latin square instead: over
+        # every four rounds each contender runs once in each place and once right after each
+        # of the others.
+        for i in williams_row(len(contenders), r):
+            name, f = contenders[i]
+            secs, found = f()
+            times[name].append(secs)
+            pairs[name] = found
+    ours, ours2, theirs, theirs2 = (pairs[k] for k in (w1, w2, d1, d2))
     missing, extra = sorted(ours - theirs), sorted(theirs - ours)
     problems = ([f"DuckDB misses {missing[:5]}, adds {extra[:5]}"] if missing or extra else []) + \
         ([f"weiquan on 2 threads differs from 1 ({len(ours ^ ours2)} pairs)"] if ours != ours2 else []) + \
@@ -53,11 +66,14 @@ def main():
     print(f"events: {n}; pairs for the eight rules: weiquan {len(ours)}, DuckDB {len(theirs)}; "
           f"{'identical' if same else 'DIFFERENT: ' + '; '.join(problems)}")
     print()
-    print("| engine | best of %d | events/s | time / weiquan's with as many threads |" % runs)
-    print("|---|---:|---:|---:|")
-    for name, (secs, _) in best.items():
+    best = {name: min(t) for name, t in times.items()}
+    median = {name: statistics.median(t) for name, t in times.items()}
+    print("| engine | best of %d | median | events/s (best) | time / weiquan's with as many threads: best, median |" % runs)
+    print("|---|---:|---:|---:|---:|")
+    for name in times:
         peer_of = w2 if "2 threads" in name else w1
-        print(f"| {name} | {secs:.2f} s | {n / secs:,.0f} | {secs / best[peer_of][0]:.1f}× |")
+        print(f"| {name} | {best[name]:.2f} s | {median[name]:.2f} s | {n / best[name]:,.0f} | "
+              f"{best[name] / best[peer_of]:.1f}×, {median[name] / median[peer_of]:.1f}× |")
     sys.exit(0 if same else 1)
 
 main()

@@ -316,6 +316,22 @@ proptest! {
         }
     }
 
+    /// The set answers as a `HashSet` of the digests' low 96 bits would, also
+    /// for digests alike in their low 64 bits (the placement) or in their top 32.
+    #[test]
+    fn dedupe_answers_as_a_set_of_96_bits(
+        digests in proptest::collection::vec((0u64..4, 0u32..4, 0u32..4), 0..200),
+        spread in any::<u64>(),
+    ) {
+        let mut dedupe = Dedupe::new();
+        let mut kept = std::collections::HashSet::new();
+        for (low, mid, top) in digests {
+            let d = u128::from(low.wrapping_mul(spread)) | (u128::from(mid) << 64) | (u128::from(top) << 96);
+            prop_assert_eq!(dedupe.first_time(d), kept.insert(d & ((1u128 << 96) - 1)));
+        }
+        prop_assert_eq!(dedupe.len(), kept.len());
+    }
+
     #[test]
     fn mutated_valid_events_never_panic(cut in 0usize..ORDER.len(), insert in "[\\[\\]{}\":,0-9a-z.\\-\\\\ ]{0,6}") {
         let mut line = ORDER.to_owned();
