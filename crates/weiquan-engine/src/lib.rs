@@ -309,8 +309,9 @@ impl Engine {
             Body::PresaleDepositRefunded { order, .. } => {
                 let o = self.orders.entry(order);
                 self.with_order(o, |o| {
-                    o.deposit_refunded = true;
-                    o.deposit_refund = None;
+                    let pre = o.presale_mut();
+                    pre.deposit_refunded = true;
+                    pre.deposit_refund = None;
                 });
             }
             Body::LotteryAnnounced { lottery, terms } => self.lottery_announced(id, at, lottery, terms),

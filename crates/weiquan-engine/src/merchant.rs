@@ -61,6 +61,10 @@ pub(crate) struct DepositTerms {
 }
 
 /// An order (ordinary or pre-sale) and its lifecycle.
+///
+/// Kept small (about a hundred bytes with its id): orders are the largest
+/// table and the one most events reach, so what only some orders need is
+/// boxed behind one pointer.
 #[derive(Default)]
 pub(crate) struct Order {
     pub merchant: Option<u32>,
@@ -70,41 +74,70 @@ pub(crate) struct Order {
     pub shipped: bool,
     pub cancelled: bool,
     pub refunded: bool,
+    pub mc06_fired: bool,
+    pub mc08_fired: bool,
     pub delivered: Option<Time>,
     /// Boxed: most orders never see a refund, so they pay one pointer for it.
     pub refund: Option<Box<PendingRefund>>,
     pub refund_generation: u32,
-    /// Boxed: only pre-sale orders have one.
-    pub deposit: Option<Box<DepositTerms>>,
+    /// Boxed: only pre-sale orders have it.
+    presale: Option<Box<PresaleOrder>>,
+}
+
+/// What only a pre-sale order has.
+#[derive(Default)]
+pub(crate) struct PresaleOrder {
+    /// The terms promised when the deposit was paid.
+    pub deposit: Option<DepositTerms>,
     pub deposit_refunded: bool,
     /// Pending deposit refund request: generation and event id.
     pub deposit_refund: Option<(u32, Box<str>)>,
     pub deposit_refund_generation: u32,
     pub final_paid: Option<Box<str>>,
-    pub mc06_fired: bool,
     pub ps04_fired: bool,
-    pub mc08_fired: bool,
     pub ps07_fired: bool,
 }
 
+/// The pre-sale part of an order that has none.
+static NOT_PRESALE: PresaleOrder = PresaleOrder {
+    deposit: None,
+    deposit_refunded: false,
+    deposit_refund: None,
+    deposit_refund_generation: 0,
+    final_paid: None,
+    ps04_fired: false,
+    ps07_fired: false,
+};
+
 impl Order {
+    /// The pre-sale part (all unset for an ordinary order).
+    pub fn presale(&self) -> &PresaleOrder {
+        self.presale.as_deref().unwrap_or(&NOT_PRESALE)
+    }
+
+    /// The pre-sale part, created unset on first change.
+    pub fn presale_mut(&mut self) -> &mut PresaleOrder {
+        self.presale.get_or_insert_with(Box::default)
+    }
+
     fn settled(&self) -> bool {
         self.shipped || self.cancelled || self.refunded
     }
 
     /// This order's share of its merchant's open and overdue counts.
     fn contribution(&self) -> (Obligations, u32) {
+        let pre = self.presale();
         let open_order = self.placed.is_some() && !self.settled();
         let open = Obligations {
             orders: u32::from(open_order),
             refunds: u32::from(self.refund.is_some()),
             complaints: 0,
-            deposits: u32::from(self.deposit.is_some() && !self.shipped && !self.deposit_refunded),
+            deposits: u32::from(pre.deposit.is_some() && !self.shipped && !pre.deposit_refunded),
         };
         let overdue = u32::from(self.mc06_fired && open_order)
-            + u32::from(self.ps04_fired && !self.settled())
+            + u32::from(pre.ps04_fired && !self.settled())
             + u32::from(self.mc08_fired && self.refund.is_some())
-            + u32::from(self.ps07_fired && self.deposit_refund.is_some());
+            + u32::from(pre.ps07_fired && pre.deposit_refund.is_some());
         (open, overdue)
     }
 }
@@ -365,7 +398,7 @@ impl Engine {
         let o = self.orders.entry(order);
         let (was, late, m) = {
             let ord = self.orders.get(o);
-            (ord.shipped, ord.mc06_fired || ord.ps04_fired, ord.merchant)
+            (ord.shipped, ord.mc06_fired || ord.presale().ps04_fired, ord.merchant)
         };
         self.with_order(o, |ord| ord.shipped = true);
         if let (false, Some(m)) = (was, m) {

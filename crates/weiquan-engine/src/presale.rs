@@ -181,7 +181,7 @@ impl Engine {
         self.with_order(o, |ord| {
             ord.campaign = Some(c);
             ord.merchant = ord.merchant.or(m);
-            ord.deposit.get_or_insert_with(|| Box::new(terms));
+            ord.presale_mut().deposit.get_or_insert(terms);
         });
         if let (true, Some(m)) = (new_to_merchant, m) {
             self.merchants.get_mut(m).credit.orders += 1;
@@ -201,7 +201,7 @@ impl Engine {
         let o = self.orders.entry(order);
         let camp = self.campaigns.get(c);
         let ord = self.orders.get(o);
-        let deposit = ord.deposit.as_ref();
+        let deposit = ord.presale().deposit.as_ref();
         let paid = deposit.map_or(0, |d| d.deposit_fen).saturating_add(final_fen);
         let promised = deposit.map_or(camp.price_fen, |d| d.price_fen);
         let promised_gifts: Vec<Box<str>> = deposit.map_or_else(|| camp.gifts.clone(), |d| d.gifts.clone());
@@ -236,7 +236,7 @@ impl Engine {
         self.with_order(o, |ord| {
             ord.campaign.get_or_insert(c);
             ord.merchant = ord.merchant.or(m);
-            ord.final_paid = Some(id.into());
+            ord.presale_mut().final_paid = Some(id.into());
         });
         if let Some(days) = ship_days {
             self.deadlines.set(at.plus_days(days), DeadlineKind::Ps04Ship, o, 0);
@@ -246,12 +246,13 @@ impl Engine {
     pub(crate) fn ps04_due(&mut self, d: Deadline) {
         let o = d.target;
         let ord = self.orders.get(o);
-        if ord.shipped || ord.cancelled || ord.refunded || ord.deposit_refunded || ord.ps04_fired {
+        let pre = ord.presale();
+        if ord.shipped || ord.cancelled || ord.refunded || pre.deposit_refunded || pre.ps04_fired {
             return;
         }
-        let events = ord.final_paid.iter().map(|e| e.to_string()).collect();
+        let events = pre.final_paid.iter().map(|e| e.to_string()).collect();
         let merchant = ord.merchant;
-        self.with_order(o, |ord| ord.ps04_fired = true);
+        self.with_order(o, |ord| ord.presale_mut().ps04_fired = true);
         self.late_shipment(merchant);
         self.emit(
             RuleId::Ps04,
@@ -285,17 +286,18 @@ impl Engine {
     pub(crate) fn deposit_refund_requested(&mut self, id: &str, at: Time, campaign: &str, order: &str) {
         let c = self.campaigns.entry(campaign);
         let o = self.orders.entry(order);
-        if self.orders.get(o).deposit_refunded {
+        if self.orders.get(o).presale().deposit_refunded {
             return;
         }
         let m = self.campaigns.get(c).merchant;
         let generation = self.with_order(o, |ord| {
             ord.campaign.get_or_insert(c);
             ord.merchant = ord.merchant.or(m);
-            ord.deposit_refund_generation += 1;
-            ord.ps07_fired = false;
-            ord.deposit_refund = Some((ord.deposit_refund_generation, id.into()));
-            ord.deposit_refund_generation
+            let pre = ord.presale_mut();
+            pre.deposit_refund_generation += 1;
+            pre.ps07_fired = false;
+            pre.deposit_refund = Some((pre.deposit_refund_generation, id.into()));
+            pre.deposit_refund_generation
         });
         let due = at.plus_days(self.rules.thresholds.deposit_refund_days);
         self.deadlines.set(due, DeadlineKind::Ps07DepositRefund, o, generation);
@@ -304,19 +306,20 @@ impl Engine {
     pub(crate) fn ps07_due(&mut self, d: Deadline) {
         let o = d.target;
         let ord = self.orders.get(o);
-        let Some((_, event)) = ord.deposit_refund.as_ref().filter(|r| r.0 == d.generation) else {
+        let pre = ord.presale();
+        let Some((_, event)) = pre.deposit_refund.as_ref().filter(|r| r.0 == d.generation) else {
             return;
         };
         let camp = ord.campaign.map(|c| self.campaigns.get(c));
-        let refundable = ord.deposit.as_ref().and_then(|t| t.refundable) == Some(true)
+        let refundable = pre.deposit.as_ref().and_then(|t| t.refundable) == Some(true)
             || camp.and_then(|c| c.refundable) == Some(true);
-        let at_fault = ord.ps04_fired || camp.is_some_and(|c| c.at_fault);
+        let at_fault = pre.ps04_fired || camp.is_some_and(|c| c.at_fault);
         if !(refundable || at_fault) {
             return;
         }
         let events = vec![event.to_string()];
         let merchant = ord.merchant;
-        self.with_order(o, |ord| ord.ps07_fired = true);
+        self.with_order(o, |ord| ord.presale_mut().ps07_fired = true);
         self.emit(
             RuleId::Ps07,
             self.order_subject(o),
