@@ -56,12 +56,16 @@ def main():
             name, f = contenders[i]
             secs, found = f()
             times[name].append(secs)
-            pairs[name] = found
+            pairs.setdefault(name, []).append(found)
+    # Every run of a contender must find the same pairs; then compare contenders.
+    unsteady = [name for name, found in pairs.items() if any(f != found[0] for f in found)]
+    pairs = {name: found[0] for name, found in pairs.items()}
     ours, ours2, theirs, theirs2 = (pairs[k] for k in (w1, w2, d1, d2))
     missing, extra = sorted(ours - theirs), sorted(theirs - ours)
     problems = ([f"DuckDB misses {missing[:5]}, adds {extra[:5]}"] if missing or extra else []) + \
         ([f"weiquan on 2 threads differs from 1 ({len(ours ^ ours2)} pairs)"] if ours != ours2 else []) + \
-        ([f"DuckDB on 2 threads differs from 1 ({len(theirs ^ theirs2)} pairs)"] if theirs != theirs2 else [])
+        ([f"DuckDB on 2 threads differs from 1 ({len(theirs ^ theirs2)} pairs)"] if theirs != theirs2 else []) + \
+        [f"{name}: runs differ" for name in unsteady]
     same = not problems
     print(f"events: {n}; pairs for the eight rules: weiquan {len(ours)}, DuckDB {len(theirs)}; "
           f"{'identical' if same else 'DIFFERENT: ' + '; '.join(problems)}")

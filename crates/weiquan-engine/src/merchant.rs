@@ -62,7 +62,7 @@ pub(crate) struct DepositTerms {
 
 /// An order (ordinary or pre-sale) and its lifecycle.
 ///
-/// Kept small (about a hundred bytes with its id): orders are the largest
+/// Kept small (120 bytes with its id): orders are the largest
 /// table and the one most events reach, so what only some orders need is
 /// boxed behind one pointer.
 #[derive(Default)]

@@ -10,7 +10,7 @@ use weiquan::commands::{self, audit::Terminal, UsageError};
 /// in `.cargo/config.toml`). An audit probes its duplicate-id set and subject
 /// tables at random across ~100 MB: with 4 KiB pages most probes also missed
 /// the TLB, and every fresh page was a fault (26,000 of them in an audit of a
-/// million events, 5,000 with huge pages; see BENCHMARKS.md).
+/// million events, about 3,000 with huge pages; see BENCHMARKS.md).
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
