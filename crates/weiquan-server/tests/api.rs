@@ -171,29 +171,12 @@ impl Server {
     }
 }
 
+#[path = "../../../tests/support/expected.rs"]
+mod expected_json;
+
+/// What the example case `case` requires (see `tests/support/expected.rs`).
 fn expected(case: &str) -> (BTreeSet<(String, String)>, Vec<u64>) {
-    let v: Value = serde_json::from_slice(
-        &std::fs::read(root().join(format!("tests/cases/{case}/expected.json"))).expect("expected"),
-    )
-    .expect("json");
-    let pairs = v["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .map(|p| {
-            (
-                p[0].as_str().expect("r").to_owned(),
-                p[1].as_str().expect("s").to_owned(),
-            )
-        })
-        .collect();
-    let lines = v["rejected_lines"]
-        .as_array()
-        .expect("lines")
-        .iter()
-        .map(|l| l.as_u64().expect("n"))
-        .collect();
-    (pairs, lines)
+    expected_json::expected(&root().join(format!("tests/cases/{case}")))
 }
 
 fn case_text(case: &str) -> String {

@@ -9,7 +9,7 @@ mod properties;
 mod serve_cli;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// The repository root.
@@ -54,27 +54,6 @@ pub fn pairs<'a>(findings: impl IntoIterator<Item = &'a serde_json::Value>) -> B
         .collect()
 }
 
-/// What a case folder's `expected.json` requires: its `(rule, subject)` pairs
-/// and its rejected line numbers.
-pub fn expected(case_dir: &Path) -> (BTreeSet<(String, String)>, Vec<u64>) {
-    let v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(case_dir.join("expected.json")).expect("expected.json")).expect("json");
-    let pairs = v["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .map(|p| {
-            (
-                p[0].as_str().expect("rule").to_owned(),
-                p[1].as_str().expect("subject").to_owned(),
-            )
-        })
-        .collect();
-    let lines = v["rejected_lines"]
-        .as_array()
-        .expect("rejected_lines")
-        .iter()
-        .map(|l| l.as_u64().expect("line"))
-        .collect();
-    (pairs, lines)
-}
+#[path = "../../../../tests/support/expected.rs"]
+mod expected_json;
+pub use expected_json::expected;
