@@ -95,8 +95,9 @@ impl Engine {
         std::mem::take(&mut self.out)
     }
 
-    /// Looks up, changing nothing, the state that applying `ev` will read
-    /// first: its subject's table slot and entry. The caller warms a few
+    /// Looks up, changing no state (`&mut` only for the scratch buffer an sku's
+    /// key is built in), what applying `ev` will read first: its subject's
+    /// table slot and entry. The caller warms a few
     /// events ahead of applying them so that their cache misses overlap
     /// instead of each stalling the rules in turn. Skipping it changes no
     /// finding, only the time taken.
