@@ -55,7 +55,10 @@ impl Sequencer {
     /// Starts the thread that owns the core.
     pub fn start(startup: Startup, metrics: Arc<Metrics>) -> (Sequencer, std::thread::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel::<Command>(1024);
-        let leader = Arc::new(AtomicBool::new(false));
+        // A process that opened its own ledger leads from this moment, not from
+        // when its thread first runs: a request in between (the machine busy)
+        // was told another process sequences the ledger, which none did.
+        let leader = Arc::new(AtomicBool::new(matches!(startup, Startup::Ready(_))));
         let is_leader = leader.clone();
         let handle = std::thread::Builder::new()
             .name("weiquan-sequencer".into())
@@ -173,5 +176,40 @@ impl Sequencer {
         });
         self.tx.send(Command::Read(job)).await.map_err(|_| Stopped::Down)?;
         rx.await.map_err(|_| Stopped::Down)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::ItemResult;
+    use crate::Database;
+    use weiquan_engine::Rulebook;
+
+    /// A request that arrives before the sequencer's thread has first run is
+    /// served once it runs, not refused as if another process led.
+    #[test]
+    fn a_process_with_its_own_ledger_takes_requests_from_the_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (signer, _) =
+            weiquan_store::keyfile::load_or_create(&dir.path().join("ledger.key"), "test.local/ledger").expect("key");
+        let store = Database::Sqlite(dir.path().join("weiquan.db")).open().expect("store");
+        let core = Core::open(store, signer, "test.local/ledger", Arc::new(Rulebook::builtin())).expect("core");
+        let (sequencer, thread) = Sequencer::start(Startup::Ready(Box::new(core)), Arc::new(Metrics::default()));
+        assert!(sequencer.is_leader(), "leads as soon as it is started");
+        let line = r#"{"v":1,"id":"e1","type":"clock.tick","at":"2026-11-11T00:00:00+08:00"}"#;
+        let answer = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(sequencer.ingest(vec![line.to_owned()]));
+        assert!(
+            matches!(
+                answer.as_ref().map(|r| r.as_deref()),
+                Ok(Ok([ItemResult::Accepted { index: 0 }]))
+            ),
+            "{answer:?}"
+        );
+        drop(sequencer);
+        thread.join().expect("the sequencer stops when its handles are gone");
     }
 }
