@@ -56,8 +56,8 @@ impl Sequencer {
     pub fn start(startup: Startup, metrics: Arc<Metrics>) -> (Sequencer, std::thread::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel::<Command>(1024);
         // A process that opened its own ledger leads from this moment, not from
-        // when its thread first runs: a request in between (the machine busy)
-        // was told another process sequences the ledger, which none did.
+        // when its thread first runs: otherwise a request in between (on a busy
+        // machine) is told that another process sequences the ledger, when none does.
         let leader = Arc::new(AtomicBool::new(matches!(startup, Startup::Ready(_))));
         let is_leader = leader.clone();
         let handle = std::thread::Builder::new()
