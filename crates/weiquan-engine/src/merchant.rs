@@ -85,7 +85,6 @@ pub(crate) struct Order {
 }
 
 /// What only a pre-sale order has.
-#[derive(Default)]
 pub(crate) struct PresaleOrder {
     /// The terms promised when the deposit was paid.
     pub deposit: Option<DepositTerms>,
@@ -98,16 +97,28 @@ pub(crate) struct PresaleOrder {
     pub ps07_fired: bool,
 }
 
+impl PresaleOrder {
+    /// Nothing paid, requested or fired yet: what a new pre-sale part starts
+    /// as and what an ordinary order reads (one definition for both).
+    const UNSET: PresaleOrder = PresaleOrder {
+        deposit: None,
+        deposit_refunded: false,
+        deposit_refund: None,
+        deposit_refund_generation: 0,
+        final_paid: None,
+        ps04_fired: false,
+        ps07_fired: false,
+    };
+}
+
+impl Default for PresaleOrder {
+    fn default() -> Self {
+        Self::UNSET
+    }
+}
+
 /// The pre-sale part of an order that has none.
-static NOT_PRESALE: PresaleOrder = PresaleOrder {
-    deposit: None,
-    deposit_refunded: false,
-    deposit_refund: None,
-    deposit_refund_generation: 0,
-    final_paid: None,
-    ps04_fired: false,
-    ps07_fired: false,
-};
+static NOT_PRESALE: PresaleOrder = PresaleOrder::UNSET;
 
 impl Order {
     /// The pre-sale part (all unset for an ordinary order).
