@@ -19,8 +19,8 @@ const REPLY_BUCKETS: [i64; 9] = [1, 5, 15, 30, 60, 120, 240, 480, 1440];
 pub(crate) struct CreditState {
     /// Findings that still weigh on the grade: time and severity.
     pub recent: VecDeque<(Time, Severity)>,
-    /// High-severity findings in the blacklist window: rule, subject, time.
-    pub high: Vec<(RuleId, Box<str>, Time)>,
+    /// High-severity pairs reported since the last lift, in first-reported order.
+    pub high: Vec<HighPair>,
     pub blacklist: Option<BlacklistState>,
     pub orders: u32,
     pub complaints: u32,
@@ -103,6 +103,56 @@ pub struct MerchantStanding {
     pub blacklisted: Option<Blacklisting>,
 }
 
+/// One high-severity `(rule, subject)` pair of a merchant and the times it was reported.
+pub(crate) struct HighPair {
+    pub rule: RuleId,
+    pub subject: Box<str>,
+    /// Sorted by time; all are kept, since a finding dated earlier may still
+    /// complete a window with them (Messy streams 1).
+    pub times: Vec<Time>,
+}
+
+impl HighPair {
+    /// Reported at some time in `[from, to]` (ms).
+    fn reported_within(&self, from: i64, to: i64) -> bool {
+        let i = self.times.partition_point(|t| t.unix_ms() < from);
+        self.times.get(i).is_some_and(|t| t.unix_ms() <= to)
+    }
+}
+
+/// The pairs of the earliest window of `window` ms that contains `at` and at
+/// least `needed` distinct pairs (in first-reported order), `None` if none does.
+///
+/// Only a window holding the newest finding can newly qualify (an earlier one
+/// would have blacklisted already), so the windows looked at start at a
+/// finding time in `[at − window, at]`; a pair that is busy but alone (PR-02
+/// on one sku, over and over) is answered by the first check, without a scan.
+fn pairs_in_a_window(high: &[HighPair], at: Time, window: i64, needed: usize) -> Option<Vec<(RuleId, String)>> {
+    let t = at.unix_ms();
+    let near: Vec<&HighPair> = high
+        .iter()
+        .filter(|p| p.reported_within(t.saturating_sub(window), t.saturating_add(window)))
+        .collect();
+    if near.len() < needed {
+        return None;
+    }
+    let mut starts: Vec<i64> = near
+        .iter()
+        .flat_map(|p| p.times.iter().map(|x| x.unix_ms()))
+        .filter(|&s| s <= t && t - s <= window)
+        .collect();
+    starts.sort_unstable();
+    starts.dedup();
+    starts.into_iter().find_map(|s| {
+        let inside: Vec<(RuleId, String)> = near
+            .iter()
+            .filter(|p| p.reported_within(s, s.saturating_add(window)))
+            .map(|p| (p.rule, p.subject.to_string()))
+            .collect();
+        (inside.len() >= needed).then_some(inside)
+    })
+}
+
 impl Engine {
     /// Records a finding against merchant `m`; blacklists when the rulebook says so.
     pub(crate) fn credit_record(&mut self, m: u32, rule: RuleId, subject: &str, at: Time) {
@@ -125,17 +175,24 @@ impl Engine {
         if severity != Severity::High || c.blacklist.is_some() {
             return;
         }
-        match c.high.iter_mut().find(|(r, s, _)| *r == rule && &**s == subject) {
-            Some(entry) => entry.2 = entry.2.max(at),
-            None => c.high.push((rule, subject.into(), at)),
+        match c.high.iter_mut().find(|p| p.rule == rule && &*p.subject == subject) {
+            Some(p) => {
+                let i = p.times.partition_point(|t| *t <= at);
+                p.times.insert(i, at);
+            }
+            None => c.high.push(HighPair {
+                rule,
+                subject: subject.into(),
+                times: vec![at],
+            }),
         }
-        c.high.retain(|(_, _, t)| (t.unix_ms() - at.unix_ms()).abs() <= window);
         let reasons: Vec<(RuleId, String)> = if alone {
             vec![(rule, subject.to_owned())]
-        } else if c.high.len() >= needed {
-            c.high.iter().map(|(r, s, _)| (*r, s.to_string())).collect()
         } else {
-            return;
+            match pairs_in_a_window(&c.high, at, window, needed) {
+                Some(pairs) => pairs,
+                None => return,
+            }
         };
         c.blacklist = Some(BlacklistState {
             at,

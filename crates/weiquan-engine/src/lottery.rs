@@ -1,41 +1,49 @@
 //! Live-stream lotteries (直播抽奖): LT-01..10.
 //!
-//! Entrants are remembered until the draw (LT-04, LT-08, LT-09 need them), then
-//! only the winners and what was shipped to them. LT-09's per-participant
-//! expectation is accumulated per merchant at each draw.
+//! Entrants are remembered with their eligibility (LT-04, LT-08, LT-09 and the
+//! draw check need them; a redraw may come), every draw with its winners
+//! (LT-06 is owed per prize won, in every draw), and what was shipped to whom.
+//! LT-09's per-participant expectation is accumulated per merchant at each draw.
+//! LT-11 reads the host registry kept here from `host.*` events.
 
 use crate::merchant::make_subject;
 use crate::poisson::poisson_tail;
 use crate::table::pid;
 use crate::{yuan, Deadline, DeadlineKind, Engine, RuleId};
 use rustc_hash::FxHashMap;
-use weiquan_events::{LotteryTerms, Prize, Str, Time, Winner, HOUR_MS};
+use weiquan_events::{Body, LotteryTerms, Prize, Str, Time, Winner, HOUR_MS};
 
-/// A lottery and its draw.
+/// A lottery and its draws.
 #[derive(Default)]
 pub(crate) struct Lottery {
     pub merchant: Option<u32>,
+    /// The first `lottery.announced` (Messy streams 2: before it there are no terms).
     pub announced: Option<Box<str>>,
     pub terms: LotteryTerms<'static>,
-    pub ever_prizes: Vec<Box<str>>,
+    /// Every prize name ever announced, with the last value it had while announced (LT-04, LT-07).
+    pub ever_prizes: Vec<(Box<str>, Option<u64>)>,
     pub over_cap: bool,
     /// Participant → entered before the close (eligible).
     pub entrants: FxHashMap<u64, bool>,
-    /// Entrants in order of first entry (deterministic iteration).
-    pub entry_order: Vec<u64>,
-    /// Their ids, in the same order, when the lottery is committed (to check the draw and prove entries).
-    pub entrant_ids: Vec<(u64, Box<str>)>,
+    /// Entrants in order of first entry, with their ids: the draw algorithm and
+    /// entry proofs need the ids, and a commitment may come after the first
+    /// entries (then it is LT-10, but the draw is still checked against them).
+    pub entry_order: Vec<(u64, Box<str>)>,
     pub closed: bool,
-    pub drawn: bool,
-    /// The `lottery.drawn` event of the last draw.
-    pub draw_event: Option<Box<str>>,
     pub cancelled: bool,
-    pub draw_generation: u32,
-    /// Winners of the last draw: participant, prize.
+    /// Every draw in processing order (a second one is a redraw).
+    pub draws: Vec<DrawRecord>,
+    /// Which LT-05 deadline is current: a moved `draw_at` supersedes the earlier one.
+    pub lt05_generation: u32,
+    /// Prizes shipped per (participant, prize name).
+    pub shipped: FxHashMap<(u64, Box<str>), u32>,
+    pub lt11_fired: bool,
+}
+
+/// One `lottery.drawn`: its event and winners.
+pub(crate) struct DrawRecord {
+    pub event: Box<str>,
     pub winners: Vec<Drawn>,
-    /// Prizes shipped per participant.
-    pub shipped: FxHashMap<u64, u32>,
-    pub lt06_fired: bool,
 }
 
 /// One winner of a draw: the participant's key and id, and the prize.
@@ -43,6 +51,24 @@ pub(crate) struct Drawn {
     pub pid: u64,
     pub participant: Box<str>,
     pub prize: Box<str>,
+}
+
+/// A live-stream host (主播) in the platform's registry (LT-11).
+#[derive(Default)]
+pub(crate) struct Host {
+    /// `host.registered` processed.
+    pub registered: bool,
+    /// `host.verified` ever processed.
+    pub verified: bool,
+    /// The latest of `host.verified`, `host.reinstated` and `host.suspended` was a suspension.
+    pub suspended: bool,
+}
+
+impl Host {
+    /// Qualified to host a lottery now: verified at least once and not suspended since.
+    fn qualified(&self) -> bool {
+        self.verified && !self.suspended
+    }
 }
 
 /// A participant's record in one merchant's lotteries (LT-09).
@@ -131,6 +157,12 @@ fn detriments(old: &LotteryTerms, new: &LotteryTerms) -> Vec<String> {
             worse.push(format!("deliver_within_days {a} → {b}"));
         }
     }
+    // Messy streams 8: the commitment published first is the one the draw answers to.
+    if let (Some(a), Some(b)) = (&old.commitment, &new.commitment) {
+        if a != b {
+            worse.push("commitment replaced".into());
+        }
+    }
     worse
 }
 
@@ -150,9 +182,23 @@ fn merge_terms(cur: &mut LotteryTerms<'static>, ch: &LotteryTerms<'_>) {
         organizer,
         contact,
         odds,
-        commitment,
         beacon_round
     );
+    // A commitment is set once and never replaced (Messy streams 8).
+    if cur.commitment.is_none() {
+        cur.commitment = ch.commitment;
+    }
+}
+
+/// How a lottery's terms arrive.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TermsEvent {
+    /// The first `lottery.announced`.
+    Creation,
+    /// A repeated `lottery.announced`: a change that is also judged as a disclosure.
+    Repeat,
+    /// A `lottery.changed` after the announcement.
+    Change,
 }
 
 impl Engine {
@@ -162,55 +208,126 @@ impl Engine {
 
     pub(crate) fn lottery_announced(&mut self, id: &str, at: Time, lottery: &str, terms: &LotteryTerms) {
         let l = self.lotteries.entry(lottery);
-        if self.lotteries.get(l).announced.is_some() {
-            return self.lottery_changed(id, at, lottery, terms);
-        }
-        self.lotteries.get_mut(l).announced = Some(id.into());
-        self.set_lottery_terms(l, terms);
-        let missing = missing_disclosures(&self.lotteries.get(l).terms);
-        if !missing.is_empty() {
-            let m = self.lotteries.get(l).merchant;
-            self.emit(
-                RuleId::Lt01,
-                self.lottery_subject(l),
-                m,
-                at,
-                vec![id.into()],
-                vec![("missing", missing.join(", "))],
-            );
-        }
-        self.lottery_checks(id, at, l, true);
+        let kind = if self.lotteries.get(l).announced.is_some() {
+            TermsEvent::Repeat
+        } else {
+            TermsEvent::Creation
+        };
+        self.lottery_terms_event(id, at, l, terms, kind);
     }
 
     pub(crate) fn lottery_changed(&mut self, id: &str, at: Time, lottery: &str, changes: &LotteryTerms) {
         let l = self.lotteries.entry(lottery);
-        let worse = detriments(&self.lotteries.get(l).terms, changes);
-        if !worse.is_empty() {
-            let m = self.lotteries.get(l).merchant;
-            self.emit(
-                RuleId::Lt02,
-                self.lottery_subject(l),
-                m,
-                at,
-                vec![id.into()],
-                vec![("change", worse.join("; "))],
-            );
+        // Messy streams 2: a change before the announcement has nothing to change.
+        if self.lotteries.get(l).announced.is_some() {
+            self.lottery_terms_event(id, at, l, changes, TermsEvent::Change);
         }
-        let moved_draw = changes.draw_at.is_some() && changes.draw_at != self.lotteries.get(l).terms.draw_at;
-        self.set_lottery_terms(l, changes);
-        self.lottery_checks(id, at, l, moved_draw);
     }
 
-    fn set_lottery_terms(&mut self, l: u32, t: &LotteryTerms) {
+    /// LT-02 (a change), LT-01 (a disclosure), then the terms in effect: LT-03,
+    /// LT-05's deadline, LT-10 (a late first commitment) and LT-11 (its host).
+    fn lottery_terms_event(&mut self, id: &str, at: Time, l: u32, t: &LotteryTerms, kind: TermsEvent) {
+        if kind == TermsEvent::Creation {
+            self.lotteries.get_mut(l).announced = Some(id.into());
+        } else {
+            let worse = detriments(&self.lotteries.get(l).terms, t);
+            if !worse.is_empty() {
+                let m = self.lotteries.get(l).merchant;
+                self.emit(
+                    RuleId::Lt02,
+                    self.lottery_subject(l),
+                    m,
+                    at,
+                    vec![id.into()],
+                    vec![("change", worse.join("; "))],
+                );
+            }
+        }
+        let lot = self.lotteries.get(l);
+        let moved_draw = t.draw_at.is_some() && t.draw_at != lot.terms.draw_at;
+        let first_commitment = lot.terms.commitment.is_none() && t.commitment.is_some();
         let m = t.merchant.as_deref().map(|m| self.merchants.entry(m));
         let lot = self.lotteries.get_mut(l);
         lot.merchant = m.or(lot.merchant);
         merge_terms(&mut lot.terms, t);
-        for name in t.prizes.iter().flatten().filter_map(|p| p.name.as_deref()) {
-            if !lot.ever_prizes.iter().any(|e| &**e == name) {
-                lot.ever_prizes.push(name.into());
+        for p in t.prizes.iter().flatten() {
+            let Some(name) = p.name.as_deref() else { continue };
+            match lot.ever_prizes.iter_mut().find(|(e, _)| &**e == name) {
+                Some(known) => known.1 = p.value_fen.or(known.1),
+                None => lot.ever_prizes.push((name.into(), p.value_fen)),
             }
         }
+        let m = lot.merchant;
+        if kind != TermsEvent::Change {
+            let missing = missing_disclosures(t);
+            if !missing.is_empty() {
+                self.emit(
+                    RuleId::Lt01,
+                    self.lottery_subject(l),
+                    m,
+                    at,
+                    vec![id.into()],
+                    vec![("missing", missing.join(", "))],
+                );
+            }
+        }
+        self.lottery_checks(id, at, l, moved_draw);
+        let entries = self.lotteries.get(l).entry_order.len();
+        if first_commitment && entries > 0 {
+            let problem = format!("the commitment was published after {entries} entries");
+            self.emit(
+                RuleId::Lt10,
+                self.lottery_subject(l),
+                m,
+                at,
+                vec![id.into()],
+                vec![("problem", problem)],
+            );
+        }
+        if let Some(host) = t.host.as_deref() {
+            self.host_check(id, at, l, host);
+        }
+    }
+
+    /// LT-11: the host named must be registered and qualified (once per lottery).
+    fn host_check(&mut self, id: &str, at: Time, l: u32, host: &str) {
+        if self.lotteries.get(l).lt11_fired {
+            return;
+        }
+        let problem = match self.hosts.find(host).map(|h| self.hosts.get(h)) {
+            Some(h) if h.registered && h.qualified() => return,
+            Some(h) if h.registered && !h.verified => "never verified",
+            Some(h) if h.registered => "suspended",
+            _ if self.rules.thresholds.host_registry_required => "not registered",
+            _ => return,
+        };
+        let lot = self.lotteries.get_mut(l);
+        lot.lt11_fired = true;
+        let m = lot.merchant;
+        self.emit(
+            RuleId::Lt11,
+            self.lottery_subject(l),
+            m,
+            at,
+            vec![id.into()],
+            vec![("host", host.into()), ("problem", problem.into())],
+        );
+    }
+
+    /// `host.*`: the registry LT-11 reads.
+    pub(crate) fn host_event(&mut self, body: &Body) {
+        let (host, change): (&str, fn(&mut Host)) = match body {
+            Body::HostRegistered { host, .. } => (host, |h| h.registered = true),
+            Body::HostVerified { host, .. } => (host, |h| {
+                h.verified = true;
+                h.suspended = false;
+            }),
+            Body::HostReinstated { host } => (host, |h| h.suspended = false),
+            Body::HostSuspended { host, .. } => (host, |h| h.suspended = true),
+            _ => return,
+        };
+        let h = self.hosts.entry(host);
+        change(self.hosts.get_mut(h));
     }
 
     /// LT-03 on the prizes in effect; a (re)set draw time arms LT-05.
@@ -238,8 +355,8 @@ impl Engine {
         }
         if let (true, Some(draw_at)) = (arm_draw, draw_at) {
             let lot = self.lotteries.get_mut(l);
-            lot.draw_generation += 1;
-            let generation = lot.draw_generation;
+            lot.lt05_generation += 1;
+            let generation = lot.lt05_generation;
             let due = draw_at.plus_ms(i64::from(self.rules.thresholds.draw_grace_hours) * HOUR_MS);
             self.deadlines.set(due, DeadlineKind::Lt05Draw, l, generation);
         }
@@ -249,17 +366,10 @@ impl Engine {
         let l = self.lotteries.entry(lottery);
         let p = pid(participant);
         let lot = self.lotteries.get_mut(l);
-        if lot.drawn {
-            return; // entries after the draw change nothing that was drawn
-        }
         let eligible = !lot.closed;
         if let std::collections::hash_map::Entry::Vacant(v) = lot.entrants.entry(p) {
             v.insert(eligible);
-            lot.entry_order.push(p);
-            // Ids are kept only where a committed draw will need them (LT-10, entry proofs).
-            if lot.terms.commitment.is_some() {
-                lot.entrant_ids.push((p, participant.into()));
-            }
+            lot.entry_order.push((p, participant.into()));
         }
     }
 
@@ -285,24 +395,32 @@ impl Engine {
         let lot = self.lotteries.get(l);
         let m = lot.merchant;
         let subject = self.lottery_subject(l);
-        let events = || {
-            lot.announced
-                .iter()
-                .map(|e| e.to_string())
-                .chain([id.to_owned()])
-                .collect::<Vec<_>>()
-        };
+        let events: Vec<String> = lot
+            .announced
+            .iter()
+            .map(|e| e.to_string())
+            .chain([id.to_owned()])
+            .collect();
+        // Messy streams 8: this draw's entrants are those entered before the close (or before it).
+        let eligible = |p: &u64| lot.entrants.get(p) == Some(&true);
+        let entrants: Vec<&str> = lot
+            .entry_order
+            .iter()
+            .filter(|(p, _)| eligible(p))
+            .map(|(_, id)| &**id)
+            .collect();
 
-        // LT-04: the first ineligible winner.
+        // LT-04: the first ineligible winner (a prize never announced only once there are terms).
+        let announced = lot.announced.is_some();
         let ineligible = ws
             .iter()
-            .find(|w| lot.entrants.get(&w.pid) != Some(&true) || !lot.ever_prizes.contains(&w.prize));
+            .find(|w| !eligible(&w.pid) || (announced && !lot.ever_prizes.iter().any(|(name, _)| *name == w.prize)));
         let lt04 = ineligible.map(|w| w.participant.to_string());
 
-        // LT-08: prizes withheld although enough eligible participants entered.
-        let announced = lot.terms.prizes.as_deref().map_or(0, prize_count);
-        let eligible = lot.entrants.values().filter(|&&e| e).count() as u64;
-        let lt08 = (ws.len() as u64) < announced && eligible >= announced;
+        // LT-08: prizes withheld although enough eligible participants entered (winners of all draws).
+        let prizes = lot.terms.prizes.as_deref().map_or(0, prize_count);
+        let all_winners = lot.draws.iter().map(|d| d.winners.len()).sum::<usize>() + ws.len();
+        let lt08 = (all_winners as u64) < prizes && entrants.len() as u64 >= prizes;
 
         // LT-10: a committed draw must reveal the committed seed, and its winners must be
         // the ones weiquan's published algorithm gives for that seed and the entrants.
@@ -312,12 +430,6 @@ impl Engine {
                 Some("SHA-256 of the revealed seed differs from the commitment".to_owned())
             }
             Some(s) => {
-                let eligible: Vec<&str> = lot
-                    .entrant_ids
-                    .iter()
-                    .filter(|(p, _)| lot.entrants.get(p) == Some(&true))
-                    .map(|(_, id)| &**id)
-                    .collect();
                 let prizes: Vec<(&str, u32)> = lot
                     .terms
                     .prizes
@@ -326,7 +438,7 @@ impl Engine {
                     .map(|p| (p.name.as_deref().unwrap_or(""), p.count.unwrap_or(0)))
                     .collect();
                 let expected =
-                    match crate::draw::winners(s, lot.terms.beacon_round, beacon_signature, &eligible, &prizes) {
+                    match crate::draw::winners(s, lot.terms.beacon_round, beacon_signature, &entrants, &prizes) {
                         Ok(w) => w,
                         Err(problem) => return Some(problem),
                     };
@@ -335,20 +447,19 @@ impl Engine {
                     format!(
                         "winners differ from {} for the revealed seed and the {} entrants",
                         crate::draw::ALGORITHM,
-                        eligible.len()
+                        entrants.len()
                     )
                 })
             }
         });
-        let ev = events();
-        let winners_n = ws.len();
+        let entrant_count = entrants.len();
         if let Some(p) = lt04 {
             self.emit(
                 RuleId::Lt04,
                 subject.clone(),
                 m,
                 at,
-                ev.clone(),
+                events.clone(),
                 vec![("participant", p)],
             );
         }
@@ -358,14 +469,14 @@ impl Engine {
                 subject.clone(),
                 m,
                 at,
-                ev.clone(),
-                vec![("prizes", announced.to_string()), ("winners", winners_n.to_string())],
+                events.clone(),
+                vec![("prizes", prizes.to_string()), ("winners", all_winners.to_string())],
             );
         }
         if let Some(problem) = lt10 {
-            self.emit(RuleId::Lt10, subject, m, at, ev, vec![("problem", problem)]);
+            self.emit(RuleId::Lt10, subject, m, at, events, vec![("problem", problem)]);
         }
-        self.repeat_winners(id, at, l, &ws);
+        self.repeat_winners(id, at, l, &ws, entrant_count);
 
         let deliver = self
             .lotteries
@@ -374,27 +485,27 @@ impl Engine {
             .deliver_within_days
             .unwrap_or(self.rules.thresholds.prize_default_deliver_days);
         let lot = self.lotteries.get_mut(l);
-        lot.drawn = true;
-        lot.draw_event = Some(id.into());
-        lot.winners = ws;
-        lot.lt06_fired = false;
-        lot.draw_generation += 1;
-        let generation = lot.draw_generation;
+        lot.draws.push(DrawRecord {
+            event: id.into(),
+            winners: ws,
+        });
+        let generation = u32::try_from(lot.draws.len()).unwrap_or(u32::MAX);
         self.deadlines
             .set(at.plus_days(deliver), DeadlineKind::Lt06Prizes, l, generation);
     }
 
-    /// LT-09: adds this draw to each entrant's expectation and each winner's wins.
-    fn repeat_winners(&mut self, id: &str, at: Time, l: u32, ws: &[Drawn]) {
+    /// LT-09: adds this draw to each entrant's expectation and each winner's wins
+    /// (every draw counts; one with no entrants adds nothing).
+    fn repeat_winners(&mut self, id: &str, at: Time, l: u32, ws: &[Drawn], entrants: usize) {
         let lot = self.lotteries.get(l);
         let Some(m) = lot.merchant else { return };
-        if lot.entry_order.is_empty() || lot.drawn {
+        if entrants == 0 {
             return;
         }
-        let share = ws.len() as f64 / lot.entry_order.len() as f64;
+        let share = ws.len() as f64 / entrants as f64;
         let max_p = self.rules.thresholds.repeat_winner_max_p;
         let stats = &mut self.merchants.get_mut(m).credit.wins;
-        for p in &lot.entry_order {
+        for (p, _) in &lot.entry_order {
             stats.entry(*p).or_default().expected += share;
         }
         let mut flagged = Vec::new();
@@ -432,7 +543,7 @@ impl Engine {
 
     pub(crate) fn lt05_due(&mut self, d: Deadline) {
         let lot = self.lotteries.get(d.target);
-        if lot.drawn || lot.cancelled || lot.draw_generation != d.generation {
+        if !lot.draws.is_empty() || lot.cancelled || lot.lt05_generation != d.generation {
             return;
         }
         let draw_at = lot.terms.draw_at.map(|t| t.to_string()).unwrap_or_default();
@@ -448,33 +559,35 @@ impl Engine {
         );
     }
 
+    /// LT-06 for draw number `d.generation`: each prize won in it is owed a
+    /// shipment naming that prize, counting what earlier draws owe the same winner.
     pub(crate) fn lt06_due(&mut self, d: Deadline) {
         let lot = self.lotteries.get(d.target);
-        if lot.lt06_fired || lot.draw_generation != d.generation {
+        let Some(upto) = lot.draws.get(..d.generation as usize) else {
             return;
-        }
-        let mut owed: FxHashMap<u64, u32> = FxHashMap::default();
-        let mut unsent = None;
-        for w in &lot.winners {
-            let won = owed.entry(w.pid).or_insert(0);
-            *won += 1;
-            if lot.shipped.get(&w.pid).copied().unwrap_or(0) < *won {
-                unsent = Some(w.participant.to_string());
-                break;
-            }
-        }
-        let Some(participant) = unsent else { return };
+        };
+        let Some((this, earlier)) = upto.split_last() else {
+            return;
+        };
+        let owed = |w: &Drawn| {
+            earlier
+                .iter()
+                .chain([this])
+                .flat_map(|dr| &dr.winners)
+                .filter(|x| x.pid == w.pid && x.prize == w.prize)
+                .count()
+        };
+        let shipped = |w: &Drawn| lot.shipped.get(&(w.pid, w.prize.clone())).copied().unwrap_or(0) as usize;
+        let Some(unsent) = this.winners.iter().find(|w| shipped(w) < owed(w)) else {
+            return;
+        };
+        let facts = vec![
+            ("participant", unsent.participant.to_string()),
+            ("due", d.due.to_string()),
+        ];
+        let events = vec![this.event.to_string()];
         let m = lot.merchant;
-        let events = lot.draw_event.iter().map(|e| e.to_string()).collect();
-        self.lotteries.get_mut(d.target).lt06_fired = true;
-        self.emit(
-            RuleId::Lt06,
-            self.lottery_subject(d.target),
-            m,
-            d.due,
-            events,
-            vec![("participant", participant), ("due", d.due.to_string())],
-        );
+        self.emit(RuleId::Lt06, self.lottery_subject(d.target), m, d.due, events, facts);
     }
 
     pub(crate) fn prize_shipped(
@@ -489,17 +602,15 @@ impl Engine {
         let l = self.lotteries.entry(lottery);
         let p = pid(participant);
         let lot = self.lotteries.get_mut(l);
-        *lot.shipped.entry(p).or_insert(0) += 1;
-        let announced_value = lot
-            .terms
-            .prizes
-            .iter()
-            .flatten()
-            .find(|x| x.name.as_deref() == Some(prize))
-            .and_then(|x| x.value_fen);
-        let known = lot.ever_prizes.iter().any(|e| &**e == prize);
+        *lot.shipped.entry((p, prize.into())).or_insert(0) += 1;
+        // Messy streams 2: with no announcement there is nothing to compare with.
+        if lot.announced.is_none() {
+            return;
+        }
+        let known = lot.ever_prizes.iter().find(|(name, _)| &**name == prize);
+        let announced_value = known.and_then(|(_, v)| *v);
         let short = announced_value.is_some_and(|v| value_fen < v);
-        if !known || short {
+        if known.is_none() || short {
             let m = lot.merchant;
             let announced = announced_value.map_or_else(|| "—".to_owned(), yuan);
             self.emit(
@@ -542,7 +653,7 @@ pub struct LotteryView {
     pub drawn: bool,
     /// Cancelled.
     pub cancelled: bool,
-    /// Winners of the draw: participant, prize, prizes shipped to them so far.
+    /// Winners of the latest draw: participant, prize, shipments of that prize to them so far.
     pub winners: Vec<(String, String, u32)>,
 }
 
@@ -569,26 +680,29 @@ impl Engine {
                     )
                 })
                 .collect(),
-            entrants: lot
-                .entrant_ids
-                .iter()
-                .filter(|(p, _)| eligible(p))
-                .map(|(_, id)| id.to_string())
-                .collect(),
-            entrant_count: lot.entry_order.iter().filter(|p| eligible(p)).count(),
-            late_entries: lot.entry_order.iter().filter(|p| !eligible(p)).count(),
+            entrants: match lot.terms.commitment {
+                Some(_) => lot
+                    .entry_order
+                    .iter()
+                    .filter(|(p, _)| eligible(p))
+                    .map(|(_, id)| id.to_string())
+                    .collect(),
+                None => Vec::new(),
+            },
+            entrant_count: lot.entry_order.iter().filter(|(p, _)| eligible(p)).count(),
+            late_entries: lot.entry_order.iter().filter(|(p, _)| !eligible(p)).count(),
             closed: lot.closed,
-            drawn: lot.drawn,
+            drawn: !lot.draws.is_empty(),
             cancelled: lot.cancelled,
             winners: lot
-                .winners
+                .draws
+                .last()
+                .map(|d| &d.winners[..])
+                .unwrap_or_default()
                 .iter()
                 .map(|w| {
-                    (
-                        w.participant.to_string(),
-                        w.prize.to_string(),
-                        lot.shipped.get(&w.pid).copied().unwrap_or(0),
-                    )
+                    let shipped = lot.shipped.get(&(w.pid, w.prize.clone())).copied().unwrap_or(0);
+                    (w.participant.to_string(), w.prize.to_string(), shipped)
                 })
                 .collect(),
         })

@@ -1,25 +1,22 @@
 //! Prices, marketing and pay-later: PR-01, PR-02, MK-01, BN-01, BN-02, BN-04, BN-05.
 //!
-//! Each sku keeps its listed-price history for the reference window (PR-01)
-//! and the last hour of quotes since its last price change (PR-02).
+//! Each sku keeps its listed-price history (PR-01, PR-02's listed price) and
+//! its quotes since its last price change (PR-02), both sorted by `at`, so that
+//! a window is read by binary search whatever order events arrive in (Messy
+//! streams 1: nothing is forgotten because a later-dated event came first).
 
 use crate::merchant::make_subject;
 use crate::table::pid;
 use crate::{yuan, Engine, RuleId};
-use std::collections::VecDeque;
 use weiquan_events::{Body, Consent, Time, DAY_MS};
-
-/// Most quotes kept per sku for PR-02; older ones are dropped first.
-const MAX_QUOTES: usize = 4096;
 
 /// One sku of one merchant.
 pub(crate) struct Sku {
     pub subject: Box<str>,
     /// Listed prices by business time (sorted by `at`).
     pub history: Vec<(Time, u64)>,
-    /// Bumped by every price change; quotes compare only within one epoch.
-    pub epoch: u32,
-    pub quotes: VecDeque<Quote>,
+    /// Quotes since the last price change (in processing order), sorted by `at`.
+    pub quotes: Vec<Quote>,
 }
 
 /// A price shown to one consumer.
@@ -45,17 +42,14 @@ impl Sku {
         self.history.get(from..to)?.iter().map(|(_, p)| *p).min()
     }
 
-    fn set_price(&mut self, at: Time, price: u64, window_ms: i64) {
+    /// Records a price; quotes before it are no longer compared with later ones.
+    ///
+    /// The history is not pruned: an event dated earlier than all others may
+    /// still come, and its window must find the prices in effect then.
+    fn set_price(&mut self, at: Time, price: u64) {
         let i = self.history.partition_point(|(t, _)| *t <= at);
         self.history.insert(i, (at, price));
-        self.epoch += 1;
         self.quotes.clear();
-        // Keep the window plus the price in effect when it opens; older entries can no longer matter.
-        if let Some(last) = self.history.last().map(|(t, _)| *t) {
-            let horizon = last.plus_ms(-window_ms);
-            let keep_from = self.history.partition_point(|(t, _)| *t <= horizon).saturating_sub(1);
-            self.history.drain(..keep_from);
-        }
     }
 }
 
@@ -82,8 +76,7 @@ impl Engine {
                 let sku = Sku {
                     subject: subject(),
                     history: Vec::new(),
-                    epoch: 0,
-                    quotes: VecDeque::new(),
+                    quotes: Vec::new(),
                 };
                 let key = std::mem::take(&mut self.key);
                 let s = self.skus.intern(&key, || sku);
@@ -121,7 +114,7 @@ impl Engine {
             }
         }
         if let Some(price) = price {
-            self.skus.get_mut(s).set_price(at, price, window_ms);
+            self.skus.get_mut(s).set_price(at, price);
         }
         let term = [title, text].into_iter().flatten().find_map(|t| {
             self.rules
@@ -156,26 +149,28 @@ impl Engine {
         let window_ms = i64::from(self.rules.thresholds.quote_window_minutes) * 60_000;
         let st = self.skus.get_mut(s);
         let since = at.plus_ms(-window_ms);
-        while st.quotes.front().is_some_and(|q| q.at < since) || st.quotes.len() >= MAX_QUOTES {
-            st.quotes.pop_front();
-        }
         let listed = st.price_at(at);
+        // The quotes dated within the previous hour, whatever order they came in.
+        let from = st.quotes.partition_point(|q| q.at < since);
+        let to = st.quotes.partition_point(|q| q.at <= at);
         let compared = match listed {
             Some(l) if basis_points_over(price, l, tolerance) => Some(l),
-            _ => st
-                .quotes
+            _ => st.quotes[from..to]
                 .iter()
-                .filter(|q| q.consumer != u && q.segment == seg && q.at >= since && q.at <= at)
+                .filter(|q| q.consumer != u && q.segment == seg)
                 .map(|q| q.price)
                 .min()
                 .filter(|&base| basis_points_over(price, base, tolerance)),
         };
-        st.quotes.push_back(Quote {
-            at,
-            consumer: u,
-            segment: seg,
-            price,
-        });
+        st.quotes.insert(
+            to,
+            Quote {
+                at,
+                consumer: u,
+                segment: seg,
+                price,
+            },
+        );
         if let Some(base) = compared {
             let subject = st.subject.to_string();
             let facts = vec![

@@ -45,8 +45,18 @@ impl Obligations {
 pub(crate) struct PendingRefund {
     pub at: Time,
     pub no_reason: bool,
+    /// Which request of the order it is (its MC-08 deadline's generation).
     pub generation: u32,
     pub event: Box<str>,
+}
+
+/// An order's refund requests still awaiting an answer (Messy streams 6: each
+/// has its own deadline; a completion or rejection answers them all).
+#[derive(Default)]
+pub(crate) struct PendingRefunds {
+    pub pending: Vec<PendingRefund>,
+    /// MC-08 fired on one of them.
+    pub overdue: bool,
 }
 
 /// What the consumer was promised when paying a pre-sale deposit.
@@ -75,10 +85,10 @@ pub(crate) struct Order {
     pub cancelled: bool,
     pub refunded: bool,
     pub mc06_fired: bool,
-    pub mc08_fired: bool,
     pub delivered: Option<Time>,
-    /// Boxed: most orders never see a refund, so they pay one pointer for it.
-    pub refund: Option<Box<PendingRefund>>,
+    /// Boxed: most orders never see a refund, so they pay one pointer for it
+    /// (`None`: no request pending).
+    pub refunds: Option<Box<PendingRefunds>>,
     pub refund_generation: u32,
     /// Boxed: only pre-sale orders have it.
     presale: Option<Box<PresaleOrder>>,
@@ -88,9 +98,11 @@ pub(crate) struct Order {
 pub(crate) struct PresaleOrder {
     /// The terms promised when the deposit was paid.
     pub deposit: Option<DepositTerms>,
-    pub deposit_refunded: bool,
-    /// Pending deposit refund request: generation and event id.
-    pub deposit_refund: Option<(u32, Box<str>)>,
+    /// The earliest `at` of a deposit refund (Messy streams 6: any one dated in
+    /// time meets a request, whatever order they arrive in).
+    pub deposit_refunded: Option<Time>,
+    /// Deposit refund requests not yet judged: generation and event id.
+    pub deposit_refund: Vec<(u32, Box<str>)>,
     pub deposit_refund_generation: u32,
     pub final_paid: Option<Box<str>>,
     pub ps04_fired: bool,
@@ -102,8 +114,8 @@ impl PresaleOrder {
     /// as and what an ordinary order reads (one definition for both).
     const UNSET: PresaleOrder = PresaleOrder {
         deposit: None,
-        deposit_refunded: false,
-        deposit_refund: None,
+        deposit_refunded: None,
+        deposit_refund: Vec::new(),
         deposit_refund_generation: 0,
         final_paid: None,
         ps04_fired: false,
@@ -141,14 +153,14 @@ impl Order {
         let open_order = self.placed.is_some() && !self.settled();
         let open = Obligations {
             orders: u32::from(open_order),
-            refunds: u32::from(self.refund.is_some()),
+            refunds: u32::from(self.refunds.is_some()),
             complaints: 0,
-            deposits: u32::from(pre.deposit.is_some() && !self.shipped && !pre.deposit_refunded),
+            deposits: u32::from(pre.deposit.is_some() && !self.shipped && pre.deposit_refunded.is_none()),
         };
         let overdue = u32::from(self.mc06_fired && open_order)
             + u32::from(pre.ps04_fired && !self.settled())
-            + u32::from(self.mc08_fired && self.refund.is_some())
-            + u32::from(pre.ps07_fired && pre.deposit_refund.is_some());
+            + u32::from(self.refunds.as_ref().is_some_and(|r| r.overdue))
+            + u32::from(pre.ps07_fired && pre.deposit_refunded.is_none());
         (open, overdue)
     }
 }
@@ -169,7 +181,8 @@ impl Complaint {
             complaints: u32::from(self.filed.is_some() && !self.resolved),
             ..Obligations::default()
         };
-        (open, u32::from(self.mc10_fired && !self.responded))
+        // Messy streams 10: a resolved complaint is no longer overdue, even unanswered.
+        (open, u32::from(self.mc10_fired && !self.responded && !self.resolved))
     }
 }
 
@@ -177,8 +190,11 @@ impl Complaint {
 #[derive(Default)]
 pub(crate) struct Conversation {
     pub merchant: Option<u32>,
-    /// The consumer message awaiting a human reply: time, generation, event id.
-    pub waiting: Option<(Time, u32, Box<str>)>,
+    /// Consumer messages awaiting a human reply: time, generation, event id.
+    pub waiting: Vec<(Time, u32, Box<str>)>,
+    /// Times of the merchant's replies so far, sorted: a consumer message that
+    /// arrives late is answered by a reply dated after it (Messy streams 6).
+    pub replies: Vec<Time>,
     pub generation: u32,
     pub first_message: Option<Time>,
     pub replied: bool,
@@ -235,9 +251,6 @@ impl Engine {
             mm.open.complaints -= open.complaints;
             mm.open.deposits -= open.deposits;
             mm.overdue -= overdue;
-            if mm.overdue < threshold {
-                mm.runaway_warned = false;
-            }
         }
         if let (Some(m), (open, overdue)) = after {
             let mm = &mut self.merchants.get_mut(m);
@@ -246,6 +259,14 @@ impl Engine {
             mm.open.complaints += open.complaints;
             mm.open.deposits += open.deposits;
             mm.overdue += overdue;
+        }
+        // Judged on the counts after the change, not between its two halves: an
+        // item whose overdue share stays the same must not re-arm MC-05.
+        for m in [before.0, after.0].into_iter().flatten() {
+            let mm = self.merchants.get_mut(m);
+            if mm.overdue < threshold {
+                mm.runaway_warned = false;
+            }
         }
     }
 
@@ -376,36 +397,33 @@ impl Engine {
             );
         }
         let o = self.orders.entry(order);
-        if self.orders.get(o).placed.is_some() {
-            return; // a second order.placed for the same order changes nothing
-        }
-        let c = campaign.as_deref().map(|c| self.campaigns.entry(c));
-        let new_to_merchant = self.orders.get(o).merchant.is_none();
-        self.with_order(o, |ord| {
-            ord.placed = Some(id.into());
-            ord.merchant = Some(m);
-            ord.campaign = ord.campaign.or(c);
-        });
-        if new_to_merchant {
-            self.merchants.get_mut(m).credit.orders += 1;
-        }
-        if campaign.is_none() {
-            let due = at.plus_days(self.rules.thresholds.ship_days);
-            self.deadlines.set(due, DeadlineKind::Mc06Ship, o, 0);
+        // Messy streams 3: a second order.placed adds no obligation and leaves
+        // the first one's fields standing; BN-03 still judges it.
+        if self.orders.get(o).placed.is_none() {
+            let c = campaign.as_deref().map(|c| self.campaigns.entry(c));
+            let new_to_merchant = self.orders.get(o).merchant.is_none();
+            self.with_order(o, |ord| {
+                ord.placed = Some(id.into());
+                ord.merchant = Some(m);
+                // Messy streams 7: the first campaign named for an order is its campaign.
+                ord.campaign = ord.campaign.or(c);
+            });
+            if new_to_merchant {
+                self.merchants.get_mut(m).credit.orders += 1;
+            }
+            if self.orders.get(o).campaign.is_none() {
+                let due = at.plus_days(self.rules.thresholds.ship_days);
+                self.deadlines.set(due, DeadlineKind::Mc06Ship, o, 0);
+            }
         }
         if *payment == Payment::Bnpl && *confirmed != Some(true) {
-            self.emit(
-                RuleId::Bn03,
-                self.order_subject(o),
-                Some(m),
-                at,
-                vec![id.into()],
-                vec![],
-            );
+            let owner = self.order_owner(o);
+            self.emit(RuleId::Bn03, self.order_subject(o), owner, at, vec![id.into()], vec![]);
         }
     }
 
-    pub(crate) fn order_shipped(&mut self, order: &str) {
+    /// Marks an order shipped (by `order.shipped`, or a delivery); returns its index.
+    pub(crate) fn order_shipped(&mut self, order: &str) -> u32 {
         let o = self.orders.entry(order);
         let (was, late, m) = {
             let ord = self.orders.get(o);
@@ -417,15 +435,24 @@ impl Engine {
                 self.merchants.get_mut(m).credit.shipped_on_time += 1;
             }
         }
+        o
+    }
+
+    /// The merchant an order belongs to: its own, or its campaign's.
+    pub(crate) fn order_owner(&self, o: u32) -> Option<u32> {
+        let ord = self.orders.get(o);
+        ord.merchant
+            .or_else(|| ord.campaign.and_then(|c| self.campaigns.get(c).merchant))
     }
 
     pub(crate) fn mc06_due(&mut self, d: Deadline) {
         let o = d.target;
         let ord = self.orders.get(o);
-        if ord.settled() || ord.mc06_fired {
+        // An order that has since been named in a pre-sale follows PS-04 instead (Messy streams 7).
+        if ord.settled() || ord.mc06_fired || ord.campaign.is_some() {
             return;
         }
-        let merchant = ord.merchant;
+        let merchant = self.order_owner(o);
         let events = ord.placed.iter().map(|e| e.to_string()).collect();
         self.with_order(o, |ord| ord.mc06_fired = true);
         self.late_shipment(merchant);
@@ -449,13 +476,15 @@ impl Engine {
         let o = self.orders.entry(order);
         let generation = self.with_order(o, |ord| {
             ord.refund_generation += 1;
-            ord.mc08_fired = false;
-            ord.refund = Some(Box::new(PendingRefund {
-                at,
-                no_reason,
-                generation: ord.refund_generation,
-                event: id.into(),
-            }));
+            ord.refunds
+                .get_or_insert_with(Box::default)
+                .pending
+                .push(PendingRefund {
+                    at,
+                    no_reason,
+                    generation: ord.refund_generation,
+                    event: id.into(),
+                });
             ord.refund_generation
         });
         let due = at.plus_days(self.rules.thresholds.refund_days);
@@ -465,12 +494,18 @@ impl Engine {
     pub(crate) fn mc08_due(&mut self, d: Deadline) {
         let o = d.target;
         let ord = self.orders.get(o);
-        let Some(pending) = ord.refund.as_ref().filter(|r| r.generation == d.generation) else {
+        let pending = ord.refunds.iter().flat_map(|r| &r.pending);
+        let Some(request) = pending.clone().find(|r| r.generation == d.generation) else {
             return;
         };
-        let events = vec![pending.event.to_string()];
-        let merchant = ord.merchant;
-        self.with_order(o, |ord| ord.mc08_fired = true);
+        let events = vec![request.event.to_string()];
+        let merchant = self.order_owner(o);
+        // The request stays pending (unsettled) until a completion or rejection answers it.
+        self.with_order(o, |ord| {
+            if let Some(r) = &mut ord.refunds {
+                r.overdue = true;
+            }
+        });
         self.emit(
             RuleId::Mc08,
             self.order_subject(o),
@@ -485,15 +520,20 @@ impl Engine {
         let o = self.orders.entry(order);
         let window = i64::from(self.rules.thresholds.no_reason_return_days) * DAY_MS;
         let ord = self.orders.get(o);
-        let refused_return = match (&ord.refund, ord.delivered) {
-            (Some(r), Some(delivered)) => r.no_reason && r.at.unix_ms() <= delivered.unix_ms().saturating_add(window),
-            _ => false,
-        };
-        let request = ord.refund.as_ref().map(|r| r.event.to_string());
-        let merchant = ord.merchant;
-        self.with_order(o, |ord| ord.refund = None);
-        if refused_return {
-            let events = request.into_iter().chain([id.to_owned()]).collect();
+        // The rejection answers every pending request; it refuses a seven-day
+        // return when one of them was a no-reason request made in time.
+        let refused_return = ord.delivered.and_then(|delivered| {
+            let last_day = delivered.unix_ms().saturating_add(window);
+            ord.refunds
+                .iter()
+                .flat_map(|r| &r.pending)
+                .find(|r| r.no_reason && r.at.unix_ms() <= last_day)
+                .map(|r| r.event.to_string())
+        });
+        let merchant = self.order_owner(o);
+        self.with_order(o, |ord| ord.refunds = None);
+        if let Some(request) = refused_return {
+            let events = vec![request, id.to_owned()];
             self.emit(RuleId::Mc09, self.order_subject(o), merchant, at, events, vec![]);
         }
     }
@@ -503,19 +543,27 @@ impl Engine {
         let c = self.conversations.entry(conversation);
         let conv = self.conversations.get_mut(c);
         conv.merchant.get_or_insert(m);
+        let reply_ms = i64::from(self.rules.thresholds.reply_hours) * HOUR_MS;
         match from {
             Sender::Consumer => {
                 conv.first_message.get_or_insert(at);
-                if conv.waiting.is_none() {
-                    conv.generation += 1;
-                    let generation = conv.generation;
-                    conv.waiting = Some((at, generation, id.into()));
-                    let due = at.plus_ms(i64::from(self.rules.thresholds.reply_hours) * HOUR_MS);
-                    self.deadlines.set(due, DeadlineKind::Mc07Reply, c, generation);
+                // Messy streams 6: a reply already processed answers it when dated
+                // after it (an equal time came first, so it is not after) and in time.
+                let due = at.plus_ms(reply_ms);
+                let after = conv.replies.partition_point(|r| *r <= at);
+                if conv.replies.get(after).is_some_and(|r| *r <= due) {
+                    return;
                 }
+                conv.generation += 1;
+                let generation = conv.generation;
+                conv.waiting.push((at, generation, id.into()));
+                self.deadlines.set(due, DeadlineKind::Mc07Reply, c, generation);
             }
             Sender::Merchant => {
-                conv.waiting = None;
+                // A message still waiting is not yet due, so a reply dated after it is in time.
+                conv.waiting.retain(|(t, _, _)| *t > at);
+                let i = conv.replies.partition_point(|r| *r <= at);
+                conv.replies.insert(i, at);
                 if !conv.replied {
                     conv.replied = true;
                     if let (Some(first), Some(owner)) = (conv.first_message, conv.merchant) {
@@ -529,11 +577,12 @@ impl Engine {
     }
 
     pub(crate) fn mc07_due(&mut self, d: Deadline) {
-        let conv = self.conversations.get(d.target);
-        let Some((_, _, event)) = conv.waiting.as_ref().filter(|w| w.1 == d.generation) else {
+        let conv = self.conversations.get_mut(d.target);
+        let Some(i) = conv.waiting.iter().position(|w| w.1 == d.generation) else {
             return;
         };
-        let events = vec![event.to_string()];
+        let (_, _, event) = conv.waiting.remove(i);
+        let events = vec![event.into_string()];
         let merchant = conv.merchant;
         let subject = make_subject("conversation", self.conversations.id(d.target));
         self.emit(

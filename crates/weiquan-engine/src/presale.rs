@@ -36,11 +36,12 @@ impl Engine {
     pub(crate) fn presale_published(&mut self, id: &str, at: Time, campaign: &str, terms: &PresaleTerms) {
         let c = self.campaigns.entry(campaign);
         if self.campaigns.get(c).published {
-            // A second publish of the same campaign is a change of its terms.
-            return self.presale_changed(id, at, campaign, terms);
+            // Messy streams 3: a second publish is a change carrying all its fields…
+            self.presale_detriments(id, at, c, terms);
         }
         self.campaigns.get_mut(c).published = true;
         self.apply_presale_terms(c, terms);
+        // … and a disclosure judged on its own fields.
         let stated_terms = terms.terms.as_deref().is_some_and(|t| !t.trim().is_empty());
         if terms.deposit_refundable.is_none() && !stated_terms {
             let m = self.campaigns.get(c).merchant;
@@ -51,6 +52,17 @@ impl Engine {
 
     pub(crate) fn presale_changed(&mut self, id: &str, at: Time, campaign: &str, ch: &PresaleTerms) {
         let c = self.campaigns.entry(campaign);
+        // Messy streams 2: a change before the publish has no terms to change.
+        if !self.campaigns.get(c).published {
+            return;
+        }
+        self.presale_detriments(id, at, c, ch);
+        self.apply_presale_terms(c, ch);
+        self.presale_limits(id, at, c);
+    }
+
+    /// PS-02: a change to consumers' detriment once a deposit was paid.
+    fn presale_detriments(&mut self, id: &str, at: Time, c: u32, ch: &PresaleTerms) {
         let cur = self.campaigns.get(c);
         if cur.deposits_paid > 0 {
             let mut worse = Vec::new();
@@ -97,8 +109,22 @@ impl Engine {
                 );
             }
         }
-        self.apply_presale_terms(c, ch);
-        self.presale_limits(id, at, c);
+    }
+
+    /// The campaign an order belongs to: the first one named for it (Messy
+    /// streams 7), `named` when none was yet. Also gives the order its
+    /// campaign's merchant when it has none.
+    fn order_campaign(&mut self, o: u32, named: &str) -> u32 {
+        let c = match self.orders.get(o).campaign {
+            Some(c) => c,
+            None => self.campaigns.entry(named),
+        };
+        let m = self.campaigns.get(c).merchant;
+        self.with_order(o, |ord| {
+            ord.campaign = Some(c);
+            ord.merchant = ord.merchant.or(m);
+        });
+        c
     }
 
     fn apply_presale_terms(&mut self, c: u32, t: &PresaleTerms) {
@@ -164,7 +190,9 @@ impl Engine {
     }
 
     pub(crate) fn deposit_paid(&mut self, id: &str, campaign: &str, order: &str, deposit_fen: u64) {
-        let c = self.campaigns.entry(campaign);
+        let o = self.orders.entry(order);
+        let had_merchant = self.orders.get(o).merchant.is_some();
+        let c = self.order_campaign(o, campaign);
         let camp = self.campaigns.get_mut(c);
         camp.deposits_paid += 1;
         let terms = DepositTerms {
@@ -176,11 +204,9 @@ impl Engine {
             event: id.into(),
         };
         let m = camp.merchant;
-        let o = self.orders.entry(order);
-        let new_to_merchant = self.orders.get(o).merchant.is_none() && m.is_some();
+        let new_to_merchant = !had_merchant && m.is_some();
+        // Messy streams 3: a second deposit leaves the first one's terms standing.
         self.with_order(o, |ord| {
-            ord.campaign = Some(c);
-            ord.merchant = ord.merchant.or(m);
             ord.presale_mut().deposit.get_or_insert(terms);
         });
         if let (true, Some(m)) = (new_to_merchant, m) {
@@ -197,8 +223,8 @@ impl Engine {
         final_fen: u64,
         gifts: Option<&[weiquan_events::Str<'_>]>,
     ) {
-        let c = self.campaigns.entry(campaign);
         let o = self.orders.entry(order);
+        let c = self.order_campaign(o, campaign);
         let camp = self.campaigns.get(c);
         let ord = self.orders.get(o);
         let deposit = ord.presale().deposit.as_ref();
@@ -208,7 +234,7 @@ impl Engine {
         let ship_days = deposit.and_then(|d| d.ship_within_days).or(camp.ship_within_days);
         let mut events: Vec<String> = deposit.iter().map(|d| d.event.to_string()).collect();
         events.push(id.into());
-        let m = camp.merchant.or(ord.merchant);
+        let m = camp.merchant;
         if let Some(promised) = promised.filter(|&p| paid > p) {
             self.campaigns.get_mut(c).at_fault = true;
             self.emit(
@@ -234,8 +260,6 @@ impl Engine {
             }
         }
         self.with_order(o, |ord| {
-            ord.campaign.get_or_insert(c);
-            ord.merchant = ord.merchant.or(m);
             ord.presale_mut().final_paid = Some(id.into());
         });
         if let Some(days) = ship_days {
@@ -247,11 +271,12 @@ impl Engine {
         let o = d.target;
         let ord = self.orders.get(o);
         let pre = ord.presale();
-        if ord.shipped || ord.cancelled || ord.refunded || pre.deposit_refunded || pre.ps04_fired {
+        // Messy streams 5: cancelled, refunded or deposit-refunded in time needs no shipment.
+        if ord.shipped || ord.cancelled || ord.refunded || pre.deposit_refunded.is_some() || pre.ps04_fired {
             return;
         }
         let events = pre.final_paid.iter().map(|e| e.to_string()).collect();
-        let merchant = ord.merchant;
+        let merchant = self.order_owner(o);
         self.with_order(o, |ord| ord.presale_mut().ps04_fired = true);
         self.late_shipment(merchant);
         self.emit(
@@ -264,8 +289,14 @@ impl Engine {
         );
     }
 
-    pub(crate) fn gift_withdrawn(&mut self, id: &str, at: Time, campaign: &str, gift: &str) {
-        let c = self.campaigns.entry(campaign);
+    pub(crate) fn gift_withdrawn(&mut self, id: &str, at: Time, campaign: &str, order: Option<&str>, gift: &str) {
+        let c = match order {
+            Some(order) => {
+                let o = self.orders.entry(order);
+                self.order_campaign(o, campaign)
+            }
+            None => self.campaigns.entry(campaign),
+        };
         let camp = self.campaigns.get_mut(c);
         if !camp.ever_gifts.iter().any(|g| &**g == gift) {
             return;
@@ -283,33 +314,48 @@ impl Engine {
         );
     }
 
+    /// Each request has its own deadline (Messy streams 6); a refund dated in
+    /// time meets it whenever it is processed, so even one already made does.
     pub(crate) fn deposit_refund_requested(&mut self, id: &str, at: Time, campaign: &str, order: &str) {
-        let c = self.campaigns.entry(campaign);
         let o = self.orders.entry(order);
-        if self.orders.get(o).presale().deposit_refunded {
-            return;
-        }
-        let m = self.campaigns.get(c).merchant;
+        self.order_campaign(o, campaign);
         let generation = self.with_order(o, |ord| {
-            ord.campaign.get_or_insert(c);
-            ord.merchant = ord.merchant.or(m);
             let pre = ord.presale_mut();
             pre.deposit_refund_generation += 1;
-            pre.ps07_fired = false;
-            pre.deposit_refund = Some((pre.deposit_refund_generation, id.into()));
+            pre.deposit_refund.push((pre.deposit_refund_generation, id.into()));
             pre.deposit_refund_generation
         });
         let due = at.plus_days(self.rules.thresholds.deposit_refund_days);
         self.deadlines.set(due, DeadlineKind::Ps07DepositRefund, o, generation);
     }
 
+    /// `presale.deposit_refunded`: the earliest refund's time is what requests are met by.
+    pub(crate) fn deposit_refunded(&mut self, at: Time, campaign: &str, order: &str) {
+        let o = self.orders.entry(order);
+        self.order_campaign(o, campaign);
+        self.with_order(o, |ord| {
+            let pre = ord.presale_mut();
+            pre.deposit_refunded = Some(pre.deposit_refunded.map_or(at, |t| t.min(at)));
+        });
+    }
+
     pub(crate) fn ps07_due(&mut self, d: Deadline) {
         let o = d.target;
         let ord = self.orders.get(o);
         let pre = ord.presale();
-        let Some((_, event)) = pre.deposit_refund.as_ref().filter(|r| r.0 == d.generation) else {
+        let Some(i) = pre.deposit_refund.iter().position(|r| r.0 == d.generation) else {
             return;
         };
+        let met = pre.deposit_refunded.is_some_and(|t| t <= d.due);
+        let event = pre.deposit_refund[i].1.to_string();
+        self.with_order(o, |ord| {
+            ord.presale_mut().deposit_refund.remove(i);
+        });
+        if met {
+            return;
+        }
+        let ord = self.orders.get(o);
+        let pre = ord.presale();
         let camp = ord.campaign.map(|c| self.campaigns.get(c));
         let refundable = pre.deposit.as_ref().and_then(|t| t.refundable) == Some(true)
             || camp.and_then(|c| c.refundable) == Some(true);
@@ -317,8 +363,8 @@ impl Engine {
         if !(refundable || at_fault) {
             return;
         }
-        let events = vec![event.to_string()];
-        let merchant = ord.merchant;
+        let events = vec![event];
+        let merchant = self.order_owner(o);
         self.with_order(o, |ord| ord.presale_mut().ps07_fired = true);
         self.emit(
             RuleId::Ps07,

@@ -64,6 +64,13 @@ keyword_enum!(
         Bnpl = "bnpl" }
 );
 keyword_enum!(
+    /// How the platform verified a live-stream host (主播).
+    HostVerifyMethod { /// Identity document checked.
+        IdCheck = "id_check", /// Digital identity.
+        DigitalId = "digital_id", /// Manual review.
+        Manual = "manual" }
+);
+keyword_enum!(
     /// Who lifted a blacklist.
     Authority { /// A market regulator (市场监管).
         Regulator = "regulator", /// The platform.
@@ -241,6 +248,22 @@ pub enum Body<'a> {
         by: Authority,
         reason: Str<'a>,
     },
+    /// `host.registered`
+    HostRegistered {
+        host: Str<'a>,
+        name: Str<'a>,
+        merchant: Option<Str<'a>>,
+    },
+    /// `host.verified`
+    HostVerified {
+        host: Str<'a>,
+        method: HostVerifyMethod,
+        by: Str<'a>,
+    },
+    /// `host.suspended`
+    HostSuspended { host: Str<'a>, reason: Option<Str<'a>> },
+    /// `host.reinstated`
+    HostReinstated { host: Str<'a> },
     /// `listing.published`
     ListingPublished {
         merchant: Str<'a>,
@@ -429,7 +452,7 @@ pub enum Body<'a> {
     },
 }
 
-/// Every event type of format v1, in spec order.
+/// Every event type of format v1 (spec 1.1), in spec order.
 pub const EVENT_TYPES: &[&str] = &[
     "clock.tick",
     "merchant.registered",
@@ -437,6 +460,10 @@ pub const EVENT_TYPES: &[&str] = &[
     "merchant.closed",
     "merchant.reopened",
     "merchant.blacklist_lifted",
+    "host.registered",
+    "host.verified",
+    "host.suspended",
+    "host.reinstated",
     "listing.published",
     "listing.updated",
     "price.changed",

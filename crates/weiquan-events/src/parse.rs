@@ -429,12 +429,28 @@ impl<'a> Fields<'a> {
         })
     }
 
+    /// A prize list; its names are distinct (Messy streams 8: a shipment or a
+    /// winner names its prize, which must say which one).
+    fn prizes_at(&self, key: &str, v: &'a str) -> R<Vec<Prize<'a>>> {
+        let prizes = self.list_at(key, v, Self::prize_at)?;
+        for (i, p) in prizes.iter().enumerate() {
+            let Some(name) = &p.name else { continue };
+            if let Some(j) = prizes[..i].iter().position(|q| q.name.as_ref() == Some(name)) {
+                return Err(FieldError::at(
+                    self.path(key),
+                    format!("prizes[{j}] and prizes[{i}] are both named `{name}`; give each prize a distinct name"),
+                ));
+            }
+        }
+        Ok(prizes)
+    }
+
     fn lottery_terms(&self) -> R<LotteryTerms<'a>> {
         Ok(LotteryTerms {
             merchant: self.id_opt("merchant")?,
             host: self.id_opt("host")?,
             stream: self.id_opt("stream")?,
-            prizes: self.opt("prizes", |f, k, v| f.list_at(k, v, Self::prize_at))?,
+            prizes: self.opt("prizes", Self::prizes_at)?,
             conditions: self.texts_opt("conditions")?,
             draw_at: self.time_opt("draw_at")?,
             deliver_within_days: self.uint_opt("deliver_within_days")?,
@@ -545,6 +561,21 @@ fn body<'a>(f: &Fields<'a>, ty: &str) -> R<Body<'a>> {
             }
             Body::MerchantBlacklistLifted { merchant, by, reason }
         }
+        "host.registered" => Body::HostRegistered {
+            host: f.id("host")?,
+            name: f.text("name")?,
+            merchant: f.id_opt("merchant")?,
+        },
+        "host.verified" => Body::HostVerified {
+            host: f.id("host")?,
+            method: f.keyword("method")?,
+            by: f.text("by")?,
+        },
+        "host.suspended" => Body::HostSuspended {
+            host: f.id("host")?,
+            reason: f.text_opt("reason")?,
+        },
+        "host.reinstated" => Body::HostReinstated { host: f.id("host")? },
         "listing.published" => Body::ListingPublished {
             merchant: f.id("merchant")?,
             sku: f.id("sku")?,

@@ -157,6 +157,10 @@ fn every_type_of_the_spec_parses_from_a_minimal_example() {
             "merchant.blacklist_lifted",
             r#","merchant":"m","by":"regulator","reason":"整改完成""#,
         ),
+        ("host.registered", r#","host":"h","name":"主播""#),
+        ("host.verified", r#","host":"h","method":"id_check","by":"platform""#),
+        ("host.suspended", r#","host":"h""#),
+        ("host.reinstated", r#","host":"h""#),
         (
             "listing.published",
             r#","merchant":"m","sku":"s","title":"t","price_fen":1"#,
@@ -399,4 +403,37 @@ fn buffered_lines_come_out_without_another_read() {
     );
     assert!(reader.next_buffered_line().expect("no read").is_none());
     assert!(reader.next_buffered_line().expect("no read").is_none());
+}
+
+/// Messy streams 8: a prize list that repeats a name is a rejected event, named at `prizes`.
+#[test]
+fn a_prize_list_repeating_a_name_is_rejected_at_prizes() {
+    let base = r#"{"v":1,"id":"x","type":"lottery.changed","at":"2026-11-01T00:00:00Z","lottery":"l","prizes":PRIZES}"#;
+    let twice = base.replace(
+        "PRIZES",
+        r#"[{"name":"红包","value_fen":1,"count":1},{"name":"券"},{"name":"红包","value_fen":2,"count":1}]"#,
+    );
+    let e = parse_event(&twice).expect_err("repeated prize name");
+    assert_eq!(e.field.as_deref(), Some("prizes"));
+    assert!(
+        e.message.contains("prizes[0] and prizes[2]") && e.message.contains("红包"),
+        "{e}"
+    );
+    // Distinct names, and prizes without a name (an LT-01 gap), are fine.
+    let distinct = base.replace(
+        "PRIZES",
+        r#"[{"name":"红包"},{"name":"券"},{"value_fen":1},{"value_fen":2}]"#,
+    );
+    parse_event(&distinct).expect("distinct names");
+}
+
+/// The host registry's events (spec 1.1) check their identifier and keyword fields.
+#[test]
+fn host_events_check_their_fields() {
+    let line = |rest: &str| format!(r#"{{"v":1,"id":"x","type":"host.verified","at":"2026-11-01T00:00:00Z"{rest}}}"#);
+    let e = parse_event(&line(r#","host":"","method":"id_check","by":"p""#)).expect_err("empty host id");
+    assert_eq!(e.field.as_deref(), Some("host"));
+    let e = parse_event(&line(r#","host":"h","method":"licence_check","by":"p""#)).expect_err("merchant method");
+    assert_eq!(e.field.as_deref(), Some("method"));
+    assert!(e.message.contains("id_check"), "{e}");
 }

@@ -275,6 +275,23 @@ impl Sim {
                 json!({"merchant": m.id, "method": "licence_check", "by": "platform"}),
             );
         }
+        if m.live {
+            // The platform's host registry (LT-11): each live merchant's own host,
+            // verified unless the merchant streams with an unqualified one.
+            let host = format!("h-{}", m.id);
+            self.emit(
+                t,
+                "host.registered",
+                json!({"host": host, "name": format!("主播{}", m.id), "merchant": m.id}),
+            );
+            if m.violation != Some(Violation::UnqualifiedHost) {
+                self.emit(
+                    t + 500,
+                    "host.verified",
+                    json!({"host": host, "method": "id_check", "by": "platform"}),
+                );
+            }
+        }
         for s in &mut m.skus {
             s.since = t + HOUR_MS;
             self.emit(s.since, "listing.published", json!({"merchant": m.id, "sku": s.id, "title": format!("商品{}", s.id), "text": "正品保障，七天无理由退货", "price_fen": s.price}));
@@ -488,6 +505,9 @@ impl Sim {
             }
         }
         let subject = format!("lottery:{l}");
+        if m.violation == Some(Violation::UnqualifiedHost) {
+            self.label("LT-11", subject.clone());
+        }
         self.emit(announced, "lottery.announced", terms);
         let double11 = self.cfg.profile == Profile::Double11;
         let n = match twist {

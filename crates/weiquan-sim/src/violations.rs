@@ -40,6 +40,7 @@ pub(crate) enum Violation {
     RaiseThenDiscount,
     ReturningPremium,
     AbsoluteClaim,
+    UnqualifiedHost,
 }
 
 impl Violation {
@@ -77,6 +78,7 @@ impl Violation {
         Violation::ComplaintIgnored,
         Violation::WrongSeed,
         Violation::BlacklistedTrading,
+        Violation::UnqualifiedHost,
     ];
 
     /// Planted in a live-stream lottery.
@@ -94,6 +96,7 @@ impl Violation {
                 | WithheldPrizes
                 | RepeatWinner
                 | WrongSeed
+                | UnqualifiedHost
         )
     }
 

@@ -6,6 +6,7 @@
 mod lottery;
 mod market;
 mod merchants;
+mod messy;
 mod presale;
 
 use serde_json::{json, Value};
@@ -14,8 +15,11 @@ use std::sync::Arc;
 use weiquan_engine::{Engine, Finding, Rulebook};
 use weiquan_events::{parse_event, Time};
 
-/// `"11-01 08:00"` → `"2026-11-01T08:00:00+08:00"`.
+/// `"11-01 08:00"` → `"2026-11-01T08:00:00+08:00"`; a full RFC 3339 time stays as it is.
 pub fn t(short: &str) -> String {
+    if short.contains('T') {
+        return short.to_owned();
+    }
     let (date, time) = short.split_once(' ').unwrap_or((short, "00:00"));
     format!("2026-{date}T{time}:00+08:00")
 }

@@ -1,6 +1,6 @@
 //! The example cases: exact `(rule, subject)` sets and rejected lines.
 
-use crate::{expected, ndjson, pairs, root, weiquan};
+use crate::{expected, expected_file, ndjson, pairs, root, weiquan};
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -20,17 +20,52 @@ fn every_case_gives_exactly_its_expected_findings_and_rejects() {
     let dirs = case_dirs();
     assert!(dirs.len() >= 5, "the five shared cases are present");
     for dir in dirs {
-        let events = dir.join("events.ndjson");
-        let out = weiquan(&["audit", events.to_str().expect("utf-8 path")], None);
-        assert_eq!(out.status.code(), Some(0), "{}", dir.display());
-        let (want, want_lines) = expected(&dir);
-        assert_eq!(pairs(&ndjson(&out.stdout)), want, "findings of {}", dir.display());
-        let got_lines: Vec<u64> = ndjson(&out.stderr)
-            .iter()
-            .map(|r| r["line"].as_u64().expect("line"))
-            .collect();
-        assert_eq!(got_lines, want_lines, "rejected lines of {}", dir.display());
+        audit_gives(&dir.join("events.ndjson"), expected(&dir));
     }
+}
+
+/// Audits `events` and asserts exactly the `(rule, subject)` pairs and rejected lines expected.
+fn audit_gives(events: &Path, want: (BTreeSet<(String, String)>, Vec<u64>)) {
+    let out = weiquan(&["audit", events.to_str().expect("utf-8 path")], None);
+    assert_eq!(out.status.code(), Some(0), "{}", events.display());
+    let findings = ndjson(&out.stdout);
+    assert_eq!(pairs(&findings), want.0, "findings of {}", events.display());
+    // Messy streams 1: a finding always names its evidence.
+    for f in &findings {
+        assert!(
+            !f["events"].as_array().expect("events").is_empty(),
+            "empty events in {f}"
+        );
+    }
+    let got_lines: Vec<u64> = ndjson(&out.stderr)
+        .iter()
+        .map(|r| r["line"].as_u64().expect("line"))
+        .collect();
+    assert_eq!(got_lines, want.1, "rejected lines of {}", events.display());
+}
+
+/// Spec 1.1, "Messy streams": each small stream gives exactly the findings its README lists.
+#[test]
+fn every_messy_stream_gives_exactly_what_spec_1_1_requires() {
+    let dir = root().join("tests/repros/messy");
+    let mut streams: Vec<_> = std::fs::read_dir(&dir)
+        .expect("tests/repros/messy exists")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ndjson"))
+        .collect();
+    streams.sort();
+    assert!(streams.len() >= 23, "the messy streams are present");
+    for events in streams {
+        let want = expected_file(&events.with_extension("expected.json"));
+        audit_gives(&events, want);
+    }
+}
+
+/// The project's copy of the messy streams must not drift from the shared ones.
+#[test]
+fn project_repros_equal_the_shared_repros_when_present() {
+    same_as_shared("tests/repros/messy", "repros/messy");
 }
 
 #[test]

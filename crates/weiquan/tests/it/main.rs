@@ -56,4 +56,4 @@ pub fn pairs<'a>(findings: impl IntoIterator<Item = &'a serde_json::Value>) -> B
 
 #[path = "../../../../tests/support/expected.rs"]
 mod expected_json;
-pub use expected_json::expected;
+pub use expected_json::{expected, expected_file};

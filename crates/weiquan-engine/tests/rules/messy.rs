@@ -1,0 +1,315 @@
+//! Spec 1.1, "Messy streams": one test per engine bug of issue 14 (each fails
+//! on the engine before 1.1), and LT-11's boundaries.
+
+use crate::{t, Stream};
+use serde_json::json;
+
+fn placed(o: &str) -> serde_json::Value {
+    json!({"order": o, "merchant": "m1", "consumer": "u", "sku": "s", "qty": 1, "amount_fen": 100, "payment": "standard"})
+}
+
+fn announced() -> serde_json::Value {
+    json!({"lottery": "l1", "merchant": "m1", "host": "h1", "stream": "st", "prizes": [{"name": "券", "value_fen": 1000, "count": 1}],
+        "conditions": ["关注"], "draw_at": t("11-01 20:00"), "deliver_within_days": 7, "organizer": "店", "contact": "400"})
+}
+
+/// Bug 1: a change to `draw_at` after the draw must not cancel the winners' delivery deadline.
+#[test]
+fn lt06_survives_a_draw_time_change_after_the_draw() {
+    let s = Stream::new()
+        .ev("lottery.announced", "11-01 10:00", announced())
+        .ev(
+            "lottery.entered",
+            "11-01 11:00",
+            json!({"lottery": "l1", "participant": "p1"}),
+        )
+        .ev(
+            "lottery.drawn",
+            "11-01 20:00",
+            json!({"lottery": "l1", "winners": [{"participant": "p1", "prize": "券"}]}),
+        )
+        .ev(
+            "lottery.changed",
+            "11-02",
+            json!({"lottery": "l1", "draw_at": t("11-02 20:00")}),
+        )
+        .tick("11-10");
+    assert!(s.fires("LT-06", "lottery:l1"));
+    assert!(s.fires("LT-02", "lottery:l1"));
+}
+
+/// Bug 2: entrants who joined before a commitment was added count in the draw check,
+/// and the late commitment itself is LT-10.
+#[test]
+fn entrants_before_a_late_commitment_count_and_the_late_commitment_is_lt10() {
+    let seed = "seed-late";
+    let commitment = weiquan_engine::draw::commitment(seed);
+    let winners = weiquan_engine::draw::winners(seed, None, None, &["p1", "p2"], &[("券", 1)]).expect("draw");
+    let drawn: Vec<_> = winners
+        .iter()
+        .map(|(p, z)| json!({"participant": p, "prize": z}))
+        .collect();
+    let s = Stream::new()
+        .ev("lottery.announced", "11-01 10:00", announced())
+        .ev(
+            "lottery.entered",
+            "11-01 11:00",
+            json!({"lottery": "l1", "participant": "p1"}),
+        )
+        .ev(
+            "lottery.changed",
+            "11-01 12:00",
+            json!({"lottery": "l1", "commitment": commitment}),
+        )
+        .ev(
+            "lottery.entered",
+            "11-01 13:00",
+            json!({"lottery": "l1", "participant": "p2"}),
+        )
+        .ev(
+            "lottery.drawn",
+            "11-01 20:00",
+            json!({"lottery": "l1", "winners": drawn, "seed": seed}),
+        );
+    let lt10: Vec<_> = s.run().into_iter().filter(|f| f.rule.as_str() == "LT-10").collect();
+    // Once, at the late commitment; the fair draw over both entrants is not reported.
+    assert_eq!(lt10.len(), 1, "{lt10:?}");
+    assert_eq!(lt10[0].events, ["e3"]);
+}
+
+/// Bug 3: a price dated later than those after it must not prune the price in effect.
+#[test]
+fn pr01_keeps_the_price_in_effect_when_a_later_dated_price_came_first() {
+    let s = Stream::new()
+        .merchant("m1")
+        .ev(
+            "listing.published",
+            "11-01",
+            json!({"merchant": "m1", "sku": "s1", "title": "台灯", "price_fen": 8000}),
+        )
+        .ev(
+            "price.changed",
+            "12-31",
+            json!({"merchant": "m1", "sku": "s1", "price_fen": 10000}),
+        )
+        .ev(
+            "price.changed",
+            "11-05",
+            json!({"merchant": "m1", "sku": "s1", "price_fen": 10000}),
+        )
+        .ev(
+            "listing.updated",
+            "11-08",
+            json!({"merchant": "m1", "sku": "s1", "reference_price_fen": 10000}),
+        );
+    assert!(s.fires("PR-01", "sku:m1/s1"));
+    // And an honest reference (the lowest price in the window) is not reported.
+    let honest = Stream::new()
+        .merchant("m1")
+        .ev(
+            "listing.published",
+            "11-01",
+            json!({"merchant": "m1", "sku": "s1", "title": "台灯", "price_fen": 10000}),
+        )
+        .ev(
+            "price.changed",
+            "12-31",
+            json!({"merchant": "m1", "sku": "s1", "price_fen": 8000}),
+        )
+        .ev(
+            "listing.updated",
+            "11-05",
+            json!({"merchant": "m1", "sku": "s1", "reference_price_fen": 10000}),
+        );
+    assert!(!honest.fires_any("PR-01"));
+}
+
+/// Bug 4: a quote dated earlier than one already processed is compared within its own hour.
+#[test]
+fn pr02_compares_an_earlier_dated_quote_within_its_hour() {
+    let q = |u: &str, p: u64| json!({"merchant": "m1", "sku": "s1", "consumer": u, "price_fen": p});
+    let s = Stream::new()
+        .ev("price.quoted", "11-01 10:00", q("u1", 10000))
+        .ev("price.quoted", "11-01 12:00", q("u2", 10000))
+        .ev("price.quoted", "11-01 10:30", q("u3", 10101));
+    assert!(s.fires("PR-02", "sku:m1/s1"));
+    // 1% above is not more than 1% above.
+    let at_threshold = Stream::new()
+        .ev("price.quoted", "11-01 10:00", q("u1", 10000))
+        .ev("price.quoted", "11-01 12:00", q("u2", 10000))
+        .ev("price.quoted", "11-01 10:30", q("u3", 10100));
+    assert!(!at_threshold.fires_any("PR-02"));
+}
+
+/// Bug 5: a second refund request does not move the first one's deadline.
+#[test]
+fn mc08_each_refund_request_has_its_own_deadline() {
+    let s = Stream::new()
+        .merchant("m1")
+        .ev("order.placed", "11-01", placed("o1"))
+        .ev("order.shipped", "11-01 01:00", json!({"order": "o1"}))
+        .ev(
+            "refund.requested",
+            "11-02",
+            json!({"order": "o1", "amount_fen": 100, "no_reason": false}),
+        )
+        .ev(
+            "refund.requested",
+            "11-05",
+            json!({"order": "o1", "amount_fen": 50, "no_reason": false}),
+        )
+        .tick("11-10");
+    let f: Vec<_> = s.run().into_iter().filter(|f| f.rule.as_str() == "MC-08").collect();
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].at.to_string(), t("11-09"));
+    assert_eq!(f[0].events, ["e5"], "the first request is the evidence");
+}
+
+/// Bug 6: an earlier-dated consumer message waits for its own reply.
+#[test]
+fn mc07_an_earlier_dated_message_waits_for_its_own_reply() {
+    let msg = |from: &str| json!({"merchant": "m1", "conversation": "v1", "consumer": "u1", "from": from});
+    let s =
+        Stream::new()
+            .ev("service.message", "12-01", msg("consumer"))
+            .ev("service.message", "11-05", msg("consumer"));
+    assert!(s.fires("MC-07", "conversation:v1"));
+    // A reply dated after the message (processed before it) answers it.
+    let answered = Stream::new()
+        .ev("service.message", "11-05 12:00", msg("merchant"))
+        .ev("service.message", "11-05 10:00", msg("consumer"))
+        .tick("11-10");
+    assert!(!answered.fires_any("MC-07"));
+    // A reply dated before it does not.
+    let before = Stream::new()
+        .ev("service.message", "11-05 08:00", msg("merchant"))
+        .ev("service.message", "11-05 10:00", msg("consumer"))
+        .tick("11-10");
+    assert!(before.fires("MC-07", "conversation:v1"));
+}
+
+/// Bug 7: three pairs within 90 days blacklist whatever order their findings arrive in.
+#[test]
+fn blacklist_window_holds_findings_that_arrive_out_of_order() {
+    let r = |sku: &str| json!({"merchant": "m1", "sku": sku, "reference_price_fen": 100});
+    let s = Stream::new()
+        .merchant("m1")
+        .ev("listing.updated", "11-01", r("a"))
+        .ev("listing.updated", "11-11", r("b"))
+        .ev("listing.updated", "2027-05-20T00:00:00+08:00", r("a"))
+        .ev("listing.updated", "11-21", r("c"))
+        .ev(
+            "listing.published",
+            "2027-05-21T00:00:00+08:00",
+            json!({"merchant": "m1", "sku": "d", "title": "台灯", "price_fen": 100}),
+        );
+    assert!(s.fires("MC-11", "merchant:m1"));
+    // Pairs 91 days apart end to end are not "within 90 days", though each is within 90 of the middle one.
+    let spread = Stream::new()
+        .merchant("m1")
+        .ev("listing.updated", "11-01", r("a"))
+        .ev("listing.updated", "12-16", r("b"))
+        .ev("listing.updated", "2027-01-31T00:00:01+08:00", r("c"))
+        .ev(
+            "listing.published",
+            "2027-02-01T00:00:00+08:00",
+            json!({"merchant": "m1", "sku": "d", "title": "台灯", "price_fen": 100}),
+        );
+    assert!(!spread.fires_any("MC-11"));
+}
+
+/// Bug 8: a change before the announcement arms nothing; no finding is without evidence.
+#[test]
+fn lt05_is_not_armed_by_a_change_before_the_announcement() {
+    let mut a = announced();
+    if let Some(o) = a.as_object_mut() {
+        o.remove("draw_at");
+    }
+    let s = Stream::new()
+        .ev(
+            "lottery.changed",
+            "10-31",
+            json!({"lottery": "l1", "draw_at": t("10-31 14:00")}),
+        )
+        .ev("lottery.announced", "11-04", a);
+    let f = s.run();
+    assert!(f.iter().all(|f| !f.events.is_empty()), "{f:?}");
+    assert!(!s.fires_any("LT-05"));
+    assert!(s.fires("LT-01", "lottery:l1"), "draw_at was never disclosed");
+}
+
+/// Messy streams 11: a blacklist completed by deadlines the event's own clock move fires is in force for it.
+#[test]
+fn mc11_judges_an_event_against_a_blacklist_its_clock_move_completed() {
+    let bnpl = |o: &str| json!({"order": o, "merchant": "m1", "consumer": "u", "sku": "s", "qty": 1, "amount_fen": 100, "payment": "bnpl"});
+    let s = Stream::new()
+        .merchant("m1")
+        .ev("order.placed", "11-01", bnpl("o1"))
+        .ev("order.placed", "11-01", bnpl("o2"))
+        .ev("order.shipped", "11-01 01:00", json!({"order": "o1"}))
+        .ev("order.shipped", "11-01 01:00", json!({"order": "o2"}))
+        .ev(
+            "refund.requested",
+            "11-02",
+            json!({"order": "o1", "amount_fen": 100, "no_reason": false}),
+        )
+        .ev(
+            "listing.published",
+            "11-10",
+            json!({"merchant": "m1", "sku": "s1", "title": "台灯", "price_fen": 100}),
+        );
+    let rules: Vec<String> = s.run().iter().map(|f| f.rule.to_string()).collect();
+    assert_eq!(rules, ["BN-03", "BN-03", "MC-08", "MC-11"]);
+}
+
+fn host_stream(events: &[(&str, serde_json::Value)]) -> Stream {
+    let mut s = Stream::new();
+    for (ty, fields) in events {
+        s = s.ev(ty, "10-01", fields.clone());
+    }
+    s.ev("lottery.announced", "11-01", announced())
+}
+
+/// LT-11: registered and verified qualifies; never verified, or suspended since, does not.
+#[test]
+fn lt11_on_each_side_of_host_qualification() {
+    let reg = ("host.registered", json!({"host": "h1", "name": "主播"}));
+    let ver = (
+        "host.verified",
+        json!({"host": "h1", "method": "id_check", "by": "platform"}),
+    );
+    let sus = ("host.suspended", json!({"host": "h1"}));
+    let rei = ("host.reinstated", json!({"host": "h1"}));
+    assert!(!host_stream(&[reg.clone(), ver.clone()]).fires_any("LT-11"));
+    assert!(host_stream(&[reg.clone()]).fires("LT-11", "lottery:l1"));
+    assert!(host_stream(&[reg.clone(), ver.clone(), sus.clone()]).fires("LT-11", "lottery:l1"));
+    assert!(!host_stream(&[reg.clone(), ver.clone(), sus.clone(), rei.clone()]).fires_any("LT-11"));
+    assert!(
+        host_stream(&[reg.clone(), rei]).fires("LT-11", "lottery:l1"),
+        "reinstated is not verified"
+    );
+    // Verified before it was registered still counts (Messy streams 2: facts before creation).
+    assert!(!host_stream(&[ver.clone(), reg]).fires_any("LT-11"));
+    // A host never registered: only when the rulebook requires a registry.
+    assert!(!host_stream(&[]).fires_any("LT-11"));
+    assert!(host_stream(&[])
+        .rules("[thresholds]\nhost_registry_required = true\n")
+        .fires("LT-11", "lottery:l1"));
+}
+
+/// LT-11 fires once per lottery, also on a change that sets an unqualified host.
+#[test]
+fn lt11_once_per_lottery_and_on_a_change_of_host() {
+    let s = host_stream(&[
+        ("host.registered", json!({"host": "h1", "name": "主播"})),
+        (
+            "host.verified",
+            json!({"host": "h1", "method": "id_check", "by": "platform"}),
+        ),
+        ("host.registered", json!({"host": "h2", "name": "代播"})),
+    ])
+    .ev("lottery.changed", "11-01 12:00", json!({"lottery": "l1", "host": "h2"}))
+    .ev("lottery.changed", "11-01 13:00", json!({"lottery": "l1", "host": "h2"}));
+    let n = s.run().iter().filter(|f| f.rule.as_str() == "LT-11").count();
+    assert_eq!(n, 1);
+}
