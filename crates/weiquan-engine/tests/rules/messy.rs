@@ -281,7 +281,7 @@ fn lt11_on_each_side_of_host_qualification() {
     let sus = ("host.suspended", json!({"host": "h1"}));
     let rei = ("host.reinstated", json!({"host": "h1"}));
     assert!(!host_stream(&[reg.clone(), ver.clone()]).fires_any("LT-11"));
-    assert!(host_stream(&[reg.clone()]).fires("LT-11", "lottery:l1"));
+    assert!(host_stream(std::slice::from_ref(&reg)).fires("LT-11", "lottery:l1"));
     assert!(host_stream(&[reg.clone(), ver.clone(), sus.clone()]).fires("LT-11", "lottery:l1"));
     assert!(!host_stream(&[reg.clone(), ver.clone(), sus.clone(), rei.clone()]).fires_any("LT-11"));
     assert!(
