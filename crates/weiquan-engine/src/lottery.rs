@@ -653,6 +653,8 @@ pub struct LotteryView {
     pub drawn: bool,
     /// Cancelled.
     pub cancelled: bool,
+    /// The `lottery.drawn` event of every draw, in order.
+    pub draws: Vec<String>,
     /// Winners of the latest draw: participant, prize, shipments of that prize to them so far.
     pub winners: Vec<(String, String, u32)>,
 }
@@ -694,6 +696,7 @@ impl Engine {
             closed: lot.closed,
             drawn: !lot.draws.is_empty(),
             cancelled: lot.cancelled,
+            draws: lot.draws.iter().map(|d| d.event.to_string()).collect(),
             winners: lot
                 .draws
                 .last()

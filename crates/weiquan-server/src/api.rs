@@ -1,6 +1,7 @@
 //! The HTTP routes. Each handler checks the caller's role, then asks the
 //! sequencer for what it needs.
 
+use crate::acts::{own_id, Submitter};
 use crate::auth::{Caller, Role};
 use crate::core::{Core, ItemResult};
 use crate::problem::{ApiError, Problem};
@@ -47,10 +48,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
         .layer(DefaultBodyLimit::max(crate::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::key_before_body,
+        ))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(60),
         ))
+        .layer(axum::middleware::from_fn(crate::problem::problems_everywhere))
         .with_state(state)
 }
 
@@ -104,7 +110,9 @@ fn split_items(body: &str) -> Result<Vec<String>, ApiError> {
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 413, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)),
     security(("api_key" = [])))]
 async fn post_events(State(app): AppStateRef, caller: Caller, body: String) -> Result<Json<IngestResponse>, ApiError> {
-    caller.require("ingest events (platform keys only)", |r| *r == Role::Platform)?;
+    let role = caller
+        .require("ingest events (platform keys only)", |r| *r == Role::Platform)?
+        .clone();
     let items = split_items(&body)?;
     if items.len() > crate::MAX_BATCH_ITEMS {
         return Err(ApiError::too_large(format!(
@@ -113,11 +121,15 @@ async fn post_events(State(app): AppStateRef, caller: Caller, body: String) -> R
             crate::MAX_BATCH_ITEMS
         )));
     }
-    let results = app.sequencer.ingest(items).await?.map_err(|e| {
-        ApiError::unavailable(format!(
-            "the batch was not written ({e}); nothing of it was kept: retry"
-        ))
-    })?;
+    let results = app
+        .sequencer
+        .ingest(Submitter::Party(role), items)
+        .await?
+        .map_err(|e| {
+            ApiError::unavailable(format!(
+                "the batch was not written ({e}); nothing of it was kept: retry"
+            ))
+        })?;
     let count = |f: fn(&ItemResult) -> bool| results.iter().filter(|r| f(r)).count();
     Ok(Json(IngestResponse {
         accepted: count(|r| matches!(r, ItemResult::Accepted { .. })),
@@ -304,11 +316,11 @@ async fn lift_blacklist(
         .filter(|r| !r.trim().is_empty())
         .ok_or_else(|| ApiError::unprocessable("say why: send {\"reason\": \"…\"}"))?;
     let m = merchant.clone();
-    let (blacklisted, size, at) = app
+    let (blacklisted, at) = app
         .sequencer
         .read(move |core: &mut Core| {
             let blacklisted = core.engine().standing(&m).is_some_and(|s| s.blacklisted.is_some());
-            (blacklisted, core.ledger().size(), business_time(core))
+            (blacklisted, business_time(core))
         })
         .await?;
     if !blacklisted {
@@ -317,9 +329,9 @@ async fn lift_blacklist(
     // Business time stays the platform's (a wall-clock time would move every deadline);
     // when the regulator acted is kept beside it.
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let event = json!({"v": 1, "id": format!("weiquan-lift-{merchant}-{size}"), "type": "merchant.blacklist_lifted",
+    let event = json!({"v": 1, "id": own_id("lift"), "type": "merchant.blacklist_lifted",
         "at": at, "merchant": merchant, "by": "regulator", "reason": reason, "acted_at": now});
-    let index = ingest_one(&app, event).await?;
+    let index = ingest_one(&app, Role::Regulator, event).await?;
     Ok(Json(json!({"lifted": merchant, "index": index})))
 }
 
@@ -331,10 +343,11 @@ pub(crate) fn business_time(core: &Core) -> String {
     )
 }
 
-pub(crate) async fn ingest_one(app: &crate::AppState, event: Value) -> Result<u64, ApiError> {
+/// Writes one event of weiquan's own, acting on the request of a caller with `on_behalf`.
+pub(crate) async fn ingest_one(app: &crate::AppState, on_behalf: Role, event: Value) -> Result<u64, ApiError> {
     let results = app
         .sequencer
-        .ingest(vec![event.to_string()])
+        .ingest(Submitter::Weiquan(on_behalf), vec![event.to_string()])
         .await?
         .map_err(|e| ApiError::unavailable(format!("not written ({e}); retry")))?;
     match results.into_iter().next() {

@@ -102,6 +102,50 @@ impl KeyCache {
     }
 }
 
+/// The key of an `Authorization: Bearer <key>` header (the scheme in any case,
+/// RFC 9110); `Ok(None)` without the header, an error when it is malformed.
+fn bearer(headers: &axum::http::HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| Some(key.trim()))
+        .ok_or_else(|| ApiError::unauthorized("send the API key as `Authorization: Bearer <key>`"))
+}
+
+/// Middleware: a request with a body (every POST) must bring a valid key
+/// before its body is read, so that nobody without one can make the server
+/// read megabytes.
+pub async fn key_before_body(
+    axum::extract::State(app): axum::extract::State<std::sync::Arc<crate::AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if req.method() == axum::http::Method::POST {
+        let known = match bearer(req.headers()) {
+            Ok(Some(key)) => app.keys.role(key).await.map(|r| r.is_some()),
+            Ok(None) => Ok(false),
+            Err(e) => Err(e),
+        };
+        match known {
+            Ok(true) => {}
+            Ok(false) => {
+                return ApiError::unauthorized(
+                    "this needs a valid API key (`Authorization: Bearer <key>`); the body was not read",
+                )
+                .into_response()
+            }
+            Err(e) => return e.into_response(),
+        }
+    }
+    next.run(req).await
+}
+
 /// The caller of a request: a role, or nobody (public).
 pub struct Caller(pub Option<Role>);
 
@@ -113,15 +157,9 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let app = state.as_ref();
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let Some(value) = header else { return Ok(Caller(None)) };
-        let key = value
-            .strip_prefix("Bearer ")
-            .ok_or_else(|| ApiError::unauthorized("send the API key as `Authorization: Bearer <key>`"))?
-            .trim();
+        let Some(key) = bearer(&parts.headers)? else {
+            return Ok(Caller(None));
+        };
         let role = app
             .keys
             .role(key)

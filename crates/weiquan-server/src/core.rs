@@ -6,11 +6,12 @@
 //! the state is rebuilt by replaying the ledger's event leaves through the
 //! engine, which is deterministic, so findings are neither lost nor repeated.
 
+use crate::acts::{self, Submitter};
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use weiquan_engine::{Engine, Finding, Lang, Rulebook};
-use weiquan_events::{id_digest, parse_event, Reject};
+use weiquan_events::{id_digest, parse_event, Body, Reject, Time};
 use weiquan_ledger::{event_leaf, finding_leaf, LeafError, Ledger, LedgerError, LogStore};
 use weiquan_store::Backend;
 
@@ -53,6 +54,16 @@ pub struct Core {
     /// Leaf index of every accepted event, by id digest: both the duplicate
     /// check and the evidence lookup of findings (24 bytes an event, no copy of the id).
     index_of: EventIndex,
+    /// Submitted events may be dated at most this far ahead of the wall clock (None: no bound).
+    max_future_ms: Option<i64>,
+}
+
+/// One request's items and who submits them.
+pub struct Batch {
+    /// The submitting party (or weiquan on a party's request).
+    pub submitter: Submitter,
+    /// NDJSON items, in order.
+    pub items: Vec<String>,
 }
 
 /// Event id digest → leaf index, in 256 shards so that growing one never
@@ -132,9 +143,17 @@ impl Core {
             ledger,
             findings: Vec::new(),
             index_of: EventIndex::new(),
+            max_future_ms: None,
         };
         core.replay()?;
         Ok(core)
+    }
+
+    /// Refuses submitted events dated more than `bound_ms` ahead of the wall clock
+    /// (`None`: no bound, for demos and replayed simulations).
+    pub fn with_max_future(mut self, bound_ms: Option<i64>) -> Core {
+        self.max_future_ms = bound_ms;
+        self
     }
 
     /// Rebuilds engine, duplicate ids and findings from the ledger.
@@ -193,16 +212,18 @@ impl Core {
     }
 
     /// Processes several requests' items in order, appends everything in one
-    /// durable transaction, and returns each request's results.
-    pub fn ingest(&mut self, requests: &[Vec<String>]) -> Result<Vec<Vec<ItemResult>>, LedgerError> {
+    /// durable transaction, and returns each request's results. `now` is the
+    /// wall clock, read by the caller (the engine never reads one).
+    pub fn ingest(&mut self, requests: &[Batch], now: Time) -> Result<Vec<Vec<ItemResult>>, LedgerError> {
         let base = self.ledger.size();
         let mut leaves: Vec<Vec<u8>> = Vec::new();
         let mut staged: Vec<StoredFinding> = Vec::new();
         let mut results = Vec::with_capacity(requests.len());
-        for items in requests {
-            let mut out = Vec::with_capacity(items.len());
-            for (i, line) in items.iter().enumerate() {
-                out.push(self.ingest_one(i as u64 + 1, line, base, &mut leaves, &mut staged));
+        for batch in requests {
+            let mut out = Vec::with_capacity(batch.items.len());
+            for (i, line) in batch.items.iter().enumerate() {
+                let item = i as u64 + 1;
+                out.push(self.ingest_one(item, line, &batch.submitter, now, base, &mut leaves, &mut staged));
             }
             results.push(out);
         }
@@ -215,10 +236,13 @@ impl Core {
         Ok(results)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn ingest_one(
         &mut self,
         item: u64,
         line: &str,
+        submitter: &Submitter,
+        now: Time,
         base: u64,
         leaves: &mut Vec<Vec<u8>>,
         staged: &mut Vec<StoredFinding>,
@@ -241,6 +265,14 @@ impl Core {
             Ok(ev) => ev,
             Err(e) => return reject(Reject::from_parse(item, e)),
         };
+        if let Submitter::Party(role) = submitter {
+            if let Err(r) = self.may_submit(role, &ev, now) {
+                return ItemResult::Rejected {
+                    field: Some(r.field.to_owned()),
+                    error: r.error,
+                };
+            }
+        }
         let leaf = match event_leaf(line) {
             Ok(l) => l,
             Err(e) => {
@@ -273,6 +305,36 @@ impl Core {
             }
         }
         ItemResult::Accepted { index }
+    }
+
+    /// The checks on an event a party submits itself (see [`acts`]).
+    fn may_submit(
+        &mut self,
+        role: &crate::auth::Role,
+        ev: &weiquan_events::Event,
+        now: Time,
+    ) -> Result<(), acts::Refusal> {
+        acts::may_submit(role, &ev.id, &ev.body)?;
+        if let Some(bound) = self.max_future_ms {
+            acts::check_future(ev.at, now, bound)?;
+        }
+        if let Body::LotteryDrawn { lottery, .. } = &ev.body {
+            // Drawn only by weiquan once it holds the seed: a draw submitted first would
+            // take the draw over, and the seed would then be published before weiquan's own.
+            let held = self.ledger.store_mut().seed_of(lottery).map_err(|e| acts::Refusal {
+                field: "lottery",
+                error: format!("cannot check who draws this lottery ({e}); retry"),
+            })?;
+            if held.is_some() {
+                return Err(acts::Refusal {
+                    field: "lottery",
+                    error: format!(
+                        "weiquan holds the seed of lottery {lottery}: it is drawn with POST /v1/lotteries/{lottery}/draw, not submitted"
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The rulebook.

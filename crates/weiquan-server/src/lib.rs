@@ -6,6 +6,7 @@
 //! start the state is rebuilt from it, so a restart neither loses nor repeats
 //! anything. NATS JetStream can feed the same sequencer (`nats`).
 
+mod acts;
 mod api;
 mod auth;
 mod core;
@@ -15,6 +16,7 @@ mod nats;
 mod problem;
 mod sequencer;
 
+pub use acts::OWN_ID_PREFIX;
 pub use auth::{new_key, Role};
 pub use core::{finding_leaf_of, ItemResult};
 pub use nats::stream_name;
@@ -73,6 +75,8 @@ pub struct Config {
     pub nats: Option<(String, String)>,
     /// Requests per second allowed per API key (burst: twice as many).
     pub rate_limit: u32,
+    /// Submitted events may be dated at most this many ms ahead of the wall clock (`None`: no bound).
+    pub max_future_ms: Option<i64>,
 }
 
 /// Shared by every handler.
@@ -111,25 +115,24 @@ fn start_blocking(cfg: &Config) -> Result<Service> {
         .clone()
         .unwrap_or_else(|| signed_note::Signer::name(&signer).to_owned());
     let startup = match &cfg.db {
-        Database::Sqlite(_) => sequencer::Startup::Ready(Box::new(core::Core::open(
-            cfg.db.open()?,
-            signer,
-            &origin,
-            cfg.rules.clone(),
-        )?)),
+        Database::Sqlite(_) => sequencer::Startup::Ready(Box::new(
+            core::Core::open(cfg.db.open()?, signer, &origin, cfg.rules.clone())?.with_max_future(cfg.max_future_ms),
+        )),
         Database::Postgres { url, schema } => {
             // One sequencer per ledger: a session advisory lock, released when its connection ends.
             let mut lock =
                 postgres::Client::connect(url, postgres::NoTls).with_context(|| format!("connecting to {url}"))?;
             let key = advisory_key(schema);
-            let (db, rules) = (cfg.db.clone(), cfg.rules.clone());
+            let (db, rules, bound) = (cfg.db.clone(), cfg.rules.clone(), cfg.max_future_ms);
             sequencer::Startup::Elect {
                 try_lock: Box::new(move || {
                     Ok(lock
                         .query_one("SELECT pg_try_advisory_lock($1)", &[&key])?
                         .get::<_, bool>(0))
                 }),
-                open: Box::new(move || Ok(core::Core::open(db.open()?, signer, &origin, rules)?)),
+                open: Box::new(
+                    move || Ok(core::Core::open(db.open()?, signer, &origin, rules)?.with_max_future(bound)),
+                ),
             }
         }
     };

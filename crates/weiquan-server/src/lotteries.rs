@@ -2,6 +2,7 @@
 //! to draw, records the entrants root at the close, and draws by the published
 //! algorithm, so that every participant can check the result.
 
+use crate::acts::{own_id, OWN_ID_PREFIX};
 use crate::api::{business_time, ingest_one, AppStateRef};
 use crate::auth::{Caller, Role};
 use crate::core::Core;
@@ -35,6 +36,12 @@ pub async fn announce(State(app): AppStateRef, caller: Caller, body: String) -> 
             "weiquan makes the commitment here; to commit to your own seed, send lottery.announced to /v1/events",
         ));
     }
+    // This route builds a lottery.announced itself: its envelope is weiquan's to set.
+    if let Some(k) = ["type", "id", "v"].into_iter().find(|k| fields.contains_key(*k)) {
+        return Err(ApiError::unprocessable(format!(
+            "`{k}` is set by weiquan on this route; send only the announcement's fields (lottery, merchant, host, stream, prizes, …)"
+        )));
+    }
     let lottery = fields
         .get("lottery")
         .and_then(Value::as_str)
@@ -47,10 +54,7 @@ pub async fn announce(State(app): AppStateRef, caller: Caller, body: String) -> 
         Some(at) => at,
         None => Value::String(app.sequencer.read(|core: &mut Core| business_time(core)).await?),
     };
-    let id = fields
-        .remove("id")
-        .unwrap_or_else(|| Value::String(format!("weiquan-announce-{lottery}")));
-    let mut event = json!({"v": 1, "id": id, "type": "lottery.announced", "at": at});
+    let mut event = json!({"v": 1, "id": own_id("announce"), "type": "lottery.announced", "at": at});
     if let Some(o) = event.as_object_mut() {
         o.extend(fields);
         o.insert("commitment".into(), Value::String(draw::commitment(&seed)));
@@ -62,7 +66,7 @@ pub async fn announce(State(app): AppStateRef, caller: Caller, body: String) -> 
         .read(move |core: &mut Core| core.ledger().store_mut().put_seed(&l, &s))
         .await?
         .map_err(|_| ApiError::conflict(format!("lottery {lottery} already has a seed held by weiquan")))?;
-    let index = ingest_one(&app, event).await?;
+    let index = ingest_one(&app, Role::Platform, event).await?;
     Ok(Json(
         json!({"lottery": lottery, "index": index, "commitment": draw::commitment(&seed), "algorithm": draw::ALGORITHM}),
     ))
@@ -78,7 +82,7 @@ pub async fn close(State(app): AppStateRef, caller: Caller, Path(id): Path<Strin
     if v.closed {
         return Err(ApiError::conflict(format!("lottery {id} is already closed")));
     }
-    let mut event = json!({"v": 1, "id": format!("weiquan-close-{id}"), "type": "lottery.closed", "at": at, "lottery": id,
+    let mut event = json!({"v": 1, "id": own_id("close"), "type": "lottery.closed", "at": at, "lottery": id,
         "entrants": v.entrant_count});
     // Only a committed draw runs over the entrant list; its root is what the close fixes.
     let root = v.commitment.is_some().then(|| {
@@ -88,7 +92,7 @@ pub async fn close(State(app): AppStateRef, caller: Caller, Path(id): Path<Strin
     if let (Some(r), Some(o)) = (&root, event.as_object_mut()) {
         o.insert("entrants_root".into(), json!(r));
     }
-    let index = ingest_one(&app, event).await?;
+    let index = ingest_one(&app, Role::Platform, event).await?;
     Ok(Json(
         json!({"lottery": id, "index": index, "entrants": v.entrant_count, "entrants_root": root}),
     ))
@@ -135,12 +139,12 @@ pub async fn draw_lottery(
         .collect();
     let root = hex::encode(draw::entrants_root(&refs));
     let proof = json!({"algorithm": draw::ALGORITHM, "entrants_root": root, "entrants": refs.len()});
-    let mut event = json!({"v": 1, "id": format!("weiquan-draw-{id}"), "type": "lottery.drawn", "at": at, "lottery": id,
+    let mut event = json!({"v": 1, "id": own_id("draw"), "type": "lottery.drawn", "at": at, "lottery": id,
         "winners": winners, "seed": seed, "proof": proof});
     if let (Some(sig), Some(o)) = (beacon_signature, event.as_object_mut()) {
         o.insert("beacon_signature".into(), Value::String(sig));
     }
-    let index = ingest_one(&app, event).await?;
+    let index = ingest_one(&app, Role::Platform, event).await?;
     Ok(Json(
         json!({"lottery": id, "index": index, "winners": winners, "seed": seed, "proof": proof}),
     ))
@@ -202,7 +206,13 @@ pub async fn entry_proof(
         .iter()
         .map(hex::encode)
         .collect();
-    let (seed, winners) = if v.drawn {
+    // The seed is published by weiquan's own draw and not before: a draw by
+    // anyone else (recorded before weiquan held the seed) reveals nothing.
+    let drawn_by_weiquan = v
+        .draws
+        .iter()
+        .any(|d| d.starts_with(OWN_ID_PREFIX) || d.starts_with("weiquan-draw-"));
+    let (seed, winners) = if drawn_by_weiquan {
         let l = id.clone();
         let seed = app
             .sequencer

@@ -63,7 +63,9 @@ async fn run(url: &str, subject: &str, app: &Arc<AppState>) -> anyhow::Result<()
             .filter(|l| !l.trim().is_empty())
             .map(str::to_owned)
             .collect();
-        match app.sequencer.ingest(items).await {
+        // The stream is the platform's: its events are submitted as the platform's.
+        let platform = crate::acts::Submitter::Party(crate::Role::Platform);
+        match app.sequencer.ingest(platform, items).await {
             Ok(Ok(results)) => {
                 for r in results
                     .iter()

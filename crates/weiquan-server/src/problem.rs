@@ -106,6 +106,58 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// A problem for a status produced outside the handlers (axum's extractors,
+    /// the router, timeouts), with their text, if any, as the detail.
+    fn from_status(status: StatusCode, text: &str) -> Self {
+        let title = status.canonical_reason().unwrap_or("Error");
+        let detail = match (status, text.trim()) {
+            (StatusCode::METHOD_NOT_ALLOWED, _) => "this route does not take this method; see /openapi.json".to_owned(),
+            (StatusCode::REQUEST_TIMEOUT, _) => {
+                "the request took too long; send it again, faster or smaller".to_owned()
+            }
+            (StatusCode::PAYLOAD_TOO_LARGE, _) => format!(
+                "the body is over {} MiB; send the events in several requests",
+                crate::MAX_BODY_BYTES >> 20
+            ),
+            (_, "") => format!("{title}; see /openapi.json for what this route takes"),
+            (_, text) => text.to_owned(),
+        };
+        ApiError {
+            status,
+            slug: "http",
+            title: "HTTP error",
+            detail: format!("{title}: {detail}"),
+            retry_after: None,
+        }
+    }
+}
+
+/// Middleware: every error response is a problem document, whoever made it
+/// (a handler already makes one; axum's rejections and the router do not).
+pub async fn problems_everywhere(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    // Rejection texts are short; anything longer is cut, not buffered.
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let mut out = ApiError::from_status(status, &String::from_utf8_lossy(&text)).into_response();
+    // Keep what the original said beyond its body (`Allow` on a 405, say).
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
 impl From<crate::sequencer::Stopped> for ApiError {
     fn from(e: crate::sequencer::Stopped) -> Self {
         ApiError::unavailable(e.to_string())

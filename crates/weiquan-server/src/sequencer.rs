@@ -3,7 +3,8 @@
 //! next one (group commit): one transaction and one checkpoint for all of
 //! them, and each is answered only once that transaction is durable.
 
-use crate::core::{Core, ItemResult};
+use crate::acts::Submitter;
+use crate::core::{Batch, Core, ItemResult};
 use crate::metrics::Metrics;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 type Reader = Box<dyn FnOnce(&mut Core) + Send>;
 
 enum Command {
-    Ingest(Vec<String>, oneshot::Sender<Result<Vec<ItemResult>, String>>),
+    Ingest(Batch, oneshot::Sender<Result<Vec<ItemResult>, String>>),
     Read(Reader),
 }
 
@@ -115,7 +116,8 @@ impl Sequencer {
                         let started = Instant::now();
                         let (items, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
                         let findings_before = core.findings().len();
-                        match core.ingest(&items) {
+                        let now = weiquan_events::Time::from_unix_ms(chrono::Utc::now().timestamp_millis(), 0);
+                        match core.ingest(&items, now) {
                             Ok(results) => {
                                 metrics.record_batch(&results, started.elapsed().as_secs_f64());
                                 for f in &core.findings()[findings_before..] {
@@ -157,11 +159,15 @@ impl Sequencer {
     }
 
     /// Submits one request's items; answers once they are durable.
-    pub async fn ingest(&self, items: Vec<String>) -> Result<Result<Vec<ItemResult>, String>, Stopped> {
+    pub async fn ingest(
+        &self,
+        submitter: Submitter,
+        items: Vec<String>,
+    ) -> Result<Result<Vec<ItemResult>, String>, Stopped> {
         self.check()?;
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Command::Ingest(items, reply))
+            .send(Command::Ingest(Batch { submitter, items }, reply))
             .await
             .map_err(|_| Stopped::Down)?;
         rx.await.map_err(|_| Stopped::Down)
@@ -201,7 +207,7 @@ mod tests {
         let answer = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime")
-            .block_on(sequencer.ingest(vec![line.to_owned()]));
+            .block_on(sequencer.ingest(Submitter::Party(crate::Role::Platform), vec![line.to_owned()]));
         assert!(
             matches!(
                 answer.as_ref().map(|r| r.as_deref()),

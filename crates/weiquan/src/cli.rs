@@ -185,6 +185,10 @@ pub struct ServeArgs {
     /// Log format [default: text].
     #[arg(long, env = "WEIQUAN_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Refuse events dated more than this many hours ahead of the server's clock,
+    /// so that one mistyped year cannot fire every deadline; 0 turns it off [default: 24].
+    #[arg(long, env = "WEIQUAN_MAX_FUTURE_HOURS", value_name = "HOURS")]
+    pub max_future_hours: Option<u32>,
     /// A TOML file with any of the options above.
     #[arg(long, env = "WEIQUAN_CONFIG", value_name = "FILE")]
     #[serde(skip)]

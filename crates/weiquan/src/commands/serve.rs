@@ -38,6 +38,7 @@ fn resolve(args: &ServeArgs) -> Result<ServeArgs> {
         rules: args.rules.clone().or(file.rules),
         rate_limit: args.rate_limit.or(file.rate_limit),
         log_format: args.log_format.or(file.log_format),
+        max_future_hours: args.max_future_hours.or(file.max_future_hours),
         config: None,
     })
 }
@@ -68,6 +69,10 @@ pub fn run(args: &ServeArgs, err: &mut dyn Write) -> Result<()> {
             .clone()
             .map(|u| (u, a.nats_subject.clone().unwrap_or_else(|| "weiquan.events".into()))),
         rate_limit: a.rate_limit.unwrap_or(200),
+        max_future_ms: match a.max_future_hours.unwrap_or(24) {
+            0 => None,
+            h => Some(i64::from(h) * weiquan_events::HOUR_MS),
+        },
         data: data.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -1,0 +1,141 @@
+//! Who may put what into the ledger (the table in README, "Who may submit what").
+//!
+//! Every item of a request is submitted by one party: a caller's key (through
+//! `POST /v1/events`, or the platform's NATS stream), or weiquan itself acting
+//! on a named caller's request (a regulator's lift, a platform's announce,
+//! close or draw of a lottery whose seed weiquan holds). Nothing a party sends
+//! may speak for another: a platform cannot lift a blacklist, take an id in
+//! weiquan's namespace, or draw a lottery whose seed weiquan holds. This
+//! module decides; [`crate::core::Core`] applies it to each item.
+
+use crate::auth::Role;
+use weiquan_events::{Body, Time};
+
+/// Ids of the events weiquan writes itself start with this; submitted ids may not.
+pub const OWN_ID_PREFIX: &str = "weiquan:";
+
+/// Who submits a batch of items.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Submitter {
+    /// A caller's key.
+    Party(Role),
+    /// weiquan itself, on the request of the caller with this role.
+    Weiquan(Role),
+}
+
+/// A fresh id in weiquan's namespace for its own act `act` (random: nothing to guess or pre-empt).
+pub fn own_id(act: &str) -> String {
+    use rand_core::RngCore;
+    let mut bytes = [0u8; 12];
+    rand_core::OsRng.fill_bytes(&mut bytes);
+    format!("{OWN_ID_PREFIX}{act}:{}", hex::encode(bytes))
+}
+
+/// Why an item may not be submitted: the field to name and what to do.
+pub struct Refusal {
+    /// The field at fault.
+    pub field: &'static str,
+    /// What is wrong and what to do instead.
+    pub error: String,
+}
+
+fn refuse(field: &'static str, error: impl Into<String>) -> Refusal {
+    Refusal {
+        field,
+        error: error.into(),
+    }
+}
+
+/// Whether `role` may submit an event with this `id` and `body` itself.
+/// (The held-seed check, which needs the store, is [`crate::core::Core`]'s.)
+pub fn may_submit(role: &Role, id: &str, body: &Body) -> Result<(), Refusal> {
+    if id.starts_with(OWN_ID_PREFIX) {
+        return Err(refuse(
+            "id",
+            format!("ids beginning `{OWN_ID_PREFIX}` are reserved for weiquan's own acts; choose another id"),
+        ));
+    }
+    match (role, body) {
+        (_, Body::MerchantBlacklistLifted { .. }) => Err(refuse(
+            "type",
+            "only a regulator lifts a blacklist, through POST /v1/blacklist/{merchant}/lift; it cannot be submitted as an event",
+        )),
+        (Role::Platform, _) => Ok(()),
+        (other, _) => Err(refuse(
+            "type",
+            format!("a {} key may not submit events", other.as_string()),
+        )),
+    }
+}
+
+/// An event dated more than the bound ahead of `now` would move the business
+/// clock for everyone (every deadline would fire); it is refused, naming `at`.
+pub fn check_future(at: Time, now: Time, bound_ms: i64) -> Result<(), Refusal> {
+    let ahead = at.unix_ms().saturating_sub(now.unix_ms());
+    if ahead > bound_ms {
+        return Err(refuse(
+            "at",
+            format!(
+                "`{at}` is {} hours ahead of this server's clock ({now}); events may be at most {} hours ahead. \
+                 Check the date and its offset (or start the server with a larger --max-future-hours)",
+                ahead / 3_600_000,
+                bound_ms / 3_600_000
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(line: &'static str) -> Body<'static> {
+        weiquan_events::parse_event(line).expect("valid").body
+    }
+
+    #[test]
+    fn a_platform_submits_business_events_but_never_a_lift_nor_an_own_id() {
+        let tick = body(r#"{"v":1,"id":"e1","type":"clock.tick","at":"2026-11-01T00:00:00Z"}"#);
+        let lift = body(
+            r#"{"v":1,"id":"e2","type":"merchant.blacklist_lifted","at":"2026-11-01T00:00:00Z","merchant":"m","by":"regulator","reason":"r"}"#,
+        );
+        assert!(may_submit(&Role::Platform, "e1", &tick).is_ok());
+        assert_eq!(
+            may_submit(&Role::Platform, "e2", &lift).err().map(|r| r.field),
+            Some("type")
+        );
+        assert_eq!(
+            may_submit(&Role::Regulator, "e2", &lift).err().map(|r| r.field),
+            Some("type")
+        );
+        assert_eq!(
+            may_submit(&Role::Platform, "weiquan:draw:x", &tick)
+                .err()
+                .map(|r| r.field),
+            Some("id")
+        );
+        assert_eq!(
+            may_submit(&Role::Merchant("m".into()), "e1", &tick)
+                .err()
+                .map(|r| r.field),
+            Some("type")
+        );
+    }
+
+    #[test]
+    fn own_ids_are_in_the_namespace_and_do_not_repeat() {
+        let (a, b) = (own_id("draw"), own_id("draw"));
+        assert!(a.starts_with("weiquan:draw:") && a != b);
+        assert!(weiquan_events::check_id(&a).is_ok());
+    }
+
+    #[test]
+    fn the_future_bound_is_inclusive_and_names_at() {
+        let now = Time::from_unix_ms(1_800_000_000_000, 0);
+        assert!(check_future(now.plus_ms(86_400_000), now, 86_400_000).is_ok());
+        let r = check_future(now.plus_ms(86_400_001), now, 86_400_000).expect_err("refused");
+        assert_eq!(r.field, "at");
+        assert!(r.error.contains("24 hours"), "{}", r.error);
+    }
+}

@@ -1,0 +1,327 @@
+//! The server as an attacker tries it (issue 15): a platform that speaks for a
+//! regulator, overrides a route's event type, squats weiquan's ids, takes over
+//! a draw or moves the business clock by years; a caller without a key who
+//! makes the server read a large body; error statuses that are not problems.
+//! Each test failed on the server before these holes were closed.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+const AT: &str = "2026-11-01T10:00:00+08:00";
+
+fn ev(id: &str, ty: &str, fields: Value) -> String {
+    let mut e = json!({"v": 1, "id": id, "type": ty, "at": AT});
+    if let (Some(o), Value::Object(f)) = (e.as_object_mut(), fields) {
+        o.extend(f);
+    }
+    e.to_string()
+}
+
+/// Three fake 原价 on three skus of an unverified merchant: blacklisted.
+fn blacklisting(m: &str) -> String {
+    (0..3)
+        .map(|i| {
+            ev(
+                &format!("bl-{m}-{i}"),
+                "listing.updated",
+                json!({"merchant": m, "sku": format!("s{i}"), "reference_price_fen": 100}),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn item(v: &Value) -> &Value {
+    &v["items"][0]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_platform_cannot_lift_a_blacklist_in_the_regulators_name() {
+    for (name, db) in Db::both() {
+        let server = Server::start(db.config(None)).await;
+        let platform = db.key("platform").await;
+        server.post_events(&platform, blacklisting("m1")).await;
+        let forged = ev(
+            "forged-lift",
+            "merchant.blacklist_lifted",
+            json!({"merchant": "m1", "by": "regulator", "reason": "整改完成"}),
+        );
+        let v = server.post_events(&platform, forged).await;
+        assert_eq!(item(&v)["status"], "rejected", "{name}: {v}");
+        assert_eq!(item(&v)["field"], "type", "{name}: {v}");
+        let (_, b) = server.call("GET", "/v1/blacklist", Some(&platform), None).await;
+        assert_eq!(
+            b["blacklist"].as_array().map(Vec::len),
+            Some(1),
+            "{name}: still blacklisted"
+        );
+        // The regulator's route still lifts it.
+        let regulator = db.key("regulator").await;
+        let (status, _) = server
+            .call(
+                "POST",
+                "/v1/blacklist/m1/lift",
+                Some(&regulator),
+                Some(r#"{"reason":"整改完成"}"#.into()),
+            )
+            .await;
+        assert_eq!(status, 200, "{name}");
+        server.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_route_that_builds_an_event_sets_its_type_id_and_v_itself() {
+    let db = Db::sqlite();
+    let server = Server::start(db.config(None)).await;
+    let platform = db.key("platform").await;
+    server.post_events(&platform, blacklisting("m1")).await;
+    for key in ["type", "id", "v"] {
+        let mut body = json!({"lottery": "l1", "merchant": "m1", "host": "h", "stream": "s",
+            "prizes": [{"name": "券", "value_fen": 100, "count": 1}]});
+        body[key] = match key {
+            "type" => json!("merchant.blacklist_lifted"),
+            "id" => json!("x"),
+            _ => json!(1),
+        };
+        let (status, p) = server
+            .call("POST", "/v1/lotteries", Some(&platform), Some(body.to_string()))
+            .await;
+        assert_eq!(status, 422, "{key}: {p}");
+        assert!(p["detail"].as_str().unwrap_or("").contains(&format!("`{key}`")), "{p}");
+    }
+    let (_, b) = server.call("GET", "/v1/blacklist", Some(&platform), None).await;
+    assert_eq!(b["blacklist"].as_array().map(Vec::len), Some(1), "nothing was lifted");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn weiquans_ids_cannot_be_squatted() {
+    let db = Db::sqlite();
+    let server = Server::start(db.config(None)).await;
+    let platform = db.key("platform").await;
+    // weiquan's namespace is refused outright.
+    let v = server
+        .post_events(&platform, ev("weiquan:draw:l1", "clock.tick", json!({})))
+        .await;
+    assert_eq!(item(&v)["field"], "id", "{v}");
+    // The ids weiquan used to give its acts no longer block them.
+    let old = ["weiquan-announce-l1", "weiquan-close-l1", "weiquan-draw-l1"]
+        .map(|id| ev(id, "clock.tick", json!({})))
+        .join("\n");
+    server.post_events(&platform, old).await;
+    let body = json!({"lottery": "l1", "merchant": "m1", "host": "h", "stream": "s", "at": AT,
+        "prizes": [{"name": "券", "value_fen": 100, "count": 1}]});
+    let (s1, a) = server
+        .call("POST", "/v1/lotteries", Some(&platform), Some(body.to_string()))
+        .await;
+    assert_eq!(s1, 200, "{a}");
+    server
+        .post_events(
+            &platform,
+            ev("n1", "lottery.entered", json!({"lottery": "l1", "participant": "p1"})),
+        )
+        .await;
+    let (s2, c) = server
+        .call("POST", "/v1/lotteries/l1/close", Some(&platform), None)
+        .await;
+    let (s3, d) = server
+        .call("POST", "/v1/lotteries/l1/draw", Some(&platform), None)
+        .await;
+    assert_eq!((s2, s3), (200, 200), "{c} {d}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_draw_weiquan_holds_the_seed_of_cannot_be_taken_over_nor_its_seed_read_early() {
+    for (name, db) in Db::both() {
+        let server = Server::start(db.config(None)).await;
+        let platform = db.key("platform").await;
+        let body = json!({"lottery": "l1", "merchant": "m1", "host": "h", "stream": "s", "at": AT,
+            "prizes": [{"name": "券", "value_fen": 100, "count": 1}]});
+        let (status, _) = server
+            .call("POST", "/v1/lotteries", Some(&platform), Some(body.to_string()))
+            .await;
+        assert_eq!(status, 200, "{name}");
+        server
+            .post_events(
+                &platform,
+                ev("n1", "lottery.entered", json!({"lottery": "l1", "participant": "p1"})),
+            )
+            .await;
+        let takeover = ev(
+            "my-draw",
+            "lottery.drawn",
+            json!({"lottery": "l1", "winners": [{"participant": "p1", "prize": "券"}], "seed": "guess"}),
+        );
+        let v = server.post_events(&platform, takeover).await;
+        assert_eq!(item(&v)["status"], "rejected", "{name}: {v}");
+        assert_eq!(item(&v)["field"], "lottery", "{name}: {v}");
+        assert!(
+            item(&v)["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("/v1/lotteries/l1/draw"),
+            "{name}: says how"
+        );
+        let (_, proof) = server
+            .call("GET", "/v1/lotteries/l1/proof?participant=p1", None, None)
+            .await;
+        assert_eq!(
+            proof["seed"],
+            Value::Null,
+            "{name}: no seed before weiquan's draw: {proof}"
+        );
+        server
+            .call("POST", "/v1/lotteries/l1/close", Some(&platform), None)
+            .await;
+        let (status, drawn) = server
+            .call("POST", "/v1/lotteries/l1/draw", Some(&platform), None)
+            .await;
+        assert_eq!(status, 200, "{name}: {drawn}");
+        let (_, proof) = server
+            .call("GET", "/v1/lotteries/l1/proof?participant=p1", None, None)
+            .await;
+        assert_eq!(proof["seed"], drawn["seed"], "{name}: published by weiquan's own draw");
+        server.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_dated_years_ahead_cannot_move_the_business_clock() {
+    let db = Db::sqlite();
+    let server = Server::start(db.config(None)).await;
+    let platform = db.key("platform").await;
+    let order = |id: &str, o: &str, at: &str| {
+        json!({"v": 1, "id": id, "type": "order.placed", "at": at, "order": o, "merchant": "m1", "consumer": "u",
+            "sku": "s", "qty": 1, "amount_fen": 100, "payment": "standard"})
+        .to_string()
+    };
+    server.post_events(&platform, order("o1", "o1", AT)).await;
+    let v = server
+        .post_events(
+            &platform,
+            ev("tick", "clock.tick", json!({})).replace(AT, "9999-01-01T00:00:00Z"),
+        )
+        .await;
+    assert_eq!(item(&v)["status"], "rejected", "{v}");
+    assert_eq!(item(&v)["field"], "at", "{v}");
+    // The order's 2-day deadline did not fire: nothing but MC-01 (unverified merchant).
+    let rules: Vec<String> = server.pairs(&platform).await.into_iter().map(|p| p.0).collect();
+    assert_eq!(rules, ["MC-01"]);
+    server.stop().await;
+    // Without the bound (demos, replayed simulations) the same event is accepted.
+    let mut cfg = db.config(None);
+    cfg.max_future_ms = None;
+    let server = Server::start(cfg).await;
+    let v = server
+        .post_events(
+            &platform,
+            ev("tick2", "clock.tick", json!({})).replace(AT, "9999-01-01T00:00:00Z"),
+        )
+        .await;
+    assert_eq!(item(&v)["status"], "accepted", "{v}");
+    server.stop().await;
+}
+
+/// Sends `request` on a raw socket and returns what came back within `wait` (and how long it took).
+fn raw(base: &str, request: &[u8], wait: Duration) -> (String, Duration) {
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(wait)).expect("timeout");
+    let started = Instant::now();
+    s.write_all(request).expect("write");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while let Ok(n) = s.read(&mut chunk) {
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.ends_with(b"}") {
+            break;
+        }
+    }
+    (String::from_utf8_lossy(&buf).into_owned(), started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_body_is_read_without_a_valid_key() {
+    let db = Db::sqlite();
+    let server = Server::start(db.config(None)).await;
+    let base = server.base.clone();
+    // 16 MiB announced, none sent: a server that waited for the body would time out instead.
+    let (answer, took) = tokio::task::spawn_blocking(move || {
+        raw(
+            &base,
+            b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 16000000\r\n\r\n",
+            Duration::from_secs(10),
+        )
+    })
+    .await
+    .expect("join");
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+    assert!(
+        took < Duration::from_secs(5),
+        "answered at once, not after the body: {took:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_error_status_is_a_problem_document() {
+    let db = Db::sqlite();
+    let server = Server::start(db.config(None)).await;
+    let platform = db.key("platform").await;
+    let check = |what: &str, status: u16, want: u16, ct: Option<&str>, body: &str| {
+        assert_eq!(status, want, "{what}: {body}");
+        assert_eq!(ct, Some("application/problem+json"), "{what}: {body}");
+        let p: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {body}"));
+        assert_eq!(p["status"], want, "{what}");
+        assert!(p["detail"].as_str().is_some_and(|d| !d.is_empty()), "{what}: {p}");
+    };
+    let send = |req: reqwest::RequestBuilder| async move {
+        let r = req.send().await.expect("sent");
+        let status = r.status().as_u16();
+        let ct = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (status, ct, r.text().await.expect("body"))
+    };
+    let url = |p: &str| format!("{}{p}", server.base);
+    let http = &server.http;
+    let (s, ct, b) = send(http.delete(url("/v1/findings"))).await;
+    check("405", s, 405, ct.as_deref(), &b);
+    let (s, ct, b) = send(http.get(url("/v1/proofs/inclusion?index=x"))).await;
+    check("bad query", s, 400, ct.as_deref(), &b);
+    let (s, ct, b) = send(http.get(url("/v1/receipts/notanumber")).bearer_auth(&platform)).await;
+    check("bad path", s, 400, ct.as_deref(), &b);
+    let (s, ct, b) = send(
+        http.post(url("/v1/events"))
+            .bearer_auth(&platform)
+            .body(vec![b'{', 0xff, 0xfe, b'}']),
+    )
+    .await;
+    check("bad UTF-8", s, 400, ct.as_deref(), &b);
+    let big = "x".repeat(weiquan_server::MAX_BODY_BYTES + 1);
+    let (s, ct, b) = send(http.post(url("/v1/events")).bearer_auth(&platform).body(big)).await;
+    check("413", s, 413, ct.as_deref(), &b);
+    let (s, ct, b) = send(http.get(url("/nowhere"))).await;
+    check("404", s, 404, ct.as_deref(), &b);
+    // The scheme is case-insensitive (RFC 9110).
+    let r = http
+        .get(url("/v1/blacklist"))
+        .header("authorization", format!("bearer {platform}"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status().as_u16(), 200);
+    server.stop().await;
+}
