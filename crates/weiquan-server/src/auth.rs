@@ -9,6 +9,7 @@ use rand_core::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Who is calling.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,12 +66,42 @@ pub fn digest(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
 }
 
+/// A key's public id: the first 8 bytes of its digest, in hex (what `weiquan keys list` shows).
+pub fn key_id(digest: &[u8; 32]) -> String {
+    hex::encode(&digest[..8])
+}
+
+/// Whether `key` has the form [`new_key`] gives (`wq_` and 43 base64url characters):
+/// anything else is unknown without asking the database.
+fn well_formed(key: &str) -> bool {
+    key.len() == 46
+        && key.starts_with("wq_")
+        && key[3..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// How long a key lookup (found or not) is trusted: a revoked key stops
+/// working, and a new one starts, within this time on a running server.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
+
+/// Most unknown keys remembered; the memory is cleared when it fills, so that
+/// a flood of random keys costs a bounded map, not one database query each.
+const MAX_UNKNOWN: usize = 100_000;
+
 /// Opens a connection to the key table (a fresh one per lookup miss).
 pub type KeyOpener = Arc<dyn Fn() -> anyhow::Result<Box<dyn weiquan_store::Backend>> + Send + Sync>;
 
-/// Known keys, loaded from the database on first use.
+/// What a lookup found, and until when it is trusted.
+struct Cached {
+    /// The role and the key's expiry (ms since the epoch), or `None`: not a key.
+    found: Option<(Role, Option<i64>)>,
+    fresh_until: Instant,
+}
+
+/// Key lookups, each trusted for [`KEY_CACHE_TTL`].
 pub struct KeyCache {
-    known: Mutex<HashMap<[u8; 32], Role>>,
+    cache: Mutex<HashMap<[u8; 32], Cached>>,
     open: KeyOpener,
 }
 
@@ -78,26 +109,47 @@ impl KeyCache {
     /// A cache that looks misses up through `open`.
     pub fn new(open: KeyOpener) -> Self {
         KeyCache {
-            known: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::new()),
             open,
         }
     }
 
-    /// The role of `key`, or `None` if it is not a key.
+    /// The role of `key`, or `None` if it is not a key (or no longer one: revoked or expired).
     pub async fn role(&self, key: &str) -> Result<Option<Role>, ApiError> {
+        if !well_formed(key) {
+            return Ok(None);
+        }
         let d = digest(key);
-        if let Some(r) = self.known.lock().map_err(ApiError::internal)?.get(&d) {
-            return Ok(Some(r.clone()));
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let live = |found: &Option<(Role, Option<i64>)>| {
+            found
+                .as_ref()
+                .filter(|(_, expires)| expires.is_none_or(|e| now_ms < e))
+                .map(|(r, _)| r.clone())
+        };
+        if let Some(c) = self.cache.lock().map_err(ApiError::internal)?.get(&d) {
+            if c.fresh_until > Instant::now() {
+                return Ok(live(&c.found));
+            }
         }
         let open = self.open.clone();
-        let found = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<String>> { Ok(open()?.role_of(&d)?) })
+        let stored = tokio::task::spawn_blocking(move || -> anyhow::Result<_> { Ok(open()?.key_of(&d)?) })
             .await
             .map_err(ApiError::internal)?
             .map_err(ApiError::internal)?;
-        let role = found.as_deref().and_then(Role::parse);
-        if let Some(r) = &role {
-            self.known.lock().map_err(ApiError::internal)?.insert(d, r.clone());
+        let found = stored.and_then(|k| Role::parse(&k.role).map(|r| (r, k.expires_at_ms)));
+        let role = live(&found);
+        let mut cache = self.cache.lock().map_err(ApiError::internal)?;
+        if cache.len() >= MAX_UNKNOWN {
+            cache.clear();
         }
+        cache.insert(
+            d,
+            Cached {
+                found,
+                fresh_until: Instant::now() + KEY_CACHE_TTL,
+            },
+        );
         Ok(role)
     }
 }
@@ -160,12 +212,10 @@ where
         let Some(key) = bearer(&parts.headers)? else {
             return Ok(Caller(None));
         };
-        let role = app
-            .keys
-            .role(key)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("unknown API key; create one with `weiquan keys create`"))?;
-        let id = hex::encode(&digest(key)[..8]);
+        let role = app.keys.role(key).await?.ok_or_else(|| {
+            ApiError::unauthorized("unknown, revoked or expired API key; create one with `weiquan keys create`")
+        })?;
+        let id = key_id(&digest(key));
         if let Err(wait) = app.limiter.check_key(&id) {
             let secs = wait
                 .wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()))

@@ -17,7 +17,7 @@ mod problem;
 mod sequencer;
 
 pub use acts::OWN_ID_PREFIX;
-pub use auth::{new_key, Role};
+pub use auth::{new_key, Role, KEY_CACHE_TTL};
 pub use core::{finding_leaf_of, ItemResult};
 pub use nats::stream_name;
 pub use problem::Problem;
@@ -103,8 +103,21 @@ pub async fn start(cfg: &Config) -> Result<Service> {
         .context("starting the service")?
 }
 
+/// Creates the data folder (if needed) readable by its owner only (0700): it
+/// holds the signing key, the database and the seeds weiquan keeps.
+pub fn create_data_dir(path: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(path).with_context(|| format!("cannot create data folder {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict data folder {} to its owner", path.display()))?;
+    }
+    Ok(())
+}
+
 fn start_blocking(cfg: &Config) -> Result<Service> {
-    std::fs::create_dir_all(&cfg.data).with_context(|| format!("cannot create data folder {}", cfg.data.display()))?;
+    create_data_dir(&cfg.data)?;
     let (signer, created) = weiquan_store::keyfile::load_or_create(&cfg.key, "weiquan.local/ledger")
         .with_context(|| format!("signing key {}", cfg.key.display()))?;
     if created {
@@ -195,10 +208,65 @@ fn advisory_key(schema: &str) -> i64 {
     i64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }
 
-/// Creates an API key with `role` in `db`; returns the key (shown once).
+/// Creates an API key with `role` in `db`, valid until `expires_at_ms` (ms since
+/// the epoch) if given; returns the key (shown once).
 /// Blocking: call it outside an async runtime or through `spawn_blocking`.
-pub fn create_key(db: &Database, role: &Role) -> Result<String> {
+pub fn create_key(db: &Database, role: &Role, expires_at_ms: Option<i64>) -> Result<String> {
     let (key, digest) = new_key();
-    db.open()?.add_key(&digest, &role.as_string())?;
+    db.open()?.add_key(&digest, &role.as_string(), expires_at_ms)?;
     Ok(key)
+}
+
+/// One API key as `weiquan keys list` shows it (never the key itself).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct KeyInfo {
+    /// The key's id: the first 8 bytes of its SHA-256, in hex.
+    pub id: String,
+    /// Its role.
+    pub role: String,
+    /// When it stops working (RFC 3339), if it does.
+    pub expires_at: Option<String>,
+}
+
+/// Every API key in `db`. Blocking.
+pub fn list_keys(db: &Database) -> Result<Vec<KeyInfo>> {
+    Ok(db
+        .open()?
+        .keys()?
+        .into_iter()
+        .map(|k| KeyInfo {
+            id: auth::key_id(&k.digest),
+            role: k.role,
+            expires_at: k
+                .expires_at_ms
+                .map(|ms| weiquan_events::Time::from_unix_ms(ms, 0).to_string()),
+        })
+        .collect())
+}
+
+/// Revokes the key given either as the key itself or as its id (from
+/// [`list_keys`]); a running server stops taking it within
+/// [`auth::KEY_CACHE_TTL`]. Returns the id revoked. Blocking.
+pub fn revoke_key(db: &Database, key_or_id: &str) -> Result<String> {
+    let mut store = db.open()?;
+    let digest = if key_or_id.starts_with("wq_") {
+        auth::digest(key_or_id)
+    } else {
+        let id = key_or_id.to_ascii_lowercase();
+        let matching: Vec<[u8; 32]> = store
+            .keys()?
+            .into_iter()
+            .map(|k| k.digest)
+            .filter(|d| auth::key_id(d) == id)
+            .collect();
+        match matching[..] {
+            [d] => d,
+            [] => anyhow::bail!("no API key has the id `{key_or_id}`; `weiquan keys list` shows the ids"),
+            _ => anyhow::bail!("more than one key has the id `{key_or_id}`; revoke it by the key itself"),
+        }
+    };
+    if !store.remove_key(&digest)? {
+        anyhow::bail!("that API key is not known here (already revoked?); `weiquan keys list` shows the keys");
+    }
+    Ok(auth::key_id(&digest))
 }

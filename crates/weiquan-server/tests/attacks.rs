@@ -325,3 +325,76 @@ async fn every_error_status_is_a_problem_document() {
     assert_eq!(r.status().as_u16(), 200);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_or_expired_key_stops_working_on_a_running_server() {
+    for (name, db) in Db::both() {
+        let server = Server::start(db.config(None)).await;
+        let key = db.key("regulator").await;
+        assert_eq!(
+            server.call("GET", "/v1/blacklist", Some(&key), None).await.0,
+            200,
+            "{name}"
+        );
+        let (database, k) = (db.db.clone(), key.clone());
+        let id = tokio::task::spawn_blocking(move || weiquan_server::revoke_key(&database, &k))
+            .await
+            .expect("join")
+            .expect("revoked");
+        assert_eq!(id.len(), 16, "{name}: the id is shown");
+        let deadline = Instant::now() + weiquan_server::KEY_CACHE_TTL + Duration::from_secs(3);
+        loop {
+            let (status, p) = server.call("GET", "/v1/blacklist", Some(&key), None).await;
+            if status == 401 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}: still {status} after revocation: {p}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // A key past its expiry is refused from the first request.
+        let database = db.db.clone();
+        let expired = tokio::task::spawn_blocking(move || {
+            weiquan_server::create_key(&database, &weiquan_server::Role::Platform, Some(1_000))
+        })
+        .await
+        .expect("join")
+        .expect("created");
+        assert_eq!(
+            server.call("GET", "/v1/blacklist", Some(&expired), None).await.0,
+            401,
+            "{name}"
+        );
+        server.stop().await;
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn the_data_folder_and_database_are_the_owners_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = Db::sqlite();
+    let data = db.dir.path().join("data");
+    let mut cfg = db.config(None);
+    cfg.data = data.clone();
+    cfg.db = weiquan_server::Database::Sqlite(data.join("weiquan.db"));
+    let server = Server::start(cfg).await;
+    let key = {
+        let database = weiquan_server::Database::Sqlite(data.join("weiquan.db"));
+        tokio::task::spawn_blocking(move || {
+            weiquan_server::create_key(&database, &weiquan_server::Role::Platform, None)
+        })
+        .await
+        .expect("join")
+        .expect("key")
+    };
+    server.post_events(&key, ev("e1", "clock.tick", json!({}))).await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "data folder");
+    for f in ["weiquan.db", "weiquan.db-wal"] {
+        assert_eq!(mode(&data.join(f)), 0o600, "{f}");
+    }
+    server.stop().await;
+}

@@ -36,12 +36,35 @@ fn expect_rows<T>(rows: Vec<(u64, T)>, from: u64, to: u64) -> Result<Vec<T>, Sto
     Ok(out)
 }
 
+/// An API key as stored: its role and when it stops working.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredKey {
+    /// SHA-256 of the key (the key itself is never stored).
+    pub digest: [u8; 32],
+    /// `platform`, `regulator`, `merchant:ID` or `consumer:ID`.
+    pub role: String,
+    /// Expiry, in ms since the Unix epoch (`None`: does not expire).
+    pub expires_at_ms: Option<i64>,
+}
+
 /// API keys, kept as SHA-256 digests beside the ledger (a key is shown once, at creation).
 pub trait ApiKeys {
-    /// Records a key digest with its role.
-    fn add_key(&mut self, digest: &[u8; 32], role: &str) -> Result<(), StoreError>;
-    /// The role of a key digest, if it is known.
-    fn role_of(&mut self, digest: &[u8; 32]) -> Result<Option<String>, StoreError>;
+    /// Records a key digest with its role and optional expiry.
+    fn add_key(&mut self, digest: &[u8; 32], role: &str, expires_at_ms: Option<i64>) -> Result<(), StoreError>;
+    /// The key with this digest, if it is known.
+    fn key_of(&mut self, digest: &[u8; 32]) -> Result<Option<StoredKey>, StoreError>;
+    /// Every key, in digest order.
+    fn keys(&mut self) -> Result<Vec<StoredKey>, StoreError>;
+    /// Removes the key with this digest; whether there was one.
+    fn remove_key(&mut self, digest: &[u8; 32]) -> Result<bool, StoreError>;
+}
+
+fn digest_of(bytes: &[u8]) -> [u8; 32] {
+    let mut d = [0u8; 32];
+    if bytes.len() == 32 {
+        d.copy_from_slice(bytes);
+    }
+    d
 }
 
 /// Draw seeds weiquan holds for merchants until their lottery is drawn.

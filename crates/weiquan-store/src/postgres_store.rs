@@ -2,7 +2,7 @@
 //! transaction that takes an exclusive lock on the leaf table, so that two
 //! writers can never interleave.
 
-use crate::expect_rows;
+use crate::{expect_rows, StoredKey};
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::Type;
 use postgres::{Client, NoTls};
@@ -47,6 +47,7 @@ impl PgStore {
                      digest BYTEA PRIMARY KEY,
                      role TEXT NOT NULL
                  );
+                 ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS expires_at BIGINT;
                  CREATE TABLE IF NOT EXISTS lottery_seeds (
                      lottery TEXT PRIMARY KEY,
                      seed TEXT NOT NULL
@@ -152,22 +153,51 @@ impl LogStore for PgStore {
 }
 
 impl crate::ApiKeys for PgStore {
-    fn add_key(&mut self, digest: &[u8; 32], role: &str) -> Result<(), StoreError> {
+    fn add_key(&mut self, digest: &[u8; 32], role: &str, expires_at_ms: Option<i64>) -> Result<(), StoreError> {
         self.client
             .execute(
-                "INSERT INTO api_keys (digest, role) VALUES ($1, $2)",
-                &[&&digest[..], &role],
+                "INSERT INTO api_keys (digest, role, expires_at) VALUES ($1, $2, $3)",
+                &[&&digest[..], &role, &expires_at_ms],
             )
             .map(|_| ())
             .map_err(err("storing an API key"))
     }
 
-    fn role_of(&mut self, digest: &[u8; 32]) -> Result<Option<String>, StoreError> {
+    fn key_of(&mut self, digest: &[u8; 32]) -> Result<Option<StoredKey>, StoreError> {
         let row = self
             .client
-            .query_opt("SELECT role FROM api_keys WHERE digest = $1", &[&&digest[..]])
+            .query_opt(
+                "SELECT role, expires_at FROM api_keys WHERE digest = $1",
+                &[&&digest[..]],
+            )
             .map_err(err("looking up an API key"))?;
-        Ok(row.map(|r| r.get(0)))
+        Ok(row.map(|r| StoredKey {
+            digest: *digest,
+            role: r.get(0),
+            expires_at_ms: r.get(1),
+        }))
+    }
+
+    fn keys(&mut self) -> Result<Vec<StoredKey>, StoreError> {
+        let rows = self
+            .client
+            .query("SELECT digest, role, expires_at FROM api_keys ORDER BY digest", &[])
+            .map_err(err("listing API keys"))?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredKey {
+                digest: crate::digest_of(r.get::<_, &[u8]>(0)),
+                role: r.get(1),
+                expires_at_ms: r.get(2),
+            })
+            .collect())
+    }
+
+    fn remove_key(&mut self, digest: &[u8; 32]) -> Result<bool, StoreError> {
+        self.client
+            .execute("DELETE FROM api_keys WHERE digest = $1", &[&&digest[..]])
+            .map(|n| n > 0)
+            .map_err(err("revoking an API key"))
     }
 }
 

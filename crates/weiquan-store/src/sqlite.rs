@@ -1,7 +1,7 @@
 //! The ledger in one SQLite file (WAL, `synchronous=FULL`: a committed batch
 //! survives a crash or power loss).
 
-use crate::expect_rows;
+use crate::{expect_rows, StoredKey};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
 use std::sync::mpsc;
@@ -65,7 +65,35 @@ impl Drop for Checkpointer {
 }
 
 fn open_file(path: &Path) -> Result<Connection, StoreError> {
+    restrict(path)?;
     Connection::open(path).map_err(|e| StoreError::new(format!("opening {}", path.display()), e))
+}
+
+/// The database holds undisclosed draw seeds and key digests: it and its WAL
+/// and shared-memory files are the owner's alone (0600). A new file is created
+/// so before SQLite opens it (SQLite gives the WAL the database's mode); an
+/// older, looser one is tightened.
+fn restrict(path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let fail = |e: std::io::Error| StoreError::new(format!("securing {}", path.display()), e);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(fail)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            let p = std::path::PathBuf::from(p);
+            if p.exists() {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn err(context: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
@@ -105,7 +133,8 @@ impl SqliteStore {
              );
              CREATE TABLE IF NOT EXISTS api_keys (
                  digest BLOB PRIMARY KEY,
-                 role TEXT NOT NULL
+                 role TEXT NOT NULL,
+                 expires_at INTEGER
              );
              CREATE TABLE IF NOT EXISTS lottery_seeds (
                  lottery TEXT PRIMARY KEY,
@@ -113,6 +142,19 @@ impl SqliteStore {
              );",
         )
         .map_err(err("creating the ledger tables"))?;
+        // Key expiry came later: a database made before it gets the column.
+        let has_expiry: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('api_keys') WHERE name = 'expires_at'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(err("reading the key table's columns"))?;
+        if !has_expiry {
+            conn.execute_batch("ALTER TABLE api_keys ADD COLUMN expires_at INTEGER;")
+                .map_err(err("adding key expiry to an older database"))?;
+        }
         Ok(SqliteStore {
             conn,
             _checkpointer: None,
@@ -221,23 +263,55 @@ impl LogStore for SqliteStore {
 }
 
 impl crate::ApiKeys for SqliteStore {
-    fn add_key(&mut self, digest: &[u8; 32], role: &str) -> Result<(), StoreError> {
+    fn add_key(&mut self, digest: &[u8; 32], role: &str, expires_at_ms: Option<i64>) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "INSERT INTO api_keys (digest, role) VALUES (?1, ?2)",
-                params![&digest[..], role],
+                "INSERT INTO api_keys (digest, role, expires_at) VALUES (?1, ?2, ?3)",
+                params![&digest[..], role, expires_at_ms],
             )
             .map(|_| ())
             .map_err(err("storing an API key"))
     }
 
-    fn role_of(&mut self, digest: &[u8; 32]) -> Result<Option<String>, StoreError> {
+    fn key_of(&mut self, digest: &[u8; 32]) -> Result<Option<StoredKey>, StoreError> {
         self.conn
-            .query_row("SELECT role FROM api_keys WHERE digest = ?1", [&digest[..]], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT role, expires_at FROM api_keys WHERE digest = ?1",
+                [&digest[..]],
+                |r| {
+                    Ok(StoredKey {
+                        digest: *digest,
+                        role: r.get(0)?,
+                        expires_at_ms: r.get(1)?,
+                    })
+                },
+            )
             .optional()
             .map_err(err("looking up an API key"))
+    }
+
+    fn keys(&mut self) -> Result<Vec<StoredKey>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT digest, role, expires_at FROM api_keys ORDER BY digest")
+            .map_err(err("listing API keys"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(StoredKey {
+                    digest: crate::digest_of(&r.get::<_, Vec<u8>>(0)?),
+                    role: r.get(1)?,
+                    expires_at_ms: r.get(2)?,
+                })
+            })
+            .map_err(err("listing API keys"))?;
+        rows.collect::<Result<_, _>>().map_err(err("listing API keys"))
+    }
+
+    fn remove_key(&mut self, digest: &[u8; 32]) -> Result<bool, StoreError> {
+        self.conn
+            .execute("DELETE FROM api_keys WHERE digest = ?1", [&digest[..]])
+            .map(|n| n > 0)
+            .map_err(err("revoking an API key"))
     }
 }
 

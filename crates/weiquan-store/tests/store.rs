@@ -8,6 +8,7 @@ use weiquan_ledger::{
     event_leaf, open_checkpoint, parse_tile_path, verify_consistency, verify_log, verify_receipt, ConsistencyProof,
     Ledger, LogStore, VerifyError,
 };
+use weiquan_store::ApiKeys;
 
 const ORIGIN: &str = "weiquan.test/log";
 
@@ -253,4 +254,76 @@ fn sqlite_wal_is_checkpointed_in_the_background() {
         size(&db)
     );
     drop(ledger);
+}
+
+#[test]
+fn api_keys_are_listed_expire_and_are_revoked_on_both_stores() {
+    for (name, backend) in backends() {
+        let mut store = backend.open_backend();
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        store.add_key(&a, "platform", None).expect("added");
+        store
+            .add_key(&b, "merchant:m1", Some(1_800_000_000_000))
+            .expect("added");
+        assert!(
+            store.add_key(&a, "regulator", None).is_err(),
+            "{name}: a digest is stored once"
+        );
+        let got = store.key_of(&b).expect("read").expect("known");
+        assert_eq!(
+            (got.role.as_str(), got.expires_at_ms),
+            ("merchant:m1", Some(1_800_000_000_000)),
+            "{name}"
+        );
+        let all: Vec<_> = store
+            .keys()
+            .expect("listed")
+            .into_iter()
+            .map(|k| (k.digest, k.role))
+            .collect();
+        assert_eq!(
+            all,
+            [(a, "platform".to_owned()), (b, "merchant:m1".to_owned())],
+            "{name}"
+        );
+        assert!(store.remove_key(&a).expect("revoked"), "{name}");
+        assert!(
+            !store.remove_key(&a).expect("second revoke"),
+            "{name}: nothing left to revoke"
+        );
+        // Another connection (another process) sees the revocation.
+        assert_eq!(backend.open_backend().key_of(&a).expect("read"), None, "{name}");
+    }
+}
+
+/// A database made before key expiry existed gets the column when opened.
+#[test]
+fn an_older_sqlite_key_table_is_upgraded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ledger.db");
+    {
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE api_keys (digest BLOB PRIMARY KEY, role TEXT NOT NULL);
+             INSERT INTO api_keys VALUES (x'0303030303030303030303030303030303030303030303030303030303030303', 'regulator');",
+        )
+        .expect("old schema");
+    }
+    let mut store = weiquan_store::SqliteStore::open(&path).expect("opens and upgrades");
+    let k = store.key_of(&[3u8; 32]).expect("read").expect("kept");
+    assert_eq!((k.role.as_str(), k.expires_at_ms), ("regulator", None));
+}
+
+/// An existing database file readable by others is tightened to its owner when opened.
+#[cfg(unix)]
+#[test]
+fn a_world_readable_database_is_tightened_when_opened() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ledger.db");
+    drop(weiquan_store::SqliteStore::open(&path).expect("created"));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("loosened");
+    drop(weiquan_store::SqliteStore::open(&path).expect("reopened"));
+    let mode = std::fs::metadata(&path).expect("exists").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
 }

@@ -240,16 +240,46 @@ pub enum KeysCommand {
         /// platform, regulator, merchant:ID or consumer:ID.
         #[arg(long)]
         role: String,
-        /// Data folder of the server [default: ./weiquan-data].
-        #[arg(long, env = "WEIQUAN_DATA", value_name = "DIR")]
-        data: Option<PathBuf>,
-        /// PostgreSQL URL, when the server uses one.
-        #[arg(long, env = "WEIQUAN_DB", value_name = "URL")]
-        db: Option<String>,
-        /// PostgreSQL schema [default: weiquan].
-        #[arg(long, env = "WEIQUAN_DB_SCHEMA", value_name = "SCHEMA")]
-        db_schema: Option<String>,
+        /// The key stops working this many days from now [default: never].
+        #[arg(long, value_name = "DAYS")]
+        expires_in_days: Option<u32>,
+        /// Where the server keeps its keys.
+        #[command(flatten)]
+        store: KeyStoreArgs,
     },
+    /// List API keys: id, role, expiry (never the keys themselves).
+    #[command(after_help = "Example:\n  weiquan keys list --data ./weiquan-data")]
+    List {
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Where the server keeps its keys.
+        #[command(flatten)]
+        store: KeyStoreArgs,
+    },
+    /// Revoke an API key, given as the key or its id; a running server stops taking it within seconds.
+    #[command(after_help = "Examples:\n  weiquan keys revoke 3f2a9c01d4e5b677\n  weiquan keys revoke wq_…")]
+    Revoke {
+        /// The key itself, or its id from `weiquan keys list`.
+        key: String,
+        /// Where the server keeps its keys.
+        #[command(flatten)]
+        store: KeyStoreArgs,
+    },
+}
+
+/// Where a server keeps its keys.
+#[derive(Debug, clap::Args)]
+pub struct KeyStoreArgs {
+    /// Data folder of the server [default: ./weiquan-data].
+    #[arg(long, env = "WEIQUAN_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// PostgreSQL URL, when the server uses one.
+    #[arg(long, env = "WEIQUAN_DB", value_name = "URL")]
+    pub db: Option<String>,
+    /// PostgreSQL schema [default: weiquan].
+    #[arg(long, env = "WEIQUAN_DB_SCHEMA", value_name = "SCHEMA")]
+    pub db_schema: Option<String>,
 }
 
 /// Arguments of `weiquan keygen`.

@@ -58,7 +58,7 @@ impl Db {
     }
     pub async fn key(&self, role: &str) -> String {
         let (db, role) = (self.db.clone(), Role::parse(role).expect("role"));
-        tokio::task::spawn_blocking(move || create_key(&db, &role))
+        tokio::task::spawn_blocking(move || create_key(&db, &role, None))
             .await
             .expect("join")
             .expect("key created")

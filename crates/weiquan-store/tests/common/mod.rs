@@ -30,6 +30,16 @@ impl Backend {
         }
     }
 
+    /// Opens the store as a server does: ledger, keys and seeds.
+    pub fn open_backend(&self) -> Box<dyn weiquan_store::Backend> {
+        match self {
+            Backend::Sqlite(dir) => Box::new(SqliteStore::open(&dir.path().join("ledger.db")).expect("sqlite opens")),
+            Backend::Postgres(schema) => {
+                Box::new(PgStore::connect(&pg_url(), schema).expect("PostgreSQL at 127.0.0.1:5432 is running"))
+            }
+        }
+    }
+
     /// Overwrites a stored value with `sql` (`?1`/`$1` = new bytes, `?2`/`$2` = key).
     pub fn tamper(&self, table: &str, column: &str, key_column: &str, key: u64, bytes: &[u8]) {
         match self {

@@ -55,7 +55,7 @@ pub fn run(args: &DemoArgs, err: &mut dyn Write) -> Result<()> {
         let (platform, regulator) = {
             let db = db.clone();
             tokio::task::spawn_blocking(move || -> Result<(String, String)> {
-                Ok((weiquan_server::create_key(&db, &Role::Platform)?, weiquan_server::create_key(&db, &Role::Regulator)?))
+                Ok((weiquan_server::create_key(&db, &Role::Platform, None)?, weiquan_server::create_key(&db, &Role::Regulator, None)?))
             })
             .await??
         };

@@ -121,26 +121,72 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
+impl crate::cli::KeyStoreArgs {
+    /// The database these arguments name (creating the data folder for SQLite when `create`).
+    fn database(&self, create: bool) -> Result<Database> {
+        let data = self.data.clone().unwrap_or_else(|| PathBuf::from("weiquan-data"));
+        if self.db.is_none() {
+            if create {
+                weiquan_server::create_data_dir(&data)?;
+            } else if !data.join("weiquan.db").exists() {
+                return Err(super::UsageError(format!(
+                    "no weiquan database in {}; pass the server's --data (or --db)",
+                    data.display()
+                ))
+                .into());
+            }
+        }
+        Ok(database(&data, self.db.as_deref(), self.db_schema.as_deref()))
+    }
+}
+
 /// Runs `weiquan keys`.
 pub fn keys(args: &KeysArgs, out: &mut dyn Write) -> Result<()> {
     match &args.what {
         KeysCommand::Create {
             role,
-            data,
-            db,
-            db_schema,
+            expires_in_days,
+            store,
         } => {
             let role = Role::parse(role).ok_or_else(|| {
                 super::UsageError(format!(
                     "role `{role}`: use platform, regulator, merchant:ID or consumer:ID"
                 ))
             })?;
-            let data = data.clone().unwrap_or_else(|| PathBuf::from("weiquan-data"));
-            if db.is_none() {
-                std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
-            }
-            let key = weiquan_server::create_key(&database(&data, db.as_deref(), db_schema.as_deref()), &role)?;
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            let expires = expires_in_days.map(|d| now_ms.saturating_add(i64::from(d) * weiquan_events::DAY_MS));
+            let key = weiquan_server::create_key(&store.database(true)?, &role, expires)?;
             writeln!(out, "{key}")?;
+        }
+        KeysCommand::List { json, store } => {
+            let keys = weiquan_server::list_keys(&store.database(false)?)?;
+            if *json {
+                for k in &keys {
+                    writeln!(out, "{}", serde_json::to_string(k)?)?;
+                }
+            } else {
+                writeln!(out, "{:<16}  {:<24}  expires", "id", "role")?;
+                for k in &keys {
+                    writeln!(
+                        out,
+                        "{:<16}  {:<24}  {}",
+                        k.id,
+                        k.role,
+                        k.expires_at.as_deref().unwrap_or("never")
+                    )?;
+                }
+            }
+        }
+        KeysCommand::Revoke { key, store } => {
+            let id = weiquan_server::revoke_key(&store.database(false)?, key)
+                .map_err(|e| super::UsageError(e.to_string()))?;
+            writeln!(
+                out,
+                "revoked {id}; a running server refuses it within {} s",
+                weiquan_server::KEY_CACHE_TTL.as_secs()
+            )?;
         }
     }
     Ok(())

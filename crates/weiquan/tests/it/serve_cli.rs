@@ -391,3 +391,50 @@ fn serve_reads_a_config_file_and_refuses_unknown_keys() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `lissten`"));
 }
+
+/// `weiquan keys`: create (with expiry), list without the secret, revoke by id; errors say what to do.
+#[test]
+fn keys_are_listed_and_revoked_by_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8");
+    let create = |role: &str, extra: &[&str]| {
+        let mut args = vec!["keys", "create", "--data", d, "--role", role];
+        args.extend_from_slice(extra);
+        let out = crate::weiquan(&args, None);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let platform = create("platform", &[]);
+    let merchant = create("merchant:m1", &["--expires-in-days", "30"]);
+    let list = crate::weiquan(&["keys", "list", "--data", d, "--json"], None);
+    let keys = crate::ndjson(&list.stdout);
+    assert_eq!(keys.len(), 2);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        !text.contains(&platform) && !text.contains(&merchant),
+        "never the keys themselves"
+    );
+    let m = keys.iter().find(|k| k["role"] == "merchant:m1").expect("listed");
+    assert!(m["expires_at"].as_str().is_some(), "{m}");
+    let id = m["id"].as_str().expect("id").to_owned();
+    let revoke = crate::weiquan(&["keys", "revoke", &id, "--data", d], None);
+    assert_eq!(
+        revoke.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&revoke.stderr)
+    );
+    assert_eq!(
+        crate::ndjson(&crate::weiquan(&["keys", "list", "--data", d, "--json"], None).stdout).len(),
+        1
+    );
+    let again = crate::weiquan(&["keys", "revoke", &id, "--data", d], None);
+    assert_eq!(again.status.code(), Some(2), "a usage error");
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("keys list"),
+        "says what to do"
+    );
+    let nowhere = crate::weiquan(&["keys", "list", "--data", "/nonexistent/weiquan"], None);
+    assert_ne!(nowhere.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&nowhere.stderr).contains("--data"));
+}
