@@ -50,7 +50,6 @@ pub struct Engine {
     hosts: Table<lottery::Host>,
     skus: Table<market::Sku>,
     segments: Table<()>,
-    key: String,
 }
 
 impl Engine {
@@ -73,7 +72,6 @@ impl Engine {
             hosts: Table::default(),
             skus: Table::default(),
             segments: Table::default(),
-            key: String::new(),
         }
     }
 
@@ -99,13 +97,12 @@ impl Engine {
         std::mem::take(&mut self.out)
     }
 
-    /// Looks up, changing no state (`&mut` only for the scratch buffer an sku's
-    /// key is built in), what applying `ev` will read first: its subject's
+    /// Looks up, changing no state, what applying `ev` will read first: its subject's
     /// table slot, id and state. The caller warms a few events ahead of
     /// applying them so that their cache misses overlap instead of each
     /// stalling the rules in turn. Skipping it changes no finding, only the
     /// time taken.
-    pub fn warm(&mut self, ev: &Event) {
+    pub fn warm(&self, ev: &Event) {
         use std::hint::black_box;
         // Each arm reads fields spread over the state, not just its id: an
         // entry spans two or three cache lines, and a rule stalled on the one
@@ -127,7 +124,7 @@ impl Engine {
                 }
             }
             Body::PriceQuoted { merchant, sku, .. } => {
-                if let Some(s) = self.merchants.find(merchant).and_then(|m| self.sku_key(m, sku)) {
+                if let Some(s) = self.merchants.find(merchant).and_then(|m| self.skus.find_owned(m, sku)) {
                     let s = self.skus.get(s);
                     black_box((s.quotes.last().map(|q| q.at), s.history.last().map(|h| h.1)));
                 }
@@ -142,7 +139,7 @@ impl Engine {
             Body::ServiceMessage { conversation, .. } => {
                 if let Some(c) = self.conversations.find(conversation) {
                     let c = self.conversations.get(c);
-                    black_box((c.merchant, c.waiting.len(), c.replies.last(), c.replied));
+                    black_box((c.merchant, c.waiting.len(), c.answered.last(), c.replied));
                 }
             }
             Body::ComplaintFiled { complaint, .. }

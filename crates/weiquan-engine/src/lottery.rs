@@ -8,7 +8,7 @@
 
 use crate::merchant::make_subject;
 use crate::poisson::poisson_tail;
-use crate::table::pid;
+use crate::table::{pid, Strings};
 use crate::{yuan, Deadline, DeadlineKind, Engine, RuleId};
 use rustc_hash::FxHashMap;
 use weiquan_events::{Body, LotteryTerms, Prize, Str, Time, Winner, HOUR_MS};
@@ -25,10 +25,12 @@ pub(crate) struct Lottery {
     pub over_cap: bool,
     /// Participant → entered before the close (eligible).
     pub entrants: FxHashMap<u64, bool>,
-    /// Entrants in order of first entry, with their ids: the draw algorithm and
-    /// entry proofs need the ids, and a commitment may come after the first
-    /// entries (then it is LT-10, but the draw is still checked against them).
-    pub entry_order: Vec<(u64, Box<str>)>,
+    /// Entrants in order of first entry.
+    pub entry_order: Vec<u64>,
+    /// Their ids, in the same order: the draw algorithm and entry proofs need
+    /// them, and a commitment may come after the first entries (then it is
+    /// LT-10, but the draw is still checked against them).
+    pub entrant_ids: Strings,
     pub closed: bool,
     pub cancelled: bool,
     /// Every draw in processing order (a second one is a redraw).
@@ -369,7 +371,8 @@ impl Engine {
         let eligible = !lot.closed;
         if let std::collections::hash_map::Entry::Vacant(v) = lot.entrants.entry(p) {
             v.insert(eligible);
-            lot.entry_order.push((p, participant.into()));
+            lot.entry_order.push(p);
+            lot.entrant_ids.push(participant);
         }
     }
 
@@ -406,8 +409,9 @@ impl Engine {
         let entrants: Vec<&str> = lot
             .entry_order
             .iter()
+            .zip(lot.entrant_ids.iter())
             .filter(|(p, _)| eligible(p))
-            .map(|(_, id)| &**id)
+            .map(|(_, id)| id)
             .collect();
 
         // LT-04: the first ineligible winner (a prize never announced only once there are terms).
@@ -505,7 +509,7 @@ impl Engine {
         let share = ws.len() as f64 / entrants as f64;
         let max_p = self.rules.thresholds.repeat_winner_max_p;
         let stats = &mut self.merchants.get_mut(m).credit.wins;
-        for (p, _) in &lot.entry_order {
+        for p in &lot.entry_order {
             stats.entry(*p).or_default().expected += share;
         }
         let mut flagged = Vec::new();
@@ -686,13 +690,14 @@ impl Engine {
                 Some(_) => lot
                     .entry_order
                     .iter()
+                    .zip(lot.entrant_ids.iter())
                     .filter(|(p, _)| eligible(p))
-                    .map(|(_, id)| id.to_string())
+                    .map(|(_, id)| id.to_owned())
                     .collect(),
                 None => Vec::new(),
             },
-            entrant_count: lot.entry_order.iter().filter(|(p, _)| eligible(p)).count(),
-            late_entries: lot.entry_order.iter().filter(|(p, _)| !eligible(p)).count(),
+            entrant_count: lot.entry_order.iter().filter(|p| eligible(p)).count(),
+            late_entries: lot.entry_order.iter().filter(|p| !eligible(p)).count(),
             closed: lot.closed,
             drawn: !lot.draws.is_empty(),
             cancelled: lot.cancelled,

@@ -6,12 +6,20 @@
 //! streams 1: nothing is forgotten because a later-dated event came first).
 
 use crate::merchant::make_subject;
-use crate::table::pid;
+use crate::table::{pid, Owned};
+
+impl Owned for Sku {
+    fn owner(&self) -> u32 {
+        self.merchant
+    }
+}
 use crate::{yuan, Engine, RuleId};
 use weiquan_events::{Body, Consent, Time, DAY_MS};
 
 /// One sku of one merchant.
 pub(crate) struct Sku {
+    /// The merchant's index (the sku's id is its table key).
+    pub merchant: u32,
     pub subject: Box<str>,
     /// Listed prices by business time (sorted by `at`).
     pub history: Vec<(Time, u64)>,
@@ -19,13 +27,19 @@ pub(crate) struct Sku {
     pub quotes: Vec<Quote>,
 }
 
-/// A price shown to one consumer.
+/// A price shown to one consumer (32 bytes: an sku keeps every quote since its
+/// last price change).
 pub(crate) struct Quote {
-    pub at: Time,
+    /// Business time, ms.
+    pub at: i64,
     pub consumer: u64,
-    pub segment: Option<u32>,
     pub price: u64,
+    /// Interned segment, [`NO_SEGMENT`] when absent.
+    pub segment: u32,
 }
+
+/// The segment of a quote without one.
+const NO_SEGMENT: u32 = u32::MAX;
 
 impl Sku {
     /// The price in effect at `t`: the last one set at or before it.
@@ -58,32 +72,17 @@ fn basis_points_over(price: u64, base: u64, tolerance_bp: u64) -> bool {
 }
 
 impl Engine {
-    /// The sku `sku` of merchant `m`, if known (its key is built in `self.key`).
-    pub(crate) fn sku_key(&mut self, m: u32, sku: &str) -> Option<u32> {
-        self.key.clear();
-        self.key.push_str(self.merchants.id(m));
-        self.key.push('\u{1f}');
-        self.key.push_str(sku);
-        self.skus.find(&self.key)
-    }
-
     fn sku(&mut self, m: u32, sku: &str) -> u32 {
-        let s = self.sku_key(m, sku);
-        let subject = || format!("sku:{}/{}", self.merchants.id(m), sku).into_boxed_str();
-        match s {
-            Some(s) => s,
-            None => {
-                let sku = Sku {
-                    subject: subject(),
-                    history: Vec::new(),
-                    quotes: Vec::new(),
-                };
-                let key = std::mem::take(&mut self.key);
-                let s = self.skus.intern(&key, || sku);
-                self.key = key;
-                s
-            }
+        if let Some(s) = self.skus.find_owned(m, sku) {
+            return s;
         }
+        let subject = format!("sku:{}/{}", self.merchants.id(m), sku).into_boxed_str();
+        self.skus.intern_owned(m, sku, || Sku {
+            merchant: m,
+            subject,
+            history: Vec::new(),
+            quotes: Vec::new(),
+        })
     }
 
     /// `listing.published`, `listing.updated` and `price.changed`.
@@ -144,31 +143,39 @@ impl Engine {
         let m = self.merchants.entry(merchant);
         let s = self.sku(m, sku);
         let u = pid(consumer);
-        let seg = segment.map(|g| self.segments.entry(g));
+        let seg = segment.map_or(NO_SEGMENT, |g| self.segments.entry(g));
         let tolerance = self.rules.quote_tolerance_bp;
         let window_ms = i64::from(self.rules.thresholds.quote_window_minutes) * 60_000;
         let st = self.skus.get_mut(s);
-        let since = at.plus_ms(-window_ms);
+        let (t, since) = (at.unix_ms(), at.unix_ms().saturating_sub(window_ms));
         let listed = st.price_at(at);
-        // The quotes dated within the previous hour, whatever order they came in.
-        let from = st.quotes.partition_point(|q| q.at < since);
-        let to = st.quotes.partition_point(|q| q.at <= at);
+        // Where this quote goes: at the end, unless one dated later came first.
+        let to = match st.quotes.last() {
+            Some(q) if q.at > t => st.quotes.partition_point(|q| q.at <= t),
+            _ => st.quotes.len(),
+        };
         let compared = match listed {
             Some(l) if basis_points_over(price, l, tolerance) => Some(l),
-            _ => st.quotes[from..to]
-                .iter()
-                .filter(|q| q.consumer != u && q.segment == seg)
-                .map(|q| q.price)
-                .min()
-                .filter(|&base| basis_points_over(price, base, tolerance)),
+            _ => {
+                // The quotes dated within the previous hour, walked back from `to`: the
+                // ones just appended, still in cache (a binary search over every quote
+                // kept since the last price change touched cold memory for each quote).
+                let mut lowest: Option<u64> = None;
+                for q in st.quotes[..to].iter().rev().take_while(|q| q.at >= since) {
+                    if q.consumer != u && q.segment == seg {
+                        lowest = Some(lowest.map_or(q.price, |l| l.min(q.price)));
+                    }
+                }
+                lowest.filter(|&base| basis_points_over(price, base, tolerance))
+            }
         };
         st.quotes.insert(
             to,
             Quote {
-                at,
+                at: t,
                 consumer: u,
-                segment: seg,
                 price,
+                segment: seg,
             },
         );
         if let Some(base) = compared {

@@ -8,6 +8,7 @@
 //! and after a change.
 
 use crate::credit::CreditState;
+use crate::table::push_small;
 use crate::{is_valid_uscc, Deadline, DeadlineKind, Engine, RuleId};
 use weiquan_events::{Body, Payment, Sender, Time, DAY_MS, HOUR_MS};
 
@@ -191,13 +192,31 @@ impl Complaint {
 pub(crate) struct Conversation {
     pub merchant: Option<u32>,
     /// Consumer messages awaiting a human reply: time, generation, event id.
-    pub waiting: Vec<(Time, u32, Box<str>)>,
-    /// Times of the merchant's replies so far, sorted: a consumer message that
-    /// arrives late is answered by a reply dated after it (Messy streams 6).
-    pub replies: Vec<Time>,
+    pub waiting: Vec<(Time, u32, compact_str::CompactString)>,
+    /// The times (ms) at which a consumer message is answered by a reply
+    /// already processed: `[r − 1 day, r)` for each reply time `r`, merged and
+    /// sorted. A message that arrives late is answered by a reply dated after
+    /// it and within the day (Messy streams 6); kept as intervals, a day of
+    /// replies costs one entry, not one per reply.
+    pub answered: Vec<(i64, i64)>,
     pub generation: u32,
     pub first_message: Option<Time>,
     pub replied: bool,
+}
+
+/// Adds `[from, to)` to sorted, disjoint intervals, merging those it overlaps or touches.
+fn answer_window(windows: &mut Vec<(i64, i64)>, from: i64, to: i64) {
+    let first = windows.partition_point(|w| w.1 < from);
+    let last = windows.partition_point(|w| w.0 <= to);
+    if first == last {
+        if windows.capacity() == 0 {
+            windows.reserve_exact(1);
+        }
+        windows.insert(first, (from, to));
+        return;
+    }
+    let merged = (windows[first].0.min(from), windows[last - 1].1.max(to));
+    windows.splice(first..last, [merged]);
 }
 
 /// `kind:id`, the subject format of findings.
@@ -425,12 +444,13 @@ impl Engine {
     /// Marks an order shipped (by `order.shipped`, or a delivery); returns its index.
     pub(crate) fn order_shipped(&mut self, order: &str) -> u32 {
         let o = self.orders.entry(order);
-        let (was, late, m) = {
-            let ord = self.orders.get(o);
-            (ord.shipped, ord.mc06_fired || ord.presale().ps04_fired, ord.merchant)
-        };
+        let ord = self.orders.get(o);
+        if ord.shipped {
+            return o; // a delivery after its shipment, or a repeated shipment
+        }
+        let (late, m) = (ord.mc06_fired || ord.presale().ps04_fired, ord.merchant);
         self.with_order(o, |ord| ord.shipped = true);
-        if let (false, Some(m)) = (was, m) {
+        if let Some(m) = m {
             if !late {
                 self.merchants.get_mut(m).credit.shipped_on_time += 1;
             }
@@ -550,20 +570,20 @@ impl Engine {
                 // Messy streams 6: a reply already processed answers it when dated
                 // after it (an equal time came first, so it is not after) and in time.
                 let due = at.plus_ms(reply_ms);
-                let after = conv.replies.partition_point(|r| *r <= at);
-                if conv.replies.get(after).is_some_and(|r| *r <= due) {
+                let t = at.unix_ms();
+                let i = conv.answered.partition_point(|w| w.1 <= t);
+                if conv.answered.get(i).is_some_and(|w| w.0 <= t) {
                     return;
                 }
                 conv.generation += 1;
                 let generation = conv.generation;
-                conv.waiting.push((at, generation, id.into()));
+                push_small(&mut conv.waiting, (at, generation, id.into()));
                 self.deadlines.set(due, DeadlineKind::Mc07Reply, c, generation);
             }
             Sender::Merchant => {
                 // A message still waiting is not yet due, so a reply dated after it is in time.
                 conv.waiting.retain(|(t, _, _)| *t > at);
-                let i = conv.replies.partition_point(|r| *r <= at);
-                conv.replies.insert(i, at);
+                answer_window(&mut conv.answered, at.unix_ms().saturating_sub(reply_ms), at.unix_ms());
                 if !conv.replied {
                     conv.replied = true;
                     if let (Some(first), Some(owner)) = (conv.first_message, conv.merchant) {

@@ -52,6 +52,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             crate::auth::key_before_body,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::public_rate_limit,
+        ))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(60),

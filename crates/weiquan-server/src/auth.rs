@@ -198,6 +198,31 @@ pub async fn key_before_body(
     next.run(req).await
 }
 
+/// Middleware: requests without a key (public pages, tiles, proofs) are
+/// limited per source address, as keyed ones are per key. Health and metrics
+/// routes are not: probes and scrapers must always get through.
+pub async fn public_rate_limit(
+    axum::extract::State(app): axum::extract::State<std::sync::Arc<crate::AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let ops = matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics");
+    let keyed = req.headers().contains_key(axum::http::header::AUTHORIZATION);
+    if let (false, false, Some(peer)) = (ops, keyed, crate::listen::peer(&req)) {
+        if let Err(wait) = app.public_limiter.check_key(&peer.ip()) {
+            return ApiError::rate_limited(retry_secs(&wait)).into_response();
+        }
+    }
+    next.run(req).await
+}
+
+fn retry_secs(wait: &governor::NotUntil<governor::clock::QuantaInstant>) -> u64 {
+    wait.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()))
+        .as_secs()
+        .max(1)
+}
+
 /// The caller of a request: a role, or nobody (public).
 pub struct Caller(pub Option<Role>);
 
@@ -217,11 +242,7 @@ where
         })?;
         let id = key_id(&digest(key));
         if let Err(wait) = app.limiter.check_key(&id) {
-            let secs = wait
-                .wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()))
-                .as_secs()
-                .max(1);
-            return Err(ApiError::rate_limited(secs));
+            return Err(ApiError::rate_limited(retry_secs(&wait)));
         }
         Ok(Caller(Some(role)))
     }

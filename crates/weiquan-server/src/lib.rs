@@ -10,6 +10,7 @@ mod acts;
 mod api;
 mod auth;
 mod core;
+mod listen;
 mod lotteries;
 mod metrics;
 mod nats;
@@ -19,11 +20,11 @@ mod sequencer;
 pub use acts::OWN_ID_PREFIX;
 pub use auth::{new_key, Role, KEY_CACHE_TTL};
 pub use core::{finding_leaf_of, ItemResult};
+pub use listen::ConnLimits;
 pub use nats::stream_name;
 pub use problem::Problem;
 
 use anyhow::{Context, Result};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use weiquan_engine::Rulebook;
@@ -77,6 +78,8 @@ pub struct Config {
     pub rate_limit: u32,
     /// Submitted events may be dated at most this many ms ahead of the wall clock (`None`: no bound).
     pub max_future_ms: Option<i64>,
+    /// Header timeout, connection cap and shutdown grace of the HTTP listener.
+    pub limits: ConnLimits,
 }
 
 /// Shared by every handler.
@@ -84,6 +87,8 @@ pub struct AppState {
     sequencer: sequencer::Sequencer,
     keys: auth::KeyCache,
     limiter: governor::DefaultKeyedRateLimiter<String>,
+    /// Requests without a key, per source address.
+    public_limiter: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
     metrics: Arc<metrics::Metrics>,
 }
 
@@ -92,6 +97,7 @@ pub struct Service {
     /// Shared state for the router.
     pub state: Arc<AppState>,
     sequencer: std::thread::JoinHandle<()>,
+    limits: ConnLimits,
 }
 
 /// Opens the database, creates the signing key if needed, replays the ledger
@@ -160,11 +166,13 @@ fn start_blocking(cfg: &Config) -> Result<Service> {
         sequencer,
         keys: auth::KeyCache::new(Arc::new(move || db.open())),
         limiter: governor::RateLimiter::keyed(quota),
+        public_limiter: governor::RateLimiter::keyed(quota),
         metrics,
     });
     Ok(Service {
         state,
         sequencer: handle,
+        limits: cfg.limits,
     })
 }
 
@@ -187,14 +195,11 @@ impl Service {
             Some((url, subject)) => Some(tokio::spawn(nats::consume(url, subject, self.state.clone()))),
             None => None,
         };
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP")?;
+        listen::serve(listener, router, self.limits, shutdown).await;
         if let Some(t) = nats_task {
             t.abort();
         }
-        let Service { state, sequencer } = self;
+        let Service { state, sequencer, .. } = self;
         drop(state);
         tokio::task::spawn_blocking(move || sequencer.join()).await.ok();
         Ok(())

@@ -398,3 +398,101 @@ async fn the_data_folder_and_database_are_the_owners_alone() {
     }
     server.stop().await;
 }
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+/// A server whose header timeout is 1 s and which holds at most `cap` connections.
+async fn tight_server(db: &Db, cap: usize) -> Server {
+    let mut cfg = db.config(None);
+    cfg.limits = weiquan_server::ConnLimits {
+        header_read_timeout: Duration::from_secs(1),
+        max_connections: cap,
+        shutdown_grace: Duration::from_secs(1),
+    };
+    Server::start(cfg).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_that_never_finishes_its_headers_is_closed() {
+    let db = Db::sqlite();
+    let server = tight_server(&db, 64).await;
+    let base = server.base.clone();
+    let (answer, took) = tokio::task::spawn_blocking(move || {
+        raw(
+            &base,
+            b"GET /v1/findings HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+            Duration::from_secs(15),
+        )
+    })
+    .await
+    .expect("join");
+    assert!(
+        took < Duration::from_secs(10),
+        "closed after the header timeout, not kept: {took:?} {answer}"
+    );
+    // An idle keep-alive connection is closed the same way.
+    let base = server.base.clone();
+    let (answer, took) = tokio::task::spawn_blocking(move || {
+        raw(
+            &base,
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+            Duration::from_secs(15),
+        )
+    })
+    .await
+    .expect("join");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_sockets_cannot_exhaust_the_server() {
+    let db = Db::sqlite();
+    let cap = 128;
+    let server = tight_server(&db, cap).await;
+    let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().expect("addr");
+    let before = open_fds();
+    let idle: Vec<std::net::TcpStream> = tokio::task::spawn_blocking(move || {
+        (0..1500)
+            .filter_map(|_| std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).ok())
+            .collect()
+    })
+    .await
+    .expect("join");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The client's own sockets plus at most `cap` the server accepted (and a few of its own).
+    let grown = open_fds().saturating_sub(before);
+    assert!(
+        grown <= idle.len() + cap + 64,
+        "{grown} new file handles for {} idle sockets: the server took more than {cap}",
+        idle.len()
+    );
+    // Once they time out, everyone is served again.
+    let started = Instant::now();
+    let (status, _) = server.call("GET", "/healthz", None, None).await;
+    assert_eq!(status, 200);
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    drop(idle);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn callers_without_a_key_are_limited_per_address() {
+    let db = Db::sqlite();
+    let mut cfg = db.config(None);
+    cfg.rate_limit = 5;
+    let server = Server::start(cfg).await;
+    let mut statuses = Vec::new();
+    for _ in 0..40 {
+        statuses.push(server.call("GET", "/log/checkpoint", None, None).await.0);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    // Probes are never limited.
+    for _ in 0..40 {
+        assert_eq!(server.call("GET", "/healthz", None, None).await.0, 200);
+    }
+    server.stop().await;
+}

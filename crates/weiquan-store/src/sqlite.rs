@@ -72,24 +72,39 @@ fn open_file(path: &Path) -> Result<Connection, StoreError> {
 /// The database holds undisclosed draw seeds and key digests: it and its WAL
 /// and shared-memory files are the owner's alone (0600). A new file is created
 /// so before SQLite opens it (SQLite gives the WAL the database's mode); an
-/// older, looser one is tightened.
+/// older, looser one is tightened by path.
+///
+/// An existing database is never opened here: closing any descriptor on it
+/// drops every POSIX lock this process holds on it, after which another
+/// process closing its connection believes it is the last one, checkpoints
+/// and deletes the WAL this process still writes to.
 fn restrict(path: &Path) -> Result<(), StoreError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         let fail = |e: std::io::Error| StoreError::new(format!("securing {}", path.display()), e);
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(fail)?;
+        if !path.exists() {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+            {
+                Ok(_) => return Ok(()),
+                // Another process made it first: tighten it below, like any existing one.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(fail(e)),
+            }
+        }
         for suffix in ["", "-wal", "-shm"] {
             let mut p = path.as_os_str().to_owned();
             p.push(suffix);
             let p = std::path::PathBuf::from(p);
-            if p.exists() {
-                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
+            match std::fs::metadata(&p) {
+                Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).map_err(fail)?
+                }
+                _ => {}
             }
         }
     }

@@ -327,3 +327,39 @@ fn a_world_readable_database_is_tightened_when_opened() {
     let mode = std::fs::metadata(&path).expect("exists").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 }
+
+/// Several connections to one file in one process (the sequencer's, the
+/// checkpointer's, a key lookup's): opening and closing one must not disturb
+/// the others. (Closing any file descriptor on the database releases every
+/// POSIX lock the process holds on it; then the next connection to close
+/// believes it is the last, checkpoints and deletes the WAL the first one
+/// still writes to, and acknowledged writes vanish for every other process.)
+#[test]
+fn a_second_connection_in_the_same_process_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ledger.db");
+    let (signer, _) = keys();
+    let mut a = Ledger::open(
+        weiquan_store::SqliteStore::open(&path).expect("a"),
+        signer,
+        "weiquan.test/log",
+    )
+    .expect("ledger");
+    a.append(vec![leaf(0)]).expect("first");
+    let count = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ledger-crash-writer"))
+            .arg("count")
+            .arg(&path)
+            .output()
+            .expect("reader runs");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    for _ in 0..3 {
+        let mut b = weiquan_store::SqliteStore::open(&path).expect("b");
+        b.key_of(&[0u8; 32]).expect("a lookup, as the key cache does");
+    }
+    // Another process opens and closes the database in between (`weiquan keys create`).
+    assert_eq!(count(), "1");
+    a.append(vec![leaf(1), leaf(2)]).expect("second");
+    assert_eq!(count(), "3", "another process sees every acknowledged leaf");
+}

@@ -54,6 +54,7 @@ impl Db {
             nats,
             rate_limit: 10_000,
             max_future_ms: Some(24 * 3_600_000),
+            limits: weiquan_server::ConnLimits::default(),
         }
     }
     pub async fn key(&self, role: &str) -> String {

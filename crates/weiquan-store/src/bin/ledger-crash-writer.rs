@@ -1,6 +1,9 @@
 //! Test helper for the crash test: appends to a SQLite ledger forever, in
 //! batches of varying size, printing `ack SIZE` after each durable commit.
 //! Usage: ledger-crash-writer LEDGER.db SIGNER-KEY-FILE
+//!
+//! `ledger-crash-writer count LEDGER.db` prints the number of leaves another
+//! process sees (what a test cannot ask of a connection in its own process).
 
 use std::io::Write;
 use weiquan_ledger::{event_leaf, load_signer, Ledger};
@@ -8,6 +11,11 @@ use weiquan_store::SqliteStore;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
+    if let (Some("count"), Some(db)) = (args.get(1).map(String::as_str), args.get(2)) {
+        use weiquan_ledger::LogStore;
+        println!("{}", SqliteStore::open(std::path::Path::new(db))?.size()?);
+        return Ok(());
+    }
     let (Some(db), Some(key)) = (args.get(1), args.get(2)) else {
         return Err("usage: ledger-crash-writer LEDGER.db SIGNER-KEY-FILE".into());
     };

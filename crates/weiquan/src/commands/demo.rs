@@ -42,6 +42,7 @@ pub fn run(args: &DemoArgs, err: &mut dyn Write) -> Result<()> {
         rate_limit: 1_000_000,
         // A simulated platform lives in its own time, ahead of the wall clock or not.
         max_future_ms: None,
+        limits: weiquan_server::ConnLimits::default(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {

@@ -74,6 +74,7 @@ pub fn run(args: &ServeArgs, err: &mut dyn Write) -> Result<()> {
             h => Some(i64::from(h) * weiquan_events::HOUR_MS),
         },
         data: data.clone(),
+        limits: weiquan_server::ConnLimits::default(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {

@@ -1,0 +1,110 @@
+//! The accept loop: HTTP/1.1 over TCP with limits that hold under abuse,
+//! which `axum::serve` does not set. (Not HTTP/2 in clear text: detecting it
+//! means waiting for a client's first bytes before any timeout runs, which a
+//! silent socket never sends.)
+//!
+//! - **Header read timeout**: a client must send a request's headers within
+//!   [`ConnLimits::header_read_timeout`]; hyper applies it as well to an idle
+//!   keep-alive connection waiting for its next request, so a socket that says
+//!   nothing is closed, not kept.
+//! - **A cap on open connections**: at most [`ConnLimits::max_connections`] at
+//!   once; the next waits in the kernel's backlog until one closes, so idle
+//!   sockets cannot exhaust the process's file handles (which would also
+//!   stop the database from opening files).
+//! - Accept errors (out of file handles) pause the loop briefly instead of
+//!   spinning.
+//!
+//! It does not limit request rates (the `auth` and `api` layers do) or bodies
+//! (the router's body limit does).
+
+use axum::extract::ConnectInfo;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+
+/// Limits on connections.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnLimits {
+    /// Time allowed for a request's headers, and for an idle connection's next request.
+    pub header_read_timeout: Duration,
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Time in-flight connections get to finish at shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        ConnLimits {
+            header_read_timeout: Duration::from_secs(20),
+            // Well under the usual 1,024 open files once the database's are counted.
+            max_connections: 768,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serves `router` on `listener` within `limits` until `shutdown` resolves;
+/// then stops accepting and gives open connections `shutdown_grace` to finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    limits: ConnLimits,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let (stop, stopping) = watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (stream, addr) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot accept a connection; pausing 100 ms");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let app = router.clone().layer(axum::Extension(ConnectInfo(addr)));
+        let mut stopping = stopping.clone();
+        tokio::spawn(async move {
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))
+                .with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stopping.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(permit);
+        });
+    }
+    let _ = stop.send(true);
+    // Every permit back means every connection has closed.
+    let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(limits.shutdown_grace, permits.acquire_many(all)).await;
+}
+
+/// The peer of a request, when it came through [`serve`].
+pub fn peer(req: &axum::extract::Request) -> Option<SocketAddr> {
+    req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
+}
