@@ -537,12 +537,75 @@ impl utoipa::Modify for SecurityAddon {
     }
 }
 
+/// Every error a route can answer, whoever produces it (a handler, axum's
+/// extractors, the router, the timeout, the rate limits), is declared, and as
+/// `application/problem+json` (utoipa writes `application/json` for a body).
+struct ProblemResponses;
+
+impl utoipa::Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let problem = || {
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build()
+        };
+        let response = |why: &str| {
+            ResponseBuilder::new()
+                .description(why)
+                .content("application/problem+json", problem())
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let ops = [
+                (&mut item.get, false),
+                (&mut item.post, true),
+                (&mut item.put, true),
+                (&mut item.delete, false),
+            ];
+            for (op, has_body) in ops {
+                let Some(op) = op.as_mut() else { continue };
+                let responses = &mut op.responses.responses;
+                // Problems a handler declared: only their content type changes.
+                for (status, r) in responses.iter_mut() {
+                    if let utoipa::openapi::RefOr::T(r) = r {
+                        if !status.starts_with('2') && r.content.shift_remove("application/json").is_some() {
+                            r.content.insert("application/problem+json".into(), problem());
+                        }
+                    }
+                }
+                let ops_route = matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics");
+                let mut add = |status: &str, why: &str| {
+                    responses.entry(status.into()).or_insert_with(|| response(why).into());
+                };
+                add("400", "Malformed path, query or body");
+                add("404", "No such resource");
+                add("405", "Method not allowed on this route");
+                add("408", "The request took too long");
+                add("500", "Internal error (logged)");
+                add("503", "Not ready: standing by, or the store is unavailable");
+                if !ops_route {
+                    add("429", "Rate limit exhausted (per key, or per address without one)");
+                }
+                if op.security.is_some() || has_body {
+                    add("401", "No valid API key");
+                    add("403", "This key's role may not do this");
+                }
+                if has_body {
+                    add("413", "Body or batch too large");
+                    add("422", "Well-formed but not acceptable");
+                }
+            }
+        }
+    }
+}
+
 /// The OpenAPI document, generated from the handlers above.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "weiquan", description = "Consumer-protection findings over a platform's events, with a tamper-evident log"),
     paths(post_events, get_findings, crate::lotteries::announce, crate::lotteries::get_lottery, crate::lotteries::close, crate::lotteries::draw_lottery, crate::lotteries::entry_proof, get_merchant, get_blacklist, lift_blacklist, inclusion_proof, consistency_proof, get_receipt, get_checkpoint, get_tile, healthz, readyz, metrics, openapi_json),
     components(schemas(IngestResponse, ItemResult, Problem, LiftRequest)),
-    modifiers(&SecurityAddon)
+    modifiers(&SecurityAddon, &ProblemResponses)
 )]
 pub struct ApiDoc;

@@ -290,6 +290,33 @@ async fn openapi_lists_every_route() {
     ] {
         assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");
     }
+    // Every operation declares its error statuses as problem documents, and a schema for each 2xx.
+    for (path, item) in paths {
+        for (method, op) in item.as_object().expect("operations") {
+            let responses = op["responses"].as_object().expect("responses");
+            for status in ["400", "404", "405", "408", "500"] {
+                let ct = &responses[status]["content"];
+                assert!(
+                    ct.get("application/problem+json").is_some(),
+                    "{method} {path}: {status} is not declared as a problem: {ct}"
+                );
+            }
+            for (status, r) in responses {
+                if !status.starts_with('2') {
+                    assert!(
+                        r["content"].get("application/json").is_none(),
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+            if op.get("security").is_some() {
+                assert!(
+                    responses.contains_key("401") && responses.contains_key("429"),
+                    "{method} {path}"
+                );
+            }
+        }
+    }
     // An independent validator (openapi-spec-validator, installed by scripts/test) checks the document.
     let file = tempfile::NamedTempFile::new().expect("temp file");
     std::fs::write(file.path(), serde_json::to_vec(&doc).expect("json")).expect("write");
