@@ -438,3 +438,63 @@ fn keys_are_listed_and_revoked_by_id() {
     assert_ne!(nowhere.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&nowhere.stderr).contains("--data"));
 }
+
+/// `weiquan backup` of a running server and `weiquan restore` into a new folder:
+/// the copy verifies and a server on it serves the same findings.
+#[test]
+fn a_backup_taken_while_serving_restores_verified_with_the_same_findings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let d = data.to_str().expect("utf-8");
+    let p = serve(&["--data", d]);
+    let key =
+        String::from_utf8_lossy(&crate::weiquan(&["keys", "create", "--data", d, "--role", "platform"], None).stdout)
+            .trim()
+            .to_owned();
+    let case = std::fs::read_to_string(crate::root().join("tests/cases/lottery/events.ndjson")).expect("case");
+    let post = |body: String| http("POST", &format!("{}/v1/events", p.base), Some(&key), Some(body));
+    assert_eq!(post(case).0, 200);
+    let findings = |base: &str| {
+        let (status, body) = http("GET", &format!("{base}/v1/findings?limit=1000"), Some(&key), None);
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        crate::pairs(v["findings"].as_array().expect("findings"))
+    };
+    let before = findings(&p.base);
+    assert!(!before.is_empty());
+    let backup = dir.path().join("backup");
+    let out = crate::weiquan(&["backup", "--data", d, backup.to_str().expect("utf-8")], None);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // The server goes on after the backup; the copy is the moment it was taken.
+    let later = r#"{"v":1,"id":"after-backup","type":"clock.tick","at":"2026-11-30T00:00:00+08:00"}"#;
+    assert_eq!(post(later.into()).0, 200);
+    drop(p);
+
+    let restored = dir.path().join("restored");
+    let r = restored.to_str().expect("utf-8");
+    let out = crate::weiquan(&["restore", backup.to_str().expect("utf-8"), "--data", r], None);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("checkpoints verified"));
+    let again = crate::weiquan(&["restore", backup.to_str().expect("utf-8"), "--data", r], None);
+    assert_eq!(again.status.code(), Some(2), "never overwrites a database");
+    let out = crate::weiquan(
+        &[
+            "verify",
+            "log",
+            &format!("{r}/weiquan.db"),
+            "--pub",
+            &format!("{r}/ledger.key.pub"),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let q = serve(&["--data", r]);
+    assert_eq!(
+        findings(&q.base),
+        before,
+        "a server on the copy serves the same findings"
+    );
+    // The copy holds what was acknowledged before the backup, not after.
+    let (_, body) = http("POST", &format!("{}/v1/events", q.base), Some(&key), Some(later.into()));
+    assert!(body.contains("\"accepted\":1"), "{body}");
+}

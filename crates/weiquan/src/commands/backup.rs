@@ -1,0 +1,104 @@
+//! `weiquan backup` and `weiquan restore`: a consistent copy of a server's
+//! data folder (SQLite online backup, so the server may keep running), and
+//! putting one back where a server will open it, verified.
+
+use crate::cli::{BackupArgs, RestoreArgs};
+use anyhow::{Context, Result};
+use std::io::Write;
+use std::path::Path;
+use weiquan_store::SqliteStore;
+
+/// The files a backup holds beside the database.
+const KEY_FILES: [&str; 2] = ["ledger.key", "ledger.key.pub"];
+
+/// Copies `from` to `to` readable by its owner only (a signing key, a database).
+fn copy_private(from: &Path, to: &Path) -> Result<()> {
+    std::fs::copy(from, to).with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot restrict {}", to.display()))?;
+    }
+    Ok(())
+}
+
+/// Runs `weiquan backup`.
+pub fn backup(args: &BackupArgs, out: &mut dyn Write) -> Result<()> {
+    if let Some(url) = &args.db {
+        return Err(super::UsageError(format!(
+            "a PostgreSQL system of record is backed up with PostgreSQL's tools: \
+             pg_dump --format=custom --schema={} '{url}' > weiquan.dump (restore with pg_restore), \
+             and keep a copy of the signing key ({}/ledger.key) beside it",
+            args.db_schema.as_deref().unwrap_or("weiquan"),
+            args.data.display()
+        ))
+        .into());
+    }
+    let db = args.data.join("weiquan.db");
+    if !db.is_file() {
+        return Err(super::UsageError(format!(
+            "no weiquan database in {}; pass the server's --data",
+            args.data.display()
+        ))
+        .into());
+    }
+    if args.out.exists() {
+        return Err(super::UsageError(format!("{} exists; back up to a new folder", args.out.display())).into());
+    }
+    weiquan_server::create_data_dir(&args.out)?;
+    let mut store = SqliteStore::open(&db)?;
+    let size = weiquan_ledger::LogStore::size(&mut store)?;
+    store.backup_to(&args.out.join("weiquan.db"))?;
+    let key = args.key.clone().unwrap_or_else(|| args.data.join("ledger.key"));
+    copy_private(&key, &args.out.join(KEY_FILES[0]))?;
+    copy_private(&weiquan_store::keyfile::pub_path(&key), &args.out.join(KEY_FILES[1]))?;
+    writeln!(
+        out,
+        "backed up {} (at least {size} leaves) and its signing key to {}; restore with: weiquan restore {} --data NEW_DIR",
+        db.display(),
+        args.out.display(),
+        args.out.display()
+    )?;
+    Ok(())
+}
+
+/// Runs `weiquan restore`: copies a backup into a data folder that has no
+/// database yet, then verifies the whole log with the backup's public key.
+pub fn restore(args: &RestoreArgs, out: &mut dyn Write) -> Result<()> {
+    let from_db = args.backup.join("weiquan.db");
+    if !from_db.is_file() {
+        return Err(super::UsageError(format!(
+            "{} is not a weiquan backup (no weiquan.db)",
+            args.backup.display()
+        ))
+        .into());
+    }
+    let to_db = args.data.join("weiquan.db");
+    if to_db.exists() {
+        return Err(super::UsageError(format!(
+            "{} already has a database; restore into a new folder (nothing was overwritten)",
+            args.data.display()
+        ))
+        .into());
+    }
+    weiquan_server::create_data_dir(&args.data)?;
+    for f in KEY_FILES {
+        copy_private(&args.backup.join(f), &args.data.join(f))?;
+    }
+    copy_private(&from_db, &to_db)?;
+    let verifier = weiquan_ledger::load_verifier(
+        &std::fs::read_to_string(args.data.join(KEY_FILES[1])).context("reading the backup's public key")?,
+    )?;
+    let report = weiquan_ledger::verify_log(&mut SqliteStore::open(&to_db)?, &verifier)
+        .map_err(|e| super::verify::Invalid(format!("the restored ledger does not verify: {e}")))?;
+    writeln!(
+        out,
+        "restored into {}: {} leaves rehashed, {} checkpoints verified; start it with: weiquan serve --data {}",
+        args.data.display(),
+        report.leaves,
+        report.checkpoints,
+        args.data.display()
+    )?;
+    Ok(())
+}
