@@ -1,10 +1,14 @@
 //! What one leaf of the log holds.
 //!
 //! An event leaf is the event exactly as received, in RFC 8785 canonical JSON,
-//! so that re-serialising cannot change its bytes (or its hash). A finding
-//! leaf names the rule, subject and the leaf indices of its evidence.
+//! so that re-serialising cannot change its bytes (or its hash). Format 2
+//! wraps it with the actor that submitted it (role and key id, never the
+//! secret); format 1, written before, is the event alone, and stays readable.
+//! A finding leaf names the rule, subject and the leaf indices of its evidence.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 
 /// Entry bundles store each leaf with a 16-bit length (C2SP tlog-tiles).
 pub const MAX_LEAF_BYTES: usize = u16::MAX as usize;
@@ -27,13 +31,74 @@ fn checked(bytes: Vec<u8>) -> Result<Vec<u8>, LeafError> {
     Ok(bytes)
 }
 
-/// The leaf of an accepted event: its line in canonical JSON.
+/// The leaf of an accepted event in format 1: its line in canonical JSON (no
+/// actor: what `weiquan audit --ledger` writes for the owner of a file).
 pub fn event_leaf(raw_line: &str) -> Result<Vec<u8>, LeafError> {
-    let bytes = match crate::jcs::canonical(raw_line) {
+    checked(canonical_event(raw_line)?)
+}
+
+fn canonical_event(raw_line: &str) -> Result<Vec<u8>, LeafError> {
+    Ok(match crate::jcs::canonical(raw_line) {
         Some(bytes) => bytes,
         None => serde_json_canonicalizer::pipe(raw_line)?.into_bytes(),
-    };
-    checked(bytes)
+    })
+}
+
+/// Who put an event into the log: a party's API key (its role and key id), or
+/// weiquan itself acting for one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// `platform`, `regulator`, `merchant:ID`, `consumer:ID`, or `weiquan`.
+    pub role: String,
+    /// The key's id (first 8 bytes of its SHA-256, hex); never the key.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub key: Option<String>,
+    /// For weiquan's own acts: whose request it acted on.
+    #[serde(rename = "for", skip_serializing_if = "Option::is_none", default)]
+    pub on_behalf: Option<Box<Actor>>,
+}
+
+/// Type of a format-2 event leaf.
+pub const EVENT_LEAF_TYPE: &str = "weiquan.event";
+
+/// The leaf of an event submitted by `actor`, format 2: canonical JSON of
+/// `{"actor":…,"event":<the event as received>,"type":"weiquan.event","v":2}`.
+pub fn event_leaf_by(raw_line: &str, actor: &Actor) -> Result<Vec<u8>, LeafError> {
+    let event = canonical_event(raw_line)?;
+    let actor = serde_json_canonicalizer::to_vec(actor)?;
+    // Keys in RFC 8785 order (actor < event < type < v) around canonical
+    // values: the concatenation is itself canonical, with no second pass.
+    let mut leaf = Vec::with_capacity(event.len() + actor.len() + 48);
+    leaf.extend_from_slice(b"{\"actor\":");
+    leaf.extend_from_slice(&actor);
+    leaf.extend_from_slice(b",\"event\":");
+    leaf.extend_from_slice(&event);
+    leaf.extend_from_slice(b",\"type\":\"weiquan.event\",\"v\":2}");
+    checked(leaf)
+}
+
+/// The event a leaf holds: its JSON text, the leaf's format (1 or 2) and, in
+/// format 2, who submitted it; `None` for a finding leaf.
+pub fn leaf_event(leaf: &str) -> Option<(Cow<'_, str>, u8, Option<Actor>)> {
+    #[derive(Deserialize)]
+    struct Head<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Option<Cow<'a, str>>,
+        // Raw: in a format-1 leaf these are the producer's own fields, of any shape.
+        #[serde(borrow)]
+        event: Option<&'a RawValue>,
+        #[serde(borrow)]
+        actor: Option<&'a RawValue>,
+    }
+    let head: Head = serde_json::from_str(leaf).ok()?;
+    match head.kind.as_deref() {
+        Some(EVENT_LEAF_TYPE) => {
+            let actor = head.actor.and_then(|a| serde_json::from_str(a.get()).ok());
+            Some((Cow::Borrowed(head.event?.get()), 2, actor))
+        }
+        Some("weiquan.finding") => None,
+        _ => Some((Cow::Borrowed(leaf), 1, None)),
+    }
 }
 
 #[derive(Serialize)]
@@ -91,6 +156,60 @@ mod tests {
         assert_eq!(
             String::from_utf8(a).expect("utf-8"),
             r#"{"at":"2026-11-01T00:00:00+08:00","id":"e1","type":"clock.tick","v":1,"x":1}"#
+        );
+    }
+
+    /// Format 2: canonical (a second canonicalisation changes nothing), and the event reads back.
+    #[test]
+    fn an_event_leaf_names_its_actor_and_gives_the_event_back() {
+        let line = r#"{"v": 1, "id": "e1", "type": "clock.tick", "at": "2026-11-01T00:00:00+08:00", "actor": "x"}"#;
+        let lift = Actor {
+            role: "weiquan".into(),
+            key: None,
+            on_behalf: Some(Box::new(Actor {
+                role: "regulator".into(),
+                key: Some("00112233aabbccdd".into()),
+                on_behalf: None,
+            })),
+        };
+        let leaf = event_leaf_by(line, &lift).expect("leaf");
+        let text = String::from_utf8(leaf.clone()).expect("utf-8");
+        assert_eq!(serde_json_canonicalizer::pipe(&text).expect("json").into_bytes(), leaf);
+        assert_eq!(
+            text,
+            r#"{"actor":{"for":{"key":"00112233aabbccdd","role":"regulator"},"role":"weiquan"},"event":{"actor":"x","at":"2026-11-01T00:00:00+08:00","id":"e1","type":"clock.tick","v":1},"type":"weiquan.event","v":2}"#
+        );
+        let (event, format, actor) = leaf_event(&text).expect("an event leaf");
+        assert_eq!((format, actor.as_ref()), (2, Some(&lift)));
+        assert_eq!(event.as_bytes(), &event_leaf(line).expect("v1")[..]);
+        // Format 1 (the event itself, even one with an `actor` field of its own) and findings.
+        let v1 = String::from_utf8(event_leaf(line).expect("v1")).expect("utf-8");
+        assert_eq!(
+            leaf_event(&v1).map(|(e, f, a)| (e.into_owned(), f, a)),
+            Some((v1.clone(), 1, None))
+        );
+        let finding = finding_leaf("PS-01", "campaign:c", "high", "2026-11-01T00:00:00Z", &[], &[], "c").expect("f");
+        assert!(leaf_event(std::str::from_utf8(&finding).expect("utf-8")).is_none());
+    }
+
+    /// The vector published in docs/ledger.md.
+    #[test]
+    fn the_published_format_2_vector() {
+        let platform = Actor {
+            role: "platform".into(),
+            key: Some("00112233aabbccdd".into()),
+            on_behalf: None,
+        };
+        let leaf = event_leaf_by(
+            r#"{"v":1,"id":"e1","type":"clock.tick","at":"2026-11-01T00:00:00+08:00"}"#,
+            &platform,
+        )
+        .expect("leaf");
+        assert_eq!(leaf.len(), 162);
+        let hash = tlog_tiles::record_hash(&leaf);
+        assert_eq!(
+            hex::encode(hash.0),
+            "84d842a84c0780e790dc1e59e683af1611c2882f4c0c60bf0e77a959b74357e3"
         );
     }
 

@@ -18,7 +18,9 @@ mod tree;
 mod verify;
 
 pub use keys::{generate_key, load_signer, load_verifier, KeyError};
-pub use leaf::{event_leaf, finding_leaf, LeafError, MAX_LEAF_BYTES};
+pub use leaf::{
+    event_leaf, event_leaf_by, finding_leaf, leaf_event, Actor, LeafError, EVENT_LEAF_TYPE, MAX_LEAF_BYTES,
+};
 pub use log::{Ledger, LedgerError};
 pub use store::{LogStore, Row, StoreError};
 pub use tiles::{parse_tile_path, tile_path, TileRequest, TILE_HEIGHT};

@@ -14,13 +14,41 @@ use weiquan_events::{Body, Time};
 /// Ids of the events weiquan writes itself start with this; submitted ids may not.
 pub const OWN_ID_PREFIX: &str = "weiquan:";
 
+/// A party: its role and, when it came with one, its key's id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Party {
+    /// The role of the key.
+    pub role: Role,
+    /// The key's id (`weiquan keys list`); `None` for a channel without keys (the platform's NATS stream).
+    pub key: Option<String>,
+}
+
 /// Who submits a batch of items.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Submitter {
-    /// A caller's key.
-    Party(Role),
-    /// weiquan itself, on the request of the caller with this role.
-    Weiquan(Role),
+    /// A party, itself.
+    Party(Party),
+    /// weiquan itself, on the request of this party.
+    Weiquan(Party),
+}
+
+impl Submitter {
+    /// The actor its event leaves name.
+    pub fn actor(&self) -> weiquan_ledger::Actor {
+        let party = |p: &Party| weiquan_ledger::Actor {
+            role: p.role.as_string(),
+            key: p.key.clone(),
+            on_behalf: None,
+        };
+        match self {
+            Submitter::Party(p) => party(p),
+            Submitter::Weiquan(p) => weiquan_ledger::Actor {
+                role: "weiquan".into(),
+                key: None,
+                on_behalf: Some(Box::new(party(p))),
+            },
+        }
+    }
 }
 
 /// A fresh id in weiquan's namespace for its own act `act` (random: nothing to guess or pre-empt).

@@ -24,6 +24,10 @@ use weiquan_ledger::{parse_tile_path, LedgerError};
 /// The state every handler gets.
 pub type AppStateRef = State<Arc<AppState>>;
 
+/// Largest body of the routes that take one small object (a lift's reason, an
+/// announcement, a beacon signature); only `/v1/events` takes batches.
+const SMALL_BODY_BYTES: usize = 64 << 10;
+
 /// The router with every route, limits and timeouts.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -31,14 +35,26 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/findings", get(get_findings))
         .route("/v1/merchants/{id}", get(get_merchant))
         .route("/v1/blacklist", get(get_blacklist))
-        .route("/v1/blacklist/{merchant}/lift", post(lift_blacklist))
+        .route(
+            "/v1/blacklist/{merchant}/lift",
+            post(lift_blacklist).layer(DefaultBodyLimit::max(SMALL_BODY_BYTES)),
+        )
         .route("/v1/proofs/inclusion", get(inclusion_proof))
         .route("/v1/proofs/consistency", get(consistency_proof))
         .route("/v1/receipts/{index}", get(get_receipt))
-        .route("/v1/lotteries", post(crate::lotteries::announce))
+        .route(
+            "/v1/lotteries",
+            post(crate::lotteries::announce).layer(DefaultBodyLimit::max(SMALL_BODY_BYTES)),
+        )
         .route("/v1/lotteries/{id}", get(crate::lotteries::get_lottery))
-        .route("/v1/lotteries/{id}/close", post(crate::lotteries::close))
-        .route("/v1/lotteries/{id}/draw", post(crate::lotteries::draw_lottery))
+        .route(
+            "/v1/lotteries/{id}/close",
+            post(crate::lotteries::close).layer(DefaultBodyLimit::max(SMALL_BODY_BYTES)),
+        )
+        .route(
+            "/v1/lotteries/{id}/draw",
+            post(crate::lotteries::draw_lottery).layer(DefaultBodyLimit::max(SMALL_BODY_BYTES)),
+        )
         .route("/v1/lotteries/{id}/proof", get(crate::lotteries::entry_proof))
         .route("/log/checkpoint", get(get_checkpoint))
         .route("/log/tile/{*path}", get(get_tile))
@@ -114,9 +130,8 @@ fn split_items(body: &str) -> Result<Vec<String>, ApiError> {
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 413, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)),
     security(("api_key" = [])))]
 async fn post_events(State(app): AppStateRef, caller: Caller, body: String) -> Result<Json<IngestResponse>, ApiError> {
-    let role = caller
-        .require("ingest events (platform keys only)", |r| *r == Role::Platform)?
-        .clone();
+    caller.require("ingest events (platform keys only)", |r| *r == Role::Platform)?;
+    let party = caller.party()?.clone();
     let items = split_items(&body)?;
     if items.len() > crate::MAX_BATCH_ITEMS {
         return Err(ApiError::too_large(format!(
@@ -127,7 +142,7 @@ async fn post_events(State(app): AppStateRef, caller: Caller, body: String) -> R
     }
     let results = app
         .sequencer
-        .ingest(Submitter::Party(role), items)
+        .ingest(Submitter::Party(party), items)
         .await?
         .map_err(|e| {
             ApiError::unavailable(format!(
@@ -254,7 +269,7 @@ async fn get_merchant(
     let full = caller
         .0
         .as_ref()
-        .is_some_and(|r| r.reads_all() || *r == Role::Merchant(id.clone()));
+        .is_some_and(|p| p.role.reads_all() || p.role == Role::Merchant(id.clone()));
     let out = app
         .sequencer
         .read(move |core: &mut Core| {
@@ -313,6 +328,8 @@ async fn lift_blacklist(
     body: String,
 ) -> Result<Json<Value>, ApiError> {
     caller.require("lift a blacklist (regulator keys only)", |r| *r == Role::Regulator)?;
+    let regulator = caller.party()?.clone();
+    let _act = app.acts.lock().await;
     // Read as JSON whatever the Content-Type says: the body is small and its shape is fixed.
     let request: Option<LiftRequest> = serde_json::from_str(&body).ok();
     let reason = request
@@ -335,7 +352,7 @@ async fn lift_blacklist(
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let event = json!({"v": 1, "id": own_id("lift"), "type": "merchant.blacklist_lifted",
         "at": at, "merchant": merchant, "by": "regulator", "reason": reason, "acted_at": now});
-    let index = ingest_one(&app, Role::Regulator, event).await?;
+    let index = ingest_one(&app, regulator, event).await?;
     Ok(Json(json!({"lifted": merchant, "index": index})))
 }
 
@@ -347,8 +364,12 @@ pub(crate) fn business_time(core: &Core) -> String {
     )
 }
 
-/// Writes one event of weiquan's own, acting on the request of a caller with `on_behalf`.
-pub(crate) async fn ingest_one(app: &crate::AppState, on_behalf: Role, event: Value) -> Result<u64, ApiError> {
+/// Writes one event of weiquan's own, acting on the request of `on_behalf` (the leaf names both).
+pub(crate) async fn ingest_one(
+    app: &crate::AppState,
+    on_behalf: crate::acts::Party,
+    event: Value,
+) -> Result<u64, ApiError> {
     let results = app
         .sequencer
         .ingest(Submitter::Weiquan(on_behalf), vec![event.to_string()])
@@ -431,7 +452,10 @@ async fn get_receipt(State(app): AppStateRef, caller: Caller, Path(index): Path<
         .read(move |core: &mut Core| core.ledger().receipt(index))
         .await?
         .map_err(ledger_error)?;
-    let leaf: Value = serde_json::from_str(&receipt.leaf).unwrap_or_default();
+    // The event a leaf holds, in either format (a finding leaf names no party).
+    let leaf: Value = weiquan_ledger::leaf_event(&receipt.leaf)
+        .and_then(|(event, _, _)| serde_json::from_str(&event).ok())
+        .unwrap_or_default();
     let names = |field: &str, id: &str| leaf.get(field).and_then(Value::as_str) == Some(id);
     let allowed = match &role {
         Role::Platform | Role::Regulator => true,

@@ -99,6 +99,14 @@ struct Cached {
     fresh_until: Instant,
 }
 
+/// The role of a lookup's result, unless the key has expired by `now_ms`.
+fn live(now_ms: i64, found: &Option<(Role, Option<i64>)>) -> Option<Role> {
+    found
+        .as_ref()
+        .filter(|(_, expires)| expires.is_none_or(|e| now_ms < e))
+        .map(|(r, _)| r.clone())
+}
+
 /// Key lookups, each trusted for [`KEY_CACHE_TTL`].
 pub struct KeyCache {
     cache: Mutex<HashMap<[u8; 32], Cached>>,
@@ -114,6 +122,24 @@ impl KeyCache {
         }
     }
 
+    /// What a fresh lookup of digest `d` found (`Some(None)`: not a key), without asking the database.
+    fn cached(&self, d: &[u8; 32], now_ms: i64) -> Result<Option<Option<Role>>, ApiError> {
+        let cache = self.cache.lock().map_err(ApiError::internal)?;
+        Ok(cache
+            .get(d)
+            .filter(|c| c.fresh_until > Instant::now())
+            .map(|c| live(now_ms, &c.found)))
+    }
+
+    /// Whether `key` is known to be valid without asking the database.
+    fn known_valid(&self, key: &str) -> bool {
+        well_formed(key)
+            && matches!(
+                self.cached(&digest(key), chrono::Utc::now().timestamp_millis()),
+                Ok(Some(Some(_)))
+            )
+    }
+
     /// The role of `key`, or `None` if it is not a key (or no longer one: revoked or expired).
     pub async fn role(&self, key: &str) -> Result<Option<Role>, ApiError> {
         if !well_formed(key) {
@@ -121,16 +147,8 @@ impl KeyCache {
         }
         let d = digest(key);
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let live = |found: &Option<(Role, Option<i64>)>| {
-            found
-                .as_ref()
-                .filter(|(_, expires)| expires.is_none_or(|e| now_ms < e))
-                .map(|(r, _)| r.clone())
-        };
-        if let Some(c) = self.cache.lock().map_err(ApiError::internal)?.get(&d) {
-            if c.fresh_until > Instant::now() {
-                return Ok(live(&c.found));
-            }
+        if let Some(role) = self.cached(&d, now_ms)? {
+            return Ok(role);
         }
         let open = self.open.clone();
         let stored = tokio::task::spawn_blocking(move || -> anyhow::Result<_> { Ok(open()?.key_of(&d)?) })
@@ -138,7 +156,7 @@ impl KeyCache {
             .map_err(ApiError::internal)?
             .map_err(ApiError::internal)?;
         let found = stored.and_then(|k| Role::parse(&k.role).map(|r| (r, k.expires_at_ms)));
-        let role = live(&found);
+        let role = live(now_ms, &found);
         let mut cache = self.cache.lock().map_err(ApiError::internal)?;
         if cache.len() >= MAX_UNKNOWN {
             cache.clear();
@@ -169,6 +187,17 @@ fn bearer(headers: &axum::http::HeaderMap) -> Result<Option<&str>, ApiError> {
         .ok_or_else(|| ApiError::unauthorized("send the API key as `Authorization: Bearer <key>`"))
 }
 
+/// Which roles may POST to `path` (the handlers check again, with their reasons).
+fn poster(path: &str) -> Option<fn(&Role) -> bool> {
+    if path == "/v1/events" || path.starts_with("/v1/lotteries") {
+        Some(|r| *r == Role::Platform)
+    } else if path.starts_with("/v1/blacklist/") && path.ends_with("/lift") {
+        Some(|r| *r == Role::Regulator)
+    } else {
+        None
+    }
+}
+
 /// Middleware: a request with a body (every POST) must bring a valid key
 /// before its body is read, so that nobody without one can make the server
 /// read megabytes.
@@ -179,20 +208,32 @@ pub async fn key_before_body(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     if req.method() == axum::http::Method::POST {
-        let known = match bearer(req.headers()) {
-            Ok(Some(key)) => app.keys.role(key).await.map(|r| r.is_some()),
-            Ok(None) => Ok(false),
+        let role = match bearer(req.headers()) {
+            Ok(Some(key)) => app.keys.role(key).await,
+            Ok(None) => Ok(None),
             Err(e) => Err(e),
         };
-        match known {
-            Ok(true) => {}
-            Ok(false) => {
-                return ApiError::unauthorized(
-                    "this needs a valid API key (`Authorization: Bearer <key>`); the body was not read",
-                )
-                .into_response()
+        let refusal = match role {
+            Ok(Some(role)) => {
+                let path = req.uri().path();
+                let allowed = match poster(path) {
+                    Some(allowed) => allowed(&role),
+                    None => true, // no such route: the router answers 404 without reading the body
+                };
+                (!allowed).then(|| {
+                    ApiError::forbidden(format!(
+                        "a {} key may not POST to {path}; the body was not read",
+                        role.as_string()
+                    ))
+                })
             }
-            Err(e) => return e.into_response(),
+            Ok(None) => Some(ApiError::unauthorized(
+                "this needs a valid API key (`Authorization: Bearer <key>`); the body was not read",
+            )),
+            Err(e) => Some(e),
+        };
+        if let Some(e) = refusal {
+            return e.into_response();
         }
     }
     next.run(req).await
@@ -208,7 +249,11 @@ pub async fn public_rate_limit(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let ops = matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics");
-    let keyed = req.headers().contains_key(axum::http::header::AUTHORIZATION);
+    // Only a key known to be valid is limited per key instead: any other
+    // Authorization header (or a key not looked up yet) counts against the
+    // address, so that random keys can neither skip this limit nor make the
+    // server query its database at will.
+    let keyed = matches!(bearer(req.headers()), Ok(Some(k)) if app.keys.known_valid(k));
     if let (false, false, Some(peer)) = (ops, keyed, crate::listen::peer(&req)) {
         if let Err(wait) = app.public_limiter.check_key(&peer.ip()) {
             return ApiError::rate_limited(retry_secs(&wait)).into_response();
@@ -223,8 +268,8 @@ fn retry_secs(wait: &governor::NotUntil<governor::clock::QuantaInstant>) -> u64 
         .max(1)
 }
 
-/// The caller of a request: a role, or nobody (public).
-pub struct Caller(pub Option<Role>);
+/// The caller of a request: a role and its key's id, or nobody (public).
+pub struct Caller(pub Option<crate::acts::Party>);
 
 impl<S> FromRequestParts<S> for Caller
 where
@@ -244,13 +289,18 @@ where
         if let Err(wait) = app.limiter.check_key(&id) {
             return Err(ApiError::rate_limited(retry_secs(&wait)));
         }
-        Ok(Caller(Some(role)))
+        Ok(Caller(Some(crate::acts::Party { role, key: Some(id) })))
     }
 }
 
 impl Caller {
     /// The role, or 401 when there is none.
     pub fn role(&self) -> Result<&Role, ApiError> {
+        self.party().map(|p| &p.role)
+    }
+
+    /// The role and key id, or 401 when there is none.
+    pub fn party(&self) -> Result<&crate::acts::Party, ApiError> {
         self.0
             .as_ref()
             .ok_or_else(|| ApiError::unauthorized("this needs an API key: `Authorization: Bearer <key>`"))

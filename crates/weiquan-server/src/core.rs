@@ -12,7 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use weiquan_engine::{Engine, Finding, Lang, Rulebook};
 use weiquan_events::{id_digest, parse_event, Body, Reject, Time};
-use weiquan_ledger::{event_leaf, finding_leaf, LeafError, Ledger, LedgerError, LogStore};
+use weiquan_ledger::{event_leaf_by, finding_leaf, leaf_event, LeafError, Ledger, LedgerError, LogStore};
 use weiquan_store::Backend;
 
 /// What became of one submitted item.
@@ -170,7 +170,12 @@ impl Core {
             for (i, (data, _)) in rows.iter().enumerate() {
                 let index = from + i as u64;
                 let text = String::from_utf8_lossy(data);
-                let kind: Option<LeafKind> = serde_json::from_str(&text).ok();
+                // An event leaf of either format (1: the event; 2: the event and its actor).
+                let event = leaf_event(&text);
+                let kind: Option<LeafKind> = match event {
+                    None => serde_json::from_str(&text).ok(),
+                    Some(_) => None,
+                };
                 if let Some(LeafKind { rule, subject, .. }) =
                     kind.filter(|k| k.kind.as_deref() == Some("weiquan.finding"))
                 {
@@ -186,7 +191,8 @@ impl Core {
                     }
                     continue;
                 }
-                match parse_event(&text) {
+                let Some((event, _, _)) = event else { continue };
+                match parse_event(&event) {
                     Ok(ev) => {
                         // An event's findings follow it in the ledger; any left over were not logged
                         // (the rulebook changed since), so they must not be paired with later leaves.
@@ -265,15 +271,18 @@ impl Core {
             Ok(ev) => ev,
             Err(e) => return reject(Reject::from_parse(item, e)),
         };
-        if let Submitter::Party(role) = submitter {
-            if let Err(r) = self.may_submit(role, &ev, now) {
-                return ItemResult::Rejected {
-                    field: Some(r.field.to_owned()),
-                    error: r.error,
-                };
-            }
+        let checked = match submitter {
+            Submitter::Party(party) => self.may_submit(&party.role, &ev, now),
+            // weiquan's own acts may carry a time the caller chose (an announcement's `at`).
+            Submitter::Weiquan(_) => self.within_future_bound(&ev, now),
+        };
+        if let Err(r) = checked {
+            return ItemResult::Rejected {
+                field: Some(r.field.to_owned()),
+                error: r.error,
+            };
         }
-        let leaf = match event_leaf(line) {
+        let leaf = match event_leaf_by(line, &submitter.actor()) {
             Ok(l) => l,
             Err(e) => {
                 return ItemResult::Rejected {
@@ -315,26 +324,38 @@ impl Core {
         now: Time,
     ) -> Result<(), acts::Refusal> {
         acts::may_submit(role, &ev.id, &ev.body)?;
-        if let Some(bound) = self.max_future_ms {
-            acts::check_future(ev.at, now, bound)?;
-        }
-        if let Body::LotteryDrawn { lottery, .. } = &ev.body {
-            // Drawn only by weiquan once it holds the seed: a draw submitted first would
-            // take the draw over, and the seed would then be published before weiquan's own.
-            let held = self.ledger.store_mut().seed_of(lottery).map_err(|e| acts::Refusal {
+        self.within_future_bound(ev, now)?;
+        let (lottery, act, route) = match &ev.body {
+            Body::LotteryAnnounced { lottery, .. } => (lottery, "announced", "POST /v1/lotteries"),
+            Body::LotteryClosed { lottery } => (lottery, "closed", "POST /v1/lotteries/{id}/close"),
+            Body::LotteryDrawn { lottery, .. } => (lottery, "drawn", "POST /v1/lotteries/{id}/draw"),
+            _ => return Ok(()),
+        };
+        // Once weiquan holds the seed, the lottery's announcement, close and draw are
+        // weiquan's: a draw submitted first would take the draw over (and publish the
+        // seed before weiquan's own), a close would fix another entrant list.
+        let held = self.ledger.store_mut().seed_of(lottery).map_err(|e| acts::Refusal {
+            field: "lottery",
+            error: format!("cannot check who acts on this lottery ({e}); retry"),
+        })?;
+        if held.is_some() {
+            return Err(acts::Refusal {
                 field: "lottery",
-                error: format!("cannot check who draws this lottery ({e}); retry"),
-            })?;
-            if held.is_some() {
-                return Err(acts::Refusal {
-                    field: "lottery",
-                    error: format!(
-                        "weiquan holds the seed of lottery {lottery}: it is drawn with POST /v1/lotteries/{lottery}/draw, not submitted"
-                    ),
-                });
-            }
+                error: format!(
+                    "weiquan holds the seed of lottery {lottery}: it is {act} through {}, not submitted",
+                    route.replace("{id}", lottery)
+                ),
+            });
         }
         Ok(())
+    }
+
+    /// The bound on how far ahead of the wall clock an event may be dated.
+    fn within_future_bound(&self, ev: &weiquan_events::Event, now: Time) -> Result<(), acts::Refusal> {
+        match self.max_future_ms {
+            Some(bound) => acts::check_future(ev.at, now, bound),
+            None => Ok(()),
+        }
     }
 
     /// The rulebook.

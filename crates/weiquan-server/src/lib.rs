@@ -89,6 +89,11 @@ pub struct AppState {
     limiter: governor::DefaultKeyedRateLimiter<String>,
     /// Requests without a key, per source address.
     public_limiter: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
+    /// weiquan's own acts (lift, announce, close, draw) check the state and write
+    /// one at a time: two at once would both pass the check and both be written.
+    acts: tokio::sync::Mutex<()>,
+    /// The sequencer's bound on future-dated events, for routes that check before they act.
+    max_future_ms: Option<i64>,
     metrics: Arc<metrics::Metrics>,
 }
 
@@ -167,6 +172,8 @@ fn start_blocking(cfg: &Config) -> Result<Service> {
         keys: auth::KeyCache::new(Arc::new(move || db.open())),
         limiter: governor::RateLimiter::keyed(quota),
         public_limiter: governor::RateLimiter::keyed(quota),
+        acts: tokio::sync::Mutex::new(()),
+        max_future_ms: cfg.max_future_ms,
         metrics,
     });
     Ok(Service {

@@ -11,6 +11,10 @@
 //!   once; the next waits in the kernel's backlog until one closes, so idle
 //!   sockets cannot exhaust the process's file handles (which would also
 //!   stop the database from opening files).
+//! - **A cap per source address**: one address holds at most
+//!   [`ConnLimits::per_address`] of them, so that one client's idle sockets
+//!   cannot shut everyone else out while they wait for their timeout; a
+//!   connection over the cap is closed at once.
 //! - Accept errors (out of file handles) pause the loop briefly instead of
 //!   spinning.
 //!
@@ -21,8 +25,9 @@ use axum::extract::ConnectInfo;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -34,6 +39,8 @@ pub struct ConnLimits {
     pub header_read_timeout: Duration,
     /// Most connections open at once.
     pub max_connections: usize,
+    /// Most connections open at once from one address.
+    pub per_address: usize,
     /// Time in-flight connections get to finish at shutdown.
     pub shutdown_grace: Duration,
 }
@@ -44,6 +51,8 @@ impl Default for ConnLimits {
             header_read_timeout: Duration::from_secs(20),
             // Well under the usual 1,024 open files once the database's are counted.
             max_connections: 768,
+            // Room for an office behind one NAT address, not for one client to take all.
+            per_address: 192,
             shutdown_grace: Duration::from_secs(30),
         }
     }
@@ -58,6 +67,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_address: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     let (stop, stopping) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
@@ -79,6 +89,10 @@ pub async fn serve(
                 }
             },
         };
+        let Some(slot) = AddressSlot::take(&per_address, addr.ip(), limits.per_address) else {
+            tracing::debug!(%addr, "closed: this address holds its share of connections");
+            continue;
+        };
         let app = router.clone().layer(axum::Extension(ConnectInfo(addr)));
         let mut stopping = stopping.clone();
         tokio::spawn(async move {
@@ -95,13 +109,48 @@ pub async fn serve(
                     let _ = conn.await;
                 }
             }
-            drop(permit);
+            drop((permit, slot));
         });
     }
     let _ = stop.send(true);
     // Every permit back means every connection has closed.
     let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(limits.shutdown_grace, permits.acquire_many(all)).await;
+}
+
+/// One open connection counted against its address; dropping it gives it back.
+struct AddressSlot {
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl AddressSlot {
+    /// A slot for `ip`, unless it holds `max` already.
+    fn take(counts: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, max: usize) -> Option<AddressSlot> {
+        let mut map = counts.lock().ok()?;
+        let n = map.entry(ip).or_insert(0);
+        if *n >= max.max(1) {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            counts: counts.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.counts.lock() {
+            if let Some(n) = map.get_mut(&self.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&self.ip);
+                }
+            }
+        }
+    }
 }
 
 /// The peer of a request, when it came through [`serve`].

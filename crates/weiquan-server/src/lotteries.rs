@@ -29,6 +29,7 @@ async fn view(app: &crate::AppState, id: &str) -> Result<(LotteryView, String), 
     security(("api_key" = [])))]
 pub async fn announce(State(app): AppStateRef, caller: Caller, body: String) -> Result<Json<Value>, ApiError> {
     caller.require("announce lotteries (platform keys only)", |r| *r == Role::Platform)?;
+    let platform = caller.party()?.clone();
     let mut fields: serde_json::Map<String, Value> = serde_json::from_str(&body)
         .map_err(|e| ApiError::bad_request(format!("send the announcement as a JSON object: {e}")))?;
     if fields.contains_key("commitment") {
@@ -36,10 +37,18 @@ pub async fn announce(State(app): AppStateRef, caller: Caller, body: String) -> 
             "weiquan makes the commitment here; to commit to your own seed, send lottery.announced to /v1/events",
         ));
     }
-    // This route builds a lottery.announced itself: its envelope is weiquan's to set.
+    // This route builds a lottery.announced itself: its envelope is weiquan's to
+    // set, and the event it writes in its own name carries the announcement's
+    // fields only (nothing a platform adds speaks in weiquan's name).
     if let Some(k) = ["type", "id", "v"].into_iter().find(|k| fields.contains_key(*k)) {
         return Err(ApiError::unprocessable(format!(
             "`{k}` is set by weiquan on this route; send only the announcement's fields (lottery, merchant, host, stream, prizes, …)"
+        )));
+    }
+    if let Some(k) = fields.keys().find(|k| !ANNOUNCEMENT_FIELDS.contains(&k.as_str())) {
+        return Err(ApiError::unprocessable(format!(
+            "`{k}` is not a field of an announcement; send only {}",
+            ANNOUNCEMENT_FIELDS.join(", ")
         )));
     }
     let lottery = fields
@@ -60,17 +69,58 @@ pub async fn announce(State(app): AppStateRef, caller: Caller, body: String) -> 
         o.insert("commitment".into(), Value::String(draw::commitment(&seed)));
     }
     // Validate before keeping the seed, keep it before announcing: a commitment must never outlive its seed.
-    weiquan_events::parse_event(&event.to_string()).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let line = event.to_string();
+    let parsed = weiquan_events::parse_event(&line).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    // Everything that could refuse the announcement is checked before the seed is
+    // kept: a seed kept for an announcement then refused would block the id for good.
+    if let Some(bound) = app.max_future_ms {
+        let now = weiquan_events::Time::from_unix_ms(chrono::Utc::now().timestamp_millis(), 0);
+        crate::acts::check_future(parsed.at, now, bound)
+            .map_err(|r| ApiError::unprocessable(format!("{}: {}", r.field, r.error)))?;
+    }
+    if line.len() > weiquan_events::MAX_LINE_BYTES / 2 {
+        return Err(ApiError::too_large(format!(
+            "the announcement is {} bytes; at most {} are accepted here",
+            line.len(),
+            weiquan_events::MAX_LINE_BYTES / 2
+        )));
+    }
+    let _act = app.acts.lock().await;
+    if let Ok(existing) = view(&app, &lottery).await {
+        if existing.0.drawn || existing.0.commitment.is_some() {
+            return Err(ApiError::conflict(format!(
+                "lottery {lottery} is already committed to or drawn in the ledger; announce a new lottery id"
+            )));
+        }
+    }
     let (l, s) = (lottery.clone(), seed.clone());
     app.sequencer
         .read(move |core: &mut Core| core.ledger().store_mut().put_seed(&l, &s))
         .await?
         .map_err(|_| ApiError::conflict(format!("lottery {lottery} already has a seed held by weiquan")))?;
-    let index = ingest_one(&app, Role::Platform, event).await?;
+    let index = ingest_one(&app, platform, event).await?;
     Ok(Json(
         json!({"lottery": lottery, "index": index, "commitment": draw::commitment(&seed), "algorithm": draw::ALGORITHM}),
     ))
 }
+
+/// The fields `POST /v1/lotteries` takes: those of `lottery.announced` that the
+/// platform sets (`commitment` is weiquan's), and `at`.
+const ANNOUNCEMENT_FIELDS: [&str; 13] = [
+    "lottery",
+    "merchant",
+    "host",
+    "stream",
+    "prizes",
+    "conditions",
+    "draw_at",
+    "deliver_within_days",
+    "organizer",
+    "contact",
+    "odds",
+    "beacon_round",
+    "at",
+];
 
 /// Close entries and record the entrants root in the ledger (platform).
 #[utoipa::path(post, path = "/v1/lotteries/{id}/close", tag = "lotteries", params(("id" = String, Path, description = "Lottery id")),
@@ -78,6 +128,9 @@ pub async fn announce(State(app): AppStateRef, caller: Caller, body: String) -> 
     security(("api_key" = [])))]
 pub async fn close(State(app): AppStateRef, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     caller.require("close lotteries (platform keys only)", |r| *r == Role::Platform)?;
+    let platform = caller.party()?.clone();
+    // Checked and written as one act: two closes at once would both pass the check.
+    let _act = app.acts.lock().await;
     let (v, at) = view(&app, &id).await?;
     if v.closed {
         return Err(ApiError::conflict(format!("lottery {id} is already closed")));
@@ -92,7 +145,7 @@ pub async fn close(State(app): AppStateRef, caller: Caller, Path(id): Path<Strin
     if let (Some(r), Some(o)) = (&root, event.as_object_mut()) {
         o.insert("entrants_root".into(), json!(r));
     }
-    let index = ingest_one(&app, Role::Platform, event).await?;
+    let index = ingest_one(&app, platform, event).await?;
     Ok(Json(
         json!({"lottery": id, "index": index, "entrants": v.entrant_count, "entrants_root": root}),
     ))
@@ -109,6 +162,8 @@ pub async fn draw_lottery(
     body: String,
 ) -> Result<Json<Value>, ApiError> {
     caller.require("draw lotteries (platform keys only)", |r| *r == Role::Platform)?;
+    let platform = caller.party()?.clone();
+    let _act = app.acts.lock().await;
     let (v, at) = view(&app, &id).await?;
     if !v.closed || v.drawn {
         return Err(ApiError::conflict(format!(
@@ -144,7 +199,7 @@ pub async fn draw_lottery(
     if let (Some(sig), Some(o)) = (beacon_signature, event.as_object_mut()) {
         o.insert("beacon_signature".into(), Value::String(sig));
     }
-    let index = ingest_one(&app, Role::Platform, event).await?;
+    let index = ingest_one(&app, platform, event).await?;
     Ok(Json(
         json!({"lottery": id, "index": index, "winners": winners, "seed": seed, "proof": proof}),
     ))
@@ -208,10 +263,9 @@ pub async fn entry_proof(
         .collect();
     // The seed is published by weiquan's own draw and not before: a draw by
     // anyone else (recorded before weiquan held the seed) reveals nothing.
-    let drawn_by_weiquan = v
-        .draws
-        .iter()
-        .any(|d| d.starts_with(OWN_ID_PREFIX) || d.starts_with("weiquan-draw-"));
+    // (Only ids in weiquan's namespace, which nobody else may use; not the
+    // unreserved ones older versions gave their draws.)
+    let drawn_by_weiquan = v.draws.iter().any(|d| d.starts_with(OWN_ID_PREFIX));
     let (seed, winners) = if drawn_by_weiquan {
         let l = id.clone();
         let seed = app

@@ -64,7 +64,10 @@ async fn run(url: &str, subject: &str, app: &Arc<AppState>) -> anyhow::Result<()
             .map(str::to_owned)
             .collect();
         // The stream is the platform's: its events are submitted as the platform's.
-        let platform = crate::acts::Submitter::Party(crate::Role::Platform);
+        let platform = crate::acts::Submitter::Party(crate::acts::Party {
+            role: crate::Role::Platform,
+            key: None,
+        });
         match app.sequencer.ingest(platform, items).await {
             Ok(Ok(results)) => {
                 for r in results

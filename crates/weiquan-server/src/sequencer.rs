@@ -207,7 +207,13 @@ mod tests {
         let answer = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime")
-            .block_on(sequencer.ingest(Submitter::Party(crate::Role::Platform), vec![line.to_owned()]));
+            .block_on(sequencer.ingest(
+                Submitter::Party(crate::acts::Party {
+                    role: crate::Role::Platform,
+                    key: None,
+                }),
+                vec![line.to_owned()],
+            ));
         assert!(
             matches!(
                 answer.as_ref().map(|r| r.as_deref()),

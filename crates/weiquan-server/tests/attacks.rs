@@ -61,7 +61,7 @@ async fn a_platform_cannot_lift_a_blacklist_in_the_regulators_name() {
         );
         // The regulator's route still lifts it.
         let regulator = db.key("regulator").await;
-        let (status, _) = server
+        let (status, lifted) = server
             .call(
                 "POST",
                 "/v1/blacklist/m1/lift",
@@ -70,6 +70,20 @@ async fn a_platform_cannot_lift_a_blacklist_in_the_regulators_name() {
             )
             .await;
         assert_eq!(status, 200, "{name}");
+        // The ledger says who acted: weiquan, on this regulator's request.
+        let index = lifted["index"].as_u64().expect("index");
+        let (_, receipt) = server
+            .call("GET", &format!("/v1/receipts/{index}"), Some(&regulator), None)
+            .await;
+        let leaf: Value = serde_json::from_str(receipt["leaf"].as_str().expect("leaf")).expect("json");
+        assert_eq!(leaf["actor"]["role"], "weiquan", "{name}: {leaf}");
+        assert_eq!(leaf["actor"]["for"]["role"], "regulator", "{name}: {leaf}");
+        assert_eq!(
+            leaf["actor"]["for"]["key"].as_str().map(str::len),
+            Some(16),
+            "{name}: {leaf}"
+        );
+        assert_eq!(leaf["event"]["type"], "merchant.blacklist_lifted", "{name}");
         server.stop().await;
     }
 }
@@ -409,6 +423,7 @@ async fn tight_server(db: &Db, cap: usize) -> Server {
     cfg.limits = weiquan_server::ConnLimits {
         header_read_timeout: Duration::from_secs(1),
         max_connections: cap,
+        per_address: cap,
         shutdown_grace: Duration::from_secs(1),
     };
     Server::start(cfg).await
@@ -494,5 +509,206 @@ async fn callers_without_a_key_are_limited_per_address() {
     for _ in 0..40 {
         assert_eq!(server.call("GET", "/healthz", None, None).await.0, 200);
     }
+    server.stop().await;
+}
+
+// ---- Found by an outside attack on the changes above (each failed before its fix) ----
+
+fn announcement(l: &str, extra: Value) -> String {
+    let mut b = json!({"lottery": l, "merchant": "m1", "host": "h", "stream": "s", "at": AT,
+        "prizes": [{"name": "券", "value_fen": 100, "count": 1}]});
+    if let (Some(o), Value::Object(e)) = (b.as_object_mut(), extra) {
+        o.extend(e);
+    }
+    b.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_draw_under_an_old_style_id_reveals_no_seed_and_blocks_no_lottery() {
+    let db = Db::sqlite();
+    let server = Server::start(db.config(None)).await;
+    let platform = db.key("platform").await;
+    // A draw submitted before weiquan holds a seed, under the id older versions gave their own draws.
+    let fake = ev(
+        "weiquan-draw-1",
+        "lottery.drawn",
+        json!({"lottery": "s1", "winners": []}),
+    );
+    assert_eq!(item(&server.post_events(&platform, fake).await)["status"], "accepted");
+    let (status, p) = server
+        .call(
+            "POST",
+            "/v1/lotteries",
+            Some(&platform),
+            Some(announcement("s1", json!({}))),
+        )
+        .await;
+    assert_eq!(status, 409, "an id already drawn is not announced with a seed: {p}");
+    let (_, proof) = server
+        .call("GET", "/v1/lotteries/s1/proof?participant=p1", None, None)
+        .await;
+    assert_eq!(proof["seed"], Value::Null);
+    // And a fresh lottery's seed stays hidden while its only draw is someone else's.
+    let (status, _) = server
+        .call(
+            "POST",
+            "/v1/lotteries",
+            Some(&platform),
+            Some(announcement("s2", json!({}))),
+        )
+        .await;
+    assert_eq!(status, 200);
+    server
+        .post_events(
+            &platform,
+            ev("n1", "lottery.entered", json!({"lottery": "s2", "participant": "p1"})),
+        )
+        .await;
+    for (ty, fields) in [
+        ("lottery.closed", json!({"lottery": "s2", "entrants_root": "00"})),
+        (
+            "lottery.announced",
+            json!({"lottery": "s2", "merchant": "m2", "host": "h", "stream": "s", "prizes": []}),
+        ),
+    ] {
+        let v = server.post_events(&platform, ev(&format!("x-{ty}"), ty, fields)).await;
+        assert_eq!(item(&v)["field"], "lottery", "{ty}: {v}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_announcement_is_checked_whole_before_its_seed_is_kept() {
+    let db = Db::sqlite();
+    let server = Server::start(db.config(None)).await;
+    let platform = db.key("platform").await;
+    let post = |body: String| server.call("POST", "/v1/lotteries", Some(&platform), Some(body));
+    let (status, p) = post(announcement("a2", json!({"at": "2099-01-01T00:00:00Z"}))).await;
+    assert_eq!(status, 422, "{p}");
+    let (status, p) = post(announcement("a2", json!({"by": "regulator"}))).await;
+    assert_eq!(status, 422, "{p}");
+    assert!(p["detail"].as_str().unwrap_or("").contains("`by`"), "{p}");
+    let (status, p) = post(announcement("a2", json!({"organizer": "x".repeat(40_000)}))).await;
+    assert_eq!(status, 413, "{p}");
+    // None of these kept a seed: the id is still free.
+    let (status, p) = post(announcement("a2", json!({}))).await;
+    assert_eq!(status, 200, "{p}");
+    // Nothing moved the business clock to 2099.
+    let (_, l) = server.call("GET", "/v1/lotteries/a2", None, None).await;
+    assert!(
+        l["findings"]
+            .as_array()
+            .is_some_and(|f| f.iter().all(|x| x["rule"] != "LT-05")),
+        "{l}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn simultaneous_draws_write_one_draw() {
+    let db = Db::sqlite();
+    let server = Server::start(db.config(None)).await;
+    let platform = db.key("platform").await;
+    let (status, _) = server
+        .call(
+            "POST",
+            "/v1/lotteries",
+            Some(&platform),
+            Some(announcement("r1", json!({}))),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let entries: Vec<String> = (0..20)
+        .map(|i| {
+            ev(
+                &format!("r{i}"),
+                "lottery.entered",
+                json!({"lottery": "r1", "participant": format!("p{i}")}),
+            )
+        })
+        .collect();
+    server.post_events(&platform, entries.join("\n")).await;
+    let closes = futures_join(&server, &platform, "/v1/lotteries/r1/close").await;
+    assert_eq!(closes.iter().filter(|s| **s == 200).count(), 1, "{closes:?}");
+    let draws = futures_join(&server, &platform, "/v1/lotteries/r1/draw").await;
+    assert_eq!(draws.iter().filter(|s| **s == 200).count(), 1, "{draws:?}");
+    server.stop().await;
+}
+
+/// Sixteen POSTs to `path` at once; their statuses.
+async fn futures_join(server: &Server, key: &str, path: &str) -> Vec<u16> {
+    let calls = (0..16).map(|_| server.call("POST", path, Some(key), None));
+    futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|r| r.0)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_made_up_key_neither_skips_the_address_limit_nor_posts_a_body() {
+    let db = Db::sqlite();
+    let mut cfg = db.config(None);
+    cfg.rate_limit = 5;
+    let server = Server::start(cfg).await;
+    let mut statuses = Vec::new();
+    for _ in 0..40 {
+        let r = server
+            .http
+            .get(format!("{}/log/checkpoint", server.base))
+            .header("authorization", "Bearer junk")
+            .send()
+            .await
+            .expect("sent");
+        statuses.push(r.status().as_u16());
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    // The address's allowance refills (a key not yet looked up counts against it).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A consumer key is refused before its 16 MiB body is read.
+    let consumer = db.key("consumer:u1").await;
+    let base = server.base.clone();
+    let (answer, took) = tokio::task::spawn_blocking(move || {
+        raw(
+            &base,
+            format!("POST /v1/blacklist/m1/lift HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {consumer}\r\nContent-Length: 16000000\r\n\r\n")
+                .as_bytes(),
+            Duration::from_secs(10),
+        )
+    })
+    .await
+    .expect("join");
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_address_cannot_take_every_connection() {
+    let db = Db::sqlite();
+    let mut cfg = db.config(None);
+    cfg.limits = weiquan_server::ConnLimits {
+        header_read_timeout: Duration::from_secs(20),
+        max_connections: 64,
+        per_address: 16,
+        shutdown_grace: Duration::from_secs(1),
+    };
+    let server = Server::start(cfg).await;
+    let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().expect("addr");
+    // Idle sockets from 127.0.0.2 (all of loopback is this host).
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        let s = tokio::net::TcpSocket::new_v4().expect("socket");
+        s.bind("127.0.0.2:0".parse().expect("addr")).expect("bind");
+        if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_millis(300), s.connect(addr)).await {
+            idle.push(c);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Another address is served at once, not after their 20 s.
+    let started = Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(5), server.call("GET", "/healthz", None, None)).await;
+    assert!(matches!(r, Ok((200, _))), "served in {:?}", started.elapsed());
+    drop(idle);
     server.stop().await;
 }

@@ -41,7 +41,11 @@ pub fn check<S: LogStore>(store: &mut S, lottery: &str) -> anyhow::Result<Result
             if !text.contains(lottery) {
                 continue;
             }
-            let Ok(ev) = parse_event(&text) else { continue };
+            // An event leaf of either format; findings and anything else are skipped.
+            let Some((event, _, _)) = weiquan_ledger::leaf_event(&text) else {
+                continue;
+            };
+            let Ok(ev) = parse_event(&event) else { continue };
             let set_terms = |l: &mut Lottery, terms: &weiquan_events::LotteryTerms| {
                 if let Some(c) = &terms.commitment {
                     l.commitment = Some(c.to_string());
@@ -73,7 +77,7 @@ pub fn check<S: LogStore>(store: &mut S, lottery: &str) -> anyhow::Result<Result
                 }
                 Body::LotteryClosed { lottery: id } if id == lottery && l.closed.is_none() => {
                     l.closed = Some(index);
-                    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                    let v: serde_json::Value = serde_json::from_str(&event).unwrap_or_default();
                     l.recorded_root = v.get("entrants_root").and_then(|r| r.as_str()).map(str::to_owned);
                 }
                 Body::LotteryDrawn {

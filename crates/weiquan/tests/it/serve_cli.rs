@@ -498,3 +498,78 @@ fn a_backup_taken_while_serving_restores_verified_with_the_same_findings() {
     let (_, body) = http("POST", &format!("{}/v1/events", q.base), Some(&key), Some(later.into()));
     assert!(body.contains("\"accepted\":1"), "{body}");
 }
+
+/// A ledger written before leaves named their actor (format 1, here by
+/// `weiquan audit --ledger`) opens in `weiquan serve` with its findings; what
+/// the server appends names who submitted it; `verify log` counts both.
+#[test]
+fn an_older_ledger_opens_and_new_leaves_name_their_submitter() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = dir.path().join("run.db");
+    let out = crate::weiquan(
+        &[
+            "audit",
+            "tests/cases/lottery/events.ndjson",
+            "--ledger",
+            run.to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let audited = crate::pairs(&crate::ndjson(&out.stdout));
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("data");
+    for (from, to) in [
+        ("run.db", "weiquan.db"),
+        ("run.db.key", "ledger.key"),
+        ("run.db.key.pub", "ledger.key.pub"),
+    ] {
+        std::fs::copy(dir.path().join(from), data.join(to)).expect("copy");
+    }
+    let d = data.to_str().expect("utf-8");
+    let p = serve(&["--data", d]);
+    let key =
+        String::from_utf8_lossy(&crate::weiquan(&["keys", "create", "--data", d, "--role", "platform"], None).stdout)
+            .trim()
+            .to_owned();
+    let (status, body) = http("GET", &format!("{}/v1/findings?limit=1000", p.base), Some(&key), None);
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(crate::pairs(v["findings"].as_array().expect("findings")), audited);
+    let tick = r#"{"v":1,"id":"t-new","type":"clock.tick","at":"2026-11-20T00:00:00+08:00"}"#;
+    let (status, body) = http("POST", &format!("{}/v1/events", p.base), Some(&key), Some(tick.into()));
+    assert_eq!(status, 200, "{body}");
+    let index = serde_json::from_str::<serde_json::Value>(&body).expect("json")["items"][0]["index"]
+        .as_u64()
+        .expect("index");
+    let (status, receipt) = http("GET", &format!("{}/v1/receipts/{index}", p.base), Some(&key), None);
+    assert_eq!(status, 200);
+    let leaf: serde_json::Value = serde_json::from_str(
+        serde_json::from_str::<serde_json::Value>(&receipt).expect("json")["leaf"]
+            .as_str()
+            .expect("leaf"),
+    )
+    .expect("leaf json");
+    let list = crate::ndjson(&crate::weiquan(&["keys", "list", "--data", d, "--json"], None).stdout);
+    assert_eq!(leaf["actor"]["role"], "platform", "{leaf}");
+    assert_eq!(
+        leaf["actor"]["key"], list[0]["id"],
+        "the key's id, never the key: {leaf}"
+    );
+    assert_eq!(leaf["event"]["id"], "t-new");
+    assert!(!receipt.contains(&key));
+    drop(p);
+    let out = crate::weiquan(
+        &[
+            "verify",
+            "log",
+            &format!("{d}/weiquan.db"),
+            "--pub",
+            &format!("{d}/ledger.key.pub"),
+        ],
+        None,
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("1 events naming who submitted them"), "{said}");
+}
