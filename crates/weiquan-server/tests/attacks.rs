@@ -242,8 +242,16 @@ async fn an_event_dated_years_ahead_cannot_move_the_business_clock() {
     server.stop().await;
 }
 
-/// Sends `request` on a raw socket and returns what came back within `wait` (and how long it took).
-fn raw(base: &str, request: &[u8], wait: Duration) -> (String, Duration) {
+/// Sends `request` on a raw socket and returns what came back within `wait`
+/// (and how long it took), on a blocking thread.
+async fn raw(base: &str, request: &[u8], wait: Duration) -> (String, Duration) {
+    let (base, request) = (base.to_owned(), request.to_vec());
+    tokio::task::spawn_blocking(move || raw_blocking(&base, &request, wait))
+        .await
+        .expect("join")
+}
+
+fn raw_blocking(base: &str, request: &[u8], wait: Duration) -> (String, Duration) {
     let addr = base.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(wait)).expect("timeout");
@@ -267,17 +275,13 @@ fn raw(base: &str, request: &[u8], wait: Duration) -> (String, Duration) {
 async fn no_body_is_read_without_a_valid_key() {
     let db = Db::sqlite();
     let server = Server::start(db.config(None)).await;
-    let base = server.base.clone();
     // 16 MiB announced, none sent: a server that waited for the body would time out instead.
-    let (answer, took) = tokio::task::spawn_blocking(move || {
-        raw(
-            &base,
-            b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 16000000\r\n\r\n",
-            Duration::from_secs(10),
-        )
-    })
-    .await
-    .expect("join");
+    let (answer, took) = raw(
+        &server.base,
+        b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 16000000\r\n\r\n",
+        Duration::from_secs(10),
+    )
+    .await;
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     assert!(answer.contains("application/problem+json"), "{answer}");
     assert!(
@@ -433,31 +437,23 @@ async fn tight_server(db: &Db, cap: usize) -> Server {
 async fn a_request_that_never_finishes_its_headers_is_closed() {
     let db = Db::sqlite();
     let server = tight_server(&db, 64).await;
-    let base = server.base.clone();
-    let (answer, took) = tokio::task::spawn_blocking(move || {
-        raw(
-            &base,
-            b"GET /v1/findings HTTP/1.1\r\nHost: x\r\nX-Slow: ",
-            Duration::from_secs(15),
-        )
-    })
-    .await
-    .expect("join");
+    let (answer, took) = raw(
+        &server.base,
+        b"GET /v1/findings HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+        Duration::from_secs(15),
+    )
+    .await;
     assert!(
         took < Duration::from_secs(10),
         "closed after the header timeout, not kept: {took:?} {answer}"
     );
     // An idle keep-alive connection is closed the same way.
-    let base = server.base.clone();
-    let (answer, took) = tokio::task::spawn_blocking(move || {
-        raw(
-            &base,
-            b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
-            Duration::from_secs(15),
-        )
-    })
-    .await
-    .expect("join");
+    let (answer, took) = raw(
+        &server.base,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        Duration::from_secs(15),
+    )
+    .await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(took < Duration::from_secs(10), "{took:?}");
     server.stop().await;
@@ -667,17 +663,13 @@ async fn a_made_up_key_neither_skips_the_address_limit_nor_posts_a_body() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     // A consumer key is refused before its 16 MiB body is read.
     let consumer = db.key("consumer:u1").await;
-    let base = server.base.clone();
-    let (answer, took) = tokio::task::spawn_blocking(move || {
-        raw(
-            &base,
+    let (answer, took) = raw(
+        &server.base,
             format!("POST /v1/blacklist/m1/lift HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {consumer}\r\nContent-Length: 16000000\r\n\r\n")
                 .as_bytes(),
             Duration::from_secs(10),
-        )
-    })
-    .await
-    .expect("join");
+    )
+    .await;
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
     assert!(took < Duration::from_secs(5), "{took:?}");
     server.stop().await;

@@ -242,10 +242,7 @@ fn a_lottery_drawn_through_the_api_verifies_offline() {
     let data = dir.path().join("data");
     let d = data.to_str().expect("utf-8");
     let mut p = serve(&["--data", d]);
-    let key =
-        String::from_utf8_lossy(&crate::weiquan(&["keys", "create", "--data", d, "--role", "platform"], None).stdout)
-            .trim()
-            .to_owned();
+    let key = platform_key(d);
     let post = |path: &str, body: String| http("POST", &format!("{}{path}", p.base), Some(&key), Some(body));
     let setup = [
         r#"{"v":1,"id":"r","type":"merchant.registered","at":"2026-11-11T08:00:00+08:00","merchant":"m1","name":"店","uscc":"91330100MA2B000018","channels":["live"]}"#,
@@ -392,6 +389,13 @@ fn serve_reads_a_config_file_and_refuses_unknown_keys() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `lissten`"));
 }
 
+/// A platform key for the server whose data folder is `d`.
+fn platform_key(d: &str) -> String {
+    String::from_utf8_lossy(&crate::weiquan(&["keys", "create", "--data", d, "--role", "platform"], None).stdout)
+        .trim()
+        .to_owned()
+}
+
 /// `weiquan keys`: create (with expiry), list without the secret, revoke by id; errors say what to do.
 #[test]
 fn keys_are_listed_and_revoked_by_id() {
@@ -447,10 +451,7 @@ fn a_backup_taken_while_serving_restores_verified_with_the_same_findings() {
     let data = dir.path().join("data");
     let d = data.to_str().expect("utf-8");
     let p = serve(&["--data", d]);
-    let key =
-        String::from_utf8_lossy(&crate::weiquan(&["keys", "create", "--data", d, "--role", "platform"], None).stdout)
-            .trim()
-            .to_owned();
+    let key = platform_key(d);
     let case = std::fs::read_to_string(crate::root().join("tests/cases/lottery/events.ndjson")).expect("case");
     let post = |body: String| http("POST", &format!("{}/v1/events", p.base), Some(&key), Some(body));
     assert_eq!(post(case).0, 200);
@@ -528,10 +529,7 @@ fn an_older_ledger_opens_and_new_leaves_name_their_submitter() {
     }
     let d = data.to_str().expect("utf-8");
     let p = serve(&["--data", d]);
-    let key =
-        String::from_utf8_lossy(&crate::weiquan(&["keys", "create", "--data", d, "--role", "platform"], None).stdout)
-            .trim()
-            .to_owned();
+    let key = platform_key(d);
     let (status, body) = http("GET", &format!("{}/v1/findings?limit=1000", p.base), Some(&key), None);
     assert_eq!(status, 200);
     let v: serde_json::Value = serde_json::from_str(&body).expect("json");
