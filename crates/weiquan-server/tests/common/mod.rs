@@ -14,9 +14,10 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-pub fn pg_url() -> String {
-    std::env::var("WEIQUAN_TEST_PG").unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into())
-}
+#[path = "../../../../tests/support/services.rs"]
+mod services;
+#[allow(unused_imports)] // each test crate uses a part
+pub use services::{nats_available, pg_url, postgres_available};
 
 pub static N: AtomicU32 = AtomicU32::new(0);
 
@@ -42,7 +43,11 @@ impl Db {
         }
     }
     pub fn both() -> Vec<(&'static str, Db)> {
-        vec![("sqlite", Db::sqlite()), ("postgres", Db::postgres())]
+        let mut dbs = vec![("sqlite", Db::sqlite())];
+        if postgres_available() {
+            dbs.push(("postgres", Db::postgres()));
+        }
+        dbs
     }
     pub fn config(&self, nats: Option<(String, String)>) -> Config {
         Config {

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use weiquan_store::{PgStore, SqliteStore};
 
 /// Where the test PostgreSQL is.
-pub fn pg_url() -> String {
-    std::env::var("WEIQUAN_TEST_PG").unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into())
-}
+#[path = "../../../../tests/support/services.rs"]
+mod services;
+pub use services::{pg_url, postgres_available};
 
 /// A store under test and what to clean up after it.
 pub enum Backend {
@@ -85,13 +85,14 @@ impl Drop for Backend {
 
 static N: AtomicU32 = AtomicU32::new(0);
 
-/// Both backends, fresh.
+/// Both backends, fresh (PostgreSQL when it is here; see `tests/support/services.rs`).
 pub fn backends() -> Vec<(&'static str, Backend)> {
     let schema = format!("wq_test_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
-    vec![
-        ("sqlite", Backend::Sqlite(tempfile::tempdir().expect("tempdir"))),
-        ("postgres", Backend::Postgres(schema)),
-    ]
+    let mut backends = vec![("sqlite", Backend::Sqlite(tempfile::tempdir().expect("tempdir")))];
+    if postgres_available() {
+        backends.push(("postgres", Backend::Postgres(schema)));
+    }
+    backends
 }
 
 /// A signer and verifier for tests.

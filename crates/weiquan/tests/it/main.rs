@@ -54,6 +54,9 @@ pub fn pairs<'a>(findings: impl IntoIterator<Item = &'a serde_json::Value>) -> B
         .collect()
 }
 
+#[path = "../../../../tests/support/services.rs"]
+mod services;
+
 #[path = "../../../../tests/support/expected.rs"]
 mod expected_json;
 pub use expected_json::{expected, expected_file};
