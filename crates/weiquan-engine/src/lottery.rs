@@ -352,7 +352,7 @@ impl Engine {
                 m,
                 at,
                 vec![id.into()],
-                vec![("prize", prize.to_string()), ("value", yuan(value))],
+                vec![("prize", prize.to_string()), ("value", yuan(value)), ("cap", yuan(cap))],
             );
         }
         if let (true, Some(draw_at)) = (arm_draw, draw_at) {

@@ -107,6 +107,7 @@ impl Engine {
                 let facts = vec![
                     ("reference", yuan(reference)),
                     ("lowest", lowest.map_or_else(|| "—".to_owned(), yuan)),
+                    ("days", self.rules.thresholds.reference_window_days.to_string()),
                 ];
                 let subject = self.skus.get(s).subject.to_string();
                 self.emit(RuleId::Pr01, subject, Some(m), at, vec![id.into()], facts);

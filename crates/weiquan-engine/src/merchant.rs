@@ -554,7 +554,8 @@ impl Engine {
         self.with_order(o, |ord| ord.refunds = None);
         if let Some(request) = refused_return {
             let events = vec![request, id.to_owned()];
-            self.emit(RuleId::Mc09, self.order_subject(o), merchant, at, events, vec![]);
+            let days = vec![("days", self.rules.thresholds.no_reason_return_days.to_string())];
+            self.emit(RuleId::Mc09, self.order_subject(o), merchant, at, events, days);
         }
     }
 

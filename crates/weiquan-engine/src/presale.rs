@@ -184,7 +184,11 @@ impl Engine {
                 m,
                 at,
                 vec![id.into()],
-                vec![("deposit", yuan(deposit)), ("price", yuan(price))],
+                vec![
+                    ("deposit", yuan(deposit)),
+                    ("price", yuan(price)),
+                    ("cap", format!("{}%", self.rules.thresholds.deposit_cap_percent)),
+                ],
             );
         }
     }

@@ -313,3 +313,46 @@ fn lt11_once_per_lottery_and_on_a_change_of_host() {
     let n = s.run().iter().filter(|f| f.rule.as_str() == "LT-11").count();
     assert_eq!(n, 1);
 }
+
+/// Messages take their numbers from the rulebook in effect, not from the text
+/// (with the EU profile's 30-day window, PR-01 says 30 days).
+#[test]
+fn messages_say_the_thresholds_in_effect() {
+    let rules = "[thresholds]\ndeposit_cap_percent = 10.0\nlottery_prize_cap_fen = 100000\nno_reason_return_days = 10\nreference_window_days = 30\n";
+    let presale = json!({"campaign": "c1", "merchant": "m1", "sku": "s1", "deposit_fen": 2000, "price_fen": 10000,
+        "deposit_start": t("11-01"), "deposit_end": t("11-05"), "final_start": t("11-06"), "final_end": t("11-07"),
+        "ship_within_days": 3, "deposit_refundable": true});
+    let mut lottery = announced();
+    lottery["prizes"] = json!([{"name": "券", "value_fen": 100_001, "count": 1}]);
+    let s = Stream::new()
+        .merchant("m1")
+        .ev("presale.published", "11-01", presale)
+        .ev("lottery.announced", "11-01", lottery)
+        .ev("order.placed", "11-01", placed("o1"))
+        .ev("order.delivered", "11-02", json!({"order": "o1"}))
+        .ev(
+            "refund.requested",
+            "11-03",
+            json!({"order": "o1", "amount_fen": 100, "no_reason": true}),
+        )
+        .ev("refund.rejected", "11-04", json!({"order": "o1", "reason": "no"}))
+        .ev(
+            "listing.updated",
+            "11-05",
+            json!({"merchant": "m1", "sku": "s1", "reference_price_fen": 100}),
+        )
+        .rules(rules);
+    let book = weiquan_engine::Rulebook::with_overrides(rules).expect("rules");
+    let said = |rule: &str| -> String {
+        let f = s
+            .run()
+            .into_iter()
+            .find(|f| f.rule.as_str() == rule)
+            .unwrap_or_else(|| panic!("{rule} fires"));
+        f.record(&book, weiquan_engine::Lang::En).message
+    };
+    assert!(said("PS-06").contains("over 10% of"), "{}", said("PS-06"));
+    assert!(said("LT-03").contains("over the ¥1000.00 cap"), "{}", said("LT-03"));
+    assert!(said("MC-09").contains("within 10 days"), "{}", said("MC-09"));
+    assert!(said("PR-01").contains("in the 30 days before"), "{}", said("PR-01"));
+}
