@@ -125,7 +125,8 @@ fn split_items(body: &str) -> Result<Vec<String>, ApiError> {
 
 /// Ingest events.
 #[utoipa::path(post, path = "/v1/events", tag = "events",
-    request_body(content = String, description = "NDJSON (one event per line) or a JSON array of events, at most 10,000", content_type = "application/x-ndjson"),
+    request_body(description = "NDJSON (one event per line) or a JSON array of events, at most 10,000; each item is accepted, a duplicate, or rejected on its own",
+        content((String = "application/x-ndjson"), (Vec<Object> = "application/json"))),
     responses((status = 200, description = "Each item accepted (with its ledger index), duplicate or rejected; answered once durable", body = IngestResponse),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 413, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)),
     security(("api_key" = [])))]

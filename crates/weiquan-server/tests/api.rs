@@ -491,3 +491,37 @@ async fn a_restart_under_changed_rules_keeps_logged_findings_paired_with_their_l
     );
     server.stop().await;
 }
+
+/// schemathesis (installed by scripts/test) against `/openapi.json` with a
+/// platform and a regulator key: no 5xx, and every status, content type and
+/// response body as the document declares.
+#[tokio::test(flavor = "multi_thread")]
+async fn schemathesis_finds_the_contract_kept() {
+    let db = Db::sqlite();
+    let server = Server::start(db.config(None)).await;
+    let platform = db.key("platform").await;
+    let text = std::fs::read_to_string(root().join("tests/cases/lottery/events.ndjson")).expect("case");
+    server.post_events(&platform, text).await;
+    for key in [platform, db.key("regulator").await] {
+        let url = format!("{}/openapi.json", server.base);
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("st")
+                .args(["run", &url, "--max-examples", "20"])
+                .args([
+                    "--checks",
+                    "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+                ])
+                .args(["-H", &format!("Authorization: Bearer {key}")])
+                .output()
+        })
+        .await
+        .expect("join")
+        .expect("schemathesis (`st`) runs: pip install schemathesis");
+        assert!(
+            out.status.success(),
+            "schemathesis found the contract broken:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    server.stop().await;
+}
