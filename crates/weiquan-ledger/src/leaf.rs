@@ -61,16 +61,28 @@ pub struct Actor {
 /// Type of a format-2 event leaf.
 pub const EVENT_LEAF_TYPE: &str = "weiquan.event";
 
+/// An actor in canonical JSON, encoded once for all the leaves it submits (a
+/// batch has one submitter; encoding it per event cost the sequencer time).
+#[derive(Clone, Debug)]
+pub struct CanonicalActor(Vec<u8>);
+
+impl Actor {
+    /// This actor in canonical JSON.
+    pub fn canonical(&self) -> Result<CanonicalActor, LeafError> {
+        Ok(CanonicalActor(serde_json_canonicalizer::to_vec(self)?))
+    }
+}
+
 /// The leaf of an event submitted by `actor`, format 2: canonical JSON of
 /// `{"actor":…,"event":<the event as received>,"type":"weiquan.event","v":2}`.
-pub fn event_leaf_by(raw_line: &str, actor: &Actor) -> Result<Vec<u8>, LeafError> {
+pub fn event_leaf_by(raw_line: &str, actor: &CanonicalActor) -> Result<Vec<u8>, LeafError> {
     let event = canonical_event(raw_line)?;
-    let actor = serde_json_canonicalizer::to_vec(actor)?;
+    let actor = &actor.0;
     // Keys in RFC 8785 order (actor < event < type < v) around canonical
     // values: the concatenation is itself canonical, with no second pass.
     let mut leaf = Vec::with_capacity(event.len() + actor.len() + 48);
     leaf.extend_from_slice(b"{\"actor\":");
-    leaf.extend_from_slice(&actor);
+    leaf.extend_from_slice(actor);
     leaf.extend_from_slice(b",\"event\":");
     leaf.extend_from_slice(&event);
     leaf.extend_from_slice(b",\"type\":\"weiquan.event\",\"v\":2}");
@@ -172,7 +184,7 @@ mod tests {
                 on_behalf: None,
             })),
         };
-        let leaf = event_leaf_by(line, &lift).expect("leaf");
+        let leaf = event_leaf_by(line, &lift.canonical().expect("actor")).expect("leaf");
         let text = String::from_utf8(leaf.clone()).expect("utf-8");
         assert_eq!(serde_json_canonicalizer::pipe(&text).expect("json").into_bytes(), leaf);
         assert_eq!(
@@ -202,7 +214,7 @@ mod tests {
         };
         let leaf = event_leaf_by(
             r#"{"v":1,"id":"e1","type":"clock.tick","at":"2026-11-01T00:00:00+08:00"}"#,
-            &platform,
+            &platform.canonical().expect("actor"),
         )
         .expect("leaf");
         assert_eq!(leaf.len(), 162);

@@ -19,7 +19,8 @@ mod verify;
 
 pub use keys::{generate_key, load_signer, load_verifier, KeyError};
 pub use leaf::{
-    event_leaf, event_leaf_by, finding_leaf, leaf_event, Actor, LeafError, EVENT_LEAF_TYPE, MAX_LEAF_BYTES,
+    event_leaf, event_leaf_by, finding_leaf, leaf_event, Actor, CanonicalActor, LeafError, EVENT_LEAF_TYPE,
+    MAX_LEAF_BYTES,
 };
 pub use log::{Ledger, LedgerError};
 pub use store::{LogStore, Row, StoreError};

@@ -56,6 +56,10 @@ pub struct Core {
     index_of: EventIndex,
     /// Submitted events may be dated at most this far ahead of the wall clock (None: no bound).
     max_future_ms: Option<i64>,
+    /// Whether weiquan holds a lottery's seed, as looked up: seeds are kept only
+    /// through [`Core::hold_seed`], so an answer stays true (a query per lottery
+    /// event cost PostgreSQL ingest a round trip each).
+    seed_held: HashMap<Box<str>, bool>,
 }
 
 /// One request's items and who submits them.
@@ -144,6 +148,7 @@ impl Core {
             findings: Vec::new(),
             index_of: EventIndex::new(),
             max_future_ms: None,
+            seed_held: HashMap::new(),
         };
         core.replay()?;
         Ok(core)
@@ -227,9 +232,20 @@ impl Core {
         let mut results = Vec::with_capacity(requests.len());
         for batch in requests {
             let mut out = Vec::with_capacity(batch.items.len());
+            // One submitter a batch: its actor is encoded once, not per leaf.
+            let from = batch.submitter.actor().canonical();
             for (i, line) in batch.items.iter().enumerate() {
                 let item = i as u64 + 1;
-                out.push(self.ingest_one(item, line, &batch.submitter, now, base, &mut leaves, &mut staged));
+                out.push(match &from {
+                    Ok(actor) => {
+                        let source = (&batch.submitter, actor);
+                        self.ingest_one(item, line, source, now, base, &mut leaves, &mut staged)
+                    }
+                    Err(e) => ItemResult::Rejected {
+                        field: None,
+                        error: e.to_string(),
+                    },
+                });
             }
             results.push(out);
         }
@@ -247,7 +263,7 @@ impl Core {
         &mut self,
         item: u64,
         line: &str,
-        submitter: &Submitter,
+        (submitter, actor): (&Submitter, &weiquan_ledger::CanonicalActor),
         now: Time,
         base: u64,
         leaves: &mut Vec<Vec<u8>>,
@@ -282,7 +298,7 @@ impl Core {
                 error: r.error,
             };
         }
-        let leaf = match event_leaf_by(line, &submitter.actor()) {
+        let leaf = match event_leaf_by(line, actor) {
             Ok(l) => l,
             Err(e) => {
                 return ItemResult::Rejected {
@@ -334,11 +350,18 @@ impl Core {
         // Once weiquan holds the seed, the lottery's announcement, close and draw are
         // weiquan's: a draw submitted first would take the draw over (and publish the
         // seed before weiquan's own), a close would fix another entrant list.
-        let held = self.ledger.store_mut().seed_of(lottery).map_err(|e| acts::Refusal {
-            field: "lottery",
-            error: format!("cannot check who acts on this lottery ({e}); retry"),
-        })?;
-        if held.is_some() {
+        let held = match self.seed_held.get(&**lottery) {
+            Some(&held) => held,
+            None => {
+                let held = self.ledger.store_mut().seed_of(lottery).map_err(|e| acts::Refusal {
+                    field: "lottery",
+                    error: format!("cannot check who acts on this lottery ({e}); retry"),
+                })?;
+                self.seed_held.insert((**lottery).into(), held.is_some());
+                held.is_some()
+            }
+        };
+        if held {
             return Err(acts::Refusal {
                 field: "lottery",
                 error: format!(
@@ -356,6 +379,13 @@ impl Core {
             Some(bound) => acts::check_future(ev.at, now, bound),
             None => Ok(()),
         }
+    }
+
+    /// Keeps `seed` for `lottery` (once: a second is an error).
+    pub fn hold_seed(&mut self, lottery: &str, seed: &str) -> Result<(), weiquan_store::StoreError> {
+        self.ledger.store_mut().put_seed(lottery, seed)?;
+        self.seed_held.insert(lottery.into(), true);
+        Ok(())
     }
 
     /// The rulebook.

@@ -95,7 +95,7 @@ pub async fn announce(State(app): AppStateRef, caller: Caller, body: String) -> 
     }
     let (l, s) = (lottery.clone(), seed.clone());
     app.sequencer
-        .read(move |core: &mut Core| core.ledger().store_mut().put_seed(&l, &s))
+        .read(move |core: &mut Core| core.hold_seed(&l, &s))
         .await?
         .map_err(|_| ApiError::conflict(format!("lottery {lottery} already has a seed held by weiquan")))?;
     let index = ingest_one(&app, platform, event).await?;
