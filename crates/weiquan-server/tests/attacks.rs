@@ -128,18 +128,16 @@ async fn weiquans_ids_cannot_be_squatted() {
         .map(|id| ev(id, "clock.tick", json!({})))
         .join("\n");
     server.post_events(&platform, old).await;
-    let body = json!({"lottery": "l1", "merchant": "m1", "host": "h", "stream": "s", "at": AT,
-        "prizes": [{"name": "券", "value_fen": 100, "count": 1}]});
     let (s1, a) = server
-        .call("POST", "/v1/lotteries", Some(&platform), Some(body.to_string()))
-        .await;
-    assert_eq!(s1, 200, "{a}");
-    server
-        .post_events(
-            &platform,
-            ev("n1", "lottery.entered", json!({"lottery": "l1", "participant": "p1"})),
+        .call(
+            "POST",
+            "/v1/lotteries",
+            Some(&platform),
+            Some(announcement("l1", json!({}))),
         )
         .await;
+    assert_eq!(s1, 200, "{a}");
+    enter(&server, &platform, "l1", "p1").await;
     let (s2, c) = server
         .call("POST", "/v1/lotteries/l1/close", Some(&platform), None)
         .await;
@@ -155,18 +153,16 @@ async fn a_draw_weiquan_holds_the_seed_of_cannot_be_taken_over_nor_its_seed_read
     for (name, db) in Db::both() {
         let server = Server::start(db.config(None)).await;
         let platform = db.key("platform").await;
-        let body = json!({"lottery": "l1", "merchant": "m1", "host": "h", "stream": "s", "at": AT,
-            "prizes": [{"name": "券", "value_fen": 100, "count": 1}]});
         let (status, _) = server
-            .call("POST", "/v1/lotteries", Some(&platform), Some(body.to_string()))
-            .await;
-        assert_eq!(status, 200, "{name}");
-        server
-            .post_events(
-                &platform,
-                ev("n1", "lottery.entered", json!({"lottery": "l1", "participant": "p1"})),
+            .call(
+                "POST",
+                "/v1/lotteries",
+                Some(&platform),
+                Some(announcement("l1", json!({}))),
             )
             .await;
+        assert_eq!(status, 200, "{name}");
+        enter(&server, &platform, "l1", "p1").await;
         let takeover = ev(
             "my-draw",
             "lottery.drawn",
@@ -510,6 +506,22 @@ async fn callers_without_a_key_are_limited_per_address() {
 
 // ---- Found by an outside attack on the changes above (each failed before its fix) ----
 
+/// `participant` enters lottery `l`.
+async fn enter(server: &Server, platform: &str, l: &str, participant: &str) {
+    let id = format!("enter-{l}-{participant}");
+    server
+        .post_events(
+            platform,
+            ev(
+                &id,
+                "lottery.entered",
+                json!({"lottery": l, "participant": participant}),
+            ),
+        )
+        .await;
+}
+
+/// A `POST /v1/lotteries` body for lottery `l`, with `extra` fields.
 fn announcement(l: &str, extra: Value) -> String {
     let mut b = json!({"lottery": l, "merchant": "m1", "host": "h", "stream": "s", "at": AT,
         "prizes": [{"name": "券", "value_fen": 100, "count": 1}]});
