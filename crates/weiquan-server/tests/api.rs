@@ -520,8 +520,9 @@ async fn schemathesis_finds_the_contract_kept() {
         .expect("python3 runs (schemathesis: pip install schemathesis)");
         assert!(
             out.status.success(),
-            "schemathesis found the contract broken:\n{}",
-            String::from_utf8_lossy(&out.stdout)
+            "schemathesis found the contract broken (or is not installed: pip install schemathesis):\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
         );
     }
     server.stop().await;
