@@ -198,9 +198,9 @@ fn poster(path: &str) -> Option<fn(&Role) -> bool> {
     }
 }
 
-/// Middleware: a request with a body (every POST) must bring a valid key
-/// before its body is read, so that nobody without one can make the server
-/// read megabytes.
+/// Middleware: a request with a body (every POST) must bring a valid key of a
+/// role that may POST there before its body is read, so that nobody else can
+/// make the server read megabytes.
 pub async fn key_before_body(
     axum::extract::State(app): axum::extract::State<std::sync::Arc<crate::AppState>>,
     req: axum::extract::Request,
