@@ -196,7 +196,13 @@ impl Core {
                     }
                     continue;
                 }
-                let Some((event, _, _)) = event else { continue };
+                let Some((event, _, _)) = event else {
+                    tracing::warn!(
+                        index,
+                        "ledger leaf is neither an event nor a finding; skipped in replay"
+                    );
+                    continue;
+                };
                 match parse_event(&event) {
                     Ok(ev) => {
                         // An event's findings follow it in the ledger; any left over were not logged
