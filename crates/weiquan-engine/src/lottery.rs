@@ -42,6 +42,27 @@ pub(crate) struct Lottery {
     pub lt11_fired: bool,
 }
 
+impl Lottery {
+    /// Entered before the close (the entrants of a draw, Messy streams 8).
+    fn eligible(&self, p: u64) -> bool {
+        self.entrants.get(&p) == Some(&true)
+    }
+
+    /// The ids of a draw's entrants now, in order of first entry.
+    fn eligible_ids(&self) -> impl Iterator<Item = &str> {
+        self.entry_order
+            .iter()
+            .zip(self.entrant_ids.iter())
+            .filter(|(p, _)| self.eligible(**p))
+            .map(|(_, id)| id)
+    }
+
+    /// Shipments of `w`'s prize to `w`'s participant so far.
+    fn shipments(&self, w: &Drawn) -> u32 {
+        self.shipped.get(&(w.pid, w.prize.clone())).copied().unwrap_or(0)
+    }
+}
+
 /// One `lottery.drawn`: its event and winners.
 pub(crate) struct DrawRecord {
     pub event: Box<str>,
@@ -405,20 +426,13 @@ impl Engine {
             .chain([id.to_owned()])
             .collect();
         // Messy streams 8: this draw's entrants are those entered before the close (or before it).
-        let eligible = |p: &u64| lot.entrants.get(p) == Some(&true);
-        let entrants: Vec<&str> = lot
-            .entry_order
-            .iter()
-            .zip(lot.entrant_ids.iter())
-            .filter(|(p, _)| eligible(p))
-            .map(|(_, id)| id)
-            .collect();
+        let entrants: Vec<&str> = lot.eligible_ids().collect();
 
         // LT-04: the first ineligible winner (a prize never announced only once there are terms).
         let announced = lot.announced.is_some();
         let ineligible = ws
             .iter()
-            .find(|w| !eligible(&w.pid) || (announced && !lot.ever_prizes.iter().any(|(name, _)| *name == w.prize)));
+            .find(|w| !lot.eligible(w.pid) || (announced && !lot.ever_prizes.iter().any(|(name, _)| *name == w.prize)));
         let lt04 = ineligible.map(|w| w.participant.to_string());
 
         // LT-08: prizes withheld although enough eligible participants entered (winners of all draws).
@@ -570,19 +584,16 @@ impl Engine {
         let Some(upto) = lot.draws.get(..d.generation as usize) else {
             return;
         };
-        let Some((this, earlier)) = upto.split_last() else {
+        let Some(this) = upto.last() else {
             return;
         };
         let owed = |w: &Drawn| {
-            earlier
-                .iter()
-                .chain([this])
+            upto.iter()
                 .flat_map(|dr| &dr.winners)
                 .filter(|x| x.pid == w.pid && x.prize == w.prize)
                 .count()
         };
-        let shipped = |w: &Drawn| lot.shipped.get(&(w.pid, w.prize.clone())).copied().unwrap_or(0) as usize;
-        let Some(unsent) = this.winners.iter().find(|w| shipped(w) < owed(w)) else {
+        let Some(unsent) = this.winners.iter().find(|w| (lot.shipments(w) as usize) < owed(w)) else {
             return;
         };
         let facts = vec![
@@ -668,7 +679,6 @@ impl Engine {
     pub fn lottery(&self, id: &str) -> Option<LotteryView> {
         let l = self.lotteries.find(id)?;
         let lot = self.lotteries.get(l);
-        let eligible = |p: &u64| lot.entrants.get(p) == Some(&true);
         Some(LotteryView {
             merchant: lot.merchant.map(|m| self.merchants.id(m).to_owned()),
             commitment: lot.terms.commitment.as_deref().map(str::to_owned),
@@ -687,17 +697,11 @@ impl Engine {
                 })
                 .collect(),
             entrants: match lot.terms.commitment {
-                Some(_) => lot
-                    .entry_order
-                    .iter()
-                    .zip(lot.entrant_ids.iter())
-                    .filter(|(p, _)| eligible(p))
-                    .map(|(_, id)| id.to_owned())
-                    .collect(),
+                Some(_) => lot.eligible_ids().map(str::to_owned).collect(),
                 None => Vec::new(),
             },
-            entrant_count: lot.entry_order.iter().filter(|p| eligible(p)).count(),
-            late_entries: lot.entry_order.iter().filter(|p| !eligible(p)).count(),
+            entrant_count: lot.entry_order.iter().filter(|p| lot.eligible(**p)).count(),
+            late_entries: lot.entry_order.iter().filter(|p| !lot.eligible(**p)).count(),
             closed: lot.closed,
             drawn: !lot.draws.is_empty(),
             cancelled: lot.cancelled,
@@ -708,10 +712,7 @@ impl Engine {
                 .map(|d| &d.winners[..])
                 .unwrap_or_default()
                 .iter()
-                .map(|w| {
-                    let shipped = lot.shipped.get(&(w.pid, w.prize.clone())).copied().unwrap_or(0);
-                    (w.participant.to_string(), w.prize.to_string(), shipped)
-                })
+                .map(|w| (w.participant.to_string(), w.prize.to_string(), lot.shipments(w)))
                 .collect(),
         })
     }

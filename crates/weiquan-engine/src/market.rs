@@ -161,13 +161,14 @@ impl Engine {
                 // The quotes dated within the previous hour, walked back from `to`: the
                 // ones just appended, still in cache (a binary search over every quote
                 // kept since the last price change touched cold memory for each quote).
-                let mut lowest: Option<u64> = None;
-                for q in st.quotes[..to].iter().rev().take_while(|q| q.at >= since) {
-                    if q.consumer != u && q.segment == seg {
-                        lowest = Some(lowest.map_or(q.price, |l| l.min(q.price)));
-                    }
-                }
-                lowest.filter(|&base| basis_points_over(price, base, tolerance))
+                st.quotes[..to]
+                    .iter()
+                    .rev()
+                    .take_while(|q| q.at >= since)
+                    .filter(|q| q.consumer != u && q.segment == seg)
+                    .map(|q| q.price)
+                    .min()
+                    .filter(|&base| basis_points_over(price, base, tolerance))
             }
         };
         st.quotes.insert(

@@ -8,7 +8,7 @@
 //! and after a change.
 
 use crate::credit::CreditState;
-use crate::table::push_small;
+use crate::table::room_for_one;
 use crate::{is_valid_uscc, Deadline, DeadlineKind, Engine, RuleId};
 use weiquan_events::{Body, Payment, Sender, Time, DAY_MS, HOUR_MS};
 
@@ -144,7 +144,8 @@ impl Order {
         self.presale.get_or_insert_with(Box::default)
     }
 
-    fn settled(&self) -> bool {
+    /// Shipped, cancelled or refunded: nothing left to ship.
+    pub(crate) fn settled(&self) -> bool {
         self.shipped || self.cancelled || self.refunded
     }
 
@@ -209,9 +210,7 @@ fn answer_window(windows: &mut Vec<(i64, i64)>, from: i64, to: i64) {
     let first = windows.partition_point(|w| w.1 < from);
     let last = windows.partition_point(|w| w.0 <= to);
     if first == last {
-        if windows.capacity() == 0 {
-            windows.reserve_exact(1);
-        }
+        room_for_one(windows);
         windows.insert(first, (from, to));
         return;
     }
@@ -514,8 +513,8 @@ impl Engine {
     pub(crate) fn mc08_due(&mut self, d: Deadline) {
         let o = d.target;
         let ord = self.orders.get(o);
-        let pending = ord.refunds.iter().flat_map(|r| &r.pending);
-        let Some(request) = pending.clone().find(|r| r.generation == d.generation) else {
+        let mut pending = ord.refunds.iter().flat_map(|r| &r.pending);
+        let Some(request) = pending.find(|r| r.generation == d.generation) else {
             return;
         };
         let events = vec![request.event.to_string()];
@@ -578,7 +577,8 @@ impl Engine {
                 }
                 conv.generation += 1;
                 let generation = conv.generation;
-                push_small(&mut conv.waiting, (at, generation, id.into()));
+                room_for_one(&mut conv.waiting);
+                conv.waiting.push((at, generation, id.into()));
                 self.deadlines.set(due, DeadlineKind::Mc07Reply, c, generation);
             }
             Sender::Merchant => {

@@ -276,7 +276,7 @@ impl Engine {
         let ord = self.orders.get(o);
         let pre = ord.presale();
         // Messy streams 5: cancelled, refunded or deposit-refunded in time needs no shipment.
-        if ord.shipped || ord.cancelled || ord.refunded || pre.deposit_refunded.is_some() || pre.ps04_fired {
+        if ord.settled() || pre.deposit_refunded.is_some() || pre.ps04_fired {
             return;
         }
         let events = pre.final_paid.iter().map(|e| e.to_string()).collect();

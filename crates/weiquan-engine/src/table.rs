@@ -91,11 +91,21 @@ impl<T> Table<T> {
 
     /// Index of `id`, creating it with `make()` when new.
     pub fn intern(&mut self, id: &str, make: impl FnOnce() -> T) -> u32 {
+        self.intern_by(hash(id), id, |item| item.0 == id, |item| hash(&item.0), make)
+    }
+
+    /// Index of the item with key `id` and hash `h` (`same` tells it apart,
+    /// `rehash` gives any item's hash again), created with `make()` when new.
+    fn intern_by(
+        &mut self,
+        h: u64,
+        id: &str,
+        same: impl Fn(&(CompactString, T)) -> bool,
+        rehash: impl Fn(&(CompactString, T)) -> u64,
+        make: impl FnOnce() -> T,
+    ) -> u32 {
         let items = &self.items;
-        let entry = self
-            .index
-            .entry(hash(id), |&i| items[i].0 == id, |&i| hash(&items[i].0));
-        match entry {
+        match self.index.entry(h, |&i| same(&items[i]), |&i| rehash(&items[i])) {
             Entry::Occupied(e) => *e.get(),
             Entry::Vacant(v) => {
                 let i = u32::try_from(items.len).expect("fewer than 2^32 subjects of one kind");
@@ -151,21 +161,13 @@ impl<T: Owned> Table<T> {
 
     /// Index of `owner`'s `id`, creating it with `make()` when new.
     pub fn intern_owned(&mut self, owner: u32, id: &str, make: impl FnOnce() -> T) -> u32 {
-        let items = &self.items;
-        let entry = self.index.entry(
+        self.intern_by(
             owned_hash(owner, id),
-            |&i| items[i].1.owner() == owner && items[i].0 == id,
-            |&i| owned_hash(items[i].1.owner(), &items[i].0),
-        );
-        match entry {
-            Entry::Occupied(e) => *e.get(),
-            Entry::Vacant(v) => {
-                let i = u32::try_from(items.len).expect("fewer than 2^32 subjects of one kind");
-                v.insert(i);
-                self.items.push((CompactString::from(id), make()));
-                i
-            }
-        }
+            id,
+            |item| item.1.owner() == owner && item.0 == id,
+            |item| owned_hash(item.1.owner(), &item.0),
+            make,
+        )
     }
 }
 
@@ -202,13 +204,12 @@ impl Strings {
     }
 }
 
-/// Pushes onto a list that is usually short: the first element allocates room
-/// for one, not four (many subjects have one waiting message or one reply window).
-pub(crate) fn push_small<T>(v: &mut Vec<T>, item: T) {
+/// Makes room in a list that is usually short: its first element allocates
+/// room for one, not four (many subjects have one waiting message or one reply window).
+pub(crate) fn room_for_one<T>(v: &mut Vec<T>) {
     if v.capacity() == 0 {
         v.reserve_exact(1);
     }
-    v.push(item);
 }
 
 /// A 64-bit key for a pseudonymous id (participant, consumer) that rules only
@@ -259,9 +260,11 @@ mod tests {
     #[test]
     fn a_short_list_starts_with_room_for_one() {
         let mut v: Vec<u64> = Vec::new();
-        push_small(&mut v, 1);
+        room_for_one(&mut v);
+        v.push(1);
         assert_eq!(v.capacity(), 1);
-        push_small(&mut v, 2);
+        room_for_one(&mut v);
+        v.push(2);
         assert_eq!(v, [1, 2]);
     }
 }
