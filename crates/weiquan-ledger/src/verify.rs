@@ -93,6 +93,10 @@ pub struct LogReport {
     pub leaves: u64,
     /// Checkpoints whose signature and root were checked.
     pub checkpoints: u64,
+    /// Event leaves of format 2, naming who submitted them.
+    pub events_with_actor: u64,
+    /// Event leaves of format 1, the event alone.
+    pub events_without_actor: u64,
 }
 
 /// Recomputes every hash of the log from its entries, and checks every
@@ -149,6 +153,11 @@ pub fn verify_log<S: LogStore>(store: &mut S, verifier: &StandardVerifier) -> Re
                 }
             }
             report.leaves += 1;
+            match crate::leaf_event(&String::from_utf8_lossy(&data)) {
+                Some((_, 2, _)) => report.events_with_actor += 1,
+                Some(_) => report.events_without_actor += 1,
+                None => {}
+            }
             check_at(&tree, &mut cps, &mut report)?;
         }
         from = to;

@@ -131,8 +131,9 @@ fn split_items(body: &str) -> Result<Vec<String>, ApiError> {
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 413, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)),
     security(("api_key" = [])))]
 async fn post_events(State(app): AppStateRef, caller: Caller, body: String) -> Result<Json<IngestResponse>, ApiError> {
-    caller.require("ingest events (platform keys only)", |r| *r == Role::Platform)?;
-    let party = caller.party()?.clone();
+    let party = caller
+        .require("ingest events (platform keys only)", |r| *r == Role::Platform)?
+        .clone();
     let items = split_items(&body)?;
     if items.len() > crate::MAX_BATCH_ITEMS {
         return Err(ApiError::too_large(format!(
@@ -199,7 +200,9 @@ async fn get_findings(
     caller: Caller,
     Query(q): Query<FindingsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let role = caller.require("read findings", |r| !matches!(r, Role::Consumer(_)))?;
+    let role = &caller
+        .require("read findings", |r| !matches!(r, Role::Consumer(_)))?
+        .role;
     let merchant = match role {
         Role::Merchant(own) => {
             if q.merchant.as_deref().is_some_and(|m| m != own) {
@@ -328,8 +331,9 @@ async fn lift_blacklist(
     Path(merchant): Path<String>,
     body: String,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require("lift a blacklist (regulator keys only)", |r| *r == Role::Regulator)?;
-    let regulator = caller.party()?.clone();
+    let regulator = caller
+        .require("lift a blacklist (regulator keys only)", |r| *r == Role::Regulator)?
+        .clone();
     let _act = app.acts.lock().await;
     // Read as JSON whatever the Content-Type says: the body is small and its shape is fixed.
     let request: Option<LiftRequest> = serde_json::from_str(&body).ok();

@@ -306,15 +306,15 @@ impl Caller {
             .ok_or_else(|| ApiError::unauthorized("this needs an API key: `Authorization: Bearer <key>`"))
     }
 
-    /// 403 unless the role is one of `allowed`.
-    pub fn require(&self, what: &str, allowed: impl Fn(&Role) -> bool) -> Result<&Role, ApiError> {
-        let role = self.role()?;
-        if allowed(role) {
-            Ok(role)
+    /// The caller (role and key id); 403 unless the role is one of `allowed`.
+    pub fn require(&self, what: &str, allowed: impl Fn(&Role) -> bool) -> Result<&crate::acts::Party, ApiError> {
+        let party = self.party()?;
+        if allowed(&party.role) {
+            Ok(party)
         } else {
             Err(ApiError::forbidden(format!(
                 "a {} key may not {what}",
-                role.as_string()
+                party.role.as_string()
             )))
         }
     }

@@ -28,8 +28,9 @@ async fn view(app: &crate::AppState, id: &str) -> Result<(LotteryView, String), 
     responses((status = 200, description = "Announced: ledger index and the published commitment"), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
 pub async fn announce(State(app): AppStateRef, caller: Caller, body: String) -> Result<Json<Value>, ApiError> {
-    caller.require("announce lotteries (platform keys only)", |r| *r == Role::Platform)?;
-    let platform = caller.party()?.clone();
+    let platform = caller
+        .require("announce lotteries (platform keys only)", |r| *r == Role::Platform)?
+        .clone();
     let mut fields: serde_json::Map<String, Value> = serde_json::from_str(&body)
         .map_err(|e| ApiError::bad_request(format!("send the announcement as a JSON object: {e}")))?;
     if fields.contains_key("commitment") {
@@ -127,8 +128,9 @@ const ANNOUNCEMENT_FIELDS: [&str; 13] = [
     responses((status = 200, description = "Closed: entrants count and root"), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("api_key" = [])))]
 pub async fn close(State(app): AppStateRef, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    caller.require("close lotteries (platform keys only)", |r| *r == Role::Platform)?;
-    let platform = caller.party()?.clone();
+    let platform = caller
+        .require("close lotteries (platform keys only)", |r| *r == Role::Platform)?
+        .clone();
     // Checked and written as one act: two closes at once would both pass the check.
     let _act = app.acts.lock().await;
     let (v, at) = view(&app, &id).await?;
@@ -161,8 +163,9 @@ pub async fn draw_lottery(
     Path(id): Path<String>,
     body: String,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require("draw lotteries (platform keys only)", |r| *r == Role::Platform)?;
-    let platform = caller.party()?.clone();
+    let platform = caller
+        .require("draw lotteries (platform keys only)", |r| *r == Role::Platform)?
+        .clone();
     let _act = app.acts.lock().await;
     let (v, at) = view(&app, &id).await?;
     if !v.closed || v.drawn {

@@ -28,26 +28,6 @@ pub fn open_ledger_file(path: &Path) -> Result<SqliteStore> {
     Ok(SqliteStore::open(path)?)
 }
 
-/// How many leaves are events of format 2 (with their actor), events of
-/// format 1 (without), and findings or anything else.
-fn leaf_formats(store: &mut SqliteStore, size: u64) -> Result<[u64; 3]> {
-    let mut counts = [0u64; 3];
-    let mut from = 0;
-    while from < size {
-        let to = (from + 4096).min(size);
-        for (data, _) in weiquan_ledger::LogStore::leaves(store, from, to)? {
-            let i = match weiquan_ledger::leaf_event(&String::from_utf8_lossy(&data)) {
-                Some((_, 2, _)) => 0,
-                Some(_) => 1,
-                None => 2,
-            };
-            counts[i] += 1;
-        }
-        from = to;
-    }
-    Ok(counts)
-}
-
 /// Runs `weiquan verify`; prints what was checked when valid.
 pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
     match &args.what {
@@ -55,11 +35,11 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
             let v = verifier(public)?;
             let mut store = open_ledger_file(path)?;
             let report = verify_log(&mut store, &v).map_err(|e| Invalid(format!("{}: {e}", path.display())))?;
-            let [with_actor, without, findings] = leaf_formats(&mut store, report.leaves)?;
+            let others = report.leaves - report.events_with_actor - report.events_without_actor;
             writeln!(
                 out,
-                "valid: {} leaves rehashed ({with_actor} events naming who submitted them, {without} events of format 1 without, {findings} findings), {} checkpoints verified",
-                report.leaves, report.checkpoints
+                "valid: {} leaves rehashed ({} events naming who submitted them, {} events of format 1 without, {others} findings), {} checkpoints verified",
+                report.leaves, report.events_with_actor, report.events_without_actor, report.checkpoints
             )?;
         }
         VerifyCommand::Receipt { file, public } => {
