@@ -536,3 +536,23 @@ impl LotteryTerms<'_> {
         }
     }
 }
+
+impl<'a> Body<'a> {
+    /// The consumer an event names, to be replaced by a pseudonym: the server's
+    /// engine sees consumers only by a stable pseudonym, so that findings stay
+    /// the same after the consumer's id is erased.
+    pub fn consumer_mut(&mut self) -> Option<&mut Str<'a>> {
+        match self {
+            Body::PriceQuoted { consumer, .. }
+            | Body::OrderPlaced { consumer, .. }
+            | Body::PresaleDepositPaid { consumer, .. }
+            | Body::ServiceMessage { consumer, .. }
+            | Body::ComplaintFiled { consumer, .. }
+            | Body::BnplOffered { consumer, .. }
+            | Body::BnplEnabled { consumer, .. }
+            | Body::BnplDisabled { consumer, .. }
+            | Body::BnplCancelFailed { consumer, .. } => Some(consumer),
+            _ => None,
+        }
+    }
+}

@@ -205,6 +205,9 @@ struct Fields<'a> {
     /// Where the last lookup matched: producers send fields in a fixed order,
     /// so the next one asked for is usually just after it.
     cursor: std::cell::Cell<usize>,
+    /// One bit per pair (the first 64) that a reader looked up: the rest are
+    /// fields this format does not define (kept, and private in the ledger).
+    read: std::cell::Cell<u64>,
 }
 
 impl<'a> Fields<'a> {
@@ -223,6 +226,9 @@ impl<'a> Fields<'a> {
             .chain(pairs[..from].iter().enumerate())
             .find(|(_, (k, _))| same_key(k, key))?;
         self.cursor.set(i + 1);
+        if i < 64 {
+            self.read.set(self.read.get() | 1 << i);
+        }
         Some(*v).filter(|v| !is_null(v))
     }
 
@@ -350,6 +356,7 @@ impl<'a> Fields<'a> {
             obj,
             prefix: format!("{}.", self.path(key)),
             cursor: std::cell::Cell::new(0),
+            read: std::cell::Cell::new(0),
         };
         fields.no_duplicate_keys()?;
         Ok(fields)
@@ -482,6 +489,23 @@ pub fn check_id(s: &str) -> Result<(), String> {
 
 /// Parses one line (without its newline) into an event.
 pub fn parse_event(line: &str) -> Result<Event<'_>, ParseError> {
+    parse_fields(line).map(|(event, _)| event)
+}
+
+/// Parses one line into an event, with the top-level keys that no field of
+/// its type reads: the producer's own extra fields, in input order (a key
+/// past the 64th counts as extra, whatever its name).
+pub fn parse_event_with_extras(line: &str) -> Result<(Event<'_>, Vec<Cow<'_, str>>), ParseError> {
+    let (event, f) = parse_fields(line)?;
+    let read = f.read.get();
+    let extras = (f.obj.pairs.into_iter().enumerate())
+        .filter(|(i, _)| *i >= 64 || read & (1 << i) == 0)
+        .map(|(_, (k, _))| k)
+        .collect();
+    Ok((event, extras))
+}
+
+fn parse_fields(line: &str) -> Result<(Event<'_>, Fields<'_>), ParseError> {
     let obj = object(line).map_err(|e| ParseError {
         id: None,
         field: None,
@@ -495,6 +519,7 @@ pub fn parse_event(line: &str) -> Result<Event<'_>, ParseError> {
         obj,
         prefix: String::new(),
         cursor: std::cell::Cell::new(0),
+        read: std::cell::Cell::new(0),
     };
     // The id is read first so that every later error can carry it.
     let id = f.id("id");
@@ -524,7 +549,18 @@ pub fn parse_event(line: &str) -> Result<Event<'_>, ParseError> {
     let ty = f.req("type", Fields::text_at).map_err(with_id)?;
     let at = f.req("at", Fields::time_at).map_err(with_id)?;
     let body = body(&f, &ty).map_err(with_id)?;
-    Ok(Event { id, at, body })
+    Ok((Event { id, at, body }, f))
+}
+
+/// Whether a defined field of an event type holds personal data, which the
+/// public ledger keeps only as a salted commitment: the consumer and
+/// participant ids (and so a draw's `winners`), free text a person wrote or
+/// is described by (`text`, `reason`), and a host's name (主播 are people;
+/// a merchant's `name` is a business's). Extra fields are private too, but
+/// that is known only from the line ([`parse_event_with_extras`]).
+pub fn is_personal_field(body: &Body<'_>, key: &str) -> bool {
+    matches!(key, "consumer" | "participant" | "winners" | "text" | "reason")
+        || (matches!(body, Body::HostRegistered { .. }) && key == "name")
 }
 
 fn body<'a>(f: &Fields<'a>, ty: &str) -> R<Body<'a>> {

@@ -240,7 +240,25 @@ fn every_type_of_the_spec_parses_from_a_minimal_example() {
     assert_eq!(minimal.len(), weiquan_events::EVENT_TYPES.len());
     for (ty, rest) in minimal {
         let line = format!("{{\"v\":1,\"id\":\"x\",\"type\":\"{ty}\",{t}{rest}}}");
-        parse_event(&line).unwrap_or_else(|e| panic!("{ty}: {e}"));
+        let (mut event, extras) =
+            weiquan_events::parse_event_with_extras(&line).unwrap_or_else(|e| panic!("{ty}: {e}"));
+        assert!(
+            extras.is_empty(),
+            "{ty}: every field of the example is defined, got {extras:?}"
+        );
+        // The pseudonym accessor reaches the consumer of exactly the types that name one.
+        assert_eq!(
+            event.body.consumer_mut().map(|c| c.to_string()),
+            rest.contains("\"consumer\":").then(|| rest
+                .split("\"consumer\":\"")
+                .nth(1)
+                .unwrap_or("")
+                .split('"')
+                .next()
+                .unwrap_or("")
+                .to_string()),
+            "{ty}"
+        );
     }
 }
 
@@ -436,4 +454,47 @@ fn host_events_check_their_fields() {
     let e = parse_event(&line(r#","host":"h","method":"licence_check","by":"p""#)).expect_err("merchant method");
     assert_eq!(e.field.as_deref(), Some("method"));
     assert!(e.message.contains("id_check"), "{e}");
+}
+
+/// The keys no reader of the type looked up are the producer's extras, even
+/// when they share a name with another type's field; the defined ones, null or
+/// not, are not.
+#[test]
+fn extras_are_the_keys_the_type_does_not_define() {
+    let line = r#"{"v":1,"id":"e1","type":"bnpl.enabled","at":"2026-11-01T00:00:00+08:00","consumer":"u1","provider":"p","consent":"explicit","identity_verified":true,"nickname":"小王","merchant":"m1","reason":null}"#;
+    let (event, extras) = weiquan_events::parse_event_with_extras(line).expect("valid");
+    assert_eq!(event.id, "e1");
+    assert_eq!(extras, ["nickname", "merchant", "reason"]);
+    let tick = r#"{"v":1,"id":"t","type":"clock.tick","at":"2026-11-01T00:00:00+08:00"}"#;
+    assert!(weiquan_events::parse_event_with_extras(tick)
+        .expect("valid")
+        .1
+        .is_empty());
+    // A rejected line is rejected exactly as by parse_event.
+    let bad = r#"{"v":1,"id":"e2","type":"bnpl.enabled","at":"2026-11-01T00:00:00+08:00"}"#;
+    assert_eq!(
+        weiquan_events::parse_event_with_extras(bad)
+            .err()
+            .map(|e| e.to_string()),
+        weiquan_events::parse_event(bad).err().map(|e| e.to_string())
+    );
+}
+
+#[test]
+fn personal_fields_are_ids_of_people_free_text_and_host_names() {
+    use weiquan_events::is_personal_field as personal;
+    let order = parse_event(ORDER).expect("valid").body;
+    for key in ["consumer", "participant", "winners", "text", "reason"] {
+        assert!(personal(&order, key), "{key}");
+    }
+    let t = r#""at":"2026-11-01T00:00:00Z""#;
+    let host = format!(r#"{{"v":1,"id":"h","type":"host.registered",{t},"host":"h","name":"主播"}}"#);
+    let shop = format!(
+        r#"{{"v":1,"id":"m","type":"merchant.registered",{t},"merchant":"m","name":"店","uscc":"u","channels":[]}}"#
+    );
+    assert!(personal(&parse_event(&host).expect("valid").body, "name"));
+    assert!(!personal(&parse_event(&shop).expect("valid").body, "name"));
+    for key in ["merchant", "order", "at", "id", "amount_fen"] {
+        assert!(!personal(&order, key), "{key}");
+    }
 }

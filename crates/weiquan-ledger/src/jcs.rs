@@ -136,6 +136,90 @@ pub(crate) fn canonical(line: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// An object in canonical JSON with where each member sits in it: what a
+/// leaf needs to replace some members' values by commitments.
+pub(crate) struct Members {
+    /// The whole object, canonical.
+    pub(crate) bytes: Vec<u8>,
+    /// Each member in canonical order: its key (unescaped) and the byte range
+    /// of its canonical value in `bytes`.
+    pub(crate) members: Vec<(String, std::ops::Range<usize>)>,
+}
+
+impl Members {
+    /// The canonical value of member `i`.
+    pub(crate) fn value(&self, i: usize) -> &[u8] {
+        &self.bytes[self.members[i].1.clone()]
+    }
+}
+
+/// The members of the object `line`, canonical: the fast path when the line
+/// is of the simple shape, the full implementation otherwise (a JSON error if
+/// it is not an object).
+pub(crate) fn canonical_members(line: &str) -> Result<Members, serde_json::Error> {
+    let fast = serde_json::from_str::<Json>(line).ok().and_then(|value| match value {
+        Json::Obj(members) if members.iter().all(|(k, v)| k.is_ascii() && v.is_simple()) => {
+            let mut sorted: Vec<(Cow<str>, Json)> = members;
+            sorted.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            if sorted.windows(2).any(|w| w[0].0 == w[1].0) {
+                return None;
+            }
+            let mut out = Members {
+                bytes: Vec::with_capacity(line.len()),
+                members: Vec::with_capacity(sorted.len()),
+            };
+            for (k, v) in &sorted {
+                let start = out.member(k);
+                write(v, &mut out.bytes)?;
+                out.members.push((k.to_string(), start..out.bytes.len()));
+            }
+            out.close();
+            Some(out)
+        }
+        _ => None,
+    });
+    if let Some(members) = fast {
+        return Ok(members);
+    }
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line)?;
+    // JCS orders keys by their UTF-16 code units.
+    let mut sorted: Vec<(&String, &serde_json::Value)> = map.iter().collect();
+    sorted.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+    let mut out = Members {
+        bytes: Vec::with_capacity(line.len()),
+        members: Vec::with_capacity(sorted.len()),
+    };
+    for (k, v) in sorted {
+        let start = out.member(k);
+        out.bytes.extend_from_slice(&serde_json_canonicalizer::to_vec(v)?);
+        out.members.push((k.clone(), start..out.bytes.len()));
+    }
+    out.close();
+    Ok(out)
+}
+
+impl Members {
+    /// Writes the separator and `"key":` of the next member; where its value starts.
+    fn member(&mut self, key: &str) -> usize {
+        self.bytes.push(if self.members.is_empty() { b'{' } else { b',' });
+        write_str(key, &mut self.bytes);
+        self.bytes.push(b':');
+        self.bytes.len()
+    }
+
+    fn close(&mut self) {
+        if self.members.is_empty() {
+            self.bytes.push(b'{');
+        }
+        self.bytes.push(b'}');
+    }
+}
+
+/// Writes `s` as a canonical JSON string.
+pub(crate) fn write_string(s: &str, out: &mut Vec<u8>) {
+    write_str(s, out)
+}
+
 fn write(v: &Json, out: &mut Vec<u8>) -> Option<()> {
     match v {
         Json::Null => out.extend_from_slice(b"null"),
@@ -288,6 +372,33 @@ mod tests {
             }
             if let Some(fast) = canonical(&line) {
                 prop_assert_eq!(Some(fast), full(&line), "line {}", line);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// An object's members, by either path, make up exactly the full
+        /// implementation's canonical object, and each range holds its member's value.
+        #[test]
+        fn members_make_up_the_canonical_object(v in json(), ascii in any::<bool>()) {
+            let mut object = serde_json::Map::new();
+            object.insert("k".into(), v.clone());
+            if let serde_json::Value::Object(m) = &v {
+                object.extend(m.clone());
+            }
+            let mut line = serde_json::to_string(&object).expect("serialise");
+            if ascii {
+                line = line.chars().map(|c| if c.is_ascii() { c.to_string() } else {
+                    c.encode_utf16(&mut [0; 2]).iter().map(|u| format!("\\u{u:04x}")).collect()
+                }).collect();
+            }
+            let members = canonical_members(&line).expect("an object");
+            prop_assert_eq!(Some(members.bytes.clone()), full(&line), "line {}", line);
+            for (i, (key, _)) in members.members.iter().enumerate() {
+                let want = serde_json_canonicalizer::to_vec(&object[key]).expect("canonical");
+                prop_assert_eq!(members.value(i), &want[..], "member {}", key);
             }
         }
     }

@@ -24,7 +24,7 @@ pub enum LeafError {
     TooLarge(usize),
 }
 
-fn checked(bytes: Vec<u8>) -> Result<Vec<u8>, LeafError> {
+pub(crate) fn checked(bytes: Vec<u8>) -> Result<Vec<u8>, LeafError> {
     if bytes.len() > MAX_LEAF_BYTES {
         return Err(LeafError::TooLarge(bytes.len()));
     }
@@ -73,6 +73,12 @@ impl Actor {
     }
 }
 
+impl CanonicalActor {
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// The leaf of an event submitted by `actor`, format 2: canonical JSON of
 /// `{"actor":…,"event":<the event as received>,"type":"weiquan.event","v":2}`.
 pub fn event_leaf_by(raw_line: &str, actor: &CanonicalActor) -> Result<Vec<u8>, LeafError> {
@@ -89,9 +95,22 @@ pub fn event_leaf_by(raw_line: &str, actor: &CanonicalActor) -> Result<Vec<u8>, 
     checked(leaf)
 }
 
-/// The event a leaf holds: its JSON text, the leaf's format (1 or 2) and, in
-/// format 2, who submitted it; `None` for a finding leaf.
-pub fn leaf_event(leaf: &str) -> Option<(Cow<'_, str>, u8, Option<Actor>)> {
+/// An event leaf, read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventLeaf<'a> {
+    /// The event's JSON text; in format 3 its salted members are commitments.
+    pub event: Cow<'a, str>,
+    /// 1 (the event alone), 2 (with its actor) or 3 (with its actor, personal data salted).
+    pub format: u8,
+    /// Who submitted it (formats 2 and 3).
+    pub actor: Option<Actor>,
+    /// The members of `event` that are salted commitments (format 3).
+    pub salted: Vec<String>,
+}
+
+/// The event a leaf holds, with its format and, from format 2 on, who
+/// submitted it; `None` for a finding leaf.
+pub fn leaf_event(leaf: &str) -> Option<EventLeaf<'_>> {
     #[derive(Deserialize)]
     struct Head<'a> {
         #[serde(rename = "type", borrow)]
@@ -101,17 +120,38 @@ pub fn leaf_event(leaf: &str) -> Option<(Cow<'_, str>, u8, Option<Actor>)> {
         event: Option<&'a RawValue>,
         #[serde(borrow)]
         actor: Option<&'a RawValue>,
+        #[serde(borrow)]
+        salted: Option<&'a RawValue>,
+        v: Option<&'a RawValue>,
     }
     let head: Head = serde_json::from_str(leaf).ok()?;
     match head.kind.as_deref() {
         Some(EVENT_LEAF_TYPE) => {
             let actor = head.actor.and_then(|a| serde_json::from_str(a.get()).ok());
-            Some((Cow::Borrowed(head.event?.get()), 2, actor))
+            let salted: Vec<String> = head
+                .salted
+                .and_then(|s| serde_json::from_str(s.get()).ok())
+                .unwrap_or_default();
+            let format = if head.v.map(RawValue::get) == Some("3") { 3 } else { 2 };
+            Some(EventLeaf {
+                event: Cow::Borrowed(head.event?.get()),
+                format,
+                actor,
+                salted,
+            })
         }
-        Some("weiquan.finding") => None,
-        _ => Some((Cow::Borrowed(leaf), 1, None)),
+        Some(FINDING_LEAF_TYPE) => None,
+        _ => Some(EventLeaf {
+            event: Cow::Borrowed(leaf),
+            format: 1,
+            actor: None,
+            salted: Vec::new(),
+        }),
     }
 }
+
+/// Type of a finding leaf.
+pub const FINDING_LEAF_TYPE: &str = "weiquan.finding";
 
 #[derive(Serialize)]
 struct FindingLeaf<'a> {
@@ -125,10 +165,14 @@ struct FindingLeaf<'a> {
     events: &'a [String],
     evidence: &'a [u64],
     citation: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    salted: Option<[&'static str; 1]>,
 }
 
 /// The leaf of a finding: rule, subject, severity, time, evidence event ids and
-/// their leaf indices, and the citation in force.
+/// their leaf indices, and the citation in force. A consumer finding's subject
+/// (`consumer:…`) is personal data: with `salt` it enters as a commitment
+/// (finding format 2, `"salted":["subject"]`), and the caller keeps the salt.
 #[allow(clippy::too_many_arguments)]
 pub fn finding_leaf(
     rule: &str,
@@ -138,10 +182,25 @@ pub fn finding_leaf(
     events: &[String],
     evidence: &[u64],
     citation: &str,
-) -> Result<Vec<u8>, LeafError> {
+    salt: Option<&crate::private::Salt>,
+) -> Result<crate::private::SaltedLeaf, LeafError> {
+    let committed;
+    let mut values = None;
+    let (v, subject, salted) = match salt {
+        Some(salt) => {
+            let canonical = serde_json_canonicalizer::to_vec(&subject)?;
+            committed = crate::private::commitment(salt, "subject", &canonical);
+            let mut object = b"{\"subject\":".to_vec();
+            object.extend_from_slice(&canonical);
+            object.push(b'}');
+            values = Some(object);
+            (2, committed.as_str(), Some(["subject"]))
+        }
+        None => (1, subject, None),
+    };
     let leaf = FindingLeaf {
-        v: 1,
-        kind: "weiquan.finding",
+        v,
+        kind: FINDING_LEAF_TYPE,
         rule,
         subject,
         severity,
@@ -149,8 +208,12 @@ pub fn finding_leaf(
         events,
         evidence,
         citation,
+        salted,
     };
-    checked(serde_json_canonicalizer::to_vec(&leaf)?)
+    Ok(crate::private::SaltedLeaf {
+        leaf: checked(serde_json_canonicalizer::to_vec(&leaf)?)?,
+        values,
+    })
 }
 
 #[cfg(test)]
@@ -191,17 +254,28 @@ mod tests {
             text,
             r#"{"actor":{"for":{"key":"00112233aabbccdd","role":"regulator"},"role":"weiquan"},"event":{"actor":"x","at":"2026-11-01T00:00:00+08:00","id":"e1","type":"clock.tick","v":1},"type":"weiquan.event","v":2}"#
         );
-        let (event, format, actor) = leaf_event(&text).expect("an event leaf");
+        let read = leaf_event(&text).expect("an event leaf");
+        let (event, format, actor) = (read.event, read.format, read.actor);
         assert_eq!((format, actor.as_ref()), (2, Some(&lift)));
         assert_eq!(event.as_bytes(), &event_leaf(line).expect("v1")[..]);
         // Format 1 (the event itself, even one with an `actor` field of its own) and findings.
         let v1 = String::from_utf8(event_leaf(line).expect("v1")).expect("utf-8");
         assert_eq!(
-            leaf_event(&v1).map(|(e, f, a)| (e.into_owned(), f, a)),
+            leaf_event(&v1).map(|r| (r.event.into_owned(), r.format, r.actor)),
             Some((v1.clone(), 1, None))
         );
-        let finding = finding_leaf("PS-01", "campaign:c", "high", "2026-11-01T00:00:00Z", &[], &[], "c").expect("f");
-        assert!(leaf_event(std::str::from_utf8(&finding).expect("utf-8")).is_none());
+        let finding = finding_leaf(
+            "PS-01",
+            "campaign:c",
+            "high",
+            "2026-11-01T00:00:00Z",
+            &[],
+            &[],
+            "c",
+            None,
+        )
+        .expect("f");
+        assert!(leaf_event(std::str::from_utf8(&finding.leaf).expect("utf-8")).is_none());
     }
 
     /// The vector published in docs/ledger.md.

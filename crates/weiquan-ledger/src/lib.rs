@@ -12,6 +12,7 @@ mod jcs;
 mod keys;
 mod leaf;
 mod log;
+mod private;
 mod store;
 mod tiles;
 mod tree;
@@ -19,16 +20,20 @@ mod verify;
 
 pub use keys::{generate_key, load_signer, load_verifier, KeyError};
 pub use leaf::{
-    event_leaf, event_leaf_by, finding_leaf, leaf_event, Actor, CanonicalActor, LeafError, EVENT_LEAF_TYPE,
-    MAX_LEAF_BYTES,
+    event_leaf, event_leaf_by, finding_leaf, leaf_event, Actor, CanonicalActor, EventLeaf, LeafError, EVENT_LEAF_TYPE,
+    FINDING_LEAF_TYPE, MAX_LEAF_BYTES,
 };
 pub use log::{Ledger, LedgerError};
-pub use store::{LogStore, Row, StoreError};
+pub use private::{
+    commitment, open_values, pseudonym, restore_event, salted_event_leaf, unsalted_event, OpenError, Salt, SaltedLeaf,
+    PSEUDONYM_PREFIX,
+};
+pub use store::{LogStore, PrivateRow, Row, StoreError};
 pub use tiles::{parse_tile_path, tile_path, TileRequest, TILE_HEIGHT};
 pub use tree::Frontier;
 pub use verify::{
-    open_checkpoint, verify_consistency, verify_log, verify_receipt, ConsistencyProof, LogReport, Receipt,
-    VerifiedCheckpoint, VerifyError,
+    open_checkpoint, open_leaf, verify_consistency, verify_log, verify_receipt, ConsistencyProof, LogReport, Receipt,
+    Revealed, VerifiedCheckpoint, VerifyError,
 };
 
 /// A 32-byte SHA-256 tree hash.

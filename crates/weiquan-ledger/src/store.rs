@@ -24,6 +24,21 @@ impl StoreError {
 /// A stored leaf: its data and the stored hashes it completed.
 pub type Row = (Vec<u8>, Vec<u8>);
 
+/// The private part of a leaf with salted members, kept off the log (never in
+/// a tile) and written in the same transaction as the leaf.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrivateRow {
+    /// Leaf index.
+    pub leaf: u64,
+    /// Pseudonym of the consumer the leaf is about, if any: what erasure finds
+    /// it by, and what the engine knew the consumer as (kept after erasure).
+    pub consumer: Option<String>,
+    /// The leaf's salt; `None` once erased.
+    pub salt: Option<crate::private::Salt>,
+    /// The salted members' original values, a canonical JSON object; `None` once erased.
+    pub values: Option<Vec<u8>>,
+}
+
 /// Durable storage of one log: leaves with the tree hashes each one created,
 /// and every checkpoint signed.
 ///
@@ -36,8 +51,15 @@ pub trait LogStore {
     fn size(&mut self) -> Result<u64, StoreError>;
 
     /// Appends `leaves` (data, stored hashes) at indices `first..` together with
-    /// the checkpoint of the new size, in one transaction; returns once durable.
-    fn append(&mut self, first: u64, leaves: &[Row], checkpoint: &[u8]) -> Result<(), StoreError>;
+    /// their private parts and the checkpoint of the new size, in one
+    /// transaction; returns once durable.
+    fn append(
+        &mut self,
+        first: u64,
+        leaves: &[Row],
+        private: &[PrivateRow],
+        checkpoint: &[u8],
+    ) -> Result<(), StoreError>;
 
     /// Stored hashes of the given leaves (in the order asked).
     fn hashes_of(&mut self, leaves: &[u64]) -> Result<Vec<Vec<u8>>, StoreError>;
@@ -56,8 +78,14 @@ impl<T: LogStore + ?Sized> LogStore for Box<T> {
     fn size(&mut self) -> Result<u64, StoreError> {
         (**self).size()
     }
-    fn append(&mut self, first: u64, leaves: &[Row], checkpoint: &[u8]) -> Result<(), StoreError> {
-        (**self).append(first, leaves, checkpoint)
+    fn append(
+        &mut self,
+        first: u64,
+        leaves: &[Row],
+        private: &[PrivateRow],
+        checkpoint: &[u8],
+    ) -> Result<(), StoreError> {
+        (**self).append(first, leaves, private, checkpoint)
     }
     fn hashes_of(&mut self, leaves: &[u64]) -> Result<Vec<Vec<u8>>, StoreError> {
         (**self).hashes_of(leaves)

@@ -93,8 +93,10 @@ pub struct LogReport {
     pub leaves: u64,
     /// Checkpoints whose signature and root were checked.
     pub checkpoints: u64,
-    /// Event leaves of format 2, naming who submitted them.
+    /// Event leaves of formats 2 and 3, naming who submitted them.
     pub events_with_actor: u64,
+    /// Of those, leaves of format 3: personal data only as salted commitments.
+    pub events_salted: u64,
     /// Event leaves of format 1, the event alone.
     pub events_without_actor: u64,
 }
@@ -153,9 +155,12 @@ pub fn verify_log<S: LogStore>(store: &mut S, verifier: &StandardVerifier) -> Re
                 }
             }
             report.leaves += 1;
-            match crate::leaf_event(&String::from_utf8_lossy(&data)) {
-                Some((_, 2, _)) => report.events_with_actor += 1,
-                Some(_) => report.events_without_actor += 1,
+            match crate::leaf_event(&String::from_utf8_lossy(&data)).map(|e| e.format) {
+                Some(1) => report.events_without_actor += 1,
+                Some(format) => {
+                    report.events_with_actor += 1;
+                    report.events_salted += u64::from(format == 3);
+                }
                 None => {}
             }
             check_at(&tree, &mut cps, &mut report)?;
@@ -204,6 +209,41 @@ pub struct Receipt {
     pub checkpoint: String,
     /// Inclusion proof, base64 hashes from the leaf up.
     pub inclusion: Vec<String>,
+    /// For a leaf with salted members, given to those entitled to them: the
+    /// salt and the values, which open the leaf's commitments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private: Option<Revealed>,
+}
+
+/// A leaf's salt and the original values of its salted members.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Revealed {
+    /// The leaf's salt, 64 hex digits.
+    pub salt: String,
+    /// Each salted member's original value.
+    pub values: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The object holding a leaf's salted members and their names: an event
+/// leaf's event, or a finding leaf itself.
+fn salted_members(leaf: &str) -> Option<(serde_json::Map<String, serde_json::Value>, Vec<String>)> {
+    match crate::leaf_event(leaf) {
+        Some(e) => Some((serde_json::from_str(&e.event).ok()?, e.salted)),
+        None => {
+            let mut finding: serde_json::Map<String, serde_json::Value> = serde_json::from_str(leaf).ok()?;
+            let salted = serde_json::from_value(finding.remove("salted")?).ok()?;
+            Some((finding, salted))
+        }
+    }
+}
+
+/// Checks `revealed` against the commitments of `leaf`.
+pub fn open_leaf(leaf: &str, revealed: &Revealed) -> Result<(), VerifyError> {
+    let (members, salted) =
+        salted_members(leaf).ok_or_else(|| VerifyError::Format("the leaf has no salted members to open".into()))?;
+    crate::private::open_values(&members, &salted, &revealed.salt, &revealed.values)
+        .map_err(|e| VerifyError::Proof(format!("the private values do not open the leaf: {e}")))
 }
 
 impl Receipt {
@@ -215,11 +255,13 @@ impl Receipt {
             leaf: String::from_utf8_lossy(&leaf).into_owned(),
             checkpoint: String::from_utf8_lossy(&checkpoint).into_owned(),
             inclusion: b64_hashes(&proof),
+            private: None,
         }
     }
 }
 
-/// Checks a receipt: the checkpoint's signature, then the leaf's inclusion.
+/// Checks a receipt: the checkpoint's signature, the leaf's inclusion, and
+/// that its private values (if it carries them) open the leaf's commitments.
 pub fn verify_receipt(receipt: &Receipt, verifier: &StandardVerifier) -> Result<VerifiedCheckpoint, VerifyError> {
     let cp = open_checkpoint(receipt.checkpoint.as_bytes(), verifier, "in the receipt")?;
     if receipt.index >= cp.size {
@@ -242,6 +284,9 @@ pub fn verify_receipt(receipt: &Receipt, verifier: &StandardVerifier) -> Result<
             receipt.index, cp.size
         ))
     })?;
+    if let Some(revealed) = &receipt.private {
+        open_leaf(&receipt.leaf, revealed)?;
+    }
     Ok(cp)
 }
 

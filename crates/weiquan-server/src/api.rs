@@ -230,16 +230,25 @@ async fn get_findings(
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let lang = lang_of(q.lang.as_deref());
     let cursor = q.cursor;
+    // Consumers' ids are theirs and the platform's and regulators' to read.
+    let reveal = matches!(role, Role::Platform | Role::Regulator);
     let page = app
         .sequencer
         .read(move |core: &mut Core| {
+            // The engine knows consumers by pseudonym: a subject may name either.
+            let subject = q.subject.as_deref().map(|s| match s.strip_prefix("consumer:") {
+                Some(id) if !id.starts_with(weiquan_ledger::PSEUDONYM_PREFIX) => {
+                    format!("consumer:{}", core.pseudonym_of(id))
+                }
+                _ => s.to_owned(),
+            });
             let rules = core.rules();
             let mut items = Vec::new();
             let mut next = None;
             let start = cursor.map_or(0, |c| core.findings().partition_point(|f| f.index <= c));
             for f in &core.findings()[start..] {
                 let ok = q.rule.as_deref().is_none_or(|r| f.finding.rule.as_str() == r)
-                    && q.subject.as_deref().is_none_or(|s| f.finding.subject == s)
+                    && subject.as_deref().is_none_or(|s| f.finding.subject == s)
                     && severity.is_none_or(|s| rules.severity(f.finding.rule) == s)
                     && merchant
                         .as_deref()
@@ -256,9 +265,13 @@ async fn get_findings(
                 }
                 items.push(core.finding_json(f, lang));
             }
-            json!({"findings": items, "next_cursor": next})
+            if reveal {
+                core.reveal_consumers(&mut items)?;
+            }
+            Ok::<_, weiquan_store::StoreError>(json!({"findings": items, "next_cursor": next}))
         })
-        .await?;
+        .await?
+        .map_err(ApiError::internal)?;
     Ok(Json(page))
 }
 
@@ -446,7 +459,8 @@ async fn consistency_proof(
     Ok(Json(serde_json::to_value(proof).map_err(ApiError::internal)?))
 }
 
-/// A self-contained receipt for one leaf (platform, regulator, or the consumer or merchant it names).
+/// A self-contained receipt for one leaf (platform, regulator, or the consumer or merchant it names);
+/// with the salt and values of its personal data for the platform, a regulator and the consumer it is about.
 #[utoipa::path(get, path = "/v1/receipts/{index}", tag = "log", params(("index" = u64, Path, description = "Leaf index")),
     responses((status = 200, description = "Leaf, signed checkpoint and inclusion proof"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("api_key" = [])))]
@@ -454,24 +468,10 @@ async fn get_receipt(State(app): AppStateRef, caller: Caller, Path(index): Path<
     let role = caller.role()?.clone();
     let receipt = app
         .sequencer
-        .read(move |core: &mut Core| core.ledger().receipt(index))
+        .read(move |core: &mut Core| core.receipt_for(index, &role))
         .await?
-        .map_err(ledger_error)?;
-    // The event a leaf holds, in either format (a finding leaf names no party).
-    let leaf: Value = weiquan_ledger::leaf_event(&receipt.leaf)
-        .and_then(|(event, _, _)| serde_json::from_str(&event).ok())
-        .unwrap_or_default();
-    let names = |field: &str, id: &str| leaf.get(field).and_then(Value::as_str) == Some(id);
-    let allowed = match &role {
-        Role::Platform | Role::Regulator => true,
-        Role::Consumer(id) => names("consumer", id) || names("participant", id),
-        Role::Merchant(id) => names("merchant", id),
-    };
-    if !allowed {
-        return Err(ApiError::forbidden(
-            "this key may fetch receipts only for leaves that name it",
-        ));
-    }
+        .map_err(ledger_error)?
+        .ok_or_else(|| ApiError::forbidden("this key may fetch receipts only for leaves that name it"))?;
     Ok(Json(serde_json::to_value(receipt).map_err(ApiError::internal)?))
 }
 

@@ -7,12 +7,17 @@
 //! engine, which is deterministic, so findings are neither lost nor repeated.
 
 use crate::acts::{self, Submitter};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use weiquan_engine::{Engine, Finding, Lang, Rulebook};
-use weiquan_events::{id_digest, parse_event, Body, Reject, Time};
-use weiquan_ledger::{event_leaf_by, finding_leaf, leaf_event, LeafError, Ledger, LedgerError, LogStore};
+use weiquan_events::{id_digest, is_personal_field, parse_event, parse_event_with_extras, Body, Reject, Time};
+use weiquan_ledger::{
+    finding_leaf, leaf_event, pseudonym, salted_event_leaf, unsalted_event, LeafError, Ledger, LedgerError, LogStore,
+    PrivateRow, Salt, FINDING_LEAF_TYPE, PSEUDONYM_PREFIX,
+};
 use weiquan_store::Backend;
 
 /// What became of one submitted item.
@@ -60,6 +65,22 @@ pub struct Core {
     /// through [`Core::hold_seed`], so an answer stays true (a query per lottery
     /// event cost PostgreSQL ingest a round trip each).
     seed_held: HashMap<Box<str>, bool>,
+    /// The key consumer pseudonyms are made with (kept in the database).
+    pseudonym_key: [u8; 32],
+    /// Salts of salted leaves: a CSPRNG seeded once from the operating system
+    /// (a system call per leaf cost the sequencer time).
+    salts: rand_chacha::ChaCha20Rng,
+    /// Consumers named in the clear by leaves written before format 3, by
+    /// pseudonym: their ids are public already, and have no private row.
+    legacy_ids: HashMap<String, String>,
+}
+
+/// What a batch adds to the ledger, held until it is durable.
+#[derive(Default)]
+struct Staging {
+    leaves: Vec<Vec<u8>>,
+    private: Vec<PrivateRow>,
+    findings: Vec<StoredFinding>,
 }
 
 /// One request's items and who submits them.
@@ -109,8 +130,14 @@ impl EventIndex {
     }
 }
 
-/// The ledger leaf of a finding whose evidence events are at leaf indices `evidence`.
-pub fn finding_leaf_of(f: &Finding, rules: &Rulebook, evidence: &[u64]) -> Result<Vec<u8>, LeafError> {
+/// The ledger leaf of a finding whose evidence events are at leaf indices
+/// `evidence`; with `salt`, its subject enters as a commitment.
+pub fn finding_leaf_of(
+    f: &Finding,
+    rules: &Rulebook,
+    evidence: &[u64],
+    salt: Option<&Salt>,
+) -> Result<weiquan_ledger::SaltedLeaf, LeafError> {
     let text = rules.text(f.rule);
     finding_leaf(
         f.rule.as_str(),
@@ -120,8 +147,12 @@ pub fn finding_leaf_of(f: &Finding, rules: &Rulebook, evidence: &[u64]) -> Resul
         &f.events,
         evidence,
         &text.citation,
+        salt,
     )
 }
+
+/// The subject prefix of findings about a consumer (BN-*): personal data.
+const CONSUMER_SUBJECT: &str = "consumer:";
 
 /// What replay needs to tell a finding leaf from an event leaf.
 #[derive(serde::Deserialize)]
@@ -130,6 +161,7 @@ struct LeafKind {
     kind: Option<String>,
     rule: Option<String>,
     subject: Option<String>,
+    salted: Option<Vec<String>>,
 }
 
 impl Core {
@@ -140,7 +172,8 @@ impl Core {
         origin: &str,
         rules: Arc<Rulebook>,
     ) -> Result<Core, LedgerError> {
-        let ledger = Ledger::open(backend, signer, origin)?;
+        let mut ledger = Ledger::open(backend, signer, origin)?;
+        let pseudonym_key = ledger.store_mut().pseudonym_key()?;
         let mut core = Core {
             engine: Engine::new(rules.clone()),
             rules,
@@ -149,6 +182,9 @@ impl Core {
             index_of: EventIndex::new(),
             max_future_ms: None,
             seed_held: HashMap::new(),
+            pseudonym_key,
+            salts: rand_chacha::ChaCha20Rng::from_entropy(),
+            legacy_ids: HashMap::new(),
         };
         core.replay()?;
         Ok(core)
@@ -166,28 +202,33 @@ impl Core {
         self.engine = Engine::new(self.rules.clone());
         self.findings.clear();
         self.index_of = EventIndex::new();
+        self.legacy_ids.clear();
         let size = self.ledger.size();
         let mut produced: VecDeque<Finding> = VecDeque::new();
         let mut from = 0;
         while from < size {
             let to = (from + 4096).min(size);
             let rows = self.ledger.store_mut().leaves(from, to)?;
+            let mut private = self.ledger.store_mut().private_rows(from, to)?.into_iter().peekable();
             for (i, (data, _)) in rows.iter().enumerate() {
                 let index = from + i as u64;
                 let text = String::from_utf8_lossy(data);
-                // An event leaf of either format (1: the event; 2: the event and its actor).
+                // An event leaf of any format (1: the event; 2: with its actor; 3: personal data salted).
                 let event = leaf_event(&text);
                 let kind: Option<LeafKind> = match event {
                     None => serde_json::from_str(&text).ok(),
                     Some(_) => None,
                 };
-                if let Some(LeafKind { rule, subject, .. }) =
-                    kind.filter(|k| k.kind.as_deref() == Some("weiquan.finding"))
+                if let Some(LeafKind {
+                    rule, subject, salted, ..
+                }) = kind.filter(|k| k.kind.as_deref() == Some(FINDING_LEAF_TYPE))
                 {
                     let (rule, subject) = (rule.unwrap_or_default(), subject.unwrap_or_default());
                     // The engine regenerates the finding (with its message facts); the ledger says where it is.
                     match produced.pop_front() {
-                        Some(p) if p.rule.as_str() == rule && p.subject == subject => {
+                        Some(p)
+                            if p.rule.as_str() == rule && self.logged_as(&p.subject, &subject, salted.is_some()) =>
+                        {
                             self.findings.push(StoredFinding { index, finding: p })
                         }
                         _ => {
@@ -196,15 +237,33 @@ impl Core {
                     }
                     continue;
                 }
-                let Some((event, _, _)) = event else {
+                let Some(event) = event else {
                     tracing::warn!(
                         index,
                         "ledger leaf is neither an event nor a finding; skipped in replay"
                     );
                     continue;
                 };
-                match parse_event(&event) {
-                    Ok(ev) => {
+                while private.next_if(|row| row.leaf < index).is_some() {}
+                let row = private.next_if(|row| row.leaf == index);
+                let text = match unsalted_event(&event, row.as_ref()) {
+                    Ok(text) => text,
+                    Err(why) => {
+                        tracing::warn!(index, %why, "a salted leaf cannot be restored; skipped in replay");
+                        continue;
+                    }
+                };
+                match parse_event(&text) {
+                    Ok(mut ev) => {
+                        if event.format < 3 {
+                            // Written before consumers were salted: the engine knows them by pseudonym all the same.
+                            if let Some(consumer) = ev.body.consumer_mut() {
+                                let id = consumer.to_string();
+                                if let Some(p) = self.pseudonymise(&mut ev) {
+                                    self.legacy_ids.insert(p, id);
+                                }
+                            }
+                        }
                         // An event's findings follow it in the ledger; any left over were not logged
                         // (the rulebook changed since), so they must not be paired with later leaves.
                         if !produced.is_empty() {
@@ -228,13 +287,149 @@ impl Core {
         Ok(())
     }
 
+    /// Replaces the consumer an event names by their pseudonym; the pseudonym.
+    fn pseudonymise(&self, ev: &mut weiquan_events::Event<'_>) -> Option<String> {
+        let consumer = ev.body.consumer_mut()?;
+        let p = pseudonym(&self.pseudonym_key, consumer);
+        *consumer = Cow::Owned(p.clone());
+        Some(p)
+    }
+
+    /// Whether a logged finding's subject is the one the engine produced: the
+    /// same, or (for a consumer) a commitment, or the consumer's id from
+    /// before pseudonyms.
+    fn logged_as(&self, produced: &str, logged: &str, salted: bool) -> bool {
+        match (
+            produced.strip_prefix(CONSUMER_SUBJECT),
+            logged.strip_prefix(CONSUMER_SUBJECT),
+        ) {
+            _ if produced == logged => true,
+            (Some(_), _) if salted => true,
+            (Some(p), Some(id)) => pseudonym(&self.pseudonym_key, id) == p,
+            _ => false,
+        }
+    }
+
+    fn salt(&mut self) -> Salt {
+        let mut salt = [0u8; 32];
+        self.salts.fill_bytes(&mut salt);
+        salt
+    }
+
+    /// The consumer id behind a pseudonym, unless it was erased.
+    fn consumer_id(&mut self, pseudonym: &str) -> Result<Option<String>, weiquan_store::StoreError> {
+        if let Some(id) = self.legacy_ids.get(pseudonym) {
+            return Ok(Some(id.clone()));
+        }
+        let values = self.ledger.store_mut().values_of_consumer(pseudonym)?;
+        Ok(values
+            .and_then(|v| serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&v).ok())
+            .and_then(|mut v| match v.remove("consumer") {
+                Some(serde_json::Value::String(id)) => Some(id),
+                _ => None,
+            }))
+    }
+
+    /// Puts consumers' ids back where findings name them by pseudonym (in a
+    /// subject, a message, a fact), for readers entitled to them; an erased
+    /// consumer stays a pseudonym.
+    pub fn reveal_consumers(&mut self, findings: &mut [serde_json::Value]) -> Result<(), weiquan_store::StoreError> {
+        let mut known: HashMap<String, Option<String>> = HashMap::new();
+        for item in findings.iter_mut() {
+            let text = item.to_string();
+            let mut rest = text.as_str();
+            let mut replaced = text.clone();
+            while let Some(at) = rest.find(PSEUDONYM_PREFIX) {
+                let candidate = rest[at..].get(..PSEUDONYM_PREFIX.len() + 32).unwrap_or("");
+                rest = &rest[at + PSEUDONYM_PREFIX.len()..];
+                if candidate.len() != PSEUDONYM_PREFIX.len() + 32
+                    || !candidate[PSEUDONYM_PREFIX.len()..]
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit())
+                {
+                    continue;
+                }
+                let id = match known.get(candidate) {
+                    Some(id) => id.clone(),
+                    None => {
+                        let id = self.consumer_id(candidate)?;
+                        known.insert(candidate.to_owned(), id.clone());
+                        id
+                    }
+                };
+                if let Some(id) = id {
+                    // Escaped as JSON string content, so that any id stays valid JSON.
+                    let quoted = serde_json::Value::from(id).to_string();
+                    replaced = replaced.replace(candidate, &quoted[1..quoted.len() - 1]);
+                }
+            }
+            if replaced != text {
+                if let Ok(v) = serde_json::from_str(&replaced) {
+                    *item = v;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A receipt for leaf `index` if `role` may have it (`None`: it may not):
+    /// the platform and regulators any, with the salt and values of its
+    /// personal data; a consumer the leaves about them, with theirs; a merchant
+    /// the events that name it, without.
+    pub fn receipt_for(
+        &mut self,
+        index: u64,
+        role: &crate::auth::Role,
+    ) -> Result<Option<weiquan_ledger::Receipt>, LedgerError> {
+        use crate::auth::Role;
+        use serde_json::{Map, Value};
+        let mut receipt = self.ledger.receipt(index)?;
+        let row = self.ledger.store_mut().private_rows(index, index + 1)?.pop();
+        // The event a leaf holds, in any format (a finding leaf names no party);
+        // salted members are commitments here, their values are in the row.
+        let leaf: Map<String, Value> = leaf_event(&receipt.leaf)
+            .and_then(|e| serde_json::from_str(&e.event).ok())
+            .unwrap_or_default();
+        let values: Option<Map<String, Value>> = row
+            .as_ref()
+            .and_then(|r| r.values.as_deref())
+            .and_then(|v| serde_json::from_slice(v).ok());
+        let names = |field: &str, id: &str| {
+            let plain = leaf.get(field).and_then(Value::as_str) == Some(id);
+            plain || values.as_ref().and_then(|v| v.get(field)).and_then(Value::as_str) == Some(id)
+        };
+        let (allowed, reveal) = match role {
+            Role::Platform | Role::Regulator => (true, true),
+            Role::Consumer(id) => {
+                let own = row.as_ref().and_then(|r| r.consumer.as_deref()) == Some(&self.pseudonym_of(id));
+                let named = own || names("consumer", id) || names("participant", id);
+                (named, named)
+            }
+            Role::Merchant(id) => (names("merchant", id), false),
+        };
+        if !allowed {
+            return Ok(None);
+        }
+        if let (true, Some(PrivateRow { salt: Some(salt), .. }), Some(values)) = (reveal, &row, values) {
+            receipt.private = Some(weiquan_ledger::Revealed {
+                salt: hex::encode(salt),
+                values,
+            });
+        }
+        Ok(Some(receipt))
+    }
+
+    /// The pseudonym of a consumer id.
+    pub fn pseudonym_of(&self, consumer: &str) -> String {
+        pseudonym(&self.pseudonym_key, consumer)
+    }
+
     /// Processes several requests' items in order, appends everything in one
     /// durable transaction, and returns each request's results. `now` is the
     /// wall clock, read by the caller (the engine never reads one).
     pub fn ingest(&mut self, requests: &[Batch], now: Time) -> Result<Vec<Vec<ItemResult>>, LedgerError> {
         let base = self.ledger.size();
-        let mut leaves: Vec<Vec<u8>> = Vec::new();
-        let mut staged: Vec<StoredFinding> = Vec::new();
+        let mut st = Staging::default();
         let mut results = Vec::with_capacity(requests.len());
         for batch in requests {
             let mut out = Vec::with_capacity(batch.items.len());
@@ -245,7 +440,7 @@ impl Core {
                 out.push(match &from {
                     Ok(actor) => {
                         let source = (&batch.submitter, actor);
-                        self.ingest_one(item, line, source, now, base, &mut leaves, &mut staged)
+                        self.ingest_one(item, line, source, now, base, &mut st)
                     }
                     Err(e) => ItemResult::Rejected {
                         field: None,
@@ -255,16 +450,15 @@ impl Core {
             }
             results.push(out);
         }
-        if let Err(e) = self.ledger.append(leaves) {
+        if let Err(e) = self.ledger.append_with_private(st.leaves, &st.private) {
             // Nothing of this batch is durable: forget it by rebuilding from the ledger.
             self.replay()?;
             return Err(e);
         }
-        self.findings.extend(staged);
+        self.findings.extend(st.findings);
         Ok(results)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn ingest_one(
         &mut self,
         item: u64,
@@ -272,8 +466,7 @@ impl Core {
         (submitter, actor): (&Submitter, &weiquan_ledger::CanonicalActor),
         now: Time,
         base: u64,
-        leaves: &mut Vec<Vec<u8>>,
-        staged: &mut Vec<StoredFinding>,
+        st: &mut Staging,
     ) -> ItemResult {
         let reject = |r: Reject| ItemResult::Rejected {
             field: r.field,
@@ -289,8 +482,8 @@ impl Core {
                 ),
             };
         }
-        let ev = match parse_event(line) {
-            Ok(ev) => ev,
+        let (mut ev, extras) = match parse_event_with_extras(line) {
+            Ok(parsed) => parsed,
             Err(e) => return reject(Reject::from_parse(item, e)),
         };
         let checked = match submitter {
@@ -305,7 +498,11 @@ impl Core {
                 error: r.error,
             };
         }
-        let leaf = match event_leaf_by(line, actor) {
+        // Personal data (consumer and participant ids, free text, fields this
+        // format does not define) enters the public leaf only as commitments.
+        let salt = self.salt();
+        let private = |key: &str| is_personal_field(&ev.body, key) || extras.iter().any(|e| e == key);
+        let salted = match salted_event_leaf(line, actor, private, &salt) {
             Ok(l) => l,
             Err(e) => {
                 return ItemResult::Rejected {
@@ -314,24 +511,44 @@ impl Core {
                 }
             }
         };
-        let index = base + leaves.len() as u64;
+        let index = base + st.leaves.len() as u64;
         if !self.index_of.insert_new(id_digest(&ev.id), index) {
             return ItemResult::Duplicate;
         }
-        leaves.push(leaf);
+        let consumer = self.pseudonymise(&mut ev);
+        if let Some(values) = salted.values {
+            st.private.push(PrivateRow {
+                leaf: index,
+                consumer,
+                salt: Some(salt),
+                values: Some(values),
+            });
+        }
+        st.leaves.push(salted.leaf);
         for f in self.engine.apply(&ev) {
             let evidence: Vec<u64> = f
                 .events
                 .iter()
                 .filter_map(|e| self.index_of.get(id_digest(e)))
                 .collect();
-            match finding_leaf_of(&f, &self.rules, &evidence) {
-                Ok(leaf) => {
-                    staged.push(StoredFinding {
-                        index: base + leaves.len() as u64,
+            let leaf = base + st.leaves.len() as u64;
+            let consumer = f.subject.strip_prefix(CONSUMER_SUBJECT).map(str::to_owned);
+            let salt = consumer.as_ref().map(|_| self.salt());
+            match finding_leaf_of(&f, &self.rules, &evidence, salt.as_ref()) {
+                Ok(salted) => {
+                    if salted.values.is_some() {
+                        st.private.push(PrivateRow {
+                            leaf,
+                            consumer,
+                            salt,
+                            values: salted.values,
+                        });
+                    }
+                    st.findings.push(StoredFinding {
+                        index: leaf,
                         finding: f,
                     });
-                    leaves.push(leaf);
+                    st.leaves.push(salted.leaf);
                 }
                 Err(e) => tracing::error!(error = %e, "finding leaf could not be encoded"),
             }

@@ -282,3 +282,22 @@ pub fn revoke_key(db: &Database, key_or_id: &str) -> Result<String> {
     }
     Ok(auth::key_id(&digest))
 }
+
+/// What `weiquan erase` did.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Erased {
+    /// The pseudonym the consumer keeps in the engine and in findings.
+    pub pseudonym: String,
+    /// Leaves whose salt and values were erased.
+    pub leaves: u64,
+}
+
+/// Erases a consumer's personal data (PIPL 删除权): the salts and original
+/// values of every leaf about them. The leaves stay, so the log still
+/// verifies; the consumer's pseudonym stays, so findings are unchanged.
+pub fn erase_consumer(db: &Database, consumer: &str) -> Result<Erased> {
+    let mut store = db.open()?;
+    let pseudonym = weiquan_ledger::pseudonym(&store.pseudonym_key()?, consumer);
+    let leaves = store.erase_consumer(&pseudonym)?;
+    Ok(Erased { pseudonym, leaves })
+}

@@ -12,7 +12,7 @@ mod sqlite;
 
 pub use postgres_store::PgStore;
 pub use sqlite::SqliteStore;
-pub use weiquan_ledger::{LogStore, StoreError};
+pub use weiquan_ledger::{LogStore, PrivateRow, StoreError};
 
 /// Checks that `rows` leaves starting at `from` came back, in order.
 fn expect_rows<T>(rows: Vec<(u64, T)>, from: u64, to: u64) -> Result<Vec<T>, StoreError> {
@@ -75,6 +75,34 @@ pub trait LotterySeeds {
     fn seed_of(&mut self, lottery: &str) -> Result<Option<String>, StoreError>;
 }
 
-/// Everything a server keeps in its database: the ledger, API keys, held draw seeds.
-pub trait Backend: LogStore + ApiKeys + LotterySeeds + Send {}
-impl<T: LogStore + ApiKeys + LotterySeeds + Send> Backend for T {}
+/// The private side of the log: salts and original values of salted leaves
+/// (written with them by [`LogStore::append`]), and the key of consumer pseudonyms.
+pub trait PrivateData {
+    /// The private rows of leaves `from..to`, in leaf order (leaves with nothing private have none).
+    fn private_rows(&mut self, from: u64, to: u64) -> Result<Vec<PrivateRow>, StoreError>;
+    /// Erases the salts and values of every leaf about the consumer with this
+    /// pseudonym (the leaves, and the pseudonym, stay); how many leaves it touched.
+    fn erase_consumer(&mut self, pseudonym: &str) -> Result<u64, StoreError>;
+    /// The original values of one leaf about the consumer with this pseudonym
+    /// that are not erased (a canonical JSON object), if any.
+    fn values_of_consumer(&mut self, pseudonym: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The secret key consumer pseudonyms are derived with, made on first use.
+    fn pseudonym_key(&mut self) -> Result<[u8; 32], StoreError>;
+}
+
+/// Everything a server keeps in its database: the ledger and its private
+/// side, API keys, held draw seeds.
+pub trait Backend: LogStore + PrivateData + ApiKeys + LotterySeeds + Send {}
+impl<T: LogStore + PrivateData + ApiKeys + LotterySeeds + Send> Backend for T {}
+
+/// A new random 32-byte secret, from the operating system.
+fn new_secret() -> [u8; 32] {
+    use rand_core::RngCore;
+    let mut key = [0u8; 32];
+    rand_core::OsRng.fill_bytes(&mut key);
+    key
+}
+
+fn salt_of(bytes: Option<Vec<u8>>) -> Option<[u8; 32]> {
+    bytes.and_then(|b| <[u8; 32]>::try_from(b).ok())
+}

@@ -6,7 +6,7 @@ use crate::{expect_rows, StoredKey};
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::Type;
 use postgres::{Client, NoTls};
-use weiquan_ledger::{LogStore, Row, StoreError};
+use weiquan_ledger::{LogStore, PrivateRow, Row, StoreError};
 
 /// A ledger kept in a PostgreSQL schema.
 pub struct PgStore {
@@ -52,6 +52,17 @@ impl PgStore {
                      lottery TEXT PRIMARY KEY,
                      seed TEXT NOT NULL
                  );
+                 CREATE TABLE IF NOT EXISTS leaf_private (
+                     leaf BIGINT PRIMARY KEY,
+                     consumer TEXT,
+                     salt BYTEA,
+                     leaf_values BYTEA
+                 );
+                 CREATE INDEX IF NOT EXISTS leaf_private_consumer ON leaf_private (consumer) WHERE consumer IS NOT NULL;
+                 CREATE TABLE IF NOT EXISTS secrets (
+                     name TEXT PRIMARY KEY,
+                     value BYTEA NOT NULL
+                 );
                  COMMIT;"
             ))
             .map_err(err("creating the ledger tables"))?;
@@ -71,7 +82,13 @@ impl LogStore for PgStore {
         count(&mut self.client)
     }
 
-    fn append(&mut self, first: u64, leaves: &[Row], checkpoint: &[u8]) -> Result<(), StoreError> {
+    fn append(
+        &mut self,
+        first: u64,
+        leaves: &[Row],
+        private: &[PrivateRow],
+        checkpoint: &[u8],
+    ) -> Result<(), StoreError> {
         let mut tx = self.client.transaction().map_err(err("starting an append"))?;
         tx.batch_execute("LOCK TABLE ledger_leaves IN EXCLUSIVE MODE")
             .map_err(err("locking the log"))?;
@@ -91,6 +108,18 @@ impl LogStore for PgStore {
                 .map_err(err("appending a leaf"))?;
         }
         w.finish().map_err(err("finishing the copy"))?;
+        if !private.is_empty() {
+            let sink = tx
+                .copy_in("COPY leaf_private (leaf, consumer, salt, leaf_values) FROM STDIN (FORMAT binary)")
+                .map_err(err("starting the copy of private parts"))?;
+            let mut w = BinaryCopyInWriter::new(sink, &[Type::INT8, Type::TEXT, Type::BYTEA, Type::BYTEA]);
+            for row in private {
+                let salt = row.salt.as_ref().map(|s| &s[..]);
+                w.write(&[&(row.leaf as i64), &row.consumer, &salt, &row.values])
+                    .map_err(err("keeping a leaf's private part"))?;
+            }
+            w.finish().map_err(err("finishing the copy of private parts"))?;
+        }
         let new_size = (first + leaves.len() as u64) as i64;
         tx.execute(
             "INSERT INTO ledger_checkpoints (size, note) VALUES ($1, $2) ON CONFLICT (size) DO UPDATE SET note = EXCLUDED.note",
@@ -218,5 +247,62 @@ impl crate::LotterySeeds for PgStore {
             .query_opt("SELECT seed FROM lottery_seeds WHERE lottery = $1", &[&lottery])
             .map_err(err("reading a draw seed"))?;
         Ok(row.map(|r| r.get(0)))
+    }
+}
+
+impl crate::PrivateData for PgStore {
+    fn private_rows(&mut self, from: u64, to: u64) -> Result<Vec<PrivateRow>, StoreError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT leaf, consumer, salt, leaf_values FROM leaf_private WHERE leaf >= $1 AND leaf < $2 ORDER BY leaf",
+                &[&(from as i64), &(to as i64)],
+            )
+            .map_err(err("reading private parts"))?;
+        Ok(rows
+            .iter()
+            .map(|r| PrivateRow {
+                leaf: r.get::<_, i64>(0) as u64,
+                consumer: r.get(1),
+                salt: crate::salt_of(r.get(2)),
+                values: r.get(3),
+            })
+            .collect())
+    }
+
+    fn erase_consumer(&mut self, pseudonym: &str) -> Result<u64, StoreError> {
+        self.client
+            .execute(
+                "UPDATE leaf_private SET salt = NULL, leaf_values = NULL WHERE consumer = $1 AND salt IS NOT NULL",
+                &[&pseudonym],
+            )
+            .map_err(err("erasing a consumer's data"))
+    }
+
+    fn values_of_consumer(&mut self, pseudonym: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT leaf_values FROM leaf_private WHERE consumer = $1 AND leaf_values IS NOT NULL LIMIT 1",
+                &[&pseudonym],
+            )
+            .map_err(err("reading a consumer's id"))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    fn pseudonym_key(&mut self) -> Result<[u8; 32], StoreError> {
+        // ON CONFLICT DO NOTHING then read: two servers opening one new schema agree on one key.
+        self.client
+            .execute(
+                "INSERT INTO secrets (name, value) VALUES ('pseudonym_key', $1) ON CONFLICT (name) DO NOTHING",
+                &[&&crate::new_secret()[..]],
+            )
+            .map_err(err("making the pseudonym key"))?;
+        let row = self
+            .client
+            .query_one("SELECT value FROM secrets WHERE name = 'pseudonym_key'", &[])
+            .map_err(err("reading the pseudonym key"))?;
+        crate::salt_of(Some(row.get(0)))
+            .ok_or_else(|| StoreError::new("reading the pseudonym key", "it is not 32 bytes"))
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-use weiquan_ledger::{LogStore, Row, StoreError};
+use weiquan_ledger::{LogStore, PrivateRow, Row, StoreError};
 
 /// A ledger kept in a SQLite file.
 pub struct SqliteStore {
@@ -176,6 +176,17 @@ impl SqliteStore {
              CREATE TABLE IF NOT EXISTS lottery_seeds (
                  lottery TEXT PRIMARY KEY,
                  seed TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS leaf_private (
+                 leaf INTEGER PRIMARY KEY,
+                 consumer TEXT,
+                 salt BLOB,
+                 leaf_values BLOB
+             );
+             CREATE INDEX IF NOT EXISTS leaf_private_consumer ON leaf_private (consumer) WHERE consumer IS NOT NULL;
+             CREATE TABLE IF NOT EXISTS secrets (
+                 name TEXT PRIMARY KEY,
+                 value BLOB NOT NULL
              );",
         )
         .map_err(err("creating the ledger tables"))?;
@@ -212,7 +223,13 @@ impl LogStore for SqliteStore {
         count(&self.conn)
     }
 
-    fn append(&mut self, first: u64, leaves: &[Row], checkpoint: &[u8]) -> Result<(), StoreError> {
+    fn append(
+        &mut self,
+        first: u64,
+        leaves: &[Row],
+        private: &[PrivateRow],
+        checkpoint: &[u8],
+    ) -> Result<(), StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -232,6 +249,18 @@ impl LogStore for SqliteStore {
                 insert
                     .execute(params![(first + i as u64) as i64, data, hashes])
                     .map_err(err("appending a leaf"))?;
+            }
+            let mut keep = tx
+                .prepare_cached("INSERT INTO leaf_private (leaf, consumer, salt, leaf_values) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(err("preparing the append"))?;
+            for row in private {
+                keep.execute(params![
+                    row.leaf as i64,
+                    row.consumer,
+                    row.salt.as_ref().map(|s| &s[..]),
+                    row.values
+                ])
+                .map_err(err("keeping a leaf's private part"))?;
             }
         }
         let new_size = first + leaves.len() as u64;
@@ -370,5 +399,65 @@ impl crate::LotterySeeds for SqliteStore {
             })
             .optional()
             .map_err(err("reading a draw seed"))
+    }
+}
+
+impl crate::PrivateData for SqliteStore {
+    fn private_rows(&mut self, from: u64, to: u64) -> Result<Vec<PrivateRow>, StoreError> {
+        let mut q = self
+            .conn
+            .prepare_cached(
+                "SELECT leaf, consumer, salt, leaf_values FROM leaf_private WHERE leaf >= ?1 AND leaf < ?2 ORDER BY leaf",
+            )
+            .map_err(err("reading private parts"))?;
+        let rows = q
+            .query_map([from as i64, to as i64], |r| {
+                Ok(PrivateRow {
+                    leaf: r.get::<_, i64>(0)? as u64,
+                    consumer: r.get(1)?,
+                    salt: crate::salt_of(r.get(2)?),
+                    values: r.get(3)?,
+                })
+            })
+            .map_err(err("reading private parts"))?;
+        rows.collect::<Result<_, _>>().map_err(err("reading private parts"))
+    }
+
+    fn erase_consumer(&mut self, pseudonym: &str) -> Result<u64, StoreError> {
+        self.conn
+            .execute(
+                "UPDATE leaf_private SET salt = NULL, leaf_values = NULL WHERE consumer = ?1 AND salt IS NOT NULL",
+                [pseudonym],
+            )
+            .map(|n| n as u64)
+            .map_err(err("erasing a consumer's data"))
+    }
+
+    fn values_of_consumer(&mut self, pseudonym: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT leaf_values FROM leaf_private WHERE consumer = ?1 AND leaf_values IS NOT NULL LIMIT 1",
+                [pseudonym],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err("reading a consumer's id"))
+    }
+
+    fn pseudonym_key(&mut self) -> Result<[u8; 32], StoreError> {
+        // INSERT OR IGNORE then read: two processes opening one new database agree on one key.
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO secrets (name, value) VALUES ('pseudonym_key', ?1)",
+                [&crate::new_secret()[..]],
+            )
+            .map_err(err("making the pseudonym key"))?;
+        let key: Vec<u8> = self
+            .conn
+            .query_row("SELECT value FROM secrets WHERE name = 'pseudonym_key'", [], |r| {
+                r.get(0)
+            })
+            .map_err(err("reading the pseudonym key"))?;
+        crate::salt_of(Some(key)).ok_or_else(|| StoreError::new("reading the pseudonym key", "it is not 32 bytes"))
     }
 }

@@ -61,7 +61,10 @@ fn append_reopen_and_continue() {
             "{name}: new checkpoint is not signed by the old key"
         );
         assert!(
-            again.store_mut().append(2, &[(leaf(9), vec![0; 32])], b"x").is_err(),
+            again
+                .store_mut()
+                .append(2, &[(leaf(9), vec![0; 32])], &[], b"x")
+                .is_err(),
             "{name}: a stale writer is refused"
         );
     }

@@ -52,6 +52,15 @@ rate_limit, log_format).")]
     /// Manage API keys.
     #[command(after_help = "Example:\n  weiquan keys create --data ./weiquan-data --role regulator")]
     Keys(KeysArgs),
+    /// Erase a consumer's personal data from a server's private side (PIPL); the log still verifies.
+    #[command(after_help = "Example:
+  weiquan erase --data ./weiquan-data --consumer u1024
+
+The public log never held the consumer's id or text, only salted commitments;
+this removes the salts and originals behind every leaf about them, so not even
+the operator can open those commitments again. The consumer keeps a pseudonym
+in the engine: findings, grades and a replay after restart stay the same.")]
+    Erase(EraseArgs),
     /// Copy a server's database and signing key, consistently, while it runs.
     #[command(
         after_help = "Example:\n  weiquan backup --data ./weiquan-data backups/2026-11-29\n  weiquan restore backups/2026-11-29 --data ./weiquan-data-restored\n\nA PostgreSQL system of record is backed up with pg_dump; the command says how."
@@ -278,7 +287,7 @@ pub enum KeysCommand {
     },
 }
 
-/// Where a server keeps its keys.
+/// Where a server keeps its database (keys, private side).
 #[derive(Debug, clap::Args)]
 pub struct KeyStoreArgs {
     /// Data folder of the server [default: ./weiquan-data].
@@ -290,6 +299,20 @@ pub struct KeyStoreArgs {
     /// PostgreSQL schema [default: weiquan].
     #[arg(long, env = "WEIQUAN_DB_SCHEMA", value_name = "SCHEMA")]
     pub db_schema: Option<String>,
+}
+
+/// Arguments of `weiquan erase`.
+#[derive(Debug, clap::Args)]
+pub struct EraseArgs {
+    /// The consumer's id, as the platform sent it.
+    #[arg(long)]
+    pub consumer: String,
+    /// Where the server keeps its database.
+    #[command(flatten)]
+    pub store: KeyStoreArgs,
+    /// Print JSON instead of a sentence.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `weiquan backup`.

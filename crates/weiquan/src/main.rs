@@ -43,6 +43,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => commands::simulate::run(args, &mut err).map(|()| ExitCode::SUCCESS),
         Command::Serve(args) => commands::serve::run(args, &mut err).map(|()| ExitCode::SUCCESS),
         Command::Keys(args) => commands::serve::keys(args, &mut out).map(|()| ExitCode::SUCCESS),
+        Command::Erase(args) => commands::serve::erase(args, &mut out).map(|()| ExitCode::SUCCESS),
         Command::Backup(args) => commands::backup::backup(args, &mut out).map(|()| ExitCode::SUCCESS),
         Command::Restore(args) => commands::backup::restore(args, &mut out).map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => commands::demo::run(args, &mut err).map(|()| ExitCode::SUCCESS),

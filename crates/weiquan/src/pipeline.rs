@@ -492,8 +492,9 @@ impl<S: weiquan_ledger::LogStore> LedgerWriter<S> {
             .iter()
             .filter_map(|e| self.index_of.get(&weiquan_events::id_digest(e)).copied())
             .collect();
-        let leaf = weiquan_server::finding_leaf_of(f, rules, &evidence)?;
-        self.push(leaf)
+        // The owner of a file logs it as it is: nothing in it is salted.
+        let leaf = weiquan_server::finding_leaf_of(f, rules, &evidence, None)?;
+        self.push(leaf.leaf)
     }
 
     /// Makes everything logged so far durable, under a new signed checkpoint.

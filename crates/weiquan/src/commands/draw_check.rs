@@ -28,21 +28,31 @@ struct Lottery {
 }
 
 /// Returns a sentence saying the draw is fair, or an error sentence naming what is wrong.
-pub fn check<S: LogStore>(store: &mut S, lottery: &str) -> anyhow::Result<Result<String, String>> {
+pub fn check<S: LogStore + weiquan_store::PrivateData>(
+    store: &mut S,
+    lottery: &str,
+) -> anyhow::Result<Result<String, String>> {
     let size = store.size()?;
     let mut l = Lottery::default();
     let mut first_entry: HashMap<String, usize> = HashMap::new();
     let mut from = 0;
     while from < size {
         let to = (from + 4096).min(size);
+        let mut private = store.private_rows(from, to)?.into_iter().peekable();
         for (i, (data, _)) in store.leaves(from, to)?.into_iter().enumerate() {
             let index = from + i as u64;
             let text = String::from_utf8_lossy(&data);
             if !text.contains(lottery) {
                 continue;
             }
-            // An event leaf of either format; findings and anything else are skipped.
-            let Some((event, _, _)) = weiquan_ledger::leaf_event(&text) else {
+            // An event leaf of any format; findings and anything else are skipped.
+            let Some(leaf) = weiquan_ledger::leaf_event(&text) else {
+                continue;
+            };
+            // Participants are salted in the public leaves: the database's private side restores them.
+            while private.next_if(|row| row.leaf < index).is_some() {}
+            let row = private.next_if(|row| row.leaf == index);
+            let Ok(event) = weiquan_ledger::unsalted_event(&leaf, row.as_ref()) else {
                 continue;
             };
             let Ok(ev) = parse_event(&event) else { continue };

@@ -1,6 +1,6 @@
-//! `weiquan serve` and `weiquan keys`.
+//! `weiquan serve`, `weiquan keys` and `weiquan erase`.
 
-use crate::cli::{KeysArgs, KeysCommand, LogFormat, ServeArgs};
+use crate::cli::{EraseArgs, KeysArgs, KeysCommand, LogFormat, ServeArgs};
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::PathBuf;
@@ -189,6 +189,27 @@ pub fn keys(args: &KeysArgs, out: &mut dyn Write) -> Result<()> {
                 weiquan_server::KEY_CACHE_TTL.as_secs()
             )?;
         }
+    }
+    Ok(())
+}
+
+/// Runs `weiquan erase`.
+pub fn erase(args: &EraseArgs, out: &mut dyn Write) -> Result<()> {
+    let erased = weiquan_server::erase_consumer(&args.store.database(false)?, &args.consumer)?;
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string(&erased)?)?;
+    } else if erased.leaves == 0 {
+        writeln!(
+            out,
+            "nothing to erase: no leaf about consumer {} holds personal data (never seen here, or erased before)",
+            args.consumer
+        )?;
+    } else {
+        writeln!(
+            out,
+            "erased the salts and values of {} leaves about consumer {}; the log is unchanged and still verifies, and findings name them as {}",
+            erased.leaves, args.consumer, erased.pseudonym
+        )?;
     }
     Ok(())
 }

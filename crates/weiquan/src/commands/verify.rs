@@ -38,8 +38,8 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
             let others = report.leaves - report.events_with_actor - report.events_without_actor;
             writeln!(
                 out,
-                "valid: {} leaves rehashed ({} events naming who submitted them, {} events of format 1 without, {others} findings), {} checkpoints verified",
-                report.leaves, report.events_with_actor, report.events_without_actor, report.checkpoints
+                "valid: {} leaves rehashed ({} events naming who submitted them, {} of them with personal data salted, {} events of format 1 without, {others} findings), {} checkpoints verified",
+                report.leaves, report.events_with_actor, report.events_salted, report.events_without_actor, report.checkpoints
             )?;
         }
         VerifyCommand::Receipt { file, public } => {
@@ -52,6 +52,14 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
                 "valid: leaf {} is in {}'s tree of {} leaves",
                 receipt.index, cp.origin, cp.size
             )?;
+            if let Some(revealed) = &receipt.private {
+                let keys: Vec<&str> = revealed.values.keys().map(String::as_str).collect();
+                writeln!(
+                    out,
+                    "valid: its salted {} opened with the receipt's salt",
+                    keys.join(", ")
+                )?;
+            }
         }
         VerifyCommand::Draw {
             ledger,

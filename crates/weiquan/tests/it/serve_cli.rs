@@ -574,3 +574,64 @@ fn an_older_ledger_opens_and_new_leaves_name_their_submitter() {
     assert_eq!(out.status.code(), Some(0), "{said}");
     assert!(said.contains("1 events naming who submitted them"), "{said}");
 }
+
+/// Issue 15's privacy from the command line: a consumer's receipt opens their
+/// leaf offline (and a changed value does not); `weiquan erase` removes what
+/// opens it, and the log still verifies.
+#[test]
+fn a_receipt_opens_the_consumers_own_leaf_and_erase_keeps_the_log_valid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8");
+    let p = serve(&["--data", d]);
+    let key = platform_key(d);
+    let bnpl = r#"{"v":1,"id":"b1","type":"bnpl.enabled","at":"2026-11-01T00:00:00+08:00","consumer":"u-erase-me","provider":"pay","consent":"bundled","identity_verified":true}"#;
+    let (status, body) = http("POST", &format!("{}/v1/events", p.base), Some(&key), Some(bnpl.into()));
+    assert_eq!(status, 200, "{body}");
+    let (status, receipt) = http("GET", &format!("{}/v1/receipts/0", p.base), Some(&key), None);
+    assert_eq!(status, 200, "{receipt}");
+    assert!(
+        !receipt.contains("u-erase-me\",\"provider") && receipt.contains(r#""values":{"consumer":"u-erase-me"}"#),
+        "{receipt}"
+    );
+    let file = dir.path().join("receipt.json");
+    std::fs::write(&file, &receipt).expect("write");
+    let pubkey = format!("{d}/ledger.key.pub");
+    let f = file.to_str().expect("utf-8");
+    let out = crate::weiquan(&["verify", "receipt", f, "--pub", &pubkey], None);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("its salted consumer opened"), "{said}");
+    std::fs::write(
+        &file,
+        receipt.replace(r#""consumer":"u-erase-me""#, r#""consumer":"someone-else""#),
+    )
+    .expect("write");
+    let out = crate::weiquan(&["verify", "receipt", f, "--pub", &pubkey], None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("does not match the leaf's commitment"), "{err}");
+    drop(p);
+
+    let out = crate::weiquan(&["erase", "--data", d, "--consumer", "u-erase-me"], None);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("erased the salts and values of 2 leaves"),
+        "the event and its BN-01 finding: {said}"
+    );
+    let out = crate::weiquan(&["erase", "--data", d, "--consumer", "u-erase-me"], None);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to erase"));
+    let out = crate::weiquan(&["verify", "log", &format!("{d}/weiquan.db"), "--pub", &pubkey], None);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let p = serve(&["--data", d]);
+    let (_, body) = http("GET", &format!("{}/v1/findings", p.base), Some(&key), None);
+    assert!(
+        body.contains("\"subject\":\"consumer:ps:") && !body.contains("u-erase-me"),
+        "{body}"
+    );
+}

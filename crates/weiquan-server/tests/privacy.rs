@@ -1,0 +1,272 @@
+//! A public log without personal data (issue 15, part 3): consumer and
+//! participant ids, free text, a host's name and fields the format does not
+//! define enter the public tiles only as salted commitments; the platform, a
+//! regulator and the consumer concerned can open them; erasure removes what
+//! opens them, and the log, the findings and a replay stay the same.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+
+const AT: &str = "2026-11-01T10:00:00+08:00";
+
+fn ev(id: &str, ty: &str, fields: Value) -> String {
+    let mut e = json!({"v": 1, "id": id, "type": ty, "at": AT});
+    if let (Some(o), Value::Object(f)) = (e.as_object_mut(), fields) {
+        o.extend(f);
+    }
+    e.to_string()
+}
+
+const COMPLAINANT: &str = "张三-13800000000";
+const BNPL_CONSUMER: &str = "u-secret-4711";
+const SECRETS: [&str; 7] = [
+    "张三",
+    "13800000000",
+    "快递员辱骂我",
+    "u-secret-4711",
+    "p-secret-0815",
+    "王小明",
+    "secret-nickname",
+];
+
+fn stream() -> String {
+    [
+        ev("m1-reg", "merchant.registered", json!({"merchant": "m1", "name": "好店", "uscc": "91", "channels": ["store"]})),
+        ev(
+            "c1",
+            "complaint.filed",
+            json!({"complaint": "p1", "consumer": COMPLAINANT, "merchant": "m1", "category": "after_sales",
+                   "text": "快递员辱骂我", "phone": "13800000000"}),
+        ),
+        ev(
+            "b1",
+            "bnpl.enabled",
+            json!({"consumer": BNPL_CONSUMER, "provider": "pay", "consent": "preselected", "identity_verified": true,
+                   "nickname": "secret-nickname"}),
+        ),
+        ev("h1", "host.registered", json!({"host": "h1", "name": "主播王小明", "merchant": "m1"})),
+        ev(
+            "l1",
+            "lottery.announced",
+            json!({"lottery": "L1", "merchant": "m1", "host": "h1", "stream": "s1", "prizes": [{"name": "p", "value_fen": 100, "count": 1}]}),
+        ),
+        ev("l1-e", "lottery.entered", json!({"lottery": "L1", "participant": "p-secret-0815"})),
+    ]
+    .join("\n")
+}
+
+/// Every entry of the public log, as anyone reads it: without a key.
+async fn public_entries(server: &Server) -> (u64, Vec<u8>) {
+    let resp = server
+        .http
+        .get(format!("{}/log/checkpoint", server.base))
+        .send()
+        .await
+        .expect("checkpoint");
+    let note = resp.text().await.expect("text");
+    let size: u64 = note.lines().nth(1).and_then(|l| l.parse().ok()).expect("a size line");
+    assert!(size < 256, "one partial tile is enough here");
+    let url = format!("{}/log/tile/entries/000.p/{size}", server.base);
+    let resp = server.http.get(url).send().await.expect("tile");
+    assert_eq!(resp.status().as_u16(), 200);
+    (size, resp.bytes().await.expect("bytes").to_vec())
+}
+
+fn leaves_of(bundle: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = bundle;
+    while rest.len() >= 2 {
+        let n = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        out.push(String::from_utf8_lossy(&rest[2..2 + n]).into_owned());
+        rest = &rest[2 + n..];
+    }
+    out
+}
+
+/// RFC 6962 leaf hash.
+fn record_hash(leaf: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::new()
+        .chain_update([0])
+        .chain_update(leaf)
+        .finalize()
+        .into()
+}
+
+async fn findings(server: &Server, key: &str) -> Vec<Value> {
+    let (status, v) = server.call("GET", "/v1/findings?limit=1000", Some(key), None).await;
+    assert_eq!(status, 200, "{v}");
+    v["findings"].as_array().cloned().unwrap_or_default()
+}
+
+fn pairs(findings: &[Value]) -> BTreeSet<(String, String)> {
+    findings
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap_or("").to_owned(),
+                f["subject"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn verify(db: &Db) -> weiquan_ledger::LogReport {
+    let pubkey = weiquan_store::keyfile::pub_path(&db.dir.path().join("ledger.key"));
+    let text = std::fs::read_to_string(&pubkey).expect("the .pub file");
+    let verifier = weiquan_ledger::load_verifier(text.trim()).expect("verifier key");
+    // The synchronous PostgreSQL client may not run on an async runtime's thread.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut store = db.db.open().expect("store");
+            weiquan_ledger::verify_log(&mut store, &verifier).expect("the log verifies")
+        })
+        .join()
+        .expect("verify thread")
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn personal_data_is_salted_in_public_opened_for_those_entitled_and_erasable() {
+    for (name, db) in Db::both() {
+        let server = Server::start(db.config(None)).await;
+        let platform = db.key("platform").await;
+        let v = server.post_events(&platform, stream()).await;
+        assert_eq!(v["accepted"], 6, "{name}: {v}");
+        let complaint_leaf = v["items"][1]["index"].as_u64().expect("index");
+        let bnpl_leaf = v["items"][2]["index"].as_u64().expect("index");
+
+        // 1. Nothing personal in the public tiles, and the tiles still hash to the tree.
+        let (size, bundle) = public_entries(&server).await;
+        let leaves = leaves_of(&bundle);
+        assert_eq!(leaves.len() as u64, size, "{name}");
+        let text = leaves.join("\n");
+        for secret in SECRETS {
+            assert!(!text.contains(secret), "{name}: `{secret}` is in a public leaf");
+        }
+        let hashes = server
+            .http
+            .get(format!("{}/log/tile/0/000.p/{size}", server.base))
+            .send()
+            .await
+            .expect("tile");
+        let hashes = hashes.bytes().await.expect("bytes");
+        for (i, leaf) in leaves.iter().enumerate() {
+            assert_eq!(
+                &hashes[32 * i..32 * i + 32],
+                &record_hash(leaf.as_bytes())[..],
+                "{name}: leaf {i}"
+            );
+        }
+        assert!(
+            leaves[complaint_leaf as usize].contains(r#""salted":["consumer","phone","text"]"#),
+            "{name}: {}",
+            leaves[complaint_leaf as usize]
+        );
+        assert!(
+            text.contains(r#""salted":["subject"]"#),
+            "{name}: the BN-01 finding's subject is salted"
+        );
+        assert_eq!(
+            verify(&db).events_salted,
+            4,
+            "{name}: complaint, bnpl, host, and the lottery entry"
+        );
+
+        // 2. The platform reads findings with the consumer's id; the engine knew a pseudonym.
+        let before = findings(&server, &platform).await;
+        let bn01 = format!("consumer:{BNPL_CONSUMER}");
+        assert!(
+            pairs(&before).contains(&("BN-01".into(), bn01.clone())),
+            "{name}: {before:?}"
+        );
+        let (_, only) = server
+            .call("GET", &format!("/v1/findings?subject={bn01}"), Some(&platform), None)
+            .await;
+        assert_eq!(
+            only["findings"].as_array().map(Vec::len),
+            Some(1),
+            "{name}: the subject filter takes the id: {only}"
+        );
+
+        // 3. Receipts: the consumer concerned gets the salt and values and can open the leaf offline.
+        let consumer = db.key(&format!("consumer:{COMPLAINANT}")).await;
+        let (status, receipt) = server
+            .call("GET", &format!("/v1/receipts/{complaint_leaf}"), Some(&consumer), None)
+            .await;
+        assert_eq!(status, 200, "{name}: {receipt}");
+        let receipt: weiquan_ledger::Receipt = serde_json::from_value(receipt).expect("a receipt");
+        let revealed = receipt.private.clone().expect("the consumer's own values");
+        assert_eq!(revealed.values["consumer"], COMPLAINANT, "{name}");
+        assert_eq!(revealed.values["text"], "快递员辱骂我", "{name}");
+        weiquan_ledger::open_leaf(&receipt.leaf, &revealed).expect("the values open the leaf");
+        let mut forged = revealed.clone();
+        forged.values.insert("text".into(), "一切都好".into());
+        assert!(
+            weiquan_ledger::open_leaf(&receipt.leaf, &forged).is_err(),
+            "{name}: a changed text does not open it"
+        );
+        // Someone else's consumer key: refused; the merchant: the receipt without the values.
+        let other = db.key("consumer:someone-else").await;
+        let (status, _) = server
+            .call("GET", &format!("/v1/receipts/{complaint_leaf}"), Some(&other), None)
+            .await;
+        assert_eq!(status, 403, "{name}");
+        let merchant = db.key("merchant:m1").await;
+        let (status, r) = server
+            .call("GET", &format!("/v1/receipts/{complaint_leaf}"), Some(&merchant), None)
+            .await;
+        assert_eq!((status, r.get("private")), (200, None), "{name}: {r}");
+
+        // 4. Erasure: the consumer's values go, the log and the findings stay.
+        let erased = {
+            let d = db.db.clone();
+            tokio::task::spawn_blocking(move || weiquan_server::erase_consumer(&d, BNPL_CONSUMER))
+                .await
+                .expect("join")
+                .expect("erased")
+        };
+        assert_eq!(erased.leaves, 2, "{name}: the bnpl event and its finding");
+        let pseudonymous = format!("consumer:{}", erased.pseudonym);
+        let after = findings(&server, &platform).await;
+        let expected: BTreeSet<(String, String)> = pairs(&before)
+            .into_iter()
+            .map(|(r, s)| (r, if s == bn01 { pseudonymous.clone() } else { s }))
+            .collect();
+        assert_eq!(
+            pairs(&after),
+            expected,
+            "{name}: the erased consumer is a pseudonym now"
+        );
+        assert!(!after.iter().any(|f| f.to_string().contains(BNPL_CONSUMER)), "{name}");
+        let (_, r) = server
+            .call("GET", &format!("/v1/receipts/{bnpl_leaf}"), Some(&platform), None)
+            .await;
+        assert_eq!(
+            r.get("private"),
+            None,
+            "{name}: nothing left to open the leaf with: {r}"
+        );
+        server.stop().await;
+        verify(&db);
+
+        // A restart replays the log: the same findings, the erased consumer by pseudonym.
+        let server = Server::start(db.config(None)).await;
+        let replayed = findings(&server, &platform).await;
+        assert_eq!(pairs(&replayed), expected, "{name}: replay after erasure");
+        assert_eq!(replayed.len(), before.len(), "{name}");
+        // The consumer not erased is still revealed after the restart.
+        let (status, receipt) = server
+            .call("GET", &format!("/v1/receipts/{complaint_leaf}"), Some(&consumer), None)
+            .await;
+        assert_eq!(
+            (status, &receipt["private"]["values"]["consumer"]),
+            (200, &json!(COMPLAINANT)),
+            "{name}"
+        );
+        server.stop().await;
+    }
+}
