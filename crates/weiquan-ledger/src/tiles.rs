@@ -21,7 +21,8 @@ pub struct TileRequest {
 
 /// Parses a C2SP tile path (with or without a leading `/`); `None` if it is not one.
 pub fn parse_tile_path(path: &str) -> Option<TileRequest> {
-    let rest = path.trim_start_matches('/').strip_prefix("tile/")?;
+    let path = path.strip_prefix('/').unwrap_or(path);
+    let rest = path.strip_prefix("tile/")?;
     let (kind, rest) = rest.split_once('/')?;
     let level = match kind {
         "entries" => None,
@@ -48,7 +49,10 @@ pub fn parse_tile_path(path: &str) -> Option<TileRequest> {
         }
         index = index.checked_mul(1000)?.checked_add(digits.parse::<u64>().ok()?)?;
     }
-    Some(TileRequest { level, index, width })
+    // One tile, one path: `x000/x058/067` spells tile 58,067 with a leading
+    // zero group, which C2SP's layout never writes (found by fuzzing).
+    let req = TileRequest { level, index, width };
+    (tile_path(level, index, width) == path).then_some(req)
 }
 
 /// The C2SP path of a tile.
@@ -95,6 +99,9 @@ mod tests {
             "tile/0/000.p/0",
             "tile/0/001/002",
             "other/0/000",
+            // Found by fuzzing: a leading zero group, a second spelling of tile 58,067.
+            "/tile/0/x000/x058/067",
+            "//tile/0/000",
         ] {
             assert_eq!(parse_tile_path(p), None, "{p}");
         }

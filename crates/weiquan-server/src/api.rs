@@ -109,7 +109,7 @@ pub struct IngestResponse {
 }
 
 /// Splits a body into items: a JSON array, or NDJSON (blank lines skipped).
-fn split_items(body: &str) -> Result<Vec<String>, ApiError> {
+pub(crate) fn split_items(body: &str) -> Result<Vec<String>, ApiError> {
     if body.trim_start().starts_with('[') {
         let items: Vec<&RawValue> = serde_json::from_str(body)
             .map_err(|e| ApiError::bad_request(format!("the body starts with `[` but is not a JSON array: {e}")))?;

@@ -10,6 +10,7 @@ mod acts;
 mod api;
 mod auth;
 mod core;
+pub mod fuzzing;
 mod listen;
 mod lotteries;
 mod metrics;

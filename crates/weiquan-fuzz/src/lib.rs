@@ -1,0 +1,126 @@
+//! The fuzz targets, as functions of the input bytes. Each must return for
+//! every input — a panic is a finding — and checks what must hold on the way
+//! (a leaf's commitments open to the line it came from, a tile path reads back
+//! as itself). `fuzz/` runs them under libFuzzer (`cargo fuzz run NAME`);
+//! `tests/corpora.rs` replays every committed corpus and regression input on
+//! each run of the suite.
+
+use weiquan_ledger::{Actor, Receipt};
+
+/// Every target, by name (the folder names under `fuzz/corpus/`).
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("event", event),
+    ("ndjson", ndjson),
+    ("checkpoint", checkpoint),
+    ("tile_path", tile_path),
+    ("receipt", receipt),
+    ("ingest", ingest),
+];
+
+/// Event parsing, then the leaf it would make: salting its personal members
+/// and restoring them gives the event back exactly.
+pub fn event(data: &[u8]) {
+    let Ok(line) = std::str::from_utf8(data) else { return };
+    let Ok((event, extras)) = weiquan_events::parse_event_with_extras(line) else {
+        return;
+    };
+    let actor = Actor {
+        role: "platform".into(),
+        key: None,
+        on_behalf: None,
+    };
+    let Ok(actor) = actor.canonical() else { return };
+    let private = |k: &str| weiquan_events::is_personal_field(&event.body, k) || extras.iter().any(|e| e == k);
+    let Ok(salted) = weiquan_ledger::salted_event_leaf(line, &actor, private, &[9; 32]) else {
+        return; // too large for a leaf: refused with an error, not a panic
+    };
+    let leaf = std::str::from_utf8(&salted.leaf).expect("a leaf is UTF-8");
+    let read = weiquan_ledger::leaf_event(leaf).expect("an event leaf reads back");
+    let values: Option<serde_json::Map<String, serde_json::Value>> = salted
+        .values
+        .as_deref()
+        .map(|v| serde_json::from_slice(v).expect("values are a JSON object"));
+    let restored = weiquan_ledger::restore_event(&read.event, &read.salted, values.as_ref()).expect("restorable");
+    let canonical = |s: &str| weiquan_ledger::event_leaf(s).expect("canonical");
+    assert_eq!(
+        canonical(&restored),
+        canonical(line),
+        "salting then restoring changes the event"
+    );
+    if let Some(values) = &values {
+        let event: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&read.event).expect("object");
+        weiquan_ledger::open_values(&event, &read.salted, &hex(&[9; 32]), values).expect("the values open the leaf");
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// NDJSON framing and parsing of a whole file: BOM, CRLF, blank lines, bad UTF-8, NULs.
+pub fn ndjson(data: &[u8]) {
+    let mut reader = weiquan_events::LineReader::new(data);
+    let mut dedupe = weiquan_events::Dedupe::new();
+    let mut last = 0;
+    while let Ok(Some(line)) = reader.next_line() {
+        let parsed = weiquan_events::parse_line(line);
+        let n = match &parsed {
+            Ok(p) => {
+                dedupe.first_time(p.digest);
+                p.line
+            }
+            Err(r) => r.line,
+        };
+        assert!(n > last, "line numbers increase: {n} after {last}");
+        last = n;
+    }
+}
+
+/// A checkpoint as a signed note, against the published test key.
+pub fn checkpoint(data: &[u8]) {
+    let verifier = weiquan_ledger::load_verifier(VECTOR_KEY).expect("the vector key");
+    if let Ok(cp) = weiquan_ledger::open_checkpoint(data, &verifier, "fuzzed") {
+        // What verified is what the signed text says.
+        let text = String::from_utf8_lossy(data);
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some(cp.origin.as_str()));
+        assert_eq!(lines.next(), Some(cp.size.to_string().as_str()));
+    }
+}
+
+/// The public key of `docs/vectors/ledger` (a published test key).
+const VECTOR_KEY: &str = "weiquan.example/vector+ed916bee+AWbe7Qm4U0gkam9fih+5HOREsR7+89y58hIf+l1OPGp0";
+/// Its checkpoint for size 3.
+const VECTOR_CHECKPOINT: &[u8] = include_bytes!("../../../docs/vectors/ledger/checkpoint");
+
+/// A tile path: what parses is canonical, so that one tile has one path.
+pub fn tile_path(data: &[u8]) {
+    let Ok(path) = std::str::from_utf8(data) else { return };
+    if let Some(req) = weiquan_ledger::parse_tile_path(path) {
+        let back = weiquan_ledger::tile_path(req.level, req.index, req.width);
+        assert_eq!(
+            back,
+            path.strip_prefix('/').unwrap_or(path),
+            "a second path for one tile"
+        );
+    }
+}
+
+/// A receipt or consistency proof as a user uploads it, against the test key.
+pub fn receipt(data: &[u8]) {
+    let verifier = weiquan_ledger::load_verifier(VECTOR_KEY).expect("the vector key");
+    if let Ok(r) = serde_json::from_slice::<Receipt>(data) {
+        let _ = weiquan_ledger::verify_receipt(&r, &verifier);
+        if let Some(revealed) = &r.private {
+            let _ = weiquan_ledger::open_leaf(&r.leaf, revealed);
+        }
+    }
+    if let Ok(p) = serde_json::from_slice::<weiquan_ledger::ConsistencyProof>(data) {
+        let _ = weiquan_ledger::verify_consistency(VECTOR_CHECKPOINT, VECTOR_CHECKPOINT, &p, &verifier);
+    }
+}
+
+/// The HTTP ingest path: framing, parsing, role checks, salting, engine, append.
+pub fn ingest(data: &[u8]) {
+    weiquan_server::fuzzing::ingest(data);
+}
