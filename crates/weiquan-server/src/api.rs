@@ -611,6 +611,8 @@ impl utoipa::Modify for ProblemResponses {
                 add("404", "No such resource");
                 add("405", "Method not allowed on this route");
                 add("408", "The request took too long");
+                add("414", "Request target too long");
+                add("431", "Too many or too large header fields");
                 add("500", "Internal error (logged)");
                 add("503", "Not ready: standing by, or the store is unavailable");
                 if !ops_route {

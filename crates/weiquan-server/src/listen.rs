@@ -99,6 +99,7 @@ pub async fn serve(
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)
+                .max_headers(crate::problem::HYPER_MAX_HEADERS)
                 .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))
                 .with_upgrades();
             tokio::pin!(conn);

@@ -120,6 +120,14 @@ impl ApiError {
                 "the body is over {} MiB; send the events in several requests",
                 crate::MAX_BODY_BYTES >> 20
             ),
+            (StatusCode::URI_TOO_LONG, _) => format!(
+                "the request target is over {} bytes; no route of this API takes one that long",
+                MAX_URI_BYTES
+            ),
+            (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, _) => format!(
+                "the request has over {MAX_HEADERS} header fields or {} KiB of them; send only the ones the API uses",
+                MAX_HEADER_BYTES >> 10
+            ),
             (_, "") => format!("{title}; see /openapi.json for what this route takes"),
             (_, text) => text.to_owned(),
         };
@@ -133,9 +141,30 @@ impl ApiError {
     }
 }
 
+/// Longest request target (path and query) answered with more than a 414.
+pub const MAX_URI_BYTES: usize = 8 << 10;
+/// Most header fields in a request.
+pub const MAX_HEADERS: usize = 64;
+/// Most bytes of header fields (names and values) in a request.
+pub const MAX_HEADER_BYTES: usize = 16 << 10;
+/// What hyper itself refuses, with an empty 431 it writes before any
+/// middleware can run: set well above the limits above, so that every request
+/// between the two gets a problem document from [`problems_everywhere`].
+pub const HYPER_MAX_HEADERS: usize = 4 * MAX_HEADERS;
+
 /// Middleware: every error response is a problem document, whoever made it
-/// (a handler already makes one; axum's rejections and the router do not).
+/// (a handler already makes one; axum's rejections and the router do not);
+/// and the URI and header limits, answered as problems (414, 431).
 pub async fn problems_everywhere(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let uri = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if uri > MAX_URI_BYTES {
+        return ApiError::from_status(StatusCode::URI_TOO_LONG, "").into_response();
+    }
+    let headers = req.headers();
+    let header_bytes: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
+    if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
+        return ApiError::from_status(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "").into_response();
+    }
     let resp = next.run(req).await;
     let status = resp.status();
     let is_problem = resp

@@ -329,6 +329,17 @@ async fn every_error_status_is_a_problem_document() {
     check("413", s, 413, ct.as_deref(), &b);
     let (s, ct, b) = send(http.get(url("/nowhere"))).await;
     check("404", s, 404, ct.as_deref(), &b);
+    let long = format!("/v1/findings?subject={}", "x".repeat(9 << 10));
+    let (s, ct, b) = send(http.get(url(&long))).await;
+    check("414", s, 414, ct.as_deref(), &b);
+    let mut many = http.get(url("/healthz"));
+    for i in 0..100 {
+        many = many.header(format!("x-filler-{i}"), "1");
+    }
+    let (s, ct, b) = send(many).await;
+    check("431 (count)", s, 431, ct.as_deref(), &b);
+    let (s, ct, b) = send(http.get(url("/healthz")).header("x-big", "y".repeat(20 << 10))).await;
+    check("431 (size)", s, 431, ct.as_deref(), &b);
     // The scheme is case-insensitive (RFC 9110).
     let r = http
         .get(url("/v1/blacklist"))
