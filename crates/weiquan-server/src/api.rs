@@ -105,6 +105,7 @@ pub struct IngestResponse {
     /// Items not accepted.
     pub rejected: usize,
     /// One result per item, in order (`item` is 1-based).
+    #[schema(value_type = Vec<crate::schemas::ItemOut>)]
     pub items: Vec<Value>,
 }
 
@@ -193,7 +194,7 @@ pub struct FindingsQuery {
 
 /// List findings.
 #[utoipa::path(get, path = "/v1/findings", tag = "findings", params(FindingsQuery),
-    responses((status = 200, description = "A page of findings in ledger order, with `next_cursor` when there are more"), (status = 401, body = Problem), (status = 403, body = Problem)),
+    responses((status = 200, description = "A page of findings in ledger order, with `next_cursor` when there are more", body = crate::schemas::FindingsPage), (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("api_key" = [])))]
 async fn get_findings(
     State(app): AppStateRef,
@@ -277,7 +278,7 @@ async fn get_findings(
 
 /// A merchant's credit grade and blacklist state (public); its findings for platform, regulator and itself.
 #[utoipa::path(get, path = "/v1/merchants/{id}", tag = "merchants", params(("id" = String, Path, description = "Merchant id")),
-    responses((status = 200, description = "Grade with reasons, blacklist state, and (for those allowed) open findings"), (status = 404, body = Problem)))]
+    responses((status = 200, description = "Grade with reasons, blacklist state, and (for those allowed) open findings", body = crate::schemas::MerchantOut), (status = 404, body = Problem)))]
 async fn get_merchant(
     State(app): AppStateRef,
     caller: Caller,
@@ -311,7 +312,7 @@ async fn get_merchant(
 }
 
 /// Blacklisted merchants with the findings behind each.
-#[utoipa::path(get, path = "/v1/blacklist", tag = "merchants", responses((status = 200, description = "Blacklisted merchants"), (status = 401, body = Problem), (status = 403, body = Problem)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/blacklist", tag = "merchants", responses((status = 200, description = "Blacklisted merchants", body = crate::schemas::BlacklistOut), (status = 401, body = Problem), (status = 403, body = Problem)), security(("api_key" = [])))]
 async fn get_blacklist(State(app): AppStateRef, caller: Caller) -> Result<Json<Value>, ApiError> {
     caller.require("read the blacklist", Role::reads_all)?;
     let list = app
@@ -336,7 +337,7 @@ pub struct LiftRequest {
 
 /// Lift a merchant's blacklist (regulator); the action is itself logged in the ledger.
 #[utoipa::path(post, path = "/v1/blacklist/{merchant}/lift", tag = "merchants", params(("merchant" = String, Path, description = "Merchant id")), request_body = LiftRequest,
-    responses((status = 200, description = "Lifted; the ledger index of the logged action"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+    responses((status = 200, description = "Lifted; the ledger index of the logged action", body = crate::schemas::LiftOut), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
 async fn lift_blacklist(
     State(app): AppStateRef,
@@ -416,7 +417,7 @@ pub struct InclusionQuery {
 }
 
 /// Proof that a leaf is in the tree of a given size.
-#[utoipa::path(get, path = "/v1/proofs/inclusion", tag = "log", params(InclusionQuery), responses((status = 200, description = "Base64 hashes"), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/v1/proofs/inclusion", tag = "log", params(InclusionQuery), responses((status = 200, description = "Base64 hashes", body = crate::schemas::InclusionOut), (status = 404, body = Problem)))]
 async fn inclusion_proof(State(app): AppStateRef, Query(q): Query<InclusionQuery>) -> Result<Json<Value>, ApiError> {
     let out = app
         .sequencer
@@ -441,7 +442,7 @@ pub struct ConsistencyQuery {
 }
 
 /// Proof that the tree of `from` leaves is a prefix of the tree of `to` leaves.
-#[utoipa::path(get, path = "/v1/proofs/consistency", tag = "log", params(ConsistencyQuery), responses((status = 200, description = "A consistency proof (as `weiquan verify consistency` reads it)"), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/v1/proofs/consistency", tag = "log", params(ConsistencyQuery), responses((status = 200, description = "A consistency proof (as `weiquan verify consistency` reads it)", body = crate::schemas::ConsistencyOut), (status = 404, body = Problem)))]
 async fn consistency_proof(
     State(app): AppStateRef,
     Query(q): Query<ConsistencyQuery>,
@@ -462,7 +463,7 @@ async fn consistency_proof(
 /// A self-contained receipt for one leaf (platform, regulator, or the consumer or merchant it names);
 /// with the salt and values of its personal data for the platform, a regulator and the consumer it is about.
 #[utoipa::path(get, path = "/v1/receipts/{index}", tag = "log", params(("index" = u64, Path, description = "Leaf index")),
-    responses((status = 200, description = "Leaf, signed checkpoint and inclusion proof"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, description = "Leaf, signed checkpoint and inclusion proof", body = crate::schemas::ReceiptOut), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("api_key" = [])))]
 async fn get_receipt(State(app): AppStateRef, caller: Caller, Path(index): Path<u64>) -> Result<Json<Value>, ApiError> {
     let role = caller.role()?.clone();
@@ -476,7 +477,7 @@ async fn get_receipt(State(app): AppStateRef, caller: Caller, Path(index): Path<
 }
 
 /// The newest signed checkpoint (C2SP tlog-checkpoint, signed note).
-#[utoipa::path(get, path = "/log/checkpoint", tag = "log", responses((status = 200, description = "text/plain signed note", content_type = "text/plain")))]
+#[utoipa::path(get, path = "/log/checkpoint", tag = "log", responses((status = 200, description = "text/plain signed note", body = String, content_type = "text/plain")))]
 async fn get_checkpoint(State(app): AppStateRef) -> Result<Response, ApiError> {
     let cp = app
         .sequencer
@@ -521,13 +522,13 @@ async fn get_tile(State(app): AppStateRef, Path(path): Path<String>) -> Result<R
 }
 
 /// Liveness.
-#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "The process is up")))]
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "The process is up", body = String, content_type = "text/plain")))]
 async fn healthz() -> &'static str {
     "ok"
 }
 
 /// Readiness: the sequencer answers.
-#[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, description = "Ready"), (status = 503, body = Problem)))]
+#[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, description = "Ready", body = String, content_type = "text/plain"), (status = 503, body = Problem)))]
 async fn readyz(State(app): AppStateRef) -> Result<&'static str, ApiError> {
     // A standby process is alive but not ready: route traffic to the sequencer.
     app.sequencer.read(|_| ()).await?;
@@ -535,7 +536,7 @@ async fn readyz(State(app): AppStateRef) -> Result<&'static str, ApiError> {
 }
 
 /// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 async fn metrics(State(app): AppStateRef) -> Response {
     (
         [(
@@ -548,7 +549,7 @@ async fn metrics(State(app): AppStateRef) -> Response {
 }
 
 /// This API's OpenAPI 3.1 description.
-#[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, description = "OpenAPI 3.1 document")))]
+#[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
 async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
@@ -636,7 +637,7 @@ impl utoipa::Modify for ProblemResponses {
 #[openapi(
     info(title = "weiquan", description = "Consumer-protection findings over a platform's events, with a tamper-evident log"),
     paths(post_events, get_findings, crate::lotteries::announce, crate::lotteries::get_lottery, crate::lotteries::close, crate::lotteries::draw_lottery, crate::lotteries::entry_proof, get_merchant, get_blacklist, lift_blacklist, inclusion_proof, consistency_proof, get_receipt, get_checkpoint, get_tile, healthz, readyz, metrics, openapi_json),
-    components(schemas(IngestResponse, ItemResult, Problem, LiftRequest)),
+    components(schemas(IngestResponse, ItemResult, Problem, LiftRequest, crate::schemas::ItemOut)),
     modifiers(&SecurityAddon, &ProblemResponses)
 )]
 pub struct ApiDoc;

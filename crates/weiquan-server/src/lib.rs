@@ -16,6 +16,7 @@ mod lotteries;
 mod metrics;
 mod nats;
 mod problem;
+pub mod schemas;
 mod sequencer;
 
 pub use acts::OWN_ID_PREFIX;

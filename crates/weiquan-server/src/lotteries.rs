@@ -25,7 +25,7 @@ async fn view(app: &crate::AppState, id: &str) -> Result<(LotteryView, String), 
 /// Announce a lottery whose seed weiquan generates and holds (platform).
 #[utoipa::path(post, path = "/v1/lotteries", tag = "lotteries",
     request_body(content = Object, description = "The fields of lottery.announced except `commitment` (weiquan makes it); `id` and `at` optional"),
-    responses((status = 200, description = "Announced: ledger index and the published commitment"), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    responses((status = 200, description = "Announced: ledger index and the published commitment", body = crate::schemas::AnnouncedOut), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
 pub async fn announce(State(app): AppStateRef, caller: Caller, body: String) -> Result<Json<Value>, ApiError> {
     let platform = caller
@@ -125,7 +125,7 @@ const ANNOUNCEMENT_FIELDS: [&str; 13] = [
 
 /// Close entries and record the entrants root in the ledger (platform).
 #[utoipa::path(post, path = "/v1/lotteries/{id}/close", tag = "lotteries", params(("id" = String, Path, description = "Lottery id")),
-    responses((status = 200, description = "Closed: entrants count and root"), (status = 404, body = Problem), (status = 409, body = Problem)),
+    responses((status = 200, description = "Closed: entrants count and root", body = crate::schemas::ClosedOut), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("api_key" = [])))]
 pub async fn close(State(app): AppStateRef, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let platform = caller
@@ -155,7 +155,7 @@ pub async fn close(State(app): AppStateRef, caller: Caller, Path(id): Path<Strin
 
 /// Draw a closed lottery with the seed weiquan holds (platform).
 #[utoipa::path(post, path = "/v1/lotteries/{id}/draw", tag = "lotteries", params(("id" = String, Path, description = "Lottery id")),
-    responses((status = 200, description = "Drawn: winners, revealed seed, proof"), (status = 404, body = Problem), (status = 409, body = Problem)),
+    responses((status = 200, description = "Drawn: winners, revealed seed, proof", body = crate::schemas::DrawnOut), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("api_key" = [])))]
 pub async fn draw_lottery(
     State(app): AppStateRef,
@@ -210,7 +210,7 @@ pub async fn draw_lottery(
 
 /// A lottery: commitment, entrants, draw result, prize delivery and findings (public).
 #[utoipa::path(get, path = "/v1/lotteries/{id}", tag = "lotteries", params(("id" = String, Path, description = "Lottery id")),
-    responses((status = 200, description = "The lottery"), (status = 404, body = Problem)))]
+    responses((status = 200, description = "The lottery", body = crate::schemas::LotteryOut), (status = 404, body = Problem)))]
 pub async fn get_lottery(State(app): AppStateRef, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let (v, _) = view(&app, &id).await?;
     let subject = format!("lottery:{id}");
@@ -244,7 +244,7 @@ pub struct ProofQuery {
 
 /// Proof that a participant's entry is among the entrants, and what the draw needs to be recomputed (public).
 #[utoipa::path(get, path = "/v1/lotteries/{id}/proof", tag = "lotteries", params(("id" = String, Path, description = "Lottery id"), ProofQuery),
-    responses((status = 200, description = "Entry index, audit path (hex, RFC 6962), root; seed and winners once drawn"), (status = 404, body = Problem)))]
+    responses((status = 200, description = "Entry index, audit path (hex, RFC 6962), root; seed and winners once drawn", body = crate::schemas::EntryProofOut), (status = 404, body = Problem)))]
 pub async fn entry_proof(
     State(app): AppStateRef,
     Path(id): Path<String>,

@@ -1,0 +1,297 @@
+//! The shapes of the API's JSON answers, for `/openapi.json`. Handlers that
+//! assemble their answer from the engine's views declare these as their
+//! response bodies; `tests/api.rs` checks real answers against them
+//! (schemathesis, and each route's answer on a loaded ledger).
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A finding as the API returns it.
+#[derive(Serialize, ToSchema)]
+pub struct FindingOut {
+    /// Rule id, e.g. `PS-01`.
+    pub rule: String,
+    /// `kind:id`, e.g. `campaign:c1`; a consumer by id for the platform and
+    /// regulators, by pseudonym (`consumer:ps:…`) once erased.
+    pub subject: String,
+    /// `high`, `medium` or `low`.
+    pub severity: String,
+    /// Business time it fired at (RFC 3339).
+    pub at: String,
+    /// Ids of the events that evidence it.
+    pub events: Vec<String>,
+    /// The regulation or policy it rests on.
+    pub citation: String,
+    /// One sentence for a consumer or an inspector.
+    pub message: String,
+    /// The merchant it belongs to, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merchant: Option<String>,
+    /// Its leaf index in the ledger.
+    pub index: u64,
+}
+
+/// A page of `GET /v1/findings`.
+#[derive(Serialize, ToSchema)]
+pub struct FindingsPage {
+    /// Findings in ledger order.
+    pub findings: Vec<FindingOut>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<u64>,
+}
+
+/// A credit grade with its reasons.
+#[derive(Serialize, ToSchema)]
+pub struct GradeOut {
+    /// `A` (best) to `E`.
+    pub grade: String,
+    /// The 0–100 score behind the letter.
+    pub score: f64,
+    /// What lowered the score, weightiest first.
+    pub reasons: Vec<String>,
+}
+
+/// Why a merchant is blacklisted.
+#[derive(Serialize, ToSchema)]
+pub struct BlacklistingOut {
+    /// When the blacklist took effect.
+    pub at: String,
+    /// The findings behind it, as `[rule, subject]` pairs.
+    pub findings: Vec<Vec<String>>,
+}
+
+/// A merchant's grade and blacklist state.
+#[derive(Serialize, ToSchema)]
+pub struct StandingOut {
+    /// Merchant id.
+    pub merchant: String,
+    /// Credit grade.
+    pub grade: GradeOut,
+    /// The blacklist entry, or `null`.
+    pub blacklisted: Option<BlacklistingOut>,
+}
+
+/// `GET /v1/merchants/{id}`.
+#[derive(Serialize, ToSchema)]
+pub struct MerchantOut {
+    /// Grade and blacklist state.
+    #[serde(flatten)]
+    pub standing: StandingOut,
+    /// The merchant's findings (platform, regulators and the merchant itself only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub findings: Option<Vec<FindingOut>>,
+}
+
+/// `GET /v1/blacklist`.
+#[derive(Serialize, ToSchema)]
+pub struct BlacklistOut {
+    /// Blacklisted merchants.
+    pub blacklist: Vec<StandingOut>,
+}
+
+/// `POST /v1/blacklist/{merchant}/lift`.
+#[derive(Serialize, ToSchema)]
+pub struct LiftOut {
+    /// The merchant.
+    pub lifted: String,
+    /// Leaf index of the logged lift.
+    pub index: u64,
+}
+
+/// `GET /v1/proofs/inclusion`.
+#[derive(Serialize, ToSchema)]
+pub struct InclusionOut {
+    /// Leaf index.
+    pub index: u64,
+    /// Tree size the proof is for.
+    pub size: u64,
+    /// RFC 6962 audit path, base64 hashes from the leaf up.
+    pub proof: Vec<String>,
+}
+
+/// `GET /v1/proofs/consistency` (as `weiquan verify consistency` reads it).
+#[derive(Serialize, ToSchema)]
+pub struct ConsistencyOut {
+    /// The older size.
+    pub old_size: u64,
+    /// The newer size.
+    pub new_size: u64,
+    /// RFC 6962 consistency proof, base64 hashes.
+    pub proof: Vec<String>,
+}
+
+/// A leaf's salt and the original values of its salted members.
+#[derive(Serialize, ToSchema)]
+pub struct RevealedOut {
+    /// 64 hex digits.
+    pub salt: String,
+    /// Each salted member's original value.
+    pub values: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `GET /v1/receipts/{index}` (as `weiquan verify receipt` reads it).
+#[derive(Serialize, ToSchema)]
+pub struct ReceiptOut {
+    /// Receipt format (1).
+    pub v: u8,
+    /// Leaf index.
+    pub index: u64,
+    /// The leaf, canonical JSON text.
+    pub leaf: String,
+    /// The signed checkpoint (C2SP signed note).
+    pub checkpoint: String,
+    /// Inclusion proof, base64 hashes from the leaf up.
+    pub inclusion: Vec<String>,
+    /// For a leaf with personal data, to those entitled to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private: Option<RevealedOut>,
+}
+
+/// `POST /v1/lotteries`.
+#[derive(Serialize, ToSchema)]
+pub struct AnnouncedOut {
+    /// Lottery id.
+    pub lottery: String,
+    /// Leaf index of the announcement.
+    pub index: u64,
+    /// SHA-256 of the seed weiquan holds, hex.
+    pub commitment: String,
+    /// The draw algorithm (`weiquan-draw-v1`).
+    pub algorithm: String,
+}
+
+/// `POST /v1/lotteries/{id}/close`.
+#[derive(Serialize, ToSchema)]
+pub struct ClosedOut {
+    /// Lottery id.
+    pub lottery: String,
+    /// Leaf index of the close.
+    pub index: u64,
+    /// Entrants fixed by the close.
+    pub entrants: u64,
+    /// Their RFC 6962 root, hex.
+    pub entrants_root: String,
+}
+
+/// One winner.
+#[derive(Serialize, ToSchema)]
+pub struct WinnerOut {
+    /// Participant id.
+    pub participant: String,
+    /// Prize name.
+    pub prize: String,
+    /// Whether a shipment was recorded (`GET /v1/lotteries/{id}` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shipped: Option<bool>,
+}
+
+/// What a weiquan draw publishes to recompute it.
+#[derive(Serialize, ToSchema)]
+pub struct DrawProofOut {
+    /// The draw algorithm.
+    pub algorithm: String,
+    /// Entrants root, hex.
+    pub entrants_root: String,
+    /// Entrants count.
+    pub entrants: u64,
+}
+
+/// `POST /v1/lotteries/{id}/draw`.
+#[derive(Serialize, ToSchema)]
+pub struct DrawnOut {
+    /// Lottery id.
+    pub lottery: String,
+    /// Leaf index of the draw.
+    pub index: u64,
+    /// Winners in slot order.
+    pub winners: Vec<WinnerOut>,
+    /// The revealed seed.
+    pub seed: String,
+    /// What the draw ran on.
+    pub proof: DrawProofOut,
+}
+
+/// A prize as announced (a missing part reads as empty or 0: LT-01 reports it).
+#[derive(Serialize, ToSchema)]
+pub struct PrizeOut {
+    /// Name.
+    pub name: String,
+    /// Declared value, fen.
+    pub value_fen: u64,
+    /// How many.
+    pub count: u64,
+}
+
+/// `GET /v1/lotteries/{id}`.
+#[derive(Serialize, ToSchema)]
+pub struct LotteryOut {
+    /// Lottery id.
+    pub lottery: String,
+    /// Organising merchant.
+    pub merchant: Option<String>,
+    /// Published commitment, hex.
+    pub commitment: Option<String>,
+    /// Prizes as announced (or changed).
+    pub prizes: Vec<PrizeOut>,
+    /// Entrants before the close.
+    pub entrants: u64,
+    /// Their RFC 6962 root, hex.
+    pub entrants_root: String,
+    /// Entries after the close.
+    pub late_entries: u64,
+    /// Closed.
+    pub closed: bool,
+    /// Drawn.
+    pub drawn: bool,
+    /// Cancelled.
+    pub cancelled: bool,
+    /// Winners.
+    pub winners: Vec<WinnerOut>,
+    /// Findings about it.
+    pub findings: Vec<FindingOut>,
+}
+
+/// `GET /v1/lotteries/{id}/proof`.
+#[derive(Serialize, ToSchema)]
+pub struct EntryProofOut {
+    /// Lottery id.
+    pub lottery: String,
+    /// Participant id.
+    pub participant: String,
+    /// Position among the entrants.
+    pub index: u64,
+    /// Entrants count.
+    pub entrants: u64,
+    /// Entrants root, hex.
+    pub entrants_root: String,
+    /// RFC 6962 audit path of the entry, hex.
+    pub audit_path: Vec<String>,
+    /// The draw algorithm.
+    pub algorithm: String,
+    /// Published commitment, hex.
+    pub commitment: Option<String>,
+    /// The seed, once weiquan drew the lottery.
+    pub seed: Option<String>,
+    /// The winners, once weiquan drew the lottery.
+    pub winners: Option<Vec<WinnerOut>>,
+    /// Whether this participant won.
+    pub won: bool,
+}
+
+/// One item's result in `POST /v1/events`.
+#[derive(Serialize, ToSchema)]
+pub struct ItemOut {
+    /// 1-based position in the request.
+    pub item: usize,
+    /// `accepted`, `duplicate` or `rejected`.
+    pub status: String,
+    /// Leaf index, when accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    /// The offending field, when rejected for one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// What was wrong and what to do, when rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
