@@ -141,15 +141,26 @@ pub(crate) fn canonical(line: &str) -> Option<Vec<u8>> {
 pub(crate) struct Members {
     /// The whole object, canonical.
     pub(crate) bytes: Vec<u8>,
-    /// Each member in canonical order: its key (unescaped) and the byte range
-    /// of its canonical value in `bytes`.
-    pub(crate) members: Vec<(String, std::ops::Range<usize>)>,
+    /// Each member in canonical order: the byte ranges, in `bytes`, of its
+    /// key as written (a JSON string) and of its canonical value (ranges, not
+    /// copies: this runs once per ingested event).
+    pub(crate) members: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
 }
 
 impl Members {
     /// The canonical value of member `i`.
     pub(crate) fn value(&self, i: usize) -> &[u8] {
         &self.bytes[self.members[i].1.clone()]
+    }
+
+    /// The key of member `i`, unescaped.
+    pub(crate) fn key(&self, i: usize) -> Cow<'_, str> {
+        let quoted = &self.bytes[self.members[i].0.clone()];
+        let inner = &quoted[1..quoted.len() - 1];
+        match std::str::from_utf8(inner) {
+            Ok(key) if !inner.contains(&b'\\') => Cow::Borrowed(key),
+            _ => Cow::Owned(serde_json::from_slice::<String>(quoted).unwrap_or_default()),
+        }
     }
 }
 
@@ -169,9 +180,9 @@ pub(crate) fn canonical_members(line: &str) -> Result<Members, serde_json::Error
                 members: Vec::with_capacity(sorted.len()),
             };
             for (k, v) in &sorted {
-                let start = out.member(k);
+                let (key, start) = out.member(k);
                 write(v, &mut out.bytes)?;
-                out.members.push((k.to_string(), start..out.bytes.len()));
+                out.members.push((key, start..out.bytes.len()));
             }
             out.close();
             Some(out)
@@ -190,21 +201,24 @@ pub(crate) fn canonical_members(line: &str) -> Result<Members, serde_json::Error
         members: Vec::with_capacity(sorted.len()),
     };
     for (k, v) in sorted {
-        let start = out.member(k);
+        let (key, start) = out.member(k);
         out.bytes.extend_from_slice(&serde_json_canonicalizer::to_vec(v)?);
-        out.members.push((k.clone(), start..out.bytes.len()));
+        out.members.push((key, start..out.bytes.len()));
     }
     out.close();
     Ok(out)
 }
 
 impl Members {
-    /// Writes the separator and `"key":` of the next member; where its value starts.
-    fn member(&mut self, key: &str) -> usize {
+    /// Writes the separator and `"key":` of the next member; where its key
+    /// was written and where its value starts.
+    fn member(&mut self, key: &str) -> (std::ops::Range<usize>, usize) {
         self.bytes.push(if self.members.is_empty() { b'{' } else { b',' });
+        let from = self.bytes.len();
         write_str(key, &mut self.bytes);
+        let written = from..self.bytes.len();
         self.bytes.push(b':');
-        self.bytes.len()
+        (written, self.bytes.len())
     }
 
     fn close(&mut self) {
@@ -213,11 +227,6 @@ impl Members {
         }
         self.bytes.push(b'}');
     }
-}
-
-/// Writes `s` as a canonical JSON string.
-pub(crate) fn write_string(s: &str, out: &mut Vec<u8>) {
-    write_str(s, out)
 }
 
 fn write(v: &Json, out: &mut Vec<u8>) -> Option<()> {
@@ -396,10 +405,12 @@ mod tests {
             }
             let members = canonical_members(&line).expect("an object");
             prop_assert_eq!(Some(members.bytes.clone()), full(&line), "line {}", line);
-            for (i, (key, _)) in members.members.iter().enumerate() {
-                let want = serde_json_canonicalizer::to_vec(&object[key]).expect("canonical");
+            for i in 0..members.members.len() {
+                let key = members.key(i);
+                let want = serde_json_canonicalizer::to_vec(&object[&*key]).expect("canonical");
                 prop_assert_eq!(members.value(i), &want[..], "member {}", key);
             }
+            prop_assert_eq!(members.members.len(), object.len());
         }
     }
 

@@ -10,7 +10,7 @@
 //! leaf, so two leaves about one consumer cannot even be linked. Deleting a
 //! salt and its values (erasure) leaves every leaf, and so the tree, intact.
 
-use crate::jcs::{canonical_members, write_string};
+use crate::jcs::canonical_members;
 use crate::leaf::{checked, CanonicalActor, EventLeaf, LeafError};
 use crate::store::PrivateRow;
 use hmac::{Hmac, Mac};
@@ -23,11 +23,25 @@ pub type Salt = [u8; 32];
 
 /// The commitment to `key`'s value `canonical_value` (canonical JSON) under `salt`, in hex.
 pub fn commitment(salt: &Salt, key: &str, canonical_value: &[u8]) -> String {
-    let mut mac = hmac_with(salt);
-    mac.update(key.as_bytes());
-    mac.update(&[0]);
-    mac.update(canonical_value);
-    hex::encode(mac.finalize().into_bytes())
+    Committer::new(salt).commit(key, canonical_value)
+}
+
+/// Commitments under one salt: the keyed HMAC state is made once per leaf and
+/// copied for each member (keying costs as much as the short message).
+struct Committer(Hmac<Sha256>);
+
+impl Committer {
+    fn new(salt: &Salt) -> Self {
+        Committer(hmac_with(salt))
+    }
+
+    fn commit(&self, key: &str, canonical_value: &[u8]) -> String {
+        let mut mac = self.0.clone();
+        mac.update(key.as_bytes());
+        mac.update(&[0]);
+        mac.update(canonical_value);
+        hex::encode(mac.finalize().into_bytes())
+    }
 }
 
 /// The pseudonym a consumer has in weiquan's engine: `ps:` and the first 16
@@ -76,7 +90,7 @@ pub fn salted_event_leaf(
 ) -> Result<SaltedLeaf, LeafError> {
     let members = canonical_members(raw_line)?;
     let private: Vec<usize> = (0..members.members.len())
-        .filter(|&i| is_private(&members.members[i].0))
+        .filter(|&i| is_private(&members.key(i)))
         .collect();
     let actor = actor.bytes();
     let mut leaf = Vec::with_capacity(members.bytes.len() + actor.len() + 64 + 80 * private.len());
@@ -95,20 +109,22 @@ pub fn salted_event_leaf(
     }
     let mut values = Vec::with_capacity(members.bytes.len());
     let mut salted = Vec::with_capacity(16 * private.len());
+    let committer = Committer::new(salt);
     let mut copied = 0;
     for (n, &i) in private.iter().enumerate() {
-        let (key, range) = &members.members[i];
+        let (key_json, range) = &members.members[i];
+        let key_json = &members.bytes[key_json.clone()];
         leaf.extend_from_slice(&members.bytes[copied..range.start]);
         leaf.push(b'"');
-        leaf.extend_from_slice(commitment(salt, key, members.value(i)).as_bytes());
+        leaf.extend_from_slice(committer.commit(&members.key(i), members.value(i)).as_bytes());
         leaf.push(b'"');
         copied = range.end;
         values.push(if n == 0 { b'{' } else { b',' });
-        write_string(key, &mut values);
+        values.extend_from_slice(key_json);
         values.push(b':');
         values.extend_from_slice(members.value(i));
         salted.push(if n == 0 { b'[' } else { b',' });
-        write_string(key, &mut salted);
+        salted.extend_from_slice(key_json);
     }
     leaf.extend_from_slice(&members.bytes[copied..]);
     values.push(b'}');
