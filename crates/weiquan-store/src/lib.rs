@@ -14,6 +14,24 @@ pub use postgres_store::PgStore;
 pub use sqlite::SqliteStore;
 pub use weiquan_ledger::{LogStore, PrivateRow, StoreError};
 
+/// The version of the database schema this build writes. Opening a database
+/// at an older version upgrades it; a newer one is refused.
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// Refuses a database written by a newer weiquan.
+fn check_schema_version(found: u32) -> Result<(), StoreError> {
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::new(
+            "opening the database",
+            format!(
+                "its schema is version {found}, written by a newer weiquan; this one reads versions up to \
+                 {SCHEMA_VERSION}: run the newer weiquan, or restore a backup this version wrote"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks that `rows` leaves starting at `from` came back, in order.
 fn expect_rows<T>(rows: Vec<(u64, T)>, from: u64, to: u64) -> Result<Vec<T>, StoreError> {
     let mut out = Vec::with_capacity(rows.len());

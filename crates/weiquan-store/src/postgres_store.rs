@@ -27,48 +27,75 @@ impl PgStore {
         let mut client = Client::connect(url, NoTls).map_err(|e| StoreError::new(format!("connecting to {url}"), e))?;
         let s = quote_ident(schema);
         // Concurrent CREATE … IF NOT EXISTS can still collide in PostgreSQL's
-        // catalogs, so processes creating the same schema take turns.
+        // catalogs, so processes creating or upgrading the same schema take turns.
+        let mut tx = client.transaction().map_err(err("starting the schema upgrade"))?;
+        tx.batch_execute(&format!(
+            "SELECT pg_advisory_xact_lock(776569717561);
+             CREATE SCHEMA IF NOT EXISTS {s};
+             SET LOCAL search_path TO {s};
+             CREATE TABLE IF NOT EXISTS weiquan_schema (version INTEGER NOT NULL);"
+        ))
+        .map_err(err("creating the ledger schema"))?;
+        let at: Option<i32> = tx
+            .query_opt("SELECT version FROM weiquan_schema", &[])
+            .map_err(err("reading the schema version"))?
+            .map(|r| r.get(0));
+        let at = u32::try_from(at.unwrap_or(0)).unwrap_or(0);
+        crate::check_schema_version(at)?;
+        for (step, sql) in MIGRATIONS.iter().enumerate().skip(at as usize) {
+            tx.batch_execute(sql)
+                .map_err(|e| StoreError::new(format!("upgrading the schema to version {}", step + 1), e))?;
+        }
+        tx.batch_execute(&format!(
+            "DELETE FROM weiquan_schema; INSERT INTO weiquan_schema (version) VALUES ({});",
+            crate::SCHEMA_VERSION
+        ))
+        .map_err(err("recording the schema version"))?;
+        tx.commit().map_err(err("committing the schema upgrade"))?;
         client
-            .batch_execute(&format!(
-                "BEGIN;
-                 SELECT pg_advisory_xact_lock(776569717561);
-                 CREATE SCHEMA IF NOT EXISTS {s};
-                 SET search_path TO {s};
-                 CREATE TABLE IF NOT EXISTS ledger_leaves (
-                     idx BIGINT PRIMARY KEY,
-                     data BYTEA NOT NULL,
-                     hashes BYTEA NOT NULL
-                 );
-                 CREATE TABLE IF NOT EXISTS ledger_checkpoints (
-                     size BIGINT PRIMARY KEY,
-                     note BYTEA NOT NULL
-                 );
-                 CREATE TABLE IF NOT EXISTS api_keys (
-                     digest BYTEA PRIMARY KEY,
-                     role TEXT NOT NULL
-                 );
-                 ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS expires_at BIGINT;
-                 CREATE TABLE IF NOT EXISTS lottery_seeds (
-                     lottery TEXT PRIMARY KEY,
-                     seed TEXT NOT NULL
-                 );
-                 CREATE TABLE IF NOT EXISTS leaf_private (
-                     leaf BIGINT PRIMARY KEY,
-                     consumer TEXT,
-                     salt BYTEA,
-                     leaf_values BYTEA
-                 );
-                 CREATE INDEX IF NOT EXISTS leaf_private_consumer ON leaf_private (consumer) WHERE consumer IS NOT NULL;
-                 CREATE TABLE IF NOT EXISTS secrets (
-                     name TEXT PRIMARY KEY,
-                     value BYTEA NOT NULL
-                 );
-                 COMMIT;"
-            ))
-            .map_err(err("creating the ledger tables"))?;
+            .batch_execute(&format!("SET search_path TO {s};"))
+            .map_err(err("using the ledger schema"))?;
         Ok(PgStore { client })
     }
 }
+
+/// The schema, one step per version (see the SQLite store's `MIGRATIONS`);
+/// the version is kept in `weiquan_schema`. Each step is idempotent: a schema
+/// made before versions were kept has some of them in place already.
+const MIGRATIONS: [&str; crate::SCHEMA_VERSION as usize] = [
+    // 1: the ledger, API keys, held draw seeds.
+    "CREATE TABLE IF NOT EXISTS ledger_leaves (
+         idx BIGINT PRIMARY KEY,
+         data BYTEA NOT NULL,
+         hashes BYTEA NOT NULL
+     );
+     CREATE TABLE IF NOT EXISTS ledger_checkpoints (
+         size BIGINT PRIMARY KEY,
+         note BYTEA NOT NULL
+     );
+     CREATE TABLE IF NOT EXISTS api_keys (
+         digest BYTEA PRIMARY KEY,
+         role TEXT NOT NULL
+     );
+     CREATE TABLE IF NOT EXISTS lottery_seeds (
+         lottery TEXT PRIMARY KEY,
+         seed TEXT NOT NULL
+     );",
+    // 2: key expiry.
+    "ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS expires_at BIGINT;",
+    // 3: the private side of salted leaves, and the pseudonym key.
+    "CREATE TABLE IF NOT EXISTS leaf_private (
+         leaf BIGINT PRIMARY KEY,
+         consumer TEXT,
+         salt BYTEA,
+         leaf_values BYTEA
+     );
+     CREATE INDEX IF NOT EXISTS leaf_private_consumer ON leaf_private (consumer) WHERE consumer IS NOT NULL;
+     CREATE TABLE IF NOT EXISTS secrets (
+         name TEXT PRIMARY KEY,
+         value BYTEA NOT NULL
+     );",
+];
 
 fn count(client: &mut impl postgres::GenericClient) -> Result<u64, StoreError> {
     client
