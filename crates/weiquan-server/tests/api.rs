@@ -12,12 +12,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use weiquan_engine::Rulebook;
 
-#[path = "../../../tests/support/expected.rs"]
-mod expected_json;
-
-/// What the example case `case` requires (see `tests/support/expected.rs`).
+/// What the example case `case` requires (see `weiquan_testkit::expected`).
 fn expected(case: &str) -> (BTreeSet<(String, String)>, Vec<u64>) {
-    expected_json::expected(&root().join(format!("tests/cases/{case}")))
+    weiquan_testkit::expected(&root().join(format!("tests/cases/{case}")))
 }
 
 fn case_text(case: &str) -> String {

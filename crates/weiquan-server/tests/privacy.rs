@@ -103,15 +103,7 @@ async fn findings(server: &Server, key: &str) -> Vec<Value> {
 }
 
 fn pairs(findings: &[Value]) -> BTreeSet<(String, String)> {
-    findings
-        .iter()
-        .map(|f| {
-            (
-                f["rule"].as_str().unwrap_or("").to_owned(),
-                f["subject"].as_str().unwrap_or("").to_owned(),
-            )
-        })
-        .collect()
+    weiquan_testkit::pairs(findings)
 }
 
 fn verify(db: &Db) -> weiquan_ledger::LogReport {

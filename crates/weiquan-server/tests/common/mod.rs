@@ -4,20 +4,13 @@
 
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use weiquan_engine::Rulebook;
 use weiquan_server::{create_key, Config, Database, Role};
 
-pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-#[path = "../../../../tests/support/services.rs"]
-mod services;
 #[allow(unused_imports)] // each test crate uses a part
-pub use services::{nats_available, pg_url, postgres_available};
+pub use weiquan_testkit::{nats_available, pg_url, postgres_available, root};
 
 pub static N: AtomicU32 = AtomicU32::new(0);
 
@@ -163,12 +156,7 @@ impl Server {
             };
             let (status, v) = self.call("GET", &path, Some(key), None).await;
             assert_eq!(status, 200, "{v}");
-            for f in v["findings"].as_array().expect("findings") {
-                out.insert((
-                    f["rule"].as_str().expect("rule").to_owned(),
-                    f["subject"].as_str().expect("subject").to_owned(),
-                ));
-            }
+            out.extend(weiquan_testkit::pairs(v["findings"].as_array().expect("findings")));
             match v["next_cursor"].as_u64() {
                 Some(c) => cursor = Some(c),
                 None => return out,

@@ -6,10 +6,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use weiquan_store::{PgStore, SqliteStore};
 
-/// Where the test PostgreSQL is.
-#[path = "../../../../tests/support/services.rs"]
-mod services;
-pub use services::{pg_url, postgres_available};
+pub use weiquan_testkit::{pg_url, postgres_available};
 
 /// A store under test and what to clean up after it.
 pub enum Backend {
@@ -85,7 +82,7 @@ impl Drop for Backend {
 
 static N: AtomicU32 = AtomicU32::new(0);
 
-/// Both backends, fresh (PostgreSQL when it is here; see `tests/support/services.rs`).
+/// Both backends, fresh (PostgreSQL when it is here; see `weiquan_testkit::services`).
 pub fn backends() -> Vec<(&'static str, Backend)> {
     let schema = format!("wq_test_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
     let mut backends = vec![("sqlite", Backend::Sqlite(tempfile::tempdir().expect("tempdir")))];

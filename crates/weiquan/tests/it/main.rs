@@ -8,14 +8,10 @@ mod ledger_cli;
 mod properties;
 mod serve_cli;
 
-use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// The repository root.
-pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+pub use weiquan_testkit::root;
 
 /// Runs the built binary with `args` (and `stdin` when given).
 pub fn weiquan(args: &[&str], stdin: Option<&[u8]>) -> Output {
@@ -41,22 +37,4 @@ pub fn ndjson(bytes: &[u8]) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// The `(rule, subject)` pairs of findings given as JSON objects.
-pub fn pairs<'a>(findings: impl IntoIterator<Item = &'a serde_json::Value>) -> BTreeSet<(String, String)> {
-    findings
-        .into_iter()
-        .map(|f| {
-            (
-                f["rule"].as_str().expect("rule").to_owned(),
-                f["subject"].as_str().expect("subject").to_owned(),
-            )
-        })
-        .collect()
-}
-
-#[path = "../../../../tests/support/services.rs"]
-mod services;
-
-#[path = "../../../../tests/support/expected.rs"]
-mod expected_json;
-pub use expected_json::{expected, expected_file};
+pub use weiquan_testkit::{expected, expected_file, pairs};

@@ -112,7 +112,7 @@ fn serve_on_a_fresh_folder_says_where_and_how_to_get_a_key() {
 
 #[test]
 fn a_standby_takes_over_when_the_sequencer_dies() {
-    if !crate::services::postgres_available() {
+    if !weiquan_testkit::postgres_available() {
         return;
     }
     let url = std::env::var("WEIQUAN_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());

@@ -1,6 +1,5 @@
-//! Reads a case folder's `expected.json`. Shared by the test crates that run
-//! the example cases (each includes this file with `#[path]`), so that both
-//! read the contract the same way.
+//! A case folder's `expected.json`: the contract the example cases and the
+//! messy-stream repros are checked against, read one way by every suite.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -12,9 +11,7 @@ pub fn expected(case_dir: &Path) -> (BTreeSet<(String, String)>, Vec<u64>) {
 }
 
 /// The same, from an expected file of any name (the messy-stream repros keep
-/// `NAME.expected.json` beside `NAME.ndjson`). Not every crate that includes
-/// this file reads repros.
-#[allow(dead_code)]
+/// `NAME.expected.json` beside `NAME.ndjson`).
 pub fn expected_file(path: &Path) -> (BTreeSet<(String, String)>, Vec<u64>) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let v: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
@@ -36,4 +33,18 @@ pub fn expected_file(path: &Path) -> (BTreeSet<(String, String)>, Vec<u64>) {
         .map(|l| l.as_u64().expect("line"))
         .collect();
     (pairs, lines)
+}
+
+/// The `(rule, subject)` pairs of findings as JSON objects (what the API and
+/// `weiquan audit` print).
+pub fn pairs<'a>(findings: impl IntoIterator<Item = &'a serde_json::Value>) -> BTreeSet<(String, String)> {
+    findings
+        .into_iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap_or_default().to_owned(),
+                f["subject"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
 }

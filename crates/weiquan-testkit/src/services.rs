@@ -1,10 +1,8 @@
 //! Whether the services some tests need are here: PostgreSQL and NATS.
-//! Included with `#[path]` by the test crates that use them.
 //!
 //! A stranger's laptop may have neither: there the tests that need one say in
 //! one line what they skip, and pass on what they can run. With `CI` set, a
 //! missing service fails the run instead, since CI must test everything.
-#![allow(dead_code)] // each including test crate uses a part
 
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;

@@ -1,0 +1,16 @@
+//! What weiquan's test suites share, as a crate (a dev-dependency of each
+//! crate whose tests use it): whether PostgreSQL and NATS are here, what an
+//! example case requires, and where the workspace is.
+
+use std::path::PathBuf;
+
+pub mod expected;
+pub mod services;
+
+pub use expected::{expected, expected_file, pairs};
+pub use services::{available, nats_available, pg_url, postgres_available};
+
+/// The workspace root (the cases, repros and docs are under it).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
