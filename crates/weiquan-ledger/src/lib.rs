@@ -23,7 +23,7 @@ pub use leaf::{
     event_leaf, event_leaf_by, finding_leaf, leaf_event, Actor, CanonicalActor, EventLeaf, LeafError, EVENT_LEAF_TYPE,
     FINDING_LEAF_TYPE, MAX_LEAF_BYTES,
 };
-pub use log::{Ledger, LedgerError};
+pub use log::{Ledger, LedgerError, LedgerReader};
 pub use private::{
     commitment, open_values, pseudonym, restore_event, salted_event_leaf, unsalted_event, OpenError, Salt, SaltedLeaf,
     PSEUDONYM_PREFIX,

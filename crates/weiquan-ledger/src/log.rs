@@ -79,85 +79,24 @@ pub(crate) fn sign_checkpoint(
     Ok(note.to_bytes())
 }
 
-/// An append-only log over a store.
-pub struct Ledger<S> {
+/// Reads of a log that need no signing key: proofs, receipts against the
+/// newest stored checkpoint, tiles. What `weiquan ledger` and offline
+/// checks open; a [`Ledger`] reads through one too.
+pub struct LedgerReader<S> {
     store: S,
-    signer: StandardSigner,
-    origin: String,
-    frontier: Frontier,
+    size: u64,
 }
 
-impl<S: LogStore> Ledger<S> {
-    /// Opens the log kept in `store`, signing new checkpoints as `origin` with `signer`.
-    pub fn open(mut store: S, signer: StandardSigner, origin: &str) -> Result<Self, LedgerError> {
+impl<S: LogStore> LedgerReader<S> {
+    /// Reads the log kept in `store` at its current size.
+    pub fn open(mut store: S) -> Result<Self, LedgerError> {
         let size = store.size()?;
-        let rows = Frontier::node_rows(size);
-        let blobs = store.hashes_of(&rows.iter().map(|r| r.1).collect::<Vec<_>>())?;
-        let last = rows
-            .iter()
-            .zip(blobs.iter())
-            .map(|(&(l, row), blob)| hash_in(blob, l, row))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Ledger {
-            store,
-            signer,
-            origin: origin.to_owned(),
-            frontier: Frontier::from_parts(size, last),
-        })
+        Ok(LedgerReader { store, size })
     }
 
     /// Number of leaves.
     pub fn size(&self) -> u64 {
-        self.frontier.size()
-    }
-
-    /// The tree hash of the current size.
-    pub fn root(&self) -> Hash {
-        self.frontier.root()
-    }
-
-    /// The origin line of this log's checkpoints.
-    pub fn origin(&self) -> &str {
-        &self.origin
-    }
-
-    /// The store (for reads a caller does itself).
-    pub fn store_mut(&mut self) -> &mut S {
-        &mut self.store
-    }
-
-    /// Appends a batch in one durable transaction with one new checkpoint;
-    /// returns the index of the first leaf. Nothing changes if it fails.
-    pub fn append(&mut self, leaves: Vec<Vec<u8>>) -> Result<u64, LedgerError> {
-        self.append_with_private(leaves, &[])
-    }
-
-    /// [`Ledger::append`], with the private parts of salted leaves in the same transaction.
-    pub fn append_with_private(&mut self, leaves: Vec<Vec<u8>>, private: &[PrivateRow]) -> Result<u64, LedgerError> {
-        let first = self.frontier.size();
-        if leaves.is_empty() {
-            return Ok(first);
-        }
-        let mut next = self.frontier.clone();
-        let rows: Vec<Row> = leaves
-            .into_iter()
-            .map(|data| {
-                let hashes = next.append(&data).iter().flat_map(|h| h.0).collect();
-                (data, hashes)
-            })
-            .collect();
-        let checkpoint = sign_checkpoint(&self.signer, &self.origin, next.size(), next.root())?;
-        self.store.append(first, &rows, private, &checkpoint)?;
-        self.frontier = next;
-        Ok(first)
-    }
-
-    /// The newest signed checkpoint (signing one for the empty log if none was stored).
-    pub fn checkpoint(&mut self) -> Result<Vec<u8>, LedgerError> {
-        match self.store.latest_checkpoint()? {
-            Some(cp) => Ok(cp),
-            None => sign_checkpoint(&self.signer, &self.origin, 0, self.frontier.root()),
-        }
+        self.size
     }
 
     fn check_size(&self, what: &str, size: u64) -> Result<(), LedgerError> {
@@ -210,7 +149,10 @@ impl<S: LogStore> Ledger<S> {
             .pop()
             .ok_or_else(|| LedgerError::Damaged(format!("leaf {index} is missing")))?
             .0;
-        let checkpoint = self.checkpoint()?;
+        let checkpoint = self
+            .store
+            .latest_checkpoint()?
+            .ok_or_else(|| LedgerError::Damaged("the log has leaves but no checkpoint".into()))?;
         Ok(Receipt::new(index, leaf, checkpoint, proof))
     }
 
@@ -248,5 +190,108 @@ impl<S: LogStore> Ledger<S> {
                 Ok(Some(hashes.iter().flat_map(|h| h.0).collect()))
             }
         }
+    }
+}
+
+/// An append-only log over a store.
+pub struct Ledger<S> {
+    reader: LedgerReader<S>,
+    signer: StandardSigner,
+    origin: String,
+    frontier: Frontier,
+}
+
+impl<S: LogStore> Ledger<S> {
+    /// Opens the log kept in `store`, signing new checkpoints as `origin` with `signer`.
+    pub fn open(mut store: S, signer: StandardSigner, origin: &str) -> Result<Self, LedgerError> {
+        let size = store.size()?;
+        let rows = Frontier::node_rows(size);
+        let blobs = store.hashes_of(&rows.iter().map(|r| r.1).collect::<Vec<_>>())?;
+        let last = rows
+            .iter()
+            .zip(blobs.iter())
+            .map(|(&(l, row), blob)| hash_in(blob, l, row))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Ledger {
+            reader: LedgerReader { store, size },
+            signer,
+            origin: origin.to_owned(),
+            frontier: Frontier::from_parts(size, last),
+        })
+    }
+
+    /// Number of leaves.
+    pub fn size(&self) -> u64 {
+        self.frontier.size()
+    }
+
+    /// The tree hash of the current size.
+    pub fn root(&self) -> Hash {
+        self.frontier.root()
+    }
+
+    /// The origin line of this log's checkpoints.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The store (for reads a caller does itself).
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.reader.store
+    }
+
+    /// Appends a batch in one durable transaction with one new checkpoint;
+    /// returns the index of the first leaf. Nothing changes if it fails.
+    pub fn append(&mut self, leaves: Vec<Vec<u8>>) -> Result<u64, LedgerError> {
+        self.append_with_private(leaves, &[])
+    }
+
+    /// [`Ledger::append`], with the private parts of salted leaves in the same transaction.
+    pub fn append_with_private(&mut self, leaves: Vec<Vec<u8>>, private: &[PrivateRow]) -> Result<u64, LedgerError> {
+        let first = self.frontier.size();
+        if leaves.is_empty() {
+            return Ok(first);
+        }
+        let mut next = self.frontier.clone();
+        let rows: Vec<Row> = leaves
+            .into_iter()
+            .map(|data| {
+                let hashes = next.append(&data).iter().flat_map(|h| h.0).collect();
+                (data, hashes)
+            })
+            .collect();
+        let checkpoint = sign_checkpoint(&self.signer, &self.origin, next.size(), next.root())?;
+        self.reader.store.append(first, &rows, private, &checkpoint)?;
+        self.reader.size = next.size();
+        self.frontier = next;
+        Ok(first)
+    }
+
+    /// The newest signed checkpoint (signing one for the empty log if none was stored).
+    pub fn checkpoint(&mut self) -> Result<Vec<u8>, LedgerError> {
+        match self.reader.store.latest_checkpoint()? {
+            Some(cp) => Ok(cp),
+            None => sign_checkpoint(&self.signer, &self.origin, 0, self.frontier.root()),
+        }
+    }
+
+    /// Proof that leaf `index` is in the tree of `size` leaves.
+    pub fn inclusion_proof(&mut self, index: u64, size: u64) -> Result<Vec<Hash>, LedgerError> {
+        self.reader.inclusion_proof(index, size)
+    }
+
+    /// Proof that the tree of `old` leaves is a prefix of the tree of `new` leaves.
+    pub fn consistency_proof(&mut self, old: u64, new: u64) -> Result<Vec<Hash>, LedgerError> {
+        self.reader.consistency_proof(old, new)
+    }
+
+    /// A self-contained receipt for leaf `index` against the newest checkpoint.
+    pub fn receipt(&mut self, index: u64) -> Result<Receipt, LedgerError> {
+        self.reader.receipt(index)
+    }
+
+    /// The bytes of a tile of the current tree, or `None` if the tree does not reach it.
+    pub fn tile(&mut self, req: TileRequest) -> Result<Option<Vec<u8>>, LedgerError> {
+        self.reader.tile(req)
     }
 }

@@ -91,3 +91,23 @@ proptest! {
         }
     }
 }
+
+/// Reading needs no key: a reader's receipts and proofs are the writer's.
+#[test]
+fn a_reader_without_a_key_gives_the_receipts_and_proofs_the_writer_gives() {
+    let f = fixture();
+    let store = SqliteStore::open(&f.db.path().join("l.db")).expect("db");
+    let mut reader = weiquan_ledger::LedgerReader::open(store).expect("reader");
+    let mut writer = ledger();
+    assert_eq!(reader.size(), writer.size());
+    for index in [0, 17, 299] {
+        let receipt = reader.receipt(index).expect("receipt");
+        assert_eq!(receipt, writer.receipt(index).expect("receipt"));
+        verify_receipt(&receipt, &f.verifier).expect("verifies");
+    }
+    assert_eq!(
+        reader.consistency_proof(10, 300).expect("proof"),
+        writer.consistency_proof(10, 300).expect("proof")
+    );
+    assert!(reader.inclusion_proof(300, 300).is_err(), "beyond the log");
+}

@@ -40,13 +40,9 @@ pub fn run(args: &LedgerArgs, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// A ledger opened for reading only: proofs need no key, so a throwaway one signs nothing.
-fn reader(path: &std::path::Path) -> Result<weiquan_ledger::Ledger<weiquan_store::SqliteStore>> {
-    let store = super::verify::open_ledger_file(path)?;
-    let (skey, _) = weiquan_ledger::generate_key("weiquan.reader")?;
-    Ok(weiquan_ledger::Ledger::open(
-        store,
-        weiquan_ledger::load_signer(&skey)?,
-        "weiquan.reader",
-    )?)
+/// A ledger opened for reading only: proofs and receipts need no key.
+fn reader(path: &std::path::Path) -> Result<weiquan_ledger::LedgerReader<weiquan_store::SqliteStore>> {
+    Ok(weiquan_ledger::LedgerReader::open(super::verify::open_ledger_file(
+        path,
+    )?)?)
 }
