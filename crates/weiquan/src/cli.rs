@@ -92,6 +92,18 @@ Exit status: 0 when valid, 3 when not (the message names what failed), 1 when a 
         after_help = "Examples:\n  weiquan ledger checkpoint run.db\n  weiquan ledger receipt run.db 4 > receipt.json\n  weiquan ledger proof run.db --old 100 > proof.json"
     )]
     Ledger(LedgerArgs),
+    /// Replay a ledger's events under other rules: the findings they add and remove.
+    #[command(after_help = "Example:
+  weiquan audit tests/cases/presale/events.ndjson --ledger run.db
+  printf '[thresholds]\\ndeposit_cap_percent = 35.0\\n' > looser.toml
+  weiquan backtest --ledger run.db --rules looser.toml
+
+The recorded run is the findings the ledger holds; the new one is its events
+replayed, in ledger order, under --rules. Works on a file `weiquan audit
+--ledger` wrote and on a server's SQLite database (whose salted leaves it
+opens from the private side). Exit status: 0 when nothing changes, 3 when
+findings are added or removed.")]
+    Backtest(BacktestArgs),
     /// Print the rulebook in effect (built-in, or merged with --rules) as TOML.
     #[command(
         after_help = "Example:\n  weiquan rules > my-rules.toml   # edit, then: weiquan audit --rules my-rules.toml …"
@@ -313,6 +325,23 @@ pub struct EraseArgs {
     /// Print JSON instead of a sentence.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Arguments of `weiquan backtest`.
+#[derive(Debug, clap::Args)]
+pub struct BacktestArgs {
+    /// The ledger: a file from `weiquan audit --ledger`, or a server's `weiquan.db`.
+    #[arg(long, value_name = "PATH")]
+    pub ledger: PathBuf,
+    /// The rules to try (merged over the built-in rulebook, as `--rules` everywhere).
+    #[arg(long, value_name = "FILE")]
+    pub rules: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Language of the messages of added findings.
+    #[arg(long, value_enum, default_value_t = LangArg::Zh)]
+    pub lang: LangArg,
 }
 
 /// Arguments of `weiquan backup`.

@@ -50,6 +50,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => commands::keygen::run(args, &mut err).map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => commands::verify::run(args, &mut out).map(|()| ExitCode::SUCCESS),
         Command::Ledger(args) => commands::ledger::run(args, &mut out).map(|()| ExitCode::SUCCESS),
+        Command::Backtest(args) => commands::backtest::run(args, &mut out),
         Command::Rules(args) => commands::rules::run(args, &mut out).map(|()| ExitCode::SUCCESS),
     };
     let code = match result {

@@ -2,6 +2,7 @@
 //! error kinds that decide the exit status.
 
 pub mod audit;
+pub mod backtest;
 pub mod backup;
 pub mod check;
 pub mod demo;

@@ -204,3 +204,60 @@ fn keygen_writes_a_private_key_only_its_owner_can_read() {
         Some(2)
     );
 }
+
+/// `weiquan backtest`: a tighter deposit cap adds PS-06 for the campaign whose
+/// deposit is 16.7% of its price; a looser cap and a longer pre-sale limit
+/// remove PS-06 and PS-03 for the one at 33% and 50 days; the same rules change nothing.
+#[test]
+fn backtest_adds_and_removes_exactly_what_the_changed_thresholds_predict() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("run.db");
+    let db = db.to_str().expect("utf-8");
+    let case = crate::root().join("tests/cases/presale/events.ndjson");
+    let out = crate::weiquan(&["audit", case.to_str().expect("utf-8"), "--ledger", db], None);
+    assert_eq!(out.status.code(), Some(0));
+    let backtest = |rules: &str| {
+        let path = dir.path().join("rules.toml");
+        std::fs::write(&path, rules).expect("write");
+        let out = crate::weiquan(
+            &[
+                "backtest",
+                "--ledger",
+                db,
+                "--rules",
+                path.to_str().expect("utf-8"),
+                "--format",
+                "ndjson",
+            ],
+            None,
+        );
+        let changes: std::collections::BTreeSet<(String, String, String)> = crate::ndjson(&out.stdout)
+            .iter()
+            .map(|c| {
+                let s = |k: &str| c[k].as_str().expect(k).to_owned();
+                (s("change"), s("rule"), s("subject"))
+            })
+            .collect();
+        (out.status.code(), changes)
+    };
+    let change = |c: &str, r: &str, s: &str| (c.to_owned(), r.to_owned(), s.to_owned());
+    assert_eq!(
+        backtest("[thresholds]\ndeposit_cap_percent = 10.0\n"),
+        (Some(3), [change("added", "PS-06", "campaign:c1")].into())
+    );
+    assert_eq!(
+        backtest("[thresholds]\ndeposit_cap_percent = 35.0\npresale_max_days = 365\n"),
+        (
+            Some(3),
+            [
+                change("removed", "PS-03", "campaign:c2"),
+                change("removed", "PS-06", "campaign:c2")
+            ]
+            .into()
+        )
+    );
+    assert_eq!(backtest(""), (Some(0), Default::default()));
+    let out = crate::weiquan(&["backtest", "--ledger", db, "--rules", "/nonexistent.toml"], None);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read rules file /nonexistent.toml"));
+}

@@ -634,4 +634,15 @@ fn a_receipt_opens_the_consumers_own_leaf_and_erase_keeps_the_log_valid() {
         body.contains("\"subject\":\"consumer:ps:") && !body.contains("u-erase-me"),
         "{body}"
     );
+    drop(p);
+
+    // A server's database backtests too: a salted finding subject is opened
+    // from the private side, or (erased, as here) named by the consumer's pseudonym.
+    let rules = dir.path().join("rules.toml");
+    let (db, r) = (format!("{d}/weiquan.db"), rules.to_str().expect("utf-8"));
+    for text in ["", "[credit]\nweight_high = 1.0\n"] {
+        std::fs::write(&rules, text).expect("write");
+        let out = crate::weiquan(&["backtest", "--ledger", &db, "--rules", r], None);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    }
 }
