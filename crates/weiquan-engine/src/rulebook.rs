@@ -329,6 +329,19 @@ impl Rulebook {
         })
     }
 
+    /// Everything in effect, as data: thresholds, credit parameters and each
+    /// rule's severity, citation and messages (what the ledger records when a
+    /// server starts with a rulebook other than the last one it recorded).
+    pub fn effective(&self) -> serde_json::Value {
+        let rules: BTreeMap<&str, &RuleText> = RuleId::ALL.iter().map(|&id| (id.as_str(), self.text(id))).collect();
+        serde_json::json!({
+            "version": 1,
+            "thresholds": self.thresholds,
+            "credit": self.credit,
+            "rules": rules,
+        })
+    }
+
     /// Severity, citation and messages of a rule.
     pub fn text(&self, id: RuleId) -> &RuleText {
         &self.texts[id as usize]

@@ -140,7 +140,8 @@ pub fn leaf_event(leaf: &str) -> Option<EventLeaf<'_>> {
                 salted,
             })
         }
-        Some(FINDING_LEAF_TYPE) => None,
+        // weiquan's own records (findings, rulebooks): no event type starts so.
+        Some(t) if t.starts_with("weiquan.") => None,
         _ => Some(EventLeaf {
             event: Cow::Borrowed(leaf),
             format: 1,
@@ -152,6 +153,26 @@ pub fn leaf_event(leaf: &str) -> Option<EventLeaf<'_>> {
 
 /// Type of a finding leaf.
 pub const FINDING_LEAF_TYPE: &str = "weiquan.finding";
+
+/// Type of a leaf recording the rulebook a server ran from then on.
+pub const RULEBOOK_LEAF_TYPE: &str = "weiquan.rulebook";
+
+/// The leaf recording a rulebook: canonical JSON of
+/// `{"rules":…,"sha256":…,"type":"weiquan.rulebook","v":1}`, where `sha256` is
+/// the hex SHA-256 of the canonical JSON of `rules` (its fingerprint, also returned).
+pub fn rulebook_leaf(rules: &serde_json::Value) -> Result<(Vec<u8>, String), LeafError> {
+    let fingerprint = rulebook_fingerprint(rules)?;
+    let leaf = serde_json::json!({"rules": rules, "sha256": fingerprint, "type": RULEBOOK_LEAF_TYPE, "v": 1});
+    Ok((checked(serde_json_canonicalizer::to_vec(&leaf)?)?, fingerprint))
+}
+
+/// The fingerprint of a rulebook: hex SHA-256 of its canonical JSON.
+pub fn rulebook_fingerprint(rules: &serde_json::Value) -> Result<String, LeafError> {
+    use sha2::Digest;
+    Ok(hex::encode(sha2::Sha256::digest(serde_json_canonicalizer::to_vec(
+        rules,
+    )?)))
+}
 
 #[derive(Serialize)]
 struct FindingLeaf<'a> {

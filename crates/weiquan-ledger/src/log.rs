@@ -27,6 +27,9 @@ pub enum LedgerError {
     /// A proof could not be computed.
     #[error("proof: {0}")]
     Proof(#[from] tlog_tiles::Error),
+    /// A leaf could not be encoded.
+    #[error("leaf: {0}")]
+    Leaf(#[from] crate::leaf::LeafError),
 }
 
 /// Reads hash `level` of the hashes stored in one leaf's row.

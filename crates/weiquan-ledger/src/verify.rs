@@ -99,6 +99,8 @@ pub struct LogReport {
     pub events_salted: u64,
     /// Event leaves of format 1, the event alone.
     pub events_without_actor: u64,
+    /// Leaves recording the rulebook a server ran from then on.
+    pub rulebooks: u64,
 }
 
 /// Recomputes every hash of the log from its entries, and checks every
@@ -161,7 +163,10 @@ pub fn verify_log<S: LogStore>(store: &mut S, verifier: &StandardVerifier) -> Re
                     report.events_with_actor += 1;
                     report.events_salted += u64::from(format == 3);
                 }
-                None => {}
+                None => {
+                    let text = String::from_utf8_lossy(&data);
+                    report.rulebooks += u64::from(leaf_type(&text).as_deref() == Some(crate::RULEBOOK_LEAF_TYPE));
+                }
             }
             check_at(&tree, &mut cps, &mut report)?;
         }
@@ -174,6 +179,16 @@ pub fn verify_log<S: LogStore>(store: &mut S, verifier: &StandardVerifier) -> Re
         });
     }
     Ok(report)
+}
+
+/// The `type` of a leaf of weiquan's own (a finding, a rulebook).
+fn leaf_type(leaf: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Head {
+        #[serde(rename = "type")]
+        kind: Option<String>,
+    }
+    serde_json::from_str::<Head>(leaf).ok()?.kind
 }
 
 fn b64_hashes(hashes: &[Hash]) -> Vec<String> {

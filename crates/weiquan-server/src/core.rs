@@ -73,6 +73,9 @@ pub struct Core {
     /// Consumers named in the clear by leaves written before format 3, by
     /// pseudonym: their ids are public already, and have no private row.
     legacy_ids: HashMap<String, String>,
+    /// Fingerprint of the last rulebook the ledger records (`None`: none is,
+    /// and the built-in one of the writing weiquan was in effect).
+    recorded_rulebook: Option<String>,
 }
 
 /// What a batch adds to the ledger, held until it is durable.
@@ -162,6 +165,7 @@ struct LeafKind {
     rule: Option<String>,
     subject: Option<String>,
     salted: Option<Vec<String>>,
+    sha256: Option<String>,
 }
 
 impl Core {
@@ -185,9 +189,29 @@ impl Core {
             pseudonym_key,
             salts: rand_chacha::ChaCha20Rng::from_entropy(),
             legacy_ids: HashMap::new(),
+            recorded_rulebook: None,
         };
         core.replay()?;
+        core.record_rulebook()?;
         Ok(core)
+    }
+
+    /// Records the rulebook in effect when it is not the last one the ledger
+    /// records (with none recorded, the built-in one): what ran from here on
+    /// is then part of the log, and `weiquan backtest` can name it.
+    fn record_rulebook(&mut self) -> Result<(), LedgerError> {
+        let fingerprint = |rules: &Rulebook| weiquan_ledger::rulebook_fingerprint(&rules.effective());
+        let last = match self.recorded_rulebook.clone() {
+            Some(sha) => sha,
+            None => fingerprint(&Rulebook::builtin())?,
+        };
+        let (leaf, sha) = weiquan_ledger::rulebook_leaf(&self.rules.effective())?;
+        if sha != last {
+            self.ledger.append(vec![leaf])?;
+            tracing::info!(sha256 = %sha, "recorded the rulebook in effect in the ledger");
+            self.recorded_rulebook = Some(sha);
+        }
+        Ok(())
     }
 
     /// Refuses submitted events dated more than `bound_ms` ahead of the wall clock
@@ -203,6 +227,7 @@ impl Core {
         self.findings.clear();
         self.index_of = EventIndex::new();
         self.legacy_ids.clear();
+        self.recorded_rulebook = None;
         let size = self.ledger.size();
         let mut produced: VecDeque<Finding> = VecDeque::new();
         let mut from = 0;
@@ -219,6 +244,13 @@ impl Core {
                     None => serde_json::from_str(&text).ok(),
                     Some(_) => None,
                 };
+                if let Some(k) = kind
+                    .as_ref()
+                    .filter(|k| k.kind.as_deref() == Some(weiquan_ledger::RULEBOOK_LEAF_TYPE))
+                {
+                    self.recorded_rulebook = k.sha256.clone();
+                    continue;
+                }
                 if let Some(LeafKind {
                     rule, subject, salted, ..
                 }) = kind.filter(|k| k.kind.as_deref() == Some(FINDING_LEAF_TYPE))

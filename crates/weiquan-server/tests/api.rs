@@ -691,3 +691,69 @@ sys.exit(1 if bad else 0)
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Every leaf of the server's ledger, read through platform receipts.
+async fn all_leaves(server: &Server, platform: &str) -> Vec<String> {
+    let (_, cp) = server.call("GET", "/log/checkpoint", None, None).await;
+    let size: u64 = cp
+        .as_str()
+        .and_then(|c| c.lines().nth(1))
+        .and_then(|l| l.parse().ok())
+        .expect("size");
+    let mut out = Vec::new();
+    for i in 0..size {
+        let (_, r) = server
+            .call("GET", &format!("/v1/receipts/{i}"), Some(platform), None)
+            .await;
+        out.push(r["leaf"].as_str().expect("leaf").to_owned());
+    }
+    out
+}
+
+/// The ledger records the rulebook a server runs when it is not the last one
+/// recorded (none recorded: the built-in one): a server with its own rules
+/// writes it before anything else, a restart with the same writes nothing,
+/// one back on the built-in rules records that; replay is unaffected.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ledger_records_a_change_of_rulebook() {
+    let db = Db::sqlite();
+    let looser = Arc::new(Rulebook::with_overrides("[thresholds]\ndeposit_cap_percent = 35.0\n").expect("rules"));
+    let config = |rules: Arc<Rulebook>| weiquan_server::Config {
+        rules,
+        ..db.config(None)
+    };
+    let platform = db.key("platform").await;
+    let server = Server::start(config(looser.clone())).await;
+    server.post_events(&platform, case_text("presale")).await;
+    let pairs = server.pairs(&platform).await;
+    assert!(
+        !pairs.contains(&("PS-06".into(), "campaign:c2".into())),
+        "the looser cap is in effect"
+    );
+    let first = all_leaves(&server, &platform).await;
+    assert!(
+        first[0].contains(r#""type":"weiquan.rulebook""#) && first[0].contains(r#""deposit_cap_percent":35"#),
+        "{}",
+        first[0]
+    );
+    server.stop().await;
+
+    let server = Server::start(config(looser)).await;
+    assert_eq!(
+        all_leaves(&server, &platform).await,
+        first,
+        "the same rulebook is not recorded again"
+    );
+    assert_eq!(server.pairs(&platform).await, pairs, "replay skips the record");
+    server.stop().await;
+
+    let server = Server::start(config(Arc::new(Rulebook::builtin()))).await;
+    let now = all_leaves(&server, &platform).await;
+    assert_eq!(now.len(), first.len() + 1);
+    assert!(
+        now[first.len()].contains(r#""deposit_cap_percent":20"#),
+        "{}",
+        now[first.len()]
+    );
+    server.stop().await;
+}

@@ -40,6 +40,13 @@ struct FindingLeaf {
     salted: Option<Vec<String>>,
 }
 
+#[derive(serde::Deserialize)]
+struct RulebookLeaf {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    sha256: String,
+}
+
 /// Runs `weiquan backtest`: 0 when the new rules find exactly what was recorded, 3 otherwise.
 pub fn run(args: &BacktestArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let rules = super::load_rules(Some(&args.rules))?;
@@ -53,6 +60,8 @@ pub fn run(args: &BacktestArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let mut recorded: BTreeMap<Key, Vec<u64>> = BTreeMap::new();
     let mut replayed: BTreeMap<Key, Vec<String>> = BTreeMap::new();
     let (mut events, mut unreadable) = (0u64, 0u64);
+    // The rulebooks the ledger records (fingerprints, in order).
+    let mut rulebooks: Vec<String> = Vec::new();
     let size = store.size()?;
     let mut from = 0;
     while from < size {
@@ -64,6 +73,12 @@ pub fn run(args: &BacktestArgs, out: &mut dyn Write) -> Result<ExitCode> {
             while private.next_if(|row| row.leaf < index).is_some() {}
             let row = private.next_if(|row| row.leaf == index);
             let Some(leaf) = leaf_event(&text) else {
+                if let Ok(r) = serde_json::from_str::<RulebookLeaf>(&text) {
+                    if r.kind.as_deref() == Some(weiquan_ledger::RULEBOOK_LEAF_TYPE) {
+                        rulebooks.push(r.sha256);
+                    }
+                    continue;
+                }
                 let Ok(f) = serde_json::from_str::<FindingLeaf>(&text) else {
                     continue;
                 };
@@ -109,7 +124,21 @@ pub fn run(args: &BacktestArgs, out: &mut dyn Write) -> Result<ExitCode> {
                 writeln!(out, "{}", serde_json::to_string(c)?)?;
             }
         }
-        Format::Table => table(out, &changes, events, &recorded, &replayed)?,
+        Format::Table => {
+            let short = |sha: &str| sha.chars().take(12).collect::<String>();
+            let recorded_under = match rulebooks.as_slice() {
+                [] => "the built-in rulebook of the weiquan that wrote it".to_owned(),
+                [one] => format!("rulebook {}", short(one)),
+                [.., last] => format!("{} rulebooks, the last {}", rulebooks.len(), short(last)),
+            };
+            let new = weiquan_ledger::rulebook_fingerprint(&rules.effective())?;
+            writeln!(
+                out,
+                "recorded under {recorded_under}; replayed under rulebook {}",
+                short(&new)
+            )?;
+            table(out, &changes, events, &recorded, &replayed)?
+        }
     }
     if unreadable > 0 {
         writeln!(

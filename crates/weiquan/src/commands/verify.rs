@@ -35,11 +35,16 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
             let v = verifier(public)?;
             let mut store = open_ledger_file(path)?;
             let report = verify_log(&mut store, &v).map_err(|e| Invalid(format!("{}: {e}", path.display())))?;
-            let others = report.leaves - report.events_with_actor - report.events_without_actor;
+            let findings = report.leaves - report.events_with_actor - report.events_without_actor - report.rulebooks;
             writeln!(
                 out,
-                "valid: {} leaves rehashed ({} events naming who submitted them, {} of them with personal data salted, {} events of format 1 without, {others} findings), {} checkpoints verified",
-                report.leaves, report.events_with_actor, report.events_salted, report.events_without_actor, report.checkpoints
+                "valid: {} leaves rehashed ({} events naming who submitted them, {} of them with personal data salted, {} events of format 1 without, {findings} findings, {} rulebook records), {} checkpoints verified",
+                report.leaves,
+                report.events_with_actor,
+                report.events_salted,
+                report.events_without_actor,
+                report.rulebooks,
+                report.checkpoints
             )?;
         }
         VerifyCommand::Receipt { file, public } => {
