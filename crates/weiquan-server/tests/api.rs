@@ -551,7 +551,7 @@ async fn every_route_answers_in_the_shape_it_declares() {
     let lottery = json!({"lottery": "W1", "merchant": "m9", "host": "h", "stream": "s", "at": at,
         "prizes": [{"name": "券", "value_fen": 100, "count": 1}]});
     let mut answers: Vec<(&str, String, Value)> = vec![("post", "/v1/events".into(), ingest)];
-    let mut call = |method: &'static str, template: &str, path: String, key: Option<String>, body: Option<String>| {
+    let call = |method: &'static str, template: &str, path: String, key: Option<String>, body: Option<String>| {
         let (server, template) = (&server, template.to_owned());
         async move {
             let (status, v) = server.call(&method.to_uppercase(), &path, key.as_deref(), body).await;

@@ -11,16 +11,6 @@ use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-const AT: &str = "2026-11-01T10:00:00+08:00";
-
-fn ev(id: &str, ty: &str, fields: Value) -> String {
-    let mut e = json!({"v": 1, "id": id, "type": ty, "at": AT});
-    if let (Some(o), Value::Object(f)) = (e.as_object_mut(), fields) {
-        o.extend(f);
-    }
-    e.to_string()
-}
-
 /// Three fake 原价 on three skus of an unverified merchant: blacklisted.
 fn blacklisting(m: &str) -> String {
     (0..3)

@@ -10,16 +10,6 @@ use common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
-const AT: &str = "2026-11-01T10:00:00+08:00";
-
-fn ev(id: &str, ty: &str, fields: Value) -> String {
-    let mut e = json!({"v": 1, "id": id, "type": ty, "at": AT});
-    if let (Some(o), Value::Object(f)) = (e.as_object_mut(), fields) {
-        o.extend(f);
-    }
-    e.to_string()
-}
-
 const COMPLAINANT: &str = "张三-13800000000";
 const BNPL_CONSUMER: &str = "u-secret-4711";
 const SECRETS: [&str; 7] = [

@@ -42,9 +42,9 @@ impl PgStore {
             .map(|r| r.get(0));
         let at = u32::try_from(at.unwrap_or(0)).unwrap_or(0);
         crate::check_schema_version(at)?;
-        for (step, sql) in MIGRATIONS.iter().enumerate().skip(at as usize) {
-            tx.batch_execute(sql)
-                .map_err(|e| StoreError::new(format!("upgrading the schema to version {}", step + 1), e))?;
+        for (step, sql) in crate::migrations_after(at, "BIGINT", "BYTEA", "IF NOT EXISTS ") {
+            tx.batch_execute(&sql)
+                .map_err(|e| StoreError::new(format!("upgrading the schema to version {step}"), e))?;
         }
         tx.batch_execute(&format!(
             "DELETE FROM weiquan_schema; INSERT INTO weiquan_schema (version) VALUES ({});",
@@ -58,44 +58,6 @@ impl PgStore {
         Ok(PgStore { client })
     }
 }
-
-/// The schema, one step per version (see the SQLite store's `MIGRATIONS`);
-/// the version is kept in `weiquan_schema`. Each step is idempotent: a schema
-/// made before versions were kept has some of them in place already.
-const MIGRATIONS: [&str; crate::SCHEMA_VERSION as usize] = [
-    // 1: the ledger, API keys, held draw seeds.
-    "CREATE TABLE IF NOT EXISTS ledger_leaves (
-         idx BIGINT PRIMARY KEY,
-         data BYTEA NOT NULL,
-         hashes BYTEA NOT NULL
-     );
-     CREATE TABLE IF NOT EXISTS ledger_checkpoints (
-         size BIGINT PRIMARY KEY,
-         note BYTEA NOT NULL
-     );
-     CREATE TABLE IF NOT EXISTS api_keys (
-         digest BYTEA PRIMARY KEY,
-         role TEXT NOT NULL
-     );
-     CREATE TABLE IF NOT EXISTS lottery_seeds (
-         lottery TEXT PRIMARY KEY,
-         seed TEXT NOT NULL
-     );",
-    // 2: key expiry.
-    "ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS expires_at BIGINT;",
-    // 3: the private side of salted leaves, and the pseudonym key.
-    "CREATE TABLE IF NOT EXISTS leaf_private (
-         leaf BIGINT PRIMARY KEY,
-         consumer TEXT,
-         salt BYTEA,
-         leaf_values BYTEA
-     );
-     CREATE INDEX IF NOT EXISTS leaf_private_consumer ON leaf_private (consumer) WHERE consumer IS NOT NULL;
-     CREATE TABLE IF NOT EXISTS secrets (
-         name TEXT PRIMARY KEY,
-         value BYTEA NOT NULL
-     );",
-];
 
 fn count(client: &mut impl postgres::GenericClient) -> Result<u64, StoreError> {
     client

@@ -169,45 +169,6 @@ impl SqliteStore {
     }
 }
 
-/// The schema, one step per version: a database records the version it is at
-/// (`PRAGMA user_version`) and opening it runs the steps after that, in one
-/// transaction. Version 0 is a new file, or one written before versions were
-/// kept (whose tables the first steps find in place).
-const MIGRATIONS: [&str; crate::SCHEMA_VERSION as usize] = [
-    // 1: the ledger, API keys, held draw seeds.
-    "CREATE TABLE IF NOT EXISTS ledger_leaves (
-         idx INTEGER PRIMARY KEY,
-         data BLOB NOT NULL,
-         hashes BLOB NOT NULL
-     );
-     CREATE TABLE IF NOT EXISTS ledger_checkpoints (
-         size INTEGER PRIMARY KEY,
-         note BLOB NOT NULL
-     );
-     CREATE TABLE IF NOT EXISTS api_keys (
-         digest BLOB PRIMARY KEY,
-         role TEXT NOT NULL
-     );
-     CREATE TABLE IF NOT EXISTS lottery_seeds (
-         lottery TEXT PRIMARY KEY,
-         seed TEXT NOT NULL
-     );",
-    // 2: key expiry (step 2 checks for the column: some unversioned files have it).
-    "ALTER TABLE api_keys ADD COLUMN expires_at INTEGER;",
-    // 3: the private side of salted leaves, and the pseudonym key.
-    "CREATE TABLE IF NOT EXISTS leaf_private (
-         leaf INTEGER PRIMARY KEY,
-         consumer TEXT,
-         salt BLOB,
-         leaf_values BLOB
-     );
-     CREATE INDEX IF NOT EXISTS leaf_private_consumer ON leaf_private (consumer) WHERE consumer IS NOT NULL;
-     CREATE TABLE IF NOT EXISTS secrets (
-         name TEXT PRIMARY KEY,
-         value BLOB NOT NULL
-     );",
-];
-
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -216,7 +177,8 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(err("reading the schema version"))?;
     crate::check_schema_version(at)?;
-    for (step, sql) in MIGRATIONS.iter().enumerate().skip(at as usize) {
+    for (step, sql) in crate::migrations_after(at, "INTEGER", "BLOB", "") {
+        // SQLite has no `ADD COLUMN IF NOT EXISTS`, and some unversioned files have the column.
         let has_expiry = || -> Result<bool, StoreError> {
             tx.query_row(
                 "SELECT COUNT(*) FROM pragma_table_info('api_keys') WHERE name = 'expires_at'",
@@ -226,11 +188,11 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             .map(|n| n > 0)
             .map_err(err("reading the key table's columns"))
         };
-        if step + 1 == 2 && has_expiry()? {
+        if step == 2 && has_expiry()? {
             continue;
         }
-        tx.execute_batch(sql)
-            .map_err(|e| StoreError::new(format!("upgrading the schema to version {}", step + 1), e))?;
+        tx.execute_batch(&sql)
+            .map_err(|e| StoreError::new(format!("upgrading the schema to version {step}"), e))?;
     }
     tx.pragma_update(None, "user_version", crate::SCHEMA_VERSION)
         .map_err(err("recording the schema version"))?;

@@ -12,6 +12,18 @@ use weiquan_server::{create_key, Config, Database, Role};
 #[allow(unused_imports)] // each test crate uses a part
 pub use weiquan_testkit::{nats_available, pg_url, postgres_available, root};
 
+/// The business time of the tests' hand-written events.
+pub const AT: &str = "2026-11-01T10:00:00+08:00";
+
+/// An event line: the envelope (`v`, `id`, `type`, `at` = [`AT`]) and `fields`.
+pub fn ev(id: &str, ty: &str, fields: Value) -> String {
+    let mut e = serde_json::json!({"v": 1, "id": id, "type": ty, "at": AT});
+    if let (Some(o), Value::Object(f)) = (e.as_object_mut(), fields) {
+        o.extend(f);
+    }
+    e.to_string()
+}
+
 pub static N: AtomicU32 = AtomicU32::new(0);
 
 /// A database for one test, dropped at the end.

@@ -8,8 +8,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 use weiquan_engine::{Engine, Lang};
-use weiquan_ledger::{leaf_event, unsalted_event, LogStore, FINDING_LEAF_TYPE};
-use weiquan_store::PrivateData;
+use weiquan_ledger::{leaf_event, unsalted_event, FINDING_LEAF_TYPE};
 
 /// A finding by what the comparison keys on: rule, subject, business time.
 type Key = (String, String, String);
@@ -62,61 +61,51 @@ pub fn run(args: &BacktestArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let (mut events, mut unreadable) = (0u64, 0u64);
     // The rulebooks the ledger records (fingerprints, in order).
     let mut rulebooks: Vec<String> = Vec::new();
-    let size = store.size()?;
-    let mut from = 0;
-    while from < size {
-        let to = (from + 4096).min(size);
-        let mut private = store.private_rows(from, to)?.into_iter().peekable();
-        for (i, (data, _)) in store.leaves(from, to)?.into_iter().enumerate() {
-            let index = from + i as u64;
-            let text = String::from_utf8_lossy(&data);
-            while private.next_if(|row| row.leaf < index).is_some() {}
-            let row = private.next_if(|row| row.leaf == index);
-            let Some(leaf) = leaf_event(&text) else {
-                if let Ok(r) = serde_json::from_str::<RulebookLeaf>(&text) {
-                    if r.kind.as_deref() == Some(weiquan_ledger::RULEBOOK_LEAF_TYPE) {
-                        rulebooks.push(r.sha256);
-                    }
-                    continue;
+    weiquan_store::walk_leaves(&mut store, |index, text, row| -> Result<()> {
+        let Some(leaf) = leaf_event(text) else {
+            if let Ok(r) = serde_json::from_str::<RulebookLeaf>(text) {
+                if r.kind.as_deref() == Some(weiquan_ledger::RULEBOOK_LEAF_TYPE) {
+                    rulebooks.push(r.sha256);
                 }
-                let Ok(f) = serde_json::from_str::<FindingLeaf>(&text) else {
-                    continue;
-                };
-                if f.kind.as_deref() != Some(FINDING_LEAF_TYPE) {
-                    continue;
-                }
-                // A salted subject (a consumer) is opened from the private side; once
-                // erased, the row still names the consumer's pseudonym, which the engine used.
-                let opened = row.as_ref().filter(|_| f.salted.is_some()).and_then(|r| {
-                    let values = r
-                        .values
-                        .as_deref()
-                        .and_then(|v| serde_json::from_slice::<serde_json::Value>(v).ok());
-                    values
-                        .and_then(|v| v["subject"].as_str().map(str::to_owned))
-                        .or_else(|| r.consumer.as_ref().map(|p| format!("consumer:{p}")))
-                });
-                let subject = opened.unwrap_or(f.subject);
-                recorded.entry((f.rule, subject, f.at)).or_default().push(index);
-                continue;
-            };
-            let parsed = unsalted_event(&leaf, row.as_ref())
-                .ok()
-                .and_then(|text| weiquan_events::parse_event(&text).ok().map(|ev| engine.apply(&ev)));
-            match parsed {
-                Some(found) => {
-                    events += 1;
-                    for f in found {
-                        let message = f.record(&rules, lang).message;
-                        let key = (f.rule.as_str().to_owned(), f.subject.clone(), f.at.to_string());
-                        replayed.entry(key).or_default().push(message);
-                    }
-                }
-                None => unreadable += 1,
+                return Ok(());
             }
+            let Ok(f) = serde_json::from_str::<FindingLeaf>(text) else {
+                return Ok(());
+            };
+            if f.kind.as_deref() != Some(FINDING_LEAF_TYPE) {
+                return Ok(());
+            }
+            // A salted subject (a consumer) is opened from the private side; once
+            // erased, the row still names the consumer's pseudonym, which the engine used.
+            let opened = row.filter(|_| f.salted.is_some()).and_then(|r| {
+                let values = r
+                    .values
+                    .as_deref()
+                    .and_then(|v| serde_json::from_slice::<serde_json::Value>(v).ok());
+                values
+                    .and_then(|v| v["subject"].as_str().map(str::to_owned))
+                    .or_else(|| r.consumer.as_ref().map(|p| format!("consumer:{p}")))
+            });
+            let subject = opened.unwrap_or(f.subject);
+            recorded.entry((f.rule, subject, f.at)).or_default().push(index);
+            return Ok(());
+        };
+        let parsed = unsalted_event(&leaf, row)
+            .ok()
+            .and_then(|text| weiquan_events::parse_event(&text).ok().map(|ev| engine.apply(&ev)));
+        match parsed {
+            Some(found) => {
+                events += 1;
+                for f in found {
+                    let message = f.record(&rules, lang).message;
+                    let key = (f.rule.as_str().to_owned(), f.subject.clone(), f.at.to_string());
+                    replayed.entry(key).or_default().push(message);
+                }
+            }
+            None => unreadable += 1,
         }
-        from = to;
-    }
+        Ok(())
+    })?;
     let changes = diff(&recorded, &replayed);
     match args.format {
         Format::Ndjson => {

@@ -32,87 +32,77 @@ pub fn check<S: LogStore + weiquan_store::PrivateData>(
     store: &mut S,
     lottery: &str,
 ) -> anyhow::Result<Result<String, String>> {
-    let size = store.size()?;
     let mut l = Lottery::default();
     let mut first_entry: HashMap<String, usize> = HashMap::new();
-    let mut from = 0;
-    while from < size {
-        let to = (from + 4096).min(size);
-        let mut private = store.private_rows(from, to)?.into_iter().peekable();
-        for (i, (data, _)) in store.leaves(from, to)?.into_iter().enumerate() {
-            let index = from + i as u64;
-            let text = String::from_utf8_lossy(&data);
-            if !text.contains(lottery) {
-                continue;
-            }
-            // An event leaf of any format; findings and anything else are skipped.
-            let Some(leaf) = weiquan_ledger::leaf_event(&text) else {
-                continue;
-            };
-            // Participants are salted in the public leaves: the database's private side restores them.
-            while private.next_if(|row| row.leaf < index).is_some() {}
-            let row = private.next_if(|row| row.leaf == index);
-            let Ok(event) = weiquan_ledger::unsalted_event(&leaf, row.as_ref()) else {
-                continue;
-            };
-            let Ok(ev) = parse_event(&event) else { continue };
-            let set_terms = |l: &mut Lottery, terms: &weiquan_events::LotteryTerms| {
-                if let Some(c) = &terms.commitment {
-                    l.commitment = Some(c.to_string());
-                }
-                if terms.beacon_round.is_some() {
-                    l.beacon_round = terms.beacon_round;
-                }
-                if let Some(p) = &terms.prizes {
-                    l.prizes = p
-                        .iter()
-                        .map(|p| (p.name.as_deref().unwrap_or("").to_owned(), p.count.unwrap_or(0)))
-                        .collect();
-                }
-            };
-            match &ev.body {
-                Body::LotteryAnnounced { lottery: id, terms } if id == lottery && l.announced.is_none() => {
-                    l.announced = Some(index);
-                    set_terms(&mut l, terms);
-                }
-                Body::LotteryChanged { lottery: id, changes } if id == lottery && l.drawn.is_none() => {
-                    set_terms(&mut l, changes)
-                }
-                Body::LotteryEntered {
-                    lottery: id,
-                    participant,
-                } if id == lottery && l.drawn.is_none() && !first_entry.contains_key(&**participant) => {
-                    first_entry.insert(participant.to_string(), l.entries.len());
-                    l.entries.push((participant.to_string(), index, l.closed.is_none()));
-                }
-                Body::LotteryClosed { lottery: id } if id == lottery && l.closed.is_none() => {
-                    l.closed = Some(index);
-                    let v: serde_json::Value = serde_json::from_str(&event).unwrap_or_default();
-                    l.recorded_root = v.get("entrants_root").and_then(|r| r.as_str()).map(str::to_owned);
-                }
-                Body::LotteryDrawn {
-                    lottery: id,
-                    winners,
-                    seed,
-                    beacon_signature,
-                    ..
-                } if id == lottery && l.drawn.is_none() => {
-                    let ws = winners
-                        .iter()
-                        .map(|w| (w.participant.to_string(), w.prize.to_string()))
-                        .collect();
-                    l.drawn = Some(Drawn {
-                        leaf: index,
-                        winners: ws,
-                        seed: seed.as_ref().map(|s| s.to_string()),
-                        beacon_signature: beacon_signature.as_ref().map(|s| s.to_string()),
-                    });
-                }
-                _ => {}
-            }
+    weiquan_store::walk_leaves(store, |index, text, row| -> anyhow::Result<()> {
+        if !text.contains(lottery) {
+            return Ok(());
         }
-        from = to;
-    }
+        // An event leaf of any format; findings and anything else are skipped.
+        let Some(leaf) = weiquan_ledger::leaf_event(text) else {
+            return Ok(());
+        };
+        // Participants are salted in the public leaves: the database's private side restores them.
+        let Ok(event) = weiquan_ledger::unsalted_event(&leaf, row) else {
+            return Ok(());
+        };
+        let Ok(ev) = parse_event(&event) else { return Ok(()) };
+        let set_terms = |l: &mut Lottery, terms: &weiquan_events::LotteryTerms| {
+            if let Some(c) = &terms.commitment {
+                l.commitment = Some(c.to_string());
+            }
+            if terms.beacon_round.is_some() {
+                l.beacon_round = terms.beacon_round;
+            }
+            if let Some(p) = &terms.prizes {
+                l.prizes = p
+                    .iter()
+                    .map(|p| (p.name.as_deref().unwrap_or("").to_owned(), p.count.unwrap_or(0)))
+                    .collect();
+            }
+        };
+        match &ev.body {
+            Body::LotteryAnnounced { lottery: id, terms } if id == lottery && l.announced.is_none() => {
+                l.announced = Some(index);
+                set_terms(&mut l, terms);
+            }
+            Body::LotteryChanged { lottery: id, changes } if id == lottery && l.drawn.is_none() => {
+                set_terms(&mut l, changes)
+            }
+            Body::LotteryEntered {
+                lottery: id,
+                participant,
+            } if id == lottery && l.drawn.is_none() && !first_entry.contains_key(&**participant) => {
+                first_entry.insert(participant.to_string(), l.entries.len());
+                l.entries.push((participant.to_string(), index, l.closed.is_none()));
+            }
+            Body::LotteryClosed { lottery: id } if id == lottery && l.closed.is_none() => {
+                l.closed = Some(index);
+                let v: serde_json::Value = serde_json::from_str(&event).unwrap_or_default();
+                l.recorded_root = v.get("entrants_root").and_then(|r| r.as_str()).map(str::to_owned);
+            }
+            Body::LotteryDrawn {
+                lottery: id,
+                winners,
+                seed,
+                beacon_signature,
+                ..
+            } if id == lottery && l.drawn.is_none() => {
+                let ws = winners
+                    .iter()
+                    .map(|w| (w.participant.to_string(), w.prize.to_string()))
+                    .collect();
+                l.drawn = Some(Drawn {
+                    leaf: index,
+                    winners: ws,
+                    seed: seed.as_ref().map(|s| s.to_string()),
+                    beacon_signature: beacon_signature.as_ref().map(|s| s.to_string()),
+                });
+            }
+            _ => {}
+        }
+        Ok(())
+    })?;
     Ok(judge(lottery, &l, &first_entry))
 }
 
