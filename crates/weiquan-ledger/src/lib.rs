@@ -28,7 +28,7 @@ pub use private::{
     commitment, open_values, pseudonym, restore_event, salted_event_leaf, unsalted_event, OpenError, Salt, SaltedLeaf,
     PSEUDONYM_PREFIX,
 };
-pub use store::{LogStore, PrivateRow, Row, StoreError};
+pub use store::{LogStore, Private, PrivateRow, Row, StoreError};
 pub use tiles::{parse_tile_path, tile_path, TileRequest, TILE_HEIGHT};
 pub use tree::Frontier;
 pub use verify::{

@@ -1,7 +1,7 @@
 //! The log itself: appends in batches, signs a checkpoint per batch, serves
 //! proofs, receipts and tiles.
 
-use crate::store::{LogStore, PrivateRow, Row, StoreError};
+use crate::store::{LogStore, Private, Row, StoreError};
 use crate::tiles::{TileRequest, TILE_HEIGHT};
 use crate::tree::Frontier;
 use crate::verify::Receipt;
@@ -246,11 +246,11 @@ impl<S: LogStore> Ledger<S> {
     /// Appends a batch in one durable transaction with one new checkpoint;
     /// returns the index of the first leaf. Nothing changes if it fails.
     pub fn append(&mut self, leaves: Vec<Vec<u8>>) -> Result<u64, LedgerError> {
-        self.append_with_private(leaves, &[])
+        self.append_with_private(leaves, Private::default())
     }
 
     /// [`Ledger::append`], with the private parts of salted leaves in the same transaction.
-    pub fn append_with_private(&mut self, leaves: Vec<Vec<u8>>, private: &[PrivateRow]) -> Result<u64, LedgerError> {
+    pub fn append_with_private(&mut self, leaves: Vec<Vec<u8>>, private: Private<'_>) -> Result<u64, LedgerError> {
         let first = self.frontier.size();
         if leaves.is_empty() {
             return Ok(first);

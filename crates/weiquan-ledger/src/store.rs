@@ -24,6 +24,17 @@ impl StoreError {
 /// A stored leaf: its data and the stored hashes it completed.
 pub type Row = (Vec<u8>, Vec<u8>);
 
+/// What a batch keeps off the log, in the same transaction as its leaves:
+/// the private rows of its salted leaves, and the consumers it names for the
+/// first time (pseudonym, id), which is how their id is found again.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Private<'a> {
+    /// Private rows, by leaf.
+    pub rows: &'a [PrivateRow],
+    /// New consumers: (pseudonym, consumer id).
+    pub consumers: &'a [(String, String)],
+}
+
 /// The private part of a leaf with salted members, kept off the log (never in
 /// a tile) and written in the same transaction as the leaf.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,13 +64,8 @@ pub trait LogStore {
     /// Appends `leaves` (data, stored hashes) at indices `first..` together with
     /// their private parts and the checkpoint of the new size, in one
     /// transaction; returns once durable.
-    fn append(
-        &mut self,
-        first: u64,
-        leaves: &[Row],
-        private: &[PrivateRow],
-        checkpoint: &[u8],
-    ) -> Result<(), StoreError>;
+    fn append(&mut self, first: u64, leaves: &[Row], private: Private<'_>, checkpoint: &[u8])
+        -> Result<(), StoreError>;
 
     /// Stored hashes of the given leaves (in the order asked).
     fn hashes_of(&mut self, leaves: &[u64]) -> Result<Vec<Vec<u8>>, StoreError>;
@@ -82,7 +88,7 @@ impl<T: LogStore + ?Sized> LogStore for Box<T> {
         &mut self,
         first: u64,
         leaves: &[Row],
-        private: &[PrivateRow],
+        private: Private<'_>,
         checkpoint: &[u8],
     ) -> Result<(), StoreError> {
         (**self).append(first, leaves, private, checkpoint)

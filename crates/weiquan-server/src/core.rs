@@ -73,6 +73,9 @@ pub struct Core {
     /// Consumers named in the clear by leaves written before format 3, by
     /// pseudonym: their ids are public already, and have no private row.
     legacy_ids: HashMap<String, String>,
+    /// Pseudonyms whose consumer id this process has stored (or found stored):
+    /// the id is written once, not with every event.
+    known_consumers: std::collections::HashSet<String>,
     /// Fingerprint of the last rulebook the ledger records (`None`: none is,
     /// and the built-in one of the writing weiquan was in effect).
     recorded_rulebook: Option<String>,
@@ -83,6 +86,8 @@ pub struct Core {
 struct Staging {
     leaves: Vec<Vec<u8>>,
     private: Vec<PrivateRow>,
+    /// Consumers this process had not seen yet: (pseudonym, id).
+    consumers: Vec<(String, String)>,
     findings: Vec<StoredFinding>,
 }
 
@@ -189,6 +194,7 @@ impl Core {
             pseudonym_key,
             salts: rand_chacha::ChaCha20Rng::from_entropy(),
             legacy_ids: HashMap::new(),
+            known_consumers: Default::default(),
             recorded_rulebook: None,
         };
         core.replay()?;
@@ -353,13 +359,7 @@ impl Core {
         if let Some(id) = self.legacy_ids.get(pseudonym) {
             return Ok(Some(id.clone()));
         }
-        let values = self.ledger.store_mut().values_of_consumer(pseudonym)?;
-        Ok(values
-            .and_then(|v| serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&v).ok())
-            .and_then(|mut v| match v.remove("consumer") {
-                Some(serde_json::Value::String(id)) => Some(id),
-                _ => None,
-            }))
+        self.ledger.store_mut().consumer_id(pseudonym)
     }
 
     /// Puts consumers' ids back where findings name them by pseudonym (in a
@@ -482,8 +482,13 @@ impl Core {
             }
             results.push(out);
         }
-        if let Err(e) = self.ledger.append_with_private(st.leaves, &st.private) {
+        let private = weiquan_ledger::Private {
+            rows: &st.private,
+            consumers: &st.consumers,
+        };
+        if let Err(e) = self.ledger.append_with_private(st.leaves, private) {
             // Nothing of this batch is durable: forget it by rebuilding from the ledger.
+            self.known_consumers.clear();
             self.replay()?;
             return Err(e);
         }
@@ -547,7 +552,13 @@ impl Core {
         if !self.index_of.insert_new(id_digest(&ev.id), index) {
             return ItemResult::Duplicate;
         }
+        let id = ev.body.consumer_mut().map(|c| c.to_string());
         let consumer = self.pseudonymise(&mut ev);
+        if let (Some(p), Some(id)) = (&consumer, id) {
+            if self.known_consumers.insert(p.clone()) {
+                st.consumers.push((p.clone(), id));
+            }
+        }
         if let Some(values) = salted.values {
             st.private.push(PrivateRow {
                 leaf: index,

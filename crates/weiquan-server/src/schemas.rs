@@ -169,8 +169,9 @@ pub struct ClosedOut {
     pub index: u64,
     /// Entrants fixed by the close.
     pub entrants: u64,
-    /// Their RFC 6962 root, hex.
-    pub entrants_root: String,
+    /// Their RFC 6962 root, hex; `null` for a lottery without a commitment
+    /// (only a committed draw runs over the entrant list).
+    pub entrants_root: Option<String>,
 }
 
 /// One winner.

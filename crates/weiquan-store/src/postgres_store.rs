@@ -6,7 +6,7 @@ use crate::{expect_rows, StoredKey};
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::Type;
 use postgres::{Client, NoTls};
-use weiquan_ledger::{LogStore, PrivateRow, Row, StoreError};
+use weiquan_ledger::{LogStore, Private, PrivateRow, Row, StoreError};
 
 /// A ledger kept in a PostgreSQL schema.
 pub struct PgStore {
@@ -75,7 +75,7 @@ impl LogStore for PgStore {
         &mut self,
         first: u64,
         leaves: &[Row],
-        private: &[PrivateRow],
+        private: Private<'_>,
         checkpoint: &[u8],
     ) -> Result<(), StoreError> {
         let mut tx = self.client.transaction().map_err(err("starting an append"))?;
@@ -97,17 +97,26 @@ impl LogStore for PgStore {
                 .map_err(err("appending a leaf"))?;
         }
         w.finish().map_err(err("finishing the copy"))?;
-        if !private.is_empty() {
+        if !private.rows.is_empty() {
             let sink = tx
                 .copy_in("COPY leaf_private (leaf, consumer, salt, leaf_values) FROM STDIN (FORMAT binary)")
                 .map_err(err("starting the copy of private parts"))?;
             let mut w = BinaryCopyInWriter::new(sink, &[Type::INT8, Type::TEXT, Type::BYTEA, Type::BYTEA]);
-            for row in private {
+            for row in private.rows {
                 let salt = row.salt.as_ref().map(|s| &s[..]);
                 w.write(&[&(row.leaf as i64), &row.consumer, &salt, &row.values])
                     .map_err(err("keeping a leaf's private part"))?;
             }
             w.finish().map_err(err("finishing the copy of private parts"))?;
+        }
+        if !private.consumers.is_empty() {
+            let (pseudonyms, ids): (Vec<&str>, Vec<&str>) =
+                private.consumers.iter().map(|(p, c)| (p.as_str(), c.as_str())).unzip();
+            tx.execute(
+                "INSERT INTO consumers (pseudonym, consumer) SELECT * FROM UNNEST($1::text[], $2::text[]) ON CONFLICT (pseudonym) DO NOTHING",
+                &[&pseudonyms, &ids],
+            )
+            .map_err(err("keeping consumers' ids"))?;
         }
         let new_size = (first + leaves.len() as u64) as i64;
         tx.execute(
@@ -260,21 +269,23 @@ impl crate::PrivateData for PgStore {
     }
 
     fn erase_consumer(&mut self, pseudonym: &str) -> Result<u64, StoreError> {
-        self.client
+        let mut tx = self.client.transaction().map_err(err("erasing a consumer's data"))?;
+        tx.execute("DELETE FROM consumers WHERE pseudonym = $1", &[&pseudonym])
+            .map_err(err("erasing a consumer's id"))?;
+        let n = tx
             .execute(
                 "UPDATE leaf_private SET salt = NULL, leaf_values = NULL WHERE consumer = $1 AND salt IS NOT NULL",
                 &[&pseudonym],
             )
-            .map_err(err("erasing a consumer's data"))
+            .map_err(err("erasing a consumer's data"))?;
+        tx.commit().map_err(err("committing the erasure"))?;
+        Ok(n)
     }
 
-    fn values_of_consumer(&mut self, pseudonym: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    fn consumer_id(&mut self, pseudonym: &str) -> Result<Option<String>, StoreError> {
         let row = self
             .client
-            .query_opt(
-                "SELECT leaf_values FROM leaf_private WHERE consumer = $1 AND leaf_values IS NOT NULL LIMIT 1",
-                &[&pseudonym],
-            )
+            .query_opt("SELECT consumer FROM consumers WHERE pseudonym = $1", &[&pseudonym])
             .map_err(err("reading a consumer's id"))?;
         Ok(row.map(|r| r.get(0)))
     }

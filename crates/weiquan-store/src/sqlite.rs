@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-use weiquan_ledger::{LogStore, PrivateRow, Row, StoreError};
+use weiquan_ledger::{LogStore, Private, PrivateRow, Row, StoreError};
 
 /// A ledger kept in a SQLite file.
 pub struct SqliteStore {
@@ -216,7 +216,7 @@ impl LogStore for SqliteStore {
         &mut self,
         first: u64,
         leaves: &[Row],
-        private: &[PrivateRow],
+        private: Private<'_>,
         checkpoint: &[u8],
     ) -> Result<(), StoreError> {
         let tx = self
@@ -242,7 +242,7 @@ impl LogStore for SqliteStore {
             let mut keep = tx
                 .prepare_cached("INSERT INTO leaf_private (leaf, consumer, salt, leaf_values) VALUES (?1, ?2, ?3, ?4)")
                 .map_err(err("preparing the append"))?;
-            for row in private {
+            for row in private.rows {
                 keep.execute(params![
                     row.leaf as i64,
                     row.consumer,
@@ -250,6 +250,13 @@ impl LogStore for SqliteStore {
                     row.values
                 ])
                 .map_err(err("keeping a leaf's private part"))?;
+            }
+            let mut name = tx
+                .prepare_cached("INSERT OR IGNORE INTO consumers (pseudonym, consumer) VALUES (?1, ?2)")
+                .map_err(err("preparing the append"))?;
+            for (pseudonym, id) in private.consumers {
+                name.execute(params![pseudonym, id])
+                    .map_err(err("keeping a consumer's id"))?;
             }
         }
         let new_size = first + leaves.len() as u64;
@@ -413,19 +420,23 @@ impl crate::PrivateData for SqliteStore {
     }
 
     fn erase_consumer(&mut self, pseudonym: &str) -> Result<u64, StoreError> {
-        self.conn
+        let tx = self.conn.transaction().map_err(err("erasing a consumer's data"))?;
+        tx.execute("DELETE FROM consumers WHERE pseudonym = ?1", [pseudonym])
+            .map_err(err("erasing a consumer's id"))?;
+        let n = tx
             .execute(
                 "UPDATE leaf_private SET salt = NULL, leaf_values = NULL WHERE consumer = ?1 AND salt IS NOT NULL",
                 [pseudonym],
             )
-            .map(|n| n as u64)
-            .map_err(err("erasing a consumer's data"))
+            .map_err(err("erasing a consumer's data"))?;
+        tx.commit().map_err(err("committing the erasure"))?;
+        Ok(n as u64)
     }
 
-    fn values_of_consumer(&mut self, pseudonym: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    fn consumer_id(&mut self, pseudonym: &str) -> Result<Option<String>, StoreError> {
         self.conn
             .query_row(
-                "SELECT leaf_values FROM leaf_private WHERE consumer = ?1 AND leaf_values IS NOT NULL LIMIT 1",
+                "SELECT consumer FROM consumers WHERE pseudonym = ?1",
                 [pseudonym],
                 |r| r.get(0),
             )

@@ -63,7 +63,7 @@ fn append_reopen_and_continue() {
         assert!(
             again
                 .store_mut()
-                .append(2, &[(leaf(9), vec![0; 32])], &[], b"x")
+                .append(2, &[(leaf(9), vec![0; 32])], Default::default(), b"x")
                 .is_err(),
             "{name}: a stale writer is refused"
         );
