@@ -5,6 +5,7 @@ use crate::acts::{own_id, Submitter};
 use crate::auth::{Caller, Role};
 use crate::core::{Core, ItemResult};
 use crate::problem::{ApiError, Problem};
+use crate::schemas::{BlacklistOut, FindingOut, FindingsPage, InclusionOut, LiftOut, MerchantOut, StandingOut};
 use crate::AppState;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -105,8 +106,7 @@ pub struct IngestResponse {
     /// Items not accepted.
     pub rejected: usize,
     /// One result per item, in order (`item` is 1-based).
-    #[schema(value_type = Vec<crate::schemas::ItemOut>)]
-    pub items: Vec<Value>,
+    pub items: Vec<crate::schemas::ItemOut>,
 }
 
 /// Splits a body into items: a JSON array, or NDJSON (blank lines skipped).
@@ -157,16 +157,8 @@ async fn post_events(State(app): AppStateRef, caller: Caller, body: String) -> R
         accepted: count(|r| matches!(r, ItemResult::Accepted { .. })),
         duplicates: count(|r| matches!(r, ItemResult::Duplicate)),
         rejected: count(|r| matches!(r, ItemResult::Rejected { .. })),
-        items: results
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let mut v = serde_json::to_value(r).unwrap_or_default();
-                if let Some(o) = v.as_object_mut() {
-                    o.insert("item".into(), (i + 1).into());
-                }
-                v
-            })
+        items: (results.into_iter().enumerate())
+            .map(|(i, r)| crate::schemas::ItemOut::new(i + 1, r))
             .collect(),
     }))
 }
@@ -200,7 +192,7 @@ async fn get_findings(
     State(app): AppStateRef,
     caller: Caller,
     Query(q): Query<FindingsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FindingsPage>, ApiError> {
     let role = &caller
         .require("read findings", |r| !matches!(r, Role::Consumer(_)))?
         .role;
@@ -259,17 +251,18 @@ async fn get_findings(
                     continue;
                 }
                 if items.len() == limit {
-                    next = items
-                        .last()
-                        .and_then(|v: &Value| v.get("index").and_then(Value::as_u64));
+                    next = items.last().map(|f: &FindingOut| f.index);
                     break;
                 }
-                items.push(core.finding_json(f, lang));
+                items.push(core.finding_out(f, lang));
             }
             if reveal {
                 core.reveal_consumers(&mut items)?;
             }
-            Ok::<_, weiquan_store::StoreError>(json!({"findings": items, "next_cursor": next}))
+            Ok::<_, weiquan_store::StoreError>(FindingsPage {
+                findings: items,
+                next_cursor: next,
+            })
         })
         .await?
         .map_err(ApiError::internal)?;
@@ -283,7 +276,7 @@ async fn get_merchant(
     State(app): AppStateRef,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MerchantOut>, ApiError> {
     let full = caller
         .0
         .as_ref()
@@ -291,20 +284,15 @@ async fn get_merchant(
     let out = app
         .sequencer
         .read(move |core: &mut Core| {
-            let standing = core.engine().standing(&id)?;
-            let mut v = serde_json::to_value(&standing).unwrap_or_default();
-            if full {
-                let findings: Vec<Value> = core
-                    .findings()
+            let standing = core.engine().standing(&id)?.into();
+            let findings = full.then(|| {
+                core.findings()
                     .iter()
                     .filter(|f| f.finding.merchant.as_deref() == Some(id.as_str()))
-                    .map(|f| core.finding_json(f, Lang::Zh))
-                    .collect();
-                if let Some(o) = v.as_object_mut() {
-                    o.insert("findings".into(), findings.into());
-                }
-            }
-            Some(v)
+                    .map(|f| core.finding_out(f, Lang::Zh))
+                    .collect()
+            });
+            Some(MerchantOut { standing, findings })
         })
         .await?
         .ok_or_else(|| ApiError::not_found("no events name this merchant"))?;
@@ -313,7 +301,7 @@ async fn get_merchant(
 
 /// Blacklisted merchants with the findings behind each.
 #[utoipa::path(get, path = "/v1/blacklist", tag = "merchants", responses((status = 200, description = "Blacklisted merchants", body = crate::schemas::BlacklistOut), (status = 401, body = Problem), (status = 403, body = Problem)), security(("api_key" = [])))]
-async fn get_blacklist(State(app): AppStateRef, caller: Caller) -> Result<Json<Value>, ApiError> {
+async fn get_blacklist(State(app): AppStateRef, caller: Caller) -> Result<Json<BlacklistOut>, ApiError> {
     caller.require("read the blacklist", Role::reads_all)?;
     let list = app
         .sequencer
@@ -322,10 +310,11 @@ async fn get_blacklist(State(app): AppStateRef, caller: Caller) -> Result<Json<V
                 .standings()
                 .into_iter()
                 .filter(|s| s.blacklisted.is_some())
-                .collect::<Vec<_>>()
+                .map(StandingOut::from)
+                .collect()
         })
         .await?;
-    Ok(Json(json!({ "blacklist": list })))
+    Ok(Json(BlacklistOut { blacklist: list }))
 }
 
 /// Body of a blacklist lift.
@@ -344,7 +333,7 @@ async fn lift_blacklist(
     caller: Caller,
     Path(merchant): Path<String>,
     body: String,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LiftOut>, ApiError> {
     let regulator = caller
         .require("lift a blacklist (regulator keys only)", |r| *r == Role::Regulator)?
         .clone();
@@ -372,7 +361,10 @@ async fn lift_blacklist(
     let event = json!({"v": 1, "id": own_id("lift"), "type": "merchant.blacklist_lifted",
         "at": at, "merchant": merchant, "by": "regulator", "reason": reason, "acted_at": now});
     let index = ingest_one(&app, regulator, event).await?;
-    Ok(Json(json!({"lifted": merchant, "index": index})))
+    Ok(Json(LiftOut {
+        lifted: merchant,
+        index,
+    }))
 }
 
 /// The business time for events weiquan writes itself: the engine's clock (wall clock before any event).
@@ -418,7 +410,10 @@ pub struct InclusionQuery {
 
 /// Proof that a leaf is in the tree of a given size.
 #[utoipa::path(get, path = "/v1/proofs/inclusion", tag = "log", params(InclusionQuery), responses((status = 200, description = "Base64 hashes", body = crate::schemas::InclusionOut), (status = 404, body = Problem)))]
-async fn inclusion_proof(State(app): AppStateRef, Query(q): Query<InclusionQuery>) -> Result<Json<Value>, ApiError> {
+async fn inclusion_proof(
+    State(app): AppStateRef,
+    Query(q): Query<InclusionQuery>,
+) -> Result<Json<InclusionOut>, ApiError> {
     let out = app
         .sequencer
         .read(move |core: &mut Core| {
@@ -427,9 +422,11 @@ async fn inclusion_proof(State(app): AppStateRef, Query(q): Query<InclusionQuery
         })
         .await?
         .map_err(ledger_error)?;
-    Ok(Json(
-        json!({"index": q.index, "size": out.0, "proof": out.1.iter().map(|h| BASE64_STANDARD.encode(h.0)).collect::<Vec<_>>()}),
-    ))
+    Ok(Json(InclusionOut {
+        index: q.index,
+        size: out.0,
+        proof: out.1.iter().map(|h| BASE64_STANDARD.encode(h.0)).collect(),
+    }))
 }
 
 /// Query of a consistency proof.
@@ -446,7 +443,7 @@ pub struct ConsistencyQuery {
 async fn consistency_proof(
     State(app): AppStateRef,
     Query(q): Query<ConsistencyQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<weiquan_ledger::ConsistencyProof>, ApiError> {
     let proof = app
         .sequencer
         .read(move |core: &mut Core| {
@@ -457,7 +454,7 @@ async fn consistency_proof(
         })
         .await?
         .map_err(ledger_error)?;
-    Ok(Json(serde_json::to_value(proof).map_err(ApiError::internal)?))
+    Ok(Json(proof))
 }
 
 /// A self-contained receipt for one leaf (platform, regulator, or the consumer or merchant it names);
@@ -465,7 +462,11 @@ async fn consistency_proof(
 #[utoipa::path(get, path = "/v1/receipts/{index}", tag = "log", params(("index" = u64, Path, description = "Leaf index")),
     responses((status = 200, description = "Leaf, signed checkpoint and inclusion proof", body = crate::schemas::ReceiptOut), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("api_key" = [])))]
-async fn get_receipt(State(app): AppStateRef, caller: Caller, Path(index): Path<u64>) -> Result<Json<Value>, ApiError> {
+async fn get_receipt(
+    State(app): AppStateRef,
+    caller: Caller,
+    Path(index): Path<u64>,
+) -> Result<Json<weiquan_ledger::Receipt>, ApiError> {
     let role = caller.role()?.clone();
     let receipt = app
         .sequencer
@@ -473,7 +474,7 @@ async fn get_receipt(State(app): AppStateRef, caller: Caller, Path(index): Path<
         .await?
         .map_err(ledger_error)?
         .ok_or_else(|| ApiError::forbidden("this key may fetch receipts only for leaves that name it"))?;
-    Ok(Json(serde_json::to_value(receipt).map_err(ApiError::internal)?))
+    Ok(Json(receipt))
 }
 
 /// The newest signed checkpoint (C2SP tlog-checkpoint, signed note).

@@ -159,6 +159,21 @@ pub fn finding_leaf_of(
     )
 }
 
+/// The consumer pseudonyms (`ps:` and 32 hex digits) that `text` names.
+fn pseudonyms_in(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(PSEUDONYM_PREFIX) {
+        let candidate = rest[at..].get(..PSEUDONYM_PREFIX.len() + 32).unwrap_or("");
+        rest = &rest[at + PSEUDONYM_PREFIX.len()..];
+        let hex = candidate.get(PSEUDONYM_PREFIX.len()..).unwrap_or("");
+        if hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            out.push(candidate.to_owned());
+        }
+    }
+    out
+}
+
 /// The subject prefix of findings about a consumer (BN-*): personal data.
 const CONSUMER_SUBJECT: &str = "consumer:";
 
@@ -363,41 +378,27 @@ impl Core {
     }
 
     /// Puts consumers' ids back where findings name them by pseudonym (in a
-    /// subject, a message, a fact), for readers entitled to them; an erased
+    /// subject or a message), for readers entitled to them; an erased
     /// consumer stays a pseudonym.
-    pub fn reveal_consumers(&mut self, findings: &mut [serde_json::Value]) -> Result<(), weiquan_store::StoreError> {
+    pub fn reveal_consumers(
+        &mut self,
+        findings: &mut [crate::schemas::FindingOut],
+    ) -> Result<(), weiquan_store::StoreError> {
         let mut known: HashMap<String, Option<String>> = HashMap::new();
-        for item in findings.iter_mut() {
-            let text = item.to_string();
-            let mut rest = text.as_str();
-            let mut replaced = text.clone();
-            while let Some(at) = rest.find(PSEUDONYM_PREFIX) {
-                let candidate = rest[at..].get(..PSEUDONYM_PREFIX.len() + 32).unwrap_or("");
-                rest = &rest[at + PSEUDONYM_PREFIX.len()..];
-                if candidate.len() != PSEUDONYM_PREFIX.len() + 32
-                    || !candidate[PSEUDONYM_PREFIX.len()..]
-                        .bytes()
-                        .all(|b| b.is_ascii_hexdigit())
-                {
-                    continue;
-                }
-                let id = match known.get(candidate) {
-                    Some(id) => id.clone(),
-                    None => {
-                        let id = self.consumer_id(candidate)?;
-                        known.insert(candidate.to_owned(), id.clone());
-                        id
+        for f in findings.iter_mut() {
+            for text in [&mut f.subject, &mut f.message] {
+                for p in pseudonyms_in(text) {
+                    let id = match known.get(&p) {
+                        Some(id) => id.clone(),
+                        None => {
+                            let id = self.consumer_id(&p)?;
+                            known.insert(p.clone(), id.clone());
+                            id
+                        }
+                    };
+                    if let Some(id) = id {
+                        *text = text.replace(&p, &id);
                     }
-                };
-                if let Some(id) = id {
-                    // Escaped as JSON string content, so that any id stays valid JSON.
-                    let quoted = serde_json::Value::from(id).to_string();
-                    replaced = replaced.replace(candidate, &quoted[1..quoted.len() - 1]);
-                }
-            }
-            if replaced != text {
-                if let Ok(v) = serde_json::from_str(&replaced) {
-                    *item = v;
                 }
             }
         }
@@ -675,13 +676,9 @@ impl Core {
         &self.findings
     }
 
-    /// A finding as JSON for the API.
-    pub fn finding_json(&self, f: &StoredFinding, lang: Lang) -> serde_json::Value {
-        let mut v = serde_json::to_value(f.finding.record(&self.rules, lang)).unwrap_or_default();
-        if let Some(o) = v.as_object_mut() {
-            o.insert("index".into(), f.index.into());
-        }
-        v
+    /// A finding as the API shows it.
+    pub fn finding_out(&self, f: &StoredFinding, lang: Lang) -> crate::schemas::FindingOut {
+        crate::schemas::FindingOut::new(&f.finding, f.index, &self.rules, lang)
     }
 }
 

@@ -7,6 +7,7 @@ use crate::api::{business_time, ingest_one, AppStateRef};
 use crate::auth::{Caller, Role};
 use crate::core::Core;
 use crate::problem::{ApiError, Problem};
+use crate::schemas::{AnnouncedOut, ClosedOut, DrawProofOut, DrawnOut, EntryProofOut, LotteryOut, PrizeOut, WinnerOut};
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use rand_core::RngCore;
@@ -27,7 +28,7 @@ async fn view(app: &crate::AppState, id: &str) -> Result<(LotteryView, String), 
     request_body(content = Object, description = "The fields of lottery.announced except `commitment` (weiquan makes it); `id` and `at` optional"),
     responses((status = 200, description = "Announced: ledger index and the published commitment", body = crate::schemas::AnnouncedOut), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
-pub async fn announce(State(app): AppStateRef, caller: Caller, body: String) -> Result<Json<Value>, ApiError> {
+pub async fn announce(State(app): AppStateRef, caller: Caller, body: String) -> Result<Json<AnnouncedOut>, ApiError> {
     let platform = caller
         .require("announce lotteries (platform keys only)", |r| *r == Role::Platform)?
         .clone();
@@ -100,9 +101,12 @@ pub async fn announce(State(app): AppStateRef, caller: Caller, body: String) -> 
         .await?
         .map_err(|_| ApiError::conflict(format!("lottery {lottery} already has a seed held by weiquan")))?;
     let index = ingest_one(&app, platform, event).await?;
-    Ok(Json(
-        json!({"lottery": lottery, "index": index, "commitment": draw::commitment(&seed), "algorithm": draw::ALGORITHM}),
-    ))
+    Ok(Json(AnnouncedOut {
+        lottery,
+        index,
+        commitment: draw::commitment(&seed),
+        algorithm: draw::ALGORITHM.to_owned(),
+    }))
 }
 
 /// The fields `POST /v1/lotteries` takes: those of `lottery.announced` that the
@@ -127,7 +131,11 @@ const ANNOUNCEMENT_FIELDS: [&str; 13] = [
 #[utoipa::path(post, path = "/v1/lotteries/{id}/close", tag = "lotteries", params(("id" = String, Path, description = "Lottery id")),
     responses((status = 200, description = "Closed: entrants count and root", body = crate::schemas::ClosedOut), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("api_key" = [])))]
-pub async fn close(State(app): AppStateRef, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn close(
+    State(app): AppStateRef,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ClosedOut>, ApiError> {
     let platform = caller
         .require("close lotteries (platform keys only)", |r| *r == Role::Platform)?
         .clone();
@@ -148,9 +156,12 @@ pub async fn close(State(app): AppStateRef, caller: Caller, Path(id): Path<Strin
         o.insert("entrants_root".into(), json!(r));
     }
     let index = ingest_one(&app, platform, event).await?;
-    Ok(Json(
-        json!({"lottery": id, "index": index, "entrants": v.entrant_count, "entrants_root": root}),
-    ))
+    Ok(Json(ClosedOut {
+        lottery: id,
+        index,
+        entrants: v.entrant_count as u64,
+        entrants_root: root,
+    }))
 }
 
 /// Draw a closed lottery with the seed weiquan holds (platform).
@@ -162,7 +173,7 @@ pub async fn draw_lottery(
     caller: Caller,
     Path(id): Path<String>,
     body: String,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DrawnOut>, ApiError> {
     let platform = caller
         .require("draw lotteries (platform keys only)", |r| *r == Role::Platform)?
         .clone();
@@ -190,28 +201,35 @@ pub async fn draw_lottery(
         .and_then(|b| b.get("beacon_signature").and_then(Value::as_str).map(str::to_owned));
     let refs: Vec<&str> = v.entrants.iter().map(String::as_str).collect();
     let prizes: Vec<(&str, u32)> = v.prizes.iter().map(|p| (p.0.as_str(), p.2)).collect();
-    let winners: Vec<Value> = draw::winners(&seed, v.beacon_round, beacon_signature.as_deref(), &refs, &prizes)
+    let winners: Vec<WinnerOut> = draw::winners(&seed, v.beacon_round, beacon_signature.as_deref(), &refs, &prizes)
         .map_err(ApiError::unprocessable)?
         .into_iter()
-        .map(|(p, prize)| json!({"participant": p, "prize": prize}))
+        .map(|(p, prize)| WinnerOut::new(p, prize, None))
         .collect();
-    let root = hex::encode(draw::entrants_root(&refs));
-    let proof = json!({"algorithm": draw::ALGORITHM, "entrants_root": root, "entrants": refs.len()});
+    let proof = DrawProofOut {
+        algorithm: draw::ALGORITHM.to_owned(),
+        entrants_root: hex::encode(draw::entrants_root(&refs)),
+        entrants: refs.len() as u64,
+    };
     let mut event = json!({"v": 1, "id": own_id("draw"), "type": "lottery.drawn", "at": at, "lottery": id,
         "winners": winners, "seed": seed, "proof": proof});
     if let (Some(sig), Some(o)) = (beacon_signature, event.as_object_mut()) {
         o.insert("beacon_signature".into(), Value::String(sig));
     }
     let index = ingest_one(&app, platform, event).await?;
-    Ok(Json(
-        json!({"lottery": id, "index": index, "winners": winners, "seed": seed, "proof": proof}),
-    ))
+    Ok(Json(DrawnOut {
+        lottery: id,
+        index,
+        winners,
+        seed,
+        proof,
+    }))
 }
 
 /// A lottery: commitment, entrants, draw result, prize delivery and findings (public).
 #[utoipa::path(get, path = "/v1/lotteries/{id}", tag = "lotteries", params(("id" = String, Path, description = "Lottery id")),
     responses((status = 200, description = "The lottery", body = crate::schemas::LotteryOut), (status = 404, body = Problem)))]
-pub async fn get_lottery(State(app): AppStateRef, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get_lottery(State(app): AppStateRef, Path(id): Path<String>) -> Result<Json<LotteryOut>, ApiError> {
     let (v, _) = view(&app, &id).await?;
     let subject = format!("lottery:{id}");
     let findings = app
@@ -220,19 +238,34 @@ pub async fn get_lottery(State(app): AppStateRef, Path(id): Path<String>) -> Res
             core.findings()
                 .iter()
                 .filter(|f| f.finding.subject == subject)
-                .map(|f| core.finding_json(f, weiquan_engine::Lang::Zh))
+                .map(|f| core.finding_out(f, weiquan_engine::Lang::Zh))
                 .collect::<Vec<_>>()
         })
         .await?;
     let refs: Vec<&str> = v.entrants.iter().map(String::as_str).collect();
-    Ok(Json(json!({
-        "lottery": id, "merchant": v.merchant, "commitment": v.commitment,
-        "prizes": v.prizes.iter().map(|p| json!({"name": p.0, "value_fen": p.1, "count": p.2})).collect::<Vec<_>>(),
-        "entrants": v.entrant_count, "entrants_root": hex::encode(draw::entrants_root(&refs)), "late_entries": v.late_entries,
-        "closed": v.closed, "drawn": v.drawn, "cancelled": v.cancelled,
-        "winners": v.winners.iter().map(|w| json!({"participant": w.0, "prize": w.1, "shipped": w.2 > 0})).collect::<Vec<_>>(),
-        "findings": findings,
-    })))
+    let entrants_root = hex::encode(draw::entrants_root(&refs));
+    Ok(Json(LotteryOut {
+        lottery: id,
+        merchant: v.merchant,
+        commitment: v.commitment,
+        prizes: (v.prizes.into_iter())
+            .map(|(name, value_fen, count)| PrizeOut {
+                name,
+                value_fen,
+                count: count.into(),
+            })
+            .collect(),
+        entrants: v.entrant_count as u64,
+        entrants_root,
+        late_entries: v.late_entries as u64,
+        closed: v.closed,
+        drawn: v.drawn,
+        cancelled: v.cancelled,
+        winners: (v.winners.iter())
+            .map(|w| WinnerOut::new(w.0.clone(), w.1.clone(), Some(w.2 > 0)))
+            .collect(),
+        findings,
+    }))
 }
 
 /// Which participant a proof is for.
@@ -249,7 +282,7 @@ pub async fn entry_proof(
     State(app): AppStateRef,
     Path(id): Path<String>,
     Query(q): Query<ProofQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EntryProofOut>, ApiError> {
     let (v, _) = view(&app, &id).await?;
     let refs: Vec<&str> = v.entrants.iter().map(String::as_str).collect();
     let index = refs.iter().position(|p| *p == q.participant).ok_or_else(|| {
@@ -279,19 +312,26 @@ pub async fn entry_proof(
         (
             seed,
             Some(
-                v.winners
-                    .iter()
-                    .map(|w| json!({"participant": w.0, "prize": w.1}))
-                    .collect::<Vec<_>>(),
+                (v.winners.iter())
+                    .map(|w| WinnerOut::new(w.0.clone(), w.1.clone(), None))
+                    .collect(),
             ),
         )
     } else {
         (None, None)
     };
-    Ok(Json(json!({
-        "lottery": id, "participant": q.participant, "index": index, "entrants": refs.len(),
-        "entrants_root": hex::encode(draw::entrants_root(&refs)), "audit_path": path,
-        "algorithm": draw::ALGORITHM, "commitment": v.commitment, "seed": seed, "winners": winners,
-        "won": v.winners.iter().any(|w| w.0 == q.participant),
-    })))
+    let won = v.winners.iter().any(|w| w.0 == q.participant);
+    Ok(Json(EntryProofOut {
+        lottery: id,
+        participant: q.participant,
+        index: index as u64,
+        entrants: refs.len() as u64,
+        entrants_root: hex::encode(draw::entrants_root(&refs)),
+        audit_path: path,
+        algorithm: draw::ALGORITHM.to_owned(),
+        commitment: v.commitment.clone(),
+        seed,
+        winners,
+        won,
+    }))
 }

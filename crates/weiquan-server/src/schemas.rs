@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 use utoipa::ToSchema;
+use weiquan_engine::{Lang, MerchantStanding, Rulebook};
 
 /// A finding as the API returns it.
 #[derive(Serialize, ToSchema)]
@@ -295,4 +296,73 @@ pub struct ItemOut {
     /// What was wrong and what to do, when rejected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl FindingOut {
+    /// A finding as the API shows it, in `lang`, at its leaf `index`.
+    pub fn new(f: &weiquan_engine::Finding, index: u64, rules: &Rulebook, lang: Lang) -> FindingOut {
+        let r = f.record(rules, lang);
+        FindingOut {
+            rule: r.rule.as_str().to_owned(),
+            subject: r.subject.to_owned(),
+            severity: r.severity.to_owned(),
+            at: r.at.to_string(),
+            events: r.events.to_vec(),
+            citation: r.citation.to_owned(),
+            message: r.message,
+            merchant: r.merchant.map(str::to_owned),
+            index,
+        }
+    }
+}
+
+impl From<MerchantStanding> for StandingOut {
+    fn from(s: MerchantStanding) -> StandingOut {
+        StandingOut {
+            merchant: s.merchant,
+            grade: GradeOut {
+                grade: s.grade.grade.to_string(),
+                score: s.grade.score,
+                reasons: s.grade.reasons,
+            },
+            blacklisted: s.blacklisted.map(|b| BlacklistingOut {
+                at: b.at.to_string(),
+                findings: b
+                    .findings
+                    .into_iter()
+                    .map(|(rule, subject)| vec![rule.as_str().to_owned(), subject])
+                    .collect(),
+            }),
+        }
+    }
+}
+
+impl WinnerOut {
+    /// A winner; `shipped` where it is known.
+    pub fn new(participant: impl Into<String>, prize: impl Into<String>, shipped: Option<bool>) -> WinnerOut {
+        WinnerOut {
+            participant: participant.into(),
+            prize: prize.into(),
+            shipped,
+        }
+    }
+}
+
+impl ItemOut {
+    /// Item `item` (1-based) of a request, and what became of it.
+    pub fn new(item: usize, result: crate::ItemResult) -> ItemOut {
+        use crate::ItemResult;
+        let (status, index, field, error) = match result {
+            ItemResult::Accepted { index } => ("accepted", Some(index), None, None),
+            ItemResult::Duplicate => ("duplicate", None, None, None),
+            ItemResult::Rejected { field, error } => ("rejected", None, field, Some(error)),
+        };
+        ItemOut {
+            item,
+            status: status.to_owned(),
+            index,
+            field,
+            error,
+        }
+    }
 }
