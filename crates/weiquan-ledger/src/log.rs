@@ -102,6 +102,17 @@ impl<S: LogStore> LedgerReader<S> {
         self.size
     }
 
+    /// Catches up with what was appended since (by another connection).
+    pub fn refresh(&mut self) -> Result<(), LedgerError> {
+        self.size = self.store.size()?;
+        Ok(())
+    }
+
+    /// The newest stored checkpoint (`None` before the first append).
+    pub fn latest_checkpoint(&mut self) -> Result<Option<Vec<u8>>, LedgerError> {
+        Ok(self.store.latest_checkpoint()?)
+    }
+
     fn check_size(&self, what: &str, size: u64) -> Result<(), LedgerError> {
         if size > self.size() {
             return Err(LedgerError::OutOfRange(format!(

@@ -89,7 +89,7 @@ fn lang_of(q: Option<&str>) -> Lang {
     }
 }
 
-fn ledger_error(e: LedgerError) -> ApiError {
+pub(crate) fn ledger_error(e: LedgerError) -> ApiError {
     match e {
         LedgerError::OutOfRange(m) => ApiError::not_found(m),
         other => ApiError::internal(other),
@@ -414,14 +414,12 @@ async fn inclusion_proof(
     State(app): AppStateRef,
     Query(q): Query<InclusionQuery>,
 ) -> Result<Json<InclusionOut>, ApiError> {
-    let out = app
-        .sequencer
-        .read(move |core: &mut Core| {
-            let size = q.size.unwrap_or(core.ledger().size());
-            core.ledger().inclusion_proof(q.index, size).map(|p| (size, p))
+    let out = (app.log)
+        .read(move |log| {
+            let size = q.size.unwrap_or(log.size());
+            log.inclusion_proof(q.index, size).map(|p| (size, p))
         })
-        .await?
-        .map_err(ledger_error)?;
+        .await?;
     Ok(Json(InclusionOut {
         index: q.index,
         size: out.0,
@@ -444,16 +442,12 @@ async fn consistency_proof(
     State(app): AppStateRef,
     Query(q): Query<ConsistencyQuery>,
 ) -> Result<Json<weiquan_ledger::ConsistencyProof>, ApiError> {
-    let proof = app
-        .sequencer
-        .read(move |core: &mut Core| {
-            let to = q.to.unwrap_or(core.ledger().size());
-            core.ledger()
-                .consistency_proof(q.from, to)
-                .map(|p| weiquan_ledger::ConsistencyProof::new(q.from, to, &p))
+    let proof = (app.log)
+        .read(move |log| {
+            let to = q.to.unwrap_or(log.size());
+            (log.consistency_proof(q.from, to)).map(|p| weiquan_ledger::ConsistencyProof::new(q.from, to, &p))
         })
-        .await?
-        .map_err(ledger_error)?;
+        .await?;
     Ok(Json(proof))
 }
 
@@ -480,11 +474,15 @@ async fn get_receipt(
 /// The newest signed checkpoint (C2SP tlog-checkpoint, signed note).
 #[utoipa::path(get, path = "/log/checkpoint", tag = "log", responses((status = 200, description = "text/plain signed note", body = String, content_type = "text/plain")))]
 async fn get_checkpoint(State(app): AppStateRef) -> Result<Response, ApiError> {
-    let cp = app
-        .sequencer
-        .read(|core: &mut Core| core.ledger().checkpoint())
-        .await?
-        .map_err(ledger_error)?;
+    let cp = match app.log.read(|log| log.latest_checkpoint()).await? {
+        Some(cp) => cp,
+        // Before the first append no checkpoint is stored: the sequencer signs the empty one.
+        None => app
+            .sequencer
+            .read(|core: &mut Core| core.ledger().checkpoint())
+            .await?
+            .map_err(ledger_error)?,
+    };
     Ok((
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
@@ -500,11 +498,7 @@ async fn get_checkpoint(State(app): AppStateRef) -> Result<Response, ApiError> {
     responses((status = 200, description = "Tile bytes; full tiles are immutable", content_type = "application/octet-stream"), (status = 404, body = Problem)))]
 async fn get_tile(State(app): AppStateRef, Path(path): Path<String>) -> Result<Response, ApiError> {
     let req = parse_tile_path(&format!("tile/{path}")).ok_or_else(|| ApiError::not_found("not a C2SP tile path"))?;
-    let bytes = app
-        .sequencer
-        .read(move |core: &mut Core| core.ledger().tile(req))
-        .await?
-        .map_err(ledger_error)?
+    let bytes = (app.log.read(move |log| log.tile(req)).await?)
         .ok_or_else(|| ApiError::not_found("the tree does not (yet) have this tile"))?;
     // A full tile never changes; a partial one is replaced as the tree grows.
     let cache = if req.width == 256 {

@@ -59,6 +59,54 @@ impl Database {
             Database::Postgres { url, schema } => Box::new(PgStore::connect(url, schema)?),
         })
     }
+
+    /// Opens a connection for reads beside the sequencer's.
+    pub fn open_reader(&self) -> Result<Box<dyn Backend>> {
+        Ok(match self {
+            Database::Sqlite(path) => Box::new(SqliteStore::open_for_reading(path)?),
+            Database::Postgres { url, schema } => Box::new(PgStore::connect(url, schema)?),
+        })
+    }
+}
+
+/// The public log's reads (checkpoint, tiles, proofs) on a connection of
+/// their own, so that they are not queued behind ingest on the sequencer.
+pub(crate) struct LogReads {
+    db: Database,
+    reader: std::sync::Mutex<Option<weiquan_ledger::LedgerReader<Box<dyn Backend>>>>,
+}
+
+impl LogReads {
+    /// Runs `f` on the reader, caught up with the ledger (opened on first use;
+    /// dropped after a failure, to be opened afresh).
+    pub(crate) async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut weiquan_ledger::LedgerReader<Box<dyn Backend>>) -> Result<T, weiquan_ledger::LedgerError>
+            + Send
+            + 'static,
+    ) -> Result<T, problem::ApiError> {
+        let this = self.clone();
+        let run = move || -> Result<T, problem::ApiError> {
+            let mut slot = this.reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if slot.is_none() {
+                let store = (this.db.open_reader()).map_err(|e| {
+                    problem::ApiError::unavailable(format!("the log cannot be read now ({e:#}); retry"))
+                })?;
+                *slot = Some(weiquan_ledger::LedgerReader::open(store).map_err(api::ledger_error)?);
+            }
+            let Some(reader) = slot.as_mut() else {
+                return Err(problem::ApiError::internal("the log reader is missing"));
+            };
+            let out = reader.refresh().and_then(|()| f(reader));
+            if matches!(out, Err(weiquan_ledger::LedgerError::Store(_))) {
+                *slot = None;
+            }
+            out.map_err(api::ledger_error)
+        };
+        tokio::task::spawn_blocking(run)
+            .await
+            .map_err(problem::ApiError::internal)?
+    }
 }
 
 /// Everything `weiquan serve` is configured with.
@@ -96,6 +144,8 @@ pub struct AppState {
     acts: tokio::sync::Mutex<()>,
     /// The sequencer's bound on future-dated events, for routes that check before they act.
     max_future_ms: Option<i64>,
+    /// Reads of the public log, beside the sequencer.
+    log: Arc<LogReads>,
     metrics: Arc<metrics::Metrics>,
 }
 
@@ -176,6 +226,10 @@ fn start_blocking(cfg: &Config) -> Result<Service> {
         public_limiter: governor::RateLimiter::keyed(quota),
         acts: tokio::sync::Mutex::new(()),
         max_future_ms: cfg.max_future_ms,
+        log: Arc::new(LogReads {
+            db: cfg.db.clone(),
+            reader: std::sync::Mutex::new(None),
+        }),
         metrics,
     });
     Ok(Service {

@@ -149,6 +149,12 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// A second connection to the ledger at `path`, for reads beside the
+    /// writer (WAL lets them run while it commits); it runs no checkpointer.
+    pub fn open_for_reading(path: &Path) -> Result<Self, StoreError> {
+        Self::init(open_file(path)?)
+    }
+
     /// A ledger in memory (for tests and dry runs).
     pub fn in_memory() -> Result<Self, StoreError> {
         Self::init(Connection::open_in_memory().map_err(err("opening an in-memory database"))?)

@@ -160,6 +160,21 @@ fn a_standby_takes_over_when_the_sequencer_dies() {
         Some(lines[half..].join("\n")),
     );
     assert_eq!(status, 503, "the standby refuses to sequence");
+    // The public log is read beside the sequencer: the standby serves it too, as the leader does.
+    let (leader, standby) = (
+        http("GET", &format!("{}/log/checkpoint", first.base), None, None),
+        http("GET", &format!("{}/log/checkpoint", second.base), None, None),
+    );
+    assert_eq!((standby.0, &standby.1), (200, &leader.1), "the standby reads the log");
+    let size: u64 = leader
+        .1
+        .lines()
+        .nth(1)
+        .and_then(|l| l.parse().ok())
+        .expect("a tree size");
+    let tile = |base: &str| http("GET", &format!("{base}/log/tile/0/000.p/{size}"), None, None);
+    assert_eq!(tile(&second.base), tile(&first.base));
+    assert_eq!(tile(&second.base).0, 200);
 
     drop(first); // SIGKILL: its lock goes with its connection
     wait_until("the standby to take over", || {
