@@ -76,6 +76,17 @@ pub(crate) struct LogReads {
     reader: std::sync::Mutex<Option<weiquan_ledger::LedgerReader<Box<dyn Backend>>>>,
 }
 
+impl Drop for LogReads {
+    fn drop(&mut self) {
+        // The synchronous PostgreSQL client blocks on a runtime of its own when
+        // it closes, which may not happen on an async runtime's thread.
+        let reader = self.reader.get_mut().map(Option::take).unwrap_or_else(|e| e.into_inner().take());
+        if let Some(reader) = reader {
+            let _ = std::thread::spawn(move || drop(reader)).join();
+        }
+    }
+}
+
 impl LogReads {
     /// Runs `f` on the reader, caught up with the ledger (opened on first use;
     /// dropped after a failure, to be opened afresh).
