@@ -208,6 +208,8 @@ struct Fields<'a> {
     /// One bit per pair (the first 64) that a reader looked up: the rest are
     /// fields this format does not define (kept, and private in the ledger).
     read: std::cell::Cell<u64>,
+    /// The same for pairs past the 64th (rare: no allocation otherwise).
+    read_beyond: std::cell::RefCell<Vec<usize>>,
 }
 
 impl<'a> Fields<'a> {
@@ -228,6 +230,8 @@ impl<'a> Fields<'a> {
         self.cursor.set(i + 1);
         if i < 64 {
             self.read.set(self.read.get() | 1 << i);
+        } else {
+            self.read_beyond.borrow_mut().push(i);
         }
         Some(*v).filter(|v| !is_null(v))
     }
@@ -357,6 +361,7 @@ impl<'a> Fields<'a> {
             prefix: format!("{}.", self.path(key)),
             cursor: std::cell::Cell::new(0),
             read: std::cell::Cell::new(0),
+            read_beyond: Default::default(),
         };
         fields.no_duplicate_keys()?;
         Ok(fields)
@@ -466,7 +471,16 @@ impl<'a> Fields<'a> {
             odds: self.opt("odds", Self::raw_json_at)?,
             commitment: self.opt("commitment", Self::sha256_at)?,
             beacon_round: self.opt("beacon_round", |f, k, v| {
-                raw_uint(v).map_err(|got| f.wrong(k, "a drand round number", got))
+                // The ledger keeps events as canonical JSON, whose numbers are
+                // IEEE doubles: a larger round would come back changed.
+                match raw_uint(v) {
+                    Ok(n) if n < 1 << 53 => Ok(n),
+                    Ok(_) | Err("a number too large") => Err(FieldError::at(
+                        f.path(k),
+                        format!("{v} is out of range: a drand round number is below 2^53"),
+                    )),
+                    Err(got) => Err(f.wrong(k, "a drand round number", got)),
+                }
             })?,
         })
     }
@@ -493,13 +507,18 @@ pub fn parse_event(line: &str) -> Result<Event<'_>, ParseError> {
 }
 
 /// Parses one line into an event, with the top-level keys that no field of
-/// its type reads: the producer's own extra fields, in input order (a key
-/// past the 64th counts as extra, whatever its name).
+/// its type reads: the producer's own extra fields, in input order.
 pub fn parse_event_with_extras(line: &str) -> Result<(Event<'_>, Vec<Cow<'_, str>>), ParseError> {
     let (event, f) = parse_fields(line)?;
-    let read = f.read.get();
+    let (read, beyond) = (f.read.get(), f.read_beyond.take());
     let extras = (f.obj.pairs.into_iter().enumerate())
-        .filter(|(i, _)| *i >= 64 || read & (1 << i) == 0)
+        .filter(|(i, _)| {
+            if *i < 64 {
+                read & (1 << i) == 0
+            } else {
+                !beyond.contains(i)
+            }
+        })
         .map(|(_, (k, _))| k)
         .collect();
     Ok((event, extras))
@@ -520,6 +539,7 @@ fn parse_fields(line: &str) -> Result<(Event<'_>, Fields<'_>), ParseError> {
         prefix: String::new(),
         cursor: std::cell::Cell::new(0),
         read: std::cell::Cell::new(0),
+        read_beyond: Default::default(),
     };
     // The id is read first so that every later error can carry it.
     let id = f.id("id");
@@ -555,12 +575,15 @@ fn parse_fields(line: &str) -> Result<(Event<'_>, Fields<'_>), ParseError> {
 /// Whether a defined field of an event type holds personal data, which the
 /// public ledger keeps only as a salted commitment: the consumer and
 /// participant ids (and so a draw's `winners`), free text a person wrote or
-/// is described by (`text`, `reason`), and a host's name (主播 are people;
-/// a merchant's `name` is a business's). Extra fields are private too, but
+/// is described by (`text`, `reason`), what the platform knows of a consumer
+/// (`segment`), and a host's name (主播 are people; a merchant's `name` is a
+/// business's). Extra fields are private too, but
 /// that is known only from the line ([`parse_event_with_extras`]).
 pub fn is_personal_field(body: &Body<'_>, key: &str) -> bool {
-    matches!(key, "consumer" | "participant" | "winners" | "text" | "reason")
-        || (matches!(body, Body::HostRegistered { .. }) && key == "name")
+    matches!(
+        key,
+        "consumer" | "participant" | "winners" | "text" | "reason" | "segment"
+    ) || (matches!(body, Body::HostRegistered { .. }) && key == "name")
 }
 
 fn body<'a>(f: &Fields<'a>, ty: &str) -> R<Body<'a>> {

@@ -229,12 +229,10 @@ async fn get_findings(
         .sequencer
         .read(move |core: &mut Core| {
             // The engine knows consumers by pseudonym: a subject may name either.
-            let subject = q.subject.as_deref().map(|s| match s.strip_prefix("consumer:") {
-                Some(id) if !id.starts_with(weiquan_ledger::PSEUDONYM_PREFIX) => {
-                    format!("consumer:{}", core.pseudonym_of(id))
-                }
-                _ => s.to_owned(),
-            });
+            let subject = match q.subject.as_deref() {
+                Some(s) => Some(core.subject_filter(s)?),
+                None => None,
+            };
             let rules = core.rules();
             let mut items = Vec::new();
             let mut next = None;

@@ -174,6 +174,11 @@ fn pseudonyms_in(text: &str) -> Vec<String> {
     out
 }
 
+/// The envelope: never salted, whatever else is (replay needs it, erased or not).
+fn is_envelope(key: &str) -> bool {
+    matches!(key, "v" | "id" | "type" | "at")
+}
+
 /// The subject prefix of findings about a consumer (BN-*): personal data.
 const CONSUMER_SUBJECT: &str = "consumer:";
 
@@ -369,12 +374,31 @@ impl Core {
         salt
     }
 
-    /// The consumer id behind a pseudonym, unless it was erased.
+    /// The consumer id behind a pseudonym, unless it was erased (or never stored).
     fn consumer_id(&mut self, pseudonym: &str) -> Result<Option<String>, weiquan_store::StoreError> {
         if let Some(id) = self.legacy_ids.get(pseudonym) {
             return Ok(Some(id.clone()));
         }
-        self.ledger.store_mut().consumer_id(pseudonym)
+        Ok(self.ledger.store_mut().consumer_id(pseudonym)?.flatten())
+    }
+
+    /// A findings filter's subject as the engine knows it: `consumer:ID` by
+    /// the consumer's pseudonym — unless that consumer was erased, whose id
+    /// then finds nothing (it must not lead back to their findings).
+    pub fn subject_filter(&mut self, subject: &str) -> Result<String, weiquan_store::StoreError> {
+        let Some(id) = subject.strip_prefix(CONSUMER_SUBJECT) else {
+            return Ok(subject.to_owned());
+        };
+        if id.starts_with(PSEUDONYM_PREFIX) {
+            return Ok(subject.to_owned());
+        }
+        let p = self.pseudonym_of(id);
+        let erased = matches!(self.ledger.store_mut().consumer_id(&p)?, Some(None));
+        Ok(if erased {
+            format!("{CONSUMER_SUBJECT}(erased)")
+        } else {
+            format!("{CONSUMER_SUBJECT}{p}")
+        })
     }
 
     /// Puts consumers' ids back where findings name them by pseudonym (in a
@@ -420,16 +444,23 @@ impl Core {
         let row = self.ledger.store_mut().private_rows(index, index + 1)?.pop();
         // The event a leaf holds, in any format (a finding leaf names no party);
         // salted members are commitments here, their values are in the row.
-        let leaf: Map<String, Value> = leaf_event(&receipt.leaf)
+        let read = leaf_event(&receipt.leaf);
+        let salted: Vec<String> = read.as_ref().map(|e| e.salted.clone()).unwrap_or_default();
+        let leaf: Map<String, Value> = (read.as_ref())
             .and_then(|e| serde_json::from_str(&e.event).ok())
             .unwrap_or_default();
         let values: Option<Map<String, Value>> = row
             .as_ref()
             .and_then(|r| r.values.as_deref())
             .and_then(|v| serde_json::from_slice(v).ok());
+        // A salted member's public value is its commitment: only its original names a party.
         let names = |field: &str, id: &str| {
-            let plain = leaf.get(field).and_then(Value::as_str) == Some(id);
-            plain || values.as_ref().and_then(|v| v.get(field)).and_then(Value::as_str) == Some(id)
+            let shown = if salted.iter().any(|s| s == field) {
+                values.as_ref().and_then(|v| v.get(field))
+            } else {
+                leaf.get(field)
+            };
+            shown.and_then(Value::as_str) == Some(id)
         };
         let (allowed, reveal) = match role {
             Role::Platform | Role::Regulator => (true, true),
@@ -538,8 +569,25 @@ impl Core {
         }
         // Personal data (consumer and participant ids, free text, fields this
         // format does not define) enters the public leaf only as commitments.
+        // The pseudonyms' namespace is weiquan's: a consumer sent as `ps:…` would
+        // read, once revealed, as another consumer (or an erased one).
+        if let (Submitter::Party(_), Some(c)) = (submitter, ev.body.consumer_mut()) {
+            if c.starts_with(PSEUDONYM_PREFIX) {
+                return ItemResult::Rejected {
+                    field: Some("consumer".into()),
+                    error: format!(
+                        "consumer ids starting with `{PSEUDONYM_PREFIX}` are weiquan's pseudonyms; send the platform's own id"
+                    ),
+                };
+            }
+        }
         let salt = self.salt();
-        let private = |key: &str| is_personal_field(&ev.body, key) || extras.iter().any(|e| e == key);
+        // Extra fields are the producer's own and may hold anything; weiquan's
+        // own acts carry none that are personal (`entrants_root`, `acted_at`).
+        let own_act = matches!(submitter, Submitter::Weiquan(_));
+        let private = |key: &str| {
+            is_personal_field(&ev.body, key) || (!own_act && extras.iter().any(|e| e == key) && !is_envelope(key))
+        };
         let salted = match salted_event_leaf(line, actor, private, &salt) {
             Ok(l) => l,
             Err(e) => {
@@ -554,11 +602,18 @@ impl Core {
             return ItemResult::Duplicate;
         }
         let id = ev.body.consumer_mut().map(|c| c.to_string());
-        let consumer = self.pseudonymise(&mut ev);
+        let mut consumer = self.pseudonymise(&mut ev);
         if let (Some(p), Some(id)) = (&consumer, id) {
             if self.known_consumers.insert(p.clone()) {
                 st.consumers.push((p.clone(), id));
             }
+        }
+        // A consumer named in an extra field (an event type without one) is
+        // who the leaf is about too: erasure must find it.
+        if consumer.is_none() && extras.iter().any(|e| e == "consumer") {
+            consumer = (salted.values.as_deref())
+                .and_then(|v| serde_json::from_slice::<serde_json::Value>(v).ok())
+                .and_then(|v| v["consumer"].as_str().map(|id| self.pseudonym_of(id)));
         }
         if let Some(values) = salted.values {
             st.private.push(PrivateRow {

@@ -80,7 +80,11 @@ impl Drop for LogReads {
     fn drop(&mut self) {
         // The synchronous PostgreSQL client blocks on a runtime of its own when
         // it closes, which may not happen on an async runtime's thread.
-        let reader = self.reader.get_mut().map(Option::take).unwrap_or_else(|e| e.into_inner().take());
+        let reader = self
+            .reader
+            .get_mut()
+            .map(Option::take)
+            .unwrap_or_else(|e| e.into_inner().take());
         if let Some(reader) = reader {
             let _ = std::thread::spawn(move || drop(reader)).join();
         }

@@ -252,3 +252,142 @@ async fn personal_data_is_salted_in_public_opened_for_those_entitled_and_erasabl
         server.stop().await;
     }
 }
+
+/// What an outside attack on the above found, each failing before its fix:
+/// an erased id brought back by a later event, found again through the
+/// subject filter, left in the database file; a consumer named by an extra
+/// field that erasure missed; a 70-key event whose envelope was salted (replay
+/// then lost its findings after erasure, and its id was accepted twice); a
+/// consumer key named after a public commitment; a consumer sent as a pseudonym.
+#[tokio::test(flavor = "multi_thread")]
+async fn what_an_attack_on_the_private_log_found_stays_fixed() {
+    for (name, db) in Db::both() {
+        let server = Server::start(db.config(None)).await;
+        let platform = db.key("platform").await;
+        let victim = "victim-13900000000";
+        let padding: serde_json::Map<String, Value> = (0..70).map(|i| (format!("pad{i}"), json!(i))).collect();
+        let mut wide = json!({"v": 1, "id": "wide", "type": "order.placed", "at": AT});
+        if let Some(o) = wide.as_object_mut() {
+            // The padding first: the envelope and the order's fields come after the 64th key.
+            let mut all = padding.clone();
+            all.extend(o.clone());
+            all.extend(
+                json!({"order": "ow", "merchant": "m1", "consumer": victim, "sku": "s", "qty": 1,
+                       "amount_fen": 100, "payment": "bnpl", "confirmed": false})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            );
+            *o = all;
+        }
+        let stream = [
+            ev("b1", "bnpl.enabled", json!({"consumer": victim, "provider": "p", "consent": "bundled", "identity_verified": true})),
+            ev("r1", "refund.requested", json!({"order": "o9", "amount_fen": 1, "no_reason": true, "consumer": victim, "buyer_phone": "13900000000"})),
+            wide.to_string(),
+        ]
+        .join("\n");
+        let v = server.post_events(&platform, stream).await;
+        assert_eq!(v["accepted"], 3, "{name}: {v}");
+        let refund_leaf = v["items"][1]["index"].as_u64().expect("index");
+        let before = pairs(&findings(&server, &platform).await);
+
+        // A consumer sent as a pseudonym is refused; a key named after a commitment opens nothing.
+        let fake = ev(
+            "f1",
+            "bnpl.offered",
+            json!({"consumer": "ps:00112233445566778899aabbccddeeff", "session": "s", "preselected": true, "terms_shown": true}),
+        );
+        let v = server.post_events(&platform, fake).await;
+        assert_eq!(
+            (&v["items"][0]["status"], &v["items"][0]["field"]),
+            (&json!("rejected"), &json!("consumer")),
+            "{name}: {v}"
+        );
+        let (_, r) = server.call("GET", "/v1/receipts/0", Some(&platform), None).await;
+        let leaf: Value = serde_json::from_str(r["leaf"].as_str().expect("leaf")).expect("json");
+        let commitment = leaf["event"]["consumer"].as_str().expect("a commitment").to_owned();
+        let squatter = db.key(&format!("consumer:{commitment}")).await;
+        assert_eq!(
+            server.call("GET", "/v1/receipts/0", Some(&squatter), None).await.0,
+            403,
+            "{name}"
+        );
+
+        let erased = {
+            let d = db.db.clone();
+            tokio::task::spawn_blocking(move || weiquan_server::erase_consumer(&d, victim))
+                .await
+                .expect("join")
+                .expect("erased")
+        };
+        assert!(erased.leaves >= 4, "{name}: the bnpl event, the refund naming them in an extra field, the wide order, their findings: {erased:?}");
+        let (_, r) = server
+            .call("GET", &format!("/v1/receipts/{refund_leaf}"), Some(&platform), None)
+            .await;
+        assert_eq!(
+            r.get("private"),
+            None,
+            "{name}: the refund's extra consumer and phone are erased: {r}"
+        );
+        let (_, by_id) = server
+            .call(
+                "GET",
+                &format!("/v1/findings?subject=consumer:{victim}"),
+                Some(&platform),
+                None,
+            )
+            .await;
+        assert_eq!(
+            by_id["findings"].as_array().map(Vec::len),
+            Some(0),
+            "{name}: the erased id finds nothing: {by_id}"
+        );
+
+        server.stop().await;
+        if name == "sqlite" {
+            // Overwritten, not only unlinked: neither the file nor its WAL holds the id.
+            let bytes = std::fs::read(db.dir.path().join("weiquan.db")).expect("db");
+            let wal = std::fs::read(db.dir.path().join("weiquan.db-wal")).unwrap_or_default();
+            for file in [&bytes, &wal] {
+                assert!(
+                    !file.windows(victim.len()).any(|w| w == victim.as_bytes()),
+                    "the erased id is still in the database files"
+                );
+            }
+        }
+
+        // The same id comes back in a new event: the old findings stay pseudonymous.
+        let server = Server::start(db.config(None)).await;
+        let again = ev(
+            "b2",
+            "bnpl.disabled",
+            json!({"consumer": victim, "provider": "p", "steps": 1}),
+        );
+        server.post_events(&platform, again).await;
+        server.stop().await;
+        let server = Server::start(db.config(None)).await;
+        let again = ev(
+            "b3",
+            "bnpl.disabled",
+            json!({"consumer": victim, "provider": "p", "steps": 1}),
+        );
+        server.post_events(&platform, again).await;
+        let after = findings(&server, &platform).await;
+        assert!(
+            !after.iter().any(|f| f.to_string().contains(victim)),
+            "{name}: {after:?}"
+        );
+        let pseudonymous: BTreeSet<(String, String)> = before
+            .iter()
+            .map(|(r, s)| (r.clone(), s.replace(victim, &erased.pseudonym)))
+            .collect();
+        assert!(
+            pseudonymous.is_subset(&pairs(&after)),
+            "{name}: replay after erasure keeps every finding"
+        );
+        // The wide event's id is still known after the restart.
+        let v = server.post_events(&platform, wide.to_string()).await;
+        assert_eq!(v["duplicates"], 1, "{name}: {v}");
+        server.stop().await;
+    }
+}

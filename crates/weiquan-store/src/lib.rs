@@ -57,7 +57,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
      );
      CREATE TABLE IF NOT EXISTS consumers (
          pseudonym TEXT PRIMARY KEY,
-         consumer TEXT NOT NULL
+         consumer TEXT
      );
      CREATE TABLE IF NOT EXISTS secrets (
          name TEXT PRIMARY KEY,
@@ -160,10 +160,13 @@ pub trait PrivateData {
     fn private_rows(&mut self, from: u64, to: u64) -> Result<Vec<PrivateRow>, StoreError>;
     /// Erases the consumer with this pseudonym: their id, and the salts and
     /// values of every leaf about them (the leaves, and the pseudonym, stay);
-    /// how many leaves it touched. Reads the whole private side: erasure is rare.
+    /// how many leaves it touched. The consumer's row stays as a tombstone, so
+    /// that a later event under the same id does not bring the id back to the
+    /// old findings. Reads the whole private side: erasure is rare.
     fn erase_consumer(&mut self, pseudonym: &str) -> Result<u64, StoreError>;
-    /// The id of the consumer with this pseudonym, unless erased.
-    fn consumer_id(&mut self, pseudonym: &str) -> Result<Option<String>, StoreError>;
+    /// The id of the consumer with this pseudonym; `Ok(None)` if unknown,
+    /// `Ok(Some(None))` if erased.
+    fn consumer_id(&mut self, pseudonym: &str) -> Result<Option<Option<String>>, StoreError>;
     /// The secret key consumer pseudonyms are derived with, made on first use.
     fn pseudonym_key(&mut self) -> Result<[u8; 32], StoreError>;
 }

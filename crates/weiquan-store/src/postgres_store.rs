@@ -270,8 +270,12 @@ impl crate::PrivateData for PgStore {
 
     fn erase_consumer(&mut self, pseudonym: &str) -> Result<u64, StoreError> {
         let mut tx = self.client.transaction().map_err(err("erasing a consumer's data"))?;
-        tx.execute("DELETE FROM consumers WHERE pseudonym = $1", &[&pseudonym])
-            .map_err(err("erasing a consumer's id"))?;
+        tx.execute(
+            "INSERT INTO consumers (pseudonym, consumer) VALUES ($1, NULL)
+             ON CONFLICT (pseudonym) DO UPDATE SET consumer = NULL",
+            &[&pseudonym],
+        )
+        .map_err(err("erasing a consumer's id"))?;
         let n = tx
             .execute(
                 "UPDATE leaf_private SET salt = NULL, leaf_values = NULL WHERE consumer = $1 AND salt IS NOT NULL",
@@ -282,7 +286,7 @@ impl crate::PrivateData for PgStore {
         Ok(n)
     }
 
-    fn consumer_id(&mut self, pseudonym: &str) -> Result<Option<String>, StoreError> {
+    fn consumer_id(&mut self, pseudonym: &str) -> Result<Option<Option<String>>, StoreError> {
         let row = self
             .client
             .query_opt("SELECT consumer FROM consumers WHERE pseudonym = $1", &[&pseudonym])

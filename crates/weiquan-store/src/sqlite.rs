@@ -426,9 +426,18 @@ impl crate::PrivateData for SqliteStore {
     }
 
     fn erase_consumer(&mut self, pseudonym: &str) -> Result<u64, StoreError> {
+        // Overwrite what is removed, in the file and (after the commit) the WAL:
+        // a cleared column must not stay readable in free space or a backup.
+        self.conn
+            .execute_batch("PRAGMA secure_delete = ON;")
+            .map_err(err("erasing a consumer's data"))?;
         let tx = self.conn.transaction().map_err(err("erasing a consumer's data"))?;
-        tx.execute("DELETE FROM consumers WHERE pseudonym = ?1", [pseudonym])
-            .map_err(err("erasing a consumer's id"))?;
+        tx.execute(
+            "INSERT INTO consumers (pseudonym, consumer) VALUES (?1, NULL)
+             ON CONFLICT (pseudonym) DO UPDATE SET consumer = NULL",
+            [pseudonym],
+        )
+        .map_err(err("erasing a consumer's id"))?;
         let n = tx
             .execute(
                 "UPDATE leaf_private SET salt = NULL, leaf_values = NULL WHERE consumer = ?1 AND salt IS NOT NULL",
@@ -436,10 +445,16 @@ impl crate::PrivateData for SqliteStore {
             )
             .map_err(err("erasing a consumer's data"))?;
         tx.commit().map_err(err("committing the erasure"))?;
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(err("folding the erasure into the database file"))?;
+        self.conn
+            .execute_batch("PRAGMA secure_delete = OFF;")
+            .map_err(err("erasing a consumer's data"))?;
         Ok(n as u64)
     }
 
-    fn consumer_id(&mut self, pseudonym: &str) -> Result<Option<String>, StoreError> {
+    fn consumer_id(&mut self, pseudonym: &str) -> Result<Option<Option<String>>, StoreError> {
         self.conn
             .query_row(
                 "SELECT consumer FROM consumers WHERE pseudonym = ?1",
