@@ -7,8 +7,11 @@
 
 use weiquan_ledger::{Actor, Receipt};
 
+/// A fuzz target: it must return for every input.
+pub type Target = fn(&[u8]);
+
 /// Every target, by name (the folder names under `fuzz/corpus/`).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("event", event),
     ("ndjson", ndjson),
     ("checkpoint", checkpoint),
