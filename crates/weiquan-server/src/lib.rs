@@ -236,7 +236,8 @@ fn start_blocking(cfg: &Config) -> Result<Service> {
     .allow_burst(std::num::NonZeroU32::new(cfg.rate_limit.max(1) * 2).unwrap_or(std::num::NonZeroU32::MIN));
     let state = Arc::new(AppState {
         sequencer,
-        keys: auth::KeyCache::new(Arc::new(move || db.open())),
+        // A reading connection: no checkpointer of its own for a key lookup.
+        keys: auth::KeyCache::new(Arc::new(move || db.open_reader())),
         limiter: governor::RateLimiter::keyed(quota),
         public_limiter: governor::RateLimiter::keyed(quota),
         acts: tokio::sync::Mutex::new(()),
