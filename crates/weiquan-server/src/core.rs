@@ -541,7 +541,11 @@ impl Core {
             field: r.field,
             error: r.error,
         };
-        if line.len() > weiquan_events::MAX_LINE_BYTES {
+        // A party's item is bounded as a line of a file is. weiquan's own acts are
+        // not: a draw of many prizes names many winners, who go to the private
+        // side, and only the leaf must fit an entry bundle (checked when it is made).
+        let own_act = matches!(submitter, Submitter::Weiquan(_));
+        if !own_act && line.len() > weiquan_events::MAX_LINE_BYTES {
             return ItemResult::Rejected {
                 field: None,
                 error: format!(
@@ -584,7 +588,6 @@ impl Core {
         let salt = self.salt();
         // Extra fields are the producer's own and may hold anything; weiquan's
         // own acts carry none that are personal (`entrants_root`, `acted_at`).
-        let own_act = matches!(submitter, Submitter::Weiquan(_));
         let private = |key: &str| {
             is_personal_field(&ev.body, key) || (!own_act && extras.iter().any(|e| e == key) && !is_envelope(key))
         };

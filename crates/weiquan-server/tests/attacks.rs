@@ -717,3 +717,50 @@ async fn one_address_cannot_take_every_connection() {
     drop(idle);
     server.stop().await;
 }
+
+/// A lottery weiquan holds the seed of, with more prizes and longer ids than
+/// one event line may carry, is still drawn: its winners go to the private
+/// side and its leaf fits (found by an outside attack: the draw was refused as
+/// too large, and the platform may not draw it itself).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_held_draw_is_written() {
+    let db = Db::sqlite();
+    let server = Server::start(db.config(None)).await;
+    let platform = db.key("platform").await;
+    let prizes: Vec<Value> = (0..500)
+        .map(|i| json!({"name": format!("奖品{i}"), "value_fen": 100, "count": 1}))
+        .collect();
+    let (status, v) = server
+        .call(
+            "POST",
+            "/v1/lotteries",
+            Some(&platform),
+            Some(announcement("big", json!({"prizes": prizes}))),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let entries: Vec<String> = (0..500)
+        .map(|i| {
+            let participant = format!("{i:03}-{}", "x".repeat(120));
+            ev(
+                &format!("big-{i}"),
+                "lottery.entered",
+                json!({"lottery": "big", "participant": participant}),
+            )
+        })
+        .collect();
+    server.post_events(&platform, entries.join("\n")).await;
+    assert_eq!(
+        server
+            .call("POST", "/v1/lotteries/big/close", Some(&platform), None)
+            .await
+            .0,
+        200
+    );
+    let (status, drawn) = server
+        .call("POST", "/v1/lotteries/big/draw", Some(&platform), None)
+        .await;
+    assert_eq!(status, 200, "{drawn}");
+    assert_eq!(drawn["winners"].as_array().map(Vec::len), Some(500));
+    server.stop().await;
+}
