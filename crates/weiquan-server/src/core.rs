@@ -571,8 +571,6 @@ impl Core {
                 error: r.error,
             };
         }
-        // Personal data (consumer and participant ids, free text, fields this
-        // format does not define) enters the public leaf only as commitments.
         // The pseudonyms' namespace is weiquan's: a consumer sent as `ps:…` would
         // read, once revealed, as another consumer (or an erased one).
         if let (Submitter::Party(_), Some(c)) = (submitter, ev.body.consumer_mut()) {
@@ -585,6 +583,8 @@ impl Core {
                 };
             }
         }
+        // Personal data (consumer and participant ids, free text, fields this
+        // format does not define) enters the public leaf only as commitments.
         let salt = self.salt();
         // Extra fields are the producer's own and may hold anything; weiquan's
         // own acts carry none that are personal (`entrants_root`, `acted_at`).
