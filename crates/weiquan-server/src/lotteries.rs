@@ -226,11 +226,45 @@ pub async fn draw_lottery(
     }))
 }
 
-/// A lottery: commitment, entrants, draw result, prize delivery and findings (public).
+/// A participant id as the public sees it in a list of winners: its first
+/// character and stars (公示 lists print 张*), so that a winner can recognise
+/// themselves and nobody else can take the ids down.
+fn masked(participant: &str) -> String {
+    let mut chars = participant.chars();
+    let first = chars.next().map(String::from).unwrap_or_default();
+    let rest = chars.count().clamp(1, 3);
+    format!("{first}{}", "*".repeat(rest))
+}
+
+/// Whether `caller` reads a lottery's participants in the clear: the platform,
+/// regulators, and the merchant that runs it.
+fn sees_participants(caller: &Caller, merchant: Option<&str>) -> bool {
+    caller
+        .0
+        .as_ref()
+        .is_some_and(|p| p.role.reads_all() || merchant.is_some_and(|m| p.role == Role::Merchant(m.to_owned())))
+}
+
+/// Masks the winners' ids wherever `text` names them (findings' messages).
+fn mask_in(text: &str, winners: &[(String, String, u32)]) -> String {
+    let mut ids: Vec<&str> = winners.iter().map(|w| w.0.as_str()).collect();
+    // Longest first, so that `p1` does not cut into `p12`.
+    ids.sort_by_key(|id| std::cmp::Reverse(id.len()));
+    ids.dedup();
+    ids.iter().fold(text.to_owned(), |t, id| t.replace(id, &masked(id)))
+}
+
+/// A lottery: commitment, entrants, draw result, prize delivery and findings (public; winners' ids masked
+/// except for the platform, regulators and the lottery's merchant).
 #[utoipa::path(get, path = "/v1/lotteries/{id}", tag = "lotteries", params(("id" = String, Path, description = "Lottery id")),
     responses((status = 200, description = "The lottery", body = crate::schemas::LotteryOut), (status = 404, body = Problem)))]
-pub async fn get_lottery(State(app): AppStateRef, Path(id): Path<String>) -> Result<Json<LotteryOut>, ApiError> {
+pub async fn get_lottery(
+    State(app): AppStateRef,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<LotteryOut>, ApiError> {
     let (v, _) = view(&app, &id).await?;
+    let clear = sees_participants(&caller, v.merchant.as_deref());
     let subject = format!("lottery:{id}");
     let findings = app
         .sequencer
@@ -262,9 +296,19 @@ pub async fn get_lottery(State(app): AppStateRef, Path(id): Path<String>) -> Res
         drawn: v.drawn,
         cancelled: v.cancelled,
         winners: (v.winners.iter())
-            .map(|w| WinnerOut::new(w.0.clone(), w.1.clone(), Some(w.2 > 0)))
+            .map(|w| {
+                let who = if clear { w.0.clone() } else { masked(&w.0) };
+                WinnerOut::new(who, w.1.clone(), Some(w.2 > 0))
+            })
             .collect(),
-        findings,
+        findings: (findings.into_iter())
+            .map(|mut f| {
+                if !clear {
+                    f.message = mask_in(&f.message, &v.winners);
+                }
+                f
+            })
+            .collect(),
     }))
 }
 
@@ -280,6 +324,7 @@ pub struct ProofQuery {
     responses((status = 200, description = "Entry index, audit path (hex, RFC 6962), root; seed and winners once drawn", body = crate::schemas::EntryProofOut), (status = 404, body = Problem)))]
 pub async fn entry_proof(
     State(app): AppStateRef,
+    caller: Caller,
     Path(id): Path<String>,
     Query(q): Query<ProofQuery>,
 ) -> Result<Json<EntryProofOut>, ApiError> {
@@ -313,7 +358,11 @@ pub async fn entry_proof(
             seed,
             Some(
                 (v.winners.iter())
-                    .map(|w| WinnerOut::new(w.0.clone(), w.1.clone(), None))
+                    .map(|w| {
+                        // Each participant sees themselves; the public sees the others masked.
+                        let clear = w.0 == q.participant || sees_participants(&caller, v.merchant.as_deref());
+                        WinnerOut::new(if clear { w.0.clone() } else { masked(&w.0) }, w.1.clone(), None)
+                    })
                     .collect(),
             ),
         )

@@ -391,3 +391,84 @@ async fn what_an_attack_on_the_private_log_found_stays_fixed() {
         server.stop().await;
     }
 }
+
+/// The public lottery page and entry proofs mask the winners' ids (张*): a
+/// winner recognises themselves, nobody takes the list down; the platform,
+/// regulators and the lottery's merchant read them in the clear.
+#[tokio::test(flavor = "multi_thread")]
+async fn public_lottery_pages_mask_the_winners() {
+    let db = Db::sqlite();
+    let server = Server::start(db.config(None)).await;
+    let platform = db.key("platform").await;
+    let announce = json!({"lottery": "L1", "merchant": "m1", "host": "h", "stream": "s", "at": AT,
+        "prizes": [{"name": "券", "value_fen": 100, "count": 2}]});
+    let (status, v) = server
+        .call("POST", "/v1/lotteries", Some(&platform), Some(announce.to_string()))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let entries: Vec<String> = ["张三-13800000000", "李四-13900000000", "王五-13700000000"]
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            ev(
+                &format!("e{i}"),
+                "lottery.entered",
+                json!({"lottery": "L1", "participant": p}),
+            )
+        })
+        .collect();
+    server.post_events(&platform, entries.join("\n")).await;
+    assert_eq!(
+        server
+            .call("POST", "/v1/lotteries/L1/close", Some(&platform), None)
+            .await
+            .0,
+        200
+    );
+    let (_, drawn) = server
+        .call("POST", "/v1/lotteries/L1/draw", Some(&platform), None)
+        .await;
+    let winner = drawn["winners"][0]["participant"]
+        .as_str()
+        .expect("a winner")
+        .to_owned();
+    let (_, public) = server.call("GET", "/v1/lotteries/L1", None, None).await;
+    assert!(
+        !public.to_string().contains("1380000")
+            && !public.to_string().contains("1390000")
+            && !public.to_string().contains("1370000"),
+        "{public}"
+    );
+    assert!(
+        public["winners"][0]["participant"]
+            .as_str()
+            .is_some_and(|p| p.ends_with('*')),
+        "{public}"
+    );
+    for key in [platform.clone(), db.key("regulator").await, db.key("merchant:m1").await] {
+        let (_, full) = server.call("GET", "/v1/lotteries/L1", Some(&key), None).await;
+        assert_eq!(full["winners"][0]["participant"], json!(winner), "{full}");
+    }
+    let other = db.key("merchant:m2").await;
+    let (_, not_theirs) = server.call("GET", "/v1/lotteries/L1", Some(&other), None).await;
+    assert_ne!(not_theirs["winners"][0]["participant"], json!(winner));
+    let (_, proof) = server
+        .call(
+            "GET",
+            &format!("/v1/lotteries/L1/proof?participant={winner}"),
+            None,
+            None,
+        )
+        .await;
+    let shown: Vec<&str> = proof["winners"]
+        .as_array()
+        .expect("winners")
+        .iter()
+        .filter_map(|w| w["participant"].as_str())
+        .collect();
+    assert!(
+        shown.contains(&winner.as_str()) && shown.iter().filter(|p| p.ends_with('*')).count() == 1,
+        "{proof}"
+    );
+    server.stop().await;
+}
