@@ -129,6 +129,15 @@ pub enum LangArg {
     En,
 }
 
+impl From<LangArg> for weiquan_engine::Lang {
+    fn from(lang: LangArg) -> Self {
+        match lang {
+            LangArg::Zh => weiquan_engine::Lang::Zh,
+            LangArg::En => weiquan_engine::Lang::En,
+        }
+    }
+}
+
 /// Arguments of `weiquan audit`.
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {

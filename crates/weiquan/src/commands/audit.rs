@@ -1,6 +1,6 @@
 //! `weiquan audit`: findings for event files.
 
-use crate::cli::{AuditArgs, Format, LangArg};
+use crate::cli::{AuditArgs, Format};
 use crate::pipeline::{Auditor, LedgerWriter, Sink};
 use anstyle::{AnsiColor, Style};
 use anyhow::Result;
@@ -77,10 +77,7 @@ impl Sink for Output<'_, '_> {
 pub fn run(args: &AuditArgs, term: &mut Terminal<'_>) -> Result<()> {
     let rules = super::load_rules(args.rules.as_deref())?;
     let inputs = super::open_inputs(&args.files)?;
-    let lang = match args.lang {
-        LangArg::Zh => Lang::Zh,
-        LangArg::En => Lang::En,
-    };
+    let lang = Lang::from(args.lang);
     let total: Option<u64> = inputs.iter().map(|i| i.size).sum();
     let bar = match total {
         // Small files finish before a bar is worth drawing.

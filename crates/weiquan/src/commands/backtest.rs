@@ -1,7 +1,7 @@
 //! `weiquan backtest`: a ledger's events replayed under other rules, against
 //! the findings the ledger recorded.
 
-use crate::cli::{BacktestArgs, Format, LangArg};
+use crate::cli::{BacktestArgs, Format};
 use anyhow::Result;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -49,10 +49,7 @@ struct RulebookLeaf {
 /// Runs `weiquan backtest`: 0 when the new rules find exactly what was recorded, 3 otherwise.
 pub fn run(args: &BacktestArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let rules = super::load_rules(Some(&args.rules))?;
-    let lang = match args.lang {
-        LangArg::Zh => Lang::Zh,
-        LangArg::En => Lang::En,
-    };
+    let lang = Lang::from(args.lang);
     let mut store = super::verify::open_ledger_file(&args.ledger)?;
     let mut engine = Engine::new(rules.clone());
     // Recorded findings by key, with their leaf indices; the replay's, with messages.
