@@ -210,6 +210,37 @@ struct Fields<'a> {
     read: std::cell::Cell<u64>,
     /// The same for pairs past the 64th (rare: no allocation otherwise).
     read_beyond: std::cell::RefCell<Vec<usize>>,
+    /// The top-level keys whose nested objects hold keys no reader looked up,
+    /// shared by an object and the objects nested in it (made on first use).
+    nested_extras: std::cell::RefCell<Option<std::rc::Rc<std::cell::RefCell<Vec<String>>>>>,
+}
+
+impl Fields<'_> {
+    /// Whether pair `i` was looked up.
+    fn was_read(&self, i: usize) -> bool {
+        if i < 64 {
+            self.read.get() & (1 << i) != 0
+        } else {
+            self.read_beyond.borrow().contains(&i)
+        }
+    }
+}
+
+impl Drop for Fields<'_> {
+    /// A nested object notes, when it is done with, whether it held keys its
+    /// type does not define: its top-level field then holds extras too.
+    fn drop(&mut self) {
+        if self.prefix.is_empty() || (0..self.obj.pairs.len()).all(|i| self.was_read(i)) {
+            return;
+        }
+        if let Some(list) = self.nested_extras.borrow().as_ref() {
+            let top = self.prefix.split(['.', '[']).next().unwrap_or_default().to_owned();
+            let mut list = list.borrow_mut();
+            if !list.contains(&top) {
+                list.push(top);
+            }
+        }
+    }
 }
 
 impl<'a> Fields<'a> {
@@ -356,12 +387,18 @@ impl<'a> Fields<'a> {
     /// A nested object, read with its own path prefix.
     fn object_at(&self, key: &str, v: &'a str) -> R<Fields<'a>> {
         let obj = object(v).map_err(|_| self.wrong(key, "an object", kind_of(v)))?;
+        let shared = self
+            .nested_extras
+            .borrow_mut()
+            .get_or_insert_with(Default::default)
+            .clone();
         let fields = Fields {
             obj,
             prefix: format!("{}.", self.path(key)),
             cursor: std::cell::Cell::new(0),
             read: std::cell::Cell::new(0),
             read_beyond: Default::default(),
+            nested_extras: std::cell::RefCell::new(Some(shared)),
         };
         fields.no_duplicate_keys()?;
         Ok(fields)
@@ -507,20 +544,19 @@ pub fn parse_event(line: &str) -> Result<Event<'_>, ParseError> {
 }
 
 /// Parses one line into an event, with the top-level keys that no field of
-/// its type reads: the producer's own extra fields, in input order.
+/// its type reads — the producer's own extra fields, in input order — and
+/// then the defined fields whose nested objects hold keys of the producer's
+/// own (an `evidence` item, a prize): those hold extras too.
 pub fn parse_event_with_extras(line: &str) -> Result<(Event<'_>, Vec<Cow<'_, str>>), ParseError> {
     let (event, f) = parse_fields(line)?;
-    let (read, beyond) = (f.read.get(), f.read_beyond.take());
-    let extras = (f.obj.pairs.into_iter().enumerate())
-        .filter(|(i, _)| {
-            if *i < 64 {
-                read & (1 << i) == 0
-            } else {
-                !beyond.contains(i)
-            }
-        })
-        .map(|(_, (k, _))| k)
+    let nested: Vec<String> = (f.nested_extras.borrow().as_ref())
+        .map(|l| l.borrow().clone())
+        .unwrap_or_default();
+    let mut extras: Vec<Cow<'_, str>> = (f.obj.pairs.iter().enumerate())
+        .filter(|(i, _)| !f.was_read(*i))
+        .map(|(_, (k, _))| k.clone())
         .collect();
+    extras.extend(nested.into_iter().map(Cow::Owned));
     Ok((event, extras))
 }
 
@@ -540,6 +576,7 @@ fn parse_fields(line: &str) -> Result<(Event<'_>, Fields<'_>), ParseError> {
         cursor: std::cell::Cell::new(0),
         read: std::cell::Cell::new(0),
         read_beyond: Default::default(),
+        nested_extras: Default::default(),
     };
     // The id is read first so that every later error can carry it.
     let id = f.id("id");

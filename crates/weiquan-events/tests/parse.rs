@@ -529,3 +529,31 @@ fn a_beacon_round_past_two_to_the_fifty_third_is_refused() {
         assert_eq!(rejected_field(&line(big)).as_deref(), Some("beacon_round"), "{big}");
     }
 }
+
+/// A key of the producer's own inside a defined object (an evidence item, a
+/// prize) makes its top-level field hold extras too (found by an outside
+/// attack: such keys reached the public log as sent).
+#[test]
+fn keys_of_the_producers_own_inside_defined_objects_count_as_extras() {
+    let at = r#""at":"2026-11-01T00:00:00Z""#;
+    let hash = "00000000000000000000000000000000000000000000000000000000000000ff";
+    let complaint = format!(
+        r#"{{"v":1,"id":"c","type":"complaint.filed",{at},"complaint":"p","consumer":"u","merchant":"m","category":"quality","evidence":[{{"sha256":"{hash}","kind":"photo"}},{{"sha256":"{hash}","kind":"photo","phone":"13800000000"}}]}}"#
+    );
+    assert_eq!(
+        weiquan_events::parse_event_with_extras(&complaint).expect("valid").1,
+        ["evidence"]
+    );
+    let clean = complaint.replace(r#","phone":"13800000000""#, "");
+    assert!(weiquan_events::parse_event_with_extras(&clean)
+        .expect("valid")
+        .1
+        .is_empty());
+    let lottery = format!(
+        r#"{{"v":1,"id":"l","type":"lottery.announced",{at},"lottery":"l","merchant":"m","host":"h","stream":"s","prizes":[{{"name":"x","value_fen":1,"count":1,"winner_phone":"1"}}],"note":"n"}}"#
+    );
+    assert_eq!(
+        weiquan_events::parse_event_with_extras(&lottery).expect("valid").1,
+        ["note", "prizes"]
+    );
+}

@@ -29,7 +29,9 @@ fn stream() -> String {
             "c1",
             "complaint.filed",
             json!({"complaint": "p1", "consumer": COMPLAINANT, "merchant": "m1", "category": "after_sales",
-                   "text": "快递员辱骂我", "phone": "13800000000"}),
+                   "text": "快递员辱骂我", "phone": "13800000000",
+                   "evidence": [{"sha256": "00000000000000000000000000000000000000000000000000000000000000ff",
+                                 "kind": "photo", "taken_by": "secret-nickname"}]}),
         ),
         ev(
             "b1",
@@ -144,7 +146,7 @@ async fn personal_data_is_salted_in_public_opened_for_those_entitled_and_erasabl
             );
         }
         assert!(
-            leaves[complaint_leaf as usize].contains(r#""salted":["consumer","phone","text"]"#),
+            leaves[complaint_leaf as usize].contains(r#""salted":["consumer","evidence","phone","text"]"#),
             "{name}: {}",
             leaves[complaint_leaf as usize]
         );
