@@ -15,8 +15,8 @@ use std::sync::Arc;
 use weiquan_engine::{Engine, Finding, Lang, Rulebook};
 use weiquan_events::{id_digest, is_personal_field, parse_event, parse_event_with_extras, Body, Reject, Time};
 use weiquan_ledger::{
-    finding_leaf, leaf_event, pseudonym, salted_event_leaf, unsalted_event, LeafError, Ledger, LedgerError, LogStore,
-    PrivateRow, Salt, FINDING_LEAF_TYPE, PSEUDONYM_PREFIX,
+    finding_leaf, leaf_event, pseudonym, salted_event_leaf, unsalted_event, LeafError, Ledger, LedgerError, PrivateRow,
+    Salt, FINDING_LEAF_TYPE, PSEUDONYM_PREFIX,
 };
 use weiquan_store::Backend;
 
@@ -258,12 +258,9 @@ impl Core {
         let mut produced: VecDeque<Finding> = VecDeque::new();
         let mut from = 0;
         while from < size {
-            let to = (from + 4096).min(size);
-            let rows = self.ledger.store_mut().leaves(from, to)?;
-            let mut private = self.ledger.store_mut().private_rows(from, to)?.into_iter().peekable();
-            for (i, (data, _)) in rows.iter().enumerate() {
-                let index = from + i as u64;
-                let text = String::from_utf8_lossy(data);
+            let to = (from + weiquan_store::LEAF_PAGE).min(size);
+            for (index, data, row) in weiquan_store::leaves_with_private(&mut **self.ledger.store_mut(), from, to)? {
+                let text = String::from_utf8_lossy(&data);
                 // An event leaf of any format (1: the event; 2: with its actor; 3: personal data salted).
                 let event = leaf_event(&text);
                 let kind: Option<LeafKind> = match event {
@@ -302,8 +299,6 @@ impl Core {
                     );
                     continue;
                 };
-                while private.next_if(|row| row.leaf < index).is_some() {}
-                let row = private.next_if(|row| row.leaf == index);
                 let text = match unsalted_event(&event, row.as_ref()) {
                     Ok(text) => text,
                     Err(why) => {

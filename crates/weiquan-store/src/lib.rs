@@ -176,9 +176,32 @@ pub trait PrivateData {
 pub trait Backend: LogStore + PrivateData + ApiKeys + LotterySeeds + Send {}
 impl<T: LogStore + PrivateData + ApiKeys + LotterySeeds + Send> Backend for T {}
 
+/// Leaves `from..to` with their private rows: `(index, leaf, row)`, in order.
+pub fn leaves_with_private<S>(
+    store: &mut S,
+    from: u64,
+    to: u64,
+) -> Result<Vec<(u64, Vec<u8>, Option<PrivateRow>)>, StoreError>
+where
+    S: LogStore + PrivateData + ?Sized,
+{
+    let mut private = store.private_rows(from, to)?.into_iter().peekable();
+    let leaves = store.leaves(from, to)?;
+    Ok((leaves.into_iter().enumerate())
+        .map(|(i, (data, _))| {
+            let index = from + i as u64;
+            while private.next_if(|row| row.leaf < index).is_some() {}
+            (index, data, private.next_if(|row| row.leaf == index))
+        })
+        .collect())
+}
+
+/// Leaves are read this many at a time by whole-ledger readers.
+pub const LEAF_PAGE: u64 = 4096;
+
 /// Calls `each` with every leaf of the log, in order: its index, its text and
 /// its private row, if it has one. What readers of a whole ledger share
-/// (backtests, draw checks); leaves are read 4,096 at a time.
+/// (backtests, draw checks); leaves are read [`LEAF_PAGE`] at a time.
 pub fn walk_leaves<S, E>(
     store: &mut S,
     mut each: impl FnMut(u64, &str, Option<&PrivateRow>) -> Result<(), E>,
@@ -190,12 +213,8 @@ where
     let size = store.size()?;
     let mut from = 0;
     while from < size {
-        let to = (from + 4096).min(size);
-        let mut private = store.private_rows(from, to)?.into_iter().peekable();
-        for (i, (data, _)) in store.leaves(from, to)?.into_iter().enumerate() {
-            let index = from + i as u64;
-            while private.next_if(|row| row.leaf < index).is_some() {}
-            let row = private.next_if(|row| row.leaf == index);
+        let to = (from + LEAF_PAGE).min(size);
+        for (index, data, row) in leaves_with_private(store, from, to)? {
             each(index, &String::from_utf8_lossy(&data), row.as_ref())?;
         }
         from = to;
