@@ -176,12 +176,11 @@ pub trait PrivateData {
 pub trait Backend: LogStore + PrivateData + ApiKeys + LotterySeeds + Send {}
 impl<T: LogStore + PrivateData + ApiKeys + LotterySeeds + Send> Backend for T {}
 
-/// Leaves `from..to` with their private rows: `(index, leaf, row)`, in order.
-pub fn leaves_with_private<S>(
-    store: &mut S,
-    from: u64,
-    to: u64,
-) -> Result<Vec<(u64, Vec<u8>, Option<PrivateRow>)>, StoreError>
+/// A leaf's index, its data, and its private row if it has one.
+pub type LeafWithPrivate = (u64, Vec<u8>, Option<PrivateRow>);
+
+/// Leaves `from..to` with their private rows, in order.
+pub fn leaves_with_private<S>(store: &mut S, from: u64, to: u64) -> Result<Vec<LeafWithPrivate>, StoreError>
 where
     S: LogStore + PrivateData + ?Sized,
 {
