@@ -157,6 +157,52 @@ pub const FINDING_LEAF_TYPE: &str = "weiquan.finding";
 /// Type of a leaf recording the rulebook a server ran from then on.
 pub const RULEBOOK_LEAF_TYPE: &str = "weiquan.rulebook";
 
+/// A leaf weiquan writes of its own accord, read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OwnLeaf {
+    /// A finding: its rule, its subject (a commitment when `salted`) and when it fired.
+    Finding {
+        /// Rule id.
+        rule: String,
+        /// `kind:id`, or a commitment to it.
+        subject: String,
+        /// Business time it fired at.
+        at: String,
+        /// Whether the subject is a salted commitment.
+        salted: bool,
+    },
+    /// A rulebook record: its fingerprint.
+    Rulebook {
+        /// Hex SHA-256 of the rules' canonical JSON.
+        sha256: String,
+    },
+}
+
+/// Reads a finding or rulebook leaf; `None` for an event leaf or anything else.
+pub fn own_leaf(leaf: &str) -> Option<OwnLeaf> {
+    #[derive(Deserialize)]
+    struct Head {
+        #[serde(rename = "type")]
+        kind: Option<String>,
+        rule: Option<String>,
+        subject: Option<String>,
+        at: Option<String>,
+        salted: Option<serde::de::IgnoredAny>,
+        sha256: Option<String>,
+    }
+    let head: Head = serde_json::from_str(leaf).ok()?;
+    match head.kind.as_deref()? {
+        FINDING_LEAF_TYPE => Some(OwnLeaf::Finding {
+            rule: head.rule?,
+            subject: head.subject?,
+            at: head.at.unwrap_or_default(),
+            salted: head.salted.is_some(),
+        }),
+        RULEBOOK_LEAF_TYPE => Some(OwnLeaf::Rulebook { sha256: head.sha256? }),
+        _ => None,
+    }
+}
+
 /// The leaf recording a rulebook: canonical JSON of
 /// `{"rules":…,"sha256":…,"type":"weiquan.rulebook","v":1}`, where `sha256` is
 /// the hex SHA-256 of the canonical JSON of `rules` (its fingerprint, also returned).
@@ -318,6 +364,44 @@ mod tests {
             hex::encode(hash.0),
             "84d842a84c0780e790dc1e59e683af1611c2882f4c0c60bf0e77a959b74357e3"
         );
+    }
+
+    /// Findings (plain and salted) and rulebook records read back; events do not.
+    #[test]
+    fn weiquans_own_leaves_read_back() {
+        let plain = finding_leaf(
+            "PS-01",
+            "campaign:c",
+            "high",
+            "2026-11-01T00:00:00Z",
+            &[],
+            &[],
+            "c",
+            None,
+        )
+        .expect("f");
+        let salted = finding_leaf(
+            "BN-01",
+            "consumer:u",
+            "high",
+            "2026-11-01T00:00:00Z",
+            &[],
+            &[],
+            "c",
+            Some(&[1; 32]),
+        )
+        .expect("f");
+        let text = |l: &[u8]| String::from_utf8(l.to_vec()).expect("utf-8");
+        assert!(
+            matches!(own_leaf(&text(&plain.leaf)), Some(OwnLeaf::Finding { ref subject, salted: false, .. }) if subject == "campaign:c")
+        );
+        assert!(
+            matches!(own_leaf(&text(&salted.leaf)), Some(OwnLeaf::Finding { ref rule, salted: true, .. }) if rule == "BN-01")
+        );
+        let (rulebook, sha) = rulebook_leaf(&serde_json::json!({"version": 1})).expect("leaf");
+        assert_eq!(own_leaf(&text(&rulebook)), Some(OwnLeaf::Rulebook { sha256: sha }));
+        let tick = event_leaf(r#"{"v":1,"id":"e","type":"clock.tick","at":"2026-11-01T00:00:00Z"}"#).expect("leaf");
+        assert_eq!(own_leaf(&text(&tick)), None);
     }
 
     #[test]

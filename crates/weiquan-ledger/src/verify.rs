@@ -164,8 +164,8 @@ pub fn verify_log<S: LogStore>(store: &mut S, verifier: &StandardVerifier) -> Re
                     report.events_salted += u64::from(format == 3);
                 }
                 None => {
-                    let text = String::from_utf8_lossy(&data);
-                    report.rulebooks += u64::from(leaf_type(&text).as_deref() == Some(crate::RULEBOOK_LEAF_TYPE));
+                    let own = crate::own_leaf(&String::from_utf8_lossy(&data));
+                    report.rulebooks += u64::from(matches!(own, Some(crate::OwnLeaf::Rulebook { .. })));
                 }
             }
             check_at(&tree, &mut cps, &mut report)?;
@@ -179,16 +179,6 @@ pub fn verify_log<S: LogStore>(store: &mut S, verifier: &StandardVerifier) -> Re
         });
     }
     Ok(report)
-}
-
-/// The `type` of a leaf of weiquan's own (a finding, a rulebook).
-fn leaf_type(leaf: &str) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Head {
-        #[serde(rename = "type")]
-        kind: Option<String>,
-    }
-    serde_json::from_str::<Head>(leaf).ok()?.kind
 }
 
 fn b64_hashes(hashes: &[Hash]) -> Vec<String> {

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use weiquan_engine::{Engine, Finding, Lang, Rulebook};
 use weiquan_events::{id_digest, is_personal_field, parse_event, parse_event_with_extras, Body, Reject, Time};
 use weiquan_ledger::{
-    finding_leaf, leaf_event, pseudonym, salted_event_leaf, unsalted_event, LeafError, Ledger, LedgerError, PrivateRow,
-    Salt, FINDING_LEAF_TYPE, PSEUDONYM_PREFIX,
+    finding_leaf, leaf_event, own_leaf, pseudonym, salted_event_leaf, unsalted_event, LeafError, Ledger, LedgerError,
+    OwnLeaf, PrivateRow, Salt, PSEUDONYM_PREFIX,
 };
 use weiquan_store::Backend;
 
@@ -182,17 +182,6 @@ fn is_envelope(key: &str) -> bool {
 /// The subject prefix of findings about a consumer (BN-*): personal data.
 const CONSUMER_SUBJECT: &str = "consumer:";
 
-/// What replay needs to tell a finding leaf from an event leaf.
-#[derive(serde::Deserialize)]
-struct LeafKind {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    rule: Option<String>,
-    subject: Option<String>,
-    salted: Option<Vec<String>>,
-    sha256: Option<String>,
-}
-
 impl Core {
     /// Opens the ledger in `backend` and replays it.
     pub fn open(
@@ -263,34 +252,26 @@ impl Core {
                 let text = String::from_utf8_lossy(&data);
                 // An event leaf of any format (1: the event; 2: with its actor; 3: personal data salted).
                 let event = leaf_event(&text);
-                let kind: Option<LeafKind> = match event {
-                    None => serde_json::from_str(&text).ok(),
-                    Some(_) => None,
-                };
-                if let Some(k) = kind
-                    .as_ref()
-                    .filter(|k| k.kind.as_deref() == Some(weiquan_ledger::RULEBOOK_LEAF_TYPE))
-                {
-                    self.recorded_rulebook = k.sha256.clone();
-                    continue;
-                }
-                if let Some(LeafKind {
-                    rule, subject, salted, ..
-                }) = kind.filter(|k| k.kind.as_deref() == Some(FINDING_LEAF_TYPE))
-                {
-                    let (rule, subject) = (rule.unwrap_or_default(), subject.unwrap_or_default());
-                    // The engine regenerates the finding (with its message facts); the ledger says where it is.
-                    match produced.pop_front() {
-                        Some(p)
-                            if p.rule.as_str() == rule && self.logged_as(&p.subject, &subject, salted.is_some()) =>
-                        {
-                            self.findings.push(StoredFinding { index, finding: p })
-                        }
-                        _ => {
-                            tracing::warn!(index, %rule, %subject, "logged finding not reproduced by the current rulebook")
-                        }
+                match event.is_none().then(|| own_leaf(&text)).flatten() {
+                    Some(OwnLeaf::Rulebook { sha256 }) => {
+                        self.recorded_rulebook = Some(sha256);
+                        continue;
                     }
-                    continue;
+                    Some(OwnLeaf::Finding {
+                        rule, subject, salted, ..
+                    }) => {
+                        // The engine regenerates the finding (with its message facts); the ledger says where it is.
+                        match produced.pop_front() {
+                            Some(p) if p.rule.as_str() == rule && self.logged_as(&p.subject, &subject, salted) => {
+                                self.findings.push(StoredFinding { index, finding: p })
+                            }
+                            _ => {
+                                tracing::warn!(index, %rule, %subject, "logged finding not reproduced by the current rulebook")
+                            }
+                        }
+                        continue;
+                    }
+                    None => {}
                 }
                 let Some(event) = event else {
                     tracing::warn!(

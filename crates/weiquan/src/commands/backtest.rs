@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 use weiquan_engine::{Engine, Lang};
-use weiquan_ledger::{leaf_event, unsalted_event, FINDING_LEAF_TYPE};
+use weiquan_ledger::{leaf_event, own_leaf, unsalted_event, OwnLeaf};
 
 /// A finding by what the comparison keys on: rule, subject, business time.
 type Key = (String, String, String);
@@ -29,23 +29,6 @@ struct Change {
     message: Option<String>,
 }
 
-#[derive(serde::Deserialize)]
-struct FindingLeaf {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    rule: String,
-    subject: String,
-    at: String,
-    salted: Option<Vec<String>>,
-}
-
-#[derive(serde::Deserialize)]
-struct RulebookLeaf {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    sha256: String,
-}
-
 /// Runs `weiquan backtest`: 0 when the new rules find exactly what was recorded, 3 otherwise.
 pub fn run(args: &BacktestArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let rules = super::load_rules(Some(&args.rules))?;
@@ -60,21 +43,22 @@ pub fn run(args: &BacktestArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let mut rulebooks: Vec<String> = Vec::new();
     weiquan_store::walk_leaves(&mut store, |index, text, row| -> Result<()> {
         let Some(leaf) = leaf_event(text) else {
-            if let Ok(r) = serde_json::from_str::<RulebookLeaf>(text) {
-                if r.kind.as_deref() == Some(weiquan_ledger::RULEBOOK_LEAF_TYPE) {
-                    rulebooks.push(r.sha256);
+            let (rule, subject, at, salted) = match own_leaf(text) {
+                Some(OwnLeaf::Rulebook { sha256 }) => {
+                    rulebooks.push(sha256);
+                    return Ok(());
                 }
-                return Ok(());
-            }
-            let Ok(f) = serde_json::from_str::<FindingLeaf>(text) else {
-                return Ok(());
+                Some(OwnLeaf::Finding {
+                    rule,
+                    subject,
+                    at,
+                    salted,
+                }) => (rule, subject, at, salted),
+                None => return Ok(()),
             };
-            if f.kind.as_deref() != Some(FINDING_LEAF_TYPE) {
-                return Ok(());
-            }
             // A salted subject (a consumer) is opened from the private side; once
             // erased, the row still names the consumer's pseudonym, which the engine used.
-            let opened = row.filter(|_| f.salted.is_some()).and_then(|r| {
+            let opened = row.filter(|_| salted).and_then(|r| {
                 let values = r
                     .values
                     .as_deref()
@@ -83,8 +67,8 @@ pub fn run(args: &BacktestArgs, out: &mut dyn Write) -> Result<ExitCode> {
                     .and_then(|v| v["subject"].as_str().map(str::to_owned))
                     .or_else(|| r.consumer.as_ref().map(|p| format!("consumer:{p}")))
             });
-            let subject = opened.unwrap_or(f.subject);
-            recorded.entry((f.rule, subject, f.at)).or_default().push(index);
+            let subject = opened.unwrap_or(subject);
+            recorded.entry((rule, subject, at)).or_default().push(index);
             return Ok(());
         };
         let parsed = unsalted_event(&leaf, row)
