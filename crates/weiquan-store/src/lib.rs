@@ -229,6 +229,7 @@ fn new_secret() -> [u8; 32] {
     key
 }
 
-fn salt_of(bytes: Option<Vec<u8>>) -> Option<[u8; 32]> {
+/// A stored 32-byte value (a salt, the pseudonym key), if it is one.
+fn bytes32(bytes: Option<Vec<u8>>) -> Option<[u8; 32]> {
     bytes.and_then(|b| <[u8; 32]>::try_from(b).ok())
 }

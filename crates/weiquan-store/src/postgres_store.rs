@@ -262,7 +262,7 @@ impl crate::PrivateData for PgStore {
             .map(|r| PrivateRow {
                 leaf: r.get::<_, i64>(0) as u64,
                 consumer: r.get(1),
-                salt: crate::salt_of(r.get(2)),
+                salt: crate::bytes32(r.get(2)),
                 values: r.get(3),
             })
             .collect())
@@ -306,7 +306,7 @@ impl crate::PrivateData for PgStore {
             .client
             .query_one("SELECT value FROM secrets WHERE name = 'pseudonym_key'", &[])
             .map_err(err("reading the pseudonym key"))?;
-        crate::salt_of(Some(row.get(0)))
+        crate::bytes32(Some(row.get(0)))
             .ok_or_else(|| StoreError::new("reading the pseudonym key", "it is not 32 bytes"))
     }
 }

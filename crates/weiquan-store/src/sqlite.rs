@@ -417,7 +417,7 @@ impl crate::PrivateData for SqliteStore {
                 Ok(PrivateRow {
                     leaf: r.get::<_, i64>(0)? as u64,
                     consumer: r.get(1)?,
-                    salt: crate::salt_of(r.get(2)?),
+                    salt: crate::bytes32(r.get(2)?),
                     values: r.get(3)?,
                 })
             })
@@ -479,6 +479,6 @@ impl crate::PrivateData for SqliteStore {
                 r.get(0)
             })
             .map_err(err("reading the pseudonym key"))?;
-        crate::salt_of(Some(key)).ok_or_else(|| StoreError::new("reading the pseudonym key", "it is not 32 bytes"))
+        crate::bytes32(Some(key)).ok_or_else(|| StoreError::new("reading the pseudonym key", "it is not 32 bytes"))
     }
 }
