@@ -24,12 +24,12 @@ pub use leaf::{
     CanonicalActor, EventLeaf, LeafError, OwnLeaf, EVENT_LEAF_TYPE, FINDING_LEAF_TYPE, MAX_LEAF_BYTES,
     RULEBOOK_LEAF_TYPE,
 };
-pub use log::{Ledger, LedgerError, LedgerReader};
+pub use log::{Ledger, LedgerError, LedgerReader, StagedAppend};
 pub use private::{
-    commitment, open_values, pseudonym, restore_event, salted_event_leaf, unsalted_event, OpenError, Salt, SaltedLeaf,
-    PSEUDONYM_PREFIX,
+    commitment, open_values, pseudonym, restore_event, salted_event_leaf, unsalted_event, OpenError, Pseudonyms, Salt,
+    SaltedLeaf, PSEUDONYM_PREFIX,
 };
-pub use store::{LogStore, Private, PrivateRow, Row, StoreError};
+pub use store::{lock, LogStore, Private, PrivateRow, Row, StoreError};
 pub use tiles::{parse_tile_path, tile_path, TileRequest, TILE_HEIGHT};
 pub use tree::Frontier;
 pub use verify::{
@@ -38,4 +38,4 @@ pub use verify::{
 };
 
 /// A 32-byte SHA-256 tree hash.
-pub use tlog_tiles::Hash;
+pub use tlog_tiles::{record_hash, Hash};

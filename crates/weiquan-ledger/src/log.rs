@@ -207,6 +207,51 @@ impl<S: LogStore> LedgerReader<S> {
     }
 }
 
+/// The right edge of the stored tree: what appending needs.
+fn frontier_of<S: LogStore>(store: &mut S) -> Result<Frontier, LedgerError> {
+    let size = store.size()?;
+    let rows = Frontier::node_rows(size);
+    let blobs = store.hashes_of(&rows.iter().map(|r| r.1).collect::<Vec<_>>())?;
+    let last = rows
+        .iter()
+        .zip(blobs.iter())
+        .map(|(&(l, row), blob)| hash_in(blob, l, row))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Frontier::from_parts(size, last))
+}
+
+/// A batch of leaves hashed onto the tree, with the checkpoint of the new
+/// tree signed: everything an append computes, ready to be stored.
+#[derive(Debug)]
+pub struct StagedAppend {
+    /// Index of the first leaf.
+    pub first: u64,
+    rows: Vec<Row>,
+    checkpoint: Vec<u8>,
+}
+
+impl StagedAppend {
+    /// Number of leaves.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether there are none (writing it then does nothing).
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Stores the leaves, their private parts and the checkpoint in one
+    /// durable transaction. The store refuses it unless it holds exactly
+    /// the leaves before `first`.
+    pub fn write<S: LogStore + ?Sized>(&self, store: &mut S, private: Private<'_>) -> Result<(), StoreError> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        store.append(self.first, &self.rows, private, &self.checkpoint)
+    }
+}
+
 /// An append-only log over a store.
 pub struct Ledger<S> {
     reader: LedgerReader<S>,
@@ -218,19 +263,15 @@ pub struct Ledger<S> {
 impl<S: LogStore> Ledger<S> {
     /// Opens the log kept in `store`, signing new checkpoints as `origin` with `signer`.
     pub fn open(mut store: S, signer: StandardSigner, origin: &str) -> Result<Self, LedgerError> {
-        let size = store.size()?;
-        let rows = Frontier::node_rows(size);
-        let blobs = store.hashes_of(&rows.iter().map(|r| r.1).collect::<Vec<_>>())?;
-        let last = rows
-            .iter()
-            .zip(blobs.iter())
-            .map(|(&(l, row), blob)| hash_in(blob, l, row))
-            .collect::<Result<Vec<_>, _>>()?;
+        let frontier = frontier_of(&mut store)?;
         Ok(Ledger {
-            reader: LedgerReader { store, size },
+            reader: LedgerReader {
+                store,
+                size: frontier.size(),
+            },
             signer,
             origin: origin.to_owned(),
-            frontier: Frontier::from_parts(size, last),
+            frontier,
         })
     }
 
@@ -249,6 +290,11 @@ impl<S: LogStore> Ledger<S> {
         &self.origin
     }
 
+    /// The store (for reads a caller does itself, when it is shared).
+    pub fn store(&self) -> &S {
+        &self.reader.store
+    }
+
     /// The store (for reads a caller does itself).
     pub fn store_mut(&mut self) -> &mut S {
         &mut self.reader.store
@@ -262,23 +308,65 @@ impl<S: LogStore> Ledger<S> {
 
     /// [`Ledger::append`], with the private parts of salted leaves in the same transaction.
     pub fn append_with_private(&mut self, leaves: Vec<Vec<u8>>, private: Private<'_>) -> Result<u64, LedgerError> {
+        let (staged, next) = self.hash_and_sign(leaves.into_iter().map(|l| (l, None)).collect())?;
+        staged.write(&mut self.reader.store, private)?;
+        self.advance(next);
+        Ok(staged.first)
+    }
+
+    /// Hashes `leaves` onto the tree and signs the new checkpoint, and takes
+    /// the new tree as this ledger's, but does not store it: the caller writes
+    /// the [`StagedAppend`] (possibly on another thread, while it stages the
+    /// next) and must call [`Ledger::reload`] if that write fails. Writes must
+    /// happen in the order appends were staged; the store refuses any other.
+    ///
+    /// Each leaf may come with its record hash (`tlog_tiles::record_hash` of
+    /// its bytes), computed beforehand off the caller's thread; it must be that
+    /// hash (checked in debug builds).
+    pub fn stage(&mut self, leaves: Vec<(Vec<u8>, Option<Hash>)>) -> Result<StagedAppend, LedgerError> {
+        let (staged, next) = self.hash_and_sign(leaves)?;
+        self.advance(next);
+        Ok(staged)
+    }
+
+    /// Forgets staged appends that were not stored: the tree is read back from the store.
+    pub fn reload(&mut self) -> Result<(), LedgerError> {
+        self.frontier = frontier_of(&mut self.reader.store)?;
+        self.reader.size = self.frontier.size();
+        Ok(())
+    }
+
+    fn hash_and_sign(&self, leaves: Vec<(Vec<u8>, Option<Hash>)>) -> Result<(StagedAppend, Frontier), LedgerError> {
         let first = self.frontier.size();
-        if leaves.is_empty() {
-            return Ok(first);
-        }
         let mut next = self.frontier.clone();
         let rows: Vec<Row> = leaves
             .into_iter()
-            .map(|data| {
-                let hashes = next.append(&data).iter().flat_map(|h| h.0).collect();
+            .map(|(data, record)| {
+                debug_assert!(record.is_none_or(|h| h == tlog_tiles::record_hash(&data)));
+                let record = record.unwrap_or_else(|| tlog_tiles::record_hash(&data));
+                let hashes = next.append_record(record).iter().flat_map(|h| h.0).collect();
                 (data, hashes)
             })
             .collect();
-        let checkpoint = sign_checkpoint(&self.signer, &self.origin, next.size(), next.root())?;
-        self.reader.store.append(first, &rows, private, &checkpoint)?;
+        // An empty append stores nothing, and needs no new checkpoint.
+        let checkpoint = if rows.is_empty() {
+            Vec::new()
+        } else {
+            sign_checkpoint(&self.signer, &self.origin, next.size(), next.root())?
+        };
+        Ok((
+            StagedAppend {
+                first,
+                rows,
+                checkpoint,
+            },
+            next,
+        ))
+    }
+
+    fn advance(&mut self, next: Frontier) {
         self.reader.size = next.size();
         self.frontier = next;
-        Ok(first)
     }
 
     /// The newest signed checkpoint (signing one for the empty log if none was stored).

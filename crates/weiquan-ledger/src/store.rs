@@ -80,29 +80,57 @@ pub trait LogStore {
     fn latest_checkpoint(&mut self) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
-impl<T: LogStore + ?Sized> LogStore for Box<T> {
-    fn size(&mut self) -> Result<u64, StoreError> {
-        (**self).size()
-    }
-    fn append(
-        &mut self,
-        first: u64,
-        leaves: &[Row],
-        private: Private<'_>,
-        checkpoint: &[u8],
-    ) -> Result<(), StoreError> {
-        (**self).append(first, leaves, private, checkpoint)
-    }
-    fn hashes_of(&mut self, leaves: &[u64]) -> Result<Vec<Vec<u8>>, StoreError> {
-        (**self).hashes_of(leaves)
-    }
-    fn leaves(&mut self, from: u64, to: u64) -> Result<Vec<Row>, StoreError> {
-        (**self).leaves(from, to)
-    }
-    fn checkpoints(&mut self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        (**self).checkpoints()
-    }
-    fn latest_checkpoint(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
-        (**self).latest_checkpoint()
-    }
+/// Implements [`LogStore`] for wrappers of a store by handing each call to
+/// the store that `$get` reaches from `$s` (the wrapper).
+macro_rules! forward_log_store {
+    ($($(#[$doc:meta])* $wrapper:ty => |$s:ident| $get:expr;)*) => {$(
+        $(#[$doc])*
+        impl<T: LogStore + ?Sized> LogStore for $wrapper {
+            fn size(&mut self) -> Result<u64, StoreError> {
+                let $s = self;
+                $get.size()
+            }
+            fn append(
+                &mut self,
+                first: u64,
+                leaves: &[Row],
+                private: Private<'_>,
+                checkpoint: &[u8],
+            ) -> Result<(), StoreError> {
+                let $s = self;
+                $get.append(first, leaves, private, checkpoint)
+            }
+            fn hashes_of(&mut self, leaves: &[u64]) -> Result<Vec<Vec<u8>>, StoreError> {
+                let $s = self;
+                $get.hashes_of(leaves)
+            }
+            fn leaves(&mut self, from: u64, to: u64) -> Result<Vec<Row>, StoreError> {
+                let $s = self;
+                $get.leaves(from, to)
+            }
+            fn checkpoints(&mut self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+                let $s = self;
+                $get.checkpoints()
+            }
+            fn latest_checkpoint(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+                let $s = self;
+                $get.latest_checkpoint()
+            }
+        }
+    )*};
+}
+
+forward_log_store! {
+    Box<T> => |s| (**s);
+    /// A store shared between the thread that stages appends and the one that
+    /// writes them (see [`crate::StagedAppend`]): each call holds the lock for
+    /// that call only. A thread that panicked holding it left no partial call
+    /// behind that matters (every append is one transaction), so a poisoned
+    /// lock is taken over, not propagated.
+    std::sync::Arc<std::sync::Mutex<T>> => |s| lock(s);
+}
+
+/// Locks a shared store, taking over a poisoned lock (see the impl above).
+pub fn lock<T: ?Sized>(shared: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

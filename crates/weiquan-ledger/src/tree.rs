@@ -37,7 +37,12 @@ impl Frontier {
 
     /// Appends a leaf; returns the stored hashes it completes, level 0 first.
     pub fn append(&mut self, data: &[u8]) -> Vec<Hash> {
-        let mut h = record_hash(data);
+        self.append_record(record_hash(data))
+    }
+
+    /// [`Frontier::append`] of a leaf whose record hash is `h` (computed
+    /// beforehand, perhaps on another thread).
+    pub fn append_record(&mut self, mut h: Hash) -> Vec<Hash> {
         let mut out = vec![h];
         let mut k = self.size;
         let mut l = 0usize;

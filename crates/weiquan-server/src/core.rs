@@ -15,10 +15,10 @@ use std::sync::Arc;
 use weiquan_engine::{Engine, Finding, Lang, Rulebook};
 use weiquan_events::{id_digest, is_personal_field, parse_event, parse_event_with_extras, Body, Reject, Time};
 use weiquan_ledger::{
-    finding_leaf, leaf_event, own_leaf, pseudonym, salted_event_leaf, unsalted_event, LeafError, Ledger, LedgerError,
-    OwnLeaf, PrivateRow, Salt, PSEUDONYM_PREFIX,
+    finding_leaf, leaf_event, own_leaf, salted_event_leaf, unsalted_event, Hash, LeafError, Ledger, LedgerError,
+    OwnLeaf, PrivateRow, Salt, SaltedLeaf, StagedAppend, PSEUDONYM_PREFIX,
 };
-use weiquan_store::Backend;
+use weiquan_store::{Backend, SharedBackend, StoreError};
 
 /// What became of one submitted item.
 #[derive(Clone, Debug, Serialize, PartialEq, utoipa::ToSchema)]
@@ -54,7 +54,7 @@ pub struct StoredFinding {
 pub struct Core {
     rules: Arc<Rulebook>,
     engine: Engine,
-    ledger: Ledger<Box<dyn Backend>>,
+    ledger: Ledger<SharedBackend>,
     findings: Vec<StoredFinding>,
     /// Leaf index of every accepted event, by id digest: both the duplicate
     /// check and the evidence lookup of findings (24 bytes an event, no copy of the id).
@@ -65,8 +65,8 @@ pub struct Core {
     /// through [`Core::hold_seed`], so an answer stays true (a query per lottery
     /// event cost PostgreSQL ingest a round trip each).
     seed_held: HashMap<Box<str>, bool>,
-    /// The key consumer pseudonyms are made with (kept in the database).
-    pseudonym_key: [u8; 32],
+    /// Consumer pseudonyms, under the key kept in the database.
+    pseudonyms: weiquan_ledger::Pseudonyms,
     /// Salts of salted leaves: a CSPRNG seeded once from the operating system
     /// (a system call per leaf cost the sequencer time).
     salts: rand_chacha::ChaCha20Rng,
@@ -75,7 +75,7 @@ pub struct Core {
     legacy_ids: HashMap<String, String>,
     /// Pseudonyms whose consumer id this process has stored (or found stored):
     /// the id is written once, not with every event.
-    known_consumers: std::collections::HashSet<String>,
+    known_consumers: std::collections::HashSet<String, foldhash::fast::FixedState>,
     /// Fingerprint of the last rulebook the ledger records (`None`: none is,
     /// and the built-in one of the writing weiquan was in effect).
     recorded_rulebook: Option<String>,
@@ -84,11 +84,43 @@ pub struct Core {
 /// What a batch adds to the ledger, held until it is durable.
 #[derive(Default)]
 struct Staging {
-    leaves: Vec<Vec<u8>>,
+    /// Leaves with their record hash when it was computed ahead.
+    leaves: Vec<(Vec<u8>, Option<Hash>)>,
     private: Vec<PrivateRow>,
     /// Consumers this process had not seen yet: (pseudonym, id).
     consumers: Vec<(String, String)>,
     findings: Vec<StoredFinding>,
+}
+
+/// A group of requests the engine has processed and the ledger has staged
+/// (hashed, checkpoint signed), but that is not durable yet: it becomes so
+/// when [`Staged::write`] returns. Nothing of it may be shown before.
+pub struct Staged {
+    append: StagedAppend,
+    private: Vec<PrivateRow>,
+    consumers: Vec<(String, String)>,
+    /// Each request's results, in order: to be sent once written.
+    pub results: Vec<Vec<ItemResult>>,
+    /// The rule of each finding the group adds, in order.
+    pub finding_rules: Vec<&'static str>,
+}
+
+impl Staged {
+    /// Stores the group in one durable transaction (leaves, private rows,
+    /// checkpoint). The store refuses it unless every group staged before
+    /// it was written first.
+    pub fn write(&self, store: &mut SharedBackend) -> Result<(), StoreError> {
+        let private = weiquan_ledger::Private {
+            rows: &self.private,
+            consumers: &self.consumers,
+        };
+        self.append.write(store, private)
+    }
+
+    /// The ledger's size once this group is written.
+    pub fn size_after(&self) -> u64 {
+        self.append.first + self.append.len() as u64
+    }
 }
 
 /// One request's items and who submits them.
@@ -97,6 +129,90 @@ pub struct Batch {
     pub submitter: Submitter,
     /// NDJSON items, in order.
     pub items: Vec<String>,
+    /// Each item's leaf, built ahead by [`Batch::prepared`] (empty, or `None`
+    /// for an item: built by the sequencer).
+    leaves: Vec<Option<PreparedLeaf>>,
+}
+
+/// An item's leaf as built ahead of the sequencer: its salt, and the leaf with
+/// its record hash (or why it cannot be one).
+struct PreparedLeaf {
+    salt: Salt,
+    built: Result<(SaltedLeaf, Hash), String>,
+}
+
+impl Batch {
+    /// A request whose items' leaves are built here, on the caller's thread:
+    /// canonical JSON, salted commitments and the leaf's record hash need no
+    /// sequencer state, and the one sequencer thread was ingest's bottleneck
+    /// (they were a fifth of its time). Items that do not parse are left to
+    /// the sequencer, which rejects them as it would any.
+    pub fn prepared(submitter: Submitter, items: Vec<String>) -> Batch {
+        let actor = submitter.actor().canonical();
+        let own_act = matches!(submitter, Submitter::Weiquan(_));
+        let leaves = match &actor {
+            Ok(actor) => (items.iter())
+                .map(|line| {
+                    if !own_act && line.len() > weiquan_events::MAX_LINE_BYTES {
+                        return None;
+                    }
+                    let (ev, extras) = parse_event_with_extras(line).ok()?;
+                    Some(build_leaf(
+                        line,
+                        &ev,
+                        &extras,
+                        own_act,
+                        actor,
+                        SALTS.with_borrow_mut(new_salt),
+                    ))
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        Batch {
+            submitter,
+            items,
+            leaves,
+        }
+    }
+}
+
+thread_local! {
+    /// Salts for leaves built ahead: a CSPRNG per thread, seeded once from the
+    /// operating system (a system call per leaf cost time).
+    static SALTS: std::cell::RefCell<rand_chacha::ChaCha20Rng> =
+        std::cell::RefCell::new(rand_chacha::ChaCha20Rng::from_entropy());
+}
+
+fn new_salt(rng: &mut rand_chacha::ChaCha20Rng) -> Salt {
+    let mut salt = [0u8; 32];
+    rng.fill_bytes(&mut salt);
+    salt
+}
+
+/// The leaf of a parsed event: personal data (consumer and participant ids,
+/// free text, fields this format does not define) enters it only as
+/// commitments under `salt`.
+fn build_leaf(
+    line: &str,
+    ev: &weiquan_events::Event<'_>,
+    extras: &[Cow<'_, str>],
+    own_act: bool,
+    actor: &weiquan_ledger::CanonicalActor,
+    salt: Salt,
+) -> PreparedLeaf {
+    // Extra fields are the producer's own and may hold anything; weiquan's
+    // own acts carry none that are personal (`entrants_root`, `acted_at`).
+    let private = |key: &str| {
+        is_personal_field(&ev.body, key) || (!own_act && extras.iter().any(|e| e == key) && !is_envelope(key))
+    };
+    let built = salted_event_leaf(line, actor, private, &salt)
+        .map(|leaf| {
+            let record = weiquan_ledger::record_hash(&leaf.leaf);
+            (leaf, record)
+        })
+        .map_err(|e| e.to_string());
+    PreparedLeaf { salt, built }
 }
 
 /// Event id digest → leaf index, in 256 shards so that growing one never
@@ -190,8 +306,8 @@ impl Core {
         origin: &str,
         rules: Arc<Rulebook>,
     ) -> Result<Core, LedgerError> {
-        let mut ledger = Ledger::open(backend, signer, origin)?;
-        let pseudonym_key = ledger.store_mut().pseudonym_key()?;
+        let mut ledger = Ledger::open(Arc::new(std::sync::Mutex::new(backend)), signer, origin)?;
+        let pseudonyms = weiquan_ledger::Pseudonyms::new(&weiquan_ledger::lock(ledger.store_mut()).pseudonym_key()?);
         let mut core = Core {
             engine: Engine::new(rules.clone()),
             rules,
@@ -200,7 +316,7 @@ impl Core {
             index_of: EventIndex::new(),
             max_future_ms: None,
             seed_held: HashMap::new(),
-            pseudonym_key,
+            pseudonyms,
             salts: rand_chacha::ChaCha20Rng::from_entropy(),
             legacy_ids: HashMap::new(),
             known_consumers: Default::default(),
@@ -248,7 +364,8 @@ impl Core {
         let mut from = 0;
         while from < size {
             let to = (from + weiquan_store::LEAF_PAGE).min(size);
-            for (index, data, row) in weiquan_store::leaves_with_private(&mut **self.ledger.store_mut(), from, to)? {
+            let page = weiquan_store::leaves_with_private(&mut **self.db(), from, to)?;
+            for (index, data, row) in page {
                 let text = String::from_utf8_lossy(&data);
                 // An event leaf of any format (1: the event; 2: with its actor; 3: personal data salted).
                 let event = leaf_event(&text);
@@ -324,7 +441,7 @@ impl Core {
     /// Replaces the consumer an event names by their pseudonym; the pseudonym.
     fn pseudonymise(&self, ev: &mut weiquan_events::Event<'_>) -> Option<String> {
         let consumer = ev.body.consumer_mut()?;
-        let p = pseudonym(&self.pseudonym_key, consumer);
+        let p = self.pseudonyms.of(consumer);
         *consumer = Cow::Owned(p.clone());
         Some(p)
     }
@@ -339,7 +456,7 @@ impl Core {
         ) {
             _ if produced == logged => true,
             (Some(_), _) if salted => true,
-            (Some(p), Some(id)) => pseudonym(&self.pseudonym_key, id) == p,
+            (Some(p), Some(id)) => self.pseudonyms.of(id) == p,
             _ => false,
         }
     }
@@ -355,7 +472,7 @@ impl Core {
         if let Some(id) = self.legacy_ids.get(pseudonym) {
             return Ok(Some(id.clone()));
         }
-        Ok(self.ledger.store_mut().consumer_id(pseudonym)?.flatten())
+        Ok(self.db().consumer_id(pseudonym)?.flatten())
     }
 
     /// A findings filter's subject as the engine knows it: `consumer:ID` by
@@ -369,7 +486,7 @@ impl Core {
             return Ok(subject.to_owned());
         }
         let p = self.pseudonym_of(id);
-        let erased = matches!(self.ledger.store_mut().consumer_id(&p)?, Some(None));
+        let erased = matches!(self.db().consumer_id(&p)?, Some(None));
         Ok(if erased {
             format!("{CONSUMER_SUBJECT}(erased)")
         } else {
@@ -417,7 +534,7 @@ impl Core {
         use crate::auth::Role;
         use serde_json::{Map, Value};
         let mut receipt = self.ledger.receipt(index)?;
-        let row = self.ledger.store_mut().private_rows(index, index + 1)?.pop();
+        let row = self.db().private_rows(index, index + 1)?.pop();
         // The event a leaf holds, in any format (a finding leaf names no party);
         // salted members are commitments here, their values are in the row.
         let read = leaf_event(&receipt.leaf);
@@ -461,18 +578,61 @@ impl Core {
 
     /// The pseudonym of a consumer id.
     pub fn pseudonym_of(&self, consumer: &str) -> String {
-        pseudonym(&self.pseudonym_key, consumer)
+        self.pseudonyms.of(consumer)
     }
 
     /// Processes several requests' items in order, appends everything in one
     /// durable transaction, and returns each request's results. `now` is the
     /// wall clock, read by the caller (the engine never reads one).
-    pub fn ingest(&mut self, requests: &[Batch], now: Time) -> Result<Vec<Vec<ItemResult>>, LedgerError> {
+    pub fn ingest(&mut self, requests: &mut [Batch], now: Time) -> Result<Vec<Vec<ItemResult>>, LedgerError> {
+        let written = self
+            .stage(requests, now)
+            .and_then(|staged| Ok(staged.write(self.ledger.store_mut()).map(|()| staged)?));
+        match written {
+            Ok(staged) => Ok(staged.results),
+            Err(e) => {
+                self.rebuild()?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Forgets everything staged and not written: the state is rebuilt from
+    /// the ledger as stored. What a caller does after a failed [`Core::stage`]
+    /// or [`Staged::write`], once no write is in flight.
+    pub fn rebuild(&mut self) -> Result<(), LedgerError> {
+        self.known_consumers.clear();
+        self.ledger.reload()?;
+        self.replay()
+    }
+
+    /// The database, for reads and writes beside the ledger's appends (it is
+    /// locked while a staged group is being written).
+    pub fn db(&self) -> std::sync::MutexGuard<'_, Box<dyn Backend>> {
+        weiquan_ledger::lock(self.ledger.store())
+    }
+
+    /// Processes several requests' items in order through the engine and
+    /// stages everything on the ledger, advancing this core's state as if
+    /// it were written; the caller writes the [`Staged`] group (perhaps while
+    /// it stages the next) and answers the requests once it is durable. On
+    /// an error here, or if a write fails, the caller calls [`Core::rebuild`]
+    /// once no write is in flight. `now` is the wall clock, read by the
+    /// caller (the engine never reads one).
+    pub fn stage(&mut self, requests: &mut [Batch], now: Time) -> Result<Staged, LedgerError> {
         let base = self.ledger.size();
-        let mut st = Staging::default();
+        // Sized once: grown by doubling, these large vectors were fresh pages
+        // (zeroed by the kernel) at every group.
+        let items: usize = requests.iter().map(|b| b.items.len()).sum();
+        let mut st = Staging {
+            leaves: Vec::with_capacity(items + items / 8),
+            private: Vec::with_capacity(items),
+            ..Staging::default()
+        };
         let mut results = Vec::with_capacity(requests.len());
-        for batch in requests {
+        for batch in requests.iter_mut() {
             let mut out = Vec::with_capacity(batch.items.len());
+            let mut prepared = std::mem::take(&mut batch.leaves).into_iter();
             // One submitter a batch: its actor is encoded once, not per leaf.
             let from = batch.submitter.actor().canonical();
             for (i, line) in batch.items.iter().enumerate() {
@@ -480,7 +640,8 @@ impl Core {
                 out.push(match &from {
                     Ok(actor) => {
                         let source = (&batch.submitter, actor);
-                        self.ingest_one(item, line, source, now, base, &mut st)
+                        let leaf = prepared.next().flatten();
+                        self.ingest_one(item, (line, leaf), source, now, base, &mut st)
                     }
                     Err(e) => ItemResult::Rejected {
                         field: None,
@@ -490,24 +651,22 @@ impl Core {
             }
             results.push(out);
         }
-        let private = weiquan_ledger::Private {
-            rows: &st.private,
-            consumers: &st.consumers,
-        };
-        if let Err(e) = self.ledger.append_with_private(st.leaves, private) {
-            // Nothing of this batch is durable: forget it by rebuilding from the ledger.
-            self.known_consumers.clear();
-            self.replay()?;
-            return Err(e);
-        }
+        let append = self.ledger.stage(st.leaves)?;
+        let finding_rules = st.findings.iter().map(|f| f.finding.rule.as_str()).collect();
         self.findings.extend(st.findings);
-        Ok(results)
+        Ok(Staged {
+            append,
+            private: st.private,
+            consumers: st.consumers,
+            results,
+            finding_rules,
+        })
     }
 
     fn ingest_one(
         &mut self,
         item: u64,
-        line: &str,
+        (line, prepared): (&str, Option<PreparedLeaf>),
         (submitter, actor): (&Submitter, &weiquan_ledger::CanonicalActor),
         now: Time,
         base: u64,
@@ -559,22 +718,14 @@ impl Core {
                 };
             }
         }
-        // Personal data (consumer and participant ids, free text, fields this
-        // format does not define) enters the public leaf only as commitments.
-        let salt = self.salt();
-        // Extra fields are the producer's own and may hold anything; weiquan's
-        // own acts carry none that are personal (`entrants_root`, `acted_at`).
-        let private = |key: &str| {
-            is_personal_field(&ev.body, key) || (!own_act && extras.iter().any(|e| e == key) && !is_envelope(key))
+        let prepared = match prepared {
+            Some(p) => p,
+            None => build_leaf(line, &ev, &extras, own_act, actor, self.salt()),
         };
-        let salted = match salted_event_leaf(line, actor, private, &salt) {
-            Ok(l) => l,
-            Err(e) => {
-                return ItemResult::Rejected {
-                    field: None,
-                    error: e.to_string(),
-                }
-            }
+        let salt = prepared.salt;
+        let (salted, record) = match prepared.built {
+            Ok(b) => b,
+            Err(error) => return ItemResult::Rejected { field: None, error },
         };
         let index = base + st.leaves.len() as u64;
         if !self.index_of.insert_new(id_digest(&ev.id), index) {
@@ -583,7 +734,8 @@ impl Core {
         let id = ev.body.consumer_mut().map(|c| c.to_string());
         let mut consumer = self.pseudonymise(&mut ev);
         if let (Some(p), Some(id)) = (&consumer, id) {
-            if self.known_consumers.insert(p.clone()) {
+            if !self.known_consumers.contains(p) {
+                self.known_consumers.insert(p.clone());
                 st.consumers.push((p.clone(), id));
             }
         }
@@ -602,7 +754,7 @@ impl Core {
                 values: Some(values),
             });
         }
-        st.leaves.push(salted.leaf);
+        st.leaves.push((salted.leaf, Some(record)));
         for f in self.engine.apply(&ev) {
             let evidence: Vec<u64> = f
                 .events
@@ -626,7 +778,7 @@ impl Core {
                         index: leaf,
                         finding: f,
                     });
-                    st.leaves.push(salted.leaf);
+                    st.leaves.push((salted.leaf, None));
                 }
                 Err(e) => tracing::error!(error = %e, "finding leaf could not be encoded"),
             }
@@ -655,7 +807,7 @@ impl Core {
         let held = match self.seed_held.get(&**lottery) {
             Some(&held) => held,
             None => {
-                let held = self.ledger.store_mut().seed_of(lottery).map_err(|e| acts::Refusal {
+                let held = self.db().seed_of(lottery).map_err(|e| acts::Refusal {
                     field: "lottery",
                     error: format!("cannot check who acts on this lottery ({e}); retry"),
                 })?;
@@ -685,7 +837,7 @@ impl Core {
 
     /// Keeps `seed` for `lottery` (once: a second is an error).
     pub fn hold_seed(&mut self, lottery: &str, seed: &str) -> Result<(), weiquan_store::StoreError> {
-        self.ledger.store_mut().put_seed(lottery, seed)?;
+        self.db().put_seed(lottery, seed)?;
         self.seed_held.insert(lottery.into(), true);
         Ok(())
     }
@@ -701,7 +853,7 @@ impl Core {
     }
 
     /// The ledger.
-    pub fn ledger(&mut self) -> &mut Ledger<Box<dyn Backend>> {
+    pub fn ledger(&mut self) -> &mut Ledger<SharedBackend> {
         &mut self.ledger
     }
 

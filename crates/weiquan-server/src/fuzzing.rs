@@ -49,15 +49,13 @@ pub fn ingest(body: &[u8]) {
         }
         let Some((core, used)) = slot.as_mut() else { return };
         *used += 1;
-        let batch = Batch {
-            submitter: Submitter::Party(Party {
-                role: Role::Platform,
-                key: Some("00112233aabbccdd".into()),
-            }),
-            items,
-        };
+        let party = Submitter::Party(Party {
+            role: Role::Platform,
+            key: Some("00112233aabbccdd".into()),
+        });
+        let mut batch = Batch::prepared(party, items);
         let now = weiquan_events::Time::from_unix_ms(1_798_761_600_000, 8 * 3600);
-        match core.ingest(std::slice::from_ref(&batch), now) {
+        match core.ingest(std::slice::from_mut(&mut batch), now) {
             Ok(results) => assert_eq!(results.first().map(Vec::len), Some(n), "one result per item"),
             Err(e) => panic!("the in-memory ledger refused an append: {e}"),
         }

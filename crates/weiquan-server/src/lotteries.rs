@@ -187,7 +187,7 @@ pub async fn draw_lottery(
     let l = id.clone();
     let seed = app
         .sequencer
-        .read(move |core: &mut Core| core.ledger().store_mut().seed_of(&l))
+        .read(move |core: &mut Core| core.db().seed_of(&l))
         .await?
         .map_err(ApiError::internal)?
         .ok_or_else(|| {
@@ -351,7 +351,7 @@ pub async fn entry_proof(
         let l = id.clone();
         let seed = app
             .sequencer
-            .read(move |core: &mut Core| core.ledger().store_mut().seed_of(&l))
+            .read(move |core: &mut Core| core.db().seed_of(&l))
             .await?
             .map_err(ApiError::internal)?;
         (

@@ -176,6 +176,10 @@ pub trait PrivateData {
 pub trait Backend: LogStore + PrivateData + ApiKeys + LotterySeeds + Send {}
 impl<T: LogStore + PrivateData + ApiKeys + LotterySeeds + Send> Backend for T {}
 
+/// A [`Backend`] shared by the thread that stages batches and the one that
+/// writes them (lock it with [`weiquan_ledger::lock`]).
+pub type SharedBackend = std::sync::Arc<std::sync::Mutex<Box<dyn Backend>>>;
+
 /// A leaf's index, its data, and its private row if it has one.
 pub type LeafWithPrivate = (u64, Vec<u8>, Option<PrivateRow>);
 
