@@ -29,7 +29,7 @@ pub use private::{
     commitment, open_values, pseudonym, restore_event, salted_event_leaf, unsalted_event, OpenError, Pseudonyms, Salt,
     SaltedLeaf, PSEUDONYM_PREFIX,
 };
-pub use store::{lock, LogStore, Private, PrivateRow, Row, StoreError};
+pub use store::{lock, LogStore, Private, PrivateRow, Row, StoreError, StoreErrorKind};
 pub use tiles::{parse_tile_path, tile_path, TileRequest, TILE_HEIGHT};
 pub use tree::Frontier;
 pub use verify::{

@@ -1,9 +1,11 @@
 //! What the log needs from storage.
 
-/// A storage failure, with what was being done.
+/// A storage failure, with what was being done and what kind of failure it is.
 #[derive(Debug, thiserror::Error)]
 #[error("{context}: {source}")]
 pub struct StoreError {
+    /// What a caller can make of it.
+    pub kind: StoreErrorKind,
     /// What the store was doing.
     pub context: String,
     /// The underlying error.
@@ -11,10 +13,36 @@ pub struct StoreError {
     pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
+/// Kinds of storage failure, by what a caller can do about them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// What was asked for is not stored.
+    NotFound,
+    /// It conflicts with what is stored: a key taken, or another writer appended.
+    Conflict,
+    /// The database cannot do it now (unreachable, busy, full, read-only):
+    /// nothing was changed, and retrying later may work.
+    Unavailable,
+    /// What is stored is damaged: a leaf or hash missing, a value of the wrong shape.
+    Corrupt,
+    /// Anything else.
+    Other,
+}
+
 impl StoreError {
-    /// Wraps `source` with `context`.
+    /// Wraps `source` with `context` (kind [`StoreErrorKind::Other`]).
     pub fn new(context: impl Into<String>, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::of_kind(StoreErrorKind::Other, context, source)
+    }
+
+    /// Wraps `source` with `context`, as a failure of `kind`.
+    pub fn of_kind(
+        kind: StoreErrorKind,
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
         StoreError {
+            kind,
             context: context.into(),
             source: source.into(),
         }

@@ -92,6 +92,7 @@ fn lang_of(q: Option<&str>) -> Lang {
 pub(crate) fn ledger_error(e: LedgerError) -> ApiError {
     match e {
         LedgerError::OutOfRange(m) => ApiError::not_found(m),
+        LedgerError::Store(e) => e.into(),
         other => ApiError::internal(other),
     }
 }
@@ -262,8 +263,7 @@ async fn get_findings(
                 next_cursor: next,
             })
         })
-        .await?
-        .map_err(ApiError::internal)?;
+        .await??;
     Ok(Json(page))
 }
 

@@ -90,7 +90,7 @@ pub const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
 const MAX_UNKNOWN: usize = 100_000;
 
 /// Opens a connection to the key table (a fresh one per lookup miss).
-pub type KeyOpener = Arc<dyn Fn() -> anyhow::Result<Box<dyn weiquan_store::Backend>> + Send + Sync>;
+pub type KeyOpener = Arc<dyn Fn() -> Result<Box<dyn weiquan_store::Backend>, weiquan_store::StoreError> + Send + Sync>;
 
 /// What a lookup found, and until when it is trusted.
 struct Cached {
@@ -151,10 +151,10 @@ impl KeyCache {
             return Ok(role);
         }
         let open = self.open.clone();
-        let stored = tokio::task::spawn_blocking(move || -> anyhow::Result<_> { Ok(open()?.key_of(&d)?) })
+        // A database that cannot be reached answers 503 (retry), not 500.
+        let stored = tokio::task::spawn_blocking(move || open()?.key_of(&d))
             .await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::internal)?;
+            .map_err(ApiError::internal)??;
         let found = stored.and_then(|k| Role::parse(&k.role).map(|r| (r, k.expires_at_ms)));
         let role = live(now_ms, &found);
         let mut cache = self.cache.lock().map_err(ApiError::internal)?;

@@ -30,44 +30,13 @@ use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
 use weiquan_engine::Rulebook;
-use weiquan_store::{Backend, PgStore, SqliteStore};
+use weiquan_store::Backend;
+pub use weiquan_store::Database;
 
 /// Most items in one `POST /v1/events`.
 pub const MAX_BATCH_ITEMS: usize = 10_000;
 /// Largest request body, in bytes.
 pub const MAX_BODY_BYTES: usize = 16 << 20;
-
-/// Where the system of record lives.
-#[derive(Clone, Debug)]
-pub enum Database {
-    /// `DATA/weiquan.db`.
-    Sqlite(PathBuf),
-    /// A PostgreSQL URL and the schema to use.
-    Postgres {
-        /// Connection string.
-        url: String,
-        /// Schema holding weiquan's tables.
-        schema: String,
-    },
-}
-
-impl Database {
-    /// Opens a connection.
-    pub fn open(&self) -> Result<Box<dyn Backend>> {
-        Ok(match self {
-            Database::Sqlite(path) => Box::new(SqliteStore::open(path)?),
-            Database::Postgres { url, schema } => Box::new(PgStore::connect(url, schema)?),
-        })
-    }
-
-    /// Opens a connection for reads beside the sequencer's.
-    pub fn open_reader(&self) -> Result<Box<dyn Backend>> {
-        Ok(match self {
-            Database::Sqlite(path) => Box::new(SqliteStore::open_for_reading(path)?),
-            Database::Postgres { url, schema } => Box::new(PgStore::connect(url, schema)?),
-        })
-    }
-}
 
 /// The public log's reads (checkpoint, tiles, proofs) on a connection of
 /// their own, so that they are not queued behind ingest on the sequencer.
@@ -210,17 +179,10 @@ fn start_blocking(cfg: &Config) -> Result<Service> {
             core::Core::open(cfg.db.open()?, signer, &origin, cfg.rules.clone())?.with_max_future(cfg.max_future_ms),
         )),
         Database::Postgres { url, schema } => {
-            // One sequencer per ledger: a session advisory lock, released when its connection ends.
-            let mut lock =
-                postgres::Client::connect(url, postgres::NoTls).with_context(|| format!("connecting to {url}"))?;
-            let key = advisory_key(schema);
+            let mut lock = weiquan_store::LeaderLock::connect(url, schema)?;
             let (db, rules, bound) = (cfg.db.clone(), cfg.rules.clone(), cfg.max_future_ms);
             sequencer::Startup::Elect {
-                try_lock: Box::new(move || {
-                    Ok(lock
-                        .query_one("SELECT pg_try_advisory_lock($1)", &[&key])?
-                        .get::<_, bool>(0))
-                }),
+                try_lock: Box::new(move || Ok(lock.try_lead()?)),
                 open: Box::new(
                     move || Ok(core::Core::open(db.open()?, signer, &origin, rules)?.with_max_future(bound)),
                 ),
@@ -283,13 +245,6 @@ impl Service {
         tokio::task::spawn_blocking(move || sequencer.join()).await.ok();
         Ok(())
     }
-}
-
-/// The advisory-lock key of the ledger in `schema`.
-fn advisory_key(schema: &str) -> i64 {
-    use sha2::Digest;
-    let d = sha2::Sha256::digest(format!("weiquan sequencer {schema}").as_bytes());
-    i64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }
 
 /// Creates an API key with `role` in `db`, valid until `expires_at_ms` (ms since

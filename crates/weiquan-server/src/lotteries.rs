@@ -99,7 +99,12 @@ pub async fn announce(State(app): AppStateRef, caller: Caller, body: String) -> 
     app.sequencer
         .read(move |core: &mut Core| core.hold_seed(&l, &s))
         .await?
-        .map_err(|_| ApiError::conflict(format!("lottery {lottery} already has a seed held by weiquan")))?;
+        .map_err(|e| match e.kind {
+            weiquan_store::StoreErrorKind::Conflict => {
+                ApiError::conflict(format!("lottery {lottery} already has a seed held by weiquan"))
+            }
+            _ => e.into(),
+        })?;
     let index = ingest_one(&app, platform, event).await?;
     Ok(Json(AnnouncedOut {
         lottery,
@@ -188,8 +193,7 @@ pub async fn draw_lottery(
     let seed = app
         .sequencer
         .read(move |core: &mut Core| core.db().seed_of(&l))
-        .await?
-        .map_err(ApiError::internal)?
+        .await??
         .ok_or_else(|| {
             ApiError::conflict(format!(
                 "weiquan holds no seed for lottery {id}: announce it through POST /v1/lotteries"
@@ -352,8 +356,7 @@ pub async fn entry_proof(
         let seed = app
             .sequencer
             .read(move |core: &mut Core| core.db().seed_of(&l))
-            .await?
-            .map_err(ApiError::internal)?;
+            .await??;
         (
             seed,
             Some(

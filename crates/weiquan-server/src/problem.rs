@@ -187,6 +187,20 @@ pub async fn problems_everywhere(req: axum::extract::Request, next: axum::middle
     out
 }
 
+/// A store failure, answered by its kind: taken (409), missing (404), try
+/// later (503); a damaged store or anything else is logged (500).
+impl From<weiquan_store::StoreError> for ApiError {
+    fn from(e: weiquan_store::StoreError) -> Self {
+        use weiquan_store::StoreErrorKind as K;
+        match e.kind {
+            K::Conflict => ApiError::conflict(e.to_string()),
+            K::NotFound => ApiError::not_found(e.to_string()),
+            K::Unavailable => ApiError::unavailable(format!("the database cannot serve this now ({e}); retry")),
+            K::Corrupt | K::Other => ApiError::internal(e),
+        }
+    }
+}
+
 impl From<crate::sequencer::Stopped> for ApiError {
     fn from(e: crate::sequencer::Stopped) -> Self {
         ApiError::unavailable(e.to_string())
@@ -210,5 +224,28 @@ impl IntoResponse for ApiError {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weiquan_store::{StoreError, StoreErrorKind as K};
+
+    /// A store failure is answered by its kind: a client can retry a 503, and
+    /// learns that a 409's key is taken; only a damaged store is a 500.
+    #[test]
+    fn store_failures_answer_by_kind() {
+        let status = |kind| ApiError::from(StoreError::of_kind(kind, "doing it", "because")).into_response();
+        assert_eq!(status(K::Conflict).status(), StatusCode::CONFLICT);
+        assert_eq!(status(K::NotFound).status(), StatusCode::NOT_FOUND);
+        let busy = status(K::Unavailable);
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            busy.headers().contains_key(header::RETRY_AFTER),
+            "a 503 says when to retry"
+        );
+        assert_eq!(status(K::Corrupt).status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(status(K::Other).status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

@@ -6,13 +6,15 @@
 //! one row per signed checkpoint, and write a batch in one transaction that is
 //! durable when `append` returns.
 
+mod database;
 pub mod keyfile;
 mod postgres_store;
 mod sqlite;
 
+pub use database::{Database, LeaderLock};
 pub use postgres_store::PgStore;
 pub use sqlite::SqliteStore;
-pub use weiquan_ledger::{LogStore, Private, PrivateRow, StoreError};
+pub use weiquan_ledger::{LogStore, Private, PrivateRow, StoreError, StoreErrorKind};
 
 /// The version of the database schema this build writes. Opening a database
 /// at an older version upgrades it; a newer one is refused.
@@ -95,23 +97,36 @@ fn check_schema_version(found: u32) -> Result<(), StoreError> {
 /// Checks that `rows` leaves starting at `from` came back, in order.
 fn expect_rows<T>(rows: Vec<(u64, T)>, from: u64, to: u64) -> Result<Vec<T>, StoreError> {
     let mut out = Vec::with_capacity(rows.len());
+    let context = || format!("reading leaves {from}..{to}");
     for (i, (idx, row)) in rows.into_iter().enumerate() {
         let want = from + i as u64;
         if idx != want {
-            return Err(StoreError::new(
-                format!("reading leaves {from}..{to}"),
-                format!("leaf {want} is missing"),
-            ));
+            return Err(missing_leaf(context(), want));
         }
         out.push(row);
     }
     if (out.len() as u64) < to - from {
-        return Err(StoreError::new(
-            format!("reading leaves {from}..{to}"),
-            format!("leaf {} is missing", from + out.len() as u64),
-        ));
+        return Err(missing_leaf(context(), from + out.len() as u64));
     }
     Ok(out)
+}
+
+/// A leaf below the log's size that is not stored: the store is damaged.
+fn missing_leaf(context: impl Into<String>, leaf: impl std::fmt::Display) -> StoreError {
+    StoreError::of_kind(StoreErrorKind::Corrupt, context, format!("leaf {leaf} is missing"))
+}
+
+/// Refuses an append at `first` to a log of `size` leaves: appends are
+/// staged against a size, and another writer got there first.
+fn expect_size(size: u64, first: u64) -> Result<(), StoreError> {
+    if size != first {
+        return Err(StoreError::of_kind(
+            StoreErrorKind::Conflict,
+            "appending",
+            format!("the log has {size} leaves, not {first}: another writer appended"),
+        ));
+    }
+    Ok(())
 }
 
 /// An API key as stored: its role and when it stops working.

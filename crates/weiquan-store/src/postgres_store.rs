@@ -6,7 +6,7 @@ use crate::{expect_rows, StoredKey};
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::Type;
 use postgres::{Client, NoTls};
-use weiquan_ledger::{LogStore, Private, PrivateRow, Row, StoreError};
+use weiquan_ledger::{LogStore, Private, PrivateRow, Row, StoreError, StoreErrorKind};
 
 /// A ledger kept in a PostgreSQL schema.
 pub struct PgStore {
@@ -14,7 +14,24 @@ pub struct PgStore {
 }
 
 fn err(context: &str) -> impl FnOnce(postgres::Error) -> StoreError + '_ {
-    move |e| StoreError::new(context, e)
+    move |e| StoreError::of_kind(kind_of(&e), context, e)
+}
+
+/// What kind of failure a PostgreSQL error is (by SQLSTATE class).
+fn kind_of(e: &postgres::Error) -> StoreErrorKind {
+    let Some(code) = e.code() else {
+        // No SQLSTATE: the connection failed or closed.
+        return StoreErrorKind::Unavailable;
+    };
+    let code = code.code();
+    match &code[..2] {
+        "23" => StoreErrorKind::Conflict,
+        // Connection, resources, operator intervention, serialization and deadlock.
+        "08" | "53" | "57" | "40" => StoreErrorKind::Unavailable,
+        // Data corrupted, index corrupted.
+        "XX" if code != "XX000" => StoreErrorKind::Corrupt,
+        _ => StoreErrorKind::Other,
+    }
 }
 
 fn quote_ident(s: &str) -> String {
@@ -24,7 +41,8 @@ fn quote_ident(s: &str) -> String {
 impl PgStore {
     /// Connects to `url` and uses (creating if needed) the ledger tables in `schema`.
     pub fn connect(url: &str, schema: &str) -> Result<Self, StoreError> {
-        let mut client = Client::connect(url, NoTls).map_err(|e| StoreError::new(format!("connecting to {url}"), e))?;
+        let mut client = Client::connect(url, NoTls)
+            .map_err(|e| StoreError::of_kind(kind_of(&e), format!("connecting to {url}"), e))?;
         let s = quote_ident(schema);
         // Concurrent CREATE … IF NOT EXISTS can still collide in PostgreSQL's
         // catalogs, so processes creating or upgrading the same schema take turns.
@@ -44,7 +62,7 @@ impl PgStore {
         crate::check_schema_version(at)?;
         for (step, sql) in crate::migrations_after(at, "BIGINT", "BYTEA", "IF NOT EXISTS ") {
             tx.batch_execute(&sql)
-                .map_err(|e| StoreError::new(format!("upgrading the schema to version {step}"), e))?;
+                .map_err(|e| StoreError::of_kind(kind_of(&e), format!("upgrading the schema to version {step}"), e))?;
         }
         tx.batch_execute(&format!(
             "DELETE FROM weiquan_schema; INSERT INTO weiquan_schema (version) VALUES ({});",
@@ -82,12 +100,7 @@ impl LogStore for PgStore {
         tx.batch_execute("LOCK TABLE ledger_leaves IN EXCLUSIVE MODE")
             .map_err(err("locking the log"))?;
         let size = count(&mut tx)?;
-        if size != first {
-            return Err(StoreError::new(
-                "appending",
-                format!("the log has {size} leaves, not {first}: another writer appended"),
-            ));
-        }
+        crate::expect_size(size, first)?;
         let sink = tx
             .copy_in("COPY ledger_leaves (idx, data, hashes) FROM STDIN (FORMAT binary)")
             .map_err(err("starting the copy"))?;
@@ -139,7 +152,7 @@ impl LogStore for PgStore {
                 found
                     .get(i)
                     .cloned()
-                    .ok_or_else(|| StoreError::new("reading hashes", format!("leaf {i} is missing")))
+                    .ok_or_else(|| crate::missing_leaf("reading hashes", i))
             })
             .collect()
     }
@@ -306,7 +319,12 @@ impl crate::PrivateData for PgStore {
             .client
             .query_one("SELECT value FROM secrets WHERE name = 'pseudonym_key'", &[])
             .map_err(err("reading the pseudonym key"))?;
-        crate::bytes32(Some(row.get(0)))
-            .ok_or_else(|| StoreError::new("reading the pseudonym key", "it is not 32 bytes"))
+        crate::bytes32(Some(row.get(0))).ok_or_else(|| {
+            StoreError::of_kind(
+                StoreErrorKind::Corrupt,
+                "reading the pseudonym key",
+                "it is not 32 bytes",
+            )
+        })
     }
 }

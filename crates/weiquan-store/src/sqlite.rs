@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-use weiquan_ledger::{LogStore, Private, PrivateRow, Row, StoreError};
+use weiquan_ledger::{LogStore, Private, PrivateRow, Row, StoreError, StoreErrorKind};
 
 /// A ledger kept in a SQLite file.
 pub struct SqliteStore {
@@ -66,7 +66,7 @@ impl Drop for Checkpointer {
 
 fn open_file(path: &Path) -> Result<Connection, StoreError> {
     restrict(path)?;
-    Connection::open(path).map_err(|e| StoreError::new(format!("opening {}", path.display()), e))
+    Connection::open(path).map_err(|e| StoreError::of_kind(kind_of(&e), format!("opening {}", path.display()), e))
 }
 
 /// The database holds undisclosed draw seeds and key digests: it and its WAL
@@ -82,7 +82,9 @@ fn restrict(path: &Path) -> Result<(), StoreError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        let fail = |e: std::io::Error| StoreError::new(format!("securing {}", path.display()), e);
+        let fail = |e: std::io::Error| {
+            StoreError::of_kind(StoreErrorKind::Unavailable, format!("securing {}", path.display()), e)
+        };
         if !path.exists() {
             match std::fs::OpenOptions::new()
                 .write(true)
@@ -112,7 +114,35 @@ fn restrict(path: &Path) -> Result<(), StoreError> {
 }
 
 fn err(context: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
-    move |e| StoreError::new(context, e)
+    move |e| StoreError::of_kind(kind_of(&e), context, e)
+}
+
+/// What kind of failure a SQLite error is.
+fn kind_of(e: &rusqlite::Error) -> StoreErrorKind {
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::ConstraintViolation) => StoreErrorKind::Conflict,
+        Some(
+            C::DatabaseBusy
+            | C::DatabaseLocked
+            | C::DiskFull
+            | C::ReadOnly
+            | C::CannotOpen
+            | C::SystemIoFailure
+            | C::OutOfMemory
+            | C::PermissionDenied,
+        ) => StoreErrorKind::Unavailable,
+        Some(C::DatabaseCorrupt | C::NotADatabase) => StoreErrorKind::Corrupt,
+        _ if matches!(e, rusqlite::Error::QueryReturnedNoRows) => StoreErrorKind::NotFound,
+        _ if matches!(
+            e,
+            rusqlite::Error::FromSqlConversionFailure(..) | rusqlite::Error::InvalidColumnType(..)
+        ) =>
+        {
+            StoreErrorKind::Corrupt
+        }
+        _ => StoreErrorKind::Other,
+    }
 }
 
 impl SqliteStore {
@@ -198,7 +228,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             continue;
         }
         tx.execute_batch(&sql)
-            .map_err(|e| StoreError::new(format!("upgrading the schema to version {step}"), e))?;
+            .map_err(|e| StoreError::of_kind(kind_of(&e), format!("upgrading the schema to version {step}"), e))?;
     }
     tx.pragma_update(None, "user_version", crate::SCHEMA_VERSION)
         .map_err(err("recording the schema version"))?;
@@ -230,12 +260,7 @@ impl LogStore for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err("starting an append"))?;
         let size = count(&tx)?;
-        if size != first {
-            return Err(StoreError::new(
-                "appending",
-                format!("the log has {size} leaves, not {first}: another writer appended"),
-            ));
-        }
+        crate::expect_size(size, first)?;
         {
             let mut insert = tx
                 .prepare_cached("INSERT INTO ledger_leaves (idx, data, hashes) VALUES (?1, ?2, ?3)")
@@ -285,7 +310,7 @@ impl LogStore for SqliteStore {
                 q.query_row([leaf as i64], |r| r.get::<_, Vec<u8>>(0))
                     .optional()
                     .map_err(err("reading hashes"))?
-                    .ok_or_else(|| StoreError::new("reading hashes", format!("leaf {leaf} is missing")))
+                    .ok_or_else(|| crate::missing_leaf("reading hashes", leaf))
             })
             .collect()
     }
@@ -479,6 +504,12 @@ impl crate::PrivateData for SqliteStore {
                 r.get(0)
             })
             .map_err(err("reading the pseudonym key"))?;
-        crate::bytes32(Some(key)).ok_or_else(|| StoreError::new("reading the pseudonym key", "it is not 32 bytes"))
+        crate::bytes32(Some(key)).ok_or_else(|| {
+            StoreError::of_kind(
+                StoreErrorKind::Corrupt,
+                "reading the pseudonym key",
+                "it is not 32 bytes",
+            )
+        })
     }
 }

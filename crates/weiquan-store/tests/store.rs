@@ -8,7 +8,7 @@ use weiquan_ledger::{
     event_leaf, open_checkpoint, parse_tile_path, verify_consistency, verify_log, verify_receipt, ConsistencyProof,
     Ledger, LogStore, VerifyError,
 };
-use weiquan_store::ApiKeys;
+use weiquan_store::{ApiKeys, StoreErrorKind};
 
 const ORIGIN: &str = "weiquan.test/log";
 
@@ -365,4 +365,39 @@ fn a_second_connection_in_the_same_process_loses_nothing() {
     assert_eq!(count(), "1");
     a.append(vec![leaf(1), leaf(2)]).expect("second");
     assert_eq!(count(), "3", "another process sees every acknowledged leaf");
+}
+
+/// Store errors say what kind of failure they are, alike on both stores, so
+/// that a caller can answer "taken" (409), "try later" (503) or "damaged"
+/// (500) instead of one message for all.
+#[test]
+fn store_errors_say_what_kind_of_failure_they_are() {
+    for (name, backend) in backends() {
+        let mut store = backend.open_backend();
+        store.put_seed("L1", "seed").expect("kept");
+        let taken = store.put_seed("L1", "another").expect_err("a lottery has one seed");
+        assert_eq!(taken.kind, StoreErrorKind::Conflict, "{name}: {taken}");
+
+        let mut ledger = fill(backend.open(), &[3]);
+        // An append staged against a size the log no longer has.
+        let stale = ledger
+            .store_mut()
+            .append(1, &[(leaf(9), vec![0; 32])], weiquan_store::Private::default(), b"cp")
+            .expect_err("the log has 3 leaves");
+        assert_eq!(stale.kind, StoreErrorKind::Conflict, "{name}: {stale}");
+
+        backend.sql("DELETE FROM ledger_leaves WHERE idx = 1");
+        let damaged = ledger.store_mut().leaves(0, 3).expect_err("leaf 1 is gone");
+        assert_eq!(damaged.kind, StoreErrorKind::Corrupt, "{name}: {damaged}");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nowhere = weiquan_store::SqliteStore::open(&dir.path().join("no-such-folder/ledger.db"))
+        .err()
+        .expect("no folder");
+    assert_eq!(nowhere.kind, StoreErrorKind::Unavailable, "{nowhere}");
+    // Port 1 on loopback: nothing listens there.
+    let down = weiquan_store::PgStore::connect("postgres://postgres@127.0.0.1:1/test", "wq_none")
+        .err()
+        .expect("no server");
+    assert_eq!(down.kind, StoreErrorKind::Unavailable, "{down}");
 }

@@ -62,6 +62,22 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// Runs `statement` (the same SQL on both) behind the store's back.
+    pub fn sql(&self, statement: &str) {
+        match self {
+            Backend::Sqlite(dir) => {
+                rusqlite_conn(dir).execute_batch(statement).expect("statement");
+            }
+            Backend::Postgres(schema) => {
+                let mut c = postgres::Client::connect(&pg_url(), postgres::NoTls).expect("connect");
+                c.batch_execute(&format!("SET search_path TO \"{schema}\"; {statement}"))
+                    .expect("statement");
+            }
+        }
+    }
+}
+
 fn rusqlite_conn(dir: &tempfile::TempDir) -> rusqlite::Connection {
     rusqlite::Connection::open(dir.path().join("ledger.db")).expect("open")
 }
