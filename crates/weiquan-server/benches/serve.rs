@@ -154,12 +154,58 @@ async fn at_rate(base: &str, key: &str, bodies: Vec<String>, rate: f64, secs: u6
     }
     let achieved = (n * BATCH) as f64 / start.elapsed().as_secs_f64();
     lat.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0.0)
-    };
-    (achieved, pct(0.50), pct(0.99))
+    (achieved, percentile(&lat, 0.50), percentile(&lat, 0.99))
+}
+
+/// Public log reads — the checkpoint, the first entries tile, the first hash
+/// tile, in turn — one every 5 ms until `stop` is set: their latencies, in ms.
+/// Public reads have their own database connection; they must not wait
+/// behind ingest.
+async fn log_reads(base: String, stop: Arc<std::sync::atomic::AtomicBool>) -> Vec<f64> {
+    let client = reqwest::Client::new();
+    let paths = ["/log/checkpoint", "/log/tile/entries/000", "/log/tile/0/000"];
+    let mut lat = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    for i in 0.. {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        tick.tick().await;
+        let t = Instant::now();
+        let r = client
+            .get(format!("{base}{}", paths[i % paths.len()]))
+            .send()
+            .await
+            .expect("get");
+        assert!(r.status().is_success(), "{}", r.status());
+        r.bytes().await.expect("body");
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    lat
+}
+
+/// Percentile `p` (0..1) of sorted latencies.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0.0)
+}
+
+/// Log reads for `secs` on their own, or beside `during` until it finishes: (p50, p99) ms.
+async fn log_read_latency(base: &str, during: Option<tokio::task::JoinHandle<(f64, f64, f64)>>) -> (f64, f64) {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reads = tokio::spawn(log_reads(base.to_owned(), stop.clone()));
+    match during {
+        Some(task) => {
+            task.await.expect("ingest");
+        }
+        None => tokio::time::sleep(Duration::from_secs(2)).await,
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut lat = reads.await.expect("reads");
+    lat.sort_by(f64::total_cmp);
+    (percentile(&lat, 0.5), percentile(&lat, 0.99))
 }
 
 /// Runs one statement on PostgreSQL (off the async threads); failures are printed, not fatal.
@@ -286,6 +332,18 @@ fn main() {
                     frac * 100.0
                 );
             }
+            // Public log reads, idle and while ingesting at half the maximum.
+            let (p50, p99) = log_read_latency(&server.1, None).await;
+            println!("| {store} | log reads every 5 ms, no ingest | — | {p50:.1} ms | {p99:.1} ms | — |");
+            let ingest = tokio::spawn({
+                let (base, api, bodies) = (server.1.clone(), api.clone(), bodies(&lines, 5));
+                async move { at_rate(&base, &api, bodies, max * 0.5, 4).await }
+            });
+            let (p50, p99) = log_read_latency(&server.1, Some(ingest)).await;
+            println!(
+                "| {store} | log reads every 5 ms, ingest at {:.0} events/s (50% of max) | — | {p50:.1} ms | {p99:.1} ms | — |",
+                max * 0.5
+            );
         });
         drop(server);
         if store == "PostgreSQL" {
