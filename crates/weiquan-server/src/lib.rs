@@ -12,7 +12,6 @@ mod auth;
 mod core;
 pub mod fuzzing;
 mod listen;
-mod lotteries;
 mod metrics;
 mod nats;
 mod problem;

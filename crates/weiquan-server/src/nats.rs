@@ -69,7 +69,7 @@ async fn run(url: &str, subject: &str, app: &Arc<AppState>) -> anyhow::Result<()
             key: None,
         });
         match app.sequencer.ingest(platform, items).await {
-            Ok(Ok(results)) => {
+            Ok(results) => {
                 for r in results
                     .iter()
                     .filter(|r| matches!(r, crate::ItemResult::Rejected { .. }))
@@ -79,8 +79,10 @@ async fn run(url: &str, subject: &str, app: &Arc<AppState>) -> anyhow::Result<()
                 msg.ack().await.map_err(|e| anyhow::anyhow!("ack: {e}"))?;
             }
             // Not durable: leave it unacknowledged so that JetStream redelivers it.
-            Ok(Err(e)) => tracing::error!(error = %e, "NATS batch not written; it will be redelivered"),
-            Err(_) => return Ok(()),
+            Err(crate::sequencer::IngestError::NotWritten(e)) => {
+                tracing::error!(error = %e, "NATS batch not written; it will be redelivered")
+            }
+            Err(crate::sequencer::IngestError::Stopped(_)) => return Ok(()),
         }
     }
     Ok(())

@@ -165,8 +165,16 @@ pub async fn problems_everywhere(req: axum::extract::Request, next: axum::middle
     if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
         return ApiError::from_status(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "").into_response();
     }
+    // Every failed request is logged here, whoever answered it (a handler,
+    // an extractor, the router, a timeout): one line with the route.
+    let (method, uri) = (req.method().clone(), req.uri().clone());
     let resp = next.run(req).await;
     let status = resp.status();
+    if status.is_server_error() {
+        tracing::warn!(%method, path = uri.path(), status = status.as_u16(), "request failed");
+    } else if status.is_client_error() {
+        tracing::debug!(%method, path = uri.path(), status = status.as_u16(), "request refused");
+    }
     let is_problem = resp
         .headers()
         .get(header::CONTENT_TYPE)
@@ -198,6 +206,12 @@ impl From<weiquan_store::StoreError> for ApiError {
             K::Unavailable => ApiError::unavailable(format!("the database cannot serve this now ({e}); retry")),
             K::Corrupt | K::Other => ApiError::internal(e),
         }
+    }
+}
+
+impl From<crate::sequencer::IngestError> for ApiError {
+    fn from(e: crate::sequencer::IngestError) -> Self {
+        ApiError::unavailable(e.to_string())
     }
 }
 

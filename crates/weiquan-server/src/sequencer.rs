@@ -171,6 +171,18 @@ pub enum Stopped {
     Standby,
 }
 
+/// Why a request's items were not ingested.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The sequencer cannot take requests (stopped, or standing by).
+    #[error(transparent)]
+    Stopped(#[from] Stopped),
+    /// The batch was not written: the store failed (or a batch staged before
+    /// it did). Nothing of it was kept, so the same request may be sent again.
+    #[error("the batch was not written ({0}); nothing of it was kept: retry")]
+    NotWritten(String),
+}
+
 /// How the sequencer gets its [`Core`].
 pub enum Startup {
     /// Already open (SQLite: one process per file).
@@ -316,18 +328,14 @@ impl Sequencer {
     }
 
     /// Submits one request's items; answers once they are durable.
-    pub async fn ingest(
-        &self,
-        submitter: Submitter,
-        items: Vec<String>,
-    ) -> Result<Result<Vec<ItemResult>, String>, Stopped> {
+    pub async fn ingest(&self, submitter: Submitter, items: Vec<String>) -> Result<Vec<ItemResult>, IngestError> {
         self.check()?;
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Ingest(Batch::prepared(submitter, items), reply))
             .await
             .map_err(|_| Stopped::Down)?;
-        rx.await.map_err(|_| Stopped::Down)
+        rx.await.map_err(|_| Stopped::Down)?.map_err(IngestError::NotWritten)
     }
 
     /// Runs `f` on the core, between batches.
@@ -372,10 +380,7 @@ mod tests {
                 vec![line.to_owned()],
             ));
         assert!(
-            matches!(
-                answer.as_ref().map(|r| r.as_deref()),
-                Ok(Ok([ItemResult::Accepted { index: 0 }]))
-            ),
+            matches!(answer.as_deref(), Ok([ItemResult::Accepted { index: 0 }])),
             "{answer:?}"
         );
         drop(sequencer);
@@ -409,8 +414,8 @@ mod tests {
             )
         };
         let send = |ids: &[&str]| sequencer.ingest(platform(), ids.iter().map(|id| event(id)).collect());
-        let first = rt.block_on(send(&["a"])).expect("running");
-        assert_eq!(first, Ok(vec![ItemResult::Accepted { index: 0 }]));
+        let first = rt.block_on(send(&["a"])).expect("written");
+        assert_eq!(first, vec![ItemResult::Accepted { index: 0 }]);
 
         let side = rusqlite::Connection::open(&path).expect("a second connection");
         let size = rt
@@ -423,18 +428,18 @@ mod tests {
         // staged on the first while it is written, both are refused.
         let (b, c) = rt.block_on(async { tokio::join!(send(&["b"]), send(&["c"])) });
         for refused in [b, c] {
-            assert!(matches!(refused, Ok(Err(_))), "{refused:?}");
+            assert!(matches!(refused, Err(IngestError::NotWritten(_))), "{refused:?}");
         }
         side.execute("DELETE FROM leaf_private WHERE leaf = 1", [])
             .expect("unblock");
-        let later = rt.block_on(send(&["b", "c", "a"])).expect("running");
+        let later = rt.block_on(send(&["b", "c", "a"])).expect("written");
         assert_eq!(
             later,
-            Ok(vec![
+            vec![
                 ItemResult::Accepted { index: 1 },
                 ItemResult::Accepted { index: 2 },
                 ItemResult::Duplicate,
-            ])
+            ]
         );
         let ids = rt
             .block_on(sequencer.read(|core: &mut Core| {

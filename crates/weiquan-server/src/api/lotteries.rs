@@ -2,8 +2,8 @@
 //! to draw, records the entrants root at the close, and draws by the published
 //! algorithm, so that every participant can check the result.
 
+use super::{business_time, ingest_one, AppStateRef};
 use crate::acts::{own_id, OWN_ID_PREFIX};
-use crate::api::{business_time, ingest_one, AppStateRef};
 use crate::auth::{Caller, Role};
 use crate::core::Core;
 use crate::problem::{ApiError, Problem};

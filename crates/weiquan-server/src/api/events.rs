@@ -1,0 +1,106 @@
+//! `POST /v1/events`, and the acts weiquan writes itself on a caller's request.
+
+use super::AppStateRef;
+use crate::acts::Submitter;
+use crate::auth::{Caller, Role};
+use crate::core::{Core, ItemResult};
+use crate::problem::{ApiError, Problem};
+use axum::extract::State;
+use axum::Json;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+/// Result of one `POST /v1/events`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct IngestResponse {
+    /// Items made durable in the ledger.
+    pub accepted: usize,
+    /// Items whose id was seen before.
+    pub duplicates: usize,
+    /// Items not accepted.
+    pub rejected: usize,
+    /// One result per item, in order (`item` is 1-based).
+    pub items: Vec<crate::schemas::ItemOut>,
+}
+
+/// Splits a body into items: a JSON array, or NDJSON (blank lines skipped).
+pub(crate) fn split_items(body: &str) -> Result<Vec<String>, ApiError> {
+    if body.trim_start().starts_with('[') {
+        let items: Vec<&RawValue> = serde_json::from_str(body)
+            .map_err(|e| ApiError::bad_request(format!("the body starts with `[` but is not a JSON array: {e}")))?;
+        return Ok(items.into_iter().map(|r| r.get().to_owned()).collect());
+    }
+    Ok(body
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Ingest events.
+#[utoipa::path(post, path = "/v1/events", tag = "events",
+    request_body(description = "NDJSON (one event per line) or a JSON array of events, at most 10,000; each item is accepted, a duplicate, or rejected on its own",
+        content((String = "application/x-ndjson"), (Vec<Object> = "application/json"))),
+    responses((status = 200, description = "Each item accepted (with its ledger index), duplicate or rejected; answered once durable", body = IngestResponse),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 413, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)),
+    security(("api_key" = [])))]
+pub(crate) async fn post_events(
+    State(app): AppStateRef,
+    caller: Caller,
+    body: String,
+) -> Result<Json<IngestResponse>, ApiError> {
+    let party = caller
+        .require("ingest events (platform keys only)", |r| *r == Role::Platform)?
+        .clone();
+    let items = split_items(&body)?;
+    if items.len() > crate::MAX_BATCH_ITEMS {
+        return Err(ApiError::too_large(format!(
+            "{} items; send at most {} per request",
+            items.len(),
+            crate::MAX_BATCH_ITEMS
+        )));
+    }
+    let results = app.sequencer.ingest(Submitter::Party(party), items).await?;
+    let count = |f: fn(&ItemResult) -> bool| results.iter().filter(|r| f(r)).count();
+    Ok(Json(IngestResponse {
+        accepted: count(|r| matches!(r, ItemResult::Accepted { .. })),
+        duplicates: count(|r| matches!(r, ItemResult::Duplicate)),
+        rejected: count(|r| matches!(r, ItemResult::Rejected { .. })),
+        items: (results.into_iter().enumerate())
+            .map(|(i, r)| crate::schemas::ItemOut::new(i + 1, r))
+            .collect(),
+    }))
+}
+
+/// The business time for events weiquan writes itself: the engine's clock (wall clock before any event).
+pub(crate) fn business_time(core: &Core) -> String {
+    core.engine().clock().map_or_else(
+        || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        |c| c.to_string(),
+    )
+}
+
+/// Writes one event of weiquan's own, acting on the request of `on_behalf` (the leaf names both).
+pub(crate) async fn ingest_one(
+    app: &crate::AppState,
+    on_behalf: crate::acts::Party,
+    event: Value,
+) -> Result<u64, ApiError> {
+    let results = app
+        .sequencer
+        .ingest(Submitter::Weiquan(on_behalf), vec![event.to_string()])
+        .await?;
+    match results.into_iter().next() {
+        Some(ItemResult::Accepted { index }) => Ok(index),
+        Some(ItemResult::Duplicate) => Err(ApiError::conflict(
+            "this was already done (an event with the same id is in the ledger)",
+        )),
+        Some(ItemResult::Rejected { field, error }) => Err(ApiError::unprocessable(format!(
+            "{}{error}",
+            field.map(|f| format!("{f}: ")).unwrap_or_default()
+        ))),
+        None => Err(ApiError::internal("no result for the event")),
+    }
+}

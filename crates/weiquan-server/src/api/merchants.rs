@@ -1,0 +1,214 @@
+//! Findings, merchants' standing, the blacklist and its lifting.
+
+use super::{business_time, ingest_one, lang_of, AppStateRef};
+use crate::acts::own_id;
+use crate::auth::{Caller, Role};
+use crate::core::Core;
+use crate::problem::{ApiError, Problem};
+use crate::schemas::{BlacklistOut, FindingOut, FindingsPage, LiftOut, MerchantOut, StandingOut};
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+use weiquan_engine::{Lang, Severity};
+
+/// Filters of `GET /v1/findings`.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct FindingsQuery {
+    /// Rule id, e.g. `PS-01`.
+    rule: Option<String>,
+    /// Subject, e.g. `order:o1`.
+    subject: Option<String>,
+    /// `high`, `medium` or `low`.
+    severity: Option<String>,
+    /// Owning merchant.
+    merchant: Option<String>,
+    /// Only findings at or after this time (RFC 3339).
+    since: Option<String>,
+    /// Continue after this ledger index (from `next_cursor`).
+    cursor: Option<u64>,
+    /// Page size (default 100, at most 1000).
+    limit: Option<usize>,
+    /// Message language: `zh` (default) or `en`.
+    lang: Option<String>,
+}
+
+/// List findings.
+#[utoipa::path(get, path = "/v1/findings", tag = "findings", params(FindingsQuery),
+    responses((status = 200, description = "A page of findings in ledger order, with `next_cursor` when there are more", body = crate::schemas::FindingsPage), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("api_key" = [])))]
+pub(crate) async fn get_findings(
+    State(app): AppStateRef,
+    caller: Caller,
+    Query(q): Query<FindingsQuery>,
+) -> Result<Json<FindingsPage>, ApiError> {
+    let role = &caller
+        .require("read findings", |r| !matches!(r, Role::Consumer(_)))?
+        .role;
+    let merchant = match role {
+        Role::Merchant(own) => {
+            if q.merchant.as_deref().is_some_and(|m| m != own) {
+                return Err(ApiError::forbidden("a merchant key reads only its own findings"));
+            }
+            Some(own.clone())
+        }
+        _ => q.merchant.clone(),
+    };
+    let severity = match q.severity.as_deref() {
+        None => None,
+        Some("high") => Some(Severity::High),
+        Some("medium") => Some(Severity::Medium),
+        Some("low") => Some(Severity::Low),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "severity `{other}` is not high, medium or low"
+            )))
+        }
+    };
+    let since = match q.since.as_deref() {
+        None => None,
+        Some(s) => Some(weiquan_events::Time::parse(s).map_err(|e| ApiError::bad_request(format!("since: {e}")))?),
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let lang = lang_of(q.lang.as_deref());
+    let cursor = q.cursor;
+    // Consumers' ids are theirs and the platform's and regulators' to read.
+    let reveal = matches!(role, Role::Platform | Role::Regulator);
+    let page = app
+        .sequencer
+        .read(move |core: &mut Core| {
+            // The engine knows consumers by pseudonym: a subject may name either.
+            let subject = match q.subject.as_deref() {
+                Some(s) => Some(core.subject_filter(s)?),
+                None => None,
+            };
+            let rules = core.rules();
+            let mut items = Vec::new();
+            let mut next = None;
+            let start = cursor.map_or(0, |c| core.findings().partition_point(|f| f.index <= c));
+            for f in &core.findings()[start..] {
+                let ok = q.rule.as_deref().is_none_or(|r| f.finding.rule.as_str() == r)
+                    && subject.as_deref().is_none_or(|s| f.finding.subject == s)
+                    && severity.is_none_or(|s| rules.severity(f.finding.rule) == s)
+                    && merchant
+                        .as_deref()
+                        .is_none_or(|m| f.finding.merchant.as_deref() == Some(m))
+                    && since.is_none_or(|t| f.finding.at >= t);
+                if !ok {
+                    continue;
+                }
+                if items.len() == limit {
+                    next = items.last().map(|f: &FindingOut| f.index);
+                    break;
+                }
+                items.push(core.finding_out(f, lang));
+            }
+            if reveal {
+                core.reveal_consumers(&mut items)?;
+            }
+            Ok::<_, weiquan_store::StoreError>(FindingsPage {
+                findings: items,
+                next_cursor: next,
+            })
+        })
+        .await??;
+    Ok(Json(page))
+}
+
+/// A merchant's credit grade and blacklist state (public); its findings for platform, regulator and itself.
+#[utoipa::path(get, path = "/v1/merchants/{id}", tag = "merchants", params(("id" = String, Path, description = "Merchant id")),
+    responses((status = 200, description = "Grade with reasons, blacklist state, and (for those allowed) open findings", body = crate::schemas::MerchantOut), (status = 404, body = Problem)))]
+pub(crate) async fn get_merchant(
+    State(app): AppStateRef,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<MerchantOut>, ApiError> {
+    let full = caller
+        .0
+        .as_ref()
+        .is_some_and(|p| p.role.reads_all() || p.role == Role::Merchant(id.clone()));
+    let out = app
+        .sequencer
+        .read(move |core: &mut Core| {
+            let standing = core.engine().standing(&id)?.into();
+            let findings = full.then(|| {
+                core.findings()
+                    .iter()
+                    .filter(|f| f.finding.merchant.as_deref() == Some(id.as_str()))
+                    .map(|f| core.finding_out(f, Lang::Zh))
+                    .collect()
+            });
+            Some(MerchantOut { standing, findings })
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("no events name this merchant"))?;
+    Ok(Json(out))
+}
+
+/// Blacklisted merchants with the findings behind each.
+#[utoipa::path(get, path = "/v1/blacklist", tag = "merchants", responses((status = 200, description = "Blacklisted merchants", body = crate::schemas::BlacklistOut), (status = 401, body = Problem), (status = 403, body = Problem)), security(("api_key" = [])))]
+pub(crate) async fn get_blacklist(State(app): AppStateRef, caller: Caller) -> Result<Json<BlacklistOut>, ApiError> {
+    caller.require("read the blacklist", Role::reads_all)?;
+    let list = app
+        .sequencer
+        .read(|core: &mut Core| {
+            core.engine()
+                .standings()
+                .into_iter()
+                .filter(|s| s.blacklisted.is_some())
+                .map(StandingOut::from)
+                .collect()
+        })
+        .await?;
+    Ok(Json(BlacklistOut { blacklist: list }))
+}
+
+/// Body of a blacklist lift.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct LiftRequest {
+    /// Why the blacklist is lifted (required; it is logged).
+    reason: Option<String>,
+}
+
+/// Lift a merchant's blacklist (regulator); the action is itself logged in the ledger.
+#[utoipa::path(post, path = "/v1/blacklist/{merchant}/lift", tag = "merchants", params(("merchant" = String, Path, description = "Merchant id")), request_body = LiftRequest,
+    responses((status = 200, description = "Lifted; the ledger index of the logged action", body = crate::schemas::LiftOut), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+pub(crate) async fn lift_blacklist(
+    State(app): AppStateRef,
+    caller: Caller,
+    Path(merchant): Path<String>,
+    body: String,
+) -> Result<Json<LiftOut>, ApiError> {
+    let regulator = caller
+        .require("lift a blacklist (regulator keys only)", |r| *r == Role::Regulator)?
+        .clone();
+    let _act = app.acts.lock().await;
+    // Read as JSON whatever the Content-Type says: the body is small and its shape is fixed.
+    let request: Option<LiftRequest> = serde_json::from_str(&body).ok();
+    let reason = request
+        .and_then(|b| b.reason)
+        .filter(|r| !r.trim().is_empty())
+        .ok_or_else(|| ApiError::unprocessable("say why: send {\"reason\": \"…\"}"))?;
+    let m = merchant.clone();
+    let (blacklisted, at) = app
+        .sequencer
+        .read(move |core: &mut Core| {
+            let blacklisted = core.engine().standing(&m).is_some_and(|s| s.blacklisted.is_some());
+            (blacklisted, business_time(core))
+        })
+        .await?;
+    if !blacklisted {
+        return Err(ApiError::not_found(format!("merchant {merchant} is not blacklisted")));
+    }
+    // Business time stays the platform's (a wall-clock time would move every deadline);
+    // when the regulator acted is kept beside it.
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let event = json!({"v": 1, "id": own_id("lift"), "type": "merchant.blacklist_lifted",
+        "at": at, "merchant": merchant, "by": "regulator", "reason": reason, "acted_at": now});
+    let index = ingest_one(&app, regulator, event).await?;
+    Ok(Json(LiftOut {
+        lifted: merchant,
+        index,
+    }))
+}

@@ -1,0 +1,190 @@
+//! The HTTP routes. Each handler checks the caller's role, then asks the
+//! sequencer (or, for the public log, its reading connection) for what it
+//! needs. One module per resource — `events` (ingest, and weiquan's own acts),
+//! `merchants` (findings, standing, the blacklist), `lotteries`, `log`
+//! (proofs, receipts, checkpoint, tiles), `ops` — and the router, its limits
+//! and the OpenAPI document here, in one place.
+
+mod events;
+mod log;
+mod lotteries;
+mod merchants;
+mod ops;
+
+use crate::core::ItemResult;
+use crate::problem::{ApiError, Problem};
+use crate::AppState;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+use std::time::Duration;
+use utoipa::OpenApi;
+use weiquan_engine::Lang;
+use weiquan_ledger::LedgerError;
+
+pub(crate) use events::{business_time, ingest_one, split_items, IngestResponse};
+
+/// The state every handler gets.
+pub type AppStateRef = State<Arc<AppState>>;
+
+/// Largest body of the routes that take one small object (a lift's reason, an
+/// announcement, a beacon signature); only `/v1/events` takes batches.
+const SMALL_BODY_BYTES: usize = 64 << 10;
+
+/// The router with every route, limits and timeouts.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/events", post(events::post_events))
+        .route("/v1/findings", get(merchants::get_findings))
+        .route("/v1/merchants/{id}", get(merchants::get_merchant))
+        .route("/v1/blacklist", get(merchants::get_blacklist))
+        .route(
+            "/v1/blacklist/{merchant}/lift",
+            post(merchants::lift_blacklist).layer(DefaultBodyLimit::max(SMALL_BODY_BYTES)),
+        )
+        .route("/v1/proofs/inclusion", get(log::inclusion_proof))
+        .route("/v1/proofs/consistency", get(log::consistency_proof))
+        .route("/v1/receipts/{index}", get(log::get_receipt))
+        .route(
+            "/v1/lotteries",
+            post(lotteries::announce).layer(DefaultBodyLimit::max(SMALL_BODY_BYTES)),
+        )
+        .route("/v1/lotteries/{id}", get(lotteries::get_lottery))
+        .route(
+            "/v1/lotteries/{id}/close",
+            post(lotteries::close).layer(DefaultBodyLimit::max(SMALL_BODY_BYTES)),
+        )
+        .route(
+            "/v1/lotteries/{id}/draw",
+            post(lotteries::draw_lottery).layer(DefaultBodyLimit::max(SMALL_BODY_BYTES)),
+        )
+        .route("/v1/lotteries/{id}/proof", get(lotteries::entry_proof))
+        .route("/log/checkpoint", get(log::get_checkpoint))
+        .route("/log/tile/{*path}", get(log::get_tile))
+        .route("/openapi.json", get(ops::openapi_json))
+        .route("/metrics", get(ops::metrics))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
+        .layer(DefaultBodyLimit::max(crate::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::key_before_body,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::public_rate_limit,
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(60),
+        ))
+        .layer(axum::middleware::from_fn(crate::problem::problems_everywhere))
+        .with_state(state)
+}
+
+fn lang_of(q: Option<&str>) -> Lang {
+    if q == Some("en") {
+        Lang::En
+    } else {
+        Lang::Zh
+    }
+}
+
+pub(crate) fn ledger_error(e: LedgerError) -> ApiError {
+    match e {
+        LedgerError::OutOfRange(m) => ApiError::not_found(m),
+        LedgerError::Store(e) => e.into(),
+        other => ApiError::internal(other),
+    }
+}
+
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Every error a route can answer, whoever produces it (a handler, axum's
+/// extractors, the router, the timeout, the rate limits), is declared, and as
+/// `application/problem+json` (utoipa writes `application/json` for a body).
+struct ProblemResponses;
+
+impl utoipa::Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let problem = || {
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build()
+        };
+        let response = |why: &str| {
+            ResponseBuilder::new()
+                .description(why)
+                .content("application/problem+json", problem())
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let ops = [
+                (&mut item.get, false),
+                (&mut item.post, true),
+                (&mut item.put, true),
+                (&mut item.delete, false),
+            ];
+            for (op, has_body) in ops {
+                let Some(op) = op.as_mut() else { continue };
+                let responses = &mut op.responses.responses;
+                // Problems a handler declared: only their content type changes.
+                for (status, r) in responses.iter_mut() {
+                    if let utoipa::openapi::RefOr::T(r) = r {
+                        if !status.starts_with('2') && r.content.shift_remove("application/json").is_some() {
+                            r.content.insert("application/problem+json".into(), problem());
+                        }
+                    }
+                }
+                let ops_route = matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics");
+                let mut add = |status: &str, why: &str| {
+                    responses.entry(status.into()).or_insert_with(|| response(why).into());
+                };
+                add("400", "Malformed path, query or body");
+                add("404", "No such resource");
+                add("405", "Method not allowed on this route");
+                add("408", "The request took too long");
+                add("414", "Request target too long");
+                add("431", "Too many or too large header fields");
+                add("500", "Internal error (logged)");
+                add("503", "Not ready: standing by, or the store is unavailable");
+                if !ops_route {
+                    add("429", "Rate limit exhausted (per key, or per address without one)");
+                }
+                if op.security.is_some() || has_body {
+                    add("401", "No valid API key");
+                    add("403", "This key's role may not do this");
+                }
+                if has_body {
+                    add("413", "Body or batch too large");
+                    add("422", "Well-formed but not acceptable");
+                }
+            }
+        }
+    }
+}
+
+/// The OpenAPI document, generated from the handlers above.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "weiquan", description = "Consumer-protection findings over a platform's events, with a tamper-evident log"),
+    paths(events::post_events, merchants::get_findings, lotteries::announce, lotteries::get_lottery, lotteries::close, lotteries::draw_lottery, lotteries::entry_proof, merchants::get_merchant, merchants::get_blacklist, merchants::lift_blacklist, log::inclusion_proof, log::consistency_proof, log::get_receipt, log::get_checkpoint, log::get_tile, ops::healthz, ops::readyz, ops::metrics, ops::openapi_json),
+    components(schemas(IngestResponse, ItemResult, Problem, merchants::LiftRequest, crate::schemas::ItemOut)),
+    modifiers(&SecurityAddon, &ProblemResponses)
+)]
+pub struct ApiDoc;
