@@ -91,14 +91,15 @@ impl Writer {
         })
     }
 
-    /// Hands a group to the writer; the previous one must be settled.
-    fn submit(&mut self, write: Write) {
+    /// Hands a group to the writer (the previous one must be settled);
+    /// whether it took it.
+    fn submit(&mut self, write: Write) -> bool {
         debug_assert!(!self.in_flight, "one write at a time");
         let lost = match &self.jobs {
             Some(jobs) => match jobs.send(write) {
                 Ok(()) => {
                     self.in_flight = true;
-                    return;
+                    return true;
                 }
                 Err(std::sync::mpsc::SendError(lost)) => lost,
             },
@@ -108,6 +109,7 @@ impl Writer {
         for reply in lost.replies {
             let _ = reply.send(Err("the ledger writer stopped; the server must be restarted".into()));
         }
+        false
     }
 
     /// Waits for the write in flight, if any: whether every submitted group is durable.
@@ -196,6 +198,11 @@ pub enum Startup {
     },
 }
 
+/// Requests of at most this many items have their leaves built on the async
+/// worker that received them (tens of microseconds); larger ones on the
+/// blocking pool.
+const PREPARE_INLINE_ITEMS: usize = 32;
+
 /// Largest number of requests merged into one transaction.
 const MAX_GROUP: usize = 256;
 
@@ -278,11 +285,17 @@ impl Sequencer {
                         // Groups are written in order: the previous one first.
                         let previous_written = writer.settle();
                         match staged {
-                            Ok(staged) if previous_written => writer.submit(Write {
-                                staged,
-                                replies,
-                                started,
-                            }),
+                            Ok(staged) if previous_written => {
+                                let write = Write {
+                                    staged,
+                                    replies,
+                                    started,
+                                };
+                                if !writer.submit(write) {
+                                    // Staged, never to be written: forget it.
+                                    rebuild(&mut core);
+                                }
+                            }
                             not_staged => {
                                 let why = match not_staged {
                                     Err(e) => {
@@ -331,8 +344,16 @@ impl Sequencer {
     pub async fn ingest(&self, submitter: Submitter, items: Vec<String>) -> Result<Vec<ItemResult>, IngestError> {
         self.check()?;
         let (reply, rx) = oneshot::channel();
+        // Building a large request's leaves is milliseconds of CPU: not on an async worker.
+        let batch = if items.len() > PREPARE_INLINE_ITEMS {
+            tokio::task::spawn_blocking(move || Batch::prepared(submitter, items))
+                .await
+                .map_err(|e| IngestError::NotWritten(format!("building the batch's leaves failed: {e}")))?
+        } else {
+            Batch::prepared(submitter, items)
+        };
         self.tx
-            .send(Command::Ingest(Batch::prepared(submitter, items), reply))
+            .send(Command::Ingest(batch, reply))
             .await
             .map_err(|_| Stopped::Down)?;
         rx.await.map_err(|_| Stopped::Down)?.map_err(IngestError::NotWritten)
