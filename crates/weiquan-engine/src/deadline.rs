@@ -25,9 +25,29 @@ pub(crate) struct Deadline {
     pub generation: u32,
 }
 
-/// What a deadline checks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum DeadlineKind {
+/// Declares the deadline kinds once: the enum, the list of all of them and
+/// their number (the queue has a lane per kind) follow from one list, so a
+/// kind cannot be added to one and missed in another.
+macro_rules! deadline_kinds {
+    ($($kind:ident),* $(,)?) => {
+        /// What a deadline checks.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+        pub(crate) enum DeadlineKind {
+            $($kind),*
+        }
+
+        impl DeadlineKind {
+            /// Every kind, in declaration order (the order of their lanes).
+            #[cfg(test)]
+            pub(crate) const ALL: [DeadlineKind; KINDS] = [$(DeadlineKind::$kind),*];
+        }
+
+        /// Number of deadline kinds.
+        const KINDS: usize = [$(stringify!($kind)),*].len();
+    };
+}
+
+deadline_kinds! {
     Ps04Ship,
     Ps07DepositRefund,
     Lt05Draw,
@@ -37,8 +57,6 @@ pub(crate) enum DeadlineKind {
     Mc08Refund,
     Mc10Response,
 }
-
-const KINDS: usize = DeadlineKind::Mc10Response as usize + 1;
 
 /// Pending deadlines, popped in `(due, seq)` order.
 #[derive(Default)]
@@ -105,17 +123,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const ALL: [DeadlineKind; KINDS] = [
-        DeadlineKind::Ps04Ship,
-        DeadlineKind::Ps07DepositRefund,
-        DeadlineKind::Lt05Draw,
-        DeadlineKind::Lt06Prizes,
-        DeadlineKind::Mc06Ship,
-        DeadlineKind::Mc07Reply,
-        DeadlineKind::Mc08Refund,
-        DeadlineKind::Mc10Response,
-    ];
-
     fn time(ms: i64) -> Time {
         Time::from_unix_ms(ms, 0)
     }
@@ -147,8 +154,8 @@ mod tests {
                     // Mostly increasing per kind, sometimes earlier: both lanes and spill get used.
                     let due = clock + delta - 20;
                     seq += 1;
-                    q.set(time(due), ALL[k], seq as u32, 0);
-                    heap.push(Reverse(Deadline { due: time(due), seq, kind: ALL[k], target: seq as u32, generation: 0 }));
+                    q.set(time(due), DeadlineKind::ALL[k], seq as u32, 0);
+                    heap.push(Reverse(Deadline { due: time(due), seq, kind: DeadlineKind::ALL[k], target: seq as u32, generation: 0 }));
                 }
             }
         }
