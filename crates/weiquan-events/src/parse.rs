@@ -528,6 +528,11 @@ pub fn check_id(s: &str) -> Result<(), String> {
     if s.is_empty() {
         return Err("identifier is empty; ids must be 1 to 128 characters".into());
     }
+    // PostgreSQL's text cannot hold U+0000, and a ledger on it would refuse
+    // the whole batch that carried one; no platform's id needs it.
+    if s.contains('\0') {
+        return Err("identifier contains U+0000 (NUL), which ids may not; remove it".into());
+    }
     // Byte length bounds char count from above, so only long strings need counting.
     if s.len() > MAX_ID_CHARS && s.chars().count() > MAX_ID_CHARS {
         return Err(format!(

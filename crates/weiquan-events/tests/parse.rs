@@ -74,6 +74,17 @@ fn envelope_errors_name_the_field() {
         parse_event(&order_with("id", Some(&format!("\"{}\"", "订".repeat(128))))).is_ok(),
         "128 characters, not bytes"
     );
+    // U+0000 cannot be stored in PostgreSQL text: refused in any id, by name.
+    for field in ["id", "consumer", "merchant"] {
+        assert_eq!(
+            rejected_field(&order_with(field, Some("\"u\\u0000x\""))).as_deref(),
+            Some(field)
+        );
+    }
+    assert!(
+        parse_event(&order_with("consumer", Some("\"u\\u0001x\""))).is_ok(),
+        "only NUL"
+    );
     assert_eq!(
         rejected_field(&order_with("type", Some("\"order.exploded\""))).as_deref(),
         Some("type")

@@ -142,7 +142,7 @@ self_cell::self_cell!(
 /// One request's items and who submits them.
 pub struct Batch {
     /// The submitting party (or weiquan on a party's request).
-    pub submitter: Submitter,
+    submitter: Submitter,
     /// The items, in order.
     items: Vec<Item>,
     /// Each item's leaf, built ahead by [`Batch::prepared`] (empty, or `None`
@@ -377,11 +377,7 @@ impl Core {
 
     /// Rebuilds engine, duplicate ids and findings from the ledger.
     fn replay(&mut self) -> Result<(), LedgerError> {
-        self.engine = Engine::new(self.rules.clone());
-        self.findings.clear();
-        self.index_of = EventIndex::new();
-        self.legacy_ids.clear();
-        self.recorded_rulebook = None;
+        self.forget();
         let size = self.ledger.size();
         let mut produced: VecDeque<Finding> = VecDeque::new();
         let mut from = 0;
@@ -607,7 +603,7 @@ impl Core {
     /// Processes several requests' items in order, appends everything in one
     /// durable transaction, and returns each request's results. `now` is the
     /// wall clock, read by the caller (the engine never reads one).
-    pub fn ingest(&mut self, requests: &mut [Batch], now: Time) -> Result<Vec<Vec<ItemResult>>, LedgerError> {
+    pub fn ingest(&mut self, requests: Vec<Batch>, now: Time) -> Result<Vec<Vec<ItemResult>>, LedgerError> {
         let written = self
             .stage(requests, now)
             .and_then(|staged| Ok(staged.write(self.ledger.store_mut()).map(|()| staged)?));
@@ -623,10 +619,24 @@ impl Core {
     /// Forgets everything staged and not written: the state is rebuilt from
     /// the ledger as stored. What a caller does after a failed [`Core::stage`]
     /// or [`Staged::write`], once no write is in flight.
+    ///
+    /// Everything in memory is forgotten first: should the store fail here
+    /// too, the core holds nothing that was not written (the caller then
+    /// stops serving from it).
     pub fn rebuild(&mut self) -> Result<(), LedgerError> {
+        self.forget();
         self.known_consumers.clear();
         self.ledger.reload()?;
         self.replay()
+    }
+
+    /// Empties what replay rebuilds.
+    fn forget(&mut self) {
+        self.engine = Engine::new(self.rules.clone());
+        self.findings.clear();
+        self.index_of = EventIndex::new();
+        self.legacy_ids.clear();
+        self.recorded_rulebook = None;
     }
 
     /// The database, for reads and writes beside the ledger's appends (it is
@@ -642,7 +652,7 @@ impl Core {
     /// an error here, or if a write fails, the caller calls [`Core::rebuild`]
     /// once no write is in flight. `now` is the wall clock, read by the
     /// caller (the engine never reads one).
-    pub fn stage(&mut self, requests: &mut [Batch], now: Time) -> Result<Staged, LedgerError> {
+    pub fn stage(&mut self, requests: Vec<Batch>, now: Time) -> Result<Staged, LedgerError> {
         let base = self.ledger.size();
         // Sized once: grown by doubling, these large vectors were fresh pages
         // (zeroed by the kernel) at every group.
@@ -653,7 +663,7 @@ impl Core {
             ..Staging::default()
         };
         let mut results = Vec::with_capacity(requests.len());
-        for batch in requests.iter_mut() {
+        for mut batch in requests {
             let mut out = Vec::with_capacity(batch.items.len());
             let mut prepared = std::mem::take(&mut batch.leaves).into_iter();
             // One submitter a batch: its actor is encoded once, not per leaf.

@@ -53,9 +53,9 @@ pub fn ingest(body: &[u8]) {
             role: Role::Platform,
             key: Some("00112233aabbccdd".into()),
         });
-        let mut batch = Batch::prepared(party, items);
+        let batch = Batch::prepared(party, items);
         let now = weiquan_events::Time::from_unix_ms(1_798_761_600_000, 8 * 3600);
-        match core.ingest(std::slice::from_mut(&mut batch), now) {
+        match core.ingest(vec![batch], now) {
             Ok(results) => assert_eq!(results.first().map(Vec::len), Some(n), "one result per item"),
             Err(e) => panic!("the in-memory ledger refused an append: {e}"),
         }

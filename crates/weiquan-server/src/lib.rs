@@ -73,7 +73,8 @@ impl LogReads {
             let mut slot = this.reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if slot.is_none() {
                 let store = (this.db.open_reader()).map_err(|e| {
-                    problem::ApiError::unavailable(format!("the log cannot be read now ({e:#}); retry"))
+                    tracing::warn!(error = %format!("{e:#}"), "cannot open the log's reading connection");
+                    problem::ApiError::unavailable("the log cannot be read now; retry")
                 })?;
                 *slot = Some(weiquan_ledger::LedgerReader::open(store).map_err(api::ledger_error)?);
             }

@@ -196,14 +196,25 @@ pub async fn problems_everywhere(req: axum::extract::Request, next: axum::middle
 }
 
 /// A store failure, answered by its kind: taken (409), missing (404), try
-/// later (503); a damaged store or anything else is logged (500).
+/// later (503); a damaged store or anything else is a 500. The store's own
+/// words (table names, the server's address) are logged, never sent: a
+/// failed key lookup answers a caller not yet known.
 impl From<weiquan_store::StoreError> for ApiError {
     fn from(e: weiquan_store::StoreError) -> Self {
         use weiquan_store::StoreErrorKind as K;
         match e.kind {
-            K::Conflict => ApiError::conflict(e.to_string()),
-            K::NotFound => ApiError::not_found(e.to_string()),
-            K::Unavailable => ApiError::unavailable(format!("the database cannot serve this now ({e}); retry")),
+            K::Conflict => {
+                tracing::info!(error = %e, "store conflict");
+                ApiError::conflict("this conflicts with what is stored: it was done already")
+            }
+            K::NotFound => {
+                tracing::info!(error = %e, "not in the store");
+                ApiError::not_found("not found in the store")
+            }
+            K::Unavailable => {
+                tracing::warn!(error = %e, "store unavailable");
+                ApiError::unavailable("the database cannot serve this now; retry")
+            }
             K::Corrupt | K::Other => ApiError::internal(e),
         }
     }
@@ -261,5 +272,10 @@ mod tests {
         );
         assert_eq!(status(K::Corrupt).status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(status(K::Other).status(), StatusCode::INTERNAL_SERVER_ERROR);
+        // The store's own words (here "postgres://u:pw@db") are logged, never sent.
+        for kind in [K::Conflict, K::NotFound, K::Unavailable, K::Corrupt, K::Other] {
+            let e = ApiError::from(StoreError::of_kind(kind, "connecting to postgres://u:pw@db", "refused"));
+            assert!(!format!("{e:?}").contains("pw@db"), "{kind:?}: {e:?}");
+        }
     }
 }

@@ -59,7 +59,9 @@ impl Writer {
                 } in next
                 {
                     let written = staged.write(&mut store);
-                    let ok = written.is_ok();
+                    // Reported before anyone is answered: once a client has its
+                    // answer, the sequencer knows how its batch went.
+                    let sequencer_gone = report.send(written.is_ok()).is_err();
                     match written {
                         Ok(()) => {
                             metrics.record_batch(&staged.results, started.elapsed().as_secs_f64());
@@ -72,13 +74,18 @@ impl Writer {
                             }
                         }
                         Err(e) => {
+                            // The store's words stay in the log (they may name the server).
                             tracing::error!(error = %e, "batch not written; state rebuilt from the ledger");
+                            let why = match e.kind {
+                                weiquan_store::StoreErrorKind::Unavailable => "the database is unavailable",
+                                _ => "the database refused it (the error was logged)",
+                            };
                             for reply in replies {
-                                let _ = reply.send(Err(e.to_string()));
+                                let _ = reply.send(Err(why.to_owned()));
                             }
                         }
                     }
-                    if report.send(ok).is_err() {
+                    if sequencer_gone {
                         return;
                     }
                 }
@@ -148,10 +155,18 @@ impl Drop for Writer {
     }
 }
 
-/// Rebuilds the core after a failed write (every write is settled by now).
-fn rebuild(core: &mut Core) {
-    if let Err(e) = core.rebuild() {
-        tracing::error!(error = %e, "cannot rebuild the state from the ledger");
+/// Rebuilds the core after a failed write (every write is settled by now);
+/// whether it could. A core that cannot be rebuilt is not served from: the
+/// sequencer stops, every request is then answered "not running" (503) and
+/// `/readyz` fails, until the process is restarted (another process takes the
+/// PostgreSQL ledger over at once).
+fn rebuild(core: &mut Core) -> bool {
+    match core.rebuild() {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot rebuild the state from the ledger; the sequencer stops");
+            false
+        }
     }
 }
 
@@ -180,8 +195,9 @@ pub enum IngestError {
     #[error(transparent)]
     Stopped(#[from] Stopped),
     /// The batch was not written: the store failed (or a batch staged before
-    /// it did). Nothing of it was kept, so the same request may be sent again.
-    #[error("the batch was not written ({0}); nothing of it was kept: retry")]
+    /// it did). Sending the same request again is safe: whatever of it was
+    /// kept after all is answered as a duplicate.
+    #[error("the batch was not written ({0}); send it again (ids already kept are answered as duplicates)")]
     NotWritten(String),
 }
 
@@ -198,10 +214,10 @@ pub enum Startup {
     },
 }
 
-/// Requests of at most this many items have their leaves built on the async
-/// worker that received them (tens of microseconds); larger ones on the
-/// blocking pool.
-const PREPARE_INLINE_ITEMS: usize = 32;
+/// Requests of at most this many bytes of items have their leaves built on
+/// the async worker that received them (tens of microseconds); larger ones
+/// on the blocking pool.
+const PREPARE_INLINE_BYTES: usize = 16 << 10;
 
 /// Largest number of requests merged into one transaction.
 const MAX_GROUP: usize = 256;
@@ -259,6 +275,7 @@ impl Sequencer {
                         return;
                     }
                 };
+                let mut broken = false;
                 while let Some(first) = rx.blocking_recv() {
                     let mut group = Vec::new();
                     let mut reads = Vec::new();
@@ -274,14 +291,15 @@ impl Sequencer {
                         }
                     }
                     // A write that failed while this thread waited: rebuild before staging on it.
-                    if writer.failed_already() {
-                        rebuild(&mut core);
+                    if writer.failed_already() && !rebuild(&mut core) {
+                        // What was taken from the queue is dropped: answered "not running".
+                        break;
                     }
                     if !group.is_empty() {
                         let started = Instant::now();
-                        let (mut items, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+                        let (items, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
                         let now = weiquan_events::Time::from_unix_ms(chrono::Utc::now().timestamp_millis(), 0);
-                        let staged = core.stage(&mut items, now);
+                        let staged = core.stage(items, now);
                         // Groups are written in order: the previous one first.
                         let previous_written = writer.settle();
                         match staged {
@@ -292,33 +310,40 @@ impl Sequencer {
                                     started,
                                 };
                                 if !writer.submit(write) {
-                                    // Staged, never to be written: forget it.
-                                    rebuild(&mut core);
+                                    // The writer is gone: nothing more can be made durable.
+                                    tracing::error!("the ledger writer stopped; the sequencer stops");
+                                    broken = true;
                                 }
                             }
                             not_staged => {
                                 let why = match not_staged {
                                     Err(e) => {
                                         tracing::error!(error = %e, "batch not staged; state rebuilt from the ledger");
-                                        e.to_string()
+                                        "the batch could not be staged (the error was logged)".to_owned()
                                     }
                                     Ok(_) => "the batch before this one could not be written; retry".to_owned(),
                                 };
                                 for reply in replies {
                                     let _ = reply.send(Err(why.clone()));
                                 }
-                                rebuild(&mut core);
+                                broken |= !rebuild(&mut core);
                             }
                         }
                     }
-                    if !reads.is_empty() {
+                    if !reads.is_empty() && !broken {
                         // Reads see only what is durable.
                         if !writer.settle() {
-                            rebuild(&mut core);
+                            broken |= !rebuild(&mut core);
                         }
-                        for f in reads {
-                            f(&mut core);
+                        if !broken {
+                            for f in reads {
+                                f(&mut core);
+                            }
                         }
+                    }
+                    if broken {
+                        // Requests still queued, and any later, are answered "not running".
+                        break;
                     }
                 }
                 drop(writer);
@@ -345,7 +370,7 @@ impl Sequencer {
         self.check()?;
         let (reply, rx) = oneshot::channel();
         // Building a large request's leaves is milliseconds of CPU: not on an async worker.
-        let batch = if items.len() > PREPARE_INLINE_ITEMS {
+        let batch = if items.iter().map(String::len).sum::<usize>() > PREPARE_INLINE_BYTES {
             tokio::task::spawn_blocking(move || Batch::prepared(submitter, items))
                 .await
                 .map_err(|e| IngestError::NotWritten(format!("building the batch's leaves failed: {e}")))?
@@ -478,5 +503,50 @@ mod tests {
         assert_eq!(ids, ["a", "b", "c"], "the ledger holds what was acknowledged, once");
         drop(sequencer);
         thread.join().expect("the sequencer stops");
+    }
+
+    /// A write that fails with a store that cannot be read back either (the
+    /// ledger's table dropped behind weiquan's back) leaves no core to serve
+    /// from: the sequencer stops, and requests are answered "not running"
+    /// rather than from a state holding the batch that was never written.
+    #[test]
+    fn a_core_that_cannot_be_rebuilt_is_not_served_from() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("weiquan.db");
+        let (signer, _) =
+            weiquan_store::keyfile::load_or_create(&dir.path().join("ledger.key"), "test.local/ledger").expect("key");
+        let store = Database::Sqlite(path.clone()).open().expect("store");
+        let core = Core::open(store, signer, "test.local/ledger", Arc::new(Rulebook::builtin())).expect("core");
+        let (sequencer, thread) = Sequencer::start(Startup::Ready(Box::new(core)), Arc::new(Metrics::default()));
+        let rt = tokio::runtime::Builder::new_multi_thread().build().expect("runtime");
+        let tick = |id: &str| format!(r#"{{"v":1,"id":"{id}","type":"clock.tick","at":"2026-11-01T09:00:00+08:00"}}"#);
+        let send = |id: &str| {
+            let party = Submitter::Party(crate::acts::Party {
+                role: crate::Role::Platform,
+                key: None,
+            });
+            sequencer.ingest(party, vec![tick(id)])
+        };
+        assert_eq!(
+            rt.block_on(send("a")).expect("written"),
+            vec![ItemResult::Accepted { index: 0 }]
+        );
+        rusqlite::Connection::open(&path)
+            .expect("a second connection")
+            .execute_batch("DROP TABLE ledger_leaves")
+            .expect("drop the ledger's table");
+        let refused = rt.block_on(send("b"));
+        assert!(matches!(refused, Err(IngestError::NotWritten(_))), "{refused:?}");
+        let after = rt.block_on(send("c"));
+        assert!(matches!(after, Err(IngestError::Stopped(Stopped::Down))), "{after:?}");
+        let read = rt.block_on(sequencer.read(|core: &mut Core| core.findings().len()));
+        assert!(matches!(read, Err(Stopped::Down)), "reads are refused too: {read:?}");
+        for _ in 0..100 {
+            if thread.is_finished() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(thread.is_finished(), "the sequencer thread has stopped");
     }
 }

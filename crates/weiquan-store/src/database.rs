@@ -48,8 +48,13 @@ pub struct LeaderLock {
 impl LeaderLock {
     /// Connects to the server that holds the ledger in `schema` (the lock is not taken yet).
     pub fn connect(url: &str, schema: &str) -> Result<LeaderLock, StoreError> {
-        let client = postgres::Client::connect(url, postgres::NoTls)
-            .map_err(|e| StoreError::of_kind(StoreErrorKind::Unavailable, format!("connecting to {url}"), e))?;
+        let client = postgres::Client::connect(url, postgres::NoTls).map_err(|e| {
+            StoreError::of_kind(
+                StoreErrorKind::Unavailable,
+                format!("connecting to {}", crate::redacted(url)),
+                e,
+            )
+        })?;
         Ok(LeaderLock {
             client,
             key: advisory_key(schema),

@@ -240,6 +240,42 @@ where
     Ok(())
 }
 
+/// A PostgreSQL connection string fit for a message or a log: a password,
+/// in a URL's user part or as `password=…`, is replaced by `***`. Errors
+/// reach callers who must not learn it (a failed key lookup answers an
+/// unauthenticated request).
+pub fn redacted(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if let Some((user, host)) = authority.rsplit_once('@') {
+            let user = user.split_once(':').map_or(user, |(name, _)| name);
+            let query = path
+                .split_once('?')
+                .map(|(p, q)| {
+                    let kept: Vec<&str> = q.split('&').filter(|kv| !kv.starts_with("password=")).collect();
+                    if kept.is_empty() {
+                        p.to_owned()
+                    } else {
+                        format!("{p}?{}", kept.join("&"))
+                    }
+                })
+                .unwrap_or_else(|| path.to_owned());
+            return format!("{scheme}://{user}:***@{host}{query}");
+        }
+        return url.split('?').next().unwrap_or(url).to_owned();
+    }
+    (url.split_whitespace())
+        .map(|kv| {
+            if kv.starts_with("password=") {
+                "password=***"
+            } else {
+                kv
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A new random 32-byte secret, from the operating system.
 fn new_secret() -> [u8; 32] {
     use rand_core::RngCore;
@@ -251,4 +287,32 @@ fn new_secret() -> [u8; 32] {
 /// A stored 32-byte value (a salt, the pseudonym key), if it is one.
 fn bytes32(bytes: Option<Vec<u8>>) -> Option<[u8; 32]> {
     bytes.and_then(|b| <[u8; 32]>::try_from(b).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn connection_strings_lose_their_passwords() {
+        for (url, shown) in [
+            ("postgres://u:s3cret@db:5432/w", "postgres://u:***@db:5432/w"),
+            (
+                "postgres://u:s3cret@db/w?password=x&sslmode=require",
+                "postgres://u:***@db/w?sslmode=require",
+            ),
+            ("postgresql://db/w?password=s3cret", "postgresql://db/w"),
+            (
+                "host=db user=u password=s3cret dbname=w",
+                "host=db user=u password=*** dbname=w",
+            ),
+            (
+                "postgres://postgres@127.0.0.1:5432/test",
+                "postgres://postgres:***@127.0.0.1:5432/test",
+            ),
+        ] {
+            assert_eq!(redacted(url), shown);
+            assert!(!redacted(url).contains("s3cret"));
+        }
+    }
 }

@@ -20,12 +20,19 @@ fn err(context: &str) -> impl FnOnce(postgres::Error) -> StoreError + '_ {
 /// What kind of failure a PostgreSQL error is (by SQLSTATE class).
 fn kind_of(e: &postgres::Error) -> StoreErrorKind {
     let Some(code) = e.code() else {
-        // No SQLSTATE: the connection failed or closed.
-        return StoreErrorKind::Unavailable;
+        // No SQLSTATE: the connection failed or closed (unavailable), or the
+        // client could not read what came back (damage or a bug).
+        let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+        return if e.is_closed() || io || e.to_string().contains("connect") {
+            StoreErrorKind::Unavailable
+        } else {
+            StoreErrorKind::Other
+        };
     };
     let code = code.code();
     match &code[..2] {
-        "23" => StoreErrorKind::Conflict,
+        // Only a unique key taken is "already there"; other constraints failing are bugs.
+        "23" if code == "23505" => StoreErrorKind::Conflict,
         // Connection, resources, operator intervention, serialization and deadlock.
         "08" | "53" | "57" | "40" => StoreErrorKind::Unavailable,
         // Data corrupted, index corrupted.
@@ -42,7 +49,7 @@ impl PgStore {
     /// Connects to `url` and uses (creating if needed) the ledger tables in `schema`.
     pub fn connect(url: &str, schema: &str) -> Result<Self, StoreError> {
         let mut client = Client::connect(url, NoTls)
-            .map_err(|e| StoreError::of_kind(kind_of(&e), format!("connecting to {url}"), e))?;
+            .map_err(|e| StoreError::of_kind(kind_of(&e), format!("connecting to {}", crate::redacted(url)), e))?;
         let s = quote_ident(schema);
         // Concurrent CREATE … IF NOT EXISTS can still collide in PostgreSQL's
         // catalogs, so processes creating or upgrading the same schema take turns.

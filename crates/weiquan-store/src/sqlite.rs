@@ -120,8 +120,18 @@ fn err(context: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
 /// What kind of failure a SQLite error is.
 fn kind_of(e: &rusqlite::Error) -> StoreErrorKind {
     use rusqlite::ErrorCode as C;
+    // Only a unique or primary key taken is "already there"; other
+    // constraints failing are bugs.
+    let unique = [
+        rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY,
+        rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE,
+    ];
+    if let rusqlite::Error::SqliteFailure(f, _) = e {
+        if unique.contains(&f.extended_code) {
+            return StoreErrorKind::Conflict;
+        }
+    }
     match e.sqlite_error_code() {
-        Some(C::ConstraintViolation) => StoreErrorKind::Conflict,
         Some(
             C::DatabaseBusy
             | C::DatabaseLocked
@@ -133,10 +143,14 @@ fn kind_of(e: &rusqlite::Error) -> StoreErrorKind {
             | C::PermissionDenied,
         ) => StoreErrorKind::Unavailable,
         Some(C::DatabaseCorrupt | C::NotADatabase) => StoreErrorKind::Corrupt,
-        _ if matches!(e, rusqlite::Error::QueryReturnedNoRows) => StoreErrorKind::NotFound,
+        // Every row read with `query_row` must exist (a count, the schema
+        // version, the pseudonym key): its absence, like a value of the
+        // wrong type, is damage.
         _ if matches!(
             e,
-            rusqlite::Error::FromSqlConversionFailure(..) | rusqlite::Error::InvalidColumnType(..)
+            rusqlite::Error::QueryReturnedNoRows
+                | rusqlite::Error::FromSqlConversionFailure(..)
+                | rusqlite::Error::InvalidColumnType(..)
         ) =>
         {
             StoreErrorKind::Corrupt
