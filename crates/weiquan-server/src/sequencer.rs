@@ -403,16 +403,23 @@ mod tests {
     use crate::Database;
     use weiquan_engine::Rulebook;
 
+    /// A sequencer over a new SQLite ledger in `dir`: the database's path, the handle, its thread.
+    fn started(dir: &tempfile::TempDir) -> (std::path::PathBuf, Sequencer, std::thread::JoinHandle<()>) {
+        let path = dir.path().join("weiquan.db");
+        let (signer, _) =
+            weiquan_store::keyfile::load_or_create(&dir.path().join("ledger.key"), "test.local/ledger").expect("key");
+        let store = Database::Sqlite(path.clone()).open().expect("store");
+        let core = Core::open(store, signer, "test.local/ledger", Arc::new(Rulebook::builtin())).expect("core");
+        let (sequencer, thread) = Sequencer::start(Startup::Ready(Box::new(core)), Arc::new(Metrics::default()));
+        (path, sequencer, thread)
+    }
+
     /// A request that arrives before the sequencer's thread has first run is
     /// served once it runs, not refused as if another process led.
     #[test]
     fn a_process_with_its_own_ledger_takes_requests_from_the_start() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (signer, _) =
-            weiquan_store::keyfile::load_or_create(&dir.path().join("ledger.key"), "test.local/ledger").expect("key");
-        let store = Database::Sqlite(dir.path().join("weiquan.db")).open().expect("store");
-        let core = Core::open(store, signer, "test.local/ledger", Arc::new(Rulebook::builtin())).expect("core");
-        let (sequencer, thread) = Sequencer::start(Startup::Ready(Box::new(core)), Arc::new(Metrics::default()));
+        let (_, sequencer, thread) = started(&dir);
         assert!(sequencer.is_leader(), "leads as soon as it is started");
         let line = r#"{"v":1,"id":"e1","type":"clock.tick","at":"2026-11-11T00:00:00+08:00"}"#;
         let answer = tokio::runtime::Builder::new_current_thread()
@@ -441,12 +448,7 @@ mod tests {
     #[test]
     fn a_failed_write_keeps_what_was_acknowledged_and_nothing_it_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("weiquan.db");
-        let (signer, _) =
-            weiquan_store::keyfile::load_or_create(&dir.path().join("ledger.key"), "test.local/ledger").expect("key");
-        let store = Database::Sqlite(path.clone()).open().expect("store");
-        let core = Core::open(store, signer, "test.local/ledger", Arc::new(Rulebook::builtin())).expect("core");
-        let (sequencer, thread) = Sequencer::start(Startup::Ready(Box::new(core)), Arc::new(Metrics::default()));
+        let (path, sequencer, thread) = started(&dir);
         let rt = tokio::runtime::Builder::new_multi_thread().build().expect("runtime");
         let platform = || {
             Submitter::Party(crate::acts::Party {
@@ -512,12 +514,7 @@ mod tests {
     #[test]
     fn a_core_that_cannot_be_rebuilt_is_not_served_from() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("weiquan.db");
-        let (signer, _) =
-            weiquan_store::keyfile::load_or_create(&dir.path().join("ledger.key"), "test.local/ledger").expect("key");
-        let store = Database::Sqlite(path.clone()).open().expect("store");
-        let core = Core::open(store, signer, "test.local/ledger", Arc::new(Rulebook::builtin())).expect("core");
-        let (sequencer, thread) = Sequencer::start(Startup::Ready(Box::new(core)), Arc::new(Metrics::default()));
+        let (path, sequencer, thread) = started(&dir);
         let rt = tokio::runtime::Builder::new_multi_thread().build().expect("runtime");
         let tick = |id: &str| format!(r#"{{"v":1,"id":"{id}","type":"clock.tick","at":"2026-11-01T09:00:00+08:00"}}"#);
         let send = |id: &str| {
