@@ -329,6 +329,43 @@ async fn openapi_lists_every_route() {
     server.stop().await;
 }
 
+/// Query values are typed: a severity that is not one is a 400 problem
+/// naming the field; a language weiquan does not write is answered in
+/// Chinese, the default, rather than refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn findings_queries_are_typed() {
+    let db = Db::sqlite();
+    let server = Server::start(db.config(None)).await;
+    let key = db.key("platform").await;
+    server.post_events(&key, case_text("bnpl-prices")).await;
+    let (status, v) = server
+        .call("GET", "/v1/findings?severity=urgent", Some(&key), None)
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["detail"].as_str().is_some_and(|d| d.contains("severity")), "{v}");
+    let (status, high) = server.call("GET", "/v1/findings?severity=high", Some(&key), None).await;
+    assert_eq!(status, 200, "{high}");
+    let (_, all) = server.call("GET", "/v1/findings", Some(&key), None).await;
+    let (status, french) = server.call("GET", "/v1/findings?lang=fr", Some(&key), None).await;
+    assert_eq!(status, 200, "{french}");
+    assert_eq!(french, all, "an unknown language reads as the default");
+    let (_, english) = server.call("GET", "/v1/findings?lang=en", Some(&key), None).await;
+    assert_ne!(english, all, "English messages differ from Chinese ones");
+    let of = |v: &serde_json::Value, severity: &str| {
+        (v["findings"].as_array().into_iter().flatten())
+            .filter(|f| f["severity"] == severity)
+            .count()
+    };
+    let listed = high["findings"].as_array().map_or(0, Vec::len);
+    assert!(
+        listed > 0 && listed == of(&high, "high") && listed == of(&all, "high"),
+        "{high}"
+    );
+    let (_, low) = server.call("GET", "/v1/findings?severity=low", Some(&key), None).await;
+    assert_eq!(low["findings"].as_array().map_or(0, Vec::len), of(&all, "low"), "{low}");
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn batch_and_body_limits_are_problems() {
     let db = Db::sqlite();

@@ -1,6 +1,6 @@
 //! Findings, merchants' standing, the blacklist and its lifting.
 
-use super::{business_time, ingest_one, lang_of, AppStateRef};
+use super::{business_time, ingest_one, AppStateRef, LangParam};
 use crate::acts::own_id;
 use crate::auth::{Caller, Role};
 use crate::core::Core;
@@ -19,8 +19,9 @@ pub struct FindingsQuery {
     rule: Option<String>,
     /// Subject, e.g. `order:o1`.
     subject: Option<String>,
-    /// `high`, `medium` or `low`.
-    severity: Option<String>,
+    /// `high`, `medium` or `low` (anything else is a 400 naming the field).
+    #[param(value_type = Option<String>)]
+    severity: Option<Severity>,
     /// Owning merchant.
     merchant: Option<String>,
     /// Only findings at or after this time (RFC 3339).
@@ -29,8 +30,10 @@ pub struct FindingsQuery {
     cursor: Option<u64>,
     /// Page size (default 100, at most 1000).
     limit: Option<usize>,
-    /// Message language: `zh` (default) or `en`.
-    lang: Option<String>,
+    /// Message language: `en`, or Chinese (`zh`, the default, also for any other value).
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    lang: LangParam,
 }
 
 /// List findings.
@@ -54,23 +57,13 @@ pub(crate) async fn get_findings(
         }
         _ => q.merchant.clone(),
     };
-    let severity = match q.severity.as_deref() {
-        None => None,
-        Some("high") => Some(Severity::High),
-        Some("medium") => Some(Severity::Medium),
-        Some("low") => Some(Severity::Low),
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "severity `{other}` is not high, medium or low"
-            )))
-        }
-    };
+    let severity = q.severity;
     let since = match q.since.as_deref() {
         None => None,
         Some(s) => Some(weiquan_events::Time::parse(s).map_err(|e| ApiError::bad_request(format!("since: {e}")))?),
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let lang = lang_of(q.lang.as_deref());
+    let lang = Lang::from(q.lang);
     let cursor = q.cursor;
     // Consumers' ids are theirs and the platform's and regulators' to read.
     let reveal = matches!(role, Role::Platform | Role::Regulator);

@@ -85,11 +85,25 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-fn lang_of(q: Option<&str>) -> Lang {
-    if q == Some("en") {
-        Lang::En
-    } else {
-        Lang::Zh
+/// The `lang` of a query: `en`, or Chinese (the default, and what any other
+/// value asks for: a reader still gets the findings).
+#[derive(Clone, Copy, Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LangParam {
+    /// English.
+    En,
+    /// Chinese.
+    #[default]
+    #[serde(other)]
+    Zh,
+}
+
+impl From<LangParam> for Lang {
+    fn from(l: LangParam) -> Lang {
+        match l {
+            LangParam::En => Lang::En,
+            LangParam::Zh => Lang::Zh,
+        }
     }
 }
 
