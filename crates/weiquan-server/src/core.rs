@@ -67,8 +67,9 @@ pub struct Core {
     seed_held: HashMap<Box<str>, bool>,
     /// Consumer pseudonyms, under the key kept in the database.
     pseudonyms: weiquan_ledger::Pseudonyms,
-    /// Salts of salted leaves: a CSPRNG seeded once from the operating system
-    /// (a system call per leaf cost the sequencer time).
+    /// Salts of the leaves the sequencer salts itself (findings about a
+    /// consumer; events leave the request's thread salted): a CSPRNG seeded
+    /// once from the operating system (a system call per leaf cost time).
     salts: rand_chacha::ChaCha20Rng,
     /// Consumers named in the clear by leaves written before format 3, by
     /// pseudonym: their ids are public already, and have no private row.
@@ -481,9 +482,7 @@ impl Core {
     }
 
     fn salt(&mut self) -> Salt {
-        let mut salt = [0u8; 32];
-        self.salts.fill_bytes(&mut salt);
-        salt
+        new_salt(&mut self.salts)
     }
 
     /// The consumer id behind a pseudonym, unless it was erased (or never stored).
