@@ -175,7 +175,17 @@ fn rebuild(core: &mut Core) -> bool {
 pub struct Sequencer {
     tx: mpsc::Sender<Command>,
     leader: Arc<AtomicBool>,
+    /// Bytes of items in the sequencer's hands (being prepared, queued,
+    /// staged or written), in KiB: a request waits for its share before its
+    /// leaves are built, which bounds what ingest holds in memory (a prepared
+    /// item is about three times its text) whatever the number of clients.
+    in_flight: Arc<tokio::sync::Semaphore>,
+    /// The size of that budget.
+    in_flight_kib: usize,
 }
+
+/// The most item bytes the sequencer holds at once ([`Sequencer`]'s `in_flight`), in KiB.
+const IN_FLIGHT_KIB: usize = 256 << 10;
 
 /// Why the sequencer cannot answer.
 #[derive(Debug, thiserror::Error)]
@@ -349,7 +359,16 @@ impl Sequencer {
                 drop(writer);
             })
             .expect("the sequencer thread starts");
-        (Sequencer { tx, leader }, handle)
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_KIB));
+        (
+            Sequencer {
+                tx,
+                leader,
+                in_flight,
+                in_flight_kib: IN_FLIGHT_KIB,
+            },
+            handle,
+        )
     }
 
     /// Whether this process sequences the ledger now.
@@ -368,9 +387,16 @@ impl Sequencer {
     /// Submits one request's items; answers once they are durable.
     pub async fn ingest(&self, submitter: Submitter, items: Vec<String>) -> Result<Vec<ItemResult>, IngestError> {
         self.check()?;
+        let bytes: usize = items.iter().map(String::len).sum();
+        // Held until answered. A request larger than the whole budget takes all of it.
+        let kib = (bytes >> 10).clamp(1, self.in_flight_kib);
+        let _share = (self.in_flight)
+            .acquire_many(u32::try_from(kib).unwrap_or(u32::MAX))
+            .await
+            .map_err(|_| Stopped::Down)?;
         let (reply, rx) = oneshot::channel();
         // Building a large request's leaves is milliseconds of CPU: not on an async worker.
-        let batch = if items.iter().map(String::len).sum::<usize>() > PREPARE_INLINE_BYTES {
+        let batch = if bytes > PREPARE_INLINE_BYTES {
             tokio::task::spawn_blocking(move || Batch::prepared(submitter, items))
                 .await
                 .map_err(|e| IngestError::NotWritten(format!("building the batch's leaves failed: {e}")))?
@@ -503,6 +529,73 @@ mod tests {
             }))
             .expect("running");
         assert_eq!(ids, ["a", "b", "c"], "the ledger holds what was acknowledged, once");
+        drop(sequencer);
+        thread.join().expect("the sequencer stops");
+    }
+
+    /// Ingest waits for its share of the in-flight budget: while every byte
+    /// of it is held, a request is not even prepared; once freed, it goes
+    /// through, and one larger than the whole budget takes all of it rather
+    /// than waiting forever.
+    #[test]
+    fn ingest_waits_for_its_share_of_the_in_flight_budget() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_, mut sequencer, thread) = started(&dir);
+        const BUDGET: usize = 8; // KiB
+        sequencer.in_flight = Arc::new(tokio::sync::Semaphore::new(BUDGET));
+        sequencer.in_flight_kib = BUDGET;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        let party = || {
+            Submitter::Party(crate::acts::Party {
+                role: crate::Role::Platform,
+                key: None,
+            })
+        };
+        // Clock ticks of about 4 KiB each.
+        let tick = |id: &str| {
+            format!(
+                r#"{{"v":1,"id":"{id}","type":"clock.tick","at":"2026-11-01T09:00:00+08:00","pad":"{}"}}"#,
+                "x".repeat(4 << 10)
+            )
+        };
+        let held = rt
+            .block_on(sequencer.in_flight.clone().acquire_many_owned(BUDGET as u32))
+            .expect("the whole budget");
+        let waiting = rt.block_on(async {
+            tokio::time::timeout(
+                std::time::Duration::from_millis(200),
+                sequencer.ingest(party(), vec![tick("a")]),
+            )
+            .await
+        });
+        assert!(waiting.is_err(), "no share, no ingest: {waiting:?}");
+        drop(held);
+        // 12 KiB: more than the whole budget.
+        let over: Vec<String> = ["b", "c", "d"].iter().map(|id| tick(id)).collect();
+        let answers = rt.block_on(async {
+            tokio::join!(
+                sequencer.ingest(party(), vec![tick("a")]),
+                sequencer.ingest(party(), over)
+            )
+        });
+        assert!(
+            matches!(answers.0.as_deref(), Ok([ItemResult::Accepted { .. }])),
+            "{:?}",
+            answers.0
+        );
+        let over = answers.1.expect("a request over the budget takes all of it");
+        assert!(
+            over.iter().all(|r| matches!(r, ItemResult::Accepted { .. })),
+            "{over:?}"
+        );
+        assert_eq!(
+            sequencer.in_flight.available_permits(),
+            BUDGET,
+            "every share is given back"
+        );
         drop(sequencer);
         thread.join().expect("the sequencer stops");
     }
