@@ -429,6 +429,14 @@ mod tests {
     use crate::Database;
     use weiquan_engine::Rulebook;
 
+    /// The platform, submitting events.
+    fn platform() -> Submitter {
+        Submitter::Party(crate::acts::Party {
+            role: crate::Role::Platform,
+            key: None,
+        })
+    }
+
     /// A sequencer over a new SQLite ledger in `dir`: the database's path, the handle, its thread.
     fn started(dir: &tempfile::TempDir) -> (std::path::PathBuf, Sequencer, std::thread::JoinHandle<()>) {
         let path = dir.path().join("weiquan.db");
@@ -451,13 +459,7 @@ mod tests {
         let answer = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime")
-            .block_on(sequencer.ingest(
-                Submitter::Party(crate::acts::Party {
-                    role: crate::Role::Platform,
-                    key: None,
-                }),
-                vec![line.to_owned()],
-            ));
+            .block_on(sequencer.ingest(platform(), vec![line.to_owned()]));
         assert!(
             matches!(answer.as_deref(), Ok([ItemResult::Accepted { index: 0 }])),
             "{answer:?}"
@@ -476,12 +478,6 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (path, sequencer, thread) = started(&dir);
         let rt = tokio::runtime::Builder::new_multi_thread().build().expect("runtime");
-        let platform = || {
-            Submitter::Party(crate::acts::Party {
-                role: crate::Role::Platform,
-                key: None,
-            })
-        };
         let event = |id: &str| {
             format!(
                 r#"{{"v":1,"id":"{id}","type":"bnpl.offered","at":"2026-11-01T09:00:00+08:00","consumer":"u-{id}","session":"s-{id}","preselected":false,"terms_shown":true}}"#
@@ -548,12 +544,6 @@ mod tests {
             .enable_time()
             .build()
             .expect("runtime");
-        let party = || {
-            Submitter::Party(crate::acts::Party {
-                role: crate::Role::Platform,
-                key: None,
-            })
-        };
         // Clock ticks of about 4 KiB each.
         let tick = |id: &str| {
             format!(
@@ -567,7 +557,7 @@ mod tests {
         let waiting = rt.block_on(async {
             tokio::time::timeout(
                 std::time::Duration::from_millis(200),
-                sequencer.ingest(party(), vec![tick("a")]),
+                sequencer.ingest(platform(), vec![tick("a")]),
             )
             .await
         });
@@ -577,8 +567,8 @@ mod tests {
         let over: Vec<String> = ["b", "c", "d"].iter().map(|id| tick(id)).collect();
         let answers = rt.block_on(async {
             tokio::join!(
-                sequencer.ingest(party(), vec![tick("a")]),
-                sequencer.ingest(party(), over)
+                sequencer.ingest(platform(), vec![tick("a")]),
+                sequencer.ingest(platform(), over)
             )
         });
         assert!(
@@ -610,13 +600,7 @@ mod tests {
         let (path, sequencer, thread) = started(&dir);
         let rt = tokio::runtime::Builder::new_multi_thread().build().expect("runtime");
         let tick = |id: &str| format!(r#"{{"v":1,"id":"{id}","type":"clock.tick","at":"2026-11-01T09:00:00+08:00"}}"#);
-        let send = |id: &str| {
-            let party = Submitter::Party(crate::acts::Party {
-                role: crate::Role::Platform,
-                key: None,
-            });
-            sequencer.ingest(party, vec![tick(id)])
-        };
+        let send = |id: &str| sequencer.ingest(platform(), vec![tick(id)]);
         assert_eq!(
             rt.block_on(send("a")).expect("written"),
             vec![ItemResult::Accepted { index: 0 }]
