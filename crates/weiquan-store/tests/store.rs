@@ -401,3 +401,36 @@ fn store_errors_say_what_kind_of_failure_they_are() {
         .expect("no server");
     assert_eq!(down.kind, StoreErrorKind::Unavailable, "{down}");
 }
+
+/// Staged appends (what the server's writer thread stores while the next
+/// group is staged) are written in the order they were staged, on both
+/// stores; one written out of order is refused as a conflict, and after a
+/// failed write `reload` takes the tree back to what is stored.
+#[test]
+fn staged_appends_are_written_in_order_and_forgotten_on_reload() {
+    for (name, backend) in backends() {
+        let mut ledger = fill(backend.open(), &[2]);
+        let unhashed = |from: u64, to: u64| (from..to).map(|n| (leaf(n), None)).collect::<Vec<_>>();
+        let first = ledger.stage(unhashed(2, 4)).expect("staged");
+        let second = ledger.stage(unhashed(4, 5)).expect("staged");
+        assert_eq!((first.first, second.first, ledger.size()), (2, 4, 5), "{name}");
+        let out_of_order = second
+            .write(&mut backend.open(), weiquan_store::Private::default())
+            .expect_err("leaves 2 and 3 are not stored yet");
+        assert_eq!(out_of_order.kind, StoreErrorKind::Conflict, "{name}: {out_of_order}");
+        ledger.reload().expect("reload");
+        assert_eq!(ledger.size(), 2, "{name}: what was staged and not stored is forgotten");
+        let again = ledger.stage(unhashed(2, 4)).expect("staged again");
+        again
+            .write(ledger.store_mut(), weiquan_store::Private::default())
+            .expect("written in order");
+        let mut reopened = Ledger::open(backend.open(), keys().0, ORIGIN).expect("reopen");
+        assert_eq!(reopened.size(), 4, "{name}");
+        assert_eq!(
+            reopened.root(),
+            ledger.root(),
+            "{name}: the stored tree is the staged one"
+        );
+        assert!(reopened.inclusion_proof(3, 4).is_ok(), "{name}");
+    }
+}
