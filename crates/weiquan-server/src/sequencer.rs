@@ -10,7 +10,9 @@
 //! strictly in order, at most one at a time, and reads of the core wait until
 //! every staged group is written, so nothing not durable is ever shown. If a
 //! write fails, the group staged on top of it fails too (it was built on a
-//! state that is not durable) and the core is rebuilt from the ledger.
+//! state that is not durable) and the core is rebuilt from the ledger; if
+//! even that fails, the sequencer stops rather than serve from a core that
+//! holds what was never written.
 
 use crate::acts::Submitter;
 use crate::core::{Batch, Core, ItemResult, Staged};
