@@ -333,7 +333,7 @@ impl Sequencer {
                                         tracing::error!(error = %e, "batch not staged; state rebuilt from the ledger");
                                         "the batch could not be staged (the error was logged)".to_owned()
                                     }
-                                    Ok(_) => "the batch before this one could not be written; retry".to_owned(),
+                                    Ok(_) => "a batch before it could not be written".to_owned(),
                                 };
                                 for reply in replies {
                                     let _ = reply.send(Err(why.clone()));
