@@ -144,11 +144,12 @@ self_cell::self_cell!(
 pub struct Batch {
     /// The submitting party (or weiquan on a party's request).
     submitter: Submitter,
-    /// The items, in order.
-    items: Vec<Item>,
-    /// Each item's leaf, built ahead by [`Batch::prepared`] (empty, or `None`
-    /// for an item: built by the sequencer).
-    leaves: Vec<Option<PreparedLeaf>>,
+    /// The submitter as its leaves name it, encoded once for all of them.
+    actor: Result<weiquan_ledger::CanonicalActor, LeafError>,
+    /// The items, in order, each with its leaf as built ahead (`None`: the
+    /// item did not parse, or the actor could not be encoded, which rejects
+    /// every item before its leaf is needed).
+    items: Vec<(Item, Option<PreparedLeaf>)>,
 }
 
 /// An item's leaf as built ahead of the sequencer: its salt, and the leaf with
@@ -170,17 +171,13 @@ impl Batch {
         // not: a draw of many prizes names many winners, who go to the private
         // side, and only the leaf must fit an entry bundle (checked when it is made).
         let own_act = matches!(submitter, Submitter::Weiquan(_));
-        let items: Vec<Item> = (lines.into_iter())
+        let items = (lines.into_iter())
             .map(|line| {
-                Item::new(line, |line| {
+                let item = Item::new(line, |line| {
                     (own_act || line.len() <= weiquan_events::MAX_LINE_BYTES).then(|| parse_event_with_extras(line))
-                })
-            })
-            .collect();
-        let leaves = match &actor {
-            Ok(actor) => (items.iter())
-                .map(|item| match item.borrow_dependent() {
-                    Some(Ok((ev, extras))) => Some(build_leaf(
+                });
+                let leaf = match (&actor, item.borrow_dependent()) {
+                    (Ok(actor), Some(Ok((ev, extras)))) => Some(build_leaf(
                         item.borrow_owner(),
                         ev,
                         extras,
@@ -189,14 +186,14 @@ impl Batch {
                         SALTS.with_borrow_mut(new_salt),
                     )),
                     _ => None,
-                })
-                .collect(),
-            Err(_) => Vec::new(),
-        };
+                };
+                (item, leaf)
+            })
+            .collect();
         Batch {
             submitter,
+            actor,
             items,
-            leaves,
         }
     }
 }
@@ -376,9 +373,9 @@ impl Core {
         self
     }
 
-    /// Rebuilds engine, duplicate ids and findings from the ledger.
+    /// Rebuilds engine, duplicate ids and findings from the ledger, into a
+    /// core that holds none (new, or [`Core::forget`]ten).
     fn replay(&mut self) -> Result<(), LedgerError> {
-        self.forget();
         let size = self.ledger.size();
         let mut produced: VecDeque<Finding> = VecDeque::new();
         let mut from = 0;
@@ -603,9 +600,10 @@ impl Core {
     /// durable transaction, and returns each request's results. `now` is the
     /// wall clock, read by the caller (the engine never reads one).
     pub fn ingest(&mut self, requests: Vec<Batch>, now: Time) -> Result<Vec<Vec<ItemResult>>, LedgerError> {
-        let written = self
-            .stage(requests, now)
-            .and_then(|staged| Ok(staged.write(self.ledger.store_mut()).map(|()| staged)?));
+        let written = self.stage(requests, now).and_then(|staged| {
+            staged.write(self.ledger.store_mut())?;
+            Ok(staged)
+        });
         match written {
             Ok(staged) => Ok(staged.results),
             Err(e) => {
@@ -662,18 +660,14 @@ impl Core {
             ..Staging::default()
         };
         let mut results = Vec::with_capacity(requests.len());
-        for mut batch in requests {
+        for batch in requests {
             let mut out = Vec::with_capacity(batch.items.len());
-            let mut prepared = std::mem::take(&mut batch.leaves).into_iter();
-            // One submitter a batch: its actor is encoded once, not per leaf.
-            let from = batch.submitter.actor().canonical();
-            for (i, entry) in batch.items.iter_mut().enumerate() {
+            for (i, (mut entry, leaf)) in batch.items.into_iter().enumerate() {
                 let item = i as u64 + 1;
-                out.push(match &from {
+                out.push(match &batch.actor {
                     Ok(actor) => {
                         let source = (&batch.submitter, actor);
-                        let leaf = prepared.next().flatten();
-                        self.ingest_one(item, (entry, leaf), source, now, base, &mut st)
+                        self.ingest_one(item, (&mut entry, leaf), source, now, base, &mut st)
                     }
                     Err(e) => ItemResult::Rejected {
                         field: None,
