@@ -470,8 +470,8 @@ mod tests {
         thread.join().expect("the sequencer stops when its handles are gone");
     }
 
-    /// A write that fails (here: the private row of its first leaf collides
-    /// with a row put there behind weiquan's back) answers its requests with
+    /// A write that fails (here: a trigger put in behind weiquan's back
+    /// refuses its first leaf) answers its requests with
     /// an error, and so does any group staged on top of it; the state is
     /// rebuilt from the ledger, so the refused events are not taken for
     /// duplicates afterwards, and what was acknowledged stays.
@@ -494,16 +494,17 @@ mod tests {
             .block_on(sequencer.read(|core: &mut Core| core.ledger().size()))
             .expect("running");
         assert_eq!(size, 1, "the event alone (no finding)");
-        side.execute("INSERT INTO leaf_private (leaf) VALUES (1)", [])
-            .expect("block leaf 1's private row");
+        side.execute_batch(
+            "CREATE TRIGGER block BEFORE INSERT ON ledger_leaves WHEN NEW.idx = 1 BEGIN SELECT RAISE(ABORT, 'blocked'); END;",
+        )
+        .expect("block leaf 1");
         // Two requests at once: whether they share a group or the second is
         // staged on the first while it is written, both are refused.
         let (b, c) = rt.block_on(async { tokio::join!(send(&["b"]), send(&["c"])) });
         for refused in [b, c] {
             assert!(matches!(refused, Err(IngestError::NotWritten(_))), "{refused:?}");
         }
-        side.execute("DELETE FROM leaf_private WHERE leaf = 1", [])
-            .expect("unblock");
+        side.execute_batch("DROP TRIGGER block;").expect("unblock");
         let later = rt.block_on(send(&["b", "c", "a"])).expect("written");
         assert_eq!(
             later,

@@ -14,11 +14,12 @@ mod sqlite;
 pub use database::{Database, LeaderLock};
 pub use postgres_store::PgStore;
 pub use sqlite::SqliteStore;
+use weiquan_ledger::Row;
 pub use weiquan_ledger::{LogStore, Private, PrivateRow, StoreError, StoreErrorKind};
 
 /// The version of the database schema this build writes. Opening a database
 /// at an older version upgrades it; a newer one is refused.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The schema, one step per version, for both stores: `{int}` is a 64-bit
 /// integer type, `{blob}` a byte string, `{if_not_exists}` what the dialect
@@ -65,6 +66,19 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
          name TEXT PRIMARY KEY,
          value {blob} NOT NULL
      );",
+    // 4: the private side moves into the leaf's own row (columns that no
+    // public read selects): one row per leaf instead of two for the two
+    // thirds of leaves that name a consumer, a tenth of ingest's CPU on both
+    // stores. A leaf has a private part when it names a consumer or has a salt.
+    "ALTER TABLE ledger_leaves ADD COLUMN {if_not_exists}consumer TEXT;
+     ALTER TABLE ledger_leaves ADD COLUMN {if_not_exists}salt {blob};
+     ALTER TABLE ledger_leaves ADD COLUMN {if_not_exists}leaf_values {blob};
+     UPDATE ledger_leaves SET
+         consumer = (SELECT p.consumer FROM leaf_private p WHERE p.leaf = ledger_leaves.idx),
+         salt = (SELECT p.salt FROM leaf_private p WHERE p.leaf = ledger_leaves.idx),
+         leaf_values = (SELECT p.leaf_values FROM leaf_private p WHERE p.leaf = ledger_leaves.idx)
+     WHERE idx IN (SELECT leaf FROM leaf_private);
+     DROP TABLE leaf_private;",
 ];
 
 /// The SQL of migration steps `after+1..=SCHEMA_VERSION` in one dialect, with each step's number.
@@ -92,6 +106,29 @@ fn check_schema_version(found: u32) -> Result<(), StoreError> {
         ));
     }
     Ok(())
+}
+
+/// The leaves of an append at `first`, each with its index and its private
+/// row if it has one. Refuses private rows that are out of order or belong to
+/// no leaf of the append: they would otherwise be dropped without a word.
+fn with_private<'a>(
+    first: u64,
+    leaves: &'a [Row],
+    rows: &'a [PrivateRow],
+) -> Result<impl Iterator<Item = (u64, &'a Row, Option<&'a PrivateRow>)>, StoreError> {
+    let end = first + leaves.len() as u64;
+    let in_order = rows.windows(2).all(|w| w[0].leaf < w[1].leaf);
+    if !in_order || rows.iter().any(|r| r.leaf < first || r.leaf >= end) {
+        return Err(StoreError::new(
+            "appending leaves",
+            format!("private rows must be in leaf order and for leaves {first}..{end} of the append"),
+        ));
+    }
+    let mut private = rows.iter().peekable();
+    Ok(leaves.iter().enumerate().map(move |(i, leaf)| {
+        let idx = first + i as u64;
+        (idx, leaf, private.next_if(|r| r.leaf == idx))
+    }))
 }
 
 /// Checks that `rows` leaves starting at `from` came back, in order.

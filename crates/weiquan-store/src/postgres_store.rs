@@ -109,26 +109,27 @@ impl LogStore for PgStore {
         let size = count(&mut tx)?;
         crate::expect_size(size, first)?;
         let sink = tx
-            .copy_in("COPY ledger_leaves (idx, data, hashes) FROM STDIN (FORMAT binary)")
+            .copy_in("COPY ledger_leaves (idx, data, hashes, consumer, salt, leaf_values) FROM STDIN (FORMAT binary)")
             .map_err(err("starting the copy"))?;
-        let mut w = BinaryCopyInWriter::new(sink, &[Type::INT8, Type::BYTEA, Type::BYTEA]);
-        for (i, (data, hashes)) in leaves.iter().enumerate() {
-            w.write(&[&((first + i as u64) as i64), data, hashes])
+        let mut w = BinaryCopyInWriter::new(
+            sink,
+            &[
+                Type::INT8,
+                Type::BYTEA,
+                Type::BYTEA,
+                Type::TEXT,
+                Type::BYTEA,
+                Type::BYTEA,
+            ],
+        );
+        for (idx, (data, hashes), private) in crate::with_private(first, leaves, private.rows)? {
+            let consumer = private.and_then(|p| p.consumer.as_deref());
+            let salt = private.and_then(|p| p.salt.as_ref()).map(|s| &s[..]);
+            let values = private.and_then(|p| p.values.as_deref());
+            w.write(&[&(idx as i64), data, hashes, &consumer, &salt, &values])
                 .map_err(err("appending a leaf"))?;
         }
         w.finish().map_err(err("finishing the copy"))?;
-        if !private.rows.is_empty() {
-            let sink = tx
-                .copy_in("COPY leaf_private (leaf, consumer, salt, leaf_values) FROM STDIN (FORMAT binary)")
-                .map_err(err("starting the copy of private parts"))?;
-            let mut w = BinaryCopyInWriter::new(sink, &[Type::INT8, Type::TEXT, Type::BYTEA, Type::BYTEA]);
-            for row in private.rows {
-                let salt = row.salt.as_ref().map(|s| &s[..]);
-                w.write(&[&(row.leaf as i64), &row.consumer, &salt, &row.values])
-                    .map_err(err("keeping a leaf's private part"))?;
-            }
-            w.finish().map_err(err("finishing the copy of private parts"))?;
-        }
         if !private.consumers.is_empty() {
             let (pseudonyms, ids): (Vec<&str>, Vec<&str>) =
                 private.consumers.iter().map(|(p, c)| (p.as_str(), c.as_str())).unzip();
@@ -273,7 +274,8 @@ impl crate::PrivateData for PgStore {
         let rows = self
             .client
             .query(
-                "SELECT leaf, consumer, salt, leaf_values FROM leaf_private WHERE leaf >= $1 AND leaf < $2 ORDER BY leaf",
+                "SELECT idx, consumer, salt, leaf_values FROM ledger_leaves \
+                 WHERE idx >= $1 AND idx < $2 AND (consumer IS NOT NULL OR salt IS NOT NULL) ORDER BY idx",
                 &[&(from as i64), &(to as i64)],
             )
             .map_err(err("reading private parts"))?;
@@ -298,7 +300,7 @@ impl crate::PrivateData for PgStore {
         .map_err(err("erasing a consumer's id"))?;
         let n = tx
             .execute(
-                "UPDATE leaf_private SET salt = NULL, leaf_values = NULL WHERE consumer = $1 AND salt IS NOT NULL",
+                "UPDATE ledger_leaves SET salt = NULL, leaf_values = NULL WHERE consumer = $1 AND salt IS NOT NULL",
                 &[&pseudonym],
             )
             .map_err(err("erasing a consumer's data"))?;

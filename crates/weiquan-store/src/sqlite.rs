@@ -277,24 +277,22 @@ impl LogStore for SqliteStore {
         crate::expect_size(size, first)?;
         {
             let mut insert = tx
-                .prepare_cached("INSERT INTO ledger_leaves (idx, data, hashes) VALUES (?1, ?2, ?3)")
+                .prepare_cached(
+                    "INSERT INTO ledger_leaves (idx, data, hashes, consumer, salt, leaf_values) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
                 .map_err(err("preparing the append"))?;
-            for (i, (data, hashes)) in leaves.iter().enumerate() {
+            for (idx, (data, hashes), private) in crate::with_private(first, leaves, private.rows)? {
                 insert
-                    .execute(params![(first + i as u64) as i64, data, hashes])
+                    .execute(params![
+                        idx as i64,
+                        data,
+                        hashes,
+                        private.and_then(|p| p.consumer.as_deref()),
+                        private.and_then(|p| p.salt.as_ref()).map(|s| &s[..]),
+                        private.and_then(|p| p.values.as_deref())
+                    ])
                     .map_err(err("appending a leaf"))?;
-            }
-            let mut keep = tx
-                .prepare_cached("INSERT INTO leaf_private (leaf, consumer, salt, leaf_values) VALUES (?1, ?2, ?3, ?4)")
-                .map_err(err("preparing the append"))?;
-            for row in private.rows {
-                keep.execute(params![
-                    row.leaf as i64,
-                    row.consumer,
-                    row.salt.as_ref().map(|s| &s[..]),
-                    row.values
-                ])
-                .map_err(err("keeping a leaf's private part"))?;
             }
             let mut name = tx
                 .prepare_cached("INSERT OR IGNORE INTO consumers (pseudonym, consumer) VALUES (?1, ?2)")
@@ -448,7 +446,8 @@ impl crate::PrivateData for SqliteStore {
         let mut q = self
             .conn
             .prepare_cached(
-                "SELECT leaf, consumer, salt, leaf_values FROM leaf_private WHERE leaf >= ?1 AND leaf < ?2 ORDER BY leaf",
+                "SELECT idx, consumer, salt, leaf_values FROM ledger_leaves \
+                 WHERE idx >= ?1 AND idx < ?2 AND (consumer IS NOT NULL OR salt IS NOT NULL) ORDER BY idx",
             )
             .map_err(err("reading private parts"))?;
         let rows = q
@@ -479,7 +478,7 @@ impl crate::PrivateData for SqliteStore {
         .map_err(err("erasing a consumer's id"))?;
         let n = tx
             .execute(
-                "UPDATE leaf_private SET salt = NULL, leaf_values = NULL WHERE consumer = ?1 AND salt IS NOT NULL",
+                "UPDATE ledger_leaves SET salt = NULL, leaf_values = NULL WHERE consumer = ?1 AND salt IS NOT NULL",
                 [pseudonym],
             )
             .map_err(err("erasing a consumer's data"))?;

@@ -87,3 +87,66 @@ fn a_postgres_schema_from_a_newer_weiquan_is_refused_and_an_older_one_upgraded()
     c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .expect("clean up");
 }
+
+/// A version-3 database keeps each salted leaf's private part in a table of
+/// its own; version 4 moves it into the leaf's row. The move keeps every
+/// private row (erased ones too) and leaves the log's bytes as they were.
+#[test]
+fn private_rows_of_a_version_3_database_move_into_their_leaves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v3.db");
+    {
+        let conn = rusqlite::Connection::open(&path).expect("create");
+        conn.execute_batch(
+            "CREATE TABLE ledger_leaves (idx INTEGER PRIMARY KEY, data BLOB NOT NULL, hashes BLOB NOT NULL);
+             CREATE TABLE ledger_checkpoints (size INTEGER PRIMARY KEY, note BLOB NOT NULL);
+             CREATE TABLE api_keys (digest BLOB PRIMARY KEY, role TEXT NOT NULL, expires_at INTEGER);
+             CREATE TABLE lottery_seeds (lottery TEXT PRIMARY KEY, seed TEXT NOT NULL);
+             CREATE TABLE leaf_private (leaf INTEGER PRIMARY KEY, consumer TEXT, salt BLOB, leaf_values BLOB);
+             CREATE TABLE consumers (pseudonym TEXT PRIMARY KEY, consumer TEXT);
+             CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+             INSERT INTO ledger_leaves VALUES (0, x'30', x'00'), (1, x'31', x'01'), (2, x'32', x'02');
+             INSERT INTO leaf_private VALUES
+                 (0, 'p-a', x'0707070707070707070707070707070707070707070707070707070707070707', x'7b7d'),
+                 (2, 'p-b', NULL, NULL);
+             PRAGMA user_version = 3;",
+        )
+        .expect("a version-3 file");
+    }
+    let mut store = SqliteStore::open(&path).expect("upgraded");
+    let rows = store.private_rows(0, 3).expect("read");
+    assert_eq!(
+        rows,
+        vec![
+            weiquan_store::PrivateRow {
+                leaf: 0,
+                consumer: Some("p-a".into()),
+                salt: Some([7; 32]),
+                values: Some(b"{}".to_vec()),
+            },
+            weiquan_store::PrivateRow {
+                leaf: 2,
+                consumer: Some("p-b".into()),
+                salt: None,
+                values: None,
+            },
+        ]
+    );
+    let leaves = weiquan_store::LogStore::leaves(&mut store, 0, 3).expect("leaves");
+    assert_eq!(leaves[1], (b"1".to_vec(), vec![1]));
+    assert_eq!(
+        store.erase_consumer("p-a").expect("erase"),
+        1,
+        "erasure finds moved rows"
+    );
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    let old_table: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'leaf_private'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(old_table, 0, "the old table is gone");
+}
