@@ -464,11 +464,6 @@ impl crate::PrivateData for SqliteStore {
     }
 
     fn erase_consumer(&mut self, pseudonym: &str) -> Result<u64, StoreError> {
-        // Overwrite what is removed, in the file and (after the commit) the WAL:
-        // a cleared column must not stay readable in free space or a backup.
-        self.conn
-            .execute_batch("PRAGMA secure_delete = ON;")
-            .map_err(err("erasing a consumer's data"))?;
         let tx = self.conn.transaction().map_err(err("erasing a consumer's data"))?;
         tx.execute(
             "INSERT INTO consumers (pseudonym, consumer) VALUES (?1, NULL)
@@ -483,12 +478,18 @@ impl crate::PrivateData for SqliteStore {
             )
             .map_err(err("erasing a consumer's data"))?;
         tx.commit().map_err(err("committing the erasure"))?;
+        // What was removed must not stay readable anywhere in the file. Clearing
+        // the columns (even with `secure_delete`) is not enough: B-tree
+        // rebalancing copied each row as pages filled and left the old copies
+        // in unused page space, where they stay (found in a root page that had
+        // become an interior one). VACUUM rebuilds the file from the live rows;
+        // the TRUNCATE checkpoint then empties the WAL that carried it.
+        self.conn
+            .execute_batch("VACUUM;")
+            .map_err(err("rewriting the database without the erased data"))?;
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .map_err(err("folding the erasure into the database file"))?;
-        self.conn
-            .execute_batch("PRAGMA secure_delete = OFF;")
-            .map_err(err("erasing a consumer's data"))?;
         Ok(n as u64)
     }
 
