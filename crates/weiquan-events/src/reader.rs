@@ -177,7 +177,7 @@ impl<R: Read> LineReader<R> {
                 return Ok(None);
             };
             self.line += 1;
-            let (mut start, mut end) = match found {
+            let (start, end) = match found {
                 Found::Slice(s, e) => (s, e),
                 Found::TooLong(len) => {
                     return Ok(Some(Line::Bad(bad(
@@ -186,14 +186,8 @@ impl<R: Read> LineReader<R> {
                     ))))
                 }
             };
-            if self.buf[start..end].ends_with(b"\r") {
-                end -= 1;
-            }
-            if self.line == 1 && self.buf[start..end].starts_with(b"\xEF\xBB\xBF") {
-                start += 3;
-            }
-            if !self.buf[start..end].iter().all(u8::is_ascii_whitespace) {
-                break (start, end);
+            if let Some(range) = content(self.line, &self.buf[start..end]) {
+                break (start + range.start, start + range.end);
             }
         };
         let line = self.line;
@@ -220,6 +214,39 @@ impl<R: Read> LineReader<R> {
             )),
         }))
     }
+}
+
+/// Where the content of line number `line` (1-based; `raw` without its
+/// newline) lies: without a trailing `\r`, or on the first line a byte-order
+/// mark; `None` for a blank line. The one framing rule for files, HTTP bodies
+/// and NATS messages.
+fn content(line: u64, raw: &[u8]) -> Option<std::ops::Range<usize>> {
+    let end = raw.len() - usize::from(raw.ends_with(b"\r"));
+    let start = if line == 1 && raw[..end].starts_with(b"\xEF\xBB\xBF") {
+        3
+    } else {
+        0
+    };
+    (!raw[start..end].iter().all(u8::is_ascii_whitespace)).then_some(start..end)
+}
+
+/// The non-blank lines of a body held in memory (an HTTP request, a NATS
+/// message), framed as [`LineReader`] frames a file: each with its 1-based
+/// line number, without `\r` or a leading byte-order mark. Lines are not
+/// checked here (UTF-8, length): the caller decides what a bad one costs.
+pub fn body_lines(body: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
+    (1u64..)
+        .zip(body.split(|&b| b == b'\n'))
+        .filter_map(|(n, raw)| content(n, raw).map(|range| (n, &raw[range])))
+}
+
+/// [`body_lines`] of a body already known to be UTF-8.
+pub fn body_lines_str(body: &str) -> impl Iterator<Item = (u64, &str)> {
+    // Lines end at `\n` and lose `\r` or a whole byte-order mark: every cut is
+    // at a character boundary, and `get` cannot fail.
+    (1u64..)
+        .zip(body.split('\n'))
+        .filter_map(|(n, raw)| content(n, raw.as_bytes()).and_then(|range| Some((n, raw.get(range)?))))
 }
 
 fn bad(line: u64, error: String) -> Reject {

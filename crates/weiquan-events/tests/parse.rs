@@ -1,7 +1,7 @@
 //! Validation: every kind of bad line becomes a reject naming its field.
 
 use proptest::prelude::*;
-use weiquan_events::{parse_event, parse_line, Body, Dedupe, Line, LineReader, MAX_FEN};
+use weiquan_events::{body_lines, body_lines_str, parse_event, parse_line, Body, Dedupe, Line, LineReader, MAX_FEN};
 
 const ORDER: &str = r#"{"v":1,"id":"e1","type":"order.placed","at":"2026-11-01T08:00:00+08:00","order":"o1","merchant":"m1","consumer":"u1","sku":"s1","qty":1,"amount_fen":9900,"payment":"standard"}"#;
 
@@ -567,4 +567,41 @@ fn keys_of_the_producers_own_inside_defined_objects_count_as_extras() {
         weiquan_events::parse_event_with_extras(&lottery).expect("valid").1,
         ["note", "prizes"]
     );
+}
+
+proptest! {
+    /// A body in memory is framed exactly as the same bytes read from a file:
+    /// the same line numbers and contents (byte-order mark, `\r\n`, blank and
+    /// whitespace-only lines included), as bytes and, for UTF-8, as text.
+    #[test]
+    fn bodies_frame_as_files_do(
+        bom in any::<bool>(),
+        lines in proptest::collection::vec(
+            proptest::collection::vec(prop_oneof![
+                8 => 0x20u8..0x7f, 2 => Just(b'\r'), 1 => Just(b' '), 1 => Just(0xe4u8), 1 => 0x80u8..=0xff,
+            ], 0..40),
+            0..8,
+        ),
+        final_newline in any::<bool>(),
+    ) {
+        let mut body: Vec<u8> = if bom { b"\xEF\xBB\xBF".to_vec() } else { Vec::new() };
+        body.extend(lines.join(&b'\n'));
+        if final_newline {
+            body.push(b'\n');
+        }
+        let mut file = Vec::new();
+        let mut r = LineReader::new(&body[..]);
+        while let Some(line) = r.next_line().expect("io") {
+            file.push(match line {
+                Line::Text(n, t) => (n, Some(t.to_owned())),
+                Line::Bad(reject) => (reject.line, None),
+            });
+        }
+        let framed: Vec<_> = body_lines(&body).map(|(n, l)| (n, std::str::from_utf8(l).ok().map(str::to_owned))).collect();
+        prop_assert_eq!(&framed, &file);
+        if let Ok(text) = std::str::from_utf8(&body) {
+            let as_text: Vec<_> = body_lines_str(text).map(|(n, l)| (n, Some(l.to_owned()))).collect();
+            prop_assert_eq!(&as_text, &file);
+        }
+    }
 }

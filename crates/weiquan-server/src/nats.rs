@@ -57,12 +57,19 @@ async fn run(url: &str, subject: &str, app: &Arc<AppState>) -> anyhow::Result<()
     let mut messages = consumer.messages().await?;
     while let Some(msg) = messages.next().await {
         let msg = msg?;
-        let body = String::from_utf8_lossy(&msg.payload).into_owned();
-        let items: Vec<String> = body
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_owned)
-            .collect();
+        // Framed as a file is; a line that is not UTF-8 is refused here
+        // (replacing its bad bytes would log an event nobody sent).
+        let mut items = Vec::new();
+        for (line, text) in weiquan_events::body_lines(&msg.payload) {
+            match std::str::from_utf8(text) {
+                Ok(text) => items.push(text.to_owned()),
+                Err(e) => tracing::warn!(
+                    line,
+                    column = e.valid_up_to() + 1,
+                    "NATS event rejected: the line is not valid UTF-8; re-encode it as UTF-8"
+                ),
+            }
+        }
         // The stream is the platform's: its events are submitted as the platform's.
         let platform = crate::acts::Submitter::Party(crate::acts::Party {
             role: crate::Role::Platform,

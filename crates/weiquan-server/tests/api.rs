@@ -413,8 +413,18 @@ async fn nats_jetstream_ingest_is_at_least_once_and_deduplicated() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     for round in 0..2 {
-        for line in case_text("merchants").lines() {
-            js.publish(subject.clone(), line.to_owned().into())
+        // Messages are framed as files are: a byte-order mark and `\r\n` are
+        // allowed, and a line that is not UTF-8 is refused, not mended.
+        let mut messages: Vec<Vec<u8>> = (case_text("merchants").lines())
+            .enumerate()
+            .map(|(i, line)| match i {
+                0 => format!("\u{feff}{line}\r\n").into_bytes(),
+                _ => line.as_bytes().to_vec(),
+            })
+            .collect();
+        messages.push(b"{\"v\":1,\"id\":\"\xff\"}\n".to_vec());
+        for message in messages {
+            js.publish(subject.clone(), message.into())
                 .await
                 .expect("publish")
                 .await

@@ -24,18 +24,17 @@ pub struct IngestResponse {
     pub items: Vec<crate::schemas::ItemOut>,
 }
 
-/// Splits a body into items: a JSON array, or NDJSON (blank lines skipped).
+/// Splits a body into items: a JSON array, or NDJSON framed as a file's lines
+/// are (blank lines skipped, `\r\n` and a byte-order mark allowed).
 pub(crate) fn split_items(body: &str) -> Result<Vec<String>, ApiError> {
-    if body.trim_start().starts_with('[') {
-        let items: Vec<&RawValue> = serde_json::from_str(body)
+    let unmarked = body.strip_prefix('\u{feff}').unwrap_or(body);
+    if unmarked.trim_start().starts_with('[') {
+        let items: Vec<&RawValue> = serde_json::from_str(unmarked)
             .map_err(|e| ApiError::bad_request(format!("the body starts with `[` but is not a JSON array: {e}")))?;
         return Ok(items.into_iter().map(|r| r.get().to_owned()).collect());
     }
-    Ok(body
-        .lines()
-        .map(|l| l.trim_end_matches('\r'))
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_owned)
+    Ok(weiquan_events::body_lines_str(body)
+        .map(|(_, line)| line.to_owned())
         .collect())
 }
 
@@ -102,5 +101,21 @@ pub(crate) async fn ingest_one(
             field.map(|f| format!("{f}: ")).unwrap_or_default()
         ))),
         None => Err(ApiError::internal("no result for the event")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_items;
+
+    /// A body is framed as a file is: a byte-order mark, `\r\n` and blank
+    /// lines do not make items, in NDJSON and in a JSON array alike.
+    #[test]
+    fn bodies_are_framed_as_files_are() {
+        let ndjson = "\u{feff}{\"a\":1}\r\n\r\n  \n{\"b\":2}\r\n";
+        assert_eq!(split_items(ndjson).expect("ndjson"), [r#"{"a":1}"#, r#"{"b":2}"#]);
+        let array = "\u{feff} [{\"a\":1}, {\"b\":2}]";
+        assert_eq!(split_items(array).expect("array"), [r#"{"a":1}"#, r#"{"b":2}"#]);
+        assert!(split_items("[{\"a\":1},").is_err(), "a broken array is refused whole");
     }
 }
