@@ -15,8 +15,8 @@ use std::sync::Arc;
 use weiquan_engine::{Engine, Finding, Lang, Rulebook};
 use weiquan_events::{id_digest, is_personal_field, parse_event, parse_event_with_extras, Body, Reject, Time};
 use weiquan_ledger::{
-    finding_leaf, leaf_event, own_leaf, salted_event_leaf, unsalted_event, Hash, LeafError, Ledger, LedgerError,
-    OwnLeaf, PrivateRow, Salt, SaltedLeaf, StagedAppend, PSEUDONYM_PREFIX,
+    leaf_event, own_leaf, salted_event_leaf, unsalted_event, Hash, LeafError, Ledger, LedgerError, OwnLeaf, PrivateRow,
+    Salt, SaltedLeaf, StagedAppend, PSEUDONYM_PREFIX,
 };
 use weiquan_store::{Backend, SharedBackend, StoreError};
 
@@ -273,27 +273,6 @@ impl EventIndex {
     fn get(&self, digest: u128) -> Option<u64> {
         self.0[(digest >> 120) as usize].get(&digest).copied()
     }
-}
-
-/// The ledger leaf of a finding whose evidence events are at leaf indices
-/// `evidence`; with `salt`, its subject enters as a commitment.
-pub fn finding_leaf_of(
-    f: &Finding,
-    rules: &Rulebook,
-    evidence: &[u64],
-    salt: Option<&Salt>,
-) -> Result<weiquan_ledger::SaltedLeaf, LeafError> {
-    let text = rules.text(f.rule);
-    finding_leaf(
-        f.rule.as_str(),
-        &f.subject,
-        text.severity.as_str(),
-        &f.at.to_string(),
-        &f.events,
-        evidence,
-        &text.citation,
-        salt,
-    )
 }
 
 /// The consumer pseudonyms (`ps:` and 32 hex digits) that `text` names.
@@ -804,7 +783,7 @@ impl Core {
             let leaf = base + st.leaves.len() as u64;
             let consumer = f.subject.strip_prefix(CONSUMER_SUBJECT).map(str::to_owned);
             let salt = consumer.as_ref().map(|_| self.salt());
-            match finding_leaf_of(&f, &self.rules, &evidence, salt.as_ref()) {
+            match weiquan_app::finding_leaf_of(&f, &self.rules, &evidence, salt.as_ref()) {
                 Ok(salted) => {
                     if salted.values.is_some() {
                         st.private.push(PrivateRow {

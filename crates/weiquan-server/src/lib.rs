@@ -20,7 +20,7 @@ mod sequencer;
 
 pub use acts::OWN_ID_PREFIX;
 pub use auth::{new_key, Role, KEY_CACHE_TTL};
-pub use core::{finding_leaf_of, ItemResult};
+pub use core::ItemResult;
 pub use listen::ConnLimits;
 pub use nats::stream_name;
 pub use problem::Problem;

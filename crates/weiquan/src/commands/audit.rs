@@ -1,12 +1,12 @@
 //! `weiquan audit`: findings for event files.
 
 use crate::cli::{AuditArgs, Format};
-use crate::pipeline::{Auditor, LedgerWriter, Sink};
 use anstyle::{AnsiColor, Style};
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use unicode_width::UnicodeWidthStr;
+use weiquan_app::{Auditor, LedgerWriter, Sink};
 use weiquan_engine::{Finding, Lang, RuleId, Rulebook, Severity};
 use weiquan_events::{Event, Reject};
 use weiquan_ledger::LogStore;

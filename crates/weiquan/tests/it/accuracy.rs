@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use weiquan::pipeline::{Auditor, Sink};
+use weiquan_app::{Auditor, Sink};
 use weiquan_engine::{Finding, RuleId, Rulebook};
 use weiquan_events::Reject;
 use weiquan_sim::{simulate, Config, Profile};

@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 use std::sync::Arc;
-use weiquan::pipeline::{Auditor, Counts, Sink};
+use weiquan_app::{Auditor, Counts, Sink};
 use weiquan_engine::{Engine, Finding, Lang, Rulebook};
 use weiquan_events::Reject;
 

@@ -1,0 +1,126 @@
+//! What weiquan records: the ledger leaf of each accepted event and of each
+//! finding, with the leaf indices of the finding's evidence.
+
+use std::collections::HashMap;
+use weiquan_engine::{Finding, Rulebook};
+use weiquan_ledger::{finding_leaf, LeafError, Ledger, LedgerError, LogStore, Salt, SaltedLeaf};
+
+/// Why an event or a finding could not be recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The event cannot be a leaf (it is not JSON, or too long for one).
+    #[error("event {id}: {source}")]
+    Event {
+        /// The event's id.
+        id: String,
+        /// Why.
+        source: LeafError,
+    },
+    /// The finding cannot be a leaf.
+    #[error("finding {rule} on {subject}: {source}")]
+    Finding {
+        /// The finding's rule.
+        rule: String,
+        /// Its subject.
+        subject: String,
+        /// Why.
+        source: LeafError,
+    },
+    /// The ledger refused the append.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+/// The ledger leaf of a finding whose evidence events are at leaf indices
+/// `evidence`; with `salt`, its subject enters as a commitment. The one
+/// place a finding becomes a leaf, for the server and for `audit --ledger`.
+pub fn finding_leaf_of(
+    f: &Finding,
+    rules: &Rulebook,
+    evidence: &[u64],
+    salt: Option<&Salt>,
+) -> Result<SaltedLeaf, LeafError> {
+    let text = rules.text(f.rule);
+    finding_leaf(
+        f.rule.as_str(),
+        &f.subject,
+        text.severity.as_str(),
+        &f.at.to_string(),
+        &f.events,
+        evidence,
+        &text.citation,
+        salt,
+    )
+}
+
+/// Writes an audit run into a ledger: every accepted event as received, then
+/// each finding with the leaf indices of its evidence, in batches (one
+/// transaction and one signed checkpoint per batch).
+pub struct LedgerWriter<S: LogStore> {
+    ledger: Ledger<S>,
+    pending: Vec<Vec<u8>>,
+    /// Leaf index of each event of this run, by id digest, for findings' evidence.
+    index_of: HashMap<u128, u64>,
+    batch: usize,
+}
+
+impl<S: LogStore> LedgerWriter<S> {
+    /// Appends to `ledger` in batches of `batch` leaves.
+    pub fn new(ledger: Ledger<S>, batch: usize) -> Self {
+        LedgerWriter {
+            ledger,
+            pending: Vec::new(),
+            index_of: HashMap::new(),
+            batch: batch.max(1),
+        }
+    }
+
+    fn push(&mut self, leaf: Vec<u8>) -> Result<u64, RecordError> {
+        let index = self.ledger.size() + self.pending.len() as u64;
+        self.pending.push(leaf);
+        if self.pending.len() >= self.batch {
+            self.flush()?;
+        }
+        Ok(index)
+    }
+
+    /// Logs an accepted event; returns its leaf index.
+    pub fn event(&mut self, id: &str, raw: &str) -> Result<u64, RecordError> {
+        let leaf = weiquan_ledger::event_leaf(raw).map_err(|source| RecordError::Event {
+            id: id.to_owned(),
+            source,
+        })?;
+        let index = self.push(leaf)?;
+        self.index_of.insert(weiquan_events::id_digest(id), index);
+        Ok(index)
+    }
+
+    /// Logs a finding; returns its leaf index.
+    pub fn finding(&mut self, f: &Finding, rules: &Rulebook) -> Result<u64, RecordError> {
+        let evidence: Vec<u64> = f
+            .events
+            .iter()
+            .filter_map(|e| self.index_of.get(&weiquan_events::id_digest(e)).copied())
+            .collect();
+        // The owner of a file logs it as it is: nothing in it is salted.
+        let leaf = finding_leaf_of(f, rules, &evidence, None).map_err(|source| RecordError::Finding {
+            rule: f.rule.as_str().to_owned(),
+            subject: f.subject.clone(),
+            source,
+        })?;
+        self.push(leaf.leaf)
+    }
+
+    /// Makes everything logged so far durable, under a new signed checkpoint.
+    pub fn flush(&mut self) -> Result<(), RecordError> {
+        if !self.pending.is_empty() {
+            self.ledger.append(std::mem::take(&mut self.pending))?;
+        }
+        Ok(())
+    }
+
+    /// The ledger (after [`flush`](Self::flush)).
+    pub fn ledger(&mut self) -> &mut Ledger<S> {
+        &mut self.ledger
+    }
+}
