@@ -2,7 +2,7 @@
 //! to draw, records the entrants root at the close, and draws by the published
 //! algorithm, so that every participant can check the result.
 
-use super::{business_time, ingest_one, AppStateRef};
+use super::{business_time, ingest_one, AppStateRef, JsonBody};
 use crate::acts::{own_id, OWN_ID_PREFIX};
 use crate::auth::{Caller, Role};
 use crate::core::Core;
@@ -28,12 +28,14 @@ async fn view(app: &crate::AppState, id: &str) -> Result<(LotteryView, String), 
     request_body(content = Object, description = "The fields of lottery.announced except `commitment` (weiquan makes it); `id` and `at` optional"),
     responses((status = 200, description = "Announced: ledger index and the published commitment", body = crate::schemas::AnnouncedOut), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
-pub async fn announce(State(app): AppStateRef, caller: Caller, body: String) -> Result<Json<AnnouncedOut>, ApiError> {
+pub async fn announce(
+    State(app): AppStateRef,
+    caller: Caller,
+    JsonBody(mut fields): JsonBody<serde_json::Map<String, Value>>,
+) -> Result<Json<AnnouncedOut>, ApiError> {
     let platform = caller
         .require("announce lotteries (platform keys only)", |r| *r == Role::Platform)?
         .clone();
-    let mut fields: serde_json::Map<String, Value> = serde_json::from_str(&body)
-        .map_err(|e| ApiError::bad_request(format!("send the announcement as a JSON object: {e}")))?;
     if fields.contains_key("commitment") {
         return Err(ApiError::unprocessable(
             "weiquan makes the commitment here; to commit to your own seed, send lottery.announced to /v1/events",
@@ -169,15 +171,24 @@ pub async fn close(
     }))
 }
 
+/// Body of a draw (optional: an empty body draws without a beacon).
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct DrawRequest {
+    /// The drand signature of the beacon round fixed at announcement, for a
+    /// lottery announced with `beacon_round` (weiquan fetches nothing itself).
+    #[serde(default)]
+    beacon_signature: Option<String>,
+}
+
 /// Draw a closed lottery with the seed weiquan holds (platform).
-#[utoipa::path(post, path = "/v1/lotteries/{id}/draw", tag = "lotteries", params(("id" = String, Path, description = "Lottery id")),
+#[utoipa::path(post, path = "/v1/lotteries/{id}/draw", tag = "lotteries", params(("id" = String, Path, description = "Lottery id")), request_body = DrawRequest,
     responses((status = 200, description = "Drawn: winners, revealed seed, proof", body = crate::schemas::DrawnOut), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("api_key" = [])))]
 pub async fn draw_lottery(
     State(app): AppStateRef,
     caller: Caller,
     Path(id): Path<String>,
-    body: String,
+    JsonBody(request): JsonBody<DrawRequest>,
 ) -> Result<Json<DrawnOut>, ApiError> {
     let platform = caller
         .require("draw lotteries (platform keys only)", |r| *r == Role::Platform)?
@@ -200,9 +211,7 @@ pub async fn draw_lottery(
             ))
         })?;
     // A drand round fixed at announcement: the platform brings that round's signature (weiquan fetches nothing).
-    let beacon_signature: Option<String> = serde_json::from_str::<Value>(&body)
-        .ok()
-        .and_then(|b| b.get("beacon_signature").and_then(Value::as_str).map(str::to_owned));
+    let beacon_signature = request.beacon_signature;
     let refs: Vec<&str> = v.entrants.iter().map(String::as_str).collect();
     let prizes: Vec<(&str, u32)> = v.prizes.iter().map(|p| (p.0.as_str(), p.2)).collect();
     let winners: Vec<WinnerOut> = draw::winners(&seed, v.beacon_round, beacon_signature.as_deref(), &refs, &prizes)

@@ -1,6 +1,6 @@
 //! Findings, merchants' standing, the blacklist and its lifting.
 
-use super::{business_time, ingest_one, AppStateRef, LangParam};
+use super::{business_time, ingest_one, AppStateRef, JsonBody, LangParam};
 use crate::acts::own_id;
 use crate::auth::{Caller, Role};
 use crate::core::Core;
@@ -171,16 +171,13 @@ pub(crate) async fn lift_blacklist(
     State(app): AppStateRef,
     caller: Caller,
     Path(merchant): Path<String>,
-    body: String,
+    JsonBody(request): JsonBody<LiftRequest>,
 ) -> Result<Json<LiftOut>, ApiError> {
     let regulator = caller
         .require("lift a blacklist (regulator keys only)", |r| *r == Role::Regulator)?
         .clone();
     let _act = app.acts.lock().await;
-    // Read as JSON whatever the Content-Type says: the body is small and its shape is fixed.
-    let request: Option<LiftRequest> = serde_json::from_str(&body).ok();
-    let reason = request
-        .and_then(|b| b.reason)
+    let reason = (request.reason)
         .filter(|r| !r.trim().is_empty())
         .ok_or_else(|| ApiError::unprocessable("say why: send {\"reason\": \"…\"}"))?;
     let m = merchant.clone();

@@ -33,6 +33,36 @@ pub type AppStateRef = State<Arc<AppState>>;
 /// announcement, a beacon signature); only `/v1/events` takes batches.
 const SMALL_BODY_BYTES: usize = 64 << 10;
 
+/// A small JSON request body (a lift's reason, an announcement, a beacon
+/// signature), read whatever its `Content-Type` says: `curl -d` sends
+/// `application/x-www-form-urlencoded`, and these bodies are objects of a fixed
+/// shape. An empty body reads as `{}`. Extracted after the caller's key is
+/// checked, so an unauthorised caller's body is never read.
+pub(crate) struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(format!(
+                    "the body is too large; this route takes at most {SMALL_BODY_BYTES} bytes"
+                )),
+                _ => ApiError::bad_request(format!("the body could not be read: {}", e.body_text())),
+            })?;
+        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        serde_json::from_slice(text)
+            .map(JsonBody)
+            .map_err(|e| ApiError::bad_request(format!("the body is not the JSON object this route takes: {e}")))
+    }
+}
+
 /// The router with every route, limits and timeouts.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -198,7 +228,7 @@ impl utoipa::Modify for ProblemResponses {
 #[openapi(
     info(title = "weiquan", description = "Consumer-protection findings over a platform's events, with a tamper-evident log"),
     paths(events::post_events, merchants::get_findings, lotteries::announce, lotteries::get_lottery, lotteries::close, lotteries::draw_lottery, lotteries::entry_proof, merchants::get_merchant, merchants::get_blacklist, merchants::lift_blacklist, log::inclusion_proof, log::consistency_proof, log::get_receipt, log::get_checkpoint, log::get_tile, ops::healthz, ops::readyz, ops::metrics, ops::openapi_json),
-    components(schemas(IngestResponse, ItemResult, Problem, merchants::LiftRequest, crate::schemas::ItemOut)),
+    components(schemas(IngestResponse, ItemResult, Problem, merchants::LiftRequest, lotteries::DrawRequest, crate::schemas::ItemOut)),
     modifiers(&SecurityAddon, &ProblemResponses)
 )]
 pub struct ApiDoc;
