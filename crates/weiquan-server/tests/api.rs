@@ -804,3 +804,54 @@ async fn the_ledger_records_a_change_of_rulebook() {
     );
     server.stop().await;
 }
+
+/// The small bodies (a lift's reason, a draw's beacon signature) are JSON
+/// whatever their `Content-Type` says (`curl -d` sends a form type); a body
+/// that is not JSON is a 400 that says so, and an empty one reads as `{}`.
+#[tokio::test(flavor = "multi_thread")]
+async fn small_bodies_are_json_whatever_their_content_type() {
+    let db = Db::sqlite();
+    let server = Server::start(db.config(None)).await;
+    let platform = db.key("platform").await;
+    let regulator = db.key("regulator").await;
+    server.post_events(&platform, case_text("presale")).await;
+    let (status, v) = server
+        .call(
+            "POST",
+            "/v1/blacklist/m1/lift",
+            Some(&regulator),
+            Some("reason=fixed".into()),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["detail"].as_str().is_some_and(|d| d.contains("not the JSON")), "{v}");
+    let (status, v) = server
+        .call("POST", "/v1/blacklist/m1/lift", Some(&regulator), None)
+        .await;
+    assert_eq!(status, 422, "an empty body has no reason: {v}");
+    assert!(v["detail"].as_str().is_some_and(|d| d.contains("say why")), "{v}");
+    let lifted = server
+        .http
+        .post(format!("{}/v1/blacklist/m1/lift", server.base))
+        .bearer_auth(&regulator)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(r#"{"reason":"整改完成"}"#)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(lifted.status().as_u16(), 200, "{:?}", lifted.text().await);
+    let (status, v) = server
+        .call(
+            "POST",
+            "/v1/lotteries/nothing/draw",
+            Some(&platform),
+            Some("[1]".into()),
+        )
+        .await;
+    assert_eq!(status, 400, "a draw's body is an object: {v}");
+    let (status, _) = server
+        .call("POST", "/v1/lotteries/nothing/draw", Some(&platform), Some("{}".into()))
+        .await;
+    assert_eq!(status, 404);
+    server.stop().await;
+}
