@@ -25,11 +25,12 @@ pub(crate) struct Deadline {
     pub generation: u32,
 }
 
-/// Declares the deadline kinds once: the enum, the list of all of them and
-/// their number (the queue has a lane per kind) follow from one list, so a
-/// kind cannot be added to one and missed in another.
+/// Declares the deadline kinds once, each with the engine's check that runs
+/// when one falls due: the enum, the list of all of them, their number (the
+/// queue has a lane per kind) and the dispatch follow from one list, so a kind
+/// cannot be added to one and missed in another.
 macro_rules! deadline_kinds {
-    ($($kind:ident),* $(,)?) => {
+    ($($kind:ident => $check:ident),* $(,)?) => {
         /// What a deadline checks.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
         pub(crate) enum DeadlineKind {
@@ -44,18 +45,27 @@ macro_rules! deadline_kinds {
 
         /// Number of deadline kinds.
         const KINDS: usize = [$(stringify!($kind)),*].len();
+
+        impl crate::Engine {
+            /// Runs the check of `d`'s kind: the expected event is still missing.
+            pub(crate) fn fire(&mut self, d: Deadline) {
+                match d.kind {
+                    $(DeadlineKind::$kind => self.$check(d)),*
+                }
+            }
+        }
     };
 }
 
 deadline_kinds! {
-    Ps04Ship,
-    Ps07DepositRefund,
-    Lt05Draw,
-    Lt06Prizes,
-    Mc06Ship,
-    Mc07Reply,
-    Mc08Refund,
-    Mc10Response,
+    Ps04Ship => ps04_due,
+    Ps07DepositRefund => ps07_due,
+    Lt05Draw => lt05_due,
+    Lt06Prizes => lt06_due,
+    Mc06Ship => mc06_due,
+    Mc07Reply => mc07_due,
+    Mc08Refund => mc08_due,
+    Mc10Response => mc10_due,
 }
 
 /// Pending deadlines, popped in `(due, seq)` order.

@@ -176,19 +176,6 @@ impl Engine {
         }
     }
 
-    fn fire(&mut self, d: Deadline) {
-        match d.kind {
-            DeadlineKind::Ps04Ship => self.ps04_due(d),
-            DeadlineKind::Ps07DepositRefund => self.ps07_due(d),
-            DeadlineKind::Lt05Draw => self.lt05_due(d),
-            DeadlineKind::Lt06Prizes => self.lt06_due(d),
-            DeadlineKind::Mc06Ship => self.mc06_due(d),
-            DeadlineKind::Mc07Reply => self.mc07_due(d),
-            DeadlineKind::Mc08Refund => self.mc08_due(d),
-            DeadlineKind::Mc10Response => self.mc10_due(d),
-        }
-    }
-
     /// Records a finding: credit and blacklist first, then the output.
     fn emit(
         &mut self,
