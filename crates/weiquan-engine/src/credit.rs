@@ -5,6 +5,7 @@
 //! from running counts, so asking for it never changes the engine's state.
 
 use crate::lottery::WinRecord;
+use crate::table::MerchantIx;
 use crate::{Engine, RuleId, Severity};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
@@ -155,7 +156,7 @@ fn pairs_in_a_window(high: &[HighPair], at: Time, window: i64, needed: usize) ->
 
 impl Engine {
     /// Records a finding against merchant `m`; blacklists when the rulebook says so.
-    pub(crate) fn credit_record(&mut self, m: u32, rule: RuleId, subject: &str, at: Time) {
+    pub(crate) fn credit_record(&mut self, m: MerchantIx, rule: RuleId, subject: &str, at: Time) {
         let severity = self.rules.severity(rule);
         let credit = &self.rules.credit;
         let window = i64::from(credit.blacklist_window_days) * DAY_MS;

@@ -9,6 +9,7 @@
 //! Popping compares the lanes' fronts and the heap's top: a few reads of
 //! sequential memory instead of a sift through a large heap.
 
+use crate::table::Ix;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use weiquan_events::Time;
@@ -20,9 +21,18 @@ pub(crate) struct Deadline {
     /// Order of setting, so that ties fire in the order they were set.
     pub seq: u64,
     pub kind: DeadlineKind,
-    pub target: u32,
+    /// The subject it watches, as a raw index (kinds watch different tables:
+    /// [`Deadline::target`] gives it back typed).
+    target: u32,
     /// Which occurrence it watches (a new request or a moved draw time supersedes older ones).
     pub generation: u32,
+}
+
+impl Deadline {
+    /// The subject it watches, as the index of its kind's table.
+    pub fn target<I: Ix>(&self) -> I {
+        I::from_raw(self.target)
+    }
 }
 
 /// Declares the deadline kinds once, each with the engine's check that runs
@@ -83,13 +93,13 @@ pub(crate) struct Deadlines {
 
 impl Deadlines {
     /// Adds a deadline; ties on `due` fire in the order they were set.
-    pub fn set(&mut self, due: Time, kind: DeadlineKind, target: u32, generation: u32) {
+    pub fn set(&mut self, due: Time, kind: DeadlineKind, target: impl Ix, generation: u32) {
         self.seq += 1;
         let d = Deadline {
             due,
             seq: self.seq,
             kind,
-            target,
+            target: target.raw(),
             generation,
         };
         self.not_before = Some(self.not_before.map_or(due, |t| t.min(due)));
@@ -164,7 +174,7 @@ mod tests {
                     // Mostly increasing per kind, sometimes earlier: both lanes and spill get used.
                     let due = clock + delta - 20;
                     seq += 1;
-                    q.set(time(due), DeadlineKind::ALL[k], seq as u32, 0);
+                    q.set(time(due), DeadlineKind::ALL[k], crate::table::OrderIx::from_raw(seq as u32), 0);
                     heap.push(Reverse(Deadline { due: time(due), seq, kind: DeadlineKind::ALL[k], target: seq as u32, generation: 0 }));
                 }
             }

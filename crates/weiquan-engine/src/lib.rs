@@ -28,7 +28,10 @@ pub use uscc::is_valid_uscc;
 
 use deadline::{Deadline, DeadlineKind, Deadlines};
 use std::sync::Arc;
-use table::Table;
+use table::{
+    CampaignIx, ComplaintIx, ConversationIx, HostIx, LicenceIx, LotteryIx, MerchantIx, OrderIx, SegmentIx, SkuIx,
+    Table, UsccIx,
+};
 use weiquan_events::{Body, Event, Time};
 
 /// The rule engine and everything it remembers about open subjects.
@@ -39,17 +42,17 @@ pub struct Engine {
     seq: u64,
     deadlines: Deadlines,
     out: Vec<Finding>,
-    merchants: Table<merchant::Merchant>,
-    orders: Table<merchant::Order>,
-    complaints: Table<merchant::Complaint>,
-    conversations: Table<merchant::Conversation>,
-    uscc_owner: Table<u32>,
-    licence_owner: Table<u32>,
-    campaigns: Table<presale::Campaign>,
-    lotteries: Table<lottery::Lottery>,
-    hosts: Table<lottery::Host>,
-    skus: Table<market::Sku>,
-    segments: Table<()>,
+    merchants: Table<merchant::Merchant, MerchantIx>,
+    orders: Table<merchant::Order, OrderIx>,
+    complaints: Table<merchant::Complaint, ComplaintIx>,
+    conversations: Table<merchant::Conversation, ConversationIx>,
+    uscc_owner: Table<MerchantIx, UsccIx>,
+    licence_owner: Table<MerchantIx, LicenceIx>,
+    campaigns: Table<presale::Campaign, CampaignIx>,
+    lotteries: Table<lottery::Lottery, LotteryIx>,
+    hosts: Table<lottery::Host, HostIx>,
+    skus: Table<market::Sku, SkuIx>,
+    segments: Table<(), SegmentIx>,
 }
 
 impl Engine {
@@ -181,7 +184,7 @@ impl Engine {
         &mut self,
         rule: RuleId,
         subject: String,
-        merchant: Option<u32>,
+        merchant: Option<MerchantIx>,
         at: Time,
         events: Vec<String>,
         facts: Vec<(&'static str, String)>,

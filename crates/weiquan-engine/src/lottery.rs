@@ -9,6 +9,7 @@
 use crate::merchant::make_subject;
 use crate::poisson::poisson_tail;
 use crate::table::{pid, Strings};
+use crate::table::{LotteryIx, MerchantIx};
 use crate::{yuan, Deadline, DeadlineKind, Engine, RuleId};
 use rustc_hash::FxHashMap;
 use weiquan_events::{Body, LotteryTerms, Prize, Str, Time, Winner, HOUR_MS};
@@ -16,7 +17,7 @@ use weiquan_events::{Body, LotteryTerms, Prize, Str, Time, Winner, HOUR_MS};
 /// A lottery and its draws.
 #[derive(Default)]
 pub(crate) struct Lottery {
-    pub merchant: Option<u32>,
+    pub merchant: Option<MerchantIx>,
     /// The first `lottery.announced` (Messy streams 2: before it there are no terms).
     pub announced: Option<Box<str>>,
     pub terms: LotteryTerms<'static>,
@@ -225,7 +226,7 @@ enum TermsEvent {
 }
 
 impl Engine {
-    fn lottery_subject(&self, l: u32) -> String {
+    fn lottery_subject(&self, l: LotteryIx) -> String {
         make_subject("lottery", self.lotteries.id(l))
     }
 
@@ -249,7 +250,7 @@ impl Engine {
 
     /// LT-02 (a change), LT-01 (a disclosure), then the terms in effect: LT-03,
     /// LT-05's deadline, LT-10 (a late first commitment) and LT-11 (its host).
-    fn lottery_terms_event(&mut self, id: &str, at: Time, l: u32, t: &LotteryTerms, kind: TermsEvent) {
+    fn lottery_terms_event(&mut self, id: &str, at: Time, l: LotteryIx, t: &LotteryTerms, kind: TermsEvent) {
         if kind == TermsEvent::Creation {
             self.lotteries.get_mut(l).announced = Some(id.into());
         } else {
@@ -313,7 +314,7 @@ impl Engine {
     }
 
     /// LT-11: the host named must be registered and qualified (once per lottery).
-    fn host_check(&mut self, id: &str, at: Time, l: u32, host: &str) {
+    fn host_check(&mut self, id: &str, at: Time, l: LotteryIx, host: &str) {
         if self.lotteries.get(l).lt11_fired {
             return;
         }
@@ -354,7 +355,7 @@ impl Engine {
     }
 
     /// LT-03 on the prizes in effect; a (re)set draw time arms LT-05.
-    fn lottery_checks(&mut self, id: &str, at: Time, l: u32, arm_draw: bool) {
+    fn lottery_checks(&mut self, id: &str, at: Time, l: LotteryIx, arm_draw: bool) {
         let cap = self.rules.thresholds.lottery_prize_cap_fen;
         let lot = self.lotteries.get(l);
         let over = lot
@@ -514,7 +515,7 @@ impl Engine {
 
     /// LT-09: adds this draw to each entrant's expectation and each winner's wins
     /// (every draw counts; one with no entrants adds nothing).
-    fn repeat_winners(&mut self, id: &str, at: Time, l: u32, ws: &[Drawn], entrants: usize) {
+    fn repeat_winners(&mut self, id: &str, at: Time, l: LotteryIx, ws: &[Drawn], entrants: usize) {
         let lot = self.lotteries.get(l);
         let Some(m) = lot.merchant else { return };
         if entrants == 0 {
@@ -560,7 +561,7 @@ impl Engine {
     }
 
     pub(crate) fn lt05_due(&mut self, d: Deadline) {
-        let lot = self.lotteries.get(d.target);
+        let lot = self.lotteries.get(d.target());
         if !lot.draws.is_empty() || lot.cancelled || lot.lt05_generation != d.generation {
             return;
         }
@@ -569,7 +570,7 @@ impl Engine {
         let m = lot.merchant;
         self.emit(
             RuleId::Lt05,
-            self.lottery_subject(d.target),
+            self.lottery_subject(d.target()),
             m,
             d.due,
             events,
@@ -580,7 +581,7 @@ impl Engine {
     /// LT-06 for draw number `d.generation`: each prize won in it is owed a
     /// shipment naming that prize, counting what earlier draws owe the same winner.
     pub(crate) fn lt06_due(&mut self, d: Deadline) {
-        let lot = self.lotteries.get(d.target);
+        let lot = self.lotteries.get(d.target());
         let Some(upto) = lot.draws.get(..d.generation as usize) else {
             return;
         };
@@ -602,7 +603,7 @@ impl Engine {
         ];
         let events = vec![this.event.to_string()];
         let m = lot.merchant;
-        self.emit(RuleId::Lt06, self.lottery_subject(d.target), m, d.due, events, facts);
+        self.emit(RuleId::Lt06, self.lottery_subject(d.target()), m, d.due, events, facts);
     }
 
     pub(crate) fn prize_shipped(

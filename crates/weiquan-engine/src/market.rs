@@ -6,10 +6,11 @@
 //! streams 1: nothing is forgotten because a later-dated event came first).
 
 use crate::merchant::make_subject;
-use crate::table::{pid, Owned};
+use crate::table::{pid, MerchantIx, Owned, SegmentIx, SkuIx};
 
 impl Owned for Sku {
-    fn owner(&self) -> u32 {
+    type Owner = MerchantIx;
+    fn owner(&self) -> MerchantIx {
         self.merchant
     }
 }
@@ -19,7 +20,7 @@ use weiquan_events::{Body, Consent, Time, DAY_MS};
 /// One sku of one merchant.
 pub(crate) struct Sku {
     /// The merchant's index (the sku's id is its table key).
-    pub merchant: u32,
+    pub merchant: MerchantIx,
     pub subject: Box<str>,
     /// Listed prices by business time (sorted by `at`).
     pub history: Vec<(Time, u64)>,
@@ -35,11 +36,11 @@ pub(crate) struct Quote {
     pub consumer: u64,
     pub price: u64,
     /// Interned segment, [`NO_SEGMENT`] when absent.
-    pub segment: u32,
+    pub segment: SegmentIx,
 }
 
 /// The segment of a quote without one.
-const NO_SEGMENT: u32 = u32::MAX;
+const NO_SEGMENT: SegmentIx = SegmentIx::NONE;
 
 impl Sku {
     /// The price in effect at `t`: the last one set at or before it.
@@ -72,7 +73,7 @@ fn basis_points_over(price: u64, base: u64, tolerance_bp: u64) -> bool {
 }
 
 impl Engine {
-    fn sku(&mut self, m: u32, sku: &str) -> u32 {
+    fn sku(&mut self, m: MerchantIx, sku: &str) -> SkuIx {
         if let Some(s) = self.skus.find_owned(m, sku) {
             return s;
         }
@@ -91,7 +92,7 @@ impl Engine {
         &mut self,
         id: &str,
         at: Time,
-        m: u32,
+        m: MerchantIx,
         sku: &str,
         title: Option<&str>,
         text: Option<&str>,

@@ -9,6 +9,7 @@
 
 use crate::credit::CreditState;
 use crate::table::room_for_one;
+use crate::table::{CampaignIx, ComplaintIx, MerchantIx, OrderIx};
 use crate::{is_valid_uscc, Deadline, DeadlineKind, Engine, RuleId};
 use weiquan_events::{Body, Payment, Sender, Time, DAY_MS, HOUR_MS};
 
@@ -78,10 +79,10 @@ pub(crate) struct DepositTerms {
 /// boxed behind one pointer.
 #[derive(Default)]
 pub(crate) struct Order {
-    pub merchant: Option<u32>,
+    pub merchant: Option<MerchantIx>,
     /// The `order.placed` event (kept inline: ids are short).
     pub placed: Option<compact_str::CompactString>,
-    pub campaign: Option<u32>,
+    pub campaign: Option<CampaignIx>,
     pub shipped: bool,
     pub cancelled: bool,
     pub refunded: bool,
@@ -170,7 +171,7 @@ impl Order {
 /// A complaint and whether it was answered.
 #[derive(Default)]
 pub(crate) struct Complaint {
-    pub merchant: Option<u32>,
+    pub merchant: Option<MerchantIx>,
     pub filed: Option<Box<str>>,
     pub responded: bool,
     pub resolved: bool,
@@ -191,7 +192,7 @@ impl Complaint {
 /// A customer-service conversation.
 #[derive(Default)]
 pub(crate) struct Conversation {
-    pub merchant: Option<u32>,
+    pub merchant: Option<MerchantIx>,
     /// Consumer messages awaiting a human reply: time, generation, event id.
     pub waiting: Vec<(Time, u32, compact_str::CompactString)>,
     /// The times (ms) at which a consumer message is answered by a reply
@@ -228,16 +229,16 @@ pub(crate) fn make_subject(kind: &str, id: &str) -> String {
 }
 
 impl Engine {
-    pub(crate) fn merchant_subject(&self, m: u32) -> String {
+    pub(crate) fn merchant_subject(&self, m: MerchantIx) -> String {
         make_subject("merchant", self.merchants.id(m))
     }
 
-    pub(crate) fn order_subject(&self, o: u32) -> String {
+    pub(crate) fn order_subject(&self, o: OrderIx) -> String {
         make_subject("order", self.orders.id(o))
     }
 
     /// Applies `change` to an order and moves its merchant's counts accordingly.
-    pub(crate) fn with_order<R>(&mut self, o: u32, change: impl FnOnce(&mut Order) -> R) -> R {
+    pub(crate) fn with_order<R>(&mut self, o: OrderIx, change: impl FnOnce(&mut Order) -> R) -> R {
         let order = self.orders.get(o);
         let before = (order.merchant, order.contribution());
         let r = change(self.orders.get_mut(o));
@@ -248,7 +249,7 @@ impl Engine {
     }
 
     /// Applies `change` to a complaint and moves its merchant's counts accordingly.
-    pub(crate) fn with_complaint(&mut self, c: u32, change: impl FnOnce(&mut Complaint)) {
+    pub(crate) fn with_complaint(&mut self, c: ComplaintIx, change: impl FnOnce(&mut Complaint)) {
         let complaint = self.complaints.get(c);
         let before = (complaint.merchant, complaint.contribution());
         change(self.complaints.get_mut(c));
@@ -257,7 +258,11 @@ impl Engine {
         self.move_counts(before, after);
     }
 
-    fn move_counts(&mut self, before: (Option<u32>, (Obligations, u32)), after: (Option<u32>, (Obligations, u32))) {
+    fn move_counts(
+        &mut self,
+        before: (Option<MerchantIx>, (Obligations, u32)),
+        after: (Option<MerchantIx>, (Obligations, u32)),
+    ) {
         if before == after {
             return;
         }
@@ -355,7 +360,7 @@ impl Engine {
     }
 
     /// MC-01 and MC-11: checks on a merchant that lists goods or takes an order.
-    pub(crate) fn trading_checks(&mut self, id: &str, at: Time, m: u32) {
+    pub(crate) fn trading_checks(&mut self, id: &str, at: Time, m: MerchantIx) {
         let mm = self.merchants.get_mut(m);
         if !mm.verified && !mm.mc01_fired {
             mm.mc01_fired = true;
@@ -441,7 +446,7 @@ impl Engine {
     }
 
     /// Marks an order shipped (by `order.shipped`, or a delivery); returns its index.
-    pub(crate) fn order_shipped(&mut self, order: &str) -> u32 {
+    pub(crate) fn order_shipped(&mut self, order: &str) -> OrderIx {
         let o = self.orders.entry(order);
         let ord = self.orders.get(o);
         if ord.shipped {
@@ -458,14 +463,14 @@ impl Engine {
     }
 
     /// The merchant an order belongs to: its own, or its campaign's.
-    pub(crate) fn order_owner(&self, o: u32) -> Option<u32> {
+    pub(crate) fn order_owner(&self, o: OrderIx) -> Option<MerchantIx> {
         let ord = self.orders.get(o);
         ord.merchant
             .or_else(|| ord.campaign.and_then(|c| self.campaigns.get(c).merchant))
     }
 
     pub(crate) fn mc06_due(&mut self, d: Deadline) {
-        let o = d.target;
+        let o = d.target();
         let ord = self.orders.get(o);
         // An order that has since been named in a pre-sale follows PS-04 instead (Messy streams 7).
         if ord.settled() || ord.mc06_fired || ord.campaign.is_some() {
@@ -485,7 +490,7 @@ impl Engine {
         );
     }
 
-    pub(crate) fn late_shipment(&mut self, merchant: Option<u32>) {
+    pub(crate) fn late_shipment(&mut self, merchant: Option<MerchantIx>) {
         if let Some(m) = merchant {
             self.merchants.get_mut(m).credit.shipped_late += 1;
         }
@@ -511,7 +516,7 @@ impl Engine {
     }
 
     pub(crate) fn mc08_due(&mut self, d: Deadline) {
-        let o = d.target;
+        let o = d.target();
         let ord = self.orders.get(o);
         let mut pending = ord.refunds.iter().flat_map(|r| &r.pending);
         let Some(request) = pending.find(|r| r.generation == d.generation) else {
@@ -598,14 +603,14 @@ impl Engine {
     }
 
     pub(crate) fn mc07_due(&mut self, d: Deadline) {
-        let conv = self.conversations.get_mut(d.target);
+        let conv = self.conversations.get_mut(d.target());
         let Some(i) = conv.waiting.iter().position(|w| w.1 == d.generation) else {
             return;
         };
         let (_, _, event) = conv.waiting.remove(i);
         let events = vec![event.into_string()];
         let merchant = conv.merchant;
-        let subject = make_subject("conversation", self.conversations.id(d.target));
+        let subject = make_subject("conversation", self.conversations.id(d.target()));
         self.emit(
             RuleId::Mc07,
             subject,
@@ -632,7 +637,7 @@ impl Engine {
     }
 
     pub(crate) fn mc10_due(&mut self, d: Deadline) {
-        let c = d.target;
+        let c = d.target();
         let cc = self.complaints.get(c);
         if cc.responded || cc.mc10_fired {
             return;

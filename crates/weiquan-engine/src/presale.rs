@@ -5,13 +5,14 @@
 //! PS-01, PS-04 and PS-05 judge against the promise made at deposit time.
 
 use crate::merchant::{make_subject, DepositTerms};
+use crate::table::{CampaignIx, MerchantIx, OrderIx};
 use crate::{yuan, Deadline, DeadlineKind, Engine, RuleId};
 use weiquan_events::{PresaleTerms, Time, DAY_MS};
 
 /// A pre-sale campaign.
 #[derive(Default)]
 pub(crate) struct Campaign {
-    pub merchant: Option<u32>,
+    pub merchant: Option<MerchantIx>,
     pub published: bool,
     pub deposit_fen: Option<u64>,
     pub price_fen: Option<u64>,
@@ -29,7 +30,7 @@ pub(crate) struct Campaign {
 }
 
 impl Engine {
-    fn campaign_subject(&self, c: u32) -> String {
+    fn campaign_subject(&self, c: CampaignIx) -> String {
         make_subject("campaign", self.campaigns.id(c))
     }
 
@@ -62,7 +63,7 @@ impl Engine {
     }
 
     /// PS-02: a change to consumers' detriment once a deposit was paid.
-    fn presale_detriments(&mut self, id: &str, at: Time, c: u32, ch: &PresaleTerms) {
+    fn presale_detriments(&mut self, id: &str, at: Time, c: CampaignIx, ch: &PresaleTerms) {
         let cur = self.campaigns.get(c);
         if cur.deposits_paid > 0 {
             let mut worse = Vec::new();
@@ -114,7 +115,7 @@ impl Engine {
     /// The campaign an order belongs to: the first one named for it (Messy
     /// streams 7), `named` when none was yet. Also gives the order its
     /// campaign's merchant when it has none.
-    fn order_campaign(&mut self, o: u32, named: &str) -> u32 {
+    fn order_campaign(&mut self, o: OrderIx, named: &str) -> CampaignIx {
         let c = match self.orders.get(o).campaign {
             Some(c) => c,
             None => self.campaigns.entry(named),
@@ -127,7 +128,7 @@ impl Engine {
         c
     }
 
-    fn apply_presale_terms(&mut self, c: u32, t: &PresaleTerms) {
+    fn apply_presale_terms(&mut self, c: CampaignIx, t: &PresaleTerms) {
         let m = t.merchant.as_deref().map(|m| self.merchants.entry(m));
         let camp = self.campaigns.get_mut(c);
         camp.merchant = m.or(camp.merchant);
@@ -148,7 +149,7 @@ impl Engine {
     }
 
     /// PS-03 and PS-06, reported when a campaign crosses the limit.
-    fn presale_limits(&mut self, id: &str, at: Time, c: u32) {
+    fn presale_limits(&mut self, id: &str, at: Time, c: CampaignIx) {
         let max_days = self.rules.thresholds.presale_max_days;
         let cap_bp = self.rules.deposit_cap_bp;
         let camp = self.campaigns.get(c);
@@ -272,7 +273,7 @@ impl Engine {
     }
 
     pub(crate) fn ps04_due(&mut self, d: Deadline) {
-        let o = d.target;
+        let o = d.target();
         let ord = self.orders.get(o);
         let pre = ord.presale();
         // Messy streams 5: cancelled, refunded or deposit-refunded in time needs no shipment.
@@ -344,7 +345,7 @@ impl Engine {
     }
 
     pub(crate) fn ps07_due(&mut self, d: Deadline) {
-        let o = d.target;
+        let o = d.target();
         let ord = self.orders.get(o);
         let pre = ord.presale();
         let Some(i) = pre.deposit_refund.iter().position(|r| r.0 == d.generation) else {

@@ -1,5 +1,6 @@
 //! Interned subject tables: each id is hashed once, then state is reached by
-//! a dense `u32` index (what deadlines and cross-references hold).
+//! a dense index (what deadlines and cross-references hold), typed per table
+//! so that an order's index cannot be passed where a merchant's is expected.
 
 use compact_str::CompactString;
 use hashbrown::hash_table::{Entry, HashTable};
@@ -11,21 +12,79 @@ fn hash(id: &str) -> u64 {
     foldhash::fast::FixedState::default().hash_one(id)
 }
 
-/// Subjects of one kind, each id with its state.
+/// A dense index into one [`Table`]: a `u32` with the table's own type.
+pub(crate) trait Ix: Copy + Eq {
+    /// The index at position `i` (a deadline's target is stored raw).
+    fn from_raw(i: u32) -> Self;
+    /// Its position.
+    fn raw(self) -> u32;
+}
+
+/// Declares the index types, one per table.
+macro_rules! indices {
+    ($($(#[$doc:meta])* $name:ident,)*) => {$(
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub(crate) struct $name(u32);
+
+        impl Ix for $name {
+            fn from_raw(i: u32) -> Self {
+                $name(i)
+            }
+            fn raw(self) -> u32 {
+                self.0
+            }
+        }
+    )*};
+}
+
+indices! {
+    /// A merchant.
+    MerchantIx,
+    /// An order.
+    OrderIx,
+    /// A complaint.
+    ComplaintIx,
+    /// A service conversation.
+    ConversationIx,
+    /// A unified social credit code (MC-03's identity check).
+    UsccIx,
+    /// A licence number (MC-03).
+    LicenceIx,
+    /// A pre-sale campaign.
+    CampaignIx,
+    /// A lottery.
+    LotteryIx,
+    /// A live-stream host.
+    HostIx,
+    /// A merchant's sku.
+    SkuIx,
+    /// A price segment (PR-02).
+    SegmentIx,
+}
+
+impl SegmentIx {
+    /// No segment (a quote without one): 4 bytes where an `Option` takes 8.
+    pub(crate) const NONE: SegmentIx = SegmentIx(u32::MAX);
+}
+
+/// Subjects of one kind, each id with its state, reached by an index of type `I`.
 ///
 /// The id is stored once, inline beside the state (ids of up to 24 bytes need
 /// no allocation); the hash index holds only `u32` positions. A lookup reads a
 /// 4-byte slot and then the item itself, which the caller reads next anyway.
-pub(crate) struct Table<T> {
+pub(crate) struct Table<T, I> {
     index: HashTable<u32>,
     items: Chunks<(CompactString, T)>,
+    kind: std::marker::PhantomData<I>,
 }
 
-impl<T> Default for Table<T> {
+impl<T, I> Default for Table<T, I> {
     fn default() -> Self {
         Table {
             index: HashTable::new(),
             items: Chunks::default(),
+            kind: std::marker::PhantomData,
         }
     }
 }
@@ -82,15 +141,17 @@ impl<T> Chunks<T> {
     }
 }
 
-impl<T> Table<T> {
+impl<T, I: Ix> Table<T, I> {
     /// Index of `id`, if known.
-    pub fn find(&self, id: &str) -> Option<u32> {
+    pub fn find(&self, id: &str) -> Option<I> {
         let items = &self.items;
-        self.index.find(hash(id), |&i| items[i].0 == id).copied()
+        self.index
+            .find(hash(id), |&i| items[i].0 == id)
+            .map(|&i| I::from_raw(i))
     }
 
     /// Index of `id`, creating it with `make()` when new.
-    pub fn intern(&mut self, id: &str, make: impl FnOnce() -> T) -> u32 {
+    pub fn intern(&mut self, id: &str, make: impl FnOnce() -> T) -> I {
         self.intern_by(hash(id), id, |item| item.0 == id, |item| hash(&item.0), make)
     }
 
@@ -103,32 +164,32 @@ impl<T> Table<T> {
         same: impl Fn(&(CompactString, T)) -> bool,
         rehash: impl Fn(&(CompactString, T)) -> u64,
         make: impl FnOnce() -> T,
-    ) -> u32 {
+    ) -> I {
         let items = &self.items;
         match self.index.entry(h, |&i| same(&items[i]), |&i| rehash(&items[i])) {
-            Entry::Occupied(e) => *e.get(),
+            Entry::Occupied(e) => I::from_raw(*e.get()),
             Entry::Vacant(v) => {
                 let i = u32::try_from(items.len).expect("fewer than 2^32 subjects of one kind");
                 v.insert(i);
                 self.items.push((CompactString::from(id), make()));
-                i
+                I::from_raw(i)
             }
         }
     }
 
     /// The id at `i`.
-    pub fn id(&self, i: u32) -> &str {
-        &self.items[i].0
+    pub fn id(&self, i: I) -> &str {
+        &self.items[i.raw()].0
     }
 
     /// The state at `i`.
-    pub fn get(&self, i: u32) -> &T {
-        &self.items[i].1
+    pub fn get(&self, i: I) -> &T {
+        &self.items[i.raw()].1
     }
 
     /// The state at `i`, mutably.
-    pub fn get_mut(&mut self, i: u32) -> &mut T {
-        &mut self.items[i].1
+    pub fn get_mut(&mut self, i: I) -> &mut T {
+        &mut self.items[i.raw()].1
     }
 
     /// All `(id, state)` in first-seen order (deterministic).
@@ -140,27 +201,29 @@ impl<T> Table<T> {
 /// Keys made of an owner's index and an id (a merchant's sku): hashed and
 /// compared in place, where a key string built per lookup cost 5% of an audit.
 pub(crate) trait Owned {
+    /// The owner's kind of index.
+    type Owner: Ix;
     /// The owner's index.
-    fn owner(&self) -> u32;
+    fn owner(&self) -> Self::Owner;
 }
 
-fn owned_hash(owner: u32, id: &str) -> u64 {
-    foldhash::fast::FixedState::default().hash_one((owner, id))
+fn owned_hash(owner: impl Ix, id: &str) -> u64 {
+    foldhash::fast::FixedState::default().hash_one((owner.raw(), id))
 }
 
-impl<T: Owned> Table<T> {
+impl<T: Owned, I: Ix> Table<T, I> {
     /// Index of `owner`'s `id`, if known.
-    pub fn find_owned(&self, owner: u32, id: &str) -> Option<u32> {
+    pub fn find_owned(&self, owner: T::Owner, id: &str) -> Option<I> {
         let items = &self.items;
         self.index
             .find(owned_hash(owner, id), |&i| {
                 items[i].1.owner() == owner && items[i].0 == id
             })
-            .copied()
+            .map(|&i| I::from_raw(i))
     }
 
     /// Index of `owner`'s `id`, creating it with `make()` when new.
-    pub fn intern_owned(&mut self, owner: u32, id: &str, make: impl FnOnce() -> T) -> u32 {
+    pub fn intern_owned(&mut self, owner: T::Owner, id: &str, make: impl FnOnce() -> T) -> I {
         self.intern_by(
             owned_hash(owner, id),
             id,
@@ -171,9 +234,9 @@ impl<T: Owned> Table<T> {
     }
 }
 
-impl<T: Default> Table<T> {
+impl<T: Default, I: Ix> Table<T, I> {
     /// Index of `id`, creating a default state when new.
-    pub fn entry(&mut self, id: &str) -> u32 {
+    pub fn entry(&mut self, id: &str) -> I {
         self.intern(id, T::default)
     }
 }
@@ -222,9 +285,10 @@ pub(crate) fn pid(id: &str) -> u64 {
 mod tests {
     use super::*;
 
-    struct Item(u32);
+    struct Item(MerchantIx);
     impl Owned for Item {
-        fn owner(&self) -> u32 {
+        type Owner = MerchantIx;
+        fn owner(&self) -> MerchantIx {
             self.0
         }
     }
@@ -233,19 +297,20 @@ mod tests {
     /// after the index has grown (and rehashed) many times.
     #[test]
     fn owned_keys_are_told_apart_by_owner_and_survive_growth() {
-        let mut t: Table<Item> = Table::default();
+        let m = MerchantIx::from_raw;
+        let mut t: Table<Item, SkuIx> = Table::default();
         for n in 0..5000u32 {
             let id = format!("s{}", n % 100);
-            let i = t.intern_owned(n / 100, &id, || Item(n / 100));
-            assert_eq!(t.find_owned(n / 100, &id), Some(i));
+            let i = t.intern_owned(m(n / 100), &id, || Item(m(n / 100)));
+            assert_eq!(t.find_owned(m(n / 100), &id), Some(i));
         }
         assert_eq!(t.items.len, 5000);
         for n in 0..5000u32 {
-            let i = t.find_owned(n / 100, &format!("s{}", n % 100)).expect("found");
-            assert_eq!((t.get(i).0, t.id(i)), (n / 100, format!("s{}", n % 100).as_str()));
+            let i = t.find_owned(m(n / 100), &format!("s{}", n % 100)).expect("found");
+            assert_eq!((t.get(i).0, t.id(i)), (m(n / 100), format!("s{}", n % 100).as_str()));
         }
-        assert_eq!(t.find_owned(50, "s100"), None);
-        assert_eq!(t.find_owned(5000, "s1"), None);
+        assert_eq!(t.find_owned(m(50), "s100"), None);
+        assert_eq!(t.find_owned(m(5000), "s1"), None);
     }
 
     #[test]
