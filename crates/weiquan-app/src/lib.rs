@@ -4,7 +4,9 @@
 //! depend on it; it depends on neither.
 
 mod audit;
+mod leaf_index;
 mod record;
 
 pub use audit::{Auditor, Counts, Sink};
+pub use leaf_index::LeafIndex;
 pub use record::{finding_leaf_of, LedgerWriter, RecordError};

@@ -1,7 +1,6 @@
 //! What weiquan records: the ledger leaf of each accepted event and of each
 //! finding, with the leaf indices of the finding's evidence.
 
-use std::collections::HashMap;
 use weiquan_engine::{Finding, Rulebook};
 use weiquan_ledger::{finding_leaf, LeafError, Ledger, LedgerError, LogStore, Salt, SaltedLeaf};
 
@@ -59,8 +58,8 @@ pub fn finding_leaf_of(
 pub struct LedgerWriter<S: LogStore> {
     ledger: Ledger<S>,
     pending: Vec<Vec<u8>>,
-    /// Leaf index of each event of this run, by id digest, for findings' evidence.
-    index_of: HashMap<u128, u64>,
+    /// Leaf index of each event of this run, for findings' evidence.
+    index_of: crate::LeafIndex,
     batch: usize,
 }
 
@@ -70,7 +69,7 @@ impl<S: LogStore> LedgerWriter<S> {
         LedgerWriter {
             ledger,
             pending: Vec::new(),
-            index_of: HashMap::new(),
+            index_of: crate::LeafIndex::new(),
             batch: batch.max(1),
         }
     }
@@ -91,7 +90,8 @@ impl<S: LogStore> LedgerWriter<S> {
             source,
         })?;
         let index = self.push(leaf)?;
-        self.index_of.insert(weiquan_events::id_digest(id), index);
+        // The pipeline has dropped repeated ids already: the first stays.
+        self.index_of.insert_new(weiquan_events::id_digest(id), index);
         Ok(index)
     }
 
@@ -100,7 +100,7 @@ impl<S: LogStore> LedgerWriter<S> {
         let evidence: Vec<u64> = f
             .events
             .iter()
-            .filter_map(|e| self.index_of.get(&weiquan_events::id_digest(e)).copied())
+            .filter_map(|e| self.index_of.get(weiquan_events::id_digest(e)))
             .collect();
         // The owner of a file logs it as it is: nothing in it is salted.
         let leaf = finding_leaf_of(f, rules, &evidence, None).map_err(|source| RecordError::Finding {

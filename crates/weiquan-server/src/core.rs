@@ -58,7 +58,7 @@ pub struct Core {
     findings: Vec<StoredFinding>,
     /// Leaf index of every accepted event, by id digest: both the duplicate
     /// check and the evidence lookup of findings (24 bytes an event, no copy of the id).
-    index_of: EventIndex,
+    index_of: weiquan_app::LeafIndex,
     /// Submitted events may be dated at most this far ahead of the wall clock (None: no bound).
     max_future_ms: Option<i64>,
     /// Whether weiquan holds a lottery's seed, as looked up: seeds are kept only
@@ -236,45 +236,6 @@ fn build_leaf(
     PreparedLeaf { salt, built }
 }
 
-/// Event id digest → leaf index, in 256 shards so that growing one never
-/// stalls a batch for long (a single map of millions rehashes all at once).
-struct EventIndex(Vec<HashMap<u128, u64, foldhash::fast::FixedState>>);
-
-impl EventIndex {
-    fn new() -> Self {
-        EventIndex((0..256).map(|_| HashMap::default()).collect())
-    }
-
-    fn shard(&mut self, digest: u128) -> &mut HashMap<u128, u64, foldhash::fast::FixedState> {
-        &mut self.0[(digest >> 120) as usize]
-    }
-
-    /// Records `index` for a new id; false (and nothing recorded) if the id is known.
-    fn insert_new(&mut self, digest: u128, index: u64) -> bool {
-        let nth = (digest >> 120) as usize;
-        let shard = self.shard(digest);
-        // Shards fill at the same pace, so at one load factor they would all rehash within a
-        // few batches of each other (a 50–70 ms stall in the server's p99). Each doubles at a
-        // load of its own instead, 50% to 100% of its capacity: the rehashes of one
-        // generation are spread over a doubling of the ledger.
-        let cap = shard.capacity();
-        if shard.len() >= cap / 2 + cap * nth / 512 {
-            shard.reserve(cap);
-        }
-        match shard.entry(digest) {
-            std::collections::hash_map::Entry::Occupied(_) => false,
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(index);
-                true
-            }
-        }
-    }
-
-    fn get(&self, digest: u128) -> Option<u64> {
-        self.0[(digest >> 120) as usize].get(&digest).copied()
-    }
-}
-
 /// The consumer pseudonyms (`ps:` and 32 hex digits) that `text` names.
 fn pseudonyms_in(text: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -313,7 +274,7 @@ impl Core {
             rules,
             ledger,
             findings: Vec::new(),
-            index_of: EventIndex::new(),
+            index_of: weiquan_app::LeafIndex::new(),
             max_future_ms: None,
             seed_held: HashMap::new(),
             pseudonyms,
@@ -610,7 +571,7 @@ impl Core {
     fn forget(&mut self) {
         self.engine = Engine::new(self.rules.clone());
         self.findings.clear();
-        self.index_of = EventIndex::new();
+        self.index_of = weiquan_app::LeafIndex::new();
         self.legacy_ids.clear();
         self.recorded_rulebook = None;
     }
@@ -884,37 +845,5 @@ impl Core {
     /// A finding as the API shows it.
     pub fn finding_out(&self, f: &StoredFinding, lang: Lang) -> crate::schemas::FindingOut {
         crate::schemas::FindingOut::new(&f.finding, f.index, &self.rules, lang)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The shards must not all grow at once: after the same number of ids,
-    /// some have doubled and some not (at one load factor they would all match).
-    #[test]
-    fn event_index_shards_grow_at_different_times() {
-        let mut index = EventIndex::new();
-        for n in 0..100_000u64 {
-            assert!(index.insert_new(id_digest(&format!("e{n}")), n));
-        }
-        assert!(
-            !index.insert_new(id_digest("e7"), 1),
-            "a known id is not recorded again"
-        );
-        assert_eq!(index.get(id_digest("e7")), Some(7));
-        let mut caps: Vec<usize> = index.0.iter().map(HashMap::capacity).collect();
-        caps.sort_unstable();
-        caps.dedup();
-        let most = caps
-            .iter()
-            .map(|c| index.0.iter().filter(|s| s.capacity() == *c).count())
-            .max()
-            .unwrap_or(0);
-        assert!(
-            caps.len() >= 2 && most < 256 * 9 / 10,
-            "shard capacities {caps:?}, {most} alike"
-        );
     }
 }

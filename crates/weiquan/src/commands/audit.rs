@@ -166,14 +166,20 @@ fn open_ledger(
     origin: Option<&str>,
     err: &mut dyn Write,
 ) -> Result<(LedgerWriter<SqliteStore>, std::path::PathBuf)> {
-    let key_path = match key {
-        Some(k) => k.to_path_buf(),
+    let (key_path, signer) = match key {
+        Some(k) => {
+            let text =
+                std::fs::read_to_string(k).map_err(|e| anyhow::anyhow!("cannot read key {}: {e}", k.display()))?;
+            let signer =
+                weiquan_ledger::load_signer(&text).map_err(|e| super::UsageError(format!("{}: {e}", k.display())))?;
+            (k.to_path_buf(), signer)
+        }
         None => {
             let mut k = path.as_os_str().to_owned();
             k.push(".key");
             let k = std::path::PathBuf::from(k);
-            if !k.exists() {
-                super::keygen::write_key_pair(&k, "weiquan.local/ledger")?;
+            let (signer, created) = weiquan_store::keyfile::load_or_create(&k, "weiquan.local/ledger")?;
+            if created {
                 writeln!(
                     err,
                     "created signing key {} and {}",
@@ -181,13 +187,9 @@ fn open_ledger(
                     super::keygen::pub_path(&k).display()
                 )?;
             }
-            k
+            (k, signer)
         }
     };
-    let text = std::fs::read_to_string(&key_path)
-        .map_err(|e| anyhow::anyhow!("cannot read key {}: {e}", key_path.display()))?;
-    let signer =
-        weiquan_ledger::load_signer(&text).map_err(|e| super::UsageError(format!("{}: {e}", key_path.display())))?;
     let origin = origin.map_or_else(|| signed_note::Signer::name(&signer).to_owned(), str::to_owned);
     let mut store = SqliteStore::open(path)?;
     let size = store.size()?;
