@@ -26,7 +26,7 @@ pub const SCHEMA_VERSION: u32 = 4;
 /// says for a column that may exist already. A database records the version
 /// it is at; opening it runs the steps after that, in one transaction.
 /// Version 0 is a new database, or one written before versions were kept
-/// (whose tables the first steps find in place: every step is idempotent).
+/// (whose tables the first steps find in place: steps 1–3 are idempotent).
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     // 1: the ledger, API keys, held draw seeds.
     "CREATE TABLE IF NOT EXISTS ledger_leaves (
@@ -122,6 +122,17 @@ fn with_private<'a>(
         return Err(StoreError::new(
             "appending leaves",
             format!("private rows must be in leaf order and for leaves {first}..{end} of the append"),
+        ));
+    }
+    // A leaf has a private part when it names a consumer or has a salt: a row
+    // with neither would be stored as nothing and never read back.
+    if let Some(empty) = rows.iter().find(|r| r.consumer.is_none() && r.salt.is_none()) {
+        return Err(StoreError::new(
+            "appending leaves",
+            format!(
+                "the private row of leaf {} has neither a consumer nor a salt",
+                empty.leaf
+            ),
         ));
     }
     let mut private = rows.iter().peekable();
@@ -328,7 +339,34 @@ fn bytes32(bytes: Option<Vec<u8>>) -> Option<[u8; 32]> {
 
 #[cfg(test)]
 mod tests {
-    use super::redacted;
+    use super::{redacted, with_private, PrivateRow};
+
+    /// Private rows pair with their leaves, and rows that would be lost (out
+    /// of order, outside the append, or with nothing to store) are refused.
+    #[test]
+    fn private_rows_pair_with_their_leaves_or_are_refused() {
+        let leaves: Vec<(Vec<u8>, Vec<u8>)> = (0..3).map(|i| (vec![i], vec![])).collect();
+        let row = |leaf: u64, consumer: Option<&str>, salt: Option<[u8; 32]>| PrivateRow {
+            leaf,
+            consumer: consumer.map(str::to_owned),
+            salt,
+            values: None,
+        };
+        let rows = [row(10, Some("p"), None), row(12, None, Some([1; 32]))];
+        let paired: Vec<(u64, Option<u64>)> = with_private(10, &leaves, &rows)
+            .expect("valid")
+            .map(|(i, _, r)| (i, r.map(|r| r.leaf)))
+            .collect();
+        assert_eq!(paired, [(10, Some(10)), (11, None), (12, Some(12))]);
+        for bad in [
+            vec![row(12, Some("p"), None), row(10, Some("p"), None)],
+            vec![row(13, Some("p"), None)],
+            vec![row(9, Some("p"), None)],
+            vec![row(11, None, None)],
+        ] {
+            assert!(with_private(10, &leaves, &bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn connection_strings_lose_their_passwords() {

@@ -108,6 +108,8 @@ impl LogStore for PgStore {
             .map_err(err("locking the log"))?;
         let size = count(&mut tx)?;
         crate::expect_size(size, first)?;
+        // Checked before the copy starts: a refusal then costs nothing to undo.
+        let rows = crate::with_private(first, leaves, private.rows)?;
         let sink = tx
             .copy_in("COPY ledger_leaves (idx, data, hashes, consumer, salt, leaf_values) FROM STDIN (FORMAT binary)")
             .map_err(err("starting the copy"))?;
@@ -122,7 +124,7 @@ impl LogStore for PgStore {
                 Type::BYTEA,
             ],
         );
-        for (idx, (data, hashes), private) in crate::with_private(first, leaves, private.rows)? {
+        for (idx, (data, hashes), private) in rows {
             let consumer = private.and_then(|p| p.consumer.as_deref());
             let salt = private.and_then(|p| p.salt.as_ref()).map(|s| &s[..]);
             let values = private.and_then(|p| p.values.as_deref());

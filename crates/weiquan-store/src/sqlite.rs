@@ -246,7 +246,54 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     tx.pragma_update(None, "user_version", crate::SCHEMA_VERSION)
         .map_err(err("recording the schema version"))?;
-    tx.commit().map_err(err("committing the schema upgrade"))
+    tx.commit().map_err(err("committing the schema upgrade"))?;
+    // Version 4 moved version 3's private rows out of their table and dropped
+    // it: its pages, salts and values included, went to the free list as they were.
+    if at == 3 {
+        scrub(conn)?;
+    }
+    Ok(())
+}
+
+/// Rewrites the database from its live rows, so that nothing removed stays
+/// readable in the file: clearing a column or dropping a table (even with
+/// `secure_delete`) leaves older copies in free pages and in page space that
+/// B-tree rebalancing left behind (found in a root page turned interior).
+/// VACUUM's temporary copy is made beside the database (whose folder is
+/// 0700), not in the system's temporary folder; then the WAL that carried the
+/// rewrite is folded into the file and truncated, or this fails.
+///
+/// It holds the write lock throughout: a server writing to the same file
+/// meanwhile has its writes refused after the busy timeout (5 s), and retries.
+fn scrub(conn: &Connection) -> Result<(), StoreError> {
+    if let Some(dir) = conn.path().map(Path::new).and_then(Path::parent) {
+        // A process-wide setting; only `weiquan erase` and an upgrade scrub.
+        let dir = dir.to_string_lossy().replace('\'', "''");
+        conn.execute_batch(&format!("PRAGMA temp_store_directory = '{dir}';"))
+            .map_err(err("placing the rewrite's temporary copy"))?;
+    }
+    conn.execute_batch("VACUUM;")
+        .map_err(err("rewriting the database without what was removed"))?;
+    for attempt in 0..50 {
+        // (busy, frames in the WAL, frames copied): busy means a reader's snapshot still needs the old pages.
+        let (busy, _, _): (i64, i64, i64) = conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(err("folding the rewrite into the database file"))?;
+        if busy == 0 {
+            return Ok(());
+        }
+        if attempt < 49 {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Err(StoreError::of_kind(
+        StoreErrorKind::Unavailable,
+        "folding the rewrite into the database file",
+        "a reader kept the write-ahead log busy for 5 s, so it may still hold what was removed; \
+         run the command again when the server is quiet",
+    ))
 }
 
 fn count(conn: &Connection) -> Result<u64, StoreError> {
@@ -478,18 +525,7 @@ impl crate::PrivateData for SqliteStore {
             )
             .map_err(err("erasing a consumer's data"))?;
         tx.commit().map_err(err("committing the erasure"))?;
-        // What was removed must not stay readable anywhere in the file. Clearing
-        // the columns (even with `secure_delete`) is not enough: B-tree
-        // rebalancing copied each row as pages filled and left the old copies
-        // in unused page space, where they stay (found in a root page that had
-        // become an interior one). VACUUM rebuilds the file from the live rows;
-        // the TRUNCATE checkpoint then empties the WAL that carried it.
-        self.conn
-            .execute_batch("VACUUM;")
-            .map_err(err("rewriting the database without the erased data"))?;
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            .map_err(err("folding the erasure into the database file"))?;
+        scrub(&self.conn)?;
         Ok(n as u64)
     }
 
