@@ -9,7 +9,7 @@
 //! Popping compares the lanes' fronts and the heap's top: a few reads of
 //! sequential memory instead of a sift through a large heap.
 
-use crate::table::Ix;
+use crate::table::{ComplaintIx, ConversationIx, Ix, LotteryIx, OrderIx};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use weiquan_events::Time;
@@ -40,7 +40,7 @@ impl Deadline {
 /// queue has a lane per kind) and the dispatch follow from one list, so a kind
 /// cannot be added to one and missed in another.
 macro_rules! deadline_kinds {
-    ($($kind:ident => $check:ident),* $(,)?) => {
+    ($($kind:ident($ix:ty) => $check:ident),* $(,)?) => {
         /// What a deadline checks.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
         pub(crate) enum DeadlineKind {
@@ -56,6 +56,15 @@ macro_rules! deadline_kinds {
         /// Number of deadline kinds.
         const KINDS: usize = [$(stringify!($kind)),*].len();
 
+        /// Each deadline kind typed by the table it watches: setting one with
+        /// another table's index does not compile.
+        pub(crate) struct Due;
+
+        #[allow(non_upper_case_globals)]
+        impl Due {
+            $(pub(crate) const $kind: Kind<$ix> = Kind(DeadlineKind::$kind, std::marker::PhantomData);)*
+        }
+
         impl crate::Engine {
             /// Runs the check of `d`'s kind: the expected event is still missing.
             pub(crate) fn fire(&mut self, d: Deadline) {
@@ -68,15 +77,19 @@ macro_rules! deadline_kinds {
 }
 
 deadline_kinds! {
-    Ps04Ship => ps04_due,
-    Ps07DepositRefund => ps07_due,
-    Lt05Draw => lt05_due,
-    Lt06Prizes => lt06_due,
-    Mc06Ship => mc06_due,
-    Mc07Reply => mc07_due,
-    Mc08Refund => mc08_due,
-    Mc10Response => mc10_due,
+    Ps04Ship(OrderIx) => ps04_due,
+    Ps07DepositRefund(OrderIx) => ps07_due,
+    Lt05Draw(LotteryIx) => lt05_due,
+    Lt06Prizes(LotteryIx) => lt06_due,
+    Mc06Ship(OrderIx) => mc06_due,
+    Mc07Reply(ConversationIx) => mc07_due,
+    Mc08Refund(OrderIx) => mc08_due,
+    Mc10Response(ComplaintIx) => mc10_due,
 }
+
+/// A deadline kind with the index type of the subject it watches.
+#[derive(Clone, Copy)]
+pub(crate) struct Kind<I>(DeadlineKind, std::marker::PhantomData<I>);
 
 /// Pending deadlines, popped in `(due, seq)` order.
 #[derive(Default)]
@@ -93,13 +106,17 @@ pub(crate) struct Deadlines {
 
 impl Deadlines {
     /// Adds a deadline; ties on `due` fire in the order they were set.
-    pub fn set(&mut self, due: Time, kind: DeadlineKind, target: impl Ix, generation: u32) {
+    pub fn set<I: Ix>(&mut self, due: Time, Kind(kind, _): Kind<I>, target: I, generation: u32) {
+        self.push(due, kind, target.raw(), generation);
+    }
+
+    fn push(&mut self, due: Time, kind: DeadlineKind, target: u32, generation: u32) {
         self.seq += 1;
         let d = Deadline {
             due,
             seq: self.seq,
             kind,
-            target: target.raw(),
+            target,
             generation,
         };
         self.not_before = Some(self.not_before.map_or(due, |t| t.min(due)));
@@ -174,7 +191,7 @@ mod tests {
                     // Mostly increasing per kind, sometimes earlier: both lanes and spill get used.
                     let due = clock + delta - 20;
                     seq += 1;
-                    q.set(time(due), DeadlineKind::ALL[k], crate::table::OrderIx::from_raw(seq as u32), 0);
+                    q.push(time(due), DeadlineKind::ALL[k], seq as u32, 0);
                     heap.push(Reverse(Deadline { due: time(due), seq, kind: DeadlineKind::ALL[k], target: seq as u32, generation: 0 }));
                 }
             }

@@ -26,7 +26,7 @@ pub use lottery::LotteryView;
 pub use rulebook::{Credit, Lang, RuleId, RuleText, Rulebook, RulebookError, Severity, Thresholds, BUILTIN_RULEBOOK};
 pub use uscc::is_valid_uscc;
 
-use deadline::{Deadline, DeadlineKind, Deadlines};
+use deadline::{Deadline, Deadlines, Due};
 use std::sync::Arc;
 use table::{
     CampaignIx, ComplaintIx, ConversationIx, HostIx, LicenceIx, LotteryIx, MerchantIx, OrderIx, SegmentIx, SkuIx,

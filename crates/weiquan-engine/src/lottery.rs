@@ -10,7 +10,7 @@ use crate::merchant::make_subject;
 use crate::poisson::poisson_tail;
 use crate::table::{pid, Strings};
 use crate::table::{LotteryIx, MerchantIx};
-use crate::{yuan, Deadline, DeadlineKind, Engine, RuleId};
+use crate::{yuan, Deadline, Due, Engine, RuleId};
 use rustc_hash::FxHashMap;
 use weiquan_events::{Body, LotteryTerms, Prize, Str, Time, Winner, HOUR_MS};
 
@@ -382,7 +382,7 @@ impl Engine {
             lot.lt05_generation += 1;
             let generation = lot.lt05_generation;
             let due = draw_at.plus_ms(i64::from(self.rules.thresholds.draw_grace_hours) * HOUR_MS);
-            self.deadlines.set(due, DeadlineKind::Lt05Draw, l, generation);
+            self.deadlines.set(due, Due::Lt05Draw, l, generation);
         }
     }
 
@@ -510,7 +510,7 @@ impl Engine {
         });
         let generation = u32::try_from(lot.draws.len()).unwrap_or(u32::MAX);
         self.deadlines
-            .set(at.plus_days(deliver), DeadlineKind::Lt06Prizes, l, generation);
+            .set(at.plus_days(deliver), Due::Lt06Prizes, l, generation);
     }
 
     /// LT-09: adds this draw to each entrant's expectation and each winner's wins

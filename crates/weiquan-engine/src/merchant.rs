@@ -10,7 +10,7 @@
 use crate::credit::CreditState;
 use crate::table::room_for_one;
 use crate::table::{CampaignIx, ComplaintIx, MerchantIx, OrderIx};
-use crate::{is_valid_uscc, Deadline, DeadlineKind, Engine, RuleId};
+use crate::{is_valid_uscc, Deadline, Due, Engine, RuleId};
 use weiquan_events::{Body, Payment, Sender, Time, DAY_MS, HOUR_MS};
 
 /// A merchant's registration, obligations and standing.
@@ -436,7 +436,7 @@ impl Engine {
             }
             if self.orders.get(o).campaign.is_none() {
                 let due = at.plus_days(self.rules.thresholds.ship_days);
-                self.deadlines.set(due, DeadlineKind::Mc06Ship, o, 0);
+                self.deadlines.set(due, Due::Mc06Ship, o, 0);
             }
         }
         if *payment == Payment::Bnpl && *confirmed != Some(true) {
@@ -512,7 +512,7 @@ impl Engine {
             ord.refund_generation
         });
         let due = at.plus_days(self.rules.thresholds.refund_days);
-        self.deadlines.set(due, DeadlineKind::Mc08Refund, o, generation);
+        self.deadlines.set(due, Due::Mc08Refund, o, generation);
     }
 
     pub(crate) fn mc08_due(&mut self, d: Deadline) {
@@ -584,7 +584,7 @@ impl Engine {
                 let generation = conv.generation;
                 room_for_one(&mut conv.waiting);
                 conv.waiting.push((at, generation, id.into()));
-                self.deadlines.set(due, DeadlineKind::Mc07Reply, c, generation);
+                self.deadlines.set(due, Due::Mc07Reply, c, generation);
             }
             Sender::Merchant => {
                 // A message still waiting is not yet due, so a reply dated after it is in time.
@@ -633,7 +633,7 @@ impl Engine {
         });
         self.merchants.get_mut(m).credit.complaints += 1;
         let due = at.plus_days(self.rules.thresholds.complaint_response_days);
-        self.deadlines.set(due, DeadlineKind::Mc10Response, c, 0);
+        self.deadlines.set(due, Due::Mc10Response, c, 0);
     }
 
     pub(crate) fn mc10_due(&mut self, d: Deadline) {

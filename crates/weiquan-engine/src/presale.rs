@@ -6,7 +6,7 @@
 
 use crate::merchant::{make_subject, DepositTerms};
 use crate::table::{CampaignIx, MerchantIx, OrderIx};
-use crate::{yuan, Deadline, DeadlineKind, Engine, RuleId};
+use crate::{yuan, Deadline, Due, Engine, RuleId};
 use weiquan_events::{PresaleTerms, Time, DAY_MS};
 
 /// A pre-sale campaign.
@@ -268,7 +268,7 @@ impl Engine {
             ord.presale_mut().final_paid = Some(id.into());
         });
         if let Some(days) = ship_days {
-            self.deadlines.set(at.plus_days(days), DeadlineKind::Ps04Ship, o, 0);
+            self.deadlines.set(at.plus_days(days), Due::Ps04Ship, o, 0);
         }
     }
 
@@ -331,7 +331,7 @@ impl Engine {
             pre.deposit_refund_generation
         });
         let due = at.plus_days(self.rules.thresholds.deposit_refund_days);
-        self.deadlines.set(due, DeadlineKind::Ps07DepositRefund, o, generation);
+        self.deadlines.set(due, Due::Ps07DepositRefund, o, generation);
     }
 
     /// `presale.deposit_refunded`: the earliest refund's time is what requests are met by.

@@ -491,6 +491,27 @@ mod tests {
         ));
     }
 
+    /// No message writes a number into its text: each one the rulebook sets
+    /// (a threshold, a cap, a window) comes in through a placeholder, so a
+    /// changed value changes the message too (`messages_say_the_thresholds_in_effect`
+    /// checks four of them end to end). The one number allowed is the name of
+    /// a standard a message cites. (Chinese numerals are words here: 统一, 二次确认.)
+    #[test]
+    fn no_message_writes_a_number_into_its_text() {
+        let rb = Rulebook::builtin();
+        for id in RuleId::ALL {
+            let text = rb.text(*id);
+            for template in [&text.zh, &text.en] {
+                let without_standards = template.replace("GB 32100-2015", "");
+                assert!(
+                    !without_standards.chars().any(|c| c.is_ascii_digit() || c == '万'),
+                    "{}: {template}",
+                    id.as_str()
+                );
+            }
+        }
+    }
+
     #[test]
     fn message_fills_placeholders() {
         let rb = Rulebook::builtin();
