@@ -33,7 +33,10 @@ pub(crate) fn split_items(body: &str) -> Result<Vec<String>, ApiError> {
             .map_err(|e| ApiError::bad_request(format!("the body starts with `[` but is not a JSON array: {e}")))?;
         return Ok(items.into_iter().map(|r| r.get().to_owned()).collect());
     }
+    // One more than a request may hold is enough to refuse it: a body of
+    // millions of tiny lines is not turned into millions of strings first.
     Ok(weiquan_events::body_lines_str(body)
+        .take(crate::MAX_BATCH_ITEMS + 1)
         .map(|(_, line)| line.to_owned())
         .collect())
 }

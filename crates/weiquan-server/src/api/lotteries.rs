@@ -182,7 +182,7 @@ pub struct DrawRequest {
 
 /// Draw a closed lottery with the seed weiquan holds (platform).
 #[utoipa::path(post, path = "/v1/lotteries/{id}/draw", tag = "lotteries", params(("id" = String, Path, description = "Lottery id")), request_body = DrawRequest,
-    responses((status = 200, description = "Drawn: winners, revealed seed, proof", body = crate::schemas::DrawnOut), (status = 404, body = Problem), (status = 409, body = Problem)),
+    responses((status = 200, description = "Drawn: winners, revealed seed, proof", body = crate::schemas::DrawnOut), (status = 400, body = Problem), (status = 404, body = Problem), (status = 413, body = Problem), (status = 409, body = Problem)),
     security(("api_key" = [])))]
 pub async fn draw_lottery(
     State(app): AppStateRef,

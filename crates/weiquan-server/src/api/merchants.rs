@@ -165,7 +165,7 @@ pub struct LiftRequest {
 
 /// Lift a merchant's blacklist (regulator); the action is itself logged in the ledger.
 #[utoipa::path(post, path = "/v1/blacklist/{merchant}/lift", tag = "merchants", params(("merchant" = String, Path, description = "Merchant id")), request_body = LiftRequest,
-    responses((status = 200, description = "Lifted; the ledger index of the logged action", body = crate::schemas::LiftOut), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+    responses((status = 200, description = "Lifted; the ledger index of the logged action", body = crate::schemas::LiftOut), (status = 400, body = Problem), (status = 403, body = Problem), (status = 413, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
 pub(crate) async fn lift_blacklist(
     State(app): AppStateRef,

@@ -36,8 +36,11 @@ const SMALL_BODY_BYTES: usize = 64 << 10;
 /// A small JSON request body (a lift's reason, an announcement, a beacon
 /// signature), read whatever its `Content-Type` says: `curl -d` sends
 /// `application/x-www-form-urlencoded`, and these bodies are objects of a fixed
-/// shape. An empty body reads as `{}`. Extracted after the caller's key is
-/// checked, so an unauthorised caller's body is never read.
+/// shape. An empty body reads as `{}`, and a leading byte-order mark is
+/// skipped (as in `/v1/events`). What keeps an unauthorised caller from making
+/// the server read a body is the `key_before_body` middleware, which refuses
+/// a POST whose key may not post to its route (`auth::poster`): a new route
+/// taking a body belongs in that table.
 pub(crate) struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for JsonBody<T> {
@@ -52,14 +55,18 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
                 )),
                 _ => ApiError::bad_request(format!("the body could not be read: {}", e.body_text())),
             })?;
-        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        let unmarked = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+        let text: &[u8] = if unmarked.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else {
-            &bytes
+            unmarked
         };
-        serde_json::from_slice(text)
-            .map(JsonBody)
-            .map_err(|e| ApiError::bad_request(format!("the body is not the JSON object this route takes: {e}")))
+        serde_json::from_slice(text).map(JsonBody).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the body is not the JSON object this route takes ({e}); send one object, \
+                 as in the route's request body in /openapi.json"
+            ))
+        })
     }
 }
 
