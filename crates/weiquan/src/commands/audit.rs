@@ -178,7 +178,14 @@ fn open_ledger(
             let mut k = path.as_os_str().to_owned();
             k.push(".key");
             let k = std::path::PathBuf::from(k);
-            let (signer, created) = weiquan_store::keyfile::load_or_create(&k, "weiquan.local/ledger")?;
+            let (signer, created) =
+                weiquan_store::keyfile::load_or_create(&k, "weiquan.local/ledger").map_err(|e| match e {
+                    // A file that is there but is not a key is the user's to fix, as with --key.
+                    weiquan_store::keyfile::KeyFileError::Key(e) => {
+                        anyhow::Error::from(super::UsageError(format!("{}: {e}", k.display())))
+                    }
+                    io => io.into(),
+                })?;
             if created {
                 writeln!(
                     err,
