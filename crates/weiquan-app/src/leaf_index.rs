@@ -39,6 +39,14 @@ impl LeafIndex {
         }
     }
 
+    /// The leaf indices of the events named `ids` that are recorded, in
+    /// order: a finding's evidence.
+    pub fn evidence(&self, ids: &[String]) -> Vec<u64> {
+        ids.iter()
+            .filter_map(|id| self.get(weiquan_events::id_digest(id)))
+            .collect()
+    }
+
     /// The leaf index of the event whose id has `digest`, if recorded.
     pub fn get(&self, digest: u128) -> Option<u64> {
         self.0[(digest >> 120) as usize].get(&digest).copied()

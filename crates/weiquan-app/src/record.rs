@@ -97,11 +97,7 @@ impl<S: LogStore> LedgerWriter<S> {
 
     /// Logs a finding; returns its leaf index.
     pub fn finding(&mut self, f: &Finding, rules: &Rulebook) -> Result<u64, RecordError> {
-        let evidence: Vec<u64> = f
-            .events
-            .iter()
-            .filter_map(|e| self.index_of.get(weiquan_events::id_digest(e)))
-            .collect();
+        let evidence = self.index_of.evidence(&f.events);
         // The owner of a file logs it as it is: nothing in it is salted.
         let leaf = finding_leaf_of(f, rules, &evidence, None).map_err(|source| RecordError::Finding {
             rule: f.rule.as_str().to_owned(),

@@ -736,11 +736,7 @@ impl Core {
         }
         st.leaves.push((salted.leaf, Some(record)));
         for f in self.engine.apply(ev) {
-            let evidence: Vec<u64> = f
-                .events
-                .iter()
-                .filter_map(|e| self.index_of.get(id_digest(e)))
-                .collect();
+            let evidence = self.index_of.evidence(&f.events);
             let leaf = base + st.leaves.len() as u64;
             let consumer = f.subject.strip_prefix(CONSUMER_SUBJECT).map(str::to_owned);
             let salt = consumer.as_ref().map(|_| self.salt());

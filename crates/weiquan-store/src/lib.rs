@@ -108,14 +108,19 @@ fn check_schema_version(found: u32) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A leaf's private columns as both stores write them: the consumer's
+/// pseudonym, the salt, the original values (all `None` for a leaf without a
+/// private part).
+type PrivateColumns<'a> = (Option<&'a str>, Option<&'a [u8]>, Option<&'a [u8]>);
+
 /// The leaves of an append at `first`, each with its index and its private
-/// row if it has one. Refuses private rows that are out of order or belong to
-/// no leaf of the append: they would otherwise be dropped without a word.
+/// columns. Refuses private rows that are out of order or belong to no leaf
+/// of the append: they would otherwise be dropped without a word.
 fn with_private<'a>(
     first: u64,
     leaves: &'a [Row],
     rows: &'a [PrivateRow],
-) -> Result<impl Iterator<Item = (u64, &'a Row, Option<&'a PrivateRow>)>, StoreError> {
+) -> Result<impl Iterator<Item = (u64, &'a Row, PrivateColumns<'a>)>, StoreError> {
     let end = first + leaves.len() as u64;
     let in_order = rows.windows(2).all(|w| w[0].leaf < w[1].leaf);
     if !in_order || rows.iter().any(|r| r.leaf < first || r.leaf >= end) {
@@ -138,7 +143,13 @@ fn with_private<'a>(
     let mut private = rows.iter().peekable();
     Ok(leaves.iter().enumerate().map(move |(i, leaf)| {
         let idx = first + i as u64;
-        (idx, leaf, private.next_if(|r| r.leaf == idx))
+        let row = private.next_if(|r| r.leaf == idx);
+        let columns = (
+            row.and_then(|r| r.consumer.as_deref()),
+            row.and_then(|r| r.salt.as_ref()).map(|s| &s[..]),
+            row.and_then(|r| r.values.as_deref()),
+        );
+        (idx, leaf, columns)
     }))
 }
 
@@ -353,11 +364,19 @@ mod tests {
             values: None,
         };
         let rows = [row(10, Some("p"), None), row(12, None, Some([1; 32]))];
-        let paired: Vec<(u64, Option<u64>)> = with_private(10, &leaves, &rows)
+        let paired: Vec<(u64, super::PrivateColumns)> = with_private(10, &leaves, &rows)
             .expect("valid")
-            .map(|(i, _, r)| (i, r.map(|r| r.leaf)))
+            .map(|(i, _, columns)| (i, columns))
             .collect();
-        assert_eq!(paired, [(10, Some(10)), (11, None), (12, Some(12))]);
+        let salt = [1u8; 32];
+        assert_eq!(
+            paired,
+            [
+                (10, (Some("p"), None, None)),
+                (11, (None, None, None)),
+                (12, (None, Some(&salt[..]), None))
+            ]
+        );
         for bad in [
             vec![row(12, Some("p"), None), row(10, Some("p"), None)],
             vec![row(13, Some("p"), None)],

@@ -124,10 +124,7 @@ impl LogStore for PgStore {
                 Type::BYTEA,
             ],
         );
-        for (idx, (data, hashes), private) in rows {
-            let consumer = private.and_then(|p| p.consumer.as_deref());
-            let salt = private.and_then(|p| p.salt.as_ref()).map(|s| &s[..]);
-            let values = private.and_then(|p| p.values.as_deref());
+        for (idx, (data, hashes), (consumer, salt, values)) in rows {
             w.write(&[&(idx as i64), data, hashes, &consumer, &salt, &values])
                 .map_err(err("appending a leaf"))?;
         }

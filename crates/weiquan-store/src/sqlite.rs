@@ -329,16 +329,9 @@ impl LogStore for SqliteStore {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(err("preparing the append"))?;
-            for (idx, (data, hashes), private) in crate::with_private(first, leaves, private.rows)? {
+            for (idx, (data, hashes), (consumer, salt, values)) in crate::with_private(first, leaves, private.rows)? {
                 insert
-                    .execute(params![
-                        idx as i64,
-                        data,
-                        hashes,
-                        private.and_then(|p| p.consumer.as_deref()),
-                        private.and_then(|p| p.salt.as_ref()).map(|s| &s[..]),
-                        private.and_then(|p| p.values.as_deref())
-                    ])
+                    .execute(params![idx as i64, data, hashes, consumer, salt, values])
                     .map_err(err("appending a leaf"))?;
             }
             let mut name = tx
