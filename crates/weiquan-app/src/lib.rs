@@ -1,12 +1,15 @@
 //! weiquan's application core, shared by the command line and the server:
 //! the audit pipeline (frame → parse → dedupe → engine) and what becomes of
-//! an event or a finding in the ledger. The binary and `weiquan-server` both
+//! an event or a finding in the ledger, and what a ledger's leaves record
+//! when it is read back. The binary and `weiquan-server` both
 //! depend on it; it depends on neither.
 
 mod audit;
 mod leaf_index;
 mod record;
+mod replay;
 
 pub use audit::{Auditor, Counts, Sink};
 pub use leaf_index::LeafIndex;
 pub use record::{finding_leaf_of, LedgerWriter, RecordError};
+pub use replay::{recorded, walk_recorded, Recorded};

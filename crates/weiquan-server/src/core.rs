@@ -12,11 +12,12 @@ use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use weiquan_app::Recorded;
 use weiquan_engine::{Engine, Finding, Lang, Rulebook};
 use weiquan_events::{id_digest, is_personal_field, parse_event, parse_event_with_extras, Body, Reject, Time};
 use weiquan_ledger::{
-    leaf_event, own_leaf, salted_event_leaf, unsalted_event, Hash, LeafError, Ledger, LedgerError, OwnLeaf, PrivateRow,
-    Salt, SaltedLeaf, StagedAppend, PSEUDONYM_PREFIX,
+    leaf_event, salted_event_leaf, Hash, LeafError, Ledger, LedgerError, PrivateRow, Salt, SaltedLeaf, StagedAppend,
+    PSEUDONYM_PREFIX,
 };
 use weiquan_store::{Backend, SharedBackend, StoreError};
 
@@ -316,83 +317,72 @@ impl Core {
     /// Rebuilds engine, duplicate ids and findings from the ledger, into a
     /// core that holds none (new, or [`Core::forget`]ten).
     fn replay(&mut self) -> Result<(), LedgerError> {
-        let size = self.ledger.size();
         let mut produced: VecDeque<Finding> = VecDeque::new();
-        let mut from = 0;
-        while from < size {
-            let to = (from + weiquan_store::LEAF_PAGE).min(size);
-            let page = weiquan_store::leaves_with_private(&mut **self.db(), from, to)?;
-            for (index, data, row) in page {
-                let text = String::from_utf8_lossy(&data);
-                // An event leaf of any format (1: the event; 2: with its actor; 3: personal data salted).
-                let event = leaf_event(&text);
-                match event.is_none().then(|| own_leaf(&text)).flatten() {
-                    Some(OwnLeaf::Rulebook { sha256 }) => {
-                        self.recorded_rulebook = Some(sha256);
-                        continue;
-                    }
-                    Some(OwnLeaf::Finding {
-                        rule, subject, salted, ..
-                    }) => {
-                        // The engine regenerates the finding (with its message facts); the ledger says where it is.
-                        match produced.pop_front() {
-                            Some(p) if p.rule.as_str() == rule && self.logged_as(&p.subject, &subject, salted) => {
-                                self.findings.push(StoredFinding { index, finding: p })
-                            }
-                            _ => {
-                                tracing::warn!(index, %rule, %subject, "logged finding not reproduced by the current rulebook")
-                            }
-                        }
-                        continue;
-                    }
-                    None => {}
+        let db = self.ledger.store_mut().clone();
+        let mut store = weiquan_ledger::lock(&db);
+        weiquan_app::walk_recorded(&mut **store, |index, leaf| -> Result<(), LedgerError> {
+            let (text, format) = match leaf {
+                Recorded::Rulebook { sha256 } => {
+                    self.recorded_rulebook = Some(sha256);
+                    return Ok(());
                 }
-                let Some(event) = event else {
+                Recorded::Finding {
+                    rule, subject, salted, ..
+                } => {
+                    // The engine regenerates the finding (with its message facts); the ledger says where it is.
+                    match produced.pop_front() {
+                        Some(p) if p.rule.as_str() == rule && self.logged_as(&p.subject, &subject, salted) => {
+                            self.findings.push(StoredFinding { index, finding: p })
+                        }
+                        _ => {
+                            tracing::warn!(index, %rule, %subject, "logged finding not reproduced by the current rulebook")
+                        }
+                    }
+                    return Ok(());
+                }
+                Recorded::Other => {
                     tracing::warn!(
                         index,
                         "ledger leaf is neither an event nor a finding; skipped in replay"
                     );
-                    continue;
-                };
-                let text = match unsalted_event(&event, row.as_ref()) {
-                    Ok(text) => text,
-                    Err(why) => {
-                        tracing::warn!(index, %why, "a salted leaf cannot be restored; skipped in replay");
-                        continue;
-                    }
-                };
-                match parse_event(&text) {
-                    Ok(mut ev) => {
-                        if event.format < 3 {
-                            // Written before consumers were salted: the engine knows them by pseudonym all the same.
-                            if let Some(consumer) = ev.body.consumer_mut() {
-                                let id = consumer.to_string();
-                                if let Some(p) = self.pseudonymise(&mut ev) {
-                                    self.legacy_ids.insert(p, id);
-                                }
+                    return Ok(());
+                }
+                Recorded::Unreadable(why) => {
+                    tracing::warn!(index, %why, "a salted leaf cannot be restored; skipped in replay");
+                    return Ok(());
+                }
+                Recorded::Event { text, format } => (text, format),
+            };
+            match parse_event(&text) {
+                Ok(mut ev) => {
+                    if format < 3 {
+                        // Written before consumers were salted: the engine knows them by pseudonym all the same.
+                        if let Some(consumer) = ev.body.consumer_mut() {
+                            let id = consumer.to_string();
+                            if let Some(p) = self.pseudonymise(&mut ev) {
+                                self.legacy_ids.insert(p, id);
                             }
                         }
-                        // An event's findings follow it in the ledger; any left over were not logged
-                        // (the rulebook changed since), so they must not be paired with later leaves.
-                        if !produced.is_empty() {
-                            tracing::warn!(
-                                index,
-                                unlogged = produced.len(),
-                                "the current rulebook finds more than was logged"
-                            );
-                            produced.clear();
-                        }
-                        self.index_of.insert_new(id_digest(&ev.id), index);
-                        produced.extend(self.engine.apply(&ev));
                     }
-                    Err(e) => {
-                        tracing::warn!(index, error = %e, "ledger leaf is not an event of this format; skipped in replay")
+                    // An event's findings follow it in the ledger; any left over were not logged
+                    // (the rulebook changed since), so they must not be paired with later leaves.
+                    if !produced.is_empty() {
+                        tracing::warn!(
+                            index,
+                            unlogged = produced.len(),
+                            "the current rulebook finds more than was logged"
+                        );
+                        produced.clear();
                     }
+                    self.index_of.insert_new(id_digest(&ev.id), index);
+                    produced.extend(self.engine.apply(&ev));
+                }
+                Err(e) => {
+                    tracing::warn!(index, error = %e, "ledger leaf is not an event of this format; skipped in replay")
                 }
             }
-            from = to;
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Replaces the consumer an event names by their pseudonym; the pseudonym.

@@ -150,21 +150,8 @@ pub async fn start(cfg: &Config) -> Result<Service> {
         .context("starting the service")?
 }
 
-/// Creates the data folder (if needed) readable by its owner only (0700): it
-/// holds the signing key, the database and the seeds weiquan keeps.
-pub fn create_data_dir(path: &std::path::Path) -> Result<()> {
-    std::fs::create_dir_all(path).with_context(|| format!("cannot create data folder {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("cannot restrict data folder {} to its owner", path.display()))?;
-    }
-    Ok(())
-}
-
 fn start_blocking(cfg: &Config) -> Result<Service> {
-    create_data_dir(&cfg.data)?;
+    weiquan_store::create_data_dir(&cfg.data)?;
     let (signer, created) = weiquan_store::keyfile::load_or_create(&cfg.key, "weiquan.local/ledger")
         .with_context(|| format!("signing key {}", cfg.key.display()))?;
     if created {
@@ -308,23 +295,4 @@ pub fn revoke_key(db: &Database, key_or_id: &str) -> Result<String> {
         anyhow::bail!("that API key is not known here (already revoked?); `weiquan keys list` shows the keys");
     }
     Ok(auth::key_id(&digest))
-}
-
-/// What `weiquan erase` did.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Erased {
-    /// The pseudonym the consumer keeps in the engine and in findings.
-    pub pseudonym: String,
-    /// Leaves whose salt and values were erased.
-    pub leaves: u64,
-}
-
-/// Erases a consumer's personal data (PIPL 删除权): the salts and original
-/// values of every leaf about them. The leaves stay, so the log still
-/// verifies; the consumer's pseudonym stays, so findings are unchanged.
-pub fn erase_consumer(db: &Database, consumer: &str) -> Result<Erased> {
-    let mut store = db.open()?;
-    let pseudonym = weiquan_ledger::pseudonym(&store.pseudonym_key()?, consumer);
-    let leaves = store.erase_consumer(&pseudonym)?;
-    Ok(Erased { pseudonym, leaves })
 }

@@ -208,7 +208,7 @@ async fn personal_data_is_salted_in_public_opened_for_those_entitled_and_erasabl
         // 4. Erasure: the consumer's values go, the log and the findings stay.
         let erased = {
             let d = db.db.clone();
-            tokio::task::spawn_blocking(move || weiquan_server::erase_consumer(&d, BNPL_CONSUMER))
+            tokio::task::spawn_blocking(move || d.erase_consumer(BNPL_CONSUMER))
                 .await
                 .expect("join")
                 .expect("erased")
@@ -317,7 +317,7 @@ async fn what_an_attack_on_the_private_log_found_stays_fixed() {
 
         let erased = {
             let d = db.db.clone();
-            tokio::task::spawn_blocking(move || weiquan_server::erase_consumer(&d, victim))
+            tokio::task::spawn_blocking(move || d.erase_consumer(victim))
                 .await
                 .expect("join")
                 .expect("erased")

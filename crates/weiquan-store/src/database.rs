@@ -1,7 +1,7 @@
 //! Where the system of record lives, and who may write it.
 
 use crate::{Backend, PgStore, SqliteStore, StoreError, StoreErrorKind};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Where the system of record lives.
 #[derive(Clone, Debug)]
@@ -26,6 +26,18 @@ impl Database {
         })
     }
 
+    /// Erases a consumer's personal data (PIPL 删除权): the salts and original
+    /// values of every leaf about them. The leaves stay, so the log still
+    /// verifies; the consumer's pseudonym stays, so findings are unchanged.
+    /// On SQLite the file is rewritten (see `docs/ledger.md`): run it while
+    /// ingest is quiet.
+    pub fn erase_consumer(&self, consumer: &str) -> Result<Erased, StoreError> {
+        let mut store = self.open()?;
+        let pseudonym = weiquan_ledger::pseudonym(&store.pseudonym_key()?, consumer);
+        let leaves = store.erase_consumer(&pseudonym)?;
+        Ok(Erased { pseudonym, leaves })
+    }
+
     /// Opens a connection for reads beside the writer's.
     pub fn open_reader(&self) -> Result<Box<dyn Backend>, StoreError> {
         Ok(match self {
@@ -33,6 +45,41 @@ impl Database {
             Database::Postgres { url, schema } => Box::new(PgStore::connect(url, schema)?),
         })
     }
+}
+
+/// What [`Database::erase_consumer`] did.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Erased {
+    /// The pseudonym the consumer keeps in the engine and in findings.
+    pub pseudonym: String,
+    /// Leaves whose salt and values were erased.
+    pub leaves: u64,
+}
+
+/// A data folder that could not be made private to its owner.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create the data folder {path} readable by its owner only: {source}")]
+pub struct DataDirError {
+    /// The folder.
+    pub path: PathBuf,
+    /// What failed.
+    pub source: std::io::Error,
+}
+
+/// Creates the data folder (if needed) readable by its owner only (0700): it
+/// holds the signing key, the database and the seeds weiquan keeps.
+pub fn create_data_dir(path: &Path) -> Result<(), DataDirError> {
+    let err = |source| DataDirError {
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(path).map_err(err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+    }
+    Ok(())
 }
 
 /// The right to write a PostgreSQL ledger: one process at a time appends to

@@ -11,7 +11,7 @@ pub mod keyfile;
 mod postgres_store;
 mod sqlite;
 
-pub use database::{Database, LeaderLock};
+pub use database::{create_data_dir, DataDirError, Database, Erased, LeaderLock};
 pub use postgres_store::PgStore;
 pub use sqlite::SqliteStore;
 use weiquan_ledger::Row;

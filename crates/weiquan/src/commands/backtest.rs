@@ -7,8 +7,8 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
+use weiquan_app::Recorded;
 use weiquan_engine::{Engine, Lang};
-use weiquan_ledger::{leaf_event, own_leaf, unsalted_event, OwnLeaf};
 
 /// A finding by what the comparison keys on: rule, subject, business time.
 type Key = (String, String, String);
@@ -41,49 +41,23 @@ pub fn run(args: &BacktestArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let (mut events, mut unreadable) = (0u64, 0u64);
     // The rulebooks the ledger records (fingerprints, in order).
     let mut rulebooks: Vec<String> = Vec::new();
-    weiquan_store::walk_leaves(&mut store, |index, text, row| -> Result<()> {
-        let Some(leaf) = leaf_event(text) else {
-            let (rule, subject, at, salted) = match own_leaf(text) {
-                Some(OwnLeaf::Rulebook { sha256 }) => {
-                    rulebooks.push(sha256);
-                    return Ok(());
+    weiquan_app::walk_recorded(&mut store, |index, leaf| -> Result<()> {
+        match leaf {
+            Recorded::Rulebook { sha256 } => rulebooks.push(sha256),
+            Recorded::Finding { rule, subject, at, .. } => recorded.entry((rule, subject, at)).or_default().push(index),
+            Recorded::Event { text, .. } => match weiquan_events::parse_event(&text) {
+                Ok(ev) => {
+                    events += 1;
+                    for f in engine.apply(&ev) {
+                        let message = f.record(&rules, lang).message;
+                        let key = (f.rule.as_str().to_owned(), f.subject.clone(), f.at.to_string());
+                        replayed.entry(key).or_default().push(message);
+                    }
                 }
-                Some(OwnLeaf::Finding {
-                    rule,
-                    subject,
-                    at,
-                    salted,
-                }) => (rule, subject, at, salted),
-                None => return Ok(()),
-            };
-            // A salted subject (a consumer) is opened from the private side; once
-            // erased, the row still names the consumer's pseudonym, which the engine used.
-            let opened = row.filter(|_| salted).and_then(|r| {
-                let values = r
-                    .values
-                    .as_deref()
-                    .and_then(|v| serde_json::from_slice::<serde_json::Value>(v).ok());
-                values
-                    .and_then(|v| v["subject"].as_str().map(str::to_owned))
-                    .or_else(|| r.consumer.as_ref().map(|p| format!("consumer:{p}")))
-            });
-            let subject = opened.unwrap_or(subject);
-            recorded.entry((rule, subject, at)).or_default().push(index);
-            return Ok(());
-        };
-        let parsed = unsalted_event(&leaf, row)
-            .ok()
-            .and_then(|text| weiquan_events::parse_event(&text).ok().map(|ev| engine.apply(&ev)));
-        match parsed {
-            Some(found) => {
-                events += 1;
-                for f in found {
-                    let message = f.record(&rules, lang).message;
-                    let key = (f.rule.as_str().to_owned(), f.subject.clone(), f.at.to_string());
-                    replayed.entry(key).or_default().push(message);
-                }
-            }
-            None => unreadable += 1,
+                Err(_) => unreadable += 1,
+            },
+            Recorded::Unreadable(_) => unreadable += 1,
+            Recorded::Other => {}
         }
         Ok(())
     })?;

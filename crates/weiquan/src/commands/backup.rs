@@ -46,7 +46,7 @@ pub fn backup(args: &BackupArgs, out: &mut dyn Write) -> Result<()> {
     if args.out.exists() {
         return Err(super::UsageError(format!("{} exists; back up to a new folder", args.out.display())).into());
     }
-    weiquan_server::create_data_dir(&args.out)?;
+    weiquan_store::create_data_dir(&args.out)?;
     let mut store = SqliteStore::open(&db)?;
     let size = weiquan_ledger::LogStore::size(&mut store)?;
     store.backup_to(&args.out.join("weiquan.db"))?;
@@ -82,7 +82,7 @@ pub fn restore(args: &RestoreArgs, out: &mut dyn Write) -> Result<()> {
         ))
         .into());
     }
-    weiquan_server::create_data_dir(&args.data)?;
+    weiquan_store::create_data_dir(&args.data)?;
     for f in KEY_FILES {
         copy_private(&args.backup.join(f), &args.data.join(f))?;
     }

@@ -38,12 +38,9 @@ pub fn check<S: LogStore + weiquan_store::PrivateData>(
         if !text.contains(lottery) {
             return Ok(());
         }
-        // An event leaf of any format; findings and anything else are skipped.
-        let Some(leaf) = weiquan_ledger::leaf_event(text) else {
-            return Ok(());
-        };
-        // Participants are salted in the public leaves: the database's private side restores them.
-        let Ok(event) = weiquan_ledger::unsalted_event(&leaf, row) else {
+        // Events only (participants restored from the private side, where they are
+        // salted in the public leaves); findings and anything else are skipped.
+        let weiquan_app::Recorded::Event { text: event, .. } = weiquan_app::recorded(text, row) else {
             return Ok(());
         };
         let Ok(ev) = parse_event(&event) else { return Ok(()) };

@@ -128,7 +128,7 @@ impl crate::cli::KeyStoreArgs {
         let data = self.data.clone().unwrap_or_else(|| PathBuf::from("weiquan-data"));
         if self.db.is_none() {
             if create {
-                weiquan_server::create_data_dir(&data)?;
+                weiquan_store::create_data_dir(&data)?;
             } else if !data.join("weiquan.db").exists() {
                 return Err(super::UsageError(format!(
                     "no weiquan database in {}; pass the server's --data (or --db)",
@@ -195,7 +195,7 @@ pub fn keys(args: &KeysArgs, out: &mut dyn Write) -> Result<()> {
 
 /// Runs `weiquan erase`.
 pub fn erase(args: &EraseArgs, out: &mut dyn Write) -> Result<()> {
-    let erased = weiquan_server::erase_consumer(&args.store.database(false)?, &args.consumer)?;
+    let erased = args.store.database(false)?.erase_consumer(&args.consumer)?;
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&erased)?)?;
     } else if erased.leaves == 0 {
