@@ -1,6 +1,9 @@
 //! Where each event of a ledger is: its id's digest → its leaf index.
 
+use crate::RecordError;
 use std::collections::HashMap;
+use weiquan_engine::{Finding, Rulebook};
+use weiquan_ledger::{finding_leaf, Salt, SaltedLeaf};
 
 /// Event id digest → leaf index: where each event of a ledger is, for the
 /// evidence of findings and for duplicate ids. In 256 shards so that growing
@@ -39,12 +42,29 @@ impl LeafIndex {
         }
     }
 
-    /// The leaf indices of the events named `ids` that are recorded, in
-    /// order: a finding's evidence.
-    pub fn evidence(&self, ids: &[String]) -> Vec<u64> {
-        ids.iter()
+    /// The ledger leaf of finding `f`, its evidence events looked up here;
+    /// with `salt`, its subject enters as a commitment. The one place a
+    /// finding becomes a leaf, for the server and for `audit --ledger`.
+    pub fn finding_leaf(&self, f: &Finding, rules: &Rulebook, salt: Option<&Salt>) -> Result<SaltedLeaf, RecordError> {
+        let evidence: Vec<u64> = (f.events.iter())
             .filter_map(|id| self.get(weiquan_events::id_digest(id)))
-            .collect()
+            .collect();
+        let text = rules.text(f.rule);
+        finding_leaf(
+            f.rule.as_str(),
+            &f.subject,
+            text.severity.as_str(),
+            &f.at.to_string(),
+            &f.events,
+            &evidence,
+            &text.citation,
+            salt,
+        )
+        .map_err(|source| RecordError::Finding {
+            rule: f.rule.as_str().to_owned(),
+            subject: f.subject.clone(),
+            source,
+        })
     }
 
     /// The leaf index of the event whose id has `digest`, if recorded.

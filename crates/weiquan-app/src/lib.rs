@@ -11,5 +11,5 @@ mod replay;
 
 pub use audit::{Auditor, Counts, Sink};
 pub use leaf_index::LeafIndex;
-pub use record::{finding_leaf_of, LedgerWriter, RecordError};
+pub use record::{LedgerWriter, RecordError};
 pub use replay::{recorded, walk_recorded, Recorded};

@@ -2,7 +2,7 @@
 //! finding, with the leaf indices of the finding's evidence.
 
 use weiquan_engine::{Finding, Rulebook};
-use weiquan_ledger::{finding_leaf, LeafError, Ledger, LedgerError, LogStore, Salt, SaltedLeaf};
+use weiquan_ledger::{LeafError, Ledger, LedgerError, LogStore};
 
 /// Why an event or a finding could not be recorded.
 #[derive(Debug, thiserror::Error)]
@@ -28,28 +28,6 @@ pub enum RecordError {
     /// The ledger refused the append.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
-}
-
-/// The ledger leaf of a finding whose evidence events are at leaf indices
-/// `evidence`; with `salt`, its subject enters as a commitment. The one
-/// place a finding becomes a leaf, for the server and for `audit --ledger`.
-pub fn finding_leaf_of(
-    f: &Finding,
-    rules: &Rulebook,
-    evidence: &[u64],
-    salt: Option<&Salt>,
-) -> Result<SaltedLeaf, LeafError> {
-    let text = rules.text(f.rule);
-    finding_leaf(
-        f.rule.as_str(),
-        &f.subject,
-        text.severity.as_str(),
-        &f.at.to_string(),
-        &f.events,
-        evidence,
-        &text.citation,
-        salt,
-    )
 }
 
 /// Writes an audit run into a ledger: every accepted event as received, then
@@ -97,13 +75,8 @@ impl<S: LogStore> LedgerWriter<S> {
 
     /// Logs a finding; returns its leaf index.
     pub fn finding(&mut self, f: &Finding, rules: &Rulebook) -> Result<u64, RecordError> {
-        let evidence = self.index_of.evidence(&f.events);
         // The owner of a file logs it as it is: nothing in it is salted.
-        let leaf = finding_leaf_of(f, rules, &evidence, None).map_err(|source| RecordError::Finding {
-            rule: f.rule.as_str().to_owned(),
-            subject: f.subject.clone(),
-            source,
-        })?;
+        let leaf = self.index_of.finding_leaf(f, rules, None)?;
         self.push(leaf.leaf)
     }
 

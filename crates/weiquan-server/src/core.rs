@@ -726,11 +726,10 @@ impl Core {
         }
         st.leaves.push((salted.leaf, Some(record)));
         for f in self.engine.apply(ev) {
-            let evidence = self.index_of.evidence(&f.events);
             let leaf = base + st.leaves.len() as u64;
             let consumer = f.subject.strip_prefix(CONSUMER_SUBJECT).map(str::to_owned);
             let salt = consumer.as_ref().map(|_| self.salt());
-            match weiquan_app::finding_leaf_of(&f, &self.rules, &evidence, salt.as_ref()) {
+            match self.index_of.finding_leaf(&f, &self.rules, salt.as_ref()) {
                 Ok(salted) => {
                     if salted.values.is_some() {
                         st.private.push(PrivateRow {
