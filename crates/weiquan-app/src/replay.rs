@@ -21,24 +21,11 @@ pub enum Recorded {
     /// An event leaf that cannot be read back: its private row was erased
     /// or is missing. Why, in words.
     Unreadable(String),
-    /// A finding.
-    Finding {
-        /// Rule id.
-        rule: String,
-        /// `kind:id`. A salted subject (a consumer) is opened from the
-        /// private row: the id, or once erased the pseudonym the engine
-        /// used; without a row it stays the commitment.
-        subject: String,
-        /// Business time it fired at.
-        at: String,
-        /// Whether the public leaf holds the subject as a commitment.
-        salted: bool,
-    },
-    /// The rulebook in effect from here on: its fingerprint.
-    Rulebook {
-        /// Hex SHA-256 of the rules' canonical JSON.
-        sha256: String,
-    },
+    /// weiquan's own leaf: a finding, or the rulebook in effect from here on.
+    /// A finding's salted subject (a consumer) is opened from the private
+    /// row: the id, or once erased the pseudonym the engine used; without a
+    /// row it stays the commitment.
+    Own(OwnLeaf),
     /// None of these (not weiquan's, or of a kind this reader does not know).
     Other,
 }
@@ -55,7 +42,6 @@ pub fn recorded(text: &str, row: Option<&PrivateRow>) -> Recorded {
         };
     }
     match own_leaf(text) {
-        Some(OwnLeaf::Rulebook { sha256 }) => Recorded::Rulebook { sha256 },
         Some(OwnLeaf::Finding {
             rule,
             subject,
@@ -63,13 +49,14 @@ pub fn recorded(text: &str, row: Option<&PrivateRow>) -> Recorded {
             salted,
         }) => {
             let opened = row.filter(|_| salted).and_then(opened_subject);
-            Recorded::Finding {
+            Recorded::Own(OwnLeaf::Finding {
                 rule,
                 subject: opened.unwrap_or(subject),
                 at,
                 salted,
-            }
+            })
         }
+        Some(own) => Recorded::Own(own),
         None => Recorded::Other,
     }
 }
@@ -164,17 +151,18 @@ mod tests {
         let opened = row(5, Some("ps:y"), Some(salt), f.values.clone());
         assert_eq!(
             recorded(text(&f.leaf), Some(&opened)),
-            Recorded::Finding {
+            Recorded::Own(OwnLeaf::Finding {
                 rule: "BN-01".into(),
                 subject: "consumer:u1".into(),
                 at: "2026-01-01T00:00:00Z".into(),
                 salted: true
-            }
+            })
         );
         let erased = row(5, Some("ps:y"), None, None);
-        assert!(
-            matches!(recorded(text(&f.leaf), Some(&erased)), Recorded::Finding { subject, .. } if subject == "consumer:ps:y")
-        );
+        assert!(matches!(
+            recorded(text(&f.leaf), Some(&erased)),
+            Recorded::Own(OwnLeaf::Finding { subject, .. }) if subject == "consumer:ps:y"
+        ));
         let plain = finding_leaf(
             "PS-01",
             "campaign:c",
@@ -186,11 +174,15 @@ mod tests {
             None,
         )
         .expect("leaf");
-        assert!(
-            matches!(recorded(text(&plain.leaf), None), Recorded::Finding { subject, salted: false, .. } if subject == "campaign:c")
-        );
+        assert!(matches!(
+            recorded(text(&plain.leaf), None),
+            Recorded::Own(OwnLeaf::Finding { subject, salted: false, .. }) if subject == "campaign:c"
+        ));
         let (rules, sha) = rulebook_leaf(&serde_json::json!({"x": 1})).expect("rulebook");
-        assert_eq!(recorded(text(&rules), None), Recorded::Rulebook { sha256: sha });
+        assert_eq!(
+            recorded(text(&rules), None),
+            Recorded::Own(OwnLeaf::Rulebook { sha256: sha })
+        );
         assert_eq!(recorded("not a leaf", None), Recorded::Other);
     }
 }

@@ -16,8 +16,8 @@ use weiquan_app::Recorded;
 use weiquan_engine::{Engine, Finding, Lang, Rulebook};
 use weiquan_events::{id_digest, is_personal_field, parse_event, parse_event_with_extras, Body, Reject, Time};
 use weiquan_ledger::{
-    leaf_event, salted_event_leaf, Hash, LeafError, Ledger, LedgerError, PrivateRow, Salt, SaltedLeaf, StagedAppend,
-    PSEUDONYM_PREFIX,
+    leaf_event, salted_event_leaf, Hash, LeafError, Ledger, LedgerError, OwnLeaf, PrivateRow, Salt, SaltedLeaf,
+    StagedAppend, PSEUDONYM_PREFIX,
 };
 use weiquan_store::{Backend, SharedBackend, StoreError};
 
@@ -322,13 +322,13 @@ impl Core {
         let mut store = weiquan_ledger::lock(&db);
         weiquan_app::walk_recorded(&mut **store, |index, leaf| -> Result<(), LedgerError> {
             let (text, format) = match leaf {
-                Recorded::Rulebook { sha256 } => {
+                Recorded::Own(OwnLeaf::Rulebook { sha256 }) => {
                     self.recorded_rulebook = Some(sha256);
                     return Ok(());
                 }
-                Recorded::Finding {
+                Recorded::Own(OwnLeaf::Finding {
                     rule, subject, salted, ..
-                } => {
+                }) => {
                     // The engine regenerates the finding (with its message facts); the ledger says where it is.
                     match produced.pop_front() {
                         Some(p) if p.rule.as_str() == rule && self.logged_as(&p.subject, &subject, salted) => {

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use weiquan_app::Recorded;
 use weiquan_engine::{Engine, Lang};
+use weiquan_ledger::OwnLeaf;
 
 /// A finding by what the comparison keys on: rule, subject, business time.
 type Key = (String, String, String);
@@ -43,8 +44,10 @@ pub fn run(args: &BacktestArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let mut rulebooks: Vec<String> = Vec::new();
     weiquan_app::walk_recorded(&mut store, |index, leaf| -> Result<()> {
         match leaf {
-            Recorded::Rulebook { sha256 } => rulebooks.push(sha256),
-            Recorded::Finding { rule, subject, at, .. } => recorded.entry((rule, subject, at)).or_default().push(index),
+            Recorded::Own(OwnLeaf::Rulebook { sha256 }) => rulebooks.push(sha256),
+            Recorded::Own(OwnLeaf::Finding { rule, subject, at, .. }) => {
+                recorded.entry((rule, subject, at)).or_default().push(index)
+            }
             Recorded::Event { text, .. } => match weiquan_events::parse_event(&text) {
                 Ok(ev) => {
                     events += 1;
