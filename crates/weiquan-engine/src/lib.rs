@@ -22,7 +22,7 @@ mod uscc;
 
 pub use credit::{Blacklisting, Grade, MerchantStanding};
 pub use finding::{yuan, Finding, FindingRecord};
-pub use lottery::LotteryView;
+pub use lottery::{HostStanding, HostView, LotteryView};
 pub use rulebook::{Credit, Lang, RuleId, RuleText, Rulebook, RulebookError, Severity, Thresholds, BUILTIN_RULEBOOK};
 pub use uscc::is_valid_uscc;
 
@@ -229,7 +229,7 @@ impl Engine {
             Body::HostRegistered { .. }
             | Body::HostVerified { .. }
             | Body::HostSuspended { .. }
-            | Body::HostReinstated { .. } => self.host_event(&ev.body),
+            | Body::HostReinstated { .. } => self.host_event(&ev.body, ev.at),
             Body::ListingPublished {
                 merchant,
                 sku,

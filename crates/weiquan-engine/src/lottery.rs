@@ -86,12 +86,51 @@ pub(crate) struct Host {
     pub verified: bool,
     /// The latest of `host.verified`, `host.reinstated` and `host.suspended` was a suspension.
     pub suspended: bool,
+    /// The merchant it registered as streaming for, if any.
+    pub merchant: Option<MerchantIx>,
+    /// When the event that set its current standing was dated (`None`: no `host.*` event yet).
+    pub since: Option<Time>,
+    /// The latest verification's method.
+    pub method: Option<&'static str>,
+    /// Lotteries that named it as their host, in the order they did.
+    pub lotteries: Vec<LotteryIx>,
+}
+
+/// Where a host stands in the registry, as LT-11 reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostStanding {
+    /// Registered, verified, and not suspended since its latest verification or reinstatement.
+    Qualified,
+    /// Registered and never verified.
+    NeverVerified,
+    /// Registered, verified once, suspended since.
+    Suspended,
+    /// Never registered (LT-11 fires on it only when the rulebook requires a registry).
+    NotRegistered,
+}
+
+impl HostStanding {
+    /// The standing as the API writes it: `qualified`, `never_verified`, `suspended`, `not_registered`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostStanding::Qualified => "qualified",
+            HostStanding::NeverVerified => "never_verified",
+            HostStanding::Suspended => "suspended",
+            HostStanding::NotRegistered => "not_registered",
+        }
+    }
 }
 
 impl Host {
-    /// Qualified to host a lottery now: verified at least once and not suspended since.
-    fn qualified(&self) -> bool {
-        self.verified && !self.suspended
+    /// Where it stands now. Verified before it was registered still counts
+    /// (spec, "Messy streams" 2: facts before creation).
+    fn standing(&self) -> HostStanding {
+        match self {
+            Host { registered: false, .. } => HostStanding::NotRegistered,
+            Host { verified: false, .. } => HostStanding::NeverVerified,
+            Host { suspended: true, .. } => HostStanding::Suspended,
+            _ => HostStanding::Qualified,
+        }
     }
 }
 
@@ -315,15 +354,21 @@ impl Engine {
 
     /// LT-11: the host named must be registered and qualified (once per lottery).
     fn host_check(&mut self, id: &str, at: Time, l: LotteryIx, host: &str) {
+        // The host's page lists the lotteries that named it, registered or not.
+        let h = self.hosts.entry(host);
+        let named = &mut self.hosts.get_mut(h).lotteries;
+        if !named.contains(&l) {
+            named.push(l);
+        }
         if self.lotteries.get(l).lt11_fired {
             return;
         }
-        let problem = match self.hosts.find(host).map(|h| self.hosts.get(h)) {
-            Some(h) if h.registered && h.qualified() => return,
-            Some(h) if h.registered && !h.verified => "never verified",
-            Some(h) if h.registered => "suspended",
-            _ if self.rules.thresholds.host_registry_required => "not registered",
-            _ => return,
+        let problem = match self.hosts.get(h).standing() {
+            HostStanding::Qualified => return,
+            HostStanding::NeverVerified => "never verified",
+            HostStanding::Suspended => "suspended",
+            HostStanding::NotRegistered if self.rules.thresholds.host_registry_required => "not registered",
+            HostStanding::NotRegistered => return,
         };
         let lot = self.lotteries.get_mut(l);
         lot.lt11_fired = true;
@@ -339,19 +384,40 @@ impl Engine {
     }
 
     /// `host.*`: the registry LT-11 reads.
-    pub(crate) fn host_event(&mut self, body: &Body) {
-        let (host, change): (&str, fn(&mut Host)) = match body {
-            Body::HostRegistered { host, .. } => (host, |h| h.registered = true),
-            Body::HostVerified { host, .. } => (host, |h| {
-                h.verified = true;
-                h.suspended = false;
-            }),
-            Body::HostReinstated { host } => (host, |h| h.suspended = false),
-            Body::HostSuspended { host, .. } => (host, |h| h.suspended = true),
+    pub(crate) fn host_event(&mut self, body: &Body, at: Time) {
+        let host = match body {
+            Body::HostRegistered { host, .. }
+            | Body::HostVerified { host, .. }
+            | Body::HostReinstated { host }
+            | Body::HostSuspended { host, .. } => host,
             _ => return,
         };
+        let merchant = match body {
+            Body::HostRegistered {
+                merchant: Some(merchant),
+                ..
+            } => Some(self.merchants.entry(merchant)),
+            _ => None,
+        };
         let h = self.hosts.entry(host);
-        change(self.hosts.get_mut(h));
+        let entry = self.hosts.get_mut(h);
+        let before = entry.standing();
+        match body {
+            Body::HostRegistered { .. } => {
+                entry.registered = true;
+                entry.merchant = merchant.or(entry.merchant);
+            }
+            Body::HostVerified { method, .. } => {
+                entry.verified = true;
+                entry.suspended = false;
+                entry.method = Some(method.as_str());
+            }
+            Body::HostReinstated { .. } => entry.suspended = false,
+            _ => entry.suspended = true,
+        }
+        if entry.since.is_none() || entry.standing() != before {
+            entry.since = Some(at);
+        }
     }
 
     /// LT-03 on the prizes in effect; a (re)set draw time arms LT-05.
@@ -675,7 +741,37 @@ pub struct LotteryView {
     pub winners: Vec<(String, String, u32)>,
 }
 
+/// A live-stream host as the engine knows it: its standing in the registry
+/// and the lotteries that named it. Its display name is personal data and
+/// is not kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostView {
+    /// Where it stands now.
+    pub standing: HostStanding,
+    /// Since when (the date of the event that set it; `None` when only
+    /// lotteries named it).
+    pub since: Option<Time>,
+    /// The merchant it registered as streaming for.
+    pub merchant: Option<String>,
+    /// The latest verification's method (`id_check`, `digital_id`, `manual`).
+    pub method: Option<&'static str>,
+    /// Lotteries that named it, in the order they did.
+    pub lotteries: Vec<String>,
+}
+
 impl Engine {
+    /// A host as the engine knows it, `None` if no event named it.
+    pub fn host(&self, id: &str) -> Option<HostView> {
+        let h = self.hosts.get(self.hosts.find(id)?);
+        Some(HostView {
+            standing: h.standing(),
+            since: h.since,
+            merchant: h.merchant.map(|m| self.merchants.id(m).to_owned()),
+            method: h.method,
+            lotteries: h.lotteries.iter().map(|&l| self.lotteries.id(l).to_owned()).collect(),
+        })
+    }
+
     /// A lottery as the engine knows it, `None` if never seen.
     pub fn lottery(&self, id: &str) -> Option<LotteryView> {
         let l = self.lotteries.find(id)?;

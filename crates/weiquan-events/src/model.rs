@@ -40,6 +40,12 @@ macro_rules! keyword_enum {
         impl Keyword for $name {
             const ALL: &'static [(&'static str, Self)] = &[$(($text, $name::$variant)),+];
         }
+        impl $name {
+            /// The keyword as the event format writes it.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
     };
 }
 

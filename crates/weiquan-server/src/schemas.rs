@@ -253,6 +253,27 @@ pub struct LotteryOut {
     pub findings: Vec<FindingOut>,
 }
 
+/// `GET /v1/hosts/{id}`.
+#[derive(Serialize, ToSchema)]
+pub struct HostOut {
+    /// Host id.
+    pub host: String,
+    /// `qualified`, `never_verified`, `suspended` or `not_registered` (LT-11's reading).
+    pub standing: String,
+    /// Whether it may host a lottery now.
+    pub qualified: bool,
+    /// Since when it stands so (RFC 3339; absent when only lotteries named it).
+    pub since: Option<String>,
+    /// The merchant it registered as streaming for.
+    pub merchant: Option<String>,
+    /// The latest verification's method (`id_check`, `digital_id`, `manual`).
+    pub method: Option<String>,
+    /// Lotteries that named it as their host, in the order they did.
+    pub lotteries: Vec<String>,
+    /// Findings about those lotteries, in ledger order.
+    pub findings: Vec<FindingOut>,
+}
+
 /// `GET /v1/lotteries/{id}/proof`.
 #[derive(Serialize, ToSchema)]
 pub struct EntryProofOut {

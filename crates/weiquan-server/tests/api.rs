@@ -217,6 +217,7 @@ async fn role_by_route_matrix() {
             None,
             [404, 404, 404, 404, 404, 404],
         ),
+        ("GET", "/v1/hosts/nobody".into(), None, [404, 404, 404, 404, 404, 404]),
         (
             "POST",
             "/v1/blacklist/m1/lift".into(),
@@ -277,6 +278,7 @@ async fn openapi_lists_every_route() {
         "/v1/proofs/inclusion",
         "/v1/proofs/consistency",
         "/v1/receipts/{index}",
+        "/v1/hosts/{id}",
         "/log/checkpoint",
         "/log/tile/{path}",
         "/openapi.json",
@@ -641,6 +643,7 @@ async fn every_route_answers_in_the_shape_it_declares() {
         .await,
     );
     answers.push(call("get", "/v1/lotteries/{id}", "/v1/lotteries/W1".into(), None, None).await);
+    answers.push(call("get", "/v1/hosts/{id}", "/v1/hosts/h".into(), None, None).await);
     answers.push(
         call(
             "get",
@@ -853,5 +856,84 @@ async fn small_bodies_are_json_whatever_their_content_type() {
         .call("POST", "/v1/lotteries/nothing/draw", Some(&platform), Some("{}".into()))
         .await;
     assert_eq!(status, 404);
+    server.stop().await;
+}
+
+/// A host's page (public): where it stands and since when, and the findings
+/// of every lottery it hosted, each as that lottery's own page shows it to
+/// the same caller (winners masked for the public and other merchants).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hosts_page_shows_its_standing_and_its_lotteries_findings_as_their_pages_do() {
+    use serde_json::json;
+    let db = Db::sqlite();
+    let server = Server::start(db.config(None)).await;
+    let platform = db.key("platform").await;
+    let own = db.key("merchant:m2").await;
+    let other = db.key("merchant:m9").await;
+    server.post_events(&platform, case_text("lottery")).await;
+    let (status, public) = server.call("GET", "/v1/hosts/h1", None, None).await;
+    assert_eq!(status, 200, "{public}");
+    assert_eq!(public["standing"], "not_registered", "{public}");
+    assert_eq!(
+        (public["qualified"].clone(), public["since"].clone()),
+        (json!(false), Value::Null)
+    );
+    let lotteries: Vec<String> = serde_json::from_value(public["lotteries"].clone()).expect("ids");
+    assert_eq!(lotteries, ["l1", "l2", "l3", "l4", "l5"]);
+    for (key, who) in [
+        (None, "the public"),
+        (Some(own.as_str()), "its merchant"),
+        (Some(other.as_str()), "another merchant"),
+    ] {
+        let (_, page) = server.call("GET", "/v1/hosts/h1", key, None).await;
+        let mut want = Vec::new();
+        for l in &lotteries {
+            let (_, lottery) = server.call("GET", &format!("/v1/lotteries/{l}"), key, None).await;
+            want.extend(lottery["findings"].as_array().expect("findings").iter().cloned());
+        }
+        want.sort_by_key(|f| f["index"].as_u64());
+        assert!(!want.is_empty());
+        assert_eq!(page["findings"], Value::from(want), "as {who}");
+    }
+    let (_, page) = server.call("GET", "/v1/hosts/h1", None, None).await;
+    assert!(
+        !page.to_string().contains("p7"),
+        "the public does not read winners' ids: {page}"
+    );
+    let (_, page) = server.call("GET", "/v1/hosts/h1", Some(&own), None).await;
+    assert!(page.to_string().contains("p7"), "the lottery's merchant does: {page}");
+
+    let at = |d: u32| format!("2026-11-{d:02}T10:00:00+08:00");
+    let registry = [
+        json!({"v": 1, "id": "h-reg", "type": "host.registered", "at": at(16), "host": "h1", "name": "主播甲", "merchant": "m2"}),
+        json!({"v": 1, "id": "h-ver", "type": "host.verified", "at": at(17), "host": "h1", "method": "id_check", "by": "platform"}),
+    ];
+    let lines: Vec<String> = registry.iter().map(Value::to_string).collect();
+    server.post_events(&platform, lines.join("\n")).await;
+    let (_, page) = server.call("GET", "/v1/hosts/h1?lang=en", None, None).await;
+    assert_eq!(page["standing"], "qualified", "{page}");
+    assert_eq!(
+        (
+            page["qualified"].clone(),
+            page["merchant"].clone(),
+            page["method"].clone()
+        ),
+        (json!(true), json!("m2"), json!("id_check"))
+    );
+    let since = page["since"].as_str().expect("since");
+    assert_eq!(
+        weiquan_events::Time::parse(since).ok(),
+        weiquan_events::Time::parse(&at(17)).ok()
+    );
+    assert!(
+        !page.to_string().contains("主播甲"),
+        "the display name is personal data: {page}"
+    );
+    assert!(
+        page["findings"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Live-stream lottery")),
+        "lang=en: {page}"
+    );
     server.stop().await;
 }

@@ -91,6 +91,11 @@ impl Stream {
 
     /// Every finding, in order.
     pub fn run(&self) -> Vec<Finding> {
+        self.run_with_engine().0
+    }
+
+    /// Every finding, in order, and the engine they leave behind (for its views).
+    pub fn run_with_engine(&self) -> (Vec<Finding>, Engine) {
         let rules = match &self.rules {
             Some(r) => Rulebook::with_overrides(r).expect("test rules are valid"),
             None => Rulebook::builtin(),
@@ -104,7 +109,7 @@ impl Stream {
         if let Some(at) = &self.as_of {
             out.extend(engine.advance(Time::parse(at).expect("valid as_of")));
         }
-        out
+        (out, engine)
     }
 
     /// The set of `(rule, subject)` pairs.

@@ -314,6 +314,66 @@ fn lt11_once_per_lottery_and_on_a_change_of_host() {
     assert_eq!(n, 1);
 }
 
+/// A host's view: its standing and since when (the event that set it, not
+/// a later one that changed nothing), its merchant, and the lotteries that
+/// named it, registered or not.
+#[test]
+fn a_hosts_view_says_where_it_stands_since_when_and_where_it_hosted() {
+    use weiquan_engine::HostStanding;
+    use weiquan_events::Time;
+    let s = Stream::new()
+        .ev(
+            "host.registered",
+            "10-01",
+            json!({"host": "h1", "name": "主播", "merchant": "m1"}),
+        )
+        .ev("lottery.announced", "10-02", announced())
+        .ev(
+            "host.verified",
+            "10-03",
+            json!({"host": "h1", "method": "digital_id", "by": "platform"}),
+        )
+        .ev(
+            "host.verified",
+            "10-04",
+            json!({"host": "h1", "method": "manual", "by": "platform"}),
+        );
+    let mut second = announced();
+    second["lottery"] = json!("l2");
+    second["host"] = json!("h9");
+    let s = s.ev("lottery.announced", "10-05", second).ev(
+        "lottery.changed",
+        "10-06",
+        json!({"lottery": "l2", "host": "h1"}),
+    );
+    let (_, engine) = s.run_with_engine();
+    let h1 = engine.host("h1").expect("h1 is known");
+    assert_eq!(h1.standing, HostStanding::Qualified);
+    assert_eq!(
+        h1.since,
+        Some(Time::parse(&t("10-03")).expect("time")),
+        "re-verifying changed nothing"
+    );
+    assert_eq!(h1.method, Some("manual"), "the latest verification's method");
+    assert_eq!(h1.merchant.as_deref(), Some("m1"));
+    assert_eq!(h1.lotteries, ["l1", "l2"]);
+    let h9 = engine.host("h9").expect("named by a lottery");
+    assert_eq!(
+        (h9.standing, h9.since, h9.lotteries),
+        (HostStanding::NotRegistered, None, vec!["l2".to_owned()])
+    );
+    assert!(engine.host("nobody").is_none());
+
+    let (_, engine) = s
+        .ev("host.suspended", "10-07", json!({"host": "h1", "reason": "投诉"}))
+        .run_with_engine();
+    let h1 = engine.host("h1").expect("h1 is known");
+    assert_eq!(
+        (h1.standing, h1.since),
+        (HostStanding::Suspended, Some(Time::parse(&t("10-07")).expect("time")))
+    );
+}
+
 /// Messages take their numbers from the rulebook in effect, not from the text
 /// (with the EU profile's 30-day window, PR-01 says 30 days).
 #[test]

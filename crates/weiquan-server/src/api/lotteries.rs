@@ -7,13 +7,15 @@ use crate::acts::{own_id, OWN_ID_PREFIX};
 use crate::auth::{Caller, Role};
 use crate::core::Core;
 use crate::problem::{ApiError, Problem};
-use crate::schemas::{AnnouncedOut, ClosedOut, DrawProofOut, DrawnOut, EntryProofOut, LotteryOut, PrizeOut, WinnerOut};
+use crate::schemas::{
+    AnnouncedOut, ClosedOut, DrawProofOut, DrawnOut, EntryProofOut, FindingOut, LotteryOut, PrizeOut, WinnerOut,
+};
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use rand_core::RngCore;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use weiquan_engine::{draw, LotteryView};
+use weiquan_engine::{draw, Lang, LotteryView};
 
 async fn view(app: &crate::AppState, id: &str) -> Result<(LotteryView, String), ApiError> {
     let id = id.to_owned();
@@ -278,16 +280,10 @@ pub async fn get_lottery(
 ) -> Result<Json<LotteryOut>, ApiError> {
     let (v, _) = view(&app, &id).await?;
     let clear = sees_participants(&caller, v.merchant.as_deref());
-    let subject = format!("lottery:{id}");
+    let ids = vec![id.clone()];
     let findings = app
         .sequencer
-        .read(move |core: &mut Core| {
-            core.findings()
-                .iter()
-                .filter(|f| f.finding.subject == subject)
-                .map(|f| core.finding_out(f, weiquan_engine::Lang::Zh))
-                .collect::<Vec<_>>()
-        })
+        .read(move |core: &mut Core| public_findings(core, &ids, &caller, weiquan_engine::Lang::Zh))
         .await?;
     let refs: Vec<&str> = v.entrants.iter().map(String::as_str).collect();
     let entrants_root = hex::encode(draw::entrants_root(&refs));
@@ -314,15 +310,32 @@ pub async fn get_lottery(
                 WinnerOut::new(who, w.1.clone(), Some(w.2 > 0))
             })
             .collect(),
-        findings: (findings.into_iter())
-            .map(|mut f| {
-                if !clear {
-                    f.message = mask_in(&f.message, &v.winners);
-                }
-                f
-            })
-            .collect(),
+        findings,
     }))
+}
+
+/// The findings about the lotteries `ids`, in ledger order, as `caller` may
+/// read them: winners' ids masked in messages unless the caller sees a
+/// lottery's participants. One pass over the findings.
+pub(super) fn public_findings(core: &Core, ids: &[String], caller: &Caller, lang: Lang) -> Vec<FindingOut> {
+    // Per lottery: its subject → (whether the caller reads its winners, its winners).
+    let lotteries: std::collections::HashMap<String, (bool, _)> = (ids.iter())
+        .filter_map(|id| {
+            let v = core.engine().lottery(id)?;
+            let clear = sees_participants(caller, v.merchant.as_deref());
+            Some((format!("lottery:{id}"), (clear, v.winners)))
+        })
+        .collect();
+    (core.findings().iter())
+        .filter_map(|f| {
+            let (clear, winners) = lotteries.get(&f.finding.subject)?;
+            let mut out = core.finding_out(f, lang);
+            if !clear {
+                out.message = mask_in(&out.message, winners);
+            }
+            Some(out)
+        })
+        .collect()
 }
 
 /// Which participant a proof is for.

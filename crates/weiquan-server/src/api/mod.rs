@@ -1,11 +1,12 @@
 //! The HTTP routes. Each handler checks the caller's role, then asks the
 //! sequencer (or, for the public log, its reading connection) for what it
 //! needs. One module per resource — `events` (ingest, and weiquan's own acts),
-//! `merchants` (findings, standing, the blacklist), `lotteries`, `log`
+//! `merchants` (findings, standing, the blacklist), `lotteries`, `hosts`, `log`
 //! (proofs, receipts, checkpoint, tiles), `ops` — and the router, its limits
 //! and the OpenAPI document here, in one place.
 
 mod events;
+mod hosts;
 mod log;
 mod lotteries;
 mod merchants;
@@ -98,6 +99,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(lotteries::draw_lottery).layer(DefaultBodyLimit::max(SMALL_BODY_BYTES)),
         )
         .route("/v1/lotteries/{id}/proof", get(lotteries::entry_proof))
+        .route("/v1/hosts/{id}", get(hosts::get_host))
         .route("/log/checkpoint", get(log::get_checkpoint))
         .route("/log/tile/{*path}", get(log::get_tile))
         .route("/openapi.json", get(ops::openapi_json))
@@ -234,7 +236,7 @@ impl utoipa::Modify for ProblemResponses {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "weiquan", description = "Consumer-protection findings over a platform's events, with a tamper-evident log"),
-    paths(events::post_events, merchants::get_findings, lotteries::announce, lotteries::get_lottery, lotteries::close, lotteries::draw_lottery, lotteries::entry_proof, merchants::get_merchant, merchants::get_blacklist, merchants::lift_blacklist, log::inclusion_proof, log::consistency_proof, log::get_receipt, log::get_checkpoint, log::get_tile, ops::healthz, ops::readyz, ops::metrics, ops::openapi_json),
+    paths(events::post_events, merchants::get_findings, lotteries::announce, lotteries::get_lottery, lotteries::close, lotteries::draw_lottery, lotteries::entry_proof, hosts::get_host, merchants::get_merchant, merchants::get_blacklist, merchants::lift_blacklist, log::inclusion_proof, log::consistency_proof, log::get_receipt, log::get_checkpoint, log::get_tile, ops::healthz, ops::readyz, ops::metrics, ops::openapi_json),
     components(schemas(IngestResponse, ItemResult, Problem, merchants::LiftRequest, lotteries::DrawRequest, crate::schemas::ItemOut)),
     modifiers(&SecurityAddon, &ProblemResponses)
 )]
