@@ -20,7 +20,7 @@ mod rulebook;
 mod table;
 mod uscc;
 
-pub use credit::{Blacklisting, Grade, MerchantStanding};
+pub use credit::{Blacklisting, Factor, FactorKind, Grade, GradeChange, MerchantStanding};
 pub use finding::{yuan, Finding, FindingRecord};
 pub use lottery::{HostStanding, HostView, LotteryView};
 pub use rulebook::{Credit, Lang, RuleId, RuleText, Rulebook, RulebookError, Severity, Thresholds, BUILTIN_RULEBOOK};
@@ -53,6 +53,8 @@ pub struct Engine {
     hosts: Table<lottery::Host, HostIx>,
     skus: Table<market::Sku, SkuIx>,
     segments: Table<(), SegmentIx>,
+    /// Merchants whose grade inputs changed while applying the current event.
+    credit_touched: Vec<MerchantIx>,
 }
 
 impl Engine {
@@ -75,6 +77,7 @@ impl Engine {
             hosts: Table::default(),
             skus: Table::default(),
             segments: Table::default(),
+            credit_touched: Vec::new(),
         }
     }
 
@@ -97,6 +100,7 @@ impl Engine {
         self.seq += 1;
         self.dispatch(event);
         self.fire_due();
+        self.review_grades(&event.id);
         std::mem::take(&mut self.out)
     }
 
@@ -161,6 +165,7 @@ impl Engine {
     /// Moves the clock to `to` (if later) and fires the deadlines it passes.
     pub fn advance(&mut self, to: Time) -> Vec<Finding> {
         self.move_clock(to);
+        self.review_grades("clock");
         std::mem::take(&mut self.out)
     }
 
@@ -220,7 +225,7 @@ impl Engine {
             Body::MerchantClosed { merchant, .. } => self.merchant_closed(id, at, merchant),
             Body::MerchantBlacklistLifted { merchant, .. } => {
                 let m = self.merchants.entry(merchant);
-                self.merchants.get_mut(m).credit.lift_blacklist();
+                self.credit_mut(m).lift_blacklist();
             }
             Body::MerchantReopened { merchant } => {
                 let m = self.merchants.entry(merchant);

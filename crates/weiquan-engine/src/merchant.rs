@@ -432,7 +432,7 @@ impl Engine {
                 ord.campaign = ord.campaign.or(c);
             });
             if new_to_merchant {
-                self.merchants.get_mut(m).credit.orders += 1;
+                self.credit_mut(m).orders += 1;
             }
             if self.orders.get(o).campaign.is_none() {
                 let due = at.plus_days(self.rules.thresholds.ship_days);
@@ -456,7 +456,7 @@ impl Engine {
         self.with_order(o, |ord| ord.shipped = true);
         if let Some(m) = m {
             if !late {
-                self.merchants.get_mut(m).credit.shipped_on_time += 1;
+                self.credit_mut(m).shipped_on_time += 1;
             }
         }
         o
@@ -492,7 +492,7 @@ impl Engine {
 
     pub(crate) fn late_shipment(&mut self, merchant: Option<MerchantIx>) {
         if let Some(m) = merchant {
-            self.merchants.get_mut(m).credit.shipped_late += 1;
+            self.credit_mut(m).shipped_late += 1;
         }
     }
 
@@ -594,7 +594,7 @@ impl Engine {
                     conv.replied = true;
                     if let (Some(first), Some(owner)) = (conv.first_message, conv.merchant) {
                         let minutes = (at.unix_ms() - first.unix_ms()).max(0) / 60_000;
-                        self.merchants.get_mut(owner).credit.record_first_reply(minutes);
+                        self.credit_mut(owner).record_first_reply(minutes);
                     }
                 }
             }
@@ -631,7 +631,7 @@ impl Engine {
             cc.filed = Some(id.into());
             cc.merchant = Some(m);
         });
-        self.merchants.get_mut(m).credit.complaints += 1;
+        self.credit_mut(m).complaints += 1;
         let due = at.plus_days(self.rules.thresholds.complaint_response_days);
         self.deadlines.set(due, Due::Mc10Response, c, 0);
     }

@@ -215,7 +215,7 @@ impl Engine {
             ord.presale_mut().deposit.get_or_insert(terms);
         });
         if let (true, Some(m)) = (new_to_merchant, m) {
-            self.merchants.get_mut(m).credit.orders += 1;
+            self.credit_mut(m).orders += 1;
         }
     }
 

@@ -170,6 +170,7 @@ pub struct Credit {
     pub slow_reply_hours: u32,
     pub slow_reply_penalty: f64,
     pub grade_min_scores: [f64; 4],
+    pub min_orders_to_rate: u32,
 }
 
 /// One rule's severity, citation and messages.

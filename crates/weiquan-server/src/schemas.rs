@@ -41,15 +41,59 @@ pub struct FindingsPage {
     pub next_cursor: Option<u64>,
 }
 
-/// A credit grade with its reasons.
+/// A credit grade, every factor behind it, and its history (`docs/credit.md`).
 #[derive(Serialize, ToSchema)]
 pub struct GradeOut {
-    /// `A` (best) to `E`.
-    pub grade: String,
-    /// The 0–100 score behind the letter.
+    /// `A` (best) to `E`; `null`: not rated yet (fewer orders than `min_orders`, and not blacklisted).
+    pub grade: Option<String>,
+    /// Whether it is rated.
+    pub rated: bool,
+    /// The grade in words, in the language asked for.
+    pub summary: String,
+    /// The 0–100 score behind the letter (computed also before a rating).
     pub score: f64,
-    /// What lowered the score, weightiest first.
+    /// Orders so far.
+    pub orders: u32,
+    /// Orders a rating needs (the rulebook's `min_orders_to_rate`).
+    pub min_orders: u32,
+    /// What lowered the score, weightiest first (`blacklisted` first when it is).
     pub reasons: Vec<String>,
+    /// Every factor, with its value and the points it costs.
+    pub factors: Vec<FactorOut>,
+    /// The latest changes of grade, oldest first.
+    pub history: Vec<GradeChangeOut>,
+    /// Earlier changes not kept.
+    pub history_dropped: u64,
+}
+
+/// One factor of a grade.
+#[derive(Serialize, ToSchema)]
+pub struct FactorOut {
+    /// `findings`, `complaints`, `late_shipping` or `slow_reply`.
+    pub factor: String,
+    /// Its value (see `docs/credit.md`): findings weighing now, complaints per 100 orders,
+    /// percent shipped late, the median first reply's bucket in minutes (`-1`: no replies;
+    /// `null`: slower than a day).
+    pub value: Option<f64>,
+    /// Score points it costs.
+    pub points: f64,
+    /// The factor in words.
+    pub message: String,
+}
+
+/// A change of grade and the event that caused it.
+#[derive(Serialize, ToSchema)]
+pub struct GradeChangeOut {
+    /// When (RFC 3339, business time).
+    pub at: String,
+    /// The event whose processing changed it (`clock` for the clock alone).
+    pub event: String,
+    /// The grade before (`null`: not rated yet).
+    pub from: Option<String>,
+    /// The grade after.
+    pub to: Option<String>,
+    /// The score after.
+    pub score: f64,
 }
 
 /// Why a merchant is blacklisted.
@@ -337,14 +381,56 @@ impl FindingOut {
     }
 }
 
-impl From<MerchantStanding> for StandingOut {
-    fn from(s: MerchantStanding) -> StandingOut {
+impl StandingOut {
+    /// A merchant's standing as the API shows it, its words in `lang`.
+    pub fn new(s: MerchantStanding, rules: &weiquan_engine::Rulebook, lang: weiquan_engine::Lang) -> StandingOut {
+        use weiquan_engine::Lang;
+        let g = s.grade;
+        let letter = |c: Option<char>| c.map(String::from);
+        let summary = match (g.grade, lang) {
+            (Some(c), Lang::Zh) => format!("信用等级 {c}（{:.1} 分）", g.score),
+            (Some(c), Lang::En) => format!("grade {c} (score {:.1})", g.score),
+            (None, Lang::Zh) => format!("暂未评级：已有 {} 单，满 {} 单后评级", g.orders, g.min_orders),
+            (None, Lang::En) => format!(
+                "not rated yet: {} of the {} orders a rating needs",
+                g.orders, g.min_orders
+            ),
+        };
+        let factors: Vec<FactorOut> = (g.factors.iter())
+            .map(|f| FactorOut {
+                factor: f.kind.as_str().to_owned(),
+                value: f.value,
+                points: (f.points * 10.0).round() / 10.0,
+                message: f.describe(&rules.credit, lang),
+            })
+            .collect();
+        let mut costly: Vec<&FactorOut> = factors.iter().filter(|f| f.points > 0.0).collect();
+        costly.sort_by(|a, b| b.points.total_cmp(&a.points));
+        let mut reasons: Vec<String> = costly.into_iter().map(|f| f.message.clone()).collect();
+        if s.blacklisted.is_some() {
+            reasons.insert(0, "blacklisted".into());
+        }
         StandingOut {
             merchant: s.merchant,
             grade: GradeOut {
-                grade: s.grade.grade.to_string(),
-                score: s.grade.score,
-                reasons: s.grade.reasons,
+                grade: letter(g.grade),
+                rated: g.grade.is_some(),
+                summary,
+                score: g.score,
+                orders: g.orders,
+                min_orders: g.min_orders,
+                reasons,
+                factors,
+                history: (g.history.into_iter())
+                    .map(|h| GradeChangeOut {
+                        at: h.at.to_string(),
+                        event: h.event.into(),
+                        from: letter(h.from),
+                        to: letter(h.to),
+                        score: h.score,
+                    })
+                    .collect(),
+                history_dropped: g.history_dropped,
             },
             blacklisted: s.blacklisted.map(|b| BlacklistingOut {
                 at: b.at.to_string(),

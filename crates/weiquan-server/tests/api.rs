@@ -937,3 +937,87 @@ async fn a_hosts_page_shows_its_standing_and_its_lotteries_findings_as_their_pag
     );
     server.stop().await;
 }
+
+/// A merchant's grade as a consumer reads it (public): every factor with its
+/// value, points and words in the language asked for, "not rated yet" below
+/// the minimum of orders, and a history whose events are the stream's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merchants_grade_explains_itself_in_both_languages() {
+    let db = Db::sqlite();
+    let server = Server::start(db.config(None)).await;
+    let platform = db.key("platform").await;
+    // The merchants case, and ten orders for m7 (rated then; the others are not).
+    let orders: Vec<String> = (0..10)
+        .map(|i| serde_json::json!({"v": 1, "id": format!("g-o{i}"), "type": "order.placed", "at": "2026-11-20T10:00:00+08:00",
+            "order": format!("g-o{i}"), "merchant": "m7", "consumer": "u1", "sku": "s", "qty": 1, "amount_fen": 100, "payment": "standard"}).to_string())
+        .collect();
+    let text = format!("{}\n{}", case_text("merchants"), orders.join("\n"));
+    server.post_events(&platform, text.clone()).await;
+    let ids: Vec<String> = (text.lines().filter(|l| !l.trim().is_empty()))
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("json")["id"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    let (_, blacklist) = server.call("GET", "/v1/blacklist", Some(&platform), None).await;
+    let mut seen_rated = (false, false);
+    for m in ["m3", "m4", "m5", "m6", "m7", "m8"] {
+        let (status, zh) = server.call("GET", &format!("/v1/merchants/{m}"), None, None).await;
+        if status == 404 {
+            continue;
+        }
+        let (_, en) = server
+            .call("GET", &format!("/v1/merchants/{m}?lang=en"), None, None)
+            .await;
+        let g = &zh["grade"];
+        let kinds: Vec<&str> = g["factors"]
+            .as_array()
+            .expect("factors")
+            .iter()
+            .filter_map(|f| f["factor"].as_str())
+            .collect();
+        assert_eq!(
+            kinds,
+            ["findings", "complaints", "late_shipping", "slow_reply"],
+            "{m}: {g}"
+        );
+        let has_cjk = |s: &str| s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+        for (zf, ef) in g["factors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .zip(en["grade"]["factors"].as_array().into_iter().flatten())
+        {
+            assert!(has_cjk(zf["message"].as_str().unwrap_or("")), "{m}: {zf}");
+            assert!(!has_cjk(ef["message"].as_str().unwrap_or("x")), "{m}: {ef}");
+            assert_eq!(
+                (zf["points"].clone(), zf["value"].clone()),
+                (ef["points"].clone(), ef["value"].clone())
+            );
+        }
+        let orders = g["orders"].as_u64().expect("orders");
+        let blacklisted = blacklist.to_string().contains(&format!("\"merchant\":\"{m}\""));
+        let rated = orders >= g["min_orders"].as_u64().expect("min") || blacklisted;
+        assert_eq!(g["rated"], rated, "{m}: {g}");
+        assert_eq!(g["grade"].is_null(), !rated, "{m}: {g}");
+        if !rated {
+            assert!(
+                en["grade"]["summary"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("not rated yet")),
+                "{en}"
+            );
+        }
+        seen_rated = (seen_rated.0 || rated, seen_rated.1 || !rated);
+        for h in g["history"].as_array().expect("history") {
+            assert!(
+                ids.iter().any(|id| h["event"] == id.as_str()),
+                "{m}: {h} names an event of the stream"
+            );
+        }
+    }
+    assert_eq!(seen_rated, (true, true), "rated and unrated merchants were read");
+    server.stop().await;
+}

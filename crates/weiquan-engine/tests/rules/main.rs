@@ -3,6 +3,7 @@
 //! where it must not. Streams are built with [`Stream`], which fills in `v`,
 //! `id` and the year and offset of times.
 
+mod grades;
 mod lottery;
 mod market;
 mod merchants;

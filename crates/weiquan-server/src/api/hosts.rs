@@ -5,36 +5,26 @@
 //! (salted in the log) and is not shown.
 
 use super::lotteries::public_findings;
-use super::{AppStateRef, LangParam};
+use super::{AppStateRef, LangQuery};
 use crate::auth::Caller;
 use crate::core::Core;
 use crate::problem::{ApiError, Problem};
 use crate::schemas::HostOut;
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use serde::Deserialize;
-
-/// The language of `GET /v1/hosts/{id}`'s findings.
-#[derive(Deserialize, utoipa::IntoParams)]
-pub struct HostQuery {
-    /// Message language: `en`, or Chinese (`zh`, the default, also for any other value).
-    #[serde(default)]
-    #[param(value_type = Option<String>)]
-    lang: LangParam,
-}
 
 /// A live-stream host: its standing in the registry (qualified, never verified,
 /// suspended, not registered) and since when, the latest verification's method,
 /// the lotteries that named it and their findings (public; winners' ids masked
 /// except for the platform, regulators and each lottery's merchant).
 #[utoipa::path(get, path = "/v1/hosts/{id}", tag = "lotteries",
-    params(("id" = String, Path, description = "Host id"), HostQuery),
+    params(("id" = String, Path, description = "Host id"), LangQuery),
     responses((status = 200, description = "The host", body = crate::schemas::HostOut), (status = 404, body = Problem)))]
 pub async fn get_host(
     State(app): AppStateRef,
     caller: Caller,
     Path(id): Path<String>,
-    Query(q): Query<HostQuery>,
+    Query(q): Query<LangQuery>,
 ) -> Result<Json<HostOut>, ApiError> {
     let lang = q.lang.into();
     let out = app

@@ -1,6 +1,6 @@
 //! Findings, merchants' standing, the blacklist and its lifting.
 
-use super::{business_time, ingest_one, AppStateRef, JsonBody, LangParam};
+use super::{business_time, ingest_one, AppStateRef, JsonBody, LangParam, LangQuery};
 use crate::acts::own_id;
 use crate::auth::{Caller, Role};
 use crate::core::Core;
@@ -108,14 +108,18 @@ pub(crate) async fn get_findings(
     Ok(Json(page))
 }
 
-/// A merchant's credit grade and blacklist state (public); its findings for platform, regulator and itself.
-#[utoipa::path(get, path = "/v1/merchants/{id}", tag = "merchants", params(("id" = String, Path, description = "Merchant id")),
-    responses((status = 200, description = "Grade with reasons, blacklist state, and (for those allowed) open findings", body = crate::schemas::MerchantOut), (status = 404, body = Problem)))]
+/// A merchant's credit grade (every factor, its value and the points it costs; "not rated yet" below
+/// the rulebook's minimum of orders; the grade's history) and blacklist state (public); its findings
+/// for platform, regulator and itself.
+#[utoipa::path(get, path = "/v1/merchants/{id}", tag = "merchants", params(("id" = String, Path, description = "Merchant id"), LangQuery),
+    responses((status = 200, description = "Grade with its factors and history, blacklist state, and (for those allowed) open findings", body = crate::schemas::MerchantOut), (status = 404, body = Problem)))]
 pub(crate) async fn get_merchant(
     State(app): AppStateRef,
     caller: Caller,
     Path(id): Path<String>,
+    Query(q): Query<LangQuery>,
 ) -> Result<Json<MerchantOut>, ApiError> {
+    let lang = Lang::from(q.lang);
     let full = caller
         .0
         .as_ref()
@@ -123,12 +127,12 @@ pub(crate) async fn get_merchant(
     let out = app
         .sequencer
         .read(move |core: &mut Core| {
-            let standing = core.engine().standing(&id)?.into();
+            let standing = StandingOut::new(core.engine().standing(&id)?, core.rules(), lang);
             let findings = full.then(|| {
                 core.findings()
                     .iter()
                     .filter(|f| f.finding.merchant.as_deref() == Some(id.as_str()))
-                    .map(|f| core.finding_out(f, Lang::Zh))
+                    .map(|f| core.finding_out(f, lang))
                     .collect()
             });
             Some(MerchantOut { standing, findings })
@@ -139,17 +143,22 @@ pub(crate) async fn get_merchant(
 }
 
 /// Blacklisted merchants with the findings behind each.
-#[utoipa::path(get, path = "/v1/blacklist", tag = "merchants", responses((status = 200, description = "Blacklisted merchants", body = crate::schemas::BlacklistOut), (status = 401, body = Problem), (status = 403, body = Problem)), security(("api_key" = [])))]
-pub(crate) async fn get_blacklist(State(app): AppStateRef, caller: Caller) -> Result<Json<BlacklistOut>, ApiError> {
+#[utoipa::path(get, path = "/v1/blacklist", tag = "merchants", params(LangQuery), responses((status = 200, description = "Blacklisted merchants", body = crate::schemas::BlacklistOut), (status = 401, body = Problem), (status = 403, body = Problem)), security(("api_key" = [])))]
+pub(crate) async fn get_blacklist(
+    State(app): AppStateRef,
+    caller: Caller,
+    Query(q): Query<LangQuery>,
+) -> Result<Json<BlacklistOut>, ApiError> {
     caller.require("read the blacklist", Role::reads_all)?;
+    let lang = Lang::from(q.lang);
     let list = app
         .sequencer
-        .read(|core: &mut Core| {
+        .read(move |core: &mut Core| {
             core.engine()
                 .standings()
                 .into_iter()
                 .filter(|s| s.blacklisted.is_some())
-                .map(StandingOut::from)
+                .map(|s| StandingOut::new(s, core.rules(), lang))
                 .collect()
         })
         .await?;

@@ -137,6 +137,15 @@ pub(crate) enum LangParam {
     Zh,
 }
 
+/// A route's only query value: the language of its words.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+pub(crate) struct LangQuery {
+    /// Message language: `en`, or Chinese (`zh`, the default, also for any other value).
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    pub lang: LangParam,
+}
+
 impl From<LangParam> for Lang {
     fn from(l: LangParam) -> Lang {
         match l {
