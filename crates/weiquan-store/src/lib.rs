@@ -19,7 +19,7 @@ pub use weiquan_ledger::{LogStore, Private, PrivateRow, StoreError, StoreErrorKi
 
 /// The version of the database schema this build writes. Opening a database
 /// at an older version upgrades it; a newer one is refused.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// The schema, one step per version, for both stores: `{int}` is a 64-bit
 /// integer type, `{blob}` a byte string, `{if_not_exists}` what the dialect
@@ -79,6 +79,25 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
          leaf_values = (SELECT p.leaf_values FROM leaf_private p WHERE p.leaf = ledger_leaves.idx)
      WHERE idx IN (SELECT leaf FROM leaf_private);
      DROP TABLE leaf_private;",
+    // 5: the outbox of instructions weiquan delivers to the platform (a
+    // consumer's pay-later switch-off), kept after delivery as the record of
+    // its acknowledgement. Only undelivered rows are looked up by time.
+    "CREATE TABLE IF NOT EXISTS outbox (
+         id TEXT PRIMARY KEY,
+         pseudonym TEXT NOT NULL,
+         actor_key TEXT,
+         body {blob} NOT NULL,
+         created_ms {int} NOT NULL,
+         recorded {int} NOT NULL,
+         attempts {int} NOT NULL,
+         next_ms {int} NOT NULL,
+         delivered_ms {int},
+         status {int},
+         last_error TEXT,
+         overdue {int} NOT NULL
+     );
+     CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_ms) WHERE delivered_ms IS NULL;
+     CREATE INDEX IF NOT EXISTS outbox_pseudonym ON outbox (pseudonym);",
 ];
 
 /// The SQL of migration steps `after+1..=SCHEMA_VERSION` in one dialect, with each step's number.
@@ -219,6 +238,53 @@ fn digest_of(bytes: &[u8]) -> [u8; 32] {
     d
 }
 
+/// An instruction weiquan delivers to the platform through its outbox (at
+/// least once, idempotent by `id`), and what became of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Instruction {
+    /// Its id: also the id of the event that records it, and the
+    /// `X-Weiquan-Id` the platform deduplicates by.
+    pub id: String,
+    /// The pseudonym of the consumer it acts for (erasure finds it by this).
+    pub pseudonym: String,
+    /// The id of the key that asked for it.
+    pub actor_key: Option<String>,
+    /// What is delivered: a JSON object.
+    pub body: Vec<u8>,
+    /// When it was made (ms since the Unix epoch, wall clock).
+    pub created_ms: i64,
+    /// Whether its event is durable in the log.
+    pub recorded: bool,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// The next attempt is due at (ms).
+    pub next_ms: i64,
+    /// When the platform acknowledged it (a 2xx answer), if it has.
+    pub delivered_ms: Option<i64>,
+    /// The HTTP status of the acknowledgement, or of the last failed attempt.
+    pub status: Option<u16>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// Whether weiquan recorded that the platform let it go unacknowledged too long.
+    pub overdue: bool,
+}
+
+/// The outbox: instructions for the platform, kept until and after they are acknowledged.
+pub trait Outbox {
+    /// Adds an instruction (an id that exists is a conflict).
+    fn outbox_put(&mut self, i: &Instruction) -> Result<(), StoreError>;
+    /// Writes back an instruction's state (everything but its id, consumer, body and creation).
+    fn outbox_update(&mut self, i: &Instruction) -> Result<(), StoreError>;
+    /// Up to `limit` undelivered instructions due at `now_ms`, earliest first.
+    fn outbox_due(&mut self, now_ms: i64, limit: u32) -> Result<Vec<Instruction>, StoreError>;
+    /// The instructions for the consumer with this pseudonym, oldest first.
+    fn outbox_of(&mut self, pseudonym: &str) -> Result<Vec<Instruction>, StoreError>;
+}
+
+/// The columns of `outbox`, in [`Instruction`]'s order.
+const OUTBOX_COLUMNS: &str =
+    "id, pseudonym, actor_key, body, created_ms, recorded, attempts, next_ms, delivered_ms, status, last_error, overdue";
+
 /// Draw seeds weiquan holds for merchants until their lottery is drawn.
 pub trait LotterySeeds {
     /// Keeps `seed` for `lottery` (an existing one is an error: a commitment is made once).
@@ -242,13 +308,18 @@ pub trait PrivateData {
     /// `Ok(Some(None))` if erased.
     fn consumer_id(&mut self, pseudonym: &str) -> Result<Option<Option<String>>, StoreError>;
     /// The secret key consumer pseudonyms are derived with, made on first use.
-    fn pseudonym_key(&mut self) -> Result<[u8; 32], StoreError>;
+    fn pseudonym_key(&mut self) -> Result<[u8; 32], StoreError> {
+        self.secret("pseudonym_key")
+    }
+    /// The 32-byte secret `name`, made on first use (two processes opening
+    /// one new database agree on one).
+    fn secret(&mut self, name: &str) -> Result<[u8; 32], StoreError>;
 }
 
 /// Everything a server keeps in its database: the ledger and its private
 /// side, API keys, held draw seeds.
-pub trait Backend: LogStore + PrivateData + ApiKeys + LotterySeeds + Send {}
-impl<T: LogStore + PrivateData + ApiKeys + LotterySeeds + Send> Backend for T {}
+pub trait Backend: LogStore + PrivateData + ApiKeys + LotterySeeds + Outbox + Send {}
+impl<T: LogStore + PrivateData + ApiKeys + LotterySeeds + Outbox + Send> Backend for T {}
 
 /// A [`Backend`] shared by the thread that stages batches and the one that
 /// writes them (lock it with [`weiquan_ledger::lock`]).

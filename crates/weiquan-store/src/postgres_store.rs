@@ -297,6 +297,8 @@ impl crate::PrivateData for PgStore {
             &[&pseudonym],
         )
         .map_err(err("erasing a consumer's id"))?;
+        tx.execute("DELETE FROM outbox WHERE pseudonym = $1", &[&pseudonym])
+            .map_err(err("erasing a consumer's instructions"))?;
         let n = tx
             .execute(
                 "UPDATE ledger_leaves SET salt = NULL, leaf_values = NULL WHERE consumer = $1 AND salt IS NOT NULL",
@@ -315,24 +317,112 @@ impl crate::PrivateData for PgStore {
         Ok(row.map(|r| r.get(0)))
     }
 
-    fn pseudonym_key(&mut self) -> Result<[u8; 32], StoreError> {
+    fn secret(&mut self, name: &str) -> Result<[u8; 32], StoreError> {
         // ON CONFLICT DO NOTHING then read: two servers opening one new schema agree on one key.
         self.client
             .execute(
-                "INSERT INTO secrets (name, value) VALUES ('pseudonym_key', $1) ON CONFLICT (name) DO NOTHING",
-                &[&&crate::new_secret()[..]],
+                "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                &[&name, &&crate::new_secret()[..]],
             )
-            .map_err(err("making the pseudonym key"))?;
+            .map_err(err("making a secret"))?;
         let row = self
             .client
-            .query_one("SELECT value FROM secrets WHERE name = 'pseudonym_key'", &[])
-            .map_err(err("reading the pseudonym key"))?;
+            .query_one("SELECT value FROM secrets WHERE name = $1", &[&name])
+            .map_err(err("reading a secret"))?;
         crate::bytes32(Some(row.get(0))).ok_or_else(|| {
             StoreError::of_kind(
                 StoreErrorKind::Corrupt,
-                "reading the pseudonym key",
-                "it is not 32 bytes",
+                "reading a secret",
+                format!("`{name}` is not 32 bytes"),
             )
         })
+    }
+}
+
+fn instruction_of(r: &postgres::Row) -> crate::Instruction {
+    crate::Instruction {
+        id: r.get(0),
+        pseudonym: r.get(1),
+        actor_key: r.get(2),
+        body: r.get(3),
+        created_ms: r.get(4),
+        recorded: r.get::<_, i64>(5) != 0,
+        attempts: u32::try_from(r.get::<_, i64>(6)).unwrap_or(u32::MAX),
+        next_ms: r.get(7),
+        delivered_ms: r.get(8),
+        status: r.get::<_, Option<i64>>(9).and_then(|s| u16::try_from(s).ok()),
+        last_error: r.get(10),
+        overdue: r.get::<_, i64>(11) != 0,
+    }
+}
+
+impl crate::Outbox for PgStore {
+    fn outbox_put(&mut self, i: &crate::Instruction) -> Result<(), StoreError> {
+        self.client
+            .execute(
+                &format!(
+                    "INSERT INTO outbox ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    crate::OUTBOX_COLUMNS
+                ),
+                &[
+                    &i.id,
+                    &i.pseudonym,
+                    &i.actor_key,
+                    &i.body,
+                    &i.created_ms,
+                    &i64::from(i.recorded),
+                    &i64::from(i.attempts),
+                    &i.next_ms,
+                    &i.delivered_ms,
+                    &i.status.map(i64::from),
+                    &i.last_error,
+                    &i64::from(i.overdue),
+                ],
+            )
+            .map(|_| ())
+            .map_err(err("keeping an instruction for the platform"))
+    }
+
+    fn outbox_update(&mut self, i: &crate::Instruction) -> Result<(), StoreError> {
+        self.client
+            .execute(
+                "UPDATE outbox SET recorded = $2, attempts = $3, next_ms = $4, delivered_ms = $5, status = $6,
+                 last_error = $7, overdue = $8 WHERE id = $1",
+                &[
+                    &i.id,
+                    &i64::from(i.recorded),
+                    &i64::from(i.attempts),
+                    &i.next_ms,
+                    &i.delivered_ms,
+                    &i.status.map(i64::from),
+                    &i.last_error,
+                    &i64::from(i.overdue),
+                ],
+            )
+            .map(|_| ())
+            .map_err(err("updating an instruction for the platform"))
+    }
+
+    fn outbox_due(&mut self, now_ms: i64, limit: u32) -> Result<Vec<crate::Instruction>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM outbox WHERE delivered_ms IS NULL AND next_ms <= $1 ORDER BY next_ms, id LIMIT $2",
+            crate::OUTBOX_COLUMNS
+        );
+        let rows = (self.client)
+            .query(&sql, &[&now_ms, &i64::from(limit)])
+            .map_err(err("reading the outbox"))?;
+        Ok(rows.iter().map(instruction_of).collect())
+    }
+
+    fn outbox_of(&mut self, pseudonym: &str) -> Result<Vec<crate::Instruction>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM outbox WHERE pseudonym = $1 ORDER BY created_ms, id",
+            crate::OUTBOX_COLUMNS
+        );
+        let rows = self
+            .client
+            .query(&sql, &[&pseudonym])
+            .map_err(err("reading the outbox"))?;
+        Ok(rows.iter().map(instruction_of).collect())
     }
 }

@@ -511,6 +511,8 @@ impl crate::PrivateData for SqliteStore {
             [pseudonym],
         )
         .map_err(err("erasing a consumer's id"))?;
+        tx.execute("DELETE FROM outbox WHERE pseudonym = ?1", [pseudonym])
+            .map_err(err("erasing a consumer's instructions"))?;
         let n = tx
             .execute(
                 "UPDATE ledger_leaves SET salt = NULL, leaf_values = NULL WHERE consumer = ?1 AND salt IS NOT NULL",
@@ -533,26 +535,113 @@ impl crate::PrivateData for SqliteStore {
             .map_err(err("reading a consumer's id"))
     }
 
-    fn pseudonym_key(&mut self) -> Result<[u8; 32], StoreError> {
+    fn secret(&mut self, name: &str) -> Result<[u8; 32], StoreError> {
         // INSERT OR IGNORE then read: two processes opening one new database agree on one key.
         self.conn
             .execute(
-                "INSERT OR IGNORE INTO secrets (name, value) VALUES ('pseudonym_key', ?1)",
-                [&crate::new_secret()[..]],
+                "INSERT OR IGNORE INTO secrets (name, value) VALUES (?1, ?2)",
+                params![name, &crate::new_secret()[..]],
             )
-            .map_err(err("making the pseudonym key"))?;
+            .map_err(err("making a secret"))?;
         let key: Vec<u8> = self
             .conn
-            .query_row("SELECT value FROM secrets WHERE name = 'pseudonym_key'", [], |r| {
-                r.get(0)
-            })
-            .map_err(err("reading the pseudonym key"))?;
+            .query_row("SELECT value FROM secrets WHERE name = ?1", [name], |r| r.get(0))
+            .map_err(err("reading a secret"))?;
         crate::bytes32(Some(key)).ok_or_else(|| {
             StoreError::of_kind(
                 StoreErrorKind::Corrupt,
-                "reading the pseudonym key",
-                "it is not 32 bytes",
+                "reading a secret",
+                format!("`{name}` is not 32 bytes"),
             )
         })
+    }
+}
+
+fn instruction_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<crate::Instruction> {
+    Ok(crate::Instruction {
+        id: r.get(0)?,
+        pseudonym: r.get(1)?,
+        actor_key: r.get(2)?,
+        body: r.get(3)?,
+        created_ms: r.get(4)?,
+        recorded: r.get(5)?,
+        attempts: r.get(6)?,
+        next_ms: r.get(7)?,
+        delivered_ms: r.get(8)?,
+        status: r.get(9)?,
+        last_error: r.get(10)?,
+        overdue: r.get(11)?,
+    })
+}
+
+impl crate::Outbox for SqliteStore {
+    fn outbox_put(&mut self, i: &crate::Instruction) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                &format!(
+                    "INSERT INTO outbox ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    crate::OUTBOX_COLUMNS
+                ),
+                params![
+                    i.id,
+                    i.pseudonym,
+                    i.actor_key,
+                    i.body,
+                    i.created_ms,
+                    i.recorded,
+                    i.attempts,
+                    i.next_ms,
+                    i.delivered_ms,
+                    i.status,
+                    i.last_error,
+                    i.overdue
+                ],
+            )
+            .map(|_| ())
+            .map_err(err("keeping an instruction for the platform"))
+    }
+
+    fn outbox_update(&mut self, i: &crate::Instruction) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET recorded = ?2, attempts = ?3, next_ms = ?4, delivered_ms = ?5, status = ?6,
+                 last_error = ?7, overdue = ?8 WHERE id = ?1",
+                params![
+                    i.id,
+                    i.recorded,
+                    i.attempts,
+                    i.next_ms,
+                    i.delivered_ms,
+                    i.status,
+                    i.last_error,
+                    i.overdue
+                ],
+            )
+            .map(|_| ())
+            .map_err(err("updating an instruction for the platform"))
+    }
+
+    fn outbox_due(&mut self, now_ms: i64, limit: u32) -> Result<Vec<crate::Instruction>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM outbox WHERE delivered_ms IS NULL AND next_ms <= ?1 ORDER BY next_ms, id LIMIT ?2",
+            crate::OUTBOX_COLUMNS
+        );
+        let mut q = self.conn.prepare_cached(&sql).map_err(err("reading the outbox"))?;
+        let rows = q
+            .query_map(params![now_ms, limit], instruction_of)
+            .map_err(err("reading the outbox"))?;
+        rows.collect::<Result<_, _>>().map_err(err("reading the outbox"))
+    }
+
+    fn outbox_of(&mut self, pseudonym: &str) -> Result<Vec<crate::Instruction>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM outbox WHERE pseudonym = ?1 ORDER BY created_ms, id",
+            crate::OUTBOX_COLUMNS
+        );
+        let mut q = self.conn.prepare_cached(&sql).map_err(err("reading the outbox"))?;
+        let rows = q
+            .query_map([pseudonym], instruction_of)
+            .map_err(err("reading the outbox"))?;
+        rows.collect::<Result<_, _>>().map_err(err("reading the outbox"))
     }
 }

@@ -434,3 +434,82 @@ fn staged_appends_are_written_in_order_and_forgotten_on_reload() {
         assert!(reopened.inclusion_proof(3, 4).is_ok(), "{name}");
     }
 }
+
+/// The outbox, on both stores: an instruction is kept, comes due, is updated
+/// (attempts, acknowledgement) and leaves the due list once delivered; an id
+/// is taken once; erasure removes a consumer's instructions; secrets are
+/// made once and are distinct by name.
+#[test]
+fn the_outbox_keeps_instructions_until_and_after_they_are_delivered() {
+    use weiquan_store::Instruction;
+    for (name, b) in backends() {
+        let mut store = b.open_backend();
+        let make = |id: &str, pseudonym: &str, next_ms: i64| Instruction {
+            id: id.into(),
+            pseudonym: pseudonym.into(),
+            actor_key: Some("k1".into()),
+            body: br#"{"instruction":"bnpl.disable"}"#.to_vec(),
+            created_ms: 1_000,
+            recorded: false,
+            attempts: 0,
+            next_ms,
+            delivered_ms: None,
+            status: None,
+            last_error: None,
+            overdue: false,
+        };
+        store.outbox_put(&make("i1", "ps:a", 2_000)).expect("put");
+        store.outbox_put(&make("i2", "ps:b", 5_000)).expect("put");
+        let again = store
+            .outbox_put(&make("i1", "ps:a", 9))
+            .expect_err("an id is taken once");
+        assert_eq!(again.kind, StoreErrorKind::Conflict, "{name}");
+        assert_eq!(store.outbox_due(1_999, 10).expect("due"), [], "{name}: nothing due yet");
+        let due = store.outbox_due(5_000, 10).expect("due");
+        assert_eq!(
+            due.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+            ["i1", "i2"],
+            "{name}"
+        );
+        assert_eq!(due[0], make("i1", "ps:a", 2_000), "{name}: read back as written");
+        let mut tried = due[0].clone();
+        (
+            tried.recorded,
+            tried.attempts,
+            tried.next_ms,
+            tried.status,
+            tried.last_error,
+        ) = (true, 1, 7_000, Some(503), Some("unavailable".into()));
+        store.outbox_update(&tried).expect("update");
+        assert_eq!(
+            store.outbox_due(5_000, 10).expect("due").len(),
+            1,
+            "{name}: i1 waits for its retry"
+        );
+        let mut done = tried.clone();
+        (done.attempts, done.delivered_ms, done.status, done.overdue) = (2, Some(7_100), Some(200), true);
+        store.outbox_update(&done).expect("update");
+        assert_eq!(
+            store.outbox_due(i64::MAX, 10).expect("due").len(),
+            1,
+            "{name}: delivered leaves the list"
+        );
+        assert_eq!(
+            store.outbox_of("ps:a").expect("of"),
+            [done],
+            "{name}: and stays on record"
+        );
+        store.erase_consumer("ps:b").expect("erase");
+        assert_eq!(
+            store.outbox_of("ps:b").expect("of"),
+            [],
+            "{name}: erasure removes instructions"
+        );
+        let (a, b2) = (
+            store.secret("webhook_key").expect("secret"),
+            store.secret("webhook_key").expect("again"),
+        );
+        assert_eq!(a, b2, "{name}: made once");
+        assert_ne!(a, store.pseudonym_key().expect("key"), "{name}: distinct by name");
+    }
+}
