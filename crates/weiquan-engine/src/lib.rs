@@ -23,6 +23,7 @@ mod uscc;
 pub use credit::{Blacklisting, Factor, FactorKind, Grade, GradeChange, MerchantStanding};
 pub use finding::{yuan, Finding, FindingRecord};
 pub use lottery::{HostStanding, HostView, LotteryView};
+pub use market::PayLaterView;
 pub use rulebook::{Credit, Lang, RuleId, RuleText, Rulebook, RulebookError, Severity, Thresholds, BUILTIN_RULEBOOK};
 pub use uscc::is_valid_uscc;
 
@@ -55,6 +56,8 @@ pub struct Engine {
     segments: Table<(), SegmentIx>,
     /// Merchants whose grade inputs changed while applying the current event.
     credit_touched: Vec<MerchantIx>,
+    /// Pay-later switches by consumer (`bnpl.*`), for the consumer's registry.
+    paylater: rustc_hash::FxHashMap<Box<str>, Vec<market::PayLaterView>>,
 }
 
 impl Engine {
@@ -78,6 +81,7 @@ impl Engine {
             skus: Table::default(),
             segments: Table::default(),
             credit_touched: Vec::new(),
+            paylater: Default::default(),
         }
     }
 

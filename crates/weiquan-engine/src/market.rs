@@ -193,6 +193,7 @@ impl Engine {
     }
 
     pub(crate) fn bnpl(&mut self, id: &str, at: Time, body: &Body) {
+        self.paylater_registry(id, at, body);
         let max_steps = self.rules.thresholds.bnpl_max_cancel_steps;
         let mut fired: Vec<(RuleId, Vec<(&'static str, String)>)> = Vec::new();
         let consumer = match body {
@@ -249,5 +250,78 @@ impl Engine {
                 facts,
             );
         }
+    }
+}
+
+/// A consumer's pay-later (先用后付) with one provider, as `bnpl.*` events left it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PayLaterView {
+    /// The provider.
+    pub provider: String,
+    /// Whether it is on.
+    pub enabled: bool,
+    /// Since when it is on or off (the event that switched it).
+    pub since: Time,
+    /// The event that switched it so.
+    pub event: String,
+    /// How it was switched on, the last time it was: the consent (`explicit`,
+    /// `preselected`, `bundled`) and whether the consumer's identity was verified.
+    pub consent: Option<(&'static str, bool)>,
+    /// How many steps the last switch-off took.
+    pub steps: Option<u32>,
+    /// Attempts to switch it off that failed.
+    pub cancel_failed: u32,
+}
+
+impl Engine {
+    /// Keeps the registry a consumer reads: the latest switch by business time wins
+    /// (a switch dated before the one in effect arrived late and changes nothing).
+    fn paylater_registry(&mut self, id: &str, at: Time, body: &Body) {
+        let (consumer, provider) = match body {
+            Body::BnplEnabled { consumer, provider, .. }
+            | Body::BnplDisabled { consumer, provider, .. }
+            | Body::BnplCancelFailed { consumer, provider, .. } => (consumer, provider),
+            _ => return,
+        };
+        let entries = self.paylater.entry((**consumer).into()).or_default();
+        let i = match entries.iter().position(|p| p.provider == **provider) {
+            Some(i) => i,
+            None => {
+                entries.push(PayLaterView {
+                    provider: provider.to_string(),
+                    enabled: false,
+                    since: at,
+                    event: id.into(),
+                    consent: None,
+                    steps: None,
+                    cancel_failed: 0,
+                });
+                entries.len() - 1
+            }
+        };
+        let p = &mut entries[i];
+        let current = at >= p.since;
+        match body {
+            Body::BnplEnabled {
+                consent,
+                identity_verified,
+                ..
+            } if current => {
+                (p.enabled, p.since, p.event) = (true, at, id.into());
+                p.consent = Some((consent.as_str(), *identity_verified));
+            }
+            Body::BnplDisabled { steps, .. } if current => {
+                (p.enabled, p.since, p.event, p.steps) = (false, at, id.into(), Some(*steps));
+            }
+            Body::BnplCancelFailed { .. } => p.cancel_failed += 1,
+            _ => {}
+        }
+    }
+
+    /// A consumer's pay-later, provider by provider (in provider order); empty if none.
+    pub fn paylater(&self, consumer: &str) -> Vec<PayLaterView> {
+        let mut out = self.paylater.get(consumer).cloned().unwrap_or_default();
+        out.sort_by(|a, b| a.provider.cmp(&b.provider));
+        out
     }
 }

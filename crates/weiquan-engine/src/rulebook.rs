@@ -146,6 +146,7 @@ pub struct Thresholds {
     pub no_reason_return_days: u32,
     pub complaint_response_days: u32,
     pub bnpl_max_cancel_steps: u32,
+    pub bnpl_ack_hours: f64,
     pub reference_window_days: u32,
     pub host_registry_required: bool,
     pub quote_tolerance_percent: f64,

@@ -89,6 +89,13 @@ pub fn may_submit(role: &Role, id: &str, body: &Body) -> Result<(), Refusal> {
             "only a regulator lifts a blacklist, through POST /v1/blacklist/{merchant}/lift; it cannot be submitted as an event",
         )),
         (Role::Platform, _) => Ok(()),
+        // A consumer switches their own pay-later off, in one step, through
+        // POST /v1/paylater/{provider}/disable (their key may post nowhere else).
+        (Role::Consumer(me), Body::BnplDisabled { consumer, steps: 1, .. }) if **consumer == **me => Ok(()),
+        (Role::Consumer(_), Body::BnplDisabled { .. }) => Err(refuse(
+            "consumer",
+            "a consumer switches off only their own pay-later, in one step, through POST /v1/paylater/{provider}/disable",
+        )),
         (other, _) => Err(refuse(
             "type",
             format!("a {} key may not submit events", other.as_string()),

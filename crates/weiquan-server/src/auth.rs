@@ -193,6 +193,8 @@ fn poster(path: &str) -> Option<fn(&Role) -> bool> {
         Some(|r| *r == Role::Platform)
     } else if path.starts_with("/v1/blacklist/") && path.ends_with("/lift") {
         Some(|r| *r == Role::Regulator)
+    } else if path.starts_with("/v1/paylater/") && path.ends_with("/disable") {
+        Some(|r| matches!(r, Role::Consumer(_)))
     } else {
         None
     }

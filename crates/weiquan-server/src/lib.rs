@@ -14,6 +14,7 @@ pub mod fuzzing;
 mod listen;
 mod metrics;
 mod nats;
+mod paylater;
 mod problem;
 pub mod schemas;
 mod sequencer;
@@ -23,6 +24,7 @@ pub use auth::{new_key, Role, KEY_CACHE_TTL};
 pub use core::ItemResult;
 pub use listen::ConnLimits;
 pub use nats::stream_name;
+pub use paylater::{signature, Payload, Webhook, ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 pub use problem::Problem;
 
 use anyhow::{Context, Result};
@@ -114,6 +116,9 @@ pub struct Config {
     pub max_future_ms: Option<i64>,
     /// Header timeout, connection cap and shutdown grace of the HTTP listener.
     pub limits: ConnLimits,
+    /// Where consumers' pay-later switch-offs are delivered (`None`: kept in
+    /// the outbox until one is configured, and overdue after the rulebook's time).
+    pub webhook: Option<Webhook>,
 }
 
 /// Shared by every handler.
@@ -131,6 +136,12 @@ pub struct AppState {
     /// Reads of the public log, beside the sequencer.
     log: Arc<LogReads>,
     metrics: Arc<metrics::Metrics>,
+    /// The outbox of instructions for the platform.
+    pub(crate) outbox: paylater::OutboxStore,
+    /// Wakes the delivery task when an instruction is added.
+    pub(crate) outbox_wake: tokio::sync::Notify,
+    /// The rulebook's `bnpl_ack_hours`.
+    pub(crate) ack_hours: f64,
 }
 
 /// A running service: its state and the sequencer thread.
@@ -139,6 +150,7 @@ pub struct Service {
     pub state: Arc<AppState>,
     sequencer: std::thread::JoinHandle<()>,
     limits: ConnLimits,
+    webhook: Option<Webhook>,
 }
 
 /// Opens the database, creates the signing key if needed, replays the ledger
@@ -196,11 +208,15 @@ fn start_blocking(cfg: &Config) -> Result<Service> {
             reader: std::sync::Mutex::new(None),
         }),
         metrics,
+        outbox: paylater::OutboxStore::new(cfg.db.clone()),
+        outbox_wake: tokio::sync::Notify::new(),
+        ack_hours: cfg.rules.thresholds.bnpl_ack_hours,
     });
     Ok(Service {
         state,
         sequencer: handle,
         limits: cfg.limits,
+        webhook: cfg.webhook.clone(),
     })
 }
 
@@ -223,10 +239,12 @@ impl Service {
             Some((url, subject)) => Some(tokio::spawn(nats::consume(url, subject, self.state.clone()))),
             None => None,
         };
+        let outbox_task = tokio::spawn(paylater::deliver(self.state.clone(), self.webhook.clone()));
         listen::serve(listener, router, self.limits, shutdown).await;
         if let Some(t) = nats_task {
             t.abort();
         }
+        outbox_task.abort();
         let Service { state, sequencer, .. } = self;
         drop(state);
         tokio::task::spawn_blocking(move || sequencer.join()).await.ok();

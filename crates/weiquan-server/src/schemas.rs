@@ -318,6 +318,70 @@ pub struct HostOut {
     pub findings: Vec<FindingOut>,
 }
 
+/// `GET /v1/paylater`.
+#[derive(Serialize, ToSchema)]
+pub struct PayLaterOut {
+    /// The consumer, by the platform's id.
+    pub consumer: String,
+    /// Pay-later per provider, in provider order.
+    pub providers: Vec<ProviderOut>,
+    /// Switch-off instructions weiquan delivered (or is delivering) to the platform, oldest first.
+    pub instructions: Vec<InstructionOut>,
+}
+
+/// A consumer's pay-later with one provider.
+#[derive(Serialize, ToSchema)]
+pub struct ProviderOut {
+    /// The provider.
+    pub provider: String,
+    /// Whether it is on.
+    pub enabled: bool,
+    /// Since when it is on or off (RFC 3339, business time).
+    pub since: String,
+    /// The event that switched it so.
+    pub event: String,
+    /// How it was switched on, the last time it was: `explicit`, `preselected` or `bundled`.
+    pub consent: Option<String>,
+    /// Whether the consumer's identity was verified when it was switched on.
+    pub identity_verified: Option<bool>,
+    /// How many steps the last switch-off took.
+    pub steps: Option<u32>,
+    /// Attempts to switch it off that failed.
+    pub cancel_failed: u32,
+}
+
+/// A switch-off instruction for the platform, and what became of it.
+#[derive(Serialize, ToSchema)]
+pub struct InstructionOut {
+    /// Its id (also the id of its `bnpl.disabled` in the log, and `X-Weiquan-Id` for the platform).
+    pub id: String,
+    /// The provider to switch off.
+    pub provider: String,
+    /// When the consumer asked (RFC 3339, wall clock).
+    pub requested_at: String,
+    /// Whether its event is in the log.
+    pub recorded: bool,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// When the platform acknowledged it (`null`: not yet).
+    pub acknowledged_at: Option<String>,
+    /// The HTTP status of the acknowledgement or of the last failed attempt.
+    pub status: Option<u16>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// Whether the platform let it go unacknowledged past the rulebook's time (BN-04 recorded).
+    pub overdue: bool,
+}
+
+/// `POST /v1/paylater/{provider}/disable`.
+#[derive(Serialize, ToSchema)]
+pub struct DisabledOut {
+    /// The instruction.
+    pub instruction: InstructionOut,
+    /// Leaf index of the consumer's `bnpl.disabled` (`null` when this answers an earlier request).
+    pub index: Option<u64>,
+}
+
 /// `GET /v1/lotteries/{id}/proof`.
 #[derive(Serialize, ToSchema)]
 pub struct EntryProofOut {

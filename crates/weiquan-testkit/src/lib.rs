@@ -1,11 +1,13 @@
 //! What weiquan's test suites share, as a crate (a dev-dependency of each
 //! crate whose tests use it): whether PostgreSQL and NATS are here, what an
-//! example case requires, and where the workspace is.
+//! example case requires, a platform's webhook receiver, and where the
+//! workspace is.
 
 use std::path::PathBuf;
 
 pub mod expected;
 pub mod services;
+pub mod webhook;
 
 pub use expected::{expected, expected_file, pairs};
 pub use services::{available, nats_available, pg_url, postgres_available};

@@ -229,6 +229,13 @@ pub struct ServeArgs {
     /// so that one mistyped year cannot fire every deadline; 0 turns it off [default: 24].
     #[arg(long, env = "WEIQUAN_MAX_FUTURE_HOURS", value_name = "HOURS")]
     pub max_future_hours: Option<u32>,
+    /// Deliver consumers' pay-later switch-offs to this platform URL (POST, JSON,
+    /// signed: see README, "Pay-later switch-off"); without it they wait in the outbox.
+    #[arg(long, env = "WEIQUAN_PAYLATER_WEBHOOK", value_name = "URL")]
+    pub paylater_webhook: Option<String>,
+    /// File holding the secret the webhook's HMAC-SHA-256 signatures use (shared with the platform).
+    #[arg(long, env = "WEIQUAN_PAYLATER_SECRET_FILE", value_name = "FILE")]
+    pub paylater_secret_file: Option<PathBuf>,
     /// A TOML file with any of the options above.
     #[arg(long, env = "WEIQUAN_CONFIG", value_name = "FILE")]
     #[serde(skip)]

@@ -195,3 +195,58 @@ fn bn05_terms_hidden() {
     )
     .fires_any("BN-05"));
 }
+
+/// A consumer's pay-later registry: per provider, on or off, since when and
+/// by which event, how it was switched on; a switch that arrives late (dated
+/// before the one in effect) changes nothing; failed cancels are counted.
+#[test]
+fn the_paylater_registry_says_per_provider_whether_it_is_on_since_when_and_how() {
+    let on = |provider: &str, consent: &str| json!({"consumer": "u1", "provider": provider, "consent": consent, "identity_verified": consent == "explicit"});
+    let s = crate::Stream::new()
+        .ev("bnpl.enabled", "11-01 10:00", on("huabei", "bundled"))
+        .ev("bnpl.enabled", "11-02 10:00", on("yue", "explicit"))
+        .ev(
+            "bnpl.disabled",
+            "11-03 10:00",
+            json!({"consumer": "u1", "provider": "yue", "steps": 1}),
+        )
+        // Late: dated before the switch-off in effect.
+        .ev("bnpl.enabled", "11-02 12:00", on("yue", "explicit"))
+        .ev(
+            "bnpl.cancel_failed",
+            "11-04 10:00",
+            json!({"consumer": "u1", "provider": "huabei"}),
+        );
+    let (_, engine) = s.run_with_engine();
+    let reg = engine.paylater("u1");
+    let at = |short: &str| weiquan_events::Time::parse(&crate::t(short)).expect("time");
+    assert_eq!(reg.len(), 2);
+    let (huabei, yue) = (&reg[0], &reg[1]);
+    assert_eq!(
+        (
+            huabei.provider.as_str(),
+            huabei.enabled,
+            huabei.since,
+            huabei.event.as_str(),
+            huabei.consent,
+            huabei.cancel_failed
+        ),
+        ("huabei", true, at("11-01 10:00"), "e1", Some(("bundled", false)), 1)
+    );
+    assert_eq!(
+        (
+            yue.provider.as_str(),
+            yue.enabled,
+            yue.since,
+            yue.event.as_str(),
+            yue.steps
+        ),
+        ("yue", false, at("11-03 10:00"), "e3", Some(1))
+    );
+    assert_eq!(
+        yue.consent,
+        Some(("explicit", true)),
+        "how it was switched on, the last time"
+    );
+    assert!(engine.paylater("u2").is_empty());
+}

@@ -11,6 +11,7 @@ mod log;
 mod lotteries;
 mod merchants;
 mod ops;
+mod paylater;
 
 use crate::core::ItemResult;
 use crate::problem::{ApiError, Problem};
@@ -100,6 +101,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/lotteries/{id}/proof", get(lotteries::entry_proof))
         .route("/v1/hosts/{id}", get(hosts::get_host))
+        .route("/v1/paylater", get(paylater::get_paylater))
+        .route("/v1/paylater/{provider}/disable", post(paylater::disable))
         .route("/log/checkpoint", get(log::get_checkpoint))
         .route("/log/tile/{*path}", get(log::get_tile))
         .route("/openapi.json", get(ops::openapi_json))
@@ -245,7 +248,7 @@ impl utoipa::Modify for ProblemResponses {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "weiquan", description = "Consumer-protection findings over a platform's events, with a tamper-evident log"),
-    paths(events::post_events, merchants::get_findings, lotteries::announce, lotteries::get_lottery, lotteries::close, lotteries::draw_lottery, lotteries::entry_proof, hosts::get_host, merchants::get_merchant, merchants::get_blacklist, merchants::lift_blacklist, log::inclusion_proof, log::consistency_proof, log::get_receipt, log::get_checkpoint, log::get_tile, ops::healthz, ops::readyz, ops::metrics, ops::openapi_json),
+    paths(events::post_events, merchants::get_findings, lotteries::announce, lotteries::get_lottery, lotteries::close, lotteries::draw_lottery, lotteries::entry_proof, hosts::get_host, paylater::get_paylater, paylater::disable, merchants::get_merchant, merchants::get_blacklist, merchants::lift_blacklist, log::inclusion_proof, log::consistency_proof, log::get_receipt, log::get_checkpoint, log::get_tile, ops::healthz, ops::readyz, ops::metrics, ops::openapi_json),
     components(schemas(IngestResponse, ItemResult, Problem, merchants::LiftRequest, lotteries::DrawRequest, crate::schemas::ItemOut)),
     modifiers(&SecurityAddon, &ProblemResponses)
 )]

@@ -65,6 +65,7 @@ impl Db {
             rate_limit: 10_000,
             max_future_ms: Some(24 * 3_600_000),
             limits: weiquan_server::ConnLimits::default(),
+            webhook: None,
         }
     }
     pub async fn key(&self, role: &str) -> String {

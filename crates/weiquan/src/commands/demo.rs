@@ -43,6 +43,7 @@ pub fn run(args: &DemoArgs, err: &mut dyn Write) -> Result<()> {
         // A simulated platform lives in its own time, ahead of the wall clock or not.
         max_future_ms: None,
         limits: weiquan_server::ConnLimits::default(),
+        webhook: None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {

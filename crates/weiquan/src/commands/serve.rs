@@ -39,8 +39,42 @@ fn resolve(args: &ServeArgs) -> Result<ServeArgs> {
         rate_limit: args.rate_limit.or(file.rate_limit),
         log_format: args.log_format.or(file.log_format),
         max_future_hours: args.max_future_hours.or(file.max_future_hours),
+        paylater_webhook: args.paylater_webhook.clone().or(file.paylater_webhook),
+        paylater_secret_file: args.paylater_secret_file.clone().or(file.paylater_secret_file),
         config: None,
     })
+}
+
+/// The platform's webhook for consumers' pay-later switch-offs, with its secret.
+fn webhook(a: &ServeArgs) -> Result<Option<weiquan_server::Webhook>> {
+    let (url, file) = match (&a.paylater_webhook, &a.paylater_secret_file) {
+        (None, None) => return Ok(None),
+        (Some(url), Some(file)) => (url, file),
+        _ => {
+            return Err(super::UsageError(
+                "--paylater-webhook and --paylater-secret-file go together: the platform checks each instruction's signature with the secret"
+                    .into(),
+            )
+            .into())
+        }
+    };
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(super::UsageError(format!("--paylater-webhook {url}: give an http:// or https:// URL")).into());
+    }
+    let secret = std::fs::read(file).with_context(|| format!("cannot read the webhook secret {}", file.display()))?;
+    let secret = secret.trim_ascii().to_vec();
+    if secret.len() < 16 {
+        return Err(super::UsageError(format!(
+            "the webhook secret in {} is {} bytes; use at least 16 (e.g. `openssl rand -hex 32 > FILE`)",
+            file.display(),
+            secret.len()
+        ))
+        .into());
+    }
+    Ok(Some(weiquan_server::Webhook {
+        url: url.clone(),
+        secret,
+    }))
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -75,6 +109,7 @@ pub fn run(args: &ServeArgs, err: &mut dyn Write) -> Result<()> {
         },
         data: data.clone(),
         limits: weiquan_server::ConnLimits::default(),
+        webhook: webhook(&a)?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
