@@ -661,3 +661,133 @@ fn a_receipt_opens_the_consumers_own_leaf_and_erase_keeps_the_log_valid() {
         assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
     }
 }
+
+/// Consumers' pay-later switch-offs survive `kill -9` between being recorded
+/// and being delivered: after a restart the platform's receiver, down until
+/// then, gets each instruction exactly once, signed with the secret.
+#[test]
+fn paylater_instructions_survive_kill_9_and_reach_the_platform_once_each() {
+    use weiquan_testkit::webhook::{free_addr, Receiver};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let d = data.to_str().expect("utf-8");
+    let secret_file = dir.path().join("webhook.secret");
+    std::fs::write(&secret_file, "0123456789abcdef0123456789abcdef\n").expect("secret");
+    let addr = free_addr();
+    let url = format!("http://{addr}/weiquan");
+    let args = [
+        "--data",
+        d,
+        "--paylater-webhook",
+        &url,
+        "--paylater-secret-file",
+        secret_file.to_str().expect("utf-8"),
+    ];
+    let first = serve(&args);
+    let platform = platform_key(d);
+    let consumers = ["u1", "u2", "u3"];
+    let on: Vec<String> = consumers
+        .iter()
+        .map(|c| {
+            serde_json::json!({"v": 1, "id": format!("on-{c}"), "type": "bnpl.enabled", "at": "2026-11-01T10:00:00+08:00",
+                "consumer": c, "provider": "huabei", "consent": "explicit", "identity_verified": true})
+            .to_string()
+        })
+        .collect();
+    let (status, body) = http(
+        "POST",
+        &format!("{}/v1/events", first.base),
+        Some(&platform),
+        Some(on.join("\n")),
+    );
+    assert_eq!(status, 200, "{body}");
+    let mut ids = Vec::new();
+    for c in consumers {
+        let out = crate::weiquan(
+            &["keys", "create", "--data", d, "--role", &format!("consumer:{c}")],
+            None,
+        );
+        let key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let (status, body) = http(
+            "POST",
+            &format!("{}/v1/paylater/huabei/disable", first.base),
+            Some(&key),
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        ids.push(v["instruction"]["id"].as_str().expect("id").to_owned());
+    }
+    drop(first); // SIGKILL, with nothing delivered: the receiver is down
+    let receiver = Receiver::start_on(addr);
+    let second = serve(&args);
+    wait_until("every instruction to arrive", || {
+        let got: std::collections::BTreeSet<String> = (receiver.received().iter())
+            .filter_map(|r| r.header(weiquan_server::ID_HEADER).map(str::to_owned))
+            .collect();
+        got.len() == ids.len()
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let received = receiver.received();
+    let mut got: Vec<&str> = received
+        .iter()
+        .filter_map(|r| r.header(weiquan_server::ID_HEADER))
+        .collect();
+    got.sort_unstable();
+    ids.sort();
+    assert_eq!(got, ids, "each instruction once");
+    for r in &received {
+        let ts: i64 = r
+            .header(weiquan_server::TIMESTAMP_HEADER)
+            .and_then(|t| t.parse().ok())
+            .expect("timestamp");
+        let want = weiquan_server::signature(b"0123456789abcdef0123456789abcdef", ts, &r.body);
+        assert_eq!(
+            r.header(weiquan_server::SIGNATURE_HEADER),
+            Some(want.as_str()),
+            "signed with the file's secret"
+        );
+    }
+    let (_, log) = http(
+        "GET",
+        &format!("{}/v1/findings?rule=BN-04", second.base),
+        Some(&platform),
+        None,
+    );
+    assert!(log.contains(r#""findings":[]"#), "acknowledged in time: {log}");
+}
+
+/// The webhook's flags are checked before anything starts: a URL without its
+/// secret, a secret too short, a URL that is not HTTP.
+#[test]
+fn paylater_webhook_flags_are_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().join("data");
+    let short = dir.path().join("short");
+    std::fs::write(&short, "tiny").expect("write");
+    let s = short.to_str().expect("utf-8");
+    for (args, says) in [
+        (vec!["--paylater-webhook", "http://127.0.0.1:9/x"], "go together"),
+        (
+            vec![
+                "--paylater-webhook",
+                "http://127.0.0.1:9/x",
+                "--paylater-secret-file",
+                s,
+            ],
+            "at least 16",
+        ),
+        (
+            vec!["--paylater-webhook", "ftp://x", "--paylater-secret-file", s],
+            "http:// or https://",
+        ),
+    ] {
+        let out = crate::weiquan(
+            &[&["serve", "--data", d.to_str().expect("utf-8")][..], &args[..]].concat(),
+            None,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
