@@ -24,6 +24,7 @@ pub use credit::{Blacklisting, Factor, FactorKind, Grade, GradeChange, MerchantS
 pub use finding::{yuan, Finding, FindingRecord};
 pub use lottery::{HostStanding, HostView, LotteryView};
 pub use market::PayLaterView;
+pub use merchant::ComplaintView;
 pub use rulebook::{Credit, Lang, RuleId, RuleText, Rulebook, RulebookError, Severity, Thresholds, BUILTIN_RULEBOOK};
 pub use uscc::is_valid_uscc;
 
@@ -373,16 +374,21 @@ impl Engine {
             } => self.service_message(id, at, merchant, conversation, *from),
             Body::ComplaintFiled {
                 complaint, merchant, ..
-            } => self.complaint_filed(id, at, complaint, merchant),
+            } => {
+                self.complaint_filed(id, at, complaint, merchant);
+                self.complaint_record(id, at, &ev.body);
+            }
             Body::ComplaintResponded { complaint, .. } => {
                 let c = self.complaints.entry(complaint);
                 self.with_complaint(c, |c| c.responded = true);
+                self.complaint_record(id, at, &ev.body);
             }
             Body::ComplaintResolved { complaint, .. } => {
                 let c = self.complaints.entry(complaint);
                 self.with_complaint(c, |c| c.resolved = true);
+                self.complaint_record(id, at, &ev.body);
             }
-            Body::ComplaintEscalated { .. } => {}
+            Body::ComplaintEscalated { .. } => self.complaint_record(id, at, &ev.body),
             Body::BnplOffered { .. }
             | Body::BnplEnabled { .. }
             | Body::BnplDisabled { .. }

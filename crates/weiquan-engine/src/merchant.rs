@@ -176,6 +176,50 @@ pub(crate) struct Complaint {
     pub responded: bool,
     pub resolved: bool,
     pub mc10_fired: bool,
+    /// What the complaint channel shows (boxed: the rules need none of it).
+    pub record: Option<Box<ComplaintRecord>>,
+}
+
+/// A complaint as its parties read it: who, about what, and each step.
+#[derive(Default)]
+pub(crate) struct ComplaintRecord {
+    pub consumer: Box<str>,
+    pub order: Option<Box<str>>,
+    pub category: &'static str,
+    pub filed_at: Option<Time>,
+    pub evidence: Vec<(Box<str>, Box<str>)>,
+    /// Every step after filing: event id, business time, what (`responded:merchant`, `resolved:refund`, …).
+    pub steps: Vec<(Box<str>, Time, String)>,
+    pub escalated_to: Option<&'static str>,
+}
+
+/// A complaint as the engine knows it (see `Engine::complaints`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ComplaintView {
+    /// Its id.
+    pub complaint: String,
+    /// The consumer who filed it (as the engine knows them: a pseudonym in the server).
+    pub consumer: String,
+    /// The merchant it is against.
+    pub merchant: Option<String>,
+    /// The order it is about.
+    pub order: Option<String>,
+    /// Its category.
+    pub category: &'static str,
+    /// The `complaint.filed` event and its business time.
+    pub filed: Option<(String, Time)>,
+    /// When a response is due (MC-10: filing + `complaint_response_days`).
+    pub response_due: Option<Time>,
+    /// Whether it was responded to, resolved, and where it was escalated.
+    pub responded: bool,
+    /// Resolved.
+    pub resolved: bool,
+    /// Escalated to `platform` or `regulator`.
+    pub escalated_to: Option<&'static str>,
+    /// Evidence files: hex SHA-256 and kind.
+    pub evidence: Vec<(String, String)>,
+    /// Every step after filing: event id, business time, what.
+    pub steps: Vec<(String, Time, String)>,
 }
 
 impl Complaint {
@@ -654,5 +698,81 @@ impl Engine {
             events,
             vec![("due", d.due.to_string())],
         );
+    }
+}
+
+impl Engine {
+    /// Keeps what a complaint's parties read: the filing's details (the first
+    /// filing's, as the rules keep) and each later step.
+    pub(crate) fn complaint_record(&mut self, id: &str, at: Time, body: &Body) {
+        let (complaint, step) = match body {
+            Body::ComplaintFiled { complaint, .. } => (complaint, None),
+            Body::ComplaintResponded { complaint, by } => (complaint, Some(format!("responded:{}", by.as_str()))),
+            Body::ComplaintResolved { complaint, outcome } => {
+                (complaint, Some(format!("resolved:{}", outcome.as_str())))
+            }
+            Body::ComplaintEscalated { complaint, to } => (complaint, Some(format!("escalated:{}", to.as_str()))),
+            _ => return,
+        };
+        let c = self.complaints.entry(complaint);
+        let record = self.complaints.get_mut(c).record.get_or_insert_with(Box::default);
+        match body {
+            Body::ComplaintFiled {
+                consumer,
+                order,
+                category,
+                evidence,
+                ..
+            } if record.filed_at.is_none() => {
+                record.consumer = (**consumer).into();
+                record.order = order.as_deref().map(Into::into);
+                record.category = category.as_str();
+                record.filed_at = Some(at);
+                record.evidence = (evidence.iter().flatten())
+                    .map(|e| ((*e.sha256).into(), (*e.kind).into()))
+                    .collect();
+            }
+            Body::ComplaintEscalated { to, .. } => record.escalated_to = Some(to.as_str()),
+            _ => {}
+        }
+        if let Some(step) = step {
+            record.steps.push((id.into(), at, step));
+        }
+    }
+
+    /// Every complaint filed, in the order first seen.
+    pub fn complaints(&self) -> impl Iterator<Item = ComplaintView> + '_ {
+        let days = self.rules.thresholds.complaint_response_days;
+        (self.complaints.iter()).filter_map(move |(id, c)| {
+            let r = c.record.as_deref()?;
+            let filed_at = r.filed_at?;
+            Some(ComplaintView {
+                complaint: id.to_owned(),
+                consumer: r.consumer.to_string(),
+                merchant: c.merchant.map(|m| self.merchants.id(m).to_owned()),
+                order: r.order.as_deref().map(str::to_owned),
+                category: r.category,
+                filed: c.filed.as_deref().map(|e| (e.to_owned(), filed_at)),
+                response_due: Some(filed_at.plus_days(days)),
+                responded: c.responded,
+                resolved: c.resolved,
+                escalated_to: r.escalated_to,
+                evidence: r.evidence.iter().map(|(s, k)| (s.to_string(), k.to_string())).collect(),
+                steps: r.steps.iter().map(|(e, t, w)| (e.to_string(), *t, w.clone())).collect(),
+            })
+        })
+    }
+
+    /// The merchant a complaint is against, if it was filed.
+    pub fn complaint_merchant(&self, complaint: &str) -> Option<String> {
+        let c = self.complaints.get(self.complaints.find(complaint)?);
+        c.merchant.map(|m| self.merchants.id(m).to_owned())
+    }
+
+    /// The `order.placed` event of an order and its merchant, if it was placed.
+    pub fn placement_of(&self, order: &str) -> Option<(String, Option<String>)> {
+        let o = self.orders.get(self.orders.find(order)?);
+        let event = o.placed.as_deref()?.to_owned();
+        Some((event, o.merchant.map(|m| self.merchants.id(m).to_owned())))
     }
 }

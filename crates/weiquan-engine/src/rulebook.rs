@@ -315,6 +315,28 @@ impl Rulebook {
         if c.blacklist_high_findings == 0 {
             return Err(invalid("credit.blacklist_high_findings", "must be at least 1"));
         }
+        // Score points: a weight outside this range says nothing a grade can use,
+        // and the running sums of findings' weights stay far from overflowing.
+        let points = [
+            ("credit.weight_high", c.weight_high),
+            ("credit.weight_medium", c.weight_medium),
+            ("credit.weight_low", c.weight_low),
+            ("credit.complaint_rate_weight", c.complaint_rate_weight),
+            ("credit.late_shipping_weight", c.late_shipping_weight),
+            ("credit.slow_reply_penalty", c.slow_reply_penalty),
+        ];
+        if let Some((key, _)) = points.iter().find(|(_, v)| !(0.0..=1000.0).contains(v)) {
+            return Err(invalid(*key, "must be a number of score points from 0 to 1000"));
+        }
+        if c.decay_days == 0 {
+            return Err(invalid("credit.decay_days", "must be at least 1"));
+        }
+        if !(t.bnpl_ack_hours.is_finite() && t.bnpl_ack_hours > 0.0) {
+            return Err(invalid(
+                "thresholds.bnpl_ack_hours",
+                "must be a positive number of hours",
+            ));
+        }
         if !c.grade_min_scores.windows(2).all(|w| w[0] >= w[1]) {
             return Err(invalid(
                 "credit.grade_min_scores",
@@ -478,6 +500,12 @@ mod tests {
             ("[rules.PS-01]\nseverity = \"huge\"\n", "rules.PS-01.severity"),
             ("[rules.PS-01]\nen = \"raised {oops}\"\n", "rules.PS-01.en"),
             ("[credit]\nblacklist_rules = [\"XX-1\"]\n", "credit.blacklist_rules[0]"),
+            ("[credit]\nweight_high = -1.0\n", "credit.weight_high"),
+            ("[credit]\nweight_low = 1e300\n", "credit.weight_low"),
+            ("[credit]\nslow_reply_penalty = nan\n", "credit.slow_reply_penalty"),
+            ("[credit]\ndecay_days = 0\n", "credit.decay_days"),
+            ("[thresholds]\nbnpl_ack_hours = 0.0\n", "thresholds.bnpl_ack_hours"),
+            ("[thresholds]\nbnpl_ack_hours = inf\n", "thresholds.bnpl_ack_hours"),
         ];
         for (text, key) in cases {
             match Rulebook::with_overrides(text) {

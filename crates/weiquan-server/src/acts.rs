@@ -9,10 +9,26 @@
 //! module decides; [`crate::core::Core`] applies it to each item.
 
 use crate::auth::Role;
-use weiquan_events::{Body, Time};
+use weiquan_events::{Body, Responder, Time};
 
 /// Ids of the events weiquan writes itself start with this; submitted ids may not.
 pub const OWN_ID_PREFIX: &str = "weiquan:";
+
+/// Ids of the events weiquan records for a consumer or a merchant on their
+/// request through a route (a pay-later switch-off, a complaint and its
+/// steps) start with this: nobody may submit one through `/v1/events`, so
+/// nobody can take such an id first and make the party's event a "duplicate".
+pub const PARTY_ACT_PREFIX: &str = "weiquan-for:";
+
+/// A fresh id for an act a party does through a route: reserved
+/// ([`PARTY_ACT_PREFIX`]) for consumers and merchants, whose ids the platform
+/// must not be able to take first; the platform's own acts need no reserve.
+pub fn party_act_id(role: &Role, act: &str) -> String {
+    match role {
+        Role::Platform => format!("{act}:{}", random_hex()),
+        _ => format!("{PARTY_ACT_PREFIX}{act}:{}", random_hex()),
+    }
+}
 
 /// A party: its role and, when it came with one, its key's id.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,8 +51,14 @@ pub enum Submitter {
 impl Submitter {
     /// The actor its event leaves name.
     pub fn actor(&self) -> weiquan_ledger::Actor {
+        // A consumer's id is personal data and the actor is public: the leaf
+        // says a consumer's key acted (its id), and the event's salted
+        // `consumer` says who, for those who may open it.
         let party = |p: &Party| weiquan_ledger::Actor {
-            role: p.role.as_string(),
+            role: match &p.role {
+                Role::Consumer(_) => "consumer".into(),
+                other => other.as_string(),
+            },
             key: p.key.clone(),
             on_behalf: None,
         };
@@ -53,10 +75,15 @@ impl Submitter {
 
 /// A fresh id in weiquan's namespace for its own act `act` (random: nothing to guess or pre-empt).
 pub fn own_id(act: &str) -> String {
+    format!("{OWN_ID_PREFIX}{act}:{}", random_hex())
+}
+
+/// 96 random bits in hex: the unguessable part of the ids weiquan makes.
+pub fn random_hex() -> String {
     use rand_core::RngCore;
     let mut bytes = [0u8; 12];
     rand_core::OsRng.fill_bytes(&mut bytes);
-    format!("{OWN_ID_PREFIX}{act}:{}", hex::encode(bytes))
+    hex::encode(bytes)
 }
 
 /// Why an item may not be submitted: the field to name and what to do.
@@ -83,6 +110,12 @@ pub fn may_submit(role: &Role, id: &str, body: &Body) -> Result<(), Refusal> {
             format!("ids beginning `{OWN_ID_PREFIX}` are reserved for weiquan's own acts; choose another id"),
         ));
     }
+    if *role == Role::Platform && id.starts_with(PARTY_ACT_PREFIX) {
+        return Err(refuse(
+            "id",
+            format!("ids beginning `{PARTY_ACT_PREFIX}` are reserved for what consumers and merchants do through weiquan; choose another id"),
+        ));
+    }
     match (role, body) {
         (_, Body::MerchantBlacklistLifted { .. }) => Err(refuse(
             "type",
@@ -92,6 +125,11 @@ pub fn may_submit(role: &Role, id: &str, body: &Body) -> Result<(), Refusal> {
         // A consumer switches their own pay-later off, in one step, through
         // POST /v1/paylater/{provider}/disable (their key may post nowhere else).
         (Role::Consumer(me), Body::BnplDisabled { consumer, steps: 1, .. }) if **consumer == **me => Ok(()),
+        // A consumer files their own complaint, through POST /v1/complaints.
+        (Role::Consumer(me), Body::ComplaintFiled { consumer, .. }) if **consumer == **me => Ok(()),
+        // A merchant answers a complaint against it, through POST /v1/complaints/{id}/respond
+        // (that the complaint is against this merchant is the core's check: it needs the engine).
+        (Role::Merchant(_), Body::ComplaintResponded { by: Responder::Merchant, .. }) => Ok(()),
         (Role::Consumer(_), Body::BnplDisabled { .. }) => Err(refuse(
             "consumer",
             "a consumer switches off only their own pay-later, in one step, through POST /v1/paylater/{provider}/disable",

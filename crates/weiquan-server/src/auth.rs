@@ -195,6 +195,12 @@ fn poster(path: &str) -> Option<fn(&Role) -> bool> {
         Some(|r| *r == Role::Regulator)
     } else if path.starts_with("/v1/paylater/") && path.ends_with("/disable") {
         Some(|r| matches!(r, Role::Consumer(_)))
+    } else if path == "/v1/complaints" {
+        Some(|r| matches!(r, Role::Consumer(_) | Role::Platform))
+    } else if path.starts_with("/v1/complaints/") && path.ends_with("/respond") {
+        Some(|r| matches!(r, Role::Merchant(_) | Role::Platform))
+    } else if path.starts_with("/v1/complaints/") {
+        Some(|r| *r == Role::Platform)
     } else {
         None
     }

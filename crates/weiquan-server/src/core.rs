@@ -385,6 +385,30 @@ impl Core {
         })
     }
 
+    /// The consumer id behind a pseudonym, for readers entitled to it (`None` once erased).
+    pub fn consumer_of(&mut self, pseudonym: &str) -> Result<Option<String>, StoreError> {
+        self.consumer_id(pseudonym)
+    }
+
+    /// The leaf index of the accepted event with this id.
+    pub fn leaf_of(&self, event: &str) -> Option<u64> {
+        self.index_of.get(id_digest(event))
+    }
+
+    /// The pseudonym of the consumer who placed `order`, from the private
+    /// row of its `order.placed` leaf, and the order's merchant; `None` if
+    /// the order was not placed here (or its consumer was erased).
+    pub fn order_placed_by(&mut self, order: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
+        let Some((event, merchant)) = self.engine.placement_of(order) else {
+            return Ok(None);
+        };
+        let Some(index) = self.index_of.get(id_digest(&event)) else {
+            return Ok(None);
+        };
+        let row = self.db().private_rows(index, index + 1)?.pop();
+        Ok(row.and_then(|r| r.consumer).map(|p| (p, merchant)))
+    }
+
     /// Replaces the consumer an event names by their pseudonym; the pseudonym.
     fn pseudonymise(&self, ev: &mut weiquan_events::Event<'_>) -> Option<String> {
         let consumer = ev.body.consumer_mut()?;
@@ -760,6 +784,14 @@ impl Core {
     ) -> Result<(), acts::Refusal> {
         acts::may_submit(role, &ev.id, &ev.body)?;
         self.within_future_bound(ev, now)?;
+        if let (crate::auth::Role::Merchant(me), Body::ComplaintResponded { complaint, .. }) = (role, &ev.body) {
+            if self.engine.complaint_merchant(complaint).as_deref() != Some(me.as_str()) {
+                return Err(acts::Refusal {
+                    field: "complaint",
+                    error: format!("complaint {complaint} is not against merchant {me}"),
+                });
+            }
+        }
         let (lottery, act, route) = match &ev.body {
             Body::LotteryAnnounced { lottery, .. } => (lottery, "announced", "POST /v1/lotteries"),
             Body::LotteryClosed { lottery } => (lottery, "closed", "POST /v1/lotteries/{id}/close"),

@@ -10,6 +10,7 @@ mod acts;
 mod api;
 mod auth;
 mod core;
+mod evidence;
 pub mod fuzzing;
 mod listen;
 mod metrics;

@@ -8,8 +8,9 @@
 //! outbox). The order makes a crash safe anywhere: an instruction whose event
 //! was not recorded yet is recorded by the task first (the event's id is the
 //! instruction's, so a second recording is a duplicate). An instruction left
-//! unacknowledged past the rulebook's `bnpl_ack_hours` is recorded as the
-//! consumer's `bnpl.cancel_failed`, which is BN-04 against the platform.
+//! unacknowledged past the rulebook's `bnpl_ack_hours`, counted from when the
+//! platform was first offered it (weiquan's own downtime does not count), is
+//! recorded as the consumer's `bnpl.cancel_failed`: BN-04 against the platform.
 
 use crate::acts::{Party, Submitter, OWN_ID_PREFIX};
 use crate::auth::Role;
@@ -106,19 +107,29 @@ fn consumer_party(payload: &Payload, key: Option<String>) -> Party {
     }
 }
 
+/// Why an instruction's event was not recorded.
+pub(crate) enum NotRecorded {
+    /// The log refused it (it never will take it): why.
+    Refused(String),
+    /// The log could not be written now (a standby, a store error): retry.
+    Unavailable(String),
+}
+
 /// Records the instruction's event for its consumer; `Ok` once it is in the
-/// log (now, or before: a duplicate id).
-pub(crate) async fn record(app: &AppState, payload: &Payload, key: Option<String>) -> Result<Option<u64>, String> {
+/// log (now, with its leaf index, or before: its id is reserved for it, so a
+/// duplicate is this same event).
+pub(crate) async fn record(app: &AppState, payload: &Payload, key: Option<String>) -> Result<Option<u64>, NotRecorded> {
     let submitter = Submitter::Party(consumer_party(payload, key));
-    let results = (app.sequencer.ingest(submitter, vec![payload.event()]).await).map_err(|e| e.to_string())?;
+    let results = (app.sequencer.ingest(submitter, vec![payload.event()]).await)
+        .map_err(|e| NotRecorded::Unavailable(e.to_string()))?;
     match results.into_iter().next() {
         Some(ItemResult::Accepted { index }) => Ok(Some(index)),
         Some(ItemResult::Duplicate) => Ok(None),
-        Some(ItemResult::Rejected { field, error }) => Err(format!(
+        Some(ItemResult::Rejected { field, error }) => Err(NotRecorded::Refused(format!(
             "{}{error}",
             field.map(|f| format!("{f}: ")).unwrap_or_default()
-        )),
-        None => Err("no result for the event".into()),
+        ))),
+        None => Err(NotRecorded::Unavailable("no result for the event".into())),
     }
 }
 
@@ -177,9 +188,18 @@ impl OutboxStore {
 }
 
 /// Delivers the outbox until the service stops: due instructions are
-/// recorded if they were not, marked overdue once (BN-04), and sent.
+/// recorded if they were not, sent, and marked overdue once (BN-04) when
+/// the platform has let the rulebook's time pass since it was first offered
+/// them. Only the process that sequences the ledger delivers: a standby
+/// would send everything twice.
 pub(crate) async fn deliver(app: Arc<AppState>, webhook: Option<Webhook>) {
-    let client = match reqwest::Client::builder().timeout(Duration::from_secs(10)).build() {
+    // Redirects are not followed: a redirected POST becomes a GET without the
+    // instruction, whose 2xx would pass for an acknowledgement.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build();
+    let client = match client {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot make the webhook client; pay-later instructions are not delivered");
@@ -187,14 +207,15 @@ pub(crate) async fn deliver(app: Arc<AppState>, webhook: Option<Webhook>) {
         }
     };
     loop {
-        let due = app.outbox.with(|s| s.outbox_due(now_ms(), BATCH)).await;
-        match due {
-            Ok(due) => {
-                for i in due {
-                    attempt(&app, &client, webhook.as_ref(), i).await;
+        if app.sequencer.is_leader() {
+            match app.outbox.with(|s| s.outbox_due(now_ms(), BATCH)).await {
+                Ok(due) => {
+                    for i in due {
+                        attempt(&app, &client, webhook.as_ref(), i).await;
+                    }
                 }
+                Err(e) => tracing::warn!(error = %e, "cannot read the outbox; retrying"),
             }
-            Err(e) => tracing::warn!(error = %e, "cannot read the outbox; retrying"),
         }
         tokio::select! {
             _ = app.outbox_wake.notified() => {}
@@ -218,14 +239,16 @@ async fn attempt(app: &AppState, client: &reqwest::Client, webhook: Option<&Webh
     if !i.recorded {
         match record(app, &payload, i.actor_key.clone()).await {
             Ok(_) => i.recorded = true,
-            Err(e) => tracing::warn!(id = %i.id, error = %e, "cannot record an instruction's event yet"),
-        }
-    }
-    let window_ms = (app.ack_hours * 3_600_000.0) as i64;
-    if i.recorded && !i.overdue && now_ms() - i.created_ms > window_ms {
-        match record_overdue(app, &payload, &i, app.ack_hours).await {
-            Ok(()) => i.overdue = true,
-            Err(e) => tracing::warn!(id = %i.id, error = %e, "cannot record an unacknowledged instruction yet"),
+            Err(NotRecorded::Refused(why)) => {
+                // Never deliverable: the consumer sees it gone and may ask again.
+                tracing::warn!(id = %i.id, %why, "the log refuses an instruction's event; it is dropped");
+                let id = i.id.clone();
+                let _ = app.outbox.with(move |s| s.outbox_remove(&id)).await;
+                return;
+            }
+            Err(NotRecorded::Unavailable(why)) => {
+                tracing::warn!(id = %i.id, %why, "cannot record an instruction's event yet")
+            }
         }
     }
     // Deliver only what the log holds: the platform must be able to check it there.
@@ -235,7 +258,10 @@ async fn attempt(app: &AppState, client: &reqwest::Client, webhook: Option<&Webh
             None,
             "no webhook is configured (start weiquan serve with --paylater-webhook)".to_owned(),
         )),
-        (Some(w), true) => send(client, w, &i).await,
+        (Some(w), true) => {
+            i.first_attempt_ms.get_or_insert_with(now_ms);
+            send(client, w, &i).await
+        }
     };
     i.attempts = i.attempts.saturating_add(1);
     match outcome {
@@ -246,6 +272,17 @@ async fn attempt(app: &AppState, client: &reqwest::Client, webhook: Option<&Webh
         Err((status, why)) => {
             (i.status, i.last_error) = (status, Some(why));
             i.next_ms = now_ms().saturating_add(backoff_ms(i.attempts - 1));
+            // The platform's time runs from when it was first offered the instruction.
+            let window_ms = (app.ack_hours * 3_600_000.0) as i64;
+            let late = i
+                .first_attempt_ms
+                .is_some_and(|first| now_ms().saturating_sub(first) > window_ms);
+            if late && !i.overdue {
+                match record_overdue(app, &payload, &i, app.ack_hours).await {
+                    Ok(()) => i.overdue = true,
+                    Err(e) => tracing::warn!(id = %i.id, error = %e, "cannot record an unacknowledged instruction yet"),
+                }
+            }
         }
     }
     if let Err(e) = app.outbox.with(move |s| s.outbox_update(&i)).await {
@@ -284,7 +321,7 @@ async fn record_overdue(app: &AppState, payload: &Payload, i: &Instruction, hour
         .read(|core: &mut crate::core::Core| crate::api::business_time(core))
         .await
         .map_err(|e| e.to_string())?;
-    let event = serde_json::json!({"v": 1, "id": format!("{OWN_ID_PREFIX}paylater-unacknowledged:{}", i.id),
+    let event = serde_json::json!({"v": 1, "id": format!("{OWN_ID_PREFIX}paylater-unacknowledged:{}", i.id.trim_start_matches(crate::acts::PARTY_ACT_PREFIX)),
         "type": "bnpl.cancel_failed", "at": at, "consumer": payload.consumer, "provider": payload.provider,
         "reason": format!("the platform did not acknowledge weiquan's switch-off instruction {} within {hours} hours", i.id)});
     let submitter = Submitter::Weiquan(consumer_party(payload, i.actor_key.clone()));

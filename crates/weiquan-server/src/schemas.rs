@@ -382,6 +382,101 @@ pub struct DisabledOut {
     pub index: Option<u64>,
 }
 
+/// `GET /v1/complaints`.
+#[derive(Serialize, ToSchema)]
+pub struct ComplaintsOut {
+    /// The complaints this key may read, oldest first.
+    pub complaints: Vec<ComplaintOut>,
+    /// Per merchant among them: complaints not resolved, and how many of those are overdue.
+    pub merchants: Vec<MerchantComplaintsOut>,
+}
+
+/// A merchant's complaints that are not resolved.
+#[derive(Serialize, ToSchema)]
+pub struct MerchantComplaintsOut {
+    /// The merchant.
+    pub merchant: String,
+    /// Not resolved.
+    pub open: u64,
+    /// Of those, past their response time without a response (MC-10).
+    pub overdue: u64,
+}
+
+/// A complaint and its response clock.
+#[derive(Serialize, ToSchema)]
+pub struct ComplaintOut {
+    /// Its id.
+    pub complaint: String,
+    /// The consumer (for the consumer, the platform and regulators; `null` for the merchant, or once erased).
+    pub consumer: Option<String>,
+    /// The merchant it is against.
+    pub merchant: Option<String>,
+    /// The order it is about.
+    pub order: Option<String>,
+    /// Its category.
+    pub category: String,
+    /// `open`, `responded`, `escalated` or `resolved`.
+    pub status: String,
+    /// When it was filed (business time).
+    pub filed_at: Option<String>,
+    /// When a response is due (MC-10).
+    pub response_due: Option<String>,
+    /// Hours left to respond (negative: overdue); `null` once responded or resolved.
+    pub response_hours_left: Option<i64>,
+    /// Past its response time without a response.
+    pub overdue: bool,
+    /// Where it was escalated.
+    pub escalated_to: Option<String>,
+    /// Its evidence files (download: `GET /v1/complaints/{id}/evidence/{sha256}`).
+    pub evidence: Vec<EvidenceOut>,
+    /// Its steps, filing first.
+    pub steps: Vec<StepOut>,
+}
+
+/// An evidence file.
+#[derive(Serialize, ToSchema)]
+pub struct EvidenceOut {
+    /// Hex SHA-256 of its content (what the log records).
+    pub sha256: String,
+    /// What it is, by its first bytes.
+    pub kind: String,
+    /// Its size in bytes (when it was just filed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+/// A step of a complaint.
+#[derive(Serialize, ToSchema)]
+pub struct StepOut {
+    /// The event that records it.
+    pub event: String,
+    /// Its business time.
+    pub at: String,
+    /// `filed`, `responded:merchant`, `resolved:refund`, `escalated:regulator`, …
+    pub step: String,
+    /// Its leaf index (in `GET /v1/complaints/{id}` and a step's answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    /// Its receipt: the leaf, its inclusion proof and the signed checkpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ReceiptOut>)]
+    pub receipt: Option<weiquan_ledger::Receipt>,
+}
+
+/// `POST /v1/complaints`.
+#[derive(Serialize, ToSchema)]
+pub struct FiledOut {
+    /// The complaint's id.
+    pub complaint: String,
+    /// Leaf index of its `complaint.filed`.
+    pub index: u64,
+    /// The filing's receipt (as `GET /v1/receipts/{index}` gives it to the filer).
+    #[schema(value_type = Option<ReceiptOut>)]
+    pub receipt: Option<weiquan_ledger::Receipt>,
+    /// The evidence kept.
+    pub evidence: Vec<EvidenceOut>,
+}
+
 /// `GET /v1/lotteries/{id}/proof`.
 #[derive(Serialize, ToSchema)]
 pub struct EntryProofOut {
@@ -472,7 +567,13 @@ impl StandingOut {
         costly.sort_by(|a, b| b.points.total_cmp(&a.points));
         let mut reasons: Vec<String> = costly.into_iter().map(|f| f.message.clone()).collect();
         if s.blacklisted.is_some() {
-            reasons.insert(0, "blacklisted".into());
+            reasons.insert(
+                0,
+                match lang {
+                    Lang::Zh => "已列入黑名单".into(),
+                    Lang::En => "blacklisted".into(),
+                },
+            );
         }
         StandingOut {
             merchant: s.merchant,

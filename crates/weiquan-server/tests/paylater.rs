@@ -106,8 +106,12 @@ async fn a_consumer_switches_paylater_off_in_one_request_and_the_platform_receiv
         assert_eq!(status, 200, "{name}: {receipt}");
         let leaf = receipt["leaf"].as_str().expect("leaf");
         assert!(
-            leaf.contains(r#""role":"consumer:u1""#) && leaf.contains(r#""steps":1"#) && leaf.contains(&id),
+            leaf.contains(r#""role":"consumer""#) && leaf.contains(r#""steps":1"#) && leaf.contains(&id),
             "{name}: {leaf}"
+        );
+        assert!(
+            !leaf.contains("u1"),
+            "{name}: the public leaf does not name the consumer: {leaf}"
         );
 
         eventually("the platform to receive the instruction", async || {
@@ -201,6 +205,15 @@ async fn a_consumer_switches_paylater_off_in_one_request_and_the_platform_receiv
             404,
             "{name}"
         );
+        // Nobody takes an id reserved for what consumers do through weiquan.
+        let squat = ev(
+            "weiquan-for:paylater-off:x",
+            "bnpl.disabled",
+            json!({"consumer": "u2", "provider": "huabei", "steps": 1}),
+        );
+        let v = server.post_events(&platform, squat).await;
+        assert_eq!(v["items"][0]["status"], "rejected", "{name}: {v}");
+        assert_eq!(v["items"][0]["field"], "id", "{name}: {v}");
         // A consumer may not put their switch-off (or anyone's) through /v1/events.
         let forged = ev(
             "f1",

@@ -19,7 +19,7 @@ pub use weiquan_ledger::{LogStore, Private, PrivateRow, StoreError, StoreErrorKi
 
 /// The version of the database schema this build writes. Opening a database
 /// at an older version upgrades it; a newer one is refused.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// The schema, one step per version, for both stores: `{int}` is a 64-bit
 /// integer type, `{blob}` a byte string, `{if_not_exists}` what the dialect
@@ -91,6 +91,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
          recorded {int} NOT NULL,
          attempts {int} NOT NULL,
          next_ms {int} NOT NULL,
+         first_attempt_ms {int},
          delivered_ms {int},
          status {int},
          last_error TEXT,
@@ -98,6 +99,17 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
      );
      CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_ms) WHERE delivered_ms IS NULL;
      CREATE INDEX IF NOT EXISTS outbox_pseudonym ON outbox (pseudonym);",
+    // 6: complaints' evidence files, by the hex SHA-256 of their content (the
+    // log carries only that), sealed (encrypted and authenticated) by the
+    // server; kept outside the log, so that erasure can remove them.
+    "CREATE TABLE IF NOT EXISTS evidence (
+         sha256 TEXT PRIMARY KEY,
+         kind TEXT NOT NULL,
+         size {int} NOT NULL,
+         pseudonym TEXT NOT NULL,
+         sealed {blob} NOT NULL
+     );
+     CREATE INDEX IF NOT EXISTS evidence_pseudonym ON evidence (pseudonym);",
 ];
 
 /// The SQL of migration steps `after+1..=SCHEMA_VERSION` in one dialect, with each step's number.
@@ -259,6 +271,9 @@ pub struct Instruction {
     pub attempts: u32,
     /// The next attempt is due at (ms).
     pub next_ms: i64,
+    /// When it was first offered to the platform (ms): the platform's time to
+    /// acknowledge runs from here, not from while weiquan could not send it.
+    pub first_attempt_ms: Option<i64>,
     /// When the platform acknowledged it (a 2xx answer), if it has.
     pub delivered_ms: Option<i64>,
     /// The HTTP status of the acknowledgement, or of the last failed attempt.
@@ -273,17 +288,65 @@ pub struct Instruction {
 pub trait Outbox {
     /// Adds an instruction (an id that exists is a conflict).
     fn outbox_put(&mut self, i: &Instruction) -> Result<(), StoreError>;
-    /// Writes back an instruction's state (everything but its id, consumer, body and creation).
+    /// Writes back an instruction's state (everything but its id, consumer, body
+    /// and creation). What is settled stays settled: once recorded, delivered or
+    /// overdue, a stale writer's copy does not undo it.
     fn outbox_update(&mut self, i: &Instruction) -> Result<(), StoreError>;
+    /// Removes an instruction whose event the log refused (it will never be delivered).
+    fn outbox_remove(&mut self, id: &str) -> Result<(), StoreError>;
     /// Up to `limit` undelivered instructions due at `now_ms`, earliest first.
     fn outbox_due(&mut self, now_ms: i64, limit: u32) -> Result<Vec<Instruction>, StoreError>;
     /// The instructions for the consumer with this pseudonym, oldest first.
     fn outbox_of(&mut self, pseudonym: &str) -> Result<Vec<Instruction>, StoreError>;
 }
 
+/// An evidence file as kept: what it is, its size, whose it is, and its sealed bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EvidenceFile {
+    /// Hex SHA-256 of the content.
+    pub sha256: String,
+    /// Its type as its first bytes say (`image/jpeg`, `application/pdf`, `text/plain`, …).
+    pub kind: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The pseudonym of the consumer who brought it first (erasure removes it).
+    pub pseudonym: String,
+    /// The content, sealed by the server.
+    pub sealed: Vec<u8>,
+}
+
+/// Complaints' evidence files, content-addressed.
+pub trait EvidenceFiles {
+    /// Keeps a file unless one with its hash is kept; whether it was new.
+    fn evidence_put(&mut self, file: &EvidenceFile) -> Result<bool, StoreError>;
+    /// The file with this hash.
+    fn evidence_get(&mut self, sha256: &str) -> Result<Option<EvidenceFile>, StoreError>;
+    /// Removes the file with this hash (a complaint that was not recorded after all).
+    fn evidence_remove(&mut self, sha256: &str) -> Result<(), StoreError>;
+}
+
 /// The columns of `outbox`, in [`Instruction`]'s order.
-const OUTBOX_COLUMNS: &str =
-    "id, pseudonym, actor_key, body, created_ms, recorded, attempts, next_ms, delivered_ms, status, last_error, overdue";
+const OUTBOX_COLUMNS: &str = "id, pseudonym, actor_key, body, created_ms, recorded, attempts, next_ms, \
+     first_attempt_ms, delivered_ms, status, last_error, overdue";
+
+/// `outbox_update`'s statement, `{n}` for the dialect's parameters: what is
+/// settled (recorded, delivered, overdue, the first attempt) is never undone.
+const OUTBOX_UPDATE: &str = "UPDATE outbox SET
+         recorded = CASE WHEN recorded = 1 OR CAST({2} AS BIGINT) = 1 THEN 1 ELSE 0 END,
+         attempts = {3}, next_ms = {4},
+         first_attempt_ms = COALESCE(first_attempt_ms, {5}),
+         delivered_ms = COALESCE(delivered_ms, {6}),
+         status = CASE WHEN delivered_ms IS NULL THEN {7} ELSE status END,
+         last_error = CASE WHEN delivered_ms IS NULL THEN {8} ELSE NULL END,
+         overdue = CASE WHEN overdue = 1 OR CAST({9} AS BIGINT) = 1 THEN 1 ELSE 0 END
+     WHERE id = {1}";
+
+/// [`OUTBOX_UPDATE`] with `?N` (SQLite) or `$N` (PostgreSQL) parameters.
+fn outbox_update_sql(mark: char) -> String {
+    (1..=9).fold(OUTBOX_UPDATE.to_owned(), |sql, n| {
+        sql.replace(&format!("{{{n}}}"), &format!("{mark}{n}"))
+    })
+}
 
 /// Draw seeds weiquan holds for merchants until their lottery is drawn.
 pub trait LotterySeeds {
@@ -318,8 +381,8 @@ pub trait PrivateData {
 
 /// Everything a server keeps in its database: the ledger and its private
 /// side, API keys, held draw seeds.
-pub trait Backend: LogStore + PrivateData + ApiKeys + LotterySeeds + Outbox + Send {}
-impl<T: LogStore + PrivateData + ApiKeys + LotterySeeds + Outbox + Send> Backend for T {}
+pub trait Backend: LogStore + PrivateData + ApiKeys + LotterySeeds + Outbox + EvidenceFiles + Send {}
+impl<T: LogStore + PrivateData + ApiKeys + LotterySeeds + Outbox + EvidenceFiles + Send> Backend for T {}
 
 /// A [`Backend`] shared by the thread that stages batches and the one that
 /// writes them (lock it with [`weiquan_ledger::lock`]).

@@ -297,8 +297,14 @@ impl crate::PrivateData for PgStore {
             &[&pseudonym],
         )
         .map_err(err("erasing a consumer's id"))?;
-        tx.execute("DELETE FROM outbox WHERE pseudonym = $1", &[&pseudonym])
-            .map_err(err("erasing a consumer's instructions"))?;
+        // Undelivered switch-offs stay: the consumer's request is still carried out.
+        tx.execute(
+            "DELETE FROM outbox WHERE pseudonym = $1 AND delivered_ms IS NOT NULL",
+            &[&pseudonym],
+        )
+        .map_err(err("erasing a consumer's instructions"))?;
+        tx.execute("DELETE FROM evidence WHERE pseudonym = $1", &[&pseudonym])
+            .map_err(err("erasing a consumer's evidence"))?;
         let n = tx
             .execute(
                 "UPDATE ledger_leaves SET salt = NULL, leaf_values = NULL WHERE consumer = $1 AND salt IS NOT NULL",
@@ -349,10 +355,11 @@ fn instruction_of(r: &postgres::Row) -> crate::Instruction {
         recorded: r.get::<_, i64>(5) != 0,
         attempts: u32::try_from(r.get::<_, i64>(6)).unwrap_or(u32::MAX),
         next_ms: r.get(7),
-        delivered_ms: r.get(8),
-        status: r.get::<_, Option<i64>>(9).and_then(|s| u16::try_from(s).ok()),
-        last_error: r.get(10),
-        overdue: r.get::<_, i64>(11) != 0,
+        first_attempt_ms: r.get(8),
+        delivered_ms: r.get(9),
+        status: r.get::<_, Option<i64>>(10).and_then(|s| u16::try_from(s).ok()),
+        last_error: r.get(11),
+        overdue: r.get::<_, i64>(12) != 0,
     }
 }
 
@@ -361,7 +368,7 @@ impl crate::Outbox for PgStore {
         self.client
             .execute(
                 &format!(
-                    "INSERT INTO outbox ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    "INSERT INTO outbox ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                     crate::OUTBOX_COLUMNS
                 ),
                 &[
@@ -373,6 +380,7 @@ impl crate::Outbox for PgStore {
                     &i64::from(i.recorded),
                     &i64::from(i.attempts),
                     &i.next_ms,
+                    &i.first_attempt_ms,
                     &i.delivered_ms,
                     &i.status.map(i64::from),
                     &i.last_error,
@@ -386,13 +394,13 @@ impl crate::Outbox for PgStore {
     fn outbox_update(&mut self, i: &crate::Instruction) -> Result<(), StoreError> {
         self.client
             .execute(
-                "UPDATE outbox SET recorded = $2, attempts = $3, next_ms = $4, delivered_ms = $5, status = $6,
-                 last_error = $7, overdue = $8 WHERE id = $1",
+                &crate::outbox_update_sql('$'),
                 &[
                     &i.id,
                     &i64::from(i.recorded),
                     &i64::from(i.attempts),
                     &i.next_ms,
+                    &i.first_attempt_ms,
                     &i.delivered_ms,
                     &i.status.map(i64::from),
                     &i.last_error,
@@ -401,6 +409,13 @@ impl crate::Outbox for PgStore {
             )
             .map(|_| ())
             .map_err(err("updating an instruction for the platform"))
+    }
+
+    fn outbox_remove(&mut self, id: &str) -> Result<(), StoreError> {
+        self.client
+            .execute("DELETE FROM outbox WHERE id = $1", &[&id])
+            .map(|_| ())
+            .map_err(err("removing an instruction for the platform"))
     }
 
     fn outbox_due(&mut self, now_ms: i64, limit: u32) -> Result<Vec<crate::Instruction>, StoreError> {
@@ -424,5 +439,43 @@ impl crate::Outbox for PgStore {
             .query(&sql, &[&pseudonym])
             .map_err(err("reading the outbox"))?;
         Ok(rows.iter().map(instruction_of).collect())
+    }
+}
+
+impl crate::EvidenceFiles for PgStore {
+    fn evidence_put(&mut self, f: &crate::EvidenceFile) -> Result<bool, StoreError> {
+        let size = i64::try_from(f.size).unwrap_or(i64::MAX);
+        self.client
+            .execute(
+                "INSERT INTO evidence (sha256, kind, size, pseudonym, sealed) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (sha256) DO NOTHING",
+                &[&f.sha256, &f.kind, &size, &f.pseudonym, &f.sealed],
+            )
+            .map(|n| n == 1)
+            .map_err(err("keeping an evidence file"))
+    }
+
+    fn evidence_get(&mut self, sha256: &str) -> Result<Option<crate::EvidenceFile>, StoreError> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT sha256, kind, size, pseudonym, sealed FROM evidence WHERE sha256 = $1",
+                &[&sha256],
+            )
+            .map_err(err("reading an evidence file"))?;
+        Ok(row.map(|r| crate::EvidenceFile {
+            sha256: r.get(0),
+            kind: r.get(1),
+            size: u64::try_from(r.get::<_, i64>(2)).unwrap_or(0),
+            pseudonym: r.get(3),
+            sealed: r.get(4),
+        }))
+    }
+
+    fn evidence_remove(&mut self, sha256: &str) -> Result<(), StoreError> {
+        self.client
+            .execute("DELETE FROM evidence WHERE sha256 = $1", &[&sha256])
+            .map(|_| ())
+            .map_err(err("removing an evidence file"))
     }
 }

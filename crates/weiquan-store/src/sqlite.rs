@@ -511,8 +511,14 @@ impl crate::PrivateData for SqliteStore {
             [pseudonym],
         )
         .map_err(err("erasing a consumer's id"))?;
-        tx.execute("DELETE FROM outbox WHERE pseudonym = ?1", [pseudonym])
-            .map_err(err("erasing a consumer's instructions"))?;
+        // Undelivered switch-offs stay: the consumer's request is still carried out.
+        tx.execute(
+            "DELETE FROM outbox WHERE pseudonym = ?1 AND delivered_ms IS NOT NULL",
+            [pseudonym],
+        )
+        .map_err(err("erasing a consumer's instructions"))?;
+        tx.execute("DELETE FROM evidence WHERE pseudonym = ?1", [pseudonym])
+            .map_err(err("erasing a consumer's evidence"))?;
         let n = tx
             .execute(
                 "UPDATE ledger_leaves SET salt = NULL, leaf_values = NULL WHERE consumer = ?1 AND salt IS NOT NULL",
@@ -567,10 +573,11 @@ fn instruction_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<crate::Instruction>
         recorded: r.get(5)?,
         attempts: r.get(6)?,
         next_ms: r.get(7)?,
-        delivered_ms: r.get(8)?,
-        status: r.get(9)?,
-        last_error: r.get(10)?,
-        overdue: r.get(11)?,
+        first_attempt_ms: r.get(8)?,
+        delivered_ms: r.get(9)?,
+        status: r.get(10)?,
+        last_error: r.get(11)?,
+        overdue: r.get(12)?,
     })
 }
 
@@ -579,7 +586,7 @@ impl crate::Outbox for SqliteStore {
         self.conn
             .execute(
                 &format!(
-                    "INSERT INTO outbox ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    "INSERT INTO outbox ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                     crate::OUTBOX_COLUMNS
                 ),
                 params![
@@ -591,6 +598,7 @@ impl crate::Outbox for SqliteStore {
                     i.recorded,
                     i.attempts,
                     i.next_ms,
+                    i.first_attempt_ms,
                     i.delivered_ms,
                     i.status,
                     i.last_error,
@@ -604,13 +612,13 @@ impl crate::Outbox for SqliteStore {
     fn outbox_update(&mut self, i: &crate::Instruction) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "UPDATE outbox SET recorded = ?2, attempts = ?3, next_ms = ?4, delivered_ms = ?5, status = ?6,
-                 last_error = ?7, overdue = ?8 WHERE id = ?1",
+                &crate::outbox_update_sql('?'),
                 params![
                     i.id,
                     i.recorded,
                     i.attempts,
                     i.next_ms,
+                    i.first_attempt_ms,
                     i.delivered_ms,
                     i.status,
                     i.last_error,
@@ -619,6 +627,13 @@ impl crate::Outbox for SqliteStore {
             )
             .map(|_| ())
             .map_err(err("updating an instruction for the platform"))
+    }
+
+    fn outbox_remove(&mut self, id: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM outbox WHERE id = ?1", [id])
+            .map(|_| ())
+            .map_err(err("removing an instruction for the platform"))
     }
 
     fn outbox_due(&mut self, now_ms: i64, limit: u32) -> Result<Vec<crate::Instruction>, StoreError> {
@@ -643,5 +658,44 @@ impl crate::Outbox for SqliteStore {
             .query_map([pseudonym], instruction_of)
             .map_err(err("reading the outbox"))?;
         rows.collect::<Result<_, _>>().map_err(err("reading the outbox"))
+    }
+}
+
+impl crate::EvidenceFiles for SqliteStore {
+    fn evidence_put(&mut self, f: &crate::EvidenceFile) -> Result<bool, StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO evidence (sha256, kind, size, pseudonym, sealed) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (sha256) DO NOTHING",
+                params![f.sha256, f.kind, f.size, f.pseudonym, f.sealed],
+            )
+            .map(|n| n == 1)
+            .map_err(err("keeping an evidence file"))
+    }
+
+    fn evidence_get(&mut self, sha256: &str) -> Result<Option<crate::EvidenceFile>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT sha256, kind, size, pseudonym, sealed FROM evidence WHERE sha256 = ?1",
+                [sha256],
+                |r| {
+                    Ok(crate::EvidenceFile {
+                        sha256: r.get(0)?,
+                        kind: r.get(1)?,
+                        size: r.get(2)?,
+                        pseudonym: r.get(3)?,
+                        sealed: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(err("reading an evidence file"))
+    }
+
+    fn evidence_remove(&mut self, sha256: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM evidence WHERE sha256 = ?1", [sha256])
+            .map(|_| ())
+            .map_err(err("removing an evidence file"))
     }
 }

@@ -453,6 +453,7 @@ fn the_outbox_keeps_instructions_until_and_after_they_are_delivered() {
             recorded: false,
             attempts: 0,
             next_ms,
+            first_attempt_ms: None,
             delivered_ms: None,
             status: None,
             last_error: None,
@@ -487,8 +488,17 @@ fn the_outbox_keeps_instructions_until_and_after_they_are_delivered() {
             "{name}: i1 waits for its retry"
         );
         let mut done = tried.clone();
-        (done.attempts, done.delivered_ms, done.status, done.overdue) = (2, Some(7_100), Some(200), true);
+        (
+            done.attempts,
+            done.first_attempt_ms,
+            done.delivered_ms,
+            done.status,
+            done.overdue,
+        ) = (2, Some(7_000), Some(7_100), Some(200), true);
         store.outbox_update(&done).expect("update");
+        // A stale copy (another writer's) does not undo what is settled.
+        store.outbox_update(&tried).expect("stale update");
+        (done.attempts, done.next_ms, done.last_error) = (1, 7_000, None);
         assert_eq!(
             store.outbox_due(i64::MAX, 10).expect("due").len(),
             1,
@@ -500,11 +510,16 @@ fn the_outbox_keeps_instructions_until_and_after_they_are_delivered() {
             "{name}: and stays on record"
         );
         store.erase_consumer("ps:b").expect("erase");
+        let kept = store.outbox_of("ps:b").expect("of").len();
+        assert_eq!(kept, 1, "{name}: an undelivered switch-off is still carried out");
+        store.erase_consumer("ps:a").expect("erase");
         assert_eq!(
-            store.outbox_of("ps:b").expect("of"),
+            store.outbox_of("ps:a").expect("of"),
             [],
-            "{name}: erasure removes instructions"
+            "{name}: erasure removes delivered instructions"
         );
+        store.outbox_remove("i2").expect("remove");
+        assert_eq!(store.outbox_due(i64::MAX, 10).expect("due"), [], "{name}");
         let (a, b2) = (
             store.secret("webhook_key").expect("secret"),
             store.secret("webhook_key").expect("again"),

@@ -5,6 +5,7 @@
 //! (proofs, receipts, checkpoint, tiles), `ops` — and the router, its limits
 //! and the OpenAPI document here, in one place.
 
+mod complaints;
 mod events;
 mod hosts;
 mod log;
@@ -102,6 +103,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/lotteries/{id}/proof", get(lotteries::entry_proof))
         .route("/v1/hosts/{id}", get(hosts::get_host))
         .route("/v1/paylater", get(paylater::get_paylater))
+        .route(
+            "/v1/complaints",
+            get(complaints::list)
+                .post(complaints::file)
+                .layer(DefaultBodyLimit::max(crate::evidence::MAX_TOTAL_BYTES + (1 << 20))),
+        )
+        .route("/v1/complaints/{id}", get(complaints::get_one))
+        .route("/v1/complaints/{id}/evidence/{sha256}", get(complaints::get_evidence))
+        .route(
+            "/v1/complaints/{id}/{step}",
+            post(complaints::step).layer(DefaultBodyLimit::max(SMALL_BODY_BYTES)),
+        )
         .route("/v1/paylater/{provider}/disable", post(paylater::disable))
         .route("/log/checkpoint", get(log::get_checkpoint))
         .route("/log/tile/{*path}", get(log::get_tile))
@@ -248,8 +261,8 @@ impl utoipa::Modify for ProblemResponses {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "weiquan", description = "Consumer-protection findings over a platform's events, with a tamper-evident log"),
-    paths(events::post_events, merchants::get_findings, lotteries::announce, lotteries::get_lottery, lotteries::close, lotteries::draw_lottery, lotteries::entry_proof, hosts::get_host, paylater::get_paylater, paylater::disable, merchants::get_merchant, merchants::get_blacklist, merchants::lift_blacklist, log::inclusion_proof, log::consistency_proof, log::get_receipt, log::get_checkpoint, log::get_tile, ops::healthz, ops::readyz, ops::metrics, ops::openapi_json),
-    components(schemas(IngestResponse, ItemResult, Problem, merchants::LiftRequest, lotteries::DrawRequest, crate::schemas::ItemOut)),
+    paths(events::post_events, merchants::get_findings, lotteries::announce, lotteries::get_lottery, lotteries::close, lotteries::draw_lottery, lotteries::entry_proof, hosts::get_host, paylater::get_paylater, paylater::disable, complaints::list, complaints::file, complaints::get_one, complaints::get_evidence, complaints::step, merchants::get_merchant, merchants::get_blacklist, merchants::lift_blacklist, log::inclusion_proof, log::consistency_proof, log::get_receipt, log::get_checkpoint, log::get_tile, ops::healthz, ops::readyz, ops::metrics, ops::openapi_json),
+    components(schemas(IngestResponse, ItemResult, Problem, merchants::LiftRequest, lotteries::DrawRequest, complaints::StepRequest, crate::schemas::ItemOut)),
     modifiers(&SecurityAddon, &ProblemResponses)
 )]
 pub struct ApiDoc;

@@ -4,7 +4,7 @@
 use super::{business_time, AppStateRef};
 use crate::auth::{Caller, Role};
 use crate::core::Core;
-use crate::paylater::Payload;
+use crate::paylater::{NotRecorded, Payload};
 use crate::problem::{ApiError, Problem};
 use crate::schemas::{DisabledOut, InstructionOut, PayLaterOut, ProviderOut};
 use axum::extract::{Path, Query, State};
@@ -150,9 +150,11 @@ pub(crate) async fn disable(
                 "no pay-later with provider {provider} is recorded for you; GET /v1/paylater lists yours"
             )))
         }
-        Some(s) if !s.enabled => {
+        // Off by the consumer's own switch through weiquan: nothing to do. Off by
+        // the platform's word alone: the consumer may still send the instruction.
+        Some(s) if !s.enabled && s.event.starts_with(crate::acts::PARTY_ACT_PREFIX) => {
             return Err(ApiError::conflict(format!(
-                "your pay-later with {provider} is off already (since {}, event {})",
+                "you switched your pay-later with {provider} off already (since {}, event {})",
                 s.since, s.event
             )))
         }
@@ -160,7 +162,7 @@ pub(crate) async fn disable(
     }
     let now = chrono::Utc::now();
     let payload = Payload {
-        id: format!("paylater-off:{}", random_hex()),
+        id: crate::acts::party_act_id(&party.role, "paylater-off"),
         instruction: "bnpl.disable".into(),
         consumer,
         provider,
@@ -177,6 +179,7 @@ pub(crate) async fn disable(
         recorded: false,
         attempts: 0,
         next_ms: now.timestamp_millis(),
+        first_attempt_ms: None,
         delivered_ms: None,
         status: None,
         last_error: None,
@@ -186,9 +189,22 @@ pub(crate) async fn disable(
     // that the delivery task records before it delivers.
     let kept = instruction.clone();
     app.outbox.with(move |s| s.outbox_put(&kept)).await?;
-    let index = crate::paylater::record(&app, &payload, party.key.clone())
-        .await
-        .map_err(ApiError::unprocessable)?;
+    let index = match crate::paylater::record(&app, &payload, party.key.clone()).await {
+        Ok(index) => index,
+        Err(NotRecorded::Refused(why)) => {
+            let id = instruction.id.clone();
+            app.outbox.with(move |s| s.outbox_remove(&id)).await?;
+            return Err(ApiError::unprocessable(why));
+        }
+        // Kept: the delivery task records it once the log can be written.
+        Err(NotRecorded::Unavailable(why)) => {
+            tracing::warn!(%why, "a switch-off waits in the outbox to be recorded");
+            return Err(ApiError::unavailable(format!(
+                "your switch-off {} is kept and will be recorded and delivered; GET /v1/paylater follows it",
+                instruction.id
+            )));
+        }
+    };
     instruction.recorded = true;
     let update = instruction.clone();
     if let Err(e) = app.outbox.with(move |s| s.outbox_update(&update)).await {
@@ -200,11 +216,4 @@ pub(crate) async fn disable(
         instruction: instruction.into(),
         index,
     }))
-}
-
-fn random_hex() -> String {
-    use rand_core::RngCore;
-    let mut bytes = [0u8; 12];
-    rand_core::OsRng.fill_bytes(&mut bytes);
-    hex::encode(bytes)
 }
