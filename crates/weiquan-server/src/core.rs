@@ -390,6 +390,17 @@ impl Core {
         self.consumer_id(pseudonym)
     }
 
+    /// The original value of the salted member `field` of the event with this
+    /// id, from its private row (`None` if it has none, or it was erased).
+    pub fn private_value(&mut self, event: &str, field: &str) -> Result<Option<String>, StoreError> {
+        let Some(index) = self.leaf_of(event) else {
+            return Ok(None);
+        };
+        let row = self.db().private_rows(index, index + 1)?.pop();
+        let values = (row.and_then(|r| r.values)).and_then(|v| serde_json::from_slice::<serde_json::Value>(&v).ok());
+        Ok(values.and_then(|v| v.get(field).and_then(|t| t.as_str()).map(str::to_owned)))
+    }
+
     /// The leaf index of the accepted event with this id.
     pub fn leaf_of(&self, event: &str) -> Option<u64> {
         self.index_of.get(id_digest(event))

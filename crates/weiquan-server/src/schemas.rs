@@ -427,6 +427,9 @@ pub struct ComplaintOut {
     pub overdue: bool,
     /// Where it was escalated.
     pub escalated_to: Option<String>,
+    /// What the consumer wrote (in `GET /v1/complaints/{id}`; the log holds it only as a commitment).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
     /// Its evidence files (download: `GET /v1/complaints/{id}/evidence/{sha256}`).
     pub evidence: Vec<EvidenceOut>,
     /// Its steps, filing first.

@@ -218,6 +218,44 @@ async fn role_by_route_matrix() {
             [404, 404, 404, 404, 404, 404],
         ),
         ("GET", "/v1/hosts/nobody".into(), None, [404, 404, 404, 404, 404, 404]),
+        ("GET", "/v1/paylater".into(), None, [401, 422, 422, 403, 403, 200]),
+        (
+            "GET",
+            "/v1/paylater?consumer=u1".into(),
+            None,
+            [401, 200, 200, 403, 403, 200],
+        ),
+        (
+            "POST",
+            "/v1/paylater/nothing/disable".into(),
+            None,
+            [401, 403, 403, 403, 403, 404],
+        ),
+        ("GET", "/v1/complaints".into(), None, [401, 200, 200, 200, 200, 200]),
+        (
+            "GET",
+            "/v1/complaints/nothing".into(),
+            None,
+            [401, 404, 404, 404, 404, 404],
+        ),
+        (
+            "POST",
+            "/v1/complaints/nothing/respond".into(),
+            None,
+            [401, 404, 403, 404, 404, 403],
+        ),
+        (
+            "POST",
+            "/v1/complaints/nothing/resolve".into(),
+            Some("{\"outcome\":\"refund\"}"),
+            [401, 404, 403, 403, 403, 403],
+        ),
+        (
+            "POST",
+            "/v1/complaints".into(),
+            Some("not a form"),
+            [401, 400, 403, 403, 403, 400],
+        ),
         (
             "POST",
             "/v1/blacklist/m1/lift".into(),
@@ -279,6 +317,12 @@ async fn openapi_lists_every_route() {
         "/v1/proofs/consistency",
         "/v1/receipts/{index}",
         "/v1/hosts/{id}",
+        "/v1/paylater",
+        "/v1/paylater/{provider}/disable",
+        "/v1/complaints",
+        "/v1/complaints/{id}",
+        "/v1/complaints/{id}/evidence/{sha256}",
+        "/v1/complaints/{id}/{step}",
         "/log/checkpoint",
         "/log/tile/{path}",
         "/openapi.json",
@@ -644,6 +688,56 @@ async fn every_route_answers_in_the_shape_it_declares() {
     );
     answers.push(call("get", "/v1/lotteries/{id}", "/v1/lotteries/W1".into(), None, None).await);
     answers.push(call("get", "/v1/hosts/{id}", "/v1/hosts/h".into(), None, None).await);
+    let u7 = db.key("consumer:u7").await;
+    answers.push(call("get", "/v1/paylater", "/v1/paylater?consumer=u7".into(), p(), None).await);
+    answers.push(
+        call(
+            "post",
+            "/v1/paylater/{provider}/disable",
+            "/v1/paylater/p/disable".into(),
+            Some(u7.clone()),
+            None,
+        )
+        .await,
+    );
+    // A complaint, filed by the platform for u7 (multipart), then read and escalated.
+    let form = reqwest::multipart::Form::new()
+        .text("consumer", "u7")
+        .text("merchant", "m9")
+        .text("category", "bnpl")
+        .text("text", "没有同意就开通了先用后付");
+    let filed: Value = (server.http.post(format!("{}/v1/complaints", server.base)))
+        .bearer_auth(&platform)
+        .multipart(form)
+        .send()
+        .await
+        .expect("filed")
+        .json()
+        .await
+        .expect("json");
+    let complaint = filed["complaint"].as_str().expect("complaint id").to_owned();
+    answers.push(("post", "/v1/complaints".into(), filed.clone()));
+    answers.push(call("get", "/v1/complaints", "/v1/complaints".into(), p(), None).await);
+    answers.push(
+        call(
+            "get",
+            "/v1/complaints/{id}",
+            format!("/v1/complaints/{complaint}"),
+            p(),
+            None,
+        )
+        .await,
+    );
+    answers.push(
+        call(
+            "post",
+            "/v1/complaints/{id}/{step}",
+            format!("/v1/complaints/{complaint}/escalate"),
+            p(),
+            Some(r#"{"to":"regulator"}"#.into()),
+        )
+        .await,
+    );
     answers.push(
         call(
             "get",

@@ -232,6 +232,14 @@ async fn a_complaint_goes_from_consumer_to_merchant_platform_and_regulator_with_
             "{name}: {one}"
         );
         assert_eq!(one["status"], "resolved");
+        let (_, theirs) = server
+            .call("GET", &format!("/v1/complaints/{id}"), Some(&m1), None)
+            .await;
+        assert_eq!(
+            theirs["text"], "收到的商品是坏的，商家拒绝退款",
+            "{name}: the merchant reads what was written"
+        );
+        assert_eq!(theirs["consumer"], Value::Null, "{name}");
         server.stop().await;
     }
 }

@@ -57,6 +57,7 @@ fn complaint_out(c: ComplaintView, consumer: Option<String>, now: Option<weiquan
         },
         overdue,
         escalated_to: c.escalated_to.map(str::to_owned),
+        text: None,
         evidence: (c.evidence.into_iter())
             .map(|(sha256, kind)| EvidenceOut {
                 sha256,
@@ -145,7 +146,13 @@ pub(crate) async fn get_one(
                 Role::Merchant(_) => None,
                 _ => core.consumer_of(&c.consumer)?,
             };
+            let filed = c.filed.as_ref().map(|f| f.0.clone());
             let mut out = complaint_out(c, consumer, core.engine().clock());
+            // What the consumer wrote, for everyone who may read the complaint.
+            out.text = match filed {
+                Some(e) => core.private_value(&e, "text")?,
+                None => None,
+            };
             for step in &mut out.steps {
                 step.index = core.leaf_of(&step.event);
                 // The public leaf with its proof: the log is public, so a step's
