@@ -803,14 +803,23 @@ impl Engine {
             drawn: !lot.draws.is_empty(),
             cancelled: lot.cancelled,
             draws: lot.draws.iter().map(|d| d.event.to_string()).collect(),
-            winners: lot
-                .draws
-                .last()
-                .map(|d| &d.winners[..])
-                .unwrap_or_default()
-                .iter()
-                .map(|w| (w.participant.to_string(), w.prize.to_string(), lot.shipments(w)))
-                .collect(),
+            winners: self.lottery_winners(l),
         })
+    }
+
+    /// A lottery's merchant and the winners of its latest draw (participant,
+    /// prize, shipments so far), without the rest of its view: what masking
+    /// a public page's findings needs.
+    pub fn lottery_public(&self, id: &str) -> Option<(Option<String>, Vec<(String, String, u32)>)> {
+        let l = self.lotteries.find(id)?;
+        let merchant = self.lotteries.get(l).merchant.map(|m| self.merchants.id(m).to_owned());
+        Some((merchant, self.lottery_winners(l)))
+    }
+
+    fn lottery_winners(&self, l: LotteryIx) -> Vec<(String, String, u32)> {
+        let lot = self.lotteries.get(l);
+        (lot.draws.last().map(|d| &d.winners[..]).unwrap_or_default().iter())
+            .map(|w| (w.participant.to_string(), w.prize.to_string(), lot.shipments(w)))
+            .collect()
     }
 }

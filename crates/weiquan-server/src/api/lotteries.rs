@@ -321,9 +321,9 @@ pub(super) fn public_findings(core: &Core, ids: &[String], caller: &Caller, lang
     // Per lottery: its subject → (whether the caller reads its winners, its winners).
     let lotteries: std::collections::HashMap<String, (bool, _)> = (ids.iter())
         .filter_map(|id| {
-            let v = core.engine().lottery(id)?;
-            let clear = sees_participants(caller, v.merchant.as_deref());
-            Some((format!("lottery:{id}"), (clear, v.winners)))
+            let (merchant, winners) = core.engine().lottery_public(id)?;
+            let clear = sees_participants(caller, merchant.as_deref());
+            Some((format!("lottery:{id}"), (clear, winners)))
         })
         .collect();
     (core.findings().iter())
