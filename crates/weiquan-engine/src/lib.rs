@@ -22,7 +22,7 @@ mod uscc;
 
 pub use credit::{Blacklisting, Factor, FactorKind, Grade, GradeChange, MerchantStanding};
 pub use finding::{yuan, Finding, FindingRecord};
-pub use lottery::{HostStanding, HostView, LotteryView};
+pub use lottery::{HostStanding, HostView, LotteryView, WinnerView};
 pub use market::PayLaterView;
 pub use merchant::ComplaintView;
 pub use rulebook::{Credit, Lang, RuleId, RuleText, Rulebook, RulebookError, Severity, Thresholds, BUILTIN_RULEBOOK};

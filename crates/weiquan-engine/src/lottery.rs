@@ -737,8 +737,8 @@ pub struct LotteryView {
     pub cancelled: bool,
     /// The `lottery.drawn` event of every draw, in order.
     pub draws: Vec<String>,
-    /// Winners of the latest draw: participant, prize, shipments of that prize to them so far.
-    pub winners: Vec<(String, String, u32)>,
+    /// Winners of the latest draw.
+    pub winners: Vec<WinnerView>,
 }
 
 /// A live-stream host as the engine knows it: its standing in the registry
@@ -758,6 +758,10 @@ pub struct HostView {
     /// Lotteries that named it, in the order they did.
     pub lotteries: Vec<String>,
 }
+
+/// A winner of a lottery's latest draw: participant, prize, and how many of
+/// that prize were shipped to them so far.
+pub type WinnerView = (String, String, u32);
 
 impl Engine {
     /// A host as the engine knows it, `None` if no event named it.
@@ -810,13 +814,13 @@ impl Engine {
     /// A lottery's merchant and the winners of its latest draw (participant,
     /// prize, shipments so far), without the rest of its view: what masking
     /// a public page's findings needs.
-    pub fn lottery_public(&self, id: &str) -> Option<(Option<String>, Vec<(String, String, u32)>)> {
+    pub fn lottery_public(&self, id: &str) -> Option<(Option<String>, Vec<WinnerView>)> {
         let l = self.lotteries.find(id)?;
         let merchant = self.lotteries.get(l).merchant.map(|m| self.merchants.id(m).to_owned());
         Some((merchant, self.lottery_winners(l)))
     }
 
-    fn lottery_winners(&self, l: LotteryIx) -> Vec<(String, String, u32)> {
+    fn lottery_winners(&self, l: LotteryIx) -> Vec<WinnerView> {
         let lot = self.lotteries.get(l);
         (lot.draws.last().map(|d| &d.winners[..]).unwrap_or_default().iter())
             .map(|w| (w.participant.to_string(), w.prize.to_string(), lot.shipments(w)))

@@ -385,11 +385,6 @@ impl Core {
         })
     }
 
-    /// The consumer id behind a pseudonym, for readers entitled to it (`None` once erased).
-    pub fn consumer_of(&mut self, pseudonym: &str) -> Result<Option<String>, StoreError> {
-        self.consumer_id(pseudonym)
-    }
-
     /// The original value of the salted member `field` of the event with this
     /// id, from its private row (`None` if it has none, or it was erased).
     pub fn private_value(&mut self, event: &str, field: &str) -> Result<Option<String>, StoreError> {
@@ -448,7 +443,7 @@ impl Core {
     }
 
     /// The consumer id behind a pseudonym, unless it was erased (or never stored).
-    fn consumer_id(&mut self, pseudonym: &str) -> Result<Option<String>, weiquan_store::StoreError> {
+    pub fn consumer_id(&mut self, pseudonym: &str) -> Result<Option<String>, weiquan_store::StoreError> {
         if let Some(id) = self.legacy_ids.get(pseudonym) {
             return Ok(Some(id.clone()));
         }

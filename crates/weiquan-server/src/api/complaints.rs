@@ -101,7 +101,7 @@ pub(crate) async fn list(State(app): AppStateRef, caller: Caller) -> Result<Json
                 .collect();
             let mut items = Vec::with_capacity(seen.len());
             for c in seen {
-                let consumer = if reveal { core.consumer_of(&c.consumer)? } else { None };
+                let consumer = if reveal { core.consumer_id(&c.consumer)? } else { None };
                 items.push(complaint_out(c, consumer, now));
             }
             Ok::<_, weiquan_store::StoreError>(items)
@@ -144,7 +144,7 @@ pub(crate) async fn get_one(
             };
             let consumer = match party.role {
                 Role::Merchant(_) => None,
-                _ => core.consumer_of(&c.consumer)?,
+                _ => core.consumer_id(&c.consumer)?,
             };
             let filed = c.filed.as_ref().map(|f| f.0.clone());
             let mut out = complaint_out(c, consumer, core.engine().clock());
