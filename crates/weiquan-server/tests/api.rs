@@ -349,6 +349,16 @@ async fn openapi_lists_every_route() {
                         r["content"].get("application/json").is_none(),
                         "{method} {path} {status}"
                     );
+                    continue;
+                }
+                // A 2xx says what it returns: a schema for JSON, a content type otherwise.
+                let content = r["content"].as_object().filter(|c| !c.is_empty());
+                let content = content.unwrap_or_else(|| panic!("{method} {path} {status}: no content declared"));
+                if let Some(json) = content.get("application/json") {
+                    assert!(
+                        json["schema"].is_object(),
+                        "{method} {path} {status}: JSON without a schema"
+                    );
                 }
             }
             if op.get("security").is_some() {
