@@ -732,7 +732,10 @@ impl Engine {
                     .map(|e| ((*e.sha256).into(), (*e.kind).into()))
                     .collect();
             }
-            Body::ComplaintEscalated { to, .. } => record.escalated_to = Some(to.as_str()),
+            // Escalation goes up only: once at a regulator, a later "to platform" does not take it away.
+            Body::ComplaintEscalated { to, .. } if record.escalated_to != Some("regulator") => {
+                record.escalated_to = Some(to.as_str())
+            }
             _ => {}
         }
         if let Some(step) = step {
@@ -742,8 +745,17 @@ impl Engine {
 
     /// Every complaint filed, in the order first seen.
     pub fn complaints(&self) -> impl Iterator<Item = ComplaintView> + '_ {
+        (self.complaints.iter()).filter_map(move |(id, c)| self.complaint_view(id, c))
+    }
+
+    /// The complaint `id`, if it was filed.
+    pub fn complaint(&self, id: &str) -> Option<ComplaintView> {
+        self.complaint_view(id, self.complaints.get(self.complaints.find(id)?))
+    }
+
+    fn complaint_view(&self, id: &str, c: &Complaint) -> Option<ComplaintView> {
         let days = self.rules.thresholds.complaint_response_days;
-        (self.complaints.iter()).filter_map(move |(id, c)| {
+        {
             let r = c.record.as_deref()?;
             let filed_at = r.filed_at?;
             Some(ComplaintView {
@@ -760,7 +772,7 @@ impl Engine {
                 evidence: r.evidence.iter().map(|(s, k)| (s.to_string(), k.to_string())).collect(),
                 steps: r.steps.iter().map(|(e, t, w)| (e.to_string(), *t, w.clone())).collect(),
             })
-        })
+        }
     }
 
     /// The merchant a complaint is against, if it was filed.

@@ -185,6 +185,8 @@ async fn a_complaint_goes_from_consumer_to_merchant_platform_and_regulator_with_
                 .is_some_and(|l| l.contains("merchant:m1")),
             "{name}: the merchant's own act: {answered}"
         );
+        let (status, again) = step(m1.clone(), "respond", None).await;
+        assert_eq!(status, 409, "{name}: answered once: {again}");
         let (status, _) = step(platform.clone(), "escalate", Some(r#"{"to":"regulator"}"#)).await;
         assert_eq!(status, 200, "{name}");
         assert_eq!(
@@ -375,13 +377,11 @@ async fn a_filing_that_should_not_succeed_does_not_and_keeps_nothing() {
         assert!(v["detail"].as_str().unwrap_or("").contains(says), "{what}: {v}");
     }
     // Nothing was kept: no file, no complaint.
-    let mut store = db.db.open().expect("store");
+    let conn = rusqlite::Connection::open(db.dir.path().join("weiquan.db")).expect("sqlite");
     for sha in tried {
-        assert_eq!(
-            store.evidence_get(&sha).expect("read"),
-            None,
-            "a refused filing kept {sha}"
-        );
+        let n: i64 =
+            (conn.query_row("SELECT COUNT(*) FROM evidence WHERE sha256 = ?1", [&sha], |r| r.get(0))).expect("count");
+        assert_eq!(n, 0, "a refused filing kept {sha}");
     }
     assert_eq!(
         server.call("GET", "/v1/complaints", Some(&platform), None).await.1["complaints"],
@@ -443,4 +443,79 @@ async fn an_unanswered_complaint_becomes_overdue_for_its_merchant() {
 fn weiquan_server_sha(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Evidence is each consumer's own: the same bytes filed by two consumers are
+/// two files; erasing one consumer removes theirs and leaves the other's; a
+/// download is an attachment that is never sniffed; escalation goes up only.
+#[tokio::test(flavor = "multi_thread")]
+async fn evidence_is_each_consumers_own_and_erasure_removes_only_theirs() {
+    let db = Db::sqlite();
+    let server = Server::start(db.config(None)).await;
+    let platform = db.key("platform").await;
+    let (u1, u2) = (db.key("consumer:u1").await, db.key("consumer:u2").await);
+    server
+        .post_events(
+            &platform,
+            [placed("o1", "m1", "u1"), placed("o2", "m1", "u2")].join("\n"),
+        )
+        .await;
+    let mut ids = Vec::new();
+    for (key, order) in [(&u1, "o1"), (&u2, "o2")] {
+        let (status, v) = file(
+            &server,
+            Some(key),
+            &[("order", order), ("category", "quality")],
+            vec![("p.png", PNG.to_vec())],
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+        ids.push(v["complaint"].as_str().expect("id").to_owned());
+    }
+    let sha = weiquan_server_sha(PNG);
+    let path = |i: usize| format!("/v1/complaints/{}/evidence/{sha}", ids[i]);
+    let resp = server
+        .http
+        .get(format!("{}{}", server.base, path(0)))
+        .bearer_auth(&u1)
+        .send()
+        .await
+        .expect("get");
+    let header = |h: &str| resp.headers().get(h).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    assert!(header("content-disposition").is_some_and(|d| d.starts_with("attachment")));
+    assert_eq!(header("x-content-type-options").as_deref(), Some("nosniff"));
+    assert_eq!(header("content-type").as_deref(), Some("image/png"));
+    let d = db.db.clone();
+    let erased = tokio::task::spawn_blocking(move || d.erase_consumer("u1"))
+        .await
+        .expect("join")
+        .expect("erase");
+    assert!(erased.leaves > 0);
+    assert_eq!(
+        get_bytes(&server, &path(0), Some(&platform)).await.0,
+        404,
+        "u1's file is gone"
+    );
+    assert_eq!(
+        get_bytes(&server, &path(1), Some(&platform)).await,
+        (200, PNG.to_vec()),
+        "u2's stays"
+    );
+    // Escalated to a regulator, a later "to platform" does not take it from the regulator.
+    let regulator = db.key("regulator").await;
+    for to in ["regulator", "platform"] {
+        let body = json!({"to": to}).to_string();
+        let (status, v) = server
+            .call(
+                "POST",
+                &format!("/v1/complaints/{}/escalate", ids[1]),
+                Some(&platform),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+    }
+    let (_, seen) = server.call("GET", "/v1/complaints", Some(&regulator), None).await;
+    assert_eq!(seen["complaints"][0]["escalated_to"], "regulator", "{seen}");
+    server.stop().await;
 }

@@ -99,17 +99,19 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
      );
      CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_ms) WHERE delivered_ms IS NULL;
      CREATE INDEX IF NOT EXISTS outbox_pseudonym ON outbox (pseudonym);",
-    // 6: complaints' evidence files, by the hex SHA-256 of their content (the
-    // log carries only that), sealed (encrypted and authenticated) by the
-    // server; kept outside the log, so that erasure can remove them.
+    // 6: complaints' evidence files, by the consumer who brought them and the
+    // hex SHA-256 of their content (the log carries only that), sealed
+    // (encrypted and authenticated) by the server; kept outside the log, so
+    // that erasure removes a consumer's files and nobody else's.
     "CREATE TABLE IF NOT EXISTS evidence (
-         sha256 TEXT PRIMARY KEY,
+         pseudonym TEXT NOT NULL,
+         sha256 TEXT NOT NULL,
          kind TEXT NOT NULL,
          size {int} NOT NULL,
-         pseudonym TEXT NOT NULL,
-         sealed {blob} NOT NULL
+         sealed {blob} NOT NULL,
+         PRIMARY KEY (pseudonym, sha256)
      );
-     CREATE INDEX IF NOT EXISTS evidence_pseudonym ON evidence (pseudonym);",
+",
 ];
 
 /// The SQL of migration steps `after+1..=SCHEMA_VERSION` in one dialect, with each step's number.
@@ -309,20 +311,20 @@ pub struct EvidenceFile {
     pub kind: String,
     /// Its size in bytes.
     pub size: u64,
-    /// The pseudonym of the consumer who brought it first (erasure removes it).
+    /// The pseudonym of the consumer who brought it (erasure removes it).
     pub pseudonym: String,
     /// The content, sealed by the server.
     pub sealed: Vec<u8>,
 }
 
-/// Complaints' evidence files, content-addressed.
+/// Complaints' evidence files, content-addressed per consumer.
 pub trait EvidenceFiles {
-    /// Keeps a file unless one with its hash is kept; whether it was new.
+    /// Keeps a consumer's file unless they brought one with its hash before; whether it was new.
     fn evidence_put(&mut self, file: &EvidenceFile) -> Result<bool, StoreError>;
-    /// The file with this hash.
-    fn evidence_get(&mut self, sha256: &str) -> Result<Option<EvidenceFile>, StoreError>;
-    /// Removes the file with this hash (a complaint that was not recorded after all).
-    fn evidence_remove(&mut self, sha256: &str) -> Result<(), StoreError>;
+    /// The file with this hash that the consumer with this pseudonym brought.
+    fn evidence_get(&mut self, pseudonym: &str, sha256: &str) -> Result<Option<EvidenceFile>, StoreError>;
+    /// Removes a consumer's file (a complaint that was not recorded after all).
+    fn evidence_remove(&mut self, pseudonym: &str, sha256: &str) -> Result<(), StoreError>;
 }
 
 /// The columns of `outbox`, in [`Instruction`]'s order.

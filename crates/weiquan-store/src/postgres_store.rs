@@ -448,19 +448,19 @@ impl crate::EvidenceFiles for PgStore {
         self.client
             .execute(
                 "INSERT INTO evidence (sha256, kind, size, pseudonym, sealed) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (sha256) DO NOTHING",
+                 ON CONFLICT (pseudonym, sha256) DO NOTHING",
                 &[&f.sha256, &f.kind, &size, &f.pseudonym, &f.sealed],
             )
             .map(|n| n == 1)
             .map_err(err("keeping an evidence file"))
     }
 
-    fn evidence_get(&mut self, sha256: &str) -> Result<Option<crate::EvidenceFile>, StoreError> {
+    fn evidence_get(&mut self, pseudonym: &str, sha256: &str) -> Result<Option<crate::EvidenceFile>, StoreError> {
         let row = self
             .client
             .query_opt(
-                "SELECT sha256, kind, size, pseudonym, sealed FROM evidence WHERE sha256 = $1",
-                &[&sha256],
+                "SELECT sha256, kind, size, pseudonym, sealed FROM evidence WHERE pseudonym = $1 AND sha256 = $2",
+                &[&pseudonym, &sha256],
             )
             .map_err(err("reading an evidence file"))?;
         Ok(row.map(|r| crate::EvidenceFile {
@@ -472,9 +472,12 @@ impl crate::EvidenceFiles for PgStore {
         }))
     }
 
-    fn evidence_remove(&mut self, sha256: &str) -> Result<(), StoreError> {
+    fn evidence_remove(&mut self, pseudonym: &str, sha256: &str) -> Result<(), StoreError> {
         self.client
-            .execute("DELETE FROM evidence WHERE sha256 = $1", &[&sha256])
+            .execute(
+                "DELETE FROM evidence WHERE pseudonym = $1 AND sha256 = $2",
+                &[&pseudonym, &sha256],
+            )
             .map(|_| ())
             .map_err(err("removing an evidence file"))
     }

@@ -666,18 +666,18 @@ impl crate::EvidenceFiles for SqliteStore {
         self.conn
             .execute(
                 "INSERT INTO evidence (sha256, kind, size, pseudonym, sealed) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (sha256) DO NOTHING",
+                 ON CONFLICT (pseudonym, sha256) DO NOTHING",
                 params![f.sha256, f.kind, f.size, f.pseudonym, f.sealed],
             )
             .map(|n| n == 1)
             .map_err(err("keeping an evidence file"))
     }
 
-    fn evidence_get(&mut self, sha256: &str) -> Result<Option<crate::EvidenceFile>, StoreError> {
+    fn evidence_get(&mut self, pseudonym: &str, sha256: &str) -> Result<Option<crate::EvidenceFile>, StoreError> {
         self.conn
             .query_row(
-                "SELECT sha256, kind, size, pseudonym, sealed FROM evidence WHERE sha256 = ?1",
-                [sha256],
+                "SELECT sha256, kind, size, pseudonym, sealed FROM evidence WHERE pseudonym = ?1 AND sha256 = ?2",
+                [pseudonym, sha256],
                 |r| {
                     Ok(crate::EvidenceFile {
                         sha256: r.get(0)?,
@@ -692,9 +692,12 @@ impl crate::EvidenceFiles for SqliteStore {
             .map_err(err("reading an evidence file"))
     }
 
-    fn evidence_remove(&mut self, sha256: &str) -> Result<(), StoreError> {
+    fn evidence_remove(&mut self, pseudonym: &str, sha256: &str) -> Result<(), StoreError> {
         self.conn
-            .execute("DELETE FROM evidence WHERE sha256 = ?1", [sha256])
+            .execute(
+                "DELETE FROM evidence WHERE pseudonym = ?1 AND sha256 = ?2",
+                [pseudonym, sha256],
+            )
             .map(|_| ())
             .map_err(err("removing an evidence file"))
     }

@@ -21,6 +21,8 @@ use weiquan_store::EvidenceFile;
 
 /// Longest complaint text, in characters (the event must fit a line).
 pub const MAX_TEXT_CHARS: usize = 2_000;
+/// Largest form field other than a file, in bytes.
+const MAX_FIELD_BYTES: usize = 64 << 10;
 
 /// Whether `party` may read complaint `c` (the consumer's pseudonym is `mine` for a consumer).
 fn may_read(party: &Party, c: &ComplaintView, mine: Option<&str>) -> bool {
@@ -52,7 +54,9 @@ fn complaint_out(c: ComplaintView, consumer: Option<String>, now: Option<weiquan
         filed_at: c.filed.as_ref().map(|f| f.1.to_string()),
         response_due: due.map(|d| d.to_string()),
         response_hours_left: match (due, now) {
-            (Some(d), Some(n)) if !c.responded && !c.resolved => Some((d.unix_ms() - n.unix_ms()) / 3_600_000),
+            (Some(d), Some(n)) if !c.responded && !c.resolved => {
+                Some((d.unix_ms() - n.unix_ms()).div_euclid(3_600_000))
+            }
             _ => None,
         },
         overdue,
@@ -176,13 +180,15 @@ fn readable(core: &mut Core, party: &Party, id: &str) -> Option<ComplaintView> {
         Role::Consumer(me) => Some(core.pseudonym_of(me)),
         _ => None,
     };
-    (core.engine().complaints()).find(|c| c.complaint == id && may_read(party, c, mine.as_deref()))
+    core.engine()
+        .complaint(id)
+        .filter(|c| may_read(party, c, mine.as_deref()))
 }
 
 /// An evidence file of a complaint, for those who may read the complaint.
 #[utoipa::path(get, path = "/v1/complaints/{id}/evidence/{sha256}", tag = "complaints",
     params(("id" = String, Path, description = "Complaint id"), ("sha256" = String, Path, description = "The file's hex SHA-256")),
-    responses((status = 200, description = "The file, as filed", content_type = "application/octet-stream"), (status = 401, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, description = "The file, as filed, as an attachment of the type its first bytes say (an image, a PDF, a video or plain text)", content_type = "application/octet-stream"), (status = 401, body = Problem), (status = 404, body = Problem)),
     security(("api_key" = [])))]
 pub(crate) async fn get_evidence(
     State(app): AppStateRef,
@@ -191,25 +197,35 @@ pub(crate) async fn get_evidence(
 ) -> Result<Response, ApiError> {
     let party = caller.party()?.clone();
     let sha = sha256.clone();
-    let listed = app
+    // The complaint's consumer, when it lists the file: only their own copy is served.
+    let owner = app
         .sequencer
-        .read(move |core: &mut Core| readable(core, &party, &id).is_some_and(|c| c.evidence.iter().any(|e| e.0 == sha)))
-        .await?;
-    if !listed {
-        return Err(ApiError::not_found("no such evidence in a complaint this key may read"));
-    }
+        .read(move |core: &mut Core| {
+            readable(core, &party, &id)
+                .filter(|c| c.evidence.iter().any(|e| e.0 == sha))
+                .map(|c| c.consumer)
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such evidence in a complaint this key may read"))?;
     let (file, key) = app
         .outbox
-        .with(move |s| Ok((s.evidence_get(&sha256)?, s.secret(evidence::KEY_NAME)?)))
+        .with(move |s| Ok((s.evidence_get(&owner, &sha256)?, s.secret(evidence::KEY_NAME)?)))
         .await?;
     let file = file.ok_or_else(|| {
         ApiError::not_found("the complaint lists this file, but it was not kept here (filed elsewhere, or erased)")
     })?;
     let bytes = evidence::open(&key, &file.sha256, &file.sealed).map_err(ApiError::internal)?;
     Ok((
+        // A file is known by its first bytes only: it is never shown inline or sniffed.
         [
             (axum::http::header::CONTENT_TYPE, file.kind),
             (axum::http::header::CACHE_CONTROL, "private, no-store".to_owned()),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", file.sha256),
+            ),
+            (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+            (axum::http::header::CONTENT_SECURITY_POLICY, "sandbox".to_owned()),
         ],
         bytes,
     )
@@ -283,10 +299,22 @@ async fn read_filing(mut form: Multipart) -> Result<Filing, ApiError> {
                 bytes,
             });
         } else {
-            let value = field
-                .text()
+            let mut raw = Vec::new();
+            while let Some(chunk) = field
+                .chunk()
                 .await
-                .map_err(|e| ApiError::bad_request(format!("field `{name}` is not UTF-8 text: {e}")))?;
+                .map_err(|e| ApiError::bad_request(format!("field `{name}` could not be read: {e}")))?
+            {
+                if raw.len() + chunk.len() > MAX_FIELD_BYTES {
+                    return Err(ApiError::too_large(format!(
+                        "field `{name}` is over {} KiB; nothing was kept",
+                        MAX_FIELD_BYTES >> 10
+                    )));
+                }
+                raw.extend_from_slice(&chunk);
+            }
+            let value = String::from_utf8(raw)
+                .map_err(|_| ApiError::bad_request(format!("field `{name}` is not UTF-8 text")))?;
             let slot = match name.as_str() {
                 "consumer" => &mut f.consumer,
                 "merchant" => &mut f.merchant,
@@ -388,7 +416,7 @@ pub(crate) async fn file(State(app): AppStateRef, caller: Caller, form: Multipar
         }
     }
     let id = format!("complaint-{}", crate::acts::random_hex());
-    let filed_id = crate::acts::party_act_id(&party.role, &format!("{id}:filed"));
+    let filed_id = crate::acts::party_act_id(&party.role, "complaint-filed");
     let at = app.sequencer.read(|core: &mut Core| business_time(core)).await?;
     let mut event = serde_json::json!({"v": 1, "id": filed_id, "type": "complaint.filed", "at": at,
         "complaint": id, "consumer": consumer, "merchant": merchant, "category": category});
@@ -418,11 +446,52 @@ pub(crate) async fn file(State(app): AppStateRef, caller: Caller, form: Multipar
         let c = consumer.clone();
         app.sequencer.read(move |core: &mut Core| core.pseudonym_of(&c)).await?
     };
-    let files: Vec<(String, &'static str, usize, Vec<u8>)> = f
+    let files: Files = f
         .files
         .into_iter()
         .map(|u| (u.sha256, u.kind, u.bytes.len(), u.bytes))
         .collect();
+    // Keep, record, and undo the keeping if the log refuses: on a task of its
+    // own, so that a client going away mid-way cannot leave files no complaint names.
+    let (app2, submitter) = (app.clone(), Submitter::Party(party.clone()));
+    let outcome = tokio::spawn(async move { keep_and_record(&app2, submitter, line, pseudonym, files).await })
+        .await
+        .map_err(ApiError::internal)?;
+    let (index, kept) = outcome?;
+    let role = party.role.clone();
+    let receipt = app
+        .sequencer
+        .read(move |core: &mut Core| core.receipt_for(index, &role))
+        .await?
+        .map_err(super::ledger_error)?;
+    Ok(Json(FiledOut {
+        complaint: id,
+        index,
+        receipt,
+        evidence: (kept.into_iter())
+            .map(|(sha256, kind, size)| EvidenceOut {
+                sha256,
+                kind: kind.to_owned(),
+                size: Some(size as u64),
+            })
+            .collect(),
+    }))
+}
+
+/// A filing's files as checked: address, kind, size, content.
+type Files = Vec<(String, &'static str, usize, Vec<u8>)>;
+
+/// Keeps a filing's files (sealed) for its consumer, then records its event;
+/// if the log refuses the event, or cannot be written, removes the files this
+/// filing brought. The event's leaf index and the files kept.
+async fn keep_and_record(
+    app: &crate::AppState,
+    submitter: Submitter,
+    line: String,
+    pseudonym: String,
+    files: Files,
+) -> Result<(u64, Vec<(String, &'static str, usize)>), ApiError> {
+    let owner = pseudonym.clone();
     let kept: Vec<(String, &'static str, usize, bool)> = app
         .outbox
         .with(move |s| {
@@ -435,7 +504,7 @@ pub(crate) async fn file(State(app): AppStateRef, caller: Caller, form: Multipar
                     sha256: sha256.clone(),
                     kind: kind.to_owned(),
                     size: size as u64,
-                    pseudonym: pseudonym.clone(),
+                    pseudonym: owner.clone(),
                     sealed,
                 })?;
                 kept.push((sha256, kind, size, new));
@@ -443,46 +512,30 @@ pub(crate) async fn file(State(app): AppStateRef, caller: Caller, form: Multipar
             Ok(kept)
         })
         .await?;
-    let results = app
-        .sequencer
-        .ingest(Submitter::Party(party.clone()), vec![line])
-        .await?;
-    let index = match results.into_iter().next() {
-        Some(ItemResult::Accepted { index }) => index,
-        other => {
-            // Not recorded: the files this filing brought go too.
-            let new: Vec<String> = kept.iter().filter(|k| k.3).map(|k| k.0.clone()).collect();
-            let _ = app
-                .outbox
-                .with(move |s| new.iter().try_for_each(|sha| s.evidence_remove(sha)))
-                .await;
-            return Err(match other {
-                Some(ItemResult::Rejected { field, error }) => ApiError::unprocessable(format!(
-                    "{}{error}",
-                    field.map(|f| format!("{f}: ")).unwrap_or_default()
-                )),
-                _ => ApiError::conflict("the complaint could not be recorded; file it again"),
-            });
-        }
+    let refused = match app.sequencer.ingest(submitter, vec![line]).await {
+        Ok(results) => match results.into_iter().next() {
+            Some(ItemResult::Accepted { index }) => {
+                return Ok((index, kept.into_iter().map(|k| (k.0, k.1, k.2)).collect()))
+            }
+            Some(ItemResult::Rejected { field, error }) => ApiError::unprocessable(format!(
+                "{}{error}",
+                field.map(|f| format!("{f}: ")).unwrap_or_default()
+            )),
+            _ => ApiError::conflict("the complaint could not be recorded; file it again"),
+        },
+        Err(e) => e.into(),
     };
-    let role = party.role.clone();
-    let receipt = app
-        .sequencer
-        .read(move |core: &mut Core| core.receipt_for(index, &role))
-        .await?
-        .map_err(super::ledger_error)?;
-    Ok(Json(FiledOut {
-        complaint: id,
-        index,
-        receipt,
-        evidence: (kept.into_iter())
-            .map(|(sha256, kind, size, _)| EvidenceOut {
-                sha256,
-                kind: kind.to_owned(),
-                size: Some(size as u64),
-            })
-            .collect(),
-    }))
+    // Not recorded: the files this filing brought go too (a file the consumer
+    // brought before, for another complaint, stays).
+    let new: Vec<String> = kept.iter().filter(|k| k.3).map(|k| k.0.clone()).collect();
+    if let Err(e) = app
+        .outbox
+        .with(move |s| new.iter().try_for_each(|sha| s.evidence_remove(&pseudonym, sha)))
+        .await
+    {
+        tracing::warn!(error = %e, "cannot remove the files of a complaint that was not recorded");
+    }
+    Err(refused)
 }
 
 /// What a step's body may say.
@@ -500,7 +553,7 @@ pub struct StepRequest {
 #[utoipa::path(post, path = "/v1/complaints/{id}/{step}", tag = "complaints",
     params(("id" = String, Path, description = "Complaint id"), ("step" = String, Path, description = "`respond`, `resolve` or `escalate`")),
     request_body(content = StepRequest, description = "`{\"outcome\": …}` to resolve, `{\"to\": …}` to escalate; nothing to respond"),
-    responses((status = 200, description = "Recorded", body = crate::schemas::StepOut), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+    responses((status = 200, description = "Recorded", body = crate::schemas::StepOut), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
 pub(crate) async fn step(
     State(app): AppStateRef,
@@ -543,8 +596,14 @@ pub(crate) async fn step(
     if c.resolved {
         return Err(ApiError::conflict(format!("complaint {id} is resolved")));
     }
+    let done = format!("{}:{value}", ty.trim_start_matches("complaint."));
+    if ty == "complaint.responded" && c.steps.iter().any(|s| s.2 == done) {
+        return Err(ApiError::conflict(format!(
+            "complaint {id} was answered by the {value} already"
+        )));
+    }
     let at = app.sequencer.read(|core: &mut Core| business_time(core)).await?;
-    let event = serde_json::json!({"v": 1, "id": crate::acts::party_act_id(&party.role, &format!("{id}:{step}")),
+    let event = serde_json::json!({"v": 1, "id": crate::acts::party_act_id(&party.role, &format!("complaint-{step}")),
         "type": ty, "at": at, "complaint": id, field: value});
     let event_id = event["id"].as_str().unwrap_or_default().to_owned();
     let results = app
@@ -569,7 +628,7 @@ pub(crate) async fn step(
     Ok(Json(StepOut {
         event: event_id,
         at,
-        step: format!("{}:{value}", ty.trim_start_matches("complaint.")),
+        step: done,
         index: Some(index),
         receipt: Some(receipt),
     }))
