@@ -51,6 +51,8 @@ pub const ID_HEADER: &str = "x-weiquan-id";
 const MAX_BACKOFF_MS: i64 = 300_000;
 /// Instructions looked at per pass.
 const BATCH: u32 = 64;
+/// Deliveries in flight at once.
+const CONCURRENT: usize = 8;
 
 /// What the platform receives: one instruction (the outbox keeps it as it is sent).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -210,9 +212,12 @@ pub(crate) async fn deliver(app: Arc<AppState>, webhook: Option<Webhook>) {
         if app.sequencer.is_leader() {
             match app.outbox.with(|s| s.outbox_due(now_ms(), BATCH)).await {
                 Ok(due) => {
-                    for i in due {
-                        attempt(&app, &client, webhook.as_ref(), i).await;
-                    }
+                    // A few at a time: one platform endpoint that hangs holds up
+                    // its own attempts (10 s each), not every other instruction's.
+                    use futures::StreamExt;
+                    futures::stream::iter(due)
+                        .for_each_concurrent(CONCURRENT, |i| attempt(&app, &client, webhook.as_ref(), i))
+                        .await;
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot read the outbox; retrying"),
             }

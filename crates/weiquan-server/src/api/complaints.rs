@@ -104,8 +104,18 @@ pub(crate) async fn list(State(app): AppStateRef, caller: Caller) -> Result<Json
                 .filter(|c| may_read(&party, c, mine.as_deref()))
                 .collect();
             let mut items = Vec::with_capacity(seen.len());
+            // One lookup per consumer, not per complaint.
+            let mut ids: std::collections::HashMap<String, Option<String>> = Default::default();
             for c in seen {
-                let consumer = if reveal { core.consumer_id(&c.consumer)? } else { None };
+                let consumer = match (reveal, ids.get(&c.consumer)) {
+                    (false, _) => None,
+                    (true, Some(id)) => id.clone(),
+                    (true, None) => {
+                        let id = core.consumer_id(&c.consumer)?;
+                        ids.insert(c.consumer.clone(), id.clone());
+                        id
+                    }
+                };
                 items.push(complaint_out(c, consumer, now));
             }
             Ok::<_, weiquan_store::StoreError>(items)
