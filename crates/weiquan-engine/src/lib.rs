@@ -19,6 +19,7 @@ mod presale;
 mod rulebook;
 mod table;
 mod uscc;
+mod watch;
 
 pub use credit::{Blacklisting, Factor, FactorKind, Grade, GradeChange, MerchantStanding};
 pub use finding::{yuan, Finding, FindingRecord};
@@ -27,6 +28,7 @@ pub use market::PayLaterView;
 pub use merchant::ComplaintView;
 pub use rulebook::{Credit, Lang, RuleId, RuleText, Rulebook, RulebookError, Severity, Thresholds, BUILTIN_RULEBOOK};
 pub use uscc::is_valid_uscc;
+pub use watch::{WatchEntry, WatchSignal};
 
 use deadline::{Deadline, Deadlines, Due};
 use std::sync::Arc;

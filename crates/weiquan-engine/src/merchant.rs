@@ -11,6 +11,7 @@ use crate::credit::CreditState;
 use crate::table::room_for_one;
 use crate::table::{CampaignIx, ComplaintIx, MerchantIx, OrderIx};
 use crate::{is_valid_uscc, Deadline, Due, Engine, RuleId};
+use std::collections::VecDeque;
 use weiquan_events::{Body, Payment, Sender, Time, DAY_MS, HOUR_MS};
 
 /// A merchant's registration, obligations and standing.
@@ -25,6 +26,24 @@ pub(crate) struct Merchant {
     /// MC-05 already warned since `overdue` last reached the threshold.
     pub runaway_warned: bool,
     pub credit: CreditState,
+    /// What the run-away watch list reads (see `Engine::watchlist`).
+    pub watch: Watch,
+}
+
+/// Signals that precede a run-away (跑路), kept as events arrive.
+#[derive(Default)]
+pub(crate) struct Watch {
+    /// Orders accepted while an obligation was overdue, since none last was.
+    pub orders_while_overdue: u32,
+    /// Complaints filed in the last seven days (business time), oldest first.
+    pub recent_complaints: VecDeque<Time>,
+    /// Complaints filed before those, and when the first one was.
+    pub earlier_complaints: u32,
+    pub first_complaint: Option<Time>,
+    /// First replies in service conversations: a fast and a slow moving
+    /// average of their minutes (a drift shows as fast over slow).
+    pub reply_fast: f64,
+    pub reply_slow: f64,
 }
 
 /// Open obligations, as MC-04 lists them.
@@ -334,6 +353,9 @@ impl Engine {
             if mm.overdue < threshold {
                 mm.runaway_warned = false;
             }
+            if mm.overdue == 0 {
+                mm.watch.orders_while_overdue = 0;
+            }
         }
     }
 
@@ -462,6 +484,10 @@ impl Engine {
                 vec![id.into()],
                 vec![("overdue", overdue)],
             );
+        }
+        let mm = self.merchants.get_mut(m);
+        if mm.overdue > 0 {
+            mm.watch.orders_while_overdue += 1;
         }
         let o = self.orders.entry(order);
         // Messy streams 3: a second order.placed adds no obligation and leaves
@@ -639,6 +665,14 @@ impl Engine {
                     if let (Some(first), Some(owner)) = (conv.first_message, conv.merchant) {
                         let minutes = (at.unix_ms() - first.unix_ms()).max(0) / 60_000;
                         self.credit_mut(owner).record_first_reply(minutes);
+                        let w = &mut self.merchants.get_mut(owner).watch;
+                        let x = minutes as f64;
+                        if w.reply_slow == 0.0 {
+                            (w.reply_fast, w.reply_slow) = (x, x);
+                        } else {
+                            w.reply_fast += 0.3 * (x - w.reply_fast);
+                            w.reply_slow += 0.03 * (x - w.reply_slow);
+                        }
                     }
                 }
             }
@@ -676,6 +710,15 @@ impl Engine {
             cc.merchant = Some(m);
         });
         self.credit_mut(m).complaints += 1;
+        let w = &mut self.merchants.get_mut(m).watch;
+        w.first_complaint.get_or_insert(at);
+        let week_ago = at.unix_ms() - 7 * DAY_MS;
+        let i = w.recent_complaints.partition_point(|t| *t <= at);
+        w.recent_complaints.insert(i, at);
+        while w.recent_complaints.front().is_some_and(|t| t.unix_ms() < week_ago) {
+            w.recent_complaints.pop_front();
+            w.earlier_complaints += 1;
+        }
         let due = at.plus_days(self.rules.thresholds.complaint_response_days);
         self.deadlines.set(due, Due::Mc10Response, c, 0);
     }

@@ -480,6 +480,39 @@ pub struct FiledOut {
     pub evidence: Vec<EvidenceOut>,
 }
 
+/// `GET /v1/watchlist`.
+#[derive(Serialize, ToSchema)]
+pub struct WatchlistOut {
+    /// The business time it was read at.
+    pub as_of: String,
+    /// How many merchants are on the list (before `limit`).
+    pub listed: u64,
+    /// The riskiest first.
+    pub merchants: Vec<WatchOut>,
+}
+
+/// A merchant on the watch list.
+#[derive(Serialize, ToSchema)]
+pub struct WatchOut {
+    /// The merchant.
+    pub merchant: String,
+    /// The sum of its signals' points.
+    pub score: f64,
+    /// Every signal.
+    pub signals: Vec<SignalOut>,
+}
+
+/// One signal of a merchant's run-away risk.
+#[derive(Serialize, ToSchema)]
+pub struct SignalOut {
+    /// `overdue_obligations`, `orders_while_overdue`, `complaint_spike`, `reply_drift` or `deposits_outstanding`.
+    pub signal: String,
+    /// Its value.
+    pub value: f64,
+    /// The points it adds.
+    pub points: f64,
+}
+
 /// `GET /v1/lotteries/{id}/proof`.
 #[derive(Serialize, ToSchema)]
 pub struct EntryProofOut {

@@ -150,6 +150,7 @@ async fn role_by_route_matrix() {
             [404, 404, 404, 404, 404, 404],
         ),
         ("GET", "/v1/blacklist".into(), None, [401, 200, 200, 403, 403, 403]),
+        ("GET", "/v1/watchlist".into(), None, [401, 200, 200, 403, 403, 403]),
         (
             "GET",
             "/v1/proofs/inclusion?index=0".into(),
@@ -317,6 +318,7 @@ async fn openapi_lists_every_route() {
         "/v1/proofs/consistency",
         "/v1/receipts/{index}",
         "/v1/hosts/{id}",
+        "/v1/watchlist",
         "/v1/paylater",
         "/v1/paylater/{provider}/disable",
         "/v1/complaints",
@@ -771,6 +773,7 @@ async fn every_route_answers_in_the_shape_it_declares() {
     );
     answers.push(call("get", "/v1/merchants/{id}", "/v1/merchants/m9".into(), None, None).await);
     answers.push(call("get", "/v1/blacklist", "/v1/blacklist".into(), p(), None).await);
+    answers.push(call("get", "/v1/watchlist", "/v1/watchlist".into(), p(), None).await);
     let reason = json!({"reason": "整改完成"}).to_string();
     answers.push(
         call(

@@ -332,3 +332,49 @@ fn lifting_a_blacklist_is_an_event_and_trading_after_it_is_allowed() {
     );
     assert!(!order(lifted, "o2", "m1", "11-01 03:00").fires_any("MC-11"));
 }
+
+/// The run-away watch list: a merchant that stops shipping and keeps taking
+/// orders rises to the top with its signals; one that ships is not listed; a
+/// complaint spike against the merchant's own (empty) history counts; a
+/// closed merchant has left the list (MC-04 took over).
+#[test]
+fn the_watch_list_ranks_a_merchant_drifting_toward_running_away_first() {
+    use weiquan_engine::WatchSignal;
+    let order = |o: &str, m: &str| json!({"order": o, "merchant": m, "consumer": "u", "sku": "s", "qty": 1, "amount_fen": 100, "payment": "standard"});
+    let mut s = Stream::new().merchant("good").merchant("bad").merchant("loud");
+    for i in 0..4 {
+        s = s
+            .ev("order.placed", "11-01 09:00", order(&format!("g{i}"), "good"))
+            .ev("order.shipped", "11-01 18:00", json!({"order": format!("g{i}")}))
+            .ev("order.placed", "11-01 09:00", order(&format!("b{i}"), "bad"));
+    }
+    // Two days on, bad's four orders are overdue; it takes two more.
+    s = s
+        .ev("order.placed", "11-03 12:00", order("b4", "bad"))
+        .ev("order.placed", "11-03 13:00", order("b5", "bad"));
+    for i in 0..3 {
+        let k = json!({"complaint": format!("k{i}"), "consumer": "u", "merchant": "loud", "category": "quality"});
+        s = s.ev("complaint.filed", "11-03 10:00", k);
+    }
+    let (_, engine) = s.run_with_engine();
+    let list = engine.watchlist();
+    let names: Vec<&str> = list.iter().map(|e| e.merchant.as_str()).collect();
+    assert_eq!(names, ["bad", "loud"], "{list:?}");
+    let signal =
+        |e: &weiquan_engine::WatchEntry, k: WatchSignal| e.signals.iter().find(|s| s.0 == k).map(|s| (s.1, s.2));
+    assert_eq!(signal(&list[0], WatchSignal::Overdue), Some((4.0, 40.0)));
+    assert_eq!(signal(&list[0], WatchSignal::OrdersWhileOverdue), Some((2.0, 4.0)));
+    assert_eq!(list[0].score, 44.0);
+    assert_eq!(
+        signal(&list[1], WatchSignal::ComplaintSpike),
+        Some((2.0, 10.0)),
+        "3 this week against none before"
+    );
+    let (_, engine) = s
+        .ev("merchant.closed", "11-03 14:00", json!({"merchant": "bad"}))
+        .run_with_engine();
+    assert!(
+        engine.watchlist().iter().all(|e| e.merchant != "bad"),
+        "closed: MC-04's now"
+    );
+}

@@ -211,3 +211,48 @@ pub(crate) async fn lift_blacklist(
         index,
     }))
 }
+
+/// How many of the watch list to show.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct WatchQuery {
+    /// At most this many merchants (default 100, at most 1000).
+    limit: Option<usize>,
+}
+
+/// The run-away watch list (跑路预警): open merchants with any risk, riskiest
+/// first, each signal with its value and points (`docs/watchlist.md`); platform and regulators.
+#[utoipa::path(get, path = "/v1/watchlist", tag = "merchants", params(WatchQuery),
+    responses((status = 200, description = "Merchants by run-away risk", body = crate::schemas::WatchlistOut), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("api_key" = [])))]
+pub(crate) async fn get_watchlist(
+    State(app): AppStateRef,
+    caller: Caller,
+    Query(q): Query<WatchQuery>,
+) -> Result<Json<crate::schemas::WatchlistOut>, ApiError> {
+    caller.require("read the watch list", Role::reads_all)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let out = app
+        .sequencer
+        .read(move |core: &mut Core| {
+            let list = core.engine().watchlist();
+            crate::schemas::WatchlistOut {
+                as_of: business_time(core),
+                listed: list.len() as u64,
+                merchants: (list.into_iter().take(limit))
+                    .map(|e| crate::schemas::WatchOut {
+                        merchant: e.merchant,
+                        score: e.score,
+                        signals: (e.signals.into_iter())
+                            .map(|(k, value, points)| crate::schemas::SignalOut {
+                                signal: k.as_str().to_owned(),
+                                value: (value * 100.0).round() / 100.0,
+                                points: (points * 10.0).round() / 10.0,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            }
+        })
+        .await?;
+    Ok(Json(out))
+}

@@ -80,6 +80,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/findings", get(merchants::get_findings))
         .route("/v1/merchants/{id}", get(merchants::get_merchant))
         .route("/v1/blacklist", get(merchants::get_blacklist))
+        .route("/v1/watchlist", get(merchants::get_watchlist))
         .route(
             "/v1/blacklist/{merchant}/lift",
             post(merchants::lift_blacklist).layer(DefaultBodyLimit::max(SMALL_BODY_BYTES)),
@@ -261,7 +262,7 @@ impl utoipa::Modify for ProblemResponses {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "weiquan", description = "Consumer-protection findings over a platform's events, with a tamper-evident log"),
-    paths(events::post_events, merchants::get_findings, lotteries::announce, lotteries::get_lottery, lotteries::close, lotteries::draw_lottery, lotteries::entry_proof, hosts::get_host, paylater::get_paylater, paylater::disable, complaints::list, complaints::file, complaints::get_one, complaints::get_evidence, complaints::step, merchants::get_merchant, merchants::get_blacklist, merchants::lift_blacklist, log::inclusion_proof, log::consistency_proof, log::get_receipt, log::get_checkpoint, log::get_tile, ops::healthz, ops::readyz, ops::metrics, ops::openapi_json),
+    paths(events::post_events, merchants::get_findings, lotteries::announce, lotteries::get_lottery, lotteries::close, lotteries::draw_lottery, lotteries::entry_proof, hosts::get_host, paylater::get_paylater, paylater::disable, complaints::list, complaints::file, complaints::get_one, complaints::get_evidence, complaints::step, merchants::get_merchant, merchants::get_blacklist, merchants::get_watchlist, merchants::lift_blacklist, log::inclusion_proof, log::consistency_proof, log::get_receipt, log::get_checkpoint, log::get_tile, ops::healthz, ops::readyz, ops::metrics, ops::openapi_json),
     components(schemas(IngestResponse, ItemResult, Problem, merchants::LiftRequest, lotteries::DrawRequest, complaints::StepRequest, crate::schemas::ItemOut)),
     modifiers(&SecurityAddon, &ProblemResponses)
 )]
