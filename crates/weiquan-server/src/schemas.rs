@@ -385,9 +385,11 @@ pub struct DisabledOut {
 /// `GET /v1/complaints`.
 #[derive(Serialize, ToSchema)]
 pub struct ComplaintsOut {
-    /// The complaints this key may read, oldest first.
+    /// A page of the complaints this key may read, oldest first.
     pub complaints: Vec<ComplaintOut>,
-    /// Per merchant among them: complaints not resolved, and how many of those are overdue.
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<u64>,
+    /// Per merchant, over every complaint this key may read: not resolved, and of those overdue.
     pub merchants: Vec<MerchantComplaintsOut>,
 }
 

@@ -472,6 +472,30 @@ async fn evidence_is_each_consumers_own_and_erasure_removes_only_theirs() {
         assert_eq!(status, 200, "{v}");
         ids.push(v["complaint"].as_str().expect("id").to_owned());
     }
+    // Pages: one at a time, in filing order; the summary counts both on each page.
+    let (_, first) = server
+        .call("GET", "/v1/complaints?limit=1", Some(&platform), None)
+        .await;
+    assert_eq!(
+        (
+            first["complaints"][0]["complaint"].as_str(),
+            first["next_cursor"].as_u64()
+        ),
+        (Some(ids[0].as_str()), Some(1)),
+        "{first}"
+    );
+    assert_eq!(first["merchants"], json!([{"merchant": "m1", "open": 2, "overdue": 0}]));
+    let (_, second) = server
+        .call("GET", "/v1/complaints?limit=1&cursor=1", Some(&platform), None)
+        .await;
+    assert_eq!(
+        (
+            second["complaints"][0]["complaint"].as_str(),
+            second["next_cursor"].clone()
+        ),
+        (Some(ids[1].as_str()), Value::Null),
+        "{second}"
+    );
     let sha = weiquan_server_sha(PNG);
     let path = |i: usize| format!("/v1/complaints/{}/evidence/{sha}", ids[i]);
     let resp = server

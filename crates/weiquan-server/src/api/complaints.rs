@@ -12,7 +12,7 @@ use crate::core::{Core, ItemResult};
 use crate::evidence::{self, MAX_FILES, MAX_FILE_BYTES, MAX_TOTAL_BYTES};
 use crate::problem::{ApiError, Problem};
 use crate::schemas::{ComplaintOut, ComplaintsOut, EvidenceOut, FiledOut, StepOut};
-use axum::extract::{Multipart, Path, State};
+use axum::extract::{Multipart, Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -23,6 +23,15 @@ use weiquan_store::EvidenceFile;
 pub const MAX_TEXT_CHARS: usize = 2_000;
 /// Largest form field other than a file, in bytes.
 const MAX_FIELD_BYTES: usize = 64 << 10;
+
+/// A page of `GET /v1/complaints`.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// Continue from here (the previous page's `next_cursor`).
+    cursor: Option<u64>,
+    /// Page size (default 100, at most 1000).
+    limit: Option<usize>,
+}
 
 /// Whether `party` may read complaint `c` (the consumer's pseudonym is `mine` for a consumer).
 fn may_read(party: &Party, c: &ComplaintView, mine: Option<&str>) -> bool {
@@ -86,11 +95,16 @@ fn complaint_out(c: ComplaintView, consumer: Option<String>, now: Option<weiquan
 /// clock (MC-10) and, per merchant, how many are open and overdue. Consumers
 /// read their own; merchants those against them; the platform all; regulators
 /// those escalated to a regulator.
-#[utoipa::path(get, path = "/v1/complaints", tag = "complaints",
-    responses((status = 200, description = "Complaints with their response clocks", body = crate::schemas::ComplaintsOut), (status = 401, body = Problem)),
+#[utoipa::path(get, path = "/v1/complaints", tag = "complaints", params(ListQuery),
+    responses((status = 200, description = "A page of complaints with their response clocks, `next_cursor` when there are more", body = crate::schemas::ComplaintsOut), (status = 401, body = Problem)),
     security(("api_key" = [])))]
-pub(crate) async fn list(State(app): AppStateRef, caller: Caller) -> Result<Json<ComplaintsOut>, ApiError> {
+pub(crate) async fn list(
+    State(app): AppStateRef,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<ComplaintsOut>, ApiError> {
     let party = caller.party()?.clone();
+    let (skip, limit) = (q.cursor.unwrap_or(0) as usize, q.limit.unwrap_or(100).clamp(1, 1000));
     let out = app
         .sequencer
         .read(move |core: &mut Core| {
@@ -103,6 +117,17 @@ pub(crate) async fn list(State(app): AppStateRef, caller: Caller) -> Result<Json
             let seen: Vec<ComplaintView> = (core.engine().complaints())
                 .filter(|c| may_read(&party, c, mine.as_deref()))
                 .collect();
+            // The summary counts every complaint the caller may read; the page is a slice of them.
+            let now_ms = now.map(|n| n.unix_ms());
+            let mut per_merchant: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+            for c in seen.iter().filter(|c| !c.resolved) {
+                let e = per_merchant.entry(c.merchant.clone().unwrap_or_default()).or_default();
+                e.0 += 1;
+                let due = c.response_due.map(|d| d.unix_ms());
+                e.1 += u64::from(!c.responded && matches!((due, now_ms), (Some(d), Some(n)) if n > d));
+            }
+            let next = (seen.len() > skip + limit).then_some((skip + limit) as u64);
+            let seen: Vec<ComplaintView> = seen.into_iter().skip(skip).take(limit).collect();
             let mut items = Vec::with_capacity(seen.len());
             // One lookup per consumer, not per complaint.
             let mut ids: std::collections::HashMap<String, Option<String>> = Default::default();
@@ -118,16 +143,12 @@ pub(crate) async fn list(State(app): AppStateRef, caller: Caller) -> Result<Json
                 };
                 items.push(complaint_out(c, consumer, now));
             }
-            Ok::<_, weiquan_store::StoreError>(items)
+            Ok::<_, weiquan_store::StoreError>((items, per_merchant, next))
         })
         .await??;
-    let mut per_merchant: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
-    for c in out.iter().filter(|c| c.status != "resolved") {
-        let e = per_merchant.entry(c.merchant.clone().unwrap_or_default()).or_default();
-        e.0 += 1;
-        e.1 += u64::from(c.overdue);
-    }
+    let (out, per_merchant, next_cursor) = out;
     Ok(Json(ComplaintsOut {
+        next_cursor,
         merchants: (per_merchant.into_iter())
             .map(|(merchant, (open, overdue))| crate::schemas::MerchantComplaintsOut {
                 merchant,
@@ -407,7 +428,9 @@ pub(crate) async fn file(State(app): AppStateRef, caller: Caller, form: Multipar
                 .ok_or_else(|| ApiError::unprocessable("merchant: required"))?,
         ),
     };
-    // One open complaint per consumer and order.
+    // One open complaint per consumer and order: checked and recorded under
+    // the acts lock, so that two filings at once cannot both pass the check.
+    let _act = app.acts.lock().await;
     if let Some(order) = f.order.clone() {
         let (c, o) = (consumer.clone(), order);
         let open = app
