@@ -302,11 +302,11 @@ impl Engine {
             } => self.price_quoted(id, at, merchant, sku, consumer, *price_fen, segment.as_deref()),
             Body::OrderPlaced { .. } => self.order_placed(id, at, &ev.body),
             Body::OrderShipped { order } => {
-                self.order_shipped(order);
+                self.order_shipped(order, at);
             }
             Body::OrderDelivered { order } => {
                 // Messy streams 5: a delivery with no shipment before it counts as shipped.
-                let o = self.order_shipped(order);
+                let o = self.order_shipped(order, at);
                 self.orders.get_mut(o).delivered.get_or_insert(at);
             }
             Body::OrderCancelled { order, .. } => {

@@ -35,6 +35,13 @@ pub(crate) struct Merchant {
 pub(crate) struct Watch {
     /// Orders accepted while an obligation was overdue, since none last was.
     pub orders_while_overdue: u32,
+    /// Orders placed since the merchant last shipped one, and when the first
+    /// of them was placed: shipping that stalls shows here long before any
+    /// shipping deadline passes.
+    pub waiting: u32,
+    pub waiting_since: Option<Time>,
+    /// When it last shipped an order.
+    pub last_shipped: Option<Time>,
     /// Complaints filed in the last seven days (business time), oldest first.
     pub recent_complaints: VecDeque<Time>,
     /// Complaints filed before those, and when the first one was.
@@ -489,6 +496,8 @@ impl Engine {
         if mm.overdue > 0 {
             mm.watch.orders_while_overdue += 1;
         }
+        mm.watch.waiting += 1;
+        mm.watch.waiting_since = Some(mm.watch.waiting_since.map_or(at, |t| t.min(at)));
         let o = self.orders.entry(order);
         // Messy streams 3: a second order.placed adds no obligation and leaves
         // the first one's fields standing; BN-03 still judges it.
@@ -516,7 +525,7 @@ impl Engine {
     }
 
     /// Marks an order shipped (by `order.shipped`, or a delivery); returns its index.
-    pub(crate) fn order_shipped(&mut self, order: &str) -> OrderIx {
+    pub(crate) fn order_shipped(&mut self, order: &str, at: Time) -> OrderIx {
         let o = self.orders.entry(order);
         let ord = self.orders.get(o);
         if ord.shipped {
@@ -528,6 +537,10 @@ impl Engine {
             if !late {
                 self.credit_mut(m).shipped_on_time += 1;
             }
+            // The merchant ships: what waited before is not a stall.
+            let w = &mut self.merchants.get_mut(m).watch;
+            w.last_shipped = Some(w.last_shipped.map_or(at, |t| t.max(at)));
+            (w.waiting, w.waiting_since) = (0, None);
         }
         o
     }

@@ -14,6 +14,8 @@ pub enum WatchSignal {
     Overdue,
     /// Orders accepted while an obligation was overdue.
     OrdersWhileOverdue,
+    /// Orders waiting while the merchant has shipped nothing for a day, the oldest over a day old.
+    ShippingStalled,
     /// Complaints in the last seven days beyond twice the merchant's own weekly rate before.
     ComplaintSpike,
     /// Recent first replies slower than the merchant's long-run average (fast ÷ slow average).
@@ -28,6 +30,7 @@ impl WatchSignal {
         match self {
             WatchSignal::Overdue => "overdue_obligations",
             WatchSignal::OrdersWhileOverdue => "orders_while_overdue",
+            WatchSignal::ShippingStalled => "shipping_stalled",
             WatchSignal::ComplaintSpike => "complaint_spike",
             WatchSignal::ReplyDrift => "reply_drift",
             WatchSignal::DepositsOutstanding => "deposits_outstanding",
@@ -67,6 +70,10 @@ impl Engine {
                     0.0
                 };
                 let spike = (recent - (2.0 * baseline).max(1.0)).max(0.0);
+                let day_ago = now - DAY_MS;
+                let waited = w.waiting_since.is_some_and(|t| t.unix_ms() <= day_ago);
+                let idle = w.last_shipped.is_none_or(|t| t.unix_ms() <= day_ago);
+                let stalled = if waited && idle { f64::from(w.waiting) } else { 0.0 };
                 let drift = if w.reply_slow > 0.0 {
                     w.reply_fast / w.reply_slow
                 } else {
@@ -83,6 +90,7 @@ impl Engine {
                         f64::from(w.orders_while_overdue),
                         (2.0 * f64::from(w.orders_while_overdue)).min(20.0),
                     ),
+                    (WatchSignal::ShippingStalled, stalled, (3.0 * stalled).min(30.0)),
                     (WatchSignal::ComplaintSpike, spike, (5.0 * spike).min(15.0)),
                     (WatchSignal::ReplyDrift, drift, (5.0 * (drift - 2.0)).clamp(0.0, 10.0)),
                     (

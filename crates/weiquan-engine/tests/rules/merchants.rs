@@ -364,7 +364,13 @@ fn the_watch_list_ranks_a_merchant_drifting_toward_running_away_first() {
         |e: &weiquan_engine::WatchEntry, k: WatchSignal| e.signals.iter().find(|s| s.0 == k).map(|s| (s.1, s.2));
     assert_eq!(signal(&list[0], WatchSignal::Overdue), Some((4.0, 40.0)));
     assert_eq!(signal(&list[0], WatchSignal::OrdersWhileOverdue), Some((2.0, 4.0)));
-    assert_eq!(list[0].score, 44.0);
+    assert_eq!(
+        signal(&list[0], WatchSignal::ShippingStalled),
+        Some((6.0, 18.0)),
+        "nothing shipped, six waiting"
+    );
+    assert_eq!(list[0].score, 62.0);
+    assert_eq!(signal(&list[1], WatchSignal::ShippingStalled), Some((0.0, 0.0)));
     assert_eq!(
         signal(&list[1], WatchSignal::ComplaintSpike),
         Some((2.0, 10.0)),
