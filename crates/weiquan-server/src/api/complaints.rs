@@ -281,6 +281,27 @@ struct Filing {
     files: Vec<Upload>,
 }
 
+/// A form field's bytes, read as they come; `None` past `limit` bytes (the
+/// rest is not read).
+async fn read_capped(
+    field: &mut axum::extract::multipart::Field<'_>,
+    limit: usize,
+    name: &str,
+) -> Result<Option<Vec<u8>>, ApiError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("`{name}` could not be read: {e}")))?
+    {
+        if bytes.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Some(bytes))
+}
+
 /// Reads the multipart form, checking every limit as it goes: nothing is kept before all pass.
 async fn read_filing(mut form: Multipart) -> Result<Filing, ApiError> {
     let mut f = Filing::default();
@@ -298,27 +319,23 @@ async fn read_filing(mut form: Multipart) -> Result<Filing, ApiError> {
                     "a complaint carries at most {MAX_FILES} evidence files; nothing was kept"
                 )));
             }
-            let mut bytes = Vec::new();
-            while let Some(chunk) = field
-                .chunk()
-                .await
-                .map_err(|e| ApiError::bad_request(format!("evidence `{filename}` could not be read: {e}")))?
-            {
-                if bytes.len() + chunk.len() > MAX_FILE_BYTES {
-                    return Err(ApiError::too_large(format!(
-                        "evidence `{filename}` is over {} MiB, the most one file may be; nothing was kept",
-                        MAX_FILE_BYTES >> 20
-                    )));
-                }
-                total += chunk.len();
-                if total > MAX_TOTAL_BYTES {
+            let room = MAX_TOTAL_BYTES - total;
+            let bytes = match read_capped(&mut field, MAX_FILE_BYTES.min(room), &filename).await? {
+                Some(bytes) => bytes,
+                None if room < MAX_FILE_BYTES => {
                     return Err(ApiError::too_large(format!(
                         "the evidence is over {} MiB, the most one complaint may carry; nothing was kept",
                         MAX_TOTAL_BYTES >> 20
-                    )));
+                    )))
                 }
-                bytes.extend_from_slice(&chunk);
-            }
+                None => {
+                    return Err(ApiError::too_large(format!(
+                        "evidence `{filename}` is over {} MiB, the most one file may be; nothing was kept",
+                        MAX_FILE_BYTES >> 20
+                    )))
+                }
+            };
+            total += bytes.len();
             let kind = evidence::kind_of(&bytes).ok_or_else(|| {
                 ApiError::unprocessable(format!(
                     "evidence `{filename}` is not an image (JPEG, PNG, GIF, WebP, HEIF), a PDF, a video (MP4, MOV, WebM) or plain UTF-8 text, by its first bytes; nothing was kept"
@@ -330,20 +347,12 @@ async fn read_filing(mut form: Multipart) -> Result<Filing, ApiError> {
                 bytes,
             });
         } else {
-            let mut raw = Vec::new();
-            while let Some(chunk) = field
-                .chunk()
-                .await
-                .map_err(|e| ApiError::bad_request(format!("field `{name}` could not be read: {e}")))?
-            {
-                if raw.len() + chunk.len() > MAX_FIELD_BYTES {
-                    return Err(ApiError::too_large(format!(
-                        "field `{name}` is over {} KiB; nothing was kept",
-                        MAX_FIELD_BYTES >> 10
-                    )));
-                }
-                raw.extend_from_slice(&chunk);
-            }
+            let raw = read_capped(&mut field, MAX_FIELD_BYTES, &name).await?.ok_or_else(|| {
+                ApiError::too_large(format!(
+                    "field `{name}` is over {} KiB; nothing was kept",
+                    MAX_FIELD_BYTES >> 10
+                ))
+            })?;
             let value = String::from_utf8(raw)
                 .map_err(|_| ApiError::bad_request(format!("field `{name}` is not UTF-8 text")))?;
             let slot = match name.as_str() {
