@@ -374,12 +374,12 @@ async fn read_filing(mut form: Multipart) -> Result<Filing, ApiError> {
 }
 
 /// Files a complaint with its evidence (multipart/form-data: `category`,
-/// `order`, `text`, and up to 5 `evidence` files of at most 8 MiB, 20 MiB in
+/// `order`, `text` of at most 2,000 characters, and up to 5 `evidence` files of at most 8 MiB, 20 MiB in
 /// all; a platform names the `consumer` and the `merchant`). A consumer files
 /// about an order of their own, against its merchant. Answered once the
 /// complaint is durable, with its receipt.
 #[utoipa::path(post, path = "/v1/complaints", tag = "complaints",
-    request_body(content_type = "multipart/form-data", description = "category, order, text, evidence (files); consumer and merchant from a platform"),
+    request_body(content_type = "multipart/form-data", description = "category, order, text (at most 2,000 characters), evidence (up to 5 files of at most 8 MiB, 20 MiB in all: images, PDF, video or plain text by their first bytes); consumer and merchant from a platform"),
     responses((status = 200, description = "Filed: the complaint, its leaf index and receipt, the evidence kept", body = crate::schemas::FiledOut), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
 pub(crate) async fn file(State(app): AppStateRef, caller: Caller, form: Multipart) -> Result<Json<FiledOut>, ApiError> {
