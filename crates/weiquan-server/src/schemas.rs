@@ -340,6 +340,8 @@ pub struct ProviderOut {
     pub since: String,
     /// The event that switched it so.
     pub event: String,
+    /// Whose word that was: `consumer` (their own switch-off through weiquan) or `platform` (its stream).
+    pub switched_by: String,
     /// How it was switched on, the last time it was: `explicit`, `preselected` or `bundled`.
     pub consent: Option<String>,
     /// Whether the consumer's identity was verified when it was switched on.

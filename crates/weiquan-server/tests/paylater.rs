@@ -145,6 +145,11 @@ async fn a_consumer_switches_paylater_off_in_one_request_and_the_platform_receiv
             "{name}: {mine}"
         );
         assert_eq!(mine["instructions"][0]["status"], 200);
+        assert_eq!(huabei["switched_by"], "consumer", "{name}: their own word");
+        assert_eq!(
+            mine["providers"][1]["switched_by"], "platform",
+            "{name}: switched on by the platform's stream"
+        );
         assert_eq!(
             mine["providers"][1]["enabled"], true,
             "{name}: the other provider stays on"

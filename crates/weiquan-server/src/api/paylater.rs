@@ -82,6 +82,12 @@ pub(crate) async fn get_paylater(
                 provider: p.provider,
                 enabled: p.enabled,
                 since: p.since.to_string(),
+                switched_by: if p.event.starts_with(crate::acts::PARTY_ACT_PREFIX) {
+                    "consumer"
+                } else {
+                    "platform"
+                }
+                .to_owned(),
                 event: p.event,
                 consent: p.consent.map(|c| c.0.to_owned()),
                 identity_verified: p.consent.map(|c| c.1),
