@@ -30,6 +30,10 @@ pub(crate) struct Merchant {
     pub watch: Watch,
 }
 
+/// Orders per merchant whose age the watch list reads: enough to see a
+/// stall in a busy shop, few enough to cost a merchant a kilobyte.
+pub(crate) const RECENT_ORDERS: usize = 64;
+
 /// Signals that precede a run-away (跑路), kept as events arrive.
 #[derive(Default)]
 pub(crate) struct Watch {
@@ -42,6 +46,9 @@ pub(crate) struct Watch {
     pub waiting_since: Option<Time>,
     /// When it last shipped an order.
     pub last_shipped: Option<Time>,
+    /// Its latest orders and when they were placed (at most [`RECENT_ORDERS`]):
+    /// how many of them age unshipped is read when the list is.
+    pub recent_orders: VecDeque<(Time, OrderIx)>,
     /// Complaints filed in the last seven days (business time), oldest first.
     pub recent_complaints: VecDeque<Time>,
     /// Complaints filed before those, and when the first one was.
@@ -512,6 +519,11 @@ impl Engine {
             });
             if new_to_merchant {
                 self.credit_mut(m).orders += 1;
+                let recent = &mut self.merchants.get_mut(m).watch.recent_orders;
+                if recent.len() == RECENT_ORDERS {
+                    recent.pop_front();
+                }
+                recent.push_back((at, o));
             }
             if self.orders.get(o).campaign.is_none() {
                 let due = at.plus_days(self.rules.thresholds.ship_days);

@@ -16,6 +16,8 @@ pub enum WatchSignal {
     OrdersWhileOverdue,
     /// Orders waiting while the merchant has shipped nothing for a day, the oldest over a day old.
     ShippingStalled,
+    /// Recent orders unshipped with three quarters of their shipping time gone.
+    OrdersAging,
     /// Complaints in the last seven days beyond twice the merchant's own weekly rate before.
     ComplaintSpike,
     /// Recent first replies slower than the merchant's long-run average (fast ÷ slow average).
@@ -31,6 +33,7 @@ impl WatchSignal {
             WatchSignal::Overdue => "overdue_obligations",
             WatchSignal::OrdersWhileOverdue => "orders_while_overdue",
             WatchSignal::ShippingStalled => "shipping_stalled",
+            WatchSignal::OrdersAging => "orders_aging",
             WatchSignal::ComplaintSpike => "complaint_spike",
             WatchSignal::ReplyDrift => "reply_drift",
             WatchSignal::DepositsOutstanding => "deposits_outstanding",
@@ -74,6 +77,10 @@ impl Engine {
                 let waited = w.waiting_since.is_some_and(|t| t.unix_ms() <= day_ago);
                 let idle = w.last_shipped.is_none_or(|t| t.unix_ms() <= day_ago);
                 let stalled = if waited && idle { f64::from(w.waiting) } else { 0.0 };
+                let aging_since = now - i64::from(self.rules.thresholds.ship_days) * DAY_MS * 3 / 4;
+                let aging = (w.recent_orders.iter())
+                    .filter(|(t, o)| t.unix_ms() <= aging_since && !self.orders.get(*o).settled())
+                    .count() as f64;
                 let drift = if w.reply_slow > 0.0 {
                     w.reply_fast / w.reply_slow
                 } else {
@@ -91,6 +98,7 @@ impl Engine {
                         (2.0 * f64::from(w.orders_while_overdue)).min(20.0),
                     ),
                     (WatchSignal::ShippingStalled, stalled, (3.0 * stalled).min(30.0)),
+                    (WatchSignal::OrdersAging, aging, (8.0 * aging).min(40.0)),
                     (WatchSignal::ComplaintSpike, spike, (5.0 * spike).min(15.0)),
                     (WatchSignal::ReplyDrift, drift, (5.0 * (drift - 2.0)).clamp(0.0, 10.0)),
                     (

@@ -369,7 +369,12 @@ fn the_watch_list_ranks_a_merchant_drifting_toward_running_away_first() {
         Some((6.0, 18.0)),
         "nothing shipped, six waiting"
     );
-    assert_eq!(list[0].score, 62.0);
+    assert_eq!(
+        signal(&list[0], WatchSignal::OrdersAging),
+        Some((4.0, 32.0)),
+        "four with 36 of their 48 hours gone"
+    );
+    assert_eq!(list[0].score, 94.0);
     assert_eq!(signal(&list[1], WatchSignal::ShippingStalled), Some((0.0, 0.0)));
     assert_eq!(
         signal(&list[1], WatchSignal::ComplaintSpike),
