@@ -67,6 +67,8 @@ pub(crate) struct Obligations {
     pub refunds: u32,
     pub complaints: u32,
     pub deposits: u32,
+    /// The money those deposits hold, in fen (the watch list shows it).
+    pub deposit_fen: u64,
 }
 
 impl Obligations {
@@ -192,6 +194,10 @@ impl Order {
             refunds: u32::from(self.refunds.is_some()),
             complaints: 0,
             deposits: u32::from(pre.deposit.is_some() && !self.shipped && pre.deposit_refunded.is_none()),
+            deposit_fen: match &pre.deposit {
+                Some(d) if !self.shipped && pre.deposit_refunded.is_none() => d.deposit_fen,
+                _ => 0,
+            },
         };
         let overdue = u32::from(self.mc06_fired && open_order)
             + u32::from(pre.ps04_fired && !self.settled())
@@ -350,6 +356,7 @@ impl Engine {
             mm.open.refunds -= open.refunds;
             mm.open.complaints -= open.complaints;
             mm.open.deposits -= open.deposits;
+            mm.open.deposit_fen -= open.deposit_fen;
             mm.overdue -= overdue;
         }
         if let (Some(m), (open, overdue)) = after {
@@ -358,6 +365,7 @@ impl Engine {
             mm.open.refunds += open.refunds;
             mm.open.complaints += open.complaints;
             mm.open.deposits += open.deposits;
+            mm.open.deposit_fen += open.deposit_fen;
             mm.overdue += overdue;
         }
         // Judged on the counts after the change, not between its two halves: an

@@ -24,6 +24,8 @@ pub enum WatchSignal {
     ReplyDrift,
     /// Pre-sale deposits taken on orders not shipped yet.
     DepositsOutstanding,
+    /// The money those deposits hold, in yuan.
+    DepositMoney,
 }
 
 impl WatchSignal {
@@ -37,6 +39,7 @@ impl WatchSignal {
             WatchSignal::ComplaintSpike => "complaint_spike",
             WatchSignal::ReplyDrift => "reply_drift",
             WatchSignal::DepositsOutstanding => "deposits_outstanding",
+            WatchSignal::DepositMoney => "deposit_money_yuan",
         }
     }
 }
@@ -105,6 +108,11 @@ impl Engine {
                         WatchSignal::DepositsOutstanding,
                         f64::from(m.open.deposits),
                         f64::from(m.open.deposits).min(10.0),
+                    ),
+                    (
+                        WatchSignal::DepositMoney,
+                        m.open.deposit_fen as f64 / 100.0,
+                        (m.open.deposit_fen as f64 / 100_000.0).min(10.0),
                     ),
                 ];
                 let score: f64 = signals.iter().map(|s| s.2).sum();

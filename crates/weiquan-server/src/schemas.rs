@@ -509,7 +509,8 @@ pub struct WatchOut {
 /// One signal of a merchant's run-away risk.
 #[derive(Serialize, ToSchema)]
 pub struct SignalOut {
-    /// `overdue_obligations`, `orders_while_overdue`, `complaint_spike`, `reply_drift` or `deposits_outstanding`.
+    /// `overdue_obligations`, `orders_while_overdue`, `shipping_stalled`, `orders_aging`, `complaint_spike`,
+    /// `reply_drift`, `deposits_outstanding` or `deposit_money_yuan` (`docs/watchlist.md`).
     pub signal: String,
     /// Its value.
     pub value: f64,

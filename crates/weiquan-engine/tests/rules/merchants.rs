@@ -389,3 +389,37 @@ fn the_watch_list_ranks_a_merchant_drifting_toward_running_away_first() {
         "closed: MC-04's now"
     );
 }
+
+/// Pre-sale money a merchant holds on orders it has not shipped is on the
+/// watch list, and leaves it when the order ships.
+#[test]
+fn the_watch_list_shows_presale_money_held() {
+    use weiquan_engine::WatchSignal;
+    let presale = json!({"campaign": "c1", "merchant": "m1", "sku": "s1", "deposit_fen": 50000, "price_fen": 200000,
+        "deposit_start": crate::t("11-01"), "deposit_end": crate::t("11-05"), "final_start": crate::t("11-06"), "final_end": crate::t("11-07"),
+        "ship_within_days": 3, "deposit_refundable": true});
+    let s = Stream::new()
+        .merchant("m1")
+        .ev("presale.published", "11-01", presale)
+        .ev(
+            "presale.deposit_paid",
+            "11-02",
+            json!({"order": "o1", "campaign": "c1", "consumer": "u1", "deposit_fen": 50000}),
+        );
+    let money = |s: &Stream| {
+        let (_, engine) = s.run_with_engine();
+        let list = engine.watchlist();
+        list.iter().find(|e| e.merchant == "m1").and_then(|e| {
+            e.signals
+                .iter()
+                .find(|x| x.0 == WatchSignal::DepositMoney)
+                .map(|x| (x.1, x.2))
+        })
+    };
+    assert_eq!(money(&s), Some((500.0, 0.5)), "¥500 held: a point per ¥1,000");
+    assert_eq!(
+        money(&s.ev("order.shipped", "11-03", json!({"order": "o1"}))),
+        None,
+        "shipped: off the list"
+    );
+}
