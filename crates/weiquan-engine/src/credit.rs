@@ -148,7 +148,7 @@ pub struct Grade {
     pub grade: Option<char>,
     /// 0–100 score behind the letter (rounded to 0.1).
     pub score: f64,
-    /// Orders so far, and how many a rating needs.
+    /// Orders so far.
     pub orders: u32,
     /// The rulebook's `min_orders_to_rate`.
     pub min_orders: u32,

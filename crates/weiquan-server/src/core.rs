@@ -388,12 +388,22 @@ impl Core {
     /// The original value of the salted member `field` of the event with this
     /// id, from its private row (`None` if it has none, or it was erased).
     pub fn private_value(&mut self, event: &str, field: &str) -> Result<Option<String>, StoreError> {
-        let Some(index) = self.leaf_of(event) else {
-            return Ok(None);
-        };
-        let row = self.db().private_rows(index, index + 1)?.pop();
+        let row = self.private_row_of(event)?;
         let values = (row.and_then(|r| r.values)).and_then(|v| serde_json::from_slice::<serde_json::Value>(&v).ok());
         Ok(values.and_then(|v| v.get(field).and_then(|t| t.as_str()).map(str::to_owned)))
+    }
+
+    /// The private row of leaf `index`, if it has one.
+    fn private_row(&self, index: u64) -> Result<Option<PrivateRow>, StoreError> {
+        Ok(self.db().private_rows(index, index + 1)?.pop())
+    }
+
+    /// The private row of the accepted event with this id, if it has one.
+    fn private_row_of(&self, event: &str) -> Result<Option<PrivateRow>, StoreError> {
+        match self.leaf_of(event) {
+            Some(index) => self.private_row(index),
+            None => Ok(None),
+        }
     }
 
     /// The leaf index of the accepted event with this id.
@@ -408,10 +418,7 @@ impl Core {
         let Some((event, merchant)) = self.engine.placement_of(order) else {
             return Ok(None);
         };
-        let Some(index) = self.index_of.get(id_digest(&event)) else {
-            return Ok(None);
-        };
-        let row = self.db().private_rows(index, index + 1)?.pop();
+        let row = self.private_row_of(&event)?;
         Ok(row.and_then(|r| r.consumer).map(|p| (p, merchant)))
     }
 
@@ -509,7 +516,7 @@ impl Core {
         use crate::auth::Role;
         use serde_json::{Map, Value};
         let mut receipt = self.ledger.receipt(index)?;
-        let row = self.db().private_rows(index, index + 1)?.pop();
+        let row = self.private_row(index)?;
         // The event a leaf holds, in any format (a finding leaf names no party);
         // salted members are commitments here, their values are in the row.
         let read = leaf_event(&receipt.leaf);

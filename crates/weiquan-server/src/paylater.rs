@@ -13,8 +13,8 @@
 //! recorded as the consumer's `bnpl.cancel_failed`: BN-04 against the platform.
 
 use crate::acts::{Party, Submitter, OWN_ID_PREFIX};
+use crate::api::NotRecorded;
 use crate::auth::Role;
-use crate::core::ItemResult;
 use crate::AppState;
 use hmac::Mac;
 use serde::{Deserialize, Serialize};
@@ -109,30 +109,12 @@ fn consumer_party(payload: &Payload, key: Option<String>) -> Party {
     }
 }
 
-/// Why an instruction's event was not recorded.
-pub(crate) enum NotRecorded {
-    /// The log refused it (it never will take it): why.
-    Refused(String),
-    /// The log could not be written now (a standby, a store error): retry.
-    Unavailable(String),
-}
-
 /// Records the instruction's event for its consumer; `Ok` once it is in the
 /// log (now, with its leaf index, or before: its id is reserved for it, so a
 /// duplicate is this same event).
 pub(crate) async fn record(app: &AppState, payload: &Payload, key: Option<String>) -> Result<Option<u64>, NotRecorded> {
     let submitter = Submitter::Party(consumer_party(payload, key));
-    let results = (app.sequencer.ingest(submitter, vec![payload.event()]).await)
-        .map_err(|e| NotRecorded::Unavailable(e.to_string()))?;
-    match results.into_iter().next() {
-        Some(ItemResult::Accepted { index }) => Ok(Some(index)),
-        Some(ItemResult::Duplicate) => Ok(None),
-        Some(ItemResult::Rejected { field, error }) => Err(NotRecorded::Refused(format!(
-            "{}{error}",
-            field.map(|f| format!("{f}: ")).unwrap_or_default()
-        ))),
-        None => Err(NotRecorded::Unavailable("no result for the event".into())),
-    }
+    Ok(crate::api::submit_one(app, submitter, payload.event()).await?.index())
 }
 
 /// The outbox's connection, shared by the route and the delivery task
@@ -330,12 +312,10 @@ async fn record_overdue(app: &AppState, payload: &Payload, i: &Instruction, hour
         "type": "bnpl.cancel_failed", "at": at, "consumer": payload.consumer, "provider": payload.provider,
         "reason": format!("the platform did not acknowledge weiquan's switch-off instruction {} within {hours} hours", i.id)});
     let submitter = Submitter::Weiquan(consumer_party(payload, i.actor_key.clone()));
-    let results = (app.sequencer.ingest(submitter, vec![event.to_string()]).await).map_err(|e| e.to_string())?;
-    match results.into_iter().next() {
-        Some(ItemResult::Accepted { .. } | ItemResult::Duplicate) => Ok(()),
-        Some(ItemResult::Rejected { error, .. }) => Err(error),
-        None => Err("no result for the event".into()),
-    }
+    crate::api::submit_one(app, submitter, event.to_string())
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -5,10 +5,10 @@
 //! Evidence is kept outside the log (`crate::evidence`); the log holds its
 //! hashes, and the complaint's text only as a salted commitment.
 
-use super::{business_time, AppStateRef, JsonBody};
+use super::{business_time, submit_one, AppStateRef, JsonBody, Submitted};
 use crate::acts::{Party, Submitter};
 use crate::auth::{Caller, Role};
-use crate::core::{Core, ItemResult};
+use crate::core::Core;
 use crate::evidence::{self, MAX_FILES, MAX_FILE_BYTES, MAX_TOTAL_BYTES};
 use crate::problem::{ApiError, Problem};
 use crate::schemas::{ComplaintOut, ComplaintsOut, EvidenceOut, FiledOut, StepOut};
@@ -554,17 +554,9 @@ async fn keep_and_record(
             Ok(kept)
         })
         .await?;
-    let refused = match app.sequencer.ingest(submitter, vec![line]).await {
-        Ok(results) => match results.into_iter().next() {
-            Some(ItemResult::Accepted { index }) => {
-                return Ok((index, kept.into_iter().map(|k| (k.0, k.1, k.2)).collect()))
-            }
-            Some(ItemResult::Rejected { field, error }) => ApiError::unprocessable(format!(
-                "{}{error}",
-                field.map(|f| format!("{f}: ")).unwrap_or_default()
-            )),
-            _ => ApiError::conflict("the complaint could not be recorded; file it again"),
-        },
+    let refused = match submit_one(app, submitter, line).await {
+        Ok(Submitted::Accepted(index)) => return Ok((index, kept.into_iter().map(|k| (k.0, k.1, k.2)).collect())),
+        Ok(Submitted::Duplicate) => ApiError::conflict("the complaint could not be recorded; file it again"),
         Err(e) => e.into(),
     };
     // Not recorded: the files this filing brought go too (a file the consumer
@@ -648,19 +640,9 @@ pub(crate) async fn step(
     let event = serde_json::json!({"v": 1, "id": crate::acts::party_act_id(&party.role, &format!("complaint-{step}")),
         "type": ty, "at": at, "complaint": id, field: value});
     let event_id = event["id"].as_str().unwrap_or_default().to_owned();
-    let results = app
-        .sequencer
-        .ingest(Submitter::Party(party.clone()), vec![event.to_string()])
-        .await?;
-    let index = match results.into_iter().next() {
-        Some(ItemResult::Accepted { index }) => index,
-        Some(ItemResult::Rejected { field, error }) => {
-            return Err(ApiError::unprocessable(format!(
-                "{}{error}",
-                field.map(|f| format!("{f}: ")).unwrap_or_default()
-            )))
-        }
-        _ => return Err(ApiError::conflict("the step could not be recorded; send it again")),
+    let index = match submit_one(&app, Submitter::Party(party.clone()), event.to_string()).await? {
+        Submitted::Accepted(index) => index,
+        Submitted::Duplicate => return Err(ApiError::conflict("the step could not be recorded; send it again")),
     };
     let receipt = app
         .sequencer

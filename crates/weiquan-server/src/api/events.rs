@@ -84,26 +84,75 @@ pub(crate) fn business_time(core: &Core) -> String {
     )
 }
 
+/// What became of one event submitted on its own.
+pub(crate) enum Submitted {
+    /// Durable at this leaf index.
+    Accepted(u64),
+    /// Its id was in the ledger already.
+    Duplicate,
+}
+
+impl Submitted {
+    /// The leaf index, when it was written now.
+    pub(crate) fn index(self) -> Option<u64> {
+        match self {
+            Submitted::Accepted(index) => Some(index),
+            Submitted::Duplicate => None,
+        }
+    }
+}
+
+/// Why one event submitted on its own was not recorded.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NotRecorded {
+    /// The log refused it, and always will: the field at fault and why.
+    #[error("{0}")]
+    Refused(String),
+    /// The log could not be written now (stopped, standing by, a store error): retry.
+    #[error(transparent)]
+    Unavailable(#[from] crate::sequencer::IngestError),
+}
+
+impl From<NotRecorded> for ApiError {
+    fn from(e: NotRecorded) -> ApiError {
+        match e {
+            NotRecorded::Refused(why) => ApiError::unprocessable(why),
+            NotRecorded::Unavailable(e) => e.into(),
+        }
+    }
+}
+
+/// Submits one event and says what became of it: the one path of every
+/// route that records a single event (weiquan's acts, and what consumers
+/// and merchants do through their routes).
+pub(crate) async fn submit_one(
+    app: &crate::AppState,
+    submitter: Submitter,
+    line: String,
+) -> Result<Submitted, NotRecorded> {
+    let results = app.sequencer.ingest(submitter, vec![line]).await?;
+    match results.into_iter().next() {
+        Some(ItemResult::Accepted { index }) => Ok(Submitted::Accepted(index)),
+        Some(ItemResult::Duplicate) => Ok(Submitted::Duplicate),
+        Some(ItemResult::Rejected { field, error }) => Err(NotRecorded::Refused(format!(
+            "{}{error}",
+            field.map(|f| format!("{f}: ")).unwrap_or_default()
+        ))),
+        None => Err(crate::sequencer::IngestError::NotWritten("no result for the event".into()).into()),
+    }
+}
+
 /// Writes one event of weiquan's own, acting on the request of `on_behalf` (the leaf names both).
 pub(crate) async fn ingest_one(
     app: &crate::AppState,
     on_behalf: crate::acts::Party,
     event: Value,
 ) -> Result<u64, ApiError> {
-    let results = app
-        .sequencer
-        .ingest(Submitter::Weiquan(on_behalf), vec![event.to_string()])
-        .await?;
-    match results.into_iter().next() {
-        Some(ItemResult::Accepted { index }) => Ok(index),
-        Some(ItemResult::Duplicate) => Err(ApiError::conflict(
+    match submit_one(app, Submitter::Weiquan(on_behalf), event.to_string()).await? {
+        Submitted::Accepted(index) => Ok(index),
+        Submitted::Duplicate => Err(ApiError::conflict(
             "this was already done (an event with the same id is in the ledger)",
         )),
-        Some(ItemResult::Rejected { field, error }) => Err(ApiError::unprocessable(format!(
-            "{}{error}",
-            field.map(|f| format!("{f}: ")).unwrap_or_default()
-        ))),
-        None => Err(ApiError::internal("no result for the event")),
     }
 }
 

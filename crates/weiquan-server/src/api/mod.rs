@@ -27,7 +27,7 @@ use utoipa::OpenApi;
 use weiquan_engine::Lang;
 use weiquan_ledger::LedgerError;
 
-pub(crate) use events::{business_time, ingest_one, split_items, IngestResponse};
+pub(crate) use events::{business_time, ingest_one, split_items, submit_one, IngestResponse, NotRecorded, Submitted};
 
 /// The state every handler gets.
 pub type AppStateRef = State<Arc<AppState>>;

@@ -2,9 +2,10 @@
 //! it off (see `crate::paylater` for how the platform is told).
 
 use super::{business_time, AppStateRef};
+use crate::api::NotRecorded;
 use crate::auth::{Caller, Role};
 use crate::core::Core;
-use crate::paylater::{NotRecorded, Payload};
+use crate::paylater::Payload;
 use crate::problem::{ApiError, Problem};
 use crate::schemas::{DisabledOut, InstructionOut, PayLaterOut, ProviderOut};
 use axum::extract::{Path, Query, State};
