@@ -33,6 +33,14 @@ pub struct ListQuery {
     limit: Option<usize>,
 }
 
+/// A consumer caller's pseudonym (how the engine knows them); `None` for other roles.
+fn own_pseudonym(core: &Core, party: &Party) -> Option<String> {
+    match &party.role {
+        Role::Consumer(me) => Some(core.pseudonym_of(me)),
+        _ => None,
+    }
+}
+
 /// Whether `party` may read complaint `c` (the consumer's pseudonym is `mine` for a consumer).
 fn may_read(party: &Party, c: &ComplaintView, mine: Option<&str>) -> bool {
     match &party.role {
@@ -108,10 +116,7 @@ pub(crate) async fn list(
     let out = app
         .sequencer
         .read(move |core: &mut Core| {
-            let mine = match &party.role {
-                Role::Consumer(me) => Some(core.pseudonym_of(me)),
-                _ => None,
-            };
+            let mine = own_pseudonym(core, &party);
             let now = core.engine().clock();
             let reveal = matches!(party.role, Role::Platform | Role::Regulator | Role::Consumer(_));
             let seen: Vec<ComplaintView> = (core.engine().complaints())
@@ -207,10 +212,7 @@ pub(crate) async fn get_one(
 
 /// The complaint `id` if `party` may read it.
 fn readable(core: &mut Core, party: &Party, id: &str) -> Option<ComplaintView> {
-    let mine = match &party.role {
-        Role::Consumer(me) => Some(core.pseudonym_of(me)),
-        _ => None,
-    };
+    let mine = own_pseudonym(core, party);
     core.engine()
         .complaint(id)
         .filter(|c| may_read(party, c, mine.as_deref()))
@@ -440,26 +442,26 @@ pub(crate) async fn file(State(app): AppStateRef, caller: Caller, form: Multipar
     // One open complaint per consumer and order: checked and recorded under
     // the acts lock, so that two filings at once cannot both pass the check.
     let _act = app.acts.lock().await;
-    if let Some(order) = f.order.clone() {
-        let (c, o) = (consumer.clone(), order);
-        let open = app
-            .sequencer
-            .read(move |core: &mut Core| {
-                let p = core.pseudonym_of(&c);
+    let (c, o) = (consumer.clone(), f.order.clone());
+    let (pseudonym, open, at) = app
+        .sequencer
+        .read(move |core: &mut Core| {
+            let p = core.pseudonym_of(&c);
+            let open = o.and_then(|o| {
                 (core.engine().complaints())
                     .find(|v| v.consumer == p && v.order.as_deref() == Some(o.as_str()) && !v.resolved)
                     .map(|v| v.complaint)
-            })
-            .await?;
-        if let Some(open) = open {
-            return Err(ApiError::conflict(format!(
-                "complaint {open} about this order is still open; follow it with GET /v1/complaints/{open}"
-            )));
-        }
+            });
+            (p, open, business_time(core))
+        })
+        .await?;
+    if let Some(open) = open {
+        return Err(ApiError::conflict(format!(
+            "complaint {open} about this order is still open; follow it with GET /v1/complaints/{open}"
+        )));
     }
     let id = format!("complaint-{}", crate::acts::random_hex());
     let filed_id = crate::acts::party_act_id(&party.role, "complaint-filed");
-    let at = app.sequencer.read(|core: &mut Core| business_time(core)).await?;
     let mut event = serde_json::json!({"v": 1, "id": filed_id, "type": "complaint.filed", "at": at,
         "complaint": id, "consumer": consumer, "merchant": merchant, "category": category});
     if let Some(obj) = event.as_object_mut() {
@@ -484,10 +486,6 @@ pub(crate) async fn file(State(app): AppStateRef, caller: Caller, form: Multipar
             "the complaint is too long for one event; shorten its text",
         ));
     }
-    let pseudonym = {
-        let c = consumer.clone();
-        app.sequencer.read(move |core: &mut Core| core.pseudonym_of(&c)).await?
-    };
     let files: Files = f
         .files
         .into_iter()
