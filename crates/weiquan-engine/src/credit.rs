@@ -38,6 +38,21 @@ pub(crate) struct CreditState {
     pub history: VecDeque<GradeChange>,
     /// Changes dropped from the front of `history`.
     pub history_dropped: u64,
+    /// Blacklistings that were lifted, oldest first (at most [`HISTORY`]).
+    pub lifted: VecDeque<Lifted>,
+}
+
+/// A blacklisting that a regulator lifted: what it was and the lift.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Lifted {
+    /// The blacklisting.
+    pub blacklisting: Blacklisting,
+    /// When it was lifted (business time).
+    pub at: Time,
+    /// The `merchant.blacklist_lifted` event.
+    pub event: String,
+    /// The reason the regulator gave.
+    pub reason: String,
 }
 
 /// Changes of grade kept per merchant: a merchant whose score hovers at a
@@ -101,8 +116,22 @@ pub(crate) struct BlacklistState {
 
 impl CreditState {
     /// Lifts the blacklist: the findings behind it no longer count toward another.
-    pub fn lift_blacklist(&mut self) {
-        self.blacklist = None;
+    /// Lifts the blacklist (if any), keeping the lifted one in `lifted`.
+    pub fn lift_blacklist(&mut self, at: Time, event: &str, reason: &str) {
+        if let Some(b) = self.blacklist.take() {
+            if self.lifted.len() == HISTORY {
+                self.lifted.pop_front();
+            }
+            self.lifted.push_back(Lifted {
+                blacklisting: Blacklisting {
+                    at: b.at,
+                    findings: b.reasons,
+                },
+                at,
+                event: event.to_owned(),
+                reason: reason.to_owned(),
+            });
+        }
         self.high.clear();
     }
 
@@ -261,6 +290,8 @@ pub struct MerchantStanding {
     pub grade: Grade,
     /// Blacklist entry, when blacklisted.
     pub blacklisted: Option<Blacklisting>,
+    /// Earlier blacklistings and their lifts, oldest first.
+    pub lifted: Vec<Lifted>,
 }
 
 /// One high-severity `(rule, subject)` pair of a merchant and the times it was reported.
@@ -427,6 +458,7 @@ impl Engine {
                 history_dropped: c.history_dropped,
             },
             blacklisted,
+            lifted: c.lifted.iter().cloned().collect(),
         })
     }
 }

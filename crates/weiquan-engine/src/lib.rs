@@ -21,7 +21,7 @@ mod table;
 mod uscc;
 mod watch;
 
-pub use credit::{Blacklisting, Factor, FactorKind, Grade, GradeChange, MerchantStanding};
+pub use credit::{Blacklisting, Factor, FactorKind, Grade, GradeChange, Lifted, MerchantStanding};
 pub use finding::{yuan, Finding, FindingRecord};
 pub use lottery::{HostStanding, HostView, LotteryView, WinnerView};
 pub use market::PayLaterView;
@@ -230,9 +230,9 @@ impl Engine {
                 self.merchants.get_mut(m).verified = true;
             }
             Body::MerchantClosed { merchant, .. } => self.merchant_closed(id, at, merchant),
-            Body::MerchantBlacklistLifted { merchant, .. } => {
+            Body::MerchantBlacklistLifted { merchant, reason, .. } => {
                 let m = self.merchants.entry(merchant);
-                self.credit_mut(m).lift_blacklist();
+                self.credit_mut(m).lift_blacklist(ev.at, id, reason);
             }
             Body::MerchantReopened { merchant } => {
                 let m = self.merchants.entry(merchant);

@@ -68,6 +68,9 @@ impl Lottery {
 pub(crate) struct DrawRecord {
     pub event: Box<str>,
     pub winners: Vec<Drawn>,
+    /// LT-10's recomputation when the draw was recorded: `None` without a
+    /// commitment (nothing to check), else what is wrong, if anything.
+    pub check: Option<Result<(), Box<str>>>,
 }
 
 /// One winner of a draw: the participant's key and id, and the prize.
@@ -509,10 +512,10 @@ impl Engine {
 
         // LT-10: a committed draw must reveal the committed seed, and its winners must be
         // the ones weiquan's published algorithm gives for that seed and the entrants.
-        let lt10 = lot.terms.commitment.as_deref().and_then(|c| match seed {
-            None => Some("no seed revealed".to_owned()),
+        let check: Option<Result<(), String>> = lot.terms.commitment.as_deref().map(|c| match seed {
+            None => Err("no seed revealed".to_owned()),
             Some(s) if crate::draw::commitment(s) != c => {
-                Some("SHA-256 of the revealed seed differs from the commitment".to_owned())
+                Err("SHA-256 of the revealed seed differs from the commitment".to_owned())
             }
             Some(s) => {
                 let prizes: Vec<(&str, u32)> = lot
@@ -522,21 +525,20 @@ impl Engine {
                     .flatten()
                     .map(|p| (p.name.as_deref().unwrap_or(""), p.count.unwrap_or(0)))
                     .collect();
-                let expected =
-                    match crate::draw::winners(s, lot.terms.beacon_round, beacon_signature, &entrants, &prizes) {
-                        Ok(w) => w,
-                        Err(problem) => return Some(problem),
-                    };
+                let expected = crate::draw::winners(s, lot.terms.beacon_round, beacon_signature, &entrants, &prizes)?;
                 let actual: Vec<(&str, &str)> = ws.iter().map(|w| (&*w.participant, &*w.prize)).collect();
-                (expected != actual).then(|| {
-                    format!(
+                if expected == actual {
+                    Ok(())
+                } else {
+                    Err(format!(
                         "winners differ from {} for the revealed seed and the {} entrants",
                         crate::draw::ALGORITHM,
                         entrants.len()
-                    )
-                })
+                    ))
+                }
             }
         });
+        let lt10 = check.clone().and_then(Result::err);
         let entrant_count = entrants.len();
         if let Some(p) = lt04 {
             self.emit(
@@ -573,6 +575,7 @@ impl Engine {
         lot.draws.push(DrawRecord {
             event: id.into(),
             winners: ws,
+            check: check.map(|c| c.map_err(String::into_boxed_str)),
         });
         let generation = u32::try_from(lot.draws.len()).unwrap_or(u32::MAX);
         self.deadlines
@@ -739,6 +742,10 @@ pub struct LotteryView {
     pub draws: Vec<String>,
     /// Winners of the latest draw.
     pub winners: Vec<WinnerView>,
+    /// The latest draw recomputed when it was recorded (LT-10, with
+    /// [`crate::draw::ALGORITHM`]): `None` when not drawn or not committed
+    /// (nothing to check against), else what is wrong, if anything.
+    pub verified: Option<Result<(), String>>,
 }
 
 /// A live-stream host as the engine knows it: its standing in the registry
@@ -808,6 +815,9 @@ impl Engine {
             cancelled: lot.cancelled,
             draws: lot.draws.iter().map(|d| d.event.to_string()).collect(),
             winners: self.lottery_winners(l),
+            verified: (lot.draws.last())
+                .and_then(|d| d.check.clone())
+                .map(|c| c.map_err(String::from)),
         })
     }
 

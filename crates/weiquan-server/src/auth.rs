@@ -145,7 +145,12 @@ impl KeyCache {
         if !well_formed(key) {
             return Ok(None);
         }
-        let d = digest(key);
+        self.role_of(digest(key)).await
+    }
+
+    /// The role of the key whose digest is `d` (a console session holds the
+    /// digest, never the key), or `None` if there is no such key (any more).
+    pub async fn role_of(&self, d: [u8; 32]) -> Result<Option<Role>, ApiError> {
         let now_ms = chrono::Utc::now().timestamp_millis();
         if let Some(role) = self.cached(&d, now_ms)? {
             return Ok(role);
@@ -215,7 +220,8 @@ pub async fn key_before_body(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    if req.method() == axum::http::Method::POST {
+    // The console's forms are authorised by their session and CSRF token.
+    if req.method() == axum::http::Method::POST && !crate::console::is_form(req.uri().path()) {
         let role = match bearer(req.headers()) {
             Ok(Some(key)) => app.keys.role(key).await,
             Ok(None) => Ok(None),
@@ -290,18 +296,32 @@ where
         let Some(key) = bearer(&parts.headers)? else {
             return Ok(Caller(None));
         };
-        let role = app.keys.role(key).await?.ok_or_else(|| {
-            ApiError::unauthorized("unknown, revoked or expired API key; create one with `weiquan keys create`")
-        })?;
-        let id = key_id(&digest(key));
-        if let Err(wait) = app.limiter.check_key(&id) {
-            return Err(ApiError::rate_limited(retry_secs(&wait)));
+        if !well_formed(key) {
+            return Err(unknown_key());
         }
-        Ok(Caller(Some(crate::acts::Party { role, key: Some(id) })))
+        Caller::of_digest(app, digest(key)).await?.ok_or_else(unknown_key)
     }
 }
 
+fn unknown_key() -> ApiError {
+    ApiError::unauthorized("unknown, revoked or expired API key; create one with `weiquan keys create`")
+}
+
 impl Caller {
+    /// The caller holding the key whose digest is `d` (`None`: no such key,
+    /// or no longer), counted against that key's rate limit: what a bearer
+    /// header and a console session both come to.
+    pub async fn of_digest(app: &crate::AppState, d: [u8; 32]) -> Result<Option<Caller>, ApiError> {
+        let Some(role) = app.keys.role_of(d).await? else {
+            return Ok(None);
+        };
+        let id = key_id(&d);
+        if let Err(wait) = app.limiter.check_key(&id) {
+            return Err(ApiError::rate_limited(retry_secs(&wait)));
+        }
+        Ok(Some(Caller(Some(crate::acts::Party { role, key: Some(id) }))))
+    }
+
     /// The role, or 401 when there is none.
     pub fn role(&self) -> Result<&Role, ApiError> {
         self.party().map(|p| &p.role)

@@ -9,6 +9,7 @@
 mod acts;
 mod api;
 mod auth;
+mod console;
 mod core;
 mod evidence;
 pub mod fuzzing;
@@ -120,6 +121,13 @@ pub struct Config {
     /// Where consumers' pay-later switch-offs are delivered (`None`: kept in
     /// the outbox until one is configured, and overdue after the rulebook's time).
     pub webhook: Option<Webhook>,
+    /// The platform's time zone: the console shows times in it.
+    pub time_zone: chrono::FixedOffset,
+}
+
+/// The time zone a Chinese platform keeps (UTC+8), the console's default.
+pub fn china_time() -> chrono::FixedOffset {
+    chrono::FixedOffset::east_opt(8 * 3600).expect("8 hours is within a day")
 }
 
 /// Shared by every handler.
@@ -143,6 +151,8 @@ pub struct AppState {
     pub(crate) outbox_wake: tokio::sync::Notify,
     /// The rulebook's `bnpl_ack_hours`.
     pub(crate) ack_hours: f64,
+    /// The web console's sessions, key and time zone.
+    pub(crate) console: console::Console,
 }
 
 /// A running service: its state and the sequencer thread.
@@ -170,6 +180,21 @@ fn start_blocking(cfg: &Config) -> Result<Service> {
     if created {
         tracing::info!(key = %cfg.key.display(), "created the ledger's signing key (mode 0600) and its .pub");
     }
+    // The console's sessions are signed with a secret derived from the
+    // signing key; receipts pasted into it are checked with its public half.
+    let key_material = std::fs::read(&cfg.key).with_context(|| format!("signing key {}", cfg.key.display()))?;
+    let pub_file = weiquan_store::keyfile::pub_path(&cfg.key);
+    let verifier_key = std::fs::read_to_string(&pub_file)
+        .with_context(|| format!("the signing key's public half {}", pub_file.display()))?
+        .trim()
+        .to_owned();
+    let console = console::Console {
+        sessions: console::Sessions::new(&key_material),
+        verifier: weiquan_ledger::load_verifier(&verifier_key)
+            .with_context(|| format!("the signing key's public half {}", pub_file.display()))?,
+        verifier_key,
+        tz: cfg.time_zone,
+    };
     let origin = cfg
         .origin
         .clone()
@@ -212,6 +237,7 @@ fn start_blocking(cfg: &Config) -> Result<Service> {
         outbox: paylater::OutboxStore::new(cfg.db.clone()),
         outbox_wake: tokio::sync::Notify::new(),
         ack_hours: cfg.rules.thresholds.bnpl_ack_hours,
+        console,
     });
     Ok(Service {
         state,

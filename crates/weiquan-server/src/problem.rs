@@ -30,6 +30,16 @@ pub struct Problem {
 }
 
 impl ApiError {
+    /// Its HTTP status.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// What happened and what to do (English).
+    pub(crate) fn detail(&self) -> &str {
+        &self.detail
+    }
+
     fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
         ApiError {
             status,
@@ -175,10 +185,11 @@ pub async fn problems_everywhere(req: axum::extract::Request, next: axum::middle
     } else if status.is_client_error() {
         tracing::debug!(%method, path = uri.path(), status = status.as_u16(), "request refused");
     }
-    let is_problem = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    // A problem already, or one of the console's pages (which say what went
+    // wrong in the reader's language).
+    let is_problem = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(b"application/problem+json") || v.as_bytes().starts_with(b"text/html")
+    });
     if !(status.is_client_error() || status.is_server_error()) || is_problem {
         return resp;
     }

@@ -114,6 +114,32 @@ pub struct StandingOut {
     pub grade: GradeOut,
     /// The blacklist entry, or `null`.
     pub blacklisted: Option<BlacklistingOut>,
+    /// Earlier blacklistings that a regulator lifted, oldest first.
+    pub lifted: Vec<LiftedOut>,
+}
+
+/// A blacklisting and its lift.
+#[derive(Serialize, ToSchema)]
+pub struct LiftedOut {
+    /// The blacklisting that was lifted.
+    pub blacklisting: BlacklistingOut,
+    /// When it was lifted (business time).
+    pub lifted_at: String,
+    /// The `merchant.blacklist_lifted` event.
+    pub event: String,
+    /// The regulator's reason.
+    pub reason: String,
+}
+
+impl From<weiquan_engine::Blacklisting> for BlacklistingOut {
+    fn from(b: weiquan_engine::Blacklisting) -> BlacklistingOut {
+        BlacklistingOut {
+            at: b.at.to_string(),
+            findings: (b.findings.into_iter())
+                .map(|(rule, subject)| vec![rule.as_str().to_owned(), subject])
+                .collect(),
+        }
+    }
 }
 
 /// `GET /v1/merchants/{id}`.
@@ -295,6 +321,14 @@ pub struct LotteryOut {
     pub winners: Vec<WinnerOut>,
     /// Findings about it.
     pub findings: Vec<FindingOut>,
+    /// The draw algorithm a committed lottery's draw is checked with.
+    pub algorithm: String,
+    /// Whether the latest draw follows from the revealed seed and the
+    /// entrants by `algorithm` (recomputed when it was recorded, LT-10);
+    /// `null` when not drawn, or drawn without a commitment to check against.
+    pub draw_verifies: Option<bool>,
+    /// What is wrong with the draw, when it does not verify.
+    pub draw_problem: Option<String>,
 }
 
 /// `GET /v1/hosts/{id}`.
@@ -638,14 +672,15 @@ impl StandingOut {
                     .collect(),
                 history_dropped: g.history_dropped,
             },
-            blacklisted: s.blacklisted.map(|b| BlacklistingOut {
-                at: b.at.to_string(),
-                findings: b
-                    .findings
-                    .into_iter()
-                    .map(|(rule, subject)| vec![rule.as_str().to_owned(), subject])
-                    .collect(),
-            }),
+            blacklisted: s.blacklisted.map(BlacklistingOut::from),
+            lifted: (s.lifted.into_iter())
+                .map(|l| LiftedOut {
+                    blacklisting: l.blacklisting.into(),
+                    lifted_at: l.at.to_string(),
+                    event: l.event,
+                    reason: l.reason,
+                })
+                .collect(),
         }
     }
 }

@@ -236,6 +236,9 @@ pub struct ServeArgs {
     /// File holding the secret the webhook's HMAC-SHA-256 signatures use (shared with the platform).
     #[arg(long, env = "WEIQUAN_PAYLATER_SECRET_FILE", value_name = "FILE")]
     pub paylater_secret_file: Option<PathBuf>,
+    /// The platform's time zone as a UTC offset; the web console shows times in it [default: +08:00].
+    #[arg(long, env = "WEIQUAN_TIME_ZONE", value_name = "OFFSET")]
+    pub time_zone: Option<String>,
     /// A TOML file with any of the options above.
     #[arg(long, env = "WEIQUAN_CONFIG", value_name = "FILE")]
     #[serde(skip)]

@@ -28,9 +28,11 @@ const MAX_FIELD_BYTES: usize = 64 << 10;
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct ListQuery {
     /// Continue from here (the previous page's `next_cursor`).
-    cursor: Option<u64>,
+    pub(crate) cursor: Option<u64>,
     /// Page size (default 100, at most 1000).
-    limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
+    /// Only complaints against this merchant.
+    pub(crate) merchant: Option<String>,
 }
 
 /// A consumer caller's pseudonym (how the engine knows them); `None` for other roles.
@@ -121,6 +123,7 @@ pub(crate) async fn list(
             let reveal = matches!(party.role, Role::Platform | Role::Regulator | Role::Consumer(_));
             let seen: Vec<ComplaintView> = (core.engine().complaints())
                 .filter(|c| may_read(&party, c, mine.as_deref()))
+                .filter(|c| q.merchant.is_none() || c.merchant == q.merchant)
                 .collect();
             // The summary counts every complaint the caller may read; the page is a slice of them.
             let now_ms = now.map(|n| n.unix_ms());

@@ -271,19 +271,21 @@ fn mask_in(text: &str, winners: &[(String, String, u32)]) -> String {
 
 /// A lottery: commitment, entrants, draw result, prize delivery and findings (public; winners' ids masked
 /// except for the platform, regulators and the lottery's merchant).
-#[utoipa::path(get, path = "/v1/lotteries/{id}", tag = "lotteries", params(("id" = String, Path, description = "Lottery id")),
+#[utoipa::path(get, path = "/v1/lotteries/{id}", tag = "lotteries", params(("id" = String, Path, description = "Lottery id"), super::LangQuery),
     responses((status = 200, description = "The lottery", body = crate::schemas::LotteryOut), (status = 404, body = Problem)))]
 pub async fn get_lottery(
     State(app): AppStateRef,
     caller: Caller,
     Path(id): Path<String>,
+    Query(q): Query<super::LangQuery>,
 ) -> Result<Json<LotteryOut>, ApiError> {
+    let lang = Lang::from(q.lang);
     let (v, _) = view(&app, &id).await?;
     let clear = sees_participants(&caller, v.merchant.as_deref());
     let ids = vec![id.clone()];
     let findings = app
         .sequencer
-        .read(move |core: &mut Core| public_findings(core, &ids, &caller, weiquan_engine::Lang::Zh))
+        .read(move |core: &mut Core| public_findings(core, &ids, &caller, lang))
         .await?;
     let refs: Vec<&str> = v.entrants.iter().map(String::as_str).collect();
     let entrants_root = hex::encode(draw::entrants_root(&refs));
@@ -311,6 +313,9 @@ pub async fn get_lottery(
             })
             .collect(),
         findings,
+        algorithm: draw::ALGORITHM.to_owned(),
+        draw_verifies: v.verified.as_ref().map(Result::is_ok),
+        draw_problem: v.verified.and_then(Result::err),
     }))
 }
 
@@ -342,7 +347,7 @@ pub(super) fn public_findings(core: &Core, ids: &[String], caller: &Caller, lang
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct ProofQuery {
     /// Pseudonymous participant id.
-    participant: String,
+    pub(crate) participant: String,
 }
 
 /// Proof that a participant's entry is among the entrants, and what the draw needs to be recomputed (public).

@@ -13,27 +13,29 @@ use serde_json::json;
 use weiquan_engine::{Lang, Severity};
 
 /// Filters of `GET /v1/findings`.
-#[derive(Deserialize, utoipa::IntoParams)]
+#[derive(Deserialize, utoipa::IntoParams, Default)]
 pub struct FindingsQuery {
     /// Rule id, e.g. `PS-01`.
-    rule: Option<String>,
+    pub(crate) rule: Option<String>,
     /// Subject, e.g. `order:o1`.
-    subject: Option<String>,
+    pub(crate) subject: Option<String>,
     /// `high`, `medium` or `low` (anything else is a 400 naming the field).
     #[param(value_type = Option<String>)]
-    severity: Option<Severity>,
+    pub(crate) severity: Option<Severity>,
     /// Owning merchant.
-    merchant: Option<String>,
+    pub(crate) merchant: Option<String>,
     /// Only findings at or after this time (RFC 3339).
-    since: Option<String>,
+    pub(crate) since: Option<String>,
+    /// Only findings before this time (RFC 3339).
+    pub(crate) until: Option<String>,
     /// Continue after this ledger index (from `next_cursor`).
-    cursor: Option<u64>,
+    pub(crate) cursor: Option<u64>,
     /// Page size (default 100, at most 1000).
-    limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
     /// Message language: `en`, or Chinese (`zh`, the default, also for any other value).
     #[serde(default)]
     #[param(value_type = Option<String>)]
-    lang: LangParam,
+    pub(crate) lang: LangParam,
 }
 
 /// List findings.
@@ -58,10 +60,16 @@ pub(crate) async fn get_findings(
         _ => q.merchant.clone(),
     };
     let severity = q.severity;
-    let since = match q.since.as_deref() {
-        None => None,
-        Some(s) => Some(weiquan_events::Time::parse(s).map_err(|e| ApiError::bad_request(format!("since: {e}")))?),
+    let time = |name: &str, value: Option<&str>| match value {
+        None => Ok(None),
+        Some(s) => (weiquan_events::Time::parse(s).map(Some)).map_err(|e| {
+            ApiError::bad_request(format!(
+                "{name}: {e} (an RFC 3339 time, e.g. 2026-11-11T00:00:00+08:00)"
+            ))
+        }),
     };
+    let since = time("since", q.since.as_deref())?;
+    let until = time("until", q.until.as_deref())?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let lang = Lang::from(q.lang);
     let cursor = q.cursor;
@@ -86,7 +94,8 @@ pub(crate) async fn get_findings(
                     && merchant
                         .as_deref()
                         .is_none_or(|m| f.finding.merchant.as_deref() == Some(m))
-                    && since.is_none_or(|t| f.finding.at >= t);
+                    && since.is_none_or(|t| f.finding.at >= t)
+                    && until.is_none_or(|t| f.finding.at < t);
                 if !ok {
                     continue;
                 }
@@ -169,7 +178,7 @@ pub(crate) async fn get_blacklist(
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct LiftRequest {
     /// Why the blacklist is lifted (required; it is logged).
-    reason: Option<String>,
+    pub(crate) reason: Option<String>,
 }
 
 /// Lift a merchant's blacklist (regulator); the action is itself logged in the ledger.

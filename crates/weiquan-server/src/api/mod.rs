@@ -5,14 +5,14 @@
 //! (proofs, receipts, checkpoint, tiles), `ops` — and the router, its limits
 //! and the OpenAPI document here, in one place.
 
-mod complaints;
-mod events;
-mod hosts;
-mod log;
-mod lotteries;
-mod merchants;
-mod ops;
-mod paylater;
+pub(crate) mod complaints;
+pub(crate) mod events;
+pub(crate) mod hosts;
+pub(crate) mod log;
+pub(crate) mod lotteries;
+pub(crate) mod merchants;
+pub(crate) mod ops;
+pub(crate) mod paylater;
 
 use crate::core::ItemResult;
 use crate::problem::{ApiError, Problem};
@@ -123,6 +123,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        .merge(crate::console::routes())
         .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
         .layer(DefaultBodyLimit::max(crate::MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(

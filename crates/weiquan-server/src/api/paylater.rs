@@ -17,7 +17,7 @@ use weiquan_store::Instruction;
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct PayLaterQuery {
     /// The consumer (platform and regulator keys; a consumer key reads its own and may leave it out).
-    consumer: Option<String>,
+    pub(crate) consumer: Option<String>,
 }
 
 fn ms_to_rfc3339(ms: i64) -> String {

@@ -66,6 +66,7 @@ impl Db {
             max_future_ms: Some(24 * 3_600_000),
             limits: weiquan_server::ConnLimits::default(),
             webhook: None,
+            time_zone: weiquan_server::china_time(),
         }
     }
     pub async fn key(&self, role: &str) -> String {

@@ -41,6 +41,7 @@ fn resolve(args: &ServeArgs) -> Result<ServeArgs> {
         max_future_hours: args.max_future_hours.or(file.max_future_hours),
         paylater_webhook: args.paylater_webhook.clone().or(file.paylater_webhook),
         paylater_secret_file: args.paylater_secret_file.clone().or(file.paylater_secret_file),
+        time_zone: args.time_zone.clone().or(file.time_zone),
         config: None,
     })
 }
@@ -110,6 +111,14 @@ pub fn run(args: &ServeArgs, err: &mut dyn Write) -> Result<()> {
         data: data.clone(),
         limits: weiquan_server::ConnLimits::default(),
         webhook: webhook(&a)?,
+        time_zone: match a.time_zone.as_deref() {
+            None => weiquan_server::china_time(),
+            Some(z) => z.parse().map_err(|_| {
+                super::UsageError(format!(
+                    "--time-zone {z}: not a UTC offset; write it as +08:00 or -05:00"
+                ))
+            })?,
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {

@@ -1,0 +1,207 @@
+//! Console sessions: a signed cookie naming a session id, the digest of the
+//! API key it was opened with (never the key) and its expiry; and the CSRF
+//! token every form carries, derived from the session id.
+//!
+//! The cookie is stateless (HMAC-SHA-256 under a secret derived from the
+//! ledger's signing key), so a session survives a restart and is honoured by
+//! every server sharing that key. Each request looks the key's digest up
+//! again: a revoked or expired key ends its sessions within
+//! [`crate::KEY_CACHE_TTL`]. Signing out is remembered by the server until the
+//! session would have expired.
+
+use hmac::{Hmac, Mac};
+use rand_core::RngCore;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// The session cookie's name.
+pub(crate) const COOKIE: &str = "wq_session";
+/// The language cookie's name.
+pub(crate) const LANG_COOKIE: &str = "wq_lang";
+/// How long a session lasts.
+pub(crate) const SESSION_SECS: i64 = 8 * 3600;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// One visitor's session, signed in or not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Session {
+    /// Random, 16 bytes in hex.
+    pub sid: String,
+    /// The digest of the API key it was opened with; `None`: nobody signed in.
+    pub key: Option<[u8; 32]>,
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+}
+
+/// The secret and the sessions signed out before their expiry.
+pub(crate) struct Sessions {
+    secret: [u8; 32],
+    signed_out: Mutex<HashMap<String, i64>>,
+}
+
+impl Sessions {
+    /// Sessions whose secret is derived from `key_material` (the ledger
+    /// signing key file's bytes: secret, and the same on every server that
+    /// signs this log).
+    pub(crate) fn new(key_material: &[u8]) -> Sessions {
+        let secret = Sha256::new()
+            .chain_update(b"weiquan console sessions v1\0")
+            .chain_update(key_material)
+            .finalize()
+            .into();
+        Sessions {
+            secret,
+            signed_out: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn mac(&self, label: &str, text: &str) -> String {
+        // A key of any length is accepted by HMAC: this cannot fail.
+        let Ok(mut mac) = HmacSha256::new_from_slice(&self.secret) else {
+            return String::new();
+        };
+        mac.update(label.as_bytes());
+        mac.update(b"\0");
+        mac.update(text.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// A new session (a fresh id), signed in with `key` or anonymous.
+    pub(crate) fn open(&self, key: Option<[u8; 32]>, now: i64) -> Session {
+        let mut sid = [0u8; 16];
+        rand_core::OsRng.fill_bytes(&mut sid);
+        Session {
+            sid: hex::encode(sid),
+            key,
+            exp: now + SESSION_SECS,
+        }
+    }
+
+    /// The cookie value of `s`.
+    pub(crate) fn seal(&self, s: &Session) -> String {
+        let key = s.key.map_or_else(|| "-".to_owned(), hex::encode);
+        let body = format!("v1.{}.{key}.{}", s.sid, s.exp);
+        let mac = self.mac("session", &body);
+        format!("{body}.{mac}")
+    }
+
+    /// The session a cookie value names, if its signature holds, it has not
+    /// expired by `now` and it was not signed out.
+    pub(crate) fn open_cookie(&self, value: &str, now: i64) -> Option<Session> {
+        let (body, mac) = value.rsplit_once('.')?;
+        if !same(&self.mac("session", body), mac) {
+            return None;
+        }
+        let mut parts = body.split('.');
+        let (Some("v1"), Some(sid), Some(key), Some(exp), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let exp: i64 = exp.parse().ok()?;
+        let key = match key {
+            "-" => None,
+            k => Some(hex::decode(k).ok()?.try_into().ok()?),
+        };
+        if exp <= now || self.is_signed_out(sid) {
+            return None;
+        }
+        Some(Session {
+            sid: sid.to_owned(),
+            key,
+            exp,
+        })
+    }
+
+    /// The CSRF token of forms in session `sid`.
+    pub(crate) fn csrf(&self, sid: &str) -> String {
+        self.mac("csrf", sid)[..32].to_owned()
+    }
+
+    /// Whether `token` is the CSRF token of session `sid`.
+    pub(crate) fn csrf_ok(&self, sid: &str, token: &str) -> bool {
+        same(&self.csrf(sid), token)
+    }
+
+    /// Ends `s` on this server before its expiry.
+    pub(crate) fn sign_out(&self, s: &Session, now: i64) {
+        let mut out = self
+            .signed_out
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Forgotten once they would have expired anyway: the map stays as small as the live sessions.
+        out.retain(|_, exp| *exp > now);
+        out.insert(s.sid.clone(), s.exp);
+    }
+
+    fn is_signed_out(&self, sid: &str) -> bool {
+        let out = self
+            .signed_out
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        out.contains_key(sid)
+    }
+}
+
+/// Equal strings, compared in time independent of where they differ.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The value of cookie `name` in a request's `Cookie` headers.
+pub(crate) fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, for the whole site;
+/// Secure when the page was reached over TLS.
+pub(crate) fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> String {
+    format!(
+        "{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cookie_opens_only_as_sealed_and_until_it_expires() {
+        let s = Sessions::new(b"key");
+        let session = s.open(Some([7; 32]), 1000);
+        let value = s.seal(&session);
+        assert_eq!(s.open_cookie(&value, 1001), Some(session.clone()));
+        assert_eq!(s.open_cookie(&value, session.exp), None, "expired");
+        // Another secret, or any changed character, and it is refused.
+        assert_eq!(Sessions::new(b"other").open_cookie(&value, 1001), None);
+        let forged = value.replacen(&hex::encode([7u8; 32]), &hex::encode([8u8; 32]), 1);
+        assert_eq!(s.open_cookie(&forged, 1001), None);
+        let anonymous = s.seal(&Session {
+            key: None,
+            ..session.clone()
+        });
+        assert_eq!(s.open_cookie(&anonymous, 1001).and_then(|x| x.key), None);
+        s.sign_out(&session, 1001);
+        assert_eq!(s.open_cookie(&value, 1002), None, "signed out");
+    }
+
+    #[test]
+    fn csrf_tokens_belong_to_their_session() {
+        let s = Sessions::new(b"key");
+        let (a, b) = (s.open(None, 0), s.open(None, 0));
+        assert_ne!(a.sid, b.sid);
+        assert!(s.csrf_ok(&a.sid, &s.csrf(&a.sid)));
+        assert!(!s.csrf_ok(&a.sid, &s.csrf(&b.sid)));
+        assert!(!s.csrf_ok(&a.sid, ""));
+    }
+}
