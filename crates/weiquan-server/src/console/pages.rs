@@ -356,7 +356,7 @@ fn findings_table(ui: Ui, tz: chrono::FixedOffset, findings: &[FindingOut]) -> M
                         td { (f.rule) br; span class=(if f.severity == "high" { "bad" } else { "" }) { (ui.severity(&f.severity)) } }
                         td { code { (f.subject) } }
                         td { @if let Some(m) = &f.merchant { a href=(format!("/merchants/{}", enc(m))) { (m) } } }
-                        td { (f.message) br; small { (f.citation) } }
+                        td { (f.message) br; small lang="zh-CN" { (f.citation) } }
                         td { @for e in &f.events { code { (e) } " " } }
                         td { a href=(format!("/v1/proofs/inclusion?index={}", f.index)) { (ui.t("第 ", "leaf ")) (f.index) (ui.t(" 条", "")) } }
                     }
@@ -476,9 +476,9 @@ pub(crate) async fn merchant(State(app): AppStateRef, v: Visit, Path(id): Path<S
         }
         @if s.lifted.is_empty() && s.blacklisted.is_none() { p { (ui.t("从未列入黑名单。", "Never blacklisted.")) } }
         @for l in &s.lifted {
-            div class="notice" {
+            div class="notice lifted" {
                 p { (ui.t("曾于 ", "Blacklisted on ")) (ui.time(&l.blacklisting.at, v.tz)) (ui.t(" 列入黑名单，于 ", ", lifted on ")) (ui.time(&l.lifted_at, v.tz))
-                    (ui.t(" 由监管部门解除。理由：", " by a regulator. Reason: ")) (l.reason) }
+                    (ui.t(" 由监管部门解除。理由：", " by a regulator. Reason: ")) span lang="" { (l.reason) } }
                 p { (ui.t("依据的结论：", "Findings it rested on: ")) @for pair in &l.blacklisting.findings { code { (pair.join(" ")) } " " }
                     (ui.t("解除事件：", "Lift event: ")) code { (l.event) } }
             }
@@ -649,13 +649,13 @@ pub(crate) async fn lottery(
         h2 { (ui.t("奖品", "Prizes")) }
         table {
             thead { tr { th scope="col" { (ui.t("奖品", "Prize")) } th scope="col" class="num" { (ui.t("价值", "Value")) } th scope="col" class="num" { (ui.t("数量", "Count")) } } }
-            tbody { @for p in &l.prizes { tr { td { (p.name) } td class="num" { (ui.money(p.value_fen)) } td class="num" { (ui.num(p.count)) } } } }
+            tbody { @for p in &l.prizes { tr { td lang="" { (p.name) } td class="num" { (ui.money(p.value_fen)) } td class="num" { (ui.num(p.count)) } } } }
         }
         @if l.drawn {
             h2 { (ui.t("中奖名单", "Winners")) }
             table {
                 thead { tr { th scope="col" { (ui.t("参与者", "Participant")) } th scope="col" { (ui.t("奖品", "Prize")) } th scope="col" { (ui.t("已发货", "Shipped")) } } }
-                tbody { @for w in &l.winners { tr { td { (w.participant) } td { (w.prize) } td { (w.shipped.map(|s| ui.yes_no(s)).unwrap_or("–")) } } } }
+                tbody { @for w in &l.winners { tr { td { (w.participant) } td lang="" { (w.prize) } td { (w.shipped.map(|s| ui.yes_no(s)).unwrap_or("–")) } } } }
             }
         }
         h2 { (ui.t("查询我的参与", "Check my entry")) }

@@ -1,0 +1,707 @@
+//! The web console in a real browser (Debian's chromium through
+//! chromedriver): every page in both languages, each role signed in, the
+//! forms that act, and what a caller who should not succeed gets. Each page
+//! is checked with axe-core (no serious or critical violation), for
+//! requests to other hosts, and for words of the other language; a
+//! screenshot of each is written to `target/console-screenshots/`.
+//!
+//! Needs `chromium`, `chromium-driver` (apt) and axe-core (npm):
+//! `scripts/test` installs them.
+
+mod common;
+
+use common::{ev, Db, Server};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn case(name: &str) -> String {
+    std::fs::read_to_string(workspace().join(format!("tests/cases/{name}/events.ndjson"))).expect("case file")
+}
+
+/// chromedriver on a free port, stopped when dropped.
+struct Driver(Child, u16);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn browser() -> (Driver, Client) {
+    let driver = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let child = Command::new(&driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start {driver} ({e}): install Debian's chromium and chromium-driver (scripts/test does)")
+        });
+    let driver = Driver(child, port);
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+               "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                        "--window-size=1280,1000", "--lang=zh-CN"]}),
+    );
+    let mut last = None;
+    for _ in 0..100 {
+        // Plain HTTP to a local chromedriver: no TLS.
+        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{}", driver.1))
+            .await
+        {
+            Ok(c) => return (driver, c),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not answer: {last:?}");
+}
+
+fn axe_source() -> String {
+    let path = std::env::var("WEIQUAN_AXE_JS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace().join("target/console-tools/node_modules/axe-core/axe.min.js"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "axe-core is needed at {} ({e}): run `npm install --prefix target/console-tools axe-core@4.14.1` (scripts/test does)",
+            path.display()
+        )
+    })
+}
+
+/// What every page must pass, once loaded: its language, axe-core, no request
+/// to another host, no word of the other language outside marked elements;
+/// then its screenshot.
+async fn check_page(c: &Client, base: &str, axe: &str, name: &str, lang: &str) {
+    let html_lang = c
+        .execute("return document.documentElement.lang", vec![])
+        .await
+        .expect("lang");
+    assert_eq!(html_lang, json!(if lang == "zh" { "zh-CN" } else { "en" }), "{name}");
+    let title = c
+        .find(Locator::Css("h1"))
+        .await
+        .expect("h1")
+        .text()
+        .await
+        .expect("h1 text");
+    assert!(!title.is_empty(), "{name} has a heading");
+    // No request leaves the server.
+    let resources = c
+        .execute(
+            "return performance.getEntriesByType('resource').map(e => e.name).concat([location.href])",
+            vec![],
+        )
+        .await
+        .expect("resources");
+    for r in resources.as_array().expect("list") {
+        let r = r.as_str().unwrap_or("");
+        assert!(r.starts_with(base), "{name} ({lang}) requested {r}, not on {base}");
+    }
+    // An English page has no Chinese outside elements marked with another (or
+    // an unknown) language, except what a sentence quotes ("耳机") or glosses
+    // in parentheses (定金): the platform's data and a legal term.
+    if lang == "en" {
+        let mixed = c
+            .execute(
+                r#"const out = []; const w = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+                   while (w.nextNode()) { const n = w.currentNode; const el = n.parentElement.closest('[lang]');
+                     const own = n.textContent.replace(/"[^"]*"/g, '').replace(/\([^)]*\)/g, '');
+                     if (el && el.lang === 'en' && /[\u4e00-\u9fff]/.test(own)) out.push(n.textContent.trim()); }
+                   return out;"#,
+                vec![],
+            )
+            .await
+            .expect("mixed");
+        assert_eq!(mixed, json!([]), "{name} (en) shows Chinese");
+    }
+    c.execute(axe, vec![]).await.expect("axe loads");
+    let violations = c
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+               axe.run(document).then(r => done(r.violations
+                 .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                 .map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '))))
+                 .catch(e => done(['axe failed: ' + e]));"#,
+            vec![],
+        )
+        .await
+        .expect("axe runs");
+    assert_eq!(violations, json!([]), "{name} ({lang}): accessibility");
+    let shot = c.screenshot().await.expect("screenshot");
+    let dir = workspace().join("target/console-screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot folder");
+    std::fs::write(dir.join(format!("{name}-{lang}.png")), shot).expect("screenshot written");
+}
+
+/// Waits (up to 10 s) until the script `cond` is true on the current page:
+/// a click that submits a form returns before the next page has loaded.
+async fn wait_for(c: &Client, cond: &str) {
+    for _ in 0..200 {
+        if c.execute(&format!("return !!({cond})"), vec![]).await.ok() == Some(json!(true)) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "waited 10 s for `{cond}` on {}",
+        c.current_url().await.map(|u| u.to_string()).unwrap_or_default()
+    );
+}
+
+async fn sign_in(c: &Client, base: &str, key: &str) {
+    c.goto(&format!("{base}/signin")).await.expect("sign-in page");
+    c.find(Locator::Id("key"))
+        .await
+        .expect("key field")
+        .send_keys(key)
+        .await
+        .expect("typed");
+    c.find(Locator::Css("main form button"))
+        .await
+        .expect("button")
+        .click()
+        .await
+        .expect("submitted");
+    wait_for(c, "document.querySelector('.who')").await;
+}
+
+async fn sign_out(c: &Client) {
+    c.find(Locator::Css("header form button"))
+        .await
+        .expect("sign-out button")
+        .click()
+        .await
+        .expect("signed out");
+    wait_for(c, "!document.querySelector('.who')").await;
+}
+
+async fn text_of(c: &Client, css: &str) -> String {
+    match c.find(Locator::Css(css)).await {
+        Ok(e) => e.text().await.expect("text"),
+        Err(e) => panic!(
+            "{css} is not on {}: {e}\n{}",
+            c.current_url().await.map(|u| u.to_string()).unwrap_or_default(),
+            c.source().await.unwrap_or_default()
+        ),
+    }
+}
+
+/// A committed lottery run through weiquan (announce, entries, close, draw),
+/// so that its page can show a draw that verifies.
+async fn committed_lottery(s: &Server, platform: &str) {
+    let (st, v) = s
+        .call(
+            "POST",
+            "/v1/lotteries",
+            Some(platform),
+            Some(
+                json!({"lottery": "lv", "merchant": "m2", "host": "h1", "stream": "st-lv",
+                "prizes": [{"name": "耳机", "value_fen": 29900, "count": 1}],
+                "draw_at": "2026-11-20T20:00:00+08:00", "deliver_within_days": 7,
+                "organizer": "店铺m2", "contact": "400-000-0000", "at": "2026-11-20T10:00:00+08:00"})
+                .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let entries: Vec<String> = (1..=5)
+        .map(|i| {
+            ev(
+                &format!("lv-e{i}"),
+                "lottery.entered",
+                json!({"at": "2026-11-20T11:00:00+08:00", "lottery": "lv", "participant": format!("fan{i}")}),
+            )
+        })
+        .collect();
+    s.post_events(platform, entries.join("\n")).await;
+    for step in ["close", "draw"] {
+        let (st, v) = s
+            .call(
+                "POST",
+                &format!("/v1/lotteries/lv/{step}"),
+                Some(platform),
+                Some(String::new()),
+            )
+            .await;
+        assert_eq!(st, 200, "{step}: {v}");
+    }
+}
+
+/// The log's newest size, from its public checkpoint.
+async fn tree_size(s: &Server) -> u64 {
+    let (_, v) = s.call("GET", "/log/checkpoint", None, None).await;
+    v.as_str()
+        .and_then(|t| t.lines().nth(1))
+        .and_then(|n| n.parse().ok())
+        .expect("checkpoint size")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_a_real_browser() {
+    let db = Db::sqlite();
+    let s = Server::start(db.config(None)).await;
+    let base = s.base.clone();
+    let platform = db.key("platform").await;
+    let regulator = db.key("regulator").await;
+    let merchant = db.key("merchant:m7").await;
+    let consumer = db.key("consumer:fan3").await;
+    for name in ["merchants", "lottery", "presale"] {
+        s.post_events(&platform, case(name)).await;
+    }
+    committed_lottery(&s, &platform).await;
+    let axe = axe_source();
+    let (_driver, c) = browser().await;
+
+    // Every page, in both languages, as the reader it is for.
+    let public = [
+        ("consumer", "/consumer"),
+        ("log", "/log"),
+        ("merchant", "/merchants/m2"),
+        ("lottery", "/lotteries/lv?participant=fan3"),
+        ("signin", "/signin"),
+    ];
+    let regulator_pages = [
+        ("overview", "/"),
+        ("findings", "/findings"),
+        ("complaints", "/complaints"),
+        ("merchant-regulator", "/merchants/m6"),
+    ];
+    for lang in ["zh", "en"] {
+        c.goto(&format!("{base}/consumer?lang={lang}"))
+            .await
+            .expect("language chosen");
+        for (name, path) in public {
+            c.goto(&format!("{base}{path}")).await.expect("page");
+            check_page(&c, &base, &axe, name, lang).await;
+        }
+        sign_in(&c, &base, &regulator).await;
+        for (name, path) in regulator_pages {
+            c.goto(&format!("{base}{path}")).await.expect("page");
+            check_page(&c, &base, &axe, name, lang).await;
+        }
+        sign_out(&c).await;
+    }
+    // The language chosen last (English) persisted across pages and sign-in.
+    assert_eq!(text_of(&c, "a.lang").await, "中文");
+
+    // Signed in as each role: the header says who, the menu fits the role.
+    c.goto(&format!("{base}/consumer?lang=zh"))
+        .await
+        .expect("back to Chinese");
+    for (key, who, menu_has, menu_lacks) in [
+        (&platform, "平台", "/findings", ""),
+        (&regulator, "监管部门", "/", ""),
+        (&merchant, "商家 m7", "/merchants/m7", "/complaints?"),
+        (&consumer, "消费者 fan3", "/consumer", "/findings"),
+    ] {
+        sign_in(&c, &base, key).await;
+        assert_eq!(text_of(&c, ".who").await, who);
+        let links = c
+            .execute(
+                "return [...document.querySelectorAll('header nav a')].map(a => a.getAttribute('href'))",
+                vec![],
+            )
+            .await
+            .expect("menu");
+        let links: Vec<&str> = links
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(links.contains(&menu_has), "{who}: {links:?}");
+        assert!(!links.contains(&menu_lacks), "{who}: {links:?}");
+        sign_out(&c).await;
+        c.goto(&format!("{base}/")).await.expect("home");
+        assert!(
+            c.find(Locator::Css(".who")).await.is_err(),
+            "still signed out on the next page"
+        );
+    }
+
+    // Filter findings as a regulator: every row is of the rule chosen.
+    sign_in(&c, &base, &regulator).await;
+    c.goto(&format!("{base}/findings")).await.expect("findings");
+    let all_rows = c
+        .find_all(Locator::Css("table.findings tbody tr"))
+        .await
+        .expect("rows")
+        .len();
+    c.find(Locator::Css("select[name=rule] option[value='MC-06']"))
+        .await
+        .expect("option")
+        .click()
+        .await
+        .expect("chosen");
+    c.find(Locator::Css("form.filters button"))
+        .await
+        .expect("filter")
+        .click()
+        .await
+        .expect("filtered");
+    wait_for(&c, "location.search.includes('rule=MC-06')").await;
+    let rules = c
+        .execute("return [...document.querySelectorAll('table.findings tbody tr td:nth-child(2)')].map(td => td.textContent)", vec![])
+        .await
+        .expect("rules");
+    let rules = rules.as_array().expect("list");
+    assert!(
+        !rules.is_empty() && rules.len() < all_rows,
+        "{} of {all_rows}",
+        rules.len()
+    );
+    assert!(
+        rules.iter().all(|r| r.as_str().is_some_and(|r| r.starts_with("MC-06"))),
+        "{rules:?}"
+    );
+
+    // Lift m6's blacklist as a regulator: the merchant page shows the lift, and the log holds it.
+    let before = tree_size(&s).await;
+    c.goto(&format!("{base}/merchants/m6")).await.expect("merchant page");
+    c.find(Locator::Id("reason"))
+        .await
+        .expect("reason field")
+        .send_keys("整改完成，经核查")
+        .await
+        .expect("typed");
+    c.find(Locator::Css("main form button"))
+        .await
+        .expect("lift")
+        .click()
+        .await
+        .expect("lifted");
+    wait_for(&c, "document.querySelector('.lifted')").await;
+    assert_eq!(text_of(&c, ".card .big").await, "未列入");
+    let record = text_of(&c, ".lifted").await;
+    assert!(record.contains("整改完成，经核查"), "{record}");
+    assert_eq!(tree_size(&s).await, before + 1, "the lift is one new entry of the log");
+    let (_, blacklist) = s.call("GET", "/v1/blacklist", Some(&regulator), None).await;
+    assert!(!blacklist.to_string().contains("\"m6\""), "{blacklist}");
+    sign_out(&c).await;
+
+    // Verify a valid and a tampered receipt in the consumer corner.
+    let (st, receipt) = s.call("GET", "/v1/receipts/3", Some(&regulator), None).await;
+    assert_eq!(st, 200, "{receipt}");
+    let file = db.dir.path().join("receipt.json");
+    std::fs::write(&file, receipt.to_string()).expect("receipt file");
+    c.goto(&format!("{base}/consumer")).await.expect("corner");
+    c.find(Locator::Id("receipt-file"))
+        .await
+        .expect("file field")
+        .send_keys(file.to_str().expect("path"))
+        .await
+        .expect("chosen");
+    c.find(Locator::Css("form[action='/consumer/receipt'] button"))
+        .await
+        .expect("verify")
+        .click()
+        .await
+        .expect("sent");
+    wait_for(&c, "document.querySelector('[role=status], [role=alert]')").await;
+    assert!(
+        text_of(&c, "[role=status]").await.starts_with("有效"),
+        "a valid receipt"
+    );
+    let mut tampered = receipt.clone();
+    let leaf = tampered["leaf"]
+        .as_str()
+        .expect("leaf")
+        .replacen("\"v\":1", "\"v\":2", 1);
+    assert_ne!(leaf, receipt["leaf"].as_str().expect("leaf"), "the leaf was changed");
+    tampered["leaf"] = json!(leaf);
+    c.find(Locator::Id("receipt-text"))
+        .await
+        .expect("text field")
+        .send_keys(&tampered.to_string())
+        .await
+        .expect("pasted");
+    c.find(Locator::Css("form[action='/consumer/receipt'] button"))
+        .await
+        .expect("verify")
+        .click()
+        .await
+        .expect("sent");
+    wait_for(&c, "document.querySelector('[role=alert]')").await;
+    let verdict = text_of(&c, "[role=alert]").await;
+    assert!(verdict.starts_with("无效") && verdict.contains("包含证明"), "{verdict}");
+
+    // A consumer checks their lottery entry.
+    sign_in(&c, &base, &consumer).await;
+    c.goto(&format!("{base}/consumer")).await.expect("corner");
+    c.find(Locator::Id("lottery-id"))
+        .await
+        .expect("lottery")
+        .send_keys("lv")
+        .await
+        .expect("typed");
+    c.find(Locator::Id("participant-id"))
+        .await
+        .expect("participant")
+        .send_keys("fan3")
+        .await
+        .expect("typed");
+    c.find(Locator::Css("form[action='/lotteries'] button"))
+        .await
+        .expect("check")
+        .click()
+        .await
+        .expect("sent");
+    wait_for(&c, "document.querySelector('[role=status], [role=alert]')").await;
+    let entry = text_of(&c, "[role=status]").await;
+    assert!(entry.contains("已参与") && entry.contains("/ 5"), "{entry}");
+    let dd = text_of(&c, "dl").await;
+    assert!(dd.contains("服务器用公布的算法"), "the draw verifies: {dd}");
+    sign_out(&c).await;
+
+    // A merchant cannot reach another merchant's data through the pages.
+    sign_in(&c, &base, &merchant).await;
+    c.goto(&format!("{base}/merchants/m8")).await.expect("other merchant");
+    let headings = c
+        .execute(
+            "return [...document.querySelectorAll('h2')].map(h => h.textContent)",
+            vec![],
+        )
+        .await
+        .expect("headings");
+    assert!(
+        !headings.to_string().contains("违规结论"),
+        "another merchant's findings: {headings}"
+    );
+    c.goto(&format!("{base}/findings?merchant=m8"))
+        .await
+        .expect("findings of another");
+    assert_eq!(text_of(&c, "h1").await, "无权查看");
+    c.goto(&format!("{base}/merchants/m7")).await.expect("own page");
+    let own = c
+        .execute(
+            "return [...document.querySelectorAll('h2')].map(h => h.textContent)",
+            vec![],
+        )
+        .await
+        .expect("headings");
+    assert!(own.to_string().contains("违规结论"), "its own findings: {own}");
+    sign_out(&c).await;
+    c.close().await.expect("browser closed");
+    s.stop().await;
+}
+
+/// A browser's forms, sent by hand.
+struct Forms {
+    http: reqwest::Client,
+    base: String,
+}
+
+/// The form token on an HTML page.
+fn token_in(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a token")
+        .to_owned()
+}
+
+/// The `name=value` of the session a response sets.
+fn session_set(resp: &reqwest::Response) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("wq_session="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+}
+
+impl Forms {
+    /// A new anonymous session and its token, as a browser gets them.
+    async fn open(&self) -> (String, String) {
+        let resp = self
+            .http
+            .get(format!("{}/signin", self.base))
+            .send()
+            .await
+            .expect("page");
+        let cookie = session_set(&resp).expect("a session cookie");
+        (cookie, token_in(&resp.text().await.expect("html")))
+    }
+
+    async fn post(&self, path: &str, cookie: &str, form: Vec<(&str, &str)>) -> reqwest::Result<reqwest::Response> {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", cookie.to_owned())
+            .form(&form)
+            .send()
+            .await
+    }
+
+    /// A session signed in with `key`, and its token.
+    async fn signed_in(&self, key: &str) -> (String, String) {
+        let (cookie, csrf) = self.open().await;
+        let resp = self
+            .post("/signin", &cookie, vec![("csrf", &csrf), ("key", key)])
+            .await
+            .expect("sign in");
+        assert_eq!(resp.status(), 303);
+        let cookie = session_set(&resp).expect("a new session");
+        let page = (self.http.get(format!("{}/consumer", self.base)))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("html");
+        (cookie, token_in(&page))
+    }
+}
+
+/// The digest a session cookie names for `key` (hex SHA-256).
+fn hex_digest_of(key: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(key.as_bytes()))
+}
+
+/// Forms without this session's CSRF token are refused, whoever sends them,
+/// and change nothing; a session cookie cannot be forged or carried to a key
+/// that was revoked; a platform session cannot lift a blacklist.
+#[tokio::test]
+async fn forms_need_their_token_and_the_right_role() {
+    let db = Db::sqlite();
+    let s = Server::start(db.config(None)).await;
+    let platform = db.key("platform").await;
+    let regulator = db.key("regulator").await;
+    s.post_events(&platform, case("merchants")).await;
+    let f = Forms {
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        base: s.base.clone(),
+    };
+    let http = &f.http;
+
+    // Sign-in without a token, or with another session's, is refused.
+    let (cookie, _) = f.open().await;
+    let (_, other_csrf) = f.open().await;
+    for form in [
+        vec![("key", regulator.as_str())],
+        vec![("csrf", other_csrf.as_str()), ("key", regulator.as_str())],
+    ] {
+        let resp = f.post("/signin", &cookie, form).await.expect("sent");
+        assert_eq!(resp.status(), 403);
+        assert!(resp.headers().get("set-cookie").is_none(), "no session was opened");
+    }
+    // A wrong key is refused with the reason, in the page's language.
+    let (cookie, csrf) = f.open().await;
+    let resp = f
+        .post("/signin", &cookie, vec![("csrf", &csrf), ("key", "wq_not-a-key")])
+        .await
+        .expect("sent");
+    assert_eq!(resp.status(), 401);
+    assert!(resp.text().await.expect("html").contains("此密钥未知"));
+
+    // A regulator's lift without its token changes nothing.
+    let (reg_cookie, reg_csrf) = f.signed_in(&regulator).await;
+    for form in [
+        vec![("reason", "no token")],
+        vec![("csrf", other_csrf.as_str()), ("reason", "wrong token")],
+    ] {
+        let resp = f.post("/merchants/m6/lift", &reg_cookie, form).await.expect("sent");
+        assert_eq!(resp.status(), 403);
+    }
+    // No reason: refused and nothing lifted.
+    let resp = f
+        .post(
+            "/merchants/m6/lift",
+            &reg_cookie,
+            vec![("csrf", &reg_csrf), ("reason", " ")],
+        )
+        .await
+        .expect("sent");
+    assert_eq!(resp.status(), 422);
+    // A platform session with its own valid token may not lift.
+    let (pf_cookie, pf_csrf) = f.signed_in(&platform).await;
+    let resp = f
+        .post(
+            "/merchants/m6/lift",
+            &pf_cookie,
+            vec![("csrf", &pf_csrf), ("reason", "platform tries")],
+        )
+        .await
+        .expect("sent");
+    assert_eq!(resp.status(), 403);
+    let (_, blacklist) = s.call("GET", "/v1/blacklist", Some(&regulator), None).await;
+    assert!(
+        blacklist.to_string().contains("\"m6\""),
+        "still blacklisted: {blacklist}"
+    );
+
+    // A forged cookie (another key's digest under the old signature) is a new anonymous session.
+    let mut parts: Vec<String> = reg_cookie.split('.').map(str::to_owned).collect();
+    parts[2] = hex_digest_of(&platform);
+    let forged = parts.join(".");
+    let page = http
+        .get(format!("{}/", s.base))
+        .header("cookie", &forged)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(!page.contains("监管部门"), "a forged session is nobody");
+    // Revoking the key ends its sessions.
+    let page = http
+        .get(format!("{}/", s.base))
+        .header("cookie", &reg_cookie)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(page.contains("class=\"who\">监管部门"), "signed in");
+    let (d, k) = (db.db.clone(), regulator.clone());
+    tokio::task::spawn_blocking(move || weiquan_server::revoke_key(&d, &k))
+        .await
+        .expect("join")
+        .expect("revoked");
+    tokio::time::sleep(weiquan_server::KEY_CACHE_TTL + std::time::Duration::from_millis(200)).await;
+    let page = http
+        .get(format!("{}/", s.base))
+        .header("cookie", &reg_cookie)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(!page.contains("class=\"who\""), "the revoked key's session ended");
+    // The console's pages say where nothing else may load from.
+    let resp = http.get(format!("{}/log", s.base)).send().await.expect("page");
+    let csp = resp
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("form-action 'self'"),
+        "{csp}"
+    );
+    s.stop().await;
+}
