@@ -67,8 +67,9 @@ pub fn run(args: &DemoArgs, err: &mut dyn Write) -> Result<()> {
             tokio::select! { _ = stopped => {}, _ = tokio::signal::ctrl_c() => {} }
         }));
         writeln!(err, "weiquan demo: a simulated Double-Eleven platform ({} events, {} planted violations) is streaming into {base}", sim.lines.len(), sim.labels.len())?;
-        writeln!(err, "  data folder:   {}", data.display())?;
+        writeln!(err, "  console:       {base}/   (public pages; sign in at {base}/signin with the regulator key)")?;
         writeln!(err, "  regulator key: {regulator}")?;
+        writeln!(err, "  data folder:   {}", data.display())?;
         writeln!(err, "  try:           curl -H 'Authorization: Bearer {regulator}' '{base}/v1/findings?lang=en&limit=5'")?;
         writeln!(err, "                 curl {base}/log/checkpoint ;  curl {base}/v1/merchants/m1")?;
         err.flush()?;

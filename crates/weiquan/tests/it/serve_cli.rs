@@ -238,7 +238,9 @@ fn demo_streams_a_simulated_platform_and_finds_what_was_planted() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
-        err.contains("http://127.0.0.1:") && err.contains("regulator key: wq_"),
+        err.contains("http://127.0.0.1:")
+            && err.contains("regulator key: wq_")
+            && err.contains("/signin with the regulator key"),
         "{err}"
     );
     let planted: u64 = err
