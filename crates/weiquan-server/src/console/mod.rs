@@ -40,8 +40,11 @@ pub(crate) struct Console {
     pub tz: chrono::FixedOffset,
 }
 
-/// Largest body of a console form (a receipt to verify is the largest).
-const FORM_BYTES: usize = 1 << 20;
+/// Largest body of the receipt form (a receipt to verify).
+const RECEIPT_BYTES: usize = 1 << 20;
+/// Largest body of the other forms (a key, a token, a lift's reason):
+/// anybody can post them, before any check.
+const FORM_BYTES: usize = 16 << 10;
 
 /// Whether `path` is a console form's POST route: those are authorised by
 /// the session and its CSRF token, not by a bearer key.
@@ -57,15 +60,24 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/findings", get(pages::findings))
         .route("/merchants", get(pages::merchant_lookup))
         .route("/merchants/{id}", get(pages::merchant))
-        .route("/merchants/{id}/lift", post(pages::lift))
+        .route(
+            "/merchants/{id}/lift",
+            post(pages::lift).layer(DefaultBodyLimit::max(FORM_BYTES)),
+        )
         .route("/lotteries", get(pages::lottery_lookup))
         .route("/lotteries/{id}", get(pages::lottery))
         .route("/complaints", get(pages::complaints))
         .route("/log", get(pages::log))
         .route("/consumer", get(pages::consumer))
-        .route("/consumer/receipt", post(pages::verify_receipt))
-        .route("/signin", get(sign_in_page).post(sign_in))
-        .route("/signout", post(sign_out))
+        .route(
+            "/consumer/receipt",
+            post(pages::verify_receipt).layer(DefaultBodyLimit::max(RECEIPT_BYTES)),
+        )
+        .route(
+            "/signin",
+            get(sign_in_page).post(sign_in).layer(DefaultBodyLimit::max(FORM_BYTES)),
+        )
+        .route("/signout", post(sign_out).layer(DefaultBodyLimit::max(FORM_BYTES)))
         .route(
             "/assets/console.css",
             get(|| async { asset("text/css; charset=utf-8", ui::CSS) }),
@@ -74,7 +86,6 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
             "/assets/console.js",
             get(|| async { asset("text/javascript; charset=utf-8", ui::JS) }),
         )
-        .layer(DefaultBodyLimit::max(FORM_BYTES))
 }
 
 fn asset(kind: &'static str, body: &'static str) -> Response {

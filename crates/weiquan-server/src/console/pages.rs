@@ -19,6 +19,8 @@ use std::collections::BTreeMap;
 const CHART_DAYS: i64 = 30;
 /// Findings per page of the findings list.
 const PAGE: usize = 50;
+/// Longest reason for lifting a blacklist (the form's `maxlength`).
+const MAX_REASON: usize = 2000;
 
 fn lang_param(ui: Ui) -> LangParam {
     match ui {
@@ -469,7 +471,7 @@ pub(crate) async fn merchant(State(app): AppStateRef, v: Visit, Path(id): Path<S
                 form method="post" action=(format!("/merchants/{}/lift", enc(&id))) class="stack" {
                     input type="hidden" name="csrf" value=(v.csrf);
                     label for="reason" { (ui.t("解除理由（必填，将记入日志）", "Reason for lifting (required; it is logged)")) }
-                    textarea id="reason" name="reason" required maxlength="2000" {}
+                    textarea id="reason" name="reason" required maxlength=(MAX_REASON) {}
                     p { button type="submit" { (ui.t("解除黑名单", "Lift the blacklist")) } }
                 }
             }
@@ -674,7 +676,7 @@ pub(crate) async fn lottery(
                 @if let Some(seed) = &e.seed { p { (ui.t("公布的种子：", "Revealed seed: ")) code { (seed) } } }
             },
             Some(Err(e)) => div class="error" role="alert" { p {
-                @if e.status() == StatusCode::NOT_FOUND { (ui.t("此编号不在截止前的参与名单中。", "This id is not among the entrants before the close.")) } @else { (e.detail()) }
+                @if e.status() == StatusCode::NOT_FOUND { (ui.t("此编号不在截止前的参与名单中。", "This id is not among the entrants before the close.")) } @else { span lang="en" { (e.detail()) } }
             } },
         }
         h2 { (ui.t("违规结论", "Findings")) }
@@ -697,7 +699,7 @@ pub(crate) async fn log(State(app): AppStateRef, v: Visit) -> Response {
         format!("000.p/{}", cp.size.max(1))
     };
     let content = html! {
-        p { (ui.t("日志 ", "Log ")) code { (cp.origin) } (ui.t(" 现有 ", " now holds ")) strong data-live="tree-size" { (ui.num(cp.size)) } (ui.t(" 条记录（事件与结论）。", " entries (events and findings).")) }
+        p { (ui.t("日志 ", "Log ")) code lang="en" { (cp.origin) } (ui.t(" 现有 ", " now holds ")) strong data-live="tree-size" { (ui.num(cp.size)) } (ui.t(" 条记录（事件与结论）。", " entries (events and findings).")) }
         h2 { (ui.t("最新检查点（签名文本）", "Latest checkpoint (signed note)")) }
         (code_block(&cp.text))
         p { a href="/log/checkpoint" { (ui.t("下载检查点", "Download the checkpoint")) } }
@@ -775,7 +777,7 @@ async fn consumer_content(app: &std::sync::Arc<crate::AppState>, v: &Visit, verd
             h2 { (ui.t("我的投诉", "My complaints")) }
             @match complaints {
                 Ok(Json(c)) => (complaints_table(ui, v.tz, c)),
-                Err(e) => p class="error" { (e.detail()) },
+                Err(e) => p class="error" lang="en" { (e.detail()) },
             }
             h2 { (ui.t("我的先用后付", "My pay-later switches")) }
             @match pay {
@@ -783,13 +785,23 @@ async fn consumer_content(app: &std::sync::Arc<crate::AppState>, v: &Visit, verd
                     @if p.providers.is_empty() { p { (ui.t("没有先用后付的记录。", "No pay-later records.")) } } @else {
                         table {
                             thead { tr { th scope="col" { (ui.t("服务商", "Provider")) } th scope="col" { (ui.t("已开通", "On")) } th scope="col" { (ui.t("自", "Since")) } th scope="col" { (ui.t("开通方", "Switched by")) } } }
-                            tbody { @for x in &p.providers { tr { td { (x.provider) } td { (ui.yes_no(x.enabled)) } td { (ui.time(&x.since, v.tz)) } td { (x.switched_by) } } } }
+                            tbody { @for x in &p.providers { tr { td { (x.provider) } td { (ui.yes_no(x.enabled)) } td { (ui.time(&x.since, v.tz)) } td { (switched_by(ui, &x.switched_by)) } } } }
                         }
                     }
                 },
-                Err(e) => p class="error" { (e.detail()) },
+                Err(e) => p class="error" lang="en" { (e.detail()) },
             }
         }
+    }
+}
+
+/// Who switched pay-later on or off, in words.
+fn switched_by(ui: Ui, who: &str) -> &'static str {
+    match who {
+        "consumer" => ui.t("消费者本人", "the consumer"),
+        "platform" => ui.t("平台", "the platform"),
+        "merchant" => ui.t("商家", "the merchant"),
+        _ => ui.t("其他", "someone else"),
     }
 }
 

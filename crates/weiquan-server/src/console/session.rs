@@ -21,6 +21,10 @@ pub(crate) const COOKIE: &str = "wq_session";
 pub(crate) const LANG_COOKIE: &str = "wq_lang";
 /// How long a session lasts.
 pub(crate) const SESSION_SECS: i64 = 8 * 3600;
+/// Most signed-out sessions remembered: past it, the oldest are forgotten
+/// (and would be valid again until they expire), so that the memory and the
+/// time of a sign-out stay bounded whatever callers do.
+const MAX_SIGNED_OUT: usize = 100_000;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -125,14 +129,27 @@ impl Sessions {
         same(&self.csrf(sid), token)
     }
 
-    /// Ends `s` on this server before its expiry.
+    /// Ends `s` on this server before its expiry. Only a signed-in session
+    /// is remembered: an anonymous one holds nothing to protect, and anybody
+    /// can make those.
     pub(crate) fn sign_out(&self, s: &Session, now: i64) {
+        if s.key.is_none() {
+            return;
+        }
         let mut out = self
             .signed_out
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Forgotten once they would have expired anyway: the map stays as small as the live sessions.
-        out.retain(|_, exp| *exp > now);
+        if out.len() >= MAX_SIGNED_OUT {
+            // Forgotten once they would have expired anyway; then the half soonest to expire.
+            out.retain(|_, exp| *exp > now);
+            if out.len() >= MAX_SIGNED_OUT {
+                let mut by_exp: Vec<i64> = out.values().copied().collect();
+                by_exp.sort_unstable();
+                let cut = by_exp[by_exp.len() / 2];
+                out.retain(|_, exp| *exp > cut);
+            }
+        }
         out.insert(s.sid.clone(), s.exp);
     }
 
@@ -186,11 +203,13 @@ mod tests {
         assert_eq!(Sessions::new(b"other").open_cookie(&value, 1001), None);
         let forged = value.replacen(&hex::encode([7u8; 32]), &hex::encode([8u8; 32]), 1);
         assert_eq!(s.open_cookie(&forged, 1001), None);
-        let anonymous = s.seal(&Session {
-            key: None,
-            ..session.clone()
-        });
-        assert_eq!(s.open_cookie(&anonymous, 1001).and_then(|x| x.key), None);
+        let anonymous = s.open(None, 1000);
+        assert_eq!(s.open_cookie(&s.seal(&anonymous), 1001), Some(anonymous.clone()));
+        s.sign_out(&anonymous, 1001);
+        assert!(
+            s.signed_out.lock().expect("lock").is_empty(),
+            "anonymous sign-outs are not kept"
+        );
         s.sign_out(&session, 1001);
         assert_eq!(s.open_cookie(&value, 1002), None, "signed out");
     }
