@@ -363,7 +363,7 @@ impl Engine {
                 prize,
                 value_fen,
             } => self.prize_shipped(id, at, lottery, participant, prize, *value_fen),
-            Body::LotteryPrizeDelivered { .. } => {}
+            Body::LotteryPrizeDelivered { lottery, participant } => self.prize_delivered(lottery, participant),
             Body::LotteryCancelled { lottery, .. } => {
                 let l = self.lotteries.entry(lottery);
                 self.lotteries.get_mut(l).cancelled = true;

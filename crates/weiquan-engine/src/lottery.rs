@@ -11,7 +11,7 @@ use crate::poisson::poisson_tail;
 use crate::table::{pid, Strings};
 use crate::table::{LotteryIx, MerchantIx};
 use crate::{yuan, Deadline, Due, Engine, RuleId};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use weiquan_events::{Body, LotteryTerms, Prize, Str, Time, Winner, HOUR_MS};
 
 /// A lottery and its draws.
@@ -40,6 +40,8 @@ pub(crate) struct Lottery {
     pub lt05_generation: u32,
     /// Prizes shipped per (participant, prize name).
     pub shipped: FxHashMap<(u64, Box<str>), u32>,
+    /// Participants whose prize delivery was recorded (`lottery.prize_delivered`).
+    pub delivered: FxHashSet<u64>,
     pub lt11_fired: bool,
 }
 
@@ -675,6 +677,13 @@ impl Engine {
         self.emit(RuleId::Lt06, self.lottery_subject(d.target()), m, d.due, events, facts);
     }
 
+    /// `lottery.prize_delivered`: the participant's prize reached them (shown
+    /// beside the winners; no rule reads it).
+    pub(crate) fn prize_delivered(&mut self, lottery: &str, participant: &str) {
+        let l = self.lotteries.entry(lottery);
+        self.lotteries.get_mut(l).delivered.insert(pid(participant));
+    }
+
     pub(crate) fn prize_shipped(
         &mut self,
         id: &str,
@@ -766,9 +775,10 @@ pub struct HostView {
     pub lotteries: Vec<String>,
 }
 
-/// A winner of a lottery's latest draw: participant, prize, and how many of
-/// that prize were shipped to them so far.
-pub type WinnerView = (String, String, u32);
+/// A winner of a lottery's latest draw: participant, prize, how many of
+/// that prize were shipped to them so far, and whether a delivery to them
+/// was recorded.
+pub type WinnerView = (String, String, u32, bool);
 
 impl Engine {
     /// A host as the engine knows it, `None` if no event named it.
@@ -833,7 +843,14 @@ impl Engine {
     fn lottery_winners(&self, l: LotteryIx) -> Vec<WinnerView> {
         let lot = self.lotteries.get(l);
         (lot.draws.last().map(|d| &d.winners[..]).unwrap_or_default().iter())
-            .map(|w| (w.participant.to_string(), w.prize.to_string(), lot.shipments(w)))
+            .map(|w| {
+                (
+                    w.participant.to_string(),
+                    w.prize.to_string(),
+                    lot.shipments(w),
+                    lot.delivered.contains(&w.pid),
+                )
+            })
             .collect()
     }
 }

@@ -255,6 +255,9 @@ pub struct WinnerOut {
     /// Whether a shipment was recorded (`GET /v1/lotteries/{id}` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shipped: Option<bool>,
+    /// Whether the delivery was recorded (`GET /v1/lotteries/{id}` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered: Option<bool>,
 }
 
 /// What a weiquan draw publishes to recompute it.
@@ -692,6 +695,7 @@ impl WinnerOut {
             participant: participant.into(),
             prize: prize.into(),
             shipped,
+            delivered: None,
         }
     }
 }

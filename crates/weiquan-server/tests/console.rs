@@ -241,6 +241,27 @@ async fn committed_lottery(s: &Server, platform: &str) {
             .await;
         assert_eq!(st, 200, "{step}: {v}");
     }
+    // The prize is shipped and delivered to whoever won.
+    let (_, lottery) = s.call("GET", "/v1/lotteries/lv", Some(platform), None).await;
+    assert_eq!(lottery["winners"][0]["delivered"], json!(false), "{lottery}");
+    let winner = lottery["winners"][0]["participant"]
+        .as_str()
+        .expect("a winner")
+        .to_owned();
+    let shipped = ev(
+        "lv-ship",
+        "lottery.prize_shipped",
+        json!({"at": "2026-11-21T10:00:00+08:00", "lottery": "lv", "participant": winner, "prize": "耳机", "value_fen": 29900}),
+    );
+    let delivered = ev(
+        "lv-delivered",
+        "lottery.prize_delivered",
+        json!({"at": "2026-11-22T10:00:00+08:00", "lottery": "lv", "participant": winner}),
+    );
+    s.post_events(platform, format!("{shipped}\n{delivered}")).await;
+    let (_, lottery) = s.call("GET", "/v1/lotteries/lv", Some(platform), None).await;
+    assert_eq!(lottery["winners"][0]["delivered"], json!(true), "{lottery}");
+    assert_eq!(lottery["winners"][0]["shipped"], json!(true), "{lottery}");
 }
 
 /// The log's newest size, from its public checkpoint.
@@ -465,6 +486,8 @@ async fn the_console_in_a_real_browser() {
     wait_for(&c, "document.querySelector('[role=status], [role=alert]')").await;
     let entry = text_of(&c, "[role=status]").await;
     assert!(entry.contains("已参与") && entry.contains("/ 5"), "{entry}");
+    let winners = text_of(&c, "table.winners tbody").await;
+    assert!(winners.ends_with("是 是"), "shipped and delivered: {winners}");
     let dd = text_of(&c, "dl").await;
     assert!(dd.contains("服务器用公布的算法"), "the draw verifies: {dd}");
     sign_out(&c).await;

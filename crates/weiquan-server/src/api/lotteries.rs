@@ -261,7 +261,7 @@ fn sees_participants(caller: &Caller, merchant: Option<&str>) -> bool {
 }
 
 /// Masks the winners' ids wherever `text` names them (findings' messages).
-fn mask_in(text: &str, winners: &[(String, String, u32)]) -> String {
+fn mask_in(text: &str, winners: &[weiquan_engine::WinnerView]) -> String {
     let mut ids: Vec<&str> = winners.iter().map(|w| w.0.as_str()).collect();
     // Longest first, so that `p1` does not cut into `p12`.
     ids.sort_by_key(|id| std::cmp::Reverse(id.len()));
@@ -309,7 +309,10 @@ pub async fn get_lottery(
         winners: (v.winners.iter())
             .map(|w| {
                 let who = if clear { w.0.clone() } else { masked(&w.0) };
-                WinnerOut::new(who, w.1.clone(), Some(w.2 > 0))
+                WinnerOut {
+                    delivered: Some(w.3),
+                    ..WinnerOut::new(who, w.1.clone(), Some(w.2 > 0))
+                }
             })
             .collect(),
         findings,

@@ -655,9 +655,9 @@ pub(crate) async fn lottery(
         }
         @if l.drawn {
             h2 { (ui.t("中奖名单", "Winners")) }
-            table {
-                thead { tr { th scope="col" { (ui.t("参与者", "Participant")) } th scope="col" { (ui.t("奖品", "Prize")) } th scope="col" { (ui.t("已发货", "Shipped")) } } }
-                tbody { @for w in &l.winners { tr { td { (w.participant) } td lang="" { (w.prize) } td { (w.shipped.map(|s| ui.yes_no(s)).unwrap_or("–")) } } } }
+            table class="winners" {
+                thead { tr { th scope="col" { (ui.t("参与者", "Participant")) } th scope="col" { (ui.t("奖品", "Prize")) } th scope="col" { (ui.t("已发货", "Shipped")) } th scope="col" { (ui.t("已送达", "Delivered")) } } }
+                tbody { @for w in &l.winners { tr { td { (w.participant) } td lang="" { (w.prize) } td { (w.shipped.map(|s| ui.yes_no(s)).unwrap_or("–")) } td { (w.delivered.map(|d| ui.yes_no(d)).unwrap_or("–")) } } } }
             }
         }
         h2 { (ui.t("查询我的参与", "Check my entry")) }
