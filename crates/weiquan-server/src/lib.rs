@@ -123,6 +123,10 @@ pub struct Config {
     pub webhook: Option<Webhook>,
     /// The platform's time zone: the console shows times in it.
     pub time_zone: chrono::FixedOffset,
+    /// The console's cookies are always `Secure` (set when users reach it over
+    /// HTTPS through a proxy; otherwise they are `Secure` only when the proxy
+    /// sends `X-Forwarded-Proto: https`).
+    pub secure_cookies: bool,
 }
 
 /// The time zone a Chinese platform keeps (UTC+8), the console's default.
@@ -194,6 +198,7 @@ fn start_blocking(cfg: &Config) -> Result<Service> {
             .with_context(|| format!("the signing key's public half {}", pub_file.display()))?,
         verifier_key,
         tz: cfg.time_zone,
+        secure_cookies: cfg.secure_cookies,
     };
     let origin = cfg
         .origin

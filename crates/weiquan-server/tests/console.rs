@@ -728,3 +728,45 @@ async fn forms_need_their_token_and_the_right_role() {
     );
     s.stop().await;
 }
+
+/// Cookies are `Secure` when the page was reached over TLS (a proxy's
+/// `X-Forwarded-Proto`), or always with `secure_cookies`.
+#[tokio::test]
+async fn secure_cookies() {
+    let db = Db::sqlite();
+    let s = Server::start(db.config(None)).await;
+    let f = Forms {
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        base: s.base.clone(),
+    };
+    let set_cookie = |resp: &reqwest::Response| {
+        resp.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let plain = f.http.get(format!("{}/log", s.base)).send().await.expect("page");
+    assert!(!set_cookie(&plain).contains("Secure"), "{}", set_cookie(&plain));
+    let proxied = (f.http.get(format!("{}/log", s.base)))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .expect("page");
+    assert!(set_cookie(&proxied).contains("; Secure"), "{}", set_cookie(&proxied));
+    s.stop().await;
+
+    let db = Db::sqlite();
+    let s = Server::start(weiquan_server::Config {
+        secure_cookies: true,
+        ..db.config(None)
+    })
+    .await;
+    let resp = reqwest::get(format!("{}/log", s.base)).await.expect("page");
+    assert!(set_cookie(&resp).contains("; Secure"), "{}", set_cookie(&resp));
+    s.stop().await;
+}

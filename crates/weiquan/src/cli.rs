@@ -239,6 +239,12 @@ pub struct ServeArgs {
     /// The platform's time zone as a UTC offset; the web console shows times in it [default: +08:00].
     #[arg(long, env = "WEIQUAN_TIME_ZONE", value_name = "OFFSET")]
     pub time_zone: Option<String>,
+    /// Mark the web console's cookies `Secure` on every response: set this when
+    /// users reach the console over HTTPS through a proxy (without it, they are
+    /// `Secure` only when the proxy sends `X-Forwarded-Proto: https`).
+    #[arg(long, env = "WEIQUAN_SECURE_COOKIES")]
+    #[serde(default)]
+    pub secure_cookies: bool,
     /// A TOML file with any of the options above.
     #[arg(long, env = "WEIQUAN_CONFIG", value_name = "FILE")]
     #[serde(skip)]

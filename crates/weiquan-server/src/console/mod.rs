@@ -38,6 +38,9 @@ pub(crate) struct Console {
     pub verifier_key: String,
     /// The platform's time zone: the console shows times in it.
     pub tz: chrono::FixedOffset,
+    /// Cookies are `Secure` on every page (the console is reached over TLS
+    /// through a proxy), not only where a proxy says so.
+    pub secure_cookies: bool,
 }
 
 /// Largest body of the receipt form (a receipt to verify).
@@ -128,7 +131,8 @@ impl FromRequestParts<Arc<AppState>> for Visit {
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, app: &Arc<AppState>) -> Result<Self, Response> {
         let now = chrono::Utc::now().timestamp();
-        let secure = parts.uri.scheme_str() == Some("https")
+        let secure = app.console.secure_cookies
+            || parts.uri.scheme_str() == Some("https")
             || parts
                 .headers
                 .get("x-forwarded-proto")
@@ -154,7 +158,7 @@ impl FromRequestParts<Arc<AppState>> for Visit {
             .unwrap_or_default();
         let sessions = &app.console.sessions;
         let found = session::cookie(&parts.headers, COOKIE).and_then(|c| sessions.open_cookie(c, now));
-        let (mut session, mut caller) = (None, Caller(None));
+        let (mut session, mut caller, mut error) = (None, Caller(None), None);
         if let Some(s) = found {
             match s.key {
                 None => session = Some(s),
@@ -165,7 +169,12 @@ impl FromRequestParts<Arc<AppState>> for Visit {
                     }
                     // The key was revoked or expired: the session ends with it.
                     Ok(None) => {}
-                    Err(e) => return Err(e.into_response()),
+                    // Rate-limited, or the key store unreachable: the session
+                    // stays, and this page says so in the reader's language.
+                    Err(e) => {
+                        error = Some(e);
+                        session = Some(s);
+                    }
                 },
             }
         }
@@ -177,7 +186,7 @@ impl FromRequestParts<Arc<AppState>> for Visit {
                 s
             }
         };
-        Ok(Visit {
+        let visit = Visit {
             ui,
             csrf: sessions.csrf(&session.sid),
             session,
@@ -187,7 +196,11 @@ impl FromRequestParts<Arc<AppState>> for Visit {
             tz: app.console.tz,
             secure,
             cookies,
-        })
+        };
+        match error {
+            Some(e) => Err(visit.fail(e)),
+            None => Ok(visit),
+        }
     }
 }
 

@@ -67,6 +67,7 @@ impl Db {
             limits: weiquan_server::ConnLimits::default(),
             webhook: None,
             time_zone: weiquan_server::china_time(),
+            secure_cookies: false,
         }
     }
     pub async fn key(&self, role: &str) -> String {

@@ -42,6 +42,7 @@ fn resolve(args: &ServeArgs) -> Result<ServeArgs> {
         paylater_webhook: args.paylater_webhook.clone().or(file.paylater_webhook),
         paylater_secret_file: args.paylater_secret_file.clone().or(file.paylater_secret_file),
         time_zone: args.time_zone.clone().or(file.time_zone),
+        secure_cookies: args.secure_cookies || file.secure_cookies,
         config: None,
     })
 }
@@ -119,6 +120,7 @@ pub fn run(args: &ServeArgs, err: &mut dyn Write) -> Result<()> {
                 ))
             })?,
         },
+        secure_cookies: a.secure_cookies,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
