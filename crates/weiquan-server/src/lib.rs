@@ -194,6 +194,7 @@ fn start_blocking(cfg: &Config) -> Result<Service> {
         .to_owned();
     let console = console::Console {
         sessions: console::Sessions::new(&key_material),
+        signouts: console::SignOuts::new(cfg.db.clone()),
         verifier: weiquan_ledger::load_verifier(&verifier_key)
             .with_context(|| format!("the signing key's public half {}", pub_file.display()))?,
         verifier_key,

@@ -770,3 +770,74 @@ async fn secure_cookies() {
     assert!(set_cookie(&resp).contains("; Secure"), "{}", set_cookie(&resp));
     s.stop().await;
 }
+
+/// A sign-out holds after a restart (it is kept in the database, on both
+/// stores), and signing in again ends the session signed in before.
+#[tokio::test]
+async fn a_sign_out_outlives_a_restart() {
+    for (name, db) in Db::both() {
+        let regulator = db.key("regulator").await;
+        let platform = db.key("platform").await;
+        let s = Server::start(db.config(None)).await;
+        let f = Forms {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            base: s.base.clone(),
+        };
+        let who = |cookie: String, base: String| {
+            let http = f.http.clone();
+            async move {
+                let page = (http.get(format!("{base}/consumer")))
+                    .header("cookie", cookie)
+                    .send()
+                    .await
+                    .expect("page")
+                    .text()
+                    .await
+                    .expect("html");
+                page.split("class=\"who\">")
+                    .nth(1)
+                    .and_then(|r| r.split('<').next())
+                    .map(str::to_owned)
+            }
+        };
+        let (cookie, csrf) = f.signed_in(&regulator).await;
+        assert_eq!(
+            who(cookie.clone(), s.base.clone()).await.as_deref(),
+            Some("监管部门"),
+            "{name}"
+        );
+        let resp = f
+            .post("/signout", &cookie, vec![("csrf", &csrf)])
+            .await
+            .expect("signed out");
+        assert_eq!(resp.status(), 303, "{name}");
+        assert_eq!(who(cookie.clone(), s.base.clone()).await, None, "{name}: signed out");
+        // Signing in again, with another key, from a signed-in session ends that session.
+        let (second, second_csrf) = f.signed_in(&regulator).await;
+        let resp = (f.post("/signin", &second, vec![("csrf", &second_csrf), ("key", &platform)]))
+            .await
+            .expect("signed in again");
+        assert_eq!(resp.status(), 303, "{name}");
+        assert_eq!(
+            who(second.clone(), s.base.clone()).await,
+            None,
+            "{name}: the earlier session ended"
+        );
+        s.stop().await;
+        let s = Server::start(db.config(None)).await;
+        assert_eq!(
+            who(cookie, s.base.clone()).await,
+            None,
+            "{name}: still signed out after a restart"
+        );
+        assert_eq!(
+            who(second, s.base.clone()).await,
+            None,
+            "{name}: still ended after a restart"
+        );
+        s.stop().await;
+    }
+}

@@ -19,7 +19,7 @@ pub use weiquan_ledger::{LogStore, Private, PrivateRow, StoreError, StoreErrorKi
 
 /// The version of the database schema this build writes. Opening a database
 /// at an older version upgrades it; a newer one is refused.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// The schema, one step per version, for both stores: `{int}` is a 64-bit
 /// integer type, `{blob}` a byte string, `{if_not_exists}` what the dialect
@@ -111,6 +111,15 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
          sealed {blob} NOT NULL,
          PRIMARY KEY (pseudonym, sha256)
      );
+",
+    // 7: console sessions signed out before their expiry (the session cookie
+    // is stateless; its id is kept here until it would have expired, so that
+    // a sign-out holds across restarts and on every server of the database).
+    "CREATE TABLE IF NOT EXISTS console_signouts (
+         sid TEXT PRIMARY KEY,
+         expires_at {int} NOT NULL
+     );
+     CREATE INDEX IF NOT EXISTS console_signouts_expiry ON console_signouts (expires_at);
 ",
 ];
 
@@ -242,6 +251,11 @@ pub trait ApiKeys {
     fn keys(&mut self) -> Result<Vec<StoredKey>, StoreError>;
     /// Removes the key with this digest; whether there was one.
     fn remove_key(&mut self, digest: &[u8; 32]) -> Result<bool, StoreError>;
+    /// Records that console session `sid` (which would expire at
+    /// `expires_at_ms`) was signed out, and forgets those expired by `now_ms`.
+    fn end_session(&mut self, sid: &str, expires_at_ms: i64, now_ms: i64) -> Result<(), StoreError>;
+    /// Whether console session `sid` was signed out.
+    fn session_ended(&mut self, sid: &str) -> Result<bool, StoreError>;
 }
 
 fn digest_of(bytes: &[u8]) -> [u8; 32] {

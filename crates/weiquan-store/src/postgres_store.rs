@@ -246,6 +246,26 @@ impl crate::ApiKeys for PgStore {
             .map(|n| n > 0)
             .map_err(err("revoking an API key"))
     }
+
+    fn end_session(&mut self, sid: &str, expires_at_ms: i64, now_ms: i64) -> Result<(), StoreError> {
+        self.client
+            .execute("DELETE FROM console_signouts WHERE expires_at <= $1", &[&now_ms])
+            .map_err(err("forgetting expired sign-outs"))?;
+        self.client
+            .execute(
+                "INSERT INTO console_signouts (sid, expires_at) VALUES ($1, $2) ON CONFLICT (sid) DO NOTHING",
+                &[&sid, &expires_at_ms],
+            )
+            .map(|_| ())
+            .map_err(err("recording a sign-out"))
+    }
+
+    fn session_ended(&mut self, sid: &str) -> Result<bool, StoreError> {
+        self.client
+            .query_opt("SELECT 1 FROM console_signouts WHERE sid = $1", &[&sid])
+            .map(|r| r.is_some())
+            .map_err(err("looking up a sign-out"))
+    }
 }
 
 impl crate::LotterySeeds for PgStore {

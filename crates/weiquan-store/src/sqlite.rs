@@ -458,6 +458,28 @@ impl crate::ApiKeys for SqliteStore {
             .map(|n| n > 0)
             .map_err(err("revoking an API key"))
     }
+
+    fn end_session(&mut self, sid: &str, expires_at_ms: i64, now_ms: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM console_signouts WHERE expires_at <= ?1", [now_ms])
+            .map_err(err("forgetting expired sign-outs"))?;
+        self.conn
+            .execute(
+                "INSERT INTO console_signouts (sid, expires_at) VALUES (?1, ?2) ON CONFLICT (sid) DO NOTHING",
+                params![sid, expires_at_ms],
+            )
+            .map(|_| ())
+            .map_err(err("recording a sign-out"))
+    }
+
+    fn session_ended(&mut self, sid: &str) -> Result<bool, StoreError> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM console_signouts WHERE sid = ?1", [sid], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n > 0)
+            .map_err(err("looking up a sign-out"))
+    }
 }
 
 impl crate::LotterySeeds for SqliteStore {

@@ -23,8 +23,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use maud::{html, Markup};
-pub(crate) use session::Sessions;
 use session::{Session, COOKIE, LANG_COOKIE, SESSION_SECS};
+pub(crate) use session::{Sessions, SignOuts};
 use std::sync::Arc;
 pub(crate) use ui::Ui;
 
@@ -32,6 +32,8 @@ pub(crate) use ui::Ui;
 pub(crate) struct Console {
     /// Session cookies and CSRF tokens.
     pub sessions: Sessions,
+    /// Sessions signed out before their expiry.
+    pub signouts: SignOuts,
     /// The log's public key, to verify receipts pasted into the consumer corner.
     pub verifier: signed_note::StandardVerifier,
     /// The same key as text (the log page shows it).
@@ -160,9 +162,19 @@ impl FromRequestParts<Arc<AppState>> for Visit {
         let found = session::cookie(&parts.headers, COOKIE).and_then(|c| sessions.open_cookie(c, now));
         let (mut session, mut caller, mut error) = (None, Caller(None), None);
         if let Some(s) = found {
-            match s.key {
-                None => session = Some(s),
-                Some(d) => match Caller::of_digest(app, d).await {
+            let ended = match s.key {
+                None => Ok(false),
+                Some(_) => app.console.signouts.ended(&s.sid).await,
+            };
+            match (s.key, ended) {
+                (None, _) => session = Some(s),
+                // Signed out: a new anonymous session below.
+                (Some(_), Ok(true)) => {}
+                (Some(_), Err(e)) => {
+                    error = Some(e);
+                    session = Some(s);
+                }
+                (Some(d), Ok(false)) => match Caller::of_digest(app, d).await {
                     Ok(Some(c)) => {
                         caller = c;
                         session = Some(s);
@@ -439,8 +451,12 @@ async fn sign_in(State(app): AppStateRef, v: Visit, form: axum::extract::Form<Si
         let title = v.ui.t("登录", "Sign in");
         return v.page(StatusCode::UNAUTHORIZED, title, content);
     }
-    // A new session id on sign-in: a session fixed before cannot be taken over.
+    // A new session id on sign-in: a session fixed before cannot be taken
+    // over; one signed in before (with another key, say) ends.
     let now = chrono::Utc::now().timestamp();
+    if let Err(e) = app.console.signouts.end(&v.session, now).await {
+        return v.fail(e);
+    }
     let sessions = &app.console.sessions;
     let s = sessions.open(Some(crate::auth::digest(key)), now);
     let mut v = v;
@@ -460,8 +476,10 @@ async fn sign_out(State(app): AppStateRef, v: Visit, form: axum::extract::Form<T
         return v.csrf_refused();
     }
     let now = chrono::Utc::now().timestamp();
+    if let Err(e) = app.console.signouts.end(&v.session, now).await {
+        return v.fail(e);
+    }
     let sessions = &app.console.sessions;
-    sessions.sign_out(&v.session, now);
     let fresh = sessions.open(None, now);
     let mut v = v;
     v.cookies.push(session::set_cookie(

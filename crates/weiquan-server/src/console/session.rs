@@ -9,11 +9,13 @@
 //! [`crate::KEY_CACHE_TTL`]. Signing out is remembered by the server until the
 //! session would have expired.
 
+use crate::problem::ApiError;
 use hmac::{Hmac, Mac};
 use rand_core::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Instant;
 
 /// The session cookie's name.
 pub(crate) const COOKIE: &str = "wq_session";
@@ -21,10 +23,8 @@ pub(crate) const COOKIE: &str = "wq_session";
 pub(crate) const LANG_COOKIE: &str = "wq_lang";
 /// How long a session lasts.
 pub(crate) const SESSION_SECS: i64 = 8 * 3600;
-/// Most signed-out sessions remembered: past it, the oldest are forgotten
-/// (and would be valid again until they expire), so that the memory and the
-/// time of a sign-out stay bounded whatever callers do.
-const MAX_SIGNED_OUT: usize = 100_000;
+/// Most sign-out lookups cached: the cache is cleared when it fills.
+const MAX_CACHED: usize = 100_000;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -39,10 +39,9 @@ pub(crate) struct Session {
     pub exp: i64,
 }
 
-/// The secret and the sessions signed out before their expiry.
+/// The secret that signs sessions and their form tokens.
 pub(crate) struct Sessions {
     secret: [u8; 32],
-    signed_out: Mutex<HashMap<String, i64>>,
 }
 
 impl Sessions {
@@ -55,10 +54,7 @@ impl Sessions {
             .chain_update(key_material)
             .finalize()
             .into();
-        Sessions {
-            secret,
-            signed_out: Mutex::new(HashMap::new()),
-        }
+        Sessions { secret }
     }
 
     fn mac(&self, label: &str, text: &str) -> String {
@@ -91,8 +87,8 @@ impl Sessions {
         format!("{body}.{mac}")
     }
 
-    /// The session a cookie value names, if its signature holds, it has not
-    /// expired by `now` and it was not signed out.
+    /// The session a cookie value names, if its signature holds and it has
+    /// not expired by `now` (whether it was signed out is [`SignOuts`]'s).
     pub(crate) fn open_cookie(&self, value: &str, now: i64) -> Option<Session> {
         let (body, mac) = value.rsplit_once('.')?;
         if !same(&self.mac("session", body), mac) {
@@ -109,7 +105,7 @@ impl Sessions {
             "-" => None,
             k => Some(hex::decode(k).ok()?.try_into().ok()?),
         };
-        if exp <= now || self.is_signed_out(sid) {
+        if exp <= now {
             return None;
         }
         Some(Session {
@@ -128,37 +124,69 @@ impl Sessions {
     pub(crate) fn csrf_ok(&self, sid: &str, token: &str) -> bool {
         same(&self.csrf(sid), token)
     }
+}
 
-    /// Ends `s` on this server before its expiry. Only a signed-in session
-    /// is remembered: an anonymous one holds nothing to protect, and anybody
-    /// can make those.
-    pub(crate) fn sign_out(&self, s: &Session, now: i64) {
-        if s.key.is_none() {
-            return;
+/// Sessions signed out before their expiry. They are kept in the database
+/// until they would have expired, so that a sign-out holds across restarts and
+/// on every server of the database; lookups are cached like keys' (a session
+/// found signed out stays so; one found live is asked again after
+/// [`crate::KEY_CACHE_TTL`]).
+pub(crate) struct SignOuts {
+    db: weiquan_store::Database,
+    seen: Mutex<HashMap<String, (bool, Instant)>>,
+}
+
+impl SignOuts {
+    /// Sign-outs kept in `db`.
+    pub(crate) fn new(db: weiquan_store::Database) -> SignOuts {
+        SignOuts {
+            db,
+            seen: Mutex::new(HashMap::new()),
         }
-        let mut out = self
-            .signed_out
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if out.len() >= MAX_SIGNED_OUT {
-            // Forgotten once they would have expired anyway; then the half soonest to expire.
-            out.retain(|_, exp| *exp > now);
-            if out.len() >= MAX_SIGNED_OUT {
-                let mut by_exp: Vec<i64> = out.values().copied().collect();
-                by_exp.sort_unstable();
-                let cut = by_exp[by_exp.len() / 2];
-                out.retain(|_, exp| *exp > cut);
-            }
-        }
-        out.insert(s.sid.clone(), s.exp);
     }
 
-    fn is_signed_out(&self, sid: &str) -> bool {
-        let out = self
-            .signed_out
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        out.contains_key(sid)
+    fn remember(&self, sid: &str, ended: bool) {
+        let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.len() >= MAX_CACHED {
+            seen.clear();
+        }
+        let ttl = if ended {
+            std::time::Duration::from_secs(SESSION_SECS.unsigned_abs())
+        } else {
+            crate::KEY_CACHE_TTL
+        };
+        seen.insert(sid.to_owned(), (ended, Instant::now() + ttl));
+    }
+
+    /// Whether session `sid` was signed out.
+    pub(crate) async fn ended(&self, sid: &str) -> Result<bool, ApiError> {
+        {
+            let seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((ended, _)) = seen.get(sid).filter(|(_, until)| *until > Instant::now()) {
+                return Ok(*ended);
+            }
+        }
+        let (db, id) = (self.db.clone(), sid.to_owned());
+        let ended = tokio::task::spawn_blocking(move || db.open_reader()?.session_ended(&id))
+            .await
+            .map_err(ApiError::internal)??;
+        self.remember(sid, ended);
+        Ok(ended)
+    }
+
+    /// Signs `s` out, for good, as of `now` (seconds). Only a signed-in
+    /// session is recorded: an anonymous one holds nothing to protect, and
+    /// anybody can make those.
+    pub(crate) async fn end(&self, s: &Session, now: i64) -> Result<(), ApiError> {
+        if s.key.is_none() {
+            return Ok(());
+        }
+        let (db, sid, exp) = (self.db.clone(), s.sid.clone(), s.exp);
+        tokio::task::spawn_blocking(move || db.open()?.end_session(&sid, exp * 1000, now * 1000))
+            .await
+            .map_err(ApiError::internal)??;
+        self.remember(&s.sid, true);
+        Ok(())
     }
 }
 
@@ -205,13 +233,6 @@ mod tests {
         assert_eq!(s.open_cookie(&forged, 1001), None);
         let anonymous = s.open(None, 1000);
         assert_eq!(s.open_cookie(&s.seal(&anonymous), 1001), Some(anonymous.clone()));
-        s.sign_out(&anonymous, 1001);
-        assert!(
-            s.signed_out.lock().expect("lock").is_empty(),
-            "anonymous sign-outs are not kept"
-        );
-        s.sign_out(&session, 1001);
-        assert_eq!(s.open_cookie(&value, 1002), None, "signed out");
     }
 
     #[test]
