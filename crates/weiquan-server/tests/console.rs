@@ -149,6 +149,34 @@ async fn check_page(c: &Client, base: &str, axe: &str, name: &str, lang: &str) {
     std::fs::write(dir.join(format!("{name}-{lang}.png")), shot).expect("screenshot written");
 }
 
+/// Types `text` into the field with id `id`.
+async fn type_into(c: &Client, id: &str, text: &str) {
+    let field = c
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("field {id}: {e}"));
+    field
+        .send_keys(text)
+        .await
+        .unwrap_or_else(|e| panic!("typing into {id}: {e}"));
+}
+
+/// Clicks the element `css` finds.
+async fn click(c: &Client, css: &str) {
+    let el = c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+    el.click().await.unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+}
+
+/// The texts of every element `css` finds on the page.
+async fn texts(c: &Client, css: &str) -> Value {
+    c.execute(
+        &format!("return [...document.querySelectorAll({css:?})].map(e => e.textContent)"),
+        vec![],
+    )
+    .await
+    .expect("texts")
+}
+
 /// Waits (up to 10 s) until the script `cond` is true on the current page:
 /// a click that submits a form returns before the next page has loaded.
 async fn wait_for(c: &Client, cond: &str) {
@@ -166,28 +194,13 @@ async fn wait_for(c: &Client, cond: &str) {
 
 async fn sign_in(c: &Client, base: &str, key: &str) {
     c.goto(&format!("{base}/signin")).await.expect("sign-in page");
-    c.find(Locator::Id("key"))
-        .await
-        .expect("key field")
-        .send_keys(key)
-        .await
-        .expect("typed");
-    c.find(Locator::Css("main form button"))
-        .await
-        .expect("button")
-        .click()
-        .await
-        .expect("submitted");
+    type_into(c, "key", key).await;
+    click(c, "main form button").await;
     wait_for(c, "document.querySelector('.who')").await;
 }
 
 async fn sign_out(c: &Client) {
-    c.find(Locator::Css("header form button"))
-        .await
-        .expect("sign-out button")
-        .click()
-        .await
-        .expect("signed out");
+    click(c, "header form button").await;
     wait_for(c, "!document.querySelector('.who')").await;
 }
 
@@ -364,23 +377,10 @@ async fn the_console_in_a_real_browser() {
         .await
         .expect("rows")
         .len();
-    c.find(Locator::Css("select[name=rule] option[value='MC-06']"))
-        .await
-        .expect("option")
-        .click()
-        .await
-        .expect("chosen");
-    c.find(Locator::Css("form.filters button"))
-        .await
-        .expect("filter")
-        .click()
-        .await
-        .expect("filtered");
+    click(&c, "select[name=rule] option[value='MC-06']").await;
+    click(&c, "form.filters button").await;
     wait_for(&c, "location.search.includes('rule=MC-06')").await;
-    let rules = c
-        .execute("return [...document.querySelectorAll('table.findings tbody tr td:nth-child(2)')].map(td => td.textContent)", vec![])
-        .await
-        .expect("rules");
+    let rules = texts(&c, "table.findings tbody tr td:nth-child(2)").await;
     let rules = rules.as_array().expect("list");
     assert!(
         !rules.is_empty() && rules.len() < all_rows,
@@ -395,18 +395,8 @@ async fn the_console_in_a_real_browser() {
     // Lift m6's blacklist as a regulator: the merchant page shows the lift, and the log holds it.
     let before = tree_size(&s).await;
     c.goto(&format!("{base}/merchants/m6")).await.expect("merchant page");
-    c.find(Locator::Id("reason"))
-        .await
-        .expect("reason field")
-        .send_keys("整改完成，经核查")
-        .await
-        .expect("typed");
-    c.find(Locator::Css("main form button"))
-        .await
-        .expect("lift")
-        .click()
-        .await
-        .expect("lifted");
+    type_into(&c, "reason", "整改完成，经核查").await;
+    click(&c, "main form button").await;
     wait_for(&c, "document.querySelector('.lifted')").await;
     assert_eq!(text_of(&c, ".card .big").await, "未列入");
     let record = text_of(&c, ".lifted").await;
@@ -422,18 +412,8 @@ async fn the_console_in_a_real_browser() {
     let file = db.dir.path().join("receipt.json");
     std::fs::write(&file, receipt.to_string()).expect("receipt file");
     c.goto(&format!("{base}/consumer")).await.expect("corner");
-    c.find(Locator::Id("receipt-file"))
-        .await
-        .expect("file field")
-        .send_keys(file.to_str().expect("path"))
-        .await
-        .expect("chosen");
-    c.find(Locator::Css("form[action='/consumer/receipt'] button"))
-        .await
-        .expect("verify")
-        .click()
-        .await
-        .expect("sent");
+    type_into(&c, "receipt-file", file.to_str().expect("path")).await;
+    click(&c, "form[action='/consumer/receipt'] button").await;
     wait_for(&c, "document.querySelector('[role=status], [role=alert]')").await;
     assert!(
         text_of(&c, "[role=status]").await.starts_with("有效"),
@@ -446,18 +426,8 @@ async fn the_console_in_a_real_browser() {
         .replacen("\"v\":1", "\"v\":2", 1);
     assert_ne!(leaf, receipt["leaf"].as_str().expect("leaf"), "the leaf was changed");
     tampered["leaf"] = json!(leaf);
-    c.find(Locator::Id("receipt-text"))
-        .await
-        .expect("text field")
-        .send_keys(&tampered.to_string())
-        .await
-        .expect("pasted");
-    c.find(Locator::Css("form[action='/consumer/receipt'] button"))
-        .await
-        .expect("verify")
-        .click()
-        .await
-        .expect("sent");
+    type_into(&c, "receipt-text", &tampered.to_string()).await;
+    click(&c, "form[action='/consumer/receipt'] button").await;
     wait_for(&c, "document.querySelector('[role=alert]')").await;
     let verdict = text_of(&c, "[role=alert]").await;
     assert!(verdict.starts_with("无效") && verdict.contains("包含证明"), "{verdict}");
@@ -465,24 +435,9 @@ async fn the_console_in_a_real_browser() {
     // A consumer checks their lottery entry.
     sign_in(&c, &base, &consumer).await;
     c.goto(&format!("{base}/consumer")).await.expect("corner");
-    c.find(Locator::Id("lottery-id"))
-        .await
-        .expect("lottery")
-        .send_keys("lv")
-        .await
-        .expect("typed");
-    c.find(Locator::Id("participant-id"))
-        .await
-        .expect("participant")
-        .send_keys("fan3")
-        .await
-        .expect("typed");
-    c.find(Locator::Css("form[action='/lotteries'] button"))
-        .await
-        .expect("check")
-        .click()
-        .await
-        .expect("sent");
+    type_into(&c, "lottery-id", "lv").await;
+    type_into(&c, "participant-id", "fan3").await;
+    click(&c, "form[action='/lotteries'] button").await;
     wait_for(&c, "document.querySelector('[role=status], [role=alert]')").await;
     let entry = text_of(&c, "[role=status]").await;
     assert!(entry.contains("已参与") && entry.contains("/ 5"), "{entry}");
@@ -495,13 +450,7 @@ async fn the_console_in_a_real_browser() {
     // A merchant cannot reach another merchant's data through the pages.
     sign_in(&c, &base, &merchant).await;
     c.goto(&format!("{base}/merchants/m8")).await.expect("other merchant");
-    let headings = c
-        .execute(
-            "return [...document.querySelectorAll('h2')].map(h => h.textContent)",
-            vec![],
-        )
-        .await
-        .expect("headings");
+    let headings = texts(&c, "h2").await;
     assert!(
         !headings.to_string().contains("违规结论"),
         "another merchant's findings: {headings}"
@@ -511,13 +460,7 @@ async fn the_console_in_a_real_browser() {
         .expect("findings of another");
     assert_eq!(text_of(&c, "h1").await, "无权查看");
     c.goto(&format!("{base}/merchants/m7")).await.expect("own page");
-    let own = c
-        .execute(
-            "return [...document.querySelectorAll('h2')].map(h => h.textContent)",
-            vec![],
-        )
-        .await
-        .expect("headings");
+    let own = texts(&c, "h2").await;
     assert!(own.to_string().contains("违规结论"), "its own findings: {own}");
     sign_out(&c).await;
     c.close().await.expect("browser closed");
@@ -551,6 +494,29 @@ fn session_set(resp: &reqwest::Response) -> Option<String> {
 }
 
 impl Forms {
+    /// A browser's forms against the server at `base` (redirects not followed).
+    fn new(base: &str) -> Forms {
+        Forms {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            base: base.to_owned(),
+        }
+    }
+
+    /// The HTML of page `path` with session `cookie`.
+    async fn page(&self, path: &str, cookie: &str) -> String {
+        (self.http.get(format!("{}{path}", self.base)))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("html")
+    }
+
     /// A new anonymous session and its token, as a browser gets them.
     async fn open(&self) -> (String, String) {
         let resp = self
@@ -581,16 +547,17 @@ impl Forms {
             .expect("sign in");
         assert_eq!(resp.status(), 303);
         let cookie = session_set(&resp).expect("a new session");
-        let page = (self.http.get(format!("{}/consumer", self.base)))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .expect("page")
-            .text()
-            .await
-            .expect("html");
+        let page = self.page("/consumer", &cookie).await;
         (cookie, token_in(&page))
     }
+}
+
+/// Who the header of a page's HTML says is signed in.
+fn who_in(page: &str) -> Option<String> {
+    page.split("class=\"who\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .map(str::to_owned)
 }
 
 /// The digest a session cookie names for `key` (hex SHA-256).
@@ -609,13 +576,7 @@ async fn forms_need_their_token_and_the_right_role() {
     let platform = db.key("platform").await;
     let regulator = db.key("regulator").await;
     s.post_events(&platform, case("merchants")).await;
-    let f = Forms {
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client"),
-        base: s.base.clone(),
-    };
+    let f = Forms::new(&s.base);
     let http = &f.http;
 
     // Sign-in without a token, or with another session's, is refused.
@@ -678,26 +639,10 @@ async fn forms_need_their_token_and_the_right_role() {
     let mut parts: Vec<String> = reg_cookie.split('.').map(str::to_owned).collect();
     parts[2] = hex_digest_of(&platform);
     let forged = parts.join(".");
-    let page = http
-        .get(format!("{}/", s.base))
-        .header("cookie", &forged)
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
+    let page = f.page("/", &forged).await;
     assert!(!page.contains("监管部门"), "a forged session is nobody");
     // Revoking the key ends its sessions.
-    let page = http
-        .get(format!("{}/", s.base))
-        .header("cookie", &reg_cookie)
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
+    let page = f.page("/", &reg_cookie).await;
     assert!(page.contains("class=\"who\">监管部门"), "signed in");
     let (d, k) = (db.db.clone(), regulator.clone());
     tokio::task::spawn_blocking(move || weiquan_server::revoke_key(&d, &k))
@@ -705,15 +650,7 @@ async fn forms_need_their_token_and_the_right_role() {
         .expect("join")
         .expect("revoked");
     tokio::time::sleep(weiquan_server::KEY_CACHE_TTL + std::time::Duration::from_millis(200)).await;
-    let page = http
-        .get(format!("{}/", s.base))
-        .header("cookie", &reg_cookie)
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
+    let page = f.page("/", &reg_cookie).await;
     assert!(!page.contains("class=\"who\""), "the revoked key's session ended");
     // The console's pages say where nothing else may load from.
     let resp = http.get(format!("{}/log", s.base)).send().await.expect("page");
@@ -735,13 +672,7 @@ async fn forms_need_their_token_and_the_right_role() {
 async fn secure_cookies() {
     let db = Db::sqlite();
     let s = Server::start(db.config(None)).await;
-    let f = Forms {
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client"),
-        base: s.base.clone(),
-    };
+    let f = Forms::new(&s.base);
     let set_cookie = |resp: &reqwest::Response| {
         resp.headers()
             .get_all("set-cookie")
@@ -779,33 +710,10 @@ async fn a_sign_out_outlives_a_restart() {
         let regulator = db.key("regulator").await;
         let platform = db.key("platform").await;
         let s = Server::start(db.config(None)).await;
-        let f = Forms {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
-            base: s.base.clone(),
-        };
-        let who = |cookie: String, base: String| {
-            let http = f.http.clone();
-            async move {
-                let page = (http.get(format!("{base}/consumer")))
-                    .header("cookie", cookie)
-                    .send()
-                    .await
-                    .expect("page")
-                    .text()
-                    .await
-                    .expect("html");
-                page.split("class=\"who\">")
-                    .nth(1)
-                    .and_then(|r| r.split('<').next())
-                    .map(str::to_owned)
-            }
-        };
+        let f = Forms::new(&s.base);
         let (cookie, csrf) = f.signed_in(&regulator).await;
         assert_eq!(
-            who(cookie.clone(), s.base.clone()).await.as_deref(),
+            who_in(&f.page("/consumer", &cookie).await).as_deref(),
             Some("监管部门"),
             "{name}"
         );
@@ -814,7 +722,7 @@ async fn a_sign_out_outlives_a_restart() {
             .await
             .expect("signed out");
         assert_eq!(resp.status(), 303, "{name}");
-        assert_eq!(who(cookie.clone(), s.base.clone()).await, None, "{name}: signed out");
+        assert_eq!(who_in(&f.page("/consumer", &cookie).await), None, "{name}: signed out");
         // Signing in again, with another key, from a signed-in session ends that session.
         let (second, second_csrf) = f.signed_in(&regulator).await;
         let resp = (f.post("/signin", &second, vec![("csrf", &second_csrf), ("key", &platform)]))
@@ -822,19 +730,20 @@ async fn a_sign_out_outlives_a_restart() {
             .expect("signed in again");
         assert_eq!(resp.status(), 303, "{name}");
         assert_eq!(
-            who(second.clone(), s.base.clone()).await,
+            who_in(&f.page("/consumer", &second).await),
             None,
             "{name}: the earlier session ended"
         );
         s.stop().await;
         let s = Server::start(db.config(None)).await;
+        let f = Forms::new(&s.base);
         assert_eq!(
-            who(cookie, s.base.clone()).await,
+            who_in(&f.page("/consumer", &cookie).await),
             None,
             "{name}: still signed out after a restart"
         );
         assert_eq!(
-            who(second, s.base.clone()).await,
+            who_in(&f.page("/consumer", &second).await),
             None,
             "{name}: still ended after a restart"
         );

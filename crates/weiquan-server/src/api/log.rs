@@ -85,18 +85,23 @@ pub(crate) async fn get_receipt(
     Ok(Json(receipt))
 }
 
-/// The newest signed checkpoint (C2SP tlog-checkpoint, signed note).
-#[utoipa::path(get, path = "/log/checkpoint", tag = "log", responses((status = 200, description = "text/plain signed note", body = String, content_type = "text/plain")))]
-pub(crate) async fn get_checkpoint(State(app): AppStateRef) -> Result<Response, ApiError> {
-    let cp = match app.log.read(|log| log.latest_checkpoint()).await? {
-        Some(cp) => cp,
+/// The newest signed checkpoint (what `/log/checkpoint` serves and the console shows).
+pub(crate) async fn latest_checkpoint(app: &crate::AppState) -> Result<Vec<u8>, ApiError> {
+    match app.log.read(|log| log.latest_checkpoint()).await? {
+        Some(cp) => Ok(cp),
         // Before the first append no checkpoint is stored: the sequencer signs the empty one.
         None => app
             .sequencer
             .read(|core: &mut Core| core.ledger().checkpoint())
             .await?
-            .map_err(ledger_error)?,
-    };
+            .map_err(ledger_error),
+    }
+}
+
+/// The newest signed checkpoint (C2SP tlog-checkpoint, signed note).
+#[utoipa::path(get, path = "/log/checkpoint", tag = "log", responses((status = 200, description = "text/plain signed note", body = String, content_type = "text/plain")))]
+pub(crate) async fn get_checkpoint(State(app): AppStateRef) -> Result<Response, ApiError> {
+    let cp = latest_checkpoint(&app).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),

@@ -146,15 +146,7 @@ struct Checkpoint {
 }
 
 async fn checkpoint(app: &crate::AppState) -> Result<Checkpoint, ApiError> {
-    let text = match app.log.read(|log| log.latest_checkpoint()).await? {
-        Some(cp) => cp,
-        None => app
-            .sequencer
-            .read(|core: &mut Core| core.ledger().checkpoint())
-            .await?
-            .map_err(crate::api::ledger_error)?,
-    };
-    let text = String::from_utf8_lossy(text.as_ref()).into_owned();
+    let text = String::from_utf8_lossy(&crate::api::log::latest_checkpoint(app).await?).into_owned();
     let mut lines = text.lines();
     let origin = lines.next().unwrap_or("").to_owned();
     let size = lines.next().and_then(|s| s.parse().ok()).unwrap_or(0);
