@@ -1,7 +1,7 @@
 """The eight rules of scripts/peer/rules.sql in Polars, as a Polars user would
 write them: only the needed columns read, with declared types; the row index
 as the processing order; joins, as-of joins and window expressions, lazily,
-with one collect per rule family. Prints JSON: load and rules seconds, pairs.
+with one collect for all eight rules. Prints JSON: load and rules seconds, pairs.
 
 Usage: python3 rules_polars.py EVENTS.ndjson THREADS   (threads fixed before Polars loads)
 """
