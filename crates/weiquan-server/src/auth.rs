@@ -133,11 +133,12 @@ impl KeyCache {
 
     /// Whether `key` is known to be valid without asking the database.
     fn known_valid(&self, key: &str) -> bool {
-        well_formed(key)
-            && matches!(
-                self.cached(&digest(key), chrono::Utc::now().timestamp_millis()),
-                Ok(Some(Some(_)))
-            )
+        well_formed(key) && self.known_valid_digest(&digest(key))
+    }
+
+    /// Whether the key whose digest is `d` is known to be valid without asking the database.
+    pub(crate) fn known_valid_digest(&self, d: &[u8; 32]) -> bool {
+        matches!(self.cached(d, chrono::Utc::now().timestamp_millis()), Ok(Some(Some(_))))
     }
 
     /// The role of `key`, or `None` if it is not a key (or no longer one: revoked or expired).
@@ -267,7 +268,11 @@ pub async fn public_rate_limit(
     // Authorization header (or a key not looked up yet) counts against the
     // address, so that random keys can neither skip this limit nor make the
     // server query its database at will.
-    let keyed = matches!(bearer(req.headers()), Ok(Some(k)) if app.keys.known_valid(k));
+    // A console session of such a key counts the same way (its page applies
+    // the key's limit): an office of inspectors behind one address is not
+    // limited as one anonymous visitor.
+    let keyed = matches!(bearer(req.headers()), Ok(Some(k)) if app.keys.known_valid(k))
+        || crate::console::session_key(&app, req.headers()).is_some_and(|d| app.keys.known_valid_digest(&d));
     if let (false, false, Some(peer)) = (ops, keyed, crate::listen::peer(&req)) {
         if let Err(wait) = app.public_limiter.check_key(&peer.ip()) {
             return ApiError::rate_limited(retry_secs(&wait)).into_response();

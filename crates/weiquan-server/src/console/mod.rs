@@ -51,6 +51,16 @@ const RECEIPT_BYTES: usize = 1 << 20;
 /// anybody can post them, before any check.
 const FORM_BYTES: usize = 16 << 10;
 
+/// The key digest of the signed-in console session a request's cookie
+/// names, if its signature holds and it has not expired (whether it was
+/// signed out is not asked here: the page itself asks).
+pub(crate) fn session_key(app: &AppState, headers: &axum::http::HeaderMap) -> Option<[u8; 32]> {
+    let now = chrono::Utc::now().timestamp();
+    session::cookie(headers, COOKIE)
+        .and_then(|c| app.console.sessions.open_cookie(c, now))
+        .and_then(|s| s.key)
+}
+
 /// Whether `path` is a console form's POST route: those are authorised by
 /// the session and its CSRF token, not by a bearer key.
 pub(crate) fn is_form(path: &str) -> bool {
