@@ -399,6 +399,9 @@ async fn the_console_in_a_real_browser() {
     click(&c, "main form button").await;
     wait_for(&c, "document.querySelector('.lifted')").await;
     assert_eq!(text_of(&c, ".card .big").await, "未列入");
+    // The grade's factors are named in the page's language, not by the API's identifiers.
+    let factors = texts(&c, "main > table:first-of-type tbody td:first-child").await;
+    assert_eq!(factors, json!(["违规结论", "投诉率", "延迟发货", "客服回复慢"]));
     let record = text_of(&c, ".lifted").await;
     assert!(record.contains("整改完成，经核查"), "{record}");
     assert_eq!(tree_size(&s).await, before + 1, "the lift is one new entry of the log");

@@ -442,7 +442,7 @@ pub(crate) async fn merchant(State(app): AppStateRef, v: Visit, Path(id): Path<S
         table {
             thead { tr { th scope="col" { (ui.t("因素", "Factor")) } th scope="col" class="num" { (ui.t("数值", "Value")) } th scope="col" class="num" { (ui.t("扣分", "Points")) } th scope="col" { (ui.t("说明", "Why")) } } }
             tbody { @for f in &g.factors {
-                tr { td { (f.factor) } td class="num" { (f.value.map(|x| format!("{x:.2}")).unwrap_or_else(|| "–".into())) } td class="num" { (format!("{:.1}", f.points)) } td { (f.message) } }
+                tr { td { (factor_name(ui, &f.factor)) } td class="num" { (f.value.map(|x| format!("{x:.2}")).unwrap_or_else(|| "–".into())) } td class="num" { (format!("{:.1}", f.points)) } td { (f.message) } }
             } }
         }
         h2 { (ui.t("等级历史", "Grade history")) }
@@ -490,6 +490,17 @@ pub(crate) async fn merchant(State(app): AppStateRef, v: Visit, Path(id): Path<S
     };
     let title = format!("{} {id}", ui.t("商家", "Merchant"));
     v.page(StatusCode::OK, &title, content)
+}
+
+/// A grade factor's name in words (the API names it by identifier).
+fn factor_name(ui: Ui, factor: &str) -> &'static str {
+    match factor {
+        "findings" => ui.t("违规结论", "Findings"),
+        "complaints" => ui.t("投诉率", "Complaint rate"),
+        "late_shipping" => ui.t("延迟发货", "Late shipping"),
+        "slow_reply" => ui.t("客服回复慢", "Slow replies"),
+        _ => ui.t("其他因素", "Other factor"),
+    }
 }
 
 /// The lift form's fields.
