@@ -264,22 +264,43 @@ pub async fn public_rate_limit(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let ops = matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics");
+    if ops {
+        return next.run(req).await;
+    }
     // Only a key known to be valid is limited per key instead: any other
     // Authorization header (or a key not looked up yet) counts against the
     // address, so that random keys can neither skip this limit nor make the
-    // server query its database at will.
-    // A console session of such a key counts the same way (its page applies
-    // the key's limit): an office of inspectors behind one address is not
-    // limited as one anonymous visitor.
-    let keyed = matches!(bearer(req.headers()), Ok(Some(k)) if app.keys.known_valid(k))
-        || crate::console::session_key(&app, req.headers()).is_some_and(|d| app.keys.known_valid_digest(&d));
-    if let (false, false, Some(peer)) = (ops, keyed, crate::listen::peer(&req)) {
-        if let Err(wait) = app.public_limiter.check_key(&peer.ip()) {
-            return ApiError::rate_limited(retry_secs(&wait)).into_response();
+    // server query its database at will. A console session of such a key
+    // counts the same way, so that an office of inspectors behind one address
+    // is not limited as one anonymous visitor. The key is charged here, for
+    // every route (tiles and proofs too, which do not ask who calls), and the
+    // request marked so that its handler does not charge it again.
+    let key = match bearer(req.headers()) {
+        Ok(Some(k)) if app.keys.known_valid(k) => Some(digest(k)),
+        _ => crate::console::session_key(&app, req.headers()).filter(|d| app.keys.known_valid_digest(d)),
+    };
+    let mut req = req;
+    match (key, crate::listen::peer(&req)) {
+        (Some(d), _) => {
+            let id = key_id(&d);
+            if let Err(wait) = app.limiter.check_key(&id) {
+                return ApiError::rate_limited(retry_secs(&wait)).into_response();
+            }
+            req.extensions_mut().insert(KeyCharged(d));
         }
+        (None, Some(peer)) => {
+            if let Err(wait) = app.public_limiter.check_key(&peer.ip()) {
+                return ApiError::rate_limited(retry_secs(&wait)).into_response();
+            }
+        }
+        (None, None) => {}
     }
     next.run(req).await
 }
+
+/// A request whose key (by digest) was already charged to its rate limit.
+#[derive(Clone, Copy)]
+pub(crate) struct KeyCharged(pub [u8; 32]);
 
 fn retry_secs(wait: &governor::NotUntil<governor::clock::QuantaInstant>) -> u64 {
     wait.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()))
@@ -304,7 +325,9 @@ where
         if !well_formed(key) {
             return Err(unknown_key());
         }
-        Caller::of_digest(app, digest(key)).await?.ok_or_else(unknown_key)
+        let d = digest(key);
+        let charged = parts.extensions.get::<KeyCharged>().is_some_and(|c| c.0 == d);
+        Caller::of_digest(app, d, charged).await?.ok_or_else(unknown_key)
     }
 }
 
@@ -314,15 +337,17 @@ fn unknown_key() -> ApiError {
 
 impl Caller {
     /// The caller holding the key whose digest is `d` (`None`: no such key,
-    /// or no longer), counted against that key's rate limit: what a bearer
-    /// header and a console session both come to.
-    pub async fn of_digest(app: &crate::AppState, d: [u8; 32]) -> Result<Option<Caller>, ApiError> {
+    /// or no longer), counted against that key's rate limit unless `charged`
+    /// (the middleware did): what a bearer header and a console session both come to.
+    pub async fn of_digest(app: &crate::AppState, d: [u8; 32], charged: bool) -> Result<Option<Caller>, ApiError> {
         let Some(role) = app.keys.role_of(d).await? else {
             return Ok(None);
         };
         let id = key_id(&d);
-        if let Err(wait) = app.limiter.check_key(&id) {
-            return Err(ApiError::rate_limited(retry_secs(&wait)));
+        if !charged {
+            if let Err(wait) = app.limiter.check_key(&id) {
+                return Err(ApiError::rate_limited(retry_secs(&wait)));
+            }
         }
         Ok(Some(Caller(Some(crate::acts::Party { role, key: Some(id) }))))
     }

@@ -787,3 +787,51 @@ async fn a_session_is_limited_per_key_not_per_address() {
     assert!(resp.text().await.expect("html").contains("class=\"who\""));
     s.stop().await;
 }
+
+/// Whoever a request is counted against, it is counted: a session cookie or a
+/// bearer key known to be valid is charged to its key on every route, also
+/// the public log's, which do not ask who calls.
+#[tokio::test]
+async fn a_key_is_charged_on_every_route() {
+    let db = Db::sqlite();
+    let s = Server::start(weiquan_server::Config {
+        rate_limit: 2,
+        ..db.config(None)
+    })
+    .await;
+    let regulator = db.key("regulator").await;
+    let f = Forms::new(&s.base);
+    let (cookie, _) = f.signed_in(&regulator).await;
+    let limited = |cookie: Option<&str>, key: Option<&str>| {
+        let (http, base) = (f.http.clone(), s.base.clone());
+        let (cookie, key) = (cookie.map(str::to_owned), key.map(str::to_owned));
+        async move {
+            for _ in 0..20 {
+                let mut req = http.get(format!("{base}/log/checkpoint"));
+                if let Some(c) = &cookie {
+                    req = req.header("cookie", c);
+                }
+                if let Some(k) = &key {
+                    req = req.bearer_auth(k);
+                }
+                if req.send().await.expect("sent").status() == 429 {
+                    return true;
+                }
+            }
+            false
+        }
+    };
+    assert!(
+        limited(Some(&cookie), None).await,
+        "a session's requests to the log are counted"
+    );
+    // Another key, known valid after one call, is counted on the log's routes too.
+    let platform = db.key("platform").await;
+    let (st, _) = s.call("GET", "/v1/blacklist", Some(&platform), None).await;
+    assert_eq!(st, 200);
+    assert!(
+        limited(None, Some(&platform)).await,
+        "a bearer key's requests to the log are counted"
+    );
+    s.stop().await;
+}

@@ -170,6 +170,8 @@ impl FromRequestParts<Arc<AppState>> for Visit {
             .unwrap_or_default();
         let sessions = &app.console.sessions;
         let found = session::cookie(&parts.headers, COOKIE).and_then(|c| sessions.open_cookie(c, now));
+        // The rate-limit middleware charged the session's key when it knew it valid.
+        let charged = parts.extensions.get::<crate::auth::KeyCharged>().map(|c| c.0);
         let (mut session, mut caller, mut error) = (None, Caller(None), None);
         if let Some(s) = found {
             let ended = match s.key {
@@ -184,7 +186,7 @@ impl FromRequestParts<Arc<AppState>> for Visit {
                     error = Some(e);
                     session = Some(s);
                 }
-                (Some(d), Ok(false)) => match Caller::of_digest(app, d).await {
+                (Some(d), Ok(false)) => match Caller::of_digest(app, d, charged == Some(d)).await {
                     Ok(Some(c)) => {
                         caller = c;
                         session = Some(s);

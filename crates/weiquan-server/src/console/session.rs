@@ -155,6 +155,11 @@ impl SignOuts {
         } else {
             crate::KEY_CACHE_TTL
         };
+        // A sign-out is never undone: a lookup that began before it was
+        // written ("not ended") must not replace what the sign-out stored.
+        if !ended && seen.get(sid).is_some_and(|(e, until)| *e && *until > Instant::now()) {
+            return;
+        }
         seen.insert(sid.to_owned(), (ended, Instant::now() + ttl));
     }
 
@@ -182,7 +187,8 @@ impl SignOuts {
             return Ok(());
         }
         let (db, sid, exp) = (self.db.clone(), s.sid.clone(), s.exp);
-        tokio::task::spawn_blocking(move || db.open()?.end_session(&sid, exp * 1000, now * 1000))
+        // A plain connection: one row, no checkpointer of its own.
+        tokio::task::spawn_blocking(move || db.open_reader()?.end_session(&sid, exp * 1000, now * 1000))
             .await
             .map_err(ApiError::internal)??;
         self.remember(&s.sid, true);
