@@ -865,3 +865,38 @@ pub(crate) async fn verify_receipt(State(app): AppStateRef, v: Visit, mut form: 
     let title = ui.t("消费者专区", "Consumer corner");
     v.page(StatusCode::OK, title, content)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_filter_form_drops_empty_fields_and_reads_days_in_the_platforms_zone() {
+        let tz = chrono::FixedOffset::east_opt(8 * 3600).expect("offset");
+        let pairs = form_pairs(
+            Some("rule=&severity=high&since=2026-11-11&until=2026-11-11&merchant=m%201"),
+            tz,
+        );
+        assert_eq!(
+            pairs,
+            vec![
+                ("severity".to_owned(), "high".to_owned()),
+                ("since".to_owned(), "2026-11-11T00:00:00+08:00".to_owned()),
+                // `until` is exclusive: the whole day is in.
+                ("until".to_owned(), "2026-11-12T00:00:00+08:00".to_owned()),
+                ("merchant".to_owned(), "m 1".to_owned()),
+            ]
+        );
+        // Shown back in the form as the days chosen.
+        assert_eq!(day_of(Some("2026-11-12T00:00:00+08:00"), tz, 1), "2026-11-11");
+        assert_eq!(day_of(None, tz, 0), "");
+    }
+
+    #[test]
+    fn ids_in_paths_are_encoded_and_cannot_leave_the_site() {
+        assert_eq!(enc("m1"), "m1");
+        assert_eq!(enc("//evil.example"), "%2F%2Fevil.example");
+        assert_eq!(enc("a b"), "a%20b");
+        assert_eq!(enc("商家"), "%E5%95%86%E5%AE%B6");
+    }
+}

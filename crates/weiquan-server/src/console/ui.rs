@@ -312,3 +312,31 @@ pub(crate) const JS: &str = include_str!("assets/console.js");
 pub(crate) fn code_block(text: &str) -> Markup {
     html! { pre lang="en" { code { (text) } } }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_money_and_times_in_each_language() {
+        let tz = chrono::FixedOffset::east_opt(8 * 3600).expect("offset");
+        assert_eq!(Ui::Zh.num(0), "0");
+        assert_eq!(Ui::En.num(1_234_567), "1,234,567");
+        assert_eq!(Ui::Zh.money(600_000_000), "¥6,000,000.00");
+        assert_eq!(Ui::En.money(5), "¥0.05");
+        // A time given in UTC is shown in the platform's zone.
+        assert_eq!(Ui::Zh.time("2026-11-10T16:05:00Z", tz), "2026年11月11日 00:05");
+        assert_eq!(Ui::En.time("2026-11-10T16:05:00Z", tz), "11 Nov 2026, 00:05");
+        assert_eq!(Ui::En.time("not a time", tz), "not a time");
+        assert_eq!(zone_name(tz), "UTC+08:00");
+    }
+
+    #[test]
+    fn every_word_has_both_languages() {
+        assert_eq!(Ui::Zh.severity("high"), "高");
+        assert_eq!(Ui::En.severity("medium"), "medium");
+        assert_eq!(Ui::Zh.other(), Ui::En);
+        assert_eq!(Ui::parse(Ui::En.code()), Some(Ui::En));
+        assert_eq!(Ui::parse("fr"), None);
+    }
+}
