@@ -442,7 +442,7 @@ pub(crate) async fn merchant(State(app): AppStateRef, v: Visit, Path(id): Path<S
         table {
             thead { tr { th scope="col" { (ui.t("因素", "Factor")) } th scope="col" class="num" { (ui.t("数值", "Value")) } th scope="col" class="num" { (ui.t("扣分", "Points")) } th scope="col" { (ui.t("说明", "Why")) } } }
             tbody { @for f in &g.factors {
-                tr { td { (factor_name(ui, &f.factor)) } td class="num" { (f.value.map(|x| format!("{x:.2}")).unwrap_or_else(|| "–".into())) } td class="num" { (format!("{:.1}", f.points)) } td { (f.message) } }
+                tr { td { (factor_name(ui, &f.factor)) } td class="num" { (f.value.filter(|x| *x >= 0.0).map(|x| format!("{x:.2}")).unwrap_or_else(|| "–".into())) } td class="num" { (format!("{:.1}", f.points)) } td { (f.message) } }
             } }
         }
         h2 { (ui.t("等级历史", "Grade history")) }
