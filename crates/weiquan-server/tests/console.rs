@@ -803,3 +803,36 @@ async fn a_key_is_charged_on_every_route_and_not_its_address() {
     );
     s.stop().await;
 }
+
+/// Every page answers on both stores, for the reader it is for.
+#[tokio::test]
+async fn every_page_answers_on_both_stores() {
+    for (name, db) in Db::both() {
+        let s = Server::start(db.config(None)).await;
+        let platform = db.key("platform").await;
+        let regulator = db.key("regulator").await;
+        for case_name in ["merchants", "lottery"] {
+            s.post_events(&platform, case(case_name)).await;
+        }
+        let f = Forms::new(&s.base);
+        let (cookie, _) = f.signed_in(&regulator).await;
+        for (path, heading) in [
+            ("/?lang=en", "<h1>Overview</h1>"),
+            ("/findings?lang=en&rule=MC-06", "<h1>Findings</h1>"),
+            ("/complaints?lang=en", "<h1>Complaints</h1>"),
+            ("/merchants/m6?lang=en", "<h1>Merchant m6</h1>"),
+            ("/lotteries/l1?lang=en", "<h1>Lottery l1</h1>"),
+            ("/log?lang=en", "<h1>Tamper-evident log</h1>"),
+            ("/consumer?lang=en", "<h1>Consumer corner</h1>"),
+        ] {
+            let page = f.page(path, &cookie).await;
+            assert!(page.contains(heading), "{name} {path}: {page}");
+        }
+        let findings = f.page("/findings?lang=en&rule=MC-06", &cookie).await;
+        assert!(
+            findings.contains("<td>MC-06<br>") && !findings.contains("<td>MC-01<br>"),
+            "{name}: filtered"
+        );
+        s.stop().await;
+    }
+}
