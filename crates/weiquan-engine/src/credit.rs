@@ -115,8 +115,8 @@ pub(crate) struct BlacklistState {
 }
 
 impl CreditState {
-    /// Lifts the blacklist: the findings behind it no longer count toward another.
-    /// Lifts the blacklist (if any), keeping the lifted one in `lifted`.
+    /// Lifts the blacklist (if any), keeping the lifted one in `lifted`: the
+    /// findings behind it no longer count toward another.
     pub fn lift_blacklist(&mut self, at: Time, event: &str, reason: &str) {
         if let Some(b) = self.blacklist.take() {
             if self.lifted.len() == HISTORY {

@@ -317,9 +317,14 @@ impl Visit {
         h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        self.set_cookies(resp)
+    }
+
+    /// `resp` with this visit's cookies set.
+    fn set_cookies(&self, mut resp: Response) -> Response {
         for c in &self.cookies {
             if let Ok(v) = HeaderValue::from_str(c) {
-                h.append(header::SET_COOKIE, v);
+                resp.headers_mut().append(header::SET_COOKIE, v);
             }
         }
         resp
@@ -386,13 +391,7 @@ impl Visit {
 
     /// A redirect after a form (303), with this visit's cookies.
     pub(crate) fn see_other(self, to: &str) -> Response {
-        let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_owned())]).into_response();
-        for c in &self.cookies {
-            if let Ok(v) = HeaderValue::from_str(c) {
-                resp.headers_mut().append(header::SET_COOKIE, v);
-            }
-        }
-        resp
+        self.set_cookies((StatusCode::SEE_OTHER, [(header::LOCATION, to.to_owned())]).into_response())
     }
 
     /// The refusal of a form without this session's token.

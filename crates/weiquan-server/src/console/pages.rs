@@ -290,10 +290,18 @@ pub(crate) async fn findings(State(app): AppStateRef, v: Visit, RawQuery(raw): R
         Some(Role::Merchant(m)) => Some(m.clone()),
         _ => None,
     };
+    // The filters without the page: the first page's link, and with the next cursor the next one's.
+    let mut filters: Vec<(String, String)> = pairs.iter().filter(|(k, _)| k != "cursor").cloned().collect();
+    let first = format!(
+        "/findings?{}",
+        serde_urlencoded::to_string(&filters).unwrap_or_default()
+    );
     let next = next_cursor.map(|c| {
-        let mut p: Vec<(String, String)> = pairs.iter().filter(|(k, _)| k != "cursor").cloned().collect();
-        p.push(("cursor".into(), c.to_string()));
-        format!("/findings?{}", serde_urlencoded::to_string(&p).unwrap_or_default())
+        filters.push(("cursor".into(), c.to_string()));
+        format!(
+            "/findings?{}",
+            serde_urlencoded::to_string(&filters).unwrap_or_default()
+        )
     });
     let get = |k: &str| shown.get(k).map(String::as_str).unwrap_or("");
     let content = html! {
@@ -324,7 +332,7 @@ pub(crate) async fn findings(State(app): AppStateRef, v: Visit, RawQuery(raw): R
         p { (ui.t("本页 ", "This page: ")) (ui.num(findings.len() as u64)) (ui.t(" 条结论。", " findings.")) }
         (findings_table(ui, v.tz, &findings))
         nav class="pager" aria-label=(ui.t("翻页", "Pages")) {
-            @if shown.contains_key("cursor") { a href=(format!("/findings?{}", serde_urlencoded::to_string(pairs.iter().filter(|(k, _)| k != "cursor").collect::<Vec<_>>()).unwrap_or_default())) { (ui.t("第一页", "First page")) } }
+            @if shown.contains_key("cursor") { a href=(first) { (ui.t("第一页", "First page")) } }
             @if let Some(n) = &next { a href=(n) rel="next" { (ui.t("下一页", "Next page")) } }
         }
     };
