@@ -16,7 +16,7 @@ use weiquan_events::{Time, DAY_MS};
 const REPLY_BUCKETS: [i64; 9] = [1, 5, 15, 30, 60, 120, 240, 480, 1440];
 
 /// A merchant's record for grading and blacklisting.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct CreditState {
     /// Findings that still weigh on the grade.
     pub recent: Decaying,
@@ -43,7 +43,7 @@ pub(crate) struct CreditState {
 }
 
 /// A blacklisting that a regulator lifted: what it was and the lift.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq, serde::Deserialize)]
 pub struct Lifted {
     /// The blacklisting.
     pub blacklisting: Blacklisting,
@@ -65,7 +65,7 @@ const HISTORY: usize = 256;
 /// is `W − (now·W − WT) / decay`, one step instead of one per finding
 /// (grades are reviewed at every order). Integers (thousandths of a point,
 /// ms), so the sums are exact and every reader gets the same score.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Decaying {
     entries: VecDeque<(i64, i64)>,
     w: i64,
@@ -106,6 +106,7 @@ impl Decaying {
 }
 
 /// The live blacklist entry of a merchant.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct BlacklistState {
     pub at: Time,
     /// Engine sequence number of the event that completed it.
@@ -161,7 +162,7 @@ impl CreditState {
 }
 
 /// Why a merchant is blacklisted.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq, serde::Deserialize)]
 pub struct Blacklisting {
     /// When the blacklist took effect.
     pub at: Time,
@@ -266,7 +267,7 @@ impl Factor {
 }
 
 /// A change of a merchant's grade and the event that caused it.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq, serde::Deserialize)]
 pub struct GradeChange {
     /// The business time it changed at.
     pub at: Time,
@@ -295,6 +296,7 @@ pub struct MerchantStanding {
 }
 
 /// One high-severity `(rule, subject)` pair of a merchant and the times it was reported.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct HighPair {
     pub rule: RuleId,
     pub subject: Box<str>,

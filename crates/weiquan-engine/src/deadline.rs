@@ -15,7 +15,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use weiquan_events::Time;
 
 /// Something that must have happened by a time; checked when the clock passes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Deadline {
     pub due: Time,
     /// Order of setting, so that ties fire in the order they were set.
@@ -42,7 +42,7 @@ impl Deadline {
 macro_rules! deadline_kinds {
     ($($kind:ident($ix:ty) => $check:ident),* $(,)?) => {
         /// What a deadline checks.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
         pub(crate) enum DeadlineKind {
             $($kind),*
         }
@@ -92,7 +92,7 @@ deadline_kinds! {
 pub(crate) struct Kind<I>(DeadlineKind, std::marker::PhantomData<I>);
 
 /// Pending deadlines, popped in `(due, seq)` order.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Deadlines {
     /// Per kind, deadlines in increasing `(due, seq)`.
     lanes: [VecDeque<Deadline>; KINDS],

@@ -5,7 +5,7 @@ use serde::Serialize;
 use weiquan_events::Time;
 
 /// One finding: a rule that fired on a subject, with its evidence.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Finding {
     /// The rule.
     pub rule: RuleId,
@@ -18,7 +18,8 @@ pub struct Finding {
     /// Ids of the events that evidence it, triggering event last.
     pub events: Vec<String>,
     /// Values the message refers to, by placeholder name.
-    pub facts: Vec<(&'static str, String)>,
+    #[serde(deserialize_with = "crate::snapshot::fact_names")]
+    pub facts: Vec<(crate::snapshot::Spelling, String)>,
 }
 
 /// A finding as printed and stored: severity, citation and message filled in

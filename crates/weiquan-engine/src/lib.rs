@@ -17,6 +17,7 @@ mod merchant;
 mod poisson;
 mod presale;
 mod rulebook;
+mod snapshot;
 mod table;
 mod uscc;
 mod watch;
@@ -27,6 +28,7 @@ pub use lottery::{HostStanding, HostView, LotteryView, WinnerView};
 pub use market::PayLaterView;
 pub use merchant::ComplaintView;
 pub use rulebook::{Credit, Lang, RuleId, RuleText, Rulebook, RulebookError, Severity, Thresholds, BUILTIN_RULEBOOK};
+pub use snapshot::SnapshotError;
 pub use uscc::is_valid_uscc;
 pub use watch::{WatchEntry, WatchSignal};
 
@@ -39,12 +41,18 @@ use table::{
 use weiquan_events::{Body, Event, Time};
 
 /// The rule engine and everything it remembers about open subjects.
+///
+/// Its serde form is the payload of a snapshot ([`Engine::snapshot`]); the
+/// rulebook is not part of it, nor what lives only while an event is applied.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Engine {
+    #[serde(skip, default = "snapshot::placeholder_rules")]
     rules: Arc<Rulebook>,
     clock: Option<Time>,
     /// Events applied so far; MC-11 compares against the event that blacklisted.
     seq: u64,
     deadlines: Deadlines,
+    #[serde(skip)]
     out: Vec<Finding>,
     merchants: Table<merchant::Merchant, MerchantIx>,
     orders: Table<merchant::Order, OrderIx>,
@@ -58,6 +66,7 @@ pub struct Engine {
     skus: Table<market::Sku, SkuIx>,
     segments: Table<(), SegmentIx>,
     /// Merchants whose grade inputs changed while applying the current event.
+    #[serde(skip)]
     credit_touched: Vec<MerchantIx>,
     /// Pay-later switches by consumer (`bnpl.*`), for the consumer's registry.
     paylater: rustc_hash::FxHashMap<Box<str>, Vec<market::PayLaterView>>,

@@ -15,7 +15,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use weiquan_events::{Body, LotteryTerms, Prize, Str, Time, Winner, HOUR_MS};
 
 /// A lottery and its draws.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Lottery {
     pub merchant: Option<MerchantIx>,
     /// The first `lottery.announced` (Messy streams 2: before it there are no terms).
@@ -67,6 +67,7 @@ impl Lottery {
 }
 
 /// One `lottery.drawn`: its event and winners.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct DrawRecord {
     pub event: Box<str>,
     pub winners: Vec<Drawn>,
@@ -76,6 +77,7 @@ pub(crate) struct DrawRecord {
 }
 
 /// One winner of a draw: the participant's key and id, and the prize.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Drawn {
     pub pid: u64,
     pub participant: Box<str>,
@@ -83,7 +85,7 @@ pub(crate) struct Drawn {
 }
 
 /// A live-stream host (主播) in the platform's registry (LT-11).
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Host {
     /// `host.registered` processed.
     pub registered: bool,
@@ -96,7 +98,8 @@ pub(crate) struct Host {
     /// When the event that set its current standing was dated (`None`: no `host.*` event yet).
     pub since: Option<Time>,
     /// The latest verification's method.
-    pub method: Option<&'static str>,
+    #[serde(deserialize_with = "crate::snapshot::keyword_opt::<_, weiquan_events::HostVerifyMethod>")]
+    pub method: Option<crate::snapshot::Spelling>,
     /// Lotteries that named it as their host, in the order they did.
     pub lotteries: Vec<LotteryIx>,
 }
@@ -140,7 +143,7 @@ impl Host {
 }
 
 /// A participant's record in one merchant's lotteries (LT-09).
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub(crate) struct WinRecord {
     pub expected: f64,
     pub wins: u32,

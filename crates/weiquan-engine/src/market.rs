@@ -8,6 +8,12 @@
 use crate::merchant::make_subject;
 use crate::table::{pid, MerchantIx, Owned, SegmentIx, SkuIx};
 
+impl crate::table::Keyed for Sku {
+    fn key_hash(&self, id: &str) -> u64 {
+        crate::table::owned_hash(self.merchant, id)
+    }
+}
+
 impl Owned for Sku {
     type Owner = MerchantIx;
     fn owner(&self) -> MerchantIx {
@@ -18,6 +24,7 @@ use crate::{yuan, Engine, RuleId};
 use weiquan_events::{Body, Consent, Time, DAY_MS};
 
 /// One sku of one merchant.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Sku {
     /// The merchant's index (the sku's id is its table key).
     pub merchant: MerchantIx,
@@ -30,6 +37,7 @@ pub(crate) struct Sku {
 
 /// A price shown to one consumer (32 bytes: an sku keeps every quote since its
 /// last price change).
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Quote {
     /// Business time, ms.
     pub at: i64,
@@ -254,7 +262,7 @@ impl Engine {
 }
 
 /// A consumer's pay-later (先用后付) with one provider, as `bnpl.*` events left it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PayLaterView {
     /// The provider.
     pub provider: String,
@@ -266,7 +274,8 @@ pub struct PayLaterView {
     pub event: String,
     /// How it was switched on, the last time it was: the consent (`explicit`,
     /// `preselected`, `bundled`) and whether the consumer's identity was verified.
-    pub consent: Option<(&'static str, bool)>,
+    #[serde(deserialize_with = "crate::snapshot::keyword_flag_opt::<_, weiquan_events::Consent>")]
+    pub consent: Option<(crate::snapshot::Spelling, bool)>,
     /// How many steps the last switch-off took.
     pub steps: Option<u32>,
     /// Attempts to switch it off that failed.

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use weiquan_events::{Body, Payment, Sender, Time, DAY_MS, HOUR_MS};
 
 /// A merchant's registration, obligations and standing.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Merchant {
     pub verified: bool,
     pub closed: bool,
@@ -35,7 +35,7 @@ pub(crate) struct Merchant {
 pub(crate) const RECENT_ORDERS: usize = 64;
 
 /// Signals that precede a run-away (跑路), kept as events arrive.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Watch {
     /// Orders accepted while an obligation was overdue, since none last was.
     pub orders_while_overdue: u32,
@@ -61,7 +61,7 @@ pub(crate) struct Watch {
 }
 
 /// Open obligations, as MC-04 lists them.
-#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Obligations {
     pub orders: u32,
     pub refunds: u32,
@@ -78,7 +78,7 @@ impl Obligations {
 }
 
 /// A refund request awaiting an answer.
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct PendingRefund {
     pub at: Time,
     pub no_reason: bool,
@@ -89,7 +89,7 @@ pub(crate) struct PendingRefund {
 
 /// An order's refund requests still awaiting an answer (Messy streams 6: each
 /// has its own deadline; a completion or rejection answers them all).
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct PendingRefunds {
     pub pending: Vec<PendingRefund>,
     /// MC-08 fired on one of them.
@@ -97,7 +97,7 @@ pub(crate) struct PendingRefunds {
 }
 
 /// What the consumer was promised when paying a pre-sale deposit.
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct DepositTerms {
     pub deposit_fen: u64,
     pub price_fen: Option<u64>,
@@ -112,7 +112,7 @@ pub(crate) struct DepositTerms {
 /// Kept small (120 bytes with its id): orders are the largest
 /// table and the one most events reach, so what only some orders need is
 /// boxed behind one pointer.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Order {
     pub merchant: Option<MerchantIx>,
     /// The `order.placed` event (kept inline: ids are short).
@@ -132,6 +132,7 @@ pub(crate) struct Order {
 }
 
 /// What only a pre-sale order has.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct PresaleOrder {
     /// The terms promised when the deposit was paid.
     pub deposit: Option<DepositTerms>,
@@ -208,7 +209,7 @@ impl Order {
 }
 
 /// A complaint and whether it was answered.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Complaint {
     pub merchant: Option<MerchantIx>,
     pub filed: Option<Box<str>>,
@@ -220,16 +221,18 @@ pub(crate) struct Complaint {
 }
 
 /// A complaint as its parties read it: who, about what, and each step.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ComplaintRecord {
     pub consumer: Box<str>,
     pub order: Option<Box<str>>,
-    pub category: &'static str,
+    #[serde(deserialize_with = "crate::snapshot::keyword::<_, weiquan_events::ComplaintCategory>")]
+    pub category: crate::snapshot::Spelling,
     pub filed_at: Option<Time>,
     pub evidence: Vec<(Box<str>, Box<str>)>,
     /// Every step after filing: event id, business time, what (`responded:merchant`, `resolved:refund`, …).
     pub steps: Vec<(Box<str>, Time, String)>,
-    pub escalated_to: Option<&'static str>,
+    #[serde(deserialize_with = "crate::snapshot::keyword_opt::<_, weiquan_events::EscalatedTo>")]
+    pub escalated_to: Option<crate::snapshot::Spelling>,
 }
 
 /// A complaint as the engine knows it (see `Engine::complaints`).
@@ -273,7 +276,7 @@ impl Complaint {
 }
 
 /// A customer-service conversation.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Conversation {
     pub merchant: Option<MerchantIx>,
     /// Consumer messages awaiting a human reply: time, generation, event id.

@@ -10,7 +10,7 @@ use crate::{yuan, Deadline, Due, Engine, RuleId};
 use weiquan_events::{PresaleTerms, Time, DAY_MS};
 
 /// A pre-sale campaign.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Campaign {
     pub merchant: Option<MerchantIx>,
     pub published: bool,

@@ -24,7 +24,7 @@ pub(crate) trait Ix: Copy + Eq {
 macro_rules! indices {
     ($($(#[$doc:meta])* $name:ident,)*) => {$(
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
         pub(crate) struct $name(u32);
 
         impl Ix for $name {
@@ -198,6 +198,58 @@ impl<T, I: Ix> Table<T, I> {
     }
 }
 
+/// How a table's items are found by key: by their id alone, unless the state
+/// says otherwise (an sku is found by its merchant and id). A snapshot stores
+/// only the items; restoring one rebuilds the hash index with this.
+pub(crate) trait Keyed {
+    /// The hash `item` is found under, with id `id`.
+    fn key_hash(&self, id: &str) -> u64 {
+        hash(id)
+    }
+}
+
+/// Items in first-seen order: the index is derived data, rebuilt on restore
+/// (hashes are fixed-seeded, so it finds what it found before).
+impl<T: serde::Serialize, I> serde::Serialize for Table<T, I> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        // The length up front: a compact format writes it before the items.
+        let mut seq = s.serialize_seq(Some(self.items.len))?;
+        for item in self.items.iter() {
+            seq.serialize_element(item)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de> + Keyed, I: Ix> serde::Deserialize<'de> for Table<T, I> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Items<T, I>(std::marker::PhantomData<(T, I)>);
+        impl<'de, T: serde::Deserialize<'de> + Keyed, I: Ix> serde::de::Visitor<'de> for Items<T, I> {
+            type Value = Table<T, I>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a table's items in first-seen order")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut table = Table::<T, I>::default();
+                while let Some((id, item)) = seq.next_element::<(CompactString, T)>()? {
+                    let h = item.key_hash(&id);
+                    let i = u32::try_from(table.items.len)
+                        .map_err(|_| serde::de::Error::custom("more than 2^32 subjects of one kind"))?;
+                    let items = &table.items;
+                    table.index.insert_unique(h, i, |&j| {
+                        let (id, item) = &items[j];
+                        item.key_hash(id)
+                    });
+                    table.items.push((id, item));
+                }
+                Ok(table)
+            }
+        }
+        d.deserialize_seq(Items(std::marker::PhantomData))
+    }
+}
+
 /// Keys made of an owner's index and an id (a merchant's sku): hashed and
 /// compared in place, where a key string built per lookup cost 5% of an audit.
 pub(crate) trait Owned {
@@ -207,7 +259,7 @@ pub(crate) trait Owned {
     fn owner(&self) -> Self::Owner;
 }
 
-fn owned_hash(owner: impl Ix, id: &str) -> u64 {
+pub(crate) fn owned_hash(owner: impl Ix, id: &str) -> u64 {
     foldhash::fast::FixedState::default().hash_one((owner.raw(), id))
 }
 
@@ -244,7 +296,7 @@ impl<T: Default, I: Ix> Table<T, I> {
 /// Strings kept one after another in one buffer: a list of ids that costs no
 /// allocation each (a lottery's entrants: a box per id was 8 MB of fresh
 /// memory on a million-event audit, and its page faults).
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Strings {
     text: String,
     ends: Vec<u32>,

@@ -35,7 +35,7 @@ pub trait Keyword: Sized + Copy + 'static {
 macro_rules! keyword_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
         pub enum $name { $($(#[$vdoc])* $variant),+ }
         impl Keyword for $name {
             const ALL: &'static [(&'static str, Self)] = &[$(($text, $name::$variant)),+];
@@ -138,7 +138,7 @@ keyword_enum!(
 );
 
 /// A lottery prize as announced; any part may be missing (a disclosure gap, LT-01).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Prize<'a> {
     /// Prize name.
     pub name: Option<Str<'a>>,
@@ -196,7 +196,7 @@ pub struct PresaleTerms<'a> {
 }
 
 /// Lottery terms; in `lottery.announced` `merchant`, `host`, `stream` and `prizes` are present.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LotteryTerms<'a> {
     /// Merchant running it.
     pub merchant: Option<Str<'a>>,

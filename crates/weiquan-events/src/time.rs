@@ -186,9 +186,33 @@ impl fmt::Display for Time {
     }
 }
 
+/// RFC 3339 text in human-readable formats (JSON: the API and the ledger);
+/// `(ms, offset)` in binary ones (an engine snapshot: no formatting or
+/// parsing per time).
 impl serde::Serialize for Time {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            serde::Serialize::serialize(&(self.ms, self.offset_s), s)
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Time {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Time, D::Error> {
+        if d.is_human_readable() {
+            let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+            Time::parse(&text).map_err(serde::de::Error::custom)
+        } else {
+            let (ms, offset_s) = <(i64, i32)>::deserialize(d)?;
+            if FixedOffset::east_opt(offset_s).is_none() {
+                return Err(serde::de::Error::custom(format!(
+                    "UTC offset of {offset_s} s is out of range"
+                )));
+            }
+            Ok(Time { ms, offset_s })
+        }
     }
 }
 
