@@ -73,6 +73,41 @@ impl LeafIndex {
     }
 }
 
+/// Every `(digest, leaf)` pair, for a server's snapshot; the shards are
+/// rebuilt on the way back.
+impl serde::Serialize for LeafIndex {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.iter().map(HashMap::len).sum()))?;
+        for (digest, leaf) in self.0.iter().flatten() {
+            seq.serialize_element(&(digest, leaf))?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for LeafIndex {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Pairs;
+        impl<'de> serde::de::Visitor<'de> for Pairs {
+            type Value = LeafIndex;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("(id digest, leaf index) pairs")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<LeafIndex, A::Error> {
+                let mut index = LeafIndex::new();
+                while let Some((digest, leaf)) = seq.next_element::<(u128, u64)>()? {
+                    if !index.insert_new(digest, leaf) {
+                        return Err(serde::de::Error::custom("an id digest appears twice"));
+                    }
+                }
+                Ok(index)
+            }
+        }
+        d.deserialize_seq(Pairs)
+    }
+}
+
 impl Default for LeafIndex {
     fn default() -> Self {
         Self::new()

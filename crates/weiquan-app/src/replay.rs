@@ -70,14 +70,18 @@ fn opened_subject(row: &PrivateRow) -> Option<String> {
         .or_else(|| row.consumer.as_ref().map(|p| format!("consumer:{p}")))
 }
 
-/// Calls `each` with every leaf of the ledger in `store`, in order: its
-/// index and what it records.
-pub fn walk_recorded<S, E>(store: &mut S, mut each: impl FnMut(u64, Recorded) -> Result<(), E>) -> Result<(), E>
+/// Calls `each` with every leaf of the ledger in `store` from index `from`
+/// on, in order: its index and what it records.
+pub fn walk_recorded<S, E>(
+    store: &mut S,
+    from: u64,
+    mut each: impl FnMut(u64, Recorded) -> Result<(), E>,
+) -> Result<(), E>
 where
     S: LogStore + PrivateData + ?Sized,
     E: From<StoreError>,
 {
-    weiquan_store::walk_leaves(store, |index, text, row| each(index, recorded(text, row)))
+    weiquan_store::walk_leaves(store, from, |index, text, row| each(index, recorded(text, row)))
 }
 
 #[cfg(test)]

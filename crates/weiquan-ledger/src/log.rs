@@ -138,6 +138,15 @@ impl<S: LogStore> LedgerReader<S> {
         )?)
     }
 
+    /// The tree hash of the first `size` leaves.
+    pub fn root_at(&mut self, size: u64) -> Result<Hash, LedgerError> {
+        self.check_size("size", size)?;
+        Ok(tlog_tiles::tree_hash(
+            size,
+            &StoreHashes(RefCell::new(&mut self.store)),
+        )?)
+    }
+
     /// Proof that the tree of `old` leaves is a prefix of the tree of `new` leaves.
     pub fn consistency_proof(&mut self, old: u64, new: u64) -> Result<Vec<Hash>, LedgerError> {
         self.check_size("size", new)?;
@@ -385,6 +394,11 @@ impl<S: LogStore> Ledger<S> {
     /// Proof that the tree of `old` leaves is a prefix of the tree of `new` leaves.
     pub fn consistency_proof(&mut self, old: u64, new: u64) -> Result<Vec<Hash>, LedgerError> {
         self.reader.consistency_proof(old, new)
+    }
+
+    /// The tree hash of the first `size` leaves.
+    pub fn root_at(&mut self, size: u64) -> Result<Hash, LedgerError> {
+        self.reader.root_at(size)
     }
 
     /// A self-contained receipt for leaf `index` against the newest checkpoint.

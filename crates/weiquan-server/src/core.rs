@@ -21,6 +21,8 @@ use weiquan_ledger::{
 };
 use weiquan_store::{Backend, SharedBackend, StoreError};
 
+use crate::snapshots::{self, Snapshots};
+
 /// What became of one submitted item.
 #[derive(Clone, Debug, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(tag = "status", rename_all = "lowercase")]
@@ -43,7 +45,7 @@ pub enum ItemResult {
 }
 
 /// A finding with its place in the ledger.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct StoredFinding {
     /// Leaf index of the finding.
     pub index: u64,
@@ -80,6 +82,26 @@ pub struct Core {
     known_consumers: std::collections::HashSet<String, foldhash::fast::FixedState>,
     /// Fingerprint of the last rulebook the ledger records (`None`: none is,
     /// and the built-in one of the writing weiquan was in effect).
+    recorded_rulebook: Option<String>,
+    /// Where the state is snapshotted (`None`: never; every start replays the whole ledger).
+    snapshots: Option<Snapshots>,
+    /// The ledger size the state was last snapshotted (or restored) at.
+    snapshot_size: u64,
+    /// Leaves the last replay walked (after its snapshot).
+    replayed: u64,
+}
+
+/// What replay rebuilds besides the engine, as a snapshot holds it (the
+/// engine's own snapshot checks itself and is kept beside it).
+#[derive(Serialize, serde::Deserialize)]
+struct Replayed {
+    /// Leaves covered.
+    size: u64,
+    /// The tree hash at `size`: the snapshot belongs to this ledger only.
+    root: [u8; 32],
+    findings: Vec<StoredFinding>,
+    index_of: weiquan_app::LeafIndex,
+    legacy_ids: HashMap<String, String>,
     recorded_rulebook: Option<String>,
 }
 
@@ -261,12 +283,14 @@ fn is_envelope(key: &str) -> bool {
 const CONSUMER_SUBJECT: &str = "consumer:";
 
 impl Core {
-    /// Opens the ledger in `backend` and replays it.
+    /// Opens the ledger in `backend` and replays it: from the newest usable
+    /// snapshot in `snapshots` on, if any, which it then keeps writing.
     pub fn open(
         backend: Box<dyn Backend>,
         signer: signed_note::StandardSigner,
         origin: &str,
         rules: Arc<Rulebook>,
+        snapshots: Option<Snapshots>,
     ) -> Result<Core, LedgerError> {
         let mut ledger = Ledger::open(Arc::new(std::sync::Mutex::new(backend)), signer, origin)?;
         let pseudonyms = weiquan_ledger::Pseudonyms::new(&weiquan_ledger::lock(ledger.store_mut()).pseudonym_key()?);
@@ -283,9 +307,16 @@ impl Core {
             legacy_ids: HashMap::new(),
             known_consumers: Default::default(),
             recorded_rulebook: None,
+            snapshots,
+            snapshot_size: 0,
+            replayed: 0,
         };
         core.replay()?;
         core.record_rulebook()?;
+        // A long replay is not done again at the next start.
+        if core.snapshot_due() {
+            core.write_snapshot();
+        }
         Ok(core)
     }
 
@@ -314,13 +345,118 @@ impl Core {
         self
     }
 
-    /// Rebuilds engine, duplicate ids and findings from the ledger, into a
-    /// core that holds none (new, or [`Core::forget`]ten).
+    /// The ledger size of the newest snapshot written or restored (0: none).
+    pub fn snapshot_size(&self) -> u64 {
+        self.snapshot_size
+    }
+
+    /// Leaves the last replay walked, after the snapshot it restored.
+    pub fn replayed(&self) -> u64 {
+        self.replayed
+    }
+
+    /// Whether enough leaves were added since the last snapshot to take another.
+    pub fn snapshot_due(&self) -> bool {
+        (self.snapshots.as_ref()).is_some_and(|s| self.ledger.size() >= self.snapshot_size + s.every.max(1))
+    }
+
+    /// Snapshots the state at the ledger's current size. Called only when
+    /// every staged group is written (the state is then the ledger's). A
+    /// failure is logged and changes nothing: the ledger is the record, and
+    /// the next start replays a little more.
+    pub fn write_snapshot(&mut self) {
+        let Some(snapshots) = self.snapshots.clone() else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        let size = self.ledger.size();
+        let engine = match self.engine.snapshot() {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::error!(error = %e, "no snapshot taken");
+                return;
+            }
+        };
+        let rest = Replayed {
+            size,
+            root: self.ledger.root().0,
+            findings: std::mem::take(&mut self.findings),
+            index_of: std::mem::take(&mut self.index_of),
+            legacy_ids: std::mem::take(&mut self.legacy_ids),
+            recorded_rulebook: self.recorded_rulebook.clone(),
+        };
+        let encoded = postcard::to_stdvec(&rest);
+        (self.findings, self.index_of, self.legacy_ids) = (rest.findings, rest.index_of, rest.legacy_ids);
+        let written = encoded
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|rest| snapshots.write(size, &engine, &rest));
+        match written {
+            Ok(path) => {
+                self.snapshot_size = size;
+                tracing::info!(path = %path.display(), size, ms = started.elapsed().as_millis() as u64, "snapshot written");
+            }
+            Err(e) => {
+                tracing::error!(dir = %snapshots.dir.display(), error = %e, "no snapshot written; the ledger is replayed further at the next start")
+            }
+        }
+    }
+
+    /// Restores the newest usable snapshot, if any, and says the ledger size
+    /// it covers (0: none; replay from the start). Each unusable one is
+    /// logged with the reason and the next older tried.
+    fn restore_snapshot(&mut self) -> u64 {
+        let Some(snapshots) = self.snapshots.clone() else {
+            return 0;
+        };
+        for (size, path) in snapshots.newest_first() {
+            match self.read_snapshot(size, &path) {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), size, "state restored from a snapshot; replaying the leaves after it");
+                    self.snapshot_size = size;
+                    return size;
+                }
+                Err(why) => tracing::warn!(%why, "snapshot not used"),
+            }
+        }
+        0
+    }
+
+    /// Restores the snapshot at `path`, of a ledger of `size` leaves, after
+    /// checking it belongs to this ledger; on an error nothing is changed.
+    fn read_snapshot(&mut self, size: u64, path: &std::path::Path) -> Result<(), String> {
+        if size > self.ledger.size() {
+            return Err(format!(
+                "{} covers {size} leaves; the ledger has {}",
+                path.display(),
+                self.ledger.size()
+            ));
+        }
+        let (engine, rest) = snapshots::read(path).map_err(|e| e.to_string())?;
+        let rest: Replayed = postcard::from_bytes(&rest).map_err(|e| format!("{}: {e}", path.display()))?;
+        let root = self.ledger.root_at(size).map_err(|e| e.to_string())?;
+        if rest.size != size || rest.root != root.0 {
+            return Err(format!(
+                "{} is not of this ledger (its tree hash at {size} leaves differs)",
+                path.display()
+            ));
+        }
+        let engine = Engine::restore(self.rules.clone(), &engine).map_err(|e| format!("{}: {e}", path.display()))?;
+        self.engine = engine;
+        (self.findings, self.index_of, self.legacy_ids) = (rest.findings, rest.index_of, rest.legacy_ids);
+        self.recorded_rulebook = rest.recorded_rulebook;
+        Ok(())
+    }
+
+    /// Rebuilds engine, duplicate ids and findings from the ledger (after the
+    /// newest usable snapshot), into a core that holds none (new, or
+    /// [`Core::forget`]ten).
     fn replay(&mut self) -> Result<(), LedgerError> {
+        let from = self.restore_snapshot();
+        self.replayed = self.ledger.size() - from;
         let mut produced: VecDeque<Finding> = VecDeque::new();
         let db = self.ledger.store_mut().clone();
         let mut store = weiquan_ledger::lock(&db);
-        weiquan_app::walk_recorded(&mut **store, |index, leaf| -> Result<(), LedgerError> {
+        weiquan_app::walk_recorded(&mut **store, from, |index, leaf| -> Result<(), LedgerError> {
             let (text, format) = match leaf {
                 Recorded::Own(OwnLeaf::Rulebook { sha256 }) => {
                     self.recorded_rulebook = Some(sha256);

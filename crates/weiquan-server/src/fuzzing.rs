@@ -25,7 +25,8 @@ fn fresh_core() -> Core {
     let signer = weiquan_ledger::load_signer(&secret).unwrap_or_else(|e| panic!("the fuzz key loads: {e}"));
     let store = weiquan_store::SqliteStore::in_memory().unwrap_or_else(|e| panic!("an in-memory store: {e}"));
     let rules = Arc::new(weiquan_engine::Rulebook::builtin());
-    Core::open(Box::new(store), signer, "weiquan.fuzz/ingest", rules).unwrap_or_else(|e| panic!("the fuzz core: {e}"))
+    Core::open(Box::new(store), signer, "weiquan.fuzz/ingest", rules, None)
+        .unwrap_or_else(|e| panic!("the fuzz core: {e}"))
 }
 
 /// Frames `body` like `POST /v1/events` and ingests its items as the

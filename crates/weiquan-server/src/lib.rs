@@ -20,6 +20,7 @@ mod paylater;
 mod problem;
 pub mod schemas;
 mod sequencer;
+pub mod snapshots;
 
 pub use acts::OWN_ID_PREFIX;
 pub use auth::{new_key, Role, KEY_CACHE_TTL};
@@ -127,6 +128,9 @@ pub struct Config {
     /// HTTPS through a proxy; otherwise they are `Secure` only when the proxy
     /// sends `X-Forwarded-Proto: https`).
     pub secure_cookies: bool,
+    /// Where and how often the sequencer snapshots its state, so that a start
+    /// replays only the ledger after the newest snapshot (`None`: never).
+    pub snapshots: Option<snapshots::Snapshots>,
 }
 
 /// The time zone a Chinese platform keeps (UTC+8), the console's default.
@@ -207,16 +211,28 @@ fn start_blocking(cfg: &Config) -> Result<Service> {
         .unwrap_or_else(|| signed_note::Signer::name(&signer).to_owned());
     let startup = match &cfg.db {
         Database::Sqlite(_) => sequencer::Startup::Ready(Box::new(
-            core::Core::open(cfg.db.open()?, signer, &origin, cfg.rules.clone())?.with_max_future(cfg.max_future_ms),
+            core::Core::open(
+                cfg.db.open()?,
+                signer,
+                &origin,
+                cfg.rules.clone(),
+                cfg.snapshots.clone(),
+            )?
+            .with_max_future(cfg.max_future_ms),
         )),
         Database::Postgres { url, schema } => {
             let mut lock = weiquan_store::LeaderLock::connect(url, schema)?;
-            let (db, rules, bound) = (cfg.db.clone(), cfg.rules.clone(), cfg.max_future_ms);
+            let (db, rules, bound, snaps) = (
+                cfg.db.clone(),
+                cfg.rules.clone(),
+                cfg.max_future_ms,
+                cfg.snapshots.clone(),
+            );
             sequencer::Startup::Elect {
                 try_lock: Box::new(move || Ok(lock.try_lead()?)),
-                open: Box::new(
-                    move || Ok(core::Core::open(db.open()?, signer, &origin, rules)?.with_max_future(bound)),
-                ),
+                open: Box::new(move || {
+                    Ok(core::Core::open(db.open()?, signer, &origin, rules, snaps)?.with_max_future(bound))
+                }),
             }
         }
     };

@@ -29,6 +29,10 @@ pub struct Metrics {
     batch_seconds: Histogram,
     /// Leaves in the ledger.
     pub ledger_size: Gauge,
+    /// The ledger size of the newest snapshot written or restored (0: none).
+    pub snapshot_leaves: Gauge,
+    /// Leaves replayed by the last start or rebuild (after its snapshot, if any).
+    pub replayed_leaves: Gauge,
 }
 
 impl Default for Metrics {
@@ -46,12 +50,25 @@ impl Default for Metrics {
             batch_seconds.clone(),
         );
         registry.register("weiquan_ledger_leaves", "Leaves in the ledger", ledger_size.clone());
+        let (snapshot_leaves, replayed_leaves) = (Gauge::default(), Gauge::default());
+        registry.register(
+            "weiquan_snapshot_leaves",
+            "Ledger size of the newest state snapshot written or restored",
+            snapshot_leaves.clone(),
+        );
+        registry.register(
+            "weiquan_replayed_leaves",
+            "Leaves replayed by the last start or rebuild, after its snapshot",
+            replayed_leaves.clone(),
+        );
         Metrics {
             registry,
             events,
             findings,
             batch_seconds,
             ledger_size,
+            snapshot_leaves,
+            replayed_leaves,
         }
     }
 }

@@ -162,14 +162,24 @@ impl Drop for Writer {
 /// sequencer stops, every request is then answered "not running" (503) and
 /// `/readyz` fails, until the process is restarted (another process takes the
 /// PostgreSQL ledger over at once).
-fn rebuild(core: &mut Core) -> bool {
+fn rebuild(core: &mut Core, metrics: &Metrics) -> bool {
     match core.rebuild() {
-        Ok(()) => true,
+        Ok(()) => {
+            report_state(core, metrics);
+            true
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot rebuild the state from the ledger; the sequencer stops");
             false
         }
     }
+}
+
+/// Sets the gauges of the ledger's size, the newest snapshot and the last replay.
+fn report_state(core: &mut Core, metrics: &Metrics) {
+    metrics.ledger_size.set(core.ledger().size() as i64);
+    metrics.snapshot_leaves.set(core.snapshot_size() as i64);
+    metrics.replayed_leaves.set(core.replayed() as i64);
 }
 
 /// Handle to the sequencer thread.
@@ -279,7 +289,7 @@ impl Sequencer {
                     }
                 };
                 is_leader.store(true, Ordering::SeqCst);
-                metrics.ledger_size.set(core.ledger().size() as i64);
+                report_state(&mut core, &metrics);
                 let mut writer = match Writer::start(core.ledger().store().clone(), metrics.clone()) {
                     Ok(w) => w,
                     Err(e) => {
@@ -303,7 +313,7 @@ impl Sequencer {
                         }
                     }
                     // A write that failed while this thread waited: rebuild before staging on it.
-                    if writer.failed_already() && !rebuild(&mut core) {
+                    if writer.failed_already() && !rebuild(&mut core, &metrics) {
                         // What was taken from the queue is dropped: answered "not running".
                         break;
                     }
@@ -338,19 +348,28 @@ impl Sequencer {
                                 for reply in replies {
                                     let _ = reply.send(Err(why.clone()));
                                 }
-                                broken |= !rebuild(&mut core);
+                                broken |= !rebuild(&mut core, &metrics);
                             }
                         }
                     }
                     if !reads.is_empty() && !broken {
                         // Reads see only what is durable.
                         if !writer.settle() {
-                            broken |= !rebuild(&mut core);
+                            broken |= !rebuild(&mut core, &metrics);
                         }
                         if !broken {
                             for f in reads {
                                 f(&mut core);
                             }
+                        }
+                    }
+                    if !broken && core.snapshot_due() {
+                        // A snapshot is of durable state only: the groups staged so far are written first.
+                        if writer.settle() {
+                            core.write_snapshot();
+                            report_state(&mut core, &metrics);
+                        } else {
+                            broken |= !rebuild(&mut core, &metrics);
                         }
                     }
                     if broken {
@@ -445,7 +464,7 @@ mod tests {
         let (signer, _) =
             weiquan_store::keyfile::load_or_create(&dir.path().join("ledger.key"), "test.local/ledger").expect("key");
         let store = Database::Sqlite(path.clone()).open().expect("store");
-        let core = Core::open(store, signer, "test.local/ledger", Arc::new(Rulebook::builtin())).expect("core");
+        let core = Core::open(store, signer, "test.local/ledger", Arc::new(Rulebook::builtin()), None).expect("core");
         let (sequencer, thread) = Sequencer::start(Startup::Ready(Box::new(core)), Arc::new(Metrics::default()));
         (path, sequencer, thread)
     }

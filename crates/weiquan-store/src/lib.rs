@@ -426,11 +426,13 @@ where
 /// Leaves are read this many at a time by whole-ledger readers.
 pub const LEAF_PAGE: u64 = 4096;
 
-/// Calls `each` with every leaf of the log, in order: its index, its text and
-/// its private row, if it has one. What readers of a whole ledger share
-/// (backtests, draw checks); leaves are read [`LEAF_PAGE`] at a time.
+/// Calls `each` with every leaf of the log from index `from` on, in order:
+/// its index, its text and its private row, if it has one. What readers of
+/// a whole ledger share (backtests, draw checks, a server's replay after its
+/// snapshot); leaves are read [`LEAF_PAGE`] at a time.
 pub fn walk_leaves<S, E>(
     store: &mut S,
+    from: u64,
     mut each: impl FnMut(u64, &str, Option<&PrivateRow>) -> Result<(), E>,
 ) -> Result<(), E>
 where
@@ -438,7 +440,7 @@ where
     E: From<StoreError>,
 {
     let size = store.size()?;
-    let mut from = 0;
+    let mut from = from;
     while from < size {
         let to = (from + LEAF_PAGE).min(size);
         for (index, data, row) in leaves_with_private(store, from, to)? {

@@ -48,7 +48,7 @@ cannot be read, 2 for a usage error.")]
 Every option can also come from a WEIQUAN_* environment variable or a --config TOML file
 with the same names (data, listen, db, db_schema, key, origin, nats, nats_subject, rules,
 rate_limit, log_format).")]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage API keys.
     #[command(after_help = "Example:\n  weiquan keys create --data ./weiquan-data --role regulator")]
     Keys(KeysArgs),
@@ -245,6 +245,14 @@ pub struct ServeArgs {
     #[arg(long, env = "WEIQUAN_SECURE_COOKIES")]
     #[serde(default)]
     pub secure_cookies: bool,
+    /// Folder of the sequencer's state snapshots [default: DATA/snapshots].
+    #[arg(long, env = "WEIQUAN_SNAPSHOT_DIR", value_name = "DIR")]
+    pub snapshot_dir: Option<PathBuf>,
+    /// Snapshot the state every this many ledger leaves, so that a restart
+    /// replays only the leaves after the newest snapshot; 0 turns it off
+    /// [default: 1000000].
+    #[arg(long, env = "WEIQUAN_SNAPSHOT_EVERY", value_name = "LEAVES")]
+    pub snapshot_every: Option<u64>,
     /// A TOML file with any of the options above.
     #[arg(long, env = "WEIQUAN_CONFIG", value_name = "FILE")]
     #[serde(skip)]

@@ -68,6 +68,7 @@ impl Db {
             webhook: None,
             time_zone: weiquan_server::china_time(),
             secure_cookies: false,
+            snapshots: None,
         }
     }
     pub async fn key(&self, role: &str) -> String {
@@ -161,21 +162,27 @@ impl Server {
         v
     }
 
-    pub async fn pairs(&self, key: &str) -> BTreeSet<(String, String)> {
-        let mut out = BTreeSet::new();
+    /// Every finding `key` may read, as the API gives them, `page` at a time.
+    pub async fn findings(&self, key: &str, page: u32) -> Vec<Value> {
+        let mut out = Vec::new();
         let mut cursor: Option<u64> = None;
         loop {
             let path = match cursor {
-                Some(c) => format!("/v1/findings?limit=7&cursor={c}"),
-                None => "/v1/findings?limit=7".to_owned(),
+                Some(c) => format!("/v1/findings?limit={page}&cursor={c}"),
+                None => format!("/v1/findings?limit={page}"),
             };
             let (status, v) = self.call("GET", &path, Some(key), None).await;
             assert_eq!(status, 200, "{v}");
-            out.extend(weiquan_testkit::pairs(v["findings"].as_array().expect("findings")));
+            out.extend(v["findings"].as_array().expect("findings").iter().cloned());
             match v["next_cursor"].as_u64() {
                 Some(c) => cursor = Some(c),
                 None => return out,
             }
         }
+    }
+
+    /// The `(rule, subject)` pairs of every finding `key` may read (paged by 7: the cursor is exercised).
+    pub async fn pairs(&self, key: &str) -> BTreeSet<(String, String)> {
+        weiquan_testkit::pairs(&self.findings(key, 7).await)
     }
 }

@@ -42,7 +42,7 @@ pub fn run(args: &BacktestArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let (mut events, mut unreadable) = (0u64, 0u64);
     // The rulebooks the ledger records (fingerprints, in order).
     let mut rulebooks: Vec<String> = Vec::new();
-    weiquan_app::walk_recorded(&mut store, |index, leaf| -> Result<()> {
+    weiquan_app::walk_recorded(&mut store, 0, |index, leaf| -> Result<()> {
         match leaf {
             Recorded::Own(OwnLeaf::Rulebook { sha256 }) => rulebooks.push(sha256),
             Recorded::Own(OwnLeaf::Finding { rule, subject, at, .. }) => {

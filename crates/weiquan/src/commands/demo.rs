@@ -46,6 +46,7 @@ pub fn run(args: &DemoArgs, err: &mut dyn Write) -> Result<()> {
         webhook: None,
         time_zone: weiquan_server::china_time(),
         secure_cookies: false,
+        snapshots: None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {

@@ -34,7 +34,7 @@ pub fn check<S: LogStore + weiquan_store::PrivateData>(
 ) -> anyhow::Result<Result<String, String>> {
     let mut l = Lottery::default();
     let mut first_entry: HashMap<String, usize> = HashMap::new();
-    weiquan_store::walk_leaves(store, |index, text, row| -> anyhow::Result<()> {
+    weiquan_store::walk_leaves(store, 0, |index, text, row| -> anyhow::Result<()> {
         if !text.contains(lottery) {
             return Ok(());
         }

@@ -43,6 +43,8 @@ fn resolve(args: &ServeArgs) -> Result<ServeArgs> {
         paylater_secret_file: args.paylater_secret_file.clone().or(file.paylater_secret_file),
         time_zone: args.time_zone.clone().or(file.time_zone),
         secure_cookies: args.secure_cookies || file.secure_cookies,
+        snapshot_dir: args.snapshot_dir.clone().or(file.snapshot_dir),
+        snapshot_every: args.snapshot_every.or(file.snapshot_every),
         config: None,
     })
 }
@@ -121,6 +123,13 @@ pub fn run(args: &ServeArgs, err: &mut dyn Write) -> Result<()> {
             })?,
         },
         secure_cookies: a.secure_cookies,
+        snapshots: match a.snapshot_every.unwrap_or(1_000_000) {
+            0 => None,
+            every => Some(weiquan_server::snapshots::Snapshots {
+                dir: a.snapshot_dir.clone().unwrap_or_else(|| data.join("snapshots")),
+                every,
+            }),
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
