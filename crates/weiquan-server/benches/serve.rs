@@ -6,56 +6,14 @@
 //!
 //! Events come from `weiquan-sim`; each pass gets fresh ids so nothing is a duplicate.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const BATCH: usize = 500;
 
-struct Server(Child, String);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn weiquan() -> String {
-    std::env::var("WEIQUAN_BIN")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/weiquan").into())
-}
-
-fn start(args: &[&str]) -> Server {
-    use std::io::BufRead;
-    let mut child = Command::new(weiquan())
-        .arg("serve")
-        .args(args)
-        .args(["--listen", "127.0.0.1:0", "--rate-limit", "1000000"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("weiquan serve starts (build it with cargo build --release)");
-    let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let base = loop {
-        let l = lines.next().expect("address").expect("utf-8");
-        if let Some(rest) = l.split("serving on ").nth(1) {
-            break rest.split_whitespace().next().expect("url").to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Server(child, base)
-}
-
-fn key(args: &[&str]) -> String {
-    let out = Command::new(weiquan())
-        .args(["keys", "create", "--role", "platform"])
-        .args(args)
-        .output()
-        .expect("keys create");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
+mod support;
+use support::{key, post, start};
 
 /// Bodies of `BATCH` events each, with ids made unique for pass `pass`.
 fn bodies(lines: &[String], pass: usize) -> Vec<String> {
@@ -68,20 +26,6 @@ fn bodies(lines: &[String], pass: usize) -> Vec<String> {
                 .join("\n")
         })
         .collect()
-}
-
-async fn post(client: &reqwest::Client, base: &str, key: &str, body: String) -> Duration {
-    let t = Instant::now();
-    let r = client
-        .post(format!("{base}/v1/events"))
-        .bearer_auth(key)
-        .body(body)
-        .send()
-        .await
-        .expect("post");
-    let status = r.status();
-    assert!(status.is_success(), "{status}: {}", r.text().await.unwrap_or_default());
-    t.elapsed()
 }
 
 /// Client counts of the closed-loop runs: `WEIQUAN_BENCH_CLIENTS`
