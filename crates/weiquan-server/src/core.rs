@@ -21,7 +21,7 @@ use weiquan_ledger::{
 };
 use weiquan_store::{Backend, SharedBackend, StoreError};
 
-use crate::snapshots::{self, Snapshots};
+use crate::snapshots;
 
 /// What became of one submitted item.
 #[derive(Clone, Debug, Serialize, PartialEq, utoipa::ToSchema)]
@@ -84,7 +84,7 @@ pub struct Core {
     /// and the built-in one of the writing weiquan was in effect).
     recorded_rulebook: Option<String>,
     /// Where the state is snapshotted (`None`: never; every start replays the whole ledger).
-    snapshots: Option<Snapshots>,
+    snapshots: Option<snapshots::Store>,
     /// The thread that stores snapshots (started with the first one).
     snapshot_writer: Option<snapshots::Writer>,
     /// The ledger size the state was last snapshotted (or restored) at.
@@ -292,7 +292,7 @@ impl Core {
         signer: signed_note::StandardSigner,
         origin: &str,
         rules: Arc<Rulebook>,
-        snapshots: Option<Snapshots>,
+        snapshots: Option<snapshots::Store>,
     ) -> Result<Core, LedgerError> {
         let mut ledger = Ledger::open(Arc::new(std::sync::Mutex::new(backend)), signer, origin)?;
         let pseudonyms = weiquan_ledger::Pseudonyms::new(&weiquan_ledger::lock(ledger.store_mut()).pseudonym_key()?);
@@ -361,7 +361,7 @@ impl Core {
     /// Whether enough leaves were added since the last snapshot to take
     /// another (and the previous one is stored).
     pub fn snapshot_due(&self) -> bool {
-        (self.snapshots.as_ref()).is_some_and(|s| self.ledger.size() >= self.snapshot_size + s.every.max(1))
+        (self.snapshots.as_ref()).is_some_and(|s| self.ledger.size() >= self.snapshot_size + s.snapshots.every.max(1))
             && !self.snapshot_writer.as_ref().is_some_and(snapshots::Writer::busy)
     }
 
@@ -438,8 +438,8 @@ impl Core {
         let Some(snapshots) = self.snapshots.clone() else {
             return 0;
         };
-        for (size, path) in snapshots.newest_first() {
-            match self.read_snapshot(size, &path) {
+        for (size, path) in snapshots.snapshots.newest_first() {
+            match self.read_snapshot(&snapshots, size, &path) {
                 Ok(()) => {
                     tracing::info!(path = %path.display(), size, "state restored from a snapshot; replaying the leaves after it");
                     self.snapshot_size = size;
@@ -453,7 +453,7 @@ impl Core {
 
     /// Restores the snapshot at `path`, of a ledger of `size` leaves, after
     /// checking it belongs to this ledger; on an error nothing is changed.
-    fn read_snapshot(&mut self, size: u64, path: &std::path::Path) -> Result<(), String> {
+    fn read_snapshot(&mut self, store: &snapshots::Store, size: u64, path: &std::path::Path) -> Result<(), String> {
         if size > self.ledger.size() {
             return Err(format!(
                 "{} covers {size} leaves; the ledger has {}",
@@ -461,7 +461,7 @@ impl Core {
                 self.ledger.size()
             ));
         }
-        let (engine, rest) = snapshots::read(path).map_err(|e| e.to_string())?;
+        let (engine, rest) = store.read(path).map_err(|e| e.to_string())?;
         let rest: Replayed = postcard::from_bytes(&rest).map_err(|e| format!("{}: {e}", path.display()))?;
         let root = self.ledger.root_at(size).map_err(|e| e.to_string())?;
         if rest.size != size || rest.root != root.0 {

@@ -133,6 +133,19 @@ pub struct Config {
     pub snapshots: Option<snapshots::Snapshots>,
 }
 
+/// A secret for one purpose (`label`), derived from the ledger's signing key
+/// file: secret, the same on every server that signs this log, and a
+/// different one per purpose (console sessions, snapshot seals).
+pub(crate) fn derived_secret(label: &str, key_material: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::new()
+        .chain_update(label.as_bytes())
+        .chain_update(b"\0")
+        .chain_update(key_material)
+        .finalize()
+        .into()
+}
+
 /// The time zone a Chinese platform keeps (UTC+8), the console's default.
 pub fn china_time() -> chrono::FixedOffset {
     chrono::FixedOffset::east_opt(8 * 3600).expect("8 hours is within a day")
@@ -209,25 +222,17 @@ fn start_blocking(cfg: &Config) -> Result<Service> {
         .origin
         .clone()
         .unwrap_or_else(|| signed_note::Signer::name(&signer).to_owned());
+    // Snapshots are sealed under the signing key: whoever can write to their
+    // folder but does not hold the key cannot make the server load a state.
+    let snapshots = (cfg.snapshots.clone()).map(|s| snapshots::Store::new(s, &key_material));
     let startup = match &cfg.db {
         Database::Sqlite(_) => sequencer::Startup::Ready(Box::new(
-            core::Core::open(
-                cfg.db.open()?,
-                signer,
-                &origin,
-                cfg.rules.clone(),
-                cfg.snapshots.clone(),
-            )?
-            .with_max_future(cfg.max_future_ms),
+            core::Core::open(cfg.db.open()?, signer, &origin, cfg.rules.clone(), snapshots)?
+                .with_max_future(cfg.max_future_ms),
         )),
         Database::Postgres { url, schema } => {
             let mut lock = weiquan_store::LeaderLock::connect(url, schema)?;
-            let (db, rules, bound, snaps) = (
-                cfg.db.clone(),
-                cfg.rules.clone(),
-                cfg.max_future_ms,
-                cfg.snapshots.clone(),
-            );
+            let (db, rules, bound, snaps) = (cfg.db.clone(), cfg.rules.clone(), cfg.max_future_ms, snapshots);
             sequencer::Startup::Elect {
                 try_lock: Box::new(move || Ok(lock.try_lead()?)),
                 open: Box::new(move || {

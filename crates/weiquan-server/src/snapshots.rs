@@ -10,9 +10,12 @@
 //!
 //! Files are `core-<size>.wqsnap` in one folder, written to a temporary name,
 //! synced and renamed, so a crash never leaves half a file under a final
-//! name. The newest [`KEEP`] are kept.
+//! name. The newest [`KEEP`] are kept. Each is sealed with an HMAC under a
+//! secret derived from the ledger's signing key: a state the server loads
+//! was written by a holder of that key, not by whoever can write to the folder.
 
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -21,7 +24,7 @@ use std::path::{Path, PathBuf};
 pub const KEEP: usize = 2;
 
 /// The first bytes of a sequencer snapshot file.
-const MAGIC: &[u8; 8] = b"WQCORE01";
+const MAGIC: &[u8; 8] = b"WQCORE02";
 
 /// Where and how often the sequencer snapshots its state.
 #[derive(Clone, Debug)]
@@ -43,7 +46,7 @@ pub enum SnapshotFileError {
         /// Why.
         source: std::io::Error,
     },
-    /// Its contents are not a usable snapshot.
+    /// Its contents are not a usable snapshot (or its seal is not this key's).
     #[error("{path}: {why}")]
     Unusable {
         /// The file.
@@ -54,10 +57,6 @@ pub enum SnapshotFileError {
 }
 
 impl Snapshots {
-    fn path_for(&self, size: u64) -> PathBuf {
-        self.dir.join(format!("core-{size:020}.wqsnap"))
-    }
-
     /// The snapshot files present, newest (largest ledger size) first.
     pub fn newest_first(&self) -> Vec<(u64, PathBuf)> {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
@@ -79,38 +78,93 @@ impl Snapshots {
         found.sort_by_key(|f| std::cmp::Reverse(f.0));
         found
     }
+}
+
+/// Snapshot files with the secret that seals them.
+#[derive(Clone)]
+pub struct Store {
+    /// Where and how often.
+    pub snapshots: Snapshots,
+    key: [u8; 32],
+}
+
+impl Store {
+    /// Snapshots sealed under a secret derived from `key_material` (the
+    /// ledger's signing key file).
+    pub fn new(snapshots: Snapshots, key_material: &[u8]) -> Store {
+        Store {
+            snapshots,
+            key: crate::derived_secret("weiquan snapshots v1", key_material),
+        }
+    }
+
+    /// The seal of a snapshot's two parts (their lengths included, so bytes cannot move between them).
+    fn seal(&self, engine: &[u8], rest: &[u8]) -> Hmac<Sha256> {
+        // HMAC takes a key of any length: this cannot fail.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!());
+        mac.update(MAGIC);
+        mac.update(&(engine.len() as u64).to_le_bytes());
+        mac.update(engine);
+        mac.update(rest);
+        mac
+    }
 
     /// Writes the snapshot of a ledger of `size` leaves: the engine's own
     /// snapshot (which checks itself) and the rest of the state, `rest`,
-    /// under a checksum. Older files beyond [`KEEP`] are removed.
+    /// sealed. Older files beyond [`KEEP`] are removed.
     pub fn write(&self, size: u64, engine: &[u8], rest: &[u8]) -> std::io::Result<PathBuf> {
-        std::fs::create_dir_all(&self.dir)?;
+        let dir = &self.snapshots.dir;
+        std::fs::create_dir_all(dir)?;
         // Half-written files of a process that died while writing.
-        for stale in std::fs::read_dir(&self.dir)?.filter_map(Result::ok) {
+        for stale in std::fs::read_dir(dir)?.filter_map(Result::ok) {
             if stale.file_name().to_str().is_some_and(|n| n.ends_with(".wqsnap.tmp")) {
                 let _ = std::fs::remove_file(stale.path());
             }
         }
-        let path = self.path_for(size);
+        let path = dir.join(format!("core-{size:020}.wqsnap"));
         let tmp = path.with_extension("wqsnap.tmp");
         {
             let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
             f.write_all(MAGIC)?;
             f.write_all(&(engine.len() as u64).to_le_bytes())?;
             f.write_all(engine)?;
-            f.write_all(&Sha256::digest(rest))?;
+            f.write_all(&self.seal(engine, rest).finalize().into_bytes())?;
             f.write_all(rest)?;
             f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         }
         std::fs::rename(&tmp, &path)?;
         // The rename is durable once the folder is synced.
-        std::fs::File::open(&self.dir)?.sync_all()?;
-        for (_, old) in self.newest_first().into_iter().skip(KEEP) {
+        std::fs::File::open(dir)?.sync_all()?;
+        for (_, old) in self.snapshots.newest_first().into_iter().skip(KEEP) {
             if let Err(e) = std::fs::remove_file(&old) {
                 tracing::warn!(path = %old.display(), error = %e, "cannot remove an old snapshot");
             }
         }
         Ok(path)
+    }
+
+    /// Reads a snapshot file: the engine's part and the rest, once its seal is checked.
+    pub fn read(&self, path: &Path) -> Result<(Vec<u8>, Vec<u8>), SnapshotFileError> {
+        let bytes = std::fs::read(path).map_err(|source| SnapshotFileError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let unusable = |why: &str| SnapshotFileError::Unusable {
+            path: path.to_owned(),
+            why: why.to_owned(),
+        };
+        let rest = bytes
+            .strip_prefix(MAGIC.as_slice())
+            .ok_or_else(|| unusable("not a weiquan sequencer snapshot (no WQCORE02 header)"))?;
+        let (len, rest) = rest.split_at_checked(8).ok_or_else(|| unusable("cut short"))?;
+        let len = u64::from_le_bytes(len.try_into().map_err(|_| unusable("cut short"))?);
+        let len = usize::try_from(len).map_err(|_| unusable("engine part too large"))?;
+        let (engine, rest) = rest.split_at_checked(len).ok_or_else(|| unusable("cut short"))?;
+        let (tag, rest) = rest.split_at_checked(32).ok_or_else(|| unusable("cut short"))?;
+        self.seal(engine, rest)
+            .verify_slice(tag)
+            .map_err(|_| unusable("its seal does not match: damaged, or written under another signing key"))?;
+        Ok((engine.to_vec(), rest.to_vec()))
     }
 }
 
@@ -137,8 +191,8 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the thread that writes into `snapshots`.
-    pub fn start(snapshots: Snapshots) -> std::io::Result<Writer> {
+    /// Starts the thread that writes into `store`.
+    pub fn start(store: Store) -> std::io::Result<Writer> {
         use std::sync::atomic::Ordering;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Encoded>(1);
         let busy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -148,7 +202,7 @@ impl Writer {
             .spawn(move || {
                 for job in rx {
                     let started = std::time::Instant::now();
-                    match snapshots.write(job.size, &job.engine, &job.rest) {
+                    match store.write(job.size, &job.engine, &job.rest) {
                         Ok(path) => tracing::info!(
                             path = %path.display(),
                             size = job.size,
@@ -158,7 +212,7 @@ impl Writer {
                             "snapshot written"
                         ),
                         Err(e) => tracing::error!(
-                            dir = %snapshots.dir.display(),
+                            dir = %store.snapshots.dir.display(),
                             error = %e,
                             "no snapshot written; the ledger is replayed further at the next start"
                         ),
@@ -198,49 +252,33 @@ impl Drop for Writer {
     }
 }
 
-/// Reads a snapshot file: the engine's part and the rest, whose checksum is checked.
-pub fn read(path: &Path) -> Result<(Vec<u8>, Vec<u8>), SnapshotFileError> {
-    let bytes = std::fs::read(path).map_err(|source| SnapshotFileError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let unusable = |why: &str| SnapshotFileError::Unusable {
-        path: path.to_owned(),
-        why: why.to_owned(),
-    };
-    let rest = bytes
-        .strip_prefix(MAGIC.as_slice())
-        .ok_or_else(|| unusable("not a weiquan sequencer snapshot (no WQCORE01 header)"))?;
-    let (len, rest) = rest.split_at_checked(8).ok_or_else(|| unusable("cut short"))?;
-    let len = u64::from_le_bytes(len.try_into().map_err(|_| unusable("cut short"))?);
-    let len = usize::try_from(len).map_err(|_| unusable("engine part too large"))?;
-    let (engine, rest) = rest.split_at_checked(len).ok_or_else(|| unusable("cut short"))?;
-    let (sum, rest) = rest.split_at_checked(32).ok_or_else(|| unusable("cut short"))?;
-    if Sha256::digest(rest).as_slice() != sum {
-        return Err(unusable("checksum does not match (damaged or partly written)"));
-    }
-    Ok((engine.to_vec(), rest.to_vec()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn store(dir: &Path, key: &[u8]) -> Store {
+        Store::new(
+            Snapshots {
+                dir: dir.to_owned(),
+                every: 10,
+            },
+            key,
+        )
+    }
+
     #[test]
     fn files_round_trip_and_only_the_newest_are_kept() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let s = Snapshots {
-            dir: dir.path().join("snaps"),
-            every: 10,
-        };
-        assert!(s.newest_first().is_empty(), "a missing folder has none");
+        let s = store(&dir.path().join("snaps"), b"key");
+        assert!(s.snapshots.newest_first().is_empty(), "a missing folder has none");
         for size in [10u64, 30, 20] {
             s.write(size, format!("engine {size}").as_bytes(), b"rest")
                 .expect("written");
         }
-        let sizes: Vec<u64> = s.newest_first().iter().map(|(n, _)| *n).collect();
+        let files = s.snapshots.newest_first();
+        let sizes: Vec<u64> = files.iter().map(|(n, _)| *n).collect();
         assert_eq!(sizes, [30, 20], "the oldest is removed");
-        let (engine, rest) = read(&s.newest_first()[0].1).expect("reads");
+        let (engine, rest) = s.read(&files[0].1).expect("reads");
         assert_eq!(
             (engine.as_slice(), rest.as_slice()),
             (b"engine 30".as_slice(), b"rest".as_slice())
@@ -248,29 +286,67 @@ mod tests {
     }
 
     #[test]
-    fn a_damaged_or_cut_file_is_unusable() {
+    fn a_damaged_cut_or_foreign_file_is_unusable() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let s = Snapshots {
-            dir: dir.path().to_owned(),
-            every: 10,
-        };
+        let s = store(dir.path(), b"key");
         let path = s.write(5, b"engine", b"the rest of the state").expect("written");
         let good = std::fs::read(&path).expect("readable");
+        assert!(
+            matches!(
+                store(dir.path(), b"another key").read(&path),
+                Err(SnapshotFileError::Unusable { .. })
+            ),
+            "sealed under another key"
+        );
         let mut damaged = good.clone();
         let last = damaged.len() - 1;
         damaged[last] ^= 1;
+        // Bytes moved from the engine's part to the rest: the same bytes, another split.
+        let mut moved = good.clone();
+        moved[MAGIC.len()..MAGIC.len() + 8].copy_from_slice(&5u64.to_le_bytes());
         for bad in [
             damaged,
+            moved,
             good[..good.len() / 2].to_vec(),
-            b"WQCORE01".to_vec(),
+            MAGIC.to_vec(),
             b"junk".to_vec(),
         ] {
             std::fs::write(&path, &bad).expect("writable");
-            assert!(matches!(read(&path), Err(SnapshotFileError::Unusable { .. })));
+            assert!(matches!(s.read(&path), Err(SnapshotFileError::Unusable { .. })));
         }
         assert!(matches!(
-            read(&dir.path().join("none")),
+            s.read(&dir.path().join("none")),
             Err(SnapshotFileError::Read { .. })
         ));
+    }
+
+    #[test]
+    fn a_half_written_file_is_removed_by_the_next_write() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let s = store(dir.path(), b"key");
+        let stale = dir.path().join("core-00000000000000000007.wqsnap.tmp");
+        std::fs::write(&stale, b"half").expect("writable");
+        assert!(s.snapshots.newest_first().is_empty(), "a temporary file is no snapshot");
+        s.write(9, b"e", b"r").expect("written");
+        assert!(!stale.exists());
+    }
+
+    #[test]
+    fn the_writer_stores_in_the_background_and_finishes_before_it_is_dropped() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let s = store(dir.path(), b"key");
+        let writer = Writer::start(s.clone()).expect("thread");
+        let job = Encoded {
+            size: 3,
+            engine: vec![1; 1 << 20],
+            rest: vec![2; 1 << 20],
+            encode_ms: 0,
+        };
+        assert!(writer.submit(job));
+        drop(writer);
+        let files = s.snapshots.newest_first();
+        assert_eq!(files.len(), 1);
+        let (engine, rest) = s.read(&files[0].1).expect("complete once the writer is dropped");
+        assert_eq!((engine.len(), rest.len()), (1 << 20, 1 << 20));
     }
 }

@@ -124,13 +124,31 @@ async fn a_damaged_foreign_or_too_new_snapshot_is_skipped() {
     assert_eq!(files.len(), weiquan_server::snapshots::KEEP, "{files:?}");
     let (newest, older) = (files[0].clone(), files[1].clone());
 
-    // A snapshot of another ledger, named as if of this one.
-    let other = Db::sqlite();
-    let other_platform = other.key("platform").await;
-    let foreign = Server::start(with_snapshots(&other, 1)).await;
-    foreign.post_events(&other_platform, chunks[0].clone()).await;
-    foreign.stop().await;
-    let (_, foreign_file) = with_snapshots(&other, 1).snapshots.expect("configured").newest_first()[0].clone();
+    // Snapshots of other ledgers, to be named as if of this one: one sealed
+    // under this ledger's signing key, one under a key of its own.
+    let foreign = |same_key: bool| {
+        let (chunk, key_file) = (chunks[0].clone(), db.dir.path().join("ledger.key"));
+        async move {
+            let other = Db::sqlite();
+            if same_key {
+                std::fs::copy(&key_file, other.dir.path().join("ledger.key")).expect("key copied");
+                std::fs::copy(
+                    key_file.with_extension("key.pub"),
+                    other.dir.path().join("ledger.key.pub"),
+                )
+                .expect("public key copied");
+            }
+            let platform = other.key("platform").await;
+            let server = Server::start(with_snapshots(&other, 1)).await;
+            server.post_events(&platform, chunk).await;
+            server.stop().await;
+            let (_, file) = with_snapshots(&other, 1).snapshots.expect("configured").newest_first()[0].clone();
+            let bytes = std::fs::read(file).expect("readable");
+            (other, bytes)
+        }
+    };
+    let (_same, same_key) = foreign(true).await;
+    let (_other, other_key) = foreign(false).await;
 
     let restart = |expect_from: u64, why: &'static str| {
         let (cfg, key, want) = (with_snapshots(&db, 600), key.clone(), want.clone());
@@ -158,16 +176,17 @@ async fn a_damaged_foreign_or_too_new_snapshot_is_skipped() {
         std::fs::remove_file(f).expect("removed");
     }
     std::fs::write(&newest.1, &bytes).expect("writable");
-    std::fs::copy(&foreign_file, &older.1).expect("copied");
-    // A file claiming more leaves than the ledger has.
-    std::fs::copy(
-        &foreign_file,
-        snapshots.dir.join(format!("core-{:020}.wqsnap", size + 1)),
+    std::fs::write(&older.1, &same_key).expect("writable");
+    std::fs::write(
+        snapshots.dir.join(format!("core-{:020}.wqsnap", older.0 - 1)),
+        &other_key,
     )
-    .expect("copied");
+    .expect("writable");
+    // A file claiming more leaves than the ledger has.
+    std::fs::write(snapshots.dir.join(format!("core-{:020}.wqsnap", size + 1)), &same_key).expect("writable");
     restart(
         0,
-        "a foreign, a too-new and a damaged snapshot: the whole ledger is replayed",
+        "a damaged snapshot, one of another ledger, one sealed under another key and one too new: the whole ledger is replayed",
     )
     .await;
 }

@@ -12,7 +12,7 @@
 use crate::problem::ApiError;
 use hmac::{Hmac, Mac};
 use rand_core::RngCore;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -49,12 +49,9 @@ impl Sessions {
     /// signing key file's bytes: secret, and the same on every server that
     /// signs this log).
     pub(crate) fn new(key_material: &[u8]) -> Sessions {
-        let secret = Sha256::new()
-            .chain_update(b"weiquan console sessions v1\0")
-            .chain_update(key_material)
-            .finalize()
-            .into();
-        Sessions { secret }
+        Sessions {
+            secret: crate::derived_secret("weiquan console sessions v1", key_material),
+        }
     }
 
     fn mac(&self, label: &str, text: &str) -> String {
