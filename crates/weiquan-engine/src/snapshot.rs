@@ -6,10 +6,15 @@
 //! was written by another weiquan version or under another rulebook is refused
 //! with a [`SnapshotError`] saying which, and the caller replays in full.
 //!
-//! Layout: `WQSNAPv1`, then the writer's version as a length-prefixed string,
+//! Layout: `WQSNAPv1`, then the writer's version and state fingerprint as a
+//! length-prefixed string,
 //! the rulebook's SHA-256, the payload's length (u64 LE) and SHA-256, then the
 //! payload (postcard). The payload layout follows the engine's types, which is
-//! why a snapshot is read only by the version that wrote it.
+//! why a snapshot is read only by an engine built from the same state sources.
+//!
+//! The checksum catches accidents, not forgeries: restore only what this
+//! process (or a holder of its key: the server seals its files) wrote. A
+//! forged payload that decodes may hold indexes a table does not have.
 
 use crate::table::Keyed;
 use crate::{Engine, RuleId, Rulebook};
@@ -22,8 +27,10 @@ use weiquan_events::Keyword;
 /// The first bytes of every engine snapshot.
 const MAGIC: &[u8; 8] = b"WQSNAPv1";
 
-/// The weiquan version whose engine layout a snapshot holds.
-const WRITER: &str = env!("CARGO_PKG_VERSION");
+/// The engine whose layout a snapshot holds: weiquan's version and the
+/// fingerprint of the sources that define the state (`build.rs`), so that a
+/// build with other state types refuses it instead of misreading it.
+const WRITER: &str = concat!(env!("CARGO_PKG_VERSION"), "+", env!("WEIQUAN_STATE_LAYOUT"));
 
 /// Why a snapshot was not restored. Each says what to do: nothing is lost,
 /// the ledger is replayed instead.
@@ -32,8 +39,8 @@ pub enum SnapshotError {
     /// Not a snapshot at all, or cut short.
     #[error("not a weiquan engine snapshot ({0}); replay the ledger instead")]
     Format(&'static str),
-    /// Written by another version, whose engine may keep other state.
-    #[error("snapshot written by weiquan {found}, this is {WRITER}; replay the ledger to write a new one")]
+    /// Written by another build, whose engine may keep other state.
+    #[error("snapshot written by weiquan {found}, this is {WRITER} (another state layout); replay the ledger to write a new one")]
     Version {
         /// The version that wrote it.
         found: String,
@@ -81,7 +88,8 @@ impl Engine {
 
     /// The engine a [`Engine::snapshot`] holds, to go on under `rules`: it
     /// then gives, for the events after the snapshot, the findings the
-    /// engine that took it would have given.
+    /// engine that took it would have given. For snapshots this process or a
+    /// holder of its key wrote: damage is an error, a forgery may not be.
     pub fn restore(rules: Arc<Rulebook>, bytes: &[u8]) -> Result<Engine, SnapshotError> {
         let mut rest = bytes
             .strip_prefix(MAGIC.as_slice())
@@ -230,11 +238,8 @@ mod tests {
             restored.placement_of("o1"),
             Some(("e2".to_owned(), Some("m1".to_owned())))
         );
-        assert_eq!(
-            restored.snapshot().expect("encodes"),
-            bytes,
-            "no hash map in this state: the same bytes again"
-        );
+        // The hash maps of this state are empty: their order cannot differ.
+        assert_eq!(restored.snapshot().expect("encodes"), bytes, "the same bytes again");
     }
 
     #[test]

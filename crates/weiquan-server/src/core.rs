@@ -89,6 +89,8 @@ pub struct Core {
     snapshot_writer: Option<snapshots::Writer>,
     /// The ledger size the state was last snapshotted (or restored) at.
     snapshot_size: u64,
+    /// The ledger size of the snapshot the last replay restored (0: none).
+    restored_size: u64,
     /// Leaves the last replay walked (after its snapshot).
     replayed: u64,
 }
@@ -101,6 +103,9 @@ struct Replayed {
     size: u64,
     /// The tree hash at `size`: the snapshot belongs to this ledger only.
     root: [u8; 32],
+    /// The database's erasure mark when it was taken: an erasure since then
+    /// (which a replay would see) makes it unusable.
+    erasure_mark: [u8; 32],
     findings: Vec<StoredFinding>,
     index_of: weiquan_app::LeafIndex,
     legacy_ids: HashMap<String, String>,
@@ -312,6 +317,7 @@ impl Core {
             snapshots,
             snapshot_writer: None,
             snapshot_size: 0,
+            restored_size: 0,
             replayed: 0,
         };
         core.replay()?;
@@ -350,7 +356,8 @@ impl Core {
 
     /// The ledger size of the newest snapshot written or restored (0: none).
     pub fn snapshot_size(&self) -> u64 {
-        self.snapshot_size
+        let written = (self.snapshot_writer.as_ref()).map_or(0, snapshots::Writer::written);
+        written.max(self.restored_size)
     }
 
     /// Leaves the last replay walked, after the snapshot it restored.
@@ -384,10 +391,18 @@ impl Core {
         }
         let started = std::time::Instant::now();
         let size = self.ledger.size();
+        let erasure_mark = match self.db().erasure_mark() {
+            Ok(mark) => mark,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the erasure mark; no snapshot taken (nothing is lost: the next start replays further)");
+                return;
+            }
+        };
         // Taken from the core and put back after: encoded in place, not copied.
         let rest = Replayed {
             size,
             root: self.ledger.root().0,
+            erasure_mark,
             findings: std::mem::take(&mut self.findings),
             index_of: std::mem::take(&mut self.index_of),
             legacy_ids: std::mem::take(&mut self.legacy_ids),
@@ -426,7 +441,9 @@ impl Core {
         if self.snapshot_writer.as_ref().is_some_and(|w| w.submit(job)) {
             self.snapshot_size = size;
         } else {
-            tracing::error!("the snapshot thread stopped; no snapshot taken");
+            tracing::error!(
+                "the snapshot thread stopped; no snapshot taken (nothing is lost: the next start replays further)"
+            );
             self.snapshot_writer = None;
         }
     }
@@ -435,6 +452,17 @@ impl Core {
     /// it covers (0: none; replay from the start). Each unusable one is
     /// logged with the reason and the next older tried.
     fn restore_snapshot(&mut self) -> u64 {
+        // A file still being written is the newest: it is waited for.
+        if let Some(w) = &self.snapshot_writer {
+            w.wait_idle();
+        }
+        let from = self.restore_newest();
+        (self.snapshot_size, self.restored_size) = (from, from);
+        from
+    }
+
+    /// [`Core::restore_snapshot`]'s search, newest first.
+    fn restore_newest(&mut self) -> u64 {
         let Some(snapshots) = self.snapshots.clone() else {
             return 0;
         };
@@ -442,7 +470,6 @@ impl Core {
             match self.read_snapshot(&snapshots, size, &path) {
                 Ok(()) => {
                     tracing::info!(path = %path.display(), size, "state restored from a snapshot; replaying the leaves after it");
-                    self.snapshot_size = size;
                     return size;
                 }
                 Err(why) => tracing::warn!(%why, "snapshot not used"),
@@ -462,6 +489,8 @@ impl Core {
             ));
         }
         let (engine, rest) = store.read(path).map_err(|e| e.to_string())?;
+        // The engine's header (version, rulebook) is checked before anything is decoded.
+        let engine = Engine::restore(self.rules.clone(), &engine).map_err(|e| format!("{}: {e}", path.display()))?;
         let rest: Replayed = postcard::from_bytes(&rest).map_err(|e| format!("{}: {e}", path.display()))?;
         let root = self.ledger.root_at(size).map_err(|e| e.to_string())?;
         if rest.size != size || rest.root != root.0 {
@@ -470,7 +499,12 @@ impl Core {
                 path.display()
             ));
         }
-        let engine = Engine::restore(self.rules.clone(), &engine).map_err(|e| format!("{}: {e}", path.display()))?;
+        if rest.erasure_mark != self.db().erasure_mark().map_err(|e| e.to_string())? {
+            return Err(format!(
+                "{} was taken before a consumer's data was erased; the ledger is replayed instead",
+                path.display()
+            ));
+        }
         self.engine = engine;
         (self.findings, self.index_of, self.legacy_ids) = (rest.findings, rest.index_of, rest.legacy_ids);
         self.recorded_rulebook = rest.recorded_rulebook;
@@ -1041,5 +1075,44 @@ impl Core {
     /// A finding as the API shows it.
     pub fn finding_out(&self, f: &StoredFinding, lang: Lang) -> crate::schemas::FindingOut {
         crate::schemas::FindingOut::new(&f.finding, f.index, &self.rules, lang)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The encoding of what a snapshot holds besides the engine. Snapshot
+    /// files do not describe themselves: when this changes, so must
+    /// `snapshots::MAGIC`, or a new build would misread an older file.
+    #[test]
+    fn the_snapshot_layout_is_the_one_its_magic_names() {
+        let mut index_of = weiquan_app::LeafIndex::new();
+        index_of.insert_new(7, 3);
+        let finding = Finding {
+            rule: weiquan_engine::RuleId::Ps01,
+            subject: "order:o1".into(),
+            merchant: Some("m1".into()),
+            at: weiquan_events::Time::from_unix_ms(1_000, 8 * 3600),
+            events: vec!["e1".into()],
+            facts: vec![("paid", "1".into())],
+        };
+        let state = Replayed {
+            size: 9,
+            root: [1; 32],
+            erasure_mark: [2; 32],
+            findings: vec![StoredFinding { index: 4, finding }],
+            index_of,
+            legacy_ids: HashMap::from([("ps:1".to_owned(), "u1".to_owned())]),
+            recorded_rulebook: Some("ab".into()),
+        };
+        let bytes = postcard::to_stdvec(&state).expect("encodes");
+        assert_eq!(
+            hex::encode(&bytes),
+            "090101010101010101010101010101010101010101010101010101010101010101020202020202020202020202020202020202020202020202020202020202020201040550532d3031086f726465723a6f3101026d31d00f80c203010265310104706169640131010703010470733a3102753101026162",
+            "the layout changed: give snapshots::MAGIC a new number, then update this value"
+        );
+        let back: Replayed = postcard::from_bytes(&bytes).expect("decodes");
+        assert_eq!((back.size, back.findings.len(), back.index_of.get(7)), (9, 1, Some(3)));
     }
 }

@@ -23,7 +23,11 @@ use std::path::{Path, PathBuf};
 /// unusable.
 pub const KEEP: usize = 2;
 
-/// The first bytes of a sequencer snapshot file.
+/// The first bytes of a sequencer snapshot file. They name the layout of the
+/// file and of what it holds besides the engine (`core::Replayed`): a test in
+/// `core.rs` fails when that encoding changes, and the number here must then
+/// change too, so that a build never misreads another's file. (The engine's
+/// part carries its own fingerprint.)
 const MAGIC: &[u8; 8] = b"WQCORE02";
 
 /// Where and how often the sequencer snapshots its state.
@@ -31,7 +35,7 @@ const MAGIC: &[u8; 8] = b"WQCORE02";
 pub struct Snapshots {
     /// The folder of snapshot files (created when missing).
     pub dir: PathBuf,
-    /// Ledger leaves between two snapshots.
+    /// Ledger leaves between two snapshots (at least 1; the CLI's `0` means no snapshots at all).
     pub every: u64,
 }
 
@@ -39,7 +43,7 @@ pub struct Snapshots {
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotFileError {
     /// It could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {source} (check the folder's permissions; the ledger is replayed instead)")]
     Read {
         /// The file.
         path: PathBuf,
@@ -113,8 +117,10 @@ impl Store {
     /// snapshot (which checks itself) and the rest of the state, `rest`,
     /// sealed. Older files beyond [`KEEP`] are removed.
     pub fn write(&self, size: u64, engine: &[u8], rest: &[u8]) -> std::io::Result<PathBuf> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         let dir = &self.snapshots.dir;
-        std::fs::create_dir_all(dir)?;
+        // The state holds personal data: the folder is the owner's alone, as the data folder is.
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
         // Half-written files of a process that died while writing.
         for stale in std::fs::read_dir(dir)?.filter_map(Result::ok) {
             if stale.file_name().to_str().is_some_and(|n| n.ends_with(".wqsnap.tmp")) {
@@ -124,7 +130,13 @@ impl Store {
         let path = dir.join(format!("core-{size:020}.wqsnap"));
         let tmp = path.with_extension("wqsnap.tmp");
         {
-            let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+            // A new file only (never through a link planted under its name), readable by the owner alone.
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            let mut f = std::io::BufWriter::new(file);
             f.write_all(MAGIC)?;
             f.write_all(&(engine.len() as u64).to_le_bytes())?;
             f.write_all(engine)?;
@@ -187,6 +199,8 @@ pub struct Encoded {
 pub struct Writer {
     tx: Option<std::sync::mpsc::SyncSender<Encoded>>,
     busy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The ledger size of the newest file written (0: none yet).
+    written: std::sync::Arc<std::sync::atomic::AtomicU64>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -196,25 +210,29 @@ impl Writer {
         use std::sync::atomic::Ordering;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Encoded>(1);
         let busy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let done = busy.clone();
+        let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (done, newest) = (busy.clone(), written.clone());
         let thread = std::thread::Builder::new()
             .name("weiquan-snapshots".into())
             .spawn(move || {
                 for job in rx {
                     let started = std::time::Instant::now();
                     match store.write(job.size, &job.engine, &job.rest) {
-                        Ok(path) => tracing::info!(
+                        Ok(path) => {
+                            newest.store(job.size, Ordering::SeqCst);
+                            tracing::info!(
                             path = %path.display(),
                             size = job.size,
                             bytes = job.engine.len() + job.rest.len(),
                             encode_ms = job.encode_ms,
                             write_ms = started.elapsed().as_millis() as u64,
                             "snapshot written"
-                        ),
+                            )
+                        }
                         Err(e) => tracing::error!(
                             dir = %store.snapshots.dir.display(),
                             error = %e,
-                            "no snapshot written; the ledger is replayed further at the next start"
+                            "no snapshot written (nothing is lost: the next start replays further); check the folder's space and permissions; the next is taken one interval later"
                         ),
                     }
                     done.store(false, Ordering::SeqCst);
@@ -223,6 +241,7 @@ impl Writer {
         Ok(Writer {
             tx: Some(tx),
             busy,
+            written,
             thread: Some(thread),
         })
     }
@@ -230,6 +249,18 @@ impl Writer {
     /// Whether a file is still being written (the next snapshot waits: one at a time).
     pub fn busy(&self) -> bool {
         self.busy.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The ledger size of the newest file this writer wrote (0: none yet).
+    pub fn written(&self) -> u64 {
+        self.written.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Returns once no file is being written.
+    pub fn wait_idle(&self) {
+        while self.busy() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     /// Hands a snapshot over; false if the thread is gone (nothing is written).

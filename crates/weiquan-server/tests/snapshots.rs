@@ -189,4 +189,29 @@ async fn a_damaged_foreign_or_too_new_snapshot_is_skipped() {
         "a damaged snapshot, one of another ledger, one sealed under another key and one too new: the whole ledger is replayed",
     )
     .await;
+
+    // That replay wrote a new snapshot; an erasure since makes it unusable (a
+    // replay would see the erasure; the snapshot holds what was erased).
+    restart(size, "the snapshot the full replay wrote").await;
+    let consumer = lines
+        .iter()
+        .find_map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).ok()?["consumer"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .expect("the stream names a consumer");
+    let (database, who) = (db.db.clone(), consumer.clone());
+    let erased = tokio::task::spawn_blocking(move || database.erase_consumer(&who))
+        .await
+        .expect("join")
+        .expect("erased");
+    assert!(erased.leaves > 0, "{consumer}'s leaves were erased");
+    let server = Server::start(with_snapshots(&db, 600)).await;
+    assert_eq!(
+        gauge(&server, "weiquan_replayed_leaves").await,
+        size,
+        "a snapshot taken before an erasure is not used"
+    );
+    server.stop().await;
 }

@@ -372,6 +372,9 @@ pub trait LotterySeeds {
     fn seed_of(&mut self, lottery: &str) -> Result<Option<String>, StoreError>;
 }
 
+/// The name of the [`PrivateData::erasure_mark`] secret, which an erasure deletes.
+pub const ERASURE_MARK: &str = "erasure_mark";
+
 /// The private side of the log: salts and original values of salted leaves
 /// (written with them by [`LogStore::append`]), and the key of consumer pseudonyms.
 pub trait PrivateData {
@@ -386,6 +389,11 @@ pub trait PrivateData {
     /// The id of the consumer with this pseudonym; `Ok(None)` if unknown,
     /// `Ok(Some(None))` if erased.
     fn consumer_id(&mut self, pseudonym: &str) -> Result<Option<Option<String>>, StoreError>;
+    /// A random value that every erasure replaces: a state snapshot taken
+    /// under another value may hold what was erased since, and is not used.
+    fn erasure_mark(&mut self) -> Result<[u8; 32], StoreError> {
+        self.secret(ERASURE_MARK)
+    }
     /// The secret key consumer pseudonyms are derived with, made on first use.
     fn pseudonym_key(&mut self) -> Result<[u8; 32], StoreError> {
         self.secret("pseudonym_key")

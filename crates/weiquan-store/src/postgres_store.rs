@@ -331,6 +331,8 @@ impl crate::PrivateData for PgStore {
                 &[&pseudonym],
             )
             .map_err(err("erasing a consumer's data"))?;
+        tx.execute("DELETE FROM secrets WHERE name = $1", &[&crate::ERASURE_MARK])
+            .map_err(err("marking the erasure"))?;
         tx.commit().map_err(err("committing the erasure"))?;
         Ok(n)
     }
