@@ -409,7 +409,8 @@ impl Core {
             recorded_rulebook: self.recorded_rulebook.clone(),
         };
         // The engine and the rest encode side by side: ingest waits for the
-        // slower of the two, not for both (2.1 s in all at ten million events).
+        // slower of the two, not for both (one after the other: 2.1 s at ten
+        // million events; side by side: 1.4 s).
         let engine = &self.engine;
         let (engine, encoded) = std::thread::scope(|s| {
             let engine = s.spawn(|| engine.snapshot());
