@@ -11,9 +11,9 @@
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::time::Instant;
-use weiquan_engine::{Engine, Rulebook};
+use weiquan_engine::{Engine, Finding, Rulebook};
 use weiquan_events::{parse_event, Event, Time};
-use weiquan_partition::{partition_of, Route, Router};
+use weiquan_partition::{Route, Router};
 
 /// Events handed to a partition thread at a time.
 const BATCH: usize = 1024;
@@ -24,34 +24,29 @@ fn one_engine(events: &[Event], rules: &Arc<Rulebook>) -> usize {
     events.iter().map(|ev| engine.apply(ev).len()).sum()
 }
 
-/// Partition threads fed by the router on this thread. Returns findings kept.
+/// Partition threads fed by the router on this thread. Returns findings
+/// reported (each partition's, kept by [`Router::keeps`] once all are in:
+/// where a subject lives never changes once routed).
 fn partitioned(events: &[Event], rules: &Arc<Rulebook>, partitions: u32) -> usize {
     let mut router = Router::new(partitions);
     std::thread::scope(|s| {
         let mut senders = Vec::new();
         let mut workers = Vec::new();
-        for p in 0..partitions {
-            let (tx, rx) = sync_channel::<Vec<(Option<Time>, usize, bool)>>(8);
+        for _ in 0..partitions {
+            let (tx, rx) = sync_channel::<Vec<(Option<Time>, usize, Route)>>(8);
             senders.push((tx, Vec::with_capacity(BATCH)));
             let rules = rules.clone();
             workers.push(s.spawn(move || {
                 let mut engine = Engine::new(rules);
-                let mut kept = 0;
+                let mut found: Vec<(Finding, usize, Route)> = Vec::new();
                 for batch in rx {
-                    for (stamp, i, broadcast) in batch {
+                    for (stamp, i, route) in batch {
                         let ev = &events[i];
-                        let mut found = stamp.map(|t| engine.advance(t)).unwrap_or_default();
-                        found.extend(engine.apply(ev));
-                        kept += found
-                            .iter()
-                            .filter(|f| match &f.merchant {
-                                Some(m) => partition_of(m, partitions) == p,
-                                None => !(broadcast && f.events.last().is_some_and(|e| *e == *ev.id)) || p == 0,
-                            })
-                            .count();
+                        let advanced = stamp.map(|t| engine.advance(t)).unwrap_or_default();
+                        found.extend(advanced.into_iter().chain(engine.apply(ev)).map(|f| (f, i, route)));
                     }
                 }
-                kept
+                found
             }));
         }
         for (i, ev) in events.iter().enumerate() {
@@ -59,7 +54,7 @@ fn partitioned(events: &[Event], rules: &Arc<Rulebook>, partitions: u32) -> usiz
             let route = router.route(ev);
             for (p, (tx, batch)) in senders.iter_mut().enumerate() {
                 if route == Route::All || route == Route::One(p as u32) {
-                    batch.push((stamp, i, route == Route::All));
+                    batch.push((stamp, i, route));
                     if batch.len() == BATCH {
                         let full = std::mem::replace(batch, Vec::with_capacity(BATCH));
                         tx.send(full).expect("the partition thread runs");
@@ -72,7 +67,17 @@ fn partitioned(events: &[Event], rules: &Arc<Rulebook>, partitions: u32) -> usiz
                 tx.send(batch).expect("the partition thread runs");
             }
         }
-        workers.into_iter().map(|w| w.join().expect("partition thread")).sum()
+        let found: Vec<Vec<(Finding, usize, Route)>> = workers
+            .into_iter()
+            .map(|w| w.join().expect("partition thread"))
+            .collect();
+        (found.iter().enumerate())
+            .map(|(p, f)| {
+                f.iter()
+                    .filter(|(f, i, route)| router.keeps(f, p as u32, Some((*route, &events[*i].id))))
+                    .count()
+            })
+            .sum()
     })
 }
 

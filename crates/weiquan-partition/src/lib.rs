@@ -17,13 +17,16 @@
 //!   clock so far (the largest `at` the router has seen), so that deadlines
 //!   fire as they would on one engine.
 //!
-//! **Exact when every subject is placed with its merchant.** A subject whose
-//! first event names no merchant (an `order.shipped` before its
-//! `order.placed`: spec 1.1, "Messy streams" 2) is placed by its own id; if
-//! its merchant later turns out to live elsewhere, the subject is
-//! *misplaced* ([`Partitioned::misplaced`]) and its findings may differ from
-//! one engine's. The tests require the union to equal one engine exactly
-//! whenever nothing was misplaced.
+//! **Early events.** A subject whose first event names no merchant (an
+//! `order.shipped` before its `order.placed`: spec 1.1, "Messy streams" 2)
+//! is kept by every partition, which all see its every event; each finding
+//! about it is reported by one partition only ([`Router::keeps`]).
+//!
+//! **Exact unless a subject is misplaced.** A repeated creation or a change
+//! naming a merchant of another partition, or one event joining subjects
+//! that live apart, would need the subject's state moved; such subjects are
+//! counted ([`Partitioned::misplaced`]). The tests require the union to
+//! equal one engine exactly whenever nothing was misplaced.
 
 use rustc_hash::FxHashMap;
 use std::hash::BuildHasher;
@@ -55,12 +58,47 @@ enum Kind {
     Complaint,
 }
 
+impl Kind {
+    /// The kind whose findings name subjects `prefix:…` (the engine's subject form).
+    fn of_subject(prefix: &str) -> Option<Kind> {
+        Some(match prefix {
+            "order" => Kind::Order,
+            "conversation" => Kind::Conversation,
+            "campaign" => Kind::Campaign,
+            "lottery" => Kind::Lottery,
+            "complaint" => Kind::Complaint,
+            _ => return None,
+        })
+    }
+}
+
+/// Where a subject lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Home {
+    /// With its merchant's partition.
+    One(u32),
+    /// In every partition: its first event named no merchant (an event
+    /// before its subject's creation), so every partition keeps a copy of it
+    /// and sees all its events; its merchant's partition reports what it
+    /// finds against that merchant, partition 0 what it finds against none.
+    All,
+}
+
+impl From<Home> for Route {
+    fn from(h: Home) -> Route {
+        match h {
+            Home::One(p) => Route::One(p),
+            Home::All => Route::All,
+        }
+    }
+}
+
 /// The front door: routes each event and keeps the routing state (where each
 /// subject lives) and the global clock.
 #[derive(Debug)]
 pub struct Router {
     partitions: u32,
-    placed: FxHashMap<(Kind, Box<str>), u32>,
+    placed: FxHashMap<(Kind, Box<str>), Home>,
     clock: Option<Time>,
     misplaced: u64,
 }
@@ -76,45 +114,69 @@ impl Router {
         }
     }
 
+    /// The number of partitions.
+    pub fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
     /// The global clock before the event routed next: the largest `at` so far.
     pub fn clock(&self) -> Option<Time> {
         self.clock
     }
 
-    /// Subjects whose merchant turned out to live in another partition than
-    /// the one their first event placed them in.
+    /// Subjects whose state would have had to move between partitions: a
+    /// repeated creation or a change naming a merchant of another partition,
+    /// or one event joining subjects that live apart.
     pub fn misplaced(&self) -> u64 {
         self.misplaced
+    }
+
+    /// Whether partition `p` reports finding `f`, which it found while
+    /// applying an event routed by `route` with id `event` (`None`: found
+    /// when the clock alone moved). Every finding is reported by exactly one
+    /// partition.
+    pub fn keeps(&self, f: &Finding, p: u32, event: Option<(Route, &str)>) -> bool {
+        if let Some(m) = &f.merchant {
+            return partition_of(m, self.partitions) == p;
+        }
+        let copied = f.subject.split_once(':').is_some_and(|(prefix, id)| {
+            Kind::of_subject(prefix).is_some_and(|k| self.placed.get(&(k, id.into())) == Some(&Home::All))
+        });
+        // Found alike by every partition: of a subject every partition keeps, or by a broadcast event itself.
+        let everywhere =
+            copied || event.is_some_and(|(route, id)| route == Route::All && f.events.last().is_some_and(|e| e == id));
+        !everywhere || p == 0
     }
 
     fn of(&self, key: &str) -> u32 {
         partition_of(key, self.partitions)
     }
 
-    /// The partition of subject `id`: where it was placed, else by its own id
-    /// (and placed there).
-    fn follow(&mut self, kind: Kind, id: &str) -> u32 {
-        let by_id = self.of(id);
-        *self.placed.entry((kind, id.into())).or_insert(by_id)
+    /// Where subject `id` lives; a subject not seen yet lives everywhere.
+    fn follow(&mut self, kind: Kind, id: &str) -> Home {
+        *self.placed.entry((kind, id.into())).or_insert(Home::All)
     }
 
-    /// The partition of subject `id`, which a change may hand to another
-    /// `merchant`: a move to another partition is counted as misplaced (its
-    /// state would have to move with it).
-    fn follow_to(&mut self, kind: Kind, id: &str, merchant: Option<&str>) -> u32 {
-        let at = self.follow(kind, id);
-        if merchant.is_some_and(|m| self.of(m) != at) {
+    /// Places subject `id` with `merchant`: a subject not seen yet goes to
+    /// its merchant's partition; one kept everywhere stays so; one in another
+    /// partition stays there (misplaced).
+    fn place(&mut self, kind: Kind, id: &str, merchant: &str) -> Home {
+        let home = Home::One(self.of(merchant));
+        let at = *self.placed.entry((kind, id.into())).or_insert(home);
+        if at != home && at != Home::All {
             self.misplaced += 1;
         }
         at
     }
 
-    /// Places subject `id` with `merchant`; a subject placed elsewhere already stays there (counted as misplaced).
-    fn place(&mut self, kind: Kind, id: &str, merchant: &str) -> u32 {
-        let home = self.of(merchant);
-        let at = *self.placed.entry((kind, id.into())).or_insert(home);
-        if at != home {
-            self.misplaced += 1;
+    /// Where subject `id` lives, which a change may hand to another
+    /// `merchant`: a move to another partition is misplaced.
+    fn follow_to(&mut self, kind: Kind, id: &str, merchant: Option<&str>) -> Home {
+        let at = self.follow(kind, id);
+        if let (Home::One(p), Some(m)) = (at, merchant) {
+            if self.of(m) != p {
+                self.misplaced += 1;
+            }
         }
         at
     }
@@ -149,24 +211,24 @@ impl Router {
             // A conversation is its first merchant's (the engine's reading too).
             Body::ServiceMessage {
                 merchant, conversation, ..
-            } => One(self.place(Kind::Conversation, conversation, merchant)),
-            Body::OrderPlaced { order, merchant, .. } => One(self.place(Kind::Order, order, merchant)),
+            } => self.place(Kind::Conversation, conversation, merchant).into(),
+            Body::OrderPlaced { order, merchant, .. } => self.place(Kind::Order, order, merchant).into(),
             Body::OrderShipped { order }
             | Body::OrderDelivered { order }
             | Body::OrderCancelled { order, .. }
             | Body::RefundRequested { order, .. }
             | Body::RefundCompleted { order, .. }
-            | Body::RefundRejected { order, .. } => One(self.follow(Kind::Order, order)),
+            | Body::RefundRejected { order, .. } => self.follow(Kind::Order, order).into(),
             Body::PresalePublished { campaign, terms } => match terms.merchant.as_deref() {
-                Some(m) => One(self.place(Kind::Campaign, campaign, m)),
-                None => One(self.follow(Kind::Campaign, campaign)),
+                Some(m) => self.place(Kind::Campaign, campaign, m).into(),
+                None => self.follow(Kind::Campaign, campaign).into(),
             },
-            Body::PresaleChanged { campaign, changes } => {
-                One(self.follow_to(Kind::Campaign, campaign, changes.merchant.as_deref()))
-            }
+            Body::PresaleChanged { campaign, changes } => self
+                .follow_to(Kind::Campaign, campaign, changes.merchant.as_deref())
+                .into(),
             Body::PresaleGiftWithdrawn {
                 campaign, order: None, ..
-            } => One(self.follow(Kind::Campaign, campaign)),
+            } => self.follow(Kind::Campaign, campaign).into(),
             Body::PresaleDepositPaid { campaign, order, .. }
             | Body::PresaleFinalPaid { campaign, order, .. }
             | Body::PresaleDepositRefundRequested { campaign, order }
@@ -177,32 +239,32 @@ impl Router {
                 ..
             } => {
                 // The order lives with its campaign (its first campaign: Messy streams 7).
-                let p = self.follow(Kind::Campaign, campaign);
-                let at = *self.placed.entry((Kind::Order, (**order).into())).or_insert(p);
-                if at != p {
+                let home = self.follow(Kind::Campaign, campaign);
+                let at = *self.placed.entry((Kind::Order, (**order).into())).or_insert(home);
+                if at != home {
                     self.misplaced += 1;
                 }
-                One(at)
+                home.into()
             }
             Body::LotteryAnnounced { lottery, terms } => match terms.merchant.as_deref() {
-                Some(m) => One(self.place(Kind::Lottery, lottery, m)),
-                None => One(self.follow(Kind::Lottery, lottery)),
+                Some(m) => self.place(Kind::Lottery, lottery, m).into(),
+                None => self.follow(Kind::Lottery, lottery).into(),
             },
-            Body::LotteryChanged { lottery, changes } => {
-                One(self.follow_to(Kind::Lottery, lottery, changes.merchant.as_deref()))
-            }
+            Body::LotteryChanged { lottery, changes } => self
+                .follow_to(Kind::Lottery, lottery, changes.merchant.as_deref())
+                .into(),
             Body::LotteryEntered { lottery, .. }
             | Body::LotteryClosed { lottery }
             | Body::LotteryDrawn { lottery, .. }
             | Body::LotteryPrizeShipped { lottery, .. }
             | Body::LotteryPrizeDelivered { lottery, .. }
-            | Body::LotteryCancelled { lottery, .. } => One(self.follow(Kind::Lottery, lottery)),
+            | Body::LotteryCancelled { lottery, .. } => self.follow(Kind::Lottery, lottery).into(),
             Body::ComplaintFiled {
                 complaint, merchant, ..
-            } => One(self.place(Kind::Complaint, complaint, merchant)),
+            } => self.place(Kind::Complaint, complaint, merchant).into(),
             Body::ComplaintResponded { complaint, .. }
             | Body::ComplaintResolved { complaint, .. }
-            | Body::ComplaintEscalated { complaint, .. } => One(self.follow(Kind::Complaint, complaint)),
+            | Body::ComplaintEscalated { complaint, .. } => self.follow(Kind::Complaint, complaint).into(),
             Body::BnplOffered { consumer, .. }
             | Body::BnplEnabled { consumer, .. }
             | Body::BnplDisabled { consumer, .. }
@@ -231,8 +293,8 @@ impl Partitioned {
         self.router.misplaced()
     }
 
-    /// Routes and applies one event: the findings every partition reports
-    /// for it, partition by partition.
+    /// Routes and applies one event: the findings the partitions report for
+    /// it, partition by partition.
     pub fn apply(&mut self, ev: &Event) -> Vec<Finding> {
         let stamp = self.router.clock();
         let route = self.router.route(ev);
@@ -248,26 +310,23 @@ impl Partitioned {
                 None => Vec::new(),
             };
             found.extend(engine.apply(ev));
-            let partitions = self.router.partitions;
-            out.extend(found.into_iter().filter(|f| match &f.merchant {
-                Some(m) => partition_of(m, partitions) == p,
-                // A merchant-less finding of a broadcast event is found by every partition alike.
-                None => !(route == Route::All && f.events.last().is_some_and(|e| *e == *ev.id)) || p == 0,
-            }));
+            let router = &self.router;
+            out.extend(found.into_iter().filter(|f| router.keeps(f, p, Some((route, &ev.id)))));
         }
         out
     }
 
     /// Moves every partition's clock to `to` (the end of an audit, `--as-of`).
     pub fn advance(&mut self, to: Time) -> Vec<Finding> {
-        let partitions = self.router.partitions;
         let mut out = Vec::new();
         for (p, engine) in self.engines.iter_mut().enumerate() {
-            out.extend((engine.advance(to).into_iter()).filter(|f| {
-                f.merchant
-                    .as_deref()
-                    .is_none_or(|m| partition_of(m, partitions) == p as u32)
-            }));
+            let router = &self.router;
+            out.extend(
+                engine
+                    .advance(to)
+                    .into_iter()
+                    .filter(|f| router.keeps(f, p as u32, None)),
+            );
         }
         out
     }

@@ -197,6 +197,9 @@ fn most_adversarial_streams_place_every_subject_with_its_merchant() {
         }
     }
     println!("{compared} of {total} adversarial streams placed every subject with its merchant");
-    // 223 of 1,000 when written: the rest have an event before its subject's creation, or a change of merchant.
-    assert!(compared * 5 >= total, "only {compared} of {total} streams compared");
+    // 431 of 1,000 when written (223 before subjects seen first without a
+    // merchant were kept everywhere): the rest repeat a creation or make a
+    // change naming another partition's merchant, which the generator's three
+    // merchants do often.
+    assert!(compared * 3 >= total, "only {compared} of {total} streams compared");
 }
