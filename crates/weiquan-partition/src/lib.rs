@@ -181,6 +181,16 @@ impl Router {
         at
     }
 
+    /// Places `order` with its campaign, which lives at `home`; an order
+    /// placed elsewhere already is misplaced. Returns `home`.
+    fn join(&mut self, order: &str, home: Home) -> Home {
+        let at = *self.placed.entry((Kind::Order, order.into())).or_insert(home);
+        if at != home {
+            self.misplaced += 1;
+        }
+        home
+    }
+
     /// Routes `ev`, updating the routing state and the clock.
     pub fn route(&mut self, ev: &Event) -> Route {
         let route = self.route_body(&ev.body);
@@ -212,6 +222,21 @@ impl Router {
             Body::ServiceMessage {
                 merchant, conversation, ..
             } => self.place(Kind::Conversation, conversation, merchant).into(),
+            // An order placed for a campaign is judged against that campaign
+            // (its first: Messy streams 7), so it lives with it; the merchant's
+            // own counts must then be in the same partition.
+            Body::OrderPlaced {
+                order,
+                merchant,
+                campaign: Some(campaign),
+                ..
+            } => {
+                let home = self.follow(Kind::Campaign, campaign);
+                if home != Home::All && home != Home::One(self.of(merchant)) {
+                    self.misplaced += 1;
+                }
+                self.join(order, home).into()
+            }
             Body::OrderPlaced { order, merchant, .. } => self.place(Kind::Order, order, merchant).into(),
             Body::OrderShipped { order }
             | Body::OrderDelivered { order }
@@ -240,11 +265,7 @@ impl Router {
             } => {
                 // The order lives with its campaign (its first campaign: Messy streams 7).
                 let home = self.follow(Kind::Campaign, campaign);
-                let at = *self.placed.entry((Kind::Order, (**order).into())).or_insert(home);
-                if at != home {
-                    self.misplaced += 1;
-                }
-                home.into()
+                self.join(order, home).into()
             }
             Body::LotteryAnnounced { lottery, terms } => match terms.merchant.as_deref() {
                 Some(m) => self.place(Kind::Lottery, lottery, m).into(),
@@ -294,7 +315,9 @@ impl Partitioned {
     }
 
     /// Routes and applies one event: the findings the partitions report for
-    /// it, partition by partition.
+    /// it, partition by partition. Partitions the event does not go to move
+    /// their clocks to the global one, so that a deadline fires at the same
+    /// event as on one engine, not at its merchant's next event.
     pub fn apply(&mut self, ev: &Event) -> Vec<Finding> {
         let stamp = self.router.clock();
         let route = self.router.route(ev);
@@ -302,6 +325,10 @@ impl Partitioned {
         for (p, engine) in self.engines.iter_mut().enumerate() {
             let p = p as u32;
             if route != Route::All && route != Route::One(p) {
+                if let Some(now) = self.router.clock() {
+                    let router = &self.router;
+                    out.extend(engine.advance(now).into_iter().filter(|f| router.keeps(f, p, None)));
+                }
                 continue;
             }
             // The watermark: deadlines the global clock has passed fire here before the event.

@@ -14,36 +14,37 @@ use weiquan_engine::{Engine, Finding, Rulebook};
 use weiquan_events::parse_event;
 use weiquan_partition::Partitioned;
 
-/// A finding as comparable text, in a canonical order (partitions report in
-/// their own order; the union is a multiset).
-fn canonical(found: Vec<Finding>) -> Vec<String> {
-    let mut out: Vec<String> = found.iter().map(|f| format!("{f:?}")).collect();
-    out.sort();
-    out
-}
-
 /// One engine's findings and the partitions' (with how many subjects were
-/// misplaced), over `lines`, then to the clock's end plus a year.
+/// misplaced), over `lines`, then to the clock's end plus a year: one list
+/// per event (and one for the end), so that a finding must come at the same
+/// event from both.
 fn both(lines: &[String], partitions: u32) -> (Vec<String>, Vec<String>, u64) {
     let rules = Arc::new(Rulebook::builtin());
     let mut one = Engine::new(rules.clone());
     let mut many = Partitioned::new(rules, partitions);
     let (mut a, mut b) = (Vec::new(), Vec::new());
     let mut seen = std::collections::HashSet::new();
-    for line in lines {
+    for (n, line) in lines.iter().enumerate() {
         let Ok(ev) = parse_event(line) else { continue };
         if !seen.insert(ev.id.to_string()) {
             continue;
         }
-        a.extend(one.apply(&ev));
-        b.extend(many.apply(&ev));
+        a.extend(at_line(n, one.apply(&ev)));
+        b.extend(at_line(n, many.apply(&ev)));
     }
     if let Some(end) = one.clock() {
         let later = weiquan_events::Time::from_unix_ms(end.unix_ms() + 365 * weiquan_events::DAY_MS, 8 * 3600);
-        a.extend(one.advance(later));
-        b.extend(many.advance(later));
+        a.extend(at_line(lines.len(), one.advance(later)));
+        b.extend(at_line(lines.len(), many.advance(later)));
     }
-    (canonical(a), canonical(b), many.misplaced())
+    a.sort();
+    b.sort();
+    (a, b, many.misplaced())
+}
+
+/// Findings as comparable text, each marked with the line that produced it.
+fn at_line(n: usize, found: Vec<Finding>) -> Vec<String> {
+    found.iter().map(|f| format!("line {n}: {f:?}")).collect()
 }
 
 fn first_difference(a: &[String], b: &[String]) -> String {
@@ -119,8 +120,11 @@ fn partitions_are_exact_on_every_case_and_repro_where_nothing_is_misplaced() {
             }
         }
     }
+    assert!(
+        misplaced_streams.is_empty(),
+        "every case and repro is compared: {misplaced_streams:?}"
+    );
     assert!(exact > 40, "{exact} stream × partition runs compared exactly");
-    println!("streams with misplaced subjects (not compared): {misplaced_streams:?}");
 }
 
 /// A late event meets the global clock: merchant A's order is due to ship in
@@ -197,9 +201,8 @@ fn most_adversarial_streams_place_every_subject_with_its_merchant() {
         }
     }
     println!("{compared} of {total} adversarial streams placed every subject with its merchant");
-    // 431 of 1,000 when written (223 before subjects seen first without a
-    // merchant were kept everywhere): the rest repeat a creation or make a
-    // change naming another partition's merchant, which the generator's three
+    // 524 of 1,000 when written: the rest repeat a creation or make a change
+    // naming another partition's merchant, which the generator's three
     // merchants do often.
-    assert!(compared * 3 >= total, "only {compared} of {total} streams compared");
+    assert!(compared * 2 >= total, "only {compared} of {total} streams compared");
 }
