@@ -256,9 +256,10 @@ impl Writer {
         self.written.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Returns once no file is being written.
+    /// Returns once no file is being written (or the thread is gone).
     pub fn wait_idle(&self) {
-        while self.busy() {
+        let gone = || self.thread.as_ref().is_none_or(std::thread::JoinHandle::is_finished);
+        while self.busy() && !gone() {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
