@@ -246,9 +246,12 @@ impl Writer {
         })
     }
 
-    /// Whether a file is still being written (the next snapshot waits: one at a time).
+    /// Whether a file is still being written (the next snapshot waits: one
+    /// at a time). A thread that is gone writes nothing: the next submit
+    /// finds it so, and a new writer is started.
     pub fn busy(&self) -> bool {
-        self.busy.load(std::sync::atomic::Ordering::SeqCst)
+        let gone = self.thread.as_ref().is_none_or(std::thread::JoinHandle::is_finished);
+        self.busy.load(std::sync::atomic::Ordering::SeqCst) && !gone
     }
 
     /// The ledger size of the newest file this writer wrote (0: none yet).
@@ -256,10 +259,9 @@ impl Writer {
         self.written.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Returns once no file is being written (or the thread is gone).
+    /// Returns once no file is being written.
     pub fn wait_idle(&self) {
-        let gone = || self.thread.as_ref().is_none_or(std::thread::JoinHandle::is_finished);
-        while self.busy() && !gone() {
+        while self.busy() {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
