@@ -88,9 +88,7 @@ async fn gauge(server: &Server, name: &str) -> u64 {
         .text()
         .await
         .expect("text");
-    (text.lines())
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0)
+    weiquan_testkit::gauge(&text, name).unwrap_or(0)
 }
 
 fn main() {

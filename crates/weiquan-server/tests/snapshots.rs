@@ -38,9 +38,7 @@ async fn gauge(server: &Server, name: &str) -> u64 {
     let (status, text) = server.call("GET", "/metrics", None, None).await;
     assert_eq!(status, 200);
     let text = text.as_str().expect("metrics are text").to_owned();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no gauge {name} in {text}"))
+    weiquan_testkit::gauge(&text, name).unwrap_or_else(|| panic!("no gauge {name} in {text}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -12,6 +12,14 @@ pub mod webhook;
 pub use expected::{expected, expected_file, pairs};
 pub use services::{available, nats_available, pg_url, postgres_available};
 
+/// The value of the unlabelled metric `name` in a Prometheus text exposition
+/// (`/metrics`), if it is there and a whole number.
+pub fn gauge(metrics: &str, name: &str) -> Option<u64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
 /// The workspace root (the cases, repros and docs are under it).
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
