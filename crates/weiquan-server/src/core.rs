@@ -489,10 +489,11 @@ impl Core {
                 self.ledger.size()
             ));
         }
-        let (engine, rest) = store.read(path).map_err(|e| e.to_string())?;
+        let opened = store.read(path).map_err(|e| e.to_string())?;
         // The engine's header (version, rulebook) is checked before anything is decoded.
-        let engine = Engine::restore(self.rules.clone(), &engine).map_err(|e| format!("{}: {e}", path.display()))?;
-        let rest: Replayed = postcard::from_bytes(&rest).map_err(|e| format!("{}: {e}", path.display()))?;
+        let engine =
+            Engine::restore(self.rules.clone(), opened.engine()).map_err(|e| format!("{}: {e}", path.display()))?;
+        let rest: Replayed = postcard::from_bytes(opened.rest()).map_err(|e| format!("{}: {e}", path.display()))?;
         let root = self.ledger.root_at(size).map_err(|e| e.to_string())?;
         if rest.size != size || rest.root != root.0 {
             return Err(format!(

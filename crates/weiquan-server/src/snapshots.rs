@@ -156,7 +156,7 @@ impl Store {
     }
 
     /// Reads a snapshot file: the engine's part and the rest, once its seal is checked.
-    pub fn read(&self, path: &Path) -> Result<(Vec<u8>, Vec<u8>), SnapshotFileError> {
+    pub fn read(&self, path: &Path) -> Result<Opened, SnapshotFileError> {
         let bytes = std::fs::read(path).map_err(|source| SnapshotFileError::Read {
             path: path.to_owned(),
             source,
@@ -176,7 +176,32 @@ impl Store {
         self.seal(engine, rest)
             .verify_slice(tag)
             .map_err(|_| unusable("its seal does not match: damaged, or written under another signing key"))?;
-        Ok((engine.to_vec(), rest.to_vec()))
+        let engine_at = MAGIC.len() + 8;
+        Ok(Opened {
+            engine: engine_at..engine_at + engine.len(),
+            rest: bytes.len() - rest.len()..bytes.len(),
+            bytes,
+        })
+    }
+}
+
+/// A snapshot file read and its seal checked: its two parts, in the file's
+/// own buffer (a copy of each would double the memory a restart needs).
+pub struct Opened {
+    bytes: Vec<u8>,
+    engine: std::ops::Range<usize>,
+    rest: std::ops::Range<usize>,
+}
+
+impl Opened {
+    /// The engine's snapshot.
+    pub fn engine(&self) -> &[u8] {
+        &self.bytes[self.engine.clone()]
+    }
+
+    /// The rest of the state.
+    pub fn rest(&self) -> &[u8] {
+        &self.bytes[self.rest.clone()]
     }
 }
 
@@ -312,9 +337,9 @@ mod tests {
         let files = s.snapshots.newest_first();
         let sizes: Vec<u64> = files.iter().map(|(n, _)| *n).collect();
         assert_eq!(sizes, [30, 20], "the oldest is removed");
-        let (engine, rest) = s.read(&files[0].1).expect("reads");
+        let opened = s.read(&files[0].1).expect("reads");
         assert_eq!(
-            (engine.as_slice(), rest.as_slice()),
+            (opened.engine(), opened.rest()),
             (b"engine 30".as_slice(), b"rest".as_slice())
         );
     }
@@ -380,7 +405,7 @@ mod tests {
         drop(writer);
         let files = s.snapshots.newest_first();
         assert_eq!(files.len(), 1);
-        let (engine, rest) = s.read(&files[0].1).expect("complete once the writer is dropped");
-        assert_eq!((engine.len(), rest.len()), (1 << 20, 1 << 20));
+        let opened = s.read(&files[0].1).expect("complete once the writer is dropped");
+        assert_eq!((opened.engine(), opened.rest()), (&[1; 1 << 20][..], &[2; 1 << 20][..]));
     }
 }
