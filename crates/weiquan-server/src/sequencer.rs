@@ -367,11 +367,12 @@ impl Sequencer {
                         // A snapshot is of durable state only: the groups staged so far are written first.
                         if writer.settle() {
                             core.write_snapshot();
-                            report_state(&mut core, &metrics);
                         } else {
                             broken |= !rebuild(&mut core, &metrics);
                         }
                     }
+                    // A snapshot is written on a thread of its own: its size shows once it is on disk.
+                    metrics.snapshot_leaves.set(core.snapshot_size() as i64);
                     if broken {
                         // Requests still queued, and any later, are answered "not running".
                         break;

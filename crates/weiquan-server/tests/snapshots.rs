@@ -117,6 +117,21 @@ async fn a_damaged_foreign_or_too_new_snapshot_is_skipped() {
     }
     let want = server.findings(&key, 500).await;
     let size = gauge(&server, "weiquan_ledger_leaves").await;
+    // The running server shows its newest snapshot once the file is written
+    // (each read passes through the sequencer, which looks again).
+    let mut shown = 0;
+    for _ in 0..200 {
+        server.findings(&key, 500).await;
+        shown = gauge(&server, "weiquan_snapshot_leaves").await;
+        if shown + 600 > size {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        shown + 600 > size && shown > 0,
+        "a snapshot within one interval of {size} leaves is shown, not {shown}"
+    );
     server.stop().await;
     let files = snapshots.newest_first();
     assert_eq!(files.len(), weiquan_server::snapshots::KEEP, "{files:?}");
