@@ -59,6 +59,17 @@ enum Kind {
 }
 
 impl Kind {
+    /// The prefix of the subjects of this kind in findings (`order:…`).
+    fn prefix(self) -> &'static str {
+        match self {
+            Kind::Order => "order",
+            Kind::Conversation => "conversation",
+            Kind::Campaign => "campaign",
+            Kind::Lottery => "lottery",
+            Kind::Complaint => "complaint",
+        }
+    }
+
     /// The kind whose findings name subjects `prefix:…` (the engine's subject form).
     fn of_subject(prefix: &str) -> Option<Kind> {
         Some(match prefix {
@@ -93,6 +104,41 @@ impl From<Home> for Route {
     }
 }
 
+/// Whether partition `p` of `partitions` reports finding `f`, found while
+/// applying an event routed by `route` with id `event` (`None`: found when
+/// the clock alone moved); `copied` says whether a subject is kept by every
+/// partition. A merchant's finding is its partition's; one found alike by
+/// every partition (about a subject kept everywhere, or by a broadcast event
+/// itself) is partition 0's.
+fn reports(f: &Finding, p: u32, partitions: u32, event: Option<(Route, &str)>, copied: impl Fn(&str) -> bool) -> bool {
+    if let Some(m) = &f.merchant {
+        return partition_of(m, partitions) == p;
+    }
+    let everywhere = copied(&f.subject)
+        || event.is_some_and(|(route, id)| route == Route::All && f.events.last().is_some_and(|e| e == id));
+    !everywhere || p == 0
+}
+
+/// What a partition away from the [`Router`] (a worker) knows of the routing
+/// state: the subjects every partition keeps, as [`Router::take_copies`]
+/// handed them on with the events. Enough to report each finding once.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Copies {
+    subjects: std::collections::BTreeSet<String>,
+}
+
+impl Copies {
+    /// Notes subjects now kept by every partition.
+    pub fn extend(&mut self, subjects: impl IntoIterator<Item = String>) {
+        self.subjects.extend(subjects);
+    }
+
+    /// [`Router::keeps`], for partition `p` of `partitions`.
+    pub fn keeps(&self, f: &Finding, p: u32, partitions: u32, event: Option<(Route, &str)>) -> bool {
+        reports(f, p, partitions, event, |s| self.subjects.contains(s))
+    }
+}
+
 /// The front door: routes each event and keeps the routing state (where each
 /// subject lives) and the global clock.
 #[derive(Debug)]
@@ -101,6 +147,8 @@ pub struct Router {
     placed: FxHashMap<(Kind, Box<str>), Home>,
     clock: Option<Time>,
     misplaced: u64,
+    /// Subjects placed everywhere since [`Router::take_copies`] was last called.
+    fresh: Vec<String>,
 }
 
 impl Router {
@@ -111,6 +159,7 @@ impl Router {
             placed: FxHashMap::default(),
             clock: None,
             misplaced: 0,
+            fresh: Vec::new(),
         }
     }
 
@@ -136,16 +185,19 @@ impl Router {
     /// when the clock alone moved). Every finding is reported by exactly one
     /// partition.
     pub fn keeps(&self, f: &Finding, p: u32, event: Option<(Route, &str)>) -> bool {
-        if let Some(m) = &f.merchant {
-            return partition_of(m, self.partitions) == p;
-        }
-        let copied = f.subject.split_once(':').is_some_and(|(prefix, id)| {
-            Kind::of_subject(prefix).is_some_and(|k| self.placed.get(&(k, id.into())) == Some(&Home::All))
-        });
-        // Found alike by every partition: of a subject every partition keeps, or by a broadcast event itself.
-        let everywhere =
-            copied || event.is_some_and(|(route, id)| route == Route::All && f.events.last().is_some_and(|e| e == id));
-        !everywhere || p == 0
+        reports(f, p, self.partitions, event, |subject| {
+            subject.split_once(':').is_some_and(|(prefix, id)| {
+                Kind::of_subject(prefix).is_some_and(|k| self.placed.get(&(k, id.into())) == Some(&Home::All))
+            })
+        })
+    }
+
+    /// The subjects (`kind:id`, as findings name them) that the events
+    /// routed since the last call made every partition keep. A partition
+    /// away from the router (a worker) needs them to tell which findings it
+    /// reports ([`Copies`]); a subject kept everywhere stays so.
+    pub fn take_copies(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.fresh)
     }
 
     fn of(&self, key: &str) -> u32 {
@@ -154,7 +206,22 @@ impl Router {
 
     /// Where subject `id` lives; a subject not seen yet lives everywhere.
     fn follow(&mut self, kind: Kind, id: &str) -> Home {
-        *self.placed.entry((kind, id.into())).or_insert(Home::All)
+        self.settle(kind, id, Home::All)
+    }
+
+    /// Where subject `id` lives, placing it at `home` if it is new (and
+    /// noting it when that is everywhere).
+    fn settle(&mut self, kind: Kind, id: &str, home: Home) -> Home {
+        match self.placed.entry((kind, id.into())) {
+            std::collections::hash_map::Entry::Occupied(at) => *at.get(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(home);
+                if home == Home::All {
+                    self.fresh.push(format!("{}:{id}", kind.prefix()));
+                }
+                home
+            }
+        }
     }
 
     /// Places subject `id` with `merchant`: a subject not seen yet goes to
@@ -162,7 +229,7 @@ impl Router {
     /// partition stays there (misplaced).
     fn place(&mut self, kind: Kind, id: &str, merchant: &str) -> Home {
         let home = Home::One(self.of(merchant));
-        let at = *self.placed.entry((kind, id.into())).or_insert(home);
+        let at = self.settle(kind, id, home);
         if at != home && at != Home::All {
             self.misplaced += 1;
         }
@@ -184,7 +251,7 @@ impl Router {
     /// Places `order` with its campaign, which lives at `home`; an order
     /// placed elsewhere already is misplaced. Returns `home`.
     fn join(&mut self, order: &str, home: Home) -> Home {
-        let at = *self.placed.entry((Kind::Order, order.into())).or_insert(home);
+        let at = self.settle(Kind::Order, order, home);
         if at != home {
             self.misplaced += 1;
         }
@@ -295,16 +362,20 @@ impl Router {
 }
 
 /// Partitions in one process: a [`Router`] and an engine per partition.
+/// Each partition decides what it reports from what a worker would know: its
+/// own [`Copies`], handed on with the events it gets, not the router's state.
 pub struct Partitioned {
     router: Router,
-    engines: Vec<Engine>,
+    engines: Vec<(Engine, Copies)>,
 }
 
 impl Partitioned {
     /// `partitions` engines under `rules`.
     pub fn new(rules: Arc<Rulebook>, partitions: u32) -> Partitioned {
         let router = Router::new(partitions);
-        let engines = (0..router.partitions).map(|_| Engine::new(rules.clone())).collect();
+        let engines = (0..router.partitions)
+            .map(|_| (Engine::new(rules.clone()), Copies::default()))
+            .collect();
         Partitioned { router, engines }
     }
 
@@ -321,40 +392,51 @@ impl Partitioned {
     pub fn apply(&mut self, ev: &Event) -> Vec<Finding> {
         let stamp = self.router.clock();
         let route = self.router.route(ev);
+        let copies = self.router.take_copies();
+        let n = self.router.partitions;
         let mut out = Vec::new();
-        for (p, engine) in self.engines.iter_mut().enumerate() {
+        for (p, (engine, known)) in self.engines.iter_mut().enumerate() {
             let p = p as u32;
             if route != Route::All && route != Route::One(p) {
                 if let Some(now) = self.router.clock() {
-                    let router = &self.router;
-                    out.extend(engine.advance(now).into_iter().filter(|f| router.keeps(f, p, None)));
+                    out.extend(engine.advance(now).into_iter().filter(|f| known.keeps(f, p, n, None)));
                 }
                 continue;
             }
-            // The watermark: deadlines the global clock has passed fire here before the event.
-            let mut found = match stamp {
-                Some(t) => engine.advance(t),
-                None => Vec::new(),
-            };
-            found.extend(engine.apply(ev));
-            let router = &self.router;
-            out.extend(found.into_iter().filter(|f| router.keeps(f, p, Some((route, &ev.id)))));
+            known.extend(copies.iter().cloned());
+            out.extend(
+                apply_stamped(engine, stamp, ev)
+                    .into_iter()
+                    .filter(|f| known.keeps(f, p, n, Some((route, &ev.id)))),
+            );
         }
         out
     }
 
     /// Moves every partition's clock to `to` (the end of an audit, `--as-of`).
     pub fn advance(&mut self, to: Time) -> Vec<Finding> {
+        let n = self.router.partitions;
         let mut out = Vec::new();
-        for (p, engine) in self.engines.iter_mut().enumerate() {
-            let router = &self.router;
+        for (p, (engine, known)) in self.engines.iter_mut().enumerate() {
             out.extend(
                 engine
                     .advance(to)
                     .into_iter()
-                    .filter(|f| router.keeps(f, p as u32, None)),
+                    .filter(|f| known.keeps(f, p as u32, n, None)),
             );
         }
         out
     }
+}
+
+/// A partition's engine applies `ev`, routed when the global clock stood at
+/// `stamp`: the watermark first (deadlines the global clock has passed fire
+/// before the event), then the event. Every finding, before [`Copies::keeps`].
+pub fn apply_stamped(engine: &mut Engine, stamp: Option<Time>, ev: &Event) -> Vec<Finding> {
+    let mut found = match stamp {
+        Some(t) => engine.advance(t),
+        None => Vec::new(),
+    };
+    found.extend(engine.apply(ev));
+    found
 }

@@ -104,6 +104,14 @@ replayed, in ledger order, under --rules. Works on a file `weiquan audit
 opens from the private side). Exit status: 0 when nothing changes, 3 when
 findings are added or removed.")]
     Backtest(BacktestArgs),
+    /// Run weiquan across machines on a NATS JetStream cluster: route events, work partitions, read findings.
+    #[command(after_help = "Example (see docs/scale.md):
+  weiquan cluster work --nats nats://n1:4222,nats://n2:4222 --name w1 &
+  weiquan cluster work --nats nats://n1:4222,nats://n2:4222 --name w2 &
+  weiquan cluster route --nats nats://n1:4222 --partitions 6 --replicas 3 events.ndjson
+  weiquan cluster status --nats nats://n1:4222
+  weiquan cluster findings --nats nats://n1:4222 > findings.ndjson   # what `weiquan audit` prints")]
+    Cluster(ClusterArgs),
     /// Print the rulebook in effect (built-in, or merged with --rules) as TOML.
     #[command(
         after_help = "Example:\n  weiquan rules > my-rules.toml   # edit, then: weiquan audit --rules my-rules.toml …"
@@ -584,4 +592,64 @@ pub struct RulesArgs {
 
 fn parse_time(s: &str) -> Result<weiquan_events::Time, String> {
     weiquan_events::Time::parse(s)
+}
+
+/// Arguments of `weiquan cluster`.
+#[derive(Debug, clap::Args)]
+pub struct ClusterArgs {
+    /// NATS server URLs, comma-separated (any reachable one will do).
+    #[arg(long, env = "WEIQUAN_NATS", default_value = "nats://127.0.0.1:4222", global = true)]
+    pub nats: String,
+    /// The cluster's name: its streams and buckets are named after it.
+    #[arg(long, default_value = "weiquan", global = true)]
+    pub cluster: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub what: ClusterCommand,
+}
+
+/// What `weiquan cluster` does.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// The front door: route event files into the partitions (creating the streams on first use).
+    Route {
+        /// Event files (NDJSON); `-` for standard input.
+        #[arg(required = true)]
+        files: Vec<String>,
+        /// Partitions (fixed once the cluster has events).
+        #[arg(long, default_value_t = 6)]
+        partitions: u32,
+        /// Copies of every stream and bucket (3 on a 3-node cluster).
+        #[arg(long, default_value_t = 1)]
+        replicas: usize,
+        /// Move idle partitions' clocks every this many events (and at the end).
+        #[arg(long, default_value_t = 10_000)]
+        advance_every: u64,
+    },
+    /// A worker: take partitions by lease and apply them until stopped (Ctrl-C releases them).
+    Work {
+        /// This worker's name, unique in the cluster.
+        #[arg(long)]
+        name: String,
+        /// Snapshot a partition every this many messages.
+        #[arg(long, default_value_t = 100_000)]
+        snapshot_every: u64,
+        /// Lease length in milliseconds: how soon others take a dead worker's partitions.
+        #[arg(long, default_value_t = 3000)]
+        lease_ms: u64,
+        /// A rulebook file whose keys override the built-in ones (the same on every worker).
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
+    /// Print the cluster's findings once each, as `weiquan audit` prints them (NDJSON).
+    Findings {
+        /// The rulebook the messages come from.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Language of finding messages.
+        #[arg(long, value_enum, default_value_t = LangArg::Zh)]
+        lang: LangArg,
+    },
+    /// Print each partition's owner and how many messages it has applied.
+    Status,
 }

@@ -51,6 +51,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => commands::verify::run(args, &mut out).map(|()| ExitCode::SUCCESS),
         Command::Ledger(args) => commands::ledger::run(args, &mut out).map(|()| ExitCode::SUCCESS),
         Command::Backtest(args) => commands::backtest::run(args, &mut out),
+        Command::Cluster(args) => commands::cluster::run(args, &mut out, &mut err).map(|()| ExitCode::SUCCESS),
         Command::Rules(args) => commands::rules::run(args, &mut out).map(|()| ExitCode::SUCCESS),
     };
     let code = match result {

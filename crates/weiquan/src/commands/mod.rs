@@ -5,6 +5,7 @@ pub mod audit;
 pub mod backtest;
 pub mod backup;
 pub mod check;
+pub mod cluster;
 pub mod demo;
 pub mod draw_check;
 pub mod keygen;

@@ -81,6 +81,19 @@ fn webhook(a: &ServeArgs) -> Result<Option<weiquan_server::Webhook>> {
     }))
 }
 
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
 /// Runs the server until Ctrl-C or SIGTERM.
 pub fn run(args: &ServeArgs, err: &mut dyn Write) -> Result<()> {
     let a = resolve(args)?;
@@ -88,15 +101,7 @@ pub fn run(args: &ServeArgs, err: &mut dyn Write) -> Result<()> {
     let listen = a
         .listen
         .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 8080)));
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let _ = match a.log_format.unwrap_or(LogFormat::Text) {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
+    init_logs(a.log_format.unwrap_or(LogFormat::Text));
     let cfg = Config {
         db: database(&data, a.db.as_deref(), a.db_schema.as_deref()),
         key: a.key.clone().unwrap_or_else(|| data.join("ledger.key")),

@@ -3,6 +3,7 @@
 mod accuracy;
 mod audit_cli;
 mod cases;
+mod cluster;
 mod draw_cli;
 mod ledger_cli;
 mod properties;

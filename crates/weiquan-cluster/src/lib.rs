@@ -1,0 +1,472 @@
+//! weiquan across machines, on NATS JetStream (`docs/scale.md`).
+//!
+//! - **Partitions are subjects.** Partition `n` of a cluster named `c` is the
+//!   subject `c.p.n` of one replicated stream; a [`door::FrontDoor`] routes
+//!   each event there with [`weiquan_partition::Router`], stamped with the
+//!   global clock (the watermark) and a per-partition index.
+//! - **Workers own partitions by lease.** A [`worker`] holds a lease per
+//!   partition in a JetStream key-value bucket, restores the partition's
+//!   engine from its last snapshot (an object-store object), replays the
+//!   subject after it and publishes the findings the partition reports.
+//! - **Exact by determinism.** A partition's input is an append-only subject,
+//!   so its state after message `i` is the same whoever computed it. Findings
+//!   carry `(partition, index, k)` as their JetStream message id: a worker that
+//!   replays after a restore, or one that has not yet noticed it lost its
+//!   lease, publishes the same finding under the same id, which the stream
+//!   drops as a duplicate and [`read_findings`] checks is identical. Leases
+//!   keep the work from being done twice; correctness does not rest on them.
+
+pub mod door;
+pub mod worker;
+
+use async_nats::jetstream::{self, kv, object_store, stream};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use weiquan_engine::Finding;
+
+/// Everything that can go wrong in the cluster layer. Each message says what
+/// failed and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// A NATS request failed.
+    #[error("NATS: {what} failed: {error}; check that the NATS servers in --nats are up and have JetStream enabled")]
+    Nats {
+        /// What was being done.
+        what: String,
+        /// The client's error.
+        error: String,
+    },
+    /// The cluster name cannot name streams and buckets.
+    #[error("cluster name `{0}`: use 1 to 32 lowercase letters, digits or `-`")]
+    Name(String),
+    /// A worker name cannot be a key.
+    #[error("worker name `{0}`: use 1 to 64 letters, digits, `-` or `_`")]
+    WorkerName(String),
+    /// The cluster was set up with another partition count.
+    #[error("cluster `{name}` has {have} partitions, not {want}: partitions cannot change while events are in the stream; use the same --partitions, or another --cluster name")]
+    Partitions {
+        /// The cluster.
+        name: String,
+        /// What the cluster has.
+        have: u32,
+        /// What was asked for.
+        want: u32,
+    },
+    /// The cluster has not been set up.
+    #[error("cluster `{0}` is not set up: run `weiquan cluster route` first (it creates the streams)")]
+    NotSetUp(String),
+    /// A front door cannot continue a stream it did not start.
+    #[error("cluster `{0}` already holds routed events: a front door's routing state is not saved, so it must start on an empty stream; use another --cluster name")]
+    NotEmpty(String),
+    /// A message on a partition subject is not what a front door writes.
+    #[error("partition {partition}, stream sequence {seq}: {problem}; the stream was not written by this weiquan's front door")]
+    Message {
+        /// The partition.
+        partition: u32,
+        /// Its stream sequence.
+        seq: u64,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The same finding id was published with different contents.
+    #[error("finding {id} was published twice with different contents: the partition's workers disagree (different rulebooks or builds?)")]
+    Disagree {
+        /// The finding's message id.
+        id: String,
+    },
+}
+
+/// Says what was being done when a NATS request failed.
+pub(crate) trait Context<T> {
+    /// The error, saying what was being done.
+    fn ctx(self, what: impl Into<String>) -> Result<T, ClusterError>;
+}
+
+impl<T, E: std::fmt::Display> Context<T> for Result<T, E> {
+    fn ctx(self, what: impl Into<String>) -> Result<T, ClusterError> {
+        self.map_err(|e| ClusterError::Nats {
+            what: what.into(),
+            error: e.to_string(),
+        })
+    }
+}
+
+/// Connects to NATS at a comma-separated list of server URLs (any one will do).
+pub async fn connect(urls: &str) -> Result<async_nats::Client, ClusterError> {
+    let addrs: Vec<&str> = urls.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+    async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(5))
+        .connect(addrs.as_slice())
+        .await
+        .ctx(format!("connecting to {urls}"))
+}
+
+/// A cluster: its name, partition count and the JetStream handles it uses.
+#[derive(Clone)]
+pub struct Cluster {
+    /// The connection.
+    pub client: async_nats::Client,
+    /// The JetStream context.
+    pub js: jetstream::Context,
+    /// The cluster's name (streams and buckets are named after it).
+    pub name: String,
+    /// The number of partitions.
+    pub partitions: u32,
+}
+
+/// The stream of routed events.
+fn events_stream(name: &str) -> String {
+    format!("WQ_{}_EVENTS", name.to_uppercase().replace('-', "_"))
+}
+
+/// The stream of findings.
+fn findings_stream(name: &str) -> String {
+    format!("WQ_{}_FINDINGS", name.to_uppercase().replace('-', "_"))
+}
+
+fn bucket(name: &str, what: &str) -> String {
+    format!("wq-{name}-{what}")
+}
+
+/// Publishes `payload` to `subject` under message id `id` until JetStream
+/// acknowledges it (for at most a minute): a lost reply or a leader election
+/// is retried under the same id, which the stream's duplicate window turns
+/// into one message.
+pub(crate) async fn publish(
+    js: &jetstream::Context,
+    subject: &str,
+    id: &str,
+    payload: bytes::Bytes,
+) -> Result<(), ClusterError> {
+    let started = tokio::time::Instant::now();
+    let mut wait = Duration::from_millis(20);
+    loop {
+        let sent = js
+            .send_publish(
+                subject.to_owned(),
+                jetstream::context::Publish::build()
+                    .message_id(id)
+                    .payload(payload.clone()),
+            )
+            .await;
+        let error = match sent {
+            Ok(ack) => match ack.await {
+                Ok(_) => return Ok(()),
+                Err(e) => e.to_string(),
+            },
+            Err(e) => e.to_string(),
+        };
+        if started.elapsed() > Duration::from_secs(60) {
+            return Err(ClusterError::Nats {
+                what: format!("publishing {id} to {subject} (retried for a minute)"),
+                error,
+            });
+        }
+        tracing::debug!(%subject, %id, %error, "publish not acknowledged; retrying");
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_millis(500));
+    }
+}
+
+impl Cluster {
+    /// Creates the cluster's streams and buckets with `replicas` copies each
+    /// (3 on a 3-node cluster), or opens them if they exist with the same
+    /// partition count.
+    pub async fn set_up(
+        client: async_nats::Client,
+        name: &str,
+        partitions: u32,
+        replicas: usize,
+    ) -> Result<Cluster, ClusterError> {
+        check_name(name)?;
+        let js = jetstream::new(client.clone());
+        let partitions = partitions.max(1);
+        let stream_config = |stream: String, subjects: String| stream::Config {
+            name: stream,
+            subjects: vec![subjects],
+            num_replicas: replicas,
+            storage: stream::StorageType::File,
+            // Long enough for any retry of a publish, and of a finding replayed soon after.
+            duplicate_window: Duration::from_secs(600),
+            ..Default::default()
+        };
+        js.get_or_create_stream(stream_config(events_stream(name), format!("{name}.p.*")))
+            .await
+            .ctx("creating the events stream")?;
+        js.get_or_create_stream(stream_config(findings_stream(name), format!("{name}.f.*")))
+            .await
+            .ctx("creating the findings stream")?;
+        for what in ["meta", "leases", "progress"] {
+            // The bucket's stream as `create_key_value` would make it: that
+            // call first asks for account details that NATS 2.9 answers in a
+            // form the client cannot read.
+            js.get_or_create_stream(stream::Config {
+                name: format!("KV_{}", bucket(name, what)),
+                subjects: vec![format!("$KV.{}.>", bucket(name, what))],
+                max_messages_per_subject: 1,
+                num_replicas: replicas,
+                storage: stream::StorageType::File,
+                allow_rollup: true,
+                deny_delete: true,
+                allow_direct: true,
+                discard: stream::DiscardPolicy::New,
+                duplicate_window: Duration::from_secs(120),
+                ..Default::default()
+            })
+            .await
+            .ctx(format!("creating the {what} bucket"))?;
+        }
+        if js.get_object_store(bucket(name, "snapshots")).await.is_err() {
+            js.create_object_store(object_store::Config {
+                bucket: bucket(name, "snapshots"),
+                num_replicas: replicas,
+                ..Default::default()
+            })
+            .await
+            .ctx("creating the snapshots bucket")?;
+        }
+        let meta = js
+            .get_key_value(bucket(name, "meta"))
+            .await
+            .ctx("opening the meta bucket")?;
+        // The first to set up fixes the count; everyone after must agree.
+        if meta.create("partitions", partitions.to_string().into()).await.is_err() {
+            let have = read_partitions(&meta, name).await?;
+            if have != partitions {
+                return Err(ClusterError::Partitions {
+                    name: name.to_owned(),
+                    have,
+                    want: partitions,
+                });
+            }
+        }
+        Ok(Cluster {
+            client,
+            js,
+            name: name.to_owned(),
+            partitions,
+        })
+    }
+
+    /// Opens a cluster a front door has set up.
+    pub async fn open(client: async_nats::Client, name: &str) -> Result<Cluster, ClusterError> {
+        check_name(name)?;
+        let js = jetstream::new(client.clone());
+        let meta = js
+            .get_key_value(bucket(name, "meta"))
+            .await
+            .map_err(|_| ClusterError::NotSetUp(name.to_owned()))?;
+        let partitions = read_partitions(&meta, name).await?;
+        Ok(Cluster {
+            client,
+            js,
+            name: name.to_owned(),
+            partitions,
+        })
+    }
+
+    /// The subject of partition `p`'s events.
+    pub fn events_subject(&self, p: u32) -> String {
+        format!("{}.p.{p}", self.name)
+    }
+
+    /// The subject of partition `p`'s findings.
+    pub fn findings_subject(&self, p: u32) -> String {
+        format!("{}.f.{p}", self.name)
+    }
+
+    /// The events stream.
+    pub async fn events(&self) -> Result<stream::Stream, ClusterError> {
+        self.js
+            .get_stream(events_stream(&self.name))
+            .await
+            .ctx("opening the events stream")
+    }
+
+    /// A key-value bucket of the cluster (`leases`, `progress`).
+    pub(crate) async fn kv(&self, what: &str) -> Result<kv::Store, ClusterError> {
+        self.js
+            .get_key_value(bucket(&self.name, what))
+            .await
+            .ctx(format!("opening the {what} bucket"))
+    }
+
+    /// The snapshots bucket.
+    pub(crate) async fn snapshots(&self) -> Result<object_store::ObjectStore, ClusterError> {
+        self.js
+            .get_object_store(bucket(&self.name, "snapshots"))
+            .await
+            .ctx("opening the snapshots bucket")
+    }
+
+    /// How many messages each partition has applied, as its workers last
+    /// reported (every half second, and when a partition is released).
+    pub async fn progress(&self) -> Result<Vec<u64>, ClusterError> {
+        let kv = self.kv("progress").await?;
+        let mut out = Vec::with_capacity(self.partitions as usize);
+        for p in 0..self.partitions {
+            let applied = kv
+                .get(format!("p{p}"))
+                .await
+                .ctx("reading progress")?
+                .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok())
+                .unwrap_or(0);
+            out.push(applied);
+        }
+        Ok(out)
+    }
+
+    /// The workers holding each partition's lease now (`None`: nobody).
+    pub async fn owners(&self) -> Result<Vec<Option<String>>, ClusterError> {
+        let kv = self.kv("leases").await?;
+        let mut out = Vec::with_capacity(self.partitions as usize);
+        for p in 0..self.partitions {
+            let owner = kv
+                .get(worker::lease_key(p))
+                .await
+                .ctx("reading a lease")?
+                .and_then(|v| serde_json::from_slice::<worker::Lease>(&v).ok())
+                .filter(|l| !l.expired(worker::now_ms()))
+                .map(|l| l.worker);
+            out.push(owner);
+        }
+        Ok(out)
+    }
+}
+
+fn check_name(name: &str) -> Result<(), ClusterError> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ClusterError::Name(name.to_owned()))
+    }
+}
+
+async fn read_partitions(meta: &kv::Store, name: &str) -> Result<u32, ClusterError> {
+    meta.get("partitions")
+        .await
+        .ctx("reading the partition count")?
+        .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok())
+        .ok_or_else(|| ClusterError::NotSetUp(name.to_owned()))
+}
+
+/// What a front door adds to an event on a partition subject: the first line
+/// of the message, the event's line as received the second.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    /// The message's place in its partition, from 1: a worker applies them in
+    /// this order, each once.
+    #[serde(rename = "i")]
+    pub index: u64,
+    /// The global clock (largest `at` routed before this event), RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<String>,
+    /// The event went to every partition.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
+    /// Subjects every partition keeps from this event on ([`weiquan_partition::Copies`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<String>,
+    /// No event: the partition's clock moves to `clock` (an idle partition
+    /// catching up with the others).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub advance: bool,
+}
+
+impl Stamp {
+    /// The message: this stamp, a newline, the event's line (none for an advance).
+    pub fn encode(&self, line: &str) -> bytes::Bytes {
+        let mut out = serde_json::to_vec(self).unwrap_or_default();
+        out.push(b'\n');
+        out.extend_from_slice(line.as_bytes());
+        out.into()
+    }
+
+    /// Splits a message into its stamp and the event's line.
+    pub fn decode(payload: &[u8]) -> Result<(Stamp, &str), String> {
+        let text = std::str::from_utf8(payload).map_err(|e| format!("not UTF-8: {e}"))?;
+        let (head, line) = text.split_once('\n').ok_or("no stamp line")?;
+        let stamp = serde_json::from_str(head).map_err(|e| format!("bad stamp: {e}"))?;
+        Ok((stamp, line))
+    }
+}
+
+/// A finding as a worker publishes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Published {
+    /// The partition that reported it.
+    pub partition: u32,
+    /// The index of the message at which it came.
+    pub index: u64,
+    /// Its place among that message's findings.
+    pub k: u32,
+    /// The finding.
+    pub finding: Finding,
+}
+
+impl Published {
+    /// Its JetStream message id: the same whichever worker computes it.
+    pub fn id(&self) -> String {
+        format!("{}.{}.{}", self.partition, self.index, self.k)
+    }
+}
+
+/// Every finding the cluster's workers have published, once each, in
+/// (partition, index, k) order, and how many repeats were dropped. A repeat
+/// (a finding replayed after the stream's duplicate window) must equal the
+/// first; otherwise the workers disagree and this fails.
+pub async fn read_findings(cluster: &Cluster) -> Result<(Vec<Published>, u64), ClusterError> {
+    let mut stream = cluster
+        .js
+        .get_stream(findings_stream(&cluster.name))
+        .await
+        .ctx("opening the findings stream")?;
+    let last = stream
+        .info()
+        .await
+        .ctx("reading the findings stream")?
+        .state
+        .last_sequence;
+    let mut seen: std::collections::BTreeMap<(u32, u64, u32), Published> = Default::default();
+    let mut repeats = 0;
+    if last > 0 {
+        let consumer = stream
+            .create_consumer(jetstream::consumer::push::OrderedConfig {
+                deliver_subject: cluster.client.new_inbox(),
+                ..Default::default()
+            })
+            .await
+            .ctx("reading the findings stream")?;
+        let mut messages = consumer.messages().await.ctx("reading the findings stream")?;
+        while let Some(m) = messages.next().await {
+            let m = m.ctx("reading the findings stream")?;
+            let seq = m.info().map(|i| i.stream_sequence).unwrap_or(last);
+            let f: Published = serde_json::from_slice(&m.payload).map_err(|e| ClusterError::Message {
+                partition: 0,
+                seq,
+                problem: format!("a finding that does not decode: {e}"),
+            })?;
+            match seen.entry((f.partition, f.index, f.k)) {
+                std::collections::btree_map::Entry::Occupied(first) => {
+                    if first.get() != &f {
+                        return Err(ClusterError::Disagree { id: f.id() });
+                    }
+                    repeats += 1;
+                }
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert(f);
+                }
+            }
+            if seq >= last {
+                break;
+            }
+        }
+    }
+    Ok((seen.into_values().collect(), repeats))
+}

@@ -1,0 +1,607 @@
+//! Workers: each owns partitions by lease, restores a partition's engine
+//! from its last snapshot, applies the partition's subject from there and
+//! publishes the findings the partition reports.
+//!
+//! **Leases.** A lease is a key `p<n>` in the cluster's `leases` bucket
+//! holding `{worker, until}` (Unix milliseconds). It is taken by a
+//! compare-and-set (create, or update at the revision of an expired lease)
+//! and renewed the same way every quarter of its length. A worker that cannot
+//! renew before `until` stops the partition. Workers also keep a heartbeat
+//! (`w.<name>`), and each holds at most its share of the partitions
+//! (`ceil(partitions / live workers)`): a worker over its share releases a
+//! partition (snapshot first), so a worker that comes back gets work again.
+//!
+//! **Safety does not rest on the leases.** Two workers applying the same
+//! partition for a moment (a paused worker that has not yet seen its lease
+//! expire) compute the same state and publish the same findings under the
+//! same ids (see the crate's docs).
+
+use crate::{publish, Cluster, ClusterError, Context, Published, Stamp};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::sync::watch;
+use weiquan_engine::{Engine, Finding, Rulebook};
+use weiquan_events::Time;
+use weiquan_partition::{Copies, Route};
+
+/// How a worker runs.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// Its name, unique among the cluster's workers (letters, digits, `-`, `_`).
+    pub name: String,
+    /// A snapshot of a partition every this many messages applied.
+    pub snapshot_every: u64,
+    /// How long a lease lasts unless renewed: how soon another worker takes
+    /// over a dead one's partitions.
+    pub lease: Duration,
+}
+
+/// The value of a lease (and of a worker's heartbeat).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Lease {
+    /// The worker holding it.
+    pub worker: String,
+    /// Unix milliseconds after which it is free.
+    pub until: u64,
+}
+
+impl Lease {
+    /// Whether it has run out at `now` (Unix milliseconds).
+    pub fn expired(&self, now: u64) -> bool {
+        now >= self.until
+    }
+}
+
+/// The lease key of partition `p`.
+pub fn lease_key(p: u32) -> String {
+    format!("p{p}")
+}
+
+/// The wall clock in Unix milliseconds (leases only: never in findings).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Applies one message of partition `p` (of `partitions`) to its engine: the
+/// findings the partition reports for it, in the engine's order. Pure: the
+/// same messages in the same order give the same findings on any worker.
+pub fn step(
+    engine: &mut Engine,
+    copies: &mut Copies,
+    p: u32,
+    partitions: u32,
+    stamp: &Stamp,
+    line: &str,
+) -> Result<Vec<Finding>, String> {
+    let clock = match &stamp.clock {
+        Some(c) => Some(Time::parse(c).map_err(|e| format!("bad clock `{c}`: {e}"))?),
+        None => None,
+    };
+    copies.extend(stamp.copies.iter().cloned());
+    if stamp.advance {
+        let to = clock.ok_or("an advance without a clock")?;
+        return Ok(engine
+            .advance(to)
+            .into_iter()
+            .filter(|f| copies.keeps(f, p, partitions, None))
+            .collect());
+    }
+    let ev = weiquan_events::parse_event(line).map_err(|e| format!("the event does not parse: {e}"))?;
+    let route = if stamp.all { Route::All } else { Route::One(p) };
+    Ok(weiquan_partition::apply_stamped(engine, clock, &ev)
+        .into_iter()
+        .filter(|f| copies.keeps(f, p, partitions, Some((route, &ev.id))))
+        .collect())
+}
+
+/// A partition's state as a snapshot holds it.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    magic: [u8; 8],
+    partitions: u32,
+    partition: u32,
+    /// The index of the last message applied.
+    index: u64,
+    /// Its stream sequence: replay resumes after it.
+    seq: u64,
+    copies: Copies,
+    /// [`Engine::snapshot`].
+    engine: Vec<u8>,
+}
+
+const MAGIC: [u8; 8] = *b"WQPART01";
+
+/// How long a snapshot's read or write may take before the partition is let go.
+const SLOW: Duration = Duration::from_secs(30);
+
+/// A partition being applied.
+struct State {
+    engine: Engine,
+    copies: Copies,
+    index: u64,
+    seq: u64,
+}
+
+impl State {
+    fn encode(&self, partitions: u32, partition: u32) -> Result<Vec<u8>, String> {
+        let saved = Saved {
+            magic: MAGIC,
+            partitions,
+            partition,
+            index: self.index,
+            seq: self.seq,
+            copies: self.copies.clone(),
+            engine: self.engine.snapshot().map_err(|e| e.to_string())?,
+        };
+        let mut bytes = postcard::to_stdvec(&saved).map_err(|e| e.to_string())?;
+        let sum = Sha256::digest(&bytes);
+        bytes.extend_from_slice(&sum);
+        Ok(bytes)
+    }
+
+    fn decode(rules: Arc<Rulebook>, bytes: &[u8], partitions: u32, partition: u32) -> Result<State, String> {
+        let (body, sum) = bytes.split_at(bytes.len().checked_sub(32).ok_or("too short")?);
+        if Sha256::digest(body).as_slice() != sum {
+            return Err("checksum mismatch".into());
+        }
+        let saved: Saved = postcard::from_bytes(body).map_err(|e| e.to_string())?;
+        if saved.magic != MAGIC || saved.partitions != partitions || saved.partition != partition {
+            return Err(format!(
+                "of another layout (partition {} of {})",
+                saved.partition, saved.partitions
+            ));
+        }
+        Ok(State {
+            engine: Engine::restore(rules, &saved.engine).map_err(|e| e.to_string())?,
+            copies: saved.copies,
+            index: saved.index,
+            seq: saved.seq,
+        })
+    }
+}
+
+/// Why a partition's task is asked to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    Run,
+    /// Handed over: snapshot first.
+    Release,
+    /// The lease ran out: stop at once.
+    Lost,
+}
+
+/// A partition this worker owns.
+struct Owned {
+    revision: u64,
+    until: u64,
+    stop: watch::Sender<Stop>,
+    applied: Arc<AtomicU64>,
+    reported: u64,
+    task: tokio::task::JoinHandle<Result<(), ClusterError>>,
+}
+
+/// Runs a worker until `shutdown` completes (then it releases its partitions,
+/// snapshotting each) or a NATS failure outlasts its retries.
+pub async fn run(
+    cluster: Cluster,
+    rules: Arc<Rulebook>,
+    cfg: WorkerConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ClusterError> {
+    check_worker_name(&cfg.name)?;
+    let leases = cluster.kv("leases").await?;
+    let progress = cluster.kv("progress").await?;
+    let mut owned: BTreeMap<u32, Owned> = BTreeMap::new();
+    let tick = cfg.lease / 4;
+    tokio::pin!(shutdown);
+    tracing::info!(worker = %cfg.name, cluster = %cluster.name, partitions = cluster.partitions, "worker started");
+    loop {
+        let now = now_ms();
+        let until = now + cfg.lease.as_millis() as u64;
+        let me = Lease {
+            worker: cfg.name.clone(),
+            until,
+        };
+        let value: bytes::Bytes = serde_json::to_vec(&me).unwrap_or_default().into();
+        if let Err(e) = leases.put(format!("w.{}", cfg.name), value.clone()).await {
+            tracing::warn!(error = %e, "heartbeat not written; retrying");
+        }
+        // Renew, or notice a lease lost (taken, or run out while NATS was away).
+        for (&p, o) in owned.iter_mut() {
+            match renew(&leases, p, value.clone(), o.revision, &cfg.name).await {
+                Ok(rev) => {
+                    o.revision = rev;
+                    o.until = until;
+                }
+                Err(e) => {
+                    if e.is_some() || now + tick.as_millis() as u64 >= o.until {
+                        let why = e.unwrap_or_else(|| "not renewed in time".into());
+                        tracing::warn!(partition = p, %why, "lease lost; stopping the partition");
+                        let _ = o.stop.send(Stop::Lost);
+                    }
+                }
+            }
+        }
+        // Partitions that stopped (lost, or failed) leave.
+        let done: Vec<u32> = owned
+            .iter()
+            .filter(|(_, o)| o.task.is_finished() || *o.stop.borrow() == Stop::Lost)
+            .map(|(&p, _)| p)
+            .collect();
+        for p in done {
+            if let Some(o) = owned.remove(&p) {
+                let lost = *o.stop.borrow() == Stop::Lost;
+                finish(&progress, p, o).await;
+                if !lost {
+                    // A task that failed gives its lease back, for another worker to try.
+                    let _ = leases.delete(lease_key(p)).await;
+                }
+            }
+        }
+        let share = cluster.partitions.div_ceil(live_workers(&leases, now).await.max(1));
+        if owned.len() as u32 > share {
+            if let Some((&p, _)) = owned.iter().next_back() {
+                if let Some(o) = owned.remove(&p) {
+                    tracing::info!(partition = p, share, "over my share; releasing a partition");
+                    let revision = o.revision;
+                    let _ = o.stop.send(Stop::Release);
+                    finish(&progress, p, o).await;
+                    let _ = leases.delete_expect_revision(lease_key(p), Some(revision)).await;
+                }
+            }
+        }
+        // Take free partitions up to the share, starting at a place of my
+        // own so that workers starting together spread out.
+        let start = weiquan_partition::partition_of(&cfg.name, cluster.partitions);
+        for i in 0..cluster.partitions {
+            if owned.len() as u32 >= share {
+                break;
+            }
+            let p = (start + i) % cluster.partitions;
+            if owned.contains_key(&p) {
+                continue;
+            }
+            if let Some(revision) = take(&leases, p, value.clone(), now).await {
+                tracing::info!(partition = p, "lease taken");
+                let (stop, watch) = watch::channel(Stop::Run);
+                let applied = Arc::new(AtomicU64::new(0));
+                let task = tokio::spawn(own(
+                    cluster.clone(),
+                    rules.clone(),
+                    cfg.clone(),
+                    p,
+                    watch,
+                    applied.clone(),
+                ));
+                owned.insert(
+                    p,
+                    Owned {
+                        revision,
+                        until,
+                        stop,
+                        applied,
+                        reported: 0,
+                        task,
+                    },
+                );
+            }
+        }
+        for (&p, o) in owned.iter_mut() {
+            let applied = o.applied.load(Ordering::Relaxed);
+            if applied != o.reported && progress.put(format!("p{p}"), applied.to_string().into()).await.is_ok() {
+                o.reported = applied;
+            }
+        }
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = tokio::time::sleep(tick) => {}
+        }
+    }
+    for (p, o) in std::mem::take(&mut owned) {
+        let revision = o.revision;
+        let _ = o.stop.send(Stop::Release);
+        finish(&progress, p, o).await;
+        let _ = leases.delete_expect_revision(lease_key(p), Some(revision)).await;
+    }
+    Ok(())
+}
+
+/// Waits for a partition's task to end and records how far it got.
+async fn finish(progress: &async_nats::jetstream::kv::Store, p: u32, o: Owned) {
+    match o.task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(partition = p, error = %e, "partition stopped"),
+        Err(e) => tracing::error!(partition = p, error = %e, "partition task panicked"),
+    }
+    let applied = o.applied.load(Ordering::Relaxed);
+    if applied != o.reported {
+        let _ = progress.put(format!("p{p}"), applied.to_string().into()).await;
+    }
+}
+
+/// Renews partition `p`'s lease held at `revision`: its new revision.
+/// `Err(None)`: NATS did not answer (try again while the lease lasts);
+/// `Err(Some(why))`: another worker holds it now. An update whose
+/// acknowledgement was lost (a leader election) left our own value at a
+/// newer revision: that is still ours.
+async fn renew(
+    leases: &async_nats::jetstream::kv::Store,
+    p: u32,
+    value: bytes::Bytes,
+    revision: u64,
+    me: &str,
+) -> Result<u64, Option<String>> {
+    let key = lease_key(p);
+    if let Ok(rev) = leases.update(&key, value.clone(), revision).await {
+        return Ok(rev);
+    }
+    match leases.entry(key.clone()).await {
+        Ok(Some(e)) if e.operation == async_nats::jetstream::kv::Operation::Put => {
+            match serde_json::from_slice::<Lease>(&e.value) {
+                Ok(held) if held.worker == me => leases.update(&key, value, e.revision).await.map_err(|_| None),
+                Ok(held) => Err(Some(format!("taken by {}", held.worker))),
+                Err(_) => Err(Some("the lease holds something else".into())),
+            }
+        }
+        Ok(_) => Err(Some("the lease was released".into())),
+        Err(_) => Err(None),
+    }
+}
+
+/// Takes partition `p`'s lease if it is free or has run out: its revision.
+async fn take(leases: &async_nats::jetstream::kv::Store, p: u32, value: bytes::Bytes, now: u64) -> Option<u64> {
+    let key = lease_key(p);
+    match leases.entry(key.clone()).await {
+        Ok(Some(e)) if e.operation == async_nats::jetstream::kv::Operation::Put => {
+            let held = serde_json::from_slice::<Lease>(&e.value).ok()?;
+            if !held.expired(now) {
+                return None;
+            }
+            leases.update(&key, value, e.revision).await.ok()
+        }
+        Ok(_) => leases.create(&key, value).await.ok(),
+        Err(_) => None,
+    }
+}
+
+/// How many workers have a heartbeat that has not run out.
+async fn live_workers(leases: &async_nats::jetstream::kv::Store, now: u64) -> u32 {
+    let Ok(keys) = leases.keys().await else {
+        return 1;
+    };
+    let keys: Vec<String> = keys.filter_map(|k| async move { k.ok() }).collect().await;
+    let mut live = 0;
+    for key in keys.iter().filter(|k| k.starts_with("w.")) {
+        if let Ok(Some(v)) = leases.get(key).await {
+            if serde_json::from_slice::<Lease>(&v).is_ok_and(|l| !l.expired(now)) {
+                live += 1;
+            }
+        }
+    }
+    live
+}
+
+fn check_worker_name(name: &str) -> Result<(), ClusterError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ClusterError::WorkerName(name.to_owned()))
+    }
+}
+
+/// Restores partition `p` from its snapshot, or starts it empty when there
+/// is none or it cannot be used (logged: the whole subject is then replayed).
+async fn restore(cluster: &Cluster, rules: &Arc<Rulebook>, p: u32) -> Result<State, ClusterError> {
+    let fresh = || State {
+        engine: Engine::new(rules.clone()),
+        copies: Copies::default(),
+        index: 0,
+        seq: 0,
+    };
+    let read = async {
+        let store = cluster.snapshots().await?;
+        let mut object = match store.get(lease_key(p)).await {
+            Ok(o) => o,
+            Err(e) if e.kind() == async_nats::jetstream::object_store::GetErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).ctx(format!("reading partition {p}'s snapshot")),
+        };
+        let mut bytes = Vec::new();
+        object
+            .read_to_end(&mut bytes)
+            .await
+            .ctx(format!("reading partition {p}'s snapshot"))?;
+        Ok(Some(bytes))
+    };
+    // An object read can stall while a restarted server catches up: give up
+    // and let the lease go, for this or another worker to try again.
+    let Some(bytes) = tokio::time::timeout(SLOW, read)
+        .await
+        .ctx(format!("reading partition {p}'s snapshot"))??
+    else {
+        return Ok(fresh());
+    };
+    match State::decode(rules.clone(), &bytes, cluster.partitions, p) {
+        Ok(state) => {
+            tracing::info!(partition = p, index = state.index, "restored from snapshot");
+            Ok(state)
+        }
+        Err(why) => {
+            tracing::warn!(partition = p, %why, "snapshot not usable; replaying the partition from its start");
+            Ok(fresh())
+        }
+    }
+}
+
+async fn save(cluster: &Cluster, p: u32, state: &State) -> Result<(), ClusterError> {
+    let bytes = state.encode(cluster.partitions, p).map_err(|e| ClusterError::Message {
+        partition: p,
+        seq: state.seq,
+        problem: format!("the state does not encode: {e}"),
+    })?;
+    let write = async {
+        let store = cluster.snapshots().await?;
+        store
+            .put(lease_key(p).as_str(), &mut bytes.as_slice())
+            .await
+            .ctx(format!("writing partition {p}'s snapshot"))
+    };
+    tokio::time::timeout(SLOW, write)
+        .await
+        .ctx(format!("writing partition {p}'s snapshot"))??;
+    Ok(())
+}
+
+/// Applies partition `p` from its snapshot on, until told to stop.
+async fn own(
+    cluster: Cluster,
+    rules: Arc<Rulebook>,
+    cfg: WorkerConfig,
+    p: u32,
+    mut stop: watch::Receiver<Stop>,
+    applied: Arc<AtomicU64>,
+) -> Result<(), ClusterError> {
+    let mut state = restore(&cluster, &rules, p).await?;
+    applied.store(state.index, Ordering::Relaxed);
+    let events = cluster.events().await?;
+    let mut unsaved = 0u64;
+    // The consumer is made again after a failure, from the last message applied.
+    loop {
+        let deliver_policy = if state.seq == 0 {
+            async_nats::jetstream::consumer::DeliverPolicy::All
+        } else {
+            async_nats::jetstream::consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: state.seq + 1,
+            }
+        };
+        let consumer = events
+            .create_consumer(async_nats::jetstream::consumer::push::OrderedConfig {
+                deliver_subject: cluster.client.new_inbox(),
+                filter_subject: cluster.events_subject(p),
+                deliver_policy,
+                ..Default::default()
+            })
+            .await;
+        let mut messages = match consumer {
+            Ok(c) => match c.messages().await {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(partition = p, error = %e, "cannot read the partition; retrying");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    continue;
+                }
+            },
+            Err(e) => {
+                tracing::warn!(partition = p, error = %e, "cannot read the partition; retrying");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = stop.changed() => None,
+                m = messages.next() => Some(m),
+            };
+            let Some(next) = next else {
+                if *stop.borrow() == Stop::Release && unsaved > 0 {
+                    save(&cluster, p, &state).await?;
+                }
+                return Ok(());
+            };
+            let m = match next {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
+                    tracing::warn!(partition = p, error = %e, "reading the partition failed; resuming");
+                    break;
+                }
+                None => break,
+            };
+            let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+            let bad = |problem: String| ClusterError::Message {
+                partition: p,
+                seq,
+                problem,
+            };
+            let (stamp, line) = Stamp::decode(&m.payload).map_err(bad)?;
+            if stamp.index <= state.index {
+                continue; // delivered again
+            }
+            if stamp.index != state.index + 1 {
+                return Err(bad(format!(
+                    "message {} follows message {}: a message is missing",
+                    stamp.index, state.index
+                )));
+            }
+            let found = step(
+                &mut state.engine,
+                &mut state.copies,
+                p,
+                cluster.partitions,
+                &stamp,
+                line,
+            )
+            .map_err(bad)?;
+            for (k, finding) in found.into_iter().enumerate() {
+                let out = Published {
+                    partition: p,
+                    index: stamp.index,
+                    k: k as u32,
+                    finding,
+                };
+                let payload = serde_json::to_vec(&out).unwrap_or_default();
+                publish(&cluster.js, &cluster.findings_subject(p), &out.id(), payload.into()).await?;
+            }
+            state.index = stamp.index;
+            state.seq = seq;
+            applied.store(state.index, Ordering::Relaxed);
+            unsaved += 1;
+            if unsaved >= cfg.snapshot_every {
+                save(&cluster, p, &state).await?;
+                unsaved = 0;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_state_survives_its_snapshot_and_refuses_another_layout() {
+        let rules = Arc::new(Rulebook::builtin());
+        let mut state = State {
+            engine: Engine::new(rules.clone()),
+            copies: Copies::default(),
+            index: 7,
+            seq: 19,
+        };
+        state.copies.extend(["order:o1".to_owned()]);
+        let bytes = state.encode(3, 1).expect("encodes");
+        let back = State::decode(rules.clone(), &bytes, 3, 1).expect("decodes");
+        assert_eq!((back.index, back.seq, &back.copies), (7, 19, &state.copies));
+        assert!(
+            State::decode(rules.clone(), &bytes, 4, 1).is_err(),
+            "another partition count"
+        );
+        assert!(State::decode(rules.clone(), &bytes, 3, 2).is_err(), "another partition");
+        let mut cut = bytes.clone();
+        cut[3] ^= 1;
+        assert!(State::decode(rules, &cut, 3, 1).is_err(), "a flipped bit");
+    }
+}

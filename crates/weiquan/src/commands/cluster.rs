@@ -1,0 +1,121 @@
+//! `weiquan cluster`: the front door, workers and readers of a cluster on
+//! NATS JetStream (`weiquan-cluster`, `docs/scale.md`).
+
+use crate::cli::{ClusterArgs, ClusterCommand};
+use anyhow::Result;
+use std::io::Write;
+use std::time::Duration;
+use weiquan_cluster::{door::FrontDoor, worker, Cluster};
+use weiquan_engine::Lang;
+use weiquan_events::{parse_event, Line, LineReader, Reject};
+
+/// Runs one `weiquan cluster` subcommand.
+pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let client = weiquan_cluster::connect(&args.nats).await?;
+        match &args.what {
+            ClusterCommand::Route {
+                files,
+                partitions,
+                replicas,
+                advance_every,
+            } => {
+                let cluster = Cluster::set_up(client, &args.cluster, *partitions, *replicas).await?;
+                route(cluster, files, (*advance_every).max(1), err).await
+            }
+            ClusterCommand::Work {
+                name,
+                snapshot_every,
+                lease_ms,
+                rules,
+            } => {
+                super::serve::init_logs(crate::cli::LogFormat::Text);
+                let rules = super::load_rules(rules.as_deref())?;
+                // Workers may start before the front door has set the cluster up.
+                let cluster = loop {
+                    match Cluster::open(client.clone(), &args.cluster).await {
+                        Err(weiquan_cluster::ClusterError::NotSetUp(_)) => {
+                            tracing::info!(cluster = %args.cluster, "waiting for a front door to set the cluster up");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                        opened => break opened?,
+                    }
+                };
+                let cfg = worker::WorkerConfig {
+                    name: name.clone(),
+                    snapshot_every: (*snapshot_every).max(1),
+                    lease: Duration::from_millis((*lease_ms).max(200)),
+                };
+                let shutdown = async {
+                    let _ = tokio::signal::ctrl_c().await;
+                };
+                worker::run(cluster, rules, cfg, shutdown).await?;
+                Ok(())
+            }
+            ClusterCommand::Findings { rules, lang } => {
+                let rules = super::load_rules(rules.as_deref())?;
+                let cluster = Cluster::open(client, &args.cluster).await?;
+                let (found, _) = weiquan_cluster::read_findings(&cluster).await?;
+                let lang = Lang::from(*lang);
+                for f in found {
+                    serde_json::to_writer(&mut *out, &f.finding.record(&rules, lang))?;
+                    out.write_all(b"\n")?;
+                }
+                Ok(())
+            }
+            ClusterCommand::Status => {
+                let cluster = Cluster::open(client, &args.cluster).await?;
+                let progress = cluster.progress().await?;
+                let owners = cluster.owners().await?;
+                writeln!(out, "partition\tapplied\towner")?;
+                for (p, (applied, owner)) in progress.iter().zip(&owners).enumerate() {
+                    writeln!(out, "{p}\t{applied}\t{}", owner.as_deref().unwrap_or("-"))?;
+                }
+                Ok(())
+            }
+        }
+    })
+}
+
+/// Routes every line of `files` into `cluster`; rejects go to `err` as
+/// `weiquan audit` prints them.
+async fn route(cluster: Cluster, files: &[String], advance_every: u64, err: &mut dyn Write) -> Result<()> {
+    let mut door = FrontDoor::new(cluster).await?;
+    let (mut events, mut rejected) = (0u64, 0u64);
+    for input in super::open_inputs(files)? {
+        let mut reader = LineReader::new(input.reader);
+        while let Some(line) = reader.next_line()? {
+            let parsed = match line {
+                Line::Bad(r) => Err(r),
+                Line::Text(n, text) => parse_event(text)
+                    .map(|ev| (ev, text))
+                    .map_err(|e| Reject::from_parse(n, e)),
+            };
+            match parsed {
+                Ok((ev, text)) => {
+                    door.send(&ev, text).await?;
+                    events += 1;
+                    if events % advance_every == 0 {
+                        door.advance().await?;
+                    }
+                }
+                Err(mut r) => {
+                    rejected += 1;
+                    r.file = input.name.clone();
+                    serde_json::to_writer(&mut *err, &r)?;
+                    err.write_all(b"\n")?;
+                }
+            }
+        }
+    }
+    door.advance().await?;
+    let messages: u64 = door.sent().iter().sum();
+    writeln!(
+        err,
+        "routed {events} events as {messages} messages into {} partitions; {rejected} lines rejected; {} subjects misplaced",
+        door.sent().len(),
+        door.misplaced()
+    )?;
+    Ok(())
+}

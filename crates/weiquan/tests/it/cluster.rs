@@ -1,0 +1,311 @@
+//! `weiquan cluster` on a real three-node NATS JetStream cluster started by
+//! the test: workers and a NATS node are killed with SIGKILL mid-stream, and
+//! the findings must still be exactly `weiquan audit`'s.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use weiquan_cluster::{door::FrontDoor, Cluster};
+
+/// A free TCP port on 127.0.0.1 (released for the server to bind).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One NATS server of the cluster: its config file and client URL.
+struct Node {
+    config: PathBuf,
+    log: PathBuf,
+    url: String,
+    proc: Option<Proc>,
+}
+
+impl Node {
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let child = Command::new("nats-server")
+            .arg("-c")
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("nats-server runs (Debian package nats-server)");
+        self.proc = Some(Proc(child));
+    }
+
+    /// SIGKILL.
+    fn kill(&mut self) {
+        self.proc = None;
+    }
+}
+
+/// Three NATS servers clustered with JetStream, each with its own store.
+fn three_nodes(dir: &Path) -> Vec<Node> {
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    (0..3)
+        .map(|i| {
+            let routes: Vec<String> = (0..3)
+                .filter(|&j| j != i)
+                .map(|j| format!("nats-route://127.0.0.1:{}", ports[j].1))
+                .collect();
+            let config = dir.join(format!("n{i}.conf"));
+            std::fs::write(
+                &config,
+                format!(
+                    "server_name: n{i}\nlisten: 127.0.0.1:{}\njetstream {{ store_dir: \"{}\" }}\ncluster {{ name: wq, listen: 127.0.0.1:{}, routes: [{}] }}\n",
+                    ports[i].0,
+                    dir.join(format!("n{i}")).display(),
+                    ports[i].1,
+                    routes.join(", ")
+                ),
+            )
+            .expect("config written");
+            let mut node = Node {
+                config,
+                log: dir.join(format!("n{i}.log")),
+                url: format!("nats://127.0.0.1:{}", ports[i].0),
+                proc: None,
+            };
+            node.start();
+            node
+        })
+        .collect()
+}
+
+/// A `weiquan cluster work` process.
+fn worker(urls: &str, name: &str, dir: &Path) -> Proc {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{name}.log")))
+        .expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_weiquan"))
+        .args([
+            "cluster",
+            "--nats",
+            urls,
+            "--cluster",
+            "failover",
+            "work",
+            "--name",
+            name,
+        ])
+        .args(["--snapshot-every", "150", "--lease-ms", "3000"])
+        .env("RUST_LOG", "weiquan_cluster=info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("the weiquan binary runs");
+    Proc(child)
+}
+
+/// The workers' logs, for a failure message.
+fn logs(dir: &Path) -> String {
+    ["w0", "w1", "w2"]
+        .iter()
+        .map(|w| {
+            format!(
+                "--- {w}\n{}",
+                std::fs::read_to_string(dir.join(format!("{w}.log"))).unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Waits for `check` to hold, for at most `limit`; fails saying what it
+/// waited for, with the workers' logs.
+async fn eventually<F, Fut>(what: &str, limit: Duration, dir: &Path, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < limit,
+            "gave up waiting ({limit:?}) for {what}\nworker logs:\n{}",
+            logs(dir)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[test]
+fn a_cluster_killed_mid_stream_finds_exactly_what_audit_finds() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = weiquan_sim::simulate(&weiquan_sim::Config {
+        merchants: 24,
+        consumers: 800,
+        days: 20,
+        seed: 19,
+        violation_rate: 0.4,
+        profile: weiquan_sim::Profile::Double11,
+        orders_per_day: 2.0,
+    });
+    let file = dir.path().join("events.ndjson");
+    std::fs::write(&file, sim.lines.join("\n") + "\n").expect("events written");
+    let audit = super::weiquan(&["audit", file.to_str().expect("UTF-8 path")], None);
+    assert!(audit.status.success(), "{}", String::from_utf8_lossy(&audit.stderr));
+    let mut expected: Vec<String> = super::ndjson(&audit.stdout).iter().map(|v| v.to_string()).collect();
+    expected.sort();
+    assert!(
+        expected.len() >= 20,
+        "the stream should give findings: {}",
+        expected.len()
+    );
+
+    let mut nodes = three_nodes(dir.path());
+    let urls = nodes.iter().map(|n| n.url.clone()).collect::<Vec<_>>().join(",");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        // The servers start listening, then elect their JetStream leaders.
+        let started = Instant::now();
+        let cluster = loop {
+            let set_up = match weiquan_cluster::connect(&urls).await {
+                Ok(client) => Cluster::set_up(client, "failover", 6, 3).await,
+                Err(e) => Err(e),
+            };
+            match set_up {
+                Ok(c) => break c,
+                Err(e) => {
+                    assert!(started.elapsed() < Duration::from_secs(60), "no JetStream cluster: {e}");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        };
+        let mut workers: Vec<Option<Proc>> = (0..3).map(|i| Some(worker(&urls, &format!("w{i}"), dir.path()))).collect();
+        let mut door = FrontDoor::new(cluster.clone()).await.expect("an empty stream");
+
+        let n = sim.lines.len();
+        let at = |share: usize| n * share / 100;
+        for (i, line) in sim.lines.iter().enumerate() {
+            let ev = weiquan_events::parse_event(line).expect("simulated events parse");
+            door.send(&ev, line).await.expect("acknowledged");
+            if i == at(20) {
+                workers[0] = None; // SIGKILL
+                // Its partitions pass to the others within a few lease lengths.
+                eventually("the killed worker's partitions to be taken", Duration::from_secs(30), dir.path(), || async {
+                    let owners = cluster.owners().await.unwrap_or_default();
+                    owners.len() == 6 && owners.iter().all(|o| o.as_deref().is_some_and(|w| w != "w0"))
+                })
+                .await;
+            } else if i == at(35) {
+                workers[0] = Some(worker(&urls, "w0", dir.path()));
+            } else if i == at(45) {
+                nodes[2].kill();
+            } else if i == at(60) {
+                workers[1] = None;
+            } else if i == at(65) {
+                nodes[2].start();
+            } else if i == at(75) {
+                workers[1] = Some(worker(&urls, "w1", dir.path()));
+            } else if i == at(85) {
+                nodes[0].kill();
+            } else if i == at(92) {
+                nodes[0].start();
+            }
+        }
+        door.advance().await.expect("acknowledged");
+        assert_eq!(door.misplaced(), 0, "the simulated platform moves no subject between partitions");
+        let sent = door.sent().to_vec();
+
+        // Every acknowledged message is in its partition once, in order.
+        let events = cluster.events().await.expect("stream");
+        for (p, &last) in sent.iter().enumerate() {
+            let indexes = partition_indexes(&cluster, &events, p as u32, last).await;
+            assert_eq!(indexes, (1..=last).collect::<Vec<_>>(), "partition {p}: each message once, in order");
+        }
+
+        let started = Instant::now();
+        loop {
+            let progress = cluster.progress().await.unwrap_or_default();
+            if progress == sent {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(120) {
+                let owners = cluster.owners().await.unwrap_or_default();
+                panic!(
+                    "partitions not applied in 2 minutes: applied {progress:?} of {sent:?}, owners {owners:?}\nworker logs:\n{}",
+                    logs(dir.path())
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+
+        let (found, _repeats) = weiquan_cluster::read_findings(&cluster).await.expect("findings agree");
+        let rules = weiquan_engine::Rulebook::builtin();
+        let mut got: Vec<String> = found
+            .iter()
+            .map(|f| serde_json::to_value(f.finding.record(&rules, weiquan_engine::Lang::Zh)).map(|v| v.to_string()))
+            .collect::<Result<_, _>>()
+            .expect("records");
+        got.sort();
+        if got != expected {
+            let logs = logs(dir.path());
+            let missing: Vec<_> = expected.iter().filter(|e| !got.contains(e)).take(3).collect();
+            let extra: Vec<_> = got.iter().filter(|g| !expected.contains(g)).take(3).collect();
+            panic!(
+                "cluster found {} findings, audit {}; missing {missing:#?}; extra {extra:#?}\nworker logs:\n{logs}",
+                got.len(),
+                expected.len()
+            );
+        }
+        drop(workers);
+    });
+}
+
+/// The indexes of partition `p`'s messages in stream order.
+async fn partition_indexes(
+    cluster: &Cluster,
+    events: &async_nats::jetstream::stream::Stream,
+    p: u32,
+    last: u64,
+) -> Vec<u64> {
+    use futures::StreamExt;
+    // A restarted server may still be catching up: retry for a while.
+    let started = Instant::now();
+    let consumer = loop {
+        let made = events
+            .create_consumer(async_nats::jetstream::consumer::push::OrderedConfig {
+                deliver_subject: cluster.client.new_inbox(),
+                filter_subject: cluster.events_subject(p),
+                ..Default::default()
+            })
+            .await;
+        match made {
+            Ok(c) => break c,
+            Err(e) => assert!(started.elapsed() < Duration::from_secs(60), "no consumer: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let mut messages = consumer.messages().await.expect("messages");
+    let mut out = Vec::new();
+    while out.len() < last as usize {
+        let next = tokio::time::timeout(Duration::from_secs(10), messages.next()).await;
+        let Ok(Some(Ok(m))) = next else { break };
+        let (stamp, _) = weiquan_cluster::Stamp::decode(&m.payload).expect("a front door's message");
+        out.push(stamp.index);
+    }
+    out
+}
