@@ -1,5 +1,10 @@
 //! The front door: routes each event to its partition's subject, stamped
-//! with the watermark, and waits for JetStream to acknowledge it.
+//! with the watermark, in batches that JetStream acknowledges.
+//!
+//! One message per event, each waited for, would cap the door at one
+//! round trip per event; a batch per partition (up to [`BATCH`] events)
+//! amortises it. Each partition has one batch in flight at a time, so a
+//! retried batch (same message id) can never overtake the next.
 
 use crate::{publish, Cluster, ClusterError, Context, Stamp};
 use weiquan_events::Event;
@@ -11,9 +16,16 @@ use weiquan_partition::{Route, Router};
 pub struct FrontDoor {
     cluster: Cluster,
     router: Router,
-    /// The index of the last message sent to each partition.
+    /// The index of the last event stamped for each partition.
     sent: Vec<u64>,
+    /// Each partition's batch not yet sent: its bytes and first index.
+    pending: Vec<(Vec<u8>, u64, usize)>,
+    /// Events acknowledged by JetStream, per partition.
+    acked: Vec<u64>,
 }
+
+/// Events per message, at most.
+pub const BATCH: usize = 512;
 
 impl FrontDoor {
     /// A front door for `cluster`, whose events stream must be empty.
@@ -22,16 +34,20 @@ impl FrontDoor {
         if events.info().await.ctx("reading the events stream")?.state.messages > 0 {
             return Err(ClusterError::NotEmpty(cluster.name.clone()));
         }
+        let n = cluster.partitions as usize;
         Ok(FrontDoor {
             router: Router::new(cluster.partitions),
-            sent: vec![0; cluster.partitions as usize],
+            sent: vec![0; n],
+            pending: vec![(Vec::new(), 1, 0); n],
+            acked: vec![0; n],
             cluster,
         })
     }
 
-    /// Routes `ev` (whose line as received is `raw`) and returns once every
-    /// partition it goes to has it durably: acknowledged by JetStream, so
-    /// replicated on a quorum of the stream's servers.
+    /// Routes `ev` (whose line as received is `raw`) into its partitions'
+    /// batches, sending a batch that is full. It is durable (acknowledged by
+    /// JetStream, so replicated on a quorum of the stream's servers) once
+    /// its batch is sent: at the latest after [`FrontDoor::flush`].
     pub async fn send(&mut self, ev: &Event<'_>, raw: &str) -> Result<Route, ClusterError> {
         let clock = self.router.clock().map(|t| t.to_string());
         let route = self.router.route(ev);
@@ -53,12 +69,13 @@ impl FrontDoor {
         Ok(route)
     }
 
-    /// Moves every partition's clock to the global clock: partitions that
-    /// got no recent event fire the deadlines it has passed. Called at the
-    /// end of an input, and every so often on a live one.
+    /// Moves every partition's clock to the global clock (partitions that
+    /// got no recent event fire the deadlines it has passed) and flushes
+    /// every batch. Called at the end of an input, and every so often on a
+    /// live one.
     pub async fn advance(&mut self) -> Result<(), ClusterError> {
         let Some(clock) = self.router.clock() else {
-            return Ok(());
+            return self.flush().await;
         };
         for p in 0..self.cluster.partitions {
             let stamp = Stamp {
@@ -70,24 +87,48 @@ impl FrontDoor {
             };
             self.put(p, &stamp, "").await?;
         }
-        Ok(())
+        self.flush().await
     }
 
     async fn put(&mut self, p: u32, stamp: &Stamp, raw: &str) -> Result<(), ClusterError> {
-        let id = format!("{}.{}", p, stamp.index);
-        publish(
-            &self.cluster.js,
-            &self.cluster.events_subject(p),
-            &id,
-            stamp.encode(raw),
-        )
-        .await?;
+        let pending = &mut self.pending[p as usize];
+        stamp.write(raw, &mut pending.0);
+        pending.2 += 1;
         self.sent[p as usize] = stamp.index;
+        if pending.2 >= BATCH || pending.0.len() >= 512 * 1024 {
+            self.send_batch(p).await?;
+        }
         Ok(())
     }
 
-    /// The index of the last message each partition was sent: what its
-    /// workers will have applied once they catch up.
+    /// Sends partition `p`'s batch and waits for its acknowledgement.
+    async fn send_batch(&mut self, p: u32) -> Result<(), ClusterError> {
+        let next = self.sent[p as usize] + 1;
+        let (bytes, first, n) = std::mem::replace(&mut self.pending[p as usize], (Vec::new(), next, 0));
+        if n == 0 {
+            return Ok(());
+        }
+        let id = format!("{p}.{first}");
+        publish(&self.cluster.js, &self.cluster.events_subject(p), &id, bytes.into()).await?;
+        self.acked[p as usize] = self.sent[p as usize];
+        Ok(())
+    }
+
+    /// Sends every partition's batch and waits until all are acknowledged.
+    pub async fn flush(&mut self) -> Result<(), ClusterError> {
+        for p in 0..self.cluster.partitions {
+            self.send_batch(p).await?;
+        }
+        Ok(())
+    }
+
+    /// Events acknowledged by JetStream, per partition (by index).
+    pub fn acked(&self) -> &[u64] {
+        &self.acked
+    }
+
+    /// The index of the last event stamped for each partition: what its
+    /// workers will have applied once they catch up (after a flush).
     pub fn sent(&self) -> &[u64] {
         &self.sent
     }

@@ -356,11 +356,12 @@ async fn read_partitions(meta: &kv::Store, name: &str) -> Result<u32, ClusterErr
         .ok_or_else(|| ClusterError::NotSetUp(name.to_owned()))
 }
 
-/// What a front door adds to an event on a partition subject: the first line
-/// of the message, the event's line as received the second.
+/// What a front door adds to an event on a partition subject. A message
+/// holds a batch of events, each as two lines: its stamp, then the event's
+/// line as received (empty for an advance).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stamp {
-    /// The message's place in its partition, from 1: a worker applies them in
+    /// The event's place in its partition, from 1: a worker applies them in
     /// this order, each once.
     #[serde(rename = "i")]
     pub index: u64,
@@ -380,20 +381,27 @@ pub struct Stamp {
 }
 
 impl Stamp {
-    /// The message: this stamp, a newline, the event's line (none for an advance).
-    pub fn encode(&self, line: &str) -> bytes::Bytes {
-        let mut out = serde_json::to_vec(self).unwrap_or_default();
-        out.push(b'\n');
-        out.extend_from_slice(line.as_bytes());
-        out.into()
+    /// Appends this stamp and the event's `line` to a batch.
+    pub fn write(&self, line: &str, batch: &mut Vec<u8>) {
+        // A stamp is plain data: serialising it cannot fail.
+        if serde_json::to_writer(&mut *batch, self).is_ok() {
+            batch.push(b'\n');
+            batch.extend_from_slice(line.as_bytes());
+            batch.push(b'\n');
+        }
     }
 
-    /// Splits a message into its stamp and the event's line.
-    pub fn decode(payload: &[u8]) -> Result<(Stamp, &str), String> {
+    /// Splits a batch into its stamps and event lines.
+    pub fn read_batch(payload: &[u8]) -> Result<Vec<(Stamp, &str)>, String> {
         let text = std::str::from_utf8(payload).map_err(|e| format!("not UTF-8: {e}"))?;
-        let (head, line) = text.split_once('\n').ok_or("no stamp line")?;
-        let stamp = serde_json::from_str(head).map_err(|e| format!("bad stamp: {e}"))?;
-        Ok((stamp, line))
+        let mut lines = text.split_terminator('\n');
+        let mut out = Vec::new();
+        while let Some(head) = lines.next() {
+            let stamp = serde_json::from_str(head).map_err(|e| format!("bad stamp: {e}"))?;
+            let line = lines.next().ok_or("a stamp without its event line")?;
+            out.push((stamp, line));
+        }
+        Ok(out)
     }
 }
 

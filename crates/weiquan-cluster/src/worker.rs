@@ -35,7 +35,8 @@ use weiquan_partition::{Copies, Route};
 pub struct WorkerConfig {
     /// Its name, unique among the cluster's workers (letters, digits, `-`, `_`).
     pub name: String,
-    /// A snapshot of a partition every this many messages applied.
+    /// A snapshot of a partition once this many events have been applied
+    /// since the last (taken between messages).
     pub snapshot_every: u64,
     /// How long a lease lasts unless renewed: how soon another worker takes
     /// over a dead one's partitions.
@@ -119,6 +120,9 @@ struct Saved {
 }
 
 const MAGIC: [u8; 8] = *b"WQPART01";
+
+/// How long a partition's consumer may deliver nothing before it is made again.
+const QUIET: Duration = Duration::from_secs(3);
 
 /// How long a snapshot's read or write may take before the partition is let go.
 const SLOW: Duration = Duration::from_secs(30);
@@ -404,65 +408,72 @@ fn check_worker_name(name: &str) -> Result<(), ClusterError> {
 }
 
 /// Restores partition `p` from its snapshot, or starts it empty when there
-/// is none or it cannot be used (logged: the whole subject is then replayed).
-async fn restore(cluster: &Cluster, rules: &Arc<Rulebook>, p: u32) -> Result<State, ClusterError> {
-    let fresh = || State {
-        engine: Engine::new(rules.clone()),
-        copies: Copies::default(),
-        index: 0,
-        seq: 0,
-    };
+/// is none or it cannot be read or used (logged: the whole subject is then
+/// replayed, which gives the same state, only later). A snapshot is a cache:
+/// its failures never stop a partition.
+async fn restore(cluster: &Cluster, rules: &Arc<Rulebook>, p: u32) -> State {
     let read = async {
         let store = cluster.snapshots().await?;
         let mut object = match store.get(lease_key(p)).await {
             Ok(o) => o,
             Err(e) if e.kind() == async_nats::jetstream::object_store::GetErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).ctx(format!("reading partition {p}'s snapshot")),
+            Err(e) => return Err(e).ctx("reading the snapshot"),
         };
         let mut bytes = Vec::new();
-        object
-            .read_to_end(&mut bytes)
-            .await
-            .ctx(format!("reading partition {p}'s snapshot"))?;
-        Ok(Some(bytes))
+        object.read_to_end(&mut bytes).await.ctx("reading the snapshot")?;
+        Ok::<_, ClusterError>(Some(bytes))
     };
-    // An object read can stall while a restarted server catches up: give up
-    // and let the lease go, for this or another worker to try again.
-    let Some(bytes) = tokio::time::timeout(SLOW, read)
-        .await
-        .ctx(format!("reading partition {p}'s snapshot"))??
-    else {
-        return Ok(fresh());
+    // An object read can stall while a restarted server catches up.
+    let why = match tokio::time::timeout(SLOW, read).await {
+        Ok(Ok(None)) => None,
+        Ok(Ok(Some(bytes))) => match State::decode(rules.clone(), &bytes, cluster.partitions, p) {
+            Ok(state) => {
+                tracing::info!(partition = p, index = state.index, "restored from snapshot");
+                return state;
+            }
+            Err(why) => Some(why),
+        },
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!("no answer in {SLOW:?}")),
     };
-    match State::decode(rules.clone(), &bytes, cluster.partitions, p) {
-        Ok(state) => {
-            tracing::info!(partition = p, index = state.index, "restored from snapshot");
-            Ok(state)
-        }
-        Err(why) => {
-            tracing::warn!(partition = p, %why, "snapshot not usable; replaying the partition from its start");
-            Ok(fresh())
-        }
+    if let Some(why) = why {
+        tracing::warn!(partition = p, %why, "snapshot not usable; replaying the partition from its start");
+    }
+    State {
+        engine: Engine::new(rules.clone()),
+        copies: Copies::default(),
+        index: 0,
+        seq: 0,
     }
 }
 
-async fn save(cluster: &Cluster, p: u32, state: &State) -> Result<(), ClusterError> {
-    let bytes = state.encode(cluster.partitions, p).map_err(|e| ClusterError::Message {
-        partition: p,
-        seq: state.seq,
-        problem: format!("the state does not encode: {e}"),
-    })?;
+/// Writes partition `p`'s snapshot; a failure is logged and the next
+/// interval tries again.
+async fn save(cluster: &Cluster, p: u32, state: &State) {
+    let bytes = match state.encode(cluster.partitions, p) {
+        Ok(b) => b,
+        Err(why) => {
+            tracing::error!(partition = p, %why, "the state does not encode; no snapshot");
+            return;
+        }
+    };
     let write = async {
         let store = cluster.snapshots().await?;
         store
             .put(lease_key(p).as_str(), &mut bytes.as_slice())
             .await
-            .ctx(format!("writing partition {p}'s snapshot"))
+            .ctx("writing the snapshot")
     };
-    tokio::time::timeout(SLOW, write)
-        .await
-        .ctx(format!("writing partition {p}'s snapshot"))??;
-    Ok(())
+    match tokio::time::timeout(SLOW, write).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(partition = p, error = %e, "snapshot not written; trying again at the next interval")
+        }
+        Err(_) => tracing::warn!(
+            partition = p,
+            "snapshot not written in {SLOW:?}; trying again at the next interval"
+        ),
+    }
 }
 
 /// Applies partition `p` from its snapshot on, until told to stop.
@@ -474,7 +485,7 @@ async fn own(
     mut stop: watch::Receiver<Stop>,
     applied: Arc<AtomicU64>,
 ) -> Result<(), ClusterError> {
-    let mut state = restore(&cluster, &rules, p).await?;
+    let mut state = restore(&cluster, &rules, p).await;
     applied.store(state.index, Ordering::Relaxed);
     let events = cluster.events().await?;
     let mut unsaved = 0u64;
@@ -511,14 +522,16 @@ async fn own(
             }
         };
         loop {
+            // A consumer can go quiet for good when the server holding it
+            // dies: after a quiet spell it is made again (cheap when idle).
             let next = tokio::select! {
                 biased;
                 _ = stop.changed() => None,
-                m = messages.next() => Some(m),
+                m = tokio::time::timeout(QUIET, messages.next()) => Some(m.unwrap_or(None)),
             };
             let Some(next) = next else {
                 if *stop.borrow() == Stop::Release && unsaved > 0 {
-                    save(&cluster, p, &state).await?;
+                    save(&cluster, p, &state).await;
                 }
                 return Ok(());
             };
@@ -536,41 +549,43 @@ async fn own(
                 seq,
                 problem,
             };
-            let (stamp, line) = Stamp::decode(&m.payload).map_err(bad)?;
-            if stamp.index <= state.index {
-                continue; // delivered again
+            for (stamp, line) in Stamp::read_batch(&m.payload).map_err(bad)? {
+                if stamp.index <= state.index {
+                    continue; // delivered again
+                }
+                if stamp.index != state.index + 1 {
+                    return Err(bad(format!(
+                        "event {} follows event {}: an event is missing",
+                        stamp.index, state.index
+                    )));
+                }
+                let found = step(
+                    &mut state.engine,
+                    &mut state.copies,
+                    p,
+                    cluster.partitions,
+                    &stamp,
+                    line,
+                )
+                .map_err(bad)?;
+                for (k, finding) in found.into_iter().enumerate() {
+                    let out = Published {
+                        partition: p,
+                        index: stamp.index,
+                        k: k as u32,
+                        finding,
+                    };
+                    let payload = serde_json::to_vec(&out).unwrap_or_default();
+                    publish(&cluster.js, &cluster.findings_subject(p), &out.id(), payload.into()).await?;
+                }
+                state.index = stamp.index;
+                unsaved += 1;
             }
-            if stamp.index != state.index + 1 {
-                return Err(bad(format!(
-                    "message {} follows message {}: a message is missing",
-                    stamp.index, state.index
-                )));
-            }
-            let found = step(
-                &mut state.engine,
-                &mut state.copies,
-                p,
-                cluster.partitions,
-                &stamp,
-                line,
-            )
-            .map_err(bad)?;
-            for (k, finding) in found.into_iter().enumerate() {
-                let out = Published {
-                    partition: p,
-                    index: stamp.index,
-                    k: k as u32,
-                    finding,
-                };
-                let payload = serde_json::to_vec(&out).unwrap_or_default();
-                publish(&cluster.js, &cluster.findings_subject(p), &out.id(), payload.into()).await?;
-            }
-            state.index = stamp.index;
+            // Snapshots are taken between messages: `seq` says where replay resumes.
             state.seq = seq;
             applied.store(state.index, Ordering::Relaxed);
-            unsaved += 1;
             if unsaved >= cfg.snapshot_every {
-                save(&cluster, p, &state).await?;
+                save(&cluster, p, &state).await;
                 unsaved = 0;
             }
         }

@@ -110,10 +110,10 @@ async fn route(cluster: Cluster, files: &[String], advance_every: u64, err: &mut
         }
     }
     door.advance().await?;
-    let messages: u64 = door.sent().iter().sum();
+    let entries: u64 = door.sent().iter().sum();
     writeln!(
         err,
-        "routed {events} events as {messages} messages into {} partitions; {rejected} lines rejected; {} subjects misplaced",
+        "routed {events} events ({entries} partition entries, broadcasts counted in each) into {} partitions; {rejected} lines rejected; {} subjects misplaced",
         door.sent().len(),
         door.misplaced()
     )?;

@@ -229,6 +229,7 @@ fn a_cluster_killed_mid_stream_finds_exactly_what_audit_finds() {
         door.advance().await.expect("acknowledged");
         assert_eq!(door.misplaced(), 0, "the simulated platform moves no subject between partitions");
         let sent = door.sent().to_vec();
+        assert_eq!(door.acked(), sent.as_slice(), "every event acknowledged after the last flush");
 
         // Every acknowledged message is in its partition once, in order.
         let events = cluster.events().await.expect("stream");
@@ -304,8 +305,8 @@ async fn partition_indexes(
     while out.len() < last as usize {
         let next = tokio::time::timeout(Duration::from_secs(10), messages.next()).await;
         let Ok(Some(Ok(m))) = next else { break };
-        let (stamp, _) = weiquan_cluster::Stamp::decode(&m.payload).expect("a front door's message");
-        out.push(stamp.index);
+        let batch = weiquan_cluster::Stamp::read_batch(&m.payload).expect("a front door's message");
+        out.extend(batch.iter().map(|(stamp, _)| stamp.index));
     }
     out
 }
