@@ -249,6 +249,31 @@ impl Cluster {
         })
     }
 
+    /// [`Cluster::set_up`] on the servers at `urls`, retried for up to
+    /// `limit` while they start or elect their JetStream leaders.
+    pub async fn set_up_when_ready(
+        urls: &str,
+        name: &str,
+        partitions: u32,
+        replicas: usize,
+        limit: Duration,
+    ) -> Result<Cluster, ClusterError> {
+        let started = tokio::time::Instant::now();
+        loop {
+            let set_up = match connect(urls).await {
+                Ok(client) => Cluster::set_up(client, name, partitions, replicas).await,
+                Err(e) => Err(e),
+            };
+            match set_up {
+                Err(e @ ClusterError::Nats { .. }) if started.elapsed() < limit => {
+                    tracing::info!(error = %e, "waiting for JetStream");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                done => return done,
+            }
+        }
+    }
+
     /// Opens a cluster a front door has set up.
     pub async fn open(client: async_nats::Client, name: &str) -> Result<Cluster, ClusterError> {
         check_name(name)?;

@@ -206,6 +206,9 @@ pub async fn run(
     let progress = cluster.kv("progress").await?;
     let mut owned: BTreeMap<u32, Owned> = BTreeMap::new();
     let tick = cfg.lease / 4;
+    // The first round only announces this worker, so that workers started
+    // together see each other before they take shares.
+    let mut announced = false;
     tokio::pin!(shutdown);
     tracing::info!(worker = %cfg.name, cluster = %cluster.name, partitions = cluster.partitions, "worker started");
     loop {
@@ -267,7 +270,7 @@ pub async fn run(
         // own so that workers starting together spread out.
         let start = weiquan_partition::partition_of(&cfg.name, cluster.partitions);
         for i in 0..cluster.partitions {
-            if owned.len() as u32 >= share {
+            if !announced || owned.len() as u32 >= share {
                 break;
             }
             let p = (start + i) % cluster.partitions;
@@ -305,6 +308,7 @@ pub async fn run(
                 o.reported = applied;
             }
         }
+        announced = true;
         tokio::select! {
             () = &mut shutdown => break,
             () = tokio::time::sleep(tick) => {}

@@ -6,6 +6,8 @@
 use std::path::PathBuf;
 
 pub mod expected;
+pub mod nats;
+pub mod process;
 pub mod services;
 pub mod webhook;
 

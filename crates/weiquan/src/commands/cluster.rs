@@ -13,7 +13,7 @@ use weiquan_events::{parse_event, Line, LineReader, Reject};
 pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let client = weiquan_cluster::connect(&args.nats).await?;
+        let connect = || weiquan_cluster::connect(&args.nats);
         match &args.what {
             ClusterCommand::Route {
                 files,
@@ -21,7 +21,14 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                 replicas,
                 advance_every,
             } => {
-                let cluster = Cluster::set_up(client, &args.cluster, *partitions, *replicas).await?;
+                let cluster = Cluster::set_up_when_ready(
+                    &args.nats,
+                    &args.cluster,
+                    *partitions,
+                    *replicas,
+                    Duration::from_secs(30),
+                )
+                .await?;
                 route(cluster, files, (*advance_every).max(1), err).await
             }
             ClusterCommand::Work {
@@ -31,6 +38,7 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                 rules,
             } => {
                 super::serve::init_logs(crate::cli::LogFormat::Text);
+                let client = connect().await?;
                 let rules = super::load_rules(rules.as_deref())?;
                 // Workers may start before the front door has set the cluster up.
                 let cluster = loop {
@@ -55,7 +63,7 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
             }
             ClusterCommand::Findings { rules, lang } => {
                 let rules = super::load_rules(rules.as_deref())?;
-                let cluster = Cluster::open(client, &args.cluster).await?;
+                let cluster = Cluster::open(connect().await?, &args.cluster).await?;
                 let (found, _) = weiquan_cluster::read_findings(&cluster).await?;
                 let lang = Lang::from(*lang);
                 for f in found {
@@ -65,7 +73,7 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                 Ok(())
             }
             ClusterCommand::Status => {
-                let cluster = Cluster::open(client, &args.cluster).await?;
+                let cluster = Cluster::open(connect().await?, &args.cluster).await?;
                 let progress = cluster.progress().await?;
                 let owners = cluster.owners().await?;
                 writeln!(out, "partition\tapplied\towner")?;

@@ -2,100 +2,16 @@
 //! the test: workers and a NATS node are killed with SIGKILL mid-stream, and
 //! the findings must still be exactly `weiquan audit`'s.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use weiquan_cluster::{door::FrontDoor, Cluster};
-
-/// A free TCP port on 127.0.0.1 (released for the server to bind).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// A process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// One NATS server of the cluster: its config file and client URL.
-struct Node {
-    config: PathBuf,
-    log: PathBuf,
-    url: String,
-    proc: Option<Proc>,
-}
-
-impl Node {
-    fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log file");
-        let child = Command::new("nats-server")
-            .arg("-c")
-            .arg(&self.config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("nats-server runs (Debian package nats-server)");
-        self.proc = Some(Proc(child));
-    }
-
-    /// SIGKILL.
-    fn kill(&mut self) {
-        self.proc = None;
-    }
-}
-
-/// Three NATS servers clustered with JetStream, each with its own store.
-fn three_nodes(dir: &Path) -> Vec<Node> {
-    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
-    (0..3)
-        .map(|i| {
-            let routes: Vec<String> = (0..3)
-                .filter(|&j| j != i)
-                .map(|j| format!("nats-route://127.0.0.1:{}", ports[j].1))
-                .collect();
-            let config = dir.join(format!("n{i}.conf"));
-            std::fs::write(
-                &config,
-                format!(
-                    "server_name: n{i}\nlisten: 127.0.0.1:{}\njetstream {{ store_dir: \"{}\" }}\ncluster {{ name: wq, listen: 127.0.0.1:{}, routes: [{}] }}\n",
-                    ports[i].0,
-                    dir.join(format!("n{i}")).display(),
-                    ports[i].1,
-                    routes.join(", ")
-                ),
-            )
-            .expect("config written");
-            let mut node = Node {
-                config,
-                log: dir.join(format!("n{i}.log")),
-                url: format!("nats://127.0.0.1:{}", ports[i].0),
-                proc: None,
-            };
-            node.start();
-            node
-        })
-        .collect()
-}
+use weiquan_testkit::nats::NatsCluster;
+use weiquan_testkit::process::{log_file, Proc};
 
 /// A `weiquan cluster work` process.
 fn worker(urls: &str, name: &str, dir: &Path) -> Proc {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join(format!("{name}.log")))
-        .expect("log file");
+    let log = log_file(&dir.join(format!("{name}.log")));
     let child = Command::new(env!("CARGO_BIN_EXE_weiquan"))
         .args([
             "cluster",
@@ -172,28 +88,17 @@ fn a_cluster_killed_mid_stream_finds_exactly_what_audit_finds() {
         expected.len()
     );
 
-    let mut nodes = three_nodes(dir.path());
-    let urls = nodes.iter().map(|n| n.url.clone()).collect::<Vec<_>>().join(",");
+    let mut nats = NatsCluster::start(dir.path());
+    let urls = nats.urls.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {
         // The servers start listening, then elect their JetStream leaders.
-        let started = Instant::now();
-        let cluster = loop {
-            let set_up = match weiquan_cluster::connect(&urls).await {
-                Ok(client) => Cluster::set_up(client, "failover", 6, 3).await,
-                Err(e) => Err(e),
-            };
-            match set_up {
-                Ok(c) => break c,
-                Err(e) => {
-                    assert!(started.elapsed() < Duration::from_secs(60), "no JetStream cluster: {e}");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
-        };
+        let cluster = Cluster::set_up_when_ready(&urls, "failover", 6, 3, Duration::from_secs(60))
+            .await
+            .expect("a JetStream cluster");
         let mut workers: Vec<Option<Proc>> = (0..3).map(|i| Some(worker(&urls, &format!("w{i}"), dir.path()))).collect();
         let mut door = FrontDoor::new(cluster.clone()).await.expect("an empty stream");
 
@@ -213,17 +118,17 @@ fn a_cluster_killed_mid_stream_finds_exactly_what_audit_finds() {
             } else if i == at(35) {
                 workers[0] = Some(worker(&urls, "w0", dir.path()));
             } else if i == at(45) {
-                nodes[2].kill();
+                nats.kill(2);
             } else if i == at(60) {
                 workers[1] = None;
             } else if i == at(65) {
-                nodes[2].start();
+                nats.start_node(2);
             } else if i == at(75) {
                 workers[1] = Some(worker(&urls, "w1", dir.path()));
             } else if i == at(85) {
-                nodes[0].kill();
+                nats.kill(0);
             } else if i == at(92) {
-                nodes[0].start();
+                nats.start_node(0);
             }
         }
         door.advance().await.expect("acknowledged");

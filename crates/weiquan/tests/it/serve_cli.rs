@@ -2,19 +2,13 @@
 //! PostgreSQL where the standby takes over when the sequencer is killed.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A server process (killed when dropped) and its base URL.
 struct Proc {
-    child: Child,
+    child: weiquan_testkit::process::Proc,
     base: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Starts `weiquan serve ARGS --listen 127.0.0.1:0` and reads its address from stderr.
@@ -37,7 +31,10 @@ fn serve(args: &[&str]) -> Proc {
     };
     // Keep draining stderr so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    Proc { child, base }
+    Proc {
+        child: weiquan_testkit::process::Proc(child),
+        base,
+    }
 }
 
 fn http(method: &str, url: &str, key: Option<&str>, body: Option<String>) -> (u16, String) {
@@ -358,8 +355,8 @@ fn a_lottery_drawn_through_the_api_verifies_offline() {
     );
 
     // Offline, from the ledger alone.
-    let _ = p.child.kill();
-    let _ = p.child.wait();
+    let _ = p.child.0.kill();
+    let _ = p.child.0.wait();
     let out = crate::weiquan(
         &[
             "verify",

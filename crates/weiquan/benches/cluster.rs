@@ -1,0 +1,137 @@
+//! Throughput of `weiquan cluster` on a three-node NATS JetStream cluster on
+//! this machine (every stream and bucket R3, six partitions): the front door
+//! routing a simulated platform, then 1, 2 and 3 worker processes applying
+//! it from the stream, against one engine (`weiquan audit`) in the same run.
+//! Prints Markdown. `WEIQUAN_BENCH_CLUSTER_MERCHANTS` scales the stream
+//! (default 600 merchants, about 400,000 events).
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use weiquan_cluster::Cluster;
+use weiquan_testkit::nats::NatsCluster;
+use weiquan_testkit::process::{log_file, Proc};
+
+const PARTITIONS: u32 = 6;
+
+fn main() {
+    let merchants = std::env::var("WEIQUAN_BENCH_CLUSTER_MERCHANTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
+    let dir = weiquan_testkit::root().join("bench-out/cluster");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("bench-out/cluster");
+    let sim = weiquan_sim::simulate(&weiquan_sim::Config {
+        merchants,
+        consumers: merchants * 40,
+        days: 30,
+        seed: 7,
+        violation_rate: 0.1,
+        profile: weiquan_sim::Profile::Normal,
+        orders_per_day: 4.0,
+    });
+    let file = dir.join("events.ndjson");
+    std::fs::write(&file, sim.lines.join("\n") + "\n").expect("events written");
+    let events = sim.lines.len();
+    let file = file.to_str().expect("UTF-8 path").to_owned();
+    let bin = env!("CARGO_BIN_EXE_weiquan");
+
+    let started = Instant::now();
+    let audit = Command::new(bin)
+        .args(["audit", &file])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("audit runs");
+    assert!(audit.success());
+    let one_engine = started.elapsed();
+
+    let nats = NatsCluster::start(&dir);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!("{events} events, {PARTITIONS} partitions, R3 on 3 NATS servers (2.9), all on this machine\n");
+    println!("| contender | seconds | events/s | events/s per worker | ÷ one engine |");
+    println!("|---|---:|---:|---:|---:|");
+    let rate = |d: Duration| events as f64 / d.as_secs_f64();
+    println!(
+        "| one engine (`weiquan audit`) | {:.2} | {:.0} | | 1.00 |",
+        one_engine.as_secs_f64(),
+        rate(one_engine)
+    );
+    for workers in 1..=3usize {
+        let name = format!("bench-w{workers}");
+        let started = Instant::now();
+        let route = Command::new(bin)
+            .args(["cluster", "--nats", &nats.urls, "--cluster", &name, "route", &file])
+            .args(["--partitions", &PARTITIONS.to_string(), "--replicas", "3"])
+            .stdout(Stdio::null())
+            .stderr(log_file(&dir.join(format!("{name}-route.log"))))
+            .status()
+            .expect("route runs");
+        assert!(route.success(), "route failed: see {}", dir.display());
+        let door = started.elapsed();
+        println!(
+            "| front door into the stream (before {workers} worker{}) | {:.2} | {:.0} | | {:.2} |",
+            if workers == 1 { "" } else { "s" },
+            door.as_secs_f64(),
+            rate(door),
+            rate(door) / rate(one_engine)
+        );
+        let cluster = runtime.block_on(async {
+            let client = weiquan_cluster::connect(&nats.urls).await.expect("connects");
+            Cluster::open(client, &name).await.expect("set up by route")
+        });
+        // Every partition's last index is what the workers must reach.
+        let target: Vec<u64> = runtime.block_on(last_indexes(&cluster));
+        let started = Instant::now();
+        let procs: Vec<Proc> = (0..workers)
+            .map(|i| {
+                let child = Command::new(bin)
+                    .args(["cluster", "--nats", &nats.urls, "--cluster", &name, "work"])
+                    .args(["--name", &format!("w{i}"), "--snapshot-every", "100000"])
+                    .stdout(Stdio::null())
+                    .stderr(log_file(&dir.join(format!("{name}-w{i}.log"))))
+                    .spawn()
+                    .expect("worker runs");
+                Proc(child)
+            })
+            .collect();
+        runtime.block_on(async {
+            while cluster.progress().await.unwrap_or_default() != target {
+                assert!(
+                    started.elapsed() < Duration::from_secs(900),
+                    "workers did not finish: see {}",
+                    dir.display()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        let took = started.elapsed();
+        drop(procs);
+        println!(
+            "| {workers} worker{} from the stream | {:.2} | {:.0} | {:.0} | {:.2} |",
+            if workers == 1 { "" } else { "s" },
+            took.as_secs_f64(),
+            rate(took),
+            rate(took) / workers as f64,
+            rate(took) / rate(one_engine)
+        );
+    }
+}
+
+/// The index of each partition's last event in the stream.
+async fn last_indexes(cluster: &Cluster) -> Vec<u64> {
+    let events = cluster.events().await.expect("stream");
+    let mut out = Vec::new();
+    for p in 0..cluster.partitions {
+        let last = events
+            .get_last_raw_message_by_subject(&cluster.events_subject(p))
+            .await
+            .expect("a partition with messages");
+        let batch = weiquan_cluster::Stamp::read_batch(&last.payload).expect("a front door's batch");
+        out.push(batch.last().map_or(0, |(s, _)| s.index));
+    }
+    out
+}
