@@ -18,8 +18,11 @@ pub struct FrontDoor {
     router: Router,
     /// The index of the last event stamped for each partition.
     sent: Vec<u64>,
-    /// Each partition's batch not yet sent: its bytes and first index.
-    pending: Vec<(Vec<u8>, u64, usize)>,
+    /// Each partition's open batch: its bytes and how many events it holds.
+    open: Vec<(Vec<u8>, usize)>,
+    /// Each partition's sealed batch, sent but not yet acknowledged: its
+    /// bytes and the indexes of its first and last events.
+    sealed: Vec<Option<(bytes::Bytes, u64, u64)>>,
     /// Events acknowledged by JetStream, per partition.
     acked: Vec<u64>,
 }
@@ -34,11 +37,17 @@ impl FrontDoor {
         if events.info().await.ctx("reading the events stream")?.state.messages > 0 {
             return Err(ClusterError::NotEmpty(cluster.name.clone()));
         }
+        // The claim (compare-and-set) settles a race of two doors starting at once.
+        let meta = cluster.kv("meta").await?;
+        if meta.create("door", "claimed".into()).await.is_err() {
+            return Err(ClusterError::NotEmpty(cluster.name.clone()));
+        }
         let n = cluster.partitions as usize;
         Ok(FrontDoor {
             router: Router::new(cluster.partitions),
             sent: vec![0; n],
-            pending: vec![(Vec::new(), 1, 0); n],
+            open: vec![(Vec::new(), 0); n],
+            sealed: vec![None; n],
             acked: vec![0; n],
             cluster,
         })
@@ -49,7 +58,7 @@ impl FrontDoor {
     /// JetStream, so replicated on a quorum of the stream's servers) once
     /// its batch is sent: at the latest after [`FrontDoor::flush`].
     pub async fn send(&mut self, ev: &Event<'_>, raw: &str) -> Result<Route, ClusterError> {
-        let clock = self.router.clock().map(|t| t.to_string());
+        let clock = self.router.clock();
         let route = self.router.route(ev);
         let copies = self.router.take_copies();
         let targets = match route {
@@ -59,7 +68,7 @@ impl FrontDoor {
         for p in targets {
             let stamp = Stamp {
                 index: self.sent[p as usize] + 1,
-                clock: clock.clone(),
+                clock,
                 all: route == Route::All,
                 copies: copies.clone(),
                 advance: false,
@@ -80,7 +89,7 @@ impl FrontDoor {
         for p in 0..self.cluster.partitions {
             let stamp = Stamp {
                 index: self.sent[p as usize] + 1,
-                clock: Some(clock.to_string()),
+                clock: Some(clock),
                 all: false,
                 copies: Vec::new(),
                 advance: true,
@@ -91,33 +100,46 @@ impl FrontDoor {
     }
 
     async fn put(&mut self, p: u32, stamp: &Stamp, raw: &str) -> Result<(), ClusterError> {
-        let pending = &mut self.pending[p as usize];
-        stamp.write(raw, &mut pending.0);
-        pending.2 += 1;
+        let open = &mut self.open[p as usize];
+        stamp.write(raw, &mut open.0);
+        open.1 += 1;
         self.sent[p as usize] = stamp.index;
-        if pending.2 >= BATCH || pending.0.len() >= 512 * 1024 {
+        if open.1 >= BATCH || open.0.len() >= 512 * 1024 {
             self.send_batch(p).await?;
         }
         Ok(())
     }
 
-    /// Sends partition `p`'s batch and waits for its acknowledgement.
+    /// Seals partition `p`'s open batch (unless a sealed one is still
+    /// unacknowledged), sends the sealed batch and waits for its
+    /// acknowledgement. A sealed batch never changes: one that failed is sent
+    /// again by the next call with the same id and the same bytes, so a
+    /// retry of a batch that had in fact been stored is dropped as the
+    /// duplicate it is, and nothing is lost or skipped.
     async fn send_batch(&mut self, p: u32) -> Result<(), ClusterError> {
-        let next = self.sent[p as usize] + 1;
-        let (bytes, first, n) = std::mem::replace(&mut self.pending[p as usize], (Vec::new(), next, 0));
-        if n == 0 {
-            return Ok(());
+        let i = p as usize;
+        if self.sealed[i].is_none() && self.open[i].1 > 0 {
+            let (bytes, n) = std::mem::take(&mut self.open[i]);
+            let last = self.sent[i];
+            self.sealed[i] = Some((bytes.into(), last + 1 - n as u64, last));
         }
+        let Some((bytes, first, last)) = self.sealed[i].clone() else {
+            return Ok(());
+        };
         let id = format!("{p}.{first}");
-        publish(&self.cluster.js, &self.cluster.events_subject(p), &id, bytes.into()).await?;
-        self.acked[p as usize] = self.sent[p as usize];
+        publish(&self.cluster.js, &self.cluster.events_subject(p), &id, bytes, true).await?;
+        self.sealed[i] = None;
+        self.acked[i] = last;
         Ok(())
     }
 
     /// Sends every partition's batch and waits until all are acknowledged.
     pub async fn flush(&mut self) -> Result<(), ClusterError> {
         for p in 0..self.cluster.partitions {
-            self.send_batch(p).await?;
+            // A batch sealed by an earlier, failed call goes first, then the open one.
+            while self.sealed[p as usize].is_some() || self.open[p as usize].1 > 0 {
+                self.send_batch(p).await?;
+            }
         }
         Ok(())
     }

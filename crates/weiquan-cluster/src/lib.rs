@@ -57,8 +57,14 @@ pub enum ClusterError {
     #[error("cluster `{0}` is not set up: run `weiquan cluster route` first (it creates the streams)")]
     NotSetUp(String),
     /// A front door cannot continue a stream it did not start.
-    #[error("cluster `{0}` already holds routed events: a front door's routing state is not saved, so it must start on an empty stream; use another --cluster name")]
+    #[error("cluster `{0}` already has a front door, or holds routed events: a front door's routing state is not saved, so one door starts on an empty stream; use another --cluster name")]
     NotEmpty(String),
+    /// Another publisher used a front door's message id.
+    #[error("message id {id} was already in the stream: another front door is writing to this cluster; stop it, and route into a new --cluster")]
+    Taken {
+        /// The message id.
+        id: String,
+    },
     /// A message on a partition subject is not what a front door writes.
     #[error("partition {partition}, stream sequence {seq}: {problem}; the stream was not written by this weiquan's front door")]
     Message {
@@ -132,15 +138,18 @@ fn bucket(name: &str, what: &str) -> String {
 /// Publishes `payload` to `subject` under message id `id` until JetStream
 /// acknowledges it (for at most a minute): a lost reply or a leader election
 /// is retried under the same id, which the stream's duplicate window turns
-/// into one message.
+/// into one message. With `fresh`, the id must be new: a duplicate on the
+/// first attempt means another publisher used it, and fails.
 pub(crate) async fn publish(
     js: &jetstream::Context,
     subject: &str,
     id: &str,
     payload: bytes::Bytes,
+    fresh: bool,
 ) -> Result<(), ClusterError> {
     let started = tokio::time::Instant::now();
     let mut wait = Duration::from_millis(20);
+    let mut first = true;
     loop {
         let sent = js
             .send_publish(
@@ -152,11 +161,13 @@ pub(crate) async fn publish(
             .await;
         let error = match sent {
             Ok(ack) => match ack.await {
+                Ok(ack) if fresh && first && ack.duplicate => return Err(ClusterError::Taken { id: id.to_owned() }),
                 Ok(_) => return Ok(()),
                 Err(e) => e.to_string(),
             },
             Err(e) => e.to_string(),
         };
+        first = false;
         if started.elapsed() > Duration::from_secs(60) {
             return Err(ClusterError::Nats {
                 what: format!("publishing {id} to {subject} (retried for a minute)"),
@@ -332,10 +343,10 @@ impl Cluster {
         let mut out = Vec::with_capacity(self.partitions as usize);
         for p in 0..self.partitions {
             let applied = kv
-                .get(format!("p{p}"))
+                .get(worker::progress_key(p))
                 .await
                 .ctx("reading progress")?
-                .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok())
+                .and_then(|v| number(&v))
                 .unwrap_or(0);
             out.push(applied);
         }
@@ -361,23 +372,27 @@ impl Cluster {
 }
 
 fn check_name(name: &str) -> Result<(), ClusterError> {
-    let ok = !name.is_empty()
-        && name.len() <= 32
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(ClusterError::Name(name.to_owned()))
-    }
+    valid_name(name, 32, |b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        .then_some(())
+        .ok_or_else(|| ClusterError::Name(name.to_owned()))
+}
+
+/// Whether `name` has 1 to `max` bytes, each `allowed`: what stream, bucket
+/// and key names can hold.
+pub(crate) fn valid_name(name: &str, max: usize, allowed: impl Fn(u8) -> bool) -> bool {
+    !name.is_empty() && name.len() <= max && name.bytes().all(allowed)
+}
+
+/// A number stored as text in a key-value bucket.
+pub(crate) fn number<T: std::str::FromStr>(value: &[u8]) -> Option<T> {
+    std::str::from_utf8(value).ok()?.parse().ok()
 }
 
 async fn read_partitions(meta: &kv::Store, name: &str) -> Result<u32, ClusterError> {
     meta.get("partitions")
         .await
         .ctx("reading the partition count")?
-        .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok())
+        .and_then(|v| number(&v))
         .ok_or_else(|| ClusterError::NotSetUp(name.to_owned()))
 }
 
@@ -390,9 +405,9 @@ pub struct Stamp {
     /// this order, each once.
     #[serde(rename = "i")]
     pub index: u64,
-    /// The global clock (largest `at` routed before this event), RFC 3339.
+    /// The global clock (largest `at` routed before this event).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clock: Option<String>,
+    pub clock: Option<weiquan_events::Time>,
     /// The event went to every partition.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub all: bool,
@@ -451,7 +466,9 @@ impl Published {
 }
 
 /// Every finding the cluster's workers have published, once each, in
-/// (partition, index, k) order, and how many repeats were dropped. A repeat
+/// (partition, index, k) order, and how many repeats were dropped. All are
+/// held in memory (a finding is a few hundred bytes; a stream of a billion
+/// events would want a reader that streams per partition). A repeat
 /// (a finding replayed after the stream's duplicate window) must equal the
 /// first; otherwise the workers disagree and this fails.
 pub async fn read_findings(cluster: &Cluster) -> Result<(Vec<Published>, u64), ClusterError> {
@@ -477,11 +494,15 @@ pub async fn read_findings(cluster: &Cluster) -> Result<(Vec<Published>, u64), C
             .await
             .ctx("reading the findings stream")?;
         let mut messages = consumer.messages().await.ctx("reading the findings stream")?;
-        while let Some(m) = messages.next().await {
+        loop {
+            let next = tokio::time::timeout(Duration::from_secs(30), messages.next())
+                .await
+                .ctx("reading the findings stream (no message in 30 s)")?;
+            let Some(m) = next else { break };
             let m = m.ctx("reading the findings stream")?;
-            let seq = m.info().map(|i| i.stream_sequence).unwrap_or(last);
+            let seq = m.info().ctx("reading a finding's stream sequence")?.stream_sequence;
             let f: Published = serde_json::from_slice(&m.payload).map_err(|e| ClusterError::Message {
-                partition: 0,
+                partition: m.subject.rsplit('.').next().and_then(|p| p.parse().ok()).unwrap_or(0),
                 seq,
                 problem: format!("a finding that does not decode: {e}"),
             })?;

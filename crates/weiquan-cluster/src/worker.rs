@@ -27,7 +27,6 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 use weiquan_engine::{Engine, Finding, Rulebook};
-use weiquan_events::Time;
 use weiquan_partition::{Copies, Route};
 
 /// How a worker runs.
@@ -59,9 +58,14 @@ impl Lease {
     }
 }
 
-/// The lease key of partition `p`.
+/// The lease key of partition `p` (also its snapshot's name).
 pub fn lease_key(p: u32) -> String {
     format!("p{p}")
+}
+
+/// The progress key of partition `p`.
+pub fn progress_key(p: u32) -> String {
+    lease_key(p)
 }
 
 /// The wall clock in Unix milliseconds (leases only: never in findings).
@@ -83,10 +87,7 @@ pub fn step(
     stamp: &Stamp,
     line: &str,
 ) -> Result<Vec<Finding>, String> {
-    let clock = match &stamp.clock {
-        Some(c) => Some(Time::parse(c).map_err(|e| format!("bad clock `{c}`: {e}"))?),
-        None => None,
-    };
+    let clock = stamp.clock;
     copies.extend(stamp.copies.iter().cloned());
     if stamp.advance {
         let to = clock.ok_or("an advance without a clock")?;
@@ -189,7 +190,6 @@ struct Owned {
     until: u64,
     stop: watch::Sender<Stop>,
     applied: Arc<AtomicU64>,
-    reported: u64,
     task: tokio::task::JoinHandle<Result<(), ClusterError>>,
 }
 
@@ -209,6 +209,8 @@ pub async fn run(
     // The first round only announces this worker, so that workers started
     // together see each other before they take shares.
     let mut announced = false;
+    // Partitions that failed here, and until when they are left alone.
+    let mut cooling: BTreeMap<u32, u64> = BTreeMap::new();
     tokio::pin!(shutdown);
     tracing::info!(worker = %cfg.name, cluster = %cluster.name, partitions = cluster.partitions, "worker started");
     loop {
@@ -246,35 +248,42 @@ pub async fn run(
             .collect();
         for p in done {
             if let Some(o) = owned.remove(&p) {
-                let lost = *o.stop.borrow() == Stop::Lost;
-                finish(&progress, p, o).await;
-                if !lost {
-                    // A task that failed gives its lease back, for another worker to try.
-                    let _ = leases.delete(lease_key(p)).await;
+                if *o.stop.borrow() == Stop::Lost {
+                    // Another worker may own it already: stop at once, and
+                    // leave its progress to the new owner.
+                    o.task.abort();
+                    continue;
                 }
+                let revision = o.revision;
+                finish(&progress, p, o).await;
+                // A failed partition gives its lease back for another worker
+                // to try, and this one waits before trying it again.
+                cooling.insert(p, now + COOL_DOWN.as_millis() as u64);
+                let _ = leases.delete_expect_revision(lease_key(p), Some(revision)).await;
             }
         }
-        let share = cluster.partitions.div_ceil(live_workers(&leases, now).await.max(1));
-        if owned.len() as u32 > share {
+        // Without the count of live workers (NATS away), take nothing this round.
+        let share = live_workers(&leases, now)
+            .await
+            .map(|live| cluster.partitions.div_ceil(live.max(1)));
+        if let Some(share) = share.filter(|&share| owned.len() as u32 > share) {
             if let Some((&p, _)) = owned.iter().next_back() {
                 if let Some(o) = owned.remove(&p) {
                     tracing::info!(partition = p, share, "over my share; releasing a partition");
-                    let revision = o.revision;
-                    let _ = o.stop.send(Stop::Release);
-                    finish(&progress, p, o).await;
-                    let _ = leases.delete_expect_revision(lease_key(p), Some(revision)).await;
+                    release(&leases, &progress, p, o).await;
                 }
             }
         }
         // Take free partitions up to the share, starting at a place of my
         // own so that workers starting together spread out.
         let start = weiquan_partition::partition_of(&cfg.name, cluster.partitions);
+        cooling.retain(|_, until| *until > now);
         for i in 0..cluster.partitions {
-            if !announced || owned.len() as u32 >= share {
+            if !announced || share.is_none_or(|share| owned.len() as u32 >= share) {
                 break;
             }
             let p = (start + i) % cluster.partitions;
-            if owned.contains_key(&p) {
+            if owned.contains_key(&p) || cooling.contains_key(&p) {
                 continue;
             }
             if let Some(revision) = take(&leases, p, value.clone(), now).await {
@@ -296,17 +305,17 @@ pub async fn run(
                         until,
                         stop,
                         applied,
-                        reported: 0,
                         task,
                     },
                 );
             }
         }
-        for (&p, o) in owned.iter_mut() {
-            let applied = o.applied.load(Ordering::Relaxed);
-            if applied != o.reported && progress.put(format!("p{p}"), applied.to_string().into()).await.is_ok() {
-                o.reported = applied;
-            }
+        // Written every round, so that a value left by an earlier owner is
+        // corrected even while the partition is idle.
+        for (&p, o) in &owned {
+            let _ = progress
+                .put(progress_key(p), o.applied.load(Ordering::Relaxed).to_string().into())
+                .await;
         }
         announced = true;
         tokio::select! {
@@ -315,15 +324,30 @@ pub async fn run(
         }
     }
     for (p, o) in std::mem::take(&mut owned) {
-        let revision = o.revision;
-        let _ = o.stop.send(Stop::Release);
-        finish(&progress, p, o).await;
-        let _ = leases.delete_expect_revision(lease_key(p), Some(revision)).await;
+        release(&leases, &progress, p, o).await;
     }
+    let _ = leases.delete(format!("w.{}", cfg.name)).await;
     Ok(())
 }
 
-/// Waits for a partition's task to end and records how far it got.
+/// How long a worker leaves alone a partition that failed in its hands.
+const COOL_DOWN: Duration = Duration::from_secs(10);
+
+/// Hands a partition over: its task snapshots and stops, then the lease goes.
+async fn release(
+    leases: &async_nats::jetstream::kv::Store,
+    progress: &async_nats::jetstream::kv::Store,
+    p: u32,
+    o: Owned,
+) {
+    let revision = o.revision;
+    let _ = o.stop.send(Stop::Release);
+    finish(progress, p, o).await;
+    let _ = leases.delete_expect_revision(lease_key(p), Some(revision)).await;
+}
+
+/// Waits for a partition's task to end (it still holds the lease) and
+/// records how far it got.
 async fn finish(progress: &async_nats::jetstream::kv::Store, p: u32, o: Owned) {
     match o.task.await {
         Ok(Ok(())) => {}
@@ -331,9 +355,7 @@ async fn finish(progress: &async_nats::jetstream::kv::Store, p: u32, o: Owned) {
         Err(e) => tracing::error!(partition = p, error = %e, "partition task panicked"),
     }
     let applied = o.applied.load(Ordering::Relaxed);
-    if applied != o.reported {
-        let _ = progress.put(format!("p{p}"), applied.to_string().into()).await;
-    }
+    let _ = progress.put(progress_key(p), applied.to_string().into()).await;
 }
 
 /// Renews partition `p`'s lease held at `revision`: its new revision.
@@ -381,11 +403,10 @@ async fn take(leases: &async_nats::jetstream::kv::Store, p: u32, value: bytes::B
     }
 }
 
-/// How many workers have a heartbeat that has not run out.
-async fn live_workers(leases: &async_nats::jetstream::kv::Store, now: u64) -> u32 {
-    let Ok(keys) = leases.keys().await else {
-        return 1;
-    };
+/// How many workers have a heartbeat that has not run out (`None`: the
+/// bucket could not be listed).
+async fn live_workers(leases: &async_nats::jetstream::kv::Store, now: u64) -> Option<u32> {
+    let keys = leases.keys().await.ok()?;
     let keys: Vec<String> = keys.filter_map(|k| async move { k.ok() }).collect().await;
     let mut live = 0;
     for key in keys.iter().filter(|k| k.starts_with("w.")) {
@@ -395,20 +416,13 @@ async fn live_workers(leases: &async_nats::jetstream::kv::Store, now: u64) -> u3
             }
         }
     }
-    live
+    Some(live)
 }
 
 fn check_worker_name(name: &str) -> Result<(), ClusterError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(ClusterError::WorkerName(name.to_owned()))
-    }
+    crate::valid_name(name, 64, |b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        .then_some(())
+        .ok_or_else(|| ClusterError::WorkerName(name.to_owned()))
 }
 
 /// Restores partition `p` from its snapshot, or starts it empty when there
@@ -495,6 +509,9 @@ async fn own(
     let mut unsaved = 0u64;
     // The consumer is made again after a failure, from the last message applied.
     loop {
+        if *stop.borrow() != Stop::Run {
+            return Ok(()); // told to stop while NATS was away: nothing new to save
+        }
         let deliver_policy = if state.seq == 0 {
             async_nats::jetstream::consumer::DeliverPolicy::All
         } else {
@@ -510,17 +527,14 @@ async fn own(
                 ..Default::default()
             })
             .await;
-        let mut messages = match consumer {
-            Ok(c) => match c.messages().await {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(partition = p, error = %e, "cannot read the partition; retrying");
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                    continue;
-                }
-            },
-            Err(e) => {
-                tracing::warn!(partition = p, error = %e, "cannot read the partition; retrying");
+        let messages = match consumer {
+            Ok(c) => c.messages().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let mut messages = match messages {
+            Ok(m) => m,
+            Err(error) => {
+                tracing::warn!(partition = p, %error, "cannot read the partition; retrying");
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 continue;
             }
@@ -547,7 +561,11 @@ async fn own(
                 }
                 None => break,
             };
-            let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+            // Without its stream sequence a snapshot could not say where to resume.
+            let Ok(seq) = m.info().map(|i| i.stream_sequence) else {
+                tracing::warn!(partition = p, "a message without JetStream metadata; resuming");
+                break;
+            };
             let bad = |problem: String| ClusterError::Message {
                 partition: p,
                 seq,
@@ -579,8 +597,16 @@ async fn own(
                         k: k as u32,
                         finding,
                     };
-                    let payload = serde_json::to_vec(&out).unwrap_or_default();
-                    publish(&cluster.js, &cluster.findings_subject(p), &out.id(), payload.into()).await?;
+                    let payload =
+                        serde_json::to_vec(&out).map_err(|e| bad(format!("a finding does not encode: {e}")))?;
+                    publish(
+                        &cluster.js,
+                        &cluster.findings_subject(p),
+                        &out.id(),
+                        payload.into(),
+                        false,
+                    )
+                    .await?;
                 }
                 state.index = stamp.index;
                 unsaved += 1;
@@ -588,7 +614,8 @@ async fn own(
             // Snapshots are taken between messages: `seq` says where replay resumes.
             state.seq = seq;
             applied.store(state.index, Ordering::Relaxed);
-            if unsaved >= cfg.snapshot_every {
+            // A worker told it lost the lease writes nothing more.
+            if unsaved >= cfg.snapshot_every && *stop.borrow() == Stop::Run {
                 save(&cluster, p, &state).await;
                 unsaved = 0;
             }

@@ -67,7 +67,7 @@ impl NatsCluster {
     /// Starts node `i` (again, after [`NatsCluster::kill`]), on its old store.
     pub fn start_node(&mut self, i: usize) {
         let node = &mut self.nodes[i];
-        let child = Command::new("nats-server")
+        let child = Command::new(crate::services::nats_server())
             .arg("-c")
             .arg(&node.config)
             .stdout(Stdio::null())

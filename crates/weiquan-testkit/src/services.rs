@@ -18,18 +18,36 @@ pub fn available(name: &str, addr: &str) -> bool {
         .parse::<SocketAddr>()
         .is_ok_and(|a| TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok());
     if !up {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{name} is not reachable at {addr} and CI is set: CI runs every test (start {name}, or unset CI to skip)"
-        );
-        // Written to the terminal itself: the harness captures `eprintln!` of a passing test.
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: the {name} part of a test (nothing listens on {addr}; with CI set this fails)"
-        );
+        missing(name, &format!("nothing listens on {addr}"));
     }
     up
+}
+
+/// Says that a test skips the part needing `name` (`why`), or fails under CI.
+fn missing(name: &str, why: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{name} is missing ({why}) and CI is set: CI runs every test (install or start {name}, or unset CI to skip)"
+    );
+    // Written to the terminal itself: the harness captures `eprintln!` of a passing test.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped: the {name} part of a test ({why}; with CI set this fails)"
+    );
+}
+
+/// Whether the `nats-server` program is installed (tests that start their
+/// own NATS cluster need it; Debian's package `nats-server`).
+pub fn nats_server_installed() -> bool {
+    let installed = std::process::Command::new(nats_server())
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        missing("nats-server", "not on PATH");
+    }
+    installed
 }
 
 /// PostgreSQL at the default address (a `WEIQUAN_TEST_PG` set by hand is taken as there).
@@ -40,4 +58,14 @@ pub fn postgres_available() -> bool {
 /// NATS JetStream at the default address.
 pub fn nats_available() -> bool {
     available("NATS", "127.0.0.1:4222")
+}
+
+/// The `nats-server` program: Debian installs it in /usr/sbin, which a
+/// user's PATH may lack.
+pub fn nats_server() -> &'static str {
+    if std::path::Path::new("/usr/sbin/nats-server").exists() {
+        "/usr/sbin/nats-server"
+    } else {
+        "nats-server"
+    }
 }

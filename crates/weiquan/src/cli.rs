@@ -626,12 +626,12 @@ pub enum ClusterCommand {
         #[arg(long, default_value_t = 10_000)]
         advance_every: u64,
     },
-    /// A worker: take partitions by lease and apply them until stopped (Ctrl-C releases them).
+    /// A worker: take partitions by lease and apply them until stopped (Ctrl-C or SIGTERM releases them).
     Work {
         /// This worker's name, unique in the cluster.
         #[arg(long)]
         name: String,
-        /// Snapshot a partition every this many messages.
+        /// Snapshot a partition once this many events have been applied since the last (between batches).
         #[arg(long, default_value_t = 100_000)]
         snapshot_every: u64,
         /// Lease length in milliseconds: how soon others take a dead worker's partitions.
@@ -650,6 +650,6 @@ pub enum ClusterCommand {
         #[arg(long, value_enum, default_value_t = LangArg::Zh)]
         lang: LangArg,
     },
-    /// Print each partition's owner and how many messages it has applied.
+    /// Print each partition's owner and the index of the last event it applied (advances count as events).
     Status,
 }

@@ -55,10 +55,7 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                     snapshot_every: (*snapshot_every).max(1),
                     lease: Duration::from_millis((*lease_ms).max(200)),
                 };
-                let shutdown = async {
-                    let _ = tokio::signal::ctrl_c().await;
-                };
-                worker::run(cluster, rules, cfg, shutdown).await?;
+                worker::run(cluster, rules, cfg, super::serve::shutdown_signal()).await?;
                 Ok(())
             }
             ClusterCommand::Findings { rules, lang } => {

@@ -163,7 +163,8 @@ pub fn run(args: &ServeArgs, err: &mut dyn Write) -> Result<()> {
     })
 }
 
-async fn shutdown_signal() {
+/// Completes at Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -179,7 +180,7 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down: finishing in-flight requests");
+    tracing::info!("shutting down: finishing what is in flight");
 }
 
 impl crate::cli::KeyStoreArgs {

@@ -66,6 +66,9 @@ where
 
 #[test]
 fn a_cluster_killed_mid_stream_finds_exactly_what_audit_finds() {
+    if !weiquan_testkit::services::nats_server_installed() {
+        return;
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     let sim = weiquan_sim::simulate(&weiquan_sim::Config {
         merchants: 24,
