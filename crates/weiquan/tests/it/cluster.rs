@@ -9,20 +9,11 @@ use weiquan_cluster::{door::FrontDoor, Cluster};
 use weiquan_testkit::nats::NatsCluster;
 use weiquan_testkit::process::{log_file, Proc};
 
-/// A `weiquan cluster work` process.
-fn worker(urls: &str, name: &str, dir: &Path) -> Proc {
+/// A `weiquan cluster work` process of cluster `cluster`.
+fn worker(urls: &str, cluster: &str, name: &str, dir: &Path) -> Proc {
     let log = log_file(&dir.join(format!("{name}.log")));
     let child = Command::new(env!("CARGO_BIN_EXE_weiquan"))
-        .args([
-            "cluster",
-            "--nats",
-            urls,
-            "--cluster",
-            "failover",
-            "work",
-            "--name",
-            name,
-        ])
+        .args(["cluster", "--nats", urls, "--cluster", cluster, "work", "--name", name])
         .args(["--snapshot-every", "150", "--lease-ms", "3000"])
         .env("RUST_LOG", "weiquan_cluster=info")
         .stdout(Stdio::null())
@@ -34,16 +25,13 @@ fn worker(urls: &str, name: &str, dir: &Path) -> Proc {
 
 /// The workers' logs, for a failure message.
 fn logs(dir: &Path) -> String {
-    ["w0", "w1", "w2"]
-        .iter()
-        .map(|w| {
-            format!(
-                "--- {w}\n{}",
-                std::fs::read_to_string(dir.join(format!("{w}.log"))).unwrap_or_default()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    ["w0", "w1", "w2"].iter().map(|w| logs_of(dir, w)).collect()
+}
+
+/// One worker's log.
+fn logs_of(dir: &Path, worker: &str) -> String {
+    let log = std::fs::read_to_string(dir.join(format!("{worker}.log"))).unwrap_or_default();
+    format!("--- {worker}\n{log}\n")
 }
 
 /// Waits for `check` to hold, for at most `limit`; fails saying what it
@@ -102,7 +90,7 @@ fn a_cluster_killed_mid_stream_finds_exactly_what_audit_finds() {
         let cluster = Cluster::set_up_when_ready(&urls, "failover", 6, 3, Duration::from_secs(60))
             .await
             .expect("a JetStream cluster");
-        let mut workers: Vec<Option<Proc>> = (0..3).map(|i| Some(worker(&urls, &format!("w{i}"), dir.path()))).collect();
+        let mut workers: Vec<Option<Proc>> = (0..3).map(|i| Some(worker(&urls, "failover", &format!("w{i}"), dir.path()))).collect();
         let mut door = FrontDoor::new(cluster.clone()).await.expect("an empty stream");
 
         let n = sim.lines.len();
@@ -119,7 +107,7 @@ fn a_cluster_killed_mid_stream_finds_exactly_what_audit_finds() {
                 })
                 .await;
             } else if i == at(35) {
-                workers[0] = Some(worker(&urls, "w0", dir.path()));
+                workers[0] = Some(worker(&urls, "failover", "w0", dir.path()));
             } else if i == at(45) {
                 nats.kill(2);
             } else if i == at(60) {
@@ -127,7 +115,7 @@ fn a_cluster_killed_mid_stream_finds_exactly_what_audit_finds() {
             } else if i == at(65) {
                 nats.start_node(2);
             } else if i == at(75) {
-                workers[1] = Some(worker(&urls, "w1", dir.path()));
+                workers[1] = Some(worker(&urls, "failover", "w1", dir.path()));
             } else if i == at(85) {
                 nats.kill(0);
             } else if i == at(92) {
@@ -217,4 +205,88 @@ async fn partition_indexes(
         out.extend(batch.iter().map(|(stamp, _)| stamp.index));
     }
     out
+}
+
+/// The README's example: `cluster route`, `cluster work`, `cluster status`
+/// and `cluster findings` as commands, on the NATS at 127.0.0.1:4222,
+/// print what `weiquan audit` prints for every example case at once.
+#[test]
+fn the_cluster_commands_print_what_audit_prints() {
+    if !weiquan_testkit::services::nats_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let name = format!("cli-{}-{nanos}", std::process::id());
+    let url = "nats://127.0.0.1:4222";
+    let case = "tests/cases/presale/events.ndjson";
+    let route = super::weiquan(
+        &[
+            "cluster",
+            "--nats",
+            url,
+            "--cluster",
+            &name,
+            "route",
+            "--partitions",
+            "4",
+            case,
+        ],
+        None,
+    );
+    assert!(route.status.success(), "{}", String::from_utf8_lossy(&route.stderr));
+    let summary = String::from_utf8_lossy(&route.stderr);
+    assert!(
+        summary.contains("into 4 partitions; 0 lines rejected; 0 subjects misplaced"),
+        "{summary}"
+    );
+    let again = super::weiquan(
+        &[
+            "cluster",
+            "--nats",
+            url,
+            "--cluster",
+            &name,
+            "route",
+            "--partitions",
+            "4",
+            case,
+        ],
+        None,
+    );
+    assert_eq!(again.status.code(), Some(1), "a second door is refused");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already has a front door"));
+
+    let _worker = worker(url, &name, "solo", dir.path());
+    let started = Instant::now();
+    loop {
+        let status = super::weiquan(&["cluster", "--nats", url, "--cluster", &name, "status"], None);
+        let text = String::from_utf8_lossy(&status.stdout).into_owned();
+        // Every partition owned by the worker, none at index 0 (each got at least the final advance).
+        let rows: Vec<&str> = text.lines().skip(1).collect();
+        if rows.len() == 4 && rows.iter().all(|r| r.ends_with("\tsolo") && !r.contains("\t0\t")) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "status never showed the work done:\n{text}\n{}",
+            logs_of(dir.path(), "solo")
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let found = super::weiquan(
+        &["cluster", "--nats", url, "--cluster", &name, "findings", "--lang", "en"],
+        None,
+    );
+    let audit = super::weiquan(&["audit", case, "--lang", "en"], None);
+    let sorted = |out: &[u8]| {
+        let mut v: Vec<String> = super::ndjson(out).iter().map(|v| v.to_string()).collect();
+        v.sort();
+        v
+    };
+    assert!(!sorted(&audit.stdout).is_empty());
+    assert_eq!(sorted(&found.stdout), sorted(&audit.stdout));
 }
