@@ -336,36 +336,38 @@ impl Cluster {
             .ctx("opening the snapshots bucket")
     }
 
-    /// How many messages each partition has applied, as its workers last
-    /// reported (every half second, and when a partition is released).
+    /// The index of the last event (advances included) each partition has
+    /// applied, as its workers last reported (every quarter of a lease, and
+    /// when a partition is released).
     pub async fn progress(&self) -> Result<Vec<u64>, ClusterError> {
-        let kv = self.kv("progress").await?;
-        let mut out = Vec::with_capacity(self.partitions as usize);
-        for p in 0..self.partitions {
-            let applied = kv
-                .get(worker::progress_key(p))
-                .await
-                .ctx("reading progress")?
-                .and_then(|v| number(&v))
-                .unwrap_or(0);
-            out.push(applied);
-        }
-        Ok(out)
+        let found = self.each_partition("progress", worker::progress_key, number).await?;
+        Ok(found.into_iter().map(|n| n.unwrap_or(0)).collect())
     }
 
     /// The workers holding each partition's lease now (`None`: nobody).
     pub async fn owners(&self) -> Result<Vec<Option<String>>, ClusterError> {
-        let kv = self.kv("leases").await?;
+        let now = worker::now_ms();
+        self.each_partition("leases", worker::lease_key, |v| {
+            serde_json::from_slice::<worker::Lease>(v)
+                .ok()
+                .filter(|l| !l.expired(now))
+                .map(|l| l.worker)
+        })
+        .await
+    }
+
+    /// Reads partition by partition the key `key(p)` of bucket `what`.
+    async fn each_partition<T>(
+        &self,
+        what: &str,
+        key: fn(u32) -> String,
+        read: impl Fn(&[u8]) -> Option<T>,
+    ) -> Result<Vec<Option<T>>, ClusterError> {
+        let kv = self.kv(what).await?;
         let mut out = Vec::with_capacity(self.partitions as usize);
         for p in 0..self.partitions {
-            let owner = kv
-                .get(worker::lease_key(p))
-                .await
-                .ctx("reading a lease")?
-                .and_then(|v| serde_json::from_slice::<worker::Lease>(&v).ok())
-                .filter(|l| !l.expired(worker::now_ms()))
-                .map(|l| l.worker);
-            out.push(owner);
+            let value = kv.get(key(p)).await.ctx(format!("reading the {what} bucket"))?;
+            out.push(value.and_then(|v| read(&v)));
         }
         Ok(out)
     }

@@ -223,40 +223,25 @@ fn the_cluster_commands_print_what_audit_prints() {
     let name = format!("cli-{}-{nanos}", std::process::id());
     let url = "nats://127.0.0.1:4222";
     let case = "tests/cases/presale/events.ndjson";
-    let route = super::weiquan(
-        &[
-            "cluster",
-            "--nats",
-            url,
-            "--cluster",
-            &name,
-            "route",
-            "--partitions",
-            "4",
-            case,
-        ],
-        None,
-    );
+    let route_args = [
+        "cluster",
+        "--nats",
+        url,
+        "--cluster",
+        &name,
+        "route",
+        "--partitions",
+        "4",
+        case,
+    ];
+    let route = super::weiquan(&route_args, None);
     assert!(route.status.success(), "{}", String::from_utf8_lossy(&route.stderr));
     let summary = String::from_utf8_lossy(&route.stderr);
     assert!(
         summary.contains("into 4 partitions; 0 lines rejected; 0 subjects misplaced"),
         "{summary}"
     );
-    let again = super::weiquan(
-        &[
-            "cluster",
-            "--nats",
-            url,
-            "--cluster",
-            &name,
-            "route",
-            "--partitions",
-            "4",
-            case,
-        ],
-        None,
-    );
+    let again = super::weiquan(&route_args, None);
     assert_eq!(again.status.code(), Some(1), "a second door is refused");
     assert!(String::from_utf8_lossy(&again.stderr).contains("already has a front door"));
 
