@@ -3,8 +3,10 @@
 //!
 //! One message per event, each waited for, would cap the door at one
 //! round trip per event; a batch per partition (up to [`BATCH`] events)
-//! amortises it. Each partition has one batch in flight at a time, so a
-//! retried batch (same message id) can never overtake the next.
+//! amortises it, and up to [`WINDOW`] batches per partition are in flight
+//! at once. A batch is retried under its own id with its own bytes, so a
+//! retry of a batch that had been stored is dropped as a duplicate; a retry
+//! can land after later batches, which the workers put back in index order.
 
 use crate::{publish, Cluster, ClusterError, Context, Stamp};
 use weiquan_events::Event;
@@ -20,12 +22,18 @@ pub struct FrontDoor {
     sent: Vec<u64>,
     /// Each partition's open batch: its bytes and how many events it holds.
     open: Vec<(Vec<u8>, usize)>,
-    /// Each partition's sealed batch, sent but not yet acknowledged: its
-    /// bytes and the indexes of its first and last events.
-    sealed: Vec<Option<(bytes::Bytes, u64, u64)>>,
+    /// Each partition's batches sent and not yet acknowledged, oldest
+    /// first: each answers with the index of its last event.
+    in_flight: Vec<std::collections::VecDeque<tokio::task::JoinHandle<Result<u64, ClusterError>>>>,
     /// Events acknowledged by JetStream, per partition.
     acked: Vec<u64>,
+    /// Why an earlier batch failed: its events may be lost, so the door
+    /// refuses everything after (its routing state no longer matches the stream).
+    failed: Option<String>,
 }
+
+/// Batches in flight per partition, at most.
+pub const WINDOW: usize = 8;
 
 /// Events per message, at most.
 pub const BATCH: usize = 512;
@@ -47,8 +55,9 @@ impl FrontDoor {
             router: Router::new(cluster.partitions),
             sent: vec![0; n],
             open: vec![(Vec::new(), 0); n],
-            sealed: vec![None; n],
+            in_flight: (0..n).map(|_| Default::default()).collect(),
             acked: vec![0; n],
+            failed: None,
             cluster,
         })
     }
@@ -58,6 +67,7 @@ impl FrontDoor {
     /// JetStream, so replicated on a quorum of the stream's servers) once
     /// its batch is sent: at the latest after [`FrontDoor::flush`].
     pub async fn send(&mut self, ev: &Event<'_>, raw: &str) -> Result<Route, ClusterError> {
+        self.usable()?;
         let clock = self.router.clock();
         let route = self.router.route(ev);
         let copies = self.router.take_copies();
@@ -110,35 +120,67 @@ impl FrontDoor {
         Ok(())
     }
 
-    /// Seals partition `p`'s open batch (unless a sealed one is still
-    /// unacknowledged), sends the sealed batch and waits for its
-    /// acknowledgement. A sealed batch never changes: one that failed is sent
-    /// again by the next call with the same id and the same bytes, so a
-    /// retry of a batch that had in fact been stored is dropped as the
-    /// duplicate it is, and nothing is lost or skipped.
+    /// Sends partition `p`'s open batch, after waiting for its oldest
+    /// batch in flight if the window is full.
     async fn send_batch(&mut self, p: u32) -> Result<(), ClusterError> {
+        self.usable()?;
         let i = p as usize;
-        if self.sealed[i].is_none() && self.open[i].1 > 0 {
-            let (bytes, n) = std::mem::take(&mut self.open[i]);
-            let last = self.sent[i];
-            self.sealed[i] = Some((bytes.into(), last + 1 - n as u64, last));
-        }
-        let Some((bytes, first, last)) = self.sealed[i].clone() else {
+        let (bytes, n) = std::mem::take(&mut self.open[i]);
+        if n == 0 {
             return Ok(());
-        };
-        let id = format!("{p}.{first}");
-        publish(&self.cluster.js, &self.cluster.events_subject(p), &id, bytes, true).await?;
-        self.sealed[i] = None;
-        self.acked[i] = last;
+        }
+        while self.in_flight[i].len() >= WINDOW {
+            self.settle_oldest(i).await?;
+        }
+        let last = self.sent[i];
+        let id = format!("{p}.{}", last + 1 - n as u64);
+        let (js, subject) = (self.cluster.js.clone(), self.cluster.events_subject(p));
+        self.in_flight[i].push_back(tokio::spawn(async move {
+            publish(&js, &subject, &id, bytes.into(), true).await.map(|()| last)
+        }));
         Ok(())
     }
 
-    /// Sends every partition's batch and waits until all are acknowledged.
+    /// Waits for partition `i`'s oldest batch in flight.
+    async fn settle_oldest(&mut self, i: usize) -> Result<(), ClusterError> {
+        let Some(task) = self.in_flight[i].pop_front() else {
+            return Ok(());
+        };
+        let done = match task.await {
+            Ok(done) => done,
+            Err(e) => Err(ClusterError::Nats {
+                what: "publishing a batch".into(),
+                error: e.to_string(),
+            }),
+        };
+        match done {
+            Ok(last) => {
+                self.acked[i] = self.acked[i].max(last);
+                Ok(())
+            }
+            Err(e) => {
+                self.failed = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    fn usable(&self) -> Result<(), ClusterError> {
+        match &self.failed {
+            Some(why) => Err(ClusterError::DoorFailed { why: why.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    /// Sends every partition's open batch and waits until every batch in
+    /// flight is acknowledged.
     pub async fn flush(&mut self) -> Result<(), ClusterError> {
         for p in 0..self.cluster.partitions {
-            // A batch sealed by an earlier, failed call goes first, then the open one.
-            while self.sealed[p as usize].is_some() || self.open[p as usize].1 > 0 {
-                self.send_batch(p).await?;
+            self.send_batch(p).await?;
+        }
+        for i in 0..self.in_flight.len() {
+            while !self.in_flight[i].is_empty() {
+                self.settle_oldest(i).await?;
             }
         }
         Ok(())

@@ -59,6 +59,12 @@ pub enum ClusterError {
     /// A front door cannot continue a stream it did not start.
     #[error("cluster `{0}` already has a front door, or holds routed events: a front door's routing state is not saved, so one door starts on an empty stream; use another --cluster name")]
     NotEmpty(String),
+    /// A batch could not be stored, even after a minute of retries.
+    #[error("a batch of routed events was not stored ({why}): the stream may now miss events, so this front door stops; route the input again into a new --cluster")]
+    DoorFailed {
+        /// What failed.
+        why: String,
+    },
     /// Another publisher used a front door's message id.
     #[error("message id {id} was already in the stream: another front door is writing to this cluster; stop it, and route into a new --cluster")]
     Taken {

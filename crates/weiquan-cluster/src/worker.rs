@@ -494,6 +494,66 @@ async fn save(cluster: &Cluster, p: u32, state: &State) {
     }
 }
 
+/// Batches held for an earlier one, at most: twice the door's window.
+const HOLD: usize = 2 * crate::door::WINDOW;
+
+/// Applies the events of a batch that come after `state.index`, in order,
+/// publishing the findings the partition reports: how many it applied.
+async fn apply_batch(
+    cluster: &Cluster,
+    p: u32,
+    state: &mut State,
+    seq: u64,
+    batch: Vec<(Stamp, &str)>,
+) -> Result<u64, ClusterError> {
+    let bad = |problem: String| ClusterError::Message {
+        partition: p,
+        seq,
+        problem,
+    };
+    let mut applied = 0;
+    for (stamp, line) in batch {
+        if stamp.index <= state.index {
+            continue; // delivered again
+        }
+        if stamp.index != state.index + 1 {
+            return Err(bad(format!(
+                "event {} follows event {}: an event is missing",
+                stamp.index, state.index
+            )));
+        }
+        let found = step(
+            &mut state.engine,
+            &mut state.copies,
+            p,
+            cluster.partitions,
+            &stamp,
+            line,
+        )
+        .map_err(bad)?;
+        for (k, finding) in found.into_iter().enumerate() {
+            let out = Published {
+                partition: p,
+                index: stamp.index,
+                k: k as u32,
+                finding,
+            };
+            let payload = serde_json::to_vec(&out).map_err(|e| bad(format!("a finding does not encode: {e}")))?;
+            publish(
+                &cluster.js,
+                &cluster.findings_subject(p),
+                &out.id(),
+                payload.into(),
+                false,
+            )
+            .await?;
+        }
+        state.index = stamp.index;
+        applied += 1;
+    }
+    Ok(applied)
+}
+
 /// Applies partition `p` from its snapshot on, until told to stop.
 async fn own(
     cluster: Cluster,
@@ -531,6 +591,10 @@ async fn own(
             Ok(c) => c.messages().await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
+        // Batches that arrived before an earlier one, by first index, for
+        // this consumer only (a new one delivers them again).
+        let mut held: BTreeMap<u64, (u64, bytes::Bytes)> = BTreeMap::new();
+        let mut high = state.seq;
         let mut messages = match messages {
             Ok(m) => m,
             Err(error) => {
@@ -571,49 +635,42 @@ async fn own(
                 seq,
                 problem,
             };
-            for (stamp, line) in Stamp::read_batch(&m.payload).map_err(bad)? {
-                if stamp.index <= state.index {
-                    continue; // delivered again
-                }
-                if stamp.index != state.index + 1 {
+            let batch = Stamp::read_batch(&m.payload).map_err(bad)?;
+            let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+                continue; // an empty batch says nothing
+            };
+            let (first, last) = (first.0.index, last.0.index);
+            if last <= state.index {
+                continue; // delivered again
+            }
+            if first > state.index + 1 {
+                // An earlier batch is still to come: a retried batch can land after later ones.
+                if held.len() >= HOLD {
                     return Err(bad(format!(
-                        "event {} follows event {}: an event is missing",
-                        stamp.index, state.index
+                        "event {} never came: {HOLD} later batches wait for it",
+                        state.index + 1
                     )));
                 }
-                let found = step(
-                    &mut state.engine,
-                    &mut state.copies,
-                    p,
-                    cluster.partitions,
-                    &stamp,
-                    line,
-                )
-                .map_err(bad)?;
-                for (k, finding) in found.into_iter().enumerate() {
-                    let out = Published {
-                        partition: p,
-                        index: stamp.index,
-                        k: k as u32,
-                        finding,
-                    };
-                    let payload =
-                        serde_json::to_vec(&out).map_err(|e| bad(format!("a finding does not encode: {e}")))?;
-                    publish(
-                        &cluster.js,
-                        &cluster.findings_subject(p),
-                        &out.id(),
-                        payload.into(),
-                        false,
-                    )
-                    .await?;
-                }
-                state.index = stamp.index;
-                unsaved += 1;
+                held.insert(first, (seq, m.payload.clone()));
+                continue;
             }
-            // Snapshots are taken between messages: `seq` says where replay resumes.
-            state.seq = seq;
+            unsaved += apply_batch(&cluster, p, &mut state, seq, batch).await?;
+            high = high.max(seq);
+            while let Some(entry) = held.first_entry() {
+                if *entry.key() > state.index + 1 {
+                    break;
+                }
+                let (seq, payload) = entry.remove();
+                let batch = Stamp::read_batch(&payload).map_err(bad)?;
+                unsaved += apply_batch(&cluster, p, &mut state, seq, batch).await?;
+                high = high.max(seq);
+            }
             applied.store(state.index, Ordering::Relaxed);
+            if !held.is_empty() {
+                continue; // replay must still resume before the batches held
+            }
+            // Snapshots are taken between batches with none held: `seq` says where replay resumes.
+            state.seq = high;
             // A worker told it lost the lease writes nothing more.
             if unsaved >= cfg.snapshot_every && *stop.borrow() == Stop::Run {
                 save(&cluster, p, &state).await;
