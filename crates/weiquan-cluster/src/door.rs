@@ -5,8 +5,9 @@
 //! round trip per event; a batch per partition (up to [`BATCH`] events)
 //! amortises it, and up to [`WINDOW`] batches per partition are in flight
 //! at once. A batch is retried under its own id with its own bytes, so a
-//! retry of a batch that had been stored is dropped as a duplicate; a retry
-//! can land after later batches, which the workers put back in index order.
+//! retry of a batch that had been stored is dropped as a duplicate. Batches
+//! in flight together can be stored in any order (a retry, or simply the
+//! runtime's scheduling), which the workers put back in index order.
 
 use crate::{publish, Cluster, ClusterError, Context, Stamp};
 use weiquan_events::Event;
@@ -30,6 +31,14 @@ pub struct FrontDoor {
     /// Why an earlier batch failed: its events may be lost, so the door
     /// refuses everything after (its routing state no longer matches the stream).
     failed: Option<String>,
+}
+
+impl Drop for FrontDoor {
+    /// A door dropped unflushed stops its batches in flight: none of them
+    /// was acknowledged to anyone.
+    fn drop(&mut self) {
+        self.abort_in_flight();
+    }
 }
 
 /// Batches in flight per partition, at most.
@@ -125,13 +134,14 @@ impl FrontDoor {
     async fn send_batch(&mut self, p: u32) -> Result<(), ClusterError> {
         self.usable()?;
         let i = p as usize;
-        let (bytes, n) = std::mem::take(&mut self.open[i]);
-        if n == 0 {
+        if self.open[i].1 == 0 {
             return Ok(());
         }
+        // A slot first: a batch taken out of `open` is then surely sent.
         while self.in_flight[i].len() >= WINDOW {
             self.settle_oldest(i).await?;
         }
+        let (bytes, n) = std::mem::take(&mut self.open[i]);
         let last = self.sent[i];
         let id = format!("{p}.{}", last + 1 - n as u64);
         let (js, subject) = (self.cluster.js.clone(), self.cluster.events_subject(p));
@@ -141,12 +151,16 @@ impl FrontDoor {
         Ok(())
     }
 
-    /// Waits for partition `i`'s oldest batch in flight.
+    /// Waits for partition `i`'s oldest batch in flight. It leaves the
+    /// window only once settled, so a caller that gives up waiting loses
+    /// nothing.
     async fn settle_oldest(&mut self, i: usize) -> Result<(), ClusterError> {
-        let Some(task) = self.in_flight[i].pop_front() else {
+        let Some(task) = self.in_flight[i].front_mut() else {
             return Ok(());
         };
-        let done = match task.await {
+        let done = task.await;
+        self.in_flight[i].pop_front();
+        let done = match done {
             Ok(done) => done,
             Err(e) => Err(ClusterError::Nats {
                 what: "publishing a batch".into(),
@@ -160,8 +174,16 @@ impl FrontDoor {
             }
             Err(e) => {
                 self.failed = Some(e.to_string());
+                // Later batches would land behind a gap no one will fill.
+                self.abort_in_flight();
                 Err(e)
             }
+        }
+    }
+
+    fn abort_in_flight(&mut self) {
+        for task in self.in_flight.iter_mut().flat_map(|q| q.drain(..)) {
+            task.abort();
         }
     }
 

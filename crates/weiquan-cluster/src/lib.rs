@@ -156,25 +156,33 @@ pub(crate) async fn publish(
     let started = tokio::time::Instant::now();
     let mut wait = Duration::from_millis(20);
     let mut first = true;
+    let budget = Duration::from_secs(60);
     loop {
-        let sent = js
-            .send_publish(
-                subject.to_owned(),
-                jetstream::context::Publish::build()
-                    .message_id(id)
-                    .payload(payload.clone()),
-            )
-            .await;
+        // Each attempt within what is left of the minute: a client whose
+        // buffer is full while NATS is away would otherwise wait for ever.
+        let attempt = async {
+            let ack = js
+                .send_publish(
+                    subject.to_owned(),
+                    jetstream::context::Publish::build()
+                        .message_id(id)
+                        .payload(payload.clone()),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            ack.await.map_err(|e| e.to_string())
+        };
+        let left = budget.saturating_sub(started.elapsed()).max(Duration::from_millis(100));
+        let sent = tokio::time::timeout(left, attempt)
+            .await
+            .unwrap_or_else(|_| Err("no acknowledgement in time".into()));
         let error = match sent {
-            Ok(ack) => match ack.await {
-                Ok(ack) if fresh && first && ack.duplicate => return Err(ClusterError::Taken { id: id.to_owned() }),
-                Ok(_) => return Ok(()),
-                Err(e) => e.to_string(),
-            },
-            Err(e) => e.to_string(),
+            Ok(ack) if fresh && first && ack.duplicate => return Err(ClusterError::Taken { id: id.to_owned() }),
+            Ok(_) => return Ok(()),
+            Err(e) => e,
         };
         first = false;
-        if started.elapsed() > Duration::from_secs(60) {
+        if started.elapsed() > budget {
             return Err(ClusterError::Nats {
                 what: format!("publishing {id} to {subject} (retried for a minute)"),
                 error,

@@ -497,6 +497,9 @@ async fn save(cluster: &Cluster, p: u32, state: &State) {
 /// Batches held for an earlier one, at most: twice the door's window.
 const HOLD: usize = 2 * crate::door::WINDOW;
 
+/// How long batches may wait for an earlier one: twice a door's retries.
+const GIVE_UP: Duration = Duration::from_secs(120);
+
 /// Applies the events of a batch that come after `state.index`, in order,
 /// publishing the findings the partition reports: how many it applied.
 async fn apply_batch(
@@ -567,8 +570,18 @@ async fn own(
     applied.store(state.index, Ordering::Relaxed);
     let events = cluster.events().await?;
     let mut unsaved = 0u64;
+    // Since when a batch has been held for an earlier one (kept across
+    // consumers: a new one delivers the held batches again).
+    let mut waiting: Option<tokio::time::Instant> = None;
     // The consumer is made again after a failure, from the last message applied.
     loop {
+        if waiting.is_some_and(|since| since.elapsed() > GIVE_UP) {
+            return Err(ClusterError::Message {
+                partition: p,
+                seq: state.seq,
+                problem: format!("event {} never came", state.index + 1),
+            });
+        }
         if *stop.borrow() != Stop::Run {
             return Ok(()); // told to stop while NATS was away: nothing new to save
         }
@@ -644,11 +657,16 @@ async fn own(
                 continue; // delivered again
             }
             if first > state.index + 1 {
-                // An earlier batch is still to come: a retried batch can land after later ones.
-                if held.len() >= HOLD {
+                // An earlier batch is still to come: batches in flight together
+                // can be stored in any order. A door gives a batch a minute of
+                // retries; one missing for much longer is not coming.
+                let since = *waiting.get_or_insert_with(tokio::time::Instant::now);
+                if held.len() >= HOLD || since.elapsed() > GIVE_UP {
                     return Err(bad(format!(
-                        "event {} never came: {HOLD} later batches wait for it",
-                        state.index + 1
+                        "event {} never came ({} later batches waited {:?} for it)",
+                        state.index + 1,
+                        held.len(),
+                        since.elapsed()
                     )));
                 }
                 held.insert(first, (seq, m.payload.clone()));
@@ -661,7 +679,11 @@ async fn own(
                     break;
                 }
                 let (seq, payload) = entry.remove();
-                let batch = Stamp::read_batch(&payload).map_err(bad)?;
+                let batch = Stamp::read_batch(&payload).map_err(|problem| ClusterError::Message {
+                    partition: p,
+                    seq,
+                    problem,
+                })?;
                 unsaved += apply_batch(&cluster, p, &mut state, seq, batch).await?;
                 high = high.max(seq);
             }
@@ -669,6 +691,7 @@ async fn own(
             if !held.is_empty() {
                 continue; // replay must still resume before the batches held
             }
+            waiting = None;
             // Snapshots are taken between batches with none held: `seq` says where replay resumes.
             state.seq = high;
             // A worker told it lost the lease writes nothing more.
