@@ -145,8 +145,11 @@ impl FrontDoor {
         let last = self.sent[i];
         let id = format!("{p}.{}", last + 1 - n as u64);
         let (js, subject) = (self.cluster.js.clone(), self.cluster.events_subject(p));
+        let seal = self.cluster.seal(&subject, &bytes);
         self.in_flight[i].push_back(tokio::spawn(async move {
-            publish(&js, &subject, &id, bytes.into(), true).await.map(|()| last)
+            publish(&js, &subject, &id, bytes.into(), true, seal.as_deref())
+                .await
+                .map(|()| last)
         }));
         Ok(())
     }

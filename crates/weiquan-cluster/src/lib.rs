@@ -21,7 +21,10 @@ pub mod worker;
 
 use async_nats::jetstream::{self, kv, object_store, stream};
 use futures::StreamExt;
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use std::sync::Arc;
 use std::time::Duration;
 use weiquan_engine::Finding;
 
@@ -125,6 +128,52 @@ pub struct Cluster {
     pub name: String,
     /// The number of partitions.
     pub partitions: u32,
+    /// The secret that seals every batch and finding ([`Cluster::sealed_with`]).
+    seal: Option<Arc<[u8]>>,
+}
+
+/// The header that carries a message's seal.
+pub const SEAL_HEADER: &str = "Wq-Seal";
+
+impl Cluster {
+    /// Seals every batch the front door sends and every finding a worker
+    /// publishes with HMAC-SHA-256 under `secret` (bound to the subject),
+    /// and refuses, on reading, any message without a valid seal. Every
+    /// door, worker and reader of a cluster must have the same secret.
+    /// Without one, NATS permissions alone decide who may publish.
+    pub fn sealed_with(mut self, secret: &[u8]) -> Cluster {
+        self.seal = Some(secret.into());
+        self
+    }
+
+    /// The seal of `payload` on `subject`, hex, when the cluster has a secret.
+    pub fn seal(&self, subject: &str, payload: &[u8]) -> Option<String> {
+        self.seal
+            .as_ref()
+            .map(|key| hex::encode(mac(key, subject, payload).finalize().into_bytes()))
+    }
+
+    /// Whether a message's seal is right (always, when the cluster has no secret).
+    pub(crate) fn seal_holds(&self, subject: &str, payload: &[u8], headers: Option<&async_nats::HeaderMap>) -> bool {
+        let Some(key) = &self.seal else {
+            return true;
+        };
+        let given = headers
+            .and_then(|h| h.get(SEAL_HEADER))
+            .and_then(|v| hex::decode(v.as_str()).ok());
+        given.is_some_and(|given| mac(key, subject, payload).verify_slice(&given).is_ok())
+    }
+}
+
+/// HMAC-SHA-256 over the subject, a zero byte and the payload: a sealed
+/// message moved to another subject (another partition or cluster) fails.
+fn mac(key: &[u8], subject: &str, payload: &[u8]) -> Hmac<Sha256> {
+    // HMAC takes a key of any length: this cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    mac.update(subject.as_bytes());
+    mac.update(&[0]);
+    mac.update(payload);
+    mac
 }
 
 /// The stream of routed events.
@@ -152,6 +201,7 @@ pub(crate) async fn publish(
     id: &str,
     payload: bytes::Bytes,
     fresh: bool,
+    seal: Option<&str>,
 ) -> Result<(), ClusterError> {
     let started = tokio::time::Instant::now();
     let mut wait = Duration::from_millis(20);
@@ -161,13 +211,14 @@ pub(crate) async fn publish(
         // Each attempt within what is left of the minute: a client whose
         // buffer is full while NATS is away would otherwise wait for ever.
         let attempt = async {
+            let mut message = jetstream::context::Publish::build()
+                .message_id(id)
+                .payload(payload.clone());
+            if let Some(seal) = seal {
+                message = message.header(SEAL_HEADER, seal);
+            }
             let ack = js
-                .send_publish(
-                    subject.to_owned(),
-                    jetstream::context::Publish::build()
-                        .message_id(id)
-                        .payload(payload.clone()),
-                )
+                .send_publish(subject.to_owned(), message)
                 .await
                 .map_err(|e| e.to_string())?;
             ack.await.map_err(|e| e.to_string())
@@ -271,6 +322,7 @@ impl Cluster {
             js,
             name: name.to_owned(),
             partitions,
+            seal: None,
         })
     }
 
@@ -313,6 +365,7 @@ impl Cluster {
             js,
             name: name.to_owned(),
             partitions,
+            seal: None,
         })
     }
 
@@ -517,8 +570,16 @@ pub async fn read_findings(cluster: &Cluster) -> Result<(Vec<Published>, u64), C
             let Some(m) = next else { break };
             let m = m.ctx("reading the findings stream")?;
             let seq = m.info().ctx("reading a finding's stream sequence")?.stream_sequence;
+            let partition = m.subject.rsplit('.').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            if !cluster.seal_holds(&m.subject, &m.payload, m.headers.as_ref()) {
+                return Err(ClusterError::Message {
+                    partition,
+                    seq,
+                    problem: "a finding without this cluster's seal".into(),
+                });
+            }
             let f: Published = serde_json::from_slice(&m.payload).map_err(|e| ClusterError::Message {
-                partition: m.subject.rsplit('.').next().and_then(|p| p.parse().ok()).unwrap_or(0),
+                partition,
                 seq,
                 problem: format!("a finding that does not decode: {e}"),
             })?;

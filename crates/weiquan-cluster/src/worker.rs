@@ -542,14 +542,9 @@ async fn apply_batch(
                 finding,
             };
             let payload = serde_json::to_vec(&out).map_err(|e| bad(format!("a finding does not encode: {e}")))?;
-            publish(
-                &cluster.js,
-                &cluster.findings_subject(p),
-                &out.id(),
-                payload.into(),
-                false,
-            )
-            .await?;
+            let subject = cluster.findings_subject(p);
+            let seal = cluster.seal(&subject, &payload);
+            publish(&cluster.js, &subject, &out.id(), payload.into(), false, seal.as_deref()).await?;
         }
         state.index = stamp.index;
         applied += 1;
@@ -648,6 +643,11 @@ async fn own(
                 seq,
                 problem,
             };
+            if !cluster.seal_holds(&m.subject, &m.payload, m.headers.as_ref()) {
+                return Err(bad(
+                    "a batch without this cluster's seal: not from its front door".into()
+                ));
+            }
             let batch = Stamp::read_batch(&m.payload).map_err(bad)?;
             let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
                 continue; // an empty batch says nothing

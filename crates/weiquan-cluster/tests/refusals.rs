@@ -107,62 +107,116 @@ fn a_message_no_front_door_wrote_stops_only_its_partition() {
     if !weiquan_testkit::services::nats_available() {
         return;
     }
-    runtime().block_on(async {
-        let name = fresh("forged");
-        let client = weiquan_cluster::connect(URL).await.expect("connects");
-        let cluster = Cluster::set_up(client.clone(), &name, 2, 1).await.expect("set up");
-        let mut door = FrontDoor::new(cluster.clone()).await.expect("an empty stream");
-        for m in 0..20 {
-            let line = verified(m);
-            let ev = weiquan_events::parse_event(&line).expect("valid");
-            door.send(&ev, &line).await.expect("routed");
-        }
-        door.flush().await.expect("acknowledged");
-        let sent = door.sent().to_vec();
-        assert!(sent.iter().all(|&n| n > 0), "both partitions have events: {sent:?}");
-        let js = async_nats::jetstream::new(client);
-        for forged in [&b"not a batch"[..], b"{\"i\":1}\n{\"id\":", b"\xff\xfe"] {
-            js.publish(cluster.events_subject(0), forged.to_vec().into())
-                .await
-                .expect("published")
-                .await
-                .expect("stored");
-        }
-        // The door goes on after the forged messages, in both partitions.
-        for m in 20..40 {
-            let line = verified(m);
-            let ev = weiquan_events::parse_event(&line).expect("valid");
-            door.send(&ev, &line).await.expect("routed");
-        }
-        door.flush().await.expect("acknowledged");
-        let after = door.sent().to_vec();
-        assert!(after[0] > sent[0] && after[1] > sent[1], "{sent:?} then {after:?}");
-        let cfg = worker::WorkerConfig {
-            name: "w".into(),
-            snapshot_every: 1000,
-            lease: Duration::from_millis(800),
+    let garbage: Vec<Box<dyn Fn(u64) -> Vec<u8>>> = vec![
+        Box::new(|_| b"not a batch".to_vec()),
+        Box::new(|_| b"{\"i\":1}\n{\"id\":".to_vec()),
+        Box::new(|_| b"\xff\xfe".to_vec()),
+    ];
+    runtime().block_on(forged_stops_its_partition(None, garbage));
+}
+
+/// With a secret, even a well-formed batch carrying the next indexes (which
+/// would otherwise be applied, and the door's own batch then skipped as a
+/// repeat) is refused when it lacks the seal, or carries one for another
+/// subject.
+#[test]
+fn a_sealed_cluster_refuses_a_well_formed_batch_without_its_seal() {
+    if !weiquan_testkit::services::nats_available() {
+        return;
+    }
+    let well_formed = |next: u64| {
+        let mut bytes = Vec::new();
+        let stamp = weiquan_cluster::Stamp {
+            index: next,
+            clock: None,
+            all: false,
+            copies: Vec::new(),
+            advance: false,
         };
-        let rules = std::sync::Arc::new(weiquan_engine::Rulebook::builtin());
-        let watcher = cluster.clone();
-        let (stuck, target) = (sent[0], after[1]);
-        let stop = async move {
-            let started = std::time::Instant::now();
-            while watcher.progress().await.unwrap_or_default() != [stuck, target]
-                && started.elapsed() < Duration::from_secs(30)
-            {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            // A few more rounds: partition 0 meets the forged message again.
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        };
-        worker::run(cluster.clone(), rules, cfg, stop)
+        stamp.write(&verified(999), &mut bytes);
+        bytes
+    };
+    runtime().block_on(forged_stops_its_partition(
+        Some(b"sixteen bytes or more"),
+        vec![Box::new(well_formed)],
+    ));
+}
+
+/// Routes events into two partitions, publishes `forged` messages (given the
+/// next index of partition 0) on partition 0, routes more, and runs a worker:
+/// partition 0 must stop at the forged message and partition 1 reach its end.
+async fn forged_stops_its_partition(secret: Option<&[u8]>, forged: Vec<Box<dyn Fn(u64) -> Vec<u8>>>) {
+    let name = fresh("forged");
+    let client = weiquan_cluster::connect(URL).await.expect("connects");
+    let mut cluster = Cluster::set_up(client.clone(), &name, 2, 1).await.expect("set up");
+    if let Some(secret) = secret {
+        cluster = cluster.sealed_with(secret);
+    }
+    let mut door = FrontDoor::new(cluster.clone()).await.expect("an empty stream");
+    for m in 0..20 {
+        let line = verified(m);
+        let ev = weiquan_events::parse_event(&line).expect("valid");
+        door.send(&ev, &line).await.expect("routed");
+    }
+    door.flush().await.expect("acknowledged");
+    let sent = door.sent().to_vec();
+    assert!(sent.iter().all(|&n| n > 0), "both partitions have events: {sent:?}");
+    let js = async_nats::jetstream::new(client);
+    for forge in &forged {
+        js.publish(cluster.events_subject(0), forge(sent[0] + 1).into())
             .await
-            .expect("the worker itself goes on");
-        let progress = cluster.progress().await.expect("progress");
-        assert_eq!(
-            progress,
-            [sent[0], after[1]],
-            "partition 0 stops at the forged message; partition 1 is applied to its end"
-        );
-    });
+            .expect("published")
+            .await
+            .expect("stored");
+    }
+    if secret.is_some() {
+        // A sealed batch of partition 1 moved onto partition 0 fails too.
+        let mut moved = async_nats::HeaderMap::new();
+        let batch = forged[0](sent[0] + 1);
+        let seal = cluster
+            .seal(&cluster.events_subject(1), &batch)
+            .expect("a sealed cluster");
+        moved.insert(weiquan_cluster::SEAL_HEADER, seal.as_str());
+        js.publish_with_headers(cluster.events_subject(0), moved, batch.into())
+            .await
+            .expect("published")
+            .await
+            .expect("stored");
+    }
+    // The door goes on after the forged messages, in both partitions.
+    for m in 20..40 {
+        let line = verified(m);
+        let ev = weiquan_events::parse_event(&line).expect("valid");
+        door.send(&ev, &line).await.expect("routed");
+    }
+    door.flush().await.expect("acknowledged");
+    let after = door.sent().to_vec();
+    assert!(after[0] > sent[0] && after[1] > sent[1], "{sent:?} then {after:?}");
+    let cfg = worker::WorkerConfig {
+        name: "w".into(),
+        snapshot_every: 1000,
+        lease: Duration::from_millis(800),
+    };
+    let rules = std::sync::Arc::new(weiquan_engine::Rulebook::builtin());
+    let watcher = cluster.clone();
+    let (stuck, target) = (sent[0], after[1]);
+    let stop = async move {
+        let started = std::time::Instant::now();
+        while watcher.progress().await.unwrap_or_default() != [stuck, target]
+            && started.elapsed() < Duration::from_secs(30)
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // A few more rounds: partition 0 meets the forged message again.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    worker::run(cluster.clone(), rules, cfg, stop)
+        .await
+        .expect("the worker itself goes on");
+    let progress = cluster.progress().await.expect("progress");
+    assert_eq!(
+        progress,
+        [sent[0], after[1]],
+        "partition 0 stops at the forged message; partition 1 is applied to its end"
+    );
 }

@@ -603,6 +603,11 @@ pub struct ClusterArgs {
     /// The cluster's name: its streams and buckets are named after it.
     #[arg(long, default_value = "weiquan", global = true)]
     pub cluster: String,
+    /// A file holding the cluster's secret (at least 16 bytes): batches and
+    /// findings are sealed with it and refused without it. The same file on
+    /// every door, worker and reader.
+    #[arg(long, env = "WEIQUAN_CLUSTER_SECRET_FILE", global = true)]
+    pub secret_file: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub what: ClusterCommand,

@@ -14,6 +14,11 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let connect = || weiquan_cluster::connect(&args.nats);
+        let secret = secret(args)?;
+        let seal = |cluster: Cluster| match &secret {
+            Some(s) => cluster.sealed_with(s),
+            None => cluster,
+        };
         match &args.what {
             ClusterCommand::Route {
                 files,
@@ -29,7 +34,7 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                     Duration::from_secs(30),
                 )
                 .await?;
-                route(cluster, files, (*advance_every).max(1), err).await
+                route(seal(cluster), files, (*advance_every).max(1), err).await
             }
             ClusterCommand::Work {
                 name,
@@ -47,7 +52,7 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                             tracing::info!(cluster = %args.cluster, "waiting for a front door to set the cluster up");
                             tokio::time::sleep(Duration::from_secs(1)).await;
                         }
-                        opened => break opened?,
+                        opened => break seal(opened?),
                     }
                 };
                 let cfg = worker::WorkerConfig {
@@ -60,7 +65,7 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
             }
             ClusterCommand::Findings { rules, lang } => {
                 let rules = super::load_rules(rules.as_deref())?;
-                let cluster = Cluster::open(connect().await?, &args.cluster).await?;
+                let cluster = seal(Cluster::open(connect().await?, &args.cluster).await?);
                 let (found, _) = weiquan_cluster::read_findings(&cluster).await?;
                 let lang = Lang::from(*lang);
                 for f in found {
@@ -123,4 +128,27 @@ async fn route(cluster: Cluster, files: &[String], advance_every: u64, err: &mut
         door.misplaced()
     )?;
     Ok(())
+}
+
+/// The cluster's secret, from `--secret-file`.
+fn secret(args: &ClusterArgs) -> Result<Option<Vec<u8>>> {
+    let Some(path) = &args.secret_file else {
+        return Ok(None);
+    };
+    let bytes = std::fs::read(path).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read the secret file {}: {e}; check the path and permissions",
+            path.display()
+        )
+    })?;
+    if bytes.len() < 16 {
+        return Err(super::UsageError(format!(
+            "the secret file {} holds {} bytes: use at least 16 random bytes (e.g. `head -c 32 /dev/urandom > {}`)",
+            path.display(),
+            bytes.len(),
+            path.display()
+        ))
+        .into());
+    }
+    Ok(Some(bytes))
 }

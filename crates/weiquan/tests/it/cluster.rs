@@ -9,12 +9,13 @@ use weiquan_cluster::{door::FrontDoor, Cluster};
 use weiquan_testkit::nats::NatsCluster;
 use weiquan_testkit::process::{log_file, Proc};
 
-/// A `weiquan cluster work` process of cluster `cluster`.
-fn worker(urls: &str, cluster: &str, name: &str, dir: &Path) -> Proc {
+/// A `weiquan cluster work` process of cluster `cluster`, with `extra` options.
+fn worker(urls: &str, cluster: &str, name: &str, dir: &Path, extra: &[&str]) -> Proc {
     let log = log_file(&dir.join(format!("{name}.log")));
     let child = Command::new(env!("CARGO_BIN_EXE_weiquan"))
         .args(["cluster", "--nats", urls, "--cluster", cluster, "work", "--name", name])
         .args(["--snapshot-every", "150", "--lease-ms", "3000"])
+        .args(extra)
         .env("RUST_LOG", "weiquan_cluster=info")
         .stdout(Stdio::null())
         .stderr(log)
@@ -90,7 +91,7 @@ fn a_cluster_killed_mid_stream_finds_exactly_what_audit_finds() {
         let cluster = Cluster::set_up_when_ready(&urls, "failover", 6, 3, Duration::from_secs(60))
             .await
             .expect("a JetStream cluster");
-        let mut workers: Vec<Option<Proc>> = (0..3).map(|i| Some(worker(&urls, "failover", &format!("w{i}"), dir.path()))).collect();
+        let mut workers: Vec<Option<Proc>> = (0..3).map(|i| Some(worker(&urls, "failover", &format!("w{i}"), dir.path(), &[]))).collect();
         let mut door = FrontDoor::new(cluster.clone()).await.expect("an empty stream");
 
         let n = sim.lines.len();
@@ -107,7 +108,7 @@ fn a_cluster_killed_mid_stream_finds_exactly_what_audit_finds() {
                 })
                 .await;
             } else if i == at(35) {
-                workers[0] = Some(worker(&urls, "failover", "w0", dir.path()));
+                workers[0] = Some(worker(&urls, "failover", "w0", dir.path(), &[]));
             } else if i == at(45) {
                 nats.kill(2);
             } else if i == at(60) {
@@ -115,7 +116,7 @@ fn a_cluster_killed_mid_stream_finds_exactly_what_audit_finds() {
             } else if i == at(65) {
                 nats.start_node(2);
             } else if i == at(75) {
-                workers[1] = Some(worker(&urls, "failover", "w1", dir.path()));
+                workers[1] = Some(worker(&urls, "failover", "w1", dir.path(), &[]));
             } else if i == at(85) {
                 nats.kill(0);
             } else if i == at(92) {
@@ -240,12 +241,26 @@ fn the_cluster_commands_print_what_audit_prints() {
     let name = format!("cli-{}-{nanos}", std::process::id());
     let url = "nats://127.0.0.1:4222";
     let case = "tests/cases/presale/events.ndjson";
+    // A sealed cluster: every command gets the secret.
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, b"a secret of more than sixteen bytes").expect("secret written");
+    let secret = secret.to_str().expect("UTF-8 path");
+    let short = dir.path().join("short");
+    std::fs::write(&short, b"too short").expect("written");
+    let refused = super::weiquan(
+        &["cluster", "--secret-file", short.to_str().expect("UTF-8"), "status"],
+        None,
+    );
+    assert_eq!(refused.status.code(), Some(2), "a short secret is a usage error");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("at least 16 random bytes"));
     let route_args = [
         "cluster",
         "--nats",
         url,
         "--cluster",
         &name,
+        "--secret-file",
+        secret,
         "route",
         "--partitions",
         "4",
@@ -262,7 +277,7 @@ fn the_cluster_commands_print_what_audit_prints() {
     assert_eq!(again.status.code(), Some(1), "a second door is refused");
     assert!(String::from_utf8_lossy(&again.stderr).contains("already has a front door"));
 
-    let _worker = worker(url, &name, "solo", dir.path());
+    let _worker = worker(url, &name, "solo", dir.path(), &["--secret-file", secret]);
     let started = Instant::now();
     loop {
         let status = super::weiquan(&["cluster", "--nats", url, "--cluster", &name, "status"], None);
@@ -279,10 +294,33 @@ fn the_cluster_commands_print_what_audit_prints() {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
-    let found = super::weiquan(
-        &["cluster", "--nats", url, "--cluster", &name, "findings", "--lang", "en"],
-        None,
+    let findings = |secret: &str| {
+        super::weiquan(
+            &[
+                "cluster",
+                "--nats",
+                url,
+                "--cluster",
+                &name,
+                "--secret-file",
+                secret,
+                "findings",
+                "--lang",
+                "en",
+            ],
+            None,
+        )
+    };
+    let found = findings(secret);
+    let other = dir.path().join("other");
+    std::fs::write(&other, b"another secret of sixteen bytes").expect("written");
+    let forged = findings(other.to_str().expect("UTF-8"));
+    assert_eq!(
+        forged.status.code(),
+        Some(1),
+        "findings under another secret are refused"
     );
+    assert!(String::from_utf8_lossy(&forged.stderr).contains("without this cluster's seal"));
     let audit = super::weiquan(&["audit", case, "--lang", "en"], None);
     let sorted = |out: &[u8]| {
         let mut v: Vec<String> = super::ndjson(out).iter().map(|v| v.to_string()).collect();
