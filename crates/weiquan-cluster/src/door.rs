@@ -208,6 +208,14 @@ impl FrontDoor {
                 self.settle_oldest(i).await?;
             }
         }
+        // What the workers must reach, for `weiquan cluster status`.
+        let routed = self.cluster.kv("progress").await?;
+        for (p, acked) in self.acked.iter().enumerate() {
+            routed
+                .put(crate::worker::routed_key(p as u32), acked.to_string().into())
+                .await
+                .ctx("recording what was routed")?;
+        }
         Ok(())
     }
 

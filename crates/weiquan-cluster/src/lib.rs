@@ -411,6 +411,14 @@ impl Cluster {
         Ok(found.into_iter().map(|n| n.unwrap_or(0)).collect())
     }
 
+    /// The index of each partition's last event the front door has routed
+    /// and had acknowledged, as of its last flush: what [`Cluster::progress`]
+    /// reaches once the workers are done.
+    pub async fn routed(&self) -> Result<Vec<u64>, ClusterError> {
+        let found = self.each_partition("progress", worker::routed_key, number).await?;
+        Ok(found.into_iter().map(|n| n.unwrap_or(0)).collect())
+    }
+
     /// The workers holding each partition's lease now (`None`: nobody).
     pub async fn owners(&self) -> Result<Vec<Option<String>>, ClusterError> {
         let now = worker::now_ms();

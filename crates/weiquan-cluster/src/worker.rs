@@ -68,6 +68,12 @@ pub fn progress_key(p: u32) -> String {
     lease_key(p)
 }
 
+/// The key of the index of partition `p`'s last event routed and
+/// acknowledged (in the progress bucket, written by the door at each flush).
+pub fn routed_key(p: u32) -> String {
+    format!("routed.p{p}")
+}
+
 /// The wall clock in Unix milliseconds (leases only: never in findings).
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -125,7 +131,7 @@ const MAGIC: [u8; 8] = *b"WQPART01";
 /// How long a partition's consumer may deliver nothing before it is made again.
 const QUIET: Duration = Duration::from_secs(3);
 
-/// How long a snapshot's read or write may take before the partition is let go.
+/// How long a snapshot's read or write may take: a read that takes longer means a replay from the start, a write the previous snapshot kept.
 const SLOW: Duration = Duration::from_secs(30);
 
 /// A partition being applied.

@@ -3,7 +3,7 @@
 //! routing a simulated platform, then 1, 2 and 3 worker processes applying
 //! it from the stream, against one engine (`weiquan audit`) in the same run.
 //! Prints Markdown. `WEIQUAN_BENCH_CLUSTER_MERCHANTS` scales the stream
-//! (default 600 merchants, about 400,000 events).
+//! (default 600 merchants, about 680,000 events).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

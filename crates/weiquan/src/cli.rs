@@ -655,6 +655,6 @@ pub enum ClusterCommand {
         #[arg(long, value_enum, default_value_t = LangArg::Zh)]
         lang: LangArg,
     },
-    /// Print each partition's owner and the index of the last event it applied (advances count as events).
+    /// Print each partition's last event applied and routed (advances count as events), its owner, and whether the workers have caught up.
     Status,
 }

@@ -77,11 +77,14 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
             ClusterCommand::Status => {
                 let cluster = Cluster::open(connect().await?, &args.cluster).await?;
                 let progress = cluster.progress().await?;
+                let routed = cluster.routed().await?;
                 let owners = cluster.owners().await?;
-                writeln!(out, "partition\tapplied\towner")?;
-                for (p, (applied, owner)) in progress.iter().zip(&owners).enumerate() {
-                    writeln!(out, "{p}\t{applied}\t{}", owner.as_deref().unwrap_or("-"))?;
+                writeln!(out, "partition\tapplied\trouted\towner")?;
+                for (p, ((applied, routed), owner)) in progress.iter().zip(&routed).zip(&owners).enumerate() {
+                    writeln!(out, "{p}\t{applied}\t{routed}\t{}", owner.as_deref().unwrap_or("-"))?;
                 }
+                let done = progress == routed;
+                writeln!(out, "{}", if done { "caught up" } else { "applying" })?;
                 Ok(())
             }
         }
