@@ -28,6 +28,8 @@ pub struct FrontDoor {
     in_flight: Vec<std::collections::VecDeque<tokio::task::JoinHandle<Result<u64, ClusterError>>>>,
     /// Events acknowledged by JetStream, per partition.
     acked: Vec<u64>,
+    /// The progress bucket, where the door records what it routed.
+    progress: async_nats::jetstream::kv::Store,
     /// Why an earlier batch failed: its events may be lost, so the door
     /// refuses everything after (its routing state no longer matches the stream).
     failed: Option<String>,
@@ -60,7 +62,9 @@ impl FrontDoor {
             return Err(ClusterError::NotEmpty(cluster.name.clone()));
         }
         let n = cluster.partitions as usize;
+        let progress = cluster.kv("progress").await?;
         Ok(FrontDoor {
+            progress,
             router: Router::new(cluster.partitions),
             sent: vec![0; n],
             open: vec![(Vec::new(), 0); n],
@@ -208,15 +212,25 @@ impl FrontDoor {
                 self.settle_oldest(i).await?;
             }
         }
-        // What the workers must reach, for `weiquan cluster status`.
-        let routed = self.cluster.kv("progress").await?;
-        for (p, acked) in self.acked.iter().enumerate() {
-            routed
-                .put(crate::worker::routed_key(p as u32), acked.to_string().into())
-                .await
-                .ctx("recording what was routed")?;
-        }
+        self.record_routed().await;
         Ok(())
+    }
+
+    /// Records what the workers must reach, for `weiquan cluster status`.
+    /// Only a report: retried for a while, never a failure of the door.
+    async fn record_routed(&self) {
+        for (p, acked) in self.acked.iter().enumerate() {
+            let key = crate::worker::routed_key(p as u32);
+            let mut tries = 0;
+            while let Err(e) = self.progress.put(&key, acked.to_string().into()).await {
+                tries += 1;
+                if tries >= 30 {
+                    tracing::warn!(partition = p, error = %e, "what was routed is not recorded; `status` may show less");
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
     }
 
     /// Events acknowledged by JetStream, per partition (by index).
