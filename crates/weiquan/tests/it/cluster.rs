@@ -184,45 +184,52 @@ async fn partition_indexes(
     p: u32,
     last: u64,
 ) -> Vec<u64> {
+    use async_nats::jetstream::consumer::{push::OrderedConfig, DeliverPolicy};
     use futures::StreamExt;
-    // A restarted server may still be catching up: retry for a while.
-    let started = Instant::now();
-    let consumer = loop {
-        let made = events
-            .create_consumer(async_nats::jetstream::consumer::push::OrderedConfig {
-                deliver_subject: cluster.client.new_inbox(),
-                filter_subject: cluster.events_subject(p),
-                ..Default::default()
-            })
-            .await;
-        match made {
-            Ok(c) => break c,
-            Err(e) => assert!(started.elapsed() < Duration::from_secs(60), "no consumer: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let subject = cluster.events_subject(p);
     // Read to the subject's last message, so that a repeat would show too.
     let end = events
-        .get_last_raw_message_by_subject(&cluster.events_subject(p))
+        .get_last_raw_message_by_subject(&subject)
         .await
         .expect("a partition with messages")
         .sequence;
-    let mut messages = consumer.messages().await.expect("messages");
-    let mut out = Vec::new();
-    loop {
-        let next = tokio::time::timeout(Duration::from_secs(10), messages.next()).await;
-        let Ok(Some(Ok(m))) = next else { break };
-        let batch = weiquan_cluster::Stamp::read_batch(&m.payload).expect("a front door's message");
-        out.extend(batch.iter().map(|(stamp, _)| stamp.index));
-        if m.info().map_or(true, |i| i.stream_sequence >= end) {
-            break;
+    let started = Instant::now();
+    let (mut out, mut next) = (Vec::new(), 1);
+    // A consumer can go quiet while a restarted server catches up: it is
+    // made again from the next sequence, as the workers do, for a minute.
+    while next <= end {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "partition {p}: read {} events of {last} in a minute",
+            out.len()
+        );
+        let made = events
+            .create_consumer(OrderedConfig {
+                deliver_subject: cluster.client.new_inbox(),
+                filter_subject: subject.clone(),
+                deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: next },
+                ..Default::default()
+            })
+            .await;
+        let Ok(mut messages) = (match made {
+            Ok(c) => c.messages().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }) else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        };
+        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(3), messages.next()).await {
+            let Ok(seq) = m.info().map(|i| i.stream_sequence) else {
+                break;
+            };
+            let batch = weiquan_cluster::Stamp::read_batch(&m.payload).expect("a front door's message");
+            out.extend(batch.iter().map(|(stamp, _)| stamp.index));
+            next = seq + 1;
+            if seq >= end {
+                break;
+            }
         }
     }
-    assert!(
-        out.len() as u64 >= last,
-        "partition {p}: read {} events of {last}",
-        out.len()
-    );
     out
 }
 
