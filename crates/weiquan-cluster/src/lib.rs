@@ -317,13 +317,17 @@ impl Cluster {
                 });
             }
         }
-        Ok(Cluster {
+        Ok(Cluster::unsealed(client, js, name, partitions))
+    }
+
+    fn unsealed(client: async_nats::Client, js: jetstream::Context, name: &str, partitions: u32) -> Cluster {
+        Cluster {
             client,
             js,
             name: name.to_owned(),
             partitions,
             seal: None,
-        })
+        }
     }
 
     /// [`Cluster::set_up`] on the servers at `urls`, retried for up to
@@ -360,13 +364,7 @@ impl Cluster {
             .await
             .map_err(|_| ClusterError::NotSetUp(name.to_owned()))?;
         let partitions = read_partitions(&meta, name).await?;
-        Ok(Cluster {
-            client,
-            js,
-            name: name.to_owned(),
-            partitions,
-            seal: None,
-        })
+        Ok(Cluster::unsealed(client, js, name, partitions))
     }
 
     /// The subject of partition `p`'s events.

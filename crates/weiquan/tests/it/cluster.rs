@@ -233,6 +233,13 @@ async fn partition_indexes(
     out
 }
 
+/// `weiquan cluster` arguments for cluster `name` at `url`, sealed with `secret`, then `rest`.
+fn cli<'a>(url: &'a str, name: &'a str, secret: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["cluster", "--nats", url, "--cluster", name, "--secret-file", secret];
+    args.extend_from_slice(rest);
+    args
+}
+
 /// The README's example: `cluster route`, `cluster work`, `cluster status`
 /// and `cluster findings` as commands, on the NATS at 127.0.0.1:4222,
 /// print what `weiquan audit` prints for the presale case.
@@ -261,19 +268,7 @@ fn the_cluster_commands_print_what_audit_prints() {
     );
     assert_eq!(refused.status.code(), Some(2), "a short secret is a usage error");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("at least 16 random bytes"));
-    let route_args = [
-        "cluster",
-        "--nats",
-        url,
-        "--cluster",
-        &name,
-        "--secret-file",
-        secret,
-        "route",
-        "--partitions",
-        "4",
-        case,
-    ];
+    let route_args = cli(url, &name, secret, &["route", "--partitions", "4", case]);
     let route = super::weiquan(&route_args, None);
     assert!(route.status.success(), "{}", String::from_utf8_lossy(&route.stderr));
     let summary = String::from_utf8_lossy(&route.stderr);
@@ -307,23 +302,7 @@ fn the_cluster_commands_print_what_audit_prints() {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
-    let findings = |secret: &str| {
-        super::weiquan(
-            &[
-                "cluster",
-                "--nats",
-                url,
-                "--cluster",
-                &name,
-                "--secret-file",
-                secret,
-                "findings",
-                "--lang",
-                "en",
-            ],
-            None,
-        )
-    };
+    let findings = |secret: &str| super::weiquan(&cli(url, &name, secret, &["findings", "--lang", "en"]), None);
     let found = findings(secret);
     let other = dir.path().join("other");
     std::fs::write(&other, b"another secret of sixteen bytes").expect("written");
