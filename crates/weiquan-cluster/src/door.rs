@@ -21,6 +21,12 @@ pub struct FrontDoor {
     router: Router,
     /// The index of the last event stamped for each partition.
     sent: Vec<u64>,
+    /// Events routed so far (the last stamp's `event`).
+    routed: u64,
+    /// For a resumed door, per partition: the input number and id of the
+    /// last event the partition holds already (events up to it are not sent
+    /// there again).
+    held: Vec<(u64, String)>,
     /// Each partition's open batch: its bytes and how many events it holds.
     open: Vec<(Vec<u8>, usize)>,
     /// Each partition's batches sent and not yet acknowledged, oldest
@@ -62,17 +68,73 @@ impl FrontDoor {
             return Err(ClusterError::NotEmpty(cluster.name.clone()));
         }
         let n = cluster.partitions as usize;
+        FrontDoor::at(cluster, Router::new(n as u32), vec![0; n]).await
+    }
+
+    /// A door over `cluster` whose partitions hold `sent` events each.
+    async fn at(cluster: Cluster, router: Router, sent: Vec<u64>) -> Result<FrontDoor, ClusterError> {
+        let n = cluster.partitions as usize;
         let progress = cluster.kv("progress").await?;
         Ok(FrontDoor {
             progress,
-            router: Router::new(cluster.partitions),
-            sent: vec![0; n],
+            router,
+            acked: sent.clone(),
+            held: vec![(0, String::new()); n],
+            sent,
+            routed: 0,
             open: vec![(Vec::new(), 0); n],
             in_flight: (0..n).map(|_| Default::default()).collect(),
-            acked: vec![0; n],
             failed: None,
             cluster,
         })
+    }
+
+    /// A door that takes over `cluster` from one that stopped (ended, or
+    /// crashed with batches unsent). Give it the stopped door's input again,
+    /// from the start: it routes every event again (rebuilding where each
+    /// subject lives, and the clock) but sends an event to a partition only
+    /// if that partition does not hold it yet. Each partition's subject is a
+    /// prefix of what the stopped door stamped for it, so each goes on
+    /// exactly where it ends, and the workers see what one door would have
+    /// sent. Events that reached some partitions but not others (a batch
+    /// lost as the door stopped) are completed.
+    ///
+    /// The old door must be gone: nothing fences it out. Every partition is
+    /// read back once. A partition with a hole (a batch lost while a later
+    /// one was stored) cannot be continued exactly and is refused; so is an
+    /// input whose events differ from the stream's (checked by id).
+    pub async fn resume(cluster: Cluster) -> Result<FrontDoor, ClusterError> {
+        let meta = cluster.kv("meta").await?;
+        meta.put("door", "resumed".into()).await.ctx("claiming the cluster")?;
+        let n = cluster.partitions as usize;
+        let mut sent = vec![0; n];
+        let mut held = vec![(0, String::new()); n];
+        for p in 0..cluster.partitions {
+            let mut indexes = Vec::new();
+            let last = &mut held[p as usize];
+            crate::read_partition(&cluster, p, std::time::Duration::from_secs(300), |batch| {
+                for (stamp, line) in batch {
+                    indexes.push(stamp.index);
+                    if stamp.event > last.0 {
+                        let id = weiquan_events::parse_event(line).map(|ev| ev.id.to_string());
+                        *last = (stamp.event, id.unwrap_or_default());
+                    }
+                }
+            })
+            .await?;
+            indexes.sort_unstable();
+            indexes.dedup();
+            if let Some(k) = first_gap(indexes.iter().copied()) {
+                return Err(ClusterError::Unresumable {
+                    why: format!("partition {p} has no event {k} but later ones (a batch lost as the door stopped)"),
+                });
+            }
+            sent[p as usize] = indexes.len() as u64;
+        }
+        tracing::info!(?held, "front door resuming");
+        let mut door = FrontDoor::at(cluster, Router::new(n as u32), sent).await?;
+        door.held = held;
+        Ok(door)
     }
 
     /// Routes `ev` (whose line as received is `raw`) into its partitions'
@@ -88,9 +150,24 @@ impl FrontDoor {
             Route::One(p) => p..p + 1,
             Route::All => 0..self.cluster.partitions,
         };
+        let event = self.routed + 1;
         for p in targets {
+            let (held, id) = &self.held[p as usize];
+            if event == *held && **id != *ev.id {
+                self.failed = Some("the input differs from the stream".into());
+                return Err(ClusterError::Unresumable {
+                    why: format!(
+                        "event {event} of this input is `{}`, but partition {p} holds `{id}` there: give the stopped door's input again, from its start",
+                        ev.id
+                    ),
+                });
+            }
+            if event <= *held {
+                continue; // the partition has it already
+            }
             let stamp = Stamp {
                 index: self.sent[p as usize] + 1,
+                event,
                 clock,
                 all: route == Route::All,
                 copies: copies.clone(),
@@ -98,6 +175,7 @@ impl FrontDoor {
             };
             self.put(p, &stamp, raw).await?;
         }
+        self.routed += 1;
         Ok(route)
     }
 
@@ -112,6 +190,7 @@ impl FrontDoor {
         for p in 0..self.cluster.partitions {
             let stamp = Stamp {
                 index: self.sent[p as usize] + 1,
+                event: 0,
                 clock: Some(clock),
                 all: false,
                 copies: Vec::new(),
@@ -250,4 +329,9 @@ impl FrontDoor {
     pub fn misplaced(&self) -> u64 {
         self.router.misplaced()
     }
+}
+
+/// The first number missing from `sorted` (which should run 1, 2, 3, …).
+fn first_gap(sorted: impl Iterator<Item = u64>) -> Option<u64> {
+    sorted.zip(1..).find(|(have, want)| have != want).map(|(_, want)| want)
 }

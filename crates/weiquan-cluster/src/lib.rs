@@ -68,6 +68,12 @@ pub enum ClusterError {
         /// What failed.
         why: String,
     },
+    /// A stopped door's stream cannot be continued exactly.
+    #[error("the front door cannot resume: {why}; route the input again into a new --cluster")]
+    Unresumable {
+        /// What is wrong with the stream.
+        why: String,
+    },
     /// Another publisher used a front door's message id.
     #[error("message id {id} was already in the stream: another front door is writing to this cluster; stop it, and route into a new --cluster")]
     Taken {
@@ -480,6 +486,11 @@ pub struct Stamp {
     /// this order, each once.
     #[serde(rename = "i")]
     pub index: u64,
+    /// The event's place in the door's whole input, from 1 (the same in
+    /// every partition a broadcast goes to; 0 for an advance): what a
+    /// resumed door replays its routing state from.
+    #[serde(rename = "g", default, skip_serializing_if = "is_zero")]
+    pub event: u64,
     /// The global clock (largest `at` routed before this event).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock: Option<weiquan_events::Time>,
@@ -518,6 +529,70 @@ impl Stamp {
         }
         Ok(out)
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Reads partition `p`'s subject from its first message to its last one
+/// now, handing each batch's stamps and lines to `each` in stream order. A
+/// consumer that goes quiet (a server catching up after a restart) is made
+/// again from the next sequence, for up to `limit`.
+pub async fn read_partition(
+    cluster: &Cluster,
+    p: u32,
+    limit: Duration,
+    mut each: impl FnMut(Vec<(Stamp, &str)>),
+) -> Result<(), ClusterError> {
+    use jetstream::consumer::{push::OrderedConfig, DeliverPolicy};
+    let events = cluster.events().await?;
+    let subject = cluster.events_subject(p);
+    let end = match events.get_last_raw_message_by_subject(&subject).await {
+        Ok(last) => last.sequence,
+        Err(_) => return Ok(()), // nothing routed here yet
+    };
+    let started = tokio::time::Instant::now();
+    let mut next = 1;
+    while next <= end {
+        if started.elapsed() > limit {
+            return Err(ClusterError::Nats {
+                what: format!("reading partition {p} to its end"),
+                error: format!("stuck at stream sequence {next} of {end} after {limit:?}"),
+            });
+        }
+        let made = events
+            .create_consumer(OrderedConfig {
+                deliver_subject: cluster.client.new_inbox(),
+                filter_subject: subject.clone(),
+                deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: next },
+                ..Default::default()
+            })
+            .await;
+        let Ok(mut messages) = (match made {
+            Ok(c) => c.messages().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }) else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        };
+        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(3), messages.next()).await {
+            let Ok(seq) = m.info().map(|i| i.stream_sequence) else {
+                break;
+            };
+            let batch = Stamp::read_batch(&m.payload).map_err(|problem| ClusterError::Message {
+                partition: p,
+                seq,
+                problem,
+            })?;
+            each(batch);
+            next = seq + 1;
+            if seq >= end {
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A finding as a worker publishes it.

@@ -33,6 +33,7 @@ fn batches_stored_out_of_order_are_applied_in_index_order() {
         stamped.push((
             Stamp {
                 index: i as u64 + 1,
+                event: i as u64 + 1,
                 clock,
                 all: route == Route::All,
                 copies: router.take_copies(),

@@ -128,6 +128,7 @@ fn a_sealed_cluster_refuses_a_well_formed_batch_without_its_seal() {
         let mut bytes = Vec::new();
         let stamp = weiquan_cluster::Stamp {
             index: next,
+            event: next,
             clock: None,
             all: false,
             copies: Vec::new(),

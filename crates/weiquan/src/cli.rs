@@ -630,6 +630,11 @@ pub enum ClusterCommand {
         /// Move idle partitions' clocks every this many events (and at the end).
         #[arg(long, default_value_t = 10_000)]
         advance_every: u64,
+        /// Take over from a door that stopped: give the same FILES again.
+        /// Every event is routed again, but a partition is sent only what it
+        /// does not hold yet (checked by id). The old door must be gone.
+        #[arg(long)]
+        resume: bool,
     },
     /// A worker: take partitions by lease and apply them until stopped (Ctrl-C or SIGTERM releases them).
     Work {

@@ -25,6 +25,7 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                 partitions,
                 replicas,
                 advance_every,
+                resume,
             } => {
                 let cluster = Cluster::set_up_when_ready(
                     &args.nats,
@@ -34,7 +35,7 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                     Duration::from_secs(30),
                 )
                 .await?;
-                route(seal(cluster), files, (*advance_every).max(1), err).await
+                route(seal(cluster), files, (*advance_every).max(1), *resume, err).await
             }
             ClusterCommand::Work {
                 name,
@@ -93,8 +94,18 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
 
 /// Routes every line of `files` into `cluster`; rejects go to `err` as
 /// `weiquan audit` prints them.
-async fn route(cluster: Cluster, files: &[String], advance_every: u64, err: &mut dyn Write) -> Result<()> {
-    let mut door = FrontDoor::new(cluster).await?;
+async fn route(
+    cluster: Cluster,
+    files: &[String],
+    advance_every: u64,
+    resume: bool,
+    err: &mut dyn Write,
+) -> Result<()> {
+    let mut door = if resume {
+        FrontDoor::resume(cluster).await?
+    } else {
+        FrontDoor::new(cluster).await?
+    };
     let (mut events, mut rejected) = (0u64, 0u64);
     for input in super::open_inputs(files)? {
         let mut reader = LineReader::new(input.reader);
@@ -126,7 +137,7 @@ async fn route(cluster: Cluster, files: &[String], advance_every: u64, err: &mut
     let entries: u64 = door.sent().iter().sum();
     writeln!(
         err,
-        "routed {events} events ({entries} partition entries, broadcasts counted in each) into {} partitions; {rejected} lines rejected; {} subjects misplaced",
+        "routed {events} events ({entries} partition entries in all, broadcasts counted in each) into {} partitions; {rejected} lines rejected; {} subjects misplaced",
         door.sent().len(),
         door.misplaced()
     )?;
