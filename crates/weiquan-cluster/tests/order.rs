@@ -4,9 +4,11 @@
 //! and the findings equal one engine's. Against the NATS server at
 //! 127.0.0.1:4222.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
-use weiquan_cluster::{worker, Cluster, Stamp};
+use weiquan_cluster::{worker, Stamp};
 use weiquan_engine::Rulebook;
 use weiquan_partition::{Partitioned, Route, Router};
 
@@ -44,55 +46,42 @@ fn batches_stored_out_of_order_are_applied_in_index_order() {
     }
     assert!(!expected.is_empty(), "the case gives findings");
 
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(async {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0);
-            let name = format!("t-order-{}-{nanos}", std::process::id());
-            let client = weiquan_cluster::connect("nats://127.0.0.1:4222")
-                .await
-                .expect("connects");
-            let cluster = Cluster::set_up(client.clone(), &name, 1, 1).await.expect("set up");
-            let js = async_nats::jetstream::new(client);
-            // Three batches, stored last first.
-            let batches: Vec<&[(Stamp, &str)]> = stamped.chunks(stamped.len().div_ceil(3)).collect();
-            assert_eq!(batches.len(), 3);
-            for batch in batches.iter().rev() {
-                let mut bytes = Vec::new();
-                for (stamp, line) in batch.iter() {
-                    stamp.write(line, &mut bytes);
-                }
-                js.publish(cluster.events_subject(0), bytes.into())
-                    .await
-                    .expect("published")
-                    .await
-                    .expect("stored");
+    common::runtime().block_on(async {
+        let cluster = common::fresh_cluster("order", 1).await;
+        let js = async_nats::jetstream::new(cluster.client.clone());
+        // Three batches, stored last first.
+        let batches: Vec<&[(Stamp, &str)]> = stamped.chunks(stamped.len().div_ceil(3)).collect();
+        assert_eq!(batches.len(), 3);
+        for batch in batches.iter().rev() {
+            let mut bytes = Vec::new();
+            for (stamp, line) in batch.iter() {
+                stamp.write(line, &mut bytes);
             }
-            let cfg = worker::WorkerConfig {
-                name: "w".into(),
-                snapshot_every: 1,
-                lease: Duration::from_millis(800),
-            };
-            let watcher = cluster.clone();
-            let n = lines.len() as u64;
-            let stop = async move {
-                let started = std::time::Instant::now();
-                while watcher.progress().await.unwrap_or_default() != [n] && started.elapsed() < Duration::from_secs(30)
-                {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            };
-            worker::run(cluster.clone(), rules, cfg, stop)
+            js.publish(cluster.events_subject(0), bytes.into())
                 .await
-                .expect("the worker runs");
-            assert_eq!(cluster.progress().await.expect("progress"), [n], "every event applied");
-            let (found, _) = weiquan_cluster::read_findings(&cluster).await.expect("findings");
-            let found: Vec<_> = found.into_iter().map(|f| f.finding).collect();
-            assert_eq!(found, expected, "the same findings in the same order as one engine");
-        });
+                .expect("published")
+                .await
+                .expect("stored");
+        }
+        let cfg = worker::WorkerConfig {
+            name: "w".into(),
+            snapshot_every: 1,
+            lease: Duration::from_millis(800),
+        };
+        let watcher = cluster.clone();
+        let n = lines.len() as u64;
+        let stop = async move {
+            let started = std::time::Instant::now();
+            while watcher.progress().await.unwrap_or_default() != [n] && started.elapsed() < Duration::from_secs(30) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        worker::run(cluster.clone(), rules, cfg, stop)
+            .await
+            .expect("the worker runs");
+        assert_eq!(cluster.progress().await.expect("progress"), [n], "every event applied");
+        let (found, _) = weiquan_cluster::read_findings(&cluster).await.expect("findings");
+        let found: Vec<_> = found.into_iter().map(|f| f.finding).collect();
+        assert_eq!(found, expected, "the same findings in the same order as one engine");
+    });
 }

@@ -6,22 +6,13 @@
 use std::time::Duration;
 use weiquan_cluster::{door::FrontDoor, worker, Cluster, ClusterError};
 
-const URL: &str = "nats://127.0.0.1:4222";
+mod common;
+
+use common::{runtime, URL};
 
 /// A cluster name no earlier run used.
 fn fresh(what: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("t-{what}-{}-{nanos}", std::process::id())
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
+    weiquan_testkit::unique(&format!("t-{what}"))
 }
 
 /// A valid event of merchant `m`.

@@ -4,9 +4,11 @@
 //! it lacks: the findings equal one engine's over the whole input, and
 //! another input is refused. Against the NATS server at 127.0.0.1:4222.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
-use weiquan_cluster::{door::FrontDoor, worker, Cluster, ClusterError};
+use weiquan_cluster::{door::FrontDoor, worker, ClusterError};
 use weiquan_engine::Rulebook;
 use weiquan_partition::Partitioned;
 
@@ -43,87 +45,74 @@ fn a_resumed_door_goes_on_exactly_where_the_stream_ends() {
     expected.sort();
     assert!(expected.len() > 10, "the stream gives findings: {}", expected.len());
 
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(async {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0);
-            let name = format!("t-resume-{}-{nanos}", std::process::id());
-            let client = weiquan_cluster::connect("nats://127.0.0.1:4222")
-                .await
-                .expect("connects");
-            let cluster = Cluster::set_up(client, &name, 3, 1).await.expect("set up");
-            let (half, more) = (lines.len() / 2, lines.len() * 6 / 10);
-            {
-                let mut first = FrontDoor::new(cluster.clone()).await.expect("an empty stream");
-                for line in &lines[..half] {
-                    let ev = weiquan_events::parse_event(line).expect("parses");
-                    first.send(&ev, line).await.expect("routed");
-                }
-                first.flush().await.expect("acknowledged");
-                // Routed but never flushed: lost with the door, never acknowledged.
-                for line in &lines[half..more] {
-                    let ev = weiquan_events::parse_event(line).expect("parses");
-                    first.send(&ev, line).await.expect("routed");
-                }
-            }
-            assert!(
-                matches!(FrontDoor::new(cluster.clone()).await, Err(ClusterError::NotEmpty(_))),
-                "a new door is still refused"
-            );
-            // Another input is refused at the first event a partition holds.
-            let mut wrong = FrontDoor::resume(cluster.clone()).await.expect("resumes");
-            let mut refused = None;
-            for line in lines.iter().rev() {
+    common::runtime().block_on(async {
+        let cluster = common::fresh_cluster("resume", 3).await;
+        let (half, more) = (lines.len() / 2, lines.len() * 6 / 10);
+        {
+            let mut first = FrontDoor::new(cluster.clone()).await.expect("an empty stream");
+            for line in &lines[..half] {
                 let ev = weiquan_events::parse_event(line).expect("parses");
-                if let Err(e) = wrong.send(&ev, line).await {
-                    refused = Some(e);
-                    break;
-                }
+                first.send(&ev, line).await.expect("routed");
             }
-            assert!(
-                matches!(refused, Some(ClusterError::Unresumable { .. })),
-                "the input reversed is not the stream's: {refused:?}"
-            );
-            drop(wrong);
-            // The same input again, from its start.
-            let mut second = FrontDoor::resume(cluster.clone()).await.expect("resumes");
-            for line in &lines {
+            first.flush().await.expect("acknowledged");
+            // Routed but never flushed: lost with the door, never acknowledged.
+            for line in &lines[half..more] {
                 let ev = weiquan_events::parse_event(line).expect("parses");
-                second.send(&ev, line).await.expect("routed");
+                first.send(&ev, line).await.expect("routed");
             }
-            second.advance().await.expect("acknowledged");
-            let sent = second.sent().to_vec();
+        }
+        assert!(
+            matches!(FrontDoor::new(cluster.clone()).await, Err(ClusterError::NotEmpty(_))),
+            "a new door is still refused"
+        );
+        // Another input is refused at the first event a partition holds.
+        let mut wrong = FrontDoor::resume(cluster.clone()).await.expect("resumes");
+        let mut refused = None;
+        for line in lines.iter().rev() {
+            let ev = weiquan_events::parse_event(line).expect("parses");
+            if let Err(e) = wrong.send(&ev, line).await {
+                refused = Some(e);
+                break;
+            }
+        }
+        assert!(
+            matches!(refused, Some(ClusterError::Unresumable { .. })),
+            "the input reversed is not the stream's: {refused:?}"
+        );
+        drop(wrong);
+        // The same input again, from its start.
+        let mut second = FrontDoor::resume(cluster.clone()).await.expect("resumes");
+        for line in &lines {
+            let ev = weiquan_events::parse_event(line).expect("parses");
+            second.send(&ev, line).await.expect("routed");
+        }
+        second.advance().await.expect("acknowledged");
+        let sent = second.sent().to_vec();
 
-            let cfg = worker::WorkerConfig {
-                name: "w".into(),
-                snapshot_every: 500,
-                lease: Duration::from_millis(800),
-            };
-            let watcher = cluster.clone();
-            let target = sent.clone();
-            let stop = async move {
-                let started = std::time::Instant::now();
-                while watcher.progress().await.unwrap_or_default() != target
-                    && started.elapsed() < Duration::from_secs(60)
-                {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            };
-            worker::run(cluster.clone(), rules, cfg, stop)
-                .await
-                .expect("the worker runs");
-            assert_eq!(cluster.progress().await.expect("progress"), sent, "every event applied");
-            let (found, _) = weiquan_cluster::read_findings(&cluster).await.expect("findings");
-            let mut found: Vec<String> = found
-                .iter()
-                .map(|f| serde_json::to_string(&f.finding).expect("JSON"))
-                .collect();
-            found.sort();
-            assert_eq!(found, expected, "the findings of one engine over the whole input");
-        });
+        let cfg = worker::WorkerConfig {
+            name: "w".into(),
+            snapshot_every: 500,
+            lease: Duration::from_millis(800),
+        };
+        let watcher = cluster.clone();
+        let target = sent.clone();
+        let stop = async move {
+            let started = std::time::Instant::now();
+            while watcher.progress().await.unwrap_or_default() != target && started.elapsed() < Duration::from_secs(60)
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        worker::run(cluster.clone(), rules, cfg, stop)
+            .await
+            .expect("the worker runs");
+        assert_eq!(cluster.progress().await.expect("progress"), sent, "every event applied");
+        let (found, _) = weiquan_cluster::read_findings(&cluster).await.expect("findings");
+        let mut found: Vec<String> = found
+            .iter()
+            .map(|f| serde_json::to_string(&f.finding).expect("JSON"))
+            .collect();
+        found.sort();
+        assert_eq!(found, expected, "the findings of one engine over the whole input");
+    });
 }

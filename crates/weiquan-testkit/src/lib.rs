@@ -26,3 +26,13 @@ pub fn gauge(metrics: &str, name: &str) -> Option<u64> {
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
+
+/// A name no earlier run used (`prefix-<pid>-<nanos>`), for streams and
+/// buckets on a shared server.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}

@@ -203,11 +203,7 @@ fn the_cluster_commands_print_what_audit_prints() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let name = format!("cli-{}-{nanos}", std::process::id());
+    let name = weiquan_testkit::unique("cli");
     let url = "nats://127.0.0.1:4222";
     let case = "tests/cases/presale/events.ndjson";
     // A sealed cluster: every command gets the secret.
