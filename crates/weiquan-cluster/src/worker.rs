@@ -227,7 +227,7 @@ pub async fn run(
             until,
         };
         let value: bytes::Bytes = serde_json::to_vec(&me).unwrap_or_default().into();
-        if let Err(e) = leases.put(format!("w.{}", cfg.name), value.clone()).await {
+        if let Err(e) = leases.put(heartbeat_key(&cfg.name), value.clone()).await {
             tracing::warn!(error = %e, "heartbeat not written; retrying");
         }
         // Renew, or notice a lease lost (taken, or run out while NATS was away).
@@ -260,12 +260,10 @@ pub async fn run(
                     o.task.abort();
                     continue;
                 }
-                let revision = o.revision;
-                finish(&progress, p, o).await;
                 // A failed partition gives its lease back for another worker
                 // to try, and this one waits before trying it again.
+                release(&leases, &progress, p, o).await;
                 cooling.insert(p, now + COOL_DOWN.as_millis() as u64);
-                let _ = leases.delete_expect_revision(lease_key(p), Some(revision)).await;
             }
         }
         // Without the count of live workers (NATS away), take nothing this round.
@@ -332,14 +330,20 @@ pub async fn run(
     for (p, o) in std::mem::take(&mut owned) {
         release(&leases, &progress, p, o).await;
     }
-    let _ = leases.delete(format!("w.{}", cfg.name)).await;
+    let _ = leases.delete(heartbeat_key(&cfg.name)).await;
     Ok(())
 }
 
 /// How long a worker leaves alone a partition that failed in its hands.
 const COOL_DOWN: Duration = Duration::from_secs(10);
 
-/// Hands a partition over: its task snapshots and stops, then the lease goes.
+/// The key of worker `name`'s heartbeat in the leases bucket.
+fn heartbeat_key(name: &str) -> String {
+    format!("w.{name}")
+}
+
+/// Hands a partition over (its task snapshots and stops, unless it ended
+/// already), then the lease goes.
 async fn release(
     leases: &async_nats::jetstream::kv::Store,
     progress: &async_nats::jetstream::kv::Store,
@@ -415,7 +419,7 @@ async fn live_workers(leases: &async_nats::jetstream::kv::Store, now: u64) -> Op
     let keys = leases.keys().await.ok()?;
     let keys: Vec<String> = keys.filter_map(|k| async move { k.ok() }).collect().await;
     let mut live = 0;
-    for key in keys.iter().filter(|k| k.starts_with("w.")) {
+    for key in keys.iter().filter(|k| k.starts_with(&heartbeat_key(""))) {
         if let Ok(Some(v)) = leases.get(key).await {
             if serde_json::from_slice::<Lease>(&v).is_ok_and(|l| !l.expired(now)) {
                 live += 1;
