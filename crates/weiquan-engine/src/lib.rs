@@ -16,6 +16,7 @@ mod market;
 mod merchant;
 mod poisson;
 mod presale;
+mod retention;
 mod rulebook;
 mod snapshot;
 mod table;
@@ -33,9 +34,10 @@ pub use uscc::is_valid_uscc;
 pub use watch::{WatchEntry, WatchSignal};
 
 use deadline::{Deadline, Deadlines, Due};
+use retention::{Kept, Retained};
 use std::sync::Arc;
 use table::{
-    CampaignIx, ComplaintIx, ConversationIx, HostIx, LicenceIx, LotteryIx, MerchantIx, OrderIx, SegmentIx, SkuIx,
+    CampaignIx, ComplaintIx, ConversationIx, HostIx, Ix, LicenceIx, LotteryIx, MerchantIx, OrderIx, SegmentIx, SkuIx,
     Table, UsccIx,
 };
 use weiquan_events::{Body, Event, Time};
@@ -70,6 +72,8 @@ pub struct Engine {
     credit_touched: Vec<MerchantIx>,
     /// Pay-later switches by consumer (`bnpl.*`), for the consumer's registry.
     paylater: rustc_hash::FxHashMap<Box<str>, Vec<market::PayLaterView>>,
+    /// When each order, complaint, conversation, campaign and lottery may be forgotten.
+    retention: retention::Retention,
 }
 
 impl Engine {
@@ -94,12 +98,23 @@ impl Engine {
             segments: Table::default(),
             credit_touched: Vec::new(),
             paylater: Default::default(),
+            retention: Default::default(),
         }
     }
 
     /// The rulebook in use.
     pub fn rules(&self) -> &Rulebook {
         &self.rules
+    }
+
+    /// How many orders, complaints, conversations, campaigns and lotteries
+    /// the engine holds: the subjects retention forgets, which set its memory.
+    pub fn subjects_held(&self) -> usize {
+        self.orders.len()
+            + self.complaints.len()
+            + self.conversations.len()
+            + self.campaigns.len()
+            + self.lotteries.len()
     }
 
     /// The clock: the largest business time seen so far.
@@ -115,6 +130,7 @@ impl Engine {
         self.move_clock(event.at);
         self.seq += 1;
         self.dispatch(event);
+        self.retain_named(event);
         self.fire_due();
         self.review_grades(&event.id);
         std::mem::take(&mut self.out)
@@ -190,6 +206,108 @@ impl Engine {
             self.clock = Some(to);
         }
         self.fire_due();
+        self.forget_settled();
+    }
+
+    /// The retention horizon in ms (`None`: subjects are kept for ever).
+    fn horizon_ms(&self) -> Option<i64> {
+        match self.rules.thresholds.retention_days {
+            0 => None,
+            days => Some(i64::from(days) * weiquan_events::DAY_MS),
+        }
+    }
+
+    /// Sets a deadline on a subject, which is then kept at least until it is due.
+    fn set_deadline<I: Retained>(&mut self, due: Time, kind: deadline::Kind<I>, target: I, generation: u32) {
+        self.deadlines.set(due, kind, target, generation);
+        self.keep(target, due.unix_ms());
+    }
+
+    /// Records that subject `i` is needed until at least `t_ms`. An order's
+    /// campaign is kept as long as the order (its rules read the campaign's
+    /// terms, and it holds the campaign's index), including an order that got
+    /// its campaign after its own last event.
+    fn keep<I: Retained>(&mut self, i: I, t_ms: i64) {
+        let Some(horizon) = self.horizon_ms() else { return };
+        let until = self.retention.touch(i, t_ms, horizon);
+        if I::KEPT == Kept::Order {
+            if let Some(c) = self.orders.get(OrderIx::from_raw(i.raw())).campaign {
+                self.retention.touch(c, until, horizon);
+            }
+        }
+    }
+
+    /// Keeps the subjects `event` names at least until its `at`. Every
+    /// subject an event names counts, even one its rules left no state in (a
+    /// campaign named beside an order that has another): the subject is
+    /// created empty, as its next event would create it.
+    fn retain_named(&mut self, event: &Event) {
+        if self.horizon_ms().is_none() {
+            return;
+        }
+        let t = event.at.unix_ms();
+        for (kind, id) in retention::named(&event.body).into_iter().flatten() {
+            match kind {
+                Kept::Order => {
+                    let i = self.orders.entry(id);
+                    self.keep(i, t);
+                }
+                Kept::Complaint => {
+                    let i = self.complaints.entry(id);
+                    self.keep(i, t);
+                }
+                Kept::Conversation => {
+                    let i = self.conversations.entry(id);
+                    self.keep(i, t);
+                }
+                Kept::Campaign => {
+                    let i = self.campaigns.entry(id);
+                    self.keep(i, t);
+                }
+                Kept::Lottery => {
+                    let i = self.lotteries.entry(id);
+                    self.keep(i, t);
+                }
+            }
+        }
+    }
+
+    /// Forgets the subjects whose retention the clock has passed.
+    fn forget_settled(&mut self) {
+        let (Some(clock), Some(horizon)) = (self.clock, self.horizon_ms()) else {
+            return;
+        };
+        // A pre-sale and its orders are needed until the latest ship date its
+        // terms promise (an over-long pre-sale, PS-03, can promise one months
+        // after its last event).
+        let (orders, campaigns) = (&self.orders, &self.campaigns);
+        let needed = |kind, slot| match kind {
+            Kept::Campaign => campaigns.get(CampaignIx::from_raw(slot)).promised_until(),
+            Kept::Order => {
+                (orders.get(OrderIx::from_raw(slot)).campaign).and_then(|c| campaigns.get(c).promised_until())
+            }
+            _ => None,
+        };
+        let mut gone = Vec::new();
+        while let Some(subject) = self.retention.next_forgotten(clock.unix_ms(), horizon, needed) {
+            gone.push(subject);
+        }
+        for (kind, slot) in gone {
+            match kind {
+                Kept::Order => {
+                    let o = OrderIx::from_raw(slot);
+                    // The merchant's watch list holds its latest orders by index.
+                    if let Some(m) = self.orders.get(o).merchant {
+                        self.merchants.get_mut(m).watch.recent_orders.retain(|&(_, r)| r != o);
+                    }
+                    self.orders.remove(o);
+                }
+                Kept::Complaint => self.complaints.remove(ComplaintIx::from_raw(slot)),
+                Kept::Conversation => self.conversations.remove(ConversationIx::from_raw(slot)),
+                Kept::Campaign => self.campaigns.remove(CampaignIx::from_raw(slot)),
+                Kept::Lottery => self.lotteries.remove(LotteryIx::from_raw(slot)),
+            }
+        }
     }
 
     fn fire_due(&mut self) {

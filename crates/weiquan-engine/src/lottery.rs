@@ -101,7 +101,7 @@ pub(crate) struct Host {
     #[serde(deserialize_with = "crate::snapshot::keyword_opt::<_, weiquan_events::HostVerifyMethod>")]
     pub method: Option<crate::snapshot::Spelling>,
     /// Lotteries that named it as their host, in the order they did.
-    pub lotteries: Vec<LotteryIx>,
+    pub lotteries: Strings,
 }
 
 /// Where a host stands in the registry, as LT-11 reads it.
@@ -364,9 +364,11 @@ impl Engine {
     fn host_check(&mut self, id: &str, at: Time, l: LotteryIx, host: &str) {
         // The host's page lists the lotteries that named it, registered or not.
         let h = self.hosts.entry(host);
+        // By id, not index: the list outlives a lottery that is forgotten (retention).
         let named = &mut self.hosts.get_mut(h).lotteries;
-        if !named.contains(&l) {
-            named.push(l);
+        let lottery = self.lotteries.id(l);
+        if !named.iter().any(|n| n == lottery) {
+            named.push(lottery);
         }
         if self.lotteries.get(l).lt11_fired {
             return;
@@ -456,7 +458,7 @@ impl Engine {
             lot.lt05_generation += 1;
             let generation = lot.lt05_generation;
             let due = draw_at.plus_ms(i64::from(self.rules.thresholds.draw_grace_hours) * HOUR_MS);
-            self.deadlines.set(due, Due::Lt05Draw, l, generation);
+            self.set_deadline(due, Due::Lt05Draw, l, generation);
         }
     }
 
@@ -583,8 +585,7 @@ impl Engine {
             check: check.map(|c| c.map_err(String::into_boxed_str)),
         });
         let generation = u32::try_from(lot.draws.len()).unwrap_or(u32::MAX);
-        self.deadlines
-            .set(at.plus_days(deliver), Due::Lt06Prizes, l, generation);
+        self.set_deadline(at.plus_days(deliver), Due::Lt06Prizes, l, generation);
     }
 
     /// LT-09: adds this draw to each entrant's expectation and each winner's wins
@@ -792,7 +793,7 @@ impl Engine {
             since: h.since,
             merchant: h.merchant.map(|m| self.merchants.id(m).to_owned()),
             method: h.method,
-            lotteries: h.lotteries.iter().map(|&l| self.lotteries.id(l).to_owned()).collect(),
+            lotteries: h.lotteries.iter().map(str::to_owned).collect(),
         })
     }
 

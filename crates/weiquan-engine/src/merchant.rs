@@ -538,7 +538,7 @@ impl Engine {
             }
             if self.orders.get(o).campaign.is_none() {
                 let due = at.plus_days(self.rules.thresholds.ship_days);
-                self.deadlines.set(due, Due::Mc06Ship, o, 0);
+                self.set_deadline(due, Due::Mc06Ship, o, 0);
             }
         }
         if *payment == Payment::Bnpl && *confirmed != Some(true) {
@@ -618,7 +618,7 @@ impl Engine {
             ord.refund_generation
         });
         let due = at.plus_days(self.rules.thresholds.refund_days);
-        self.deadlines.set(due, Due::Mc08Refund, o, generation);
+        self.set_deadline(due, Due::Mc08Refund, o, generation);
     }
 
     pub(crate) fn mc08_due(&mut self, d: Deadline) {
@@ -690,7 +690,7 @@ impl Engine {
                 let generation = conv.generation;
                 room_for_one(&mut conv.waiting);
                 conv.waiting.push((at, generation, id.into()));
-                self.deadlines.set(due, Due::Mc07Reply, c, generation);
+                self.set_deadline(due, Due::Mc07Reply, c, generation);
             }
             Sender::Merchant => {
                 // A message still waiting is not yet due, so a reply dated after it is in time.
@@ -756,7 +756,7 @@ impl Engine {
             w.earlier_complaints += 1;
         }
         let due = at.plus_days(self.rules.thresholds.complaint_response_days);
-        self.deadlines.set(due, Due::Mc10Response, c, 0);
+        self.set_deadline(due, Due::Mc10Response, c, 0);
     }
 
     pub(crate) fn mc10_due(&mut self, d: Deadline) {

@@ -29,6 +29,14 @@ pub(crate) struct Campaign {
     pub at_fault: bool,
 }
 
+impl Campaign {
+    /// The latest ship date its terms promise (`final_end` + `ship_within_days`), in ms.
+    pub fn promised_until(&self) -> Option<i64> {
+        let end = self.final_end?;
+        Some(end.plus_days(self.ship_within_days.unwrap_or(0)).unix_ms())
+    }
+}
+
 impl Engine {
     fn campaign_subject(&self, c: CampaignIx) -> String {
         make_subject("campaign", self.campaigns.id(c))
@@ -268,7 +276,7 @@ impl Engine {
             ord.presale_mut().final_paid = Some(id.into());
         });
         if let Some(days) = ship_days {
-            self.deadlines.set(at.plus_days(days), Due::Ps04Ship, o, 0);
+            self.set_deadline(at.plus_days(days), Due::Ps04Ship, o, 0);
         }
     }
 
@@ -331,7 +339,7 @@ impl Engine {
             pre.deposit_refund_generation
         });
         let due = at.plus_days(self.rules.thresholds.deposit_refund_days);
-        self.deadlines.set(due, Due::Ps07DepositRefund, o, generation);
+        self.set_deadline(due, Due::Ps07DepositRefund, o, generation);
     }
 
     /// `presale.deposit_refunded`: the earliest refund's time is what requests are met by.

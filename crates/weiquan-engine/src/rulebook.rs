@@ -152,6 +152,7 @@ pub struct Thresholds {
     pub quote_tolerance_percent: f64,
     pub quote_window_minutes: u32,
     pub absolute_terms: Vec<String>,
+    pub retention_days: u32,
 }
 
 /// Credit grading and blacklist parameters.
@@ -218,6 +219,29 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> RulebookError 
         key: key.into(),
         message: message.into(),
     }
+}
+
+/// The longest period, in whole days, over which a rule waits for an event
+/// or looks back at one, and the key that sets it: retention may not be shorter.
+fn longest_window(t: &Thresholds, c: &Credit) -> (&'static str, u32) {
+    let hours_to_days = |h: f64| (h / 24.0).ceil() as u32;
+    [
+        ("thresholds.presale_max_days", t.presale_max_days),
+        ("thresholds.deposit_refund_days", t.deposit_refund_days),
+        ("thresholds.prize_default_deliver_days", t.prize_default_deliver_days),
+        ("thresholds.ship_days", t.ship_days),
+        ("thresholds.reply_hours", hours_to_days(f64::from(t.reply_hours))),
+        ("thresholds.refund_days", t.refund_days),
+        ("thresholds.no_reason_return_days", t.no_reason_return_days),
+        ("thresholds.complaint_response_days", t.complaint_response_days),
+        ("thresholds.bnpl_ack_hours", hours_to_days(t.bnpl_ack_hours)),
+        ("thresholds.reference_window_days", t.reference_window_days),
+        ("credit.blacklist_window_days", c.blacklist_window_days),
+        ("credit.decay_days", c.decay_days),
+    ]
+    .into_iter()
+    .max_by_key(|&(_, days)| days)
+    .unwrap_or(("thresholds.reference_window_days", t.reference_window_days))
 }
 
 /// The loaded, checked rulebook.
@@ -336,6 +360,19 @@ impl Rulebook {
                 "thresholds.bnpl_ack_hours",
                 "must be a positive number of hours",
             ));
+        }
+        if t.retention_days != 0 {
+            let (key, longest) = longest_window(t, c);
+            if t.retention_days < longest {
+                return Err(invalid(
+                    "thresholds.retention_days",
+                    format!(
+                        "{} days is shorter than `{key}` ({longest} days): a subject would be forgotten \
+                         while a rule may still look back at it; use at least {longest}, or 0 to keep every subject",
+                        t.retention_days
+                    ),
+                ));
+            }
         }
         if !c.grade_min_scores.windows(2).all(|w| w[0] >= w[1]) {
             return Err(invalid(

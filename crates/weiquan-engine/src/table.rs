@@ -73,9 +73,15 @@ impl SegmentIx {
 /// The id is stored once, inline beside the state (ids of up to 24 bytes need
 /// no allocation); the hash index holds only `u32` positions. A lookup reads a
 /// 4-byte slot and then the item itself, which the caller reads next anyway.
+///
+/// A subject that is forgotten ([`Table::remove`], retention) leaves a vacant
+/// slot (an empty id: ids are never empty) that the next new subject takes, so
+/// the table's size follows the subjects it holds, not all it ever held.
 pub(crate) struct Table<T, I> {
     index: HashTable<u32>,
     items: Chunks<(CompactString, T)>,
+    /// Vacant slots, the next one to take last.
+    free: Vec<u32>,
     kind: std::marker::PhantomData<I>,
 }
 
@@ -84,6 +90,7 @@ impl<T, I> Default for Table<T, I> {
         Table {
             index: HashTable::new(),
             items: Chunks::default(),
+            free: Vec::new(),
             kind: std::marker::PhantomData,
         }
     }
@@ -169,12 +176,22 @@ impl<T, I: Ix> Table<T, I> {
         match self.index.entry(h, |&i| same(&items[i]), |&i| rehash(&items[i])) {
             Entry::Occupied(e) => I::from_raw(*e.get()),
             Entry::Vacant(v) => {
+                if let Some(i) = self.free.pop() {
+                    v.insert(i);
+                    self.items[i] = (CompactString::from(id), make());
+                    return I::from_raw(i);
+                }
                 let i = u32::try_from(items.len).expect("fewer than 2^32 subjects of one kind");
                 v.insert(i);
                 self.items.push((CompactString::from(id), make()));
                 I::from_raw(i)
             }
         }
+    }
+
+    /// Number of subjects held (vacant slots not counted).
+    pub fn len(&self) -> usize {
+        self.items.len - self.free.len()
     }
 
     /// The id at `i`.
@@ -192,9 +209,29 @@ impl<T, I: Ix> Table<T, I> {
         &mut self.items[i.raw()].1
     }
 
-    /// All `(id, state)` in first-seen order (deterministic).
+    /// All `(id, state)` in slot order: first-seen order until a subject is
+    /// forgotten, and deterministic always (slots are reused in a fixed order).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &T)> {
-        self.items.iter().map(|(k, v)| (&**k, v))
+        self.items.iter().filter(|(k, _)| !k.is_empty()).map(|(k, v)| (&**k, v))
+    }
+}
+
+impl<T: Default + Keyed, I: Ix> Table<T, I> {
+    /// Forgets the subject at `i`: its id is no longer found, its state is
+    /// dropped, and its slot goes to the next new subject. The caller makes
+    /// sure nothing still holds `i` (a deadline, another subject's state).
+    pub fn remove(&mut self, i: I) {
+        let raw = i.raw();
+        let (id, item) = &self.items[raw];
+        if id.is_empty() {
+            return;
+        }
+        let h = item.key_hash(id);
+        if let Ok(slot) = self.index.find_entry(h, |&j| j == raw) {
+            slot.remove();
+        }
+        self.items[raw] = (CompactString::default(), T::default());
+        self.free.push(raw);
     }
 }
 
@@ -208,45 +245,93 @@ pub(crate) trait Keyed {
     }
 }
 
-/// Items in first-seen order: the index is derived data, rebuilt on restore
-/// (hashes are fixed-seeded, so it finds what it found before).
+/// The vacant slots, then every slot in order (a vacant one with an empty
+/// id): the index is derived data, rebuilt on restore (hashes are
+/// fixed-seeded, so it finds what it found before), and the free list is kept
+/// as it was, so that a restored engine reuses the slots a running one would.
 impl<T: serde::Serialize, I> serde::Serialize for Table<T, I> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut t = s.serialize_tuple(2)?;
+        t.serialize_element(&self.free)?;
+        t.serialize_element(&SlotsOut(&self.items))?;
+        t.end()
+    }
+}
+
+/// A table's slots, written as one sequence.
+struct SlotsOut<'a, T>(&'a Chunks<(CompactString, T)>);
+
+impl<T: serde::Serialize> serde::Serialize for SlotsOut<'_, T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeSeq;
         // The length up front: a compact format writes it before the items.
-        let mut seq = s.serialize_seq(Some(self.items.len))?;
-        for item in self.items.iter() {
+        let mut seq = s.serialize_seq(Some(self.0.len))?;
+        for item in self.0.iter() {
             seq.serialize_element(item)?;
         }
         seq.end()
     }
 }
 
-impl<'de, T: serde::Deserialize<'de> + Keyed, I: Ix> serde::Deserialize<'de> for Table<T, I> {
+/// A table's slots, read back as one sequence.
+struct SlotsIn<T>(Chunks<(CompactString, T)>);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for SlotsIn<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Items<T, I>(std::marker::PhantomData<(T, I)>);
-        impl<'de, T: serde::Deserialize<'de> + Keyed, I: Ix> serde::de::Visitor<'de> for Items<T, I> {
-            type Value = Table<T, I>;
+        struct Slots<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Slots<T> {
+            type Value = SlotsIn<T>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a table's items in first-seen order")
+                f.write_str("a table's slots in order")
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut table = Table::<T, I>::default();
-                while let Some((id, item)) = seq.next_element::<(CompactString, T)>()? {
-                    let h = item.key_hash(&id);
-                    let i = u32::try_from(table.items.len)
-                        .map_err(|_| serde::de::Error::custom("more than 2^32 subjects of one kind"))?;
-                    let items = &table.items;
-                    table.index.insert_unique(h, i, |&j| {
-                        let (id, item) = &items[j];
-                        item.key_hash(id)
-                    });
-                    table.items.push((id, item));
+                let mut items = Chunks::default();
+                while let Some(item) = seq.next_element::<(CompactString, T)>()? {
+                    if u32::try_from(items.len).is_err() {
+                        return Err(serde::de::Error::custom("more than 2^32 subjects of one kind"));
+                    }
+                    items.push(item);
                 }
-                Ok(table)
+                Ok(SlotsIn(items))
             }
         }
-        d.deserialize_seq(Items(std::marker::PhantomData))
+        d.deserialize_seq(Slots(std::marker::PhantomData))
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de> + Keyed, I: Ix> serde::Deserialize<'de> for Table<T, I> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (free, SlotsIn(items)) = <(Vec<u32>, SlotsIn<T>)>::deserialize(d)?;
+        let vacant = items.iter().filter(|(id, _)| id.is_empty()).count();
+        let mut listed = free.clone();
+        listed.sort_unstable();
+        listed.dedup();
+        let all_vacant = listed
+            .iter()
+            .all(|&i| (i as usize) < items.len && items[i].0.is_empty());
+        if vacant != free.len() || listed.len() != free.len() || !all_vacant {
+            return Err(serde::de::Error::custom(
+                "a table's vacant slots do not match its free list",
+            ));
+        }
+        let mut index = HashTable::new();
+        for (i, (id, item)) in items.iter().enumerate() {
+            if id.is_empty() {
+                continue;
+            }
+            // Below 2^32: the slots were counted as they were read.
+            index.insert_unique(item.key_hash(id), i as u32, |&j| {
+                let (id, item) = &items[j];
+                item.key_hash(id)
+            });
+        }
+        Ok(Table {
+            index,
+            items,
+            free,
+            kind: std::marker::PhantomData,
+        })
     }
 }
 

@@ -100,7 +100,7 @@ proptest! {
     fn engine_equals_the_model_under_other_thresholds(steps in proptest::collection::vec(step(), 1..60)) {
         let lines = render(&steps);
         let rules = Rulebook::with_overrides(
-            "[thresholds]\nreference_window_days = 30\nship_days = 1\nhost_registry_required = true\nquote_window_minutes = 1440\n[credit]\nblacklist_high_findings = 2\nblacklist_window_days = 7\n",
+            "[thresholds]\nreference_window_days = 30\nship_days = 1\nhost_registry_required = true\nquote_window_minutes = 1440\nretention_days = 90\n[credit]\nblacklist_high_findings = 2\nblacklist_window_days = 7\n",
         ).expect("valid overrides");
         if let Err(diff) = compare(&lines, &rules, Some(500 * DAY_MS)) {
             prop_assert!(false, "{}", diff);

@@ -51,6 +51,9 @@ struct Merchant {
     high: Vec<(RuleId, String, Time)>,
     /// LT-09: participant → (expected, wins, fired).
     wins: BTreeMap<String, (f64, u32, bool)>,
+    /// Overdue and open obligations of its orders and complaints that were
+    /// forgotten (retention): they count as they stood then.
+    forgotten: (u32, u32),
 }
 
 #[derive(Clone)]
@@ -187,6 +190,81 @@ impl Sku {
     }
 }
 
+impl Order {
+    /// Its overdue obligations whose cause is still there (MC-05).
+    fn overdue(&self) -> u32 {
+        u32::from(self.mc06_fired && self.placed.is_some() && !self.settled())
+            + u32::from(self.ps04_fired && !self.settled())
+            + u32::from(self.refunds_overdue && !self.refunds.is_empty())
+            + u32::from(self.ps07_fired && !self.deposit_refunded())
+    }
+
+    /// Its open obligations (MC-04).
+    fn open(&self) -> u32 {
+        u32::from(self.placed.is_some() && !self.settled())
+            + u32::from(!self.refunds.is_empty())
+            + u32::from(self.deposit.is_some() && !self.shipped && !self.deposit_refunded())
+    }
+}
+
+impl Complaint {
+    /// Overdue (MC-05) while neither responded to nor resolved.
+    fn overdue(&self) -> u32 {
+        u32::from(self.mc10_fired && !self.responded && !self.resolved)
+    }
+
+    /// Open (MC-04) from filing until resolved.
+    fn open(&self) -> u32 {
+        u32::from(self.filed.is_some() && !self.resolved)
+    }
+}
+
+/// Retention: the orders, complaints, conversations, campaigns and lotteries an event names.
+fn named<'a>(body: &'a Body<'_>) -> Vec<(&'static str, &'a str)> {
+    let mut out = Vec::new();
+    match body {
+        Body::OrderPlaced { order, campaign, .. } => {
+            out.push(("order", &**order));
+            out.extend(campaign.as_deref().map(|c| ("campaign", c)));
+        }
+        Body::OrderShipped { order }
+        | Body::OrderDelivered { order }
+        | Body::OrderCancelled { order, .. }
+        | Body::RefundRequested { order, .. }
+        | Body::RefundCompleted { order, .. }
+        | Body::RefundRejected { order, .. } => out.push(("order", order)),
+        Body::PresaleDepositPaid { campaign, order, .. }
+        | Body::PresaleFinalPaid { campaign, order, .. }
+        | Body::PresaleDepositRefundRequested { campaign, order }
+        | Body::PresaleDepositRefunded { campaign, order, .. } => {
+            out.push(("campaign", campaign));
+            out.push(("order", order));
+        }
+        Body::PresaleGiftWithdrawn { campaign, order, .. } => {
+            out.push(("campaign", campaign));
+            out.extend(order.as_deref().map(|o| ("order", o)));
+        }
+        Body::PresalePublished { campaign, .. } | Body::PresaleChanged { campaign, .. } => {
+            out.push(("campaign", campaign))
+        }
+        Body::LotteryAnnounced { lottery, .. }
+        | Body::LotteryChanged { lottery, .. }
+        | Body::LotteryEntered { lottery, .. }
+        | Body::LotteryClosed { lottery }
+        | Body::LotteryDrawn { lottery, .. }
+        | Body::LotteryPrizeShipped { lottery, .. }
+        | Body::LotteryPrizeDelivered { lottery, .. }
+        | Body::LotteryCancelled { lottery, .. } => out.push(("lottery", lottery)),
+        Body::ServiceMessage { conversation, .. } => out.push(("conversation", conversation)),
+        Body::ComplaintFiled { complaint, .. }
+        | Body::ComplaintResponded { complaint, .. }
+        | Body::ComplaintResolved { complaint, .. }
+        | Body::ComplaintEscalated { complaint, .. } => out.push(("complaint", complaint)),
+        _ => {}
+    }
+    out
+}
+
 /// The reference model.
 pub struct Model {
     rules: Rulebook,
@@ -206,6 +284,8 @@ pub struct Model {
     lotteries: BTreeMap<String, Lottery>,
     hosts: BTreeMap<String, Vec<HostAct>>,
     skus: BTreeMap<(String, String), Sku>,
+    /// Retention: per (kind, id), the latest `at` of its events and due time of its deadlines.
+    until: BTreeMap<(&'static str, String), Time>,
 }
 
 fn subject(kind: &str, id: &str) -> String {
@@ -257,6 +337,7 @@ impl Model {
             lotteries: BTreeMap::new(),
             hosts: BTreeMap::new(),
             skus: BTreeMap::new(),
+            until: BTreeMap::new(),
         }
     }
 
@@ -265,6 +346,9 @@ impl Model {
         self.move_clock(ev.at);
         self.n += 1;
         self.dispatch(&ev.id, ev.at, &ev.body);
+        for (kind, id) in named(&ev.body) {
+            self.keep(kind, id, ev.at);
+        }
         self.settle_warnings();
         self.fire_due();
         std::mem::take(&mut self.out)
@@ -281,6 +365,75 @@ impl Model {
             self.clock = Some(to);
         }
         self.fire_due();
+        self.forget();
+    }
+
+    /// Retention: `(kind, id)` is needed until at least `t`, and so is an order's campaign.
+    fn keep(&mut self, kind: &'static str, id: &str, t: Time) {
+        if self.rules.thresholds.retention_days == 0 {
+            return;
+        }
+        // Every event that names a subject counts, whether or not it left state behind.
+        let u = self.until.entry((kind, id.to_owned())).or_insert(t);
+        *u = (*u).max(t);
+        let until = *u;
+        // An order's campaign lives as long as the order.
+        if kind == "order" {
+            if let Some(c) = self.orders.get(id).and_then(|o| o.campaign.clone()) {
+                self.keep("campaign", &c, until);
+            }
+        }
+    }
+
+    /// Retention: forgets every subject last needed more than the horizon before the clock.
+    fn forget(&mut self) {
+        let (Some(clock), days) = (self.clock, self.rules.thresholds.retention_days) else {
+            return;
+        };
+        if days == 0 {
+            return;
+        }
+        // A pre-sale and its orders are needed until the ship date its terms promise.
+        let promised = |c: Option<&String>| {
+            let c = self.campaigns.get(c?)?;
+            Some(c.final_end?.plus_days(c.ship_within_days.unwrap_or(0)))
+        };
+        let gone: Vec<(&'static str, String)> = (self.until.iter())
+            .filter(|((kind, id), u)| {
+                let promise = match *kind {
+                    "campaign" => promised(Some(id)),
+                    "order" => promised(self.orders.get(id).and_then(|o| o.campaign.as_ref())),
+                    _ => None,
+                };
+                promise.map_or(**u, |p| p.max(**u)).plus_days(days) < clock
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (kind, id) in gone {
+            self.until.remove(&(kind, id.clone()));
+            // What its merchant owes for it stays as it stood.
+            let (merchant, overdue, open) = match kind {
+                "order" => self
+                    .orders
+                    .get(&id)
+                    .map_or((None, 0, 0), |o| (o.merchant.clone(), o.overdue(), o.open())),
+                "complaint" => {
+                    (self.complaints.get(&id)).map_or((None, 0, 0), |c| (c.merchant.clone(), c.overdue(), c.open()))
+                }
+                _ => (None, 0, 0),
+            };
+            if let Some(m) = merchant {
+                let f = &mut self.merchants.entry(m).or_default().forgotten;
+                *f = (f.0 + overdue, f.1 + open);
+            }
+            match kind {
+                "order" => drop(self.orders.remove(&id)),
+                "complaint" => drop(self.complaints.remove(&id)),
+                "conversation" => drop(self.conversations.remove(&id)),
+                "campaign" => drop(self.campaigns.remove(&id)),
+                _ => drop(self.lotteries.remove(&id)),
+            }
+        }
     }
 
     fn fire_due(&mut self) {
@@ -295,6 +448,16 @@ impl Model {
     }
 
     fn deadline(&mut self, due: Time, what: Due) {
+        let (kind, id) = match &what {
+            Due::Mc06 { order } | Due::Mc08 { order, .. } | Due::Ps04 { order } | Due::Ps07 { order, .. } => {
+                ("order", order)
+            }
+            Due::Mc07 { conversation, .. } => ("conversation", conversation),
+            Due::Mc10 { complaint } => ("complaint", complaint),
+            Due::Lt05 { lottery, .. } | Due::Lt06 { lottery, .. } => ("lottery", lottery),
+        };
+        let id = id.clone();
+        self.keep(kind, &id, due);
         self.set += 1;
         self.heap.push(Reverse((due, self.set, what)));
     }
@@ -356,31 +519,27 @@ impl Model {
 
     /// Overdue obligations whose cause is still there (MC-05), counted by scanning.
     fn overdue(&self, m: &str) -> u32 {
-        let mut n = 0;
-        for o in self.orders.values().filter(|o| o.merchant.as_deref() == Some(m)) {
-            n += u32::from(o.mc06_fired && o.placed.is_some() && !o.settled());
-            n += u32::from(o.ps04_fired && !o.settled());
-            n += u32::from(o.refunds_overdue && !o.refunds.is_empty());
-            n += u32::from(o.ps07_fired && !o.deposit_refunded());
-        }
-        for c in self.complaints.values().filter(|c| c.merchant.as_deref() == Some(m)) {
-            n += u32::from(c.mc10_fired && !c.responded && !c.resolved);
-        }
-        n
+        let orders = self
+            .orders
+            .values()
+            .filter(|o| o.merchant.as_deref() == Some(m))
+            .map(Order::overdue);
+        let complaints =
+            (self.complaints.values().filter(|c| c.merchant.as_deref() == Some(m))).map(Complaint::overdue);
+        let forgotten = self.merchants.get(m).map_or(0, |mm| mm.forgotten.0);
+        orders.chain(complaints).sum::<u32>() + forgotten
     }
 
     /// Open obligations (MC-04), counted by scanning.
     fn open(&self, m: &str) -> u32 {
-        let mut n = 0;
-        for o in self.orders.values().filter(|o| o.merchant.as_deref() == Some(m)) {
-            n += u32::from(o.placed.is_some() && !o.settled());
-            n += u32::from(!o.refunds.is_empty());
-            n += u32::from(o.deposit.is_some() && !o.shipped && !o.deposit_refunded());
-        }
-        for c in self.complaints.values().filter(|c| c.merchant.as_deref() == Some(m)) {
-            n += u32::from(c.filed.is_some() && !c.resolved);
-        }
-        n
+        let orders = self
+            .orders
+            .values()
+            .filter(|o| o.merchant.as_deref() == Some(m))
+            .map(Order::open);
+        let complaints = (self.complaints.values().filter(|c| c.merchant.as_deref() == Some(m))).map(Complaint::open);
+        let forgotten = self.merchants.get(m).map_or(0, |mm| mm.forgotten.1);
+        orders.chain(complaints).sum::<u32>() + forgotten
     }
 
     fn order_owner(&self, o: &str) -> Option<String> {

@@ -9,6 +9,7 @@ mod market;
 mod merchants;
 mod messy;
 mod presale;
+mod retention;
 
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
