@@ -266,6 +266,13 @@ impl Engine {
                 }
                 Kept::Lottery => {
                     let i = self.lotteries.entry(id);
+                    // Kept while open, so kept from the clock when it settles (its
+                    // `at` may be earlier).
+                    let settles = matches!(event.body, Body::LotteryDrawn { .. } | Body::LotteryCancelled { .. });
+                    let t = match self.clock {
+                        Some(clock) if settles => t.max(clock.unix_ms()),
+                        _ => t,
+                    };
                     self.keep(i, t);
                 }
             }
@@ -280,12 +287,16 @@ impl Engine {
         // A pre-sale and its orders are needed until the latest ship date its
         // terms promise (an over-long pre-sale, PS-03, can promise one months
         // after its last event).
-        let (orders, campaigns) = (&self.orders, &self.campaigns);
+        // A lottery neither drawn nor cancelled is open: it is needed now, and
+        // once it settles, until the clock at that moment (`retain_named`).
+        let (orders, campaigns, lotteries) = (&self.orders, &self.campaigns, &self.lotteries);
+        let now = clock.unix_ms();
         let needed = |kind, slot| match kind {
             Kept::Campaign => campaigns.get(CampaignIx::from_raw(slot)).promised_until(),
             Kept::Order => {
                 (orders.get(OrderIx::from_raw(slot)).campaign).and_then(|c| campaigns.get(c).promised_until())
             }
+            Kept::Lottery => (!lotteries.get(LotteryIx::from_raw(slot)).settled()).then_some(now),
             _ => None,
         };
         let mut gone = Vec::new();

@@ -272,6 +272,13 @@ enum TermsEvent {
     Change,
 }
 
+impl Lottery {
+    /// Drawn or cancelled: retention may forget it (an open one is kept).
+    pub fn settled(&self) -> bool {
+        !self.draws.is_empty() || self.cancelled
+    }
+}
+
 impl Engine {
     fn lottery_subject(&self, l: LotteryIx) -> String {
         make_subject("lottery", self.lotteries.id(l))

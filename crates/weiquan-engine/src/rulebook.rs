@@ -223,10 +223,11 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> RulebookError 
 
 /// The longest period, in whole days, over which a rule waits for an event
 /// or looks back at one, and the key that sets it: retention may not be shorter.
+/// (`presale_max_days` is a limit, not a wait: a pre-sale is kept until the
+/// ship date its terms promise, whatever it is.)
 fn longest_window(t: &Thresholds, c: &Credit) -> (&'static str, u32) {
     let hours_to_days = |h: f64| (h / 24.0).ceil() as u32;
     [
-        ("thresholds.presale_max_days", t.presale_max_days),
         ("thresholds.deposit_refund_days", t.deposit_refund_days),
         ("thresholds.prize_default_deliver_days", t.prize_default_deliver_days),
         ("thresholds.ship_days", t.ship_days),

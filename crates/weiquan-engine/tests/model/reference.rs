@@ -346,8 +346,14 @@ impl Model {
         self.move_clock(ev.at);
         self.n += 1;
         self.dispatch(&ev.id, ev.at, &ev.body);
+        // A lottery is kept while open, so from the clock when it settles.
+        let settles = matches!(ev.body, Body::LotteryDrawn { .. } | Body::LotteryCancelled { .. });
         for (kind, id) in named(&ev.body) {
-            self.keep(kind, id, ev.at);
+            let t = match self.clock {
+                Some(clock) if settles && kind == "lottery" => ev.at.max(clock),
+                _ => ev.at,
+            };
+            self.keep(kind, id, t);
         }
         self.settle_warnings();
         self.fire_due();
@@ -403,6 +409,10 @@ impl Model {
                 let promise = match *kind {
                     "campaign" => promised(Some(id)),
                     "order" => promised(self.orders.get(id).and_then(|o| o.campaign.as_ref())),
+                    // Neither drawn nor cancelled: open, never forgotten.
+                    "lottery" if (self.lotteries.get(id)).is_none_or(|l| l.draws.is_empty() && !l.cancelled) => {
+                        Some(clock)
+                    }
                     _ => None,
                 };
                 promise.map_or(**u, |p| p.max(**u)).plus_days(days) < clock
