@@ -51,37 +51,29 @@ fn a_subject_is_forgotten_only_once_the_clock_is_past_the_horizon() {
 /// rule), where an engine that kept the campaign reports PS-02.
 #[test]
 fn an_event_about_a_forgotten_subject_is_applied_as_its_first() {
-    let s = crate::presale::base()
-        .ev(
-            "presale.deposit_paid",
-            "11-02",
-            json!({"campaign": "c1", "order": "o1", "consumer": "u1", "deposit_fen": 5000}),
-        )
-        .ev("order.shipped", "11-20", json!({"order": "o1"}))
-        .ev(
-            "presale.changed",
-            &y27("06-10"),
-            json!({"campaign": "c1", "price_fen": 31000}),
-        );
+    // A deposit, the order shipped, then a price rise on `date`.
+    let rise_on = |date: &str| {
+        crate::presale::base()
+            .ev(
+                "presale.deposit_paid",
+                "11-02",
+                json!({"campaign": "c1", "order": "o1", "consumer": "u1", "deposit_fen": 5000}),
+            )
+            .ev("order.shipped", "11-20", json!({"order": "o1"}))
+            .ev(
+                "presale.changed",
+                &y27(date),
+                json!({"campaign": "c1", "price_fen": 31000}),
+            )
+    };
+    let s = rise_on("06-10");
     assert!(!s.fires("PS-02", "campaign:c1"), "{:?}", s.pairs());
     assert!(s
         .clone()
         .rules("[thresholds]\nretention_days = 0\n")
         .fires("PS-02", "campaign:c1"));
     // Within the horizon the campaign is remembered, and the change is PS-02.
-    let recent = crate::presale::base()
-        .ev(
-            "presale.deposit_paid",
-            "11-02",
-            json!({"campaign": "c1", "order": "o1", "consumer": "u1", "deposit_fen": 5000}),
-        )
-        .ev("order.shipped", "11-20", json!({"order": "o1"}))
-        .ev(
-            "presale.changed",
-            &y27("04-10"),
-            json!({"campaign": "c1", "price_fen": 31000}),
-        );
-    assert!(recent.fires("PS-02", "campaign:c1"));
+    assert!(rise_on("04-10").fires("PS-02", "campaign:c1"));
 }
 
 /// What a merchant owes for a forgotten order stands: an order never shipped
