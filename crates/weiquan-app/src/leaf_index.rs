@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use weiquan_engine::{Finding, Rulebook};
 use weiquan_ledger::{finding_leaf, Salt, SaltedLeaf};
 
-/// Event id digest → leaf index: where each event of a ledger is, for the
-/// evidence of findings and for duplicate ids. In 256 shards so that growing
+/// Event id digest → leaf index: where each event of a ledger `weiquan audit
+/// --ledger` writes is, for the evidence of its findings (a server keeps
+/// its ids in the database instead). In 256 shards so that growing
 /// one never stalls a batch for long (a single map of millions rehashes all
 /// at once).
 pub struct LeafIndex(Vec<HashMap<u128, u64, foldhash::fast::FixedState>>);
@@ -43,28 +44,12 @@ impl LeafIndex {
     }
 
     /// The ledger leaf of finding `f`, its evidence events looked up here;
-    /// with `salt`, its subject enters as a commitment. The one place a
-    /// finding becomes a leaf, for the server and for `audit --ledger`.
+    /// with `salt`, its subject enters as a commitment.
     pub fn finding_leaf(&self, f: &Finding, rules: &Rulebook, salt: Option<&Salt>) -> Result<SaltedLeaf, RecordError> {
         let evidence: Vec<u64> = (f.events.iter())
             .filter_map(|id| self.get(weiquan_events::id_digest(id)))
             .collect();
-        let text = rules.text(f.rule);
-        finding_leaf(
-            f.rule.as_str(),
-            &f.subject,
-            text.severity.as_str(),
-            &f.at.to_string(),
-            &f.events,
-            &evidence,
-            &text.citation,
-            salt,
-        )
-        .map_err(|source| RecordError::Finding {
-            rule: f.rule.as_str().to_owned(),
-            subject: f.subject.clone(),
-            source,
-        })
+        finding_leaf_with(f, &evidence, rules, salt)
     }
 
     /// The leaf index of the event whose id has `digest`, if recorded.
@@ -73,39 +58,32 @@ impl LeafIndex {
     }
 }
 
-/// Every `(digest, leaf)` pair, for a server's snapshot; the shards are
-/// rebuilt on the way back.
-impl serde::Serialize for LeafIndex {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        let mut seq = s.serialize_seq(Some(self.0.iter().map(HashMap::len).sum()))?;
-        for (digest, leaf) in self.0.iter().flatten() {
-            seq.serialize_element(&(digest, leaf))?;
-        }
-        seq.end()
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for LeafIndex {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Pairs;
-        impl<'de> serde::de::Visitor<'de> for Pairs {
-            type Value = LeafIndex;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("(id digest, leaf index) pairs")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<LeafIndex, A::Error> {
-                let mut index = LeafIndex::new();
-                while let Some((digest, leaf)) = seq.next_element::<(u128, u64)>()? {
-                    if !index.insert_new(digest, leaf) {
-                        return Err(serde::de::Error::custom("an id digest appears twice"));
-                    }
-                }
-                Ok(index)
-            }
-        }
-        d.deserialize_seq(Pairs)
-    }
+/// The ledger leaf of finding `f` whose evidence events are at the leaves
+/// `evidence` (those of its events that were found, in its order); with
+/// `salt`, its subject enters as a commitment. The one place a finding
+/// becomes a leaf, for the server and for `audit --ledger`.
+pub fn finding_leaf_with(
+    f: &Finding,
+    evidence: &[u64],
+    rules: &Rulebook,
+    salt: Option<&Salt>,
+) -> Result<SaltedLeaf, RecordError> {
+    let text = rules.text(f.rule);
+    finding_leaf(
+        f.rule.as_str(),
+        &f.subject,
+        text.severity.as_str(),
+        &f.at.to_string(),
+        &f.events,
+        evidence,
+        &text.citation,
+        salt,
+    )
+    .map_err(|source| RecordError::Finding {
+        rule: f.rule.as_str().to_owned(),
+        subject: f.subject.clone(),
+        source,
+    })
 }
 
 impl Default for LeafIndex {

@@ -10,6 +10,6 @@ mod record;
 mod replay;
 
 pub use audit::{Auditor, Counts, Sink};
-pub use leaf_index::LeafIndex;
+pub use leaf_index::{finding_leaf_with, LeafIndex};
 pub use record::{LedgerWriter, RecordError};
-pub use replay::{recorded, walk_recorded, Recorded};
+pub use replay::{leaf_event_id, recorded, walk_recorded, Recorded};

@@ -70,6 +70,20 @@ fn opened_subject(row: &PrivateRow) -> Option<String> {
         .or_else(|| row.consumer.as_ref().map(|p| format!("consumer:{p}")))
 }
 
+/// The id of the event an event leaf records, from its envelope (never
+/// salted): there whether or not the rest can be read back (an erased
+/// consumer's events keep their ids).
+pub fn leaf_event_id(text: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        id: std::borrow::Cow<'a, str>,
+    }
+    let leaf = leaf_event(text)?;
+    let envelope: Envelope = serde_json::from_str(&leaf.event).ok()?;
+    Some(envelope.id.into_owned())
+}
+
 /// Calls `each` with every leaf of the ledger in `store` from index `from`
 /// on, in order: its index and what it records.
 pub fn walk_recorded<S, E>(

@@ -5,7 +5,11 @@
 //!
 //! `WEIQUAN_BENCH_RESTART_EVENTS` sets the ledger's size in events (default
 //! 10,000,000); the last half snapshot interval of them arrive after the
-//! snapshot (the average tail a restart replays).
+//! snapshot (the average tail a restart replays). `WEIQUAN_BENCH_RESTART_DAYS`
+//! sets how long the simulated platform runs (default 30): the events are
+//! the same in number, spread over fewer merchants. Over two years (720)
+//! retention's horizon (180 days) is passed, and memory follows the subjects
+//! still open, not the ledger.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -96,12 +100,16 @@ fn main() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(10_000_000);
-    // About 2,130 events per merchant over 30 days at the simulator's defaults.
-    let merchants = (events / 2130).max(10) as u32;
+    let days: u32 = std::env::var("WEIQUAN_BENCH_RESTART_DAYS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(30);
+    // About 71 events per merchant and day at the simulator's defaults.
+    let merchants = (events / (71 * days.max(1) as usize)).max(10) as u32;
     let sim = weiquan_sim::simulate(&weiquan_sim::Config {
         merchants,
         consumers: merchants * 100,
-        days: 30,
+        days,
         seed: 5,
         ..Default::default()
     });
@@ -120,7 +128,7 @@ fn main() {
         .build()
         .expect("runtime");
     println!(
-        "simulated: {} events ({merchants} merchants, 30 days); {} before the snapshot, {tail} after",
+        "simulated: {} events ({merchants} merchants, {days} days); {} before the snapshot, {tail} after",
         lines.len(),
         head.len()
     );

@@ -49,6 +49,15 @@ pub enum Submitter {
 }
 
 impl Submitter {
+    /// The platform, submitting its own events without a key (for tests).
+    #[cfg(test)]
+    pub(crate) fn platform() -> Submitter {
+        Submitter::Party(Party {
+            role: Role::Platform,
+            key: None,
+        })
+    }
+
     /// The actor its event leaves name.
     pub fn actor(&self) -> weiquan_ledger::Actor {
         // A consumer's id is personal data and the actor is public: the leaf

@@ -21,7 +21,12 @@ use weiquan_ledger::{
 };
 use weiquan_store::{Backend, SharedBackend, StoreError};
 
+use crate::ids::{IdIndex, Recent};
 use crate::snapshots;
+
+/// Entries per generation of the caches of consumers stored and of held
+/// seeds (see [`Recent`]): a bound on their memory, not on what they answer.
+const CACHED: usize = 1 << 16;
 
 /// What became of one submitted item.
 #[derive(Clone, Debug, Serialize, PartialEq, utoipa::ToSchema)]
@@ -59,15 +64,20 @@ pub struct Core {
     engine: Engine,
     ledger: Ledger<SharedBackend>,
     findings: Vec<StoredFinding>,
-    /// Leaf index of every accepted event, by id digest: both the duplicate
-    /// check and the evidence lookup of findings (24 bytes an event, no copy of the id).
-    index_of: weiquan_app::LeafIndex,
+    /// Accepted events' ids: a filter of all of them and the recent ones in
+    /// memory, every one in the database (the duplicate check and the
+    /// evidence of findings).
+    ids: IdIndex,
+    /// A connection for looking ids up beside the writer's (which is busy
+    /// writing the group in flight while the next is staged); `None`: the
+    /// shared one.
+    reader: Option<std::sync::Mutex<Box<dyn Backend>>>,
     /// Submitted events may be dated at most this far ahead of the wall clock (None: no bound).
     max_future_ms: Option<i64>,
     /// Whether weiquan holds a lottery's seed, as looked up: seeds are kept only
     /// through [`Core::hold_seed`], so an answer stays true (a query per lottery
     /// event cost PostgreSQL ingest a round trip each).
-    seed_held: HashMap<Box<str>, bool>,
+    seed_held: Recent<Box<str>, bool>,
     /// Consumer pseudonyms, under the key kept in the database.
     pseudonyms: weiquan_ledger::Pseudonyms,
     /// Salts of the leaves the sequencer salts itself (findings about a
@@ -77,9 +87,10 @@ pub struct Core {
     /// Consumers named in the clear by leaves written before format 3, by
     /// pseudonym: their ids are public already, and have no private row.
     legacy_ids: HashMap<String, String>,
-    /// Pseudonyms whose consumer id this process has stored (or found stored):
-    /// the id is written once, not with every event.
-    known_consumers: std::collections::HashSet<String, foldhash::fast::FixedState>,
+    /// Pseudonyms whose consumer id this process has stored lately: the id
+    /// is written once, not with every event (a consumer forgotten here is
+    /// written again, and the database keeps the first).
+    known_consumers: Recent<String, ()>,
     /// Fingerprint of the last rulebook the ledger records (`None`: none is,
     /// and the built-in one of the writing weiquan was in effect).
     recorded_rulebook: Option<String>,
@@ -107,7 +118,8 @@ struct Replayed {
     /// (which a replay would see) makes it unusable.
     erasure_mark: [u8; 32],
     findings: Vec<StoredFinding>,
-    index_of: weiquan_app::LeafIndex,
+    /// The filter of every accepted id (the ids themselves are in the database).
+    ids: growable_bloom_filter::GrowableBloom,
     legacy_ids: HashMap<String, String>,
     recorded_rulebook: Option<String>,
 }
@@ -120,7 +132,13 @@ struct Staging {
     private: Vec<PrivateRow>,
     /// Consumers this process had not seen yet: (pseudonym, id).
     consumers: Vec<(String, String)>,
+    /// Accepted events' ids: (digest, leaf).
+    ids: Vec<(u128, u64)>,
+    /// Ids of the group's items that the database has (a repeat), with their leaves.
+    earlier: HashMap<u128, u64>,
     findings: Vec<StoredFinding>,
+    /// The first store failure while staging: the group is then refused.
+    failure: Option<StoreError>,
 }
 
 /// A group of requests the engine has processed and the ledger has staged
@@ -130,6 +148,7 @@ pub struct Staged {
     append: StagedAppend,
     private: Vec<PrivateRow>,
     consumers: Vec<(String, String)>,
+    ids: Vec<(u128, u64)>,
     /// Each request's results, in order: to be sent once written.
     pub results: Vec<Vec<ItemResult>>,
     /// The rule of each finding the group adds, in order.
@@ -144,6 +163,7 @@ impl Staged {
         let private = weiquan_ledger::Private {
             rows: &self.private,
             consumers: &self.consumers,
+            ids: &self.ids,
         };
         self.append.write(store, private)
     }
@@ -306,13 +326,14 @@ impl Core {
             rules,
             ledger,
             findings: Vec::new(),
-            index_of: weiquan_app::LeafIndex::new(),
+            ids: IdIndex::new(),
+            reader: None,
             max_future_ms: None,
-            seed_held: HashMap::new(),
+            seed_held: Recent::new(CACHED),
             pseudonyms,
             salts: rand_chacha::ChaCha20Rng::from_entropy(),
             legacy_ids: HashMap::new(),
-            known_consumers: Default::default(),
+            known_consumers: Recent::new(CACHED),
             recorded_rulebook: None,
             snapshots,
             snapshot_writer: None,
@@ -320,6 +341,7 @@ impl Core {
             restored_size: 0,
             replayed: 0,
         };
+        core.backfill_ids()?;
         core.replay()?;
         core.record_rulebook()?;
         // A long replay is not done again at the next start.
@@ -345,6 +367,53 @@ impl Core {
             self.recorded_rulebook = Some(sha);
         }
         Ok(())
+    }
+
+    /// Looks ids up through `reader`, a second connection to the database,
+    /// so that staging a group never waits for the write of the one before.
+    pub fn with_reader(mut self, reader: Box<dyn Backend>) -> Core {
+        self.reader = Some(std::sync::Mutex::new(reader));
+        self
+    }
+
+    /// Adds to the database's id index the ids of the leaves stored before
+    /// it existed (once, at the first start after the upgrade to schema 8).
+    fn backfill_ids(&mut self) -> Result<(), LedgerError> {
+        let Some(below) = self.db().ids_missing_below()? else {
+            return Ok(());
+        };
+        tracing::info!(
+            leaves = below,
+            "indexing the ids of the events stored before this version (once)"
+        );
+        let mut ids = Vec::new();
+        let db = self.ledger.store_mut().clone();
+        let mut store = weiquan_ledger::lock(&db);
+        weiquan_store::walk_leaves(&mut **store, 0, |index, text, _| -> Result<(), StoreError> {
+            if index < below {
+                ids.extend(weiquan_app::leaf_event_id(text).map(|id| (id_digest(&id), index)));
+            }
+            Ok(())
+        })?;
+        let chunks: Vec<&[(u128, u64)]> = ids.chunks(1 << 16).collect();
+        for (n, chunk) in chunks.iter().enumerate() {
+            store.backfill_ids(chunk, n + 1 == chunks.len())?;
+        }
+        if chunks.is_empty() {
+            store.backfill_ids(&[], true)?;
+        }
+        Ok(())
+    }
+
+    /// The leaves of those of `digests` the database has.
+    fn look_up_ids(&self, digests: &[u128]) -> Result<Vec<(u128, u64)>, StoreError> {
+        if digests.is_empty() {
+            return Ok(Vec::new());
+        }
+        match &self.reader {
+            Some(reader) => weiquan_ledger::lock(reader).leaves_of_ids(digests),
+            None => self.db().leaves_of_ids(digests),
+        }
     }
 
     /// Refuses submitted events dated more than `bound_ms` ahead of the wall clock
@@ -404,7 +473,7 @@ impl Core {
             root: self.ledger.root().0,
             erasure_mark,
             findings: std::mem::take(&mut self.findings),
-            index_of: std::mem::take(&mut self.index_of),
+            ids: self.ids.filter().clone(),
             legacy_ids: std::mem::take(&mut self.legacy_ids),
             recorded_rulebook: self.recorded_rulebook.clone(),
         };
@@ -417,7 +486,7 @@ impl Core {
             let rest = postcard::to_stdvec(&rest);
             (engine.join(), rest)
         });
-        (self.findings, self.index_of, self.legacy_ids) = (rest.findings, rest.index_of, rest.legacy_ids);
+        (self.findings, self.legacy_ids) = (rest.findings, rest.legacy_ids);
         let (engine, rest) = match (engine, encoded) {
             (Ok(Ok(engine)), Ok(rest)) => (engine, rest),
             (Ok(Err(e)), _) => {
@@ -508,7 +577,8 @@ impl Core {
             ));
         }
         self.engine = engine;
-        (self.findings, self.index_of, self.legacy_ids) = (rest.findings, rest.index_of, rest.legacy_ids);
+        (self.findings, self.legacy_ids) = (rest.findings, rest.legacy_ids);
+        self.ids = IdIndex::from_filter(rest.ids);
         self.recorded_rulebook = rest.recorded_rulebook;
         Ok(())
     }
@@ -522,8 +592,8 @@ impl Core {
         let mut produced: VecDeque<Finding> = VecDeque::new();
         let db = self.ledger.store_mut().clone();
         let mut store = weiquan_ledger::lock(&db);
-        weiquan_app::walk_recorded(&mut **store, from, |index, leaf| -> Result<(), LedgerError> {
-            let (text, format) = match leaf {
+        weiquan_store::walk_leaves(&mut **store, from, |index, raw, row| -> Result<(), LedgerError> {
+            let (text, format) = match weiquan_app::recorded(raw, row) {
                 Recorded::Own(OwnLeaf::Rulebook { sha256 }) => {
                     self.recorded_rulebook = Some(sha256);
                     return Ok(());
@@ -551,6 +621,10 @@ impl Core {
                 }
                 Recorded::Unreadable(why) => {
                     tracing::warn!(index, %why, "a salted leaf cannot be restored; skipped in replay");
+                    // Its id stays taken (the database has it).
+                    if let Some(id) = weiquan_app::leaf_event_id(raw) {
+                        self.ids.insert_durable(id_digest(&id));
+                    }
                     return Ok(());
                 }
                 Recorded::Event { text, format } => (text, format),
@@ -576,7 +650,7 @@ impl Core {
                         );
                         produced.clear();
                     }
-                    self.index_of.insert_new(id_digest(&ev.id), index);
+                    self.ids.insert_durable(id_digest(&ev.id));
                     produced.extend(self.engine.apply(&ev));
                 }
                 Err(e) => {
@@ -602,15 +676,22 @@ impl Core {
 
     /// The private row of the accepted event with this id, if it has one.
     fn private_row_of(&self, event: &str) -> Result<Option<PrivateRow>, StoreError> {
-        match self.leaf_of(event) {
+        match self.leaf_of(event)? {
             Some(index) => self.private_row(index),
             None => Ok(None),
         }
     }
 
     /// The leaf index of the accepted event with this id.
-    pub fn leaf_of(&self, event: &str) -> Option<u64> {
-        self.index_of.get(id_digest(event))
+    pub fn leaf_of(&self, event: &str) -> Result<Option<u64>, StoreError> {
+        let digest = id_digest(event);
+        if let Some(leaf) = self.ids.recent(digest) {
+            return Ok(Some(leaf));
+        }
+        if !self.ids.must_ask(digest) {
+            return Ok(None);
+        }
+        Ok(self.look_up_ids(&[digest])?.first().map(|&(_, leaf)| leaf))
     }
 
     /// The pseudonym of the consumer who placed `order`, from the private
@@ -800,7 +881,7 @@ impl Core {
     fn forget(&mut self) {
         self.engine = Engine::new(self.rules.clone());
         self.findings.clear();
-        self.index_of = weiquan_app::LeafIndex::new();
+        self.ids = IdIndex::new();
         self.legacy_ids.clear();
         self.recorded_rulebook = None;
     }
@@ -820,12 +901,26 @@ impl Core {
     /// caller (the engine never reads one).
     pub fn stage(&mut self, requests: Vec<Batch>, now: Time) -> Result<Staged, LedgerError> {
         let base = self.ledger.size();
+        self.ids.new_group();
+        // Ids the group may repeat are looked up at once: one round trip,
+        // while the group before is being written.
+        let ask: Vec<u128> = (requests.iter())
+            .flat_map(|b| &b.items)
+            .filter_map(|(item, _)| match item.borrow_dependent() {
+                Some(Ok((ev, _))) => Some(id_digest(&ev.id)),
+                _ => None,
+            })
+            .filter(|&d| self.ids.must_ask(d))
+            .collect();
+        let earlier = self.look_up_ids(&ask)?.into_iter().collect();
         // Sized once: grown by doubling, these large vectors were fresh pages
         // (zeroed by the kernel) at every group.
         let items: usize = requests.iter().map(|b| b.items.len()).sum();
         let mut st = Staging {
             leaves: Vec::with_capacity(items + items / 8),
             private: Vec::with_capacity(items),
+            ids: Vec::with_capacity(items),
+            earlier,
             ..Staging::default()
         };
         let mut results = Vec::with_capacity(requests.len());
@@ -846,6 +941,9 @@ impl Core {
             }
             results.push(out);
         }
+        if let Some(e) = st.failure {
+            return Err(e.into());
+        }
         let append = self.ledger.stage(st.leaves)?;
         let finding_rules = st.findings.iter().map(|f| f.finding.rule.as_str()).collect();
         self.findings.extend(st.findings);
@@ -853,6 +951,7 @@ impl Core {
             append,
             private: st.private,
             consumers: st.consumers,
+            ids: st.ids,
             results,
             finding_rules,
         })
@@ -937,14 +1036,17 @@ impl Core {
             Err(error) => return ItemResult::Rejected { field: None, error },
         };
         let index = base + st.leaves.len() as u64;
-        if !self.index_of.insert_new(id_digest(&ev.id), index) {
+        let digest = id_digest(&ev.id);
+        if self.ids.recent(digest).is_some() || st.earlier.contains_key(&digest) {
             return ItemResult::Duplicate;
         }
+        self.ids.insert(digest, index);
+        st.ids.push((digest, index));
         let id = ev.body.consumer_mut().map(|c| c.to_string());
         let mut consumer = self.pseudonymise(ev);
         if let (Some(p), Some(id)) = (&consumer, id) {
-            if !self.known_consumers.contains(p) {
-                self.known_consumers.insert(p.clone());
+            if self.known_consumers.get(p).is_none() {
+                self.known_consumers.cache(p.clone(), ());
                 st.consumers.push((p.clone(), id));
             }
         }
@@ -968,7 +1070,16 @@ impl Core {
             let leaf = base + st.leaves.len() as u64;
             let consumer = f.subject.strip_prefix(CONSUMER_SUBJECT).map(str::to_owned);
             let salt = consumer.as_ref().map(|_| self.salt());
-            match self.index_of.finding_leaf(&f, &self.rules, salt.as_ref()) {
+            // A finding the database cannot give the evidence of fails the group (it would
+            // otherwise be lost to the log): the caller rebuilds, and the items are refused.
+            let evidence = match self.evidence_of(&f.events, &st.earlier) {
+                Ok(evidence) => evidence,
+                Err(e) => {
+                    st.failure.get_or_insert(e);
+                    continue;
+                }
+            };
+            match weiquan_app::finding_leaf_with(&f, &evidence, &self.rules, salt.as_ref()) {
                 Ok(salted) => {
                     if salted.values.is_some() {
                         st.private.push(PrivateRow {
@@ -988,6 +1099,22 @@ impl Core {
             }
         }
         ItemResult::Accepted { index }
+    }
+
+    /// The leaves of a finding's evidence events, in its order (an id not
+    /// accepted is left out): recent ones from memory, the group's repeats
+    /// from what was looked up for it, the rest from the database.
+    fn evidence_of(&self, events: &[String], earlier: &HashMap<u128, u64>) -> Result<Vec<u64>, StoreError> {
+        let digests: Vec<u128> = events.iter().map(|id| id_digest(id)).collect();
+        let known = |d: &u128| self.ids.recent(*d).or_else(|| earlier.get(d).copied());
+        let ask: Vec<u128> = (digests.iter())
+            .filter(|d| known(d).is_none() && self.ids.must_ask(**d))
+            .copied()
+            .collect();
+        let asked: HashMap<u128, u64> = self.look_up_ids(&ask)?.into_iter().collect();
+        Ok((digests.iter())
+            .filter_map(|d| known(d).or_else(|| asked.get(d).copied()))
+            .collect())
     }
 
     /// The checks on an event a party submits itself (see [`acts`]).
@@ -1023,7 +1150,7 @@ impl Core {
                     field: "lottery",
                     error: format!("cannot check who acts on this lottery ({e}); retry"),
                 })?;
-                self.seed_held.insert((**lottery).into(), held.is_some());
+                self.seed_held.cache((**lottery).into(), held.is_some());
                 held.is_some()
             }
         };
@@ -1050,7 +1177,7 @@ impl Core {
     /// Keeps `seed` for `lottery` (once: a second is an error).
     pub fn hold_seed(&mut self, lottery: &str, seed: &str) -> Result<(), weiquan_store::StoreError> {
         self.db().put_seed(lottery, seed)?;
-        self.seed_held.insert(lottery.into(), true);
+        self.seed_held.cache(lottery.into(), true);
         Ok(())
     }
 
@@ -1089,8 +1216,8 @@ mod tests {
     /// `snapshots::MAGIC`, or a new build would misread an older file.
     #[test]
     fn the_snapshot_layout_is_the_one_its_magic_names() {
-        let mut index_of = weiquan_app::LeafIndex::new();
-        index_of.insert_new(7, 3);
+        let mut ids = growable_bloom_filter::GrowableBloom::new(0.5, 4);
+        ids.insert(7u128);
         let finding = Finding {
             rule: weiquan_engine::RuleId::Ps01,
             subject: "order:o1".into(),
@@ -1104,17 +1231,164 @@ mod tests {
             root: [1; 32],
             erasure_mark: [2; 32],
             findings: vec![StoredFinding { index: 4, finding }],
-            index_of,
+            ids,
             legacy_ids: HashMap::from([("ps:1".to_owned(), "u1".to_owned())]),
             recorded_rulebook: Some("ab".into()),
         };
         let bytes = postcard::to_stdvec(&state).expect("encodes");
         assert_eq!(
             hex::encode(&bytes),
-            "090101010101010101010101010101010101010101010101010101010101010101020202020202020202020202020202020202020202020202020202020202020201040550532d3031086f726465723a6f3101026d31d00f80c203010265310104706169640131010703010470733a3102753101026162",
+            "090101010101010101010101010101010101010101010101010101010101010101020202020202020202020202020202020202020202020202020202020202020201040550532d3031086f726465723a6f3101026d31d00f80c20301026531010470616964013101014001000000000000e03f04010402000000000040eb3f010470733a3102753101026162",
             "the layout changed: give snapshots::MAGIC a new number, then update this value"
         );
         let back: Replayed = postcard::from_bytes(&bytes).expect("decodes");
-        assert_eq!((back.size, back.findings.len(), back.index_of.get(7)), (9, 1, Some(3)));
+        assert_eq!((back.size, back.findings.len(), back.ids.contains(7u128)), (9, 1, true));
+    }
+
+    const ORIGIN: &str = "test.local/ledger";
+
+    /// A core over the SQLite ledger in `dir` (replayed from it, no
+    /// snapshot), looking ids up on a second connection as a server does, and
+    /// keeping only `recent` ids per generation in memory.
+    fn core_in(dir: &std::path::Path, recent: usize) -> Core {
+        let db = weiquan_store::Database::Sqlite(dir.join("weiquan.db"));
+        let (signer, _) = weiquan_store::keyfile::load_or_create(&dir.join("ledger.key"), ORIGIN).expect("key");
+        let rules = Arc::new(Rulebook::builtin());
+        let mut core = Core::open(db.open().expect("store"), signer, ORIGIN, rules, None)
+            .expect("core")
+            .with_reader(db.open_reader().expect("reader"));
+        core.ids.keep_recent(recent);
+        core
+    }
+
+    /// Ingests `lines` as the platform, one group each; each item's result.
+    fn ingest_each(core: &mut Core, lines: &[String]) -> Vec<ItemResult> {
+        let now = Time::from_unix_ms(1_798_761_600_000, 8 * 3600);
+        (lines.iter())
+            .flat_map(|line| {
+                let batch = Batch::prepared(Submitter::platform(), vec![line.clone()]);
+                core.ingest(vec![batch], now).expect("written").remove(0)
+            })
+            .collect()
+    }
+
+    fn tick(n: usize) -> String {
+        format!(
+            r#"{{"v":1,"id":"t{n}","type":"clock.tick","at":"2026-11-01T00:00:{:02}+08:00"}}"#,
+            n % 60
+        )
+    }
+
+    /// Ids leave memory (all but a few here), yet every repeat is still
+    /// found: in the database, through the filter, within a process and
+    /// after a restart; and nothing new is taken for a repeat.
+    #[test]
+    fn repeats_are_found_after_their_ids_leave_memory_and_after_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut core = core_in(dir.path(), 4);
+        let first: Vec<String> = (0..100).map(tick).collect();
+        let accepted = ingest_each(&mut core, &first);
+        assert!(
+            accepted.iter().all(|r| matches!(r, ItemResult::Accepted { .. })),
+            "{accepted:?}"
+        );
+        assert_eq!(core.ids.recent(id_digest("t0")), None, "t0 left memory");
+        let mut again = first.clone();
+        again.push(tick(100));
+        let now = Time::from_unix_ms(1_798_761_600_000, 8 * 3600);
+        let results = core
+            .ingest(vec![Batch::prepared(Submitter::platform(), again)], now)
+            .expect("written")
+            .remove(0);
+        assert_eq!(results[..100], vec![ItemResult::Duplicate; 100][..]);
+        assert_eq!(results[100], ItemResult::Accepted { index: 100 });
+        assert_eq!(core.leaf_of("t7").expect("read"), Some(7));
+        drop(core);
+
+        let mut core = core_in(dir.path(), 4);
+        let repeats = ingest_each(&mut core, &[tick(5), tick(50), tick(100)]);
+        assert_eq!(repeats, vec![ItemResult::Duplicate; 3]);
+        assert_eq!(
+            ingest_each(&mut core, &[tick(101)]),
+            vec![ItemResult::Accepted { index: 101 }]
+        );
+        assert_eq!(core.ledger().size(), 102);
+    }
+
+    /// The evidence events' leaves a finding's leaf cites are the same
+    /// whether its evidence is still in memory or only in the database.
+    #[test]
+    fn a_finding_cites_the_same_evidence_once_its_ids_left_memory() {
+        let case = include_str!("../../../tests/cases/presale/events.ndjson");
+        let lines: Vec<String> = case
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect();
+        let evidence_of = |recent: usize| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut core = core_in(dir.path(), recent);
+            ingest_each(&mut core, &lines);
+            let size = core.ledger().size();
+            let leaves = core.db().leaves(0, size).expect("leaves");
+            (leaves.into_iter())
+                .filter_map(|(data, _)| {
+                    let leaf: serde_json::Value = serde_json::from_slice(&data).ok()?;
+                    let evidence = leaf.get("evidence")?.as_array()?.clone();
+                    Some((leaf["rule"].to_string(), evidence))
+                })
+                .collect::<Vec<_>>()
+        };
+        let in_memory = evidence_of(1 << 20);
+        let from_disk = evidence_of(1);
+        assert!(
+            in_memory.iter().filter(|(_, e)| !e.is_empty()).count() >= 3,
+            "the case's findings cite evidence: {in_memory:?}"
+        );
+        assert_eq!(from_disk, in_memory);
+    }
+
+    /// A ledger written before ids were indexed (schema 7) has them indexed
+    /// at the next start, once: its repeats are found, including the id of
+    /// an event whose consumer was erased since (a full replay cannot read
+    /// that event back, and its id must stay taken).
+    #[test]
+    fn ids_stored_before_the_index_existed_are_indexed_at_the_next_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let offered = |n: usize, consumer: &str| {
+            format!(
+                r#"{{"v":1,"id":"b{n}","type":"bnpl.offered","at":"2026-11-01T09:00:00+08:00","consumer":"{consumer}","session":"s{n}","preselected":false,"terms_shown":true}}"#
+            )
+        };
+        let lines: Vec<String> = (0..20)
+            .map(|n| offered(n, if n == 3 { "gone" } else { "stays" }))
+            .collect();
+        let mut core = core_in(dir.path(), 4);
+        ingest_each(&mut core, &lines);
+        drop(core);
+        let path = dir.path().join("weiquan.db");
+        weiquan_store::Database::Sqlite(path.clone())
+            .erase_consumer("gone")
+            .expect("erased");
+        // What the upgrade to schema 8 found: no index of these leaves.
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        conn.execute_batch("DROP TABLE event_ids; DROP TABLE event_ids_backfill; PRAGMA user_version = 7;")
+            .expect("back to schema 7");
+        drop(conn);
+
+        let mut core = core_in(dir.path(), 4);
+        assert_eq!(core.db().ids_missing_below().expect("read"), None, "indexed once");
+        let size = core.ledger().size();
+        assert_eq!(
+            ingest_each(
+                &mut core,
+                &[offered(3, "gone"), offered(12, "stays"), offered(20, "new")]
+            ),
+            vec![
+                ItemResult::Duplicate,
+                ItemResult::Duplicate,
+                ItemResult::Accepted { index: size }
+            ]
+        );
     }
 }

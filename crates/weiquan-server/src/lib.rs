@@ -13,6 +13,7 @@ mod console;
 mod core;
 mod evidence;
 pub mod fuzzing;
+mod ids;
 mod listen;
 mod metrics;
 mod nats;
@@ -228,6 +229,7 @@ fn start_blocking(cfg: &Config) -> Result<Service> {
     let startup = match &cfg.db {
         Database::Sqlite(_) => sequencer::Startup::Ready(Box::new(
             core::Core::open(cfg.db.open()?, signer, &origin, cfg.rules.clone(), snapshots)?
+                .with_reader(cfg.db.open_reader()?)
                 .with_max_future(cfg.max_future_ms),
         )),
         Database::Postgres { url, schema } => {
@@ -236,7 +238,9 @@ fn start_blocking(cfg: &Config) -> Result<Service> {
             sequencer::Startup::Elect {
                 try_lock: Box::new(move || Ok(lock.try_lead()?)),
                 open: Box::new(move || {
-                    Ok(core::Core::open(db.open()?, signer, &origin, rules, snaps)?.with_max_future(bound))
+                    Ok(core::Core::open(db.open()?, signer, &origin, rules, snaps)?
+                        .with_reader(db.open_reader()?)
+                        .with_max_future(bound))
                 }),
             }
         }

@@ -451,14 +451,6 @@ mod tests {
     use crate::Database;
     use weiquan_engine::Rulebook;
 
-    /// The platform, submitting events.
-    fn platform() -> Submitter {
-        Submitter::Party(crate::acts::Party {
-            role: crate::Role::Platform,
-            key: None,
-        })
-    }
-
     /// A sequencer over a new SQLite ledger in `dir`: the database's path, the handle, its thread.
     fn started(dir: &tempfile::TempDir) -> (std::path::PathBuf, Sequencer, std::thread::JoinHandle<()>) {
         let path = dir.path().join("weiquan.db");
@@ -481,7 +473,7 @@ mod tests {
         let answer = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime")
-            .block_on(sequencer.ingest(platform(), vec![line.to_owned()]));
+            .block_on(sequencer.ingest(Submitter::platform(), vec![line.to_owned()]));
         assert!(
             matches!(answer.as_deref(), Ok([ItemResult::Accepted { index: 0 }])),
             "{answer:?}"
@@ -505,7 +497,7 @@ mod tests {
                 r#"{{"v":1,"id":"{id}","type":"bnpl.offered","at":"2026-11-01T09:00:00+08:00","consumer":"u-{id}","session":"s-{id}","preselected":false,"terms_shown":true}}"#
             )
         };
-        let send = |ids: &[&str]| sequencer.ingest(platform(), ids.iter().map(|id| event(id)).collect());
+        let send = |ids: &[&str]| sequencer.ingest(Submitter::platform(), ids.iter().map(|id| event(id)).collect());
         let first = rt.block_on(send(&["a"])).expect("written");
         assert_eq!(first, vec![ItemResult::Accepted { index: 0 }]);
 
@@ -580,7 +572,7 @@ mod tests {
         let waiting = rt.block_on(async {
             tokio::time::timeout(
                 std::time::Duration::from_millis(200),
-                sequencer.ingest(platform(), vec![tick("a")]),
+                sequencer.ingest(Submitter::platform(), vec![tick("a")]),
             )
             .await
         });
@@ -590,8 +582,8 @@ mod tests {
         let over: Vec<String> = ["b", "c", "d"].iter().map(|id| tick(id)).collect();
         let answers = rt.block_on(async {
             tokio::join!(
-                sequencer.ingest(platform(), vec![tick("a")]),
-                sequencer.ingest(platform(), over)
+                sequencer.ingest(Submitter::platform(), vec![tick("a")]),
+                sequencer.ingest(Submitter::platform(), over)
             )
         });
         assert!(
@@ -623,7 +615,7 @@ mod tests {
         let (path, sequencer, thread) = started(&dir);
         let rt = tokio::runtime::Builder::new_multi_thread().build().expect("runtime");
         let tick = |id: &str| format!(r#"{{"v":1,"id":"{id}","type":"clock.tick","at":"2026-11-01T09:00:00+08:00"}}"#);
-        let send = |id: &str| sequencer.ingest(platform(), vec![tick(id)]);
+        let send = |id: &str| sequencer.ingest(Submitter::platform(), vec![tick(id)]);
         assert_eq!(
             rt.block_on(send("a")).expect("written"),
             vec![ItemResult::Accepted { index: 0 }]

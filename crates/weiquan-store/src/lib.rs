@@ -19,11 +19,12 @@ pub use weiquan_ledger::{LogStore, Private, PrivateRow, StoreError, StoreErrorKi
 
 /// The version of the database schema this build writes. Opening a database
 /// at an older version upgrades it; a newer one is refused.
-pub const SCHEMA_VERSION: u32 = 7;
+pub const SCHEMA_VERSION: u32 = 8;
 
 /// The schema, one step per version, for both stores: `{int}` is a 64-bit
 /// integer type, `{blob}` a byte string, `{if_not_exists}` what the dialect
-/// says for a column that may exist already. A database records the version
+/// says for a column that may exist already, `{without_rowid}` what it says
+/// for a table stored as its primary key's index alone. A database records the version
 /// it is at; opening it runs the steps after that, in one transaction.
 /// Version 0 is a new database, or one written before versions were kept
 /// (whose tables the first steps find in place: steps 1–3 are idempotent).
@@ -121,16 +122,38 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
      );
      CREATE INDEX IF NOT EXISTS console_signouts_expiry ON console_signouts (expires_at);
 ",
+    // 8: accepted events' ids, by the first 16 bytes of their SHA-256, with
+    // their leaf: the duplicate check and the evidence of findings read them
+    // here instead of holding every id in memory (issue 19). Written with the
+    // leaves, in the same transaction. The leaves already stored have theirs
+    // added by the server at its next start (`event_ids_backfill` says below
+    // which leaf they may be missing; no row: none are).
+    "CREATE TABLE IF NOT EXISTS event_ids (
+         digest {blob} PRIMARY KEY,
+         leaf {int} NOT NULL
+     ){without_rowid};
+     CREATE TABLE IF NOT EXISTS event_ids_backfill (below {int} NOT NULL);
+     INSERT INTO event_ids_backfill (below) SELECT COUNT(*) FROM ledger_leaves HAVING COUNT(*) > 0;
+",
 ];
 
+/// How one SQL dialect says what [`MIGRATIONS`] leaves open.
+struct Dialect {
+    int: &'static str,
+    blob: &'static str,
+    if_not_exists: &'static str,
+    without_rowid: &'static str,
+}
+
 /// The SQL of migration steps `after+1..=SCHEMA_VERSION` in one dialect, with each step's number.
-fn migrations_after(after: u32, int: &str, blob: &str, if_not_exists: &str) -> Vec<(u32, String)> {
+fn migrations_after(after: u32, d: &Dialect) -> Vec<(u32, String)> {
     (after..SCHEMA_VERSION)
         .map(|i| {
             let sql = MIGRATIONS[i as usize]
-                .replace("{int}", int)
-                .replace("{blob}", blob)
-                .replace("{if_not_exists}", if_not_exists);
+                .replace("{int}", d.int)
+                .replace("{blob}", d.blob)
+                .replace("{if_not_exists}", d.if_not_exists)
+                .replace("{without_rowid}", d.without_rowid);
             (i + 1, sql)
         })
         .collect()
@@ -372,6 +395,38 @@ pub trait LotterySeeds {
     fn seed_of(&mut self, lottery: &str) -> Result<Option<String>, StoreError>;
 }
 
+/// Accepted events' ids, by digest (see [`Private::ids`]): where a server
+/// finds a repeated id and the evidence of a finding without holding every
+/// id in memory.
+pub trait EventIds {
+    /// The stored ones of `digests`, each with its leaf, in no particular order.
+    fn leaves_of_ids(&mut self, digests: &[u128]) -> Result<Vec<(u128, u64)>, StoreError>;
+    /// Leaves below this index were stored before ids were, and theirs may
+    /// be missing (`None`: none are).
+    fn ids_missing_below(&mut self) -> Result<Option<u64>, StoreError>;
+    /// Adds the ids of leaves stored before ids were (a digest already
+    /// stored keeps its leaf: the first event with an id is the one
+    /// accepted); with `done`, records that none are missing any more.
+    fn backfill_ids(&mut self, ids: &[(u128, u64)], done: bool) -> Result<(), StoreError>;
+}
+
+/// A digest as stored: 16 bytes, big-endian.
+fn digest_bytes(digest: u128) -> [u8; 16] {
+    digest.to_be_bytes()
+}
+
+/// A stored digest and its leaf, checked.
+fn digest_row(bytes: &[u8], leaf: i64) -> Result<(u128, u64), StoreError> {
+    let digest = <[u8; 16]>::try_from(bytes).map_err(|_| {
+        StoreError::of_kind(
+            StoreErrorKind::Corrupt,
+            "reading event ids",
+            format!("a stored id digest has {} bytes, not 16", bytes.len()),
+        )
+    })?;
+    Ok((u128::from_be_bytes(digest), leaf as u64))
+}
+
 /// The name of the [`PrivateData::erasure_mark`] secret, which an erasure deletes.
 pub const ERASURE_MARK: &str = "erasure_mark";
 
@@ -405,8 +460,8 @@ pub trait PrivateData {
 
 /// Everything a server keeps in its database: the ledger and its private
 /// side, API keys, held draw seeds.
-pub trait Backend: LogStore + PrivateData + ApiKeys + LotterySeeds + Outbox + EvidenceFiles + Send {}
-impl<T: LogStore + PrivateData + ApiKeys + LotterySeeds + Outbox + EvidenceFiles + Send> Backend for T {}
+pub trait Backend: LogStore + PrivateData + EventIds + ApiKeys + LotterySeeds + Outbox + EvidenceFiles + Send {}
+impl<T: LogStore + PrivateData + EventIds + ApiKeys + LotterySeeds + Outbox + EvidenceFiles + Send> Backend for T {}
 
 /// A [`Backend`] shared by the thread that stages batches and the one that
 /// writes them (lock it with [`weiquan_ledger::lock`]).

@@ -67,7 +67,13 @@ impl PgStore {
             .map(|r| r.get(0));
         let at = u32::try_from(at.unwrap_or(0)).unwrap_or(0);
         crate::check_schema_version(at)?;
-        for (step, sql) in crate::migrations_after(at, "BIGINT", "BYTEA", "IF NOT EXISTS ") {
+        let dialect = crate::Dialect {
+            int: "BIGINT",
+            blob: "BYTEA",
+            if_not_exists: "IF NOT EXISTS ",
+            without_rowid: "",
+        };
+        for (step, sql) in crate::migrations_after(at, &dialect) {
             tx.batch_execute(&sql)
                 .map_err(|e| StoreError::of_kind(kind_of(&e), format!("upgrading the schema to version {step}"), e))?;
         }
@@ -137,6 +143,14 @@ impl LogStore for PgStore {
                 &[&pseudonyms, &ids],
             )
             .map_err(err("keeping consumers' ids"))?;
+        }
+        if !private.ids.is_empty() {
+            let (digests, leaves) = id_columns(private.ids);
+            tx.execute(
+                "INSERT INTO event_ids (digest, leaf) SELECT * FROM UNNEST($1::bytea[], $2::int8[])",
+                &[&digests, &leaves],
+            )
+            .map_err(err("keeping events' ids"))?;
         }
         let new_size = (first + leaves.len() as u64) as i64;
         tx.execute(
@@ -285,6 +299,52 @@ impl crate::LotterySeeds for PgStore {
             .query_opt("SELECT seed FROM lottery_seeds WHERE lottery = $1", &[&lottery])
             .map_err(err("reading a draw seed"))?;
         Ok(row.map(|r| r.get(0)))
+    }
+}
+
+/// Event ids as two columns for `UNNEST`: digests (as stored) and leaves.
+fn id_columns(ids: &[(u128, u64)]) -> (Vec<Vec<u8>>, Vec<i64>) {
+    (ids.iter())
+        .map(|&(d, leaf)| (crate::digest_bytes(d).to_vec(), leaf as i64))
+        .unzip()
+}
+
+impl crate::EventIds for PgStore {
+    fn leaves_of_ids(&mut self, digests: &[u128]) -> Result<Vec<(u128, u64)>, StoreError> {
+        if digests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<Vec<u8>> = digests.iter().map(|&d| crate::digest_bytes(d).to_vec()).collect();
+        let rows = self
+            .client
+            .query("SELECT digest, leaf FROM event_ids WHERE digest = ANY($1)", &[&keys])
+            .map_err(err("looking up event ids"))?;
+        (rows.iter())
+            .map(|r| crate::digest_row(r.get::<_, &[u8]>(0), r.get(1)))
+            .collect()
+    }
+
+    fn ids_missing_below(&mut self) -> Result<Option<u64>, StoreError> {
+        let row = self
+            .client
+            .query_one("SELECT MAX(below) FROM event_ids_backfill", &[])
+            .map_err(err("reading what the id index lacks"))?;
+        Ok(row.get::<_, Option<i64>>(0).map(|b| b as u64))
+    }
+
+    fn backfill_ids(&mut self, ids: &[(u128, u64)], done: bool) -> Result<(), StoreError> {
+        let (digests, leaves) = id_columns(ids);
+        let mut tx = self.client.transaction().map_err(err("starting to add event ids"))?;
+        tx.execute(
+            "INSERT INTO event_ids (digest, leaf) SELECT * FROM UNNEST($1::bytea[], $2::int8[]) ON CONFLICT (digest) DO NOTHING",
+            &[&digests, &leaves],
+        )
+        .map_err(err("adding event ids"))?;
+        if done {
+            tx.execute("DELETE FROM event_ids_backfill", &[])
+                .map_err(err("recording that no event id is missing"))?;
+        }
+        tx.commit().map_err(err("committing event ids"))
     }
 }
 

@@ -227,7 +227,13 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(err("reading the schema version"))?;
     crate::check_schema_version(at)?;
-    for (step, sql) in crate::migrations_after(at, "INTEGER", "BLOB", "") {
+    let dialect = crate::Dialect {
+        int: "INTEGER",
+        blob: "BLOB",
+        if_not_exists: "",
+        without_rowid: " WITHOUT ROWID",
+    };
+    for (step, sql) in crate::migrations_after(at, &dialect) {
         // SQLite has no `ADD COLUMN IF NOT EXISTS`, and some unversioned files have the column.
         let has_expiry = || -> Result<bool, StoreError> {
             tx.query_row(
@@ -340,6 +346,13 @@ impl LogStore for SqliteStore {
             for (pseudonym, id) in private.consumers {
                 name.execute(params![pseudonym, id])
                     .map_err(err("keeping a consumer's id"))?;
+            }
+            let mut id = tx
+                .prepare_cached("INSERT INTO event_ids (digest, leaf) VALUES (?1, ?2)")
+                .map_err(err("preparing the append"))?;
+            for &(digest, leaf) in private.ids {
+                id.execute(params![crate::digest_bytes(digest), leaf as i64])
+                    .map_err(err("keeping an event's id"))?;
             }
         }
         let new_size = first + leaves.len() as u64;
@@ -500,6 +513,52 @@ impl crate::LotterySeeds for SqliteStore {
             })
             .optional()
             .map_err(err("reading a draw seed"))
+    }
+}
+
+impl crate::EventIds for SqliteStore {
+    fn leaves_of_ids(&mut self, digests: &[u128]) -> Result<Vec<(u128, u64)>, StoreError> {
+        let mut q = self
+            .conn
+            .prepare_cached("SELECT leaf FROM event_ids WHERE digest = ?1")
+            .map_err(err("preparing an id lookup"))?;
+        let mut found = Vec::new();
+        for &digest in digests {
+            let leaf: Option<i64> = q
+                .query_row([crate::digest_bytes(digest)], |r| r.get(0))
+                .optional()
+                .map_err(err("looking up an event id"))?;
+            found.extend(leaf.map(|l| (digest, l as u64)));
+        }
+        Ok(found)
+    }
+
+    fn ids_missing_below(&mut self) -> Result<Option<u64>, StoreError> {
+        self.conn
+            .query_row("SELECT MAX(below) FROM event_ids_backfill", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .map(|b| b.map(|b| b as u64))
+            .map_err(err("reading what the id index lacks"))
+    }
+
+    fn backfill_ids(&mut self, ids: &[(u128, u64)], done: bool) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(err("starting to add event ids"))?;
+        {
+            let mut insert = tx
+                .prepare_cached("INSERT OR IGNORE INTO event_ids (digest, leaf) VALUES (?1, ?2)")
+                .map_err(err("preparing to add event ids"))?;
+            for &(digest, leaf) in ids {
+                insert
+                    .execute(params![crate::digest_bytes(digest), leaf as i64])
+                    .map_err(err("adding an event id"))?;
+            }
+            if done {
+                tx.execute("DELETE FROM event_ids_backfill", [])
+                    .map_err(err("recording that no event id is missing"))?;
+            }
+        }
+        tx.commit().map_err(err("committing event ids"))
     }
 }
 

@@ -197,7 +197,7 @@ pub(crate) async fn get_one(
                 None => None,
             };
             for step in &mut out.steps {
-                step.index = core.leaf_of(&step.event);
+                step.index = core.leaf_of(&step.event)?;
                 // The public leaf with its proof: the log is public, so a step's
                 // receipt shows nobody more than the tiles do.
                 step.receipt = match step.index {
