@@ -36,9 +36,6 @@ pub enum RecordError {
 pub struct LedgerWriter<S: LogStore> {
     ledger: Ledger<S>,
     pending: Vec<Vec<u8>>,
-    /// The pending events' ids (digest, leaf): stored with them, so that a
-    /// server that opens this ledger knows them (see [`weiquan_ledger::Private::ids`]).
-    pending_ids: Vec<(u128, u64)>,
     /// Leaf index of each event of this run, for findings' evidence.
     index_of: crate::LeafIndex,
     batch: usize,
@@ -50,7 +47,6 @@ impl<S: LogStore> LedgerWriter<S> {
         LedgerWriter {
             ledger,
             pending: Vec::new(),
-            pending_ids: Vec::new(),
             index_of: crate::LeafIndex::new(),
             batch: batch.max(1),
         }
@@ -71,13 +67,10 @@ impl<S: LogStore> LedgerWriter<S> {
             id: id.to_owned(),
             source,
         })?;
+        let index = self.push(leaf)?;
         // The pipeline has dropped repeated ids already: the first stays.
-        let digest = weiquan_events::id_digest(id);
-        let index = self.ledger.size() + self.pending.len() as u64;
-        if self.index_of.insert_new(digest, index) {
-            self.pending_ids.push((digest, index));
-        }
-        self.push(leaf)
+        self.index_of.insert_new(weiquan_events::id_digest(id), index);
+        Ok(index)
     }
 
     /// Logs a finding; returns its leaf index.
@@ -90,13 +83,7 @@ impl<S: LogStore> LedgerWriter<S> {
     /// Makes everything logged so far durable, under a new signed checkpoint.
     pub fn flush(&mut self) -> Result<(), RecordError> {
         if !self.pending.is_empty() {
-            let ids = std::mem::take(&mut self.pending_ids);
-            let private = weiquan_ledger::Private {
-                ids: &ids,
-                ..Default::default()
-            };
-            self.ledger
-                .append_with_private(std::mem::take(&mut self.pending), private)?;
+            self.ledger.append(std::mem::take(&mut self.pending))?;
         }
         Ok(())
     }

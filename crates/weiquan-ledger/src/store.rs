@@ -53,18 +53,14 @@ impl StoreError {
 pub type Row = (Vec<u8>, Vec<u8>);
 
 /// What a batch keeps off the log, in the same transaction as its leaves:
-/// the private rows of its salted leaves, the consumers it names for the
-/// first time (pseudonym, id), which is how their id is found again, and
-/// the ids of the events it accepts, which is how a repeated id is found.
+/// the private rows of its salted leaves, and the consumers it names for the
+/// first time (pseudonym, id), which is how their id is found again.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Private<'a> {
     /// Private rows, by leaf.
     pub rows: &'a [PrivateRow],
     /// New consumers: (pseudonym, consumer id).
     pub consumers: &'a [(String, String)],
-    /// Accepted events: (digest of the event's id, its leaf index). A digest
-    /// already stored is a conflict: whoever appends checked it was new.
-    pub ids: &'a [(u128, u64)],
 }
 
 /// The private part of a leaf with salted members, kept off the log (never in

@@ -21,7 +21,7 @@ use weiquan_ledger::{
 };
 use weiquan_store::{Backend, SharedBackend, StoreError};
 
-use crate::ids::{IdIndex, Recent};
+use crate::ids::{self, IdIndex, Recent};
 use crate::snapshots;
 
 /// Entries per generation of the caches of consumers stored and of held
@@ -65,8 +65,8 @@ pub struct Core {
     ledger: Ledger<SharedBackend>,
     findings: Vec<StoredFinding>,
     /// Accepted events' ids: a filter of all of them and the recent ones in
-    /// memory, every one in the database (the duplicate check and the
-    /// evidence of findings).
+    /// memory, the others in the database's runs (the duplicate check and
+    /// the evidence of findings).
     ids: IdIndex,
     /// A connection for looking ids up beside the writer's (which is busy
     /// writing the group in flight while the next is staged); `None`: the
@@ -132,8 +132,6 @@ struct Staging {
     private: Vec<PrivateRow>,
     /// Consumers this process had not seen yet: (pseudonym, id).
     consumers: Vec<(String, String)>,
-    /// Accepted events' ids: (digest, leaf).
-    ids: Vec<(u128, u64)>,
     /// Ids of the group's items that the database has (a repeat), with their leaves.
     earlier: HashMap<u128, u64>,
     findings: Vec<StoredFinding>,
@@ -148,7 +146,6 @@ pub struct Staged {
     append: StagedAppend,
     private: Vec<PrivateRow>,
     consumers: Vec<(String, String)>,
-    ids: Vec<(u128, u64)>,
     /// Each request's results, in order: to be sent once written.
     pub results: Vec<Vec<ItemResult>>,
     /// The rule of each finding the group adds, in order.
@@ -163,7 +160,6 @@ impl Staged {
         let private = weiquan_ledger::Private {
             rows: &self.private,
             consumers: &self.consumers,
-            ids: &self.ids,
         };
         self.append.write(store, private)
     }
@@ -341,7 +337,6 @@ impl Core {
             restored_size: 0,
             replayed: 0,
         };
-        core.backfill_ids()?;
         core.replay()?;
         core.record_rulebook()?;
         // A long replay is not done again at the next start.
@@ -376,43 +371,43 @@ impl Core {
         self
     }
 
-    /// Adds to the database's id index the ids of the leaves stored before
-    /// it existed (once, at the first start after the upgrade to schema 8).
-    fn backfill_ids(&mut self) -> Result<(), LedgerError> {
-        let Some(below) = self.db().ids_missing_below()? else {
-            return Ok(());
-        };
-        tracing::info!(
-            leaves = below,
-            "indexing the ids of the events stored before this version (once)"
-        );
-        let mut ids = Vec::new();
-        let db = self.ledger.store_mut().clone();
-        let mut store = weiquan_ledger::lock(&db);
-        weiquan_store::walk_leaves(&mut **store, 0, |index, text, _| -> Result<(), StoreError> {
-            if index < below {
-                ids.extend(weiquan_app::leaf_event_id(text).map(|id| (id_digest(&id), index)));
-            }
-            Ok(())
-        })?;
-        let chunks: Vec<&[(u128, u64)]> = ids.chunks(1 << 16).collect();
-        for (n, chunk) in chunks.iter().enumerate() {
-            store.backfill_ids(chunk, n + 1 == chunks.len())?;
-        }
-        if chunks.is_empty() {
-            store.backfill_ids(&[], true)?;
-        }
-        Ok(())
-    }
-
-    /// The leaves of those of `digests` the database has.
+    /// The leaves of those of `digests` the stored runs of ids have: the
+    /// buckets they fall in, of every run, read in one statement.
     fn look_up_ids(&self, digests: &[u128]) -> Result<Vec<(u128, u64)>, StoreError> {
         if digests.is_empty() {
             return Ok(Vec::new());
         }
-        match &self.reader {
-            Some(reader) => weiquan_ledger::lock(reader).leaves_of_ids(digests),
-            None => self.db().leaves_of_ids(digests),
+        let mut buckets: Vec<u32> = digests.iter().map(|&d| ids::bucket_of(d)).collect();
+        buckets.sort_unstable();
+        buckets.dedup();
+        let stored = match &self.reader {
+            Some(reader) => weiquan_ledger::lock(reader).id_run_buckets(&buckets)?,
+            None => self.db().id_run_buckets(&buckets)?,
+        };
+        let mut by_bucket: HashMap<u32, Vec<&[u8]>> = HashMap::new();
+        for (bucket, pairs) in &stored {
+            by_bucket.entry(*bucket).or_default().push(pairs);
+        }
+        Ok((digests.iter())
+            .filter_map(|&d| {
+                let runs = by_bucket.get(&ids::bucket_of(d))?;
+                (runs.iter())
+                    .find_map(|pairs| ids::find_in_bucket(pairs, d))
+                    .map(|leaf| (d, leaf))
+            })
+            .collect())
+    }
+
+    /// Indexes the id of replayed leaf `index` (`in_filter`: a snapshot's
+    /// filter does not have it yet): as a recent id from the stored runs'
+    /// end on, a generation that leaves memory going to `runs`, to be stored.
+    fn index_replayed(&mut self, digest: u128, index: u64, in_filter: bool, runs: &mut Vec<ids::Run>) {
+        if in_filter {
+            self.ids.insert_stored(digest);
+        }
+        if index >= self.ids.runs_end() {
+            runs.extend(self.ids.new_generation_at(index));
+            self.ids.insert_recent(digest, index);
         }
     }
 
@@ -578,7 +573,7 @@ impl Core {
         }
         self.engine = engine;
         (self.findings, self.legacy_ids) = (rest.findings, rest.legacy_ids);
-        self.ids = IdIndex::from_filter(rest.ids);
+        self.ids = IdIndex::with_filter(rest.ids);
         self.recorded_rulebook = rest.recorded_rulebook;
         Ok(())
     }
@@ -591,74 +586,114 @@ impl Core {
         self.replayed = self.ledger.size() - from;
         let mut produced: VecDeque<Finding> = VecDeque::new();
         let db = self.ledger.store_mut().clone();
-        let mut store = weiquan_ledger::lock(&db);
-        weiquan_store::walk_leaves(&mut **store, from, |index, raw, row| -> Result<(), LedgerError> {
-            let (text, format) = match weiquan_app::recorded(raw, row) {
-                Recorded::Own(OwnLeaf::Rulebook { sha256 }) => {
-                    self.recorded_rulebook = Some(sha256);
-                    return Ok(());
+        // The ids of the leaves after the stored runs are held in memory
+        // again, from before the snapshot if need be (the snapshot's filter
+        // has those); generations that leave memory on the way are stored
+        // page by page (a ledger without runs, as after the upgrade to
+        // schema 9, is not held whole).
+        self.ids.stored(&weiquan_ledger::lock(&db).id_runs()?);
+        let mut runs = Vec::new();
+        let size = self.ledger.size();
+        let mut at = from.min(self.ids.runs_end());
+        while at < size {
+            let to = (at + weiquan_store::LEAF_PAGE).min(size);
+            let page = weiquan_store::leaves_with_private(&mut **weiquan_ledger::lock(&db), at, to)?;
+            for (index, data, row) in page {
+                let raw = String::from_utf8_lossy(&data);
+                self.replay_leaf(index, &raw, row.as_ref(), from, (&mut produced, &mut runs));
+            }
+            for run in runs.drain(..) {
+                weiquan_ledger::lock(&db).put_id_run(run.run, run.end_leaf, &run.buckets)?;
+            }
+            at = to;
+        }
+        Ok(())
+    }
+
+    /// Replays leaf `index` (`raw`, with its private row): indexes its id,
+    /// and from `from` on (the snapshot's size) applies it to the engine or
+    /// pairs a logged finding with the one the engine `produced`.
+    fn replay_leaf(
+        &mut self,
+        index: u64,
+        raw: &str,
+        row: Option<&PrivateRow>,
+        from: u64,
+        (produced, runs): (&mut VecDeque<Finding>, &mut Vec<ids::Run>),
+    ) {
+        if index < from {
+            if let Some(id) = weiquan_app::leaf_event_id(raw) {
+                self.index_replayed(id_digest(&id), index, false, runs);
+            }
+            return;
+        }
+        let (text, format) = match weiquan_app::recorded(raw, row) {
+            Recorded::Own(OwnLeaf::Rulebook { sha256 }) => {
+                self.recorded_rulebook = Some(sha256);
+                return;
+            }
+            Recorded::Own(OwnLeaf::Finding {
+                rule, subject, salted, ..
+            }) => {
+                // The engine regenerates the finding (with its message facts); the ledger says where it is.
+                match produced.pop_front() {
+                    Some(p) if p.rule.as_str() == rule && self.logged_as(&p.subject, &subject, salted) => {
+                        self.findings.push(StoredFinding { index, finding: p })
+                    }
+                    _ => {
+                        tracing::warn!(index, %rule, %subject, "logged finding not reproduced by the current rulebook")
+                    }
                 }
-                Recorded::Own(OwnLeaf::Finding {
-                    rule, subject, salted, ..
-                }) => {
-                    // The engine regenerates the finding (with its message facts); the ledger says where it is.
-                    match produced.pop_front() {
-                        Some(p) if p.rule.as_str() == rule && self.logged_as(&p.subject, &subject, salted) => {
-                            self.findings.push(StoredFinding { index, finding: p })
-                        }
-                        _ => {
-                            tracing::warn!(index, %rule, %subject, "logged finding not reproduced by the current rulebook")
+                return;
+            }
+            Recorded::Other => {
+                tracing::warn!(
+                    index,
+                    "ledger leaf is neither an event nor a finding; skipped in replay"
+                );
+                return;
+            }
+            Recorded::Unreadable(why) => {
+                tracing::warn!(index, %why, "a salted leaf cannot be restored; skipped in replay");
+                // Its id stays taken.
+                if let Some(id) = weiquan_app::leaf_event_id(raw) {
+                    self.index_replayed(id_digest(&id), index, true, runs);
+                }
+                return;
+            }
+            Recorded::Event { text, format } => (text, format),
+        };
+        match parse_event(&text) {
+            Ok(mut ev) => {
+                if format < 3 {
+                    // Written before consumers were salted: the engine knows them by pseudonym all the same.
+                    if let Some(consumer) = ev.body.consumer_mut() {
+                        let id = consumer.to_string();
+                        if let Some(p) = self.pseudonymise(&mut ev) {
+                            self.legacy_ids.insert(p, id);
                         }
                     }
-                    return Ok(());
                 }
-                Recorded::Other => {
+                // An event's findings follow it in the ledger; any left over were not logged
+                // (the rulebook changed since), so they must not be paired with later leaves.
+                if !produced.is_empty() {
                     tracing::warn!(
                         index,
-                        "ledger leaf is neither an event nor a finding; skipped in replay"
+                        unlogged = produced.len(),
+                        "the current rulebook finds more than was logged"
                     );
-                    return Ok(());
+                    produced.clear();
                 }
-                Recorded::Unreadable(why) => {
-                    tracing::warn!(index, %why, "a salted leaf cannot be restored; skipped in replay");
-                    // Its id stays taken (the database has it).
-                    if let Some(id) = weiquan_app::leaf_event_id(raw) {
-                        self.ids.insert_durable(id_digest(&id));
-                    }
-                    return Ok(());
-                }
-                Recorded::Event { text, format } => (text, format),
-            };
-            match parse_event(&text) {
-                Ok(mut ev) => {
-                    if format < 3 {
-                        // Written before consumers were salted: the engine knows them by pseudonym all the same.
-                        if let Some(consumer) = ev.body.consumer_mut() {
-                            let id = consumer.to_string();
-                            if let Some(p) = self.pseudonymise(&mut ev) {
-                                self.legacy_ids.insert(p, id);
-                            }
-                        }
-                    }
-                    // An event's findings follow it in the ledger; any left over were not logged
-                    // (the rulebook changed since), so they must not be paired with later leaves.
-                    if !produced.is_empty() {
-                        tracing::warn!(
-                            index,
-                            unlogged = produced.len(),
-                            "the current rulebook finds more than was logged"
-                        );
-                        produced.clear();
-                    }
-                    self.ids.insert_durable(id_digest(&ev.id));
-                    produced.extend(self.engine.apply(&ev));
-                }
-                Err(e) => {
-                    tracing::warn!(index, error = %e, "ledger leaf is not an event of this format; skipped in replay")
+                self.index_replayed(id_digest(&ev.id), index, true, runs);
+                produced.extend(self.engine.apply(&ev));
+            }
+            Err(e) => {
+                tracing::warn!(index, error = %e, "ledger leaf is not an event of this format; skipped in replay");
+                if let Some(id) = weiquan_app::leaf_event_id(raw) {
+                    self.index_replayed(id_digest(&id), index, true, runs);
                 }
             }
-            Ok(())
-        })
+        }
     }
 
     /// The original value of the salted member `field` of the event with this
@@ -901,7 +936,10 @@ impl Core {
     /// caller (the engine never reads one).
     pub fn stage(&mut self, requests: Vec<Batch>, now: Time) -> Result<Staged, LedgerError> {
         let base = self.ledger.size();
-        self.ids.new_group();
+        // A generation of ids that leaves memory is stored first (its leaves are durable).
+        if let Some(run) = self.ids.new_generation_at(base) {
+            self.db().put_id_run(run.run, run.end_leaf, &run.buckets)?;
+        }
         // Ids the group may repeat are looked up at once: one round trip,
         // while the group before is being written.
         let ask: Vec<u128> = (requests.iter())
@@ -919,7 +957,6 @@ impl Core {
         let mut st = Staging {
             leaves: Vec::with_capacity(items + items / 8),
             private: Vec::with_capacity(items),
-            ids: Vec::with_capacity(items),
             earlier,
             ..Staging::default()
         };
@@ -951,7 +988,6 @@ impl Core {
             append,
             private: st.private,
             consumers: st.consumers,
-            ids: st.ids,
             results,
             finding_rules,
         })
@@ -1041,7 +1077,6 @@ impl Core {
             return ItemResult::Duplicate;
         }
         self.ids.insert(digest, index);
-        st.ids.push((digest, index));
         let id = ev.body.consumer_mut().map(|c| c.to_string());
         let mut consumer = self.pseudonymise(ev);
         if let (Some(p), Some(id)) = (&consumer, id) {
@@ -1348,12 +1383,13 @@ mod tests {
         assert_eq!(from_disk, in_memory);
     }
 
-    /// A ledger written before ids were indexed (schema 7) has them indexed
-    /// at the next start, once: its repeats are found, including the id of
-    /// an event whose consumer was erased since (a full replay cannot read
-    /// that event back, and its id must stay taken).
+    /// A ledger written before ids were stored (schema 7) has them indexed
+    /// from its leaves at the next start, and stored as generations leave
+    /// memory: its repeats are found, including the id of an event whose
+    /// consumer was erased since (its leaf cannot be read back, and its id
+    /// must stay taken).
     #[test]
-    fn ids_stored_before_the_index_existed_are_indexed_at_the_next_start() {
+    fn ids_stored_before_runs_existed_are_indexed_and_stored_after_the_upgrade() {
         let dir = tempfile::tempdir().expect("tempdir");
         let offered = |n: usize, consumer: &str| {
             format!(
@@ -1363,21 +1399,25 @@ mod tests {
         let lines: Vec<String> = (0..20)
             .map(|n| offered(n, if n == 3 { "gone" } else { "stays" }))
             .collect();
-        let mut core = core_in(dir.path(), 4);
+        let mut core = core_in(dir.path(), 1 << 20);
         ingest_each(&mut core, &lines);
         drop(core);
         let path = dir.path().join("weiquan.db");
         weiquan_store::Database::Sqlite(path.clone())
             .erase_consumer("gone")
             .expect("erased");
-        // What the upgrade to schema 8 found: no index of these leaves.
+        // What the upgrade to schema 8 found: no stored id.
         let conn = rusqlite::Connection::open(&path).expect("open");
-        conn.execute_batch("DROP TABLE event_ids; DROP TABLE event_ids_backfill; PRAGMA user_version = 7;")
+        conn.execute_batch("DROP TABLE event_id_runs; DROP TABLE event_id_run_ends; PRAGMA user_version = 7;")
             .expect("back to schema 7");
         drop(conn);
 
         let mut core = core_in(dir.path(), 4);
-        assert_eq!(core.db().ids_missing_below().expect("read"), None, "indexed once");
+        let more: Vec<String> = (100..110).map(|n| offered(n, "more")).collect();
+        ingest_each(&mut core, &more);
+        let runs = core.db().id_runs().expect("runs");
+        assert!(runs.first().is_some_and(|&(_, end)| end >= 20), "{runs:?}");
+        assert_eq!(core.ids.recent(id_digest("b3")), None, "only in a stored run");
         let size = core.ledger().size();
         assert_eq!(
             ingest_each(

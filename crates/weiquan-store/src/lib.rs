@@ -19,7 +19,7 @@ pub use weiquan_ledger::{LogStore, Private, PrivateRow, StoreError, StoreErrorKi
 
 /// The version of the database schema this build writes. Opening a database
 /// at an older version upgrades it; a newer one is refused.
-pub const SCHEMA_VERSION: u32 = 8;
+pub const SCHEMA_VERSION: u32 = 9;
 
 /// The schema, one step per version, for both stores: `{int}` is a 64-bit
 /// integer type, `{blob}` a byte string, `{if_not_exists}` what the dialect
@@ -122,18 +122,37 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
      );
      CREATE INDEX IF NOT EXISTS console_signouts_expiry ON console_signouts (expires_at);
 ",
-    // 8: accepted events' ids, by the first 16 bytes of their SHA-256, with
-    // their leaf: the duplicate check and the evidence of findings read them
-    // here instead of holding every id in memory (issue 19). Written with the
-    // leaves, in the same transaction. The leaves already stored have theirs
-    // added by the server at its next start (`event_ids_backfill` says below
-    // which leaf they may be missing; no row: none are).
+    // 8: accepted events' ids, one index row per id written with its leaf.
+    // Replaced by step 9 (it halved ingest: a random page per event); kept
+    // as it was, because databases were upgraded to it.
     "CREATE TABLE IF NOT EXISTS event_ids (
          digest {blob} PRIMARY KEY,
          leaf {int} NOT NULL
      ){without_rowid};
      CREATE TABLE IF NOT EXISTS event_ids_backfill (below {int} NOT NULL);
      INSERT INTO event_ids_backfill (below) SELECT COUNT(*) FROM ledger_leaves HAVING COUNT(*) > 0;
+",
+    // 9: accepted events' ids, by the first 16 bytes of their SHA-256, with
+    // their leaf: the duplicate check and the evidence of findings read them
+    // here instead of holding every id in memory (issue 19). The server
+    // writes them a run at a time (the ids of a million or so leaves, once
+    // those are durable), split by the digest's first bits into buckets of
+    // sorted (digest, leaf) pairs. Keyed by bucket first, so that a lookup
+    // reads one range per bucket; a run's write dirties one page per bucket
+    // whatever the table's size. A run ends before `end_leaf`; the ids of the
+    // leaves after the last run are the server's to index from the ledger.
+    "DROP TABLE IF EXISTS event_ids;
+     DROP TABLE IF EXISTS event_ids_backfill;
+     CREATE TABLE IF NOT EXISTS event_id_runs (
+         bucket {int} NOT NULL,
+         run {int} NOT NULL,
+         pairs {blob} NOT NULL,
+         PRIMARY KEY (bucket, run)
+     ){without_rowid};
+     CREATE TABLE IF NOT EXISTS event_id_run_ends (
+         run {int} PRIMARY KEY,
+         end_leaf {int} NOT NULL
+     );
 ",
 ];
 
@@ -395,36 +414,20 @@ pub trait LotterySeeds {
     fn seed_of(&mut self, lottery: &str) -> Result<Option<String>, StoreError>;
 }
 
-/// Accepted events' ids, by digest (see [`Private::ids`]): where a server
-/// finds a repeated id and the evidence of a finding without holding every
-/// id in memory.
+/// Accepted events' ids, a run at a time: where a server finds a repeated
+/// id and the evidence of a finding without holding every id in memory.
+/// What a run's buckets hold is the server's business (sorted pairs of a
+/// digest and a leaf); the store keeps them and hands a bucket back.
 pub trait EventIds {
-    /// The stored ones of `digests`, each with its leaf, in no particular order.
-    fn leaves_of_ids(&mut self, digests: &[u128]) -> Result<Vec<(u128, u64)>, StoreError>;
-    /// Leaves below this index were stored before ids were, and theirs may
-    /// be missing (`None`: none are).
-    fn ids_missing_below(&mut self) -> Result<Option<u64>, StoreError>;
-    /// Adds the ids of leaves stored before ids were (a digest already
-    /// stored keeps its leaf: the first event with an id is the one
-    /// accepted); with `done`, records that none are missing any more.
-    fn backfill_ids(&mut self, ids: &[(u128, u64)], done: bool) -> Result<(), StoreError>;
-}
-
-/// A digest as stored: 16 bytes, big-endian.
-fn digest_bytes(digest: u128) -> [u8; 16] {
-    digest.to_be_bytes()
-}
-
-/// A stored digest and its leaf, checked.
-fn digest_row(bytes: &[u8], leaf: i64) -> Result<(u128, u64), StoreError> {
-    let digest = <[u8; 16]>::try_from(bytes).map_err(|_| {
-        StoreError::of_kind(
-            StoreErrorKind::Corrupt,
-            "reading event ids",
-            format!("a stored id digest has {} bytes, not 16", bytes.len()),
-        )
-    })?;
-    Ok((u128::from_be_bytes(digest), leaf as u64))
+    /// Every stored run: its number and the leaf its ids end before, in order.
+    fn id_runs(&mut self) -> Result<Vec<(u64, u64)>, StoreError>;
+    /// Stores run `run`, of the ids of leaves before `end_leaf`, as its
+    /// buckets (number, content), in one transaction. A run stored already
+    /// is a conflict.
+    fn put_id_run(&mut self, run: u64, end_leaf: u64, buckets: &[(u32, Vec<u8>)]) -> Result<(), StoreError>;
+    /// The given buckets of every run that has them, as (bucket, content),
+    /// in one statement (a group's lookups are one round trip).
+    fn id_run_buckets(&mut self, buckets: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, StoreError>;
 }
 
 /// The name of the [`PrivateData::erasure_mark`] secret, which an erasure deletes.

@@ -144,14 +144,6 @@ impl LogStore for PgStore {
             )
             .map_err(err("keeping consumers' ids"))?;
         }
-        if !private.ids.is_empty() {
-            let (digests, leaves) = id_columns(private.ids);
-            tx.execute(
-                "INSERT INTO event_ids (digest, leaf) SELECT * FROM UNNEST($1::bytea[], $2::int8[])",
-                &[&digests, &leaves],
-            )
-            .map_err(err("keeping events' ids"))?;
-        }
         let new_size = (first + leaves.len() as u64) as i64;
         tx.execute(
             "INSERT INTO ledger_checkpoints (size, note) VALUES ($1, $2) ON CONFLICT (size) DO UPDATE SET note = EXCLUDED.note",
@@ -302,49 +294,44 @@ impl crate::LotterySeeds for PgStore {
     }
 }
 
-/// Event ids as two columns for `UNNEST`: digests (as stored) and leaves.
-fn id_columns(ids: &[(u128, u64)]) -> (Vec<Vec<u8>>, Vec<i64>) {
-    (ids.iter())
-        .map(|&(d, leaf)| (crate::digest_bytes(d).to_vec(), leaf as i64))
-        .unzip()
-}
-
 impl crate::EventIds for PgStore {
-    fn leaves_of_ids(&mut self, digests: &[u128]) -> Result<Vec<(u128, u64)>, StoreError> {
-        if digests.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys: Vec<Vec<u8>> = digests.iter().map(|&d| crate::digest_bytes(d).to_vec()).collect();
+    fn id_runs(&mut self) -> Result<Vec<(u64, u64)>, StoreError> {
         let rows = self
             .client
-            .query("SELECT digest, leaf FROM event_ids WHERE digest = ANY($1)", &[&keys])
-            .map_err(err("looking up event ids"))?;
-        (rows.iter())
-            .map(|r| crate::digest_row(r.get::<_, &[u8]>(0), r.get(1)))
-            .collect()
+            .query("SELECT run, end_leaf FROM event_id_run_ends ORDER BY run", &[])
+            .map_err(err("listing id runs"))?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64))
+            .collect())
     }
 
-    fn ids_missing_below(&mut self) -> Result<Option<u64>, StoreError> {
-        let row = self
-            .client
-            .query_one("SELECT MAX(below) FROM event_ids_backfill", &[])
-            .map_err(err("reading what the id index lacks"))?;
-        Ok(row.get::<_, Option<i64>>(0).map(|b| b as u64))
-    }
-
-    fn backfill_ids(&mut self, ids: &[(u128, u64)], done: bool) -> Result<(), StoreError> {
-        let (digests, leaves) = id_columns(ids);
-        let mut tx = self.client.transaction().map_err(err("starting to add event ids"))?;
+    fn put_id_run(&mut self, run: u64, end_leaf: u64, buckets: &[(u32, Vec<u8>)]) -> Result<(), StoreError> {
+        let (numbers, contents): (Vec<i64>, Vec<&[u8]>) = buckets.iter().map(|(b, p)| (*b as i64, &p[..])).unzip();
+        let mut tx = self.client.transaction().map_err(err("starting to store an id run"))?;
         tx.execute(
-            "INSERT INTO event_ids (digest, leaf) SELECT * FROM UNNEST($1::bytea[], $2::int8[]) ON CONFLICT (digest) DO NOTHING",
-            &[&digests, &leaves],
+            "INSERT INTO event_id_run_ends (run, end_leaf) VALUES ($1, $2)",
+            &[&(run as i64), &(end_leaf as i64)],
         )
-        .map_err(err("adding event ids"))?;
-        if done {
-            tx.execute("DELETE FROM event_ids_backfill", &[])
-                .map_err(err("recording that no event id is missing"))?;
-        }
-        tx.commit().map_err(err("committing event ids"))
+        .map_err(err("storing an id run"))?;
+        tx.execute(
+            "INSERT INTO event_id_runs (run, bucket, pairs) SELECT $1, * FROM UNNEST($2::int8[], $3::bytea[])",
+            &[&(run as i64), &numbers, &contents],
+        )
+        .map_err(err("storing an id run"))?;
+        tx.commit().map_err(err("committing an id run"))
+    }
+
+    fn id_run_buckets(&mut self, buckets: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
+        let buckets: Vec<i64> = buckets.iter().map(|&b| b as i64).collect();
+        let rows = self
+            .client
+            .query(
+                "SELECT bucket, pairs FROM event_id_runs WHERE bucket = ANY($1)",
+                &[&buckets],
+            )
+            .map_err(err("looking up event ids"))?;
+        Ok(rows.iter().map(|r| (r.get::<_, i64>(0) as u32, r.get(1))).collect())
     }
 }
 

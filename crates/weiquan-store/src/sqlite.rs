@@ -347,13 +347,6 @@ impl LogStore for SqliteStore {
                 name.execute(params![pseudonym, id])
                     .map_err(err("keeping a consumer's id"))?;
             }
-            let mut id = tx
-                .prepare_cached("INSERT INTO event_ids (digest, leaf) VALUES (?1, ?2)")
-                .map_err(err("preparing the append"))?;
-            for &(digest, leaf) in private.ids {
-                id.execute(params![crate::digest_bytes(digest), leaf as i64])
-                    .map_err(err("keeping an event's id"))?;
-            }
         }
         let new_size = first + leaves.len() as u64;
         tx.execute(
@@ -517,48 +510,56 @@ impl crate::LotterySeeds for SqliteStore {
 }
 
 impl crate::EventIds for SqliteStore {
-    fn leaves_of_ids(&mut self, digests: &[u128]) -> Result<Vec<(u128, u64)>, StoreError> {
+    fn id_runs(&mut self) -> Result<Vec<(u64, u64)>, StoreError> {
         let mut q = self
             .conn
-            .prepare_cached("SELECT leaf FROM event_ids WHERE digest = ?1")
-            .map_err(err("preparing an id lookup"))?;
-        let mut found = Vec::new();
-        for &digest in digests {
-            let leaf: Option<i64> = q
-                .query_row([crate::digest_bytes(digest)], |r| r.get(0))
-                .optional()
-                .map_err(err("looking up an event id"))?;
-            found.extend(leaf.map(|l| (digest, l as u64)));
-        }
-        Ok(found)
+            .prepare_cached("SELECT run, end_leaf FROM event_id_run_ends ORDER BY run")
+            .map_err(err("preparing to list id runs"))?;
+        let rows = q
+            .query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)))
+            .map_err(err("listing id runs"))?;
+        rows.collect::<Result<_, _>>().map_err(err("listing id runs"))
     }
 
-    fn ids_missing_below(&mut self) -> Result<Option<u64>, StoreError> {
-        self.conn
-            .query_row("SELECT MAX(below) FROM event_ids_backfill", [], |r| {
-                r.get::<_, Option<i64>>(0)
-            })
-            .map(|b| b.map(|b| b as u64))
-            .map_err(err("reading what the id index lacks"))
-    }
-
-    fn backfill_ids(&mut self, ids: &[(u128, u64)], done: bool) -> Result<(), StoreError> {
-        let tx = self.conn.transaction().map_err(err("starting to add event ids"))?;
+    fn put_id_run(&mut self, run: u64, end_leaf: u64, buckets: &[(u32, Vec<u8>)]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(err("starting to store an id run"))?;
+        tx.execute(
+            "INSERT INTO event_id_run_ends (run, end_leaf) VALUES (?1, ?2)",
+            params![run as i64, end_leaf as i64],
+        )
+        .map_err(err("storing an id run"))?;
         {
             let mut insert = tx
-                .prepare_cached("INSERT OR IGNORE INTO event_ids (digest, leaf) VALUES (?1, ?2)")
-                .map_err(err("preparing to add event ids"))?;
-            for &(digest, leaf) in ids {
+                .prepare_cached("INSERT INTO event_id_runs (bucket, run, pairs) VALUES (?1, ?2, ?3)")
+                .map_err(err("preparing to store an id run"))?;
+            for (bucket, pairs) in buckets {
                 insert
-                    .execute(params![crate::digest_bytes(digest), leaf as i64])
-                    .map_err(err("adding an event id"))?;
-            }
-            if done {
-                tx.execute("DELETE FROM event_ids_backfill", [])
-                    .map_err(err("recording that no event id is missing"))?;
+                    .execute(params![bucket, run as i64, pairs])
+                    .map_err(err("storing an id run"))?;
             }
         }
-        tx.commit().map_err(err("committing event ids"))
+        tx.commit().map_err(err("committing an id run"))
+    }
+
+    fn id_run_buckets(&mut self, buckets: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        // SQLite binds at most 32,766 parameters; 4,096 a statement keeps it cached.
+        for chunk in buckets.chunks(4096) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let mut q = self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT bucket, pairs FROM event_id_runs WHERE bucket IN ({marks})"
+                ))
+                .map_err(err("preparing an id lookup"))?;
+            let rows = q
+                .query_map(rusqlite::params_from_iter(chunk), |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(err("looking up event ids"))?;
+            for row in rows {
+                out.push(row.map_err(err("looking up event ids"))?);
+            }
+        }
+        Ok(out)
     }
 }
 

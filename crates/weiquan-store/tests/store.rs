@@ -529,66 +529,43 @@ fn the_outbox_keeps_instructions_until_and_after_they_are_delivered() {
     }
 }
 
-/// Event ids are stored with their leaves, in the same transaction: a
-/// repeated digest refuses the whole append (the appender checks ids are
-/// new, so a repeat is its bug, not something to drop quietly). A database
-/// upgraded from schema 7 says below which leaf ids may be missing, and
-/// filling them in keeps the first leaf of an id.
+/// Runs of event ids are stored whole and listed in order; a bucket comes
+/// back from every run that has it (asked in one call, however many), and
+/// a run stored twice is refused.
 #[test]
-fn event_ids_are_stored_with_their_leaves_and_filled_in_after_an_upgrade() {
+fn runs_of_event_ids_are_stored_whole_and_read_a_bucket_at_a_time() {
     for (name, b) in backends() {
-        let (signer, _) = keys();
-        let mut ledger = Ledger::open(b.open_backend(), signer, ORIGIN).expect("open");
-        assert_eq!(
-            ledger.store_mut().ids_missing_below().expect("read"),
-            None,
-            "{name}: a new database lacks none"
-        );
-        let with_ids = |ids: &'static [(u128, u64)]| weiquan_store::Private {
-            ids,
-            ..Default::default()
-        };
-        ledger
-            .append_with_private(vec![leaf(0), leaf(1)], with_ids(&[(10, 0), (11, 1)]))
-            .expect("append");
-        let mut found = ledger.store_mut().leaves_of_ids(&[10, 11, 12]).expect("lookup");
-        found.sort_unstable();
-        assert_eq!(found, vec![(10, 0), (11, 1)], "{name}");
-        let repeat = ledger.append_with_private(vec![leaf(2)], with_ids(&[(11, 2)]));
-        assert!(repeat.is_err(), "{name}: a repeated id is refused");
-        assert_eq!(
-            ledger.store_mut().size().expect("size"),
-            2,
-            "{name}: and its leaf with it"
-        );
-        ledger.reload().expect("reload");
-        ledger.append(vec![leaf(2), leaf(3)]).expect("append without ids");
-        drop(ledger);
-
-        // Back to schema 7, as the upgrade found a database: the ids of its 4 leaves may be missing.
-        match &b {
-            common::Backend::Sqlite(_) => {
-                b.sql("DROP TABLE event_ids; DROP TABLE event_ids_backfill; PRAGMA user_version = 7;")
-            }
-            common::Backend::Postgres(_) => {
-                b.sql("DROP TABLE event_ids; DROP TABLE event_ids_backfill; UPDATE weiquan_schema SET version = 7;")
-            }
-        }
         let mut store = b.open_backend();
-        assert_eq!(store.ids_missing_below().expect("read"), Some(4), "{name}");
-        store.backfill_ids(&[(20, 2), (20, 3)], false).expect("fill");
+        assert_eq!(store.id_runs().expect("runs"), vec![], "{name}");
+        store
+            .put_id_run(0, 100, &[(1, vec![1; 24]), (7, vec![7; 48])])
+            .expect("run 0");
+        store.put_id_run(1, 250, &[(7, vec![8; 24])]).expect("run 1");
+        assert_eq!(store.id_runs().expect("runs"), vec![(0, 100), (1, 250)], "{name}");
+        let mut got = store.id_run_buckets(&[7, 1, 2]).expect("buckets");
+        got.sort();
         assert_eq!(
-            store.leaves_of_ids(&[20]).expect("lookup"),
-            vec![(20, 2)],
-            "{name}: the first stays"
+            got,
+            vec![(1, vec![1; 24]), (7, vec![7; 48]), (7, vec![8; 24])],
+            "{name}"
+        );
+        assert_eq!(store.id_run_buckets(&[2]).expect("bucket"), vec![], "{name}");
+        assert!(
+            store.put_id_run(1, 300, &[(2, vec![2; 24])]).is_err(),
+            "{name}: run 1 again"
         );
         assert_eq!(
-            store.ids_missing_below().expect("read"),
-            Some(4),
-            "{name}: not done yet"
+            store.id_run_buckets(&[2]).expect("bucket"),
+            vec![],
+            "{name}: nothing of it stays"
         );
-        store.backfill_ids(&[(21, 3)], true).expect("fill");
-        assert_eq!(store.ids_missing_below().expect("read"), None, "{name}: done");
-        assert_eq!(store.leaves_of_ids(&[21]).expect("lookup"), vec![(21, 3)], "{name}");
+        let many: Vec<u32> = (0..5000).collect();
+        assert_eq!(
+            store.id_run_buckets(&many).expect("buckets").len(),
+            3,
+            "{name}: more buckets than one statement binds"
+        );
+        drop(store);
+        assert_eq!(b.open_backend().id_runs().expect("runs").len(), 2, "{name}: kept");
     }
 }
