@@ -119,7 +119,7 @@ struct Replayed {
     erasure_mark: [u8; 32],
     findings: Vec<StoredFinding>,
     /// The filter of every accepted id (the ids themselves are in the database).
-    ids: growable_bloom_filter::GrowableBloom,
+    ids: ids::IdFilter,
     legacy_ids: HashMap<String, String>,
     recorded_rulebook: Option<String>,
 }
@@ -1251,8 +1251,8 @@ mod tests {
     /// `snapshots::MAGIC`, or a new build would misread an older file.
     #[test]
     fn the_snapshot_layout_is_the_one_its_magic_names() {
-        let mut ids = growable_bloom_filter::GrowableBloom::new(0.5, 4);
-        ids.insert(7u128);
+        let mut ids = ids::IdFilter::with_first(4);
+        ids.insert(7);
         let finding = Finding {
             rule: weiquan_engine::RuleId::Ps01,
             subject: "order:o1".into(),
@@ -1273,11 +1273,11 @@ mod tests {
         let bytes = postcard::to_stdvec(&state).expect("encodes");
         assert_eq!(
             hex::encode(&bytes),
-            "090101010101010101010101010101010101010101010101010101010101010101020202020202020202020202020202020202020202020202020202020202020201040550532d3031086f726465723a6f3101026d31d00f80c20301026531010470616964013101014001000000000000e03f04010402000000000040eb3f010470733a3102753101026162",
+            "090101010101010101010101010101010101010101010101010101010101010101020202020202020202020202020202020202020202020202020202020202020201040550532d3031086f726465723a6f3101026d31d00f80c203010265310104706169640131010401200000004000000010000080000040000004000000000100000008000000000100010470733a3102753101026162",
             "the layout changed: give snapshots::MAGIC a new number, then update this value"
         );
         let back: Replayed = postcard::from_bytes(&bytes).expect("decodes");
-        assert_eq!((back.size, back.findings.len(), back.ids.contains(7u128)), (9, 1, true));
+        assert_eq!((back.size, back.findings.len(), back.ids.contains(7)), (9, 1, true));
     }
 
     const ORIGIN: &str = "test.local/ledger";

@@ -28,7 +28,7 @@ pub const KEEP: usize = 2;
 /// `core.rs` fails when that encoding changes, and the number here must then
 /// change too, so that a build never misreads another's file. (The engine's
 /// part carries its own fingerprint.)
-const MAGIC: &[u8; 8] = b"WQCORE03";
+const MAGIC: &[u8; 8] = b"WQCORE04";
 
 /// Where and how often the sequencer snapshots its state.
 #[derive(Clone, Debug)]

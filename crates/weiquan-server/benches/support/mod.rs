@@ -22,7 +22,8 @@ pub fn weiquan() -> String {
 }
 
 /// Starts `weiquan serve` with `args` on a free port; returns once it prints
-/// its address. Its log lines about snapshots go to this process's stderr.
+/// its address. Its log lines about snapshots, its warnings, errors and
+/// panics go to this process's stderr.
 pub fn start(args: &[&str]) -> Server {
     use std::io::BufRead;
     let mut child = Command::new(weiquan())
@@ -40,10 +41,11 @@ pub fn start(args: &[&str]) -> Server {
             break rest.split_whitespace().next().expect("url").to_owned();
         }
     };
-    // The server's log is dropped, but for its snapshots (their encode and write times).
+    // The server's log is dropped, but for its snapshots (their encode and
+    // write times) and whatever went wrong (why a run stopped).
     std::thread::spawn(move || {
         for l in lines.map_while(Result::ok) {
-            if l.contains("snapshot") {
+            if ["snapshot", "WARN", "ERROR", "panicked"].iter().any(|w| l.contains(w)) {
                 eprintln!("server: {l}");
             }
         }
