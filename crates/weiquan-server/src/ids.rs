@@ -1,15 +1,16 @@
 //! Accepted events' ids without holding them all in memory (issue 19).
-//! Memory holds a Bloom filter of every id and the ids of the last one to
-//! two million leaves exactly; the database holds the others, a run at a
+//! Memory holds a Bloom filter of every id and the last one to two million
+//! ids exactly; the database holds the others, a run at a
 //! time: when a generation of recent ids leaves memory (all of its leaves
 //! durable by then), it is stored as one run, its (digest, leaf) pairs
 //! sorted and split by the digest's first bits into buckets. A new id the
 //! filter has not seen costs nothing; the few others are looked up one
 //! bucket per run, once per group of requests.
 //!
-//! Writing a run is a sequential write of 24 bytes an id. The first version
-//! wrote every id into one database index with its leaf's transaction: a
-//! random page per id, and ingest fell to 0.4–0.5 of what it was.
+//! Writing a run costs 24 bytes an id and a page per bucket, once per
+//! generation. The first version wrote every id into one database index
+//! with its leaf's transaction: a random page per id, and ingest fell to
+//! 0.4–0.5 of what it was.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -32,7 +33,7 @@ const FIRST_CAPACITY: usize = 1 << 20;
 /// filters (each id sets 8 bits of one 32-byte block, so a check or an
 /// insert touches one cache line) of doubling sizes, checked newest first.
 /// A partitioned filter (a bit per hash anywhere in the filter, in each of
-/// four sizes) took 11% of a replay's time in cache misses.
+/// four sizes) took 11% of a replay's time.
 #[derive(Clone)]
 pub struct IdFilter {
     /// Each filter with the ids it was sized for and the ids it holds.
