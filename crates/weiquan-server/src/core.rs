@@ -132,7 +132,8 @@ struct Staging {
     private: Vec<PrivateRow>,
     /// Consumers this process had not seen yet: (pseudonym, id).
     consumers: Vec<(String, String)>,
-    /// Ids of the group's items that the database has (a repeat), with their leaves.
+    /// Ids of the group's items accepted before the group (repeats), with
+    /// their leaves, from memory or the database.
     earlier: HashMap<u128, u64>,
     findings: Vec<StoredFinding>,
     /// The first store failure while staging: the group is then refused.
@@ -198,11 +199,13 @@ pub struct Batch {
     items: Vec<(Item, Option<PreparedLeaf>)>,
 }
 
-/// An item's leaf as built ahead of the sequencer: its salt, and the leaf with
-/// its record hash (or why it cannot be one).
+/// An item's leaf as built ahead of the sequencer: its salt, the leaf with
+/// its record hash (or why it cannot be one), and the digest of the event's
+/// id (a SHA-256 too, which the sequencer would otherwise compute twice).
 struct PreparedLeaf {
     salt: Salt,
     built: Result<(SaltedLeaf, Hash), String>,
+    digest: u128,
 }
 
 impl Batch {
@@ -279,7 +282,11 @@ fn build_leaf(
             (leaf, record)
         })
         .map_err(|e| e.to_string());
-    PreparedLeaf { salt, built }
+    PreparedLeaf {
+        salt,
+        built,
+        digest: id_digest(&ev.id),
+    }
 }
 
 /// The consumer pseudonyms (`ps:` and 32 hex digits) that `text` names.
@@ -942,15 +949,25 @@ impl Core {
         }
         // Ids the group may repeat are looked up at once: one round trip,
         // while the group before is being written.
-        let ask: Vec<u128> = (requests.iter())
-            .flat_map(|b| &b.items)
-            .filter_map(|(item, _)| match item.borrow_dependent() {
-                Some(Ok((ev, _))) => Some(id_digest(&ev.id)),
-                _ => None,
-            })
-            .filter(|&d| self.ids.must_ask(d))
-            .collect();
-        let earlier = self.look_up_ids(&ask)?.into_iter().collect();
+        // The ids accepted before this group are found here once, in memory or
+        // the database; an item then needs only its own group's ids checked.
+        let mut earlier = HashMap::new();
+        let mut ask = Vec::new();
+        for (item, leaf) in requests.iter().flat_map(|b| &b.items) {
+            let digest = match (leaf, item.borrow_dependent()) {
+                (Some(leaf), _) => leaf.digest,
+                (None, Some(Ok((ev, _)))) => id_digest(&ev.id),
+                (None, _) => continue,
+            };
+            match self.ids.recent(digest) {
+                Some(leaf) => {
+                    earlier.insert(digest, leaf);
+                }
+                None if self.ids.may_hold(digest) => ask.push(digest),
+                None => {}
+            }
+        }
+        earlier.extend(self.look_up_ids(&ask)?);
         // Sized once: grown by doubling, these large vectors were fresh pages
         // (zeroed by the kernel) at every group.
         let items: usize = requests.iter().map(|b| b.items.len()).sum();
@@ -1066,17 +1083,15 @@ impl Core {
             Some(p) => p,
             None => build_leaf(line, ev, extras, own_act, actor, self.salt()),
         };
-        let salt = prepared.salt;
+        let (salt, prepared_digest) = (prepared.salt, prepared.digest);
         let (salted, record) = match prepared.built {
             Ok(b) => b,
             Err(error) => return ItemResult::Rejected { field: None, error },
         };
         let index = base + st.leaves.len() as u64;
-        let digest = id_digest(&ev.id);
-        if self.ids.recent(digest).is_some() || st.earlier.contains_key(&digest) {
+        if st.earlier.contains_key(&prepared_digest) || !self.ids.insert_new(prepared_digest, index) {
             return ItemResult::Duplicate;
         }
-        self.ids.insert(digest, index);
         let id = ev.body.consumer_mut().map(|c| c.to_string());
         let mut consumer = self.pseudonymise(ev);
         if let (Some(p), Some(id)) = (&consumer, id) {
@@ -1330,6 +1345,7 @@ mod tests {
         assert_eq!(core.ids.recent(id_digest("t0")), None, "t0 left memory");
         let mut again = first.clone();
         again.push(tick(100));
+        again.push(tick(100));
         let now = Time::from_unix_ms(1_798_761_600_000, 8 * 3600);
         let results = core
             .ingest(vec![Batch::prepared(Submitter::platform(), again)], now)
@@ -1337,6 +1353,7 @@ mod tests {
             .remove(0);
         assert_eq!(results[..100], vec![ItemResult::Duplicate; 100][..]);
         assert_eq!(results[100], ItemResult::Accepted { index: 100 });
+        assert_eq!(results[101], ItemResult::Duplicate, "a repeat within the group");
         assert_eq!(core.leaf_of("t7").expect("read"), Some(7));
         drop(core);
 

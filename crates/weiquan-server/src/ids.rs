@@ -251,16 +251,32 @@ impl IdIndex {
         self.recent.get(&digest).copied()
     }
 
+    /// Whether `digest` may have been accepted (the filter's answer; false:
+    /// it was not).
+    pub fn may_hold(&self, digest: u128) -> bool {
+        self.filter.contains(digest)
+    }
+
     /// Whether the database must be asked about `digest`: it may have been
     /// accepted, and it is not a recent id.
     pub fn must_ask(&self, digest: u128) -> bool {
-        self.recent(digest).is_none() && self.filter.contains(digest)
+        self.recent(digest).is_none() && self.may_hold(digest)
     }
 
-    /// Holds an id accepted at `leaf` (in the filter and as a recent one).
-    pub fn insert(&mut self, digest: u128, leaf: u64) {
-        self.filter.insert(digest);
-        self.recent.insert(digest, leaf);
+    /// Holds an id accepted at `leaf` (in the filter and as a recent one),
+    /// unless the current generation holds it already: false then, and its
+    /// leaf stays. (The caller has found the ids accepted before its group;
+    /// this finds a repeat within the group, whose ids are all in the
+    /// current generation.)
+    pub fn insert_new(&mut self, digest: u128, leaf: u64) -> bool {
+        match self.recent.now.entry(digest) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(leaf);
+                self.filter.insert(digest);
+                true
+            }
+        }
     }
 
     /// Holds an id in the filter only (a replayed leaf's before the last
@@ -284,7 +300,8 @@ impl IdIndex {
         if self.recent.now.len() < self.recent.per_generation {
             return None;
         }
-        let leaving = std::mem::take(&mut self.recent.before);
+        let full = std::mem::take(&mut self.recent.now);
+        let leaving = std::mem::replace(&mut self.recent.before, full);
         let run = (self.now_start > self.runs_end).then(|| {
             let run = Run {
                 run: self.next_run,
@@ -295,7 +312,6 @@ impl IdIndex {
             self.runs_end = self.now_start;
             run
         });
-        self.recent.rotate_if_full();
         self.now_start = first;
         run
     }
@@ -333,10 +349,9 @@ fn buckets(pairs: HashMap<u128, u64, foldhash::fast::FixedState>) -> Vec<(u32, V
 /// bucket of another length than whole pairs is read as far as it goes).
 pub fn find_in_bucket(bucket: &[u8], digest: u128) -> Option<u64> {
     let pairs: Vec<&[u8]> = bucket.chunks_exact(PAIR).collect();
-    let at = pairs
-        .binary_search_by_key(&digest, |p| u128::from_be_bytes(p[..16].try_into().unwrap_or([0; 16])))
-        .ok()?;
-    Some(u64::from_be_bytes(pairs[at][16..].try_into().ok()?))
+    let digest_of = |p: &&[u8]| u128::from_be_bytes(std::array::from_fn(|i| p[i]));
+    let at = pairs.binary_search_by_key(&digest, digest_of).ok()?;
+    Some(u64::from_be_bytes(std::array::from_fn(|i| pairs[at][16 + i])))
 }
 
 impl Default for IdIndex {
@@ -378,7 +393,7 @@ mod tests {
         let mut runs = Vec::new();
         for leaf in 0..1000u64 {
             runs.extend(ids.new_generation_at(leaf));
-            ids.insert(digest(leaf), leaf);
+            assert!(ids.insert_new(digest(leaf), leaf));
         }
         assert_eq!(runs.len(), 8, "ten generations, the last two in memory");
         assert_eq!((runs[0].run, runs[0].end_leaf, runs[1].end_leaf), (0, 100, 200));
