@@ -52,6 +52,12 @@ impl LeafIndex {
         finding_leaf_with(f, &evidence, rules, salt)
     }
 
+    /// Every (id digest, leaf index) recorded, in no particular order: what
+    /// a snapshot keeps, to rebuild the index with [`LeafIndex::insert_new`].
+    pub fn pairs(&self) -> impl Iterator<Item = (u128, u64)> + '_ {
+        self.0.iter().flat_map(|shard| shard.iter().map(|(&d, &i)| (d, i)))
+    }
+
     /// The leaf index of the event whose id has `digest`, if recorded.
     pub fn get(&self, digest: u128) -> Option<u64> {
         self.0[(digest >> 120) as usize].get(&digest).copied()

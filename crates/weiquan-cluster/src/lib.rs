@@ -17,6 +17,7 @@
 //!   keep the work from being done twice; correctness does not rest on them.
 
 pub mod door;
+pub mod logs;
 pub mod worker;
 
 use async_nats::jetstream::{self, kv, object_store, stream};
@@ -32,6 +33,9 @@ use weiquan_engine::Finding;
 /// failed and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
+    /// A partition's log or the top log failed (`logs`).
+    #[error("log: {0}")]
+    Log(String),
     /// A NATS request failed.
     #[error("NATS: {what} failed: {error}; check that the NATS servers in --nats are up and have JetStream enabled")]
     Nats {
@@ -606,6 +610,9 @@ pub struct Published {
     pub k: u32,
     /// The finding.
     pub finding: Finding,
+    /// Its leaf in the partition's log, when the workers keep logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaf: Option<u64>,
 }
 
 impl Published {

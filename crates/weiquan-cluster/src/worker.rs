@@ -16,6 +16,7 @@
 //! expire) compute the same state and publish the same findings under the
 //! same ids (see the crate's docs).
 
+use crate::logs::{LogError, Logs, PartitionLog};
 use crate::{publish, Cluster, ClusterError, Context, Published, Stamp};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,12 @@ pub struct WorkerConfig {
     /// How long a lease lasts unless renewed: how soon another worker takes
     /// over a dead one's partitions.
     pub lease: Duration,
+    /// Where each partition's log and the top log are kept, with their
+    /// signing key; `None` keeps no logs (findings are then in JetStream only).
+    pub logs: Option<Logs>,
+    /// How often the top log records the partition logs (by whichever
+    /// worker holds its lease).
+    pub top_every: Duration,
 }
 
 /// The value of a lease (and of a worker's heartbeat).
@@ -83,8 +90,9 @@ pub fn now_ms() -> u64 {
 }
 
 /// Applies one message of partition `p` (of `partitions`) to its engine: the
-/// findings the partition reports for it, in the engine's order. Pure: the
-/// same messages in the same order give the same findings on any worker.
+/// event's id (none for an advance) and the findings the partition reports
+/// for it, in the engine's order. Pure: the same messages in the same order
+/// give the same findings on any worker.
 pub fn step(
     engine: &mut Engine,
     copies: &mut Copies,
@@ -92,23 +100,27 @@ pub fn step(
     partitions: u32,
     stamp: &Stamp,
     line: &str,
-) -> Result<Vec<Finding>, String> {
+) -> Result<(Option<String>, Vec<Finding>), String> {
     let clock = stamp.clock;
     copies.extend(stamp.copies.iter().cloned());
     if stamp.advance {
         let to = clock.ok_or("an advance without a clock")?;
-        return Ok(engine
-            .advance(to)
-            .into_iter()
-            .filter(|f| copies.keeps(f, p, partitions, None))
-            .collect());
+        let found = engine.advance(to);
+        return Ok((
+            None,
+            found
+                .into_iter()
+                .filter(|f| copies.keeps(f, p, partitions, None))
+                .collect(),
+        ));
     }
     let ev = weiquan_events::parse_event(line).map_err(|e| format!("the event does not parse: {e}"))?;
     let route = if stamp.all { Route::All } else { Route::One(p) };
-    Ok(weiquan_partition::apply_stamped(engine, clock, &ev)
+    let found = weiquan_partition::apply_stamped(engine, clock, &ev)
         .into_iter()
         .filter(|f| copies.keeps(f, p, partitions, Some((route, &ev.id))))
-        .collect())
+        .collect();
+    Ok((Some(ev.id.into_owned()), found))
 }
 
 /// A partition's state as a snapshot holds it.
@@ -124,9 +136,20 @@ struct Saved {
     copies: Copies,
     /// [`Engine::snapshot`].
     engine: Vec<u8>,
+    /// The partition's log, when the worker keeps logs.
+    log: Option<SavedLog>,
 }
 
-const MAGIC: [u8; 8] = *b"WQPART01";
+/// How far a partition's log was written when a snapshot was taken.
+#[derive(Serialize, Deserialize)]
+struct SavedLog {
+    /// Leaves written.
+    size: u64,
+    /// Each event's (id digest, leaf index), for findings' evidence.
+    ids: Vec<(u128, u64)>,
+}
+
+const MAGIC: [u8; 8] = *b"WQPART02";
 
 /// How long a partition's consumer may deliver nothing before it is made again.
 const QUIET: Duration = Duration::from_secs(3);
@@ -140,6 +163,10 @@ struct State {
     copies: Copies,
     index: u64,
     seq: u64,
+    /// Its log, when the worker keeps logs (in a snapshot: how far it was written).
+    log: Option<PartitionLog>,
+    /// A decoded snapshot's log position, until the log is opened.
+    saved_log: Option<SavedLog>,
 }
 
 impl State {
@@ -152,6 +179,10 @@ impl State {
             seq: self.seq,
             copies: self.copies.clone(),
             engine: self.engine.snapshot().map_err(|e| e.to_string())?,
+            log: self.log.as_ref().map(|log| SavedLog {
+                size: log.size(),
+                ids: log.leaf_index().pairs().collect(),
+            }),
         };
         let mut bytes = postcard::to_stdvec(&saved).map_err(|e| e.to_string())?;
         let sum = Sha256::digest(&bytes);
@@ -176,7 +207,21 @@ impl State {
             copies: saved.copies,
             index: saved.index,
             seq: saved.seq,
+            log: None,
+            saved_log: saved.log,
         })
+    }
+
+    /// A partition applied from its start.
+    fn empty(rules: Arc<Rulebook>) -> State {
+        State {
+            engine: Engine::new(rules),
+            copies: Copies::default(),
+            index: 0,
+            seq: 0,
+            log: None,
+            saved_log: None,
+        }
     }
 }
 
@@ -211,6 +256,8 @@ pub async fn run(
     let leases = cluster.kv("leases").await?;
     let progress = cluster.kv("progress").await?;
     let mut owned: BTreeMap<u32, Owned> = BTreeMap::new();
+    // The top log's writer, when this worker holds its lease.
+    let mut top: Option<Owned> = None;
     let tick = cfg.lease / 4;
     // The first round only announces this worker, so that workers started
     // together see each other before they take shares.
@@ -232,17 +279,32 @@ pub async fn run(
         }
         // Renew, or notice a lease lost (taken, or run out while NATS was away).
         for (&p, o) in owned.iter_mut() {
-            match renew(&leases, p, value.clone(), o.revision, &cfg.name).await {
-                Ok(rev) => {
-                    o.revision = rev;
-                    o.until = until;
-                }
-                Err(e) => {
-                    if e.is_some() || now + tick.as_millis() as u64 >= o.until {
-                        let why = e.unwrap_or_else(|| "not renewed in time".into());
-                        tracing::warn!(partition = p, %why, "lease lost; stopping the partition");
-                        let _ = o.stop.send(Stop::Lost);
-                    }
+            keep(
+                &leases,
+                &lease_key(p),
+                o,
+                value.clone(),
+                &cfg.name,
+                until,
+                now + tick.as_millis() as u64,
+            )
+            .await;
+        }
+        if let Some(o) = &mut top {
+            keep(
+                &leases,
+                TOP_KEY,
+                o,
+                value.clone(),
+                &cfg.name,
+                until,
+                now + tick.as_millis() as u64,
+            )
+            .await;
+            if o.task.is_finished() || *o.stop.borrow() == Stop::Lost {
+                if let Some(o) = top.take() {
+                    o.task.abort();
+                    let _ = leases.delete_expect_revision(TOP_KEY, Some(o.revision)).await;
                 }
             }
         }
@@ -290,7 +352,7 @@ pub async fn run(
             if owned.contains_key(&p) || cooling.contains_key(&p) {
                 continue;
             }
-            if let Some(revision) = take(&leases, p, value.clone(), now).await {
+            if let Some(revision) = take(&leases, &lease_key(p), value.clone(), now).await {
                 tracing::info!(partition = p, "lease taken");
                 let (stop, watch) = watch::channel(Stop::Run);
                 let applied = Arc::new(AtomicU64::new(0));
@@ -314,6 +376,21 @@ pub async fn run(
                 );
             }
         }
+        // Whoever holds the top lease writes the top log.
+        if let (Some(logs), None, true) = (&cfg.logs, &top, announced) {
+            if let Some(revision) = take(&leases, TOP_KEY, value.clone(), now).await {
+                tracing::info!("top log lease taken");
+                let (stop, watch) = watch::channel(Stop::Run);
+                let task = tokio::spawn(write_top(logs.clone(), cluster.partitions, cfg.top_every, watch));
+                top = Some(Owned {
+                    revision,
+                    until,
+                    stop,
+                    applied: Arc::default(),
+                    task,
+                });
+            }
+        }
         // Written every round, so that a value left by an earlier owner is
         // corrected even while the partition is idle.
         for (&p, o) in &owned {
@@ -330,8 +407,57 @@ pub async fn run(
     for (p, o) in std::mem::take(&mut owned) {
         release(&leases, &progress, p, o).await;
     }
+    if let Some(o) = top {
+        let _ = o.stop.send(Stop::Release);
+        let _ = o.task.await;
+        let _ = leases.delete_expect_revision(TOP_KEY, Some(o.revision)).await;
+    }
     let _ = leases.delete(heartbeat_key(&cfg.name)).await;
     Ok(())
+}
+
+/// The lease key of the top log's writer.
+const TOP_KEY: &str = "top";
+
+/// Writes the top log every `every` until told to stop: a failure is logged,
+/// and the log is opened again at the next round.
+async fn write_top(
+    logs: Logs,
+    partitions: u32,
+    every: Duration,
+    mut stop: watch::Receiver<Stop>,
+) -> Result<(), ClusterError> {
+    let mut top = None;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return Ok(()),
+            () = tokio::time::sleep(every) => {}
+        }
+        if *stop.borrow() != Stop::Run {
+            return Ok(());
+        }
+        let (held, logs) = (top.take(), logs.clone());
+        let (back, recorded) = blocking(move || {
+            let mut log = match held {
+                Some(log) => log,
+                None => match logs.top(partitions) {
+                    Ok(log) => log,
+                    Err(e) => return (None, Err(e)),
+                },
+            };
+            let recorded = log.record();
+            (Some(log), recorded)
+        })
+        .await?;
+        match recorded {
+            Ok(Some(size)) => {
+                top = back;
+                tracing::debug!(size, "the top log recorded the partition logs");
+            }
+            Ok(None) => top = back,
+            Err(e) => tracing::warn!(error = %e, "the top log was not written; trying again"),
+        }
+    }
 }
 
 /// How long a worker leaves alone a partition that failed in its hands.
@@ -368,26 +494,52 @@ async fn finish(progress: &async_nats::jetstream::kv::Store, p: u32, o: Owned) {
     let _ = progress.put(progress_key(p), applied.to_string().into()).await;
 }
 
-/// Renews partition `p`'s lease held at `revision`: its new revision.
+/// Renews the lease `key` held by `o` until `until`, or tells `o`'s task to
+/// stop at once when another worker holds it now, or when it was not renewed
+/// and runs out before `next` (the next round).
+async fn keep(
+    leases: &async_nats::jetstream::kv::Store,
+    key: &str,
+    o: &mut Owned,
+    value: bytes::Bytes,
+    me: &str,
+    until: u64,
+    next: u64,
+) {
+    match renew(leases, key, value, o.revision, me).await {
+        Ok(rev) => {
+            o.revision = rev;
+            o.until = until;
+        }
+        Err(e) => {
+            if e.is_some() || next >= o.until {
+                let why = e.unwrap_or_else(|| "not renewed in time".into());
+                tracing::warn!(lease = %key, %why, "lease lost; stopping its work");
+                let _ = o.stop.send(Stop::Lost);
+            }
+        }
+    }
+}
+
+/// Renews the lease `key` held at `revision`: its new revision.
 /// `Err(None)`: NATS did not answer (try again while the lease lasts);
 /// `Err(Some(why))`: another worker holds it now. An update whose
 /// acknowledgement was lost (a leader election) left our own value at a
 /// newer revision: that is still ours.
 async fn renew(
     leases: &async_nats::jetstream::kv::Store,
-    p: u32,
+    key: &str,
     value: bytes::Bytes,
     revision: u64,
     me: &str,
 ) -> Result<u64, Option<String>> {
-    let key = lease_key(p);
-    if let Ok(rev) = leases.update(&key, value.clone(), revision).await {
+    if let Ok(rev) = leases.update(key, value.clone(), revision).await {
         return Ok(rev);
     }
-    match leases.entry(key.clone()).await {
+    match leases.entry(key).await {
         Ok(Some(e)) if e.operation == async_nats::jetstream::kv::Operation::Put => {
             match serde_json::from_slice::<Lease>(&e.value) {
-                Ok(held) if held.worker == me => leases.update(&key, value, e.revision).await.map_err(|_| None),
+                Ok(held) if held.worker == me => leases.update(key, value, e.revision).await.map_err(|_| None),
                 Ok(held) => Err(Some(format!("taken by {}", held.worker))),
                 Err(_) => Err(Some("the lease holds something else".into())),
             }
@@ -397,18 +549,17 @@ async fn renew(
     }
 }
 
-/// Takes partition `p`'s lease if it is free or has run out: its revision.
-async fn take(leases: &async_nats::jetstream::kv::Store, p: u32, value: bytes::Bytes, now: u64) -> Option<u64> {
-    let key = lease_key(p);
-    match leases.entry(key.clone()).await {
+/// Takes the lease `key` if it is free or has run out: its revision.
+async fn take(leases: &async_nats::jetstream::kv::Store, key: &str, value: bytes::Bytes, now: u64) -> Option<u64> {
+    match leases.entry(key).await {
         Ok(Some(e)) if e.operation == async_nats::jetstream::kv::Operation::Put => {
             let held = serde_json::from_slice::<Lease>(&e.value).ok()?;
             if !held.expired(now) {
                 return None;
             }
-            leases.update(&key, value, e.revision).await.ok()
+            leases.update(key, value, e.revision).await.ok()
         }
-        Ok(_) => leases.create(&key, value).await.ok(),
+        Ok(_) => leases.create(key, value).await.ok(),
         Err(_) => None,
     }
 }
@@ -467,18 +618,69 @@ async fn restore(cluster: &Cluster, rules: &Arc<Rulebook>, p: u32) -> State {
     if let Some(why) = why {
         tracing::warn!(partition = p, %why, "snapshot not usable; replaying the partition from its start");
     }
-    State {
-        engine: Engine::new(rules.clone()),
-        copies: Copies::default(),
-        index: 0,
-        seq: 0,
-    }
+    State::empty(rules.clone())
 }
 
-/// Writes partition `p`'s snapshot; a failure is logged and the next
-/// interval tries again.
-async fn save(cluster: &Cluster, p: u32, state: &State) {
-    let bytes = match state.encode(cluster.partitions, p) {
+/// Runs `f` (a log's blocking IO) on a thread where blocking is allowed.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ClusterError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ClusterError::Log(format!("a log task failed: {e}")))
+}
+
+/// Restores partition `p` ([`restore`]) with its log opened where the
+/// snapshot left it. A snapshot taken without a log, or ahead of the log
+/// (the log's database was replaced), is not used: the partition is applied
+/// from its start, which writes or checks its whole log.
+async fn restore_with_log(
+    cluster: &Cluster,
+    rules: &Arc<Rulebook>,
+    logs: &Logs,
+    p: u32,
+) -> Result<State, ClusterError> {
+    let mut state = restore(cluster, rules, p).await;
+    let saved = state.saved_log.take();
+    if saved.is_none() && state.index > 0 {
+        tracing::warn!(
+            partition = p,
+            "the snapshot was taken without a log; replaying the partition from its start"
+        );
+        state = State::empty(rules.clone());
+    }
+    let open = |at: u64, pairs: Vec<(u128, u64)>| {
+        let logs = logs.clone();
+        blocking(move || {
+            let mut ids = weiquan_app::LeafIndex::new();
+            for (digest, leaf) in pairs {
+                ids.insert_new(digest, leaf);
+            }
+            logs.partition(p, at, ids)
+        })
+    };
+    let (at, pairs) = saved.map(|s| (s.size, s.ids)).unwrap_or_default();
+    let log = match open(at, pairs).await? {
+        Err(LogError {
+            problem: crate::logs::LogProblem::Record(weiquan_app::RecordError::Short { .. }),
+            ..
+        }) if at > 0 => {
+            tracing::warn!(
+                partition = p,
+                "the log is behind the snapshot; replaying the partition from its start"
+            );
+            state = State::empty(rules.clone());
+            open(0, Vec::new()).await?
+        }
+        opened => opened,
+    };
+    state.log = Some(log.map_err(|e| ClusterError::Log(e.to_string()))?);
+    Ok(state)
+}
+
+/// Writes partition `p`'s snapshot, `State::encode`d (by the caller, so
+/// that the state, whose log holds a database connection, is not held across
+/// an await); a failure is logged and the next interval tries again.
+async fn save(cluster: &Cluster, p: u32, encoded: Result<Vec<u8>, String>) {
+    let bytes = match encoded {
         Ok(b) => b,
         Err(why) => {
             tracing::error!(partition = p, %why, "the state does not encode; no snapshot");
@@ -510,10 +712,12 @@ const HOLD: usize = 2 * crate::door::WINDOW;
 /// How long batches may wait for an earlier one: twice a door's retries.
 const GIVE_UP: Duration = Duration::from_secs(120);
 
-/// Applies the events of a batch that come after `state.index`, in order,
-/// publishing the findings the partition reports: how many it applied.
+/// Applies the events of a batch that come after `state.index`, in order;
+/// writes them and the findings the partition reports to its log (if it
+/// keeps one), then publishes the findings: how many events it applied.
 async fn apply_batch(
     cluster: &Cluster,
+    rules: &Rulebook,
     p: u32,
     state: &mut State,
     seq: u64,
@@ -524,7 +728,9 @@ async fn apply_batch(
         seq,
         problem,
     };
+    let logged = |e: LogError| ClusterError::Log(e.to_string());
     let mut applied = 0;
+    let mut out = Vec::new();
     for (stamp, line) in batch {
         if stamp.index <= state.index {
             continue; // delivered again
@@ -535,7 +741,7 @@ async fn apply_batch(
                 stamp.index, state.index
             )));
         }
-        let found = step(
+        let (id, found) = step(
             &mut state.engine,
             &mut state.copies,
             p,
@@ -544,20 +750,48 @@ async fn apply_batch(
             line,
         )
         .map_err(bad)?;
+        if let (Some(log), Some(id)) = (&mut state.log, &id) {
+            log.event(id, line).map_err(logged)?;
+        }
         for (k, finding) in found.into_iter().enumerate() {
-            let out = Published {
+            let leaf = match &mut state.log {
+                Some(log) => Some(log.finding(&finding, rules).map_err(logged)?),
+                None => None,
+            };
+            out.push(Published {
                 partition: p,
                 index: stamp.index,
                 k: k as u32,
                 finding,
-            };
-            let payload = serde_json::to_vec(&out).map_err(|e| bad(format!("a finding does not encode: {e}")))?;
-            let subject = cluster.findings_subject(p);
-            let seal = cluster.seal(&subject, &payload);
-            publish(&cluster.js, &subject, &out.id(), payload.into(), false, seal.as_deref()).await?;
+                leaf,
+            });
         }
         state.index = stamp.index;
         applied += 1;
+    }
+    // Logged before published: a finding in JetStream is in its partition's log.
+    if let Some(mut log) = state.log.take() {
+        let (log, flushed) = blocking(move || {
+            let flushed = log.flush();
+            (log, flushed)
+        })
+        .await?;
+        flushed.map_err(logged)?;
+        state.log = Some(log);
+    }
+    for finding in out {
+        let payload = serde_json::to_vec(&finding).map_err(|e| bad(format!("a finding does not encode: {e}")))?;
+        let subject = cluster.findings_subject(p);
+        let seal = cluster.seal(&subject, &payload);
+        publish(
+            &cluster.js,
+            &subject,
+            &finding.id(),
+            payload.into(),
+            false,
+            seal.as_deref(),
+        )
+        .await?;
     }
     Ok(applied)
 }
@@ -571,7 +805,10 @@ async fn own(
     mut stop: watch::Receiver<Stop>,
     applied: Arc<AtomicU64>,
 ) -> Result<(), ClusterError> {
-    let mut state = restore(&cluster, &rules, p).await;
+    let mut state = match &cfg.logs {
+        Some(logs) => restore_with_log(&cluster, &rules, logs, p).await?,
+        None => restore(&cluster, &rules, p).await,
+    };
     applied.store(state.index, Ordering::Relaxed);
     let events = cluster.events().await?;
     let mut unsaved = 0u64;
@@ -631,7 +868,7 @@ async fn own(
             };
             let Some(next) = next else {
                 if *stop.borrow() == Stop::Release && unsaved > 0 {
-                    save(&cluster, p, &state).await;
+                    save(&cluster, p, state.encode(cluster.partitions, p)).await;
                 }
                 return Ok(());
             };
@@ -682,7 +919,7 @@ async fn own(
                 held.insert(first, (seq, m.payload.clone()));
                 continue;
             }
-            unsaved += apply_batch(&cluster, p, &mut state, seq, batch).await?;
+            unsaved += apply_batch(&cluster, &rules, p, &mut state, seq, batch).await?;
             high = high.max(seq);
             while let Some(entry) = held.first_entry() {
                 if *entry.key() > state.index + 1 {
@@ -694,7 +931,7 @@ async fn own(
                     seq,
                     problem,
                 })?;
-                unsaved += apply_batch(&cluster, p, &mut state, seq, batch).await?;
+                unsaved += apply_batch(&cluster, &rules, p, &mut state, seq, batch).await?;
                 high = high.max(seq);
             }
             applied.store(state.index, Ordering::Relaxed);
@@ -706,7 +943,7 @@ async fn own(
             state.seq = high;
             // A worker told it lost the lease writes nothing more.
             if unsaved >= cfg.snapshot_every && *stop.borrow() == Stop::Run {
-                save(&cluster, p, &state).await;
+                save(&cluster, p, state.encode(cluster.partitions, p)).await;
                 unsaved = 0;
             }
         }

@@ -67,6 +67,8 @@ fn batches_stored_out_of_order_are_applied_in_index_order() {
             name: "w".into(),
             snapshot_every: 1,
             lease: Duration::from_millis(800),
+            logs: None,
+            top_every: Duration::from_secs(1),
         };
         let watcher = cluster.clone();
         let n = lines.len() as u64;

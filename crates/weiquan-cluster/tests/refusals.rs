@@ -78,6 +78,8 @@ fn names_that_cannot_name_streams_or_keys_are_refused() {
                 name: bad.into(),
                 snapshot_every: 10,
                 lease: Duration::from_secs(1),
+                logs: None,
+                top_every: Duration::from_secs(1),
             };
             let r = worker::run(cluster.clone(), rules.clone(), cfg, async {}).await;
             assert!(
@@ -188,6 +190,8 @@ async fn forged_stops_its_partition(secret: Option<&[u8]>, forged: Vec<Box<dyn F
         name: "w".into(),
         snapshot_every: 1000,
         lease: Duration::from_millis(800),
+        logs: None,
+        top_every: Duration::from_secs(1),
     };
     let rules = std::sync::Arc::new(weiquan_engine::Rulebook::builtin());
     let watcher = cluster.clone();

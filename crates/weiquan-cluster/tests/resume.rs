@@ -93,6 +93,8 @@ fn a_resumed_door_goes_on_exactly_where_the_stream_ends() {
             name: "w".into(),
             snapshot_every: 500,
             lease: Duration::from_millis(800),
+            logs: None,
+            top_every: Duration::from_secs(1),
         };
         let watcher = cluster.clone();
         let target = sent.clone();

@@ -29,12 +29,13 @@ pub use private::{
     commitment, open_values, pseudonym, restore_event, salted_event_leaf, unsalted_event, OpenError, Pseudonyms, Salt,
     SaltedLeaf, PSEUDONYM_PREFIX,
 };
+pub use signed_note::{StandardSigner, StandardVerifier};
 pub use store::{lock, LogStore, Private, PrivateRow, Row, StoreError, StoreErrorKind};
 pub use tiles::{parse_tile_path, tile_path, TileRequest, TILE_HEIGHT};
 pub use tree::Frontier;
 pub use verify::{
-    open_checkpoint, open_leaf, verify_consistency, verify_log, verify_receipt, ConsistencyProof, LogReport, Receipt,
-    Revealed, VerifiedCheckpoint, VerifyError,
+    hash_text, open_checkpoint, open_leaf, parse_hash_text, verify_consistency, verify_inclusion, verify_log,
+    verify_receipt, ConsistencyProof, LogReport, Receipt, Revealed, VerifiedCheckpoint, VerifyError,
 };
 
 /// A 32-byte SHA-256 tree hash.

@@ -182,7 +182,7 @@ pub fn verify_log<S: LogStore>(store: &mut S, verifier: &StandardVerifier) -> Re
 }
 
 fn b64_hashes(hashes: &[Hash]) -> Vec<String> {
-    hashes.iter().map(|h| BASE64_STANDARD.encode(h.0)).collect()
+    hashes.iter().map(hash_text).collect()
 }
 
 fn parse_hashes(list: &[String], what: &str) -> Result<Vec<Hash>, VerifyError> {
@@ -269,30 +269,51 @@ impl Receipt {
 /// that its private values (if it carries them) open the leaf's commitments.
 pub fn verify_receipt(receipt: &Receipt, verifier: &StandardVerifier) -> Result<VerifiedCheckpoint, VerifyError> {
     let cp = open_checkpoint(receipt.checkpoint.as_bytes(), verifier, "in the receipt")?;
-    if receipt.index >= cp.size {
-        return Err(VerifyError::Proof(format!(
-            "leaf {} is not in a tree of {} leaves",
-            receipt.index, cp.size
-        )));
-    }
-    let proof = parse_hashes(&receipt.inclusion, "inclusion")?;
-    check_record(
-        &proof,
+    verify_inclusion(
+        receipt.index,
+        receipt.leaf.as_bytes(),
         cp.size,
         cp.root,
-        receipt.index,
-        record_hash(receipt.leaf.as_bytes()),
-    )
-    .map_err(|_| {
-        VerifyError::Proof(format!(
-            "leaf {} is not included in the checkpointed tree of size {} (the leaf or the proof was altered)",
-            receipt.index, cp.size
-        ))
-    })?;
+        &receipt.inclusion,
+    )?;
     if let Some(revealed) = &receipt.private {
         open_leaf(&receipt.leaf, revealed)?;
     }
     Ok(cp)
+}
+
+/// Checks that `leaf` is leaf `index` of the tree of `size` leaves with root
+/// `root`, by the inclusion proof `inclusion` (base64 hashes from the leaf up).
+pub fn verify_inclusion(
+    index: u64,
+    leaf: &[u8],
+    size: u64,
+    root: Hash,
+    inclusion: &[String],
+) -> Result<(), VerifyError> {
+    if index >= size {
+        return Err(VerifyError::Proof(format!(
+            "leaf {index} is not in a tree of {size} leaves"
+        )));
+    }
+    let proof = parse_hashes(inclusion, "inclusion")?;
+    check_record(&proof, size, root, index, record_hash(leaf)).map_err(|_| {
+        VerifyError::Proof(format!(
+            "leaf {index} is not included in the tree of size {size} (the leaf or the proof was altered)"
+        ))
+    })
+}
+
+/// A hash as proofs and receipts write it: base64.
+pub fn hash_text(hash: &Hash) -> String {
+    BASE64_STANDARD.encode(hash.0)
+}
+
+/// A hash written by [`hash_text`]; `what` names it in the error.
+pub fn parse_hash_text(text: &str, what: &str) -> Result<Hash, VerifyError> {
+    parse_hashes(std::slice::from_ref(&text.to_owned()), what)?
+        .pop()
+        .ok_or_else(|| VerifyError::Format(format!("{what} is missing")))
 }
 
 /// A consistency proof between two tree sizes.

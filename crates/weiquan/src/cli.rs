@@ -469,6 +469,29 @@ pub enum VerifyCommand {
         #[arg(long = "pub", value_name = "KEY.pub")]
         public: PathBuf,
     },
+    /// Check a cluster's logs: the top log and every partition log, hash by
+    /// hash, and every partition root the top log records.
+    #[command(after_help = "Example:\n  weiquan verify cluster --logs logs/ --cluster weiquan --pub cluster.key.pub")]
+    Cluster {
+        /// Where the logs are kept (as `weiquan cluster --logs`).
+        #[arg(long)]
+        logs: String,
+        /// The cluster's name.
+        #[arg(long, default_value = "weiquan")]
+        cluster: String,
+        /// The logs' public key.
+        #[arg(long = "pub", value_name = "KEY.pub")]
+        public: PathBuf,
+    },
+    /// Check a cluster receipt: the top checkpoint, the top log entry, and the leaf in its partition's tree.
+    #[command(after_help = "Example:\n  weiquan verify cluster-receipt receipt.json --pub cluster.key.pub")]
+    ClusterReceipt {
+        /// The receipt (JSON, from `weiquan cluster receipt`).
+        file: PathBuf,
+        /// The logs' public key.
+        #[arg(long = "pub", value_name = "KEY.pub")]
+        public: PathBuf,
+    },
     /// Check that the tree of OLD_CHECKPOINT is a prefix of the tree of NEW_CHECKPOINT.
     #[command(
         after_help = "Example:\n  weiquan verify consistency old.cp new.cp --proof proof.json --pub run.db.key.pub"
@@ -608,6 +631,10 @@ pub struct ClusterArgs {
     /// every door, worker and reader.
     #[arg(long, env = "WEIQUAN_CLUSTER_SECRET_FILE", global = true)]
     pub secret_file: Option<PathBuf>,
+    /// Where the partition logs and the top log are kept: a PostgreSQL URL
+    /// (a schema per log) or a folder (a SQLite file per log, one machine only).
+    #[arg(long, env = "WEIQUAN_CLUSTER_LOGS", global = true)]
+    pub logs: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub what: ClusterCommand,
@@ -650,6 +677,24 @@ pub enum ClusterCommand {
         /// A rulebook file whose keys override the built-in ones (the same on every worker).
         #[arg(long)]
         rules: Option<PathBuf>,
+        /// The key signing every log's checkpoints (from `weiquan keygen`; the
+        /// same on every worker). Needed with --logs.
+        #[arg(long, env = "WEIQUAN_CLUSTER_LOG_KEY", value_name = "KEY")]
+        log_key: Option<PathBuf>,
+        /// How often the top log records the partition logs, in milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        top_every_ms: u64,
+    },
+    /// Print a receipt for a leaf of a partition's log (JSON), with both
+    /// proofs: the leaf in its partition's tree, that tree in the top log.
+    #[command(
+        after_help = "Example:\n  weiquan cluster receipt --logs logs/ 3 120 > receipt.json\n  weiquan verify cluster-receipt receipt.json --pub cluster.key.pub"
+    )]
+    Receipt {
+        /// The partition.
+        partition: u32,
+        /// The leaf's index in the partition's log (a finding's `leaf`).
+        leaf: u64,
     },
     /// Print the cluster's findings once each, as `weiquan audit` prints them (NDJSON).
     Findings {

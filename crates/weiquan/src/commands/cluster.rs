@@ -2,15 +2,24 @@
 //! NATS JetStream (`weiquan-cluster`, `docs/scale.md`).
 
 use crate::cli::{ClusterArgs, ClusterCommand};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::io::Write;
 use std::time::Duration;
-use weiquan_cluster::{door::FrontDoor, worker, Cluster};
+use weiquan_cluster::{door::FrontDoor, logs::Logs, worker, Cluster};
 use weiquan_engine::Lang;
 use weiquan_events::{parse_event, Line, LineReader, Reject};
 
 /// Runs one `weiquan cluster` subcommand.
 pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
+    // Logs are read with blocking database clients: outside the runtime.
+    if let ClusterCommand::Receipt { partition, leaf } = &args.what {
+        let place = (args.logs.as_deref())
+            .ok_or_else(|| super::UsageError("give --logs: where the cluster's logs are kept".into()))?;
+        let receipt = Logs::at(place, &args.cluster).receipt(*partition, *leaf)?;
+        serde_json::to_writer_pretty(&mut *out, &receipt)?;
+        out.write_all(b"\n")?;
+        return Ok(());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let connect = || weiquan_cluster::connect(&args.nats);
@@ -42,6 +51,8 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                 snapshot_every,
                 lease_ms,
                 rules,
+                log_key,
+                top_every_ms,
             } => {
                 super::serve::init_logs(crate::cli::LogFormat::Text);
                 let client = connect().await?;
@@ -56,10 +67,29 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                         opened => break seal(opened?),
                     }
                 };
+                let logs = match (&args.logs, log_key) {
+                    (Some(place), Some(key)) => {
+                        let key = std::fs::read_to_string(key)
+                            .with_context(|| format!("cannot read the log key {}", key.display()))?;
+                        Some(Logs::at(place, &args.cluster).signed_with(&key)?)
+                    }
+                    (None, None) => None,
+                    (Some(_), None) => {
+                        return Err(super::UsageError(
+                            "--logs needs --log-key: the key that signs the logs' checkpoints (weiquan keygen)".into(),
+                        )
+                        .into())
+                    }
+                    (None, Some(_)) => {
+                        return Err(super::UsageError("--log-key needs --logs: where the logs are kept".into()).into())
+                    }
+                };
                 let cfg = worker::WorkerConfig {
                     name: name.clone(),
                     snapshot_every: (*snapshot_every).max(1),
                     lease: Duration::from_millis((*lease_ms).max(200)),
+                    logs,
+                    top_every: Duration::from_millis((*top_every_ms).max(10)),
                 };
                 worker::run(cluster, rules, cfg, super::serve::shutdown_signal()).await?;
                 Ok(())
@@ -75,6 +105,7 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                 }
                 Ok(())
             }
+            ClusterCommand::Receipt { .. } => unreachable!("answered before the runtime starts"),
             ClusterCommand::Status => {
                 let cluster = Cluster::open(connect().await?, &args.cluster).await?;
                 let progress = cluster.progress().await?;

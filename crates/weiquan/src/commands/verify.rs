@@ -66,6 +66,38 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
                 )?;
             }
         }
+        VerifyCommand::Cluster { logs, cluster, public } => {
+            let v = verifier(public)?;
+            let report = weiquan_cluster::logs::Logs::at(logs, cluster)
+                .verify(&v)
+                .map_err(|e| Invalid(e.to_string()))?;
+            writeln!(
+                out,
+                "valid: the top log ({} entries, {} checkpoints verified) commits to {} partition logs",
+                report.entries,
+                report.top.checkpoints,
+                report.partitions.len()
+            )?;
+            for (p, part) in report.partitions.iter().enumerate() {
+                writeln!(
+                    out,
+                    "valid: partition {p}: {} leaves rehashed, {} checkpoints verified, {} leaves committed by the top log",
+                    part.log.leaves, part.log.checkpoints, part.committed
+                )?;
+            }
+        }
+        VerifyCommand::ClusterReceipt { file, public } => {
+            let v = verifier(public)?;
+            let receipt: weiquan_cluster::logs::ClusterReceipt = serde_json::from_str(&read(file)?)
+                .map_err(|e| Invalid(format!("{} is not a weiquan cluster receipt: {e}", file.display())))?;
+            let cp = weiquan_cluster::logs::verify_cluster_receipt(&receipt, &v)
+                .map_err(|e| Invalid(format!("{}: {e}", file.display())))?;
+            writeln!(
+                out,
+                "valid: leaf {} of partition {} is in its tree of {} leaves, which {}'s tree of {} leaves records",
+                receipt.index, receipt.partition, receipt.size, cp.origin, cp.size
+            )?;
+        }
         VerifyCommand::Draw {
             ledger,
             lottery,

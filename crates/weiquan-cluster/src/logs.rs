@@ -1,0 +1,630 @@
+//! One tamper-evident log per partition, and a log of logs (`docs/scale.md`,
+//! "Logs").
+//!
+//! **A partition's log** holds, in the partition's order, the leaf of every
+//! event the partition applied and of every finding it reported (whose
+//! evidence are leaf indexes in the same log), under checkpoints signed with
+//! the cluster's log key. A partition's input is an append-only subject and
+//! the engine is deterministic, so its log is too: any worker that applies
+//! the partition computes the same leaves and the same signed checkpoints
+//! (Ed25519 signatures are deterministic). A worker that takes a partition
+//! over, or one that has not yet seen that it lost its lease, compares what it
+//! computes with the leaves already stored instead of appending them twice
+//! ([`LedgerWriter::flush`]); a difference is a fork and stops the partition.
+//!
+//! **The top log** records, at a fixed interval, every partition log's size
+//! and root hash, all in one leaf ([`TopEntry`]). Its newest checkpoint thus
+//! commits to every partition log as it stood. When it records is a matter of
+//! time, so its leaves are not deterministic; but every append is conditional
+//! on the size its writer last read (the store refuses any other), so two
+//! writers never fork it: the one that loses reads the log again.
+//!
+//! A receipt ([`ClusterReceipt`]) carries both proofs: the leaf in its
+//! partition's tree, and that tree's root in the top log.
+
+use crate::Cluster;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::Arc;
+use weiquan_app::{LeafIndex, LedgerWriter, RecordError};
+use weiquan_engine::{Finding, Rulebook};
+use weiquan_ledger::StandardVerifier;
+use weiquan_ledger::{
+    hash_text, parse_hash_text, verify_inclusion, verify_log, verify_receipt, Hash, Ledger, LedgerError, LedgerReader,
+    LogReport, LogStore, Receipt, StoreError, StoreErrorKind, VerifiedCheckpoint, VerifyError,
+};
+use weiquan_store::{Backend, Database};
+
+/// A log that failed: which one, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{log}: {problem}")]
+pub struct LogError {
+    /// Which log (`partition 3's log`, `the top log`) or what setting.
+    pub log: String,
+    /// What went wrong.
+    pub problem: LogProblem,
+}
+
+/// What went wrong with a log.
+#[derive(Debug, thiserror::Error)]
+pub enum LogProblem {
+    /// The signing key cannot be used.
+    #[error(transparent)]
+    Key(#[from] weiquan_ledger::KeyError),
+    /// A write needs a signing key and none was given.
+    #[error("no signing key: give the cluster's log key (--log-key) to write logs")]
+    NoKey,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The log refused an append or a read.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// An event or a finding could not be written, or the log forks.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// The logs do not verify.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// Anything else, said in words.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The logs of one cluster: where they are kept and the key that signs them.
+#[derive(Clone, Debug)]
+pub struct Logs {
+    place: Place,
+    cluster: String,
+    key: Option<Arc<str>>,
+}
+
+#[derive(Clone, Debug)]
+enum Place {
+    /// One schema per log.
+    Postgres(String),
+    /// One SQLite file per log.
+    Folder(PathBuf),
+}
+
+/// Which of a cluster's logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Which {
+    /// Partition `n`'s log.
+    Partition(u32),
+    /// The log of logs.
+    Top,
+}
+
+impl Which {
+    fn short(self) -> String {
+        match self {
+            Which::Partition(p) => format!("p{p}"),
+            Which::Top => "top".into(),
+        }
+    }
+
+    fn name(self) -> String {
+        match self {
+            Which::Partition(p) => format!("partition {p}'s log"),
+            Which::Top => "the top log".into(),
+        }
+    }
+}
+
+impl Logs {
+    /// The logs of `cluster` kept at `place`: a PostgreSQL URL
+    /// (`postgres://…`; one schema per log, `wq_<cluster>_p<n>` and
+    /// `wq_<cluster>_top`), or else a folder (one SQLite file per log,
+    /// `p<n>.db` and `top.db`; one machine only).
+    pub fn at(place: &str, cluster: &str) -> Logs {
+        let place = if place.starts_with("postgres://") || place.starts_with("postgresql://") {
+            Place::Postgres(place.to_owned())
+        } else {
+            Place::Folder(PathBuf::from(place))
+        };
+        Logs {
+            place,
+            cluster: cluster.to_owned(),
+            key: None,
+        }
+    }
+
+    /// The logs of `cluster`'s connection, at `place`.
+    pub fn of(cluster: &Cluster, place: &str) -> Logs {
+        Logs::at(place, &cluster.name)
+    }
+
+    /// Signs new checkpoints with `key`, a signed-note private key
+    /// (`PRIVATE+KEY+…`, as `weiquan keygen` writes it): the same key on
+    /// every worker of the cluster.
+    pub fn signed_with(mut self, key: &str) -> Result<Logs, LogError> {
+        weiquan_ledger::load_signer(key).map_err(|e| LogError {
+            log: "the log signing key".into(),
+            problem: e.into(),
+        })?;
+        self.key = Some(key.trim().into());
+        Ok(self)
+    }
+
+    /// The origin line of a log's checkpoints.
+    pub fn origin(&self, which: Which) -> String {
+        format!("weiquan-cluster/{}/{}", self.cluster, which.short())
+    }
+
+    fn database(&self, which: Which) -> Database {
+        match &self.place {
+            // Cluster names hold lowercase letters, digits and `-`, never `_`:
+            // the schema names of two clusters cannot meet.
+            Place::Postgres(url) => Database::Postgres {
+                url: url.clone(),
+                schema: format!("wq_{}_{}", self.cluster.replace('-', "_"), which.short()),
+            },
+            Place::Folder(dir) => Database::Sqlite(dir.join(format!("{}.db", which.short()))),
+        }
+    }
+
+    fn fail(which: Which) -> impl Fn(LogProblem) -> LogError {
+        move |problem| LogError {
+            log: which.name(),
+            problem,
+        }
+    }
+
+    /// A log's store, for its writer (creating it) or for a reader.
+    fn open(&self, which: Which, write: bool) -> Result<Box<dyn Backend>, LogError> {
+        let fail = Self::fail(which);
+        let db = self.database(which);
+        if !write {
+            if let Database::Sqlite(path) = &db {
+                if !path.is_file() {
+                    return Err(fail(LogProblem::Other(format!(
+                        "{} does not exist: is --logs the folder the workers were given?",
+                        path.display()
+                    ))));
+                }
+            }
+            return db.open_reader().map_err(|e| fail(e.into()));
+        }
+        if let Place::Folder(dir) = &self.place {
+            weiquan_store::create_data_dir(dir).map_err(|e| fail(LogProblem::Other(e.to_string())))?;
+        }
+        db.open().map_err(|e| fail(e.into()))
+    }
+
+    fn store(&self, which: Which) -> Result<Box<dyn Backend>, LogError> {
+        self.open(which, false)
+    }
+
+    fn ledger(&self, which: Which) -> Result<Ledger<Box<dyn Backend>>, LogError> {
+        let fail = Self::fail(which);
+        let key = self.key.as_deref().ok_or_else(|| fail(LogProblem::NoKey))?;
+        let signer = weiquan_ledger::load_signer(key).map_err(|e| fail(e.into()))?;
+        Ledger::open(self.open(which, true)?, signer, &self.origin(which)).map_err(|e| fail(e.into()))
+    }
+
+    /// Partition `p`'s log, written from a state that accounts for its first
+    /// `at` leaves, the events among them at the leaves `ids` says (empty
+    /// and 0 for a partition applied from its start).
+    pub fn partition(&self, p: u32, at: u64, ids: LeafIndex) -> Result<PartitionLog, LogError> {
+        let ledger = self.ledger(Which::Partition(p))?;
+        if ledger.size() < at {
+            return Err(Self::fail(Which::Partition(p))(
+                RecordError::Short {
+                    size: ledger.size(),
+                    at,
+                }
+                .into(),
+            ));
+        }
+        Ok(PartitionLog {
+            p,
+            // Flushed by the worker after each message, not by count.
+            writer: LedgerWriter::resume(ledger, at, ids, usize::MAX),
+        })
+    }
+
+    /// The top log of `partitions` partitions, for its writer.
+    pub fn top(&self, partitions: u32) -> Result<TopLog, LogError> {
+        let mut ledger = self.ledger(Which::Top)?;
+        let last = last_entry(&mut ledger).map_err(Self::fail(Which::Top))?;
+        let parts = (0..partitions)
+            .map(|p| {
+                let which = Which::Partition(p);
+                LedgerReader::open(self.store(which)?).map_err(|e| Self::fail(which)(e.into()))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(TopLog { ledger, parts, last })
+    }
+
+    /// Checks the top log and every partition log it names: every hash and
+    /// checkpoint of each (as `weiquan verify log` does, and each
+    /// checkpoint's origin), and that every partition size the top log
+    /// records has the root it records.
+    pub fn verify(&self, verifier: &StandardVerifier) -> Result<ClusterReport, LogError> {
+        let top = Which::Top;
+        let mut store = self.store(top)?;
+        let report = check_log(&mut store, verifier, &self.origin(top)).map_err(Self::fail(top))?;
+        let entries = read_entries(&mut store).map_err(Self::fail(top))?;
+        let Some(last) = entries.last() else {
+            return Err(Self::fail(top)(LogProblem::Other(
+                "it records no partition yet: run a worker with --logs until the top log has an entry".into(),
+            )));
+        };
+        let partitions = last.partitions.len() as u32;
+        let mut parts = Vec::with_capacity(partitions as usize);
+        for p in 0..partitions {
+            let which = Which::Partition(p);
+            let fail = Self::fail(which);
+            let mut store = self.store(which)?;
+            let log = check_log(&mut store, verifier, &self.origin(which)).map_err(&fail)?;
+            let mut reader = LedgerReader::open(store).map_err(|e| fail(e.into()))?;
+            let mut seen: Option<u64> = None;
+            for (k, entry) in entries.iter().enumerate() {
+                let head = entry.head(p).map_err(|why| Self::fail(top)(why.at(k as u64)))?;
+                if seen.is_some_and(|s| head.size < s) {
+                    return Err(fail(LogProblem::Other(format!(
+                        "the top log's entry {k} records {} leaves, fewer than an earlier entry",
+                        head.size
+                    ))));
+                }
+                if seen != Some(head.size) {
+                    let root = reader.root_at(head.size).map_err(|e| fail(e.into()))?;
+                    if hash_text(&root) != head.root {
+                        return Err(fail(LogProblem::Other(format!(
+                            "its root at size {} is not the one the top log's entry {k} records",
+                            head.size
+                        ))));
+                    }
+                    seen = Some(head.size);
+                }
+            }
+            parts.push(PartitionReport {
+                log,
+                committed: seen.unwrap_or(0),
+            });
+        }
+        Ok(ClusterReport {
+            top: report,
+            entries: entries.len() as u64,
+            partitions: parts,
+        })
+    }
+
+    /// A receipt for leaf `index` of partition `p`: the leaf's inclusion in
+    /// the first partition tree the top log records that holds it, and that
+    /// record's inclusion in the top log's newest checkpoint.
+    pub fn receipt(&self, p: u32, index: u64) -> Result<ClusterReceipt, LogError> {
+        let top = Which::Top;
+        let mut store = self.store(top)?;
+        let entries = read_entries(&mut store).map_err(Self::fail(top))?;
+        // Sizes only grow along the top log: the first entry past `index`.
+        let mut first = None;
+        for (k, entry) in entries.iter().enumerate() {
+            let head = entry.head(p).map_err(|why| Self::fail(top)(why.at(k as u64)))?;
+            if head.size > index {
+                first = Some((k as u64, head.size));
+                break;
+            }
+        }
+        let Some((k, size)) = first else {
+            return Err(Self::fail(Which::Partition(p))(LogProblem::Other(format!(
+                "leaf {index} is not yet recorded by the top log: ask again after its next entry"
+            ))));
+        };
+        let top_receipt = LedgerReader::open(store)
+            .and_then(|mut r| r.receipt(k))
+            .map_err(|e| Self::fail(top)(e.into()))?;
+        let which = Which::Partition(p);
+        let fail = Self::fail(which);
+        let mut store = self.store(which)?;
+        let leaf = read_leaf(&mut store, index).map_err(&fail)?;
+        let proof = LedgerReader::open(store)
+            .and_then(|mut r| r.inclusion_proof(index, size))
+            .map_err(|e| fail(e.into()))?;
+        Ok(ClusterReceipt {
+            v: 1,
+            partition: p,
+            index,
+            leaf: String::from_utf8_lossy(&leaf).into_owned(),
+            size,
+            inclusion: proof.iter().map(hash_text).collect(),
+            top: top_receipt,
+        })
+    }
+}
+
+/// [`verify_log`], and every checkpoint's origin `origin` (so that one log
+/// cannot stand in for another signed with the same key).
+fn check_log(store: &mut Box<dyn Backend>, verifier: &StandardVerifier, origin: &str) -> Result<LogReport, LogProblem> {
+    let report = verify_log(store, verifier)?;
+    for (size, note) in store.checkpoints()? {
+        let cp = weiquan_ledger::open_checkpoint(&note, verifier, &format!("for size {size}"))?;
+        if cp.origin != origin {
+            return Err(LogProblem::Other(format!(
+                "the checkpoint for size {size} is of `{}`, not `{origin}`",
+                cp.origin
+            )));
+        }
+    }
+    Ok(report)
+}
+
+/// A partition's log as a worker writes it.
+pub struct PartitionLog {
+    p: u32,
+    writer: LedgerWriter<Box<dyn Backend>>,
+}
+
+impl PartitionLog {
+    fn fail(&self) -> impl Fn(RecordError) -> LogError {
+        let p = self.p;
+        move |e| Logs::fail(Which::Partition(p))(e.into())
+    }
+
+    /// Logs an applied event; its leaf index.
+    pub fn event(&mut self, id: &str, raw: &str) -> Result<u64, LogError> {
+        let fail = self.fail();
+        self.writer.event(id, raw).map_err(fail)
+    }
+
+    /// Logs a reported finding; its leaf index.
+    pub fn finding(&mut self, f: &Finding, rules: &Rulebook) -> Result<u64, LogError> {
+        let fail = self.fail();
+        self.writer.finding(f, rules).map_err(fail)
+    }
+
+    /// Writes what was logged since the last flush, under a new checkpoint
+    /// (what is stored already is compared instead). Blocking.
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        let fail = self.fail();
+        self.writer.flush().map_err(fail)
+    }
+
+    /// Leaves logged (written or not): what a snapshot records.
+    pub fn size(&self) -> u64 {
+        self.writer.size()
+    }
+
+    /// Where each event logged is.
+    pub fn leaf_index(&self) -> &LeafIndex {
+        self.writer.leaf_index()
+    }
+}
+
+/// One leaf of the top log: every partition log's size and root hash when
+/// it was written. Canonical JSON (keys in order, no spaces):
+/// `{"partitions":[{"p":0,"root":"<base64>","size":12},…],"type":"weiquan.partitions","v":1}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopEntry {
+    /// Each partition in order, from 0.
+    pub partitions: Vec<Head>,
+    /// Always `weiquan.partitions`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Format version (1).
+    pub v: u8,
+}
+
+/// A partition log's size and root, as the top log records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Head {
+    /// The partition.
+    pub p: u32,
+    /// The root hash of its first `size` leaves, base64.
+    pub root: String,
+    /// The number of leaves.
+    pub size: u64,
+}
+
+/// The `type` of a top log's leaves.
+pub const TOP_ENTRY_TYPE: &str = "weiquan.partitions";
+
+/// Why a top log entry is not what it should be.
+struct BadEntry(String);
+
+impl BadEntry {
+    fn at(self, k: u64) -> LogProblem {
+        LogProblem::Other(format!("its entry {k} {}", self.0))
+    }
+}
+
+impl From<BadEntry> for LogProblem {
+    fn from(b: BadEntry) -> Self {
+        LogProblem::Other(b.0)
+    }
+}
+
+impl TopEntry {
+    fn new(partitions: Vec<Head>) -> TopEntry {
+        TopEntry {
+            partitions,
+            kind: TOP_ENTRY_TYPE.into(),
+            v: 1,
+        }
+    }
+
+    fn parse(leaf: &[u8]) -> Result<TopEntry, BadEntry> {
+        let entry: TopEntry =
+            serde_json::from_slice(leaf).map_err(|e| BadEntry(format!("is not a partitions entry ({e})")))?;
+        if entry.kind != TOP_ENTRY_TYPE || entry.v != 1 {
+            return Err(BadEntry(format!("is of type {} v{}", entry.kind, entry.v)));
+        }
+        Ok(entry)
+    }
+
+    fn head(&self, p: u32) -> Result<&Head, BadEntry> {
+        self.partitions
+            .get(p as usize)
+            .filter(|h| h.p == p)
+            .ok_or_else(|| BadEntry(format!("does not record partition {p} in its place")))
+    }
+}
+
+fn read_leaf(store: &mut Box<dyn Backend>, k: u64) -> Result<Vec<u8>, LogProblem> {
+    let mut rows = store.leaves(k, k + 1)?;
+    match rows.pop() {
+        Some((data, _)) => Ok(data),
+        None => Err(LogProblem::Other(format!("its leaf {k} is missing"))),
+    }
+}
+
+fn read_entry(store: &mut Box<dyn Backend>, k: u64) -> Result<TopEntry, LogProblem> {
+    Ok(TopEntry::parse(&read_leaf(store, k)?).map_err(|b| b.at(k))?)
+}
+
+fn read_entries(store: &mut Box<dyn Backend>) -> Result<Vec<TopEntry>, LogProblem> {
+    const CHUNK: u64 = 4096;
+    let size = store.size()?;
+    let mut entries = Vec::with_capacity(size as usize);
+    for from in (0..size).step_by(CHUNK as usize) {
+        for (data, _) in store.leaves(from, (from + CHUNK).min(size))? {
+            let k = entries.len() as u64;
+            entries.push(TopEntry::parse(&data).map_err(|b| b.at(k))?);
+        }
+    }
+    Ok(entries)
+}
+
+fn last_entry(ledger: &mut Ledger<Box<dyn Backend>>) -> Result<Option<TopEntry>, LogProblem> {
+    match ledger.size() {
+        0 => Ok(None),
+        size => read_entry(ledger.store_mut(), size - 1).map(Some),
+    }
+}
+
+/// The top log, for the worker that writes it.
+pub struct TopLog {
+    ledger: Ledger<Box<dyn Backend>>,
+    parts: Vec<LedgerReader<Box<dyn Backend>>>,
+    last: Option<TopEntry>,
+}
+
+impl TopLog {
+    /// Records every partition log's size and root in a new entry, unless
+    /// none changed since the last: the top log's new size, if it wrote.
+    /// Blocking.
+    pub fn record(&mut self) -> Result<Option<u64>, LogError> {
+        let mut heads = Vec::with_capacity(self.parts.len());
+        for (p, reader) in self.parts.iter_mut().enumerate() {
+            let fail = Logs::fail(Which::Partition(p as u32));
+            reader.refresh().map_err(|e| fail(e.into()))?;
+            let size = reader.size();
+            let root: Hash = reader.root_at(size).map_err(|e| fail(e.into()))?;
+            if let Some(before) = self.last.as_ref().and_then(|l| l.partitions.get(p)) {
+                if size < before.size {
+                    return Err(fail(LogProblem::Other(format!(
+                        "it holds {size} leaves, fewer than the {} the top log recorded: it was replaced or cut",
+                        before.size
+                    ))));
+                }
+            }
+            heads.push(Head {
+                p: p as u32,
+                root: hash_text(&root),
+                size,
+            });
+        }
+        if self.last.as_ref().is_some_and(|l| l.partitions == heads) {
+            return Ok(None);
+        }
+        let entry = TopEntry::new(heads);
+        let fail = Logs::fail(Which::Top);
+        let leaf = serde_json::to_vec(&entry).map_err(|e| fail(LogProblem::Other(e.to_string())))?;
+        match self.ledger.append(vec![leaf]) {
+            Ok(k) => {
+                self.last = Some(entry);
+                Ok(Some(k + 1))
+            }
+            // Another writer appended first (it held the lease a moment ago):
+            // read the log again; the next round records.
+            Err(LedgerError::Store(e)) if e.kind == StoreErrorKind::Conflict => {
+                self.ledger.reload().map_err(|e| fail(e.into()))?;
+                self.last = last_entry(&mut self.ledger).map_err(&fail)?;
+                Ok(None)
+            }
+            Err(e) => Err(fail(e.into())),
+        }
+    }
+}
+
+/// What [`Logs::verify`] checked.
+#[derive(Debug)]
+pub struct ClusterReport {
+    /// The top log.
+    pub top: LogReport,
+    /// Its entries.
+    pub entries: u64,
+    /// Each partition's log.
+    pub partitions: Vec<PartitionReport>,
+}
+
+/// What was checked of one partition's log.
+#[derive(Debug)]
+pub struct PartitionReport {
+    /// Its hashes and checkpoints.
+    pub log: LogReport,
+    /// Its size in the top log's newest entry: the leaves the top log commits to.
+    pub committed: u64,
+}
+
+/// A leaf of a partition's log with both proofs: the leaf in its partition's
+/// tree of `size` leaves, and (in `top`) the top log entry recording that
+/// tree's root, in the top log's signed checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterReceipt {
+    /// Format version (1).
+    pub v: u8,
+    /// The partition.
+    pub partition: u32,
+    /// The leaf's index in its partition's log.
+    pub index: u64,
+    /// The leaf (canonical JSON text).
+    pub leaf: String,
+    /// The size of the partition tree the proof is against.
+    pub size: u64,
+    /// Inclusion proof in that tree, base64 hashes from the leaf up.
+    pub inclusion: Vec<String>,
+    /// The top log's entry recording that tree, with its own proof and checkpoint.
+    pub top: Receipt,
+}
+
+/// Checks a [`ClusterReceipt`]: the top checkpoint's signature, the entry's
+/// inclusion in it, that the entry records the partition's tree at the
+/// receipt's size, and the leaf's inclusion in that tree. The top
+/// checkpoint, when all hold.
+pub fn verify_cluster_receipt(
+    receipt: &ClusterReceipt,
+    verifier: &StandardVerifier,
+) -> Result<VerifiedCheckpoint, VerifyError> {
+    let cp = verify_receipt(&receipt.top, verifier)?;
+    if !cp.origin.ends_with("/top") {
+        return Err(VerifyError::Format(format!(
+            "the receipt's top checkpoint is of `{}`, not of a cluster's top log",
+            cp.origin
+        )));
+    }
+    let entry = TopEntry::parse(receipt.top.leaf.as_bytes())
+        .map_err(|b| VerifyError::Format(format!("the top log entry {}", b.0)))?;
+    let head = entry
+        .head(receipt.partition)
+        .map_err(|b| VerifyError::Format(format!("the top log entry {}", b.0)))?;
+    if head.size != receipt.size {
+        return Err(VerifyError::Proof(format!(
+            "the top log entry records partition {} at {} leaves, the receipt's proof is for {}",
+            receipt.partition, head.size, receipt.size
+        )));
+    }
+    let root = parse_hash_text(&head.root, "the partition's root")?;
+    verify_inclusion(
+        receipt.index,
+        receipt.leaf.as_bytes(),
+        receipt.size,
+        root,
+        &receipt.inclusion,
+    )?;
+    Ok(cp)
+}
