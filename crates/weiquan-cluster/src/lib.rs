@@ -411,6 +411,16 @@ impl Cluster {
             .ctx("opening the snapshots bucket")
     }
 
+    /// Deletes partition `p`'s snapshot (if any): its next owner applies it
+    /// from the start, and checks its whole log against what it computes.
+    pub async fn forget_snapshot(&self, p: u32) -> Result<(), ClusterError> {
+        match self.snapshots().await?.delete(worker::lease_key(p)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == object_store::DeleteErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).ctx("deleting a snapshot"),
+        }
+    }
+
     /// The index of the last event (advances included) each partition has
     /// applied, as its workers last reported (every quarter of a lease, and
     /// when a partition is released).

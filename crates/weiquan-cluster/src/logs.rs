@@ -114,11 +114,14 @@ impl Which {
 
 impl Logs {
     /// The logs of `cluster` kept at `place`: a PostgreSQL URL
-    /// (`postgres://…`; one schema per log, `wq_<cluster>_p<n>` and
+    /// (`postgres://…`, or libpq's `host=… dbname=…`; one schema per log, `wq_<cluster>_p<n>` and
     /// `wq_<cluster>_top`), or else a folder (one SQLite file per log,
     /// `p<n>.db` and `top.db`; one machine only).
     pub fn at(place: &str, cluster: &str) -> Logs {
-        let place = if place.starts_with("postgres://") || place.starts_with("postgresql://") {
+        let postgres = place.starts_with("postgres://") || place.starts_with("postgresql://")
+            // libpq's key=value form: `host=… user=… dbname=…`
+            || (place.contains("host=") || place.contains("dbname="));
+        let place = if postgres {
             Place::Postgres(place.to_owned())
         } else {
             Place::Folder(PathBuf::from(place))
@@ -220,7 +223,7 @@ impl Logs {
         Ok(PartitionLog {
             p,
             // Flushed by the worker after each message, not by count.
-            writer: LedgerWriter::resume(ledger, at, ids, usize::MAX),
+            writer: OffRuntime::new(LedgerWriter::resume(ledger, at, ids, usize::MAX)),
         })
     }
 
@@ -234,7 +237,11 @@ impl Logs {
                 LedgerReader::open(self.store(which)?).map_err(|e| Self::fail(which)(e.into()))
             })
             .collect::<Result<_, _>>()?;
-        Ok(TopLog { ledger, parts, last })
+        Ok(TopLog {
+            ledger: OffRuntime::new(ledger),
+            parts: OffRuntime::new(parts),
+            last,
+        })
     }
 
     /// Checks the top log and every partition log it names: every hash and
@@ -350,10 +357,51 @@ fn check_log(store: &mut Box<dyn Backend>, verifier: &StandardVerifier, origin: 
     Ok(report)
 }
 
+/// A value whose drop blocks (a PostgreSQL client closes its connection on
+/// a runtime of its own), dropped where blocking is allowed: on a blocking
+/// thread when it is dropped inside a Tokio runtime, in place otherwise.
+struct OffRuntime<T: Send + 'static>(Option<T>);
+
+impl<T: Send + 'static> OffRuntime<T> {
+    fn new(value: T) -> Self {
+        OffRuntime(Some(value))
+    }
+}
+
+impl<T: Send + 'static> std::ops::Deref for OffRuntime<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        match &self.0 {
+            Some(v) => v,
+            None => unreachable!("taken only when dropped"),
+        }
+    }
+}
+
+impl<T: Send + 'static> std::ops::DerefMut for OffRuntime<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        match &mut self.0 {
+            Some(v) => v,
+            None => unreachable!("taken only when dropped"),
+        }
+    }
+}
+
+impl<T: Send + 'static> Drop for OffRuntime<T> {
+    fn drop(&mut self) {
+        if let Some(value) = self.0.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn_blocking(move || drop(value))),
+                Err(_) => drop(value),
+            }
+        }
+    }
+}
+
 /// A partition's log as a worker writes it.
 pub struct PartitionLog {
     p: u32,
-    writer: LedgerWriter<Box<dyn Backend>>,
+    writer: OffRuntime<LedgerWriter<Box<dyn Backend>>>,
 }
 
 impl PartitionLog {
@@ -497,8 +545,8 @@ fn last_entry(ledger: &mut Ledger<Box<dyn Backend>>) -> Result<Option<TopEntry>,
 
 /// The top log, for the worker that writes it.
 pub struct TopLog {
-    ledger: Ledger<Box<dyn Backend>>,
-    parts: Vec<LedgerReader<Box<dyn Backend>>>,
+    ledger: OffRuntime<Ledger<Box<dyn Backend>>>,
+    parts: OffRuntime<Vec<LedgerReader<Box<dyn Backend>>>>,
     last: Option<TopEntry>,
 }
 

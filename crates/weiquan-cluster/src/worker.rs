@@ -958,12 +958,8 @@ mod tests {
     #[test]
     fn a_partition_state_survives_its_snapshot_and_refuses_another_layout() {
         let rules = Arc::new(Rulebook::builtin());
-        let mut state = State {
-            engine: Engine::new(rules.clone()),
-            copies: Copies::default(),
-            index: 7,
-            seq: 19,
-        };
+        let mut state = State::empty(rules.clone());
+        (state.index, state.seq) = (7, 19);
         state.copies.extend(["order:o1".to_owned()]);
         let bytes = state.encode(3, 1).expect("encodes");
         let back = State::decode(rules.clone(), &bytes, 3, 1).expect("decodes");

@@ -1,0 +1,237 @@
+//! Partition logs and the top log (issue 19, item 5), against the NATS
+//! server at 127.0.0.1:4222 and the PostgreSQL of the tests: a worker with
+//! logs writes every event and finding of its partitions; the top log
+//! commits to them all; every finding gets a receipt with both proofs; a
+//! worker that applies a partition again from its start appends nothing
+//! twice; and a leaf altered in the database fails verification.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+use weiquan_cluster::logs::{verify_cluster_receipt, Logs};
+use weiquan_cluster::{door::FrontDoor, worker, Cluster, Published};
+use weiquan_engine::Rulebook;
+
+/// The pre-sale example case: its later findings (a final price over the
+/// one promised, gifts withdrawn) cite its first events.
+fn presale_case() -> Vec<String> {
+    let text = std::fs::read_to_string(weiquan_testkit::root().join("tests/cases/presale/events.ndjson"))
+        .expect("the example case");
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Runs one worker with `logs` until every partition has applied what was
+/// routed and the top log commits to every partition log as it stands (or
+/// a minute has passed: the caller checks what was applied).
+async fn work_until_committed(cluster: &Cluster, logs: &Logs, name: &str, public: &str, rules: Arc<Rulebook>) {
+    let cfg = worker::WorkerConfig {
+        name: name.into(),
+        snapshot_every: 40,
+        lease: Duration::from_millis(800),
+        logs: Some(logs.clone()),
+        top_every: Duration::from_millis(100),
+    };
+    let (watcher, reader, verifier, me) = (cluster.clone(), logs.clone(), verifier(public), name.to_owned());
+    let stop = async move {
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
+            // Progress is this worker's once it holds every partition (an
+            // earlier worker's figures are overwritten as it takes each).
+            let mine = (watcher.owners().await).is_ok_and(|o| o.iter().all(|w| w.as_deref() == Some(me.as_str())));
+            let caught_up = mine && watcher.progress().await.ok() == watcher.routed().await.ok();
+            let (reader, verifier) = (reader.clone(), verifier.clone());
+            let committed = tokio::task::spawn_blocking(move || {
+                reader
+                    .verify(&verifier)
+                    .is_ok_and(|r| r.partitions.iter().all(|p| p.committed == p.log.leaves))
+            })
+            .await
+            .unwrap_or(false);
+            if caught_up && committed {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    worker::run(cluster.clone(), rules, cfg, stop)
+        .await
+        .expect("the worker runs");
+}
+
+fn verifier(public: &str) -> weiquan_ledger::StandardVerifier {
+    weiquan_ledger::load_verifier(public).expect("a verifier key")
+}
+
+#[test]
+fn partition_logs_and_the_top_log_prove_every_finding() {
+    if !weiquan_testkit::services::nats_available() || !weiquan_testkit::services::postgres_available() {
+        return;
+    }
+    let lines = presale_case();
+    let rules = Arc::new(Rulebook::builtin());
+    let (key, public) = weiquan_ledger::generate_key("weiquan-cluster-test").expect("a key");
+    common::runtime().block_on(async {
+        let cluster = common::fresh_cluster("logs", 3).await;
+        let logs = Logs::of(&cluster, &weiquan_testkit::services::pg_url())
+            .signed_with(&key)
+            .expect("the key");
+        let mut door = FrontDoor::new(cluster.clone()).await.expect("a door");
+        // Through the deposits; then the price change, final payments and shipping.
+        let (first, second) = lines.split_at(7);
+        // Each partition log's size when the first worker stopped.
+        let mut halfway = Vec::new();
+        // Half the stream, one worker; then the rest, and another worker that
+        // restores the partitions from the snapshots the first left with
+        // their logs' positions.
+        for (half, name) in [(first, "w1"), (second, "w2")] {
+            for line in half {
+                let ev = weiquan_events::parse_event(line).expect("parses");
+                door.send(&ev, line).await.expect("routed");
+            }
+            door.advance().await.expect("advanced");
+            door.flush().await.expect("acknowledged");
+            work_until_committed(&cluster, &logs, name, &public, rules.clone()).await;
+            assert_eq!(
+                cluster.progress().await.ok(),
+                cluster.routed().await.ok(),
+                "{name} applied everything"
+            );
+            if halfway.is_empty() {
+                let (logs, v) = (logs.clone(), verifier(&public));
+                let report = tokio::task::spawn_blocking(move || logs.verify(&v))
+                    .await
+                    .expect("joins");
+                halfway = report
+                    .expect("verifies")
+                    .partitions
+                    .iter()
+                    .map(|p| p.log.leaves)
+                    .collect();
+            }
+        }
+        let entries: u64 = door.sent().iter().sum();
+        let v = verifier(&public);
+        let report = {
+            let logs = logs.clone();
+            let v = v.clone();
+            tokio::task::spawn_blocking(move || logs.verify(&v))
+                .await
+                .expect("joins")
+        }
+        .expect("the logs verify");
+        let (found, _) = weiquan_cluster::read_findings(&cluster).await.expect("findings");
+        assert!(found.len() >= 4, "the case gives findings: {}", found.len());
+        // Every event entry of a partition is a leaf (the two advances, sent
+        // to each partition, are not events), and every finding.
+        let advances = 2 * 3;
+        let leaves: u64 = report.partitions.iter().map(|p| p.log.leaves).sum();
+        assert_eq!(
+            leaves,
+            entries - advances + found.len() as u64,
+            "one leaf per event a partition applied and per finding"
+        );
+        assert!(
+            lines.len() as u64 <= entries - advances,
+            "broadcasts count once per partition"
+        );
+        assert!(report.entries >= 1);
+
+        // Each finding's leaf has a receipt with both proofs, and says the finding.
+        let receipts = {
+            let logs = logs.clone();
+            let found: Vec<Published> = found.clone();
+            tokio::task::spawn_blocking(move || {
+                found
+                    .iter()
+                    .map(|f| logs.receipt(f.partition, f.leaf.expect("a finding's leaf")))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .expect("joins")
+            .expect("receipts")
+        };
+        for (f, receipt) in found.iter().zip(&receipts) {
+            let cp = verify_cluster_receipt(receipt, &v).expect("the receipt verifies");
+            assert!(cp.origin.ends_with("/top"), "{}", cp.origin);
+            let leaf: serde_json::Value = serde_json::from_str(&receipt.leaf).expect("JSON");
+            assert_eq!(leaf["rule"], f.finding.rule.as_str(), "{leaf}");
+            assert_eq!(leaf["subject"], f.finding.subject.as_str(), "{leaf}");
+        }
+        // The second worker went on from snapshots: a finding it logged
+        // cites an event the first worker logged (its evidence index came
+        // from the snapshot).
+        let crossing = receipts.iter().filter(|r| {
+            let leaf: serde_json::Value = serde_json::from_str(&r.leaf).expect("JSON");
+            let before = halfway[r.partition as usize];
+            let cites_before =
+                (leaf["evidence"].as_array()).is_some_and(|e| e.iter().any(|i| i.as_u64().is_some_and(|i| i < before)));
+            r.index >= before && cites_before
+        });
+        assert!(
+            crossing.count() > 0,
+            "a finding after the handover cites an event before it"
+        );
+        // Altered receipts fail.
+        let mut other = receipts[0].clone();
+        other.leaf = other.leaf.replace(f_rule(&found[0]), "XX-99");
+        assert!(verify_cluster_receipt(&other, &v).is_err(), "an altered leaf");
+        let mut other = receipts[0].clone();
+        other.size += 1;
+        assert!(verify_cluster_receipt(&other, &v).is_err(), "another tree size");
+        let mut other = receipts[0].clone();
+        other.partition = (other.partition + 1) % 3;
+        assert!(verify_cluster_receipt(&other, &v).is_err(), "another partition");
+
+        // Applied again from the start (snapshots gone) by another worker:
+        // the same leaves are met, nothing is appended.
+        for p in 0..3 {
+            cluster.forget_snapshot(p).await.expect("deleted");
+        }
+        work_until_committed(&cluster, &logs, "w3", &public, rules.clone()).await;
+        assert_eq!(
+            cluster.progress().await.ok(),
+            cluster.routed().await.ok(),
+            "w3 applied everything again (no fork stopped a partition)"
+        );
+        let again = {
+            let logs = logs.clone();
+            let v = v.clone();
+            tokio::task::spawn_blocking(move || logs.verify(&v))
+                .await
+                .expect("joins")
+        }
+        .expect("the logs still verify");
+        let sizes = |r: &weiquan_cluster::logs::ClusterReport| -> Vec<u64> {
+            r.partitions.iter().map(|p| p.log.leaves).collect()
+        };
+        assert_eq!(sizes(&again), sizes(&report), "nothing appended twice");
+        assert_eq!(again.entries, report.entries, "the top log had nothing new to record");
+
+        // A leaf altered in the database: verification names the log and the leaf.
+        let schema = format!("wq_{}_p0", cluster.name.replace('-', "_"));
+        tokio::task::spawn_blocking(move || {
+            let mut db =
+                postgres::Client::connect(&weiquan_testkit::services::pg_url(), postgres::NoTls).expect("PostgreSQL");
+            db.execute(
+                &format!("UPDATE \"{schema}\".ledger_leaves SET data = convert_to('{{}}', 'UTF8') WHERE idx = 1"),
+                &[],
+            )
+            .expect("altered");
+        })
+        .await
+        .expect("joins");
+        let broken = tokio::task::spawn_blocking(move || logs.verify(&v))
+            .await
+            .expect("joins");
+        let why = broken.expect_err("an altered leaf").to_string();
+        assert!(why.contains("partition 0's log") && why.contains("leaf 1"), "{why}");
+    });
+}
+
+fn f_rule(f: &Published) -> &'static str {
+    f.finding.rule.as_str()
+}
