@@ -520,7 +520,7 @@ fn read_leaf(store: &mut Box<dyn Backend>, k: u64) -> Result<Vec<u8>, LogProblem
 }
 
 fn read_entry(store: &mut Box<dyn Backend>, k: u64) -> Result<TopEntry, LogProblem> {
-    Ok(TopEntry::parse(&read_leaf(store, k)?).map_err(|b| b.at(k))?)
+    TopEntry::parse(&read_leaf(store, k)?).map_err(|b| b.at(k))
 }
 
 fn read_entries(store: &mut Box<dyn Backend>) -> Result<Vec<TopEntry>, LogProblem> {
