@@ -24,6 +24,16 @@ fn worker(urls: &str, cluster: &str, name: &str, dir: &Path, extra: &[&str]) -> 
     Proc(child)
 }
 
+/// A log signing key made by `weiquan keygen` in `dir`: (private, public) paths.
+fn log_key(dir: &Path) -> (String, String) {
+    let key = dir.join("cluster.key");
+    let key = key.to_str().expect("UTF-8 path").to_owned();
+    let made = super::weiquan(&["keygen", "--out", &key, "--name", "weiquan-cluster-test"], None);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let public = format!("{key}.pub");
+    (key, public)
+}
+
 /// The workers' logs, for a failure message.
 fn logs(dir: &Path) -> String {
     ["w0", "w1", "w2"].iter().map(|w| logs_of(dir, w)).collect()
@@ -80,6 +90,11 @@ fn a_cluster_killed_mid_stream_finds_exactly_what_audit_finds() {
         expected.len()
     );
 
+    // Partition logs and the top log, a SQLite file each (the workers share this machine).
+    let (key, public) = log_key(dir.path());
+    let ledgers = dir.path().join("ledgers");
+    let ledgers = ledgers.to_str().expect("UTF-8 path").to_owned();
+    let log_args = ["--logs", &ledgers, "--log-key", &key, "--top-every-ms", "200"];
     let mut nats = NatsCluster::start(dir.path());
     let urls = nats.urls.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -91,7 +106,7 @@ fn a_cluster_killed_mid_stream_finds_exactly_what_audit_finds() {
         let cluster = Cluster::set_up_when_ready(&urls, "failover", 6, 3, Duration::from_secs(60))
             .await
             .expect("a JetStream cluster");
-        let mut workers: Vec<Option<Proc>> = (0..3).map(|i| Some(worker(&urls, "failover", &format!("w{i}"), dir.path(), &[]))).collect();
+        let mut workers: Vec<Option<Proc>> = (0..3).map(|i| Some(worker(&urls, "failover", &format!("w{i}"), dir.path(), &log_args))).collect();
         let mut door = FrontDoor::new(cluster.clone()).await.expect("an empty stream");
 
         let n = sim.lines.len();
@@ -108,7 +123,7 @@ fn a_cluster_killed_mid_stream_finds_exactly_what_audit_finds() {
                 })
                 .await;
             } else if i == at(35) {
-                workers[0] = Some(worker(&urls, "failover", "w0", dir.path(), &[]));
+                workers[0] = Some(worker(&urls, "failover", "w0", dir.path(), &log_args));
             } else if i == at(45) {
                 nats.kill(2);
             } else if i == at(60) {
@@ -116,7 +131,7 @@ fn a_cluster_killed_mid_stream_finds_exactly_what_audit_finds() {
             } else if i == at(65) {
                 nats.start_node(2);
             } else if i == at(75) {
-                workers[1] = Some(worker(&urls, "failover", "w1", dir.path(), &[]));
+                workers[1] = Some(worker(&urls, "failover", "w1", dir.path(), &log_args));
             } else if i == at(85) {
                 nats.kill(0);
             } else if i == at(92) {
@@ -172,6 +187,27 @@ fn a_cluster_killed_mid_stream_finds_exactly_what_audit_finds() {
                 expected.len()
             );
         }
+
+        // Every log verifies, and the top log comes to commit to each
+        // partition's whole log: one leaf per event applied (the final
+        // advance is not an event) and per finding, none twice.
+        let verifier = weiquan_ledger::load_verifier(&std::fs::read_to_string(&public).expect("the public key"))
+            .expect("a verifier key");
+        let logs = weiquan_cluster::logs::Logs::at(&ledgers, "failover");
+        let committed = |logs: weiquan_cluster::logs::Logs, verifier: weiquan_ledger::StandardVerifier| async move {
+            tokio::task::spawn_blocking(move || logs.verify(&verifier)).await.expect("joins")
+        };
+        eventually("the top log to commit to every partition log", Duration::from_secs(60), dir.path(), || async {
+            committed(logs.clone(), verifier.clone()).await.is_ok_and(|r| {
+                r.partitions.len() == 6 && r.partitions.iter().all(|p| p.committed == p.log.leaves)
+            })
+        })
+        .await;
+        let report = committed(logs, verifier).await.expect("every log verifies");
+        let events: u64 = report.partitions.iter().map(|p| p.log.events_without_actor).sum();
+        let findings: u64 = report.partitions.iter().map(|p| p.log.leaves - p.log.events_without_actor).sum();
+        assert_eq!(events, sent.iter().sum::<u64>() - 6, "each event applied is logged once");
+        assert_eq!(findings, found.len() as u64, "each finding is logged once");
         drop(workers);
     });
 }
@@ -236,7 +272,31 @@ fn the_cluster_commands_print_what_audit_prints() {
     );
     assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
 
-    let _worker = worker(url, &name, "solo", dir.path(), &["--secret-file", secret]);
+    let (key, public) = log_key(dir.path());
+    let ledgers = dir.path().join("ledgers");
+    let ledgers = ledgers.to_str().expect("UTF-8 path");
+    let half = super::weiquan(
+        &cli(url, &name, secret, &["--logs", ledgers, "work", "--name", "x"]),
+        None,
+    );
+    assert_eq!(half.status.code(), Some(2), "--logs without --log-key is a usage error");
+    assert!(String::from_utf8_lossy(&half.stderr).contains("--logs needs --log-key"));
+    let _worker = worker(
+        url,
+        &name,
+        "solo",
+        dir.path(),
+        &[
+            "--secret-file",
+            secret,
+            "--logs",
+            ledgers,
+            "--log-key",
+            &key,
+            "--top-every-ms",
+            "100",
+        ],
+    );
     let started = Instant::now();
     loop {
         let status = super::weiquan(&["cluster", "--nats", url, "--cluster", &name, "status"], None);
@@ -277,4 +337,61 @@ fn the_cluster_commands_print_what_audit_prints() {
     };
     assert!(!sorted(&audit.stdout).is_empty());
     assert_eq!(sorted(&found.stdout), sorted(&audit.stdout));
+
+    // The logs verify once the top log has recorded them; a leaf's receipt
+    // verifies, and fails once altered.
+    let verify = || {
+        super::weiquan(
+            &[
+                "verify",
+                "cluster",
+                "--logs",
+                ledgers,
+                "--cluster",
+                &name,
+                "--pub",
+                &public,
+            ],
+            None,
+        )
+    };
+    let started = Instant::now();
+    let report = loop {
+        let out = verify();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let committed = |line: &str| {
+            let n: Vec<&str> = line.split_whitespace().collect();
+            n.get(3)
+                .is_some_and(|rehashed| line.ends_with(&format!("{rehashed} leaves committed by the top log")))
+        };
+        let parts: Vec<&str> = text.lines().filter(|l| l.starts_with("valid: partition")).collect();
+        if out.status.success() && parts.len() == 4 && parts.iter().all(|l| committed(l)) {
+            break text;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the logs never verified whole: {text}{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            logs_of(dir.path(), "solo")
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(report.starts_with("valid: the top log"), "{report}");
+    let receipt = super::weiquan(
+        &["cluster", "--cluster", &name, "--logs", ledgers, "receipt", "0", "0"],
+        None,
+    );
+    assert!(receipt.status.success(), "{}", String::from_utf8_lossy(&receipt.stderr));
+    let file = dir.path().join("receipt.json");
+    std::fs::write(&file, &receipt.stdout).expect("written");
+    let file = file.to_str().expect("UTF-8 path");
+    let checked = super::weiquan(&["verify", "cluster-receipt", file, "--pub", &public], None);
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    assert!(String::from_utf8_lossy(&checked.stdout).starts_with("valid: leaf 0 of partition 0"));
+    let mut altered: serde_json::Value = serde_json::from_slice(&receipt.stdout).expect("JSON");
+    altered["leaf"] =
+        serde_json::Value::String(altered["leaf"].as_str().expect("a leaf").replace("presale", "xpresale"));
+    std::fs::write(file, altered.to_string()).expect("written");
+    let checked = super::weiquan(&["verify", "cluster-receipt", file, "--pub", &public], None);
+    assert_eq!(checked.status.code(), Some(3), "an altered leaf is not valid");
 }
