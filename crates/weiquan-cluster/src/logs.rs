@@ -116,7 +116,7 @@ impl Logs {
     /// The logs of `cluster` kept at `place`: a PostgreSQL URL
     /// (`postgres://…`, or libpq's `host=… dbname=…`; one schema per log, `wq_<cluster>_p<n>` and
     /// `wq_<cluster>_top`), or else a folder (one SQLite file per log,
-    /// `p<n>.db` and `top.db`; one machine only).
+    /// `<cluster>/p<n>.db` and `<cluster>/top.db`; one machine only).
     pub fn at(place: &str, cluster: &str) -> Logs {
         let postgres = place.starts_with("postgres://") || place.starts_with("postgresql://")
             // libpq's key=value form: `host=… user=… dbname=…`
@@ -163,7 +163,7 @@ impl Logs {
                 url: url.clone(),
                 schema: format!("wq_{}_{}", self.cluster.replace('-', "_"), which.short()),
             },
-            Place::Folder(dir) => Database::Sqlite(dir.join(format!("{}.db", which.short()))),
+            Place::Folder(dir) => Database::Sqlite(dir.join(&self.cluster).join(format!("{}.db", which.short()))),
         }
     }
 
@@ -190,7 +190,9 @@ impl Logs {
             return db.open_reader().map_err(|e| fail(e.into()));
         }
         if let Place::Folder(dir) = &self.place {
-            weiquan_store::create_data_dir(dir).map_err(|e| fail(LogProblem::Other(e.to_string())))?;
+            for dir in [dir.clone(), dir.join(&self.cluster)] {
+                weiquan_store::create_data_dir(&dir).map_err(|e| fail(LogProblem::Other(e.to_string())))?;
+            }
         }
         db.open().map_err(|e| fail(e.into()))
     }

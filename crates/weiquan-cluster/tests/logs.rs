@@ -211,6 +211,35 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
         assert_eq!(sizes(&again), sizes(&report), "nothing appended twice");
         assert_eq!(again.entries, report.entries, "the top log had nothing new to record");
 
+        // Partition 1's history rewritten as a whole new log, every hash and
+        // checkpoint valid under the same key: the top log's record of its
+        // root gives it away.
+        let schema = format!("wq_{}_p1", cluster.name.replace('-', "_"));
+        let (rewriter, v1) = (logs.clone(), v.clone());
+        let rewritten = tokio::task::spawn_blocking(move || {
+            let mut db =
+                postgres::Client::connect(&weiquan_testkit::services::pg_url(), postgres::NoTls).expect("PostgreSQL");
+            db.batch_execute(&format!(
+                "DELETE FROM \"{schema}\".ledger_leaves; DELETE FROM \"{schema}\".ledger_checkpoints;"
+            ))
+            .expect("emptied");
+            let mut log = rewriter.partition(1, 0, weiquan_app::LeafIndex::new()).expect("opens");
+            for line in presale_case().iter().skip(1) {
+                let id = weiquan_events::parse_event(line).expect("parses").id.into_owned();
+                log.event(&id, line).expect("logged");
+            }
+            log.flush().expect("written");
+            drop(log);
+            rewriter.verify(&v1)
+        })
+        .await
+        .expect("joins");
+        let why = rewritten.expect_err("a rewritten partition log").to_string();
+        assert!(
+            why.contains("partition 1's log") && why.contains("is not the one the top log"),
+            "{why}"
+        );
+
         // A leaf altered in the database: verification names the log and the leaf.
         let schema = format!("wq_{}_p0", cluster.name.replace('-', "_"));
         tokio::task::spawn_blocking(move || {
