@@ -30,7 +30,7 @@ pub enum RecordError {
     Ledger(#[from] LedgerError),
     /// A leaf already stored at this index differs from the one computed for
     /// it: two writers of one log disagree about its content.
-    #[error("the log forks at leaf {leaf}: the stored leaf differs from the one computed for it")]
+    #[error("the log forks at leaf {leaf}: the stored leaf differs from the one computed for it (writers of one log must apply the same rules to the same input; move away a log left by another run under the same name)")]
     Fork {
         /// The leaf index.
         leaf: u64,

@@ -33,6 +33,16 @@ use weiquan_engine::Finding;
 /// failed and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
+    /// An event that cannot be a log leaf (its canonical JSON is too long, or
+    /// holds a number JSON cannot represent): refused before routing, since
+    /// every worker keeping logs would stop at it. Nothing was sent.
+    #[error("event {id} cannot be logged ({why}); send it without the offending value")]
+    Unloggable {
+        /// The event's id.
+        id: String,
+        /// Why.
+        why: String,
+    },
     /// A partition's log or the top log failed (`logs`).
     #[error("log: {0}")]
     Log(String),
@@ -466,7 +476,7 @@ impl Cluster {
     }
 }
 
-fn check_name(name: &str) -> Result<(), ClusterError> {
+pub(crate) fn check_name(name: &str) -> Result<(), ClusterError> {
     valid_name(name, 32, |b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         .then_some(())
         .ok_or_else(|| ClusterError::Name(name.to_owned()))

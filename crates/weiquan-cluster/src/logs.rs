@@ -66,20 +66,64 @@ pub enum LogProblem {
     /// The logs do not verify.
     #[error(transparent)]
     Verify(#[from] VerifyError),
+    /// The log's first leaves are not those a saved state was taken over.
+    #[error("its first {at} leaves are not those the snapshot was taken over: the log was replaced since")]
+    Replaced {
+        /// Leaves the snapshot accounts for.
+        at: u64,
+    },
+    /// The log does not exist (a reader never creates one).
+    #[error("{0}")]
+    Missing(String),
     /// Anything else, said in words.
     #[error("{0}")]
     Other(String),
 }
 
+impl LogError {
+    /// Whether the logs were read and found wrong (tampered with, forked,
+    /// inconsistent), rather than not read at all (a database unreachable, a
+    /// log missing, no key).
+    pub fn is_invalid(&self) -> bool {
+        let store = |e: &StoreError| e.kind == StoreErrorKind::Corrupt;
+        match &self.problem {
+            LogProblem::Key(_) | LogProblem::NoKey | LogProblem::Missing(_) => false,
+            LogProblem::Store(e) | LogProblem::Ledger(LedgerError::Store(e)) => store(e),
+            LogProblem::Verify(VerifyError::Store(e)) => store(e),
+            LogProblem::Record(RecordError::Ledger(LedgerError::Store(e))) => store(e),
+            LogProblem::Ledger(_)
+            | LogProblem::Record(_)
+            | LogProblem::Verify(_)
+            | LogProblem::Replaced { .. }
+            | LogProblem::Other(_) => true,
+        }
+    }
+}
+
 /// The logs of one cluster: where they are kept and the key that signs them.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Logs {
     place: Place,
     cluster: String,
     key: Option<Arc<str>>,
 }
 
-#[derive(Clone, Debug)]
+impl std::fmt::Debug for Logs {
+    /// Without the key, and without a password in the URL.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let place = match &self.place {
+            Place::Postgres(url) => weiquan_store::redacted(url),
+            Place::Folder(dir) => dir.display().to_string(),
+        };
+        (f.debug_struct("Logs"))
+            .field("place", &place)
+            .field("cluster", &self.cluster)
+            .field("signed", &self.key.is_some())
+            .finish()
+    }
+}
+
+#[derive(Clone)]
 enum Place {
     /// One schema per log.
     Postgres(String),
@@ -117,7 +161,11 @@ impl Logs {
     /// (`postgres://…`, or libpq's `host=… dbname=…`; one schema per log, `wq_<cluster>_p<n>` and
     /// `wq_<cluster>_top`), or else a folder (one SQLite file per log,
     /// `<cluster>/p<n>.db` and `<cluster>/top.db`; one machine only).
-    pub fn at(place: &str, cluster: &str) -> Logs {
+    pub fn at(place: &str, cluster: &str) -> Result<Logs, LogError> {
+        crate::check_name(cluster).map_err(|e| LogError {
+            log: "the cluster's logs".into(),
+            problem: LogProblem::Other(e.to_string()),
+        })?;
         let postgres = place.starts_with("postgres://") || place.starts_with("postgresql://")
             // libpq's key=value form: `host=… user=… dbname=…`
             || (place.contains("host=") || place.contains("dbname="));
@@ -126,15 +174,15 @@ impl Logs {
         } else {
             Place::Folder(PathBuf::from(place))
         };
-        Logs {
+        Ok(Logs {
             place,
             cluster: cluster.to_owned(),
             key: None,
-        }
+        })
     }
 
     /// The logs of `cluster`'s connection, at `place`.
-    pub fn of(cluster: &Cluster, place: &str) -> Logs {
+    pub fn of(cluster: &Cluster, place: &str) -> Result<Logs, LogError> {
         Logs::at(place, &cluster.name)
     }
 
@@ -179,13 +227,16 @@ impl Logs {
         let fail = Self::fail(which);
         let db = self.database(which);
         if !write {
-            if let Database::Sqlite(path) = &db {
-                if !path.is_file() {
-                    return Err(fail(LogProblem::Other(format!(
-                        "{} does not exist: is --logs the folder the workers were given?",
-                        path.display()
-                    ))));
-                }
+            let missing = match &db {
+                Database::Sqlite(path) => (!path.is_file()).then(|| path.display().to_string()),
+                Database::Postgres { url, schema } => (!weiquan_store::PgStore::schema_exists(url, schema)
+                    .map_err(|e| fail(e.into()))?)
+                .then(|| format!("schema {schema}")),
+            };
+            if let Some(what) = missing {
+                return Err(fail(LogProblem::Missing(format!(
+                    "{what} does not exist: are --logs and --cluster what the workers were given?"
+                ))));
             }
             return db.open_reader().map_err(|e| fail(e.into()));
         }
@@ -211,10 +262,14 @@ impl Logs {
     /// Partition `p`'s log, written from a state that accounts for its first
     /// `at` leaves, the events among them at the leaves `ids` says (empty
     /// and 0 for a partition applied from its start).
-    pub fn partition(&self, p: u32, at: u64, ids: LeafIndex) -> Result<PartitionLog, LogError> {
-        let ledger = self.ledger(Which::Partition(p))?;
+    ///
+    /// `root`, the tree hash of those `at` leaves when the state was saved,
+    /// must be the log's: a log replaced since is not written onto.
+    pub fn partition(&self, p: u32, at: u64, ids: LeafIndex, root: Option<Hash>) -> Result<PartitionLog, LogError> {
+        let fail = Self::fail(Which::Partition(p));
+        let mut ledger = self.ledger(Which::Partition(p))?;
         if ledger.size() < at {
-            return Err(Self::fail(Which::Partition(p))(
+            return Err(fail(
                 RecordError::Short {
                     size: ledger.size(),
                     at,
@@ -222,10 +277,15 @@ impl Logs {
                 .into(),
             ));
         }
+        let root_at = ledger.root_at(at).map_err(|e| fail(e.into()))?;
+        if root.is_some_and(|root| at > 0 && root != root_at) {
+            return Err(fail(LogProblem::Replaced { at }));
+        }
         Ok(PartitionLog {
             p,
             // Flushed by the worker after each message, not by count.
             writer: OffRuntime::new(LedgerWriter::resume(ledger, at, ids, usize::MAX)),
+            root: root_at,
         })
     }
 
@@ -247,55 +307,99 @@ impl Logs {
     }
 
     /// Checks the top log and every partition log it names: every hash and
-    /// checkpoint of each (as `weiquan verify log` does, and each
-    /// checkpoint's origin), and that every partition size the top log
-    /// records has the root it records.
-    pub fn verify(&self, verifier: &StandardVerifier) -> Result<ClusterReport, LogError> {
+    /// checkpoint of each (as `weiquan verify log` does), each checkpoint's
+    /// origin, that each log's newest checkpoint covers all its leaves, and
+    /// that every partition size the top log records has the root it
+    /// records. With `since`, a top checkpoint kept from earlier (by an
+    /// auditor, a witness), also that the top log extends it: the only check
+    /// against whoever holds the key rewriting every log at once.
+    pub fn verify(&self, verifier: &StandardVerifier, since: Option<&[u8]>) -> Result<ClusterReport, LogError> {
         let top = Which::Top;
+        let fail_top = Self::fail(top);
         let mut store = self.store(top)?;
-        let report = check_log(&mut store, verifier, &self.origin(top)).map_err(Self::fail(top))?;
-        let entries = read_entries(&mut store).map_err(Self::fail(top))?;
-        let Some(last) = entries.last() else {
-            return Err(Self::fail(top)(LogProblem::Other(
+        let report = check_log(&mut store, verifier, &self.origin(top)).map_err(&fail_top)?;
+        let entries = store.size().map_err(|e| fail_top(e.into()))?;
+        if entries == 0 {
+            return Err(fail_top(LogProblem::Other(
                 "it records no partition yet: run a worker with --logs until the top log has an entry".into(),
             )));
-        };
-        let partitions = last.partitions.len() as u32;
+        }
+        if let Some(old) = since {
+            let cp =
+                weiquan_ledger::open_checkpoint(old, verifier, "given with --since").map_err(|e| fail_top(e.into()))?;
+            if cp.origin != self.origin(top) || cp.size > entries {
+                return Err(fail_top(LogProblem::Other(format!(
+                    "the checkpoint given with --since is of `{}` at {} entries; this top log is `{}` with {entries}",
+                    cp.origin,
+                    cp.size,
+                    self.origin(top)
+                ))));
+            }
+            let root = LedgerReader::open(self.store(top)?)
+                .and_then(|mut r| r.root_at(cp.size))
+                .map_err(|e| fail_top(e.into()))?;
+            if root != cp.root {
+                return Err(fail_top(LogProblem::Other(format!(
+                    "its first {} entries are not those of the checkpoint given with --since: the top log was rewritten",
+                    cp.size
+                ))));
+            }
+        }
+        let partitions = read_entry(&mut store, entries - 1).map_err(&fail_top)?.partitions.len() as u32;
         let mut parts = Vec::with_capacity(partitions as usize);
+        // One partition at a time, the top log read again for each: memory
+        // and connections stay bounded whatever the sizes.
         for p in 0..partitions {
             let which = Which::Partition(p);
             let fail = Self::fail(which);
-            let mut store = self.store(which)?;
-            let log = check_log(&mut store, verifier, &self.origin(which)).map_err(&fail)?;
-            let mut reader = LedgerReader::open(store).map_err(|e| fail(e.into()))?;
-            let mut seen: Option<u64> = None;
-            for (k, entry) in entries.iter().enumerate() {
-                let head = entry.head(p).map_err(|why| Self::fail(top)(why.at(k as u64)))?;
-                if seen.is_some_and(|s| head.size < s) {
-                    return Err(fail(LogProblem::Other(format!(
+            let mut part = self.store(which)?;
+            let log = check_log(&mut part, verifier, &self.origin(which)).map_err(&fail)?;
+            let mut reader = LedgerReader::open(part).map_err(|e| fail(e.into()))?;
+            let mut seen: Option<Head> = None;
+            each_entry(&mut store, |k, entry| {
+                if entry.partitions.len() as u32 != partitions {
+                    return Err(fail_top(
+                        BadEntry(format!(
+                            "records {} partitions, not {partitions}",
+                            entry.partitions.len()
+                        ))
+                        .at(k),
+                    ));
+                }
+                let head = entry.head(p).map_err(|why| fail_top(why.at(k)))?;
+                match &seen {
+                    Some(before) if head.size < before.size => Err(fail(LogProblem::Other(format!(
                         "the top log's entry {k} records {} leaves, fewer than an earlier entry",
                         head.size
-                    ))));
-                }
-                if seen != Some(head.size) {
-                    let root = reader.root_at(head.size).map_err(|e| fail(e.into()))?;
-                    if hash_text(&root) != head.root {
-                        return Err(fail(LogProblem::Other(format!(
-                            "its root at size {} is not the one the top log's entry {k} records",
+                    )))),
+                    Some(before) if head.size == before.size && head.root != before.root => {
+                        Err(fail(LogProblem::Other(format!(
+                            "the top log's entry {k} records another root at size {} than an earlier entry",
                             head.size
-                        ))));
+                        ))))
                     }
-                    seen = Some(head.size);
+                    Some(before) if head.size == before.size => Ok(()),
+                    _ => {
+                        let root = reader.root_at(head.size).map_err(|e| fail(e.into()))?;
+                        if hash_text(&root) != head.root {
+                            return Err(fail(LogProblem::Other(format!(
+                                "its root at size {} is not the one the top log's entry {k} records",
+                                head.size
+                            ))));
+                        }
+                        seen = Some(head.clone());
+                        Ok(())
+                    }
                 }
-            }
+            })?;
             parts.push(PartitionReport {
                 log,
-                committed: seen.unwrap_or(0),
+                committed: seen.map_or(0, |h| h.size),
             });
         }
         Ok(ClusterReport {
             top: report,
-            entries: entries.len() as u64,
+            entries,
             partitions: parts,
         })
     }
@@ -305,25 +409,42 @@ impl Logs {
     /// record's inclusion in the top log's newest checkpoint.
     pub fn receipt(&self, p: u32, index: u64) -> Result<ClusterReceipt, LogError> {
         let top = Which::Top;
+        let fail_top = Self::fail(top);
         let mut store = self.store(top)?;
-        let entries = read_entries(&mut store).map_err(Self::fail(top))?;
-        // Sizes only grow along the top log: the first entry past `index`.
-        let mut first = None;
-        for (k, entry) in entries.iter().enumerate() {
-            let head = entry.head(p).map_err(|why| Self::fail(top)(why.at(k as u64)))?;
-            if head.size > index {
-                first = Some((k as u64, head.size));
-                break;
+        let entries = store.size().map_err(|e| fail_top(e.into()))?;
+        let partitions = match entries {
+            0 => 0,
+            n => read_entry(&mut store, n - 1).map_err(&fail_top)?.partitions.len() as u32,
+        };
+        if p >= partitions {
+            return Err(Self::fail(Which::Partition(p))(LogProblem::Other(format!(
+                "the top log records {partitions} partitions (0 to {})",
+                partitions.saturating_sub(1)
+            ))));
+        }
+        // Sizes only grow along the top log: the first entry past `index`, by bisection.
+        let size_at = |store: &mut Box<dyn Backend>, k: u64| -> Result<u64, LogError> {
+            let entry = read_entry(store, k).map_err(&fail_top)?;
+            Ok(entry.head(p).map_err(|why| fail_top(why.at(k)))?.size)
+        };
+        let (mut lo, mut hi) = (0, entries);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if size_at(&mut store, mid)? > index {
+                hi = mid;
+            } else {
+                lo = mid + 1;
             }
         }
-        let Some((k, size)) = first else {
+        if lo == entries {
             return Err(Self::fail(Which::Partition(p))(LogProblem::Other(format!(
                 "leaf {index} is not yet recorded by the top log: ask again after its next entry"
             ))));
-        };
+        }
+        let size = size_at(&mut store, lo)?;
         let top_receipt = LedgerReader::open(store)
-            .and_then(|mut r| r.receipt(k))
-            .map_err(|e| Self::fail(top)(e.into()))?;
+            .and_then(|mut r| r.receipt(lo))
+            .map_err(|e| fail_top(e.into()))?;
         let which = Which::Partition(p);
         let fail = Self::fail(which);
         let mut store = self.store(which)?;
@@ -343,18 +464,28 @@ impl Logs {
     }
 }
 
-/// [`verify_log`], and every checkpoint's origin `origin` (so that one log
-/// cannot stand in for another signed with the same key).
+/// [`verify_log`], every checkpoint's origin `origin` (so that one log
+/// cannot stand in for another signed with the same key), and a checkpoint
+/// over every leaf: writers store leaves and their checkpoint in one
+/// transaction, so leaves past the newest checkpoint were added without the key.
 fn check_log(store: &mut Box<dyn Backend>, verifier: &StandardVerifier, origin: &str) -> Result<LogReport, LogProblem> {
     let report = verify_log(store, verifier)?;
-    for (size, note) in store.checkpoints()? {
-        let cp = weiquan_ledger::open_checkpoint(&note, verifier, &format!("for size {size}"))?;
+    let checkpoints = store.checkpoints()?;
+    for (size, note) in &checkpoints {
+        let cp = weiquan_ledger::open_checkpoint(note, verifier, &format!("for size {size}"))?;
         if cp.origin != origin {
             return Err(LogProblem::Other(format!(
                 "the checkpoint for size {size} is of `{}`, not `{origin}`",
                 cp.origin
             )));
         }
+    }
+    let newest = checkpoints.last().map_or(0, |(size, _)| *size);
+    if newest != report.leaves {
+        return Err(LogProblem::Other(format!(
+            "leaves {newest} to {} have no signed checkpoint over them: they were added without the log key",
+            report.leaves
+        )));
     }
     Ok(report)
 }
@@ -404,6 +535,9 @@ impl<T: Send + 'static> Drop for OffRuntime<T> {
 pub struct PartitionLog {
     p: u32,
     writer: OffRuntime<LedgerWriter<Box<dyn Backend>>>,
+    /// The tree hash of the leaves written so far (the log may hold more,
+    /// written by an earlier owner).
+    root: Hash,
 }
 
 impl PartitionLog {
@@ -428,12 +562,26 @@ impl PartitionLog {
     /// (what is stored already is compared instead). Blocking.
     pub fn flush(&mut self) -> Result<(), LogError> {
         let fail = self.fail();
-        self.writer.flush().map_err(fail)
+        self.writer.flush().map_err(&fail)?;
+        let size = self.writer.size();
+        let ledger = self.writer.ledger();
+        // The log may be longer (an earlier owner's leaves, compared): the root at this state's size.
+        self.root = match ledger.size() == size {
+            true => ledger.root(),
+            false => ledger.root_at(size).map_err(|e| fail(RecordError::Ledger(e)))?,
+        };
+        Ok(())
     }
 
     /// Leaves logged (written or not): what a snapshot records.
     pub fn size(&self) -> u64 {
         self.writer.size()
+    }
+
+    /// The tree hash of the first [`size`](Self::size) leaves, as of the
+    /// last flush: what a snapshot records.
+    pub fn root(&self) -> Hash {
+        self.root
     }
 
     /// Where each event logged is.
@@ -525,17 +673,24 @@ fn read_entry(store: &mut Box<dyn Backend>, k: u64) -> Result<TopEntry, LogProbl
     TopEntry::parse(&read_leaf(store, k)?).map_err(|b| b.at(k))
 }
 
-fn read_entries(store: &mut Box<dyn Backend>) -> Result<Vec<TopEntry>, LogProblem> {
+/// Calls `f` with each entry of the top log in `store`, in order, a chunk
+/// of entries in memory at a time.
+fn each_entry(
+    store: &mut Box<dyn Backend>,
+    mut f: impl FnMut(u64, TopEntry) -> Result<(), LogError>,
+) -> Result<(), LogError> {
     const CHUNK: u64 = 4096;
-    let size = store.size()?;
-    let mut entries = Vec::with_capacity(size as usize);
+    let fail = Logs::fail(Which::Top);
+    let size = store.size().map_err(|e| fail(e.into()))?;
     for from in (0..size).step_by(CHUNK as usize) {
-        for (data, _) in store.leaves(from, (from + CHUNK).min(size))? {
-            let k = entries.len() as u64;
-            entries.push(TopEntry::parse(&data).map_err(|b| b.at(k))?);
+        let rows = store
+            .leaves(from, (from + CHUNK).min(size))
+            .map_err(|e| fail(e.into()))?;
+        for (k, (data, _)) in (from..).zip(rows) {
+            f(k, TopEntry::parse(&data).map_err(|b| fail(b.at(k)))?)?;
         }
     }
-    Ok(entries)
+    Ok(())
 }
 
 fn last_entry(ledger: &mut Ledger<Box<dyn Backend>>) -> Result<Option<TopEntry>, LogProblem> {
@@ -562,20 +717,32 @@ impl TopLog {
             let fail = Logs::fail(Which::Partition(p as u32));
             reader.refresh().map_err(|e| fail(e.into()))?;
             let size = reader.size();
-            let root: Hash = reader.root_at(size).map_err(|e| fail(e.into()))?;
-            if let Some(before) = self.last.as_ref().and_then(|l| l.partitions.get(p)) {
-                if size < before.size {
-                    return Err(fail(LogProblem::Other(format!(
-                        "it holds {size} leaves, fewer than the {} the top log recorded: it was replaced or cut",
-                        before.size
-                    ))));
+            let root = hash_text(&reader.root_at(size).map_err(|e| fail(e.into()))?);
+            let before = self.last.as_ref().and_then(|l| l.partitions.get(p));
+            // A partition log must extend what the top log recorded of it.
+            let extends = match before {
+                None => true,
+                Some(b) if size < b.size => false,
+                Some(b) if size == b.size => root == b.root,
+                Some(b) => hash_text(&reader.root_at(b.size).map_err(|e| fail(e.into()))?) == b.root,
+            };
+            match before {
+                Some(b) if !extends => {
+                    // The others are still recorded; this one stays at what was recorded of it.
+                    tracing::error!(
+                        partition = p,
+                        recorded = b.size,
+                        size,
+                        "the partition's log does not extend what the top log recorded of it (it was replaced, cut or forked): the top log keeps its last record; put the recorded log back, or stop the cluster and investigate"
+                    );
+                    heads.push(b.clone());
                 }
+                _ => heads.push(Head {
+                    p: p as u32,
+                    root,
+                    size,
+                }),
             }
-            heads.push(Head {
-                p: p as u32,
-                root: hash_text(&root),
-                size,
-            });
         }
         if self.last.as_ref().is_some_and(|l| l.partitions == heads) {
             return Ok(None);
@@ -650,8 +817,14 @@ pub fn verify_cluster_receipt(
     receipt: &ClusterReceipt,
     verifier: &StandardVerifier,
 ) -> Result<VerifiedCheckpoint, VerifyError> {
+    if receipt.v != 1 {
+        return Err(VerifyError::Format(format!(
+            "cluster receipt format {} is not known; this weiquan reads format 1",
+            receipt.v
+        )));
+    }
     let cp = verify_receipt(&receipt.top, verifier)?;
-    if !cp.origin.ends_with("/top") {
+    if !(cp.origin.starts_with("weiquan-cluster/") && cp.origin.ends_with("/top")) {
         return Err(VerifyError::Format(format!(
             "the receipt's top checkpoint is of `{}`, not of a cluster's top log",
             cp.origin

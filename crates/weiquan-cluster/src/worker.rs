@@ -147,6 +147,8 @@ struct SavedLog {
     size: u64,
     /// Each event's (id digest, leaf index), for findings' evidence.
     ids: Vec<(u128, u64)>,
+    /// The tree hash of those leaves: a log replaced since is not written onto.
+    root: [u8; 32],
 }
 
 const MAGIC: [u8; 8] = *b"WQPART02";
@@ -182,6 +184,7 @@ impl State {
             log: self.log.as_ref().map(|log| SavedLog {
                 size: log.size(),
                 ids: log.leaf_index().pairs().collect(),
+                root: log.root().0,
             }),
         };
         let mut bytes = postcard::to_stdvec(&saved).map_err(|e| e.to_string())?;
@@ -629,9 +632,10 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 /// Restores partition `p` ([`restore`]) with its log opened where the
-/// snapshot left it. A snapshot taken without a log, or ahead of the log
-/// (the log's database was replaced), is not used: the partition is applied
-/// from its start, which writes or checks its whole log.
+/// snapshot left it. A snapshot taken without a log, ahead of the log, or
+/// over leaves the log no longer holds (its database was replaced) is not
+/// used: the partition is applied from its start, which writes or checks
+/// its whole log.
 async fn restore_with_log(
     cluster: &Cluster,
     rules: &Arc<Rulebook>,
@@ -647,28 +651,29 @@ async fn restore_with_log(
         );
         state = State::empty(rules.clone());
     }
-    let open = |at: u64, pairs: Vec<(u128, u64)>| {
+    let open = |at: u64, pairs: Vec<(u128, u64)>, root: Option<[u8; 32]>| {
         let logs = logs.clone();
         blocking(move || {
             let mut ids = weiquan_app::LeafIndex::new();
             for (digest, leaf) in pairs {
                 ids.insert_new(digest, leaf);
             }
-            logs.partition(p, at, ids)
+            logs.partition(p, at, ids, root.map(weiquan_ledger::Hash))
         })
     };
-    let (at, pairs) = saved.map(|s| (s.size, s.ids)).unwrap_or_default();
-    let log = match open(at, pairs).await? {
-        Err(LogError {
-            problem: crate::logs::LogProblem::Record(weiquan_app::RecordError::Short { .. }),
-            ..
-        }) if at > 0 => {
-            tracing::warn!(
-                partition = p,
-                "the log is behind the snapshot; replaying the partition from its start"
-            );
+    let (at, pairs, root) = saved.map_or((0, Vec::new(), None), |s| (s.size, s.ids, Some(s.root)));
+    let log = match open(at, pairs, root).await? {
+        Err(
+            e @ LogError {
+                problem:
+                    crate::logs::LogProblem::Record(weiquan_app::RecordError::Short { .. })
+                    | crate::logs::LogProblem::Replaced { .. },
+                ..
+            },
+        ) if at > 0 => {
+            tracing::warn!(partition = p, error = %e, "the snapshot does not fit the log; replaying the partition from its start");
             state = State::empty(rules.clone());
-            open(0, Vec::new()).await?
+            open(0, Vec::new(), None).await?
         }
         opened => opened,
     };

@@ -9,7 +9,7 @@ mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
-use weiquan_cluster::logs::{verify_cluster_receipt, Logs};
+use weiquan_cluster::logs::{verify_cluster_receipt, LogProblem, Logs, Which};
 use weiquan_cluster::{door::FrontDoor, worker, Cluster, Published};
 use weiquan_engine::Rulebook;
 
@@ -46,7 +46,7 @@ async fn work_until_committed(cluster: &Cluster, logs: &Logs, name: &str, public
             let (reader, verifier) = (reader.clone(), verifier.clone());
             let committed = tokio::task::spawn_blocking(move || {
                 reader
-                    .verify(&verifier)
+                    .verify(&verifier, None)
                     .is_ok_and(|r| r.partitions.iter().all(|p| p.committed == p.log.leaves))
             })
             .await
@@ -77,9 +77,19 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
     common::runtime().block_on(async {
         let cluster = common::fresh_cluster("logs", 3).await;
         let logs = Logs::of(&cluster, &weiquan_testkit::services::pg_url())
-            .signed_with(&key)
+            .and_then(|l| l.signed_with(&key))
             .expect("the key");
         let mut door = FrontDoor::new(cluster.clone()).await.expect("a door");
+        // An event no worker could log (a number JSON cannot represent, in a
+        // field of the producer's own) is refused before routing, and the door goes on.
+        let unloggable =
+            r#"{"v": 1, "id": "odd", "type": "clock.tick", "at": "2026-11-01T00:00:00+08:00", "x": 1e400}"#;
+        let ev = weiquan_events::parse_event(unloggable).expect("it parses as an event");
+        let refused = door.send(&ev, unloggable).await;
+        assert!(
+            matches!(&refused, Err(weiquan_cluster::ClusterError::Unloggable { id, .. }) if id == "odd"),
+            "{refused:?}"
+        );
         // Through the deposits; then the price change, final payments and shipping.
         let (first, second) = lines.split_at(7);
         // Each partition log's size when the first worker stopped.
@@ -102,7 +112,7 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
             );
             if halfway.is_empty() {
                 let (logs, v) = (logs.clone(), verifier(&public));
-                let report = tokio::task::spawn_blocking(move || logs.verify(&v))
+                let report = tokio::task::spawn_blocking(move || logs.verify(&v, None))
                     .await
                     .expect("joins");
                 halfway = report
@@ -118,7 +128,7 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
         let report = {
             let logs = logs.clone();
             let v = v.clone();
-            tokio::task::spawn_blocking(move || logs.verify(&v))
+            tokio::task::spawn_blocking(move || logs.verify(&v, None))
                 .await
                 .expect("joins")
         }
@@ -200,7 +210,7 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
         let again = {
             let logs = logs.clone();
             let v = v.clone();
-            tokio::task::spawn_blocking(move || logs.verify(&v))
+            tokio::task::spawn_blocking(move || logs.verify(&v, None))
                 .await
                 .expect("joins")
         }
@@ -210,6 +220,71 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
         };
         assert_eq!(sizes(&again), sizes(&report), "nothing appended twice");
         assert_eq!(again.entries, report.entries, "the top log had nothing new to record");
+
+        // What an outsider (or the operator) might try, each refused by name.
+        let pg = weiquan_testkit::services::pg_url();
+        let (attacker, v2, top_cp) = (logs.clone(), v.clone(), receipts[0].top.checkpoint.clone());
+        let name = cluster.name.clone();
+        tokio::task::spawn_blocking(move || {
+            // A top checkpoint kept from earlier: the top log extends it.
+            attacker
+                .verify(&v2, Some(top_cp.as_bytes()))
+                .expect("the top log extends an earlier checkpoint");
+            // A checkpoint of the same origin over other entries (signed with the key): a rewritten top log.
+            let dir = tempfile::tempdir().expect("a folder");
+            let store = weiquan_store::SqliteStore::open(&dir.path().join("other.db")).expect("SQLite");
+            let signer = weiquan_ledger::load_signer(&key).expect("the key");
+            let mut other = weiquan_ledger::Ledger::open(store, signer, &attacker.origin(Which::Top)).expect("opens");
+            other.append(vec![b"{}".to_vec()]).expect("appended");
+            let forged = other.checkpoint().expect("a checkpoint");
+            let why = attacker
+                .verify(&v2, Some(&forged))
+                .expect_err("another history")
+                .to_string();
+            assert!(why.contains("the top log was rewritten"), "{why}");
+            // A partition the cluster does not have.
+            let why = attacker.receipt(7, 0).expect_err("no partition 7").to_string();
+            assert!(why.contains("records 3 partitions"), "{why}");
+            // Logs that do not exist are an error, not a verdict, and are not created.
+            let missing = Logs::at(&pg, "no-such-cluster").expect("a name").verify(&v2, None);
+            let missing = missing.expect_err("no logs");
+            assert!(
+                !missing.is_invalid() && missing.to_string().contains("does not exist"),
+                "{missing}"
+            );
+            assert!(!weiquan_store::PgStore::schema_exists(&pg, "wq_no_such_cluster_top").expect("PostgreSQL"));
+            // A snapshot's position over leaves the log no longer holds.
+            let replaced = attacker.partition(0, 1, weiquan_app::LeafIndex::new(), Some(weiquan_ledger::Hash([7; 32])));
+            assert!(
+                matches!(&replaced, Err(e) if matches!(e.problem, LogProblem::Replaced { at: 1 })),
+                "{:?}",
+                replaced.err()
+            );
+            // Leaves without a signed checkpoint over them (the newest one deleted).
+            let schema = format!("wq_{}_p2", name.replace('-', "_"));
+            let mut db = postgres::Client::connect(&pg, postgres::NoTls).expect("PostgreSQL");
+            let newest = format!(
+                "\"{schema}\".ledger_checkpoints WHERE size = (SELECT max(size) FROM \"{schema}\".ledger_checkpoints)"
+            );
+            let row = db
+                .query_one(&format!("SELECT size, note FROM {newest}"), &[])
+                .expect("a checkpoint");
+            let (size, note): (i64, Vec<u8>) = (row.get(0), row.get(1));
+            db.execute(&format!("DELETE FROM {newest}"), &[]).expect("deleted");
+            let why = attacker.verify(&v2, None).expect_err("unsigned leaves").to_string();
+            assert!(
+                why.contains("partition 2's log") && why.contains("no signed checkpoint"),
+                "{why}"
+            );
+            db.execute(
+                &format!("INSERT INTO \"{schema}\".ledger_checkpoints (size, note) VALUES ($1, $2)"),
+                &[&size, &note],
+            )
+            .expect("put back");
+            attacker.verify(&v2, None).expect("valid again");
+        })
+        .await
+        .expect("joins");
 
         // Partition 1's history rewritten as a whole new log, every hash and
         // checkpoint valid under the same key: the top log's record of its
@@ -223,14 +298,24 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
                 "DELETE FROM \"{schema}\".ledger_leaves; DELETE FROM \"{schema}\".ledger_checkpoints;"
             ))
             .expect("emptied");
-            let mut log = rewriter.partition(1, 0, weiquan_app::LeafIndex::new()).expect("opens");
+            let mut log = rewriter
+                .partition(1, 0, weiquan_app::LeafIndex::new(), None)
+                .expect("opens");
             for line in presale_case().iter().skip(1) {
                 let id = weiquan_events::parse_event(line).expect("parses").id.into_owned();
                 log.event(&id, line).expect("logged");
             }
             log.flush().expect("written");
             drop(log);
-            rewriter.verify(&v1)
+            // The top log's writer keeps its record of partition 1 (and has nothing new to write).
+            let mut top = rewriter.top(3).expect("the top log");
+            assert_eq!(
+                top.record().expect("recorded"),
+                None,
+                "nothing recorded over a replaced log"
+            );
+            drop(top);
+            rewriter.verify(&v1, None)
         })
         .await
         .expect("joins");
@@ -253,7 +338,7 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
         })
         .await
         .expect("joins");
-        let broken = tokio::task::spawn_blocking(move || logs.verify(&v))
+        let broken = tokio::task::spawn_blocking(move || logs.verify(&v, None))
             .await
             .expect("joins");
         let why = broken.expect_err("an altered leaf").to_string();

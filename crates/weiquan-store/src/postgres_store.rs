@@ -46,6 +46,20 @@ fn quote_ident(s: &str) -> String {
 }
 
 impl PgStore {
+    /// Whether `schema` exists at `url` (without creating anything, unlike
+    /// [`PgStore::connect`]): for readers that must not make an empty log.
+    pub fn schema_exists(url: &str, schema: &str) -> Result<bool, StoreError> {
+        let mut client = Client::connect(url, NoTls)
+            .map_err(|e| StoreError::of_kind(kind_of(&e), format!("connecting to {}", crate::redacted(url)), e))?;
+        client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM information_schema.schemata WHERE schema_name = $1)",
+                &[&schema],
+            )
+            .map(|row| row.get(0))
+            .map_err(err("looking for the schema"))
+    }
+
     /// Connects to `url` and uses (creating if needed) the ledger tables in `schema`.
     pub fn connect(url: &str, schema: &str) -> Result<Self, StoreError> {
         let mut client = Client::connect(url, NoTls)

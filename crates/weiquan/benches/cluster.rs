@@ -1,7 +1,9 @@
 //! Throughput of `weiquan cluster` on a three-node NATS JetStream cluster on
 //! this machine (every stream and bucket R3, six partitions): the front door
 //! routing a simulated platform, then 1, 2 and 3 worker processes applying
-//! it from the stream, against one engine (`weiquan audit`) in the same run.
+//! it from the stream, against one engine (`weiquan audit`) in the same run;
+//! then one worker keeping the partition logs and the top log, in
+//! PostgreSQL and in a folder, against one without logs again.
 //! Prints Markdown. `WEIQUAN_BENCH_CLUSTER_MERCHANTS` scales the stream
 //! (default 600 merchants, about 680,000 events).
 
@@ -60,8 +62,31 @@ fn main() {
         one_engine.as_secs_f64(),
         rate(one_engine)
     );
-    for workers in 1..=3usize {
-        let name = format!("bench-w{workers}");
+    // Where workers keep logs: none, PostgreSQL (a schema per log) or a
+    // folder (a SQLite file per log). Without logs again last, to bracket
+    // the runs with logs against the order's drift.
+    let pg = weiquan_testkit::services::pg_url();
+    let folder = dir.join("logs");
+    let folder = folder.to_str().expect("UTF-8 path").to_owned();
+    let key = dir.join("cluster.key");
+    let key = key.to_str().expect("UTF-8 path").to_owned();
+    let made = Command::new(bin)
+        .args(["keygen", "--out", &key, "--name", "bench-cluster"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("keygen runs");
+    assert!(made.success());
+    let runs: [(usize, Option<(&str, &str)>); 6] = [
+        (1, None),
+        (2, None),
+        (3, None),
+        (1, Some(("logs in PostgreSQL", &pg))),
+        (1, Some(("logs in a folder (SQLite)", &folder))),
+        (1, None),
+    ];
+    for (run, (workers, logs)) in runs.into_iter().enumerate() {
+        // A new name each run: logs left by an earlier run would be compared, not written.
+        let name = weiquan_testkit::unique(&format!("bench-{run}"));
         let started = Instant::now();
         let route = Command::new(bin)
             .args(["cluster", "--nats", &nats.urls, "--cluster", &name, "route", &file])
@@ -88,9 +113,14 @@ fn main() {
         let started = Instant::now();
         let procs: Vec<Proc> = (0..workers)
             .map(|i| {
-                let child = Command::new(bin)
+                let mut command = Command::new(bin);
+                command
                     .args(["cluster", "--nats", &nats.urls, "--cluster", &name, "work"])
-                    .args(["--name", &format!("w{i}"), "--snapshot-every", "100000"])
+                    .args(["--name", &format!("w{i}"), "--snapshot-every", "100000"]);
+                if let Some((_, place)) = logs {
+                    command.args(["--logs", place, "--log-key", &key]);
+                }
+                let child = command
                     .stdout(Stdio::null())
                     .stderr(log_file(&dir.join(format!("{name}-w{i}.log"))))
                     .spawn()
@@ -111,8 +141,9 @@ fn main() {
         let took = started.elapsed();
         drop(procs);
         println!(
-            "| {workers} worker{} from the stream | {:.2} | {:.0} | {:.0} | {:.2} |",
+            "| {workers} worker{} from the stream{} | {:.2} | {:.0} | {:.0} | {:.2} |",
             if workers == 1 { "" } else { "s" },
+            logs.map(|(what, _)| format!(", {what}")).unwrap_or_default(),
             took.as_secs_f64(),
             rate(took),
             rate(took) / workers as f64,

@@ -471,7 +471,9 @@ pub enum VerifyCommand {
     },
     /// Check a cluster's logs: the top log and every partition log, hash by
     /// hash, and every partition root the top log records.
-    #[command(after_help = "Example:\n  weiquan verify cluster --logs logs/ --cluster weiquan --pub cluster.key.pub")]
+    #[command(
+        after_help = "Example:\n  weiquan verify cluster --logs logs/ --cluster weiquan --pub cluster.key.pub\n  weiquan verify cluster --logs logs/ --cluster weiquan --pub cluster.key.pub --since top-yesterday.cp\n\nExit status: 0 when valid, 3 when not (the message names the log and the leaf or entry), 1 when a log cannot be read."
+    )]
     Cluster {
         /// Where the logs are kept (as `weiquan cluster --logs`).
         #[arg(long)]
@@ -482,6 +484,11 @@ pub enum VerifyCommand {
         /// The logs' public key.
         #[arg(long = "pub", value_name = "KEY.pub")]
         public: PathBuf,
+        /// A top log checkpoint kept from earlier (a signed note, as in a
+        /// receipt's `top.checkpoint`): the top log must extend it, so not
+        /// even the key's holder rewrote history since.
+        #[arg(long, value_name = "CHECKPOINT")]
+        since: Option<PathBuf>,
     },
     /// Check a cluster receipt: the top checkpoint, the top log entry, and the leaf in its partition's tree.
     #[command(after_help = "Example:\n  weiquan verify cluster-receipt receipt.json --pub cluster.key.pub")]

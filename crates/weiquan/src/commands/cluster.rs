@@ -15,7 +15,7 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
     if let ClusterCommand::Receipt { partition, leaf } = &args.what {
         let place = (args.logs.as_deref())
             .ok_or_else(|| super::UsageError("give --logs: where the cluster's logs are kept".into()))?;
-        let receipt = Logs::at(place, &args.cluster).receipt(*partition, *leaf)?;
+        let receipt = Logs::at(place, &args.cluster)?.receipt(*partition, *leaf)?;
         serde_json::to_writer_pretty(&mut *out, &receipt)?;
         out.write_all(b"\n")?;
         return Ok(());
@@ -71,7 +71,7 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                     (Some(place), Some(key)) => {
                         let key = std::fs::read_to_string(key)
                             .with_context(|| format!("cannot read the log key {}", key.display()))?;
-                        Some(Logs::at(place, &args.cluster).signed_with(&key)?)
+                        Some(Logs::at(place, &args.cluster)?.signed_with(&key)?)
                     }
                     (None, None) => None,
                     (Some(_), None) => {
@@ -141,15 +141,25 @@ async fn route(
     for input in super::open_inputs(files)? {
         let mut reader = LineReader::new(input.reader);
         while let Some(line) = reader.next_line()? {
-            let parsed = match line {
+            let outcome = match line {
                 Line::Bad(r) => Err(r),
-                Line::Text(n, text) => parse_event(text)
-                    .map(|ev| (ev, text))
-                    .map_err(|e| Reject::from_parse(n, e)),
+                Line::Text(n, text) => match parse_event(text) {
+                    Err(e) => Err(Reject::from_parse(n, e)),
+                    Ok(ev) => match door.send(&ev, text).await {
+                        Ok(_) => Ok(()),
+                        Err(e @ weiquan_cluster::ClusterError::Unloggable { .. }) => Err(Reject {
+                            file: None,
+                            line: n,
+                            id: Some(ev.id.to_string()),
+                            field: None,
+                            error: e.to_string(),
+                        }),
+                        Err(e) => return Err(e.into()),
+                    },
+                },
             };
-            match parsed {
-                Ok((ev, text)) => {
-                    door.send(&ev, text).await?;
+            match outcome {
+                Ok(()) => {
                     events += 1;
                     if events % advance_every == 0 {
                         door.advance().await?;

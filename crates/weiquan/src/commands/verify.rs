@@ -66,11 +66,22 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
                 )?;
             }
         }
-        VerifyCommand::Cluster { logs, cluster, public } => {
+        VerifyCommand::Cluster {
+            logs,
+            cluster,
+            public,
+            since,
+        } => {
             let v = verifier(public)?;
-            let report = weiquan_cluster::logs::Logs::at(logs, cluster)
-                .verify(&v)
-                .map_err(|e| Invalid(e.to_string()))?;
+            let since = since.as_deref().map(read).transpose()?;
+            let logs = weiquan_cluster::logs::Logs::at(logs, cluster).map_err(|e| super::UsageError(e.to_string()))?;
+            let report = logs.verify(&v, since.as_deref().map(str::as_bytes)).map_err(|e| {
+                // Tampered or inconsistent logs are not valid (exit 3); a log that cannot be read is an error (1).
+                match e.is_invalid() {
+                    true => anyhow::Error::from(Invalid(e.to_string())),
+                    false => anyhow::Error::from(e),
+                }
+            })?;
             writeln!(
                 out,
                 "valid: the top log ({} entries, {} checkpoints verified) commits to {} partition logs",

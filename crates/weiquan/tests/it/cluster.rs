@@ -193,9 +193,9 @@ fn a_cluster_killed_mid_stream_finds_exactly_what_audit_finds() {
         // advance is not an event) and per finding, none twice.
         let verifier = weiquan_ledger::load_verifier(&std::fs::read_to_string(&public).expect("the public key"))
             .expect("a verifier key");
-        let logs = weiquan_cluster::logs::Logs::at(&ledgers, "failover");
+        let logs = weiquan_cluster::logs::Logs::at(&ledgers, "failover").expect("a cluster name");
         let committed = |logs: weiquan_cluster::logs::Logs, verifier: weiquan_ledger::StandardVerifier| async move {
-            tokio::task::spawn_blocking(move || logs.verify(&verifier)).await.expect("joins")
+            tokio::task::spawn_blocking(move || logs.verify(&verifier, None)).await.expect("joins")
         };
         eventually("the top log to commit to every partition log", Duration::from_secs(60), dir.path(), || async {
             committed(logs.clone(), verifier.clone()).await.is_ok_and(|r| {
@@ -254,12 +254,29 @@ fn the_cluster_commands_print_what_audit_prints() {
     );
     assert_eq!(refused.status.code(), Some(2), "a short secret is a usage error");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("at least 16 random bytes"));
-    let route_args = cli(url, &name, secret, &["route", "--partitions", "4", case]);
+    // An event no worker could log is rejected at the door, by line and id.
+    let odd = dir.path().join("odd.ndjson");
+    std::fs::write(
+        &odd,
+        "{\"v\": 1, \"id\": \"odd\", \"type\": \"clock.tick\", \"at\": \"2026-11-01T00:00:00+08:00\", \"x\": 1e400}\n",
+    )
+    .expect("written");
+    let odd = odd.to_str().expect("UTF-8 path");
+    let route_args = cli(url, &name, secret, &["route", "--partitions", "4", case, odd]);
     let route = super::weiquan(&route_args, None);
     assert!(route.status.success(), "{}", String::from_utf8_lossy(&route.stderr));
     let summary = String::from_utf8_lossy(&route.stderr);
     assert!(
-        summary.contains("into 4 partitions; 0 lines rejected; 0 subjects misplaced"),
+        summary.contains("into 4 partitions; 1 lines rejected; 0 subjects misplaced"),
+        "{summary}"
+    );
+    let rejected = super::ndjson(summary.lines().next().unwrap_or_default().as_bytes());
+    assert_eq!(rejected[0]["id"], "odd", "{summary}");
+    assert_eq!(rejected[0]["line"], 1, "{summary}");
+    assert!(
+        rejected[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot be logged")),
         "{summary}"
     );
     let again = super::weiquan(&route_args, None);
@@ -267,7 +284,12 @@ fn the_cluster_commands_print_what_audit_prints() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("already has a front door"));
     // Taking over with the same input sends nothing twice (the findings below stay audit's).
     let resumed = super::weiquan(
-        &cli(url, &name, secret, &["route", "--partitions", "4", "--resume", case]),
+        &cli(
+            url,
+            &name,
+            secret,
+            &["route", "--partitions", "4", "--resume", case, odd],
+        ),
         None,
     );
     assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
