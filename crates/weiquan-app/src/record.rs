@@ -90,6 +90,11 @@ impl<S: LogStore> LedgerWriter<S> {
         self.at
     }
 
+    /// Leaves logged since the last flush.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Where each event written so far is (what a saved state keeps).
     pub fn leaf_index(&self) -> &crate::LeafIndex {
         &self.index_of

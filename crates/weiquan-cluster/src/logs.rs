@@ -573,6 +573,11 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Leaves logged since the last flush.
+    pub fn pending(&self) -> usize {
+        self.writer.pending()
+    }
+
     /// Leaves logged (written or not): what a snapshot records.
     pub fn size(&self) -> u64 {
         self.writer.size()

@@ -774,15 +774,10 @@ async fn apply_batch(
         state.index = stamp.index;
         applied += 1;
     }
-    // Logged before published: a finding in JetStream is in its partition's log.
-    if let Some(mut log) = state.log.take() {
-        let (log, flushed) = blocking(move || {
-            let flushed = log.flush();
-            (log, flushed)
-        })
-        .await?;
-        flushed.map_err(logged)?;
-        state.log = Some(log);
+    // Logged before published: a finding in JetStream is in its partition's
+    // log. Batches without findings are written a few together.
+    if !out.is_empty() || state.log.as_ref().is_some_and(|l| l.pending() >= FLUSH_LEAVES) {
+        flush_log(state).await?;
     }
     for finding in out {
         let payload = serde_json::to_vec(&finding).map_err(|e| bad(format!("a finding does not encode: {e}")))?;
@@ -799,6 +794,34 @@ async fn apply_batch(
         .await?;
     }
     Ok(applied)
+}
+
+/// Leaves a partition's log keeps unwritten at most (with no finding among
+/// them): one transaction and one signature for this many, not for each batch.
+const FLUSH_LEAVES: usize = 8192;
+
+/// How long leaves may wait unwritten while the partition's subject is quiet.
+const FLUSH_IDLE: Duration = Duration::from_millis(100);
+
+/// Writes what partition's log holds unwritten (on a blocking thread).
+async fn flush_log(state: &mut State) -> Result<(), ClusterError> {
+    let Some(mut log) = state.log.take() else {
+        return Ok(());
+    };
+    let (log, flushed) = blocking(move || {
+        let flushed = log.flush();
+        (log, flushed)
+    })
+    .await?;
+    state.log = Some(log);
+    flushed.map_err(|e| ClusterError::Log(e.to_string()))
+}
+
+/// Writes the log, then the snapshot (a snapshot holds a written log's position).
+async fn save_flushed(cluster: &Cluster, p: u32, state: &mut State) -> Result<(), ClusterError> {
+    flush_log(state).await?;
+    save(cluster, p, state.encode(cluster.partitions, p)).await;
+    Ok(())
 }
 
 /// Applies partition `p` from its snapshot on, until told to stop.
@@ -866,24 +889,30 @@ async fn own(
         loop {
             // A consumer can go quiet for good when the server holding it
             // dies: after a quiet spell it is made again (cheap when idle).
+            // Leaves unwritten are written once the subject is quiet for a moment.
+            let pending = state.log.as_ref().is_some_and(|l| l.pending() > 0);
             let next = tokio::select! {
                 biased;
                 _ = stop.changed() => None,
-                m = tokio::time::timeout(QUIET, messages.next()) => Some(m.unwrap_or(None)),
+                m = tokio::time::timeout(if pending { FLUSH_IDLE } else { QUIET }, messages.next()) => Some(m),
             };
             let Some(next) = next else {
                 if *stop.borrow() == Stop::Release && unsaved > 0 {
-                    save(&cluster, p, state.encode(cluster.partitions, p)).await;
+                    save_flushed(&cluster, p, &mut state).await?;
                 }
                 return Ok(());
             };
             let m = match next {
-                Some(Ok(m)) => m,
-                Some(Err(e)) => {
+                Ok(Some(Ok(m))) => m,
+                Ok(Some(Err(e))) => {
                     tracing::warn!(partition = p, error = %e, "reading the partition failed; resuming");
                     break;
                 }
-                None => break,
+                Err(_) if pending => {
+                    flush_log(&mut state).await?;
+                    continue;
+                }
+                Err(_) | Ok(None) => break,
             };
             // Without its stream sequence a snapshot could not say where to resume.
             let Ok(seq) = m.info().map(|i| i.stream_sequence) else {
@@ -948,7 +977,7 @@ async fn own(
             state.seq = high;
             // A worker told it lost the lease writes nothing more.
             if unsaved >= cfg.snapshot_every && *stop.borrow() == Stop::Run {
-                save(&cluster, p, state.encode(cluster.partitions, p)).await;
+                save_flushed(&cluster, p, &mut state).await?;
                 unsaved = 0;
             }
         }
