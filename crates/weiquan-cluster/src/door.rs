@@ -112,7 +112,7 @@ impl FrontDoor {
         for p in 0..cluster.partitions {
             let mut indexes = Vec::new();
             let last = &mut held[p as usize];
-            crate::read_partition(&cluster, p, std::time::Duration::from_secs(300), |batch| {
+            crate::read_partition(&cluster, p, std::time::Duration::from_secs(300), |_, batch| {
                 for (stamp, line) in batch {
                     indexes.push(stamp.index);
                     if stamp.event > last.0 {

@@ -567,7 +567,7 @@ pub async fn read_partition(
     cluster: &Cluster,
     p: u32,
     limit: Duration,
-    mut each: impl FnMut(Vec<(Stamp, &str)>),
+    mut each: impl FnMut(u64, Vec<(Stamp, &str)>),
 ) -> Result<(), ClusterError> {
     use jetstream::consumer::{push::OrderedConfig, DeliverPolicy};
     let events = cluster.events().await?;
@@ -609,7 +609,7 @@ pub async fn read_partition(
                 seq,
                 problem,
             })?;
-            each(batch);
+            each(seq, batch);
             next = seq + 1;
             if seq >= end {
                 break;

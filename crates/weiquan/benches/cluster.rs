@@ -73,6 +73,7 @@ fn main() {
     let made = Command::new(bin)
         .args(["keygen", "--out", &key, "--name", "bench-cluster"])
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .status()
         .expect("keygen runs");
     assert!(made.success());
