@@ -283,7 +283,8 @@ impl Logs {
         }
         Ok(PartitionLog {
             p,
-            // Flushed by the worker after each message, not by count.
+            // Flushed when the worker says (before findings are published,
+            // before snapshots, when quiet), never by count here.
             writer: OffRuntime::new(LedgerWriter::resume(ledger, at, ids, usize::MAX)),
             root: root_at,
         })

@@ -43,14 +43,8 @@ async fn work_until_committed(cluster: &Cluster, logs: &Logs, name: &str, public
             // earlier worker's figures are overwritten as it takes each).
             let mine = (watcher.owners().await).is_ok_and(|o| o.iter().all(|w| w.as_deref() == Some(me.as_str())));
             let caught_up = mine && watcher.progress().await.ok() == watcher.routed().await.ok();
-            let (reader, verifier) = (reader.clone(), verifier.clone());
-            let committed = tokio::task::spawn_blocking(move || {
-                reader
-                    .verify(&verifier, None)
-                    .is_ok_and(|r| r.partitions.iter().all(|p| p.committed == p.log.leaves))
-            })
-            .await
-            .unwrap_or(false);
+            let committed = (verified(&reader, &verifier).await)
+                .is_ok_and(|r| r.partitions.iter().all(|p| p.committed == p.log.leaves));
             if caught_up && committed {
                 return;
             }
@@ -60,6 +54,17 @@ async fn work_until_committed(cluster: &Cluster, logs: &Logs, name: &str, public
     worker::run(cluster.clone(), rules, cfg, stop)
         .await
         .expect("the worker runs");
+}
+
+/// [`Logs::verify`], on a thread where its blocking database client may run.
+async fn verified(
+    logs: &Logs,
+    verifier: &weiquan_ledger::StandardVerifier,
+) -> Result<weiquan_cluster::logs::ClusterReport, weiquan_cluster::logs::LogError> {
+    let (logs, verifier) = (logs.clone(), verifier.clone());
+    tokio::task::spawn_blocking(move || logs.verify(&verifier, None))
+        .await
+        .expect("joins")
 }
 
 fn verifier(public: &str) -> weiquan_ledger::StandardVerifier {
@@ -111,11 +116,8 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
                 "{name} applied everything"
             );
             if halfway.is_empty() {
-                let (logs, v) = (logs.clone(), verifier(&public));
-                let report = tokio::task::spawn_blocking(move || logs.verify(&v, None))
+                halfway = verified(&logs, &verifier(&public))
                     .await
-                    .expect("joins");
-                halfway = report
                     .expect("verifies")
                     .partitions
                     .iter()
@@ -125,14 +127,7 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
         }
         let entries: u64 = door.sent().iter().sum();
         let v = verifier(&public);
-        let report = {
-            let logs = logs.clone();
-            let v = v.clone();
-            tokio::task::spawn_blocking(move || logs.verify(&v, None))
-                .await
-                .expect("joins")
-        }
-        .expect("the logs verify");
+        let report = verified(&logs, &v).await.expect("the logs verify");
         let (found, _) = weiquan_cluster::read_findings(&cluster).await.expect("findings");
         assert!(found.len() >= 4, "the case gives findings: {}", found.len());
         // Every event entry of a partition is a leaf (the two advances, sent
@@ -207,14 +202,7 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
             cluster.routed().await.ok(),
             "w3 applied everything again (no fork stopped a partition)"
         );
-        let again = {
-            let logs = logs.clone();
-            let v = v.clone();
-            tokio::task::spawn_blocking(move || logs.verify(&v, None))
-                .await
-                .expect("joins")
-        }
-        .expect("the logs still verify");
+        let again = verified(&logs, &v).await.expect("the logs still verify");
         let sizes = |r: &weiquan_cluster::logs::ClusterReport| -> Vec<u64> {
             r.partitions.iter().map(|p| p.log.leaves).collect()
         };
@@ -338,10 +326,7 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
         })
         .await
         .expect("joins");
-        let broken = tokio::task::spawn_blocking(move || logs.verify(&v, None))
-            .await
-            .expect("joins");
-        let why = broken.expect_err("an altered leaf").to_string();
+        let why = verified(&logs, &v).await.expect_err("an altered leaf").to_string();
         assert!(why.contains("partition 0's log") && why.contains("leaf 1"), "{why}");
     });
 }

@@ -711,6 +711,10 @@ pub enum ClusterCommand {
         /// Language of finding messages.
         #[arg(long, value_enum, default_value_t = LangArg::Zh)]
         lang: LangArg,
+        /// Add each finding's place in the logs, `partition` and `leaf`
+        /// (when the workers keep logs): what `cluster receipt` takes.
+        #[arg(long)]
+        leaves: bool,
     },
     /// Print each partition's last event applied and routed (advances count as events), its owner, and whether the workers have caught up.
     Status,

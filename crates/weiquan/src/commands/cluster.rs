@@ -94,13 +94,21 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                 worker::run(cluster, rules, cfg, super::serve::shutdown_signal()).await?;
                 Ok(())
             }
-            ClusterCommand::Findings { rules, lang } => {
+            ClusterCommand::Findings { rules, lang, leaves } => {
                 let rules = super::load_rules(rules.as_deref())?;
                 let cluster = seal(Cluster::open(connect().await?, &args.cluster).await?);
                 let (found, _) = weiquan_cluster::read_findings(&cluster).await?;
                 let lang = Lang::from(*lang);
                 for f in found {
-                    serde_json::to_writer(&mut *out, &f.finding.record(&rules, lang))?;
+                    let record = f.finding.record(&rules, lang);
+                    if *leaves {
+                        let mut record = serde_json::to_value(&record)?;
+                        record["partition"] = f.partition.into();
+                        record["leaf"] = f.leaf.into();
+                        serde_json::to_writer(&mut *out, &record)?;
+                    } else {
+                        serde_json::to_writer(&mut *out, &record)?;
+                    }
                     out.write_all(b"\n")?;
                 }
                 Ok(())

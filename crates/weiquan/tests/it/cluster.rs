@@ -414,20 +414,44 @@ fn the_cluster_commands_print_what_audit_prints() {
         std::thread::sleep(Duration::from_millis(300));
     };
     assert!(report.starts_with("valid: the top log"), "{report}");
+    // A finding's place in the logs, from `findings --leaves`, and its receipt.
+    let placed = super::weiquan(&cli(url, &name, secret, &["findings", "--leaves"]), None);
+    let placed = super::ndjson(&placed.stdout);
+    let first = placed.first().expect("findings");
+    let (partition, leaf) = (first["partition"].to_string(), first["leaf"].to_string());
     let receipt = super::weiquan(
-        &["cluster", "--cluster", &name, "--logs", ledgers, "receipt", "0", "0"],
+        &[
+            "cluster",
+            "--cluster",
+            &name,
+            "--logs",
+            ledgers,
+            "receipt",
+            &partition,
+            &leaf,
+        ],
         None,
     );
     assert!(receipt.status.success(), "{}", String::from_utf8_lossy(&receipt.stderr));
+    let body: serde_json::Value = serde_json::from_slice(&receipt.stdout).expect("JSON");
+    let logged: serde_json::Value = serde_json::from_str(body["leaf"].as_str().expect("a leaf")).expect("JSON");
+    assert_eq!(logged["rule"], first["rule"], "the receipt's leaf is the finding");
     let file = dir.path().join("receipt.json");
     std::fs::write(&file, &receipt.stdout).expect("written");
     let file = file.to_str().expect("UTF-8 path");
     let checked = super::weiquan(&["verify", "cluster-receipt", file, "--pub", &public], None);
     assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
-    assert!(String::from_utf8_lossy(&checked.stdout).starts_with("valid: leaf 0 of partition 0"));
-    let mut altered: serde_json::Value = serde_json::from_slice(&receipt.stdout).expect("JSON");
-    altered["leaf"] =
-        serde_json::Value::String(altered["leaf"].as_str().expect("a leaf").replace("presale", "xpresale"));
+    assert!(
+        String::from_utf8_lossy(&checked.stdout).starts_with(&format!("valid: leaf {leaf} of partition {partition}"))
+    );
+    let mut altered = body.clone();
+    let rule = format!("\"rule\":{}", first["rule"]);
+    let text = altered["leaf"]
+        .as_str()
+        .expect("a leaf")
+        .replace(&rule, "\"rule\":\"XX-99\"");
+    assert_ne!(altered["leaf"].as_str(), Some(text.as_str()), "the rule was altered");
+    altered["leaf"] = serde_json::Value::String(text);
     std::fs::write(file, altered.to_string()).expect("written");
     let checked = super::weiquan(&["verify", "cluster-receipt", file, "--pub", &public], None);
     assert_eq!(checked.status.code(), Some(3), "an altered leaf is not valid");
