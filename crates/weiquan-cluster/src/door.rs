@@ -146,7 +146,7 @@ impl FrontDoor {
     /// ([`ClusterError::Unloggable`]), and the door goes on.
     pub async fn send(&mut self, ev: &Event<'_>, raw: &str) -> Result<Route, ClusterError> {
         self.usable()?;
-        weiquan_ledger::event_leaf(raw).map_err(|e| ClusterError::Unloggable {
+        weiquan_ledger::check_event_leaf(raw).map_err(|e| ClusterError::Unloggable {
             id: ev.id.to_string(),
             why: e.to_string(),
         })?;

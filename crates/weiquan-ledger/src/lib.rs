@@ -20,9 +20,9 @@ mod verify;
 
 pub use keys::{generate_key, load_signer, load_verifier, KeyError};
 pub use leaf::{
-    event_leaf, event_leaf_by, finding_leaf, leaf_event, own_leaf, rulebook_fingerprint, rulebook_leaf, Actor,
-    CanonicalActor, EventLeaf, LeafError, OwnLeaf, EVENT_LEAF_TYPE, FINDING_LEAF_TYPE, MAX_LEAF_BYTES,
-    RULEBOOK_LEAF_TYPE,
+    check_event_leaf, event_leaf, event_leaf_by, finding_leaf, leaf_event, own_leaf, rulebook_fingerprint,
+    rulebook_leaf, Actor, CanonicalActor, EventLeaf, LeafError, OwnLeaf, EVENT_LEAF_TYPE, FINDING_LEAF_TYPE,
+    MAX_LEAF_BYTES, RULEBOOK_LEAF_TYPE,
 };
 pub use log::{Ledger, LedgerError, LedgerReader, StagedAppend};
 pub use private::{
