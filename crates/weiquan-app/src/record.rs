@@ -112,7 +112,9 @@ impl<S: LogStore> LedgerWriter<S> {
 
     /// Logs an accepted event; returns its leaf index.
     pub fn event(&mut self, id: &str, raw: &str) -> Result<u64, RecordError> {
-        let leaf = weiquan_ledger::event_leaf(raw).map_err(|source| RecordError::Event {
+        // An accepted event is logged whatever its extra fields hold: a line
+        // with no canonical form gets a leaf standing in for it.
+        let leaf = weiquan_ledger::event_leaf_or_stand_in(id, raw).map_err(|source| RecordError::Event {
             id: id.to_owned(),
             source,
         })?;

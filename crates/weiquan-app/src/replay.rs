@@ -3,7 +3,7 @@
 //! Leaves come from [`weiquan_store::walk_leaves`] with their private rows;
 //! [`recorded`] says what one of them is, with personal data restored.
 
-use weiquan_ledger::{leaf_event, own_leaf, unsalted_event, OwnLeaf, PrivateRow};
+use weiquan_ledger::{leaf_event, own_leaf, stand_in_id, unsalted_event, OwnLeaf, PrivateRow};
 use weiquan_store::{LogStore, PrivateData, StoreError};
 
 /// What one ledger leaf records.
@@ -57,7 +57,12 @@ pub fn recorded(text: &str, row: Option<&PrivateRow>) -> Recorded {
             })
         }
         Some(own) => Recorded::Own(own),
-        None => Recorded::Other,
+        None => match stand_in_id(text) {
+            Some(id) => Recorded::Unreadable(format!(
+                "event {id} is logged as a stand-in (its line has no canonical JSON form): the log holds only the line's SHA-256"
+            )),
+            None => Recorded::Other,
+        },
     }
 }
 
@@ -72,14 +77,16 @@ fn opened_subject(row: &PrivateRow) -> Option<String> {
 
 /// The id of the event an event leaf records, from its envelope (never
 /// salted): there whether or not the rest can be read back (an erased
-/// consumer's events keep their ids).
+/// consumer's events keep their ids). A stand-in's too.
 pub fn leaf_event_id(text: &str) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Envelope<'a> {
         #[serde(borrow)]
         id: std::borrow::Cow<'a, str>,
     }
-    let leaf = leaf_event(text)?;
+    let Some(leaf) = leaf_event(text) else {
+        return stand_in_id(text);
+    };
     let envelope: Envelope = serde_json::from_str(&leaf.event).ok()?;
     Some(envelope.id.into_owned())
 }

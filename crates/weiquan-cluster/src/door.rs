@@ -141,15 +141,8 @@ impl FrontDoor {
     /// batches, sending a batch that is full. It is durable (acknowledged by
     /// JetStream, so replicated on a quorum of the stream's servers) once
     /// its batch is sent: at the latest after [`FrontDoor::flush`].
-    ///
-    /// An event that cannot be a log leaf is refused first
-    /// ([`ClusterError::Unloggable`]), and the door goes on.
     pub async fn send(&mut self, ev: &Event<'_>, raw: &str) -> Result<Route, ClusterError> {
         self.usable()?;
-        weiquan_ledger::check_event_leaf(raw).map_err(|e| ClusterError::Unloggable {
-            id: ev.id.to_string(),
-            why: e.to_string(),
-        })?;
         let clock = self.router.clock();
         let route = self.router.route(ev);
         let copies = self.router.take_copies();

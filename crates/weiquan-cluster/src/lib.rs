@@ -33,16 +33,6 @@ use weiquan_engine::Finding;
 /// failed and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    /// An event that cannot be a log leaf (its canonical JSON is too long, or
-    /// holds a number JSON cannot represent): refused before routing, since
-    /// every worker keeping logs would stop at it. Nothing was sent.
-    #[error("event {id} cannot be logged ({why}); send it without the offending value")]
-    Unloggable {
-        /// The event's id.
-        id: String,
-        /// Why.
-        why: String,
-    },
     /// A partition's log or the top log failed (`logs`).
     #[error("log: {0}")]
     Log(String),

@@ -101,6 +101,8 @@ pub struct LogReport {
     pub events_without_actor: u64,
     /// Leaves recording the rulebook a server ran from then on.
     pub rulebooks: u64,
+    /// Leaves standing in for events whose line has no canonical form.
+    pub events_stand_in: u64,
 }
 
 /// Recomputes every hash of the log from its entries, and checks every
@@ -166,6 +168,8 @@ pub fn verify_log<S: LogStore>(store: &mut S, verifier: &StandardVerifier) -> Re
                 None => {
                     let own = crate::own_leaf(&String::from_utf8_lossy(&data));
                     report.rulebooks += u64::from(matches!(own, Some(crate::OwnLeaf::Rulebook { .. })));
+                    report.events_stand_in +=
+                        u64::from(own.is_none() && crate::stand_in_id(&String::from_utf8_lossy(&data)).is_some());
                 }
             }
             check_at(&tree, &mut cps, &mut report)?;

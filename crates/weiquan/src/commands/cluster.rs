@@ -153,17 +153,10 @@ async fn route(
                 Line::Bad(r) => Err(r),
                 Line::Text(n, text) => match parse_event(text) {
                     Err(e) => Err(Reject::from_parse(n, e)),
-                    Ok(ev) => match door.send(&ev, text).await {
-                        Ok(_) => Ok(()),
-                        Err(e @ weiquan_cluster::ClusterError::Unloggable { .. }) => Err(Reject {
-                            file: None,
-                            line: n,
-                            id: Some(ev.id.to_string()),
-                            field: None,
-                            error: e.to_string(),
-                        }),
-                        Err(e) => return Err(e.into()),
-                    },
+                    Ok(ev) => {
+                        door.send(&ev, text).await?;
+                        Ok(())
+                    }
                 },
             };
             match outcome {

@@ -35,7 +35,11 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
             let v = verifier(public)?;
             let mut store = open_ledger_file(path)?;
             let report = verify_log(&mut store, &v).map_err(|e| Invalid(format!("{}: {e}", path.display())))?;
-            let findings = report.leaves - report.events_with_actor - report.events_without_actor - report.rulebooks;
+            let findings = report.leaves
+                - report.events_with_actor
+                - report.events_without_actor
+                - report.rulebooks
+                - report.events_stand_in;
             writeln!(
                 out,
                 "valid: {} leaves rehashed ({} events naming who submitted them, {} of them with personal data salted, {} events of format 1 without, {findings} findings, {} rulebook records), {} checkpoints verified",
@@ -46,6 +50,13 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
                 report.rulebooks,
                 report.checkpoints
             )?;
+            if report.events_stand_in > 0 {
+                writeln!(
+                    out,
+                    "valid: {} more events are logged as stand-ins (their lines have no canonical JSON form): the log holds each line's SHA-256",
+                    report.events_stand_in
+                )?;
+            }
         }
         VerifyCommand::Receipt { file, public } => {
             let v = verifier(public)?;

@@ -269,7 +269,8 @@ fn the_cluster_commands_print_what_audit_prints() {
     );
     assert_eq!(refused.status.code(), Some(2), "a short secret is a usage error");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("at least 16 random bytes"));
-    // An event no worker could log is rejected at the door, by line and id.
+    // An event whose line has no canonical JSON form is accepted like any
+    // other (spec: extra fields never reject); the logs hold a stand-in.
     let odd = dir.path().join("odd.ndjson");
     std::fs::write(
         &odd,
@@ -282,16 +283,7 @@ fn the_cluster_commands_print_what_audit_prints() {
     assert!(route.status.success(), "{}", String::from_utf8_lossy(&route.stderr));
     let summary = String::from_utf8_lossy(&route.stderr);
     assert!(
-        summary.contains("into 4 partitions; 1 lines rejected; 0 subjects misplaced"),
-        "{summary}"
-    );
-    let rejected = super::ndjson(summary.lines().next().unwrap_or_default().as_bytes());
-    assert_eq!(rejected[0]["id"], "odd", "{summary}");
-    assert_eq!(rejected[0]["line"], 1, "{summary}");
-    assert!(
-        rejected[0]["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("cannot be logged")),
+        summary.contains("into 4 partitions; 0 lines rejected; 0 subjects misplaced"),
         "{summary}"
     );
     let again = super::weiquan(&route_args, None);
@@ -366,7 +358,7 @@ fn the_cluster_commands_print_what_audit_prints() {
         "findings under another secret are refused"
     );
     assert!(String::from_utf8_lossy(&forged.stderr).contains("without this cluster's seal"));
-    let audit = super::weiquan(&["audit", case, "--lang", "en"], None);
+    let audit = super::weiquan(&["audit", case, odd, "--lang", "en"], None);
     let sorted = |out: &[u8]| {
         let mut v: Vec<String> = super::ndjson(out).iter().map(|v| v.to_string()).collect();
         v.sort();

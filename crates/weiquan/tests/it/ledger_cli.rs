@@ -55,6 +55,46 @@ fn audit_writes_a_ledger_that_verifies_and_detects_tampering() {
     assert!(msg.contains("leaf 4") && msg.contains("level-0"), "{msg}");
 }
 
+/// An event whose line has no canonical JSON form (a number beyond a double
+/// in a producer's own field) is accepted, as the spec says of extra fields,
+/// and logged as a stand-in: the audit does not stop, the log verifies and
+/// says so, and a backtest says it could not replay it.
+#[test]
+fn an_event_without_a_canonical_form_is_logged_as_a_stand_in() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (db, events) = (dir.path().join("run.db"), dir.path().join("events.ndjson"));
+    let odd = r#"{"v": 1, "id": "odd", "type": "clock.tick", "at": "2026-11-01T00:00:00+08:00", "x": 1e400}"#;
+    std::fs::write(&events, format!("{odd}\n")).expect("written");
+    let out = weiquan(&["audit", s(&events), "--ledger", s(&db)], None);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let public = dir.path().join("run.db.key.pub");
+    let ok = weiquan(&["verify", "log", s(&db), "--pub", s(&public)], None);
+    let said = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        said.contains("1 leaves rehashed") && said.contains("1 more events are logged as stand-ins"),
+        "{said}"
+    );
+    let receipt = weiquan(&["ledger", "receipt", s(&db), "0"], None);
+    let r: serde_json::Value = serde_json::from_slice(&receipt.stdout).expect("receipt json");
+    let leaf: serde_json::Value = serde_json::from_str(r["leaf"].as_str().expect("leaf")).expect("leaf json");
+    assert_eq!(
+        (&leaf["type"], &leaf["id"]),
+        (&"weiquan.event_stand_in".into(), &"odd".into()),
+        "{leaf}"
+    );
+    let rules = dir.path().join("same.toml");
+    std::fs::write(&rules, "").expect("written");
+    let backtest = weiquan(&["backtest", "--ledger", s(&db), "--rules", s(&rules)], None);
+    let told = |out: &[u8]| String::from_utf8_lossy(out).contains("1 event leaves could not be read back");
+    assert!(
+        told(&backtest.stdout) || told(&backtest.stderr),
+        "{}{}",
+        String::from_utf8_lossy(&backtest.stdout),
+        String::from_utf8_lossy(&backtest.stderr)
+    );
+}
+
 #[test]
 fn receipts_and_consistency_from_the_command_line() {
     let dir = tempfile::tempdir().expect("tempdir");
