@@ -294,10 +294,12 @@ impl Logs {
     pub fn top(&self, partitions: u32) -> Result<TopLog, LogError> {
         let mut ledger = self.ledger(Which::Top)?;
         let last = last_entry(&mut ledger).map_err(Self::fail(Which::Top))?;
+        // Opened as their writer would (created if no worker has yet): a
+        // partition not yet taken is recorded empty, not waited for.
         let parts = (0..partitions)
             .map(|p| {
                 let which = Which::Partition(p);
-                LedgerReader::open(self.store(which)?).map_err(|e| Self::fail(which)(e.into()))
+                LedgerReader::open(self.open(which, true)?).map_err(|e| Self::fail(which)(e.into()))
             })
             .collect::<Result<_, _>>()?;
         Ok(TopLog {
