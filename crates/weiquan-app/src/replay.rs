@@ -3,7 +3,7 @@
 //! Leaves come from [`weiquan_store::walk_leaves`] with their private rows;
 //! [`recorded`] says what one of them is, with personal data restored.
 
-use weiquan_ledger::{leaf_event, own_leaf, stand_in_id, unsalted_event, OwnLeaf, PrivateRow};
+use weiquan_ledger::{leaf_event, own_leaf, stand_in, unsalted_event, OwnLeaf, PrivateRow, StandIn};
 use weiquan_store::{LogStore, PrivateData, StoreError};
 
 /// What one ledger leaf records.
@@ -57,9 +57,11 @@ pub fn recorded(text: &str, row: Option<&PrivateRow>) -> Recorded {
             })
         }
         Some(own) => Recorded::Own(own),
-        None => match stand_in_id(text) {
-            Some(id) => Recorded::Unreadable(format!(
-                "event {id} is logged as a stand-in (its line has no canonical JSON form): the log holds only the line's SHA-256"
+        None => match stand_in(text) {
+            // The line itself, which parses though it has no canonical form.
+            Some(StandIn { line: Some(text), .. }) => Recorded::Event { text, format: 1 },
+            Some(StandIn { id, line: None }) => Recorded::Unreadable(format!(
+                "event {id} is logged by its hash only (its line has no canonical JSON form and is too long to carry)"
             )),
             None => Recorded::Other,
         },
@@ -85,7 +87,7 @@ pub fn leaf_event_id(text: &str) -> Option<String> {
         id: std::borrow::Cow<'a, str>,
     }
     let Some(leaf) = leaf_event(text) else {
-        return stand_in_id(text);
+        return stand_in(text).map(|s| s.id);
     };
     let envelope: Envelope = serde_json::from_str(&leaf.event).ok()?;
     Some(envelope.id.into_owned())

@@ -286,6 +286,7 @@ impl Logs {
             // Flushed when the worker says (before findings are published,
             // before snapshots, when quiet), never by count here.
             writer: OffRuntime::new(LedgerWriter::resume(ledger, at, ids, usize::MAX)),
+            pending_since: None,
             root: root_at,
         })
     }
@@ -294,12 +295,23 @@ impl Logs {
     pub fn top(&self, partitions: u32) -> Result<TopLog, LogError> {
         let mut ledger = self.ledger(Which::Top)?;
         let last = last_entry(&mut ledger).map_err(Self::fail(Which::Top))?;
-        // Opened as their writer would (created if no worker has yet): a
-        // partition not yet taken is recorded empty, not waited for.
+        // A partition no worker has taken yet gets its (empty) log created,
+        // so that it is recorded empty rather than waited for; all are then
+        // read as readers.
         let parts = (0..partitions)
             .map(|p| {
                 let which = Which::Partition(p);
-                LedgerReader::open(self.open(which, true)?).map_err(|e| Self::fail(which)(e.into()))
+                let store = match self.store(which) {
+                    Err(LogError {
+                        problem: LogProblem::Missing(_),
+                        ..
+                    }) => {
+                        drop(self.open(which, true)?);
+                        self.store(which)?
+                    }
+                    opened => opened?,
+                };
+                LedgerReader::open(store).map_err(|e| Self::fail(which)(e.into()))
             })
             .collect::<Result<_, _>>()?;
         Ok(TopLog {
@@ -538,6 +550,8 @@ impl<T: Send + 'static> Drop for OffRuntime<T> {
 pub struct PartitionLog {
     p: u32,
     writer: OffRuntime<LedgerWriter<Box<dyn Backend>>>,
+    /// When the oldest leaf not yet written was logged.
+    pending_since: Option<std::time::Instant>,
     /// The tree hash of the leaves written so far (the log may hold more,
     /// written by an earlier owner).
     root: Hash,
@@ -552,13 +566,20 @@ impl PartitionLog {
     /// Logs an applied event; its leaf index.
     pub fn event(&mut self, id: &str, raw: &str) -> Result<u64, LogError> {
         let fail = self.fail();
+        self.pending_since.get_or_insert_with(std::time::Instant::now);
         self.writer.event(id, raw).map_err(fail)
     }
 
     /// Logs a reported finding; its leaf index.
     pub fn finding(&mut self, f: &Finding, rules: &Rulebook) -> Result<u64, LogError> {
         let fail = self.fail();
+        self.pending_since.get_or_insert_with(std::time::Instant::now);
         self.writer.finding(f, rules).map_err(fail)
+    }
+
+    /// How long the oldest leaf not yet written has waited.
+    pub fn pending_for(&self) -> std::time::Duration {
+        self.pending_since.map_or(std::time::Duration::ZERO, |t| t.elapsed())
     }
 
     /// Writes what was logged since the last flush, under a new checkpoint
@@ -566,6 +587,7 @@ impl PartitionLog {
     pub fn flush(&mut self) -> Result<(), LogError> {
         let fail = self.fail();
         self.writer.flush().map_err(&fail)?;
+        self.pending_since = None;
         let size = self.writer.size();
         let ledger = self.writer.ledger();
         // The log may be longer (an earlier owner's leaves, compared): the root at this state's size.

@@ -422,8 +422,9 @@ pub async fn run(
 /// The lease key of the top log's writer.
 const TOP_KEY: &str = "top";
 
-/// Writes the top log every `every` until told to stop: a failure is logged,
-/// and the log is opened again at the next round.
+/// Writes the top log every `every` until told to stop (once more when
+/// handed over): a failure is logged, and the log is opened again at the
+/// next round.
 async fn write_top(
     logs: Logs,
     partitions: u32,
@@ -433,12 +434,17 @@ async fn write_top(
     let mut top = None;
     loop {
         tokio::select! {
-            _ = stop.changed() => return Ok(()),
+            _ = stop.changed() => {}
             () = tokio::time::sleep(every) => {}
         }
-        if *stop.borrow() != Stop::Run {
-            return Ok(());
-        }
+        // Handed over (the worker stops, its partitions written): one last
+        // record, so that the top log commits to everything written. Lost:
+        // another worker writes the top log now.
+        let last = match *stop.borrow() {
+            Stop::Run => false,
+            Stop::Release => true,
+            Stop::Lost => return Ok(()),
+        };
         let (held, logs) = (top.take(), logs.clone());
         let (back, recorded) = blocking(move || {
             let mut log = match held {
@@ -459,6 +465,9 @@ async fn write_top(
             }
             Ok(None) => top = back,
             Err(e) => tracing::warn!(error = %e, "the top log was not written; trying again"),
+        }
+        if last {
+            return Ok(());
         }
     }
 }
@@ -776,7 +785,8 @@ async fn apply_batch(
     }
     // Logged before published: a finding in JetStream is in its partition's
     // log. Batches without findings are written a few together.
-    if !out.is_empty() || state.log.as_ref().is_some_and(|l| l.pending() >= FLUSH_LEAVES) {
+    let due = |l: &PartitionLog| l.pending() >= FLUSH_LEAVES || l.pending_for() >= FLUSH_AGE;
+    if !out.is_empty() || state.log.as_ref().is_some_and(due) {
         flush_log(state).await?;
     }
     for finding in out {
@@ -802,6 +812,9 @@ const FLUSH_LEAVES: usize = 8192;
 
 /// How long leaves may wait unwritten while the partition's subject is quiet.
 const FLUSH_IDLE: Duration = Duration::from_millis(100);
+
+/// How long leaves may wait unwritten at most, however busy the subject.
+const FLUSH_AGE: Duration = Duration::from_secs(1);
 
 /// Writes what partition's log holds unwritten (on a blocking thread).
 async fn flush_log(state: &mut State) -> Result<(), ClusterError> {

@@ -243,6 +243,16 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
                 "{missing}"
             );
             assert!(!weiquan_store::PgStore::schema_exists(&pg, "wq_no_such_cluster_top").expect("PostgreSQL"));
+            // A top log over partitions no worker has taken: recorded empty.
+            let idle = Logs::at(&pg, &format!("{name}-idle"))
+                .and_then(|l| l.signed_with(&key))
+                .expect("logs");
+            let mut top = idle.top(2).expect("the top log");
+            assert_eq!(top.record().expect("recorded"), Some(1));
+            drop(top);
+            let report = idle.verify(&v2, None).expect("empty logs verify");
+            let sizes: Vec<(u64, u64)> = report.partitions.iter().map(|p| (p.log.leaves, p.committed)).collect();
+            assert_eq!(sizes, [(0, 0), (0, 0)]);
             // A snapshot's position over leaves the log no longer holds.
             let replaced = attacker.partition(0, 1, weiquan_app::LeafIndex::new(), Some(weiquan_ledger::Hash([7; 32])));
             assert!(

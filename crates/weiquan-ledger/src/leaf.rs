@@ -42,48 +42,73 @@ pub fn event_leaf(raw_line: &str) -> Result<Vec<u8>, LeafError> {
 pub const STAND_IN_LEAF_TYPE: &str = "weiquan.event_stand_in";
 
 /// The leaf of an accepted event in format 1 ([`event_leaf`]), or, when its
-/// line has no canonical form, a leaf standing in for it:
-/// `{"id":…,"line_sha256":"<hex SHA-256 of the line as received>","type":"weiquan.event_stand_in","v":1,"why":…}`.
+/// line has no canonical form, a leaf standing in for it, carrying the line
+/// as received in a string:
+/// `{"id":…,"line":"<the line>","type":"weiquan.event_stand_in","v":1}`;
+/// or, when even that is longer than a leaf, its hash only:
+/// `{"id":…,"line_sha256":"<hex SHA-256 of the line>","type":"weiquan.event_stand_in","v":1}`.
 ///
 /// An event is accepted whatever its extra fields hold (spec/events.md, "Bad
 /// input"), but RFC 8785 cannot write every JSON value: a number beyond a
 /// double (`1e400`), a lone surrogate escape, nesting deeper than 128, or a
 /// canonical form longer than a leaf. The stand-in keeps the event's place
-/// in the log and commits to its exact bytes, which whoever holds the line
-/// can check.
+/// and its bytes (or a commitment to them). It depends on nothing but the
+/// line, so every writer computes the same leaf.
 pub fn event_leaf_or_stand_in(id: &str, raw_line: &str) -> Result<Vec<u8>, LeafError> {
-    match event_leaf(raw_line) {
-        Ok(leaf) => Ok(leaf),
-        Err(why) => {
+    if let Ok(leaf) = event_leaf(raw_line) {
+        return Ok(leaf);
+    }
+    let carried = serde_json::json!({"id": id, "line": raw_line, "type": STAND_IN_LEAF_TYPE, "v": 1});
+    match checked(serde_json_canonicalizer::to_vec(&carried)?) {
+        Err(LeafError::TooLarge(_)) => {
             use sha2::Digest;
-            let mut why = why.to_string();
-            // A leaf of bounded size, whatever the error says.
-            if let Some((cut, _)) = why.char_indices().nth(200) {
-                why.truncate(cut);
-            }
-            let leaf = serde_json::json!({
-                "id": id,
-                "line_sha256": hex::encode(sha2::Sha256::digest(raw_line.as_bytes())),
-                "type": STAND_IN_LEAF_TYPE,
-                "v": 1,
-                "why": why,
-            });
-            checked(serde_json_canonicalizer::to_vec(&leaf)?)
+            let line_sha256 = hex::encode(sha2::Sha256::digest(raw_line.as_bytes()));
+            let hashed = serde_json::json!({"id": id, "line_sha256": line_sha256, "type": STAND_IN_LEAF_TYPE, "v": 1});
+            checked(serde_json_canonicalizer::to_vec(&hashed)?)
         }
+        carried => carried,
     }
 }
 
-/// The event id of a leaf standing in for an event ([`event_leaf_or_stand_in`]);
-/// `None` for any other leaf.
-pub fn stand_in_id(leaf: &str) -> Option<String> {
+/// What a leaf records, in words (`an event`, `a finding`, …): what a
+/// receipt's checker says it proved, since a leaf's fields alone can mislead
+/// (an event may carry fields named like a finding's).
+pub fn leaf_kind(leaf: &str) -> &'static str {
+    if leaf_event(leaf).is_some() {
+        return "an event";
+    }
+    match own_leaf(leaf) {
+        Some(OwnLeaf::Finding { .. }) => "a finding",
+        Some(OwnLeaf::Rulebook { .. }) => "a rulebook record",
+        None if stand_in(leaf).is_some() => "an event's stand-in",
+        // A format-1 event leaf is the event alone.
+        None => match serde_json::from_str::<serde_json::Value>(leaf) {
+            Ok(v) if v["type"].as_str().is_some_and(|t| !t.starts_with("weiquan.")) => "an event",
+            _ => "a leaf of another kind",
+        },
+    }
+}
+
+/// A leaf standing in for an event ([`event_leaf_or_stand_in`]), read back.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct StandIn {
+    /// The event's id.
+    pub id: String,
+    /// The line as received; `None` when the leaf holds its hash only.
+    pub line: Option<String>,
+}
+
+/// Reads a stand-in leaf; `None` for any other leaf.
+pub fn stand_in(leaf: &str) -> Option<StandIn> {
     #[derive(Deserialize)]
-    struct StandIn {
+    struct Leaf {
         #[serde(rename = "type")]
         kind: String,
-        id: String,
+        #[serde(flatten)]
+        stand_in: StandIn,
     }
-    let s: StandIn = serde_json::from_str(leaf).ok()?;
-    (s.kind == STAND_IN_LEAF_TYPE).then_some(s.id)
+    let l: Leaf = serde_json::from_str(leaf).ok()?;
+    (l.kind == STAND_IN_LEAF_TYPE).then_some(l.stand_in)
 }
 
 fn canonical_event(raw_line: &str) -> Result<Vec<u8>, LeafError> {
@@ -336,8 +361,8 @@ pub fn finding_leaf(
 mod tests {
     use super::*;
 
-    /// A line with no canonical form gets a stand-in leaf naming the event
-    /// and committing to its bytes; any other line gets its event leaf.
+    /// A line with no canonical form gets a stand-in leaf carrying it (or,
+    /// too long for that, its hash); any other line gets its event leaf.
     #[test]
     fn a_line_without_a_canonical_form_gets_a_stand_in() {
         use sha2::Digest;
@@ -355,21 +380,34 @@ mod tests {
             assert!(event_leaf(&odd).is_err(), "{x:.20} has no canonical form");
             let leaf = event_leaf_or_stand_in("e1", &odd).expect("a stand-in");
             let v: serde_json::Value = serde_json::from_slice(&leaf).expect("JSON");
-            assert_eq!(v["type"], STAND_IN_LEAF_TYPE);
-            assert_eq!(v["id"], "e1");
-            assert_eq!(v["line_sha256"], hex::encode(sha2::Sha256::digest(odd.as_bytes())));
-            assert!(v["why"]
-                .as_str()
-                .is_some_and(|w| !w.is_empty() && w.chars().count() <= 200));
             assert_eq!(
                 serde_json_canonicalizer::to_vec(&v).expect("canonical"),
                 leaf,
                 "the stand-in is canonical"
             );
             let text = String::from_utf8(leaf).expect("UTF-8");
-            assert_eq!(stand_in_id(&text), Some("e1".into()));
+            let read = stand_in(&text).expect("a stand-in");
+            assert_eq!(
+                (read.id.as_str(), read.line.as_deref()),
+                ("e1", Some(odd.as_str())),
+                "it carries the line"
+            );
             assert_eq!(own_leaf(&text), None);
+            assert!(leaf_event(&text).is_none());
         }
+        // Too long to carry escaped: the hash only.
+        let long = line(&format!("[1e400, \"{}\"]", "\\\"".repeat(20_000)));
+        assert!(long.len() <= MAX_LEAF_BYTES);
+        let leaf = String::from_utf8(event_leaf_or_stand_in("e1", &long).expect("a stand-in")).expect("UTF-8");
+        assert_eq!(
+            stand_in(&leaf),
+            Some(StandIn {
+                id: "e1".into(),
+                line: None
+            })
+        );
+        let v: serde_json::Value = serde_json::from_str(&leaf).expect("JSON");
+        assert_eq!(v["line_sha256"], hex::encode(sha2::Sha256::digest(long.as_bytes())));
     }
 
     #[test]

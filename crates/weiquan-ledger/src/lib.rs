@@ -20,9 +20,9 @@ mod verify;
 
 pub use keys::{generate_key, load_signer, load_verifier, KeyError};
 pub use leaf::{
-    event_leaf, event_leaf_by, event_leaf_or_stand_in, finding_leaf, leaf_event, own_leaf, rulebook_fingerprint,
-    rulebook_leaf, stand_in_id, Actor, CanonicalActor, EventLeaf, LeafError, OwnLeaf, EVENT_LEAF_TYPE,
-    FINDING_LEAF_TYPE, MAX_LEAF_BYTES, RULEBOOK_LEAF_TYPE, STAND_IN_LEAF_TYPE,
+    event_leaf, event_leaf_by, event_leaf_or_stand_in, finding_leaf, leaf_event, leaf_kind, own_leaf,
+    rulebook_fingerprint, rulebook_leaf, stand_in, Actor, CanonicalActor, EventLeaf, LeafError, OwnLeaf, StandIn,
+    EVENT_LEAF_TYPE, FINDING_LEAF_TYPE, MAX_LEAF_BYTES, RULEBOOK_LEAF_TYPE, STAND_IN_LEAF_TYPE,
 };
 pub use log::{Ledger, LedgerError, LedgerReader, StagedAppend};
 pub use private::{

@@ -169,7 +169,7 @@ pub fn verify_log<S: LogStore>(store: &mut S, verifier: &StandardVerifier) -> Re
                     let own = crate::own_leaf(&String::from_utf8_lossy(&data));
                     report.rulebooks += u64::from(matches!(own, Some(crate::OwnLeaf::Rulebook { .. })));
                     report.events_stand_in +=
-                        u64::from(own.is_none() && crate::stand_in_id(&String::from_utf8_lossy(&data)).is_some());
+                        u64::from(own.is_none() && crate::stand_in(&String::from_utf8_lossy(&data)).is_some());
                 }
             }
             check_at(&tree, &mut cps, &mut report)?;

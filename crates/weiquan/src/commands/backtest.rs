@@ -90,7 +90,7 @@ pub fn run(args: &BacktestArgs, out: &mut dyn Write) -> Result<ExitCode> {
     if unreadable > 0 {
         writeln!(
             out,
-            "note: {unreadable} event leaves could not be read back (erased, stand-ins for lines without a canonical JSON form, or of another format) and were not replayed"
+            "note: {unreadable} event leaves could not be read back (erased, logged by their hash only, or of another format) and were not replayed"
         )?;
     }
     Ok(if changes.is_empty() {

@@ -34,7 +34,14 @@ pub fn check<S: LogStore + weiquan_store::PrivateData>(
 ) -> anyhow::Result<Result<String, String>> {
     let mut l = Lottery::default();
     let mut first_entry: HashMap<String, usize> = HashMap::new();
+    // An event logged by its hash only could be any of the lottery's events.
+    let mut hashed: Option<(u64, String)> = None;
     weiquan_store::walk_leaves(store, 0, |index, text, row| -> anyhow::Result<()> {
+        if hashed.is_none() {
+            if let Some(weiquan_ledger::StandIn { id, line: None }) = weiquan_ledger::stand_in(text) {
+                hashed = Some((index, id));
+            }
+        }
         if !text.contains(lottery) {
             return Ok(());
         }
@@ -100,6 +107,11 @@ pub fn check<S: LogStore + weiquan_store::PrivateData>(
         }
         Ok(())
     })?;
+    if let Some((index, id)) = hashed {
+        return Ok(Err(format!(
+            "leaf {index} holds event {id} by its hash only (its line has no canonical JSON form and is too long to carry): the draw cannot be checked from this ledger alone"
+        )));
+    }
     Ok(judge(lottery, &l, &first_entry))
 }
 

@@ -53,7 +53,7 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
             if report.events_stand_in > 0 {
                 writeln!(
                     out,
-                    "valid: {} more events are logged as stand-ins (their lines have no canonical JSON form): the log holds each line's SHA-256",
+                    "valid: {} more events are logged as stand-ins (their lines have no canonical JSON form): each carries its line as received, or its SHA-256 when too long",
                     report.events_stand_in
                 )?;
             }
@@ -65,8 +65,11 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
             let cp = verify_receipt(&receipt, &v).map_err(|e| Invalid(format!("{}: {e}", file.display())))?;
             writeln!(
                 out,
-                "valid: leaf {} is in {}'s tree of {} leaves",
-                receipt.index, cp.origin, cp.size
+                "valid: leaf {} ({}) is in {}'s tree of {} leaves",
+                receipt.index,
+                weiquan_ledger::leaf_kind(&receipt.leaf),
+                cp.origin,
+                cp.size
             )?;
             if let Some(revealed) = &receipt.private {
                 let keys: Vec<&str> = revealed.values.keys().map(String::as_str).collect();
@@ -116,8 +119,13 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
                 .map_err(|e| Invalid(format!("{}: {e}", file.display())))?;
             writeln!(
                 out,
-                "valid: leaf {} of partition {} is in its tree of {} leaves, which {}'s tree of {} leaves records",
-                receipt.index, receipt.partition, receipt.size, cp.origin, cp.size
+                "valid: leaf {} of partition {} ({}) is in its tree of {} leaves, which {}'s tree of {} leaves records",
+                receipt.index,
+                receipt.partition,
+                weiquan_ledger::leaf_kind(&receipt.leaf),
+                receipt.size,
+                cp.origin,
+                cp.size
             )?;
         }
         VerifyCommand::Draw {

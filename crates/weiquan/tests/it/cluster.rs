@@ -427,15 +427,15 @@ fn the_cluster_commands_print_what_audit_prints() {
     assert!(receipt.status.success(), "{}", String::from_utf8_lossy(&receipt.stderr));
     let body: serde_json::Value = serde_json::from_slice(&receipt.stdout).expect("JSON");
     let logged: serde_json::Value = serde_json::from_str(body["leaf"].as_str().expect("a leaf")).expect("JSON");
+    assert_eq!(logged["type"], "weiquan.finding", "the receipt's leaf is a finding");
     assert_eq!(logged["rule"], first["rule"], "the receipt's leaf is the finding");
     let file = dir.path().join("receipt.json");
     std::fs::write(&file, &receipt.stdout).expect("written");
     let file = file.to_str().expect("UTF-8 path");
     let checked = super::weiquan(&["verify", "cluster-receipt", file, "--pub", &public], None);
     assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
-    assert!(
-        String::from_utf8_lossy(&checked.stdout).starts_with(&format!("valid: leaf {leaf} of partition {partition}"))
-    );
+    assert!(String::from_utf8_lossy(&checked.stdout)
+        .starts_with(&format!("valid: leaf {leaf} of partition {partition} (a finding)")));
     let mut altered = body.clone();
     let rule = format!("\"rule\":{}", first["rule"]);
     let text = altered["leaf"]
