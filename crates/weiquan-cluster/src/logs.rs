@@ -335,7 +335,8 @@ impl Logs {
         let report = check_log(&mut store, verifier, &self.origin(top)).map_err(&fail_top)?;
         let entries = store.size().map_err(|e| fail_top(e.into()))?;
         if entries == 0 {
-            return Err(fail_top(LogProblem::Other(
+            // Nothing to judge yet: an error to act on, not a verdict.
+            return Err(fail_top(LogProblem::Missing(
                 "it records no partition yet: run a worker with --logs until the top log has an entry".into(),
             )));
         }
@@ -437,6 +438,16 @@ impl Logs {
                 partitions.saturating_sub(1)
             ))));
         }
+        let which = Which::Partition(p);
+        let fail = Self::fail(which);
+        let mut part = self.store(which)?;
+        let held = part.size().map_err(|e| fail(e.into()))?;
+        if index >= held {
+            return Err(fail(LogProblem::Other(format!(
+                "it holds {held} leaves (0 to {}): there is no leaf {index}",
+                held.saturating_sub(1)
+            ))));
+        }
         // Sizes only grow along the top log: the first entry past `index`, by bisection.
         let size_at = |store: &mut Box<dyn Backend>, k: u64| -> Result<u64, LogError> {
             let entry = read_entry(store, k).map_err(&fail_top)?;
@@ -460,11 +471,8 @@ impl Logs {
         let top_receipt = LedgerReader::open(store)
             .and_then(|mut r| r.receipt(lo))
             .map_err(|e| fail_top(e.into()))?;
-        let which = Which::Partition(p);
-        let fail = Self::fail(which);
-        let mut store = self.store(which)?;
-        let leaf = read_leaf(&mut store, index).map_err(&fail)?;
-        let proof = LedgerReader::open(store)
+        let leaf = read_leaf(&mut part, index).map_err(&fail)?;
+        let proof = LedgerReader::open(part)
             .and_then(|mut r| r.inclusion_proof(index, size))
             .map_err(|e| fail(e.into()))?;
         Ok(ClusterReceipt {

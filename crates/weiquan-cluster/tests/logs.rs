@@ -257,6 +257,8 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
             // A partition the cluster does not have.
             let why = attacker.receipt(7, 0).expect_err("no partition 7").to_string();
             assert!(why.contains("records 3 partitions"), "{why}");
+            let why = attacker.receipt(0, 10_000).expect_err("no such leaf").to_string();
+            assert!(why.contains("there is no leaf 10000"), "{why}");
             // Logs that do not exist are an error, not a verdict, and are not created.
             let missing = Logs::at(&pg, "no-such-cluster").expect("a name").verify(&v2, None);
             let missing = missing.expect_err("no logs");
@@ -270,6 +272,11 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
                 .and_then(|l| l.signed_with(&key))
                 .expect("logs");
             let mut top = idle.top(2).expect("the top log");
+            let early = idle.verify(&v2, None).expect_err("nothing recorded yet");
+            assert!(
+                !early.is_invalid() && early.to_string().contains("records no partition yet"),
+                "{early}"
+            );
             assert_eq!(top.record().expect("recorded"), Some(1));
             drop(top);
             let report = idle.verify(&v2, None).expect("empty logs verify");

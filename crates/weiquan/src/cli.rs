@@ -110,7 +110,12 @@ findings are added or removed.")]
   weiquan cluster work --nats nats://n1:4222,nats://n2:4222 --name w2 &
   weiquan cluster route --nats nats://n1:4222 --partitions 6 --replicas 3 events.ndjson
   weiquan cluster status --nats nats://n1:4222
-  weiquan cluster findings --nats nats://n1:4222 > findings.ndjson   # what `weiquan audit` prints")]
+  weiquan cluster findings --nats nats://n1:4222 > findings.ndjson   # what `weiquan audit` prints
+
+With tamper-evident logs (docs/scale.md), every worker also gets
+  --logs postgres://db/weiquan --log-key cluster.key
+and then:
+  weiquan verify cluster --logs postgres://db/weiquan --cluster weiquan --pub cluster.key.pub")]
     Cluster(ClusterArgs),
     /// Print the rulebook in effect (built-in, or merged with --rules) as TOML.
     #[command(
@@ -491,7 +496,9 @@ pub enum VerifyCommand {
         since: Option<PathBuf>,
     },
     /// Check a cluster receipt: the top checkpoint, the top log entry, and the leaf in its partition's tree.
-    #[command(after_help = "Example:\n  weiquan verify cluster-receipt receipt.json --pub cluster.key.pub")]
+    #[command(
+        after_help = "Example:\n  weiquan verify cluster-receipt receipt.json --pub cluster.key.pub\n\nExit status: 0 when valid, 3 when not (the message names the link that fails), 1 when the file cannot be read."
+    )]
     ClusterReceipt {
         /// The receipt (JSON, from `weiquan cluster receipt`).
         file: PathBuf,
@@ -695,7 +702,7 @@ pub enum ClusterCommand {
     /// Print a receipt for a leaf of a partition's log (JSON), with both
     /// proofs: the leaf in its partition's tree, that tree in the top log.
     #[command(
-        after_help = "Example:\n  weiquan cluster receipt --logs logs/ 3 120 > receipt.json\n  weiquan verify cluster-receipt receipt.json --pub cluster.key.pub"
+        after_help = "Example:\n  weiquan cluster --cluster demo findings --leaves | head -1   # a finding's partition and leaf\n  weiquan cluster --cluster demo --logs demo-logs receipt 1 4 > receipt.json\n  weiquan verify cluster-receipt receipt.json --pub cluster.key.pub"
     )]
     Receipt {
         /// The partition.

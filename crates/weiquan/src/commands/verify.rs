@@ -104,9 +104,13 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
                 report.partitions.len()
             )?;
             for (p, part) in report.partitions.iter().enumerate() {
+                let stand_ins = match part.log.events_stand_in {
+                    0 => String::new(),
+                    n => format!(" ({n} of them events' stand-ins)"),
+                };
                 writeln!(
                     out,
-                    "valid: partition {p}: {} leaves rehashed, {} checkpoints verified, {} leaves committed by the top log",
+                    "valid: partition {p}: {} leaves rehashed{stand_ins}, {} checkpoints verified, {} leaves committed by the top log",
                     part.log.leaves, part.log.checkpoints, part.committed
                 )?;
             }
