@@ -15,6 +15,10 @@
 //!   lease, publishes the same finding under the same id, which the stream
 //!   drops as a duplicate and [`read_findings`] checks is identical. Leases
 //!   keep the work from being done twice; correctness does not rest on them.
+//! - **Tamper-evident logs.** With [`logs::Logs`], each partition keeps its
+//!   own C2SP tlog-tiles log of the events it applied and the findings it
+//!   reported (the same leaves whoever writes them), and a top log records
+//!   every partition log's size and root, so one checkpoint commits to all.
 
 pub mod door;
 pub mod logs;
