@@ -311,6 +311,26 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
             )
             .expect("put back");
             attacker.verify(&v2, None).expect("valid again");
+            // A top entry, signed with the key, that records another root at
+            // a size an earlier entry recorded: refused, then taken out again.
+            let top_schema = format!("wq_{}_top", name.replace('-', "_"));
+            let mut store = weiquan_store::PgStore::connect(&pg, &top_schema).expect("the top log");
+            let entries = weiquan_ledger::LogStore::size(&mut store).expect("its size");
+            let last = weiquan_ledger::LogStore::leaves(&mut store, entries - 1, entries).expect("its last entry");
+            let mut entry: weiquan_cluster::logs::TopEntry = serde_json::from_slice(&last[0].0).expect("a top entry");
+            entry.partitions[0].root = weiquan_ledger::hash_text(&weiquan_ledger::Hash([9; 32]));
+            let signer = weiquan_ledger::load_signer(&key).expect("the key");
+            let mut top = weiquan_ledger::Ledger::open(store, signer, &attacker.origin(Which::Top)).expect("opens");
+            let bogus = top.append(vec![serde_json::to_vec(&entry).expect("JSON")]).expect("appended");
+            drop(top);
+            let why = attacker.verify(&v2, None).expect_err("another root at a recorded size").to_string();
+            assert!(why.contains("partition 0's log") && why.contains("another root at size"), "{why}");
+            db.batch_execute(&format!(
+                "DELETE FROM \"{top_schema}\".ledger_leaves WHERE idx = {bogus}; DELETE FROM \"{top_schema}\".ledger_checkpoints WHERE size = {};",
+                bogus + 1
+            ))
+            .expect("taken out");
+            attacker.verify(&v2, None).expect("valid again");
         })
         .await
         .expect("joins");
