@@ -149,18 +149,15 @@ async fn route(
     for input in super::open_inputs(files)? {
         let mut reader = LineReader::new(input.reader);
         while let Some(line) = reader.next_line()? {
-            let outcome = match line {
+            let parsed = match line {
                 Line::Bad(r) => Err(r),
-                Line::Text(n, text) => match parse_event(text) {
-                    Err(e) => Err(Reject::from_parse(n, e)),
-                    Ok(ev) => {
-                        door.send(&ev, text).await?;
-                        Ok(())
-                    }
-                },
+                Line::Text(n, text) => parse_event(text)
+                    .map(|ev| (ev, text))
+                    .map_err(|e| Reject::from_parse(n, e)),
             };
-            match outcome {
-                Ok(()) => {
+            match parsed {
+                Ok((ev, text)) => {
+                    door.send(&ev, text).await?;
                     events += 1;
                     if events % advance_every == 0 {
                         door.advance().await?;
