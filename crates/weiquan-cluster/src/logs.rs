@@ -493,17 +493,12 @@ impl Logs {
 /// transaction, so leaves past the newest checkpoint were added without the key.
 fn check_log(store: &mut Box<dyn Backend>, verifier: &StandardVerifier, origin: &str) -> Result<LogReport, LogProblem> {
     let report = verify_log(store, verifier)?;
-    let checkpoints = store.checkpoints()?;
-    for (size, note) in &checkpoints {
-        let cp = weiquan_ledger::open_checkpoint(note, verifier, &format!("for size {size}"))?;
-        if cp.origin != origin {
-            return Err(LogProblem::Other(format!(
-                "the checkpoint for size {size} is of `{}`, not `{origin}`",
-                cp.origin
-            )));
-        }
+    if let Some((size, other)) = report.origins.iter().find(|(_, o)| o != origin) {
+        return Err(LogProblem::Other(format!(
+            "the checkpoint for size {size} is of `{other}`, not `{origin}`"
+        )));
     }
-    let newest = checkpoints.last().map_or(0, |(size, _)| *size);
+    let newest = report.checkpointed;
     if newest != report.leaves {
         return Err(LogProblem::Other(format!(
             "leaves {newest} to {} have no signed checkpoint over them: they were added without the log key",

@@ -103,6 +103,10 @@ pub struct LogReport {
     pub rulebooks: u64,
     /// Leaves standing in for events whose line has no canonical form.
     pub events_stand_in: u64,
+    /// The size of the newest checkpoint (0 when there is none).
+    pub checkpointed: u64,
+    /// Each origin the checkpoints name, with the size of the first that names it.
+    pub origins: Vec<(u64, String)>,
 }
 
 /// Recomputes every hash of the log from its entries, and checks every
@@ -129,6 +133,10 @@ pub fn verify_log<S: LogStore>(store: &mut S, verifier: &StandardVerifier) -> Re
                 if cp.root != tree.root() {
                     return Err(VerifyError::Root { size: *s });
                 }
+                if !report.origins.iter().any(|(_, o)| *o == cp.origin) {
+                    report.origins.push((*s, cp.origin));
+                }
+                report.checkpointed = *s;
                 report.checkpoints += 1;
                 cps.next();
             }
@@ -159,17 +167,17 @@ pub fn verify_log<S: LogStore>(store: &mut S, verifier: &StandardVerifier) -> Re
                 }
             }
             report.leaves += 1;
-            match crate::leaf_event(&String::from_utf8_lossy(&data)).map(|e| e.format) {
+            let text = String::from_utf8_lossy(&data);
+            match crate::leaf_event(&text).map(|e| e.format) {
                 Some(1) => report.events_without_actor += 1,
                 Some(format) => {
                     report.events_with_actor += 1;
                     report.events_salted += u64::from(format == 3);
                 }
                 None => {
-                    let own = crate::own_leaf(&String::from_utf8_lossy(&data));
+                    let own = crate::own_leaf(&text);
                     report.rulebooks += u64::from(matches!(own, Some(crate::OwnLeaf::Rulebook { .. })));
-                    report.events_stand_in +=
-                        u64::from(own.is_none() && crate::stand_in(&String::from_utf8_lossy(&data)).is_some());
+                    report.events_stand_in += u64::from(own.is_none() && crate::stand_in(&text).is_some());
                 }
             }
             check_at(&tree, &mut cps, &mut report)?;
