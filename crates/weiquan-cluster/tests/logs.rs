@@ -282,6 +282,15 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
             let report = idle.verify(&v2, None).expect("empty logs verify");
             let sizes: Vec<(u64, u64)> = report.partitions.iter().map(|p| (p.log.leaves, p.committed)).collect();
             assert_eq!(sizes, [(0, 0), (0, 0)]);
+            // A log signed with the key but as another partition's: refused by origin.
+            let p0 = format!("wq_{}_idle_p0", name.replace('-', "_"));
+            let store = weiquan_store::PgStore::connect(&pg, &p0).expect("partition 0's log");
+            let signer = weiquan_ledger::load_signer(&key).expect("the key");
+            let mut posing = weiquan_ledger::Ledger::open(store, signer, &idle.origin(Which::Partition(1))).expect("opens");
+            posing.append(vec![b"{}".to_vec()]).expect("appended");
+            drop(posing);
+            let why = idle.verify(&v2, None).expect_err("another log's origin").to_string();
+            assert!(why.contains("partition 0's log") && why.contains("idle/p1`, not `"), "{why}");
             // A snapshot's position over leaves the log no longer holds.
             let replaced = attacker.partition(0, 1, weiquan_app::LeafIndex::new(), Some(weiquan_ledger::Hash([7; 32])));
             assert!(
