@@ -27,13 +27,18 @@ pub(crate) struct Campaign {
     pub over_cap: bool,
     /// PS-01, PS-02 or PS-05 fired on it (PS-07 then holds the deposit refundable).
     pub at_fault: bool,
+    /// The latest ship date its terms have ever promised, in ms.
+    pub ever_promised: Option<i64>,
 }
 
 impl Campaign {
-    /// The latest ship date its terms promise (`final_end` + `ship_within_days`), in ms.
+    /// The latest ship date its terms have ever promised (`final_end` +
+    /// `ship_within_days`), in ms. A change that moves the date earlier does
+    /// not shorten it: orders placed under the earlier terms were promised the
+    /// later date, and retention (which reads this lazily, when a subject's
+    /// queued time comes) must not depend on when the change arrived.
     pub fn promised_until(&self) -> Option<i64> {
-        let end = self.final_end?;
-        Some(end.plus_days(self.ship_within_days.unwrap_or(0)).unix_ms())
+        self.ever_promised
     }
 }
 
@@ -145,6 +150,10 @@ impl Engine {
         camp.deposit_start = t.deposit_start.or(camp.deposit_start);
         camp.final_end = t.final_end.or(camp.final_end);
         camp.ship_within_days = t.ship_within_days.or(camp.ship_within_days);
+        if let Some(end) = camp.final_end {
+            let promised = end.plus_days(camp.ship_within_days.unwrap_or(0)).unix_ms();
+            camp.ever_promised = camp.ever_promised.max(Some(promised));
+        }
         camp.refundable = t.deposit_refundable.or(camp.refundable);
         if let Some(gifts) = &t.gifts {
             camp.gifts = gifts.iter().map(|g| (**g).into()).collect();

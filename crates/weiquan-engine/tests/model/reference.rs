@@ -130,6 +130,8 @@ struct Campaign {
     over_long: bool,
     over_cap: bool,
     at_fault: bool,
+    /// The latest ship date its terms have ever promised.
+    ever_promised: Option<Time>,
 }
 
 #[derive(Default)]
@@ -399,11 +401,8 @@ impl Model {
         if days == 0 {
             return;
         }
-        // A pre-sale and its orders are needed until the ship date its terms promise.
-        let promised = |c: Option<&String>| {
-            let c = self.campaigns.get(c?)?;
-            Some(c.final_end?.plus_days(c.ship_within_days.unwrap_or(0)))
-        };
+        // A pre-sale and its orders are needed until the latest ship date its terms ever promised.
+        let promised = |c: Option<&String>| self.campaigns.get(c?)?.ever_promised;
         let gone: Vec<(&'static str, String)> = (self.until.iter())
             .filter(|((kind, id), u)| {
                 let promise = match *kind {
@@ -1310,6 +1309,11 @@ impl Model {
         c.deposit_start = t.deposit_start.or(c.deposit_start);
         c.final_end = t.final_end.or(c.final_end);
         c.ship_within_days = t.ship_within_days.or(c.ship_within_days);
+        if let Some(end) = c.final_end {
+            c.ever_promised = c
+                .ever_promised
+                .max(Some(end.plus_days(c.ship_within_days.unwrap_or(0))));
+        }
         c.refundable = t.deposit_refundable.or(c.refundable);
         if let Some(gifts) = &t.gifts {
             c.gifts = gifts.iter().map(|g| g.to_string()).collect();

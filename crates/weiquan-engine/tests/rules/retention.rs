@@ -137,6 +137,45 @@ fn a_pending_deadline_keeps_its_subject() {
     assert!(!pairs.contains(&("LT-05".into(), "lottery:l1".into())), "{pairs:?}");
 }
 
+/// A pre-sale's orders are kept by the latest ship date its terms ever
+/// promised: a change that moves the date back earlier does not shorten it.
+/// So an order named under the campaign is still a pre-sale order (PS-04,
+/// not MC-06) when it is placed within the horizon of the later date, and an
+/// ordinary one once that horizon has passed too. An engine that read the
+/// terms as they stand forgot the order at the earlier date's horizon (the
+/// reference model found the difference: CI, session 17).
+#[test]
+fn a_campaign_keeps_its_orders_by_the_latest_date_it_ever_promised() {
+    let changed = crate::presale::base()
+        .ev(
+            "presale.deposit_paid",
+            "11-02",
+            json!({"campaign": "c1", "order": "o1", "consumer": "u1", "deposit_fen": 5000}),
+        )
+        // Ship by 2027-02-10 (final_end + 10 days), then by 2026-11-22 again.
+        .ev(
+            "presale.changed",
+            "11-03",
+            json!({"campaign": "c1", "final_end": y27("01-31")}),
+        )
+        .ev(
+            "presale.changed",
+            "11-04",
+            json!({"campaign": "c1", "final_end": crate::t("11-12")}),
+        );
+    let placed_on = |date: &str| {
+        changed
+            .clone()
+            .ev("order.placed", &y27(date), placed("o1"))
+            .tick(&y27("12-31"))
+    };
+    // 2026-11-22 + 180 days = 2027-05-21; 2027-02-10 + 180 days = 2027-08-09.
+    let s = placed_on("06-01");
+    assert!(!s.fires("MC-06", "order:o1"), "still a pre-sale order: {:?}", s.pairs());
+    let s = placed_on("08-10");
+    assert!(s.fires("MC-06", "order:o1"), "forgotten, placed anew: {:?}", s.pairs());
+}
+
 /// A horizon shorter than a window the rules look back over is refused,
 /// naming the key and the window; 0 (keep every subject) is accepted.
 #[test]
