@@ -32,7 +32,7 @@ use rustc_hash::FxHashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use weiquan_engine::{Engine, Finding, Rulebook};
-use weiquan_events::{Body, Event, Time};
+use weiquan_events::{parse_event, Body, Event, ParseError, Time};
 
 /// The partition of a routing key (a merchant id, or a consumer's for pay-later).
 pub fn partition_of(key: &str, partitions: u32) -> u32 {
@@ -86,8 +86,9 @@ impl Kind {
 /// Where a subject lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Home {
-    /// With its merchant's partition.
-    One(u32),
+    /// With its merchant (by [`Merchants`] index), in that merchant's
+    /// partition, wherever the merchant has been moved to.
+    Of(u32),
     /// In every partition: its first event named no merchant (an event
     /// before its subject's creation), so every partition keeps a copy of it
     /// and sees all its events; its merchant's partition reports what it
@@ -95,24 +96,118 @@ enum Home {
     All,
 }
 
-impl From<Home> for Route {
-    fn from(h: Home) -> Route {
-        match h {
-            Home::One(p) => Route::One(p),
-            Home::All => Route::All,
+/// Whom a routed event belongs to, as the router decided when it routed it:
+/// every partition, a merchant (whose partition may change when merchants
+/// are moved together, see [`Router::moving`]), or a fixed partition (a
+/// consumer's pay-later events). [`Router::route_of`] says where it goes now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner(OwnerKind);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OwnerKind {
+    All,
+    Merchant(u32),
+    Fixed(u32),
+}
+
+/// Merchants moved to a partition other than their own
+/// ([`partition_of`]): every one of them now lives in `to`, and its state
+/// is to be rebuilt there from every event it owns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Move {
+    /// The merchants moved (ids), all of one group that lived in `from`.
+    pub merchants: Vec<String>,
+    /// The partition they lived in.
+    pub from: u32,
+    /// The partition they live in now.
+    pub to: u32,
+}
+
+/// The merchants the router has met, in groups that must share a partition:
+/// two merchants are grouped once one event ties their subjects together
+/// (a repeated creation or a change naming another merchant, an order placed
+/// for another merchant's pre-sale). A union-find whose roots carry the
+/// group's partition and members.
+#[derive(Debug, Default)]
+struct Merchants {
+    ids: FxHashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
+    parent: Vec<u32>,
+    /// At a root: the group's partition.
+    partition: Vec<u32>,
+    /// At a root: the group's members (empty elsewhere).
+    members: Vec<Vec<u32>>,
+}
+
+impl Merchants {
+    /// The index of merchant `id`, met now if new (alone, in its own partition).
+    fn ix(&mut self, id: &str, partitions: u32) -> u32 {
+        if let Some(&i) = self.ids.get(id) {
+            return i;
         }
+        let i = self.names.len() as u32;
+        self.ids.insert(id.into(), i);
+        self.names.push(id.into());
+        self.parent.push(i);
+        self.partition.push(partition_of(id, partitions));
+        self.members.push(vec![i]);
+        i
+    }
+
+    fn root(&self, mut i: u32) -> u32 {
+        while self.parent[i as usize] != i {
+            i = self.parent[i as usize];
+        }
+        i
+    }
+
+    fn partition(&self, i: u32) -> u32 {
+        self.partition[self.root(i) as usize]
+    }
+
+    /// The partition merchant `id` lives in (its own when never met).
+    fn partition_by_id(&self, id: &str, partitions: u32) -> u32 {
+        match self.ids.get(id) {
+            Some(&i) => self.partition(i),
+            None => partition_of(id, partitions),
+        }
+    }
+
+    /// Groups `join`'s merchants with `keep`'s, in `keep`'s partition: the
+    /// move, when they lived apart.
+    fn group(&mut self, keep: u32, join: u32) -> Option<Move> {
+        let (k, j) = (self.root(keep), self.root(join));
+        if k == j {
+            return None;
+        }
+        let (to, from) = (self.partition[k as usize], self.partition[j as usize]);
+        let moved = std::mem::take(&mut self.members[j as usize]);
+        self.parent[j as usize] = k;
+        let names = moved.iter().map(|&m| self.names[m as usize].to_string()).collect();
+        self.members[k as usize].extend(moved);
+        (to != from).then_some(Move {
+            merchants: names,
+            from,
+            to,
+        })
     }
 }
 
-/// Whether partition `p` of `partitions` reports finding `f`, found while
-/// applying an event routed by `route` with id `event` (`None`: found when
-/// the clock alone moved); `copied` says whether a subject is kept by every
-/// partition. A merchant's finding is its partition's; one found alike by
-/// every partition (about a subject kept everywhere, or by a broadcast event
-/// itself) is partition 0's.
-fn reports(f: &Finding, p: u32, partitions: u32, event: Option<(Route, &str)>, copied: impl Fn(&str) -> bool) -> bool {
+/// Whether partition `p` reports finding `f`, found while applying an event
+/// routed by `route` with id `event` (`None`: found when the clock alone
+/// moved); `home` gives a merchant's partition, `copied` whether a subject
+/// is kept by every partition. A merchant's finding is its partition's; one
+/// found alike by every partition (about a subject kept everywhere, or by a
+/// broadcast event itself) is partition 0's.
+fn reports(
+    f: &Finding,
+    p: u32,
+    event: Option<(Route, &str)>,
+    home: impl Fn(&str) -> u32,
+    copied: impl Fn(&str) -> bool,
+) -> bool {
     if let Some(m) = &f.merchant {
-        return partition_of(m, partitions) == p;
+        return home(m) == p;
     }
     let everywhere = copied(&f.subject)
         || event.is_some_and(|(route, id)| route == Route::All && f.events.last().is_some_and(|e| e == id));
@@ -121,10 +216,12 @@ fn reports(f: &Finding, p: u32, partitions: u32, event: Option<(Route, &str)>, c
 
 /// What a partition away from the [`Router`] (a worker) knows of the routing
 /// state: the subjects every partition keeps, as [`Router::take_copies`]
-/// handed them on with the events. Enough to report each finding once.
+/// handed them on with the events, and where merchants were moved
+/// ([`Router::take_moves`]). Enough to report each finding once.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Copies {
     subjects: std::collections::BTreeSet<String>,
+    moved: std::collections::BTreeMap<String, u32>,
 }
 
 impl Copies {
@@ -133,9 +230,19 @@ impl Copies {
         self.subjects.extend(subjects);
     }
 
+    /// Notes merchants moved to another partition.
+    pub fn note_moves(&mut self, moves: &[Move]) {
+        for m in moves {
+            for id in &m.merchants {
+                self.moved.insert(id.clone(), m.to);
+            }
+        }
+    }
+
     /// [`Router::keeps`], for partition `p` of `partitions`.
     pub fn keeps(&self, f: &Finding, p: u32, partitions: u32, event: Option<(Route, &str)>) -> bool {
-        reports(f, p, partitions, event, |s| self.subjects.contains(s))
+        let home = |m: &str| self.moved.get(m).copied().unwrap_or_else(|| partition_of(m, partitions));
+        reports(f, p, event, home, |s| self.subjects.contains(s))
     }
 }
 
@@ -145,21 +252,46 @@ impl Copies {
 pub struct Router {
     partitions: u32,
     placed: FxHashMap<(Kind, Box<str>), Home>,
+    merchants: Merchants,
     clock: Option<Time>,
+    /// Whether merchants tied together are moved to share a partition.
+    moving: bool,
     misplaced: u64,
     /// Subjects placed everywhere since [`Router::take_copies`] was last called.
     fresh: Vec<String>,
+    /// Merchants moved since [`Router::take_moves`] was last called.
+    moves: Vec<Move>,
+    moved: u64,
 }
 
 impl Router {
-    /// A router over `partitions` partitions (at least 1).
+    /// A router over `partitions` partitions (at least 1) that never moves a
+    /// merchant: a subject tied to merchants of two partitions stays where it
+    /// is, and is counted ([`Router::misplaced`]).
     pub fn new(partitions: u32) -> Router {
         Router {
             partitions: partitions.max(1),
             placed: FxHashMap::default(),
+            merchants: Merchants::default(),
             clock: None,
+            moving: false,
             misplaced: 0,
             fresh: Vec::new(),
+            moves: Vec::new(),
+            moved: 0,
+        }
+    }
+
+    /// A router that moves merchants together: when one event ties subjects
+    /// of merchants in two partitions, the group of merchants of the event's
+    /// new merchant moves to the partition of the subject's. Each such
+    /// [`Move`] is handed on ([`Router::take_moves`]); the partitions it
+    /// names must rebuild their state from the events they own from then on
+    /// ([`Router::route_of`]) before they apply the next event.
+    pub fn moving(partitions: u32) -> Router {
+        Router {
+            moving: true,
+            ..Router::new(partitions)
         }
     }
 
@@ -173,11 +305,20 @@ impl Router {
         self.clock
     }
 
-    /// Subjects whose state would have had to move between partitions: a
-    /// repeated creation or a change naming a merchant of another partition,
-    /// or one event joining subjects that live apart.
+    /// Subjects whose state would have had to move between partitions and
+    /// did not: a repeated creation or a change naming a merchant of another
+    /// partition, or one event joining subjects that live apart, when the
+    /// router does not move merchants; and, when it does, an order kept
+    /// everywhere joining a pre-sale that lives in one partition (or the
+    /// reverse), which no move of merchants mends. While this is 0, the
+    /// union of the partitions' findings is one engine's.
     pub fn misplaced(&self) -> u64 {
         self.misplaced
+    }
+
+    /// How many groups of merchants were moved so far.
+    pub fn moved(&self) -> u64 {
+        self.moved
     }
 
     /// Whether partition `p` reports finding `f`, which it found while
@@ -185,7 +326,8 @@ impl Router {
     /// when the clock alone moved). Every finding is reported by exactly one
     /// partition.
     pub fn keeps(&self, f: &Finding, p: u32, event: Option<(Route, &str)>) -> bool {
-        reports(f, p, self.partitions, event, |subject| {
+        let home = |m: &str| self.merchants.partition_by_id(m, self.partitions);
+        reports(f, p, event, home, |subject| {
             subject.split_once(':').is_some_and(|(prefix, id)| {
                 Kind::of_subject(prefix).is_some_and(|k| self.placed.get(&(k, id.into())) == Some(&Home::All))
             })
@@ -200,8 +342,28 @@ impl Router {
         std::mem::take(&mut self.fresh)
     }
 
+    /// The moves of merchants the events routed since the last call made
+    /// (only with [`Router::moving`]).
+    pub fn take_moves(&mut self) -> Vec<Move> {
+        std::mem::take(&mut self.moves)
+    }
+
+    /// Where an event the router routed as `owner` goes now: where it went
+    /// then, unless its merchant has been moved since.
+    pub fn route_of(&self, owner: Owner) -> Route {
+        match owner.0 {
+            OwnerKind::All => Route::All,
+            OwnerKind::Merchant(m) => Route::One(self.merchants.partition(m)),
+            OwnerKind::Fixed(p) => Route::One(p),
+        }
+    }
+
     fn of(&self, key: &str) -> u32 {
         partition_of(key, self.partitions)
+    }
+
+    fn merchant(&mut self, id: &str) -> u32 {
+        self.merchants.ix(id, self.partitions)
     }
 
     /// Where subject `id` lives; a subject not seen yet lives everywhere.
@@ -224,58 +386,85 @@ impl Router {
         }
     }
 
-    /// Places subject `id` with `merchant`: a subject not seen yet goes to
-    /// its merchant's partition; one kept everywhere stays so; one in another
-    /// partition stays there (misplaced).
-    fn place(&mut self, kind: Kind, id: &str, merchant: &str) -> Home {
-        let home = Home::One(self.of(merchant));
-        let at = self.settle(kind, id, home);
-        if at != home && at != Home::All {
+    /// Merchant `join` is now tied to merchant `keep`: moving, their groups
+    /// become one in `keep`'s partition; otherwise, living apart, a subject
+    /// is misplaced.
+    fn tie(&mut self, keep: u32, join: u32) {
+        if self.moving {
+            if let Some(m) = self.merchants.group(keep, join) {
+                self.moved += 1;
+                self.moves.push(m);
+            }
+        } else if self.merchants.partition(keep) != self.merchants.partition(join) {
             self.misplaced += 1;
+        }
+    }
+
+    /// Places subject `id` with `merchant`: a subject not seen yet goes with
+    /// its merchant; one kept everywhere stays so; one with another merchant
+    /// stays with it, and ties the two.
+    fn place(&mut self, kind: Kind, id: &str, merchant: &str) -> Home {
+        let m = self.merchant(merchant);
+        let at = self.settle(kind, id, Home::Of(m));
+        if let Home::Of(owner) = at {
+            self.tie(owner, m);
         }
         at
     }
 
     /// Where subject `id` lives, which a change may hand to another
-    /// `merchant`: a move to another partition is misplaced.
+    /// `merchant`: that ties the two.
     fn follow_to(&mut self, kind: Kind, id: &str, merchant: Option<&str>) -> Home {
         let at = self.follow(kind, id);
-        if let (Home::One(p), Some(m)) = (at, merchant) {
-            if self.of(m) != p {
-                self.misplaced += 1;
-            }
+        if let (Home::Of(owner), Some(m)) = (at, merchant) {
+            let m = self.merchant(m);
+            self.tie(owner, m);
         }
         at
     }
 
     /// Places `order` with its campaign, which lives at `home`; an order
-    /// placed elsewhere already is misplaced. Returns `home`.
+    /// placed with another merchant already ties that merchant to the
+    /// campaign's. Returns `home`.
     fn join(&mut self, order: &str, home: Home) -> Home {
         let at = self.settle(Kind::Order, order, home);
-        if at != home {
-            self.misplaced += 1;
+        match (at, home) {
+            (Home::Of(owner), Home::Of(campaign)) => self.tie(campaign, owner),
+            (a, b) if a != b => self.misplaced += 1,
+            _ => {}
         }
         home
     }
 
     /// Routes `ev`, updating the routing state and the clock.
     pub fn route(&mut self, ev: &Event) -> Route {
-        let route = self.route_body(&ev.body);
+        self.route_owned(ev).0
+    }
+
+    /// Routes `ev` as [`Router::route`] does, and says whom it belongs to,
+    /// so that its route can be asked again after merchants move.
+    pub fn route_owned(&mut self, ev: &Event) -> (Route, Owner) {
+        let owner = self.owner(&ev.body);
         if self.clock.is_none_or(|c| ev.at > c) {
             self.clock = Some(ev.at);
         }
-        route
+        (self.route_of(owner), owner)
     }
 
-    fn route_body(&mut self, body: &Body) -> Route {
-        use Route::{All, One};
+    fn owner(&mut self, body: &Body) -> Owner {
+        let home = |h: Home| {
+            Owner(match h {
+                Home::Of(m) => OwnerKind::Merchant(m),
+                Home::All => OwnerKind::All,
+            })
+        };
         match body {
             Body::ClockTick
             | Body::MerchantRegistered { .. }
             | Body::HostRegistered { .. }
             | Body::HostVerified { .. }
             | Body::HostSuspended { .. }
-            | Body::HostReinstated { .. } => All,
+            | Body::HostReinstated { .. } => Owner(OwnerKind::All),
             Body::MerchantVerified { merchant, .. }
             | Body::MerchantClosed { merchant, .. }
             | Body::MerchantReopened { merchant }
@@ -284,11 +473,11 @@ impl Router {
             | Body::ListingUpdated { merchant, .. }
             | Body::PriceChanged { merchant, .. }
             | Body::ListingRemoved { merchant, .. }
-            | Body::PriceQuoted { merchant, .. } => One(self.of(merchant)),
+            | Body::PriceQuoted { merchant, .. } => Owner(OwnerKind::Merchant(self.merchant(merchant))),
             // A conversation is its first merchant's (the engine's reading too).
             Body::ServiceMessage {
                 merchant, conversation, ..
-            } => self.place(Kind::Conversation, conversation, merchant).into(),
+            } => home(self.place(Kind::Conversation, conversation, merchant)),
             // An order placed for a campaign is judged against that campaign
             // (its first: Messy streams 7), so it lives with it; the merchant's
             // own counts must then be in the same partition.
@@ -298,29 +487,30 @@ impl Router {
                 campaign: Some(campaign),
                 ..
             } => {
-                let home = self.follow(Kind::Campaign, campaign);
-                if home != Home::All && home != Home::One(self.of(merchant)) {
-                    self.misplaced += 1;
+                let at = self.follow(Kind::Campaign, campaign);
+                let m = self.merchant(merchant);
+                if let Home::Of(owner) = at {
+                    self.tie(owner, m);
                 }
-                self.join(order, home).into()
+                home(self.join(order, at))
             }
-            Body::OrderPlaced { order, merchant, .. } => self.place(Kind::Order, order, merchant).into(),
+            Body::OrderPlaced { order, merchant, .. } => home(self.place(Kind::Order, order, merchant)),
             Body::OrderShipped { order }
             | Body::OrderDelivered { order }
             | Body::OrderCancelled { order, .. }
             | Body::RefundRequested { order, .. }
             | Body::RefundCompleted { order, .. }
-            | Body::RefundRejected { order, .. } => self.follow(Kind::Order, order).into(),
-            Body::PresalePublished { campaign, terms } => match terms.merchant.as_deref() {
-                Some(m) => self.place(Kind::Campaign, campaign, m).into(),
-                None => self.follow(Kind::Campaign, campaign).into(),
-            },
-            Body::PresaleChanged { campaign, changes } => self
-                .follow_to(Kind::Campaign, campaign, changes.merchant.as_deref())
-                .into(),
+            | Body::RefundRejected { order, .. } => home(self.follow(Kind::Order, order)),
+            Body::PresalePublished { campaign, terms } => home(match terms.merchant.as_deref() {
+                Some(m) => self.place(Kind::Campaign, campaign, m),
+                None => self.follow(Kind::Campaign, campaign),
+            }),
+            Body::PresaleChanged { campaign, changes } => {
+                home(self.follow_to(Kind::Campaign, campaign, changes.merchant.as_deref()))
+            }
             Body::PresaleGiftWithdrawn {
                 campaign, order: None, ..
-            } => self.follow(Kind::Campaign, campaign).into(),
+            } => home(self.follow(Kind::Campaign, campaign)),
             Body::PresaleDepositPaid { campaign, order, .. }
             | Body::PresaleFinalPaid { campaign, order, .. }
             | Body::PresaleDepositRefundRequested { campaign, order }
@@ -331,52 +521,75 @@ impl Router {
                 ..
             } => {
                 // The order lives with its campaign (its first campaign: Messy streams 7).
-                let home = self.follow(Kind::Campaign, campaign);
-                self.join(order, home).into()
+                let at = self.follow(Kind::Campaign, campaign);
+                home(self.join(order, at))
             }
-            Body::LotteryAnnounced { lottery, terms } => match terms.merchant.as_deref() {
-                Some(m) => self.place(Kind::Lottery, lottery, m).into(),
-                None => self.follow(Kind::Lottery, lottery).into(),
-            },
-            Body::LotteryChanged { lottery, changes } => self
-                .follow_to(Kind::Lottery, lottery, changes.merchant.as_deref())
-                .into(),
+            Body::LotteryAnnounced { lottery, terms } => home(match terms.merchant.as_deref() {
+                Some(m) => self.place(Kind::Lottery, lottery, m),
+                None => self.follow(Kind::Lottery, lottery),
+            }),
+            Body::LotteryChanged { lottery, changes } => {
+                home(self.follow_to(Kind::Lottery, lottery, changes.merchant.as_deref()))
+            }
             Body::LotteryEntered { lottery, .. }
             | Body::LotteryClosed { lottery }
             | Body::LotteryDrawn { lottery, .. }
             | Body::LotteryPrizeShipped { lottery, .. }
             | Body::LotteryPrizeDelivered { lottery, .. }
-            | Body::LotteryCancelled { lottery, .. } => self.follow(Kind::Lottery, lottery).into(),
+            | Body::LotteryCancelled { lottery, .. } => home(self.follow(Kind::Lottery, lottery)),
             Body::ComplaintFiled {
                 complaint, merchant, ..
-            } => self.place(Kind::Complaint, complaint, merchant).into(),
+            } => home(self.place(Kind::Complaint, complaint, merchant)),
             Body::ComplaintResponded { complaint, .. }
             | Body::ComplaintResolved { complaint, .. }
-            | Body::ComplaintEscalated { complaint, .. } => self.follow(Kind::Complaint, complaint).into(),
+            | Body::ComplaintEscalated { complaint, .. } => home(self.follow(Kind::Complaint, complaint)),
             Body::BnplOffered { consumer, .. }
             | Body::BnplEnabled { consumer, .. }
             | Body::BnplDisabled { consumer, .. }
-            | Body::BnplCancelFailed { consumer, .. } => One(self.of(consumer)),
+            | Body::BnplCancelFailed { consumer, .. } => Owner(OwnerKind::Fixed(self.of(consumer))),
         }
     }
 }
 
-/// Partitions in one process: a [`Router`] and an engine per partition.
-/// Each partition decides what it reports from what a worker would know: its
-/// own [`Copies`], handed on with the events it gets, not the router's state.
+/// Partitions in one process: a [`Router`] that moves merchants
+/// ([`Router::moving`]) and an engine per partition. Each partition decides
+/// what it reports from what a worker would know: its own [`Copies`],
+/// handed on with the events it gets, not the router's state.
+///
+/// It keeps every event it applied, so that a move of merchants can rebuild
+/// the partitions the move names from the events each owns now, in stream
+/// order with their stamps: what the partition would hold had the merchants
+/// always lived together. That is the proof of the design, not a way to run
+/// at scale: memory grows with the stream, and a move replays two
+/// partitions' history.
 pub struct Partitioned {
     router: Router,
+    rules: Arc<Rulebook>,
     engines: Vec<(Engine, Copies)>,
+    history: Vec<Applied>,
+}
+
+/// An event a [`Partitioned`] applied: the line, the global clock before
+/// it, and whom it belongs to.
+struct Applied {
+    line: Box<str>,
+    stamp: Option<Time>,
+    owner: Owner,
 }
 
 impl Partitioned {
     /// `partitions` engines under `rules`.
     pub fn new(rules: Arc<Rulebook>, partitions: u32) -> Partitioned {
-        let router = Router::new(partitions);
+        let router = Router::moving(partitions);
         let engines = (0..router.partitions)
             .map(|_| (Engine::new(rules.clone()), Copies::default()))
             .collect();
-        Partitioned { router, engines }
+        Partitioned {
+            router,
+            rules,
+            engines,
+            history: Vec::new(),
+        }
     }
 
     /// Subjects misplaced so far (see [`Router::misplaced`]): while this is
@@ -385,14 +598,36 @@ impl Partitioned {
         self.router.misplaced()
     }
 
-    /// Routes and applies one event: the findings the partitions report for
-    /// it, partition by partition. Partitions the event does not go to move
-    /// their clocks to the global one, so that a deadline fires at the same
-    /// event as on one engine, not at its merchant's next event.
-    pub fn apply(&mut self, ev: &Event) -> Vec<Finding> {
+    /// Groups of merchants moved so far ([`Router::moved`]).
+    pub fn moved(&self) -> u64 {
+        self.router.moved()
+    }
+
+    /// Routes and applies one event line (its id not seen before: the caller
+    /// drops repeats, as a server does): the findings the partitions report
+    /// for it, partition by partition. Partitions the event does not go to
+    /// move their clocks to the global one, so that a deadline fires at the
+    /// same event as on one engine, not at its merchant's next event.
+    pub fn apply(&mut self, line: &str) -> Result<Vec<Finding>, ParseError> {
+        let ev = parse_event(line)?;
         let stamp = self.router.clock();
-        let route = self.router.route(ev);
+        let (route, owner) = self.router.route_owned(&ev);
         let copies = self.router.take_copies();
+        let moves = self.router.take_moves();
+        for (_, known) in &mut self.engines {
+            known.note_moves(&moves);
+        }
+        let mut rebuild: Vec<u32> = moves.iter().flat_map(|m| [m.from, m.to]).collect();
+        rebuild.sort_unstable();
+        rebuild.dedup();
+        for p in rebuild {
+            self.rebuild(p, stamp);
+        }
+        self.history.push(Applied {
+            line: line.into(),
+            stamp,
+            owner,
+        });
         let n = self.router.partitions;
         let mut out = Vec::new();
         for (p, (engine, known)) in self.engines.iter_mut().enumerate() {
@@ -405,12 +640,33 @@ impl Partitioned {
             }
             known.extend(copies.iter().cloned());
             out.extend(
-                apply_stamped(engine, stamp, ev)
+                apply_stamped(engine, stamp, &ev)
                     .into_iter()
                     .filter(|f| known.keeps(f, p, n, Some((route, &ev.id)))),
             );
         }
-        out
+        Ok(out)
+    }
+
+    /// Partition `p`'s engine anew, from the events it owns now, each at its
+    /// stamp, then at the clock `now`: what it reported of them was reported
+    /// when they came, so nothing found here is reported again.
+    fn rebuild(&mut self, p: u32, now: Option<Time>) {
+        let mut engine = Engine::new(self.rules.clone());
+        for past in &self.history {
+            let route = self.router.route_of(past.owner);
+            if route != Route::All && route != Route::One(p) {
+                continue;
+            }
+            // The line parsed when it was applied.
+            if let Ok(ev) = parse_event(&past.line) {
+                apply_stamped(&mut engine, past.stamp, &ev);
+            }
+        }
+        if let Some(now) = now {
+            engine.advance(now);
+        }
+        self.engines[p as usize].0 = engine;
     }
 
     /// Moves every partition's clock to `to` (the end of an audit, `--as-of`).

@@ -30,7 +30,7 @@ fn both(lines: &[String], partitions: u32) -> (Vec<String>, Vec<String>, u64) {
             continue;
         }
         a.extend(at_line(n, one.apply(&ev)));
-        b.extend(at_line(n, many.apply(&ev)));
+        b.extend(at_line(n, many.apply(line).expect("parsed above")));
     }
     if let Some(end) = one.clock() {
         let later = weiquan_events::Time::from_unix_ms(end.unix_ms() + 365 * weiquan_events::DAY_MS, 8 * 3600);
