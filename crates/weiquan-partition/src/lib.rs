@@ -22,11 +22,19 @@
 //! is kept by every partition, which all see its every event; each finding
 //! about it is reported by one partition only ([`Router::keeps`]).
 //!
-//! **Exact unless a subject is misplaced.** A repeated creation or a change
-//! naming a merchant of another partition, or one event joining subjects
-//! that live apart, would need the subject's state moved; such subjects are
-//! counted ([`Partitioned::misplaced`]). The tests require the union to
-//! equal one engine exactly whenever nothing was misplaced.
+//! **Merchants tied together live together.** A repeated creation or a
+//! change naming another merchant, or an order placed for another merchant's
+//! pre-sale, ties the two merchants: the engine reads both at once from
+//! then on. A [`Router::moving`] router moves the tied merchant's group to
+//! the subject's partition ([`Move`]), and an order kept everywhere joining
+//! a pre-sale kept in one partition (or the reverse) spreads the pre-sale
+//! and its orders to every partition ([`Router::take_spread`]). The
+//! partitions concerned then rebuild their state from the events they own
+//! now ([`Router::route_of`]), which is what they would hold had the
+//! merchants always lived together. [`Partitioned`] does this in memory, and
+//! its union of findings equals one engine's on every stream the tests
+//! make. A plain [`Router::new`] (the cluster's front door, for now) moves
+//! nothing and counts what it should have moved ([`Router::misplaced`]).
 
 use rustc_hash::FxHashMap;
 use std::hash::BuildHasher;
@@ -106,7 +114,11 @@ pub struct Owner(OwnerKind);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum OwnerKind {
     All,
+    /// A merchant's own event (listings, prices, its status).
     Merchant(u32),
+    /// An event about a subject (by [`Subjects`] index): it goes where the
+    /// subject's group lives.
+    Subject(u32),
     Fixed(u32),
 }
 
@@ -193,6 +205,71 @@ impl Merchants {
     }
 }
 
+/// The subjects the router has placed, in groups that live together: an
+/// order joins its campaign's group when an event names both. A union-find
+/// whose roots carry the group's home.
+#[derive(Debug, Default)]
+struct Subjects {
+    ix: FxHashMap<(Kind, Box<str>), u32>,
+    parent: Vec<u32>,
+    /// At a root: where the group lives.
+    home: Vec<Home>,
+    /// At the root of a group of more than one subject: its members, as
+    /// findings name them (`kind:id`), for when the group is kept
+    /// everywhere from then on.
+    members: FxHashMap<u32, Vec<String>>,
+}
+
+impl Subjects {
+    /// Subject `id`'s index and home, placed at `home` if it is new (then
+    /// also `true`).
+    fn settle(&mut self, kind: Kind, id: &str, home: Home) -> (u32, Home, bool) {
+        if let Some(&i) = self.ix.get(&(kind, id.into())) {
+            return (i, self.home(i), false);
+        }
+        let i = self.parent.len() as u32;
+        self.ix.insert((kind, id.into()), i);
+        self.parent.push(i);
+        self.home.push(home);
+        (i, home, true)
+    }
+
+    fn root(&self, mut i: u32) -> u32 {
+        while self.parent[i as usize] != i {
+            i = self.parent[i as usize];
+        }
+        i
+    }
+
+    fn home(&self, i: u32) -> Home {
+        self.home[self.root(i) as usize]
+    }
+
+    /// Whether subject `kind:id` is kept by every partition.
+    fn everywhere(&self, kind: Kind, id: &str) -> bool {
+        self.ix
+            .get(&(kind, id.into()))
+            .is_some_and(|&i| self.home(i) == Home::All)
+    }
+
+    /// The members of `i`'s group (`kind:id`); `name` is `i`'s own, for a
+    /// group of one.
+    fn members(&mut self, i: u32, name: String) -> Vec<String> {
+        self.members.remove(&self.root(i)).unwrap_or_else(|| vec![name])
+    }
+
+    /// Makes `a`'s and `b`'s groups one, living at `home`; `names` are
+    /// their members.
+    fn unite(&mut self, a: u32, b: u32, home: Home, names: Vec<String>) {
+        let (ra, rb) = (self.root(a), self.root(b));
+        self.parent[rb as usize] = ra;
+        self.home[ra as usize] = home;
+        if !names.is_empty() {
+            self.members.insert(ra, names);
+        }
+    }
+}
+
 /// Whether partition `p` reports finding `f`, found while applying an event
 /// routed by `route` with id `event` (`None`: found when the clock alone
 /// moved); `home` gives a merchant's partition, `copied` whether a subject
@@ -241,7 +318,12 @@ impl Copies {
 
     /// [`Router::keeps`], for partition `p` of `partitions`.
     pub fn keeps(&self, f: &Finding, p: u32, partitions: u32, event: Option<(Route, &str)>) -> bool {
-        let home = |m: &str| self.moved.get(m).copied().unwrap_or_else(|| partition_of(m, partitions));
+        let home = |m: &str| {
+            self.moved
+                .get(m)
+                .copied()
+                .unwrap_or_else(|| partition_of(m, partitions))
+        };
         reports(f, p, event, home, |s| self.subjects.contains(s))
     }
 }
@@ -251,7 +333,7 @@ impl Copies {
 #[derive(Debug)]
 pub struct Router {
     partitions: u32,
-    placed: FxHashMap<(Kind, Box<str>), Home>,
+    subjects: Subjects,
     merchants: Merchants,
     clock: Option<Time>,
     /// Whether merchants tied together are moved to share a partition.
@@ -262,6 +344,10 @@ pub struct Router {
     /// Merchants moved since [`Router::take_moves`] was last called.
     moves: Vec<Move>,
     moved: u64,
+    /// Whether a group of subjects has been spread to every partition since
+    /// [`Router::take_spread`] was last called.
+    spread: bool,
+    spreads: u64,
 }
 
 impl Router {
@@ -271,7 +357,7 @@ impl Router {
     pub fn new(partitions: u32) -> Router {
         Router {
             partitions: partitions.max(1),
-            placed: FxHashMap::default(),
+            subjects: Subjects::default(),
             merchants: Merchants::default(),
             clock: None,
             moving: false,
@@ -279,6 +365,8 @@ impl Router {
             fresh: Vec::new(),
             moves: Vec::new(),
             moved: 0,
+            spread: false,
+            spreads: 0,
         }
     }
 
@@ -321,6 +409,11 @@ impl Router {
         self.moved
     }
 
+    /// How many groups of subjects were spread to every partition so far.
+    pub fn spreads(&self) -> u64 {
+        self.spreads
+    }
+
     /// Whether partition `p` reports finding `f`, which it found while
     /// applying an event routed by `route` with id `event` (`None`: found
     /// when the clock alone moved). Every finding is reported by exactly one
@@ -328,9 +421,9 @@ impl Router {
     pub fn keeps(&self, f: &Finding, p: u32, event: Option<(Route, &str)>) -> bool {
         let home = |m: &str| self.merchants.partition_by_id(m, self.partitions);
         reports(f, p, event, home, |subject| {
-            subject.split_once(':').is_some_and(|(prefix, id)| {
-                Kind::of_subject(prefix).is_some_and(|k| self.placed.get(&(k, id.into())) == Some(&Home::All))
-            })
+            subject
+                .split_once(':')
+                .is_some_and(|(prefix, id)| Kind::of_subject(prefix).is_some_and(|k| self.subjects.everywhere(k, id)))
         })
     }
 
@@ -348,12 +441,27 @@ impl Router {
         std::mem::take(&mut self.moves)
     }
 
+    /// Whether the events routed since the last call spread a group of
+    /// subjects to every partition (only with [`Router::moving`]): an order
+    /// kept everywhere named with a pre-sale that lived in one partition, or
+    /// the reverse. Every partition must then rebuild its state from the
+    /// events it owns now ([`Router::route_of`]).
+    pub fn take_spread(&mut self) -> bool {
+        std::mem::take(&mut self.spread)
+    }
+
     /// Where an event the router routed as `owner` goes now: where it went
-    /// then, unless its merchant has been moved since.
+    /// then, unless its merchant has been moved since or its subject spread
+    /// to every partition.
     pub fn route_of(&self, owner: Owner) -> Route {
+        let merchant = |m| Route::One(self.merchants.partition(m));
         match owner.0 {
             OwnerKind::All => Route::All,
-            OwnerKind::Merchant(m) => Route::One(self.merchants.partition(m)),
+            OwnerKind::Merchant(m) => merchant(m),
+            OwnerKind::Subject(i) => match self.subjects.home(i) {
+                Home::Of(m) => merchant(m),
+                Home::All => Route::All,
+            },
             OwnerKind::Fixed(p) => Route::One(p),
         }
     }
@@ -366,24 +474,19 @@ impl Router {
         self.merchants.ix(id, self.partitions)
     }
 
-    /// Where subject `id` lives; a subject not seen yet lives everywhere.
-    fn follow(&mut self, kind: Kind, id: &str) -> Home {
+    /// Subject `id` (its index and home); a subject not seen yet lives everywhere.
+    fn follow(&mut self, kind: Kind, id: &str) -> (u32, Home) {
         self.settle(kind, id, Home::All)
     }
 
-    /// Where subject `id` lives, placing it at `home` if it is new (and
-    /// noting it when that is everywhere).
-    fn settle(&mut self, kind: Kind, id: &str, home: Home) -> Home {
-        match self.placed.entry((kind, id.into())) {
-            std::collections::hash_map::Entry::Occupied(at) => *at.get(),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(home);
-                if home == Home::All {
-                    self.fresh.push(format!("{}:{id}", kind.prefix()));
-                }
-                home
-            }
+    /// Subject `id` (its index and home), placed at `home` if it is new (and
+    /// noted when that is everywhere).
+    fn settle(&mut self, kind: Kind, id: &str, home: Home) -> (u32, Home) {
+        let (i, at, new) = self.subjects.settle(kind, id, home);
+        if new && home == Home::All {
+            self.fresh.push(format!("{}:{id}", kind.prefix()));
         }
+        (i, at)
     }
 
     /// Merchant `join` is now tied to merchant `keep`: moving, their groups
@@ -403,37 +506,81 @@ impl Router {
     /// Places subject `id` with `merchant`: a subject not seen yet goes with
     /// its merchant; one kept everywhere stays so; one with another merchant
     /// stays with it, and ties the two.
-    fn place(&mut self, kind: Kind, id: &str, merchant: &str) -> Home {
+    fn place(&mut self, kind: Kind, id: &str, merchant: &str) -> u32 {
         let m = self.merchant(merchant);
-        let at = self.settle(kind, id, Home::Of(m));
+        let (i, at) = self.settle(kind, id, Home::Of(m));
         if let Home::Of(owner) = at {
             self.tie(owner, m);
         }
-        at
+        i
     }
 
-    /// Where subject `id` lives, which a change may hand to another
-    /// `merchant`: that ties the two.
-    fn follow_to(&mut self, kind: Kind, id: &str, merchant: Option<&str>) -> Home {
-        let at = self.follow(kind, id);
+    /// Subject `id`, which a change may hand to another `merchant`: that
+    /// ties the two.
+    fn follow_to(&mut self, kind: Kind, id: &str, merchant: Option<&str>) -> u32 {
+        let (i, at) = self.follow(kind, id);
         if let (Home::Of(owner), Some(m)) = (at, merchant) {
             let m = self.merchant(m);
             self.tie(owner, m);
         }
-        at
+        i
     }
 
-    /// Places `order` with its campaign, which lives at `home`; an order
-    /// placed with another merchant already ties that merchant to the
-    /// campaign's. Returns `home`.
-    fn join(&mut self, order: &str, home: Home) -> Home {
-        let at = self.settle(Kind::Order, order, home);
-        match (at, home) {
-            (Home::Of(owner), Home::Of(campaign)) => self.tie(campaign, owner),
-            (a, b) if a != b => self.misplaced += 1,
-            _ => {}
+    /// Places `order` with `campaign` (index `c`, living at `home`): an
+    /// order not seen yet joins the campaign's group; one with another
+    /// merchant ties that merchant to the campaign's, and joins it; one
+    /// kept everywhere, or joining a campaign kept everywhere, spreads the
+    /// whole group to every partition. Without moves, the last two leave
+    /// the order where it is (misplaced). Returns `c`.
+    fn join(&mut self, order: &str, campaign: &str, c: u32, home: Home) -> u32 {
+        let (o, at) = self.settle(Kind::Order, order, home);
+        if self.subjects.root(o) == self.subjects.root(c) {
+            return c;
         }
-        home
+        let joined = match (at, home) {
+            (Home::Of(owner), Home::Of(m)) => {
+                self.tie(m, owner);
+                // Living apart still (no moves), they stay two groups.
+                self.merchants.partition(owner) == self.merchants.partition(m)
+            }
+            (Home::All, Home::All) => true,
+            _ if self.moving => {
+                // Every subject of the group not kept everywhere yet is now.
+                self.spread = true;
+                self.spreads += 1;
+                let everywhere = |h: Home| h == Home::All;
+                let mut fresh = Vec::new();
+                let own = self.subjects.members(o, format!("order:{order}"));
+                let its = self.subjects.members(c, format!("campaign:{campaign}"));
+                for (names, h) in [(&own, at), (&its, home)] {
+                    if !everywhere(h) {
+                        fresh.extend(names.iter().cloned());
+                    }
+                }
+                self.fresh.extend(fresh);
+                let names = own.into_iter().chain(its).collect();
+                self.subjects.unite(c, o, Home::All, names);
+                return c;
+            }
+            _ => {
+                self.misplaced += 1;
+                false
+            }
+        };
+        if joined {
+            // Members are kept for a spread, which only a moving router makes.
+            let names = match self.moving {
+                true => {
+                    let own = self.subjects.members(o, format!("order:{order}"));
+                    let its = self.subjects.members(c, format!("campaign:{campaign}"));
+                    own.into_iter().chain(its).collect()
+                }
+                false => Vec::new(),
+            };
+            let home = self.subjects.home(c);
+            self.subjects.unite(c, o, home, names);
+        }
+        c
     }
 
     /// Routes `ev`, updating the routing state and the clock.
@@ -452,12 +599,7 @@ impl Router {
     }
 
     fn owner(&mut self, body: &Body) -> Owner {
-        let home = |h: Home| {
-            Owner(match h {
-                Home::Of(m) => OwnerKind::Merchant(m),
-                Home::All => OwnerKind::All,
-            })
-        };
+        let home = |i: u32| Owner(OwnerKind::Subject(i));
         match body {
             Body::ClockTick
             | Body::MerchantRegistered { .. }
@@ -487,12 +629,12 @@ impl Router {
                 campaign: Some(campaign),
                 ..
             } => {
-                let at = self.follow(Kind::Campaign, campaign);
+                let (c, at) = self.follow(Kind::Campaign, campaign);
                 let m = self.merchant(merchant);
                 if let Home::Of(owner) = at {
                     self.tie(owner, m);
                 }
-                home(self.join(order, at))
+                home(self.join(order, campaign, c, at))
             }
             Body::OrderPlaced { order, merchant, .. } => home(self.place(Kind::Order, order, merchant)),
             Body::OrderShipped { order }
@@ -500,17 +642,17 @@ impl Router {
             | Body::OrderCancelled { order, .. }
             | Body::RefundRequested { order, .. }
             | Body::RefundCompleted { order, .. }
-            | Body::RefundRejected { order, .. } => home(self.follow(Kind::Order, order)),
+            | Body::RefundRejected { order, .. } => home(self.follow(Kind::Order, order).0),
             Body::PresalePublished { campaign, terms } => home(match terms.merchant.as_deref() {
                 Some(m) => self.place(Kind::Campaign, campaign, m),
-                None => self.follow(Kind::Campaign, campaign),
+                None => self.follow(Kind::Campaign, campaign).0,
             }),
             Body::PresaleChanged { campaign, changes } => {
                 home(self.follow_to(Kind::Campaign, campaign, changes.merchant.as_deref()))
             }
             Body::PresaleGiftWithdrawn {
                 campaign, order: None, ..
-            } => home(self.follow(Kind::Campaign, campaign)),
+            } => home(self.follow(Kind::Campaign, campaign).0),
             Body::PresaleDepositPaid { campaign, order, .. }
             | Body::PresaleFinalPaid { campaign, order, .. }
             | Body::PresaleDepositRefundRequested { campaign, order }
@@ -521,12 +663,12 @@ impl Router {
                 ..
             } => {
                 // The order lives with its campaign (its first campaign: Messy streams 7).
-                let at = self.follow(Kind::Campaign, campaign);
-                home(self.join(order, at))
+                let (c, at) = self.follow(Kind::Campaign, campaign);
+                home(self.join(order, campaign, c, at))
             }
             Body::LotteryAnnounced { lottery, terms } => home(match terms.merchant.as_deref() {
                 Some(m) => self.place(Kind::Lottery, lottery, m),
-                None => self.follow(Kind::Lottery, lottery),
+                None => self.follow(Kind::Lottery, lottery).0,
             }),
             Body::LotteryChanged { lottery, changes } => {
                 home(self.follow_to(Kind::Lottery, lottery, changes.merchant.as_deref()))
@@ -536,13 +678,13 @@ impl Router {
             | Body::LotteryDrawn { lottery, .. }
             | Body::LotteryPrizeShipped { lottery, .. }
             | Body::LotteryPrizeDelivered { lottery, .. }
-            | Body::LotteryCancelled { lottery, .. } => home(self.follow(Kind::Lottery, lottery)),
+            | Body::LotteryCancelled { lottery, .. } => home(self.follow(Kind::Lottery, lottery).0),
             Body::ComplaintFiled {
                 complaint, merchant, ..
             } => home(self.place(Kind::Complaint, complaint, merchant)),
             Body::ComplaintResponded { complaint, .. }
             | Body::ComplaintResolved { complaint, .. }
-            | Body::ComplaintEscalated { complaint, .. } => home(self.follow(Kind::Complaint, complaint)),
+            | Body::ComplaintEscalated { complaint, .. } => home(self.follow(Kind::Complaint, complaint).0),
             Body::BnplOffered { consumer, .. }
             | Body::BnplEnabled { consumer, .. }
             | Body::BnplDisabled { consumer, .. }
@@ -598,9 +740,10 @@ impl Partitioned {
         self.router.misplaced()
     }
 
-    /// Groups of merchants moved so far ([`Router::moved`]).
-    pub fn moved(&self) -> u64 {
-        self.router.moved()
+    /// Groups of merchants moved, and groups of subjects spread to every
+    /// partition, so far ([`Router::moved`], [`Router::spreads`]).
+    pub fn moved(&self) -> (u64, u64) {
+        (self.router.moved(), self.router.spreads())
     }
 
     /// Routes and applies one event line (its id not seen before: the caller
@@ -616,8 +759,15 @@ impl Partitioned {
         let moves = self.router.take_moves();
         for (_, known) in &mut self.engines {
             known.note_moves(&moves);
+            // A spread group's subjects are kept everywhere from before this event.
+            if self.router.spread {
+                known.extend(copies.iter().cloned());
+            }
         }
-        let mut rebuild: Vec<u32> = moves.iter().flat_map(|m| [m.from, m.to]).collect();
+        let mut rebuild: Vec<u32> = match self.router.take_spread() {
+            true => (0..self.router.partitions).collect(),
+            false => moves.iter().flat_map(|m| [m.from, m.to]).collect(),
+        };
         rebuild.sort_unstable();
         rebuild.dedup();
         for p in rebuild {
