@@ -47,6 +47,52 @@ pub fn partition_of(key: &str, partitions: u32) -> u32 {
     (foldhash::fast::FixedState::with_seed(0x7061_7274).hash_one(key) % u64::from(partitions.max(1))) as u32
 }
 
+/// The subjects an event names that the router places (`kind:id`, as
+/// findings name them): at most an order and its campaign, or one other.
+pub fn named(body: &Body) -> [Option<String>; 2] {
+    let s = |kind: Kind, id: &str| Some(format!("{}:{id}", kind.prefix()));
+    match body {
+        Body::ServiceMessage { conversation, .. } => [s(Kind::Conversation, conversation), None],
+        Body::OrderPlaced { order, campaign, .. } => [
+            s(Kind::Order, order),
+            campaign.as_deref().and_then(|c| s(Kind::Campaign, c)),
+        ],
+        Body::OrderShipped { order }
+        | Body::OrderDelivered { order }
+        | Body::OrderCancelled { order, .. }
+        | Body::RefundRequested { order, .. }
+        | Body::RefundCompleted { order, .. }
+        | Body::RefundRejected { order, .. } => [s(Kind::Order, order), None],
+        Body::PresalePublished { campaign, .. }
+        | Body::PresaleChanged { campaign, .. }
+        | Body::PresaleGiftWithdrawn {
+            campaign, order: None, ..
+        } => [s(Kind::Campaign, campaign), None],
+        Body::PresaleDepositPaid { campaign, order, .. }
+        | Body::PresaleFinalPaid { campaign, order, .. }
+        | Body::PresaleDepositRefundRequested { campaign, order }
+        | Body::PresaleDepositRefunded { campaign, order, .. }
+        | Body::PresaleGiftWithdrawn {
+            campaign,
+            order: Some(order),
+            ..
+        } => [s(Kind::Campaign, campaign), s(Kind::Order, order)],
+        Body::LotteryAnnounced { lottery, .. }
+        | Body::LotteryChanged { lottery, .. }
+        | Body::LotteryEntered { lottery, .. }
+        | Body::LotteryClosed { lottery }
+        | Body::LotteryDrawn { lottery, .. }
+        | Body::LotteryPrizeShipped { lottery, .. }
+        | Body::LotteryPrizeDelivered { lottery, .. }
+        | Body::LotteryCancelled { lottery, .. } => [s(Kind::Lottery, lottery), None],
+        Body::ComplaintFiled { complaint, .. }
+        | Body::ComplaintResponded { complaint, .. }
+        | Body::ComplaintResolved { complaint, .. }
+        | Body::ComplaintEscalated { complaint, .. } => [s(Kind::Complaint, complaint), None],
+        _ => [None, None],
+    }
+}
+
 /// Where an event goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Route {
@@ -316,15 +362,29 @@ impl Copies {
         }
     }
 
+    /// The partition merchant `m` lives in now.
+    pub fn home(&self, m: &str, partitions: u32) -> u32 {
+        self.moved
+            .get(m)
+            .copied()
+            .unwrap_or_else(|| partition_of(m, partitions))
+    }
+
     /// [`Router::keeps`], for partition `p` of `partitions`.
     pub fn keeps(&self, f: &Finding, p: u32, partitions: u32, event: Option<(Route, &str)>) -> bool {
-        let home = |m: &str| {
-            self.moved
-                .get(m)
-                .copied()
-                .unwrap_or_else(|| partition_of(m, partitions))
-        };
-        reports(f, p, event, home, |s| self.subjects.contains(s))
+        reports(f, p, event, |m| self.home(m, partitions), |s| self.subjects.contains(s))
+    }
+
+    /// [`Router::route_of`], from what a partition knows: where an event
+    /// goes now that was routed to partition `sent_to` (to every partition
+    /// when `all`), as merchant `of`'s ([`Router::owner_merchant`]). An
+    /// event about a subject spread since goes everywhere; one of a merchant
+    /// moved since goes where it lives.
+    pub fn route_of(&self, body: &Body, all: bool, of: Option<&str>, sent_to: u32, partitions: u32) -> Route {
+        if all || named(body).iter().flatten().any(|s| self.subjects.contains(s)) {
+            return Route::All;
+        }
+        Route::One(of.map_or(sent_to, |m| self.home(m, partitions)))
     }
 }
 
@@ -448,6 +508,22 @@ impl Router {
     /// events it owns now ([`Router::route_of`]).
     pub fn take_spread(&mut self) -> bool {
         std::mem::take(&mut self.spread)
+    }
+
+    /// The merchant an event routed as `owner` belongs to now (none for one
+    /// that goes everywhere, or by consumer): what a partition away from the
+    /// router needs, with [`Copies`], to tell where it goes after moves
+    /// ([`Copies::route_of`]).
+    pub fn owner_merchant(&self, owner: Owner) -> Option<&str> {
+        let m = match owner.0 {
+            OwnerKind::Merchant(m) => m,
+            OwnerKind::Subject(i) => match self.subjects.home(i) {
+                Home::Of(m) => m,
+                Home::All => return None,
+            },
+            OwnerKind::All | OwnerKind::Fixed(_) => return None,
+        };
+        Some(&self.merchants.names[m as usize])
     }
 
     /// Where an event the router routed as `owner` goes now: where it went
@@ -712,11 +788,14 @@ pub struct Partitioned {
 }
 
 /// An event a [`Partitioned`] applied: the line, the global clock before
-/// it, and whom it belongs to.
+/// it, and what a worker's stamp would say of where it went
+/// ([`Copies::route_of`]).
 struct Applied {
     line: Box<str>,
     stamp: Option<Time>,
-    owner: Owner,
+    all: bool,
+    of: Option<Box<str>>,
+    sent_to: u32,
 }
 
 impl Partitioned {
@@ -776,7 +855,12 @@ impl Partitioned {
         self.history.push(Applied {
             line: line.into(),
             stamp,
-            owner,
+            all: route == Route::All,
+            of: self.router.owner_merchant(owner).map(Into::into),
+            sent_to: match route {
+                Route::One(p) => p,
+                Route::All => 0,
+            },
         });
         let n = self.router.partitions;
         let mut out = Vec::new();
@@ -800,18 +884,21 @@ impl Partitioned {
 
     /// Partition `p`'s engine anew, from the events it owns now, each at its
     /// stamp, then at the clock `now`: what it reported of them was reported
-    /// when they came, so nothing found here is reported again.
+    /// when they came, so nothing found here is reported again. Where each
+    /// event goes now is asked of what the partition knows
+    /// ([`Copies::route_of`]), as a worker away from the router must, and
+    /// checked against the router.
     fn rebuild(&mut self, p: u32, now: Option<Time>) {
         let mut engine = Engine::new(self.rules.clone());
+        let (known, n) = (&self.engines[p as usize].1, self.router.partitions);
         for past in &self.history {
-            let route = self.router.route_of(past.owner);
+            // The line parsed when it was applied.
+            let Ok(ev) = parse_event(&past.line) else { continue };
+            let route = known.route_of(&ev.body, past.all, past.of.as_deref(), past.sent_to, n);
             if route != Route::All && route != Route::One(p) {
                 continue;
             }
-            // The line parsed when it was applied.
-            if let Ok(ev) = parse_event(&past.line) {
-                apply_stamped(&mut engine, past.stamp, &ev);
-            }
+            apply_stamped(&mut engine, past.stamp, &ev);
         }
         if let Some(now) = now {
             engine.advance(now);
