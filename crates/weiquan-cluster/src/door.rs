@@ -9,7 +9,7 @@
 //! in flight together can be stored in any order (a retry, or simply the
 //! runtime's scheduling), which the workers put back in index order.
 
-use crate::{publish, Cluster, ClusterError, Context, Stamp};
+use crate::{publish, Cluster, ClusterError, Context, Rebuild, Stamp};
 use weiquan_events::Event;
 use weiquan_partition::{Route, Router};
 
@@ -68,7 +68,7 @@ impl FrontDoor {
             return Err(ClusterError::NotEmpty(cluster.name.clone()));
         }
         let n = cluster.partitions as usize;
-        FrontDoor::at(cluster, Router::new(n as u32), vec![0; n]).await
+        FrontDoor::at(cluster, Router::moving(n as u32), vec![0; n]).await
     }
 
     /// A door over `cluster` whose partitions hold `sent` events each.
@@ -132,7 +132,7 @@ impl FrontDoor {
             sent[p as usize] = indexes.len() as u64;
         }
         tracing::info!(?held, "front door resuming");
-        let mut door = FrontDoor::at(cluster, Router::new(n as u32), sent).await?;
+        let mut door = FrontDoor::at(cluster, Router::moving(n as u32), sent).await?;
         door.held = held;
         Ok(door)
     }
@@ -144,13 +144,19 @@ impl FrontDoor {
     pub async fn send(&mut self, ev: &Event<'_>, raw: &str) -> Result<Route, ClusterError> {
         self.usable()?;
         let clock = self.router.clock();
-        let route = self.router.route(ev);
+        let (route, owner) = self.router.route_owned(ev);
         let copies = self.router.take_copies();
+        let of = self.router.owner_merchant(owner).map(str::to_owned);
+        let event = self.routed + 1;
+        let moves = self.router.take_moves();
+        let spread = self.router.take_spread();
+        if spread || !moves.is_empty() {
+            self.rebuild(event, clock, &copies, moves, spread).await?;
+        }
         let targets = match route {
             Route::One(p) => p..p + 1,
             Route::All => 0..self.cluster.partitions,
         };
-        let event = self.routed + 1;
         for p in targets {
             let (held, id) = &self.held[p as usize];
             if event == *held && **id != *ev.id {
@@ -172,11 +178,56 @@ impl FrontDoor {
                 all: route == Route::All,
                 copies: copies.clone(),
                 advance: false,
+                of: of.clone(),
+                rebuild: None,
             };
             self.put(p, &stamp, raw).await?;
         }
         self.routed += 1;
         Ok(route)
+    }
+
+    /// Event `event` moved merchants or spread subjects: every event before
+    /// it is made durable first (the partitions rebuild from the stream),
+    /// then each partition concerned (both ends of each move; every one for
+    /// a spread) gets a marker to rebuild before the event. A resumed door
+    /// sends no marker to a partition that holds the event already.
+    async fn rebuild(
+        &mut self,
+        event: u64,
+        clock: Option<weiquan_events::Time>,
+        copies: &[String],
+        moves: Vec<weiquan_partition::Move>,
+        spread: bool,
+    ) -> Result<(), ClusterError> {
+        tracing::info!(event, ?moves, spread, "merchants tied: partitions rebuild");
+        self.flush().await?;
+        let mut targets: Vec<u32> = match spread {
+            true => (0..self.cluster.partitions).collect(),
+            false => moves.iter().flat_map(|m| [m.from, m.to]).collect(),
+        };
+        targets.sort_unstable();
+        targets.dedup();
+        for p in targets {
+            if event <= self.held[p as usize].0 {
+                continue;
+            }
+            let stamp = Stamp {
+                index: self.sent[p as usize] + 1,
+                event: 0,
+                clock,
+                all: false,
+                copies: copies.to_vec(),
+                advance: false,
+                of: None,
+                rebuild: Some(Rebuild {
+                    before: event,
+                    moves: moves.clone(),
+                }),
+            };
+            self.put(p, &stamp, "").await?;
+        }
+        Ok(())
     }
 
     /// Moves every partition's clock to the global clock (partitions that
@@ -195,6 +246,8 @@ impl FrontDoor {
                 all: false,
                 copies: Vec::new(),
                 advance: true,
+                of: None,
+                rebuild: None,
             };
             self.put(p, &stamp, "").await?;
         }

@@ -522,6 +522,27 @@ pub struct Stamp {
     /// catching up with the others).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub advance: bool,
+    /// The merchant the event belongs to
+    /// ([`weiquan_partition::Router::owner_merchant`]): where it goes after
+    /// merchants move ([`weiquan_partition::Copies::route_of`]).
+    #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
+    pub of: Option<String>,
+    /// No event: merchants moved, or subjects spread to every partition
+    /// (in `copies`), and the partition rebuilds its state before the
+    /// event routed next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebuild: Option<Rebuild>,
+}
+
+/// What a rebuild marker says ([`Stamp::rebuild`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rebuild {
+    /// The event (its place in the door's input) whose routing moved them:
+    /// the partition is rebuilt from the events before it that it owns now.
+    pub before: u64,
+    /// The merchants moved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moves: Vec<weiquan_partition::Move>,
 }
 
 impl Stamp {
@@ -598,11 +619,17 @@ pub async fn read_partition(
             let Ok(seq) = m.info().map(|i| i.stream_sequence) else {
                 break;
             };
-            let batch = Stamp::read_batch(&m.payload).map_err(|problem| ClusterError::Message {
+            let bad = |problem: String| ClusterError::Message {
                 partition: p,
                 seq,
                 problem,
-            })?;
+            };
+            if !cluster.seal_holds(&m.subject, &m.payload, m.headers.as_ref()) {
+                return Err(bad(
+                    "a batch without this cluster's seal: not from its front door".into()
+                ));
+            }
+            let batch = Stamp::read_batch(&m.payload).map_err(bad)?;
             each(seq, batch);
             next = seq + 1;
             if seq >= end {

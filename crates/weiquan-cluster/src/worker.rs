@@ -151,7 +151,7 @@ struct SavedLog {
     root: [u8; 32],
 }
 
-const MAGIC: [u8; 8] = *b"WQPART02";
+const MAGIC: [u8; 8] = *b"WQPART03";
 
 /// How long a partition's consumer may deliver nothing before it is made again.
 const QUIET: Duration = Duration::from_secs(3);
@@ -731,7 +731,7 @@ const GIVE_UP: Duration = Duration::from_secs(120);
 /// keeps one), then publishes the findings: how many events it applied.
 async fn apply_batch(
     cluster: &Cluster,
-    rules: &Rulebook,
+    rules: &Arc<Rulebook>,
     p: u32,
     state: &mut State,
     seq: u64,
@@ -754,6 +754,25 @@ async fn apply_batch(
                 "event {} follows event {}: an event is missing",
                 stamp.index, state.index
             )));
+        }
+        if let Some(r) = &stamp.rebuild {
+            let found = rebuild(cluster, rules, p, state, &stamp, r).await?;
+            for (k, finding) in found.into_iter().enumerate() {
+                let leaf = match &mut state.log {
+                    Some(log) => Some(log.finding(&finding, rules).map_err(logged)?),
+                    None => None,
+                };
+                out.push(Published {
+                    partition: p,
+                    index: stamp.index,
+                    k: k as u32,
+                    finding,
+                    leaf,
+                });
+            }
+            state.index = stamp.index;
+            applied += 1;
+            continue;
         }
         let (id, found) = step(
             &mut state.engine,
@@ -804,6 +823,96 @@ async fn apply_batch(
         .await?;
     }
     Ok(applied)
+}
+
+/// Rebuilds partition `p` at a marker ([`Stamp::rebuild`]): merchants moved
+/// to or from it, or subjects spread to every partition. First its engine
+/// as it stands moves to the marker's clock, and what that fires is
+/// reported under the ownership before the move (the findings returned).
+/// Then the engine is made anew from every event before the marker that
+/// the partition owns now ([`Copies::route_of`]), read from every
+/// partition's subject and applied in the door's order, each at its stamp,
+/// then moved to the clock; what that finds was reported when the events
+/// came. Events that came from other partitions are added to the
+/// partition's log, so that findings can cite them.
+async fn rebuild(
+    cluster: &Cluster,
+    rules: &Arc<Rulebook>,
+    p: u32,
+    state: &mut State,
+    stamp: &Stamp,
+    r: &crate::Rebuild,
+) -> Result<Vec<Finding>, ClusterError> {
+    let n = cluster.partitions;
+    let found: Vec<Finding> = match stamp.clock {
+        Some(t) => state.engine.advance(t),
+        None => Vec::new(),
+    };
+    let found = found
+        .into_iter()
+        .filter(|f| state.copies.keeps(f, p, n, None))
+        .collect();
+    state.copies.note_moves(&r.moves);
+    state.copies.extend(stamp.copies.iter().cloned());
+    // Each event once, by its place in the door's input.
+    let mut picked: BTreeMap<u64, (Option<weiquan_events::Time>, String, bool)> = BTreeMap::new();
+    let mut unreadable = None;
+    for q in 0..n {
+        let copies = &state.copies;
+        crate::read_partition(cluster, q, SLOW * 10, |seq, batch| {
+            for (s, line) in batch {
+                if s.advance || s.rebuild.is_some() || s.event == 0 || s.event >= r.before {
+                    continue;
+                }
+                let ev = match weiquan_events::parse_event(line) {
+                    Ok(ev) => ev,
+                    Err(e) => {
+                        unreadable.get_or_insert(format!("partition {q}, stream sequence {seq}: {e}"));
+                        continue;
+                    }
+                };
+                let goes = copies.route_of(&ev.body, s.all, s.of.as_deref(), q, n);
+                let mine = match q == p {
+                    true => goes == Route::All || goes == Route::One(p),
+                    // A broadcast is in this partition's own subject too.
+                    false => goes == Route::One(p) || (goes == Route::All && !s.all),
+                };
+                if mine {
+                    picked.entry(s.event).or_insert((s.clock, line.to_owned(), q != p));
+                }
+            }
+        })
+        .await?;
+    }
+    if let Some(problem) = unreadable {
+        return Err(ClusterError::Message {
+            partition: p,
+            seq: 0,
+            problem: format!("rebuilding: an event does not parse: {problem}"),
+        });
+    }
+    let mut engine = Engine::new(rules.clone());
+    for (clock, line, foreign) in picked.values() {
+        let Ok(ev) = weiquan_events::parse_event(line) else {
+            continue;
+        };
+        weiquan_partition::apply_stamped(&mut engine, *clock, &ev);
+        if let (true, Some(log)) = (*foreign, &mut state.log) {
+            if log.leaf_index().get(weiquan_events::id_digest(&ev.id)).is_none() {
+                log.event(&ev.id, line).map_err(|e| ClusterError::Log(e.to_string()))?;
+            }
+        }
+    }
+    if let Some(t) = stamp.clock {
+        engine.advance(t);
+    }
+    tracing::info!(
+        partition = p,
+        events = picked.len(),
+        "partition rebuilt after merchants moved"
+    );
+    state.engine = engine;
+    Ok(found)
 }
 
 /// Leaves a partition's log keeps unwritten at most (with no finding among

@@ -40,6 +40,8 @@ fn batches_stored_out_of_order_are_applied_in_index_order() {
                 all: route == Route::All,
                 copies: router.take_copies(),
                 advance: false,
+                of: None,
+                rebuild: None,
             },
             *line,
         ));

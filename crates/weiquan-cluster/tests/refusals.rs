@@ -126,6 +126,8 @@ fn a_sealed_cluster_refuses_a_well_formed_batch_without_its_seal() {
             all: false,
             copies: Vec::new(),
             advance: false,
+            of: None,
+            rebuild: None,
         };
         stamp.write(&verified(999), &mut bytes);
         bytes

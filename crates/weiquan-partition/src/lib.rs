@@ -171,7 +171,7 @@ enum OwnerKind {
 /// Merchants moved to a partition other than their own
 /// ([`partition_of`]): every one of them now lives in `to`, and its state
 /// is to be rebuilt there from every event it owns.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Move {
     /// The merchants moved (ids), all of one group that lived in `from`.
     pub merchants: Vec<String>,

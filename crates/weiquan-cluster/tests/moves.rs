@@ -1,0 +1,226 @@
+//! Merchants tied together across partitions, on the cluster (issue 19,
+//! item 2, on adversarial streams): the front door moves the tied
+//! merchant's group, or spreads a group of subjects to every partition,
+//! and the partitions concerned rebuild from the stream. The findings equal
+//! one engine's over the same stream, and the partition logs (which take
+//! in the events a rebuild brings from other partitions) verify. Against
+//! the NATS server at 127.0.0.1:4222, with logs in a folder.
+
+mod common;
+
+// The engine's adversarial stream generator, shared rather than copied.
+#[path = "../../weiquan-engine/tests/model/streams.rs"]
+mod streams;
+
+use proptest::strategy::{Strategy, ValueTree};
+use std::sync::Arc;
+use std::time::Duration;
+use weiquan_cluster::logs::Logs;
+use weiquan_cluster::{door::FrontDoor, worker};
+use weiquan_engine::{Engine, Rulebook};
+use weiquan_partition::Partitioned;
+
+/// The lines of a stream as a server takes them: each parses, each id once.
+fn accepted(lines: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    lines
+        .into_iter()
+        .filter(|l| weiquan_events::parse_event(l).is_ok_and(|ev| seen.insert(ev.id.to_string())))
+        .collect()
+}
+
+/// The first streams of the generator's fixed sample that move merchants
+/// among three partitions, and the first that spread subjects: `each` of
+/// both kinds.
+fn tying_streams(rules: &Arc<Rulebook>, each: usize) -> Vec<Vec<String>> {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let (mut moving, mut spreading) = (Vec::new(), Vec::new());
+    for _ in 0..2000 {
+        if moving.len() >= each && spreading.len() >= each {
+            break;
+        }
+        let steps = proptest::collection::vec(streams::step(), 1..90)
+            .new_tree(&mut runner)
+            .expect("tree")
+            .current();
+        let lines = accepted(streams::render(&steps));
+        let mut many = Partitioned::new(rules.clone(), 3);
+        for line in &lines {
+            many.apply(line).expect("accepted lines parse");
+        }
+        match many.moved() {
+            (_, s) if s > 0 && spreading.len() < each => spreading.push(lines),
+            (m, 0) if m > 0 && moving.len() < each => moving.push(lines),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        (moving.len(), spreading.len()),
+        (each, each),
+        "the sample ties merchants"
+    );
+    moving.into_iter().chain(spreading).collect()
+}
+
+/// A pre-sale handed across partitions, at an awkward moment: merchant B
+/// (its own partition) has two orders overdue once the clock passes their
+/// deadlines on A's events, which B's partition has not seen, and a third
+/// due later. Then a change hands A's pre-sale to B: B moves to A's
+/// partition. B's partition must report the first two late shipments as it
+/// moves B out (at the marker's clock); A's partition reports the third's,
+/// citing an event that only B's old partition had logged.
+fn handed_over() -> Vec<String> {
+    let ids: Vec<String> = (1..60).map(|n| format!("m{n}")).collect();
+    let a = &ids[0];
+    let b = (ids.iter())
+        .find(|m| weiquan_partition::partition_of(m, 3) != weiquan_partition::partition_of(a, 3))
+        .expect("two merchants in two partitions");
+    let line = |id: &str, ty: &str, at: &str, body: String| {
+        format!(r#"{{"v":1,"id":"{id}","type":"{ty}","at":"2026-11-{at}:00:00+08:00",{body}}}"#)
+    };
+    let placed = |o: &str| {
+        format!(
+            r#""order":"{o}","merchant":"{b}","consumer":"u1","sku":"s9","qty":1,"amount_fen":100,"payment":"standard""#
+        )
+    };
+    let deposit = |o: &str| format!(r#""campaign":"c1","order":"{o}","consumer":"u2","deposit_fen":5000"#);
+    vec![
+        line("e1", "order.placed", "01T08", placed("o1")),
+        line(
+            "e2",
+            "presale.published",
+            "01T10",
+            format!(
+                r#""campaign":"c1","merchant":"{a}","sku":"s1","deposit_fen":5000,"price_fen":30000,"deposit_start":"2026-11-01T00:00:00+08:00","deposit_end":"2026-11-10T00:00:00+08:00","final_start":"2026-11-11T00:00:00+08:00","final_end":"2026-11-12T00:00:00+08:00","ship_within_days":10"#
+            ),
+        ),
+        line("e3", "presale.deposit_paid", "02T10", deposit("o2")),
+        line("e4", "order.placed", "02T09", placed("o5")),
+        line("e5", "order.placed", "03T00", placed("o6")),
+        line("e6", "presale.deposit_paid", "04T10", deposit("o3")),
+        line(
+            "e7",
+            "presale.changed",
+            "04T11",
+            format!(r#""campaign":"c1","merchant":"{b}""#),
+        ),
+        line(
+            "e8",
+            "presale.changed",
+            "04T12",
+            r#""campaign":"c1","price_fen":31000"#.to_owned(),
+        ),
+        line("e9", "order.shipped", "20T10", r#""order":"o1""#.to_owned()),
+    ]
+}
+
+/// One engine's findings over `lines`, then at the clock's end (where the
+/// door's last advance leaves the partitions), as sorted JSON.
+fn one_engine(rules: &Arc<Rulebook>, lines: &[String]) -> Vec<String> {
+    let mut one = Engine::new(rules.clone());
+    let mut found = Vec::new();
+    for line in lines {
+        let ev = weiquan_events::parse_event(line).expect("accepted");
+        found.extend(one.apply(&ev));
+    }
+    if let Some(end) = one.clock() {
+        found.extend(one.advance(end));
+    }
+    let mut found: Vec<String> = found.iter().map(|f| serde_json::to_string(f).expect("JSON")).collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn tied_merchants_are_moved_and_the_cluster_still_finds_what_one_engine_finds() {
+    if !weiquan_testkit::services::nats_available() {
+        return;
+    }
+    let rules = Arc::new(Rulebook::builtin());
+    let (key, public) = weiquan_ledger::generate_key("weiquan-moves-test").expect("a key");
+    let crafted = handed_over();
+    let expected = one_engine(&rules, &crafted);
+    for rule in ["order:o1", "order:o5", "order:o6", "\"PS-02\""] {
+        assert!(expected.iter().any(|f| f.contains(rule)), "{rule} in {expected:#?}");
+    }
+    let streams = std::iter::once(crafted).chain(tying_streams(&rules, 3));
+    for (n, lines) in streams.enumerate() {
+        let lines = &lines;
+        let expected = one_engine(&rules, lines);
+        let dir = tempfile::tempdir().expect("a folder");
+        common::runtime().block_on(async {
+            let cluster = common::fresh_cluster("moves", 3).await;
+            let logs = Logs::of(&cluster, &dir.path().display().to_string())
+                .and_then(|l| l.signed_with(&key))
+                .expect("the key");
+            let mut door = FrontDoor::new(cluster.clone()).await.expect("a door");
+            for line in lines {
+                let ev = weiquan_events::parse_event(line).expect("accepted");
+                door.send(&ev, line).await.expect("routed");
+            }
+            door.advance().await.expect("acknowledged");
+            assert_eq!(door.misplaced(), 0, "stream {n}: the door moves, never misplaces");
+            let sent = door.sent().to_vec();
+            let cfg = worker::WorkerConfig {
+                name: "w".into(),
+                snapshot_every: 7,
+                lease: Duration::from_millis(800),
+                logs: Some(logs.clone()),
+                top_every: Duration::from_millis(100),
+            };
+            let watcher = cluster.clone();
+            let stop = async move {
+                let started = std::time::Instant::now();
+                while watcher.progress().await.unwrap_or_default() != sent
+                    && started.elapsed() < Duration::from_secs(60)
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            };
+            worker::run(cluster.clone(), rules.clone(), cfg, stop)
+                .await
+                .expect("the worker runs");
+            assert_eq!(
+                cluster.progress().await.ok(),
+                Some(door.sent().to_vec()),
+                "stream {n}: every event and marker applied"
+            );
+            let (found, _) = weiquan_cluster::read_findings(&cluster).await.expect("findings");
+            let found_leaves: Vec<(u32, u64)> = found
+                .iter()
+                .map(|f| (f.partition, f.leaf.expect("a worker with logs logs every finding")))
+                .collect();
+            let mut found: Vec<String> = found
+                .iter()
+                .map(|f| serde_json::to_string(&f.finding).expect("JSON"))
+                .collect();
+            found.sort();
+            assert_eq!(found, expected, "stream {n}:\n{}", lines.join("\n"));
+            // Every finding's leaf cites each of its events by its leaf in
+            // the partition's log, one a rebuild brought in too.
+            let verifier = weiquan_ledger::load_verifier(&public).expect("a verifier");
+            let report = tokio::task::spawn_blocking(move || {
+                for f in &found_leaves {
+                    let (p, leaf) = f;
+                    let receipt = logs.receipt(*p, *leaf).expect("a receipt");
+                    let leaf: serde_json::Value = serde_json::from_str(&receipt.leaf).expect("JSON");
+                    let (events, evidence) = (&leaf["events"], &leaf["evidence"]);
+                    assert_eq!(
+                        events.as_array().map(Vec::len),
+                        evidence.as_array().map(Vec::len),
+                        "stream {n}: every event cited is in the log: {leaf}"
+                    );
+                }
+                logs.verify(&verifier, None)
+            })
+            .await
+            .expect("joins")
+            .expect("the logs verify");
+            let leaves: u64 = report.partitions.iter().map(|p| p.log.leaves).sum();
+            assert!(
+                leaves >= lines.len() as u64,
+                "stream {n}: every event logged: {report:?}"
+            );
+        });
+    }
+}
