@@ -376,11 +376,11 @@ impl FrontDoor {
         &self.sent
     }
 
-    /// Subjects whose state would have had to move between partitions
-    /// ([`Router::misplaced`]): while this is 0 the cluster's findings are
-    /// exactly one engine's.
-    pub fn misplaced(&self) -> u64 {
-        self.router.misplaced()
+    /// Groups of merchants moved, and groups of subjects spread to every
+    /// partition, so far ([`Router::moved`], [`Router::spreads`]): each
+    /// made partitions rebuild from the stream.
+    pub fn moved(&self) -> (u64, u64) {
+        (self.router.moved(), self.router.spreads())
     }
 }
 

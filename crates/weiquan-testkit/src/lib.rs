@@ -9,6 +9,7 @@ pub mod expected;
 pub mod nats;
 pub mod process;
 pub mod services;
+pub mod streams;
 pub mod webhook;
 
 pub use expected::{expected, expected_file, pairs};

@@ -174,11 +174,11 @@ async fn route(
     }
     door.advance().await?;
     let entries: u64 = door.sent().iter().sum();
+    let (moved, spread) = door.moved();
     writeln!(
         err,
-        "routed {events} events ({entries} partition entries in all, broadcasts counted in each) into {} partitions; {rejected} lines rejected; {} subjects misplaced",
+        "routed {events} events ({entries} partition entries in all, broadcasts counted in each) into {} partitions; {rejected} lines rejected; {moved} merchant groups moved and {spread} subject groups spread (partitions rebuilt)",
         door.sent().len(),
-        door.misplaced()
     )?;
     Ok(())
 }

@@ -139,7 +139,7 @@ fn a_cluster_killed_mid_stream_finds_exactly_what_audit_finds() {
             }
         }
         door.advance().await.expect("acknowledged");
-        assert_eq!(door.misplaced(), 0, "the simulated platform moves no subject between partitions");
+        assert_eq!(door.moved(), (0, 0), "the simulated platform ties no merchants");
         let sent = door.sent().to_vec();
         assert_eq!(cluster.routed().await.expect("routed"), sent, "what status shows as routed");
         assert_eq!(door.acked(), sent.as_slice(), "every event acknowledged after the last flush");
@@ -278,12 +278,17 @@ fn the_cluster_commands_print_what_audit_prints() {
     )
     .expect("written");
     let odd = odd.to_str().expect("UTF-8 path");
-    let route_args = cli(url, &name, secret, &["route", "--partitions", "4", case, odd]);
+    // A pre-sale handed to a merchant of another partition: the door moves
+    // that merchant, and the partitions concerned rebuild.
+    let handed = dir.path().join("handed.ndjson");
+    std::fs::write(&handed, weiquan_testkit::streams::handed_over(4).join("\n") + "\n").expect("written");
+    let handed = handed.to_str().expect("UTF-8 path");
+    let route_args = cli(url, &name, secret, &["route", "--partitions", "4", case, odd, handed]);
     let route = super::weiquan(&route_args, None);
     assert!(route.status.success(), "{}", String::from_utf8_lossy(&route.stderr));
     let summary = String::from_utf8_lossy(&route.stderr);
     assert!(
-        summary.contains("into 4 partitions; 0 lines rejected; 0 subjects misplaced"),
+        summary.contains("into 4 partitions; 0 lines rejected; 1 merchant groups moved and 0 subject groups spread"),
         "{summary}"
     );
     let again = super::weiquan(&route_args, None);
@@ -295,7 +300,7 @@ fn the_cluster_commands_print_what_audit_prints() {
             url,
             &name,
             secret,
-            &["route", "--partitions", "4", "--resume", case, odd],
+            &["route", "--partitions", "4", "--resume", case, odd, handed],
         ),
         None,
     );
@@ -358,7 +363,7 @@ fn the_cluster_commands_print_what_audit_prints() {
         "findings under another secret are refused"
     );
     assert!(String::from_utf8_lossy(&forged.stderr).contains("without this cluster's seal"));
-    let audit = super::weiquan(&["audit", case, odd, "--lang", "en"], None);
+    let audit = super::weiquan(&["audit", case, odd, handed, "--lang", "en"], None);
     let sorted = |out: &[u8]| {
         let mut v: Vec<String> = super::ndjson(out).iter().map(|v| v.to_string()).collect();
         v.sort();
