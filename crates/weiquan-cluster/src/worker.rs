@@ -844,6 +844,7 @@ async fn rebuild(
     r: &crate::Rebuild,
 ) -> Result<Vec<Finding>, ClusterError> {
     let n = cluster.partitions;
+    let started = std::time::Instant::now();
     let found: Vec<Finding> = match stamp.clock {
         Some(t) => state.engine.advance(t),
         None => Vec::new(),
@@ -909,6 +910,7 @@ async fn rebuild(
     tracing::info!(
         partition = p,
         events = picked.len(),
+        took_ms = started.elapsed().as_millis() as u64,
         "partition rebuilt after merchants moved"
     );
     state.engine = engine;
