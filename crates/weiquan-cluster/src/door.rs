@@ -27,6 +27,9 @@ pub struct FrontDoor {
     /// last event the partition holds already (events up to it are not sent
     /// there again).
     held: Vec<(u64, String)>,
+    /// For a resumed door, per partition: the latest event before which the
+    /// partition holds a rebuild marker already (none is sent again).
+    held_marker: Vec<u64>,
     /// Each partition's open batch: its bytes and how many events it holds.
     open: Vec<(Vec<u8>, usize)>,
     /// Each partition's batches sent and not yet acknowledged, oldest
@@ -80,6 +83,7 @@ impl FrontDoor {
             router,
             acked: sent.clone(),
             held: vec![(0, String::new()); n],
+            held_marker: vec![0; n],
             sent,
             routed: 0,
             open: vec![(Vec::new(), 0); n],
@@ -109,12 +113,17 @@ impl FrontDoor {
         let n = cluster.partitions as usize;
         let mut sent = vec![0; n];
         let mut held = vec![(0, String::new()); n];
+        let mut held_marker = vec![0; n];
         for p in 0..cluster.partitions {
             let mut indexes = Vec::new();
             let last = &mut held[p as usize];
+            let marker = &mut held_marker[p as usize];
             crate::read_partition(&cluster, p, std::time::Duration::from_secs(300), |_, batch| {
                 for (stamp, line) in batch {
                     indexes.push(stamp.index);
+                    if let Some(r) = &stamp.rebuild {
+                        *marker = (*marker).max(r.before);
+                    }
                     if stamp.event > last.0 {
                         let id = weiquan_events::parse_event(line).map(|ev| ev.id.to_string());
                         *last = (stamp.event, id.unwrap_or_default());
@@ -134,6 +143,7 @@ impl FrontDoor {
         tracing::info!(?held, "front door resuming");
         let mut door = FrontDoor::at(cluster, Router::moving(n as u32), sent).await?;
         door.held = held;
+        door.held_marker = held_marker;
         Ok(door)
     }
 
@@ -191,7 +201,8 @@ impl FrontDoor {
     /// it is made durable first (the partitions rebuild from the stream),
     /// then each partition concerned (both ends of each move; every one for
     /// a spread) gets a marker to rebuild before the event. A resumed door
-    /// sends no marker to a partition that holds the event already.
+    /// sends no marker to a partition that holds the event or the marker
+    /// already (workers also ignore a marker sent again).
     async fn rebuild(
         &mut self,
         event: u64,
@@ -209,7 +220,7 @@ impl FrontDoor {
         targets.sort_unstable();
         targets.dedup();
         for p in targets {
-            if event <= self.held[p as usize].0 {
+            if event <= self.held[p as usize].0.max(self.held_marker[p as usize]) {
                 continue;
             }
             let stamp = Stamp {

@@ -134,6 +134,8 @@ struct Saved {
     /// Its stream sequence: replay resumes after it.
     seq: u64,
     copies: Copies,
+    /// The `before` of the last rebuild marker applied ([`State::rebuilt`]).
+    rebuilt: u64,
     /// [`Engine::snapshot`].
     engine: Vec<u8>,
     /// The partition's log, when the worker keeps logs.
@@ -151,7 +153,7 @@ struct SavedLog {
     root: [u8; 32],
 }
 
-const MAGIC: [u8; 8] = *b"WQPART03";
+const MAGIC: [u8; 8] = *b"WQPART04";
 
 /// How long a partition's consumer may deliver nothing before it is made again.
 const QUIET: Duration = Duration::from_secs(3);
@@ -163,6 +165,9 @@ const SLOW: Duration = Duration::from_secs(30);
 struct State {
     engine: Engine,
     copies: Copies,
+    /// The `before` of the last rebuild marker applied: a marker sent again
+    /// (by a resumed door) is not applied twice.
+    rebuilt: u64,
     index: u64,
     seq: u64,
     /// Its log, when the worker keeps logs (in a snapshot: how far it was written).
@@ -180,6 +185,7 @@ impl State {
             index: self.index,
             seq: self.seq,
             copies: self.copies.clone(),
+            rebuilt: self.rebuilt,
             engine: self.engine.snapshot().map_err(|e| e.to_string())?,
             log: self.log.as_ref().map(|log| SavedLog {
                 size: log.size(),
@@ -208,6 +214,7 @@ impl State {
         Ok(State {
             engine: Engine::restore(rules, &saved.engine).map_err(|e| e.to_string())?,
             copies: saved.copies,
+            rebuilt: saved.rebuilt,
             index: saved.index,
             seq: saved.seq,
             log: None,
@@ -220,6 +227,7 @@ impl State {
         State {
             engine: Engine::new(rules),
             copies: Copies::default(),
+            rebuilt: 0,
             index: 0,
             seq: 0,
             log: None,
@@ -755,34 +763,24 @@ async fn apply_batch(
                 stamp.index, state.index
             )));
         }
-        if let Some(r) = &stamp.rebuild {
-            let found = rebuild(cluster, rules, p, state, &stamp, r).await?;
-            for (k, finding) in found.into_iter().enumerate() {
-                let leaf = match &mut state.log {
-                    Some(log) => Some(log.finding(&finding, rules).map_err(logged)?),
-                    None => None,
-                };
-                out.push(Published {
-                    partition: p,
-                    index: stamp.index,
-                    k: k as u32,
-                    finding,
-                    leaf,
-                });
+        let (id, found) = match &stamp.rebuild {
+            Some(r) if r.before > state.rebuilt => {
+                let found = rebuild(cluster, rules, p, state, &stamp, r).await?;
+                state.rebuilt = r.before;
+                (None, found)
             }
-            state.index = stamp.index;
-            applied += 1;
-            continue;
-        }
-        let (id, found) = step(
-            &mut state.engine,
-            &mut state.copies,
-            p,
-            cluster.partitions,
-            &stamp,
-            line,
-        )
-        .map_err(bad)?;
+            // Sent again (by a resumed door): rebuilt already.
+            Some(_) => (None, Vec::new()),
+            None => step(
+                &mut state.engine,
+                &mut state.copies,
+                p,
+                cluster.partitions,
+                &stamp,
+                line,
+            )
+            .map_err(bad)?,
+        };
         if let (Some(log), Some(id)) = (&mut state.log, &id) {
             log.event(id, line).map_err(logged)?;
         }

@@ -6,22 +6,30 @@
 /// due later. Then a change hands A's pre-sale to B: B moves to A's
 /// partition. B's partition must report the first two late shipments as it
 /// moves B out (at the marker's clock); A's partition reports the third's,
-/// citing an event that only B's old partition had logged. Ids and
-/// subjects start with `h`, apart from the example cases'.
+/// citing an event that only B's old partition had logged. Merchant C
+/// stays in B's old partition with an order due after the move: a marker
+/// applied twice there (by a door that resumed) would report it twice. Ids
+/// and subjects start with `h`, apart from the example cases'.
 pub fn handed_over(partitions: u32) -> Vec<String> {
     let ids: Vec<String> = (1..60).map(|n| format!("m{n}")).collect();
     let a = &ids[0];
     let b = (ids.iter())
         .find(|m| weiquan_partition::partition_of(m, partitions) != weiquan_partition::partition_of(a, partitions))
         .expect("two merchants in two partitions");
+    let c = (ids.iter())
+        .find(|m| {
+            *m != b && weiquan_partition::partition_of(m, partitions) == weiquan_partition::partition_of(b, partitions)
+        })
+        .expect("two merchants in one partition");
     let line = |id: &str, ty: &str, at: &str, body: String| {
         format!(r#"{{"v":1,"id":"{id}","type":"{ty}","at":"2026-11-{at}:00:00+08:00",{body}}}"#)
     };
-    let placed = |o: &str| {
+    let placed_by = |o: &str, m: &str| {
         format!(
-            r#""order":"{o}","merchant":"{b}","consumer":"u1","sku":"s9","qty":1,"amount_fen":100,"payment":"standard""#
+            r#""order":"{o}","merchant":"{m}","consumer":"u1","sku":"s9","qty":1,"amount_fen":100,"payment":"standard""#
         )
     };
+    let placed = |o: &str| placed_by(o, b);
     let deposit = |o: &str| format!(r#""campaign":"hc1","order":"{o}","consumer":"u2","deposit_fen":5000"#);
     vec![
         line("h1", "order.placed", "01T08", placed("ho1")),
@@ -36,6 +44,7 @@ pub fn handed_over(partitions: u32) -> Vec<String> {
         line("h3", "presale.deposit_paid", "02T10", deposit("ho2")),
         line("h4", "order.placed", "02T09", placed("ho5")),
         line("h5", "order.placed", "03T00", placed("ho6")),
+        line("h10", "order.placed", "04T00", placed_by("hoc", c)),
         line("h6", "presale.deposit_paid", "04T10", deposit("ho3")),
         line(
             "h7",
