@@ -582,13 +582,26 @@ pub async fn read_partition(
     cluster: &Cluster,
     p: u32,
     limit: Duration,
+    each: impl FnMut(u64, Vec<(Stamp, &str)>),
+) -> Result<(), ClusterError> {
+    read_partition_before(cluster, p, u64::MAX, limit, each).await
+}
+
+/// [`read_partition`], of the messages before stream sequence `before`
+/// only: what a partition held when a message was stored, however much was
+/// stored since.
+pub async fn read_partition_before(
+    cluster: &Cluster,
+    p: u32,
+    before: u64,
+    limit: Duration,
     mut each: impl FnMut(u64, Vec<(Stamp, &str)>),
 ) -> Result<(), ClusterError> {
     use jetstream::consumer::{push::OrderedConfig, DeliverPolicy};
     let events = cluster.events().await?;
     let subject = cluster.events_subject(p);
     let end = match events.get_last_raw_message_by_subject(&subject).await {
-        Ok(last) => last.sequence,
+        Ok(last) => last.sequence.min(before.saturating_sub(1)),
         Err(_) => return Ok(()), // nothing routed here yet
     };
     let started = tokio::time::Instant::now();
@@ -619,6 +632,10 @@ pub async fn read_partition(
             let Ok(seq) = m.info().map(|i| i.stream_sequence) else {
                 break;
             };
+            if seq > end {
+                next = seq; // past the end: the subject holds nothing more before it
+                break;
+            }
             let bad = |problem: String| ClusterError::Message {
                 partition: p,
                 seq,

@@ -765,7 +765,7 @@ async fn apply_batch(
         }
         let (id, found) = match &stamp.rebuild {
             Some(r) if r.before > state.rebuilt => {
-                let found = rebuild(cluster, rules, p, state, &stamp, r).await?;
+                let found = rebuild(cluster, rules, p, state, &stamp, r, seq).await?;
                 state.rebuilt = r.before;
                 (None, found)
             }
@@ -832,7 +832,10 @@ async fn apply_batch(
 /// partition's subject and applied in the door's order, each at its stamp,
 /// then moved to the clock; what that finds was reported when the events
 /// came. Events that came from other partitions are added to the
-/// partition's log, so that findings can cite them.
+/// partition's log, so that findings can cite them. The door made every
+/// event before the marker durable before it sent the marker, so each
+/// subject is read only up to the marker's stream sequence `seq`: a replay
+/// meeting the marker again reads the same, however long the stream is now.
 async fn rebuild(
     cluster: &Cluster,
     rules: &Arc<Rulebook>,
@@ -840,8 +843,20 @@ async fn rebuild(
     state: &mut State,
     stamp: &Stamp,
     r: &crate::Rebuild,
+    seq: u64,
 ) -> Result<Vec<Finding>, ClusterError> {
     let n = cluster.partitions;
+    let marker = |problem: String| ClusterError::Message {
+        partition: p,
+        seq,
+        problem,
+    };
+    if let Some(m) = r.moves.iter().find(|m| m.from >= n || m.to >= n) {
+        return Err(marker(format!(
+            "a rebuild marker moves merchants from partition {} to {}, of {n}",
+            m.from, m.to
+        )));
+    }
     let started = std::time::Instant::now();
     let found: Vec<Finding> = match stamp.clock {
         Some(t) => state.engine.advance(t),
@@ -858,7 +873,7 @@ async fn rebuild(
     let mut unreadable = None;
     for q in 0..n {
         let copies = &state.copies;
-        crate::read_partition(cluster, q, SLOW * 10, |seq, batch| {
+        crate::read_partition_before(cluster, q, seq, SLOW * 10, |seq, batch| {
             for (s, line) in batch {
                 if s.advance || s.rebuild.is_some() || s.event == 0 || s.event >= r.before {
                     continue;
@@ -866,7 +881,9 @@ async fn rebuild(
                 let ev = match weiquan_events::parse_event(line) {
                     Ok(ev) => ev,
                     Err(e) => {
-                        unreadable.get_or_insert(format!("partition {q}, stream sequence {seq}: {e}"));
+                        unreadable.get_or_insert(format!(
+                            "partition {q}, stream sequence {seq}: an event does not parse: {e}"
+                        ));
                         continue;
                     }
                 };
@@ -877,33 +894,49 @@ async fn rebuild(
                     false => goes == Route::One(p) || (goes == Route::All && !s.all),
                 };
                 if mine {
-                    picked.entry(s.event).or_insert((s.clock, line.to_owned(), q != p));
+                    let kept = picked
+                        .entry(s.event)
+                        .or_insert_with(|| (s.clock, line.to_owned(), q != p));
+                    if kept.1 != line {
+                        // One place in the input, two lines: not one door's stream.
+                        unreadable.get_or_insert(format!(
+                            "partition {q}, stream sequence {seq}: event {} is another line than elsewhere",
+                            s.event
+                        ));
+                    }
                 }
             }
         })
         .await?;
     }
     if let Some(problem) = unreadable {
-        return Err(ClusterError::Message {
-            partition: p,
-            seq: 0,
-            problem: format!("rebuilding: an event does not parse: {problem}"),
-        });
+        return Err(marker(format!("rebuilding: {problem}")));
     }
-    let mut engine = Engine::new(rules.clone());
-    for (clock, line, foreign) in picked.values() {
-        let Ok(ev) = weiquan_events::parse_event(line) else {
-            continue;
-        };
-        weiquan_partition::apply_stamped(&mut engine, *clock, &ev);
-        if let (true, Some(log)) = (*foreign, &mut state.log) {
+    // The replay is long and has nothing to wait for: off the runtime's threads.
+    let (rules, to) = (rules.clone(), stamp.clock);
+    let (engine, picked) = tokio::task::spawn_blocking(move || {
+        let mut engine = Engine::new(rules);
+        for (clock, line, _) in picked.values() {
+            if let Ok(ev) = weiquan_events::parse_event(line) {
+                weiquan_partition::apply_stamped(&mut engine, *clock, &ev);
+            }
+        }
+        if let Some(t) = to {
+            engine.advance(t);
+        }
+        (engine, picked)
+    })
+    .await
+    .map_err(|e| marker(format!("rebuilding: {e}")))?;
+    if let Some(log) = &mut state.log {
+        for (_, line, _) in picked.values().filter(|(_, _, foreign)| *foreign) {
+            let Ok(ev) = weiquan_events::parse_event(line) else {
+                continue;
+            };
             if log.leaf_index().get(weiquan_events::id_digest(&ev.id)).is_none() {
                 log.event(&ev.id, line).map_err(|e| ClusterError::Log(e.to_string()))?;
             }
         }
-    }
-    if let Some(t) = stamp.clock {
-        engine.advance(t);
     }
     tracing::info!(
         partition = p,

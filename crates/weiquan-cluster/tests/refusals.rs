@@ -108,6 +108,39 @@ fn a_message_no_front_door_wrote_stops_only_its_partition() {
     runtime().block_on(forged_stops_its_partition(None, garbage));
 }
 
+/// A rebuild marker no door wrote, on an unsealed cluster: one that moves a
+/// merchant to a partition the cluster does not have stops its partition
+/// (it would silence that merchant's findings everywhere).
+#[test]
+fn a_forged_rebuild_marker_stops_only_its_partition() {
+    if !weiquan_testkit::services::nats_available() {
+        return;
+    }
+    let marker = |next: u64| {
+        let mut bytes = Vec::new();
+        let stamp = weiquan_cluster::Stamp {
+            index: next,
+            event: 0,
+            clock: None,
+            all: false,
+            copies: Vec::new(),
+            advance: false,
+            of: None,
+            rebuild: Some(weiquan_cluster::Rebuild {
+                before: 1_000_000,
+                moves: vec![weiquan_partition::Move {
+                    merchants: vec!["m0".into()],
+                    from: 0,
+                    to: 99,
+                }],
+            }),
+        };
+        stamp.write("", &mut bytes);
+        bytes
+    };
+    runtime().block_on(forged_stops_its_partition(None, vec![Box::new(marker)]));
+}
+
 /// With a secret, even a well-formed batch carrying the next indexes (which
 /// would otherwise be applied, and the door's own batch then skipped as a
 /// repeat) is refused when it lacks the seal, or carries one for another

@@ -231,12 +231,19 @@ impl Merchants {
         }
     }
 
-    /// Groups `join`'s merchants with `keep`'s, in `keep`'s partition: the
-    /// move, when they lived apart.
+    /// Groups `join`'s merchants with `keep`'s, in the partition of the
+    /// larger group: the move, when they lived apart.
+    ///
+    /// The smaller group moves (union by size): a move's cost is a replay
+    /// either way, and the chains to the root stay short. Which one lives
+    /// where does not change what the partitions find.
     fn group(&mut self, keep: u32, join: u32) -> Option<Move> {
-        let (k, j) = (self.root(keep), self.root(join));
+        let (mut k, mut j) = (self.root(keep), self.root(join));
         if k == j {
             return None;
+        }
+        if self.members[j as usize].len() > self.members[k as usize].len() {
+            std::mem::swap(&mut k, &mut j);
         }
         let (to, from) = (self.partition[k as usize], self.partition[j as usize]);
         let moved = std::mem::take(&mut self.members[j as usize]);
@@ -258,6 +265,8 @@ impl Merchants {
 struct Subjects {
     ix: FxHashMap<(Kind, Box<str>), u32>,
     parent: Vec<u32>,
+    /// At a root: how many subjects the group holds.
+    size: Vec<u32>,
     /// At a root: where the group lives.
     home: Vec<Home>,
     /// At the root of a group of more than one subject: its members, as
@@ -276,6 +285,7 @@ impl Subjects {
         let i = self.parent.len() as u32;
         self.ix.insert((kind, id.into()), i);
         self.parent.push(i);
+        self.size.push(1);
         self.home.push(home);
         (i, home, true)
     }
@@ -304,14 +314,25 @@ impl Subjects {
         self.members.remove(&self.root(i)).unwrap_or_else(|| vec![name])
     }
 
-    /// Makes `a`'s and `b`'s groups one, living at `home`; `names` are
-    /// their members.
-    fn unite(&mut self, a: u32, b: u32, home: Home, names: Vec<String>) {
-        let (ra, rb) = (self.root(a), self.root(b));
+    /// Makes `a`'s and `b`'s groups (two groups) one, living at `home`,
+    /// under the larger one's root (chains stay short); with `names`, their
+    /// members (each group's from [`Subjects::members`]).
+    fn unite(&mut self, a: u32, b: u32, home: Home, names: Option<(Vec<String>, Vec<String>)>) {
+        let (mut ra, mut rb) = (self.root(a), self.root(b));
+        debug_assert_ne!(ra, rb, "two groups");
+        if self.size[rb as usize] > self.size[ra as usize] {
+            std::mem::swap(&mut ra, &mut rb);
+        }
         self.parent[rb as usize] = ra;
+        self.size[ra as usize] += self.size[rb as usize];
         self.home[ra as usize] = home;
-        if !names.is_empty() {
-            self.members.insert(ra, names);
+        if let Some((mut big, mut small)) = names {
+            // The shorter list joins the longer: no list is copied whole per join.
+            if small.len() > big.len() {
+                std::mem::swap(&mut big, &mut small);
+            }
+            big.extend(small);
+            self.members.insert(ra, big);
         }
     }
 }
@@ -454,12 +475,10 @@ impl Router {
     }
 
     /// Subjects whose state would have had to move between partitions and
-    /// did not: a repeated creation or a change naming a merchant of another
-    /// partition, or one event joining subjects that live apart, when the
-    /// router does not move merchants; and, when it does, an order kept
-    /// everywhere joining a pre-sale that lives in one partition (or the
-    /// reverse), which no move of merchants mends. While this is 0, the
-    /// union of the partitions' findings is one engine's.
+    /// did not (always 0 for a [`Router::moving`] router): a repeated
+    /// creation or a change naming a merchant of another partition, or one
+    /// event joining subjects that live apart. While this is 0, the union of
+    /// the partitions' findings is one engine's.
     pub fn misplaced(&self) -> u64 {
         self.misplaced
     }
@@ -634,8 +653,7 @@ impl Router {
                     }
                 }
                 self.fresh.extend(fresh);
-                let names = own.into_iter().chain(its).collect();
-                self.subjects.unite(c, o, Home::All, names);
+                self.subjects.unite(c, o, Home::All, Some((own, its)));
                 return c;
             }
             _ => {
@@ -645,14 +663,11 @@ impl Router {
         };
         if joined {
             // Members are kept for a spread, which only a moving router makes.
-            let names = match self.moving {
-                true => {
-                    let own = self.subjects.members(o, format!("order:{order}"));
-                    let its = self.subjects.members(c, format!("campaign:{campaign}"));
-                    own.into_iter().chain(its).collect()
-                }
-                false => Vec::new(),
-            };
+            let names = self.moving.then(|| {
+                let own = self.subjects.members(o, format!("order:{order}"));
+                let its = self.subjects.members(c, format!("campaign:{campaign}"));
+                (own, its)
+            });
             let home = self.subjects.home(c);
             self.subjects.unite(c, o, home, names);
         }
@@ -793,6 +808,8 @@ pub struct Partitioned {
 struct Applied {
     line: Box<str>,
     stamp: Option<Time>,
+    /// Whom the router said it belongs to, to check the partition's answer.
+    owner: Owner,
     all: bool,
     of: Option<Box<str>>,
     sent_to: u32,
@@ -813,12 +830,6 @@ impl Partitioned {
         }
     }
 
-    /// Subjects misplaced so far (see [`Router::misplaced`]): while this is
-    /// 0, the union of findings is one engine's.
-    pub fn misplaced(&self) -> u64 {
-        self.router.misplaced()
-    }
-
     /// Groups of merchants moved, and groups of subjects spread to every
     /// partition, so far ([`Router::moved`], [`Router::spreads`]).
     pub fn moved(&self) -> (u64, u64) {
@@ -836,25 +847,30 @@ impl Partitioned {
         let (route, owner) = self.router.route_owned(&ev);
         let copies = self.router.take_copies();
         let moves = self.router.take_moves();
-        for (_, known) in &mut self.engines {
-            known.note_moves(&moves);
-            // A spread group's subjects are kept everywhere from before this event.
-            if self.router.spread {
-                known.extend(copies.iter().cloned());
-            }
-        }
-        let mut rebuild: Vec<u32> = match self.router.take_spread() {
+        let spread = self.router.take_spread();
+        // As on the cluster, a partition learns of a move only when it is
+        // one of its ends (the door's markers go there), and of a spread
+        // always (every partition rebuilds).
+        let mut rebuild: Vec<u32> = match spread {
             true => (0..self.router.partitions).collect(),
             false => moves.iter().flat_map(|m| [m.from, m.to]).collect(),
         };
         rebuild.sort_unstable();
         rebuild.dedup();
+        for &p in &rebuild {
+            let known = &mut self.engines[p as usize].1;
+            known.note_moves(&moves);
+            if spread {
+                known.extend(copies.iter().cloned());
+            }
+        }
         for p in rebuild {
             self.rebuild(p, stamp);
         }
         self.history.push(Applied {
             line: line.into(),
             stamp,
+            owner,
             all: route == Route::All,
             of: self.router.owner_merchant(owner).map(Into::into),
             sent_to: match route {
@@ -895,6 +911,15 @@ impl Partitioned {
             // The line parsed when it was applied.
             let Ok(ev) = parse_event(&past.line) else { continue };
             let route = known.route_of(&ev.body, past.all, past.of.as_deref(), past.sent_to, n);
+            // What the partition knows says where the event belongs as the
+            // router does, whenever it matters to this partition.
+            let router = self.router.route_of(past.owner);
+            debug_assert_eq!(
+                route == Route::All || route == Route::One(p),
+                router == Route::All || router == Route::One(p),
+                "partition {p}: {} goes to {route:?} by what it knows, {router:?} by the router",
+                past.line
+            );
             if route != Route::All && route != Route::One(p) {
                 continue;
             }

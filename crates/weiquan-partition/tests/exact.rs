@@ -41,11 +41,6 @@ fn both(lines: &[String], partitions: u32) -> (Vec<String>, Vec<String>, (u64, u
     }
     a.sort();
     b.sort();
-    assert_eq!(
-        many.misplaced(),
-        0,
-        "a router that moves merchants leaves nothing misplaced"
-    );
     (a, b, many.moved())
 }
 
