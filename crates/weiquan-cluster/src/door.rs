@@ -121,7 +121,8 @@ impl FrontDoor {
             crate::read_partition(&cluster, p, std::time::Duration::from_secs(300), |_, batch| {
                 for (stamp, line) in batch {
                     indexes.push(stamp.index);
-                    if let Some(r) = &stamp.rebuild {
+                    // A partial marker alone does not rebuild: its rebuild is sent again whole.
+                    if let Some(r) = stamp.rebuild.as_ref().filter(|r| !r.partial) {
                         *marker = (*marker).max(r.before);
                     }
                     if stamp.event > last.0 {
@@ -163,6 +164,10 @@ impl FrontDoor {
         if spread || !moves.is_empty() {
             self.rebuild(event, clock, &copies, moves, spread).await?;
         }
+        // After a spread every partition had the subjects from its markers
+        // (or holds the event already): the event's stamps need not repeat a
+        // list that can be a whole pre-sale's orders.
+        let copies = if spread { Vec::new() } else { copies };
         let targets = match route {
             Route::One(p) => p..p + 1,
             Route::All => 0..self.cluster.partitions,
@@ -219,24 +224,29 @@ impl FrontDoor {
         };
         targets.sort_unstable();
         targets.dedup();
+        let shares = shares(copies);
         for p in targets {
             if event <= self.held[p as usize].0.max(self.held_marker[p as usize]) {
                 continue;
             }
-            let stamp = Stamp {
-                index: self.sent[p as usize] + 1,
-                event: 0,
-                clock,
-                all: false,
-                copies: copies.to_vec(),
-                advance: false,
-                of: None,
-                rebuild: Some(Rebuild {
-                    before: event,
-                    moves: moves.clone(),
-                }),
-            };
-            self.put(p, &stamp, "").await?;
+            for (k, share) in shares.iter().enumerate() {
+                let last = k + 1 == shares.len();
+                let stamp = Stamp {
+                    index: self.sent[p as usize] + 1,
+                    event: 0,
+                    clock,
+                    all: false,
+                    copies: share.to_vec(),
+                    advance: false,
+                    of: None,
+                    rebuild: Some(Rebuild {
+                        before: event,
+                        moves: if last { moves.clone() } else { Vec::new() },
+                        partial: !last,
+                    }),
+                };
+                self.put(p, &stamp, "").await?;
+            }
         }
         Ok(())
     }
@@ -393,6 +403,27 @@ impl FrontDoor {
     pub fn moved(&self) -> (u64, u64) {
         (self.router.moved(), self.router.spreads())
     }
+}
+
+/// Bytes of subject names one rebuild marker carries at most: with the open
+/// batch it joins (sent at 512 KiB), a message stays under NATS's largest
+/// (1 MiB by default).
+const MARKER_SHARE: usize = 256 * 1024;
+
+/// `copies` in shares of at most [`MARKER_SHARE`] bytes of names (at least
+/// one share, maybe empty).
+fn shares(copies: &[String]) -> Vec<&[String]> {
+    let mut out = Vec::new();
+    let (mut from, mut bytes) = (0, 0);
+    for (i, name) in copies.iter().enumerate() {
+        if bytes + name.len() + 3 > MARKER_SHARE && i > from {
+            out.push(&copies[from..i]);
+            (from, bytes) = (i, 0);
+        }
+        bytes += name.len() + 3;
+    }
+    out.push(&copies[from..]);
+    out
 }
 
 /// The first number missing from `sorted` (which should run 1, 2, 3, …).

@@ -543,6 +543,11 @@ pub struct Rebuild {
     /// The merchants moved.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub moves: Vec<weiquan_partition::Move>,
+    /// Not the last marker of this rebuild: it only carries a share of the
+    /// subjects spread (a large group's names take several stamps, each
+    /// well under NATS's largest message); the last one rebuilds.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
 impl Stamp {

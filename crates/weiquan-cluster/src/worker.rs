@@ -136,6 +136,8 @@ struct Saved {
     copies: Copies,
     /// The `before` of the last rebuild marker applied ([`State::rebuilt`]).
     rebuilt: u64,
+    /// [`State::spreading`].
+    spreading: Vec<String>,
     /// [`Engine::snapshot`].
     engine: Vec<u8>,
     /// The partition's log, when the worker keeps logs.
@@ -153,7 +155,7 @@ struct SavedLog {
     root: [u8; 32],
 }
 
-const MAGIC: [u8; 8] = *b"WQPART04";
+const MAGIC: [u8; 8] = *b"WQPART05";
 
 /// How long a partition's consumer may deliver nothing before it is made again.
 const QUIET: Duration = Duration::from_secs(3);
@@ -168,6 +170,9 @@ struct State {
     /// The `before` of the last rebuild marker applied: a marker sent again
     /// (by a resumed door) is not applied twice.
     rebuilt: u64,
+    /// Subjects spread that partial markers of the coming rebuild carried:
+    /// kept everywhere from that rebuild on, not before.
+    spreading: Vec<String>,
     index: u64,
     seq: u64,
     /// Its log, when the worker keeps logs (in a snapshot: how far it was written).
@@ -186,6 +191,7 @@ impl State {
             seq: self.seq,
             copies: self.copies.clone(),
             rebuilt: self.rebuilt,
+            spreading: self.spreading.clone(),
             engine: self.engine.snapshot().map_err(|e| e.to_string())?,
             log: self.log.as_ref().map(|log| SavedLog {
                 size: log.size(),
@@ -215,6 +221,7 @@ impl State {
             engine: Engine::restore(rules, &saved.engine).map_err(|e| e.to_string())?,
             copies: saved.copies,
             rebuilt: saved.rebuilt,
+            spreading: saved.spreading,
             index: saved.index,
             seq: saved.seq,
             log: None,
@@ -228,6 +235,7 @@ impl State {
             engine: Engine::new(rules),
             copies: Copies::default(),
             rebuilt: 0,
+            spreading: Vec::new(),
             index: 0,
             seq: 0,
             log: None,
@@ -764,6 +772,10 @@ async fn apply_batch(
             )));
         }
         let (id, found) = match &stamp.rebuild {
+            Some(r) if r.before > state.rebuilt && r.partial => {
+                state.spreading.extend(stamp.copies.iter().cloned());
+                (None, Vec::new())
+            }
             Some(r) if r.before > state.rebuilt => {
                 let found = rebuild(cluster, rules, p, state, &stamp, r, seq).await?;
                 state.rebuilt = r.before;
@@ -867,6 +879,7 @@ async fn rebuild(
         .filter(|f| state.copies.keeps(f, p, n, None))
         .collect();
     state.copies.note_moves(&r.moves);
+    state.copies.extend(std::mem::take(&mut state.spreading));
     state.copies.extend(stamp.copies.iter().cloned());
     // Each event once, by its place in the door's input.
     let mut picked: BTreeMap<u64, (Option<weiquan_events::Time>, String, bool)> = BTreeMap::new();

@@ -215,3 +215,41 @@ fn a_resumed_door_rebuilds_no_partition_twice() {
         work_and_check(&cluster, &rules, logs, &public, second.sent().to_vec(), &lines, 0).await;
     });
 }
+
+/// A pre-sale of 40,000 orders is spread to every partition (an order kept
+/// everywhere, its first event a shipment, pays a deposit for it): the
+/// names of the group's subjects fill more than NATS's largest message, so
+/// the door sends them in shares over several markers. Without the shares
+/// the door stops (its batch is never taken).
+#[test]
+fn a_large_group_spreads_in_shares() {
+    if !weiquan_testkit::services::nats_available() {
+        return;
+    }
+    let rules = Arc::new(Rulebook::builtin());
+    let (key, public) = weiquan_ledger::generate_key("weiquan-moves-test").expect("a key");
+    let at = "2026-11-01T10:00:00+08:00";
+    let mut lines = vec![
+        format!(
+            r#"{{"v":1,"id":"s1","type":"presale.published","at":"{at}","campaign":"big","merchant":"m1","sku":"s1","deposit_fen":5000,"price_fen":30000,"deposit_start":"2026-11-01T00:00:00+08:00","deposit_end":"2026-11-10T00:00:00+08:00","final_start":"2026-11-11T00:00:00+08:00","final_end":"2026-11-12T00:00:00+08:00","ship_within_days":10}}"#
+        ),
+        format!(r#"{{"v":1,"id":"s2","type":"order.shipped","at":"{at}","order":"early"}}"#),
+    ];
+    for k in 0..40_000 {
+        lines.push(format!(
+            r#"{{"v":1,"id":"d{k}","type":"presale.deposit_paid","at":"{at}","campaign":"big","order":"an-order-with-a-rather-long-id-{k:06}","consumer":"u{k}","deposit_fen":5000}}"#
+        ));
+    }
+    lines.push(format!(
+        r#"{{"v":1,"id":"s3","type":"presale.deposit_paid","at":"{at}","campaign":"big","order":"early","consumer":"u0","deposit_fen":5000}}"#
+    ));
+    lines.push(r#"{"v":1,"id":"s4","type":"presale.changed","at":"2026-11-02T10:00:00+08:00","campaign":"big","price_fen":31000}"#.to_owned());
+    let dir = tempfile::tempdir().expect("a folder");
+    common::runtime().block_on(async {
+        let (cluster, logs) = cluster_with_logs(dir.path(), &key).await;
+        let mut door = FrontDoor::new(cluster.clone()).await.expect("a door");
+        route(&mut door, &lines).await;
+        assert_eq!(door.moved(), (0, 1), "the pre-sale's group spread once");
+        work_and_check(&cluster, &rules, logs, &public, door.sent().to_vec(), &lines, 0).await;
+    });
+}
