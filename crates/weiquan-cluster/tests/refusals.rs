@@ -133,6 +133,7 @@ fn a_forged_rebuild_marker_stops_only_its_partition() {
                     from: 0,
                     to: 99,
                 }],
+                partial: false,
             }),
         };
         stamp.write("", &mut bytes);
