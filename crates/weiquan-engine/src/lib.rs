@@ -28,6 +28,7 @@ pub use finding::{yuan, Finding, FindingRecord};
 pub use lottery::{HostStanding, HostView, LotteryView, WinnerView};
 pub use market::PayLaterView;
 pub use merchant::ComplaintView;
+pub use retention::subjects_named;
 pub use rulebook::{Credit, Lang, RuleId, RuleText, Rulebook, RulebookError, Severity, Thresholds, BUILTIN_RULEBOOK};
 pub use snapshot::SnapshotError;
 pub use uscc::is_valid_uscc;

@@ -43,6 +43,25 @@ impl Kept {
         Kept::Campaign,
         Kept::Lottery,
     ];
+
+    /// How findings name subjects of this kind (`order:…`).
+    fn prefix(self) -> &'static str {
+        match self {
+            Kept::Order => "order",
+            Kept::Complaint => "complaint",
+            Kept::Conversation => "conversation",
+            Kept::Campaign => "campaign",
+            Kept::Lottery => "lottery",
+        }
+    }
+}
+
+/// The orders, complaints, conversations, pre-sales and lotteries an event
+/// names (at most two: an order and its campaign), each as its kind's
+/// prefix in findings (`order`) and its id. What retention keeps an event's
+/// subjects by, and what the partitions route by.
+pub fn subjects_named<'a>(body: &'a Body<'_>) -> [Option<(&'static str, &'a str)>; 2] {
+    named(body).map(|s| s.map(|(kind, id)| (kind.prefix(), id)))
 }
 
 /// An index type whose subjects are forgotten after the horizon.

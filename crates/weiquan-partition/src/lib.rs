@@ -48,49 +48,10 @@ pub fn partition_of(key: &str, partitions: u32) -> u32 {
 }
 
 /// The subjects an event names that the router places (`kind:id`, as
-/// findings name them): at most an order and its campaign, or one other.
+/// findings name them): at most an order and its campaign, or one other
+/// ([`weiquan_engine::subjects_named`], the engine's own reading).
 pub fn named(body: &Body) -> [Option<String>; 2] {
-    let s = |kind: Kind, id: &str| Some(format!("{}:{id}", kind.prefix()));
-    match body {
-        Body::ServiceMessage { conversation, .. } => [s(Kind::Conversation, conversation), None],
-        Body::OrderPlaced { order, campaign, .. } => [
-            s(Kind::Order, order),
-            campaign.as_deref().and_then(|c| s(Kind::Campaign, c)),
-        ],
-        Body::OrderShipped { order }
-        | Body::OrderDelivered { order }
-        | Body::OrderCancelled { order, .. }
-        | Body::RefundRequested { order, .. }
-        | Body::RefundCompleted { order, .. }
-        | Body::RefundRejected { order, .. } => [s(Kind::Order, order), None],
-        Body::PresalePublished { campaign, .. }
-        | Body::PresaleChanged { campaign, .. }
-        | Body::PresaleGiftWithdrawn {
-            campaign, order: None, ..
-        } => [s(Kind::Campaign, campaign), None],
-        Body::PresaleDepositPaid { campaign, order, .. }
-        | Body::PresaleFinalPaid { campaign, order, .. }
-        | Body::PresaleDepositRefundRequested { campaign, order }
-        | Body::PresaleDepositRefunded { campaign, order, .. }
-        | Body::PresaleGiftWithdrawn {
-            campaign,
-            order: Some(order),
-            ..
-        } => [s(Kind::Campaign, campaign), s(Kind::Order, order)],
-        Body::LotteryAnnounced { lottery, .. }
-        | Body::LotteryChanged { lottery, .. }
-        | Body::LotteryEntered { lottery, .. }
-        | Body::LotteryClosed { lottery }
-        | Body::LotteryDrawn { lottery, .. }
-        | Body::LotteryPrizeShipped { lottery, .. }
-        | Body::LotteryPrizeDelivered { lottery, .. }
-        | Body::LotteryCancelled { lottery, .. } => [s(Kind::Lottery, lottery), None],
-        Body::ComplaintFiled { complaint, .. }
-        | Body::ComplaintResponded { complaint, .. }
-        | Body::ComplaintResolved { complaint, .. }
-        | Body::ComplaintEscalated { complaint, .. } => [s(Kind::Complaint, complaint), None],
-        _ => [None, None],
-    }
+    weiquan_engine::subjects_named(body).map(|s| s.map(|(kind, id)| format!("{kind}:{id}")))
 }
 
 /// Where an event goes.
