@@ -410,17 +410,19 @@ impl FrontDoor {
 /// (1 MiB by default).
 const MARKER_SHARE: usize = 256 * 1024;
 
-/// `copies` in shares of at most [`MARKER_SHARE`] bytes of names (at least
-/// one share, maybe empty).
+/// `copies` in shares of at most [`MARKER_SHARE`] bytes of names as a stamp
+/// writes them (JSON strings: an id of control characters takes six bytes a
+/// character), at least one share, maybe empty.
 fn shares(copies: &[String]) -> Vec<&[String]> {
     let mut out = Vec::new();
     let (mut from, mut bytes) = (0, 0);
     for (i, name) in copies.iter().enumerate() {
-        if bytes + name.len() + 3 > MARKER_SHARE && i > from {
+        let written = serde_json::to_string(name).map_or(6 * name.len() + 2, |s| s.len()) + 1;
+        if bytes + written > MARKER_SHARE && i > from {
             out.push(&copies[from..i]);
             (from, bytes) = (i, 0);
         }
-        bytes += name.len() + 3;
+        bytes += written;
     }
     out.push(&copies[from..]);
     out

@@ -605,11 +605,22 @@ pub async fn read_partition_before(
     use jetstream::consumer::{push::OrderedConfig, DeliverPolicy};
     let events = cluster.events().await?;
     let subject = cluster.events_subject(p);
-    let end = match events.get_last_raw_message_by_subject(&subject).await {
-        Ok(last) => last.sequence.min(before.saturating_sub(1)),
-        Err(_) => return Ok(()), // nothing routed here yet
-    };
     let started = tokio::time::Instant::now();
+    // Only "no message" means nothing was routed here: a timeout or a leader
+    // election read as that would leave a partition's events out unseen.
+    let end = loop {
+        match events.get_last_raw_message_by_subject(&subject).await {
+            Ok(last) => break last.sequence.min(before.saturating_sub(1)),
+            Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => return Ok(()),
+            Err(e) if started.elapsed() > limit => {
+                return Err(ClusterError::Nats {
+                    what: format!("finding where partition {p} ends"),
+                    error: e.to_string(),
+                })
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    };
     let mut next = 1;
     while next <= end {
         if started.elapsed() > limit {

@@ -137,7 +137,7 @@ struct Saved {
     /// The `before` of the last rebuild marker applied ([`State::rebuilt`]).
     rebuilt: u64,
     /// [`State::spreading`].
-    spreading: Vec<String>,
+    spreading: (u64, Vec<String>),
     /// [`Engine::snapshot`].
     engine: Vec<u8>,
     /// The partition's log, when the worker keeps logs.
@@ -170,9 +170,9 @@ struct State {
     /// The `before` of the last rebuild marker applied: a marker sent again
     /// (by a resumed door) is not applied twice.
     rebuilt: u64,
-    /// Subjects spread that partial markers of the coming rebuild carried:
-    /// kept everywhere from that rebuild on, not before.
-    spreading: Vec<String>,
+    /// Subjects spread that partial markers of the coming rebuild (its
+    /// `before`) carried: kept everywhere from that rebuild on, not before.
+    spreading: (u64, Vec<String>),
     index: u64,
     seq: u64,
     /// Its log, when the worker keeps logs (in a snapshot: how far it was written).
@@ -235,7 +235,7 @@ impl State {
             engine: Engine::new(rules),
             copies: Copies::default(),
             rebuilt: 0,
-            spreading: Vec::new(),
+            spreading: (0, Vec::new()),
             index: 0,
             seq: 0,
             log: None,
@@ -773,7 +773,11 @@ async fn apply_batch(
         }
         let (id, found) = match &stamp.rebuild {
             Some(r) if r.before > state.rebuilt && r.partial => {
-                state.spreading.extend(stamp.copies.iter().cloned());
+                // Shares of another rebuild (one a door never finished) are dropped.
+                if state.spreading.0 != r.before {
+                    state.spreading = (r.before, Vec::new());
+                }
+                state.spreading.1.extend(stamp.copies.iter().cloned());
                 (None, Vec::new())
             }
             Some(r) if r.before > state.rebuilt => {
@@ -879,7 +883,10 @@ async fn rebuild(
         .filter(|f| state.copies.keeps(f, p, n, None))
         .collect();
     state.copies.note_moves(&r.moves);
-    state.copies.extend(std::mem::take(&mut state.spreading));
+    let (shared, spread) = std::mem::take(&mut state.spreading);
+    if shared == r.before {
+        state.copies.extend(spread);
+    }
     state.copies.extend(stamp.copies.iter().cloned());
     // Each event once, by its place in the door's input.
     let mut picked: BTreeMap<u64, (Option<weiquan_events::Time>, String, bool)> = BTreeMap::new();
@@ -1161,11 +1168,20 @@ mod tests {
     fn a_partition_state_survives_its_snapshot_and_refuses_another_layout() {
         let rules = Arc::new(Rulebook::builtin());
         let mut state = State::empty(rules.clone());
-        (state.index, state.seq) = (7, 19);
+        (state.index, state.seq, state.rebuilt) = (7, 19, 5);
         state.copies.extend(["order:o1".to_owned()]);
+        state.copies.note_moves(&[weiquan_partition::Move {
+            merchants: vec!["m1".into()],
+            from: 0,
+            to: 2,
+        }]);
+        state.spreading = (9, vec!["campaign:c1".into()]);
         let bytes = state.encode(3, 1).expect("encodes");
         let back = State::decode(rules.clone(), &bytes, 3, 1).expect("decodes");
-        assert_eq!((back.index, back.seq, &back.copies), (7, 19, &state.copies));
+        assert_eq!(
+            (back.index, back.seq, back.rebuilt, &back.copies, &back.spreading),
+            (7, 19, 5, &state.copies, &state.spreading)
+        );
         assert!(
             State::decode(rules.clone(), &bytes, 4, 1).is_err(),
             "another partition count"

@@ -25,16 +25,18 @@
 //! **Merchants tied together live together.** A repeated creation or a
 //! change naming another merchant, or an order placed for another merchant's
 //! pre-sale, ties the two merchants: the engine reads both at once from
-//! then on. A [`Router::moving`] router moves the tied merchant's group to
-//! the subject's partition ([`Move`]), and an order kept everywhere joining
+//! then on. A [`Router::moving`] router moves the smaller of the two
+//! merchants' groups to the other's partition ([`Move`]), and an order kept
+//! everywhere joining
 //! a pre-sale kept in one partition (or the reverse) spreads the pre-sale
 //! and its orders to every partition ([`Router::take_spread`]). The
 //! partitions concerned then rebuild their state from the events they own
 //! now ([`Router::route_of`]), which is what they would hold had the
 //! merchants always lived together. [`Partitioned`] does this in memory, and
 //! its union of findings equals one engine's on every stream the tests
-//! make. A plain [`Router::new`] (the cluster's front door, for now) moves
-//! nothing and counts what it should have moved ([`Router::misplaced`]).
+//! make; the cluster's front door moves the same way. A plain
+//! [`Router::new`] moves nothing and counts what it should have moved
+//! ([`Router::misplaced`]).
 
 use rustc_hash::FxHashMap;
 use std::hash::BuildHasher;
@@ -413,8 +415,8 @@ impl Router {
     }
 
     /// A router that moves merchants together: when one event ties subjects
-    /// of merchants in two partitions, the group of merchants of the event's
-    /// new merchant moves to the partition of the subject's. Each such
+    /// of merchants in two partitions, the smaller of their two groups moves
+    /// to the other's partition (the subject's, when they are alike). Each such
     /// [`Move`] is handed on ([`Router::take_moves`]); the partitions it
     /// names must rebuild their state from the events they own from then on
     /// ([`Router::route_of`]) before they apply the next event.
@@ -546,8 +548,8 @@ impl Router {
     }
 
     /// Merchant `join` is now tied to merchant `keep`: moving, their groups
-    /// become one in `keep`'s partition; otherwise, living apart, a subject
-    /// is misplaced.
+    /// become one, in the larger group's partition (`keep`'s when they are
+    /// alike); otherwise, living apart, a subject is misplaced.
     fn tie(&mut self, keep: u32, join: u32) {
         if self.moving {
             if let Some(m) = self.merchants.group(keep, join) {
