@@ -71,7 +71,7 @@ impl FrontDoor {
             return Err(ClusterError::NotEmpty(cluster.name.clone()));
         }
         let n = cluster.partitions as usize;
-        FrontDoor::at(cluster, Router::moving(n as u32), vec![0; n]).await
+        FrontDoor::at(cluster, Router::new(n as u32), vec![0; n]).await
     }
 
     /// A door over `cluster` whose partitions hold `sent` events each.
@@ -142,7 +142,7 @@ impl FrontDoor {
             sent[p as usize] = indexes.len() as u64;
         }
         tracing::info!(?held, "front door resuming");
-        let mut door = FrontDoor::at(cluster, Router::moving(n as u32), sent).await?;
+        let mut door = FrontDoor::at(cluster, Router::new(n as u32), sent).await?;
         door.held = held;
         door.held_marker = held_marker;
         Ok(door)

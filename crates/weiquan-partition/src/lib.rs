@@ -25,18 +25,15 @@
 //! **Merchants tied together live together.** A repeated creation or a
 //! change naming another merchant, or an order placed for another merchant's
 //! pre-sale, ties the two merchants: the engine reads both at once from
-//! then on. A [`Router::moving`] router moves the smaller of the two
-//! merchants' groups to the other's partition ([`Move`]), and an order kept
-//! everywhere joining
-//! a pre-sale kept in one partition (or the reverse) spreads the pre-sale
-//! and its orders to every partition ([`Router::take_spread`]). The
-//! partitions concerned then rebuild their state from the events they own
-//! now ([`Router::route_of`]), which is what they would hold had the
+//! then on. The [`Router`] moves the smaller of the two merchants' groups
+//! to the other's partition ([`Move`]), and an order kept everywhere
+//! joining a pre-sale kept in one partition (or the reverse) spreads the
+//! pre-sale and its orders to every partition ([`Router::take_spread`]).
+//! The partitions concerned then rebuild their state from the events they
+//! own now ([`Router::route_of`]), which is what they would hold had the
 //! merchants always lived together. [`Partitioned`] does this in memory, and
 //! its union of findings equals one engine's on every stream the tests
-//! make; the cluster's front door moves the same way. A plain
-//! [`Router::new`] moves nothing and counts what it should have moved
-//! ([`Router::misplaced`]).
+//! make; the cluster's front door and workers do it over NATS.
 
 use rustc_hash::FxHashMap;
 use std::hash::BuildHasher;
@@ -115,7 +112,7 @@ enum Home {
 
 /// Whom a routed event belongs to, as the router decided when it routed it:
 /// every partition, a merchant (whose partition may change when merchants
-/// are moved together, see [`Router::moving`]), or a fixed partition (a
+/// are moved together, see [`Router::new`]), or a fixed partition (a
 /// consumer's pay-later events). [`Router::route_of`] says where it goes now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Owner(OwnerKind);
@@ -278,9 +275,9 @@ impl Subjects {
     }
 
     /// Makes `a`'s and `b`'s groups (two groups) one, living at `home`,
-    /// under the larger one's root (chains stay short); with `names`, their
-    /// members (each group's from [`Subjects::members`]).
-    fn unite(&mut self, a: u32, b: u32, home: Home, names: Option<(Vec<String>, Vec<String>)>) {
+    /// under the larger one's root (chains stay short), with members
+    /// `big` and `small` (each group's, from [`Subjects::members`]).
+    fn unite(&mut self, a: u32, b: u32, home: Home, mut big: Vec<String>, mut small: Vec<String>) {
         let (mut ra, mut rb) = (self.root(a), self.root(b));
         debug_assert_ne!(ra, rb, "two groups");
         if self.size[rb as usize] > self.size[ra as usize] {
@@ -289,14 +286,12 @@ impl Subjects {
         self.parent[rb as usize] = ra;
         self.size[ra as usize] += self.size[rb as usize];
         self.home[ra as usize] = home;
-        if let Some((mut big, mut small)) = names {
-            // The shorter list joins the longer: no list is copied whole per join.
-            if small.len() > big.len() {
-                std::mem::swap(&mut big, &mut small);
-            }
-            big.extend(small);
-            self.members.insert(ra, big);
+        // The shorter list joins the longer: no list is copied whole per join.
+        if small.len() > big.len() {
+            std::mem::swap(&mut big, &mut small);
         }
+        big.extend(small);
+        self.members.insert(ra, big);
     }
 }
 
@@ -380,9 +375,6 @@ pub struct Router {
     subjects: Subjects,
     merchants: Merchants,
     clock: Option<Time>,
-    /// Whether merchants tied together are moved to share a partition.
-    moving: bool,
-    misplaced: u64,
     /// Subjects placed everywhere since [`Router::take_copies`] was last called.
     fresh: Vec<String>,
     /// Merchants moved since [`Router::take_moves`] was last called.
@@ -395,35 +387,25 @@ pub struct Router {
 }
 
 impl Router {
-    /// A router over `partitions` partitions (at least 1) that never moves a
-    /// merchant: a subject tied to merchants of two partitions stays where it
-    /// is, and is counted ([`Router::misplaced`]).
+    /// A router over `partitions` partitions (at least 1). It moves
+    /// merchants together: when one event ties subjects of merchants in two
+    /// partitions, the smaller of their two groups moves to the other's
+    /// partition (the subject's, when they are alike). Each such [`Move`] is
+    /// handed on ([`Router::take_moves`]), as is a spread
+    /// ([`Router::take_spread`]); the partitions they name must rebuild
+    /// their state from the events they own from then on
+    /// ([`Router::route_of`]) before they apply the next event.
     pub fn new(partitions: u32) -> Router {
         Router {
             partitions: partitions.max(1),
             subjects: Subjects::default(),
             merchants: Merchants::default(),
             clock: None,
-            moving: false,
-            misplaced: 0,
             fresh: Vec::new(),
             moves: Vec::new(),
             moved: 0,
             spread: false,
             spreads: 0,
-        }
-    }
-
-    /// A router that moves merchants together: when one event ties subjects
-    /// of merchants in two partitions, the smaller of their two groups moves
-    /// to the other's partition (the subject's, when they are alike). Each such
-    /// [`Move`] is handed on ([`Router::take_moves`]); the partitions it
-    /// names must rebuild their state from the events they own from then on
-    /// ([`Router::route_of`]) before they apply the next event.
-    pub fn moving(partitions: u32) -> Router {
-        Router {
-            moving: true,
-            ..Router::new(partitions)
         }
     }
 
@@ -435,15 +417,6 @@ impl Router {
     /// The global clock before the event routed next: the largest `at` so far.
     pub fn clock(&self) -> Option<Time> {
         self.clock
-    }
-
-    /// Subjects whose state would have had to move between partitions and
-    /// did not (always 0 for a [`Router::moving`] router): a repeated
-    /// creation or a change naming a merchant of another partition, or one
-    /// event joining subjects that live apart. While this is 0, the union of
-    /// the partitions' findings is one engine's.
-    pub fn misplaced(&self) -> u64 {
-        self.misplaced
     }
 
     /// How many groups of merchants were moved so far.
@@ -477,14 +450,13 @@ impl Router {
         std::mem::take(&mut self.fresh)
     }
 
-    /// The moves of merchants the events routed since the last call made
-    /// (only with [`Router::moving`]).
+    /// The moves of merchants the events routed since the last call made.
     pub fn take_moves(&mut self) -> Vec<Move> {
         std::mem::take(&mut self.moves)
     }
 
     /// Whether the events routed since the last call spread a group of
-    /// subjects to every partition (only with [`Router::moving`]): an order
+    /// subjects to every partition: an order
     /// kept everywhere named with a pre-sale that lived in one partition, or
     /// the reverse. Every partition must then rebuild its state from the
     /// events it owns now ([`Router::route_of`]).
@@ -547,17 +519,12 @@ impl Router {
         (i, at)
     }
 
-    /// Merchant `join` is now tied to merchant `keep`: moving, their groups
-    /// become one, in the larger group's partition (`keep`'s when they are
-    /// alike); otherwise, living apart, a subject is misplaced.
+    /// Merchant `join` is now tied to merchant `keep`: their groups become
+    /// one, in the larger group's partition (`keep`'s when they are alike).
     fn tie(&mut self, keep: u32, join: u32) {
-        if self.moving {
-            if let Some(m) = self.merchants.group(keep, join) {
-                self.moved += 1;
-                self.moves.push(m);
-            }
-        } else if self.merchants.partition(keep) != self.merchants.partition(join) {
-            self.misplaced += 1;
+        if let Some(m) = self.merchants.group(keep, join) {
+            self.moved += 1;
+            self.moves.push(m);
         }
     }
 
@@ -588,52 +555,33 @@ impl Router {
     /// order not seen yet joins the campaign's group; one with another
     /// merchant ties that merchant to the campaign's, and joins it; one
     /// kept everywhere, or joining a campaign kept everywhere, spreads the
-    /// whole group to every partition. Without moves, the last two leave
-    /// the order where it is (misplaced). Returns `c`.
+    /// whole group to every partition. Returns `c`.
     fn join(&mut self, order: &str, campaign: &str, c: u32, home: Home) -> u32 {
         let (o, at) = self.settle(Kind::Order, order, home);
         if self.subjects.root(o) == self.subjects.root(c) {
             return c;
         }
-        let joined = match (at, home) {
+        let own = self.subjects.members(o, format!("order:{order}"));
+        let its = self.subjects.members(c, format!("campaign:{campaign}"));
+        let home = match (at, home) {
             (Home::Of(owner), Home::Of(m)) => {
                 self.tie(m, owner);
-                // Living apart still (no moves), they stay two groups.
-                self.merchants.partition(owner) == self.merchants.partition(m)
+                home
             }
-            (Home::All, Home::All) => true,
-            _ if self.moving => {
+            (Home::All, Home::All) => Home::All,
+            _ => {
                 // Every subject of the group not kept everywhere yet is now.
                 self.spread = true;
                 self.spreads += 1;
-                let everywhere = |h: Home| h == Home::All;
-                let mut fresh = Vec::new();
-                let own = self.subjects.members(o, format!("order:{order}"));
-                let its = self.subjects.members(c, format!("campaign:{campaign}"));
                 for (names, h) in [(&own, at), (&its, home)] {
-                    if !everywhere(h) {
-                        fresh.extend(names.iter().cloned());
+                    if h != Home::All {
+                        self.fresh.extend(names.iter().cloned());
                     }
                 }
-                self.fresh.extend(fresh);
-                self.subjects.unite(c, o, Home::All, Some((own, its)));
-                return c;
-            }
-            _ => {
-                self.misplaced += 1;
-                false
+                Home::All
             }
         };
-        if joined {
-            // Members are kept for a spread, which only a moving router makes.
-            let names = self.moving.then(|| {
-                let own = self.subjects.members(o, format!("order:{order}"));
-                let its = self.subjects.members(c, format!("campaign:{campaign}"));
-                (own, its)
-            });
-            let home = self.subjects.home(c);
-            self.subjects.unite(c, o, home, names);
-        }
+        self.subjects.unite(c, o, home, own, its);
         c
     }
 
@@ -747,8 +695,7 @@ impl Router {
     }
 }
 
-/// Partitions in one process: a [`Router`] that moves merchants
-/// ([`Router::moving`]) and an engine per partition. Each partition decides
+/// Partitions in one process: a [`Router`] and an engine per partition. Each partition decides
 /// what it reports from what a worker would know: its own [`Copies`],
 /// handed on with the events it gets, not the router's state.
 ///
@@ -781,7 +728,7 @@ struct Applied {
 impl Partitioned {
     /// `partitions` engines under `rules`.
     pub fn new(rules: Arc<Rulebook>, partitions: u32) -> Partitioned {
-        let router = Router::moving(partitions);
+        let router = Router::new(partitions);
         let engines = (0..router.partitions)
             .map(|_| (Engine::new(rules.clone()), Copies::default()))
             .collect();
