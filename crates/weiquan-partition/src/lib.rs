@@ -239,11 +239,15 @@ impl Subjects {
     /// Subject `id`'s index and home, placed at `home` if it is new (then
     /// also `true`).
     fn settle(&mut self, kind: Kind, id: &str, home: Home) -> (u32, Home, bool) {
-        if let Some(&i) = self.ix.get(&(kind, id.into())) {
-            return (i, self.home(i), false);
-        }
+        // One owned key per event, found or placed (the door's hot path).
         let i = self.parent.len() as u32;
-        self.ix.insert((kind, id.into()), i);
+        match self.ix.entry((kind, id.into())) {
+            std::collections::hash_map::Entry::Occupied(at) => {
+                let i = *at.get();
+                return (i, self.home(i), false);
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => slot.insert(i),
+        };
         self.parent.push(i);
         self.size.push(1);
         self.home.push(home);
@@ -268,10 +272,10 @@ impl Subjects {
             .is_some_and(|&i| self.home(i) == Home::All)
     }
 
-    /// The members of `i`'s group (`kind:id`); `name` is `i`'s own, for a
-    /// group of one.
-    fn members(&mut self, i: u32, name: String) -> Vec<String> {
-        self.members.remove(&self.root(i)).unwrap_or_else(|| vec![name])
+    /// The members of `i`'s group (`kind:id`); `name` gives `i`'s own, for
+    /// a group of one (made only then: a campaign's is asked at every join).
+    fn members(&mut self, i: u32, name: impl FnOnce() -> String) -> Vec<String> {
+        self.members.remove(&self.root(i)).unwrap_or_else(|| vec![name()])
     }
 
     /// Makes `a`'s and `b`'s groups (two groups) one, living at `home`,
@@ -561,8 +565,8 @@ impl Router {
         if self.subjects.root(o) == self.subjects.root(c) {
             return c;
         }
-        let own = self.subjects.members(o, format!("order:{order}"));
-        let its = self.subjects.members(c, format!("campaign:{campaign}"));
+        let own = self.subjects.members(o, || format!("order:{order}"));
+        let its = self.subjects.members(c, || format!("campaign:{campaign}"));
         let home = match (at, home) {
             (Home::Of(owner), Home::Of(m)) => {
                 self.tie(m, owner);
