@@ -218,14 +218,8 @@ impl FrontDoor {
     ) -> Result<(), ClusterError> {
         tracing::info!(event, ?moves, spread, "merchants tied: partitions rebuild");
         self.flush().await?;
-        let mut targets: Vec<u32> = match spread {
-            true => (0..self.cluster.partitions).collect(),
-            false => moves.iter().flat_map(|m| [m.from, m.to]).collect(),
-        };
-        targets.sort_unstable();
-        targets.dedup();
         let shares = shares(copies);
-        for p in targets {
+        for p in weiquan_partition::rebuilding(self.cluster.partitions, &moves, spread) {
             if event <= self.held[p as usize].0.max(self.held_marker[p as usize]) {
                 continue;
             }

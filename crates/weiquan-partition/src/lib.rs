@@ -53,6 +53,19 @@ pub fn named(body: &Body) -> [Option<String>; 2] {
     weiquan_engine::subjects_named(body).map(|s| s.map(|(kind, id)| format!("{kind}:{id}")))
 }
 
+/// The partitions that rebuild after an event made `moves` (both ends of
+/// each) or, with `spread`, spread a group of subjects (all `partitions`),
+/// in order, each once.
+pub fn rebuilding(partitions: u32, moves: &[Move], spread: bool) -> Vec<u32> {
+    let mut out: Vec<u32> = match spread {
+        true => (0..partitions).collect(),
+        false => moves.iter().flat_map(|m| [m.from, m.to]).collect(),
+    };
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// Where an event goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Route {
@@ -765,12 +778,7 @@ impl Partitioned {
         // As on the cluster, a partition learns of a move only when it is
         // one of its ends (the door's markers go there), and of a spread
         // always (every partition rebuilds).
-        let mut rebuild: Vec<u32> = match spread {
-            true => (0..self.router.partitions).collect(),
-            false => moves.iter().flat_map(|m| [m.from, m.to]).collect(),
-        };
-        rebuild.sort_unstable();
-        rebuild.dedup();
+        let rebuild = rebuilding(self.router.partitions, &moves, spread);
         for &p in &rebuild {
             let known = &mut self.engines[p as usize].1;
             known.note_moves(&moves);
