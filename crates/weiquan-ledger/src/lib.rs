@@ -30,7 +30,7 @@ pub use private::{
     SaltedLeaf, PSEUDONYM_PREFIX,
 };
 pub use signed_note::{StandardSigner, StandardVerifier};
-pub use store::{lock, LogStore, Private, PrivateRow, Row, StoreError, StoreErrorKind};
+pub use store::{lock, FindingRow, LogStore, Private, PrivateRow, Row, StoreError, StoreErrorKind};
 pub use tiles::{parse_tile_path, tile_path, TileRequest, TILE_HEIGHT};
 pub use tree::Frontier;
 pub use verify::{

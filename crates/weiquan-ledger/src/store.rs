@@ -53,14 +53,37 @@ impl StoreError {
 pub type Row = (Vec<u8>, Vec<u8>);
 
 /// What a batch keeps off the log, in the same transaction as its leaves:
-/// the private rows of its salted leaves, and the consumers it names for the
-/// first time (pseudonym, id), which is how their id is found again.
+/// the private rows of its salted leaves, the consumers it names for the
+/// first time (pseudonym, id), which is how their id is found again, and
+/// its findings as readers look them up.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Private<'a> {
     /// Private rows, by leaf.
     pub rows: &'a [PrivateRow],
     /// New consumers: (pseudonym, consumer id).
     pub consumers: &'a [(String, String)],
+    /// The findings among the leaves, by leaf.
+    pub findings: &'a [FindingRow],
+}
+
+/// A finding leaf as the database indexes it beside the log: the columns its
+/// readers filter on, and the finding as the engine made it (with the facts
+/// its message names, which the leaf does not carry). Consumers are named by
+/// pseudonym, as in the engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FindingRow {
+    /// Leaf index of the finding.
+    pub leaf: u64,
+    /// Rule id, e.g. `PS-01`.
+    pub rule: String,
+    /// What it is about, `kind:id`.
+    pub subject: String,
+    /// The merchant the subject belongs to, when it belongs to one.
+    pub merchant: Option<String>,
+    /// Business time it fired at, in ms since the Unix epoch.
+    pub at_ms: i64,
+    /// The finding, encoded by its writer (JSON).
+    pub body: Vec<u8>,
 }
 
 /// The private part of a leaf with salted members, kept off the log (never in

@@ -15,11 +15,11 @@ pub use database::{create_data_dir, DataDirError, Database, Erased, LeaderLock};
 pub use postgres_store::PgStore;
 pub use sqlite::SqliteStore;
 use weiquan_ledger::Row;
-pub use weiquan_ledger::{LogStore, Private, PrivateRow, StoreError, StoreErrorKind};
+pub use weiquan_ledger::{FindingRow, LogStore, Private, PrivateRow, StoreError, StoreErrorKind};
 
 /// The version of the database schema this build writes. Opening a database
 /// at an older version upgrades it; a newer one is refused.
-pub const SCHEMA_VERSION: u32 = 9;
+pub const SCHEMA_VERSION: u32 = 10;
 
 /// The schema, one step per version, for both stores: `{int}` is a 64-bit
 /// integer type, `{blob}` a byte string, `{if_not_exists}` what the dialect
@@ -154,6 +154,27 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
          end_leaf {int} NOT NULL
      );
 ",
+    // 10: findings, one row per finding leaf, written in its transaction
+    // (issue 19: a server held every finding in memory for the life of the
+    // ledger). Readers page through them in leaf order, by rule, subject or
+    // merchant (hence the indexes: findings are a few in ten thousand
+    // leaves, so they cost ingest little). `body` is the finding as the
+    // engine made it, with the facts its message names. A ledger written
+    // before has its rows filled in by the server's replay: snapshots
+    // written before this step are of another format, so the first start
+    // after the upgrade replays the whole ledger.
+    "CREATE TABLE IF NOT EXISTS findings (
+         leaf {int} PRIMARY KEY,
+         rule TEXT NOT NULL,
+         subject TEXT NOT NULL,
+         merchant TEXT,
+         at_ms {int} NOT NULL,
+         body {blob} NOT NULL
+     );
+     CREATE INDEX IF NOT EXISTS findings_by_merchant ON findings (merchant, leaf);
+     CREATE INDEX IF NOT EXISTS findings_by_subject ON findings (subject, leaf);
+     CREATE INDEX IF NOT EXISTS findings_by_rule ON findings (rule, leaf);
+",
 ];
 
 /// How one SQL dialect says what [`MIGRATIONS`] leaves open.
@@ -205,14 +226,7 @@ fn with_private<'a>(
     leaves: &'a [Row],
     rows: &'a [PrivateRow],
 ) -> Result<impl Iterator<Item = (u64, &'a Row, PrivateColumns<'a>)>, StoreError> {
-    let end = first + leaves.len() as u64;
-    let in_order = rows.windows(2).all(|w| w[0].leaf < w[1].leaf);
-    if !in_order || rows.iter().any(|r| r.leaf < first || r.leaf >= end) {
-        return Err(StoreError::new(
-            "appending leaves",
-            format!("private rows must be in leaf order and for leaves {first}..{end} of the append"),
-        ));
-    }
+    rows_of_append(first, leaves.len(), rows.iter().map(|r| r.leaf), "private")?;
     // A leaf has a private part when it names a consumer or has a salt: a row
     // with neither would be stored as nothing and never read back.
     if let Some(empty) = rows.iter().find(|r| r.consumer.is_none() && r.salt.is_none()) {
@@ -235,6 +249,30 @@ fn with_private<'a>(
         );
         (idx, leaf, columns)
     }))
+}
+
+/// Refuses finding rows of an append at `first` of `len` leaves that are out
+/// of order or belong to no leaf of it.
+fn findings_in_append(first: u64, len: usize, rows: &[FindingRow]) -> Result<(), StoreError> {
+    rows_of_append(first, len, rows.iter().map(|r| r.leaf), "finding")
+}
+
+/// Refuses rows (`what` rows, of these leaves) of an append at `first` of
+/// `len` leaves that are out of order or belong to no leaf of it: they
+/// would otherwise be dropped, or stored beside the wrong leaf, without a word.
+fn rows_of_append(first: u64, len: usize, leaves: impl Iterator<Item = u64>, what: &str) -> Result<(), StoreError> {
+    let end = first + len as u64;
+    let mut last = None;
+    for leaf in leaves {
+        if leaf < first || leaf >= end || last.is_some_and(|l| l >= leaf) {
+            return Err(StoreError::new(
+                "appending leaves",
+                format!("{what} rows must be in leaf order and for leaves {first}..{end} of the append"),
+            ));
+        }
+        last = Some(leaf);
+    }
+    Ok(())
 }
 
 /// Checks that `rows` leaves starting at `from` came back, in order.
@@ -430,6 +468,112 @@ pub trait EventIds {
     fn id_run_buckets(&mut self, buckets: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, StoreError>;
 }
 
+/// Which findings a read selects, every condition given at once (`None`:
+/// any). Results come in leaf order.
+#[derive(Clone, Debug, Default)]
+pub struct FindingFilter {
+    /// Only findings after this leaf (a page's cursor).
+    pub after: Option<u64>,
+    /// Only findings of these rules.
+    pub rules: Option<Vec<String>>,
+    /// Only findings about these subjects.
+    pub subjects: Option<Vec<String>>,
+    /// Only findings of this merchant.
+    pub merchant: Option<String>,
+    /// Only findings at or after this business time (ms since the epoch).
+    pub since_ms: Option<i64>,
+    /// Only findings before this business time (ms since the epoch).
+    pub until_ms: Option<i64>,
+    /// At most this many.
+    pub limit: Option<u32>,
+}
+
+/// How many findings of one rule fell on one day.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FindingCount {
+    /// Rule id.
+    pub rule: String,
+    /// The day, as days since 1970-01-01 in the time zone asked for;
+    /// `None` for the findings before the first day asked for.
+    pub day: Option<i64>,
+    /// How many.
+    pub count: u64,
+}
+
+/// Findings as their readers look them up: written with their leaves (in
+/// [`Private::findings`]), read a page at a time.
+pub trait Findings {
+    /// Stores the rows of findings already in the log (a replay filling in
+    /// those of a ledger written before the table); a row stored already is
+    /// kept as it is.
+    fn put_findings(&mut self, rows: &[FindingRow]) -> Result<(), StoreError>;
+    /// The findings `filter` selects, in leaf order.
+    fn findings(&mut self, filter: &FindingFilter) -> Result<Vec<FindingRow>, StoreError>;
+    /// How many findings each rule has per day from `since_ms` on (days
+    /// counted in a time zone `offset_ms` ahead of UTC), and before it.
+    fn finding_counts(&mut self, since_ms: i64, offset_ms: i64) -> Result<Vec<FindingCount>, StoreError>;
+}
+
+/// A parameter of a findings query.
+enum SqlParam<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
+/// The columns a findings read selects, in [`FindingRow`]'s order.
+const FINDING_COLUMNS: &str = "leaf, rule, subject, merchant, at_ms, body";
+
+/// The SQL of `filter` with its parameters, `mark(n)` naming the n-th
+/// (from 1) in the dialect; `None` when it selects nothing (an empty list).
+fn findings_sql<'a>(filter: &'a FindingFilter, mark: fn(usize) -> String) -> Option<(String, Vec<SqlParam<'a>>)> {
+    let mut params = Vec::new();
+    let mut conditions = Vec::new();
+    let bind = |params: &mut Vec<SqlParam<'a>>, p| {
+        params.push(p);
+        mark(params.len())
+    };
+    if let Some(after) = filter.after {
+        conditions.push(format!("leaf > {}", bind(&mut params, SqlParam::Int(after as i64))));
+    }
+    for (column, list) in [("rule", &filter.rules), ("subject", &filter.subjects)] {
+        if let Some(list) = list {
+            if list.is_empty() {
+                return None;
+            }
+            let marks: Vec<String> = list.iter().map(|v| bind(&mut params, SqlParam::Text(v))).collect();
+            conditions.push(format!("{column} IN ({})", marks.join(", ")));
+        }
+    }
+    if let Some(m) = &filter.merchant {
+        conditions.push(format!("merchant = {}", bind(&mut params, SqlParam::Text(m))));
+    }
+    if let Some(t) = filter.since_ms {
+        conditions.push(format!("at_ms >= {}", bind(&mut params, SqlParam::Int(t))));
+    }
+    if let Some(t) = filter.until_ms {
+        conditions.push(format!("at_ms < {}", bind(&mut params, SqlParam::Int(t))));
+    }
+    let mut sql = format!("SELECT {FINDING_COLUMNS} FROM findings");
+    if !conditions.is_empty() {
+        sql = format!("{sql} WHERE {}", conditions.join(" AND "));
+    }
+    sql.push_str(" ORDER BY leaf");
+    if let Some(n) = filter.limit {
+        sql = format!("{sql} LIMIT {}", bind(&mut params, SqlParam::Int(i64::from(n))));
+    }
+    Some((sql, params))
+}
+
+/// The SQL of [`Findings::finding_counts`], `$1` the first day's start and
+/// `$2` the zone's offset written as `mark` writes them.
+fn finding_counts_sql(mark: fn(usize) -> String) -> String {
+    let (since, offset) = (mark(1), mark(2));
+    format!(
+        "SELECT rule, CASE WHEN at_ms >= {since} THEN (at_ms + {offset}) / 86400000 END AS day, COUNT(*) \
+         FROM findings GROUP BY rule, day"
+    )
+}
+
 /// The name of the [`PrivateData::erasure_mark`] secret, which an erasure deletes.
 pub const ERASURE_MARK: &str = "erasure_mark";
 
@@ -463,8 +607,14 @@ pub trait PrivateData {
 
 /// Everything a server keeps in its database: the ledger and its private
 /// side, API keys, held draw seeds.
-pub trait Backend: LogStore + PrivateData + EventIds + ApiKeys + LotterySeeds + Outbox + EvidenceFiles + Send {}
-impl<T: LogStore + PrivateData + EventIds + ApiKeys + LotterySeeds + Outbox + EvidenceFiles + Send> Backend for T {}
+pub trait Backend:
+    LogStore + PrivateData + EventIds + Findings + ApiKeys + LotterySeeds + Outbox + EvidenceFiles + Send
+{
+}
+impl<T: LogStore + PrivateData + EventIds + Findings + ApiKeys + LotterySeeds + Outbox + EvidenceFiles + Send> Backend
+    for T
+{
+}
 
 /// A [`Backend`] shared by the thread that stages batches and the one that
 /// writes them (lock it with [`weiquan_ledger::lock`]).

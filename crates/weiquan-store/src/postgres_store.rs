@@ -6,7 +6,7 @@ use crate::{expect_rows, StoredKey};
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::Type;
 use postgres::{Client, NoTls};
-use weiquan_ledger::{LogStore, Private, PrivateRow, Row, StoreError, StoreErrorKind};
+use weiquan_ledger::{FindingRow, LogStore, Private, PrivateRow, Row, StoreError, StoreErrorKind};
 
 /// A ledger kept in a PostgreSQL schema.
 pub struct PgStore {
@@ -158,6 +158,8 @@ impl LogStore for PgStore {
             )
             .map_err(err("keeping consumers' ids"))?;
         }
+        crate::findings_in_append(first, leaves.len(), private.findings)?;
+        insert_findings(&mut tx, "", private.findings)?;
         let new_size = (first + leaves.len() as u64) as i64;
         tx.execute(
             "INSERT INTO ledger_checkpoints (size, note) VALUES ($1, $2) ON CONFLICT (size) DO UPDATE SET note = EXCLUDED.note",
@@ -305,6 +307,77 @@ impl crate::LotterySeeds for PgStore {
             .query_opt("SELECT seed FROM lottery_seeds WHERE lottery = $1", &[&lottery])
             .map_err(err("reading a draw seed"))?;
         Ok(row.map(|r| r.get(0)))
+    }
+}
+
+/// Inserts finding rows in one statement (`tail`: what follows it, as
+/// `ON CONFLICT DO NOTHING` to keep the rows stored already).
+fn insert_findings(tx: &mut impl postgres::GenericClient, tail: &str, rows: &[FindingRow]) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let leaf: Vec<i64> = rows.iter().map(|f| f.leaf as i64).collect();
+    let rule: Vec<&str> = rows.iter().map(|f| f.rule.as_str()).collect();
+    let subject: Vec<&str> = rows.iter().map(|f| f.subject.as_str()).collect();
+    let merchant: Vec<Option<&str>> = rows.iter().map(|f| f.merchant.as_deref()).collect();
+    let at: Vec<i64> = rows.iter().map(|f| f.at_ms).collect();
+    let body: Vec<&[u8]> = rows.iter().map(|f| f.body.as_slice()).collect();
+    tx.execute(
+        &format!(
+            "INSERT INTO findings (leaf, rule, subject, merchant, at_ms, body) \
+             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::bytea[]){tail}"
+        ),
+        &[&leaf, &rule, &subject, &merchant, &at, &body],
+    )
+    .map_err(err("storing findings"))?;
+    Ok(())
+}
+
+impl crate::Findings for PgStore {
+    fn put_findings(&mut self, rows: &[FindingRow]) -> Result<(), StoreError> {
+        insert_findings(&mut self.client, " ON CONFLICT (leaf) DO NOTHING", rows)
+    }
+
+    fn findings(&mut self, filter: &crate::FindingFilter) -> Result<Vec<FindingRow>, StoreError> {
+        let Some((sql, params)) = crate::findings_sql(filter, |n| format!("${n}")) else {
+            return Ok(Vec::new());
+        };
+        let params: Vec<&(dyn postgres::types::ToSql + Sync)> = (params.iter())
+            .map(|p| match p {
+                crate::SqlParam::Int(i) => i as &(dyn postgres::types::ToSql + Sync),
+                crate::SqlParam::Text(t) => t as &(dyn postgres::types::ToSql + Sync),
+            })
+            .collect();
+        let rows = self.client.query(&sql, &params).map_err(err("reading findings"))?;
+        Ok(rows
+            .iter()
+            .map(|r| FindingRow {
+                leaf: r.get::<_, i64>(0) as u64,
+                rule: r.get(1),
+                subject: r.get(2),
+                merchant: r.get(3),
+                at_ms: r.get(4),
+                body: r.get(5),
+            })
+            .collect())
+    }
+
+    fn finding_counts(&mut self, since_ms: i64, offset_ms: i64) -> Result<Vec<crate::FindingCount>, StoreError> {
+        let rows = self
+            .client
+            .query(
+                &crate::finding_counts_sql(|n| format!("${n}::int8")),
+                &[&since_ms, &offset_ms],
+            )
+            .map_err(err("counting findings"))?;
+        Ok(rows
+            .iter()
+            .map(|r| crate::FindingCount {
+                rule: r.get(0),
+                day: r.get(1),
+                count: r.get::<_, i64>(2) as u64,
+            })
+            .collect())
     }
 }
 

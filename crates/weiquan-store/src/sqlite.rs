@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-use weiquan_ledger::{LogStore, Private, PrivateRow, Row, StoreError, StoreErrorKind};
+use weiquan_ledger::{FindingRow, LogStore, Private, PrivateRow, Row, StoreError, StoreErrorKind};
 
 /// A ledger kept in a SQLite file.
 pub struct SqliteStore {
@@ -348,6 +348,8 @@ impl LogStore for SqliteStore {
                     .map_err(err("keeping a consumer's id"))?;
             }
         }
+        crate::findings_in_append(first, leaves.len(), private.findings)?;
+        insert_findings(&tx, "INSERT", private.findings)?;
         let new_size = first + leaves.len() as u64;
         tx.execute(
             "INSERT OR REPLACE INTO ledger_checkpoints (size, note) VALUES (?1, ?2)",
@@ -506,6 +508,79 @@ impl crate::LotterySeeds for SqliteStore {
             })
             .optional()
             .map_err(err("reading a draw seed"))
+    }
+}
+
+/// Inserts finding rows on `conn` (`verb`: `INSERT`, or `INSERT OR IGNORE`
+/// to keep the rows stored already).
+fn insert_findings(conn: &Connection, verb: &str, rows: &[FindingRow]) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut insert = conn
+        .prepare_cached(&format!(
+            "{verb} INTO findings (leaf, rule, subject, merchant, at_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+        ))
+        .map_err(err("preparing to store findings"))?;
+    for f in rows {
+        insert
+            .execute(params![f.leaf as i64, f.rule, f.subject, f.merchant, f.at_ms, f.body])
+            .map_err(err("storing a finding"))?;
+    }
+    Ok(())
+}
+
+impl crate::Findings for SqliteStore {
+    fn put_findings(&mut self, rows: &[FindingRow]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(err("starting to store findings"))?;
+        insert_findings(&tx, "INSERT OR IGNORE", rows)?;
+        tx.commit().map_err(err("committing findings"))
+    }
+
+    fn findings(&mut self, filter: &crate::FindingFilter) -> Result<Vec<FindingRow>, StoreError> {
+        let Some((sql, params)) = crate::findings_sql(filter, |n| format!("?{n}")) else {
+            return Ok(Vec::new());
+        };
+        let params: Vec<&dyn rusqlite::ToSql> = (params.iter())
+            .map(|p| match p {
+                crate::SqlParam::Int(i) => i as &dyn rusqlite::ToSql,
+                crate::SqlParam::Text(t) => t as &dyn rusqlite::ToSql,
+            })
+            .collect();
+        let mut q = self
+            .conn
+            .prepare_cached(&sql)
+            .map_err(err("preparing to read findings"))?;
+        let rows = q
+            .query_map(params.as_slice(), |r| {
+                Ok(FindingRow {
+                    leaf: r.get::<_, i64>(0)? as u64,
+                    rule: r.get(1)?,
+                    subject: r.get(2)?,
+                    merchant: r.get(3)?,
+                    at_ms: r.get(4)?,
+                    body: r.get(5)?,
+                })
+            })
+            .map_err(err("reading findings"))?;
+        rows.collect::<Result<_, _>>().map_err(err("reading findings"))
+    }
+
+    fn finding_counts(&mut self, since_ms: i64, offset_ms: i64) -> Result<Vec<crate::FindingCount>, StoreError> {
+        let mut q = self
+            .conn
+            .prepare_cached(&crate::finding_counts_sql(|n| format!("?{n}")))
+            .map_err(err("preparing to count findings"))?;
+        let rows = q
+            .query_map(params![since_ms, offset_ms], |r| {
+                Ok(crate::FindingCount {
+                    rule: r.get(0)?,
+                    day: r.get(1)?,
+                    count: r.get::<_, i64>(2)? as u64,
+                })
+            })
+            .map_err(err("counting findings"))?;
+        rows.collect::<Result<_, _>>().map_err(err("counting findings"))
     }
 }
 

@@ -569,3 +569,142 @@ fn runs_of_event_ids_are_stored_whole_and_read_a_bucket_at_a_time() {
         assert_eq!(b.open_backend().id_runs().expect("runs").len(), 2, "{name}: kept");
     }
 }
+
+#[test]
+fn findings_are_written_with_their_leaves_and_read_by_filter_and_page() {
+    use weiquan_store::{FindingCount, FindingFilter, FindingRow, Private};
+    let row = |leaf: u64, rule: &str, subject: &str, merchant: Option<&str>, at_ms: i64| FindingRow {
+        leaf,
+        rule: rule.into(),
+        subject: subject.into(),
+        merchant: merchant.map(str::to_owned),
+        at_ms,
+        body: format!("{{\"leaf\":{leaf}}}").into_bytes(),
+    };
+    const DAY: i64 = 86_400_000;
+    for (name, b) in backends() {
+        let mut store = b.open_backend();
+        let rows = [
+            row(1, "PS-01", "presale:p1", Some("m1"), 10 * DAY),
+            row(2, "LT-04", "lottery:l1", Some("m2"), 10 * DAY + 1),
+            row(4, "BN-03", "consumer:ps:aa", None, 11 * DAY),
+            row(5, "PS-01", "presale:p2", Some("m1"), 12 * DAY - 1),
+        ];
+        let leaves: Vec<(Vec<u8>, Vec<u8>)> = (0..6).map(|i| (leaf(i), vec![0; 32])).collect();
+        let findings = Private {
+            findings: &rows,
+            ..Private::default()
+        };
+        // Out of order, or outside the append: refused, and nothing is written.
+        for bad in [
+            vec![rows[1].clone(), rows[0].clone()],
+            vec![row(6, "PS-01", "s", None, 0)],
+        ] {
+            let refused = Private {
+                findings: &bad,
+                ..Private::default()
+            };
+            assert!(store.append(0, &leaves, refused, b"cp").is_err(), "{name}: {bad:?}");
+        }
+        assert_eq!(
+            store.size().expect("size"),
+            0,
+            "{name}: a refused append writes nothing"
+        );
+        store.append(0, &leaves, findings, b"cp").expect("append");
+
+        let read = |store: &mut Box<dyn weiquan_store::Backend>, f: FindingFilter| -> Vec<u64> {
+            store.findings(&f).expect("read").iter().map(|r| r.leaf).collect()
+        };
+        assert_eq!(store.findings(&FindingFilter::default()).expect("all"), rows, "{name}");
+        let page = |after, limit| FindingFilter {
+            after,
+            limit: Some(limit),
+            ..FindingFilter::default()
+        };
+        assert_eq!(read(&mut store, page(None, 2)), [1, 2], "{name}");
+        assert_eq!(read(&mut store, page(Some(2), 2)), [4, 5], "{name}");
+        assert_eq!(read(&mut store, page(Some(5), 2)), [] as [u64; 0], "{name}");
+        let by = |f: fn(&mut FindingFilter)| {
+            let mut filter = FindingFilter::default();
+            f(&mut filter);
+            filter
+        };
+        assert_eq!(
+            read(&mut store, by(|f| f.merchant = Some("m1".into()))),
+            [1, 5],
+            "{name}"
+        );
+        assert_eq!(
+            read(&mut store, by(|f| f.rules = Some(vec!["LT-04".into(), "BN-03".into()]))),
+            [2, 4],
+            "{name}"
+        );
+        assert_eq!(
+            read(&mut store, by(|f| f.rules = Some(vec![]))),
+            [] as [u64; 0],
+            "{name}"
+        );
+        assert_eq!(
+            read(&mut store, by(|f| f.subjects = Some(vec!["consumer:ps:aa".into()]))),
+            [4],
+            "{name}"
+        );
+        assert_eq!(
+            read(
+                &mut store,
+                by(|f| (f.since_ms, f.until_ms) = (Some(10 * DAY + 1), Some(12 * DAY - 1)))
+            ),
+            [2, 4],
+            "{name}: since is inclusive, until is not"
+        );
+        assert_eq!(
+            read(
+                &mut store,
+                by(|f| (f.merchant, f.rules, f.after) = (Some("m1".into()), Some(vec!["PS-01".into()]), Some(1)))
+            ),
+            [5],
+            "{name}: every condition at once"
+        );
+
+        // A replay's rows: those stored already are kept as they are.
+        let mut again = rows[0].clone();
+        again.body = b"other".to_vec();
+        store.put_findings(&[again]).expect("kept");
+        assert_eq!(store.findings(&page(None, 1)).expect("first")[0], rows[0], "{name}");
+        store
+            .put_findings(&[row(3, "MC-06", "merchant:m3", Some("m3"), 11 * DAY)])
+            .expect("filled in");
+        assert_eq!(read(&mut store, page(None, 10)), [1, 2, 3, 4, 5], "{name}");
+
+        // Per rule and local day from day 11 (UTC+8) on; earlier ones apart.
+        let offset = 8 * 3_600_000;
+        let mut counts = store.finding_counts(11 * DAY - offset, offset).expect("counts");
+        counts.sort_by(|a, b| (&a.rule, a.day).cmp(&(&b.rule, b.day)));
+        let count = |rule: &str, day: Option<i64>, count| FindingCount {
+            rule: rule.into(),
+            day,
+            count,
+        };
+        assert_eq!(
+            counts,
+            [
+                count("BN-03", Some(11), 1),
+                count("LT-04", None, 1),
+                count("MC-06", Some(11), 1),
+                count("PS-01", None, 1),
+                count("PS-01", Some(12), 1),
+            ],
+            "{name}"
+        );
+        drop(store);
+        assert_eq!(
+            b.open_backend()
+                .findings(&FindingFilter::default())
+                .expect("kept")
+                .len(),
+            5,
+            "{name}"
+        );
+    }
+}
