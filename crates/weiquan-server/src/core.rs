@@ -1,5 +1,5 @@
-//! The sequencer's state: engine, duplicate ids, ledger and the findings
-//! projection. Owned by one thread; everything else reaches it through
+//! The sequencer's state: engine, duplicate ids and ledger (with the
+//! findings, which the database keeps beside their leaves). Owned by one thread; everything else reaches it through
 //! [`crate::Sequencer`].
 //!
 //! The ledger is the system of record. On start (and after a failed write)
@@ -19,7 +19,7 @@ use weiquan_ledger::{
     leaf_event, salted_event_leaf, Hash, LeafError, Ledger, LedgerError, OwnLeaf, PrivateRow, Salt, SaltedLeaf,
     StagedAppend, PSEUDONYM_PREFIX,
 };
-use weiquan_store::{Backend, SharedBackend, StoreError};
+use weiquan_store::{Backend, FindingCount, FindingFilter, FindingRow, SharedBackend, StoreError};
 
 use crate::ids::{self, IdIndex, Recent};
 use crate::snapshots;
@@ -50,7 +50,7 @@ pub enum ItemResult {
 }
 
 /// A finding with its place in the ledger.
-#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct StoredFinding {
     /// Leaf index of the finding.
     pub index: u64,
@@ -58,12 +58,72 @@ pub struct StoredFinding {
     pub finding: Finding,
 }
 
+/// A finding as the findings table keeps it (its [`FindingRow::body`]):
+/// what [`Finding`] holds, read leniently, since the table outlives the
+/// build that wrote it.
+#[derive(serde::Deserialize)]
+struct FindingBody {
+    rule: String,
+    subject: String,
+    merchant: Option<String>,
+    at: Time,
+    events: Vec<String>,
+    facts: Vec<(String, String)>,
+}
+
+impl StoredFinding {
+    /// The row the database keeps of finding `finding` at leaf `index`.
+    fn row(index: u64, finding: &Finding) -> FindingRow {
+        FindingRow {
+            leaf: index,
+            rule: finding.rule.as_str().to_owned(),
+            subject: finding.subject.clone(),
+            merchant: finding.merchant.clone(),
+            at_ms: finding.at.unix_ms(),
+            // Strings, lists of them and a time: nothing in it can fail to encode.
+            body: serde_json::to_vec(finding).expect("a finding encodes as JSON"),
+        }
+    }
+
+    /// The finding a row holds. A fact its rule no longer names is left out
+    /// (the message then shows the placeholder); a rule this build does not
+    /// know, or a body that is not a finding, is damage.
+    fn from_row(row: FindingRow) -> Result<StoredFinding, StoreError> {
+        let damaged = |why: String| {
+            StoreError::of_kind(
+                weiquan_store::StoreErrorKind::Corrupt,
+                format!("reading finding {}", row.leaf),
+                why,
+            )
+        };
+        let body: FindingBody = serde_json::from_slice(&row.body).map_err(|e| damaged(e.to_string()))?;
+        let rule = weiquan_engine::RuleId::parse(&body.rule)
+            .ok_or_else(|| damaged(format!("`{}` is not a rule of this build", body.rule)))?;
+        let facts = (body.facts.into_iter())
+            .filter_map(|(name, value)| {
+                let known = rule.placeholders().iter().find(|p| **p == name)?;
+                Some((*known, value))
+            })
+            .collect();
+        Ok(StoredFinding {
+            index: row.leaf,
+            finding: Finding {
+                rule,
+                subject: body.subject,
+                merchant: body.merchant,
+                at: body.at,
+                events: body.events,
+                facts,
+            },
+        })
+    }
+}
+
 /// State owned by the sequencer thread.
 pub struct Core {
     rules: Arc<Rulebook>,
     engine: Engine,
     ledger: Ledger<SharedBackend>,
-    findings: Vec<StoredFinding>,
     /// Accepted events' ids: a filter of all of them and the recent ones in
     /// memory, the others in the database's runs (the duplicate check and
     /// the evidence of findings).
@@ -117,7 +177,6 @@ struct Replayed {
     /// The database's erasure mark when it was taken: an erasure since then
     /// (which a replay would see) makes it unusable.
     erasure_mark: [u8; 32],
-    findings: Vec<StoredFinding>,
     /// The filter of every accepted id (the ids themselves are in the database).
     ids: ids::IdFilter,
     legacy_ids: HashMap<String, String>,
@@ -135,7 +194,9 @@ struct Staging {
     /// Ids of the group's items accepted before the group (repeats), with
     /// their leaves, from memory or the database.
     earlier: HashMap<u128, u64>,
-    findings: Vec<StoredFinding>,
+    findings: Vec<FindingRow>,
+    /// The rule of each of `findings`.
+    finding_rules: Vec<&'static str>,
     /// The first store failure while staging: the group is then refused.
     failure: Option<StoreError>,
 }
@@ -147,6 +208,7 @@ pub struct Staged {
     append: StagedAppend,
     private: Vec<PrivateRow>,
     consumers: Vec<(String, String)>,
+    findings: Vec<FindingRow>,
     /// Each request's results, in order: to be sent once written.
     pub results: Vec<Vec<ItemResult>>,
     /// The rule of each finding the group adds, in order.
@@ -155,12 +217,13 @@ pub struct Staged {
 
 impl Staged {
     /// Stores the group in one durable transaction (leaves, private rows,
-    /// checkpoint). The store refuses it unless every group staged before
-    /// it was written first.
+    /// findings, checkpoint). The store refuses it unless every group
+    /// staged before it was written first.
     pub fn write(&self, store: &mut SharedBackend) -> Result<(), StoreError> {
         let private = weiquan_ledger::Private {
             rows: &self.private,
             consumers: &self.consumers,
+            findings: &self.findings,
         };
         self.append.write(store, private)
     }
@@ -328,7 +391,6 @@ impl Core {
             engine: Engine::new(rules.clone()),
             rules,
             ledger,
-            findings: Vec::new(),
             ids: IdIndex::new(),
             reader: None,
             max_future_ms: None,
@@ -387,10 +449,7 @@ impl Core {
         let mut buckets: Vec<u32> = digests.iter().map(|&d| ids::bucket_of(d)).collect();
         buckets.sort_unstable();
         buckets.dedup();
-        let stored = match &self.reader {
-            Some(reader) => weiquan_ledger::lock(reader).id_run_buckets(&buckets)?,
-            None => self.db().id_run_buckets(&buckets)?,
-        };
+        let stored = self.reading().id_run_buckets(&buckets)?;
         let mut by_bucket: HashMap<u32, Vec<&[u8]>> = HashMap::new();
         for (bucket, pairs) in &stored {
             by_bucket.entry(*bucket).or_default().push(pairs);
@@ -474,7 +533,6 @@ impl Core {
             size,
             root: self.ledger.root().0,
             erasure_mark,
-            findings: std::mem::take(&mut self.findings),
             ids: self.ids.filter().clone(),
             legacy_ids: std::mem::take(&mut self.legacy_ids),
             recorded_rulebook: self.recorded_rulebook.clone(),
@@ -488,7 +546,7 @@ impl Core {
             let rest = postcard::to_stdvec(&rest);
             (engine.join(), rest)
         });
-        (self.findings, self.legacy_ids) = (rest.findings, rest.legacy_ids);
+        self.legacy_ids = rest.legacy_ids;
         let (engine, rest) = match (engine, encoded) {
             (Ok(Ok(engine)), Ok(rest)) => (engine, rest),
             (Ok(Err(e)), _) => {
@@ -579,15 +637,16 @@ impl Core {
             ));
         }
         self.engine = engine;
-        (self.findings, self.legacy_ids) = (rest.findings, rest.legacy_ids);
+        self.legacy_ids = rest.legacy_ids;
         self.ids = IdIndex::with_filter(rest.ids);
         self.recorded_rulebook = rest.recorded_rulebook;
         Ok(())
     }
 
-    /// Rebuilds engine, duplicate ids and findings from the ledger (after the
-    /// newest usable snapshot), into a core that holds none (new, or
-    /// [`Core::forget`]ten).
+    /// Rebuilds engine and duplicate ids from the ledger (after the newest
+    /// usable snapshot), into a core that holds none (new, or
+    /// [`Core::forget`]ten). The findings it meets are stored again where
+    /// the database lacks them (a ledger written before the findings table).
     fn replay(&mut self) -> Result<(), LedgerError> {
         let from = self.restore_snapshot();
         self.replayed = self.ledger.size() - from;
@@ -600,6 +659,7 @@ impl Core {
         // schema 9, is not held whole).
         self.ids.stored(&weiquan_ledger::lock(&db).id_runs()?);
         let mut runs = Vec::new();
+        let mut found = Vec::new();
         let size = self.ledger.size();
         let mut at = from.min(self.ids.runs_end());
         while at < size {
@@ -607,10 +667,14 @@ impl Core {
             let page = weiquan_store::leaves_with_private(&mut **weiquan_ledger::lock(&db), at, to)?;
             for (index, data, row) in page {
                 let raw = String::from_utf8_lossy(&data);
-                self.replay_leaf(index, &raw, row.as_ref(), from, (&mut produced, &mut runs));
+                self.replay_leaf(index, &raw, row.as_ref(), from, (&mut produced, &mut runs, &mut found));
             }
             for run in runs.drain(..) {
                 weiquan_ledger::lock(&db).put_id_run(run.run, run.end_leaf, &run.buckets)?;
+            }
+            if !found.is_empty() {
+                weiquan_ledger::lock(&db).put_findings(&found)?;
+                found.clear();
             }
             at = to;
         }
@@ -619,14 +683,14 @@ impl Core {
 
     /// Replays leaf `index` (`raw`, with its private row): indexes its id,
     /// and from `from` on (the snapshot's size) applies it to the engine or
-    /// pairs a logged finding with the one the engine `produced`.
+    /// pairs a logged finding with the one the engine `produced` (`found`).
     fn replay_leaf(
         &mut self,
         index: u64,
         raw: &str,
         row: Option<&PrivateRow>,
         from: u64,
-        (produced, runs): (&mut VecDeque<Finding>, &mut Vec<ids::Run>),
+        (produced, runs, found): (&mut VecDeque<Finding>, &mut Vec<ids::Run>, &mut Vec<FindingRow>),
     ) {
         if index < from {
             if let Some(id) = weiquan_app::leaf_event_id(raw) {
@@ -645,7 +709,7 @@ impl Core {
                 // The engine regenerates the finding (with its message facts); the ledger says where it is.
                 match produced.pop_front() {
                     Some(p) if p.rule.as_str() == rule && self.logged_as(&p.subject, &subject, salted) => {
-                        self.findings.push(StoredFinding { index, finding: p })
+                        found.push(StoredFinding::row(index, &p))
                     }
                     _ => {
                         tracing::warn!(index, %rule, %subject, "logged finding not reproduced by the current rulebook")
@@ -922,7 +986,6 @@ impl Core {
     /// Empties what replay rebuilds.
     fn forget(&mut self) {
         self.engine = Engine::new(self.rules.clone());
-        self.findings.clear();
         self.ids = IdIndex::new();
         self.legacy_ids.clear();
         self.recorded_rulebook = None;
@@ -999,14 +1062,13 @@ impl Core {
             return Err(e.into());
         }
         let append = self.ledger.stage(st.leaves)?;
-        let finding_rules = st.findings.iter().map(|f| f.finding.rule.as_str()).collect();
-        self.findings.extend(st.findings);
         Ok(Staged {
             append,
             private: st.private,
             consumers: st.consumers,
+            findings: st.findings,
             results,
-            finding_rules,
+            finding_rules: st.finding_rules,
         })
     }
 
@@ -1139,10 +1201,8 @@ impl Core {
                             values: salted.values,
                         });
                     }
-                    st.findings.push(StoredFinding {
-                        index: leaf,
-                        finding: f,
-                    });
+                    st.findings.push(StoredFinding::row(leaf, &f));
+                    st.finding_rules.push(f.rule.as_str());
                     st.leaves.push((salted.leaf, None));
                 }
                 Err(e) => tracing::error!(error = %e, "finding leaf could not be encoded"),
@@ -1246,9 +1306,27 @@ impl Core {
         &mut self.ledger
     }
 
-    /// Findings in ledger order.
-    pub fn findings(&self) -> &[StoredFinding] {
-        &self.findings
+    /// The findings `filter` selects, in ledger order, as the database has
+    /// them (on the reading connection, when there is one: a group being
+    /// written is not waited for, and is not seen until it is durable).
+    pub fn findings(&self, filter: &FindingFilter) -> Result<Vec<StoredFinding>, StoreError> {
+        let rows = self.reading().findings(filter)?;
+        rows.into_iter().map(StoredFinding::from_row).collect()
+    }
+
+    /// How many findings each rule has per day from `since_ms` on, in a
+    /// time zone `offset_ms` ahead of UTC (see [`weiquan_store::Findings::finding_counts`]).
+    pub fn finding_counts(&self, since_ms: i64, offset_ms: i64) -> Result<Vec<FindingCount>, StoreError> {
+        self.reading().finding_counts(since_ms, offset_ms)
+    }
+
+    /// The connection reads go through: the reading one when there is one
+    /// (the writer's is held while a group is written), else the writer's.
+    fn reading(&self) -> std::sync::MutexGuard<'_, Box<dyn Backend>> {
+        match &self.reader {
+            Some(reader) => weiquan_ledger::lock(reader),
+            None => self.db(),
+        }
     }
 
     /// A finding as the API shows it.
@@ -1268,19 +1346,10 @@ mod tests {
     fn the_snapshot_layout_is_the_one_its_magic_names() {
         let mut ids = ids::IdFilter::with_first(4);
         ids.insert(7);
-        let finding = Finding {
-            rule: weiquan_engine::RuleId::Ps01,
-            subject: "order:o1".into(),
-            merchant: Some("m1".into()),
-            at: weiquan_events::Time::from_unix_ms(1_000, 8 * 3600),
-            events: vec!["e1".into()],
-            facts: vec![("paid", "1".into())],
-        };
         let state = Replayed {
             size: 9,
             root: [1; 32],
             erasure_mark: [2; 32],
-            findings: vec![StoredFinding { index: 4, finding }],
             ids,
             legacy_ids: HashMap::from([("ps:1".to_owned(), "u1".to_owned())]),
             recorded_rulebook: Some("ab".into()),
@@ -1288,11 +1357,53 @@ mod tests {
         let bytes = postcard::to_stdvec(&state).expect("encodes");
         assert_eq!(
             hex::encode(&bytes),
-            "090101010101010101010101010101010101010101010101010101010101010101020202020202020202020202020202020202020202020202020202020202020201040550532d3031086f726465723a6f3101026d31d00f80c203010265310104706169640131010401200000004000000010000080000040000004000000000100000008000000000100010470733a3102753101026162",
+            "0901010101010101010101010101010101010101010101010101010101010101010202020202020202020202020202020202020202020202020202020202020202010401200000004000000010000080000040000004000000000100000008000000000100010470733a3102753101026162",
             "the layout changed: give snapshots::MAGIC a new number, then update this value"
         );
         let back: Replayed = postcard::from_bytes(&bytes).expect("decodes");
-        assert_eq!((back.size, back.findings.len(), back.ids.contains(7)), (9, 1, true));
+        assert_eq!((back.size, back.ids.contains(7)), (9, true));
+    }
+
+    /// The findings table's rows hold what the engine found, facts and all,
+    /// and read back leniently: a fact its rule no longer names is dropped,
+    /// while a rule this build lacks, or a body that is no finding, is damage.
+    #[test]
+    fn a_finding_row_reads_back_as_the_finding() {
+        let finding = Finding {
+            rule: weiquan_engine::RuleId::Ps01,
+            subject: "presale:p1".into(),
+            merchant: Some("m1".into()),
+            at: weiquan_events::Time::from_unix_ms(1_000, 8 * 3600),
+            events: vec!["e1".into(), "e2".into()],
+            facts: vec![(weiquan_engine::RuleId::Ps01.placeholders()[0], "1".into())],
+        };
+        let row = StoredFinding::row(4, &finding);
+        assert_eq!(
+            (row.rule.as_str(), row.at_ms, row.merchant.as_deref()),
+            ("PS-01", 1_000, Some("m1"))
+        );
+        let back = StoredFinding::from_row(row.clone()).expect("reads back");
+        assert_eq!(
+            back,
+            StoredFinding {
+                index: 4,
+                finding: finding.clone()
+            }
+        );
+        let mut value: serde_json::Value = serde_json::from_slice(&row.body).expect("json");
+        value["facts"] = serde_json::json!([["gone_placeholder", "x"]]);
+        let older = FindingRow {
+            body: serde_json::to_vec(&value).expect("json"),
+            ..row.clone()
+        };
+        let back = StoredFinding::from_row(older).expect("an unknown fact is dropped");
+        assert_eq!((back.finding.facts.len(), back.finding.events.len()), (0, 2));
+        value["rule"] = serde_json::json!("ZZ-99");
+        for body in [serde_json::to_vec(&value).expect("json"), b"{".to_vec()] {
+            let damaged = FindingRow { body, ..row.clone() };
+            let e = StoredFinding::from_row(damaged).expect_err("damage");
+            assert!(e.to_string().contains("finding 4"), "{e}");
+        }
     }
 
     const ORIGIN: &str = "test.local/ledger";

@@ -628,7 +628,7 @@ mod tests {
         assert!(matches!(refused, Err(IngestError::NotWritten(_))), "{refused:?}");
         let after = rt.block_on(send("c"));
         assert!(matches!(after, Err(IngestError::Stopped(Stopped::Down))), "{after:?}");
-        let read = rt.block_on(sequencer.read(|core: &mut Core| core.findings().len()));
+        let read = rt.block_on(sequencer.read(|core: &mut Core| core.replayed()));
         assert!(matches!(read, Err(Stopped::Down)), "reads are refused too: {read:?}");
         for _ in 0..100 {
             if thread.is_finished() {

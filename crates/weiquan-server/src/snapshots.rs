@@ -28,7 +28,7 @@ pub const KEEP: usize = 2;
 /// `core.rs` fails when that encoding changes, and the number here must then
 /// change too, so that a build never misreads another's file. (The engine's
 /// part carries its own fingerprint.)
-const MAGIC: &[u8; 8] = b"WQCORE04";
+const MAGIC: &[u8; 8] = b"WQCORE05";
 
 /// Where and how often the sequencer snapshots its state.
 #[derive(Clone, Debug)]
@@ -165,9 +165,17 @@ impl Store {
             path: path.to_owned(),
             why: why.to_owned(),
         };
-        let rest = bytes
-            .strip_prefix(MAGIC.as_slice())
-            .ok_or_else(|| unusable("not a weiquan sequencer snapshot (no WQCORE02 header)"))?;
+        let rest = bytes.strip_prefix(MAGIC.as_slice()).ok_or_else(|| {
+            let magic = String::from_utf8_lossy(&MAGIC[..]);
+            match bytes.get(..MAGIC.len()) {
+                // Another build's format (the magic names it): the ledger is replayed instead.
+                Some(other) if other.starts_with(b"WQCORE") => unusable(&format!(
+                    "a snapshot of another format ({}); this build reads {magic}",
+                    String::from_utf8_lossy(other)
+                )),
+                _ => unusable(&format!("not a weiquan sequencer snapshot (no {magic} header)")),
+            }
+        })?;
         let (len, rest) = rest.split_at_checked(8).ok_or_else(|| unusable("cut short"))?;
         let len = u64::from_le_bytes(len.try_into().map_err(|_| unusable("cut short"))?);
         let len = usize::try_from(len).map_err(|_| unusable("engine part too large"))?;

@@ -30,9 +30,11 @@ pub async fn get_host(
     let out = app
         .sequencer
         .read(move |core: &mut Core| {
-            let v = core.engine().host(&id)?;
-            let findings = public_findings(core, &v.lotteries, &caller, lang);
-            Some(HostOut {
+            let Some(v) = core.engine().host(&id) else {
+                return Ok(None);
+            };
+            let findings = public_findings(core, &v.lotteries, &caller, lang)?;
+            Ok::<_, weiquan_store::StoreError>(Some(HostOut {
                 host: id,
                 standing: v.standing.as_str().to_owned(),
                 qualified: v.standing == weiquan_engine::HostStanding::Qualified,
@@ -41,9 +43,9 @@ pub async fn get_host(
                 method: v.method.map(str::to_owned),
                 lotteries: v.lotteries,
                 findings,
-            })
+            }))
         })
-        .await?;
+        .await??;
     out.map(Json)
         .ok_or_else(|| ApiError::not_found("no events name this host"))
 }

@@ -286,7 +286,7 @@ pub async fn get_lottery(
     let findings = app
         .sequencer
         .read(move |core: &mut Core| public_findings(core, &ids, &caller, lang))
-        .await?;
+        .await??;
     let refs: Vec<&str> = v.entrants.iter().map(String::as_str).collect();
     let entrants_root = hex::encode(draw::entrants_root(&refs));
     Ok(Json(LotteryOut {
@@ -324,8 +324,13 @@ pub async fn get_lottery(
 
 /// The findings about the lotteries `ids`, in ledger order, as `caller` may
 /// read them: winners' ids masked in messages unless the caller sees a
-/// lottery's participants. One pass over the findings.
-pub(super) fn public_findings(core: &Core, ids: &[String], caller: &Caller, lang: Lang) -> Vec<FindingOut> {
+/// lottery's participants.
+pub(super) fn public_findings(
+    core: &Core,
+    ids: &[String],
+    caller: &Caller,
+    lang: Lang,
+) -> Result<Vec<FindingOut>, weiquan_store::StoreError> {
     // Per lottery: its subject → (whether the caller reads its winners, its winners).
     let lotteries: std::collections::HashMap<String, (bool, _)> = (ids.iter())
         .filter_map(|id| {
@@ -334,7 +339,18 @@ pub(super) fn public_findings(core: &Core, ids: &[String], caller: &Caller, lang
             Some((format!("lottery:{id}"), (clear, winners)))
         })
         .collect();
-    (core.findings().iter())
+    let subjects: Vec<String> = lotteries.keys().cloned().collect();
+    let mut found = Vec::new();
+    // A host may have run more lotteries than one statement binds parameters.
+    for chunk in subjects.chunks(1000) {
+        let filter = weiquan_store::FindingFilter {
+            subjects: Some(chunk.to_vec()),
+            ..weiquan_store::FindingFilter::default()
+        };
+        found.extend(core.findings(&filter)?);
+    }
+    found.sort_by_key(|f| f.index);
+    Ok((found.iter())
         .filter_map(|f| {
             let (clear, winners) = lotteries.get(&f.finding.subject)?;
             let mut out = core.finding_out(f, lang);
@@ -343,7 +359,7 @@ pub(super) fn public_findings(core: &Core, ids: &[String], caller: &Caller, lang
             }
             Some(out)
         })
-        .collect()
+        .collect())
 }
 
 /// Which participant a proof is for.

@@ -72,7 +72,6 @@ pub(crate) async fn get_findings(
     let until = time("until", q.until.as_deref())?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let lang = Lang::from(q.lang);
-    let cursor = q.cursor;
     // Consumers' ids are theirs and the platform's and regulators' to read.
     let reveal = matches!(role, Role::Platform | Role::Regulator);
     let page = app
@@ -83,28 +82,20 @@ pub(crate) async fn get_findings(
                 Some(s) => Some(core.subject_filter(s)?),
                 None => None,
             };
-            let rules = core.rules();
-            let mut items = Vec::new();
-            let mut next = None;
-            let start = cursor.map_or(0, |c| core.findings().partition_point(|f| f.index <= c));
-            for f in &core.findings()[start..] {
-                let ok = q.rule.as_deref().is_none_or(|r| f.finding.rule.as_str() == r)
-                    && subject.as_deref().is_none_or(|s| f.finding.subject == s)
-                    && severity.is_none_or(|s| rules.severity(f.finding.rule) == s)
-                    && merchant
-                        .as_deref()
-                        .is_none_or(|m| f.finding.merchant.as_deref() == Some(m))
-                    && since.is_none_or(|t| f.finding.at >= t)
-                    && until.is_none_or(|t| f.finding.at < t);
-                if !ok {
-                    continue;
-                }
-                if items.len() == limit {
-                    next = items.last().map(|f: &FindingOut| f.index);
-                    break;
-                }
-                items.push(core.finding_out(f, lang));
-            }
+            let filter = weiquan_store::FindingFilter {
+                after: q.cursor,
+                rules: rules_of(core.rules(), q.rule.as_deref(), severity),
+                subjects: subject.map(|s| vec![s]),
+                merchant,
+                since_ms: since.map(|t| t.unix_ms()),
+                until_ms: until.map(|t| t.unix_ms()),
+                // One more than the page: whether there is a next one.
+                limit: Some(limit as u32 + 1),
+            };
+            let mut found = core.findings(&filter)?;
+            let next = (found.len() > limit).then(|| found[limit - 1].index);
+            found.truncate(limit);
+            let mut items: Vec<FindingOut> = found.iter().map(|f| core.finding_out(f, lang)).collect();
             if reveal {
                 core.reveal_consumers(&mut items)?;
             }
@@ -115,6 +106,28 @@ pub(crate) async fn get_findings(
         })
         .await??;
     Ok(Json(page))
+}
+
+/// The rules a findings filter asks for: `rule` if given (none if its
+/// severity is not `severity`), else every rule of `severity`; `None`: any.
+fn rules_of(rules: &weiquan_engine::Rulebook, rule: Option<&str>, severity: Option<Severity>) -> Option<Vec<String>> {
+    let of_severity = |id: weiquan_engine::RuleId| severity.is_none_or(|s| rules.severity(id) == s);
+    match (rule, severity) {
+        (None, None) => None,
+        // An unknown rule id finds nothing, as it always did.
+        (Some(r), _) => Some(
+            weiquan_engine::RuleId::parse(r)
+                .filter(|&id| of_severity(id))
+                .map(|id| vec![id.as_str().to_owned()])
+                .unwrap_or_default(),
+        ),
+        (None, Some(_)) => Some(
+            (weiquan_engine::RuleId::ALL.iter())
+                .filter(|&&id| of_severity(id))
+                .map(|id| id.as_str().to_owned())
+                .collect(),
+        ),
+    }
 }
 
 /// A merchant's credit grade (every factor, its value and the points it costs; "not rated yet" below
@@ -137,17 +150,27 @@ pub(crate) async fn get_merchant(
         .sequencer
         .read(move |core: &mut Core| {
             let standing = StandingOut::new(core.engine().standing(&id)?, core.rules(), lang);
-            let findings = full.then(|| {
-                core.findings()
-                    .iter()
-                    .filter(|f| f.finding.merchant.as_deref() == Some(id.as_str()))
-                    .map(|f| core.finding_out(f, lang))
-                    .collect()
-            });
-            Some(MerchantOut { standing, findings })
+            let findings = match full {
+                true => {
+                    let filter = weiquan_store::FindingFilter {
+                        merchant: Some(id.clone()),
+                        ..weiquan_store::FindingFilter::default()
+                    };
+                    Some(
+                        core.findings(&filter)
+                            .map(|found| found.iter().map(|f| core.finding_out(f, lang)).collect()),
+                    )
+                }
+                false => None,
+            };
+            Some((standing, findings.transpose()))
         })
         .await?
         .ok_or_else(|| ApiError::not_found("no events name this merchant"))?;
+    let out = MerchantOut {
+        standing: out.0,
+        findings: out.1?,
+    };
     Ok(Json(out))
 }
 

@@ -59,29 +59,42 @@ struct Overview {
     clock: Option<String>,
 }
 
-fn gather(core: &Core, tz: chrono::FixedOffset) -> Overview {
+fn gather(core: &Core, tz: chrono::FixedOffset) -> Result<Overview, weiquan_store::StoreError> {
     let rules = core.rules();
-    let findings = core.findings();
     let clock = core.engine().clock();
     let end = clock.map(|c| date_of(c.unix_ms(), tz));
     let start = end.map(|e| e - chrono::Duration::days(CHART_DAYS - 1));
+    // Counted by the database, per rule and local day from the chart's first day on.
+    let offset_ms = i64::from(tz.local_minus_utc()) * 1000;
+    let since_ms = start.map_or(i64::MAX, |d| {
+        d.and_hms_opt(0, 0, 0)
+            .map_or(i64::MAX, |t| t.and_utc().timestamp_millis() - offset_ms)
+    });
+    let counts = core.finding_counts(since_ms, offset_ms)?;
     let mut severities = [("high", 0u64), ("medium", 0), ("low", 0)];
-    let mut per_family: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-    for f in findings {
-        let sev = rules.severity(f.finding.rule).as_str();
+    let mut per_family: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut findings = 0;
+    for c in &counts {
+        findings += c.count;
+        // A rule this build does not know counts in the total only.
+        let Some(rule) = weiquan_engine::RuleId::parse(&c.rule) else {
+            continue;
+        };
+        let sev = rules.severity(rule).as_str();
         if let Some(s) = severities.iter_mut().find(|s| s.0 == sev) {
-            s.1 += 1;
+            s.1 += c.count;
         }
-        if let (Some(start), Some(end)) = (start, end) {
-            let d = date_of(f.finding.at.unix_ms(), tz);
-            if d >= start && d <= end {
-                let family = f.finding.rule.as_str().split('-').next().unwrap_or("");
+        let day =
+            (c.day).and_then(|d| chrono::NaiveDate::from_num_days_from_ce_opt(i32::try_from(d + EPOCH_DAYS).ok()?));
+        if let (Some(day), Some(start), Some(end)) = (day, start, end) {
+            if day >= start && day <= end {
+                let family = rule.as_str().split('-').next().unwrap_or("").to_owned();
                 let days = per_family.entry(family).or_insert_with(|| vec![0; CHART_DAYS as usize]);
-                days[(d - start).num_days() as usize] += 1;
+                days[(day - start).num_days() as usize] += c.count;
             }
         }
     }
-    let families: Vec<String> = per_family.keys().map(|f| (*f).to_owned()).collect();
+    let families: Vec<String> = per_family.keys().cloned().collect();
     let days = match start {
         Some(start) => (0..CHART_DAYS)
             .map(|i| {
@@ -118,8 +131,8 @@ fn gather(core: &Core, tz: chrono::FixedOffset) -> Overview {
     let watch = (core.engine().watchlist().into_iter().take(10))
         .map(|w| (w.merchant, w.score))
         .collect();
-    Overview {
-        findings: findings.len() as u64,
+    Ok(Overview {
+        findings,
         severities: severities.to_vec(),
         families,
         days,
@@ -128,8 +141,11 @@ fn gather(core: &Core, tz: chrono::FixedOffset) -> Overview {
         watch,
         merchants: standings.len(),
         clock: clock.map(|c| c.to_string()),
-    }
+    })
 }
+
+/// Days from 0001-01-01 (chrono's day 1) to 1970-01-01.
+const EPOCH_DAYS: i64 = 719_163;
 
 fn date_of(ms: i64, tz: chrono::FixedOffset) -> chrono::NaiveDate {
     chrono::DateTime::from_timestamp_millis(ms)
@@ -165,7 +181,8 @@ async fn overview(State(app): AppStateRef, v: Visit) -> Response {
     }
     let tz = v.tz;
     let o = match app.sequencer.read(move |core: &mut Core| gather(core, tz)).await {
-        Ok(o) => o,
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => return v.fail(e.into()),
         Err(e) => return v.fail(e.into()),
     };
     let cp = match checkpoint(&app).await {
