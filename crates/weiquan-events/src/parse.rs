@@ -138,6 +138,10 @@ impl<'de> de::Deserialize<'de> for RawObject<'de> {
 /// What kind of JSON value a raw text is, for error messages.
 fn kind_of(raw: &str) -> &'static str {
     match raw.as_bytes().first() {
+        // A string JSON can hold but Unicode cannot: a lone surrogate escape.
+        Some(b'"') if serde_json::from_str::<String>(raw).is_err() => {
+            "a string that is not valid Unicode (a lone surrogate escape, \\uD800 to \\uDFFF, without its pair)"
+        }
         Some(b'"') => "a string",
         Some(b'{') => "an object",
         Some(b'[') => "a list",

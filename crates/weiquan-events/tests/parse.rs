@@ -128,6 +128,14 @@ fn payload_errors_name_the_field() {
         parse_event(&order_with("extra", Some("{\"kept\": [1, 2]}"))).is_ok(),
         "unknown extra fields never reject"
     );
+    // A lone surrogate escape is JSON but not a string of Unicode: said so,
+    // not "expected a string, got a string"; in an extra it is kept.
+    let lone = ORDER.replace(r#""order":"o1""#, r#""order":"\ud800""#);
+    let e = parse_event(&lone).expect_err("a lone surrogate in a defined field");
+    assert_eq!(e.field.as_deref(), Some("order"));
+    assert!(e.message.contains("lone surrogate"), "{}", e.message);
+    let extra = ORDER.replace(r#""order":"o1""#, r#""order":"o1","note":"\ud800""#);
+    assert!(parse_event(&extra).is_ok(), "in an extra field it never rejects");
 }
 
 #[test]

@@ -145,6 +145,11 @@ pub(crate) struct Members {
     /// key as written (a JSON string) and of its canonical value (ranges, not
     /// copies: this runs once per ingested event).
     pub(crate) members: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+    /// The members (indexes into `members`) whose value has no canonical
+    /// form — a number beyond a double, a lone surrogate escape, nesting
+    /// deeper than the parser follows — and stands in `bytes` as a string of
+    /// its text as received.
+    pub(crate) raw: Vec<usize>,
 }
 
 impl Members {
@@ -166,7 +171,9 @@ impl Members {
 
 /// The members of the object `line`, canonical: the fast path when the line
 /// is of the simple shape, the full implementation otherwise (a JSON error if
-/// it is not an object).
+/// it is not an object). A member whose value RFC 8785 cannot write is
+/// written as a string of its text ([`Members::raw`]): the event format
+/// accepts any extra field, so its leaf must take any too.
 pub(crate) fn canonical_members(line: &str) -> Result<Members, serde_json::Error> {
     let fast = serde_json::from_str::<Json>(line).ok().and_then(|value| match value {
         Json::Obj(members) if members.iter().all(|(k, v)| k.is_ascii() && v.is_simple()) => {
@@ -178,6 +185,7 @@ pub(crate) fn canonical_members(line: &str) -> Result<Members, serde_json::Error
             let mut out = Members {
                 bytes: Vec::with_capacity(line.len()),
                 members: Vec::with_capacity(sorted.len()),
+                raw: Vec::new(),
             };
             for (k, v) in &sorted {
                 let (key, start) = out.member(k);
@@ -192,21 +200,64 @@ pub(crate) fn canonical_members(line: &str) -> Result<Members, serde_json::Error
     if let Some(members) = fast {
         return Ok(members);
     }
-    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line)?;
-    // JCS orders keys by their UTF-16 code units.
-    let mut sorted: Vec<(&String, &serde_json::Value)> = map.iter().collect();
+    // Each member's value as received: one without a canonical form does not
+    // make the others unwritable.
+    let RawMembers(mut sorted) = serde_json::from_str(line)?;
+    // A repeated key keeps its last value, as a JSON object read into a map does.
+    sorted.reverse();
+    // JCS orders keys by their UTF-16 code units (a stable sort: the last of a key comes first).
     sorted.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+    sorted.dedup_by(|later, first| later.0 == first.0);
     let mut out = Members {
         bytes: Vec::with_capacity(line.len()),
         members: Vec::with_capacity(sorted.len()),
+        raw: Vec::new(),
     };
-    for (k, v) in sorted {
+    for (k, v) in &sorted {
         let (key, start) = out.member(k);
-        out.bytes.extend_from_slice(&serde_json_canonicalizer::to_vec(v)?);
+        match canonical_value(v.get()) {
+            Some(value) => out.bytes.extend_from_slice(&value),
+            None => {
+                out.raw.push(out.members.len());
+                write_str(v.get(), &mut out.bytes);
+            }
+        }
         out.members.push((key, start..out.bytes.len()));
     }
     out.close();
     Ok(out)
+}
+
+/// The canonical form of one JSON value's text, if RFC 8785 can write it.
+fn canonical_value(text: &str) -> Option<Vec<u8>> {
+    if let Some(fast) = canonical(text) {
+        return Some(fast);
+    }
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    serde_json_canonicalizer::to_vec(&value).ok()
+}
+
+/// A JSON object's members in the order received, each value as its text.
+struct RawMembers<'a>(Vec<(Cow<'a, str>, &'a serde_json::value::RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawMembers<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawMembers<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawMembers<'de>, A::Error> {
+                let mut members = Vec::new();
+                while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+                    members.push((k, map.next_value()?));
+                }
+                Ok(RawMembers(members))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 impl Members {

@@ -177,6 +177,11 @@ pub struct EventLeaf<'a> {
     pub actor: Option<Actor>,
     /// The members of `event` that are salted commitments (format 3).
     pub salted: Vec<String>,
+    /// The members of `event` whose value had no canonical JSON form (a
+    /// number beyond a double, a lone surrogate escape, nesting deeper than
+    /// 128): each is a string of the value's text as received (formats 2
+    /// and 3; salted too when private, as extra fields are in `weiquan serve`).
+    pub raw: Vec<String>,
 }
 
 /// The event a leaf holds, with its format and, from format 2 on, who
@@ -193,22 +198,25 @@ pub fn leaf_event(leaf: &str) -> Option<EventLeaf<'_>> {
         actor: Option<&'a RawValue>,
         #[serde(borrow)]
         salted: Option<&'a RawValue>,
+        #[serde(borrow)]
+        raw: Option<&'a RawValue>,
         v: Option<&'a RawValue>,
     }
     let head: Head = serde_json::from_str(leaf).ok()?;
     match head.kind.as_deref() {
         Some(EVENT_LEAF_TYPE) => {
             let actor = head.actor.and_then(|a| serde_json::from_str(a.get()).ok());
-            let salted: Vec<String> = head
-                .salted
-                .and_then(|s| serde_json::from_str(s.get()).ok())
-                .unwrap_or_default();
+            let keys = |list: Option<&RawValue>| -> Vec<String> {
+                list.and_then(|s| serde_json::from_str(s.get()).ok())
+                    .unwrap_or_default()
+            };
             let format = if head.v.map(RawValue::get) == Some("3") { 3 } else { 2 };
             Some(EventLeaf {
                 event: Cow::Borrowed(head.event?.get()),
                 format,
                 actor,
-                salted,
+                salted: keys(head.salted),
+                raw: keys(head.raw),
             })
         }
         // weiquan's own records (findings, rulebooks): no event type starts so.
@@ -218,6 +226,7 @@ pub fn leaf_event(leaf: &str) -> Option<EventLeaf<'_>> {
             format: 1,
             actor: None,
             salted: Vec::new(),
+            raw: Vec::new(),
         }),
     }
 }

@@ -113,7 +113,10 @@ pub struct SaltedLeaf {
 ///
 /// `{"actor":…,"event":{…,"consumer":"<commitment>",…},"salted":["consumer",…],"type":"weiquan.event","v":3}`
 ///
-/// With no private member it is exactly the format-2 leaf.
+/// With no private member it is exactly the format-2 leaf. A member whose
+/// value has no canonical JSON form (see [`EventLeaf::raw`]) enters as a
+/// string of its text, named in `"raw":[…]` (between `event` and `salted`),
+/// so that an event the format accepts always has a leaf.
 pub fn salted_event_leaf(
     raw_line: &str,
     actor: &CanonicalActor,
@@ -133,6 +136,7 @@ pub fn salted_event_leaf(
     leaf.extend_from_slice(b",\"event\":");
     if private.is_empty() {
         leaf.extend_from_slice(&members.bytes);
+        push_raw(&mut leaf, &members);
         leaf.extend_from_slice(b",\"type\":\"weiquan.event\",\"v\":2}");
         return Ok(SaltedLeaf {
             leaf: checked(leaf)?,
@@ -161,6 +165,7 @@ pub fn salted_event_leaf(
     leaf.extend_from_slice(&members.bytes[copied..]);
     values.push(b'}');
     salted.push(b']');
+    push_raw(&mut leaf, &members);
     leaf.extend_from_slice(b",\"salted\":");
     leaf.extend_from_slice(&salted);
     leaf.extend_from_slice(b",\"type\":\"weiquan.event\",\"v\":3}");
@@ -168,6 +173,17 @@ pub fn salted_event_leaf(
         leaf: checked(leaf)?,
         values: Some(values),
     })
+}
+
+/// Writes `,"raw":[…]`, the keys of the members written as their text, when there are any.
+fn push_raw(leaf: &mut Vec<u8>, members: &crate::jcs::Members) {
+    for (n, &i) in members.raw.iter().enumerate() {
+        leaf.extend_from_slice(if n == 0 { b",\"raw\":[" } else { b"," });
+        leaf.extend_from_slice(&members.bytes[members.members[i].0.clone()]);
+    }
+    if !members.raw.is_empty() {
+        leaf.push(b']');
+    }
 }
 
 /// Why revealed values do not open a leaf.
@@ -215,10 +231,12 @@ pub fn open_values(
 
 /// The event a salted leaf stands for: its event object with each salted
 /// member replaced by its value from `values`, or removed where there is none
-/// (erased: `null` is what the event format reads as absent).
+/// (erased: `null` is what the event format reads as absent), and each `raw`
+/// member (a string of the text received) written as that text again.
 pub fn restore_event(
     event: &str,
     salted: &[String],
+    raw: &[String],
     values: Option<&Map<String, Value>>,
 ) -> Result<String, serde_json::Error> {
     let mut object: Map<String, Value> = serde_json::from_str(event)?;
@@ -226,7 +244,22 @@ pub fn restore_event(
         let value = values.and_then(|v| v.get(key)).cloned().unwrap_or(Value::Null);
         object.insert(key.clone(), value);
     }
-    serde_json::to_string(&object)
+    if raw.is_empty() {
+        return serde_json::to_string(&object);
+    }
+    // Written member by member: a raw member's text is no `Value` (1e400 is no double).
+    let mut out = String::with_capacity(event.len());
+    for (n, (key, value)) in object.iter().enumerate() {
+        out.push(if n == 0 { '{' } else { ',' });
+        out.push_str(&serde_json::to_string(key)?);
+        out.push(':');
+        match value {
+            Value::String(text) if raw.contains(key) => out.push_str(text),
+            _ => out.push_str(&serde_json::to_string(value)?),
+        }
+    }
+    out.push_str(if object.is_empty() { "{}" } else { "}" });
+    Ok(out)
 }
 
 /// The event a leaf stands for as weiquan's engine saw it: a salted leaf's
@@ -244,7 +277,7 @@ pub fn unsalted_event<'a>(event: &'a EventLeaf<'a>, row: Option<&PrivateRow>) ->
     if let Some(p) = &row.consumer {
         values.insert("consumer".into(), p.as_str().into());
     }
-    restore_event(&event.event, &event.salted, Some(&values))
+    restore_event(&event.event, &event.salted, &event.raw, Some(&values))
         .map(Cow::Owned)
         .map_err(|e| format!("its event is not a JSON object: {e}"))
 }
@@ -294,7 +327,7 @@ mod tests {
         assert_eq!(values["consumer"], "张三-13800000000");
         assert_eq!(open_values(&event, &read.salted, &hex::encode(salt), &values), Ok(()));
         // The original event comes back whole.
-        let restored = restore_event(&read.event, &read.salted, Some(&values)).expect("json");
+        let restored = restore_event(&read.event, &read.salted, &read.raw, Some(&values)).expect("json");
         assert_eq!(
             serde_json_canonicalizer::pipe(&restored).expect("json"),
             serde_json_canonicalizer::pipe(COMPLAINT).expect("json")
@@ -318,7 +351,8 @@ mod tests {
         );
         // Erased: the salted members are absent.
         let erased: Map<String, Value> =
-            serde_json::from_str(&restore_event(&read.event, &read.salted, None).expect("json")).expect("object");
+            serde_json::from_str(&restore_event(&read.event, &read.salted, &read.raw, None).expect("json"))
+                .expect("object");
         assert_eq!(erased["consumer"], Value::Null);
         assert_eq!(erased["merchant"], "m1");
     }
@@ -338,6 +372,58 @@ mod tests {
         let salted = salted_event_leaf(tick, &platform(), private, &[0; 32]).expect("leaf");
         assert_eq!(salted.leaf, event_leaf_by(tick, &platform()).expect("leaf"));
         assert_eq!(salted.values, None);
+    }
+
+    /// An extra field the event format accepts but RFC 8785 cannot write
+    /// (a number beyond a double, a lone surrogate escape, nesting deeper
+    /// than 128) still has a leaf: the value enters as a string of its text,
+    /// named in `raw`, and comes back as that text; the other members stay
+    /// canonical, and a private one is salted as ever.
+    #[test]
+    fn a_member_without_a_canonical_form_enters_as_its_text() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        for (odd, private_too) in [("1e400", false), (r#""\ud800x""#, true), (deep.as_str(), false)] {
+            let line = format!(
+                r#"{{"v":1,"id":"e1","type":"clock.tick","at":"2026-11-01T00:00:00+08:00","x":{odd},"y":1E2,"consumer":"u1"}}"#
+            );
+            let is_private = |k: &str| k == "consumer" || (private_too && k == "x");
+            let salted = salted_event_leaf(&line, &platform(), is_private, &[3; 32]).expect("a leaf");
+            let leaf = std::str::from_utf8(&salted.leaf).expect("utf-8");
+            // The leaf is canonical JSON, and says which member is a text.
+            assert_eq!(
+                serde_json_canonicalizer::pipe(leaf).expect("json").as_bytes(),
+                salted.leaf,
+                "{leaf}"
+            );
+            let read = leaf_event(leaf).expect("an event leaf");
+            assert_eq!(read.raw, ["x"], "{leaf}");
+            let event: Map<String, Value> = serde_json::from_str(&read.event).expect("object");
+            assert_eq!(event["y"], 100, "the others stay canonical: {leaf}");
+            if private_too {
+                assert_eq!(read.salted, ["consumer", "x"]);
+                assert!(!leaf.contains("ud800"), "a private text is salted: {leaf}");
+            } else {
+                assert_eq!(event["x"], odd, "{leaf}");
+            }
+            let values: Map<String, Value> =
+                serde_json::from_slice(salted.values.as_deref().expect("values")).expect("values are JSON");
+            assert_eq!(
+                open_values(&event, &read.salted, &hex::encode([3; 32]), &values),
+                Ok(())
+            );
+            let restored = restore_event(&read.event, &read.salted, &read.raw, Some(&values)).expect("restores");
+            assert!(
+                restored.contains(&format!(r#""x":{odd}"#)),
+                "the text comes back as received: {restored}"
+            );
+            let again = salted_event_leaf(&restored, &platform(), is_private, &[3; 32]).expect("a leaf");
+            assert_eq!(again.leaf, salted.leaf, "restored, it makes the same leaf");
+        }
+        // A repeated key keeps its last value, as before.
+        let twice = r#"{"v":1,"id":"e1","type":"clock.tick","at":"2026-11-01T00:00:00+08:00","x":1e400,"x":2}"#;
+        let salted = salted_event_leaf(twice, &platform(), |_| false, &[3; 32]).expect("a leaf");
+        let read = leaf_event(std::str::from_utf8(&salted.leaf).expect("utf-8")).expect("leaf");
+        assert!(read.raw.is_empty() && read.event.contains(r#""x":2"#), "{}", read.event);
     }
 
     /// The published format-3 vector (docs/ledger.md).

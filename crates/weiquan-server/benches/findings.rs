@@ -135,6 +135,7 @@ fn main() {
         println!("| read | findings in the answer | median of 20 |");
         println!("|---|---:|---:|");
         let middle = (lines.len() / 2) as u64;
+        let when = |day: i64| at(day * 86_400_000).replace('+', "%2B");
         for (what, path) in [
             ("first page (100)", "/v1/findings".to_owned()),
             (
@@ -147,10 +148,8 @@ fn main() {
                 "a rule, from the middle",
                 format!("/v1/findings?rule=MC-06&cursor={middle}"),
             ),
-            (
-                "the last ten days",
-                format!("/v1/findings?since={}", at(390 * 86_400_000).replace('+', "%2B")),
-            ),
+            ("the last ten days", format!("/v1/findings?since={}", when(390))),
+            ("from the tenth day on", format!("/v1/findings?since={}", when(10))),
         ] {
             let (ms, n) = read_time(&client, &server.1, &api, &path, 20).await;
             println!("| {what} | {n} | {ms:.1} ms |");

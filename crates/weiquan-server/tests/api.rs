@@ -1128,3 +1128,72 @@ async fn a_merchants_grade_explains_itself_in_both_languages() {
     assert_eq!(seen_rated, (true, true), "rated and unrated merchants were read");
     server.stop().await;
 }
+
+/// The event format accepts any extra field (spec/events.md, "Bad input"),
+/// also one RFC 8785 cannot write: a number beyond a double, a lone surrogate
+/// escape, nesting deeper than 128. Such an event is accepted, its receipt
+/// opens, and a restarted server replays it with everything it defines (an
+/// order in it is late two days on).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_extra_field_without_a_canonical_form_is_accepted_and_replayed() {
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    for (name, db) in Db::both() {
+        let platform = db.key("platform").await;
+        let start = || {
+            let mut cfg = db.config(None);
+            cfg.max_future_ms = None;
+            Server::start(cfg)
+        };
+        let server = start().await;
+        let order = |id: &str, odd: &str| {
+            format!(
+                r#"{{"v":1,"id":"{id}","type":"order.placed","at":"2026-11-01T10:00:00+08:00","order":"{id}","merchant":"m1","consumer":"u1","sku":"s1","qty":1,"amount_fen":100,"payment":"standard","note":{odd}}}"#
+            )
+        };
+        let lines = [
+            order("o-big", "1e400"),
+            order("o-surrogate", r#""\ud800""#),
+            order("o-deep", &deep),
+            r#"{"v":1,"id":"t1","type":"clock.tick","at":"2026-11-01T10:00:00+08:00","consumer":1e400}"#.to_owned(),
+        ];
+        let v = server.post_events(&platform, lines.join("\n")).await;
+        let results = v["items"].as_array().expect("results");
+        assert!(
+            results.iter().all(|r| r["status"] == "accepted"),
+            "{name}: every line is accepted: {v}"
+        );
+        let index = results[0]["index"].as_u64().expect("index");
+        let (status, receipt) = server
+            .call("GET", &format!("/v1/receipts/{index}"), Some(&platform), None)
+            .await;
+        assert_eq!(status, 200, "{receipt}");
+        let leaf = receipt["leaf"].as_str().expect("leaf");
+        assert!(
+            leaf.contains(r#""raw":["note"]"#),
+            "{name}: the leaf says which member is a text: {leaf}"
+        );
+        assert_eq!(receipt["private"]["values"]["note"], "1e400", "{name}: {receipt}");
+        server.stop().await;
+
+        // A full replay: the events are read back from their leaves.
+        let server = start().await;
+        let again = server.post_events(&platform, lines.join("\n")).await;
+        assert!(
+            (again["items"].as_array().into_iter().flatten()).all(|r| r["status"] == "duplicate"),
+            "{name}: their ids were replayed: {again}"
+        );
+        let later = r#"{"v":1,"id":"t2","type":"clock.tick","at":"2026-11-04T10:00:00+08:00"}"#;
+        server.post_events(&platform, later.to_owned()).await;
+        let key = db.key("regulator").await;
+        let late: BTreeSet<String> = (server.findings(&key, 100).await.iter())
+            .filter(|f| f["rule"] == "MC-06")
+            .filter_map(|f| f["subject"].as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(
+            late,
+            BTreeSet::from(["order:o-big".into(), "order:o-deep".into(), "order:o-surrogate".into()]),
+            "{name}: the replayed orders are late"
+        );
+        server.stop().await;
+    }
+}
