@@ -16,7 +16,7 @@ pub mod fuzzing;
 mod ids;
 mod listen;
 mod metrics;
-mod nats;
+pub mod nats;
 mod paylater;
 mod problem;
 pub mod schemas;

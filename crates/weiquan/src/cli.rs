@@ -109,6 +109,7 @@ findings are added or removed.")]
   weiquan cluster work --nats nats://n1:4222,nats://n2:4222 --name w1 &
   weiquan cluster work --nats nats://n1:4222,nats://n2:4222 --name w2 &
   weiquan cluster route --nats nats://n1:4222 --partitions 6 --replicas 3 events.ndjson
+  weiquan cluster route --nats nats://n1:4222 --subject platform.events   (follow a platform's stream)
   weiquan cluster status --nats nats://n1:4222
   weiquan cluster findings --nats nats://n1:4222 > findings.ndjson   # what `weiquan audit` prints
 
@@ -657,11 +658,19 @@ pub struct ClusterArgs {
 /// What `weiquan cluster` does.
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {
-    /// The front door: route event files into the partitions (creating the streams on first use).
+    /// The front door: route event files, or a platform's NATS subject, into the partitions (creating the streams on first use).
     Route {
         /// Event files (NDJSON); `-` for standard input.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "subject", conflicts_with = "subject")]
         files: Vec<String>,
+        /// Read the platform's events from this NATS subject instead (its
+        /// JetStream stream, as `weiquan serve --nats` names it, from the first
+        /// message; one event or NDJSON a message), following it until stopped.
+        #[arg(long)]
+        subject: Option<String>,
+        /// With --subject: stop at the stream's last message as of the start.
+        #[arg(long)]
+        until_caught_up: bool,
         /// Partitions (fixed once the cluster has events).
         #[arg(long, default_value_t = 6)]
         partitions: u32,

@@ -31,11 +31,19 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
         match &args.what {
             ClusterCommand::Route {
                 files,
+                subject,
+                until_caught_up,
                 partitions,
                 replicas,
                 advance_every,
                 resume,
             } => {
+                if *until_caught_up && subject.is_none() {
+                    return Err(super::UsageError(
+                        "--until-caught-up stops a door reading --subject; files end by themselves".into(),
+                    )
+                    .into());
+                }
                 let cluster = Cluster::set_up_when_ready(
                     &args.nats,
                     &args.cluster,
@@ -44,7 +52,13 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                     Duration::from_secs(30),
                 )
                 .await?;
-                route(seal(cluster), files, (*advance_every).max(1), *resume, err).await
+                let every = (*advance_every).max(1);
+                match subject {
+                    Some(subject) => {
+                        route_subject(seal(cluster), subject, (every, *resume, *until_caught_up), err).await
+                    }
+                    None => route(seal(cluster), files, every, *resume, err).await,
+                }
             }
             ClusterCommand::Work {
                 name,
@@ -133,6 +147,74 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
 
 /// Routes every line of `files` into `cluster`; rejects go to `err` as
 /// `weiquan audit` prints them.
+/// One routing run's door and counts: every line, from a file or a message,
+/// goes through [`Routing::line`].
+struct Routing {
+    door: FrontDoor,
+    events: u64,
+    rejected: u64,
+    advance_every: u64,
+}
+
+impl Routing {
+    async fn start(cluster: Cluster, advance_every: u64, resume: bool) -> Result<Routing> {
+        let door = if resume {
+            FrontDoor::resume(cluster).await?
+        } else {
+            FrontDoor::new(cluster).await?
+        };
+        Ok(Routing {
+            door,
+            events: 0,
+            rejected: 0,
+            advance_every,
+        })
+    }
+
+    /// Routes one line of `source` (a file's name, or a message's; `None`:
+    /// standard input), or writes why it is rejected to `err`.
+    async fn line(&mut self, line: Line<'_>, source: Option<&str>, err: &mut dyn Write) -> Result<()> {
+        let parsed = match line {
+            Line::Bad(r) => Err(r),
+            Line::Text(n, text) => parse_event(text)
+                .map(|ev| (ev, text))
+                .map_err(|e| Reject::from_parse(n, e)),
+        };
+        match parsed {
+            Ok((ev, text)) => {
+                self.door.send(&ev, text).await?;
+                self.events += 1;
+                if self.events % self.advance_every == 0 {
+                    self.door.advance().await?;
+                }
+            }
+            Err(mut r) => {
+                self.rejected += 1;
+                r.file = source.map(str::to_owned);
+                serde_json::to_writer(&mut *err, &r)?;
+                err.write_all(b"\n")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes everything routed durable, moves every partition's clock, and
+    /// says what was done.
+    async fn finish(mut self, err: &mut dyn Write) -> Result<()> {
+        self.door.advance().await?;
+        let entries: u64 = self.door.sent().iter().sum();
+        let (moved, spread) = self.door.moved();
+        writeln!(
+            err,
+            "routed {} events ({entries} partition entries in all, broadcasts counted in each) into {} partitions; {} lines rejected; {moved} merchant groups moved and {spread} subject groups spread (partitions rebuilt)",
+            self.events,
+            self.door.sent().len(),
+            self.rejected,
+        )?;
+        Ok(())
+    }
+}
+
 async fn route(
     cluster: Cluster,
     files: &[String],
@@ -140,47 +222,102 @@ async fn route(
     resume: bool,
     err: &mut dyn Write,
 ) -> Result<()> {
-    let mut door = if resume {
-        FrontDoor::resume(cluster).await?
-    } else {
-        FrontDoor::new(cluster).await?
-    };
-    let (mut events, mut rejected) = (0u64, 0u64);
+    let mut routing = Routing::start(cluster, advance_every, resume).await?;
     for input in super::open_inputs(files)? {
         let mut reader = LineReader::new(input.reader);
         while let Some(line) = reader.next_line()? {
-            let parsed = match line {
-                Line::Bad(r) => Err(r),
-                Line::Text(n, text) => parse_event(text)
-                    .map(|ev| (ev, text))
-                    .map_err(|e| Reject::from_parse(n, e)),
-            };
-            match parsed {
-                Ok((ev, text)) => {
-                    door.send(&ev, text).await?;
-                    events += 1;
-                    if events % advance_every == 0 {
-                        door.advance().await?;
-                    }
-                }
-                Err(mut r) => {
-                    rejected += 1;
-                    r.file = input.name.clone();
-                    serde_json::to_writer(&mut *err, &r)?;
-                    err.write_all(b"\n")?;
-                }
-            }
+            routing.line(line, input.name.as_deref(), err).await?;
         }
     }
-    door.advance().await?;
-    let entries: u64 = door.sent().iter().sum();
-    let (moved, spread) = door.moved();
-    writeln!(
-        err,
-        "routed {events} events ({entries} partition entries in all, broadcasts counted in each) into {} partitions; {rejected} lines rejected; {moved} merchant groups moved and {spread} subject groups spread (partitions rebuilt)",
-        door.sent().len(),
-    )?;
-    Ok(())
+    routing.finish(err).await
+}
+
+/// How long the door waits for the next message before it makes what it
+/// routed durable and moves the partitions' clocks: a quiet platform's last
+/// events then reach the workers without waiting for more.
+const IDLE: Duration = Duration::from_millis(200);
+
+/// The front door on a platform's JetStream stream (`subject`'s, as
+/// `weiquan serve --nats` names it, created if missing): every message from
+/// the stream's first, each one event or NDJSON, until stopped, or, with
+/// `until_caught_up`, until the stream's last message when it started.
+async fn route_subject(
+    cluster: Cluster,
+    subject: &str,
+    (advance_every, resume, until_caught_up): (u64, bool, bool),
+    err: &mut dyn Write,
+) -> Result<()> {
+    use async_nats::jetstream::{self, consumer::push::OrderedConfig, consumer::DeliverPolicy};
+    use futures::StreamExt;
+    let nats = |what: &str, e: &dyn std::fmt::Display| anyhow::anyhow!("{what} (subject {subject}): {e}");
+    let (client, js) = (cluster.client.clone(), cluster.js.clone());
+    let mut stream = js
+        .get_or_create_stream(jetstream::stream::Config {
+            name: weiquan_server::nats::stream_name(subject),
+            subjects: vec![subject.to_owned()],
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| nats("cannot open the platform's stream", &e))?;
+    let end = match until_caught_up {
+        true => {
+            (stream.info().await)
+                .map_err(|e| nats("cannot read where the platform's stream ends", &e))?
+                .state
+                .last_sequence
+        }
+        false => u64::MAX,
+    };
+    let mut routing = Routing::start(cluster, advance_every, resume).await?;
+    if end == 0 {
+        return routing.finish(err).await;
+    }
+    // The door's routing state is its memory: it reads the stream from the
+    // start every time (with --resume, a partition is sent only what it lacks).
+    let mut messages = stream
+        .create_consumer(OrderedConfig {
+            deliver_subject: client.new_inbox(),
+            deliver_policy: DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| nats("cannot read the platform's stream", &e))?
+        .messages()
+        .await
+        .map_err(|e| nats("cannot read the platform's stream", &e))?;
+    let mut stop = std::pin::pin!(super::serve::shutdown_signal());
+    let mut routed_since_idle = false;
+    loop {
+        let next = tokio::select! {
+            () = &mut stop => break,
+            next = tokio::time::timeout(IDLE, messages.next()) => next,
+        };
+        let message = match next {
+            Err(_) => {
+                if routed_since_idle {
+                    routing.door.advance().await?;
+                    routed_since_idle = false;
+                }
+                continue;
+            }
+            Ok(None) => return Err(nats("the platform's stream stopped delivering", &"no more messages")),
+            Ok(Some(Err(e))) => return Err(nats("cannot read the platform's stream", &e)),
+            Ok(Some(Ok(m))) => m,
+        };
+        let seq = (message.info())
+            .map_err(|e| nats("a message without its stream position", &e))?
+            .stream_sequence;
+        let source = format!("{subject} (message {seq})");
+        let mut reader = LineReader::new(&message.payload[..]);
+        while let Some(line) = reader.next_line()? {
+            routing.line(line, Some(&source), err).await?;
+        }
+        routed_since_idle = true;
+        if seq >= end {
+            break;
+        }
+    }
+    routing.finish(err).await
 }
 
 /// The cluster's secret, from `--secret-file`.

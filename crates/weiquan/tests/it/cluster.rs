@@ -453,3 +453,139 @@ fn the_cluster_commands_print_what_audit_prints() {
     let checked = super::weiquan(&["verify", "cluster-receipt", file, "--pub", &public], None);
     assert_eq!(checked.status.code(), Some(3), "an altered leaf is not valid");
 }
+
+/// The front door on a platform's NATS subject (`route --subject`): it reads
+/// the subject's JetStream stream from its first message, stops at its end
+/// with `--until-caught-up`, and otherwise follows it until SIGTERM, making
+/// what it routed durable whenever the platform is quiet. A second door takes
+/// over with `--resume`; the workers then find what `audit` finds in every
+/// line the platform published, and a line that is no event is rejected by
+/// its message.
+#[test]
+fn a_door_on_a_nats_subject_routes_what_the_platform_publishes() {
+    if !weiquan_testkit::services::nats_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let name = weiquan_testkit::unique("subject");
+    let subject = format!("platform.{name}");
+    let url = "nats://127.0.0.1:4222";
+    let case = "tests/cases/presale/events.ndjson";
+    let text = std::fs::read_to_string(super::root().join(case)).expect("the case");
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let (first, rest) = lines.split_at(lines.len() / 2);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let js = rt.block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(url).await.expect("NATS"));
+        js.get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: weiquan_server::nats::stream_name(&subject),
+            subjects: vec![subject.clone()],
+            ..Default::default()
+        })
+        .await
+        .expect("the platform's stream");
+        js
+    });
+    let publish = |body: String| {
+        rt.block_on(async {
+            let ack = js.publish(subject.clone(), body.into()).await.expect("published");
+            ack.await.expect("stored");
+        })
+    };
+    // The first half as one NDJSON message; the door stops at its end.
+    publish(first.join("\n"));
+    let route = |rest: &[&str]| {
+        let mut args = vec![
+            "cluster",
+            "--nats",
+            url,
+            "--cluster",
+            &name,
+            "route",
+            "--partitions",
+            "3",
+        ];
+        args.extend_from_slice(rest);
+        args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let caught_up = route(&["--subject", &subject, "--until-caught-up"]);
+    let caught_up: Vec<&str> = caught_up.iter().map(String::as_str).collect();
+    let out = super::weiquan(&caught_up, None);
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{summary}");
+    assert!(
+        summary.contains(&format!("routed {} events", first.len())) && summary.contains("0 lines rejected"),
+        "{summary}"
+    );
+    let files = super::weiquan(
+        &["cluster", "--cluster", &name, "route", "--until-caught-up", case],
+        None,
+    );
+    assert_eq!(
+        files.status.code(),
+        Some(2),
+        "--until-caught-up reads a subject, not files"
+    );
+
+    // A door that follows the stream, taking over from the first.
+    let live = route(&["--subject", &subject, "--resume"]);
+    let log = dir.path().join("door.log");
+    let door = std::process::Command::new(env!("CARGO_BIN_EXE_weiquan"))
+        .args(&live)
+        .stdout(std::process::Stdio::null())
+        .stderr(weiquan_testkit::process::log_file(&log))
+        .spawn()
+        .expect("the door runs");
+    let door = Proc(door);
+    let _worker = worker(url, &name, "solo", dir.path(), &[]);
+    // The rest one message a line, and a line that is no event.
+    for line in rest {
+        publish((*line).to_owned());
+    }
+    publish("{\"v\": 1, \"id\": \"bad\"}".into());
+    let audit = super::weiquan(&["audit", case, "--lang", "en"], None);
+    let sorted = |out: &[u8]| {
+        let mut v: Vec<String> = super::ndjson(out).iter().map(|v| v.to_string()).collect();
+        v.sort();
+        v
+    };
+    let want = sorted(&audit.stdout);
+    assert!(!want.is_empty());
+    let started = Instant::now();
+    loop {
+        let found = super::weiquan(
+            &["cluster", "--nats", url, "--cluster", &name, "findings", "--lang", "en"],
+            None,
+        );
+        if sorted(&found.stdout) == want {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the workers never found what audit finds:\n{}\ndoor:\n{}\n{}",
+            String::from_utf8_lossy(&found.stdout),
+            std::fs::read_to_string(&log).unwrap_or_default(),
+            logs_of(dir.path(), "solo")
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // SIGTERM: the door finishes and says what it routed.
+    let pid = door.0.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let mut door = door;
+    let status = door.0.wait().expect("the door exits");
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "{status}: {said}");
+    assert!(
+        said.contains(&format!("routed {} events", lines.len())) && said.contains("1 lines rejected"),
+        "every line routed again (the partitions are sent only what they lack), the bad one rejected: {said}"
+    );
+    assert!(
+        said.contains(&format!("\"file\":\"{subject} (message")),
+        "the reject names its message: {said}"
+    );
+}
