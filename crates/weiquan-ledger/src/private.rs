@@ -274,10 +274,13 @@ pub fn unsalted_event<'a>(event: &'a EventLeaf<'a>, row: Option<&PrivateRow>) ->
         Some(v) => serde_json::from_slice(v).map_err(|e| format!("its private values are not JSON: {e}"))?,
         None => Map::new(),
     };
+    let mut raw = Cow::Borrowed(&event.raw[..]);
     if let Some(p) = &row.consumer {
         values.insert("consumer".into(), p.as_str().into());
+        // The pseudonym stands in a string, whatever text the consumer was received as.
+        raw = Cow::Owned(event.raw.iter().filter(|k| *k != "consumer").cloned().collect());
     }
-    restore_event(&event.event, &event.salted, &event.raw, Some(&values))
+    restore_event(&event.event, &event.salted, &raw, Some(&values))
         .map(Cow::Owned)
         .map_err(|e| format!("its event is not a JSON object: {e}"))
 }

@@ -13,22 +13,12 @@
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{key, post, start, Server};
+use support::{key, post, rss_mib, start};
 
 const DAYS: i64 = 400;
 const MERCHANTS: usize = 50;
 /// Events per request while filling.
 const BATCH: usize = 2000;
-
-/// The server's resident memory, in MiB.
-fn rss_mib(server: &Server) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.0.id())).unwrap_or_default();
-    let kib: f64 = (status.lines())
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
 
 /// The business time `ms` after 2026-01-01T00:00:00+08:00, as events write it.
 fn at(ms: i64) -> String {

@@ -16,22 +16,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{key, post, start, Server};
+use support::{key, post, rss_mib, start, Server};
 
 /// Events per request while filling.
 const BATCH: usize = 2000;
 /// Leaves between snapshots: the server's default (smaller ledgers, a fifth of theirs).
 const EVERY: u64 = 1_000_000;
-
-/// The server's resident memory, in MiB.
-fn rss_mib(server: &Server) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.0.id())).unwrap_or_default();
-    let kib: f64 = (status.lines())
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
 
 /// Posts `lines` with 4 clients; calls `each_million` with the events sent so far at every million.
 async fn fill(base: &str, key: &str, lines: &[String], mut each_million: impl FnMut(usize)) {

@@ -1307,11 +1307,19 @@ impl Core {
     }
 
     /// The findings `filter` selects, in ledger order, as the database has
-    /// them (on the reading connection, when there is one: a group being
-    /// written is not waited for, and is not seen until it is durable).
+    /// them (on the reading connection, when there is one; reads come when
+    /// every staged group is written, so what is seen is durable). A row
+    /// this build cannot read is left out with an error in the log naming
+    /// its leaf, rather than failing every page that reaches it.
     pub fn findings(&self, filter: &FindingFilter) -> Result<Vec<StoredFinding>, StoreError> {
         let rows = self.reading().findings(filter)?;
-        rows.into_iter().map(StoredFinding::from_row).collect()
+        Ok((rows.into_iter())
+            .filter_map(|row| {
+                StoredFinding::from_row(row)
+                    .map_err(|e| tracing::error!(error = %e, "a stored finding cannot be read; left out"))
+                    .ok()
+            })
+            .collect())
     }
 
     /// How many findings each rule has per day from `since_ms` on, in a

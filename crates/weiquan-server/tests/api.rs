@@ -1155,6 +1155,10 @@ async fn an_extra_field_without_a_canonical_form_is_accepted_and_replayed() {
             order("o-surrogate", r#""\ud800""#),
             order("o-deep", &deep),
             r#"{"v":1,"id":"t1","type":"clock.tick","at":"2026-11-01T10:00:00+08:00","consumer":1e400}"#.to_owned(),
+            // Shipped, with a consumer of no canonical form in an extra field:
+            // replayed, the shipment must still count (the order is not late).
+            order("o-shipped", "1"),
+            r#"{"v":1,"id":"s1","type":"order.shipped","at":"2026-11-01T11:00:00+08:00","order":"o-shipped","consumer":1e400}"#.to_owned(),
         ];
         let v = server.post_events(&platform, lines.join("\n")).await;
         let results = v["items"].as_array().expect("results");

@@ -534,7 +534,9 @@ fn findings_sql<'a>(filter: &'a FindingFilter, mark: fn(usize) -> String) -> Opt
         mark(params.len())
     };
     if let Some(after) = filter.after {
-        conditions.push(format!("leaf > {}", bind(&mut params, SqlParam::Int(after as i64))));
+        // A cursor past every leaf there can be selects nothing (not, wrapped, everything).
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        conditions.push(format!("leaf > {}", bind(&mut params, SqlParam::Int(after))));
     }
     for (column, list) in [("rule", &filter.rules), ("subject", &filter.subjects)] {
         if let Some(list) = list {

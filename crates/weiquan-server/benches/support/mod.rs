@@ -53,6 +53,16 @@ pub fn start(args: &[&str]) -> Server {
     Server(child, base)
 }
 
+/// The server's resident memory, in MiB.
+pub fn rss_mib(server: &Server) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.0.id())).unwrap_or_default();
+    let kib: f64 = (status.lines())
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
 /// Creates a platform key with `args` (the data folder, the database).
 pub fn key(args: &[&str]) -> String {
     let out = Command::new(weiquan())

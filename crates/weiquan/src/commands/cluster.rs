@@ -261,10 +261,15 @@ async fn route_subject(
         .map_err(|e| nats("cannot open the platform's stream", &e))?;
     let end = match until_caught_up {
         true => {
-            (stream.info().await)
+            let state = &(stream.info().await)
                 .map_err(|e| nats("cannot read where the platform's stream ends", &e))?
-                .state
-                .last_sequence
+                .state;
+            // An empty stream (never written, or emptied) is caught up already.
+            if state.messages == 0 {
+                0
+            } else {
+                state.last_sequence
+            }
         }
         false => u64::MAX,
     };
@@ -304,16 +309,17 @@ async fn route_subject(
             Ok(Some(Err(e))) => return Err(nats("cannot read the platform's stream", &e)),
             Ok(Some(Ok(m))) => m,
         };
-        let seq = (message.info())
-            .map_err(|e| nats("a message without its stream position", &e))?
-            .stream_sequence;
+        let (seq, pending) = (message.info())
+            .map(|i| (i.stream_sequence, i.pending))
+            .map_err(|e| nats("a message without its stream position", &e))?;
         let source = format!("{subject} (message {seq})");
         let mut reader = LineReader::new(&message.payload[..]);
         while let Some(line) = reader.next_line()? {
             routing.line(line, Some(&source), err).await?;
         }
         routed_since_idle = true;
-        if seq >= end {
+        // The last message at the start, or none left (that one was deleted since).
+        if seq >= end || (until_caught_up && pending == 0) {
             break;
         }
     }

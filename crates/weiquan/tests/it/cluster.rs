@@ -492,8 +492,6 @@ fn a_door_on_a_nats_subject_routes_what_the_platform_publishes() {
             ack.await.expect("stored");
         })
     };
-    // The first half as one NDJSON message; the door stops at its end.
-    publish(first.join("\n"));
     let route = |rest: &[&str]| {
         let mut args = vec![
             "cluster",
@@ -508,7 +506,15 @@ fn a_door_on_a_nats_subject_routes_what_the_platform_publishes() {
         args.extend_from_slice(rest);
         args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
     };
-    let caught_up = route(&["--subject", &subject, "--until-caught-up"]);
+    // An empty stream: caught up at once.
+    let empty = route(&["--subject", &subject, "--until-caught-up"]);
+    let empty: Vec<&str> = empty.iter().map(String::as_str).collect();
+    let out = super::weiquan(&empty, None);
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && summary.contains("routed 0 events"), "{summary}");
+    // The first half as one NDJSON message; the door stops at its end.
+    publish(first.join("\n"));
+    let caught_up = route(&["--subject", &subject, "--until-caught-up", "--resume"]);
     let caught_up: Vec<&str> = caught_up.iter().map(String::as_str).collect();
     let out = super::weiquan(&caught_up, None);
     let summary = String::from_utf8_lossy(&out.stderr);
