@@ -148,9 +148,14 @@ pub struct MerchantOut {
     /// Grade and blacklist state.
     #[serde(flatten)]
     pub standing: StandingOut,
-    /// The merchant's findings (platform, regulators and the merchant itself only).
+    /// The merchant's findings in ledger order, the first 1,000 (platform,
+    /// regulators and the merchant itself only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub findings: Option<Vec<FindingOut>>,
+    /// When the merchant has more findings than listed: the cursor to read
+    /// on with `GET /v1/findings?merchant=ID&cursor=…`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub findings_cursor: Option<u64>,
 }
 
 /// `GET /v1/blacklist`.

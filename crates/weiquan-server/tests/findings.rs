@@ -259,3 +259,30 @@ async fn a_ledger_written_before_the_findings_table_gets_its_findings_back() {
         server.stop().await;
     }
 }
+
+/// A merchant's page lists its first 1,000 findings and says where the rest
+/// go on: an answer stays bounded whatever a merchant did.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merchant_page_lists_a_thousand_findings_and_the_cursor_to_the_rest() {
+    let db = Db::sqlite();
+    let order = |i: usize| {
+        format!(
+            r#"{{"v":1,"id":"o{i}","type":"order.placed","at":"2026-11-01T10:00:00+08:00","order":"o{i}","merchant":"m1","consumer":"u{i}","sku":"s1","qty":1,"amount_fen":100,"payment":"standard"}}"#
+        )
+    };
+    let mut lines: Vec<String> = (0..1005).map(order).collect();
+    lines.push(r#"{"v":1,"id":"t","type":"clock.tick","at":"2026-11-05T10:00:00+08:00"}"#.into());
+    let server = serve(&db, &lines).await;
+    let key = db.key("platform").await;
+    let all = all_of(&server, &key, "&merchant=m1", 1000).await;
+    assert!(all.len() > 1005, "every order is late: {}", all.len());
+    let (status, page) = server.call("GET", "/v1/merchants/m1", Some(&key), None).await;
+    assert_eq!(status, 200, "{page}");
+    let listed = page["findings"].as_array().expect("findings");
+    assert_eq!(listed[..], all[..1000], "the first thousand, in ledger order");
+    let cursor = page["findings_cursor"].as_u64().expect("a cursor to the rest");
+    assert_eq!(Some(cursor), listed[999]["index"].as_u64());
+    let rest = all_of(&server, &key, &format!("&merchant=m1&cursor={cursor}"), 1000).await;
+    assert_eq!(rest[..], all[1000..], "the rest from the cursor");
+    server.stop().await;
+}

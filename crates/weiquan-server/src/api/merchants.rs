@@ -93,8 +93,7 @@ pub(crate) async fn get_findings(
                 limit: Some(limit as u32 + 1),
             };
             let mut found = core.findings(&filter)?;
-            let next = (found.len() > limit).then(|| found[limit - 1].index);
-            found.truncate(limit);
+            let next = page_of(&mut found, limit);
             let mut items: Vec<FindingOut> = found.iter().map(|f| core.finding_out(f, lang)).collect();
             if reveal {
                 core.reveal_consumers(&mut items)?;
@@ -106,6 +105,21 @@ pub(crate) async fn get_findings(
         })
         .await??;
     Ok(Json(page))
+}
+
+/// Most findings a merchant's page lists; the rest are read on with
+/// `GET /v1/findings?merchant=…&cursor=…` (a merchant with millions of
+/// findings would otherwise be one answer of that size).
+const MERCHANT_PAGE: usize = 1000;
+
+/// Cuts `found` (read with a limit of `limit + 1`) to `limit`, and says the
+/// cursor to read on from when there was more.
+fn page_of(found: &mut Vec<crate::core::StoredFinding>, limit: usize) -> Option<u64> {
+    if found.len() <= limit {
+        return None;
+    }
+    found.truncate(limit);
+    found.last().map(|f| f.index)
 }
 
 /// The rules a findings filter asks for: `rule` if given (none if its
@@ -154,12 +168,13 @@ pub(crate) async fn get_merchant(
                 true => {
                     let filter = weiquan_store::FindingFilter {
                         merchant: Some(id.clone()),
+                        limit: Some(MERCHANT_PAGE as u32 + 1),
                         ..weiquan_store::FindingFilter::default()
                     };
-                    Some(
-                        core.findings(&filter)
-                            .map(|found| found.iter().map(|f| core.finding_out(f, lang)).collect()),
-                    )
+                    Some(core.findings(&filter).map(|mut found| {
+                        let next = page_of(&mut found, MERCHANT_PAGE);
+                        (found.iter().map(|f| core.finding_out(f, lang)).collect(), next)
+                    }))
                 }
                 false => None,
             };
@@ -167,11 +182,12 @@ pub(crate) async fn get_merchant(
         })
         .await?
         .ok_or_else(|| ApiError::not_found("no events name this merchant"))?;
-    let out = MerchantOut {
+    let (findings, findings_cursor) = out.1?.unzip();
+    Ok(Json(MerchantOut {
         standing: out.0,
-        findings: out.1?,
-    };
-    Ok(Json(out))
+        findings,
+        findings_cursor: findings_cursor.flatten(),
+    }))
 }
 
 /// Blacklisted merchants with the findings behind each.
