@@ -575,14 +575,45 @@ fn findings_sql<'a>(filter: &'a FindingFilter, mark: fn(usize) -> String) -> Opt
     Some((sql, params))
 }
 
-/// The SQL of [`Findings::finding_counts`], `$1` the first day's start and
-/// `$2` the zone's offset written as `mark` writes them.
-fn finding_counts_sql(mark: fn(usize) -> String) -> String {
+/// The SQL of [`Findings::finding_counts`]: every rule's count, then each
+/// rule's count per day from `$1` on (`$2` the zone's offset), placeholders
+/// as `mark` writes them. Two statements: the totals read the rule index
+/// alone and the days only the findings from the first day on (one
+/// statement grouping both read every finding's time from the table: 0.6 s
+/// at 500,000 findings).
+fn finding_counts_sql(mark: fn(usize) -> String) -> [String; 2] {
     let (since, offset) = (mark(1), mark(2));
-    format!(
-        "SELECT rule, CASE WHEN at_ms >= {since} THEN (at_ms + {offset}) / 86400000 END AS day, COUNT(*) \
-         FROM findings GROUP BY rule, day"
-    )
+    [
+        "SELECT rule, COUNT(*) FROM findings GROUP BY rule".to_owned(),
+        format!(
+            "SELECT rule, (at_ms + {offset}) / 86400000 AS day, COUNT(*) FROM findings \
+             WHERE at_ms >= {since} GROUP BY rule, day"
+        ),
+    ]
+}
+
+/// [`Findings::finding_counts`] from its two statements' rows: each rule's
+/// total, and its count on each day from the first on (the rest of a total
+/// fell before it).
+fn counts_from(totals: Vec<(String, u64)>, days: Vec<(String, i64, u64)>) -> Vec<FindingCount> {
+    let mut before: std::collections::BTreeMap<String, u64> = totals.into_iter().collect();
+    let mut out = Vec::with_capacity(days.len() + before.len());
+    for (rule, day, count) in days {
+        if let Some(total) = before.get_mut(&rule) {
+            *total = total.saturating_sub(count);
+        }
+        out.push(FindingCount {
+            rule,
+            day: Some(day),
+            count,
+        });
+    }
+    out.extend(
+        (before.into_iter())
+            .filter(|(_, n)| *n > 0)
+            .map(|(rule, count)| FindingCount { rule, day: None, count }),
+    );
+    out
 }
 
 /// The name of the [`PrivateData::erasure_mark`] secret, which an erasure deletes.

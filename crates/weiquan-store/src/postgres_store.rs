@@ -363,21 +363,25 @@ impl crate::Findings for PgStore {
     }
 
     fn finding_counts(&mut self, since_ms: i64, offset_ms: i64) -> Result<Vec<crate::FindingCount>, StoreError> {
-        let rows = self
-            .client
-            .query(
-                &crate::finding_counts_sql(|n| format!("${n}::int8")),
-                &[&since_ms, &offset_ms],
-            )
-            .map_err(err("counting findings"))?;
-        Ok(rows
+        let [totals, days] = crate::finding_counts_sql(|n| format!("${n}::int8"));
+        // One snapshot for both statements: they see the same findings.
+        let mut tx = (self.client.build_transaction())
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(err("starting to count findings"))?;
+        let totals = (tx.query(totals.as_str(), &[]).map_err(err("counting findings"))?)
             .iter()
-            .map(|r| crate::FindingCount {
-                rule: r.get(0),
-                day: r.get(1),
-                count: r.get::<_, i64>(2) as u64,
-            })
-            .collect())
+            .map(|r| (r.get(0), r.get::<_, i64>(1) as u64))
+            .collect();
+        let days = (tx
+            .query(days.as_str(), &[&since_ms, &offset_ms])
+            .map_err(err("counting findings"))?)
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get::<_, i64>(2) as u64))
+        .collect();
+        tx.commit().map_err(err("counting findings"))?;
+        Ok(crate::counts_from(totals, days))
     }
 }
 

@@ -567,20 +567,27 @@ impl crate::Findings for SqliteStore {
     }
 
     fn finding_counts(&mut self, since_ms: i64, offset_ms: i64) -> Result<Vec<crate::FindingCount>, StoreError> {
-        let mut q = self
-            .conn
-            .prepare_cached(&crate::finding_counts_sql(|n| format!("?{n}")))
-            .map_err(err("preparing to count findings"))?;
-        let rows = q
-            .query_map(params![since_ms, offset_ms], |r| {
-                Ok(crate::FindingCount {
-                    rule: r.get(0)?,
-                    day: r.get(1)?,
-                    count: r.get::<_, i64>(2)? as u64,
+        let [totals, days] = crate::finding_counts_sql(|n| format!("?{n}"));
+        // One read transaction: both statements see the same findings.
+        let tx = self.conn.transaction().map_err(err("starting to count findings"))?;
+        let totals: Vec<(String, u64)> = {
+            let mut q = tx.prepare_cached(&totals).map_err(err("preparing to count findings"))?;
+            let rows = q
+                .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
+                .map_err(err("counting findings"))?;
+            rows.collect::<Result<_, _>>().map_err(err("counting findings"))?
+        };
+        let days: Vec<(String, i64, u64)> = {
+            let mut q = tx.prepare_cached(&days).map_err(err("preparing to count findings"))?;
+            let rows = q
+                .query_map(params![since_ms, offset_ms], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
                 })
-            })
-            .map_err(err("counting findings"))?;
-        rows.collect::<Result<_, _>>().map_err(err("counting findings"))
+                .map_err(err("counting findings"))?;
+            rows.collect::<Result<_, _>>().map_err(err("counting findings"))?
+        };
+        tx.commit().map_err(err("counting findings"))?;
+        Ok(crate::counts_from(totals, days))
     }
 }
 
