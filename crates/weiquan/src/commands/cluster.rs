@@ -259,18 +259,25 @@ async fn route_subject(
         })
         .await
         .map_err(|e| nats("cannot open the platform's stream", &e))?;
+    let state = &(stream.info().await)
+        .map_err(|e| nats("cannot read the platform's stream", &e))?
+        .state;
+    // The door's routing state is built from the whole stream: one that lost
+    // its first messages (an age or size limit, a purge) would route the rest
+    // without them, and partitions would miss events for good.
+    if state.messages > 0 && state.first_sequence > 1 {
+        return Err(nats(
+            "the platform's stream no longer holds its first messages",
+            &format_args!(
+                "it starts at message {}; keep the stream whole (no age or size limit) for a door to read it",
+                state.first_sequence
+            ),
+        ));
+    }
     let end = match until_caught_up {
-        true => {
-            let state = &(stream.info().await)
-                .map_err(|e| nats("cannot read where the platform's stream ends", &e))?
-                .state;
-            // An empty stream (never written, or emptied) is caught up already.
-            if state.messages == 0 {
-                0
-            } else {
-                state.last_sequence
-            }
-        }
+        // An empty stream (never written, or emptied) is caught up already.
+        true if state.messages == 0 => 0,
+        true => state.last_sequence,
         false => u64::MAX,
     };
     let mut routing = Routing::start(cluster, advance_every, resume).await?;

@@ -595,3 +595,57 @@ fn a_door_on_a_nats_subject_routes_what_the_platform_publishes() {
         "the reject names its message: {said}"
     );
 }
+
+/// A door refuses a platform stream that lost its first messages (an age
+/// limit, a purge): its routing state would miss them, and so would the
+/// partitions.
+#[test]
+fn a_door_refuses_a_stream_that_lost_its_first_messages() {
+    if !weiquan_testkit::services::nats_available() {
+        return;
+    }
+    let name = weiquan_testkit::unique("cut");
+    let subject = format!("platform.{name}");
+    let url = "nats://127.0.0.1:4222";
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(url).await.expect("NATS"));
+        let stream = js
+            .get_or_create_stream(async_nats::jetstream::stream::Config {
+                name: weiquan_server::nats::stream_name(&subject),
+                subjects: vec![subject.clone()],
+                ..Default::default()
+            })
+            .await
+            .expect("the platform's stream");
+        for at in ["00", "01"] {
+            let tick = format!(r#"{{"v":1,"id":"t{at}","type":"clock.tick","at":"2026-11-01T{at}:00:00+08:00"}}"#);
+            js.publish(subject.clone(), tick.into())
+                .await
+                .expect("published")
+                .await
+                .expect("stored");
+        }
+        stream.delete_message(1).await.expect("the first message deleted");
+    });
+    let out = super::weiquan(
+        &[
+            "cluster",
+            "--nats",
+            url,
+            "--cluster",
+            &name,
+            "route",
+            "--subject",
+            &subject,
+            "--until-caught-up",
+        ],
+        None,
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("no longer holds its first messages") && said.contains("starts at message 2"),
+        "{said}"
+    );
+}
