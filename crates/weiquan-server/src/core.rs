@@ -88,7 +88,7 @@ impl StoredFinding {
     /// The finding a row holds. A fact its rule no longer names is left out
     /// (the message then shows the placeholder); a rule this build does not
     /// know, or a body that is not a finding, is damage.
-    fn from_row(row: FindingRow) -> Result<StoredFinding, StoreError> {
+    pub(crate) fn from_row(row: FindingRow) -> Result<StoredFinding, StoreError> {
         let damaged = |why: String| {
             StoreError::of_kind(
                 weiquan_store::StoreErrorKind::Corrupt,
@@ -147,6 +147,8 @@ pub struct Core {
     /// Consumers named in the clear by leaves written before format 3, by
     /// pseudonym: their ids are public already, and have no private row.
     legacy_ids: HashMap<String, String>,
+    /// Where `legacy_ids` is published for the findings' readers after each replay.
+    legacy_slot: Option<crate::findings::Legacy>,
     /// Pseudonyms whose consumer id this process has stored lately: the id
     /// is written once, not with every event (a consumer forgotten here is
     /// written again, and the database keeps the first).
@@ -352,28 +354,13 @@ fn build_leaf(
     }
 }
 
-/// The consumer pseudonyms (`ps:` and 32 hex digits) that `text` names.
-fn pseudonyms_in(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(at) = rest.find(PSEUDONYM_PREFIX) {
-        let candidate = rest[at..].get(..PSEUDONYM_PREFIX.len() + 32).unwrap_or("");
-        rest = &rest[at + PSEUDONYM_PREFIX.len()..];
-        let hex = candidate.get(PSEUDONYM_PREFIX.len()..).unwrap_or("");
-        if hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            out.push(candidate.to_owned());
-        }
-    }
-    out
-}
-
 /// The envelope: never salted, whatever else is (replay needs it, erased or not).
 fn is_envelope(key: &str) -> bool {
     matches!(key, "v" | "id" | "type" | "at")
 }
 
 /// The subject prefix of findings about a consumer (BN-*): personal data.
-const CONSUMER_SUBJECT: &str = "consumer:";
+pub(crate) const CONSUMER_SUBJECT: &str = "consumer:";
 
 impl Core {
     /// Opens the ledger in `backend` and replays it: from the newest usable
@@ -398,6 +385,7 @@ impl Core {
             pseudonyms,
             salts: rand_chacha::ChaCha20Rng::from_entropy(),
             legacy_ids: HashMap::new(),
+            legacy_slot: None,
             known_consumers: Recent::new(CACHED),
             recorded_rulebook: None,
             snapshots,
@@ -474,6 +462,22 @@ impl Core {
         if index >= self.ids.runs_end() {
             runs.extend(self.ids.new_generation_at(index));
             self.ids.insert_recent(digest, index);
+        }
+    }
+
+    /// Publishes the consumers of pre-format-3 leaves in `slot` for the
+    /// findings' readers, now and after every replay.
+    pub fn with_legacy(mut self, slot: crate::findings::Legacy) -> Core {
+        self.legacy_slot = Some(slot);
+        self.publish_legacy();
+        self
+    }
+
+    /// See [`Core::with_legacy`].
+    fn publish_legacy(&self) {
+        if let Some(slot) = &self.legacy_slot {
+            let mut shared = slot.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            *shared = Arc::new(self.legacy_ids.clone());
         }
     }
 
@@ -678,6 +682,7 @@ impl Core {
             }
             at = to;
         }
+        self.publish_legacy();
         Ok(())
     }
 
@@ -840,57 +845,7 @@ impl Core {
 
     /// The consumer id behind a pseudonym, unless it was erased (or never stored).
     pub fn consumer_id(&mut self, pseudonym: &str) -> Result<Option<String>, weiquan_store::StoreError> {
-        if let Some(id) = self.legacy_ids.get(pseudonym) {
-            return Ok(Some(id.clone()));
-        }
-        Ok(self.db().consumer_id(pseudonym)?.flatten())
-    }
-
-    /// A findings filter's subject as the engine knows it: `consumer:ID` by
-    /// the consumer's pseudonym — unless that consumer was erased, whose id
-    /// then finds nothing (it must not lead back to their findings).
-    pub fn subject_filter(&mut self, subject: &str) -> Result<String, weiquan_store::StoreError> {
-        let Some(id) = subject.strip_prefix(CONSUMER_SUBJECT) else {
-            return Ok(subject.to_owned());
-        };
-        if id.starts_with(PSEUDONYM_PREFIX) {
-            return Ok(subject.to_owned());
-        }
-        let p = self.pseudonym_of(id);
-        let erased = matches!(self.db().consumer_id(&p)?, Some(None));
-        Ok(if erased {
-            format!("{CONSUMER_SUBJECT}(erased)")
-        } else {
-            format!("{CONSUMER_SUBJECT}{p}")
-        })
-    }
-
-    /// Puts consumers' ids back where findings name them by pseudonym (in a
-    /// subject or a message), for readers entitled to them; an erased
-    /// consumer stays a pseudonym.
-    pub fn reveal_consumers(
-        &mut self,
-        findings: &mut [crate::schemas::FindingOut],
-    ) -> Result<(), weiquan_store::StoreError> {
-        let mut known: HashMap<String, Option<String>> = HashMap::new();
-        for f in findings.iter_mut() {
-            for text in [&mut f.subject, &mut f.message] {
-                for p in pseudonyms_in(text) {
-                    let id = match known.get(&p) {
-                        Some(id) => id.clone(),
-                        None => {
-                            let id = self.consumer_id(&p)?;
-                            known.insert(p.clone(), id.clone());
-                            id
-                        }
-                    };
-                    if let Some(id) = id {
-                        *text = text.replace(&p, &id);
-                    }
-                }
-            }
-        }
-        Ok(())
+        crate::findings::consumer_id(&mut **self.db(), &self.legacy_ids, pseudonym)
     }
 
     /// A receipt for leaf `index` if `role` may have it (`None`: it may not):
@@ -1312,14 +1267,7 @@ impl Core {
     /// this build cannot read is left out with an error in the log naming
     /// its leaf, rather than failing every page that reaches it.
     pub fn findings(&self, filter: &FindingFilter) -> Result<Vec<StoredFinding>, StoreError> {
-        let rows = self.reading().findings(filter)?;
-        Ok((rows.into_iter())
-            .filter_map(|row| {
-                StoredFinding::from_row(row)
-                    .map_err(|e| tracing::error!(error = %e, "a stored finding cannot be read; left out"))
-                    .ok()
-            })
-            .collect())
+        crate::findings::read_findings(&mut **self.reading(), filter)
     }
 
     /// How many findings each rule has per day from `since_ms` on, in a
@@ -1517,6 +1465,42 @@ mod tests {
             "the case's findings cite evidence: {in_memory:?}"
         );
         assert_eq!(from_disk, in_memory);
+    }
+
+    /// A consumer named in the clear by a leaf written before format 3 is
+    /// known to the replay; the readers of findings, beside the sequencer,
+    /// get it too (published by the core), and reveal it as before.
+    #[test]
+    fn a_consumer_in_the_clear_in_an_older_ledger_is_revealed_to_the_findings_readers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let line = r#"{"v":1,"id":"b1","type":"bnpl.offered","at":"2026-11-01T09:00:00+08:00","consumer":"u1","session":"s1","preselected":true,"terms_shown":true}"#;
+        let rules = Rulebook::builtin();
+        // A ledger as a build before format 3 wrote it: the consumer in the
+        // clear, in the event and in its finding.
+        {
+            let db = weiquan_store::Database::Sqlite(dir.path().join("weiquan.db"));
+            let (signer, _) =
+                weiquan_store::keyfile::load_or_create(&dir.path().join("ledger.key"), ORIGIN).expect("key");
+            let mut ledger = Ledger::open(db.open().expect("store"), signer, ORIGIN).expect("ledger");
+            let actor = (Submitter::platform().actor().canonical()).expect("actor");
+            let event = weiquan_ledger::event_leaf_by(line, &actor).expect("leaf");
+            let mut engine = Engine::new(Arc::new(rules.clone()));
+            let found = engine.apply(&parse_event(line).expect("event"));
+            assert_eq!(found.first().map(|f| f.subject.as_str()), Some("consumer:u1"));
+            let finding = weiquan_app::finding_leaf_with(&found[0], &[0], &rules, None).expect("finding leaf");
+            ledger.append(vec![event, finding.leaf]).expect("appended");
+        }
+        let slot = crate::findings::Legacy::default();
+        let core = core_in(dir.path(), 4).with_legacy(slot.clone());
+        let found = core.findings(&FindingFilter::default()).expect("findings");
+        let mut shown: Vec<_> = found.iter().map(|f| core.finding_out(f, Lang::En)).collect();
+        assert!(shown[0].subject.starts_with("consumer:ps:"), "{:?}", shown[0].subject);
+        let legacy = slot.read().expect("published").clone();
+        crate::findings::reveal_consumers(&mut **core.db(), &legacy, &mut shown).expect("revealed");
+        assert_eq!(
+            shown[0].subject, "consumer:u1",
+            "the readers reveal it as the sequencer did"
+        );
     }
 
     /// A ledger written before ids were stored (schema 7) has them indexed

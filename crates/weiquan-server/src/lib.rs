@@ -12,6 +12,7 @@ mod auth;
 mod console;
 mod core;
 mod evidence;
+mod findings;
 pub mod fuzzing;
 mod ids;
 mod listen;
@@ -43,14 +44,20 @@ pub const MAX_BATCH_ITEMS: usize = 10_000;
 /// Largest request body, in bytes.
 pub const MAX_BODY_BYTES: usize = 16 << 20;
 
-/// The public log's reads (checkpoint, tiles, proofs) on a connection of
-/// their own, so that they are not queued behind ingest on the sequencer.
-pub(crate) struct LogReads {
+/// Reads on a connection of their own, so that they are not queued behind
+/// ingest on the sequencer: opened on first use, dropped after a failure of
+/// the store to be opened afresh.
+pub(crate) struct Reads<R: Send + 'static> {
     db: Database,
-    reader: std::sync::Mutex<Option<weiquan_ledger::LedgerReader<Box<dyn Backend>>>>,
+    reader: std::sync::Mutex<Option<R>>,
+    /// Opens the reader on `db`.
+    open: ReaderOpener<R>,
 }
 
-impl Drop for LogReads {
+/// How a [`Reads`] opens its reader.
+pub(crate) type ReaderOpener<R> = Box<dyn Fn(&Database) -> Result<R, problem::ApiError> + Send + Sync>;
+
+impl<R: Send + 'static> Drop for Reads<R> {
     fn drop(&mut self) {
         // The synchronous PostgreSQL client blocks on a runtime of its own when
         // it closes, which may not happen on an async runtime's thread.
@@ -65,37 +72,74 @@ impl Drop for LogReads {
     }
 }
 
+impl<R: Send + 'static> Reads<R> {
+    /// Reads with `open`'s readers on `db`.
+    pub(crate) fn new(db: Database, open: ReaderOpener<R>) -> Reads<R> {
+        Reads {
+            db,
+            reader: std::sync::Mutex::new(None),
+            open,
+        }
+    }
+
+    /// Runs `f` on the reader, off the async runtime; `f` says whether the
+    /// store failed (the reader is then dropped).
+    async fn run<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut R) -> (Result<T, problem::ApiError>, bool) + Send + 'static,
+    ) -> Result<T, problem::ApiError> {
+        let this = self.clone();
+        let run = move || -> Result<T, problem::ApiError> {
+            let mut slot = this.reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if slot.is_none() {
+                *slot = Some((this.open)(&this.db)?);
+            }
+            let Some(reader) = slot.as_mut() else {
+                return Err(problem::ApiError::internal("the reader is missing"));
+            };
+            let (out, failed) = f(reader);
+            if failed {
+                *slot = None;
+            }
+            out
+        };
+        tokio::task::spawn_blocking(run)
+            .await
+            .map_err(problem::ApiError::internal)?
+    }
+}
+
+/// The public log's reads (checkpoint, tiles, proofs).
+pub(crate) type LogReads = Reads<weiquan_ledger::LedgerReader<Box<dyn Backend>>>;
+
 impl LogReads {
-    /// Runs `f` on the reader, caught up with the ledger (opened on first use;
-    /// dropped after a failure, to be opened afresh).
+    /// The log's reads on `db`.
+    fn for_log(db: Database) -> LogReads {
+        Reads::new(
+            db,
+            Box::new(|db| {
+                let store = db.open_reader().map_err(|e| {
+                    tracing::warn!(error = %format!("{e:#}"), "cannot open the log's reading connection");
+                    problem::ApiError::unavailable("the log cannot be read now; retry")
+                })?;
+                weiquan_ledger::LedgerReader::open(store).map_err(api::ledger_error)
+            }),
+        )
+    }
+
+    /// Runs `f` on the reader, caught up with the ledger.
     pub(crate) async fn read<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&mut weiquan_ledger::LedgerReader<Box<dyn Backend>>) -> Result<T, weiquan_ledger::LedgerError>
             + Send
             + 'static,
     ) -> Result<T, problem::ApiError> {
-        let this = self.clone();
-        let run = move || -> Result<T, problem::ApiError> {
-            let mut slot = this.reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if slot.is_none() {
-                let store = (this.db.open_reader()).map_err(|e| {
-                    tracing::warn!(error = %format!("{e:#}"), "cannot open the log's reading connection");
-                    problem::ApiError::unavailable("the log cannot be read now; retry")
-                })?;
-                *slot = Some(weiquan_ledger::LedgerReader::open(store).map_err(api::ledger_error)?);
-            }
-            let Some(reader) = slot.as_mut() else {
-                return Err(problem::ApiError::internal("the log reader is missing"));
-            };
+        self.run(move |reader| {
             let out = reader.refresh().and_then(|()| f(reader));
-            if matches!(out, Err(weiquan_ledger::LedgerError::Store(_))) {
-                *slot = None;
-            }
-            out.map_err(api::ledger_error)
-        };
-        tokio::task::spawn_blocking(run)
-            .await
-            .map_err(problem::ApiError::internal)?
+            let failed = matches!(out, Err(weiquan_ledger::LedgerError::Store(_)));
+            (out.map_err(api::ledger_error), failed)
+        })
+        .await
     }
 }
 
@@ -166,6 +210,8 @@ pub struct AppState {
     max_future_ms: Option<i64>,
     /// Reads of the public log, beside the sequencer.
     log: Arc<LogReads>,
+    /// Reads of findings, beside the sequencer.
+    findings: Arc<findings::FindingReads>,
     metrics: Arc<metrics::Metrics>,
     /// The outbox of instructions for the platform.
     pub(crate) outbox: paylater::OutboxStore,
@@ -226,21 +272,26 @@ fn start_blocking(cfg: &Config) -> Result<Service> {
     // Snapshots are sealed under the signing key: whoever can write to their
     // folder but does not hold the key cannot make the server load a state.
     let snapshots = (cfg.snapshots.clone()).map(|s| snapshots::Store::new(s, &key_material));
+    // The consumers of pre-format-3 leaves, as the sequencer's replay finds them, for the findings' readers.
+    let legacy = findings::Legacy::default();
     let startup = match &cfg.db {
         Database::Sqlite(_) => sequencer::Startup::Ready(Box::new(
             core::Core::open(cfg.db.open()?, signer, &origin, cfg.rules.clone(), snapshots)?
                 .with_reader(cfg.db.open_reader()?)
-                .with_max_future(cfg.max_future_ms),
+                .with_max_future(cfg.max_future_ms)
+                .with_legacy(legacy.clone()),
         )),
         Database::Postgres { url, schema } => {
             let mut lock = weiquan_store::LeaderLock::connect(url, schema)?;
             let (db, rules, bound, snaps) = (cfg.db.clone(), cfg.rules.clone(), cfg.max_future_ms, snapshots);
+            let slot = legacy.clone();
             sequencer::Startup::Elect {
                 try_lock: Box::new(move || Ok(lock.try_lead()?)),
                 open: Box::new(move || {
                     Ok(core::Core::open(db.open()?, signer, &origin, rules, snaps)?
                         .with_reader(db.open_reader()?)
-                        .with_max_future(bound))
+                        .with_max_future(bound)
+                        .with_legacy(slot.clone()))
                 }),
             }
         }
@@ -260,10 +311,12 @@ fn start_blocking(cfg: &Config) -> Result<Service> {
         public_limiter: governor::RateLimiter::keyed(quota),
         acts: tokio::sync::Mutex::new(()),
         max_future_ms: cfg.max_future_ms,
-        log: Arc::new(LogReads {
-            db: cfg.db.clone(),
-            reader: std::sync::Mutex::new(None),
-        }),
+        log: Arc::new(LogReads::for_log(cfg.db.clone())),
+        findings: Arc::new(findings::FindingReads::for_findings(
+            cfg.db.clone(),
+            cfg.rules.clone(),
+            legacy,
+        )),
         metrics,
         outbox: paylater::OutboxStore::new(cfg.db.clone()),
         outbox_wake: tokio::sync::Notify::new(),

@@ -74,17 +74,18 @@ pub(crate) async fn get_findings(
     let lang = Lang::from(q.lang);
     // Consumers' ids are theirs and the platform's and regulators' to read.
     let reveal = matches!(role, Role::Platform | Role::Regulator);
+    // Findings are durable rows: a page is read beside the sequencer, not queued behind ingest.
     let page = app
-        .sequencer
-        .read(move |core: &mut Core| {
+        .findings
+        .read(move |reader| {
             // The engine knows consumers by pseudonym: a subject may name either.
             let subject = match q.subject.as_deref() {
-                Some(s) => Some(core.subject_filter(s)?),
+                Some(s) => Some(reader.subject_filter(s)?),
                 None => None,
             };
             let filter = weiquan_store::FindingFilter {
                 after: q.cursor,
-                rules: rules_of(core.rules(), q.rule.as_deref(), severity),
+                rules: rules_of(reader.rules(), q.rule.as_deref(), severity),
                 subjects: subject.map(|s| vec![s]),
                 merchant,
                 since_ms: since.map(|t| t.unix_ms()),
@@ -92,18 +93,18 @@ pub(crate) async fn get_findings(
                 // One more than the page: whether there is a next one.
                 limit: Some(limit as u32 + 1),
             };
-            let mut found = core.findings(&filter)?;
+            let mut found = reader.findings(&filter)?;
             let next = page_of(&mut found, limit);
-            let mut items: Vec<FindingOut> = found.iter().map(|f| core.finding_out(f, lang)).collect();
+            let mut items: Vec<FindingOut> = found.iter().map(|f| reader.finding_out(f, lang)).collect();
             if reveal {
-                core.reveal_consumers(&mut items)?;
+                reader.reveal_consumers(&mut items)?;
             }
-            Ok::<_, weiquan_store::StoreError>(FindingsPage {
+            Ok(FindingsPage {
                 findings: items,
                 next_cursor: next,
             })
         })
-        .await??;
+        .await?;
     Ok(Json(page))
 }
 
