@@ -477,7 +477,7 @@ impl Core {
     fn publish_legacy(&self) {
         if let Some(slot) = &self.legacy_slot {
             let mut shared = slot.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-            *shared = Arc::new(self.legacy_ids.clone());
+            *shared = Some(Arc::new(self.legacy_ids.clone()));
         }
     }
 
@@ -1270,6 +1270,15 @@ impl Core {
         crate::findings::read_findings(&mut **self.reading(), filter)
     }
 
+    /// See [`crate::findings::read_page`].
+    pub fn findings_page(
+        &self,
+        filter: &FindingFilter,
+        limit: usize,
+    ) -> Result<(Vec<StoredFinding>, Option<u64>), StoreError> {
+        crate::findings::read_page(&mut **self.reading(), filter, limit)
+    }
+
     /// How many findings each rule has per day from `since_ms` on, in a
     /// time zone `offset_ms` ahead of UTC (see [`weiquan_store::Findings::finding_counts`]).
     pub fn finding_counts(&self, since_ms: i64, offset_ms: i64) -> Result<Vec<FindingCount>, StoreError> {
@@ -1495,7 +1504,7 @@ mod tests {
         let found = core.findings(&FindingFilter::default()).expect("findings");
         let mut shown: Vec<_> = found.iter().map(|f| core.finding_out(f, Lang::En)).collect();
         assert!(shown[0].subject.starts_with("consumer:ps:"), "{:?}", shown[0].subject);
-        let legacy = slot.read().expect("published").clone();
+        let legacy = slot.read().expect("published").clone().expect("published");
         crate::findings::reveal_consumers(&mut **core.db(), &legacy, &mut shown).expect("revealed");
         assert_eq!(
             shown[0].subject, "consumer:u1",

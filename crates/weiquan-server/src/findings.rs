@@ -15,19 +15,46 @@ use weiquan_store::{Backend, Database, FindingFilter, StoreError};
 /// Consumers named in the clear by leaves written before format 3, by
 /// pseudonym (their ids are public already, and have no private row): the
 /// sequencer's replay finds them and publishes them here for the readers.
-pub(crate) type Legacy = Arc<RwLock<Arc<HashMap<String, String>>>>;
+/// `None` until the sequencer has replayed the ledger (a standby that never
+/// led has not).
+pub(crate) type Legacy = Arc<RwLock<Option<Arc<HashMap<String, String>>>>>;
 
-/// The findings `filter` selects from `store`, in ledger order. A row this
-/// build cannot read is left out with an error in the log naming its leaf,
-/// rather than failing every page that reaches it.
+/// The findings `filter` selects from `store`, in its order.
 pub(crate) fn read_findings(store: &mut dyn Backend, filter: &FindingFilter) -> Result<Vec<StoredFinding>, StoreError> {
-    Ok((store.findings(filter)?.into_iter())
+    Ok(decoded(store.findings(filter)?))
+}
+
+/// A page of the findings `filter` selects: at most `limit`, and when there
+/// are more, the cursor to read on from (taken from the rows as stored, so
+/// that a row left out does not end the paging).
+pub(crate) fn read_page(
+    store: &mut dyn Backend,
+    filter: &FindingFilter,
+    limit: usize,
+) -> Result<(Vec<StoredFinding>, Option<u64>), StoreError> {
+    let filter = FindingFilter {
+        limit: Some(u32::try_from(limit).unwrap_or(u32::MAX - 1) + 1),
+        ..filter.clone()
+    };
+    let mut rows = store.findings(&filter)?;
+    let next = (rows.len() > limit).then(|| {
+        rows.truncate(limit);
+        rows.last().map(|r| r.leaf)
+    });
+    Ok((decoded(rows), next.flatten()))
+}
+
+/// The findings of `rows`. A row this build cannot read is left out with an
+/// error in the log naming its leaf, rather than failing every page that
+/// reaches it.
+fn decoded(rows: Vec<weiquan_store::FindingRow>) -> Vec<StoredFinding> {
+    (rows.into_iter())
         .filter_map(|row| {
             StoredFinding::from_row(row)
                 .map_err(|e| tracing::error!(error = %e, "a stored finding cannot be read; left out"))
                 .ok()
         })
-        .collect())
+        .collect()
 }
 
 /// The consumer id behind a pseudonym, unless it was erased (or never stored).
@@ -118,9 +145,13 @@ pub(crate) struct FindingReader {
 }
 
 impl FindingReader {
-    /// The findings `filter` selects, in ledger order.
-    pub(crate) fn findings(&mut self, filter: &FindingFilter) -> Result<Vec<StoredFinding>, StoreError> {
-        read_findings(&mut *self.store, filter)
+    /// See [`read_page`].
+    pub(crate) fn page(
+        &mut self,
+        filter: &FindingFilter,
+        limit: usize,
+    ) -> Result<(Vec<StoredFinding>, Option<u64>), StoreError> {
+        read_page(&mut *self.store, filter, limit)
     }
 
     /// See [`subject_filter`].
@@ -128,12 +159,17 @@ impl FindingReader {
         subject_filter(&mut *self.store, &self.pseudonyms, subject)
     }
 
-    /// See [`reveal_consumers`].
+    /// See [`reveal_consumers`]: unavailable on a server whose sequencer
+    /// has not replayed the ledger (it would not know every consumer).
     pub(crate) fn reveal_consumers(&mut self, findings: &mut [FindingOut]) -> Result<(), StoreError> {
-        let legacy = self
-            .legacy
-            .read()
-            .map_or_else(|e| e.into_inner().clone(), |l| l.clone());
+        let legacy = (self.legacy.read()).map_or_else(|e| e.into_inner().clone(), |l| l.clone());
+        let legacy = legacy.ok_or_else(|| {
+            StoreError::of_kind(
+                weiquan_store::StoreErrorKind::Unavailable,
+                "revealing consumers' ids",
+                "this server has not replayed the ledger (a standby, or still starting); retry later or ask the leader",
+            )
+        })?;
         reveal_consumers(&mut *self.store, &legacy, findings)
     }
 

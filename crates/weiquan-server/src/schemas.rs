@@ -148,14 +148,14 @@ pub struct MerchantOut {
     /// Grade and blacklist state.
     #[serde(flatten)]
     pub standing: StandingOut,
-    /// The merchant's findings in ledger order, the first 1,000 (platform,
+    /// The merchant's latest 1,000 findings, in ledger order (platform,
     /// regulators and the merchant itself only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub findings: Option<Vec<FindingOut>>,
-    /// When the merchant has more findings than listed: the cursor to read
-    /// on with `GET /v1/findings?merchant=ID&cursor=…`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub findings_cursor: Option<u64>,
+    /// Whether the merchant has earlier findings than those listed: every
+    /// one is read with `GET /v1/findings?merchant=ID`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub earlier_findings: bool,
 }
 
 /// `GET /v1/blacklist`.

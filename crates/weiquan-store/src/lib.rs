@@ -487,6 +487,8 @@ pub struct FindingFilter {
     pub until_ms: Option<i64>,
     /// At most this many.
     pub limit: Option<u32>,
+    /// Newest first (`after` then selects the findings before the cursor).
+    pub newest_first: bool,
 }
 
 /// How many findings of one rule fell on one day.
@@ -536,7 +538,8 @@ fn findings_sql<'a>(filter: &'a FindingFilter, mark: fn(usize) -> String) -> Opt
     if let Some(after) = filter.after {
         // A cursor past every leaf there can be selects nothing (not, wrapped, everything).
         let after = i64::try_from(after).unwrap_or(i64::MAX);
-        conditions.push(format!("leaf > {}", bind(&mut params, SqlParam::Int(after))));
+        let beyond = if filter.newest_first { "<" } else { ">" };
+        conditions.push(format!("leaf {beyond} {}", bind(&mut params, SqlParam::Int(after))));
     }
     for (column, list) in [("rule", &filter.rules), ("subject", &filter.subjects)] {
         if let Some(list) = list {
@@ -568,7 +571,11 @@ fn findings_sql<'a>(filter: &'a FindingFilter, mark: fn(usize) -> String) -> Opt
     if !conditions.is_empty() {
         sql = format!("{sql} WHERE {}", conditions.join(" AND "));
     }
-    sql.push_str(" ORDER BY leaf");
+    sql.push_str(if filter.newest_first {
+        " ORDER BY leaf DESC"
+    } else {
+        " ORDER BY leaf"
+    });
     if let Some(n) = filter.limit {
         sql = format!("{sql} LIMIT {}", bind(&mut params, SqlParam::Int(i64::from(n))));
     }

@@ -90,11 +90,9 @@ pub(crate) async fn get_findings(
                 merchant,
                 since_ms: since.map(|t| t.unix_ms()),
                 until_ms: until.map(|t| t.unix_ms()),
-                // One more than the page: whether there is a next one.
-                limit: Some(limit as u32 + 1),
+                ..weiquan_store::FindingFilter::default()
             };
-            let mut found = reader.findings(&filter)?;
-            let next = page_of(&mut found, limit);
+            let (found, next) = reader.page(&filter, limit)?;
             let mut items: Vec<FindingOut> = found.iter().map(|f| reader.finding_out(f, lang)).collect();
             if reveal {
                 reader.reveal_consumers(&mut items)?;
@@ -108,20 +106,10 @@ pub(crate) async fn get_findings(
     Ok(Json(page))
 }
 
-/// Most findings a merchant's page lists; the rest are read on with
-/// `GET /v1/findings?merchant=…&cursor=…` (a merchant with millions of
-/// findings would otherwise be one answer of that size).
+/// Most findings a merchant's page lists, the latest; all of them are read
+/// with `GET /v1/findings?merchant=…` (a merchant with millions of findings
+/// would otherwise be one answer of that size).
 const MERCHANT_PAGE: usize = 1000;
-
-/// Cuts `found` (read with a limit of `limit + 1`) to `limit`, and says the
-/// cursor to read on from when there was more.
-fn page_of(found: &mut Vec<crate::core::StoredFinding>, limit: usize) -> Option<u64> {
-    if found.len() <= limit {
-        return None;
-    }
-    found.truncate(limit);
-    found.last().map(|f| f.index)
-}
 
 /// The rules a findings filter asks for: `rule` if given (none if its
 /// severity is not `severity`), else every rule of `severity`; `None`: any.
@@ -167,14 +155,15 @@ pub(crate) async fn get_merchant(
             let standing = StandingOut::new(core.engine().standing(&id)?, core.rules(), lang);
             let findings = match full {
                 true => {
+                    // The latest, read newest first and shown in ledger order.
                     let filter = weiquan_store::FindingFilter {
                         merchant: Some(id.clone()),
-                        limit: Some(MERCHANT_PAGE as u32 + 1),
+                        newest_first: true,
                         ..weiquan_store::FindingFilter::default()
                     };
-                    Some(core.findings(&filter).map(|mut found| {
-                        let next = page_of(&mut found, MERCHANT_PAGE);
-                        (found.iter().map(|f| core.finding_out(f, lang)).collect(), next)
+                    Some(core.findings_page(&filter, MERCHANT_PAGE).map(|(found, earlier)| {
+                        let shown = found.iter().rev().map(|f| core.finding_out(f, lang)).collect();
+                        (shown, earlier.is_some())
                     }))
                 }
                 false => None,
@@ -183,11 +172,11 @@ pub(crate) async fn get_merchant(
         })
         .await?
         .ok_or_else(|| ApiError::not_found("no events name this merchant"))?;
-    let (findings, findings_cursor) = out.1?.unzip();
+    let (findings, earlier) = out.1?.unzip();
     Ok(Json(MerchantOut {
         standing: out.0,
         findings,
-        findings_cursor: findings_cursor.flatten(),
+        earlier_findings: earlier.unwrap_or(false),
     }))
 }
 

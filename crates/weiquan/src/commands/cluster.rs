@@ -265,7 +265,7 @@ async fn route_subject(
     // The door's routing state is built from the whole stream: one that lost
     // its first messages (an age or size limit, a purge) would route the rest
     // without them, and partitions would miss events for good.
-    if state.messages > 0 && state.first_sequence > 1 {
+    if state.first_sequence > 1 {
         return Err(nats(
             "the platform's stream no longer holds its first messages",
             &format_args!(
@@ -299,6 +299,9 @@ async fn route_subject(
         .map_err(|e| nats("cannot read the platform's stream", &e))?;
     let mut stop = std::pin::pin!(super::serve::shutdown_signal());
     let mut routed_since_idle = false;
+    // Each message is the one after the last: a gap (a message deleted, or
+    // gone to an age limit while the door read) is refused, not skipped.
+    let mut expected = 1;
     loop {
         let next = tokio::select! {
             () = &mut stop => break,
@@ -319,6 +322,13 @@ async fn route_subject(
         let (seq, pending) = (message.info())
             .map(|i| (i.stream_sequence, i.pending))
             .map_err(|e| nats("a message without its stream position", &e))?;
+        if seq != expected {
+            return Err(nats(
+                "the platform's stream lost a message the door had not read",
+                &format_args!("message {expected} is missing (the next is {seq}); keep the stream whole"),
+            ));
+        }
+        expected = seq + 1;
         let source = format!("{subject} (message {seq})");
         let mut reader = LineReader::new(&message.payload[..]);
         while let Some(line) = reader.next_line()? {

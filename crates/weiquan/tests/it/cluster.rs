@@ -604,48 +604,57 @@ fn a_door_refuses_a_stream_that_lost_its_first_messages() {
     if !weiquan_testkit::services::nats_available() {
         return;
     }
-    let name = weiquan_testkit::unique("cut");
-    let subject = format!("platform.{name}");
     let url = "nats://127.0.0.1:4222";
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let js = async_nats::jetstream::new(async_nats::connect(url).await.expect("NATS"));
-        let stream = js
-            .get_or_create_stream(async_nats::jetstream::stream::Config {
-                name: weiquan_server::nats::stream_name(&subject),
-                subjects: vec![subject.clone()],
-                ..Default::default()
-            })
-            .await
-            .expect("the platform's stream");
-        for at in ["00", "01"] {
-            let tick = format!(r#"{{"v":1,"id":"t{at}","type":"clock.tick","at":"2026-11-01T{at}:00:00+08:00"}}"#);
-            js.publish(subject.clone(), tick.into())
+    // A stream of three ticks with message `deleted` deleted: the door's answer.
+    let door_on = |deleted: u64| {
+        let name = weiquan_testkit::unique("cut");
+        let subject = format!("platform.{name}");
+        rt.block_on(async {
+            let js = async_nats::jetstream::new(async_nats::connect(url).await.expect("NATS"));
+            let stream = js
+                .get_or_create_stream(async_nats::jetstream::stream::Config {
+                    name: weiquan_server::nats::stream_name(&subject),
+                    subjects: vec![subject.clone()],
+                    ..Default::default()
+                })
                 .await
-                .expect("published")
-                .await
-                .expect("stored");
-        }
-        stream.delete_message(1).await.expect("the first message deleted");
-    });
-    let out = super::weiquan(
-        &[
-            "cluster",
-            "--nats",
-            url,
-            "--cluster",
-            &name,
-            "route",
-            "--subject",
-            &subject,
-            "--until-caught-up",
-        ],
-        None,
-    );
+                .expect("the platform's stream");
+            for at in ["00", "01", "02"] {
+                let tick = format!(r#"{{"v":1,"id":"t{at}","type":"clock.tick","at":"2026-11-01T{at}:00:00+08:00"}}"#);
+                js.publish(subject.clone(), tick.into())
+                    .await
+                    .expect("published")
+                    .await
+                    .expect("stored");
+            }
+            stream.delete_message(deleted).await.expect("a message deleted");
+        });
+        super::weiquan(
+            &[
+                "cluster",
+                "--nats",
+                url,
+                "--cluster",
+                &name,
+                "route",
+                "--subject",
+                &subject,
+                "--until-caught-up",
+            ],
+            None,
+        )
+    };
+    let out = door_on(1);
     let said = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(
         said.contains("no longer holds its first messages") && said.contains("starts at message 2"),
         "{said}"
     );
+    // A gap further on is found as the door reads.
+    let out = door_on(2);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("message 2 is missing (the next is 3)"), "{said}");
 }
