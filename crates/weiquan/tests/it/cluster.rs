@@ -9,6 +9,14 @@ use weiquan_cluster::{door::FrontDoor, Cluster};
 use weiquan_testkit::nats::NatsCluster;
 use weiquan_testkit::process::{log_file, Proc};
 
+/// The JSON lines a command printed, sorted (the cluster prints findings in
+/// another order than `audit`).
+fn sorted(out: &[u8]) -> Vec<String> {
+    let mut v: Vec<String> = super::ndjson(out).iter().map(|v| v.to_string()).collect();
+    v.sort();
+    v
+}
+
 /// A `weiquan cluster work` process of cluster `cluster`, with `extra` options.
 fn worker(urls: &str, cluster: &str, name: &str, dir: &Path, extra: &[&str]) -> Proc {
     let log = log_file(&dir.join(format!("{name}.log")));
@@ -364,11 +372,6 @@ fn the_cluster_commands_print_what_audit_prints() {
     );
     assert!(String::from_utf8_lossy(&forged.stderr).contains("without this cluster's seal"));
     let audit = super::weiquan(&["audit", case, odd, handed, "--lang", "en"], None);
-    let sorted = |out: &[u8]| {
-        let mut v: Vec<String> = super::ndjson(out).iter().map(|v| v.to_string()).collect();
-        v.sort();
-        v
-    };
     assert!(!sorted(&audit.stdout).is_empty());
     assert_eq!(sorted(&found.stdout), sorted(&audit.stdout));
 
@@ -550,11 +553,6 @@ fn a_door_on_a_nats_subject_routes_what_the_platform_publishes() {
     }
     publish("{\"v\": 1, \"id\": \"bad\"}".into());
     let audit = super::weiquan(&["audit", case, "--lang", "en"], None);
-    let sorted = |out: &[u8]| {
-        let mut v: Vec<String> = super::ndjson(out).iter().map(|v| v.to_string()).collect();
-        v.sort();
-        v
-    };
     let want = sorted(&audit.stdout);
     assert!(!want.is_empty());
     let started = Instant::now();
