@@ -209,14 +209,16 @@ impl FindingReads {
         )
     }
 
-    /// Runs `f` on the reader; a store failure drops the connection.
+    /// Runs `f` on the reader; a failure of the connection (not of what it
+    /// read) drops it, to be opened afresh.
     pub(crate) async fn read<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&mut FindingReader) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, crate::problem::ApiError> {
+        use weiquan_store::StoreErrorKind::{Other, Unavailable};
         self.run(move |reader| {
             let out = f(reader);
-            let failed = out.is_err();
+            let failed = matches!(&out, Err(e) if matches!(e.kind, Unavailable | Other));
             (out.map_err(Into::into), failed)
         })
         .await

@@ -49,7 +49,9 @@ pub const MAX_BODY_BYTES: usize = 16 << 20;
 /// the store to be opened afresh.
 pub(crate) struct Reads<R: Send + 'static> {
     db: Database,
-    reader: std::sync::Mutex<Option<R>>,
+    /// Taken before a blocking thread is: a request waiting its turn holds
+    /// no thread of the blocking pool (which the other reads need too).
+    reader: Arc<tokio::sync::Mutex<Option<R>>>,
     /// Opens the reader on `db`.
     open: ReaderOpener<R>,
 }
@@ -61,11 +63,8 @@ impl<R: Send + 'static> Drop for Reads<R> {
     fn drop(&mut self) {
         // The synchronous PostgreSQL client blocks on a runtime of its own when
         // it closes, which may not happen on an async runtime's thread.
-        let reader = self
-            .reader
-            .get_mut()
-            .map(Option::take)
-            .unwrap_or_else(|e| e.into_inner().take());
+        // A read still running holds the reader, and drops it on its blocking thread.
+        let reader = Arc::get_mut(&mut self.reader).and_then(|m| m.get_mut().take());
         if let Some(reader) = reader {
             let _ = std::thread::spawn(move || drop(reader)).join();
         }
@@ -77,7 +76,7 @@ impl<R: Send + 'static> Reads<R> {
     pub(crate) fn new(db: Database, open: ReaderOpener<R>) -> Reads<R> {
         Reads {
             db,
-            reader: std::sync::Mutex::new(None),
+            reader: Arc::new(tokio::sync::Mutex::new(None)),
             open,
         }
     }
@@ -89,8 +88,8 @@ impl<R: Send + 'static> Reads<R> {
         f: impl FnOnce(&mut R) -> (Result<T, problem::ApiError>, bool) + Send + 'static,
     ) -> Result<T, problem::ApiError> {
         let this = self.clone();
+        let mut slot = self.reader.clone().lock_owned().await;
         let run = move || -> Result<T, problem::ApiError> {
-            let mut slot = this.reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if slot.is_none() {
                 *slot = Some((this.open)(&this.db)?);
             }
