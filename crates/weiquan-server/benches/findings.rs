@@ -138,6 +138,10 @@ fn main() {
                 "a rule, from the middle",
                 format!("/v1/findings?rule=MC-06&cursor={middle}"),
             ),
+            (
+                "a severity (several rules), from the middle",
+                format!("/v1/findings?severity=medium&cursor={middle}"),
+            ),
             ("the last ten days", format!("/v1/findings?since={}", when(390))),
             ("from the tenth day on", format!("/v1/findings?since={}", when(10))),
         ] {
