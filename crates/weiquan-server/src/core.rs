@@ -1,5 +1,6 @@
 //! The sequencer's state: engine, duplicate ids and ledger (with the
-//! findings, which the database keeps beside their leaves). Owned by one thread; everything else reaches it through
+//! findings, which the database keeps beside their leaves). Owned by one
+//! thread; everything else reaches it through
 //! [`crate::Sequencer`].
 //!
 //! The ledger is the system of record. On start (and after a failed write)
@@ -664,6 +665,15 @@ impl Core {
         self.ids.stored(&weiquan_ledger::lock(&db).id_runs()?);
         let mut runs = Vec::new();
         let mut found = Vec::new();
+        // Findings are written with their leaves; only a ledger from before
+        // the table (filled in leaf order, a page at a time) lacks rows, and
+        // only after the newest one stored: the rest is not written again.
+        let newest = FindingFilter {
+            newest_first: true,
+            limit: Some(1),
+            ..FindingFilter::default()
+        };
+        let stored_to = (weiquan_ledger::lock(&db).findings(&newest)?.first()).map(|r| r.leaf);
         let size = self.ledger.size();
         let mut at = from.min(self.ids.runs_end());
         while at < size {
@@ -676,6 +686,7 @@ impl Core {
             for run in runs.drain(..) {
                 weiquan_ledger::lock(&db).put_id_run(run.run, run.end_leaf, &run.buckets)?;
             }
+            found.retain(|f: &FindingRow| stored_to.is_none_or(|s| f.leaf > s));
             if !found.is_empty() {
                 weiquan_ledger::lock(&db).put_findings(&found)?;
                 found.clear();
