@@ -8,16 +8,89 @@
 //! retry of a batch that had been stored is dropped as a duplicate. Batches
 //! in flight together can be stored in any order (a retry, or simply the
 //! runtime's scheduling), which the workers put back in index order.
+//!
+//! **Doors in shards.** One door's stamps and acknowledgements cap the
+//! cluster's intake (`docs/scale.md`, "Capacity model"). Several doors can
+//! share a cluster's partitions: each reads the whole input and routes every
+//! event (the router is deterministic, so all agree on where each subject
+//! lives, on the clock, and on every move), but sends only the partitions of
+//! its [`Shard`]. Moves are the one place where doors wait for each other: a
+//! partition rebuilds from every partition's subject, so a door sends a
+//! rebuild marker only once every other door has made durable the events
+//! before it (each door records how far that holds at each flush).
 
 use crate::{publish, Cluster, ClusterError, Context, Rebuild, Stamp};
+use std::time::Duration;
 use weiquan_events::Event;
 use weiquan_partition::{Route, Router};
 
-/// Routes events into a cluster's partitions. One per cluster: its routing
-/// state (where each subject lives) is in memory only, so it starts on an
-/// empty stream.
+/// Which partitions a front door sends: those whose number is `k` modulo
+/// `of` (written `K/N` on the command line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// This door's number, from 0.
+    pub k: u32,
+    /// How many doors share the partitions.
+    pub of: u32,
+}
+
+impl Shard {
+    /// One door for every partition.
+    pub const WHOLE: Shard = Shard { k: 0, of: 1 };
+
+    /// Whether this shard's door sends partition `p`.
+    pub fn owns(self, p: u32) -> bool {
+        p % self.of == self.k
+    }
+
+    /// Refuses a shard that names no door, or one with no partition to send.
+    fn check(self, partitions: u32) -> Result<(), ClusterError> {
+        let why = if self.of == 0 || self.k >= self.of {
+            format!(
+                "the door's number must be below the number of doors (0 to {})",
+                self.of.saturating_sub(1)
+            )
+        } else if self.of > partitions {
+            format!("the cluster has {partitions} partitions, fewer than the doors: a door would send none")
+        } else {
+            return Ok(());
+        };
+        Err(ClusterError::Shard {
+            k: self.k,
+            of: self.of,
+            why,
+        })
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    /// `K/N`: door K (from 0) of N.
+    fn from_str(text: &str) -> Result<Shard, String> {
+        let bad = || format!("`{text}`: write K/N, this door's number K (from 0) of N doors, e.g. 0/3");
+        let (k, of) = text.split_once('/').ok_or_else(bad)?;
+        let (k, of) = (
+            k.trim().parse().map_err(|_| bad())?,
+            of.trim().parse().map_err(|_| bad())?,
+        );
+        Ok(Shard { k, of })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.k, self.of)
+    }
+}
+
+/// Routes events into a cluster's partitions (all of them, or a
+/// [`Shard`]'s). One per partition: its routing state (where each subject
+/// lives) is in memory only, so it starts on empty partitions, or resumes
+/// by routing its input again from the start.
 pub struct FrontDoor {
     cluster: Cluster,
+    shard: Shard,
     router: Router,
     /// The index of the last event stamped for each partition.
     sent: Vec<u64>,
@@ -59,27 +132,52 @@ pub const WINDOW: usize = 8;
 pub const BATCH: usize = 512;
 
 impl FrontDoor {
-    /// A front door for `cluster`, whose events stream must be empty.
+    /// The one front door of `cluster`, whose partitions must be empty.
     pub async fn new(cluster: Cluster) -> Result<FrontDoor, ClusterError> {
-        let mut events = cluster.events().await?;
-        if events.info().await.ctx("reading the events stream")?.state.messages > 0 {
-            return Err(ClusterError::NotEmpty(cluster.name.clone()));
-        }
-        // The claim (compare-and-set) settles a race of two doors starting at once.
-        let meta = cluster.kv("meta").await?;
-        if meta.create("door", "claimed".into()).await.is_err() {
-            return Err(ClusterError::NotEmpty(cluster.name.clone()));
-        }
-        let n = cluster.partitions as usize;
-        FrontDoor::at(cluster, Router::new(n as u32), vec![0; n]).await
+        FrontDoor::new_shard(cluster, Shard::WHOLE).await
     }
 
-    /// A door over `cluster` whose partitions hold `sent` events each.
-    async fn at(cluster: Cluster, router: Router, sent: Vec<u64>) -> Result<FrontDoor, ClusterError> {
+    /// A front door for `shard`'s partitions of `cluster`, which must be
+    /// empty and have no door. Every door of the shards must be given the
+    /// same input.
+    pub async fn new_shard(cluster: Cluster, shard: Shard) -> Result<FrontDoor, ClusterError> {
+        shard.check(cluster.partitions)?;
+        let owned: Vec<u32> = (0..cluster.partitions).filter(|&p| shard.owns(p)).collect();
+        let events = cluster.events().await?;
+        let taken = |p: u32| ClusterError::NotEmpty(cluster.name.clone(), format!("partition {p}"));
+        for &p in &owned {
+            let subject = cluster.events_subject(p);
+            if crate::last_sequence(&events, &subject, p, Duration::from_secs(60))
+                .await?
+                .is_some()
+            {
+                return Err(taken(p));
+            }
+        }
+        // A claim per partition (compare-and-set) settles a race of two doors
+        // starting at once; the loser gives back what it claimed.
+        let meta = cluster.kv("meta").await?;
+        for (i, &p) in owned.iter().enumerate() {
+            if meta.create(claim_key(p), "claimed".into()).await.is_err() {
+                for &q in &owned[..i] {
+                    if let Err(e) = meta.delete(claim_key(q)).await {
+                        tracing::warn!(partition = q, error = %e, "a door's claim was not given back: start its door with --resume");
+                    }
+                }
+                return Err(taken(p));
+            }
+        }
+        let n = cluster.partitions as usize;
+        FrontDoor::at(cluster, shard, Router::new(n as u32), vec![0; n]).await
+    }
+
+    /// A door over `cluster` sending `shard`'s partitions, which hold `sent` events each.
+    async fn at(cluster: Cluster, shard: Shard, router: Router, sent: Vec<u64>) -> Result<FrontDoor, ClusterError> {
         let n = cluster.partitions as usize;
         let progress = cluster.kv("progress").await?;
         Ok(FrontDoor {
             progress,
+            shard,
             router,
             acked: sent.clone(),
             held: vec![(0, String::new()); n],
@@ -108,13 +206,23 @@ impl FrontDoor {
     /// one was stored) cannot be continued exactly and is refused; so is an
     /// input whose events differ from the stream's (checked by id).
     pub async fn resume(cluster: Cluster) -> Result<FrontDoor, ClusterError> {
+        FrontDoor::resume_shard(cluster, Shard::WHOLE).await
+    }
+
+    /// [`FrontDoor::resume`] for `shard`'s partitions only: the doors that
+    /// stopped may have been sharded otherwise (a partition's subject is
+    /// all that is read back).
+    pub async fn resume_shard(cluster: Cluster, shard: Shard) -> Result<FrontDoor, ClusterError> {
+        shard.check(cluster.partitions)?;
         let meta = cluster.kv("meta").await?;
-        meta.put("door", "resumed".into()).await.ctx("claiming the cluster")?;
         let n = cluster.partitions as usize;
         let mut sent = vec![0; n];
         let mut held = vec![(0, String::new()); n];
         let mut held_marker = vec![0; n];
-        for p in 0..cluster.partitions {
+        for p in (0..cluster.partitions).filter(|&p| shard.owns(p)) {
+            meta.put(claim_key(p), "resumed".into())
+                .await
+                .ctx("claiming the partitions")?;
             let mut indexes = Vec::new();
             let last = &mut held[p as usize];
             let marker = &mut held_marker[p as usize];
@@ -142,7 +250,7 @@ impl FrontDoor {
             sent[p as usize] = indexes.len() as u64;
         }
         tracing::info!(?held, "front door resuming");
-        let mut door = FrontDoor::at(cluster, Router::new(n as u32), sent).await?;
+        let mut door = FrontDoor::at(cluster, shard, Router::new(n as u32), sent).await?;
         door.held = held;
         door.held_marker = held_marker;
         Ok(door)
@@ -172,7 +280,8 @@ impl FrontDoor {
             Route::One(p) => p..p + 1,
             Route::All => 0..self.cluster.partitions,
         };
-        for p in targets {
+        let shard = self.shard;
+        for p in targets.filter(|&p| shard.owns(p)) {
             let (held, id) = &self.held[p as usize];
             if event == *held && **id != *ev.id {
                 self.failed = Some("the input differs from the stream".into());
@@ -219,10 +328,14 @@ impl FrontDoor {
         tracing::info!(event, ?moves, spread, "merchants tied: partitions rebuild");
         self.flush().await?;
         let shares = shares(copies);
-        for p in weiquan_partition::rebuilding(self.cluster.partitions, &moves, spread) {
-            if event <= self.held[p as usize].0.max(self.held_marker[p as usize]) {
-                continue;
-            }
+        let markers: Vec<u32> = weiquan_partition::rebuilding(self.cluster.partitions, &moves, spread)
+            .into_iter()
+            .filter(|&p| self.shard.owns(p) && event > self.held[p as usize].0.max(self.held_marker[p as usize]))
+            .collect();
+        if !markers.is_empty() {
+            self.await_other_doors(event).await?;
+        }
+        for p in markers {
             for (k, share) in shares.iter().enumerate() {
                 let last = k + 1 == shares.len();
                 let stamp = Stamp {
@@ -253,7 +366,8 @@ impl FrontDoor {
         let Some(clock) = self.router.clock() else {
             return self.flush().await;
         };
-        for p in 0..self.cluster.partitions {
+        let shard = self.shard;
+        for p in (0..self.cluster.partitions).filter(|&p| shard.owns(p)) {
             let stamp = Stamp {
                 index: self.sent[p as usize] + 1,
                 event: 0,
@@ -359,24 +473,71 @@ impl FrontDoor {
                 self.settle_oldest(i).await?;
             }
         }
-        self.record_routed().await;
+        self.record_routed().await
+    }
+
+    /// Records, for each partition this door sends, what the workers must
+    /// reach (for `weiquan cluster status`) and that every event routed so
+    /// far is durable there (for the other doors' rebuilds:
+    /// [`FrontDoor::await_other_doors`]). Called after a flush. Retried for
+    /// a while; what the other doors wait for is a failure if not recorded.
+    async fn record_routed(&self) -> Result<(), ClusterError> {
+        for (p, acked) in self
+            .acked
+            .iter()
+            .enumerate()
+            .filter(|&(p, _)| self.shard.owns(p as u32))
+        {
+            let p = p as u32;
+            let records = [(crate::worker::routed_key(p), acked), (through_key(p), &self.routed)];
+            for (key, value) in records {
+                let mut tries = 0;
+                while let Err(e) = self.progress.put(&key, value.to_string().into()).await {
+                    tries += 1;
+                    if tries >= 30 {
+                        return Err(e).ctx(format!("recording what partition {p} holds"));
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
         Ok(())
     }
 
-    /// Records what the workers must reach, for `weiquan cluster status`.
-    /// Only a report: retried for a while, never a failure of the door.
-    async fn record_routed(&self) {
-        for (p, acked) in self.acked.iter().enumerate() {
-            let key = crate::worker::routed_key(p as u32);
-            let mut tries = 0;
-            while let Err(e) = self.progress.put(&key, acked.to_string().into()).await {
-                tries += 1;
-                if tries >= 30 {
-                    tracing::warn!(partition = p, error = %e, "what was routed is not recorded; `status` may show less");
-                    break;
+    /// Waits until each partition another door sends holds every event
+    /// before `event` (its door recorded so): a rebuild at `event` reads
+    /// every partition's subject up to its marker. Every door routes the
+    /// same input and records at each rebuild's flush, so none waits for
+    /// one that waits for it.
+    async fn await_other_doors(&self, event: u64) -> Result<(), ClusterError> {
+        let others: Vec<u32> = (0..self.cluster.partitions).filter(|&p| !self.shard.owns(p)).collect();
+        let started = tokio::time::Instant::now();
+        let mut told = Duration::ZERO;
+        loop {
+            let mut behind = Vec::new();
+            for &p in &others {
+                let through = (self.progress.get(through_key(p)).await)
+                    .ctx(format!("reading how far partition {p}'s door has come"))?
+                    .and_then(|v| crate::number::<u64>(&v))
+                    .unwrap_or(0);
+                if through + 1 < event {
+                    behind.push(p);
                 }
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
+            if behind.is_empty() {
+                return Ok(());
+            }
+            // Said every ten seconds: a door that never comes (not started,
+            // or given another input) keeps this one waiting.
+            if started.elapsed() >= told + Duration::from_secs(10) {
+                told = started.elapsed();
+                tracing::warn!(
+                    event,
+                    partitions = ?behind,
+                    "a rebuild waits for the doors of these partitions to route the events before it; are they running, on the same input?"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -386,9 +547,15 @@ impl FrontDoor {
     }
 
     /// The index of the last event stamped for each partition: what its
-    /// workers will have applied once they catch up (after a flush).
+    /// workers will have applied once they catch up (after a flush). 0 for
+    /// a partition of another shard's door.
     pub fn sent(&self) -> &[u64] {
         &self.sent
+    }
+
+    /// The partitions this door sends.
+    pub fn shard(&self) -> Shard {
+        self.shard
     }
 
     /// Groups of merchants moved, and groups of subjects spread to every
@@ -397,6 +564,17 @@ impl FrontDoor {
     pub fn moved(&self) -> (u64, u64) {
         (self.router.moved(), self.router.spreads())
     }
+}
+
+/// The key of a door's claim on partition `p` (in the meta bucket).
+fn claim_key(p: u32) -> String {
+    format!("door.p{p}")
+}
+
+/// The key of the number of events routed before which partition `p` holds
+/// every event its door sends it (in the progress bucket).
+fn through_key(p: u32) -> String {
+    format!("through.p{p}")
 }
 
 /// Bytes of subject names one rebuild marker carries at most: with the open

@@ -68,8 +68,18 @@ pub enum ClusterError {
     #[error("cluster `{0}` is not set up: run `weiquan cluster route` first (it creates the streams)")]
     NotSetUp(String),
     /// A front door cannot continue a stream it did not start.
-    #[error("cluster `{0}` already has a front door, or holds routed events: a front door's routing state is not saved, so one door starts on an empty stream; use another --cluster name")]
-    NotEmpty(String),
+    #[error("cluster `{0}` already has a front door for {1}, or holds routed events there: a front door's routing state is not saved, so a door starts on empty partitions; take over from a door that stopped with --resume, or use another --cluster name")]
+    NotEmpty(String, String),
+    /// A door's shard does not fit the cluster.
+    #[error("door shard {k}/{of}: {why}")]
+    Shard {
+        /// The shard's number.
+        k: u32,
+        /// How many doors share the partitions.
+        of: u32,
+        /// What is wrong.
+        why: String,
+    },
     /// A batch could not be stored, even after a minute of retries.
     #[error("a batch of routed events was not stored ({why}): the stream may now miss events, so this front door stops; route the input again into a new --cluster")]
     DoorFailed {
@@ -609,21 +619,10 @@ pub async fn read_partition_before(
     let events = cluster.events().await?;
     let subject = cluster.events_subject(p);
     let started = tokio::time::Instant::now();
-    // Only "no message" means nothing was routed here: a timeout or a leader
-    // election read as that would leave a partition's events out unseen.
-    let end = loop {
-        match events.get_last_raw_message_by_subject(&subject).await {
-            Ok(last) => break last.sequence.min(before.saturating_sub(1)),
-            Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => return Ok(()),
-            Err(e) if started.elapsed() > limit => {
-                return Err(ClusterError::Nats {
-                    what: format!("finding where partition {p} ends"),
-                    error: e.to_string(),
-                })
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-        }
+    let Some(last) = last_sequence(&events, &subject, p, limit).await? else {
+        return Ok(());
     };
+    let end = last.min(before.saturating_sub(1));
     let mut next = 1;
     while next <= end {
         if started.elapsed() > limit {
@@ -674,6 +673,32 @@ pub async fn read_partition_before(
         }
     }
     Ok(())
+}
+
+/// The stream sequence of partition `p`'s last message (`subject`), or
+/// `None` when it has none. Only "no message" means nothing was routed
+/// there: a timeout or a leader election read as that would leave a
+/// partition's events out unseen, so those are asked again for up to `limit`.
+pub(crate) async fn last_sequence(
+    events: &stream::Stream,
+    subject: &str,
+    p: u32,
+    limit: Duration,
+) -> Result<Option<u64>, ClusterError> {
+    let started = tokio::time::Instant::now();
+    loop {
+        match events.get_last_raw_message_by_subject(subject).await {
+            Ok(last) => return Ok(Some(last.sequence)),
+            Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => return Ok(None),
+            Err(e) if started.elapsed() > limit => {
+                return Err(ClusterError::Nats {
+                    what: format!("finding where partition {p} ends"),
+                    error: e.to_string(),
+                })
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
 }
 
 /// A finding as a worker publishes it.

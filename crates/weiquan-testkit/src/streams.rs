@@ -11,16 +11,8 @@
 /// applied twice there (by a door that resumed) would report it twice. Ids
 /// and subjects start with `h`, apart from the example cases'.
 pub fn handed_over(partitions: u32) -> Vec<String> {
-    let ids: Vec<String> = (1..60).map(|n| format!("m{n}")).collect();
-    let a = &ids[0];
-    let b = (ids.iter())
-        .find(|m| weiquan_partition::partition_of(m, partitions) != weiquan_partition::partition_of(a, partitions))
-        .expect("two merchants in two partitions");
-    let c = (ids.iter())
-        .find(|m| {
-            *m != b && weiquan_partition::partition_of(m, partitions) == weiquan_partition::partition_of(b, partitions)
-        })
-        .expect("two merchants in one partition");
+    let [a, b, c] = handed_over_merchants(partitions);
+    let (a, b, c) = (&a, &b, &c);
     let line = |id: &str, ty: &str, at: &str, body: String| {
         format!(r#"{{"v":1,"id":"{id}","type":"{ty}","at":"2026-11-{at}:00:00+08:00",{body}}}"#)
     };
@@ -60,4 +52,25 @@ pub fn handed_over(partitions: u32) -> Vec<String> {
         ),
         line("h9", "order.shipped", "20T10", r#""order":"ho1""#.to_owned()),
     ]
+}
+
+/// The merchants of [`handed_over`] for `partitions` partitions, and their
+/// partitions: A (the pre-sale's first merchant), B (in another partition,
+/// moved into A's) and C (in B's partition, staying).
+pub fn handed_over_merchants(partitions: u32) -> [String; 3] {
+    let ids: Vec<String> = (1..60).map(|n| format!("m{n}")).collect();
+    let of = |m: &str| weiquan_partition::partition_of(m, partitions);
+    let a = &ids[0];
+    let b = (ids.iter())
+        .find(|m| of(m) != of(a))
+        .expect("two merchants in two partitions");
+    let c = (ids.iter())
+        .find(|m| *m != b && of(m) == of(b))
+        .expect("two merchants in one partition");
+    [a.clone(), b.clone(), c.clone()]
+}
+
+/// The partition of merchant `m` among `partitions`.
+pub fn partition_of(m: &str, partitions: u32) -> u32 {
+    weiquan_partition::partition_of(m, partitions)
 }

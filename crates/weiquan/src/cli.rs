@@ -685,6 +685,11 @@ pub enum ClusterCommand {
         /// does not hold yet (checked by id). The old door must be gone.
         #[arg(long)]
         resume: bool,
+        /// Share the partitions among N doors: this one (K, from 0) sends the
+        /// partitions whose number is K modulo N. Every door of the N reads
+        /// the same input; together they send what one door would.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<weiquan_cluster::door::Shard>,
     },
     /// A worker: take partitions by lease and apply them until stopped (Ctrl-C or SIGTERM releases them).
     Work {

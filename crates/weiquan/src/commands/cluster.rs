@@ -5,7 +5,8 @@ use crate::cli::{ClusterArgs, ClusterCommand};
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::time::Duration;
-use weiquan_cluster::{door::FrontDoor, logs::Logs, worker, Cluster};
+use weiquan_cluster::door::{FrontDoor, Shard};
+use weiquan_cluster::{logs::Logs, worker, Cluster};
 use weiquan_engine::Lang;
 use weiquan_events::{parse_event, Line, LineReader, Reject};
 
@@ -37,6 +38,7 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                 replicas,
                 advance_every,
                 resume,
+                shard,
             } => {
                 if *until_caught_up && subject.is_none() {
                     return Err(super::UsageError(
@@ -52,12 +54,14 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                     Duration::from_secs(30),
                 )
                 .await?;
-                let every = (*advance_every).max(1);
+                let door = Door {
+                    advance_every: (*advance_every).max(1),
+                    resume: *resume,
+                    shard: shard.unwrap_or(Shard::WHOLE),
+                };
                 match subject {
-                    Some(subject) => {
-                        route_subject(seal(cluster), subject, (every, *resume, *until_caught_up), err).await
-                    }
-                    None => route(seal(cluster), files, every, *resume, err).await,
+                    Some(subject) => route_subject(seal(cluster), subject, door, *until_caught_up, err).await,
+                    None => route(seal(cluster), files, door, err).await,
                 }
             }
             ClusterCommand::Work {
@@ -145,8 +149,16 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
     })
 }
 
-/// Routes every line of `files` into `cluster`; rejects go to `err` as
-/// `weiquan audit` prints them.
+/// How a door routes: what `route` was asked for.
+struct Door {
+    /// Moves idle partitions' clocks every this many events.
+    advance_every: u64,
+    /// Takes over from a door that stopped.
+    resume: bool,
+    /// The partitions it sends.
+    shard: Shard,
+}
+
 /// One routing run's door and counts: every line, from a file or a message,
 /// goes through [`Routing::line`].
 struct Routing {
@@ -157,17 +169,17 @@ struct Routing {
 }
 
 impl Routing {
-    async fn start(cluster: Cluster, advance_every: u64, resume: bool) -> Result<Routing> {
-        let door = if resume {
-            FrontDoor::resume(cluster).await?
+    async fn start(cluster: Cluster, how: Door) -> Result<Routing> {
+        let door = if how.resume {
+            FrontDoor::resume_shard(cluster, how.shard).await?
         } else {
-            FrontDoor::new(cluster).await?
+            FrontDoor::new_shard(cluster, how.shard).await?
         };
         Ok(Routing {
             door,
             events: 0,
             rejected: 0,
-            advance_every,
+            advance_every: how.advance_every,
         })
     }
 
@@ -204,25 +216,28 @@ impl Routing {
         self.door.advance().await?;
         let entries: u64 = self.door.sent().iter().sum();
         let (moved, spread) = self.door.moved();
+        let (shard, n) = (self.door.shard(), self.door.sent().len());
+        let into = match shard.of {
+            1 => format!("{n} partitions"),
+            _ => format!(
+                "{} of {n} partitions (door {shard})",
+                (0..n as u32).filter(|&p| shard.owns(p)).count()
+            ),
+        };
         writeln!(
             err,
-            "routed {} events ({entries} partition entries in all, broadcasts counted in each) into {} partitions; {} lines rejected; {moved} merchant groups moved and {spread} subject groups spread (partitions rebuilt)",
+            "routed {} events ({entries} partition entries in all, broadcasts counted in each) into {into}; {} lines rejected; {moved} merchant groups moved and {spread} subject groups spread (partitions rebuilt)",
             self.events,
-            self.door.sent().len(),
             self.rejected,
         )?;
         Ok(())
     }
 }
 
-async fn route(
-    cluster: Cluster,
-    files: &[String],
-    advance_every: u64,
-    resume: bool,
-    err: &mut dyn Write,
-) -> Result<()> {
-    let mut routing = Routing::start(cluster, advance_every, resume).await?;
+/// Routes every line of `files` into `cluster`; rejects go to `err` as
+/// `weiquan audit` prints them.
+async fn route(cluster: Cluster, files: &[String], how: Door, err: &mut dyn Write) -> Result<()> {
+    let mut routing = Routing::start(cluster, how).await?;
     for input in super::open_inputs(files)? {
         let mut reader = LineReader::new(input.reader);
         while let Some(line) = reader.next_line()? {
@@ -244,7 +259,8 @@ const IDLE: Duration = Duration::from_millis(200);
 async fn route_subject(
     cluster: Cluster,
     subject: &str,
-    (advance_every, resume, until_caught_up): (u64, bool, bool),
+    how: Door,
+    until_caught_up: bool,
     err: &mut dyn Write,
 ) -> Result<()> {
     use async_nats::jetstream::{self, consumer::push::OrderedConfig, consumer::DeliverPolicy};
@@ -280,7 +296,7 @@ async fn route_subject(
         true => state.last_sequence,
         false => u64::MAX,
     };
-    let mut routing = Routing::start(cluster, advance_every, resume).await?;
+    let mut routing = Routing::start(cluster, how).await?;
     if end == 0 {
         return routing.finish(err).await;
     }

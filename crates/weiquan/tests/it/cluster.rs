@@ -587,27 +587,13 @@ fn a_door_on_a_nats_subject_routes_what_the_platform_publishes() {
         publish((*line).to_owned());
     }
     publish("{\"v\": 1, \"id\": \"bad\"}".into());
-    let audit = super::weiquan(&["audit", case, "--lang", "en"], None);
-    let want = sorted(&audit.stdout);
-    assert!(!want.is_empty());
-    let started = Instant::now();
-    loop {
-        let found = super::weiquan(
-            &["cluster", "--nats", url, "--cluster", &name, "findings", "--lang", "en"],
-            None,
-        );
-        if sorted(&found.stdout) == want {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the workers never found what audit finds:\n{}\ndoor:\n{}\n{}",
-            String::from_utf8_lossy(&found.stdout),
+    await_audit(url, &name, &[case], || {
+        format!(
+            "door:\n{}\n{}",
             std::fs::read_to_string(&log).unwrap_or_default(),
             logs_of(dir.path(), "solo")
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+        )
+    });
     // SIGTERM: the door finishes and says what it routed.
     let pid = door.0.id().to_string();
     let killed = std::process::Command::new("kill")
@@ -627,6 +613,137 @@ fn a_door_on_a_nats_subject_routes_what_the_platform_publishes() {
         said.contains(&format!("\"file\":\"{subject} (message")),
         "the reject names its message: {said}"
     );
+}
+
+/// Waits (a minute at most) until `weiquan cluster findings` of cluster
+/// `name` prints what `weiquan audit` prints for `files`; fails with `logs()`.
+fn await_audit(url: &str, name: &str, files: &[&str], logs: impl Fn() -> String) {
+    let mut args = vec!["audit", "--lang", "en"];
+    args.extend_from_slice(files);
+    let want = sorted(&super::weiquan(&args, None).stdout);
+    assert!(!want.is_empty());
+    let started = Instant::now();
+    loop {
+        let found = super::weiquan(
+            &["cluster", "--nats", url, "--cluster", name, "findings", "--lang", "en"],
+            None,
+        );
+        if sorted(&found.stdout) == want {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the workers never found what audit finds:\n{}\n{}",
+            String::from_utf8_lossy(&found.stdout),
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Four doors, one partition each (`route --shard K/4`), send what one door
+/// sends: the workers find what `audit` finds, a move included. The door of
+/// the partition a merchant moves out of starts last, and the door of the
+/// partition it moves to waits for it before it sends its rebuild marker
+/// (the `moves` tests of `weiquan-cluster` show what goes wrong without
+/// that wait). Doors that should not start are refused, and two doors of
+/// another sharding take over from the four without sending anything twice.
+#[test]
+fn doors_in_shards_send_what_one_door_sends() {
+    if !weiquan_testkit::services::nats_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let name = weiquan_testkit::unique("shards");
+    let url = "nats://127.0.0.1:4222";
+    let case = "tests/cases/presale/events.ndjson";
+    let handed = dir.path().join("handed.ndjson");
+    std::fs::write(&handed, weiquan_testkit::streams::handed_over(4).join("\n") + "\n").expect("written");
+    let handed = handed.to_str().expect("UTF-8 path");
+    // `handed_over` moves merchant B's partition into A's.
+    let [a, b, _] = weiquan_testkit::streams::handed_over_merchants(4);
+    let (to, from) = (
+        weiquan_testkit::streams::partition_of(&a, 4),
+        weiquan_testkit::streams::partition_of(&b, 4),
+    );
+    let route = |rest: &[&str]| {
+        let mut args = vec![
+            "cluster",
+            "--nats",
+            url,
+            "--cluster",
+            &name,
+            "route",
+            "--partitions",
+            "4",
+        ];
+        args.extend_from_slice(rest);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let door = |k: u32| {
+        let shard = format!("{k}/4");
+        let log = dir.path().join(format!("door{k}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_weiquan"))
+            .args(route(&["--shard", &shard, case, handed]))
+            .current_dir(super::root())
+            .stdout(Stdio::null())
+            .stderr(log_file(&log))
+            .spawn()
+            .expect("the door runs");
+        (Proc(child), log)
+    };
+    let mut doors: Vec<_> = (0..4).filter(|&k| k != from).map(|k| (k, door(k))).collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let waiting = doors
+        .iter_mut()
+        .find(|(k, _)| *k == to)
+        .expect("the door of the partition moved to");
+    assert_eq!(
+        waiting.1 .0 .0.try_wait().expect("a door's status"),
+        None,
+        "door {to} waits for door {from} before the rebuild: {}",
+        std::fs::read_to_string(&waiting.1 .1).unwrap_or_default()
+    );
+    doors.push((from, door(from)));
+    for (k, (mut proc, log)) in doors {
+        let status = proc.0.wait().expect("the door exits");
+        let said = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(status.success(), "door {k}: {status}: {said}");
+        assert!(
+            said.contains(&format!("into 1 of 4 partitions (door {k}/4)")) && said.contains("1 merchant groups moved"),
+            "door {k}: {said}"
+        );
+    }
+
+    // Doors that should not start.
+    let refused = |rest: &[&str], code: i32, says: &str| {
+        let args = route(rest);
+        let out = super::weiquan(&args.iter().map(String::as_str).collect::<Vec<_>>(), None);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{rest:?}: {err}");
+        assert!(err.contains(says), "{rest:?}: {err}");
+    };
+    refused(&["--shard", "1/4", case], 1, "already has a front door for partition 1");
+    refused(&["--shard", "4/4", case], 1, "must be below the number of doors");
+    refused(&["--shard", "0/5", case], 1, "fewer than the doors");
+    refused(&["--shard", "one", case], 2, "write K/N");
+
+    let _worker = worker(url, &name, "solo", dir.path(), &[]);
+    let door_logs = || {
+        (0..4)
+            .map(|k| std::fs::read_to_string(dir.path().join(format!("door{k}.log"))).unwrap_or_default())
+            .collect::<String>()
+    };
+    let all_logs = || format!("{}\n{}", door_logs(), logs_of(dir.path(), "solo"));
+    await_audit(url, &name, &[case, handed], all_logs);
+    // Two doors of two shards take over from the four: nothing is sent twice.
+    for shard in ["1/2", "0/2"] {
+        let args = route(&["--resume", "--shard", shard, case, handed]);
+        let out = super::weiquan(&args.iter().map(String::as_str).collect::<Vec<_>>(), None);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    await_audit(url, &name, &[case, handed], all_logs);
 }
 
 /// A door refuses a platform stream that lost its first messages (an age
