@@ -1,0 +1,161 @@
+//! Front doors in shards (`weiquan cluster route --shard K/N`) on a
+//! three-node NATS JetStream cluster on this machine (R3, six partitions):
+//! the time until every door of N has routed a simulated platform, for
+//! N = 1, 2 and 3, and one door of a 1/6 shard alone (it reads and routes
+//! the whole input but sends one partition of six: what a door costs when
+//! the doors are many). Beside them, in the same rounds, `weiquan check` of
+//! the same file: the parse floor every door pays for the whole input.
+//! Each door's CPU time (user + system, from `/usr/bin/time`) is reported
+//! too: on two shared cores, wall time cannot show N doors on N machines,
+//! but CPU time per door shows what each of them would need.
+//! Prints Markdown. `WEIQUAN_BENCH_DOORS_MERCHANTS` scales the stream
+//! (default 600 merchants, about 680,000 events), `WEIQUAN_BENCH_DOORS_ROUNDS`
+//! sets the rounds (default 3).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use weiquan_testkit::nats::NatsCluster;
+
+const PARTITIONS: u32 = 6;
+
+/// One contender: how many doors run at once, and which shards they are.
+struct Contender {
+    label: &'static str,
+    shards: Vec<String>,
+}
+
+fn main() {
+    let env = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let merchants = env("WEIQUAN_BENCH_DOORS_MERCHANTS", 600) as u32;
+    let rounds = env("WEIQUAN_BENCH_DOORS_ROUNDS", 3).max(1);
+    let dir = weiquan_testkit::root().join("bench-out/doors");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("bench-out/doors");
+    let sim = weiquan_sim::simulate(&weiquan_sim::Config {
+        merchants,
+        consumers: merchants * 40,
+        days: 30,
+        seed: 7,
+        violation_rate: 0.1,
+        profile: weiquan_sim::Profile::Normal,
+        orders_per_day: 4.0,
+    });
+    let file = dir.join("events.ndjson");
+    std::fs::write(&file, sim.lines.join("\n") + "\n").expect("events written");
+    let events = sim.lines.len();
+    let file = file.to_str().expect("UTF-8 path").to_owned();
+    let nats = NatsCluster::start(&dir);
+    let shards = |of: u32| (0..of).map(|k| format!("{k}/{of}")).collect::<Vec<_>>();
+    let contenders = [
+        Contender {
+            label: "1 door",
+            shards: shards(1),
+        },
+        Contender {
+            label: "2 doors in shards, at once",
+            shards: shards(2),
+        },
+        Contender {
+            label: "3 doors in shards, at once",
+            shards: shards(3),
+        },
+        Contender {
+            label: "1 door of shard 0/6 alone (routes all, sends 1 partition of 6)",
+            shards: vec!["0/6".into()],
+        },
+    ];
+    // A first door warms the cluster up (its streams' leaders, the disks); not counted.
+    let _ = route(&nats.urls, &dir, &file, "warm-up", &shards(1));
+    let mut times: Vec<Vec<(f64, f64)>> = vec![Vec::new(); contenders.len()];
+    let mut floor = Vec::new();
+    for round in 0..rounds {
+        // The order turns each round: none always runs on a warmer cluster.
+        for i in (0..contenders.len()).map(|i| (i + round) % contenders.len()) {
+            let c = &contenders[i];
+            times[i].push(route(&nats.urls, &dir, &file, &format!("r{round}-{i}"), &c.shards));
+        }
+        let started = Instant::now();
+        let check = Command::new(env!("CARGO_BIN_EXE_weiquan"))
+            .args(["check", &file])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("check runs");
+        assert!(check.success());
+        floor.push(started.elapsed().as_secs_f64());
+    }
+    println!(
+        "{events} events, {PARTITIONS} partitions, R3 on 3 NATS servers (2.9), all on this machine; best and median of {rounds} rounds\n"
+    );
+    println!("| contender | best s | median s | events/s (best) | CPU s per door (median) | time ÷ 1 door's (best, median) |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let stats = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        (v[0], v[v.len() / 2])
+    };
+    let (one_best, one_median) = stats(&times[0].iter().map(|t| t.0).collect::<Vec<_>>());
+    for (c, t) in contenders.iter().zip(&times) {
+        let (best, median) = stats(&t.iter().map(|t| t.0).collect::<Vec<_>>());
+        let (_, cpu) = stats(&t.iter().map(|t| t.1).collect::<Vec<_>>());
+        println!(
+            "| {} | {best:.2} | {median:.2} | {:.0} | {cpu:.2} | {:.2}, {:.2} |",
+            c.label,
+            events as f64 / best,
+            best / one_best,
+            median / one_median
+        );
+    }
+    let (best, median) = stats(&floor);
+    println!(
+        "| `weiquan check` (parse floor, one process) | {best:.2} | {median:.2} | {:.0} | {median:.2} | {:.2}, {:.2} |",
+        events as f64 / best,
+        best / one_best,
+        median / one_median
+    );
+}
+
+/// Routes `file` into a new cluster with one door per shard, all at once:
+/// the wall time until the last ends, and the median door's CPU seconds.
+fn route(urls: &str, dir: &std::path::Path, file: &str, run: &str, shards: &[String]) -> (f64, f64) {
+    let name = weiquan_testkit::unique(&format!("doors-{run}"));
+    let started = Instant::now();
+    let doors: Vec<(Child, std::path::PathBuf)> = shards
+        .iter()
+        .enumerate()
+        .map(|(k, shard)| {
+            let cpu = dir.join(format!("{name}-{k}.cpu"));
+            let child = Command::new("/usr/bin/time")
+                .args(["-f", "%U %S", "-o"])
+                .arg(&cpu)
+                .arg(env!("CARGO_BIN_EXE_weiquan"))
+                .args(["cluster", "--nats", urls, "--cluster", &name, "route", file])
+                .args(["--partitions", &PARTITIONS.to_string(), "--replicas", "3", "--shard", shard])
+                .stdout(Stdio::null())
+                .stderr(weiquan_testkit::process::log_file(&dir.join(format!("{name}-{k}.log"))))
+                .spawn()
+                .expect("/usr/bin/time and the door run (apt install time)");
+            (child, cpu)
+        })
+        .collect();
+    let mut cpu = Vec::new();
+    for (k, (mut child, file)) in doors.into_iter().enumerate() {
+        let status = child.wait().expect("the door ends");
+        assert!(status.success(), "door {k} of {run} failed: see {}", dir.display());
+        let text = std::fs::read_to_string(&file).expect("/usr/bin/time's output");
+        // The last line: a failing command's status comes first.
+        let secs: f64 = (text.lines().last().unwrap_or_default().split_whitespace())
+            .filter_map(|s| s.parse::<f64>().ok())
+            .sum();
+        cpu.push(secs);
+    }
+    let wall = started.elapsed();
+    assert!(wall < Duration::from_secs(1800), "{run} took {wall:?}");
+    cpu.sort_by(f64::total_cmp);
+    (wall.as_secs_f64(), cpu[cpu.len() / 2])
+}
