@@ -18,8 +18,17 @@
 //! partition rebuilds from every partition's subject, so a door sends a
 //! rebuild marker only once every other door has made durable the events
 //! before it (each door records how far that holds at each flush).
+//!
+//! **Snapshots.** A door's routing state is its memory, rebuilt by routing
+//! the input again from its start. [`FrontDoor::save`] stores it (with where
+//! the caller's input stood) in the cluster's snapshots bucket, after making
+//! everything routed durable; a door resumed over it reads back only what
+//! the partitions received since, and the caller goes on from the saved
+//! place in its input.
 
 use crate::{publish, Cluster, ClusterError, Context, Rebuild, Stamp};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::time::Duration;
 use weiquan_events::Event;
 use weiquan_partition::{Route, Router};
@@ -84,6 +93,54 @@ impl std::fmt::Display for Shard {
     }
 }
 
+/// A place in a door's input, as its caller counts it (for files: `line`
+/// lines read, `unit` 0; for a platform's stream: message `unit`, `line`
+/// lines of it). The door only keeps it in its snapshots.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// A message's stream sequence, or 0.
+    pub unit: u64,
+    /// Lines read (of the message, or of the whole input).
+    pub line: u64,
+}
+
+/// Where a door resumed from its snapshot stands in its input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resumed {
+    /// Everything up to here was routed: go on after it.
+    pub at: Position,
+    /// Events routed.
+    pub routed: u64,
+    /// The last event routed, and its id: the caller checks that its input
+    /// has that event there (the same input as the stopped door's).
+    pub last: Option<(Position, String)>,
+}
+
+/// A door's state as its snapshot holds it (`R`: its router, or a reference
+/// to it when saved).
+#[derive(Serialize, Deserialize)]
+struct Saved<R = Router> {
+    magic: [u8; 8],
+    partitions: u32,
+    shard: (u32, u32),
+    router: R,
+    routed: u64,
+    /// The index of the last event stamped for each partition, all acknowledged.
+    sent: Vec<u64>,
+    /// The events stream's last sequence once they were: later messages
+    /// are what the partitions received since.
+    seq: u64,
+    at: Position,
+    last: Option<(Position, String)>,
+}
+
+const MAGIC: [u8; 8] = *b"WQDOOR01";
+
+/// The name of shard `shard`'s snapshot in the snapshots bucket.
+fn snapshot_name(shard: Shard) -> String {
+    format!("door-{}-of-{}", shard.k, shard.of)
+}
+
 /// Routes events into a cluster's partitions (all of them, or a
 /// [`Shard`]'s). One per partition: its routing state (where each subject
 /// lives) is in memory only, so it starts on empty partitions, or resumes
@@ -115,6 +172,8 @@ pub struct FrontDoor {
     /// Why an earlier batch failed: its events may be lost, so the door
     /// refuses everything after (its routing state no longer matches the stream).
     failed: Option<String>,
+    /// Where a door resumed from a snapshot stands in its input.
+    resumed: Option<Resumed>,
 }
 
 impl Drop for FrontDoor {
@@ -167,6 +226,11 @@ impl FrontDoor {
                 return Err(taken(p));
             }
         }
+        // A snapshot left under this shard's name is of partitions since
+        // emptied (a stream purged): never to be resumed from.
+        if let Err(e) = cluster.forget(&snapshot_name(shard)).await {
+            tracing::warn!(error = %e, "an old door snapshot was not deleted");
+        }
         let n = cluster.partitions as usize;
         FrontDoor::at(cluster, shard, Router::new(n as u32), vec![0; n]).await
     }
@@ -187,6 +251,7 @@ impl FrontDoor {
             open: vec![(Vec::new(), 0); n],
             in_flight: (0..n).map(|_| Default::default()).collect(),
             failed: None,
+            resumed: None,
             cluster,
         })
     }
@@ -212,11 +277,19 @@ impl FrontDoor {
     /// [`FrontDoor::resume`] for `shard`'s partitions only: the doors that
     /// stopped may have been sharded otherwise (a partition's subject is
     /// all that is read back).
+    ///
+    /// When the shard's door saved a snapshot ([`FrontDoor::save`]), the
+    /// door starts from it: it reads back only what each partition received
+    /// after it, and [`FrontDoor::resumed`] says where in the input to go
+    /// on. A snapshot that cannot be read or used is passed over (logged):
+    /// the input is then given again from its start, as without one.
     pub async fn resume_shard(cluster: Cluster, shard: Shard) -> Result<FrontDoor, ClusterError> {
         shard.check(cluster.partitions)?;
         let meta = cluster.kv("meta").await?;
         let n = cluster.partitions as usize;
-        let mut sent = vec![0; n];
+        let saved = Saved::load(&cluster, shard).await;
+        let mut sent = saved.as_ref().map_or_else(|| vec![0; n], |s| s.sent.clone());
+        let after = saved.as_ref().map_or(0, |s| s.seq);
         let mut held = vec![(0, String::new()); n];
         let mut held_marker = vec![0; n];
         for p in (0..cluster.partitions).filter(|&p| shard.owns(p)) {
@@ -226,8 +299,12 @@ impl FrontDoor {
             let mut indexes = Vec::new();
             let last = &mut held[p as usize];
             let marker = &mut held_marker[p as usize];
-            crate::read_partition(&cluster, p, std::time::Duration::from_secs(300), |_, batch| {
-                for (stamp, line) in batch {
+            // Indexes up to the snapshot's are all stored (a copy of a batch
+            // stored twice can come later in the stream: left out).
+            let base = sent[p as usize];
+            let limit = std::time::Duration::from_secs(300);
+            crate::read_partition_between(&cluster, p, after, u64::MAX, limit, |_, batch| {
+                for (stamp, line) in batch.into_iter().filter(|(s, _)| s.index > base) {
                     indexes.push(stamp.index);
                     // A partial marker alone does not rebuild: its rebuild is sent again whole.
                     if let Some(r) = stamp.rebuild.as_ref().filter(|r| !r.partial) {
@@ -242,18 +319,88 @@ impl FrontDoor {
             .await?;
             indexes.sort_unstable();
             indexes.dedup();
-            if let Some(k) = first_gap(indexes.iter().copied()) {
+            if let Some(k) = first_gap(indexes.iter().map(|i| i - base)) {
                 return Err(ClusterError::Unresumable {
-                    why: format!("partition {p} has no event {k} but later ones (a batch lost as the door stopped)"),
+                    why: format!(
+                        "partition {p} has no event {} but later ones (a batch lost as the door stopped)",
+                        base + k
+                    ),
                 });
             }
-            sent[p as usize] = indexes.len() as u64;
+            sent[p as usize] = base + indexes.len() as u64;
         }
-        tracing::info!(?held, "front door resuming");
-        let mut door = FrontDoor::at(cluster, shard, Router::new(n as u32), sent).await?;
+        tracing::info!(?held, snapshot = saved.is_some(), "front door resuming");
+        let (router, resumed) = match saved {
+            Some(s) => (
+                s.router,
+                Some(Resumed {
+                    at: s.at,
+                    routed: s.routed,
+                    last: s.last,
+                }),
+            ),
+            None => (Router::new(n as u32), None),
+        };
+        let mut door = FrontDoor::at(cluster, shard, router, sent).await?;
+        door.routed = resumed.as_ref().map_or(0, |r| r.routed);
+        door.resumed = resumed;
         door.held = held;
         door.held_marker = held_marker;
         Ok(door)
+    }
+
+    /// Where in its input a door resumed from a snapshot goes on (`None`:
+    /// a new door, or one resumed without a snapshot, from the start).
+    pub fn resumed(&self) -> Option<&Resumed> {
+        self.resumed.as_ref()
+    }
+
+    /// Makes everything routed durable, then saves the door's state (its
+    /// routing state, what it sent) with `at`, where its input stands, and
+    /// `last`, the last event routed and where: a door resumed later starts
+    /// there ([`FrontDoor::resume_shard`]). Failing to store it is only
+    /// logged (the previous snapshot stays, or none, and a resume routes
+    /// more again); failing to flush is an error, as ever.
+    pub async fn save(&mut self, at: Position, last: Option<(Position, String)>) -> Result<(), ClusterError> {
+        self.flush().await?;
+        let started = std::time::Instant::now();
+        let stored = async {
+            let seq = (self.cluster.events().await?.info().await)
+                .ctx("reading the events stream")?
+                .state
+                .last_sequence;
+            let saved = Saved {
+                magic: MAGIC,
+                partitions: self.cluster.partitions,
+                shard: (self.shard.k, self.shard.of),
+                router: &self.router,
+                routed: self.routed,
+                sent: self.sent.clone(),
+                seq,
+                at,
+                last,
+            };
+            let mut bytes = postcard::to_stdvec(&saved)
+                .map_err(|e| ClusterError::Log(format!("the door's state does not encode: {e}")))?;
+            let sum = Sha256::digest(&bytes);
+            bytes.extend_from_slice(&sum);
+            let store = self.cluster.snapshots().await?;
+            store
+                .put(snapshot_name(self.shard).as_str(), &mut bytes.as_slice())
+                .await
+                .ctx("writing the door's snapshot")?;
+            Ok::<_, ClusterError>(bytes.len())
+        };
+        match stored.await {
+            Ok(bytes) => tracing::info!(
+                routed = self.routed,
+                bytes,
+                took_ms = started.elapsed().as_millis() as u64,
+                "front door saved its state"
+            ),
+            Err(e) => tracing::warn!(error = %e, "the door's state was not saved; a resume routes more again"),
+        }
+        Ok(())
     }
 
     /// Routes `ev` (whose line as received is `raw`) into its partitions'
@@ -563,6 +710,57 @@ impl FrontDoor {
     /// made partitions rebuild from the stream.
     pub fn moved(&self) -> (u64, u64) {
         (self.router.moved(), self.router.spreads())
+    }
+}
+
+impl Saved {
+    /// Shard `shard`'s snapshot of `cluster`, when there is one that can be
+    /// used; why not is logged.
+    async fn load(cluster: &Cluster, shard: Shard) -> Option<Saved> {
+        let read = async {
+            let store = cluster.snapshots().await?;
+            let mut object = match store.get(snapshot_name(shard)).await {
+                Ok(o) => o,
+                Err(e) if e.kind() == async_nats::jetstream::object_store::GetErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e).ctx("reading the door's snapshot"),
+            };
+            let mut bytes = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut object, &mut bytes)
+                .await
+                .ctx("reading the door's snapshot")?;
+            Ok::<_, ClusterError>(Some(bytes))
+        };
+        let why = match read.await {
+            Ok(None) => return None,
+            Ok(Some(bytes)) => match Saved::decode(&bytes, cluster.partitions, shard) {
+                Ok(saved) => return Some(saved),
+                Err(why) => why,
+            },
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(%why, "the door's snapshot is not usable; routing the input again from its start");
+        None
+    }
+
+    fn decode(bytes: &[u8], partitions: u32, shard: Shard) -> Result<Saved, String> {
+        let (body, sum) = bytes.split_at(bytes.len().checked_sub(32).ok_or("too short")?);
+        if Sha256::digest(body).as_slice() != sum {
+            return Err("checksum mismatch".into());
+        }
+        let saved: Saved = postcard::from_bytes(body).map_err(|e| e.to_string())?;
+        if saved.magic != MAGIC {
+            return Err("a snapshot of another format".into());
+        }
+        if saved.partitions != partitions
+            || saved.shard != (shard.k, shard.of)
+            || saved.sent.len() != partitions as usize
+        {
+            return Err(format!(
+                "of another layout (door {}/{} of {} partitions)",
+                saved.shard.0, saved.shard.1, saved.partitions
+            ));
+        }
+        Ok(saved)
     }
 }
 

@@ -431,7 +431,12 @@ impl Cluster {
     /// Deletes partition `p`'s snapshot (if any): its next owner applies it
     /// from the start, and checks its whole log against what it computes.
     pub async fn forget_snapshot(&self, p: u32) -> Result<(), ClusterError> {
-        match self.snapshots().await?.delete(worker::lease_key(p)).await {
+        self.forget(&worker::lease_key(p)).await
+    }
+
+    /// Deletes the snapshot `name` (if any).
+    pub(crate) async fn forget(&self, name: &str) -> Result<(), ClusterError> {
+        match self.snapshots().await?.delete(name).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == object_store::DeleteErrorKind::NotFound => Ok(()),
             Err(e) => Err(e).ctx("deleting a snapshot"),
@@ -613,6 +618,19 @@ pub async fn read_partition_before(
     p: u32,
     before: u64,
     limit: Duration,
+    each: impl FnMut(u64, Vec<(Stamp, &str)>),
+) -> Result<(), ClusterError> {
+    read_partition_between(cluster, p, 0, before, limit, each).await
+}
+
+/// [`read_partition`], of the messages after stream sequence `after` and
+/// before `before` only.
+pub(crate) async fn read_partition_between(
+    cluster: &Cluster,
+    p: u32,
+    after: u64,
+    before: u64,
+    limit: Duration,
     mut each: impl FnMut(u64, Vec<(Stamp, &str)>),
 ) -> Result<(), ClusterError> {
     use jetstream::consumer::{push::OrderedConfig, DeliverPolicy};
@@ -623,7 +641,7 @@ pub async fn read_partition_before(
         return Ok(());
     };
     let end = last.min(before.saturating_sub(1));
-    let mut next = 1;
+    let mut next = after + 1;
     while next <= end {
         if started.elapsed() > limit {
             return Err(ClusterError::Nats {

@@ -76,7 +76,7 @@ pub enum Route {
 }
 
 /// Kinds of subject the router places (events naming only one of them follow it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 enum Kind {
     Order,
     Conversation,
@@ -111,7 +111,7 @@ impl Kind {
 }
 
 /// Where a subject lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Home {
     /// With its merchant (by [`Merchants`] index), in that merchant's
     /// partition, wherever the merchant has been moved to.
@@ -159,7 +159,7 @@ pub struct Move {
 /// (a repeated creation or a change naming another merchant, an order placed
 /// for another merchant's pre-sale). A union-find whose roots carry the
 /// group's partition and members.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Merchants {
     ids: FxHashMap<Box<str>, u32>,
     names: Vec<Box<str>>,
@@ -234,7 +234,7 @@ impl Merchants {
 /// The subjects the router has placed, in groups that live together: an
 /// order joins its campaign's group when an event names both. A union-find
 /// whose roots carry the group's home.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Subjects {
     ix: FxHashMap<(Kind, Box<str>), u32>,
     parent: Vec<u32>,
@@ -385,20 +385,25 @@ impl Copies {
 }
 
 /// The front door: routes each event and keeps the routing state (where each
-/// subject lives) and the global clock.
-#[derive(Debug)]
+/// subject lives) and the global clock. It serializes (a door's snapshot)
+/// without what is waiting to be taken ([`Router::take_copies`],
+/// [`Router::take_moves`], [`Router::take_spread`]): take those first.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Router {
     partitions: u32,
     subjects: Subjects,
     merchants: Merchants,
     clock: Option<Time>,
     /// Subjects placed everywhere since [`Router::take_copies`] was last called.
+    #[serde(skip)]
     fresh: Vec<String>,
     /// Merchants moved since [`Router::take_moves`] was last called.
+    #[serde(skip)]
     moves: Vec<Move>,
     moved: u64,
     /// Whether a group of subjects has been spread to every partition since
     /// [`Router::take_spread`] was last called.
+    #[serde(skip)]
     spread: bool,
     spreads: u64,
 }

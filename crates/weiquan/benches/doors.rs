@@ -25,12 +25,7 @@ struct Contender {
 }
 
 fn main() {
-    let env = |name: &str, default: usize| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
+    let env = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let merchants = env("WEIQUAN_BENCH_DOORS_MERCHANTS", 600) as u32;
     let rounds = env("WEIQUAN_BENCH_DOORS_ROUNDS", 3).max(1);
     let dir = weiquan_testkit::root().join("bench-out/doors");
@@ -135,7 +130,14 @@ fn route(urls: &str, dir: &std::path::Path, file: &str, run: &str, shards: &[Str
                 .arg(&cpu)
                 .arg(env!("CARGO_BIN_EXE_weiquan"))
                 .args(["cluster", "--nats", urls, "--cluster", &name, "route", file])
-                .args(["--partitions", &PARTITIONS.to_string(), "--replicas", "3", "--shard", shard])
+                .args([
+                    "--partitions",
+                    &PARTITIONS.to_string(),
+                    "--replicas",
+                    "3",
+                    "--shard",
+                    shard,
+                ])
                 .stdout(Stdio::null())
                 .stderr(weiquan_testkit::process::log_file(&dir.join(format!("{name}-{k}.log"))))
                 .spawn()

@@ -690,6 +690,11 @@ pub enum ClusterCommand {
         /// the same input; together they send what one door would.
         #[arg(long, value_name = "K/N")]
         shard: Option<weiquan_cluster::door::Shard>,
+        /// Save the door's routing state every this many events (0: never):
+        /// a door resumed later (--resume) starts from it, reading neither
+        /// the input before it again nor what the partitions held then.
+        #[arg(long, default_value_t = 1_000_000)]
+        snapshot_every: u64,
     },
     /// A worker: take partitions by lease and apply them until stopped (Ctrl-C or SIGTERM releases them).
     Work {

@@ -5,7 +5,7 @@ use crate::cli::{ClusterArgs, ClusterCommand};
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::time::Duration;
-use weiquan_cluster::door::{FrontDoor, Shard};
+use weiquan_cluster::door::{FrontDoor, Position, Resumed, Shard};
 use weiquan_cluster::{logs::Logs, worker, Cluster};
 use weiquan_engine::Lang;
 use weiquan_events::{parse_event, Line, LineReader, Reject};
@@ -39,6 +39,7 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                 advance_every,
                 resume,
                 shard,
+                snapshot_every,
             } => {
                 if *until_caught_up && subject.is_none() {
                     return Err(super::UsageError(
@@ -58,6 +59,7 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                     advance_every: (*advance_every).max(1),
                     resume: *resume,
                     shard: shard.unwrap_or(Shard::WHOLE),
+                    snapshot_every: *snapshot_every,
                 };
                 match subject {
                     Some(subject) => route_subject(seal(cluster), subject, door, *until_caught_up, err).await,
@@ -157,15 +159,28 @@ struct Door {
     resume: bool,
     /// The partitions it sends.
     shard: Shard,
+    /// Saves the door's state every this many events (0: never).
+    snapshot_every: u64,
 }
 
 /// One routing run's door and counts: every line, from a file or a message,
 /// goes through [`Routing::line`].
 struct Routing {
     door: FrontDoor,
+    /// Events routed, those before a snapshot resumed from included.
     events: u64,
     rejected: u64,
     advance_every: u64,
+    snapshot_every: u64,
+    /// Events routed since the last snapshot.
+    since_saved: u64,
+    /// Where the input stands: a message and lines of it, or lines of the files.
+    at: Position,
+    /// The last event routed, and where.
+    last: Option<(Position, String)>,
+    /// Resumed from the door's snapshot: where, and whether the lines
+    /// before it (of files) are still to be passed over.
+    resumed: Option<Resumed>,
 }
 
 impl Routing {
@@ -175,17 +190,44 @@ impl Routing {
         } else {
             FrontDoor::new_shard(cluster, how.shard).await?
         };
+        let resumed = door.resumed().cloned();
         Ok(Routing {
             door,
-            events: 0,
+            events: resumed.as_ref().map_or(0, |r| r.routed),
             rejected: 0,
             advance_every: how.advance_every,
+            snapshot_every: how.snapshot_every,
+            since_saved: 0,
+            at: Position::default(),
+            last: resumed.as_ref().and_then(|r| r.last.clone()),
+            resumed,
         })
+    }
+
+    /// Whether line `self.at` of files (counted already) is one the door's
+    /// snapshot routed: passed over, the last event routed checked by id.
+    fn routed_before(&self, line: &Line<'_>) -> Result<bool> {
+        let Some(r) = &self.resumed else {
+            return Ok(false);
+        };
+        if self.at.line > r.at.line {
+            return Ok(false);
+        }
+        if let (Some((at, id)), Line::Text(_, text)) = (&r.last, line) {
+            if *at == self.at {
+                same_event(text, id, &format!("line {} of this input", self.at.line))?;
+            }
+        }
+        Ok(true)
     }
 
     /// Routes one line of `source` (a file's name, or a message's; `None`:
     /// standard input), or writes why it is rejected to `err`.
     async fn line(&mut self, line: Line<'_>, source: Option<&str>, err: &mut dyn Write) -> Result<()> {
+        self.at.line += 1;
+        if self.at.unit == 0 && self.routed_before(&line)? {
+            return Ok(());
+        }
         let parsed = match line {
             Line::Bad(r) => Err(r),
             Line::Text(n, text) => parse_event(text)
@@ -196,6 +238,8 @@ impl Routing {
             Ok((ev, text)) => {
                 self.door.send(&ev, text).await?;
                 self.events += 1;
+                self.since_saved += 1;
+                self.last = Some((self.at, ev.id.into_owned()));
                 if self.events % self.advance_every == 0 {
                     self.door.advance().await?;
                 }
@@ -210,9 +254,32 @@ impl Routing {
         Ok(())
     }
 
+    /// Where the input can be resumed from (after a line of files, after a
+    /// whole message): saves the door's state when one is due.
+    async fn boundary(&mut self) -> Result<()> {
+        if self.snapshot_every > 0 && self.since_saved >= self.snapshot_every {
+            self.door.save(self.at, self.last.clone()).await?;
+            self.since_saved = 0;
+        }
+        Ok(())
+    }
+
     /// Makes everything routed durable, moves every partition's clock, and
     /// says what was done.
     async fn finish(mut self, err: &mut dyn Write) -> Result<()> {
+        if let Some(r) = self
+            .resumed
+            .as_ref()
+            .filter(|r| r.at.unit == 0 && self.at.line < r.at.line)
+        {
+            return Err(weiquan_cluster::ClusterError::Unresumable {
+                why: format!(
+                    "this input has {} lines, but the door's snapshot was taken after line {}: give the stopped door's input",
+                    self.at.line, r.at.line
+                ),
+            }
+            .into());
+        }
         self.door.advance().await?;
         let entries: u64 = self.door.sent().iter().sum();
         let (moved, spread) = self.door.moved();
@@ -224,9 +291,13 @@ impl Routing {
                 (0..n as u32).filter(|&p| shard.owns(p)).count()
             ),
         };
+        let resumed = match &self.resumed {
+            Some(r) => format!(" ({} of them before the door's snapshot, not read again)", r.routed),
+            None => String::new(),
+        };
         writeln!(
             err,
-            "routed {} events ({entries} partition entries in all, broadcasts counted in each) into {into}; {} lines rejected; {moved} merchant groups moved and {spread} subject groups spread (partitions rebuilt)",
+            "routed {} events{resumed} ({entries} partition entries in all, broadcasts counted in each) into {into}; {} lines rejected; {moved} merchant groups moved and {spread} subject groups spread (partitions rebuilt)",
             self.events,
             self.rejected,
         )?;
@@ -234,14 +305,36 @@ impl Routing {
     }
 }
 
+/// Checks that `text` is event `id` (`where` it is in the input), as the
+/// door's snapshot routed it.
+fn same_event(text: &str, id: &str, place: &str) -> Result<()> {
+    let found = parse_event(text).map(|ev| ev.id.into_owned());
+    match found {
+        Ok(found) if found == id => Ok(()),
+        _ => Err(weiquan_cluster::ClusterError::Unresumable {
+            why: format!(
+                "{place} is not event `{id}`, which the door's snapshot routed there: give the stopped door's input"
+            ),
+        }
+        .into()),
+    }
+}
+
 /// Routes every line of `files` into `cluster`; rejects go to `err` as
 /// `weiquan audit` prints them.
 async fn route(cluster: Cluster, files: &[String], how: Door, err: &mut dyn Write) -> Result<()> {
     let mut routing = Routing::start(cluster, how).await?;
+    if routing.resumed.as_ref().is_some_and(|r| r.at.unit > 0) {
+        return Err(super::UsageError(
+            "the door's snapshot was taken reading a subject: give --resume that --subject, not files".into(),
+        )
+        .into());
+    }
     for input in super::open_inputs(files)? {
         let mut reader = LineReader::new(input.reader);
         while let Some(line) = reader.next_line()? {
             routing.line(line, input.name.as_deref(), err).await?;
+            routing.boundary().await?;
         }
     }
     routing.finish(err).await
@@ -275,20 +368,58 @@ async fn route_subject(
         })
         .await
         .map_err(|e| nats("cannot open the platform's stream", &e))?;
-    let state = &(stream.info().await)
+    let state = (stream.info().await)
         .map_err(|e| nats("cannot read the platform's stream", &e))?
-        .state;
-    // The door's routing state is built from the whole stream: one that lost
-    // its first messages (an age or size limit, a purge) would route the rest
-    // without them, and partitions would miss events for good.
-    if state.first_sequence > 1 {
+        .state
+        .clone();
+    let mut routing = Routing::start(cluster, how).await?;
+    // Resumed from the door's snapshot: on after its message; else from the first.
+    let (after, last) = match &routing.resumed {
+        Some(r) if r.at.unit == 0 && r.routed > 0 => {
+            return Err(super::UsageError(
+                "the door's snapshot was taken reading files: give --resume those files, not --subject".into(),
+            )
+            .into())
+        }
+        Some(r) => (r.at.unit, r.last.clone()),
+        None => (0, None),
+    };
+    // The door's routing state is built from the whole stream, or from its
+    // snapshot's message on: one that lost those messages (an age or size
+    // limit, a purge) would route the rest without them, and partitions
+    // would miss events for good.
+    let needed = last.as_ref().map_or(after + 1, |(at, _)| at.unit);
+    if state.first_sequence > needed.max(1) {
         return Err(nats(
-            "the platform's stream no longer holds its first messages",
+            "the platform's stream no longer holds the messages the door must read",
             &format_args!(
-                "it starts at message {}; keep the stream whole (no age or size limit) for a door to read it",
+                "it starts at message {}, the door needs message {needed} on; keep the stream whole (no age or size limit) for a door to read it",
                 state.first_sequence
             ),
         ));
+    }
+    // The last event the snapshot routed is where it says: the same stream.
+    if let Some((at, id)) = &last {
+        let message = (stream.get_raw_message(at.unit).await)
+            .map_err(|e| nats("cannot read the message of the door's snapshot", &e))?;
+        let mut reader = LineReader::new(&message.payload[..]);
+        let mut n = 0;
+        let mut found = None;
+        while let Some(line) = reader.next_line()? {
+            n += 1;
+            if n == at.line {
+                found = Some(match line {
+                    Line::Text(_, text) => text.to_owned(),
+                    Line::Bad(_) => String::new(),
+                });
+                break;
+            }
+        }
+        same_event(
+            found.as_deref().unwrap_or_default(),
+            id,
+            &format!("line {} of message {} of {subject}", at.line, at.unit),
+        )?;
     }
     let end = match until_caught_up {
         // An empty stream (never written, or emptied) is caught up already.
@@ -296,16 +427,18 @@ async fn route_subject(
         true => state.last_sequence,
         false => u64::MAX,
     };
-    let mut routing = Routing::start(cluster, how).await?;
-    if end == 0 {
+    if end <= after {
         return routing.finish(err).await;
     }
     // The door's routing state is its memory: it reads the stream from the
-    // start every time (with --resume, a partition is sent only what it lacks).
+    // start (with --resume, a partition is sent only what it lacks), or from
+    // after its snapshot's message.
     let mut messages = stream
         .create_consumer(OrderedConfig {
             deliver_subject: client.new_inbox(),
-            deliver_policy: DeliverPolicy::All,
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: after + 1,
+            },
             ..Default::default()
         })
         .await
@@ -317,7 +450,7 @@ async fn route_subject(
     let mut routed_since_idle = false;
     // Each message is the one after the last: a gap (a message deleted, or
     // gone to an age limit while the door read) is refused, not skipped.
-    let mut expected = 1;
+    let mut expected = after + 1;
     loop {
         let next = tokio::select! {
             () = &mut stop => break,
@@ -347,9 +480,11 @@ async fn route_subject(
         expected = seq + 1;
         let source = format!("{subject} (message {seq})");
         let mut reader = LineReader::new(&message.payload[..]);
+        routing.at = Position { unit: seq, line: 0 };
         while let Some(line) = reader.next_line()? {
             routing.line(line, Some(&source), err).await?;
         }
+        routing.boundary().await?;
         routed_since_idle = true;
         // The last message at the start, or none left (that one was deleted since).
         if seq >= end || (until_caught_up && pending == 0) {
