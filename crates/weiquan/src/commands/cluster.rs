@@ -372,6 +372,27 @@ async fn route_subject(
         .map_err(|e| nats("cannot read the platform's stream", &e))?
         .state
         .clone();
+    // The door's routing state is built from the whole stream, or from its
+    // snapshot's message on: one that lost those messages (an age or size
+    // limit, a purge) would route the rest without them, and partitions
+    // would miss events for good.
+    let holds_from = |needed: u64| {
+        if state.first_sequence > needed.max(1) {
+            return Err(nats(
+                "the platform's stream no longer holds the messages the door must read",
+                &format_args!(
+                    "it starts at message {}, the door needs message {needed} on; keep the stream whole (no age or size limit) for a door to read it",
+                    state.first_sequence
+                ),
+            ));
+        }
+        Ok(())
+    };
+    // Checked before a new door claims its partitions; a resumed one knows
+    // what it needs once it has read its snapshot.
+    if !how.resume {
+        holds_from(1)?;
+    }
     let mut routing = Routing::start(cluster, how).await?;
     // Resumed from the door's snapshot: on after its message; else from the first.
     let (after, last) = match &routing.resumed {
@@ -384,20 +405,7 @@ async fn route_subject(
         Some(r) => (r.at.unit, r.last.clone()),
         None => (0, None),
     };
-    // The door's routing state is built from the whole stream, or from its
-    // snapshot's message on: one that lost those messages (an age or size
-    // limit, a purge) would route the rest without them, and partitions
-    // would miss events for good.
-    let needed = last.as_ref().map_or(after + 1, |(at, _)| at.unit);
-    if state.first_sequence > needed.max(1) {
-        return Err(nats(
-            "the platform's stream no longer holds the messages the door must read",
-            &format_args!(
-                "it starts at message {}, the door needs message {needed} on; keep the stream whole (no age or size limit) for a door to read it",
-                state.first_sequence
-            ),
-        ));
-    }
+    holds_from(last.as_ref().map_or(after + 1, |(at, _)| at.unit))?;
     // The last event the snapshot routed is where it says: the same stream.
     if let Some((at, id)) = &last {
         let message = (stream.get_raw_message(at.unit).await)

@@ -326,7 +326,13 @@ fn the_cluster_commands_print_what_audit_prints() {
     let handed = dir.path().join("handed.ndjson");
     std::fs::write(&handed, weiquan_testkit::streams::handed_over(4).join("\n") + "\n").expect("written");
     let handed = handed.to_str().expect("UTF-8 path");
-    let route_args = cli(url, &name, secret, &["route", "--partitions", "4", case, odd, handed]);
+    // The door saves its routing state every 4 events.
+    let route_args = cli(
+        url,
+        &name,
+        secret,
+        &["route", "--partitions", "4", "--snapshot-every", "4", case, odd, handed],
+    );
     let route = super::weiquan(&route_args, None);
     assert!(route.status.success(), "{}", String::from_utf8_lossy(&route.stderr));
     let summary = String::from_utf8_lossy(&route.stderr);
@@ -337,17 +343,25 @@ fn the_cluster_commands_print_what_audit_prints() {
     let again = super::weiquan(&route_args, None);
     assert_eq!(again.status.code(), Some(1), "a second door is refused");
     assert!(String::from_utf8_lossy(&again.stderr).contains("already has a front door"));
-    // Taking over with the same input sends nothing twice (the findings below stay audit's).
-    let resumed = super::weiquan(
-        &cli(
-            url,
-            &name,
-            secret,
-            &["route", "--partitions", "4", "--resume", case, odd, handed],
-        ),
-        None,
+    // Taking over with another input is refused where the snapshot's last event should be.
+    let resume = |files: &[&str]| {
+        let mut args = cli(url, &name, secret, &["route", "--partitions", "4", "--resume"]);
+        args.extend_from_slice(files);
+        super::weiquan(&args, None)
+    };
+    let wrong = resume(&[handed, case, odd]);
+    let said = String::from_utf8_lossy(&wrong.stderr);
+    assert_eq!(wrong.status.code(), Some(1), "{said}");
+    assert!(said.contains("which the door's snapshot routed there"), "{said}");
+    // Taking over with the same input starts from the snapshot and sends
+    // nothing twice (the findings below stay audit's).
+    let resumed = resume(&[case, odd, handed]);
+    let said = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{said}");
+    assert!(
+        said.contains("of them before the door's snapshot, not read again"),
+        "{said}"
     );
-    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
 
     let (key, public) = log_key(dir.path());
     let ledgers = dir.path().join("ledgers");
@@ -550,9 +564,17 @@ fn a_door_on_a_nats_subject_routes_what_the_platform_publishes() {
     let out = super::weiquan(&empty, None);
     let summary = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && summary.contains("routed 0 events"), "{summary}");
-    // The first half as one NDJSON message; the door stops at its end.
+    // The first half as one NDJSON message; the door stops at its end,
+    // having saved its state after that message.
     publish(first.join("\n"));
-    let caught_up = route(&["--subject", &subject, "--until-caught-up", "--resume"]);
+    let caught_up = route(&[
+        "--subject",
+        &subject,
+        "--until-caught-up",
+        "--resume",
+        "--snapshot-every",
+        "1",
+    ]);
     let caught_up: Vec<&str> = caught_up.iter().map(String::as_str).collect();
     let out = super::weiquan(&caught_up, None);
     let summary = String::from_utf8_lossy(&out.stderr);
@@ -606,8 +628,12 @@ fn a_door_on_a_nats_subject_routes_what_the_platform_publishes() {
     let said = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(status.success(), "{status}: {said}");
     assert!(
-        said.contains(&format!("routed {} events", lines.len())) && said.contains("1 lines rejected"),
-        "every line routed again (the partitions are sent only what they lack), the bad one rejected: {said}"
+        said.contains(&format!(
+            "routed {} events ({} of them before the door's snapshot, not read again)",
+            lines.len(),
+            first.len()
+        )) && said.contains("1 lines rejected"),
+        "the door went on from its snapshot, the bad line rejected: {said}"
     );
     assert!(
         said.contains(&format!("\"file\":\"{subject} (message")),
@@ -799,7 +825,7 @@ fn a_door_refuses_a_stream_that_lost_its_first_messages() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(
-        said.contains("no longer holds its first messages") && said.contains("starts at message 2"),
+        said.contains("no longer holds the messages the door must read") && said.contains("starts at message 2"),
         "{said}"
     );
     // A gap further on is found as the door reads.
