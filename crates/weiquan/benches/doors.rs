@@ -8,6 +8,9 @@
 //! Each door's CPU time (user + system, from `/usr/bin/time`) is reported
 //! too: on two shared cores, wall time cannot show N doors on N machines,
 //! but CPU time per door shows what each of them would need.
+//! Then a door's takeover (`route --resume`) after a door that routed the
+//! whole file: from its snapshot (taken every 100,000 events), against
+//! routing the input again from its start (no snapshot).
 //! Prints Markdown. `WEIQUAN_BENCH_DOORS_MERCHANTS` scales the stream
 //! (default 600 merchants, about 680,000 events), `WEIQUAN_BENCH_DOORS_ROUNDS`
 //! sets the rounds (default 3).
@@ -113,6 +116,39 @@ fn main() {
         best / one_best,
         median / one_median
     );
+
+    // Takeovers: a door routed the whole file (saving its state every
+    // 100,000 events, or never), then a door resumes with the same file.
+    let mut takeovers: [Vec<f64>; 2] = Default::default();
+    for round in 0..rounds {
+        for (i, every) in ["100000", "0"].into_iter().enumerate() {
+            let name = weiquan_testkit::unique(&format!("resume-{round}-{i}"));
+            let run = |extra: &[&str]| {
+                let started = Instant::now();
+                let status = Command::new(env!("CARGO_BIN_EXE_weiquan"))
+                    .args(["cluster", "--nats", &nats.urls, "--cluster", &name, "route", &file])
+                    .args(["--partitions", &PARTITIONS.to_string(), "--replicas", "3"])
+                    .args(extra)
+                    .stdout(Stdio::null())
+                    .stderr(weiquan_testkit::process::log_file(&dir.join(format!("{name}.log"))))
+                    .status()
+                    .expect("the door runs");
+                assert!(status.success(), "{name} failed: see {}", dir.display());
+                started.elapsed().as_secs_f64()
+            };
+            run(&["--snapshot-every", every]);
+            takeovers[i].push(run(&["--resume"]));
+        }
+    }
+    println!("\n| takeover (`route --resume`, same file) | best s | median s |");
+    println!("|---|---:|---:|");
+    for (label, t) in ["from the door's snapshot", "from the start (no snapshot)"]
+        .iter()
+        .zip(&takeovers)
+    {
+        let (best, median) = stats(t);
+        println!("| {label} | {best:.2} | {median:.2} |");
+    }
 }
 
 /// Routes `file` into a new cluster with one door per shard, all at once:
