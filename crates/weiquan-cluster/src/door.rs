@@ -629,25 +629,27 @@ impl FrontDoor {
     /// [`FrontDoor::await_other_doors`]). Called after a flush. Retried for
     /// a while; what the other doors wait for is a failure if not recorded.
     async fn record_routed(&self) -> Result<(), ClusterError> {
-        for (p, acked) in self
-            .acked
-            .iter()
-            .enumerate()
-            .filter(|&(p, _)| self.shard.owns(p as u32))
-        {
-            let p = p as u32;
-            let records = [(crate::worker::routed_key(p), acked), (through_key(p), &self.routed)];
-            for (key, value) in records {
-                let mut tries = 0;
-                while let Err(e) = self.progress.put(&key, value.to_string().into()).await {
-                    tries += 1;
-                    if tries >= 30 {
-                        return Err(e).ctx(format!("recording what partition {p} holds"));
-                    }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
+        let mut records = Vec::new();
+        for p in (0..self.cluster.partitions).filter(|&p| self.shard.owns(p)) {
+            records.push((crate::worker::routed_key(p), self.acked[p as usize]));
+            // Only the other doors read it: a lone door need not write it.
+            if self.shard.of > 1 {
+                records.push((through_key(p), self.routed));
             }
         }
+        // All at once: one round trip to the stream's quorum, not one each.
+        let puts = records.iter().map(|(key, value)| async move {
+            let mut tries = 0;
+            loop {
+                match self.progress.put(key, value.to_string().into()).await {
+                    Ok(_) => return Ok(()),
+                    Err(e) if tries >= 29 => return Err(e).ctx(format!("recording {key} in the progress bucket")),
+                    Err(_) => tries += 1,
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        futures::future::try_join_all(puts).await?;
         Ok(())
     }
 

@@ -22,6 +22,15 @@ pub struct NatsCluster {
 }
 
 impl NatsCluster {
+    /// The process ids of the servers running now (for their CPU time).
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.proc.as_ref())
+            .map(|p| p.0.id())
+            .collect()
+    }
+
     /// Writes three configs under `dir` and starts the servers (the Debian
     /// package `nats-server` must be installed). They elect JetStream
     /// leaders a few seconds later.

@@ -68,14 +68,22 @@ fn main() {
         },
     ];
     // A first door warms the cluster up (its streams' leaders, the disks); not counted.
-    let _ = route(&nats.urls, &dir, &file, "warm-up", &shards(1));
-    let mut times: Vec<Vec<(f64, f64)>> = vec![Vec::new(); contenders.len()];
+    let pids = nats.pids();
+    let _ = route(&nats.urls, &pids, &dir, &file, "warm-up", &shards(1));
+    let mut times: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); contenders.len()];
     let mut floor = Vec::new();
     for round in 0..rounds {
         // The order turns each round: none always runs on a warmer cluster.
         for i in (0..contenders.len()).map(|i| (i + round) % contenders.len()) {
             let c = &contenders[i];
-            times[i].push(route(&nats.urls, &dir, &file, &format!("r{round}-{i}"), &c.shards));
+            times[i].push(route(
+                &nats.urls,
+                &pids,
+                &dir,
+                &file,
+                &format!("r{round}-{i}"),
+                &c.shards,
+            ));
         }
         let started = Instant::now();
         let check = Command::new(env!("CARGO_BIN_EXE_weiquan"))
@@ -90,8 +98,8 @@ fn main() {
     println!(
         "{events} events, {PARTITIONS} partitions, R3 on 3 NATS servers (2.9), all on this machine; best and median of {rounds} rounds\n"
     );
-    println!("| contender | best s | median s | events/s (best) | CPU s per door (median) | time ÷ 1 door's (best, median) |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("| contender | best s | median s | events/s (best) | CPU s per door (median) | NATS servers' CPU s (median) | time ÷ 1 door's (best, median) |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     let stats = |v: &[f64]| {
         let mut v = v.to_vec();
         v.sort_by(f64::total_cmp);
@@ -101,8 +109,9 @@ fn main() {
     for (c, t) in contenders.iter().zip(&times) {
         let (best, median) = stats(&t.iter().map(|t| t.0).collect::<Vec<_>>());
         let (_, cpu) = stats(&t.iter().map(|t| t.1).collect::<Vec<_>>());
+        let (_, nats_cpu) = stats(&t.iter().map(|t| t.2).collect::<Vec<_>>());
         println!(
-            "| {} | {best:.2} | {median:.2} | {:.0} | {cpu:.2} | {:.2}, {:.2} |",
+            "| {} | {best:.2} | {median:.2} | {:.0} | {cpu:.2} | {nats_cpu:.2} | {:.2}, {:.2} |",
             c.label,
             events as f64 / best,
             best / one_best,
@@ -111,7 +120,7 @@ fn main() {
     }
     let (best, median) = stats(&floor);
     println!(
-        "| `weiquan check` (parse floor, one process) | {best:.2} | {median:.2} | {:.0} | {median:.2} | {:.2}, {:.2} |",
+        "| `weiquan check` (parse floor, one process) | {best:.2} | {median:.2} | {:.0} | {median:.2} | – | {:.2}, {:.2} |",
         events as f64 / best,
         best / one_best,
         median / one_median
@@ -151,10 +160,26 @@ fn main() {
     }
 }
 
+/// CPU seconds (user + system) the processes `pids` have used so far.
+fn cpu_of(pids: &[u32]) -> f64 {
+    let ticks: u64 = pids
+        .iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .filter_map(|stat| {
+            // Fields after the command's name, which ends with ')': utime and stime are the 12th and 13th.
+            let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            Some(rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum();
+    ticks as f64 / 100.0 // USER_HZ, 100 on Linux
+}
+
 /// Routes `file` into a new cluster with one door per shard, all at once:
-/// the wall time until the last ends, and the median door's CPU seconds.
-fn route(urls: &str, dir: &std::path::Path, file: &str, run: &str, shards: &[String]) -> (f64, f64) {
+/// the wall time until the last ends, the median door's CPU seconds, and
+/// the NATS servers' (`nats`) CPU seconds meanwhile.
+fn route(urls: &str, nats: &[u32], dir: &std::path::Path, file: &str, run: &str, shards: &[String]) -> (f64, f64, f64) {
     let name = weiquan_testkit::unique(&format!("doors-{run}"));
+    let nats_before = cpu_of(nats);
     let started = Instant::now();
     let doors: Vec<(Child, std::path::PathBuf)> = shards
         .iter()
@@ -195,5 +220,5 @@ fn route(urls: &str, dir: &std::path::Path, file: &str, run: &str, shards: &[Str
     let wall = started.elapsed();
     assert!(wall < Duration::from_secs(1800), "{run} took {wall:?}");
     cpu.sort_by(f64::total_cmp);
-    (wall.as_secs_f64(), cpu[cpu.len() / 2])
+    (wall.as_secs_f64(), cpu[cpu.len() / 2], cpu_of(nats) - nats_before)
 }

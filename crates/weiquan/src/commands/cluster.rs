@@ -239,7 +239,15 @@ impl Routing {
                 self.door.send(&ev, text).await?;
                 self.events += 1;
                 self.since_saved += 1;
-                self.last = Some((self.at, ev.id.into_owned()));
+                // The id's buffer is reused: this runs for every event.
+                match &mut self.last {
+                    Some((at, id)) => {
+                        *at = self.at;
+                        id.clear();
+                        id.push_str(&ev.id);
+                    }
+                    None => self.last = Some((self.at, ev.id.into_owned())),
+                }
                 if self.events % self.advance_every == 0 {
                     self.door.advance().await?;
                 }
