@@ -11,6 +11,7 @@
 //! Then a door's takeover (`route --resume`) after a door that routed the
 //! whole file: from its snapshot (taken every 100,000 events), against
 //! routing the input again from its start (no snapshot).
+//! Each cluster is set up before its doors start (as an operator does, once).
 //! Prints Markdown. `WEIQUAN_BENCH_DOORS_MERCHANTS` scales the stream
 //! (default 600 merchants, about 680,000 events), `WEIQUAN_BENCH_DOORS_ROUNDS`
 //! sets the rounds (default 3).
@@ -179,6 +180,20 @@ fn cpu_of(pids: &[u32]) -> f64 {
 /// the NATS servers' (`nats`) CPU seconds meanwhile.
 fn route(urls: &str, nats: &[u32], dir: &std::path::Path, file: &str, run: &str, shards: &[String]) -> (f64, f64, f64) {
     let name = weiquan_testkit::unique(&format!("doors-{run}"));
+    // The cluster's streams and buckets first, as an operator sets a
+    // cluster up once: doors creating the same R3 streams at the same
+    // moment wait on each other for seconds (seen: one door of two ~8 s
+    // later), which is set-up, not routing.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime
+        .block_on(weiquan_cluster::Cluster::set_up_when_ready(
+            urls,
+            &name,
+            PARTITIONS,
+            3,
+            Duration::from_secs(60),
+        ))
+        .expect("the cluster set up");
     let nats_before = cpu_of(nats);
     let started = Instant::now();
     let doors: Vec<(Child, std::path::PathBuf)> = shards
