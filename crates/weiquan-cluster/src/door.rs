@@ -28,7 +28,6 @@
 
 use crate::{publish, Cluster, ClusterError, Context, Rebuild, Stamp};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::time::Duration;
 use weiquan_events::Event;
 use weiquan_partition::{Route, Router};
@@ -49,12 +48,15 @@ impl Shard {
 
     /// Whether this shard's door sends partition `p`.
     pub fn owns(self, p: u32) -> bool {
-        p % self.of == self.k
+        p.checked_rem(self.of) == Some(self.k)
     }
 
-    /// Refuses a shard that names no door, or one with no partition to send.
-    fn check(self, partitions: u32) -> Result<(), ClusterError> {
-        let why = if self.of == 0 || self.k >= self.of {
+    /// Refuses a shard that names no door, or one with no partition to
+    /// send among `partitions`.
+    pub fn check(self, partitions: u32) -> Result<(), ClusterError> {
+        let why = if self.of == 0 {
+            "the number of doors must be at least 1".to_owned()
+        } else if self.k >= self.of {
             format!(
                 "the door's number must be below the number of doors (0 to {})",
                 self.of.saturating_sub(1)
@@ -216,15 +218,48 @@ impl FrontDoor {
         // A claim per partition (compare-and-set) settles a race of two doors
         // starting at once; the loser gives back what it claimed.
         let meta = cluster.kv("meta").await?;
-        for (i, &p) in owned.iter().enumerate() {
-            if meta.create(claim_key(p), "claimed".into()).await.is_err() {
-                for &q in &owned[..i] {
+        let give_back = |claimed: &[u32]| {
+            let meta = meta.clone();
+            let claimed = claimed.to_vec();
+            async move {
+                for q in claimed {
                     if let Err(e) = meta.delete(claim_key(q)).await {
                         tracing::warn!(partition = q, error = %e, "a door's claim was not given back: start its door with --resume");
                     }
                 }
+            }
+        };
+        // Each claim holds the number of doors: doors that start together
+        // must agree on it, or some partition would have no door.
+        for (i, &p) in owned.iter().enumerate() {
+            if meta.create(claim_key(p), shard.of.to_string().into()).await.is_err() {
+                give_back(&owned[..i]).await;
                 return Err(taken(p));
             }
+        }
+        for q in (0..cluster.partitions).filter(|&q| !shard.owns(q)) {
+            let theirs = (meta.get(claim_key(q)).await)
+                .ctx("reading the other doors' claims")?
+                .and_then(|v| crate::number::<u32>(&v));
+            if let Some(of) = theirs.filter(|&of| of != shard.of) {
+                give_back(&owned).await;
+                return Err(ClusterError::Shard {
+                    k: shard.k,
+                    of: shard.of,
+                    why: format!(
+                        "partition {q} has a door of {of} doors: every door of a cluster that starts must say the same number of doors"
+                    ),
+                });
+            }
+        }
+        // Records left by an earlier run over these partitions (a purged
+        // stream) would let other doors pass a move too early.
+        let progress = cluster.kv("progress").await?;
+        for &p in &owned {
+            progress
+                .put(through_key(p), "0".into())
+                .await
+                .ctx("resetting what the partitions hold")?;
         }
         // A snapshot left under this shard's name is of partitions since
         // emptied (a stream purged): never to be resumed from.
@@ -271,29 +306,35 @@ impl FrontDoor {
     /// one was stored) cannot be continued exactly and is refused; so is an
     /// input whose events differ from the stream's (checked by id).
     pub async fn resume(cluster: Cluster) -> Result<FrontDoor, ClusterError> {
-        FrontDoor::resume_shard(cluster, Shard::WHOLE).await
+        FrontDoor::resume_shard(cluster, Shard::WHOLE, false).await
     }
 
     /// [`FrontDoor::resume`] for `shard`'s partitions only: the doors that
     /// stopped may have been sharded otherwise (a partition's subject is
     /// all that is read back).
     ///
-    /// When the shard's door saved a snapshot ([`FrontDoor::save`]), the
-    /// door starts from it: it reads back only what each partition received
-    /// after it, and [`FrontDoor::resumed`] says where in the input to go
-    /// on. A snapshot that cannot be read or used is passed over (logged):
-    /// the input is then given again from its start, as without one.
-    pub async fn resume_shard(cluster: Cluster, shard: Shard) -> Result<FrontDoor, ClusterError> {
+    /// With `from_snapshot`, when the shard's door saved a snapshot
+    /// ([`FrontDoor::save`]) the door starts from it: it reads back only
+    /// what each partition received after it, and [`FrontDoor::resumed`]
+    /// says where in the input the caller must go on (giving the input from
+    /// its start would send events twice). A snapshot that cannot be read
+    /// or used is passed over (logged), and so is one over partitions that
+    /// no longer hold what it says (a purged stream): `resumed` is then
+    /// `None`, and the input is given again from its start.
+    pub async fn resume_shard(cluster: Cluster, shard: Shard, from_snapshot: bool) -> Result<FrontDoor, ClusterError> {
         shard.check(cluster.partitions)?;
         let meta = cluster.kv("meta").await?;
         let n = cluster.partitions as usize;
-        let saved = Saved::load(&cluster, shard).await;
+        let saved = match from_snapshot {
+            true => Saved::load(&cluster, shard).await,
+            false => None,
+        };
         let mut sent = saved.as_ref().map_or_else(|| vec![0; n], |s| s.sent.clone());
         let after = saved.as_ref().map_or(0, |s| s.seq);
         let mut held = vec![(0, String::new()); n];
         let mut held_marker = vec![0; n];
         for p in (0..cluster.partitions).filter(|&p| shard.owns(p)) {
-            meta.put(claim_key(p), "resumed".into())
+            meta.put(claim_key(p), shard.of.to_string().into())
                 .await
                 .ctx("claiming the partitions")?;
             let mut indexes = Vec::new();
@@ -358,10 +399,20 @@ impl FrontDoor {
     /// Makes everything routed durable, then saves the door's state (its
     /// routing state, what it sent) with `at`, where its input stands, and
     /// `last`, the last event routed and where: a door resumed later starts
-    /// there ([`FrontDoor::resume_shard`]). Failing to store it is only
-    /// logged (the previous snapshot stays, or none, and a resume routes
-    /// more again); failing to flush is an error, as ever.
-    pub async fn save(&mut self, at: Position, last: Option<(Position, String)>) -> Result<(), ClusterError> {
+    /// there ([`FrontDoor::resume_shard`]). Whether it saved: a resumed
+    /// door still routing events its partitions hold already saves nothing
+    /// until it has passed them (a snapshot cannot say what they hold beyond
+    /// it). Failing to store it is only logged (the previous snapshot
+    /// stays, or none, and a resume routes more again); failing to flush is
+    /// an error, as ever.
+    pub async fn save(&mut self, at: Position, last: Option<(Position, String)>) -> Result<bool, ClusterError> {
+        let shard = self.shard;
+        let catching_up = (0..self.cluster.partitions)
+            .filter(|&p| shard.owns(p))
+            .any(|p| self.held[p as usize].0.max(self.held_marker[p as usize]) > self.routed);
+        if catching_up {
+            return Ok(false);
+        }
         self.flush().await?;
         let started = std::time::Instant::now();
         let stored = async {
@@ -380,15 +431,11 @@ impl FrontDoor {
                 at,
                 last,
             };
-            let mut bytes = postcard::to_stdvec(&saved)
-                .map_err(|e| ClusterError::Log(format!("the door's state does not encode: {e}")))?;
-            let sum = Sha256::digest(&bytes);
-            bytes.extend_from_slice(&sum);
-            let store = self.cluster.snapshots().await?;
-            store
-                .put(snapshot_name(self.shard).as_str(), &mut bytes.as_slice())
-                .await
-                .ctx("writing the door's snapshot")?;
+            let bytes = crate::with_checksum(
+                postcard::to_stdvec(&saved)
+                    .map_err(|e| ClusterError::Log(format!("the door's state does not encode: {e}")))?,
+            );
+            self.cluster.write_snapshot(&snapshot_name(self.shard), &bytes).await?;
             Ok::<_, ClusterError>(bytes.len())
         };
         match stored.await {
@@ -400,7 +447,7 @@ impl FrontDoor {
             ),
             Err(e) => tracing::warn!(error = %e, "the door's state was not saved; a resume routes more again"),
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Routes `ev` (whose line as received is `raw`) into its partitions'
@@ -665,10 +712,14 @@ impl FrontDoor {
         loop {
             let mut behind = Vec::new();
             for &p in &others {
-                let through = (self.progress.get(through_key(p)).await)
-                    .ctx(format!("reading how far partition {p}'s door has come"))?
-                    .and_then(|v| crate::number::<u64>(&v))
-                    .unwrap_or(0);
+                // A failed read (a leader election) counts as not there yet.
+                let through = match self.progress.get(through_key(p)).await {
+                    Ok(value) => value.and_then(|v| crate::number::<u64>(&v)).unwrap_or(0),
+                    Err(e) => {
+                        tracing::debug!(partition = p, error = %e, "reading how far a door has come");
+                        0
+                    }
+                };
                 if through + 1 < event {
                     behind.push(p);
                 }
@@ -719,23 +770,13 @@ impl Saved {
     /// Shard `shard`'s snapshot of `cluster`, when there is one that can be
     /// used; why not is logged.
     async fn load(cluster: &Cluster, shard: Shard) -> Option<Saved> {
-        let read = async {
-            let store = cluster.snapshots().await?;
-            let mut object = match store.get(snapshot_name(shard)).await {
-                Ok(o) => o,
-                Err(e) if e.kind() == async_nats::jetstream::object_store::GetErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(e).ctx("reading the door's snapshot"),
-            };
-            let mut bytes = Vec::new();
-            tokio::io::AsyncReadExt::read_to_end(&mut object, &mut bytes)
-                .await
-                .ctx("reading the door's snapshot")?;
-            Ok::<_, ClusterError>(Some(bytes))
-        };
-        let why = match read.await {
+        let why = match cluster.read_snapshot(&snapshot_name(shard)).await {
             Ok(None) => return None,
             Ok(Some(bytes)) => match Saved::decode(&bytes, cluster.partitions, shard) {
-                Ok(saved) => return Some(saved),
+                Ok(saved) => match saved.still_held(cluster, shard).await {
+                    Ok(()) => return Some(saved),
+                    Err(why) => why,
+                },
                 Err(why) => why,
             },
             Err(e) => e.to_string(),
@@ -744,12 +785,29 @@ impl Saved {
         None
     }
 
-    fn decode(bytes: &[u8], partitions: u32, shard: Shard) -> Result<Saved, String> {
-        let (body, sum) = bytes.split_at(bytes.len().checked_sub(32).ok_or("too short")?);
-        if Sha256::digest(body).as_slice() != sum {
-            return Err("checksum mismatch".into());
+    /// Whether each of `shard`'s partitions that the snapshot says holds
+    /// events still holds its first one from before the snapshot: not so
+    /// after a purge, when the partitions start again.
+    async fn still_held(&self, cluster: &Cluster, shard: Shard) -> Result<(), String> {
+        let events = cluster.events().await.map_err(|e| e.to_string())?;
+        for p in (0..cluster.partitions).filter(|&p| shard.owns(p) && self.sent[p as usize] > 0) {
+            let first = events
+                .get_first_raw_message_by_subject(cluster.events_subject(p), 1)
+                .await;
+            match first {
+                Ok(m) if m.sequence <= self.seq => {}
+                Ok(_) | Err(_) => {
+                    return Err(format!(
+                    "partition {p} no longer holds the messages the snapshot was taken over (the stream was purged?)"
+                ))
+                }
+            }
         }
-        let saved: Saved = postcard::from_bytes(body).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    fn decode(bytes: &[u8], partitions: u32, shard: Shard) -> Result<Saved, String> {
+        let saved: Saved = postcard::from_bytes(crate::checked(bytes)?).map_err(|e| e.to_string())?;
         if saved.magic != MAGIC {
             return Err("a snapshot of another format".into());
         }

@@ -28,7 +28,7 @@ use async_nats::jetstream::{self, kv, object_store, stream};
 use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
 use weiquan_engine::Finding;
@@ -434,6 +434,28 @@ impl Cluster {
         self.forget(&worker::lease_key(p)).await
     }
 
+    /// The snapshot `name` from the snapshots bucket (`None`: there is none).
+    pub(crate) async fn read_snapshot(&self, name: &str) -> Result<Option<Vec<u8>>, ClusterError> {
+        use tokio::io::AsyncReadExt;
+        let store = self.snapshots().await?;
+        let mut object = match store.get(name).await {
+            Ok(o) => o,
+            Err(e) if e.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).ctx(format!("reading the snapshot {name}")),
+        };
+        let mut bytes = Vec::new();
+        (object.read_to_end(&mut bytes).await).ctx(format!("reading the snapshot {name}"))?;
+        Ok(Some(bytes))
+    }
+
+    /// Stores `bytes` as the snapshot `name`, replacing any.
+    pub(crate) async fn write_snapshot(&self, name: &str, bytes: &[u8]) -> Result<(), ClusterError> {
+        let store = self.snapshots().await?;
+        let mut reader = bytes;
+        (store.put(name, &mut reader).await).ctx(format!("writing the snapshot {name}"))?;
+        Ok(())
+    }
+
     /// Deletes the snapshot `name` (if any).
     pub(crate) async fn forget(&self, name: &str) -> Result<(), ClusterError> {
         match self.snapshots().await?.delete(name).await {
@@ -717,6 +739,22 @@ pub(crate) async fn last_sequence(
             Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
         }
     }
+}
+
+/// `body` with its SHA-256 after it: a snapshot as stored.
+pub(crate) fn with_checksum(mut body: Vec<u8>) -> Vec<u8> {
+    let sum = Sha256::digest(&body);
+    body.extend_from_slice(&sum);
+    body
+}
+
+/// The body of a snapshot stored by [`with_checksum`], if its checksum holds.
+pub(crate) fn checked(bytes: &[u8]) -> Result<&[u8], String> {
+    let (body, sum) = bytes.split_at(bytes.len().checked_sub(32).ok_or("too short")?);
+    if Sha256::digest(body).as_slice() != sum {
+        return Err("checksum mismatch".into());
+    }
+    Ok(body)
 }
 
 /// A finding as a worker publishes it.

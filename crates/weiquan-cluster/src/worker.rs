@@ -17,15 +17,13 @@
 //! same ids (see the crate's docs).
 
 use crate::logs::{LogError, Logs, PartitionLog};
-use crate::{publish, Cluster, ClusterError, Context, Published, Stamp};
+use crate::{publish, Cluster, ClusterError, Published, Stamp};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 use weiquan_engine::{Engine, Finding, Rulebook};
 use weiquan_partition::{Copies, Route};
@@ -199,18 +197,13 @@ impl State {
                 root: log.root().0,
             }),
         };
-        let mut bytes = postcard::to_stdvec(&saved).map_err(|e| e.to_string())?;
-        let sum = Sha256::digest(&bytes);
-        bytes.extend_from_slice(&sum);
-        Ok(bytes)
+        Ok(crate::with_checksum(
+            postcard::to_stdvec(&saved).map_err(|e| e.to_string())?,
+        ))
     }
 
     fn decode(rules: Arc<Rulebook>, bytes: &[u8], partitions: u32, partition: u32) -> Result<State, String> {
-        let (body, sum) = bytes.split_at(bytes.len().checked_sub(32).ok_or("too short")?);
-        if Sha256::digest(body).as_slice() != sum {
-            return Err("checksum mismatch".into());
-        }
-        let saved: Saved = postcard::from_bytes(body).map_err(|e| e.to_string())?;
+        let saved: Saved = postcard::from_bytes(crate::checked(bytes)?).map_err(|e| e.to_string())?;
         if saved.magic != MAGIC || saved.partitions != partitions || saved.partition != partition {
             return Err(format!(
                 "of another layout (partition {} of {})",
@@ -619,17 +612,8 @@ fn check_worker_name(name: &str) -> Result<(), ClusterError> {
 /// replayed, which gives the same state, only later). A snapshot is a cache:
 /// its failures never stop a partition.
 async fn restore(cluster: &Cluster, rules: &Arc<Rulebook>, p: u32) -> State {
-    let read = async {
-        let store = cluster.snapshots().await?;
-        let mut object = match store.get(lease_key(p)).await {
-            Ok(o) => o,
-            Err(e) if e.kind() == async_nats::jetstream::object_store::GetErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).ctx("reading the snapshot"),
-        };
-        let mut bytes = Vec::new();
-        object.read_to_end(&mut bytes).await.ctx("reading the snapshot")?;
-        Ok::<_, ClusterError>(Some(bytes))
-    };
+    let name = lease_key(p);
+    let read = cluster.read_snapshot(&name);
     // An object read can stall while a restarted server catches up.
     let why = match tokio::time::timeout(SLOW, read).await {
         Ok(Ok(None)) => None,
@@ -717,13 +701,8 @@ async fn save(cluster: &Cluster, p: u32, encoded: Result<Vec<u8>, String>) {
             return;
         }
     };
-    let write = async {
-        let store = cluster.snapshots().await?;
-        store
-            .put(lease_key(p).as_str(), &mut bytes.as_slice())
-            .await
-            .ctx("writing the snapshot")
-    };
+    let name = lease_key(p);
+    let write = cluster.write_snapshot(&name, &bytes);
     match tokio::time::timeout(SLOW, write).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {

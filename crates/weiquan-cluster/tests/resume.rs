@@ -9,7 +9,7 @@ mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
-use weiquan_cluster::door::{FrontDoor, Position, Resumed};
+use weiquan_cluster::door::{FrontDoor, Position, Resumed, Shard};
 use weiquan_cluster::{worker, Cluster, ClusterError};
 use weiquan_engine::Rulebook;
 use weiquan_partition::Partitioned;
@@ -160,6 +160,21 @@ fn a_door_resumed_from_its_snapshot_goes_on_from_there() {
         let handed_cluster = common::fresh_cluster("resnap", 3).await;
         resume_from_snapshot(&handed_cluster, &rules, &handed, &handed_expected, (5, 6, 7)).await;
 
+        // `resume` alone never uses a snapshot: its caller gives the input from the start.
+        let plain = FrontDoor::resume(cluster.clone()).await.expect("resumes");
+        assert_eq!(plain.resumed(), None, "resume is from the start");
+        drop(plain);
+        // A snapshot over a purged stream: the partitions start again.
+        let purged = handed_cluster.events().await.expect("the stream");
+        purged.purge().await.expect("purged");
+        let after_purge = FrontDoor::resume_shard(handed_cluster.clone(), Shard::WHOLE, true)
+            .await
+            .expect("resumes");
+        assert_eq!(
+            after_purge.resumed(),
+            None,
+            "a snapshot over a purged stream is not used"
+        );
         // A damaged snapshot: the resumed door starts from the beginning.
         let snapshots = (cluster
             .js
@@ -170,8 +185,57 @@ fn a_door_resumed_from_its_snapshot_goes_on_from_there() {
             .put("door-0-of-1", &mut &b"not a snapshot of 32 bytes or more........"[..])
             .await
             .expect("put");
-        let third_door = FrontDoor::resume(cluster.clone()).await.expect("resumes");
+        let third_door = FrontDoor::resume_shard(cluster.clone(), Shard::WHOLE, true)
+            .await
+            .expect("resumes");
         assert_eq!(third_door.resumed(), None, "a damaged snapshot is not used");
+    });
+}
+
+/// A door resumed without a snapshot routes its input again from the
+/// start, past what its partitions hold: it saves nothing until it has
+/// passed all of it (a snapshot taken there could not say what the
+/// partitions hold beyond it, and a door resumed from it would send those
+/// events twice). Once past, it saves, and a door resumed from that
+/// snapshot finishes with one engine's findings.
+#[test]
+fn a_door_saves_nothing_while_it_passes_what_its_partitions_hold() {
+    if !weiquan_testkit::services::nats_available() {
+        return;
+    }
+    let rules = Arc::new(Rulebook::builtin());
+    let (lines, expected) = platform(&rules);
+    let id = |i: usize| weiquan_events::parse_event(&lines[i]).expect("parses").id.into_owned();
+    let at = |line: usize| Position {
+        unit: 0,
+        line: line as u64,
+    };
+    common::runtime().block_on(async {
+        let cluster = common::fresh_cluster("catchup", 3).await;
+        let n = lines.len();
+        let (third, half, past, more) = (n / 3, n / 2, n / 2 + 10, n * 7 / 10);
+        {
+            let mut first = FrontDoor::new(cluster.clone()).await.expect("an empty stream");
+            route(&mut first, &lines[..half]).await;
+            first.flush().await.expect("acknowledged");
+        }
+        {
+            let mut second = FrontDoor::resume(cluster.clone()).await.expect("resumes");
+            route(&mut second, &lines[..third]).await;
+            let saved = second.save(at(third), Some((at(third), id(third - 1)))).await;
+            assert!(!saved.expect("no error"), "not saved while catching up");
+            route(&mut second, &lines[third..past]).await;
+            let saved = second.save(at(past), Some((at(past), id(past - 1)))).await;
+            assert!(saved.expect("no error"), "saved once past");
+            route(&mut second, &lines[past..more]).await;
+        }
+        let mut third_door = FrontDoor::resume_shard(cluster.clone(), Shard::WHOLE, true)
+            .await
+            .expect("resumes");
+        assert_eq!(third_door.resumed().map(|r| r.at), Some(at(past)), "from the snapshot");
+        route(&mut third_door, &lines[past..]).await;
+        third_door.advance().await.expect("acknowledged");
+        work_and_check(&cluster, rules, &third_door, &expected).await;
     });
 }
 
@@ -203,7 +267,9 @@ async fn resume_from_snapshot(
         first.flush().await.expect("acknowledged");
         route(&mut first, &lines[flushed..stopped]).await;
     }
-    let mut second = FrontDoor::resume(cluster.clone()).await.expect("resumes");
+    let mut second = FrontDoor::resume_shard(cluster.clone(), Shard::WHOLE, true)
+        .await
+        .expect("resumes");
     let resumed = Resumed {
         at,
         routed: saved as u64,

@@ -47,6 +47,21 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                     )
                     .into());
                 }
+                let shard = shard.unwrap_or(Shard::WHOLE);
+                if *until_caught_up && shard.of > 1 {
+                    // Each door would stop at the stream's end as of its own
+                    // start: doors in shards would read different inputs.
+                    return Err(super::UsageError(
+                        "--until-caught-up cannot be given to doors in shards (each would stop at another message); stop them with SIGTERM and resume them".into(),
+                    )
+                    .into());
+                }
+                // Before the cluster is set up (or its partition count fixed).
+                shard.check(*partitions).map_err(|e| super::UsageError(e.to_string()))?;
+                // A door's own warnings (a snapshot not usable, a wait for
+                // other doors at a move) on standard error; its rejects and
+                // summary go there too.
+                super::serve::init_logs_at(crate::cli::LogFormat::Text, "warn");
                 let cluster = Cluster::set_up_when_ready(
                     &args.nats,
                     &args.cluster,
@@ -58,7 +73,7 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                 let door = Door {
                     advance_every: (*advance_every).max(1),
                     resume: *resume,
-                    shard: shard.unwrap_or(Shard::WHOLE),
+                    shard,
                     snapshot_every: *snapshot_every,
                 };
                 match subject {
@@ -186,7 +201,7 @@ struct Routing {
 impl Routing {
     async fn start(cluster: Cluster, how: Door) -> Result<Routing> {
         let door = if how.resume {
-            FrontDoor::resume_shard(cluster, how.shard).await?
+            FrontDoor::resume_shard(cluster, how.shard, true).await?
         } else {
             FrontDoor::new_shard(cluster, how.shard).await?
         };
@@ -206,17 +221,24 @@ impl Routing {
 
     /// Whether line `self.at` of files (counted already) is one the door's
     /// snapshot routed: passed over, the last event routed checked by id.
-    fn routed_before(&self, line: &Line<'_>) -> Result<bool> {
+    fn routed_before(&self, line: &Line<'_>, source: Option<&str>) -> Result<bool> {
         let Some(r) = &self.resumed else {
             return Ok(false);
         };
         if self.at.line > r.at.line {
             return Ok(false);
         }
-        if let (Some((at, id)), Line::Text(_, text)) = (&r.last, line) {
-            if *at == self.at {
-                same_event(text, id, &format!("line {} of this input", self.at.line))?;
-            }
+        if let Some((at, id)) = r.last.as_ref().filter(|(at, _)| *at == self.at) {
+            let (n, text) = match line {
+                Line::Text(n, text) => (*n, *text),
+                Line::Bad(reject) => (reject.line, ""),
+            };
+            let file = source.unwrap_or("standard input");
+            same_event(
+                text,
+                id,
+                &format!("line {n} of {file} (non-blank line {} of the input)", at.line),
+            )?;
         }
         Ok(true)
     }
@@ -225,7 +247,7 @@ impl Routing {
     /// standard input), or writes why it is rejected to `err`.
     async fn line(&mut self, line: Line<'_>, source: Option<&str>, err: &mut dyn Write) -> Result<()> {
         self.at.line += 1;
-        if self.at.unit == 0 && self.routed_before(&line)? {
+        if self.at.unit == 0 && self.routed_before(&line, source)? {
             return Ok(());
         }
         let parsed = match line {
@@ -265,8 +287,12 @@ impl Routing {
     /// Where the input can be resumed from (after a line of files, after a
     /// whole message): saves the door's state when one is due.
     async fn boundary(&mut self) -> Result<()> {
-        if self.snapshot_every > 0 && self.since_saved >= self.snapshot_every {
-            self.door.save(self.at, self.last.clone()).await?;
+        // Not saved while a resumed door passes what its partitions hold:
+        // tried again at the next place.
+        if self.snapshot_every > 0
+            && self.since_saved >= self.snapshot_every
+            && self.door.save(self.at, self.last.clone()).await?
+        {
             self.since_saved = 0;
         }
         Ok(())
@@ -331,6 +357,8 @@ fn same_event(text: &str, id: &str, place: &str) -> Result<()> {
 /// Routes every line of `files` into `cluster`; rejects go to `err` as
 /// `weiquan audit` prints them.
 async fn route(cluster: Cluster, files: &[String], how: Door, err: &mut dyn Write) -> Result<()> {
+    // Opened before the door claims its partitions: a mistyped name claims nothing.
+    let inputs = super::open_inputs(files)?;
     let mut routing = Routing::start(cluster, how).await?;
     if routing.resumed.as_ref().is_some_and(|r| r.at.unit > 0) {
         return Err(super::UsageError(
@@ -338,7 +366,7 @@ async fn route(cluster: Cluster, files: &[String], how: Door, err: &mut dyn Writ
         )
         .into());
     }
-    for input in super::open_inputs(files)? {
+    for input in inputs {
         let mut reader = LineReader::new(input.reader);
         while let Some(line) = reader.next_line()? {
             routing.line(line, input.name.as_deref(), err).await?;
@@ -497,10 +525,22 @@ async fn route_subject(
         let source = format!("{subject} (message {seq})");
         let mut reader = LineReader::new(&message.payload[..]);
         routing.at = Position { unit: seq, line: 0 };
-        while let Some(line) = reader.next_line()? {
-            routing.line(line, Some(&source), err).await?;
+        let routed = async {
+            while let Some(line) = reader.next_line()? {
+                routing.line(line, Some(&source), &mut *err).await?;
+            }
+            routing.boundary().await
+        };
+        // A door can wait long inside a message (at a move, for the other
+        // doors): a signal stops it there too.
+        tokio::select! {
+            () = &mut stop => {
+                return Err(anyhow::anyhow!(
+                    "stopped by a signal while routing message {seq} of {subject}: part of it may be sent; take over with `route --resume`"
+                ))
+            }
+            routed = routed => routed?,
         }
-        routing.boundary().await?;
         routed_since_idle = true;
         // The last message at the start, or none left (that one was deleted since).
         if seq >= end || (until_caught_up && pending == 0) {

@@ -83,7 +83,12 @@ fn webhook(a: &ServeArgs) -> Result<Option<weiquan_server::Webhook>> {
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    init_logs_at(format, "info");
+}
+
+/// [`init_logs`], at `level` unless `RUST_LOG` says otherwise.
+pub fn init_logs_at(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -750,9 +750,15 @@ fn doors_in_shards_send_what_one_door_sends() {
         assert!(err.contains(says), "{rest:?}: {err}");
     };
     refused(&["--shard", "1/4", case], 1, "already has a front door for partition 1");
-    refused(&["--shard", "4/4", case], 1, "must be below the number of doors");
-    refused(&["--shard", "0/5", case], 1, "fewer than the doors");
+    refused(&["--shard", "4/4", case], 2, "must be below the number of doors");
+    refused(&["--shard", "0/0", case], 2, "must be at least 1");
+    refused(&["--shard", "0/5", case], 2, "fewer than the doors");
     refused(&["--shard", "one", case], 2, "write K/N");
+    refused(
+        &["--shard", "0/2", "--subject", "platform.x", "--until-caught-up"],
+        2,
+        "cannot be given to doors in shards",
+    );
 
     let _worker = worker(url, &name, "solo", dir.path(), &[]);
     let door_logs = || {
@@ -762,14 +768,130 @@ fn doors_in_shards_send_what_one_door_sends() {
     };
     let all_logs = || format!("{}\n{}", door_logs(), logs_of(dir.path(), "solo"));
     await_audit(url, &name, &[case, handed], all_logs);
-    // Two doors of two shards take over from the four: nothing is sent twice.
+    // Two doors of two shards take over from the four: each partition gets
+    // one stamp more (the last advance), nothing twice.
+    let routed = |name: &str| -> Vec<u64> {
+        let out = super::weiquan(&["cluster", "--nats", url, "--cluster", name, "status"], None);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let rows = text.lines().filter_map(|row| row.split('\t').nth(2)?.parse().ok());
+        rows.collect()
+    };
+    let before = routed(&name);
+    assert_eq!(before.len(), 4, "status shows every partition");
     for shard in ["1/2", "0/2"] {
         let args = route(&["--resume", "--shard", shard, case, handed]);
         let out = super::weiquan(&args.iter().map(String::as_str).collect::<Vec<_>>(), None);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
-    std::thread::sleep(Duration::from_secs(1));
+    let after: Vec<u64> = before.iter().map(|r| r + 1).collect();
+    assert_eq!(routed(&name), after, "one advance more each");
     await_audit(url, &name, &[case, handed], all_logs);
+
+    // Doors starting with another number of doors than those running are
+    // refused, and give back what they claimed.
+    let other = weiquan_testkit::unique("layout");
+    let door_of = |shard: &str| {
+        let args = [
+            "cluster",
+            "--nats",
+            url,
+            "--cluster",
+            &other,
+            "route",
+            "--partitions",
+            "4",
+            "--shard",
+            shard,
+            case,
+        ];
+        super::weiquan(&args, None)
+    };
+    assert!(door_of("1/4").status.success());
+    let mixed = door_of("0/2");
+    let said = String::from_utf8_lossy(&mixed.stderr);
+    assert_eq!(mixed.status.code(), Some(1), "{said}");
+    assert!(said.contains("partition 1 has a door of 4 doors"), "{said}");
+    let given_back = door_of("0/4");
+    assert!(
+        given_back.status.success(),
+        "{}",
+        String::from_utf8_lossy(&given_back.stderr)
+    );
+}
+
+/// A door of two on a platform's subject waits at a move for the other
+/// door, which never comes; SIGTERM still stops it, saying where.
+#[test]
+fn a_door_waiting_for_another_stops_on_sigterm() {
+    if !weiquan_testkit::services::nats_available() {
+        return;
+    }
+    let url = "nats://127.0.0.1:4222";
+    let name = weiquan_testkit::unique("waits");
+    let subject = format!("platform.{name}");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(url).await.expect("NATS"));
+        js.get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: weiquan_server::nats::stream_name(&subject),
+            subjects: vec![subject.clone()],
+            ..Default::default()
+        })
+        .await
+        .expect("the platform's stream");
+        let handed = weiquan_testkit::streams::handed_over(4).join("\n");
+        js.publish(subject.clone(), handed.into())
+            .await
+            .expect("published")
+            .await
+            .expect("stored");
+    });
+    // The door of the partition the merchant moves to.
+    let [a, _, _] = weiquan_testkit::streams::handed_over_merchants(4);
+    let shard = format!("{}/2", weiquan_testkit::streams::partition_of(&a, 4) % 2);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("door.log");
+    let door = Command::new(env!("CARGO_BIN_EXE_weiquan"))
+        .args([
+            "cluster",
+            "--nats",
+            url,
+            "--cluster",
+            &name,
+            "route",
+            "--partitions",
+            "4",
+        ])
+        .args(["--shard", &shard, "--subject", &subject])
+        .stdout(Stdio::null())
+        .stderr(log_file(&log))
+        .spawn()
+        .expect("the door runs");
+    let mut door = Proc(door);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(door.0.try_wait().expect("a status"), None, "the door waits");
+    let killed = Command::new("kill")
+        .args(["-TERM", &door.0.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = door.0.try_wait().expect("a status") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "SIGTERM did not stop the door"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("stopped by a signal while routing message 1") && said.contains("route --resume"),
+        "{said}"
+    );
 }
 
 /// A door refuses a platform stream that lost its first messages (an age
