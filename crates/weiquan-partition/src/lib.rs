@@ -388,6 +388,9 @@ impl Copies {
 /// subject lives) and the global clock. It serializes (a door's snapshot)
 /// without what is waiting to be taken ([`Router::take_copies`],
 /// [`Router::take_moves`], [`Router::take_spread`]): take those first.
+/// Snapshots are postcard, which names no field: a change to the fields of
+/// the router or of what it holds must change the snapshot's magic
+/// (`weiquan-cluster`'s `door.rs`), so that older snapshots are passed over.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Router {
     partitions: u32,

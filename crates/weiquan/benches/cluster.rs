@@ -7,6 +7,7 @@
 //! Prints Markdown. `WEIQUAN_BENCH_CLUSTER_MERCHANTS` scales the stream
 //! (default 600 merchants, about 680,000 events).
 
+mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use weiquan_cluster::Cluster;
@@ -23,19 +24,7 @@ fn main() {
     let dir = weiquan_testkit::root().join("bench-out/cluster");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("bench-out/cluster");
-    let sim = weiquan_sim::simulate(&weiquan_sim::Config {
-        merchants,
-        consumers: merchants * 40,
-        days: 30,
-        seed: 7,
-        violation_rate: 0.1,
-        profile: weiquan_sim::Profile::Normal,
-        orders_per_day: 4.0,
-    });
-    let file = dir.join("events.ndjson");
-    std::fs::write(&file, sim.lines.join("\n") + "\n").expect("events written");
-    let events = sim.lines.len();
-    let file = file.to_str().expect("UTF-8 path").to_owned();
+    let (file, events) = support::platform(&dir, merchants);
     let bin = env!("CARGO_BIN_EXE_weiquan");
 
     let started = Instant::now();

@@ -16,6 +16,7 @@
 //! (default 600 merchants, about 680,000 events), `WEIQUAN_BENCH_DOORS_ROUNDS`
 //! sets the rounds (default 3).
 
+mod support;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use weiquan_testkit::nats::NatsCluster;
@@ -35,19 +36,7 @@ fn main() {
     let dir = weiquan_testkit::root().join("bench-out/doors");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("bench-out/doors");
-    let sim = weiquan_sim::simulate(&weiquan_sim::Config {
-        merchants,
-        consumers: merchants * 40,
-        days: 30,
-        seed: 7,
-        violation_rate: 0.1,
-        profile: weiquan_sim::Profile::Normal,
-        orders_per_day: 4.0,
-    });
-    let file = dir.join("events.ndjson");
-    std::fs::write(&file, sim.lines.join("\n") + "\n").expect("events written");
-    let events = sim.lines.len();
-    let file = file.to_str().expect("UTF-8 path").to_owned();
+    let (file, events) = support::platform(&dir, merchants);
     let nats = NatsCluster::start(&dir);
     let shards = |of: u32| (0..of).map(|k| format!("{k}/{of}")).collect::<Vec<_>>();
     let contenders = [

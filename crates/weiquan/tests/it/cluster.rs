@@ -32,6 +32,32 @@ fn worker(urls: &str, cluster: &str, name: &str, dir: &Path, extra: &[&str]) -> 
     Proc(child)
 }
 
+/// `handed_over(4)` (a pre-sale handed to a merchant of another of four
+/// partitions) written to `dir/handed.ndjson`: its path.
+fn handed_file(dir: &Path) -> String {
+    let handed = dir.join("handed.ndjson");
+    std::fs::write(&handed, weiquan_testkit::streams::handed_over(4).join("\n") + "\n").expect("written");
+    handed.to_str().expect("UTF-8 path").to_owned()
+}
+
+/// A JetStream context at `url`, with `subject`'s stream made as
+/// `weiquan serve --nats` makes it (the platform's stream a door reads).
+async fn platform_stream(
+    url: &str,
+    subject: &str,
+) -> (async_nats::jetstream::Context, async_nats::jetstream::stream::Stream) {
+    let js = async_nats::jetstream::new(async_nats::connect(url).await.expect("NATS"));
+    let stream = js
+        .get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: weiquan_server::nats::stream_name(subject),
+            subjects: vec![subject.to_owned()],
+            ..Default::default()
+        })
+        .await
+        .expect("the platform's stream");
+    (js, stream)
+}
+
 /// A log signing key made by `weiquan keygen` in `dir`: (private, public) paths.
 fn log_key(dir: &Path) -> (String, String) {
     let key = dir.join("cluster.key");
@@ -323,9 +349,7 @@ fn the_cluster_commands_print_what_audit_prints() {
     let odd = odd.to_str().expect("UTF-8 path");
     // A pre-sale handed to a merchant of another partition: the door moves
     // that merchant, and the partitions concerned rebuild.
-    let handed = dir.path().join("handed.ndjson");
-    std::fs::write(&handed, weiquan_testkit::streams::handed_over(4).join("\n") + "\n").expect("written");
-    let handed = handed.to_str().expect("UTF-8 path");
+    let handed = &handed_file(dir.path());
     // The door saves its routing state every 4 events.
     let route_args = cli(
         url,
@@ -527,17 +551,7 @@ fn a_door_on_a_nats_subject_routes_what_the_platform_publishes() {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let (first, rest) = lines.split_at(lines.len() / 2);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let js = rt.block_on(async {
-        let js = async_nats::jetstream::new(async_nats::connect(url).await.expect("NATS"));
-        js.get_or_create_stream(async_nats::jetstream::stream::Config {
-            name: weiquan_server::nats::stream_name(&subject),
-            subjects: vec![subject.clone()],
-            ..Default::default()
-        })
-        .await
-        .expect("the platform's stream");
-        js
-    });
+    let (js, _) = rt.block_on(platform_stream(url, &subject));
     let publish = |body: String| {
         rt.block_on(async {
             let ack = js.publish(subject.clone(), body.into()).await.expect("published");
@@ -683,9 +697,7 @@ fn doors_in_shards_send_what_one_door_sends() {
     let name = weiquan_testkit::unique("shards");
     let url = "nats://127.0.0.1:4222";
     let case = "tests/cases/presale/events.ndjson";
-    let handed = dir.path().join("handed.ndjson");
-    std::fs::write(&handed, weiquan_testkit::streams::handed_over(4).join("\n") + "\n").expect("written");
-    let handed = handed.to_str().expect("UTF-8 path");
+    let handed = &handed_file(dir.path());
     // `handed_over` moves merchant B's partition into A's.
     let [a, b, _] = weiquan_testkit::streams::handed_over_merchants(4);
     let (to, from) = (
@@ -831,14 +843,7 @@ fn a_door_waiting_for_another_stops_on_sigterm() {
     let subject = format!("platform.{name}");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let js = async_nats::jetstream::new(async_nats::connect(url).await.expect("NATS"));
-        js.get_or_create_stream(async_nats::jetstream::stream::Config {
-            name: weiquan_server::nats::stream_name(&subject),
-            subjects: vec![subject.clone()],
-            ..Default::default()
-        })
-        .await
-        .expect("the platform's stream");
+        let (js, _) = platform_stream(url, &subject).await;
         let handed = weiquan_testkit::streams::handed_over(4).join("\n");
         js.publish(subject.clone(), handed.into())
             .await
@@ -909,15 +914,7 @@ fn a_door_refuses_a_stream_that_lost_its_first_messages() {
         let name = weiquan_testkit::unique("cut");
         let subject = format!("platform.{name}");
         rt.block_on(async {
-            let js = async_nats::jetstream::new(async_nats::connect(url).await.expect("NATS"));
-            let stream = js
-                .get_or_create_stream(async_nats::jetstream::stream::Config {
-                    name: weiquan_server::nats::stream_name(&subject),
-                    subjects: vec![subject.clone()],
-                    ..Default::default()
-                })
-                .await
-                .expect("the platform's stream");
+            let (js, stream) = platform_stream(url, &subject).await;
             for at in ["00", "01", "02"] {
                 let tick = format!(r#"{{"v":1,"id":"t{at}","type":"clock.tick","at":"2026-11-01T{at}:00:00+08:00"}}"#);
                 js.publish(subject.clone(), tick.into())
