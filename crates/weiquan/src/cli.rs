@@ -680,9 +680,11 @@ pub enum ClusterCommand {
         /// Move idle partitions' clocks every this many events (and at the end).
         #[arg(long, default_value_t = 10_000)]
         advance_every: u64,
-        /// Take over from a door that stopped: give the same FILES again.
-        /// Every event is routed again, but a partition is sent only what it
-        /// does not hold yet (checked by id). The old door must be gone.
+        /// Take over from a door that stopped: give the same FILES (or
+        /// --subject) again. From the door's last snapshot when there is one
+        /// (--snapshot-every; the input before it is passed over, its last
+        /// event checked by id), else from the start; either way a partition
+        /// is sent only what it does not hold yet. The old door must be gone.
         #[arg(long)]
         resume: bool,
         /// Share the partitions among N doors: this one (K, from 0) sends the
