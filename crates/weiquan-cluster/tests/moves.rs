@@ -239,6 +239,95 @@ fn doors_in_shards_find_what_one_engine_finds() {
     }
 }
 
+/// Doors in shards that save their state every few events in the first
+/// half of a stream, route on (flushing at three fifths), and crash four
+/// fifths of the way in (batches unsent), are resumed each from its own snapshot
+/// (taken at different places) with the input after it: each reads back
+/// what its partitions got after the snapshot, and the findings are still
+/// one engine's, across moves and spreads, and the logs verify. A door
+/// that did not read that back fails it (tried).
+#[test]
+fn doors_in_shards_resumed_from_their_snapshots_find_what_one_engine_finds() {
+    use weiquan_cluster::door::{Position, Shard};
+    if !weiquan_testkit::services::nats_available() {
+        return;
+    }
+    let rules = Arc::new(Rulebook::builtin());
+    let (key, public) = weiquan_ledger::generate_key("weiquan-moves-test").expect("a key");
+    let streams = std::iter::once(weiquan_testkit::streams::handed_over(3)).chain(tying_streams(&rules, 1));
+    for (n, lines) in streams.enumerate() {
+        let dir = tempfile::tempdir().expect("a folder");
+        common::runtime().block_on(async {
+            let (cluster, logs) = cluster_with_logs(dir.path(), &key).await;
+            let (saving, flushed, cut) = (lines.len() / 2, lines.len() * 3 / 5, lines.len() * 4 / 5);
+            let shards = [Shard { k: 0, of: 2 }, Shard { k: 1, of: 2 }];
+            // Each door saves every `every` events (2 and 3: their snapshots
+            // fall at different places) in the first half, flushes once
+            // more, then stops without flushing.
+            let first: Vec<_> = shards
+                .iter()
+                .map(|&shard| {
+                    let (cluster, lines) = (cluster.clone(), lines.clone());
+                    tokio::spawn(async move {
+                        let every = 2 + shard.k as usize;
+                        let mut door = FrontDoor::new_shard(cluster, shard).await.expect("a door");
+                        for (i, line) in lines[..cut].iter().enumerate() {
+                            let ev = weiquan_events::parse_event(line).expect("accepted");
+                            door.send(&ev, line).await.expect("routed");
+                            if i == flushed {
+                                door.flush().await.expect("acknowledged");
+                            }
+                            if (i + 1) % every == 0 && i < saving {
+                                let at = Position {
+                                    unit: 0,
+                                    line: i as u64 + 1,
+                                };
+                                door.save(at, Some((at, ev.id.to_string()))).await.expect("saved");
+                            }
+                        }
+                    })
+                })
+                .collect();
+            // A door that fails leaves the other waiting at a move: bounded.
+            let limit = Duration::from_secs(60);
+            for door in first {
+                tokio::time::timeout(limit, door)
+                    .await
+                    .expect("in time")
+                    .expect("the door routes");
+            }
+            let second: Vec<_> = shards
+                .iter()
+                .map(|&shard| {
+                    let (cluster, lines) = (cluster.clone(), lines.clone());
+                    tokio::spawn(async move {
+                        let mut door = FrontDoor::resume_shard(cluster, shard, true).await.expect("resumes");
+                        let from = door.resumed().map_or(0, |r| r.at.line as usize);
+                        for line in &lines[from..] {
+                            let ev = weiquan_events::parse_event(line).expect("accepted");
+                            door.send(&ev, line).await.expect("routed");
+                        }
+                        door.advance().await.expect("acknowledged");
+                        (from, door.sent().to_vec())
+                    })
+                })
+                .collect();
+            let mut sent = vec![0; 3];
+            for door in second {
+                let (from, theirs) = tokio::time::timeout(limit, door)
+                    .await
+                    .expect("in time")
+                    .expect("the door routes");
+                assert!(from > 0, "stream {n}: each door resumed from its snapshot");
+                for (all, one) in sent.iter_mut().zip(theirs) {
+                    *all = (*all).max(one);
+                }
+            }
+            work_and_check(&cluster, &rules, logs, &public, sent, &lines, n).await;
+        });
+    }
+}
+
 /// A door that routed the hand-over to its end is taken over by one given
 /// the same input: the partition the merchant left holds no event after the
 /// marker, yet gets no second marker, and would ignore one (each guard
