@@ -134,9 +134,11 @@ struct Saved<R = Router> {
     seq: u64,
     at: Position,
     last: Option<(Position, String)>,
+    /// [`FrontDoor::input`] at `routed`.
+    input: u128,
 }
 
-const MAGIC: [u8; 8] = *b"WQDOOR01";
+const MAGIC: [u8; 8] = *b"WQDOOR02";
 
 /// The name of shard `shard`'s snapshot in the snapshots bucket.
 fn snapshot_name(shard: Shard) -> String {
@@ -176,6 +178,9 @@ pub struct FrontDoor {
     failed: Option<String>,
     /// Where a door resumed from a snapshot stands in its input.
     resumed: Option<Resumed>,
+    /// A digest of the ids of every event routed, in order: doors in shards
+    /// compare theirs at moves (they must read the same input).
+    input: u128,
 }
 
 impl Drop for FrontDoor {
@@ -287,6 +292,7 @@ impl FrontDoor {
             in_flight: (0..n).map(|_| Default::default()).collect(),
             failed: None,
             resumed: None,
+            input: 0,
             cluster,
         })
     }
@@ -371,7 +377,7 @@ impl FrontDoor {
             sent[p as usize] = base + indexes.len() as u64;
         }
         tracing::info!(?held, snapshot = saved.is_some(), "front door resuming");
-        let (router, resumed) = match saved {
+        let (router, resumed, input) = match saved {
             Some(s) => (
                 s.router,
                 Some(Resumed {
@@ -379,12 +385,14 @@ impl FrontDoor {
                     routed: s.routed,
                     last: s.last,
                 }),
+                s.input,
             ),
-            None => (Router::new(n as u32), None),
+            None => (Router::new(n as u32), None, 0),
         };
         let mut door = FrontDoor::at(cluster, shard, router, sent).await?;
         door.routed = resumed.as_ref().map_or(0, |r| r.routed);
         door.resumed = resumed;
+        door.input = input;
         door.held = held;
         door.held_marker = held_marker;
         Ok(door)
@@ -430,6 +438,7 @@ impl FrontDoor {
                 seq,
                 at,
                 last,
+                input: self.input,
             };
             let bytes = crate::with_checksum(
                 postcard::to_stdvec(&saved)
@@ -502,6 +511,7 @@ impl FrontDoor {
             self.put(p, &stamp, raw).await?;
         }
         self.routed += 1;
+        self.input = next_input_digest(self.input, &ev.id);
         Ok(route)
     }
 
@@ -678,17 +688,17 @@ impl FrontDoor {
     async fn record_routed(&self) -> Result<(), ClusterError> {
         let mut records = Vec::new();
         for p in (0..self.cluster.partitions).filter(|&p| self.shard.owns(p)) {
-            records.push((crate::worker::routed_key(p), self.acked[p as usize]));
+            records.push((crate::worker::routed_key(p), self.acked[p as usize].to_string()));
             // Only the other doors read it: a lone door need not write it.
             if self.shard.of > 1 {
-                records.push((through_key(p), self.routed));
+                records.push((through_key(p), format!("{} {:032x}", self.routed, self.input)));
             }
         }
         // All at once: one round trip to the stream's quorum, not one each.
         let puts = records.iter().map(|(key, value)| async move {
             let mut tries = 0;
             loop {
-                match self.progress.put(key, value.to_string().into()).await {
+                match self.progress.put(key, value.clone().into()).await {
                     Ok(_) => return Ok(()),
                     Err(e) if tries >= 29 => return Err(e).ctx(format!("recording {key} in the progress bucket")),
                     Err(_) => tries += 1,
@@ -705,7 +715,7 @@ impl FrontDoor {
     /// every partition's subject up to its marker. Every door routes the
     /// same input and records at each rebuild's flush, so none waits for
     /// one that waits for it.
-    async fn await_other_doors(&self, event: u64) -> Result<(), ClusterError> {
+    async fn await_other_doors(&mut self, event: u64) -> Result<(), ClusterError> {
         let others: Vec<u32> = (0..self.cluster.partitions).filter(|&p| !self.shard.owns(p)).collect();
         let started = tokio::time::Instant::now();
         let mut told = Duration::ZERO;
@@ -713,13 +723,19 @@ impl FrontDoor {
             let mut behind = Vec::new();
             for &p in &others {
                 // A failed read (a leader election) counts as not there yet.
-                let through = match self.progress.get(through_key(p)).await {
-                    Ok(value) => value.and_then(|v| crate::number::<u64>(&v)).unwrap_or(0),
+                let (through, input) = match self.progress.get(through_key(p)).await {
+                    Ok(value) => value.as_deref().map_or((0, None), read_through),
                     Err(e) => {
                         tracing::debug!(partition = p, error = %e, "reading how far a door has come");
-                        0
+                        (0, None)
                     }
                 };
+                // Where that door stands exactly where this one does, their
+                // inputs so far must be the same.
+                if through + 1 == event && input.is_some_and(|i| i != self.input) {
+                    self.failed = Some("another door read another input".into());
+                    return Err(ClusterError::Diverged { partition: p, event });
+                }
                 if through + 1 < event {
                     behind.push(p);
                 }
@@ -822,6 +838,21 @@ impl Saved {
         }
         Ok(saved)
     }
+}
+
+/// The digest of a door's input after `digest` and then event `id`.
+fn next_input_digest(digest: u128, id: &str) -> u128 {
+    digest.rotate_left(7) ^ weiquan_events::id_digest(id)
+}
+
+/// A `through.p<n>` record: the events routed, and the digest of their ids
+/// (none in a record that has no digest: a reset).
+fn read_through(value: &[u8]) -> (u64, Option<u128>) {
+    let text = std::str::from_utf8(value).unwrap_or_default();
+    let mut parts = text.split(' ');
+    let through = parts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let input = parts.next().and_then(|d| u128::from_str_radix(d, 16).ok());
+    (through, input)
 }
 
 /// The key of a door's claim on partition `p` (in the meta bucket).

@@ -70,6 +70,14 @@ pub enum ClusterError {
     /// A front door cannot continue a stream it did not start.
     #[error("cluster `{0}` already has a front door for {1}, or holds routed events there: a front door's routing state is not saved, so a door starts on empty partitions; take over from a door that stopped with --resume, or use another --cluster name")]
     NotEmpty(String, String),
+    /// Doors in shards were given different inputs.
+    #[error("the door of partition {partition} has read another input than this door (they differ before event {event}): doors in shards must read the same input, in the same order; stop them and route into a new --cluster")]
+    Diverged {
+        /// A partition of the other door.
+        partition: u32,
+        /// Where they differ, at the latest.
+        event: u64,
+    },
     /// A door's shard does not fit the cluster.
     #[error("door shard {k}/{of}: {why}")]
     Shard {

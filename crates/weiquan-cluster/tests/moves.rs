@@ -328,6 +328,51 @@ fn doors_in_shards_resumed_from_their_snapshots_find_what_one_engine_finds() {
     }
 }
 
+/// Two doors in shards given different inputs (one event's id differs,
+/// before the hand-over's move) are stopped at the move, where they compare
+/// the digests of what they have read, instead of sending findings that
+/// belong to no single input.
+#[test]
+fn doors_in_shards_given_different_inputs_are_stopped() {
+    use weiquan_cluster::door::Shard;
+    if !weiquan_testkit::services::nats_available() {
+        return;
+    }
+    let lines = weiquan_testkit::streams::handed_over(3);
+    let mut other = lines.clone();
+    other[0] = other[0].replace(r#""id":"h1""#, r#""id":"h1x""#);
+    assert_ne!(other, lines);
+    common::runtime().block_on(async {
+        let cluster = common::fresh_cluster("diverge", 3).await;
+        let doors: Vec<_> = [(0, lines), (1, other)]
+            .into_iter()
+            .map(|(k, input)| {
+                let cluster = cluster.clone();
+                tokio::spawn(async move {
+                    let mut door = FrontDoor::new_shard(cluster, Shard { k, of: 2 }).await.expect("a door");
+                    for line in &input {
+                        let ev = weiquan_events::parse_event(line).expect("accepted");
+                        door.send(&ev, line).await?;
+                    }
+                    door.advance().await
+                })
+            })
+            .collect();
+        let mut stopped = 0;
+        for door in doors {
+            let done = tokio::time::timeout(Duration::from_secs(60), door)
+                .await
+                .expect("in time");
+            match done.expect("joins") {
+                Err(weiquan_cluster::ClusterError::Diverged { .. }) => stopped += 1,
+                Err(e) => panic!("another error: {e}"),
+                Ok(()) => {}
+            }
+        }
+        assert!(stopped >= 1, "a door saw the other's input differ");
+    });
+}
+
 /// A door that routed the hand-over to its end is taken over by one given
 /// the same input: the partition the merchant left holds no event after the
 /// marker, yet gets no second marker, and would ignore one (each guard
