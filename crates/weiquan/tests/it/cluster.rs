@@ -307,6 +307,22 @@ async fn leader_batches(cluster: &Cluster, p: u32) -> Vec<(u64, u64, u64, String
     }
 }
 
+/// `weiquan cluster route` arguments for cluster `name` at `url` with
+/// `partitions` partitions, then `rest`.
+fn route_args(url: &str, name: &str, partitions: &str, rest: &[&str]) -> Vec<String> {
+    let head = [
+        "cluster",
+        "--nats",
+        url,
+        "--cluster",
+        name,
+        "route",
+        "--partitions",
+        partitions,
+    ];
+    head.iter().chain(rest).map(|s| s.to_string()).collect()
+}
+
 /// `weiquan cluster` arguments for cluster `name` at `url`, sealed with `secret`, then `rest`.
 fn cli<'a>(url: &'a str, name: &'a str, secret: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["cluster", "--nats", url, "--cluster", name, "--secret-file", secret];
@@ -558,20 +574,7 @@ fn a_door_on_a_nats_subject_routes_what_the_platform_publishes() {
             ack.await.expect("stored");
         })
     };
-    let route = |rest: &[&str]| {
-        let mut args = vec![
-            "cluster",
-            "--nats",
-            url,
-            "--cluster",
-            &name,
-            "route",
-            "--partitions",
-            "3",
-        ];
-        args.extend_from_slice(rest);
-        args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
-    };
+    let route = |rest: &[&str]| route_args(url, &name, "3", rest);
     // An empty stream: caught up at once.
     let empty = route(&["--subject", &subject, "--until-caught-up"]);
     let empty: Vec<&str> = empty.iter().map(String::as_str).collect();
@@ -704,20 +707,7 @@ fn doors_in_shards_send_what_one_door_sends() {
         weiquan_testkit::streams::partition_of(&a, 4),
         weiquan_testkit::streams::partition_of(&b, 4),
     );
-    let route = |rest: &[&str]| {
-        let mut args = vec![
-            "cluster",
-            "--nats",
-            url,
-            "--cluster",
-            &name,
-            "route",
-            "--partitions",
-            "4",
-        ];
-        args.extend_from_slice(rest);
-        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
-    };
+    let route = |rest: &[&str]| route_args(url, &name, "4", rest);
     let door = |k: u32| {
         let shard = format!("{k}/4");
         let log = dir.path().join(format!("door{k}.log"));
@@ -803,20 +793,8 @@ fn doors_in_shards_send_what_one_door_sends() {
     // refused, and give back what they claimed.
     let other = weiquan_testkit::unique("layout");
     let door_of = |shard: &str| {
-        let args = [
-            "cluster",
-            "--nats",
-            url,
-            "--cluster",
-            &other,
-            "route",
-            "--partitions",
-            "4",
-            "--shard",
-            shard,
-            case,
-        ];
-        super::weiquan(&args, None)
+        let args = route_args(url, &other, "4", &["--shard", shard, case]);
+        super::weiquan(&args.iter().map(String::as_str).collect::<Vec<_>>(), None)
     };
     assert!(door_of("1/4").status.success());
     let mixed = door_of("0/2");
@@ -857,17 +835,7 @@ fn a_door_waiting_for_another_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("temp dir");
     let log = dir.path().join("door.log");
     let door = Command::new(env!("CARGO_BIN_EXE_weiquan"))
-        .args([
-            "cluster",
-            "--nats",
-            url,
-            "--cluster",
-            &name,
-            "route",
-            "--partitions",
-            "4",
-        ])
-        .args(["--shard", &shard, "--subject", &subject])
+        .args(route_args(url, &name, "4", &["--shard", &shard, "--subject", &subject]))
         .stdout(Stdio::null())
         .stderr(log_file(&log))
         .spawn()
