@@ -11,18 +11,14 @@
 //! itself, so neither thread idles while the other is behind. Findings,
 //! rejects and counts are the same either way, byte for byte.
 
-use std::io::{self, BufRead, Read};
+use crate::batches::{parse_batches, Batch, Work, BATCH_LINES};
+use std::io::{self, BufRead};
 use std::ops::ControlFlow;
-use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use weiquan_engine::{Engine, Finding, Rulebook};
-use weiquan_events::{parse_line, Dedupe, Event, Line, LineReader, Parsed, Reject, Time};
+use weiquan_events::{Dedupe, Event, Parsed, Reject, Time};
 
-/// Lines per batch handed from the parsing thread to the engine's.
-const BATCH_LINES: usize = 4096;
-/// Text per batch, so that a batch of long lines stays small.
-const BATCH_BYTES: usize = 4 << 20;
 /// Events warmed together (their state looked up) before they are applied:
 /// enough for many misses to overlap, few enough that what they bring into
 /// cache is still there when the events are applied (16 to 256 measured; 64
@@ -138,7 +134,7 @@ impl Auditor {
             let mut result = Ok(());
             let parse_here = || true;
             parse_batches(input, batch_lines, parse_here, |message| match apply.batch(message) {
-                Ok(delivered) => ControlFlow::Continue(Some(delivered)),
+                Ok(delivered) => ControlFlow::Continue(Some(Work::Parsed(delivered))),
                 Err(e) => {
                     result = Err(e);
                     ControlFlow::Break(())
@@ -149,7 +145,7 @@ impl Auditor {
         let (batches, parsed) = mpsc::sync_channel::<io::Result<(Work, u64)>>(BATCHES_AHEAD);
         // Delivered batches go back to the parsing thread, which drops their events
         // (off the engine's thread) and reuses their buffers for its next batch.
-        let (spent, reuse) = mpsc::channel::<Batch>();
+        let (spent, reuse) = mpsc::channel::<Work>();
         // Batches sent and not yet taken by the engine's side. None waiting means
         // the engine's thread is (or soon will be) idle: the next batch goes to
         // it framed but not parsed, and it parses that one itself. Which side
@@ -174,7 +170,7 @@ impl Auditor {
             for message in parsed {
                 waiting.fetch_sub(1, Ordering::Relaxed);
                 // The parsing thread may have finished; then the buffers are simply dropped.
-                let _ = spent.send(apply.batch(message)?);
+                let _ = spent.send(Work::Parsed(apply.batch(message)?));
             }
             Ok(())
         })
@@ -221,110 +217,6 @@ fn deliver(
     }
     Ok(())
 }
-
-/// Framed lines copied out of the reader's buffer, so that a batch owns its text
-/// while the reader moves on.
-struct Lines {
-    text: String,
-    spans: Vec<Span>,
-}
-
-/// One framed line of a batch.
-enum Span {
-    /// Line number and where its text is in [`Lines::text`].
-    Text(u64, Range<usize>),
-    /// A line rejected by framing (boxed: rare, and a `Reject` would make
-    /// every span four times the size).
-    Bad(Box<Reject>),
-}
-
-impl Lines {
-    /// Frames lines from `reader` until the batch is full or the lines that have
-    /// arrived run out (a live stream's findings are not held back for a full
-    /// batch); false at end of input.
-    fn fill<R: Read>(&mut self, reader: &mut LineReader<R>, max_lines: usize) -> io::Result<bool> {
-        self.text.clear();
-        self.spans.clear();
-        // The first line may wait for input; the others only take what is buffered.
-        let mut may_read = true;
-        while self.spans.len() < max_lines && self.text.len() < BATCH_BYTES {
-            let line = if may_read {
-                reader.next_line()?
-            } else {
-                reader.next_buffered_line()?
-            };
-            may_read = false;
-            match line {
-                // Nothing at all from a read that may wait is the end of input.
-                None => return Ok(!self.spans.is_empty()),
-                Some(Line::Text(n, s)) => {
-                    let start = self.text.len();
-                    self.text.push_str(s);
-                    self.spans.push(Span::Text(n, start..self.text.len()));
-                }
-                Some(Line::Bad(r)) => self.spans.push(Span::Bad(Box::new(r))),
-            }
-        }
-        Ok(true)
-    }
-
-    /// Parses every line, in order, into `out` (empty; passed in to reuse its memory).
-    fn parse<'a>(&'a self, mut out: ParsedLines<'a>) -> ParsedLines<'a> {
-        out.extend(self.spans.iter().map(|span| match span {
-            Span::Text(n, range) => parse_line(Line::Text(*n, &self.text[range.clone()])),
-            // Framing rejects are rare; copying one keeps the batch's text shared.
-            Span::Bad(r) => Err(Reject::clone(r)),
-        }));
-        out
-    }
-}
-
-type ParsedLines<'a> = Vec<Result<Parsed<'a>, Reject>>;
-
-/// A batch's buffers with no parsed lines in them: a delivered batch's,
-/// emptied for the next batch, or a batch framed and not yet parsed.
-///
-/// Reusing them matters: a batch's parsed lines take about a megabyte, freshly
-/// allocated on one thread and freed on the other, and fresh memory costs a page
-/// fault and zeroing per page (perf showed 14% of the parsing thread in `clear_page`).
-struct Spent {
-    lines: Lines,
-    parsed: ParsedLines<'static>,
-}
-
-impl From<Batch> for Spent {
-    fn from(mut batch: Batch) -> Spent {
-        let parsed = batch.with_dependent_mut(|_, parsed| {
-            parsed.clear();
-            recycle(std::mem::take(parsed))
-        });
-        Spent {
-            lines: batch.into_owner(),
-            parsed,
-        }
-    }
-}
-
-/// An emptied vector of parsed lines as one that borrows nothing, keeping its
-/// memory: collecting a `vec::IntoIter` into a vector of a type of the same
-/// size reuses the allocation (the standard library's in-place collect).
-#[allow(
-    clippy::unnecessary_filter_map,
-    reason = "the element type changes (its lifetime); `filter` cannot"
-)]
-fn recycle(parsed: ParsedLines<'_>) -> ParsedLines<'static> {
-    debug_assert!(parsed.is_empty());
-    parsed.into_iter().filter_map(|_| None).collect()
-}
-
-self_cell::self_cell!(
-    /// A batch of lines, each parsed or rejected: events borrow the batch's text.
-    struct Batch {
-        owner: Lines,
-        #[covariant]
-        dependent: ParsedLines,
-    }
-);
 
 /// The engine's side of the pipeline: dedupes and applies batches in order.
 struct Apply<'r, 'f> {
@@ -384,124 +276,5 @@ impl Apply<'_, '_> {
         self.sink.caught_up()?;
         (self.progress)(read);
         Ok(batch)
-    }
-}
-
-/// A batch on its way to the engine: parsed, or framed only.
-enum Work {
-    Parsed(Batch),
-    Framed(Spent),
-}
-
-impl Work {
-    /// The batch, parsed.
-    fn parsed(self) -> Batch {
-        match self {
-            Work::Parsed(batch) => batch,
-            Work::Framed(Spent { lines, parsed }) => Batch::new(lines, move |lines| lines.parse(parsed)),
-        }
-    }
-}
-
-/// Frames `input` batch by batch and parses each batch when `parse_here()`
-/// says so, handing each to `emit` with the bytes read so far; `emit` may give
-/// back a delivered batch to reuse, or stop the reading. An IO error is
-/// emitted after the lines before it.
-fn parse_batches(
-    input: impl Read,
-    batch_lines: usize,
-    parse_here: impl Fn() -> bool,
-    mut emit: impl FnMut(io::Result<(Work, u64)>) -> ControlFlow<(), Option<Batch>>,
-) {
-    let mut reader = LineReader::new(input);
-    let mut spare: Option<Spent> = None;
-    loop {
-        let Spent { mut lines, parsed } = spare.take().unwrap_or_else(|| Spent {
-            // Sized for a full batch of typical lines up front (no regrowing).
-            lines: Lines {
-                text: String::with_capacity((batch_lines * 256).min(BATCH_BYTES)),
-                spans: Vec::with_capacity(batch_lines.min(BATCH_LINES)),
-            },
-            parsed: Vec::with_capacity(batch_lines.min(BATCH_LINES)),
-        });
-        let filled = lines.fill(&mut reader, batch_lines);
-        let framed = Work::Framed(Spent { lines, parsed });
-        let work = if parse_here() {
-            Work::Parsed(framed.parsed())
-        } else {
-            framed
-        };
-        match emit(Ok((work, reader.bytes_read()))) {
-            ControlFlow::Continue(delivered) => spare = delivered.map(Spent::from),
-            ControlFlow::Break(()) => return,
-        }
-        match filled {
-            Ok(true) => continue,
-            Ok(false) => return,
-            Err(e) => {
-                let _ = emit(Err(e));
-                return;
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Each batch's lines as `(line, id or reject)`, with `parse_here` deciding
-    /// where each batch is parsed.
-    fn batches(text: &str, parse_here: impl Fn() -> bool) -> Vec<Vec<(u64, String)>> {
-        let mut out = Vec::new();
-        parse_batches(text.as_bytes(), 3, parse_here, |message| {
-            let Ok((work, _)) = message else {
-                return ControlFlow::Break(());
-            };
-            let batch = work.parsed();
-            out.push(
-                batch
-                    .borrow_dependent()
-                    .iter()
-                    .map(|p| match p {
-                        Ok(p) => (p.line, p.event.id.to_string()),
-                        Err(r) => (r.line, r.error.clone()),
-                    })
-                    .collect(),
-            );
-            ControlFlow::Continue(Some(batch))
-        });
-        out
-    }
-
-    #[test]
-    fn batches_handed_over_framed_parse_as_those_parsed_first() {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/cases/bad-input/events.ndjson"
-        ))
-        .expect("case file");
-        let parsed_first = batches(&text, || true);
-        assert!(parsed_first.len() > 2, "several batches");
-        assert!(
-            parsed_first.iter().flatten().any(|(_, e)| e.contains(' ')),
-            "some rejects"
-        );
-        let flip = std::cell::Cell::new(false);
-        let alternating = batches(&text, || {
-            flip.set(!flip.get());
-            flip.get()
-        });
-        assert_eq!(alternating, parsed_first);
-        assert_eq!(batches(&text, || false), parsed_first);
-    }
-
-    #[test]
-    fn recycled_parsed_lines_keep_their_memory() {
-        let parsed: ParsedLines<'_> = Vec::with_capacity(1000);
-        let (at, capacity) = (parsed.as_ptr() as usize, parsed.capacity());
-        let recycled = recycle(parsed);
-        assert_eq!(recycled.as_ptr() as usize, at, "reallocated");
-        assert_eq!(recycled.capacity(), capacity);
     }
 }

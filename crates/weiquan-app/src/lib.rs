@@ -5,11 +5,13 @@
 //! depend on it; it depends on neither.
 
 mod audit;
+mod batches;
 mod leaf_index;
 mod record;
 mod replay;
 
 pub use audit::{Auditor, Counts, Sink};
+pub use batches::{Handed, HandedLine, ParsedInputs};
 pub use leaf_index::{finding_leaf_with, LeafIndex};
 pub use record::{LedgerWriter, RecordError};
 pub use replay::{leaf_event_id, recorded, walk_recorded, Recorded};

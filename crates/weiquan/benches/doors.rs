@@ -11,6 +11,8 @@
 //! Then a door's takeover (`route --resume`) after a door that routed the
 //! whole file: from its snapshot (taken every 100,000 events), against
 //! routing the input again from its start (no snapshot).
+//! Then a door's reading alone, without NATS: the parse on the routing
+//! thread against the parse on threads beside it (`--parse-threads`).
 //! Each cluster is set up before its doors start (as an operator does, once).
 //! Prints Markdown. `WEIQUAN_BENCH_DOORS_MERCHANTS` scales the stream
 //! (default 600 merchants, about 680,000 events), `WEIQUAN_BENCH_DOORS_ROUNDS`
@@ -23,10 +25,12 @@ use weiquan_testkit::nats::NatsCluster;
 
 const PARTITIONS: u32 = 6;
 
-/// One contender: how many doors run at once, and which shards they are.
+/// One contender: how many doors run at once, which shards they are, and
+/// what else they are given.
 struct Contender {
     label: &'static str,
     shards: Vec<String>,
+    args: &'static [&'static str],
 }
 
 fn main() {
@@ -43,23 +47,32 @@ fn main() {
         Contender {
             label: "1 door",
             shards: shards(1),
+            args: &[],
         },
         Contender {
             label: "2 doors in shards, at once",
             shards: shards(2),
+            args: &[],
         },
         Contender {
             label: "3 doors in shards, at once",
             shards: shards(3),
+            args: &[],
         },
         Contender {
             label: "1 door of shard 0/6 alone (routes all, sends 1 partition of 6)",
             shards: vec!["0/6".into()],
+            args: &[],
+        },
+        Contender {
+            label: "the same, parsing on 2 threads (`--parse-threads 2`)",
+            shards: vec!["0/6".into()],
+            args: &["--parse-threads", "2"],
         },
     ];
     // A first door warms the cluster up (its streams' leaders, the disks); not counted.
     let pids = nats.pids();
-    let _ = route(&nats.urls, &pids, &dir, &file, "warm-up", &shards(1));
+    let _ = route(&nats.urls, &pids, &dir, &file, "warm-up", &shards(1), &[]);
     let mut times: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); contenders.len()];
     let mut floor = Vec::new();
     for round in 0..rounds {
@@ -73,6 +86,7 @@ fn main() {
                 &file,
                 &format!("r{round}-{i}"),
                 &c.shards,
+                c.args,
             ));
         }
         let started = Instant::now();
@@ -115,6 +129,8 @@ fn main() {
         best / one_best,
         median / one_median
     );
+
+    reading(&file, events, rounds);
 
     // Takeovers: a door routed the whole file (saving its state every
     // 100,000 events, or never), then a door resumes with the same file.
@@ -167,7 +183,15 @@ fn cpu_of(pids: &[u32]) -> f64 {
 /// Routes `file` into a new cluster with one door per shard, all at once:
 /// the wall time until the last ends, the median door's CPU seconds, and
 /// the NATS servers' (`nats`) CPU seconds meanwhile.
-fn route(urls: &str, nats: &[u32], dir: &std::path::Path, file: &str, run: &str, shards: &[String]) -> (f64, f64, f64) {
+fn route(
+    urls: &str,
+    nats: &[u32],
+    dir: &std::path::Path,
+    file: &str,
+    run: &str,
+    shards: &[String],
+    args: &[&str],
+) -> (f64, f64, f64) {
     let name = weiquan_testkit::unique(&format!("doors-{run}"));
     // The cluster's streams and buckets first, as an operator sets a
     // cluster up once: doors creating the same R3 streams at the same
@@ -203,6 +227,7 @@ fn route(urls: &str, nats: &[u32], dir: &std::path::Path, file: &str, run: &str,
                     "--shard",
                     shard,
                 ])
+                .args(args)
                 .stdout(Stdio::null())
                 .stderr(weiquan_testkit::process::log_file(&dir.join(format!("{name}-{k}.log"))))
                 .spawn()
@@ -225,4 +250,85 @@ fn route(urls: &str, nats: &[u32], dir: &std::path::Path, file: &str, run: &str,
     assert!(wall < Duration::from_secs(1800), "{run} took {wall:?}");
     cpu.sort_by(f64::total_cmp);
     (wall.as_secs_f64(), cpu[cpu.len() / 2], cpu_of(nats) - nats_before)
+}
+
+/// A door's reading alone, in this process and without NATS: every line of
+/// `file` framed, parsed and routed by a `Router` (what a door does for
+/// every input event before it sends anything), with the parse on the
+/// routing thread (as a door did before `--parse-threads`), and on 1, 2
+/// and 3 threads beside it (`weiquan_app::ParsedInputs`, which the door
+/// uses). Prints a Markdown table of the best and median of `rounds`.
+fn reading(file: &str, events: usize, rounds: usize) {
+    use weiquan_events::{parse_event, Event, Line, LineReader};
+    // What the door's routing thread does with each event, short of sending it.
+    fn route(router: &mut weiquan_partition::Router, ev: &Event<'_>) -> u64 {
+        let (route, owner) = router.route_owned(ev);
+        let copies = router.take_copies().len();
+        let moved = router.take_moves().len() + usize::from(router.take_spread());
+        let of = router.owner_merchant(owner).map_or(0, str::len);
+        (copies + moved + of) as u64 + u64::from(route == weiquan_partition::Route::All)
+    }
+    let open = || std::io::BufReader::with_capacity(1 << 16, std::fs::File::open(file).expect("the events"));
+    let contenders: [(&str, Option<usize>); 4] = [
+        ("parsed on the routing thread", None),
+        ("1 thread frames and parses, beside the routing one", Some(1)),
+        ("1 frames, 2 parse", Some(2)),
+        ("1 frames, 3 parse", Some(3)),
+    ];
+    let mut times = vec![Vec::new(); contenders.len()];
+    let mut checks = vec![0u64; contenders.len()];
+    for round in 0..rounds {
+        for i in (0..contenders.len()).map(|i| (i + round) % contenders.len()) {
+            let mut router = weiquan_partition::Router::new(PARTITIONS);
+            let mut check = 0u64;
+            let started = Instant::now();
+            match contenders[i].1 {
+                None => {
+                    let mut reader = LineReader::new(open());
+                    while let Some(line) = reader.next_line().expect("the events read") {
+                        if let Line::Text(_, text) = line {
+                            check += route(&mut router, &parse_event(text).expect("simulated events parse"));
+                        }
+                    }
+                }
+                Some(threads) => {
+                    let mut batches = weiquan_app::ParsedInputs::new(vec![open()], threads, 0);
+                    while let Some(batch) = batches.next() {
+                        let batch = batch.expect("the events read");
+                        for line in batch.lines() {
+                            if let weiquan_app::HandedLine::Parsed(Ok(p)) = line {
+                                check += route(&mut router, &p.event);
+                            }
+                        }
+                        batches.give_back(batch);
+                    }
+                }
+            }
+            times[i].push(started.elapsed().as_secs_f64());
+            checks[i] = check;
+        }
+    }
+    assert!(
+        checks.iter().all(|&c| c == checks[0]),
+        "every way routes alike: {checks:?}"
+    );
+    let stats = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        (v[0], v[v.len() / 2])
+    };
+    let (inline_best, inline_median) = stats(&times[0]);
+    println!("\nA door's reading alone ({events} events framed, parsed and routed in this process, no NATS; best and median of {rounds} rounds)\n");
+    println!("| reading | best s | median s | events/s (best) | µs per event (best) | speed-up over the routing thread alone (best, median) |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for ((label, _), t) in contenders.iter().zip(&times) {
+        let (best, median) = stats(t);
+        println!(
+            "| {label} | {best:.2} | {median:.2} | {:.0} | {:.2} | {:.2}, {:.2} |",
+            events as f64 / best,
+            best * 1e6 / events as f64,
+            inline_best / best,
+            inline_median / median
+        );
+    }
 }

@@ -5,10 +5,11 @@ use crate::cli::{ClusterArgs, ClusterCommand};
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::time::Duration;
+use weiquan_app::{HandedLine, ParsedInputs};
 use weiquan_cluster::door::{FrontDoor, Position, Resumed, Shard};
 use weiquan_cluster::{logs::Logs, worker, Cluster};
 use weiquan_engine::Lang;
-use weiquan_events::{parse_event, Line, LineReader, Reject};
+use weiquan_events::{parse_event, Event, Line, LineReader, Reject};
 
 /// Runs one `weiquan cluster` subcommand.
 pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
@@ -40,6 +41,7 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                 resume,
                 shard,
                 snapshot_every,
+                parse_threads,
             } => {
                 if *until_caught_up && subject.is_none() {
                     return Err(super::UsageError(
@@ -75,6 +77,7 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                     resume: *resume,
                     shard,
                     snapshot_every: *snapshot_every,
+                    parse_threads: usize::from(*parse_threads),
                 };
                 match subject {
                     Some(subject) => route_subject(seal(cluster), subject, door, *until_caught_up, err).await,
@@ -176,10 +179,12 @@ struct Door {
     shard: Shard,
     /// Saves the door's state every this many events (0: never).
     snapshot_every: u64,
+    /// Threads parsing files' lines beside the routing one.
+    parse_threads: usize,
 }
 
-/// One routing run's door and counts: every line, from a file or a message,
-/// goes through [`Routing::line`].
+/// One routing run's door and counts: every line of a message goes through
+/// [`Routing::line`], every line of files through [`Routing::handed`].
 struct Routing {
     door: FrontDoor,
     /// Events routed, those before a snapshot resumed from included.
@@ -219,20 +224,14 @@ impl Routing {
         })
     }
 
-    /// Whether line `self.at` of files (counted already) is one the door's
-    /// snapshot routed: passed over, the last event routed checked by id.
-    fn routed_before(&self, line: &Line<'_>, source: Option<&str>) -> Result<bool> {
-        let Some(r) = &self.resumed else {
+    /// Whether line `self.at` of files (counted already), line `n` of
+    /// `source` whose text is `text`, is one the door's snapshot routed:
+    /// passed over, the last event routed checked by id.
+    fn routed_before(&self, n: u64, text: &str, source: Option<&str>) -> Result<bool> {
+        let Some(r) = self.resumed.as_ref().filter(|r| self.at.line <= r.at.line) else {
             return Ok(false);
         };
-        if self.at.line > r.at.line {
-            return Ok(false);
-        }
         if let Some((at, id)) = r.last.as_ref().filter(|(at, _)| *at == self.at) {
-            let (n, text) = match line {
-                Line::Text(n, text) => (*n, *text),
-                Line::Bad(reject) => (reject.line, ""),
-            };
             let file = source.unwrap_or("standard input");
             same_event(
                 text,
@@ -243,44 +242,65 @@ impl Routing {
         Ok(true)
     }
 
-    /// Routes one line of `source` (a file's name, or a message's; `None`:
-    /// standard input), or writes why it is rejected to `err`.
-    async fn line(&mut self, line: Line<'_>, source: Option<&str>, err: &mut dyn Write) -> Result<()> {
+    /// Routes one line of files, parsed on another thread or framed only
+    /// (`source` names its file; `None`: standard input).
+    async fn handed(&mut self, line: HandedLine<'_>, source: Option<&str>, err: &mut dyn Write) -> Result<()> {
         self.at.line += 1;
-        if self.at.unit == 0 && self.routed_before(&line, source)? {
+        let (n, text) = match line {
+            HandedLine::Parsed(Ok(p)) => (p.line, p.raw),
+            HandedLine::Parsed(Err(r)) | HandedLine::Framed(_, Err(r)) => (r.line, ""),
+            HandedLine::Framed(n, Ok(text)) => (n, text),
+        };
+        if self.routed_before(n, text, source)? {
             return Ok(());
         }
-        let parsed = match line {
-            Line::Bad(r) => Err(r),
-            Line::Text(n, text) => parse_event(text)
-                .map(|ev| (ev, text))
-                .map_err(|e| Reject::from_parse(n, e)),
-        };
-        match parsed {
-            Ok((ev, text)) => {
-                self.door.send(&ev, text).await?;
-                self.events += 1;
-                self.since_saved += 1;
-                // The id's buffer is reused: this runs for every event.
-                match &mut self.last {
-                    Some((at, id)) => {
-                        *at = self.at;
-                        id.clear();
-                        id.push_str(&ev.id);
-                    }
-                    None => self.last = Some((self.at, ev.id.into_owned())),
-                }
-                if self.events % self.advance_every == 0 {
-                    self.door.advance().await?;
-                }
-            }
-            Err(mut r) => {
-                self.rejected += 1;
-                r.file = source.map(str::to_owned);
-                serde_json::to_writer(&mut *err, &r)?;
-                err.write_all(b"\n")?;
-            }
+        match line {
+            HandedLine::Parsed(Ok(p)) => self.event(&p.event, p.raw).await,
+            HandedLine::Parsed(Err(r)) | HandedLine::Framed(_, Err(r)) => self.reject(r.clone(), source, err),
+            // Only lines before the snapshot come framed only; parsed here
+            // should one not be passed over.
+            HandedLine::Framed(n, Ok(text)) => self.line(Line::Text(n, text), source, err).await,
         }
+    }
+
+    /// Routes one line of a message (`source` names it), or writes why it
+    /// is rejected to `err`; `self.at` counts it already.
+    async fn line(&mut self, line: Line<'_>, source: Option<&str>, err: &mut dyn Write) -> Result<()> {
+        match line {
+            Line::Bad(r) => self.reject(r, source, err),
+            Line::Text(n, text) => match parse_event(text) {
+                Ok(ev) => self.event(&ev, text).await,
+                Err(e) => self.reject(Reject::from_parse(n, e), source, err),
+            },
+        }
+    }
+
+    /// Routes event `ev`, whose line as received is `raw`.
+    async fn event(&mut self, ev: &Event<'_>, raw: &str) -> Result<()> {
+        self.door.send(ev, raw).await?;
+        self.events += 1;
+        self.since_saved += 1;
+        // The id's buffer is reused: this runs for every event.
+        match &mut self.last {
+            Some((at, id)) => {
+                *at = self.at;
+                id.clear();
+                id.push_str(&ev.id);
+            }
+            None => self.last = Some((self.at, ev.id.to_string())),
+        }
+        if self.events % self.advance_every == 0 {
+            self.door.advance().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes why a line of `source` is rejected to `err`, as `weiquan audit` does.
+    fn reject(&mut self, mut r: Reject, source: Option<&str>, err: &mut dyn Write) -> Result<()> {
+        self.rejected += 1;
+        r.file = source.map(str::to_owned);
+        serde_json::to_writer(&mut *err, &r)?;
+        err.write_all(b"\n")?;
         Ok(())
     }
 
@@ -357,6 +377,7 @@ fn same_event(text: &str, id: &str, place: &str) -> Result<()> {
 /// Routes every line of `files` into `cluster`; rejects go to `err` as
 /// `weiquan audit` prints them.
 async fn route(cluster: Cluster, files: &[String], how: Door, err: &mut dyn Write) -> Result<()> {
+    let threads = how.parse_threads;
     // Opened before the door claims its partitions: a mistyped name claims nothing.
     let inputs = super::open_inputs(files)?;
     let mut routing = Routing::start(cluster, how).await?;
@@ -366,12 +387,21 @@ async fn route(cluster: Cluster, files: &[String], how: Door, err: &mut dyn Writ
         )
         .into());
     }
-    for input in inputs {
-        let mut reader = LineReader::new(input.reader);
-        while let Some(line) = reader.next_line()? {
-            routing.line(line, input.name.as_deref(), err).await?;
+    let names: Vec<Option<String>> = inputs.iter().map(|input| input.name.clone()).collect();
+    // The lines before the snapshot are passed over: framed, not parsed.
+    let parse_after = routing.resumed.as_ref().map_or(0, |r| r.at.line);
+    let readers = inputs.into_iter().map(|input| input.reader).collect();
+    let mut batches = ParsedInputs::new(readers, threads, parse_after);
+    // Waiting for a batch blocks this thread, the door's only task on it:
+    // its sends run on the runtime's other threads meanwhile.
+    while let Some(batch) = tokio::task::block_in_place(|| batches.next()) {
+        let batch = batch?;
+        let source = names[batch.input()].as_deref();
+        for line in batch.lines() {
+            routing.handed(line, source, err).await?;
             routing.boundary().await?;
         }
+        batches.give_back(batch);
     }
     routing.finish(err).await
 }
@@ -527,6 +557,7 @@ async fn route_subject(
         routing.at = Position { unit: seq, line: 0 };
         let routed = async {
             while let Some(line) = reader.next_line()? {
+                routing.at.line += 1;
                 routing.line(line, Some(&source), &mut *err).await?;
             }
             routing.boundary().await

@@ -921,3 +921,67 @@ fn a_door_refuses_a_stream_that_lost_its_first_messages() {
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains("message 2 is missing (the next is 3)"), "{said}");
 }
+
+/// A door reading files on several threads (`route --parse-threads`) sends
+/// what one door sends. Resumed from its snapshot after whole batches of
+/// lines, it passes over them framed, not parsed, and still checks the
+/// snapshot's last event where it was: another input is refused there.
+#[test]
+fn a_door_parsing_on_threads_resumes_past_whole_batches() {
+    if !weiquan_testkit::services::nats_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let name = weiquan_testkit::unique("threads");
+    let url = "nats://127.0.0.1:4222";
+    let sim = weiquan_sim::simulate(&weiquan_sim::Config {
+        merchants: 30,
+        consumers: 900,
+        days: 20,
+        seed: 23,
+        violation_rate: 0.4,
+        profile: weiquan_sim::Profile::Double11,
+        orders_per_day: 4.0,
+    });
+    // 14,000 events: the door saving every 4,096 saves last after event
+    // 12,288, the end of the third batch of 4,096 lines.
+    assert!(sim.lines.len() >= 14_000, "{} events", sim.lines.len());
+    let mut lines = sim.lines[..14_000].to_vec();
+    let write = |name: &str, lines: &[String]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, lines.join("\n") + "\n").expect("events written");
+        path.to_str().expect("UTF-8 path").to_owned()
+    };
+    let file = write("events.ndjson", &lines);
+    let run = |rest: &[&str]| {
+        let args = route_args(url, &name, "4", rest);
+        super::weiquan(&args.iter().map(String::as_str).collect::<Vec<_>>(), None)
+    };
+    let first = run(&["--parse-threads", "3", "--snapshot-every", "4096", &file]);
+    let said = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{said}");
+    assert!(
+        said.contains("routed 14000 events") && said.contains("0 lines rejected"),
+        "{said}"
+    );
+    // Line 12,288 holds another event: the door passes over the lines
+    // before it without parsing them, and refuses the input there.
+    lines.swap(12_287, 12_288);
+    let other = write("other.ndjson", &lines);
+    let refused = run(&["--resume", "--parse-threads", "2", &other]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("line 12288 of") && said.contains("which the door's snapshot routed there"),
+        "{said}"
+    );
+    let resumed = run(&["--resume", "--parse-threads", "2", &file]);
+    let said = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{said}");
+    assert!(
+        said.contains("routed 14000 events (12288 of them before the door's snapshot, not read again)"),
+        "{said}"
+    );
+    let _worker = worker(url, &name, "solo", dir.path(), &[]);
+    await_audit(url, &name, &[&file], || logs_of(dir.path(), "solo"));
+}

@@ -1,0 +1,567 @@
+//! Lines in batches: framed from a reader into text a batch owns, parsed
+//! into events that borrow it, and handed between threads. The audit
+//! pipeline ([`crate::Auditor`]) and a cluster's front door
+//! ([`ParsedInputs`]) both read their input this way.
+
+use std::io::{self, Read};
+use std::ops::{ControlFlow, Range};
+use std::sync::mpsc;
+use weiquan_events::{parse_line, Line, LineReader, Parsed, Reject};
+
+/// Text per batch, so that a batch of long lines stays small.
+const BATCH_BYTES: usize = 4 << 20;
+/// Lines per batch (the audit's default; a door's too).
+pub(crate) const BATCH_LINES: usize = 4096;
+
+/// Framed lines copied out of the reader's buffer, so that a batch owns its text
+/// while the reader moves on.
+pub(crate) struct Lines {
+    text: String,
+    spans: Vec<Span>,
+}
+
+/// One framed line of a batch.
+pub(crate) enum Span {
+    /// Line number and where its text is in [`Lines::text`].
+    Text(u64, Range<usize>),
+    /// A line rejected by framing (boxed: rare, and a `Reject` would make
+    /// every span four times the size).
+    Bad(Box<Reject>),
+}
+
+impl Lines {
+    /// Frames lines from `reader` until the batch is full or the lines that have
+    /// arrived run out (a live stream's findings are not held back for a full
+    /// batch); false at end of input.
+    pub(crate) fn fill<R: Read>(&mut self, reader: &mut LineReader<R>, max_lines: usize) -> io::Result<bool> {
+        self.text.clear();
+        self.spans.clear();
+        // The first line may wait for input; the others only take what is buffered.
+        let mut may_read = true;
+        while self.spans.len() < max_lines && self.text.len() < BATCH_BYTES {
+            let line = if may_read {
+                reader.next_line()?
+            } else {
+                reader.next_buffered_line()?
+            };
+            may_read = false;
+            match line {
+                // Nothing at all from a read that may wait is the end of input.
+                None => return Ok(!self.spans.is_empty()),
+                Some(Line::Text(n, s)) => {
+                    let start = self.text.len();
+                    self.text.push_str(s);
+                    self.spans.push(Span::Text(n, start..self.text.len()));
+                }
+                Some(Line::Bad(r)) => self.spans.push(Span::Bad(Box::new(r))),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Parses every line, in order, into `out` (empty; passed in to reuse its memory).
+    pub(crate) fn parse<'a>(&'a self, mut out: ParsedLines<'a>) -> ParsedLines<'a> {
+        out.extend(self.spans.iter().map(|span| match span {
+            Span::Text(n, range) => parse_line(Line::Text(*n, &self.text[range.clone()])),
+            // Framing rejects are rare; copying one keeps the batch's text shared.
+            Span::Bad(r) => Err(Reject::clone(r)),
+        }));
+        out
+    }
+}
+
+pub(crate) type ParsedLines<'a> = Vec<Result<Parsed<'a>, Reject>>;
+
+/// A batch's buffers with no parsed lines in them: a delivered batch's,
+/// emptied for the next batch, or a batch framed and not yet parsed.
+///
+/// Reusing them matters: a batch's parsed lines take about a megabyte, freshly
+/// allocated on one thread and freed on the other, and fresh memory costs a page
+/// fault and zeroing per page (perf showed 14% of the parsing thread in `clear_page`).
+pub(crate) struct Spent {
+    pub(crate) lines: Lines,
+    pub(crate) parsed: ParsedLines<'static>,
+}
+
+impl From<Work> for Spent {
+    fn from(work: Work) -> Spent {
+        let mut batch = match work {
+            Work::Parsed(batch) => batch,
+            Work::Framed(spent) => return spent,
+        };
+        let parsed = batch.with_dependent_mut(|_, parsed| {
+            parsed.clear();
+            recycle(std::mem::take(parsed))
+        });
+        Spent {
+            lines: batch.into_owner(),
+            parsed,
+        }
+    }
+}
+
+/// An emptied vector of parsed lines as one that borrows nothing, keeping its
+/// memory: collecting a `vec::IntoIter` into a vector of a type of the same
+/// size reuses the allocation (the standard library's in-place collect).
+#[allow(
+    clippy::unnecessary_filter_map,
+    reason = "the element type changes (its lifetime); `filter` cannot"
+)]
+fn recycle(parsed: ParsedLines<'_>) -> ParsedLines<'static> {
+    debug_assert!(parsed.is_empty());
+    parsed.into_iter().filter_map(|_| None).collect()
+}
+
+self_cell::self_cell!(
+    /// A batch of lines, each parsed or rejected: events borrow the batch's text.
+    pub(crate) struct Batch {
+        owner: Lines,
+        #[covariant]
+        dependent: ParsedLines,
+    }
+);
+
+/// A batch on its way to the engine: parsed, or framed only.
+pub(crate) enum Work {
+    Parsed(Batch),
+    Framed(Spent),
+}
+
+impl Work {
+    /// How many lines the batch holds.
+    fn lines(&self) -> usize {
+        match self {
+            Work::Parsed(batch) => batch.borrow_owner().spans.len(),
+            Work::Framed(spent) => spent.lines.spans.len(),
+        }
+    }
+
+    /// The batch, parsed.
+    pub(crate) fn parsed(self) -> Batch {
+        match self {
+            Work::Parsed(batch) => batch,
+            Work::Framed(Spent { lines, parsed }) => Batch::new(lines, move |lines| lines.parse(parsed)),
+        }
+    }
+}
+
+/// Frames `input` batch by batch and parses each batch when `parse_here()`
+/// says so, handing each to `emit` with the bytes read so far; `emit` may give
+/// back a delivered batch to reuse, or stop the reading. An IO error is
+/// emitted after the lines before it.
+pub(crate) fn parse_batches(
+    input: impl Read,
+    batch_lines: usize,
+    parse_here: impl Fn() -> bool,
+    mut emit: impl FnMut(io::Result<(Work, u64)>) -> ControlFlow<(), Option<Work>>,
+) {
+    let mut reader = LineReader::new(input);
+    let mut spare: Option<Spent> = None;
+    loop {
+        let Spent { mut lines, parsed } = spare.take().unwrap_or_else(|| Spent {
+            // Sized for a full batch of typical lines up front (no regrowing).
+            lines: Lines {
+                text: String::with_capacity((batch_lines * 256).min(BATCH_BYTES)),
+                spans: Vec::with_capacity(batch_lines.min(BATCH_LINES)),
+            },
+            parsed: Vec::with_capacity(batch_lines.min(BATCH_LINES)),
+        });
+        let filled = lines.fill(&mut reader, batch_lines);
+        let framed = Work::Framed(Spent { lines, parsed });
+        let work = if parse_here() {
+            Work::Parsed(framed.parsed())
+        } else {
+            framed
+        };
+        match emit(Ok((work, reader.bytes_read()))) {
+            ControlFlow::Continue(delivered) => spare = delivered.map(Spent::from),
+            ControlFlow::Break(()) => return,
+        }
+        match filled {
+            Ok(true) => continue,
+            Ok(false) => return,
+            Err(e) => {
+                let _ = emit(Err(e));
+                return;
+            }
+        }
+    }
+}
+
+/// Batches parsed ahead of the reader on each parsing thread: enough to ride
+/// out a slow batch, few enough that memory stays a few batches a thread.
+const AHEAD_PER_THREAD: usize = 4;
+
+/// A batch of one input's lines, handed back by [`ParsedInputs`] in order.
+pub struct Handed {
+    input: usize,
+    work: Work,
+}
+
+/// One line of a [`Handed`] batch.
+pub enum HandedLine<'a> {
+    /// Parsed: the event, or why the line is rejected.
+    Parsed(&'a Result<Parsed<'a>, Reject>),
+    /// Framed and not parsed (the lines before [`ParsedInputs::new`]'s
+    /// `parse_after`): the line's number in its input and its text, or why
+    /// framing rejected it.
+    Framed(u64, Result<&'a str, &'a Reject>),
+}
+
+impl Handed {
+    /// Which of the inputs (their index) the lines are from: a batch never
+    /// holds two inputs' lines.
+    pub fn input(&self) -> usize {
+        self.input
+    }
+
+    /// The batch's lines, in order (blank lines are not lines).
+    pub fn lines(&self) -> impl Iterator<Item = HandedLine<'_>> {
+        let (parsed, framed) = match &self.work {
+            Work::Parsed(batch) => (Some(batch.borrow_dependent()), None),
+            Work::Framed(spent) => (None, Some(&spent.lines)),
+        };
+        let parsed = parsed.into_iter().flatten().map(HandedLine::Parsed);
+        let framed = framed.into_iter().flat_map(|lines| {
+            lines.spans.iter().map(|span| match span {
+                Span::Text(n, range) => HandedLine::Framed(*n, Ok(&lines.text[range.clone()])),
+                Span::Bad(r) => HandedLine::Framed(r.line, Err(&**r)),
+            })
+        });
+        parsed.chain(framed)
+    }
+}
+
+/// Inputs read one after another, their lines framed on one thread and
+/// parsed on it or on several others, handed back batch by batch in input
+/// order (an iterator). For a reader whose own work per event is small beside
+/// the parse (a cluster's front door routes an event in about 65 ns and
+/// parses it in about 700): its thread then only takes parsed batches.
+///
+/// Batches go to the parsing threads in turn and are taken back in the same
+/// turn, so the order needs no sorting. Dropping it stops the threads at
+/// their next batch.
+pub struct ParsedInputs {
+    parsed: Vec<mpsc::Receiver<io::Result<Handed>>>,
+    /// The parsing thread the next batch comes from.
+    next: usize,
+    /// An input failed to read: nothing comes after its error.
+    failed: bool,
+    /// Delivered batches, back to the framing thread to reuse their memory.
+    spent: mpsc::Sender<Work>,
+}
+
+impl ParsedInputs {
+    /// Starts reading `inputs` in order on `threads` threads: with one (or
+    /// 0), it frames and parses; with more, one frames and `threads` parse. Batches made only of the first `parse_after` lines of all
+    /// inputs together are framed and not parsed: a reader resuming after
+    /// them passes over them without paying for their parse.
+    pub fn new<R: Read + Send + 'static>(inputs: Vec<R>, threads: usize, parse_after: u64) -> ParsedInputs {
+        ParsedInputs::in_batches_of(inputs, threads, parse_after, BATCH_LINES)
+    }
+
+    fn in_batches_of<R: Read + Send + 'static>(
+        inputs: Vec<R>,
+        threads: usize,
+        parse_after: u64,
+        batch_lines: usize,
+    ) -> ParsedInputs {
+        let (spent, reuse) = mpsc::channel::<Work>();
+        let mut parsed = Vec::new();
+        // One thread: the framing thread parses each batch itself. More:
+        // it hands them to the parsing threads in turn.
+        let next: Vec<Next> = match threads {
+            0 | 1 => {
+                let (done, handed) = mpsc::sync_channel(AHEAD_PER_THREAD);
+                parsed.push(handed);
+                vec![Next::Reader(done)]
+            }
+            _ => (0..threads)
+                .map(|_| {
+                    let (to, from) = mpsc::sync_channel::<Job>(AHEAD_PER_THREAD);
+                    let (done, handed) = mpsc::sync_channel(AHEAD_PER_THREAD);
+                    parsed.push(handed);
+                    std::thread::spawn(move || {
+                        for job in from {
+                            if done.send(job.handed()).is_err() {
+                                return; // the reader is gone
+                            }
+                        }
+                    });
+                    Next::Parse(to)
+                })
+                .collect(),
+        };
+        std::thread::spawn(move || {
+            let mut turn = 0;
+            let mut lines = 0u64;
+            for (input, reader) in inputs.into_iter().enumerate() {
+                let mut stopped = false;
+                parse_batches(
+                    reader,
+                    batch_lines,
+                    || false,
+                    |message| {
+                        let work = message.map(|(work, _)| {
+                            lines += work.lines() as u64;
+                            work
+                        });
+                        stopped = work.is_err(); // nothing is read after an error
+                        let job = Job {
+                            input,
+                            work,
+                            parse: lines > parse_after,
+                        };
+                        let sent = match &next[turn % next.len()] {
+                            Next::Parse(to) => to.send(job).is_ok(),
+                            Next::Reader(done) => done.send(job.handed()).is_ok(),
+                        };
+                        turn += 1;
+                        if !sent {
+                            stopped = true; // the reader is gone
+                            return ControlFlow::Break(());
+                        }
+                        ControlFlow::Continue(reuse.try_recv().ok())
+                    },
+                );
+                if stopped {
+                    return;
+                }
+            }
+        });
+        ParsedInputs {
+            parsed,
+            next: 0,
+            failed: false,
+            spent,
+        }
+    }
+
+    /// Gives a delivered batch back, so that its memory is reused (optional).
+    pub fn give_back(&self, batch: Handed) {
+        // The framing thread may have finished: then the batch is dropped.
+        let _ = self.spent.send(batch.work);
+    }
+}
+
+/// A framed batch (or the error that ended its input) on its way to be parsed.
+struct Job {
+    input: usize,
+    work: io::Result<Work>,
+    /// Whether it is to be parsed (else it is handed back framed only).
+    parse: bool,
+}
+
+impl Job {
+    /// The batch as the reader takes it: parsed if it is to be.
+    fn handed(self) -> io::Result<Handed> {
+        let Job { input, work, parse } = self;
+        work.map(|work| Handed {
+            input,
+            work: if parse { Work::Parsed(work.parsed()) } else { work },
+        })
+    }
+}
+
+/// Where the framing thread sends a batch.
+enum Next {
+    /// A parsing thread.
+    Parse(mpsc::SyncSender<Job>),
+    /// The reader, parsed on the framing thread (one thread in all).
+    Reader(mpsc::SyncSender<io::Result<Handed>>),
+}
+
+impl Iterator for ParsedInputs {
+    type Item = io::Result<Handed>;
+
+    /// The next batch, waiting for it; `None` after the last input's last
+    /// batch, or after an error reading an input (handed back first).
+    fn next(&mut self) -> Option<io::Result<Handed>> {
+        if self.failed {
+            return None; // the framing stopped at the error
+        }
+        // Every thread ends once the framing thread is done: the next one's
+        // channel closed means nothing comes after.
+        let handed = self.parsed[self.next % self.parsed.len()].recv().ok()?;
+        self.next += 1;
+        self.failed = handed.is_err();
+        Some(handed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each batch's lines as `(line, id or reject)`, with `parse_here` deciding
+    /// where each batch is parsed.
+    fn batches(text: &str, parse_here: impl Fn() -> bool) -> Vec<Vec<(u64, String)>> {
+        let mut out = Vec::new();
+        parse_batches(text.as_bytes(), 3, parse_here, |message| {
+            let Ok((work, _)) = message else {
+                return ControlFlow::Break(());
+            };
+            let batch = work.parsed();
+            out.push(
+                batch
+                    .borrow_dependent()
+                    .iter()
+                    .map(|p| match p {
+                        Ok(p) => (p.line, p.event.id.to_string()),
+                        Err(r) => (r.line, r.error.clone()),
+                    })
+                    .collect(),
+            );
+            ControlFlow::Continue(Some(Work::Parsed(batch)))
+        });
+        out
+    }
+
+    #[test]
+    fn batches_handed_over_framed_parse_as_those_parsed_first() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/cases/bad-input/events.ndjson"
+        ))
+        .expect("case file");
+        let parsed_first = batches(&text, || true);
+        assert!(parsed_first.len() > 2, "several batches");
+        assert!(
+            parsed_first.iter().flatten().any(|(_, e)| e.contains(' ')),
+            "some rejects"
+        );
+        let flip = std::cell::Cell::new(false);
+        let alternating = batches(&text, || {
+            flip.set(!flip.get());
+            flip.get()
+        });
+        assert_eq!(alternating, parsed_first);
+        assert_eq!(batches(&text, || false), parsed_first);
+    }
+
+    #[test]
+    fn recycled_parsed_lines_keep_their_memory() {
+        let parsed: ParsedLines<'_> = Vec::with_capacity(1000);
+        let (at, capacity) = (parsed.as_ptr() as usize, parsed.capacity());
+        let recycled = recycle(parsed);
+        assert_eq!(recycled.as_ptr() as usize, at, "reallocated");
+        assert_eq!(recycled.capacity(), capacity);
+    }
+
+    /// Each line of `handed` as `(input, line, id, reject or text)`.
+    fn seen(handed: impl Iterator<Item = io::Result<Handed>>) -> (Vec<(usize, u64, String)>, Option<String>) {
+        let mut lines = Vec::new();
+        for batch in handed {
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(e) => return (lines, Some(e.to_string())),
+            };
+            for line in batch.lines() {
+                lines.push(match line {
+                    HandedLine::Parsed(Ok(p)) => (batch.input(), p.line, format!("event {}", p.event.id)),
+                    HandedLine::Parsed(Err(r)) => (batch.input(), r.line, format!("reject {}", r.error)),
+                    HandedLine::Framed(n, Ok(text)) => (batch.input(), n, format!("framed {text}")),
+                    HandedLine::Framed(_, Err(r)) => (batch.input(), r.line, format!("framed reject {}", r.error)),
+                });
+            }
+        }
+        (lines, None)
+    }
+
+    fn case(name: &str) -> String {
+        std::fs::read_to_string(format!(
+            "{}/../../tests/cases/{name}/events.ndjson",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("case file")
+    }
+
+    fn readers(texts: &[String]) -> Vec<io::Cursor<String>> {
+        texts.iter().cloned().map(io::Cursor::new).collect()
+    }
+
+    /// What one thread reading the inputs line by line finds: the first
+    /// `framed` lines framed only.
+    fn expected(inputs: &[String], framed: usize) -> Vec<(usize, u64, String)> {
+        let mut out = Vec::new();
+        for (i, text) in inputs.iter().enumerate() {
+            let mut reader = LineReader::new(text.as_bytes());
+            while let Some(line) = reader.next_line().expect("in memory") {
+                let skip = out.len() < framed;
+                out.push(match (line, skip) {
+                    (Line::Text(n, text), true) => (i, n, format!("framed {text}")),
+                    (Line::Bad(r), true) => (i, r.line, format!("framed reject {}", r.error)),
+                    (line, false) => match parse_line(line) {
+                        Ok(p) => (i, p.line, format!("event {}", p.event.id)),
+                        Err(r) => (i, r.line, format!("reject {}", r.error)),
+                    },
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn inputs_parsed_on_threads_come_back_in_order() {
+        let inputs = vec![case("bad-input"), case("presale"), case("bad-input")];
+        let all = expected(&inputs, 0);
+        assert!(all.iter().any(|l| l.2.starts_with("reject")), "some rejects");
+        assert!(all.iter().any(|l| l.0 == 2), "the third input's lines");
+        for threads in [1, 2, 3] {
+            let handed = ParsedInputs::in_batches_of(readers(&inputs), threads, 0, 3);
+            assert_eq!(seen(handed), (all.clone(), None), "{threads} threads");
+            // Whole batches of the first lines are framed only: with batches
+            // of 3, the first 6 lines for parse_after 7 (the third batch
+            // holds line 8).
+            let handed = ParsedInputs::in_batches_of(readers(&inputs), threads, 7, 3);
+            assert_eq!(seen(handed), (expected(&inputs, 6), None), "{threads} threads, after 7");
+        }
+        // One batch that ends exactly there is framed only too.
+        let handed = ParsedInputs::in_batches_of(readers(&inputs), 2, 6, 3);
+        assert_eq!(seen(handed).0, expected(&inputs, 6));
+        let handed = ParsedInputs::in_batches_of(readers(&inputs), 2, u64::MAX, 3);
+        assert_eq!(seen(handed).0, expected(&inputs, usize::MAX));
+    }
+
+    /// Gives `good` and then fails.
+    struct Failing(io::Cursor<String>);
+
+    impl Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.0.read(buf)? {
+                0 => Err(io::Error::other("the disk went away")),
+                n => Ok(n),
+            }
+        }
+    }
+
+    #[test]
+    fn an_input_that_fails_is_handed_back_up_to_its_error_and_nothing_after() {
+        let text = case("bad-input");
+        let inputs = vec![
+            Failing(io::Cursor::new(text.clone())),
+            Failing(io::Cursor::new(text.clone())),
+        ];
+        let (lines, error) = seen(ParsedInputs::in_batches_of(inputs, 2, 0, 3));
+        assert_eq!(error.as_deref(), Some("the disk went away"));
+        assert_eq!(
+            lines,
+            expected(&[text], 0),
+            "every line of the first input, none of the second"
+        );
+        // Given back batches are reused, and what comes back is the same.
+        let mut handed = ParsedInputs::in_batches_of(readers(&[case("bad-input")]), 2, 0, 3);
+        let mut ids = Vec::new();
+        while let Some(batch) = handed.next() {
+            let batch = batch.expect("in memory");
+            ids.extend(batch.lines().map(|l| match l {
+                HandedLine::Parsed(Ok(p)) => p.line,
+                HandedLine::Parsed(Err(r)) => r.line,
+                HandedLine::Framed(n, _) => n,
+            }));
+            handed.give_back(batch);
+        }
+        let all: Vec<u64> = expected(&[case("bad-input")], 0).into_iter().map(|l| l.1).collect();
+        assert_eq!(ids, all);
+    }
+}
