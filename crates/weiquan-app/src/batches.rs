@@ -18,6 +18,9 @@ pub(crate) const BATCH_LINES: usize = 4096;
 pub(crate) struct Lines {
     text: String,
     spans: Vec<Span>,
+    /// Messages (see [`Messages`]): from which span on, each message's
+    /// lines are, with its number; empty for a reader's lines.
+    units: Vec<(usize, u64)>,
 }
 
 /// One framed line of a batch.
@@ -36,9 +39,10 @@ impl Lines {
     pub(crate) fn fill<R: Read>(&mut self, reader: &mut LineReader<R>, max_lines: usize) -> io::Result<bool> {
         self.text.clear();
         self.spans.clear();
+        self.units.clear();
         // The first line may wait for input; the others only take what is buffered.
         let mut may_read = true;
-        while self.spans.len() < max_lines && self.text.len() < BATCH_BYTES {
+        while !self.full(max_lines) {
             let line = if may_read {
                 reader.next_line()?
             } else {
@@ -48,15 +52,36 @@ impl Lines {
             match line {
                 // Nothing at all from a read that may wait is the end of input.
                 None => return Ok(!self.spans.is_empty()),
-                Some(Line::Text(n, s)) => {
-                    let start = self.text.len();
-                    self.text.push_str(s);
-                    self.spans.push(Span::Text(n, start..self.text.len()));
-                }
-                Some(Line::Bad(r)) => self.spans.push(Span::Bad(Box::new(r))),
+                Some(line) => self.push(line),
             }
         }
         Ok(true)
+    }
+
+    /// Frames every line of message `unit`, `payload`, after those there.
+    fn push_message(&mut self, unit: u64, payload: &[u8]) -> io::Result<()> {
+        self.units.push((self.spans.len(), unit));
+        let mut reader = LineReader::new(payload);
+        while let Some(line) = reader.next_line()? {
+            self.push(line);
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, line: Line<'_>) {
+        match line {
+            Line::Text(n, s) => {
+                let start = self.text.len();
+                self.text.push_str(s);
+                self.spans.push(Span::Text(n, start..self.text.len()));
+            }
+            Line::Bad(r) => self.spans.push(Span::Bad(Box::new(r))),
+        }
+    }
+
+    /// Whether the batch is full.
+    fn full(&self, max_lines: usize) -> bool {
+        self.spans.len() >= max_lines || self.text.len() >= BATCH_BYTES
     }
 
     /// Parses every line, in order, into `out` (empty; passed in to reuse its memory).
@@ -81,6 +106,20 @@ pub(crate) type ParsedLines<'a> = Vec<Result<Parsed<'a>, Reject>>;
 pub(crate) struct Spent {
     pub(crate) lines: Lines,
     pub(crate) parsed: ParsedLines<'static>,
+}
+
+impl Spent {
+    /// Buffers sized for a full batch of typical lines up front (no regrowing).
+    fn new(batch_lines: usize) -> Spent {
+        Spent {
+            lines: Lines {
+                text: String::with_capacity((batch_lines * 256).min(BATCH_BYTES)),
+                spans: Vec::with_capacity(batch_lines.min(BATCH_LINES)),
+                units: Vec::new(),
+            },
+            parsed: Vec::with_capacity(batch_lines.min(BATCH_LINES)),
+        }
+    }
 }
 
 impl From<Work> for Spent {
@@ -158,14 +197,7 @@ pub(crate) fn parse_batches(
     let mut reader = LineReader::new(input);
     let mut spare: Option<Spent> = None;
     loop {
-        let Spent { mut lines, parsed } = spare.take().unwrap_or_else(|| Spent {
-            // Sized for a full batch of typical lines up front (no regrowing).
-            lines: Lines {
-                text: String::with_capacity((batch_lines * 256).min(BATCH_BYTES)),
-                spans: Vec::with_capacity(batch_lines.min(BATCH_LINES)),
-            },
-            parsed: Vec::with_capacity(batch_lines.min(BATCH_LINES)),
-        });
+        let Spent { mut lines, parsed } = spare.take().unwrap_or_else(|| Spent::new(batch_lines));
         let filled = lines.fill(&mut reader, batch_lines);
         let framed = Work::Framed(Spent { lines, parsed });
         let work = if parse_here() {
@@ -215,6 +247,22 @@ impl Handed {
         self.input
     }
 
+    /// The messages of a batch of [`ParsedInputs::messages`], in order:
+    /// each one's number and how many of [`Handed::lines`] it holds (blank
+    /// lines are not lines). A message is never split between batches.
+    pub fn messages(&self) -> impl Iterator<Item = (u64, usize)> + '_ {
+        let lines = match &self.work {
+            Work::Parsed(batch) => batch.borrow_owner(),
+            Work::Framed(spent) => &spent.lines,
+        };
+        let ends = lines.units.iter().skip(1).map(|u| u.0).chain([lines.spans.len()]);
+        lines
+            .units
+            .iter()
+            .zip(ends)
+            .map(|(&(start, unit), end)| (unit, end - start))
+    }
+
     /// The batch's lines, in order (blank lines are not lines).
     pub fn lines(&self) -> impl Iterator<Item = HandedLine<'_>> {
         let (parsed, framed) = match &self.work {
@@ -253,9 +301,10 @@ pub struct ParsedInputs {
 
 impl ParsedInputs {
     /// Starts reading `inputs` in order on `threads` threads: with one (or
-    /// 0), it frames and parses; with more, one frames and `threads` parse. Batches made only of the first `parse_after` lines of all
-    /// inputs together are framed and not parsed: a reader resuming after
-    /// them passes over them without paying for their parse.
+    /// 0), it frames and parses; with more, one frames and `threads` parse.
+    /// Batches made only of the first `parse_after` lines of all inputs
+    /// together are framed and not parsed: a reader resuming after them
+    /// passes over them without paying for their parse.
     pub fn new<R: Read + Send + 'static>(inputs: Vec<R>, threads: usize, parse_after: u64) -> ParsedInputs {
         ParsedInputs::in_batches_of(inputs, threads, parse_after, BATCH_LINES)
     }
@@ -265,6 +314,89 @@ impl ParsedInputs {
         threads: usize,
         parse_after: u64,
         batch_lines: usize,
+    ) -> ParsedInputs {
+        ParsedInputs::start(threads, move |send, reuse| {
+            let mut lines = 0u64;
+            for (input, reader) in inputs.into_iter().enumerate() {
+                let mut stopped = false;
+                parse_batches(
+                    reader,
+                    batch_lines,
+                    || false,
+                    |message| {
+                        let work = message.map(|(work, _)| {
+                            lines += work.lines() as u64;
+                            work
+                        });
+                        stopped = work.is_err(); // nothing is read after an error
+                        let parse = lines > parse_after;
+                        if !send(Job { input, work, parse }) {
+                            stopped = true; // the reader is gone
+                            return ControlFlow::Break(());
+                        }
+                        ControlFlow::Continue(reuse())
+                    },
+                );
+                if stopped {
+                    return;
+                }
+            }
+        })
+    }
+
+    /// Starts reading `source`'s messages on `threads` threads, as
+    /// [`ParsedInputs::new`] reads inputs. Messages that have arrived
+    /// together go in one batch (a platform's stream often holds one event
+    /// a message), and a batch waits for no more than what has arrived:
+    /// a live stream's events are not held back for a full batch.
+    pub fn messages<M: Messages>(mut source: M, threads: usize) -> ParsedInputs {
+        ParsedInputs::start(threads, move |send, reuse| loop {
+            let job = |work| Job {
+                input: 0,
+                work,
+                parse: true,
+            };
+            let mut next = match source.next_message(true) {
+                Ok(Some(message)) => Some(message),
+                Ok(None) => return,
+                Err(e) => {
+                    send(job(Err(e)));
+                    return;
+                }
+            };
+            let mut spent = reuse().map_or_else(|| Spent::new(BATCH_LINES), Spent::from);
+            spent.lines.text.clear();
+            spent.lines.spans.clear();
+            spent.lines.units.clear();
+            let mut failed = None;
+            while let Some((unit, payload)) = next.take() {
+                let framed = spent.lines.push_message(unit, payload.as_ref());
+                // Then only what has arrived, up to a full batch.
+                let more = framed.and_then(|()| match spent.lines.full(BATCH_LINES) {
+                    true => Ok(None),
+                    false => source.next_message(false),
+                });
+                match more {
+                    Ok(more) => next = more,
+                    Err(e) => failed = Some(e),
+                }
+            }
+            if !send(job(Ok(Work::Framed(spent)))) {
+                return; // the reader is gone
+            }
+            if let Some(e) = failed {
+                send(job(Err(e)));
+                return;
+            }
+        })
+    }
+
+    /// Starts the parsing threads, and `frame` on a thread of its own with
+    /// a way to send each framed batch (false: the reader is gone) and one
+    /// to take back a delivered batch to reuse.
+    fn start(
+        threads: usize,
+        frame: impl FnOnce(&mut dyn FnMut(Job) -> bool, &dyn Fn() -> Option<Work>) + Send + 'static,
     ) -> ParsedInputs {
         let (spent, reuse) = mpsc::channel::<Work>();
         let mut parsed = Vec::new();
@@ -294,46 +426,50 @@ impl ParsedInputs {
         };
         std::thread::spawn(move || {
             let mut turn = 0;
-            let mut lines = 0u64;
-            for (input, reader) in inputs.into_iter().enumerate() {
-                let mut stopped = false;
-                parse_batches(
-                    reader,
-                    batch_lines,
-                    || false,
-                    |message| {
-                        let work = message.map(|(work, _)| {
-                            lines += work.lines() as u64;
-                            work
-                        });
-                        stopped = work.is_err(); // nothing is read after an error
-                        let job = Job {
-                            input,
-                            work,
-                            parse: lines > parse_after,
-                        };
-                        let sent = match &next[turn % next.len()] {
-                            Next::Parse(to) => to.send(job).is_ok(),
-                            Next::Reader(done) => done.send(job.handed()).is_ok(),
-                        };
-                        turn += 1;
-                        if !sent {
-                            stopped = true; // the reader is gone
-                            return ControlFlow::Break(());
-                        }
-                        ControlFlow::Continue(reuse.try_recv().ok())
-                    },
-                );
-                if stopped {
-                    return;
-                }
-            }
+            let mut send = |job: Job| {
+                let sent = match &next[turn % next.len()] {
+                    Next::Parse(to) => to.send(job).is_ok(),
+                    Next::Reader(done) => done.send(job.handed()).is_ok(),
+                };
+                turn += 1;
+                sent
+            };
+            frame(&mut send, &|| reuse.try_recv().ok());
         });
         ParsedInputs {
             parsed,
             next: 0,
             failed: false,
             spent,
+        }
+    }
+
+    /// The next batch, waiting for it `wait` at most: [`Waited::Idle`] if
+    /// none came by then. For a live input, whose reader does something
+    /// else when it is quiet.
+    pub fn next_within(&mut self, wait: std::time::Duration) -> Waited {
+        self.take(Some(wait))
+    }
+
+    fn take(&mut self, wait: Option<std::time::Duration>) -> Waited {
+        if self.failed {
+            return Waited::Ended; // the framing stopped at the error
+        }
+        // Every thread ends once the framing thread is done: the next one's
+        // channel closed means nothing comes after.
+        let from = &self.parsed[self.next % self.parsed.len()];
+        let handed = match wait {
+            None => from.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+            Some(wait) => from.recv_timeout(wait),
+        };
+        match handed {
+            Ok(handed) => {
+                self.next += 1;
+                self.failed = handed.is_err();
+                Waited::Batch(handed)
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => Waited::Idle,
+            Err(mpsc::RecvTimeoutError::Disconnected) => Waited::Ended,
         }
     }
 
@@ -377,16 +513,33 @@ impl Iterator for ParsedInputs {
     /// The next batch, waiting for it; `None` after the last input's last
     /// batch, or after an error reading an input (handed back first).
     fn next(&mut self) -> Option<io::Result<Handed>> {
-        if self.failed {
-            return None; // the framing stopped at the error
+        match self.take(None) {
+            Waited::Batch(handed) => Some(handed),
+            Waited::Idle | Waited::Ended => None,
         }
-        // Every thread ends once the framing thread is done: the next one's
-        // channel closed means nothing comes after.
-        let handed = self.parsed[self.next % self.parsed.len()].recv().ok()?;
-        self.next += 1;
-        self.failed = handed.is_err();
-        Some(handed)
     }
+}
+
+/// What [`ParsedInputs::next_within`] found.
+pub enum Waited {
+    /// The next batch, or the error that ended the input.
+    Batch(io::Result<Handed>),
+    /// No batch came in the time given.
+    Idle,
+    /// The input has ended: every batch was handed back.
+    Ended,
+}
+
+/// Numbered messages that [`ParsedInputs::messages`] reads (a stream's):
+/// each one event or NDJSON.
+pub trait Messages: Send + 'static {
+    /// A message's bytes.
+    type Payload: AsRef<[u8]>;
+
+    /// The next message and its number. When `wait`, it waits for one
+    /// (`None`: there will be no more); else it gives only one that has
+    /// arrived (`None`: none yet). An error ends the input.
+    fn next_message(&mut self, wait: bool) -> io::Result<Option<(u64, Self::Payload)>>;
 }
 
 #[cfg(test)]
@@ -563,5 +716,123 @@ mod tests {
         }
         let all: Vec<u64> = expected(&[case("bad-input")], 0).into_iter().map(|l| l.1).collect();
         assert_eq!(ids, all);
+    }
+
+    /// Messages from a channel: those sent before it is read have arrived.
+    struct Channel(mpsc::Receiver<io::Result<(u64, String)>>);
+
+    impl Messages for Channel {
+        type Payload = String;
+
+        fn next_message(&mut self, wait: bool) -> io::Result<Option<(u64, String)>> {
+            match wait {
+                true => self.0.recv().ok().transpose(),
+                false => self.0.try_recv().ok().transpose(),
+            }
+        }
+    }
+
+    type MessageLines = Vec<(u64, Vec<(u64, String)>)>;
+
+    /// Each message of `batch` as `(message, its lines)`, a line as `(its
+    /// number, event or reject)`.
+    fn message_lines(batch: &Handed) -> MessageLines {
+        let mut lines = batch.lines();
+        let out = (batch.messages())
+            .map(|(unit, count)| {
+                let these = lines.by_ref().take(count).map(|line| match line {
+                    HandedLine::Parsed(Ok(p)) => (p.line, format!("event {}", p.event.id)),
+                    HandedLine::Parsed(Err(r)) => (r.line, format!("reject {}", r.error)),
+                    HandedLine::Framed(n, _) => (n, "framed".into()),
+                });
+                (unit, these.collect())
+            })
+            .collect();
+        assert!(lines.next().is_none(), "every line is in a message");
+        out
+    }
+
+    /// Every batch's messages (see [`message_lines`]), how many messages
+    /// each batch held, and the error that ended them.
+    fn messages_seen(handed: &mut ParsedInputs) -> (MessageLines, Vec<usize>, Option<String>) {
+        let (mut out, mut per_batch) = (Vec::new(), Vec::new());
+        while let Some(batch) = handed.next() {
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(e) => return (out, per_batch, Some(e.to_string())),
+            };
+            per_batch.push(batch.messages().count());
+            out.extend(message_lines(&batch));
+            handed.give_back(batch);
+        }
+        (out, per_batch, None)
+    }
+
+    #[test]
+    fn messages_that_arrived_together_are_parsed_in_one_batch_each_kept_whole() {
+        // Messages of one event, of several, of none (blank), and of a line
+        // that is no event: numbered 5, 6, 7, ...
+        let text = case("bad-input");
+        let lines: Vec<&str> = text.lines().collect();
+        let mut bodies: Vec<String> = lines.chunks(3).map(|c| c.join("\n")).collect();
+        bodies.insert(2, "\n\n".into());
+        bodies.extend(lines.iter().take(5).map(|l| l.to_string()));
+        let expected: MessageLines = (bodies.iter().zip(5..))
+            .map(|(body, unit)| {
+                (
+                    unit,
+                    expected(std::slice::from_ref(body), 0)
+                        .into_iter()
+                        .map(|l| (l.1, l.2))
+                        .collect(),
+                )
+            })
+            .collect();
+        assert!(expected.iter().any(|m| m.1.is_empty()) && expected.iter().any(|m| m.1.len() == 3));
+        for threads in [1, 3] {
+            let (to, from) = mpsc::channel();
+            for (body, unit) in bodies.iter().zip(5..) {
+                to.send(Ok((unit, body.clone()))).expect("sent");
+            }
+            // More arrive later, while the reader waits: in batches of their own.
+            let late = bodies.len() as u64 + 5;
+            let mut handed = ParsedInputs::messages(Channel(from), threads);
+            let first = handed.next_within(std::time::Duration::from_secs(10));
+            let Waited::Batch(Ok(first)) = first else {
+                panic!("a batch");
+            };
+            assert_eq!(
+                first.messages().count(),
+                bodies.len(),
+                "every message that had arrived, in one batch"
+            );
+            assert!(matches!(
+                handed.next_within(std::time::Duration::from_millis(50)),
+                Waited::Idle
+            ));
+            to.send(Ok((late, lines[0].to_string()))).expect("sent");
+            to.send(Err(io::Error::other("the stream went away"))).expect("sent");
+            let (rest, per_batch, error) = messages_seen(&mut handed);
+            assert_eq!(error.as_deref(), Some("the stream went away"), "{threads} threads");
+            assert_eq!(per_batch, [1], "the late message alone");
+            assert_eq!(rest, [(late, expected[0].1[..1].to_vec())]);
+            assert!(handed.next().is_none(), "nothing after the error");
+            assert_eq!(message_lines(&first), expected, "{threads} threads");
+        }
+        // Many messages: batches of whole messages, none split, all in order.
+        let (to, from) = mpsc::channel();
+        let big: Vec<String> = (0..5000).map(|i| lines[i % 3].to_string()).collect();
+        for (unit, body) in big.iter().enumerate() {
+            to.send(Ok((unit as u64, body.clone()))).expect("sent");
+        }
+        drop(to);
+        let (seen, per_batch, error) = messages_seen(&mut ParsedInputs::messages(Channel(from), 2));
+        assert_eq!(error, None);
+        assert!(per_batch.len() >= 2, "a full batch is handed on: {per_batch:?}");
+        assert_eq!(
+            seen.iter().map(|m| m.0).collect::<Vec<_>>(),
+            (0..5000).collect::<Vec<u64>>()
+        );
+        assert!(seen.iter().all(|m| m.1.len() == 1));
     }
 }

@@ -697,11 +697,10 @@ pub enum ClusterCommand {
         /// the input before it again nor what the partitions held then.
         #[arg(long, default_value_t = 1_000_000)]
         snapshot_every: u64,
-        /// Threads that read files beside the one that routes their events:
-        /// with 1, it frames and parses the lines; with N > 1, one frames
-        /// and N parse. Every door parses its whole input, so on a machine
-        /// with cores to spare more threads let it read faster (a subject's
-        /// messages are parsed on the routing thread as they come).
+        /// Threads that read the input beside the one that routes its
+        /// events: with 1, it frames and parses the lines; with N > 1, one
+        /// frames and N parse. Every door parses its whole input, so on a
+        /// machine with cores to spare more threads let it read faster.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
         parse_threads: u16,
     },

@@ -5,7 +5,7 @@ use crate::cli::{ClusterArgs, ClusterCommand};
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::time::Duration;
-use weiquan_app::{HandedLine, ParsedInputs};
+use weiquan_app::{HandedLine, ParsedInputs, Waited};
 use weiquan_cluster::door::{FrontDoor, Position, Resumed, Shard};
 use weiquan_cluster::{logs::Logs, worker, Cluster};
 use weiquan_engine::Lang;
@@ -183,8 +183,8 @@ struct Door {
     parse_threads: usize,
 }
 
-/// One routing run's door and counts: every line of a message goes through
-/// [`Routing::line`], every line of files through [`Routing::handed`].
+/// One routing run's door and counts: every line, of files or of messages,
+/// goes through [`Routing::handed`].
 struct Routing {
     door: FrontDoor,
     /// Events routed, those before a snapshot resumed from included.
@@ -228,7 +228,9 @@ impl Routing {
     /// `source` whose text is `text`, is one the door's snapshot routed:
     /// passed over, the last event routed checked by id.
     fn routed_before(&self, n: u64, text: &str, source: Option<&str>) -> Result<bool> {
-        let Some(r) = self.resumed.as_ref().filter(|r| self.at.line <= r.at.line) else {
+        // Files only: a subject's door starts after its snapshot's message.
+        let before = |r: &&Resumed| r.at.unit == 0 && self.at.unit == 0 && self.at.line <= r.at.line;
+        let Some(r) = self.resumed.as_ref().filter(before) else {
             return Ok(false);
         };
         if let Some((at, id)) = r.last.as_ref().filter(|(at, _)| *at == self.at) {
@@ -242,8 +244,9 @@ impl Routing {
         Ok(true)
     }
 
-    /// Routes one line of files, parsed on another thread or framed only
-    /// (`source` names its file; `None`: standard input).
+    /// Counts one line into `self.at` and routes it, parsed on another
+    /// thread or framed only (`source` names its file or message; `None`:
+    /// standard input), or writes why it is rejected to `err`.
     async fn handed(&mut self, line: HandedLine<'_>, source: Option<&str>, err: &mut dyn Write) -> Result<()> {
         self.at.line += 1;
         let (n, text) = match line {
@@ -259,16 +262,7 @@ impl Routing {
             HandedLine::Parsed(Err(r)) | HandedLine::Framed(_, Err(r)) => self.reject(r.clone(), source, err),
             // Only lines before the snapshot come framed only; parsed here
             // should one not be passed over.
-            HandedLine::Framed(n, Ok(text)) => self.line(Line::Text(n, text), source, err).await,
-        }
-    }
-
-    /// Routes one line of a message (`source` names it), or writes why it
-    /// is rejected to `err`; `self.at` counts it already.
-    async fn line(&mut self, line: Line<'_>, source: Option<&str>, err: &mut dyn Write) -> Result<()> {
-        match line {
-            Line::Bad(r) => self.reject(r, source, err),
-            Line::Text(n, text) => match parse_event(text) {
+            HandedLine::Framed(n, Ok(text)) => match parse_event(text) {
                 Ok(ev) => self.event(&ev, text).await,
                 Err(e) => self.reject(Reject::from_parse(n, e), source, err),
             },
@@ -423,8 +417,8 @@ async fn route_subject(
     err: &mut dyn Write,
 ) -> Result<()> {
     use async_nats::jetstream::{self, consumer::push::OrderedConfig, consumer::DeliverPolicy};
-    use futures::StreamExt;
-    let nats = |what: &str, e: &dyn std::fmt::Display| anyhow::anyhow!("{what} (subject {subject}): {e}");
+    let threads = how.parse_threads;
+    let nats = |what: &str, e: &dyn std::fmt::Display| anyhow::anyhow!(nats_error(subject, what, e));
     let (client, js) = (cluster.client.clone(), cluster.js.clone());
     let mut stream = js
         .get_or_create_stream(jetstream::stream::Config {
@@ -507,7 +501,7 @@ async fn route_subject(
     // The door's routing state is its memory: it reads the stream from the
     // start (with --resume, a partition is sent only what it lacks), or from
     // after its snapshot's message.
-    let mut messages = stream
+    let messages = stream
         .create_consumer(OrderedConfig {
             deliver_subject: client.new_inbox(),
             deliver_policy: DeliverPolicy::ByStartSequence {
@@ -520,65 +514,148 @@ async fn route_subject(
         .messages()
         .await
         .map_err(|e| nats("cannot read the platform's stream", &e))?;
+    // A task takes the messages in and checks their order; threads frame
+    // and parse them, the messages that have arrived together in one batch;
+    // this thread routes.
+    let (arrived, received) = tokio::sync::mpsc::channel(1024);
+    let reading = tokio::spawn(read_messages(
+        messages,
+        after + 1,
+        end,
+        until_caught_up,
+        subject.to_owned(),
+        arrived,
+    ));
+    let mut batches = ParsedInputs::messages(Received(received), threads);
     let mut stop = std::pin::pin!(super::serve::shutdown_signal());
     let mut routed_since_idle = false;
-    // Each message is the one after the last: a gap (a message deleted, or
-    // gone to an age limit while the door read) is refused, not skipped.
-    let mut expected = after + 1;
     loop {
-        let next = tokio::select! {
-            () = &mut stop => break,
-            next = tokio::time::timeout(IDLE, messages.next()) => next,
-        };
-        let message = match next {
-            Err(_) => {
+        if futures::FutureExt::now_or_never(stop.as_mut()).is_some() {
+            break;
+        }
+        // Waiting blocks this thread, the door's only task on it (at most
+        // IDLE at a time, then the signal is looked at again).
+        let batch = match tokio::task::block_in_place(|| batches.next_within(IDLE)) {
+            Waited::Idle => {
                 if routed_since_idle {
                     routing.door.advance().await?;
                     routed_since_idle = false;
                 }
                 continue;
             }
-            Ok(None) => return Err(nats("the platform's stream stopped delivering", &"no more messages")),
-            Ok(Some(Err(e))) => return Err(nats("cannot read the platform's stream", &e)),
-            Ok(Some(Ok(m))) => m,
+            Waited::Ended => break,
+            Waited::Batch(batch) => batch?,
         };
-        let (seq, pending) = (message.info())
-            .map(|i| (i.stream_sequence, i.pending))
-            .map_err(|e| nats("a message without its stream position", &e))?;
-        if seq != expected {
-            return Err(nats(
-                "the platform's stream lost a message the door had not read",
-                &format_args!("message {expected} is missing (the next is {seq}); keep the stream whole"),
-            ));
-        }
-        expected = seq + 1;
-        let source = format!("{subject} (message {seq})");
-        let mut reader = LineReader::new(&message.payload[..]);
-        routing.at = Position { unit: seq, line: 0 };
         let routed = async {
-            while let Some(line) = reader.next_line()? {
-                routing.at.line += 1;
-                routing.line(line, Some(&source), &mut *err).await?;
+            let mut lines = batch.lines();
+            for (seq, count) in batch.messages() {
+                let source = format!("{subject} (message {seq})");
+                routing.at = Position { unit: seq, line: 0 };
+                for line in lines.by_ref().take(count) {
+                    routing.handed(line, Some(&source), &mut *err).await?;
+                }
+                routing.boundary().await?;
             }
-            routing.boundary().await
+            Ok::<_, anyhow::Error>(())
         };
         // A door can wait long inside a message (at a move, for the other
         // doors): a signal stops it there too.
-        tokio::select! {
-            () = &mut stop => {
-                return Err(anyhow::anyhow!(
-                    "stopped by a signal while routing message {seq} of {subject}: part of it may be sent; take over with `route --resume`"
-                ))
+        let stopped = tokio::select! {
+            () = &mut stop => true,
+            routed = routed => {
+                routed?;
+                false
             }
-            routed = routed => routed?,
+        };
+        if stopped {
+            return Err(anyhow::anyhow!(
+                "stopped by a signal while routing message {} of {subject}: part of it may be sent; take over with `route --resume`",
+                routing.at.unit
+            ));
         }
         routed_since_idle = true;
+        batches.give_back(batch);
+    }
+    reading.abort();
+    routing.finish(err).await
+}
+
+/// A message of the platform's stream, as the door's reading threads take it.
+struct Payload(async_nats::jetstream::Message);
+
+impl AsRef<[u8]> for Payload {
+    fn as_ref(&self) -> &[u8] {
+        &self.0.payload
+    }
+}
+
+/// The platform's messages, as [`read_messages`] takes them in.
+struct Received(tokio::sync::mpsc::Receiver<std::io::Result<(u64, Payload)>>);
+
+impl weiquan_app::Messages for Received {
+    type Payload = Payload;
+
+    fn next_message(&mut self, wait: bool) -> std::io::Result<Option<(u64, Payload)>> {
+        let next = match wait {
+            true => self.0.blocking_recv(),
+            false => self.0.try_recv().ok(),
+        };
+        next.transpose()
+    }
+}
+
+/// What went wrong reading `subject`, as the door says it.
+fn nats_error(subject: &str, what: &str, e: &dyn std::fmt::Display) -> String {
+    format!("{what} (subject {subject}): {e}")
+}
+
+/// Takes the platform's messages in, from message `expected` on, into
+/// `arrived`, until message `end` or, with `until_caught_up`, until none
+/// is pending. Each message must be the one after the last: a gap (a
+/// message deleted, or gone to an age limit while the door read) is
+/// refused, not skipped.
+async fn read_messages(
+    mut messages: impl futures::Stream<Item = Result<async_nats::jetstream::Message, impl std::fmt::Display>> + Unpin,
+    mut expected: u64,
+    end: u64,
+    until_caught_up: bool,
+    subject: String,
+    arrived: tokio::sync::mpsc::Sender<std::io::Result<(u64, Payload)>>,
+) {
+    use futures::StreamExt;
+    let failed = |what: &str, e: &dyn std::fmt::Display| std::io::Error::other(nats_error(&subject, what, e));
+    loop {
+        let message = match messages.next().await {
+            None => Err(failed("the platform's stream stopped delivering", &"no more messages")),
+            Some(Err(e)) => Err(failed("cannot read the platform's stream", &e)),
+            Some(Ok(m)) => match m.info() {
+                Err(e) => Err(failed("a message without its stream position", &e)),
+                Ok(i) if i.stream_sequence != expected => Err(failed(
+                    "the platform's stream lost a message the door had not read",
+                    &format_args!(
+                        "message {expected} is missing (the next is {}); keep the stream whole",
+                        i.stream_sequence
+                    ),
+                )),
+                Ok(i) => Ok((i.stream_sequence, i.pending, m)),
+            },
+        };
+        let (seq, pending, m) = match message {
+            Ok(message) => message,
+            Err(e) => {
+                let _ = arrived.send(Err(e)).await;
+                return;
+            }
+        };
+        if arrived.send(Ok((seq, Payload(m)))).await.is_err() {
+            return; // the door stopped
+        }
+        expected = seq + 1;
         // The last message at the start, or none left (that one was deleted since).
         if seq >= end || (until_caught_up && pending == 0) {
-            break;
+            return;
         }
     }
-    routing.finish(err).await
 }
 
 /// The cluster's secret, from `--secret-file`.

@@ -610,8 +610,9 @@ fn a_door_on_a_nats_subject_routes_what_the_platform_publishes() {
         "--until-caught-up reads a subject, not files"
     );
 
-    // A door that follows the stream, taking over from the first.
-    let live = route(&["--subject", &subject, "--resume"]);
+    // A door that follows the stream, taking over from the first, its
+    // messages parsed on two threads beside the routing one.
+    let live = route(&["--subject", &subject, "--resume", "--parse-threads", "2"]);
     let log = dir.path().join("door.log");
     let door = std::process::Command::new(env!("CARGO_BIN_EXE_weiquan"))
         .args(&live)
