@@ -257,7 +257,8 @@ fn route(
 /// every input event before it sends anything), with the parse on the
 /// routing thread (as a door did before `--parse-threads`), and on 1, 2
 /// and 3 threads beside it (`weiquan_app::ParsedInputs`, which the door
-/// uses). Prints a Markdown table of the best and median of `rounds`.
+/// uses); and the framing alone. Prints a Markdown table of the best and
+/// median of `rounds`.
 fn reading(file: &str, events: usize, rounds: usize) {
     use weiquan_events::{parse_event, Event, Line, LineReader};
     // What the door's routing thread does with each event, short of sending it.
@@ -269,11 +270,16 @@ fn reading(file: &str, events: usize, rounds: usize) {
         (copies + moved + of) as u64 + u64::from(route == weiquan_partition::Route::All)
     }
     let open = || std::io::BufReader::with_capacity(1 << 16, std::fs::File::open(file).expect("the events"));
-    let contenders: [(&str, Option<usize>); 4] = [
+    // (label, threads and the lines framed only), None: the parse on the routing thread.
+    let contenders: [(&str, Option<(usize, u64)>); 5] = [
         ("parsed on the routing thread", None),
-        ("1 thread frames and parses, beside the routing one", Some(1)),
-        ("1 frames, 2 parse", Some(2)),
-        ("1 frames, 3 parse", Some(3)),
+        ("1 thread frames and parses, beside the routing one", Some((1, 0))),
+        ("1 frames, 2 parse", Some((2, 0))),
+        ("1 frames, 3 parse", Some((3, 0))),
+        (
+            "framed only, not parsed nor routed (the framing thread's own rate: the ceiling with many parsing threads)",
+            Some((1, u64::MAX)),
+        ),
     ];
     let mut times = vec![Vec::new(); contenders.len()];
     let mut checks = vec![0u64; contenders.len()];
@@ -291,13 +297,15 @@ fn reading(file: &str, events: usize, rounds: usize) {
                         }
                     }
                 }
-                Some(threads) => {
-                    let mut batches = weiquan_app::ParsedInputs::new(vec![open()], threads, 0);
+                Some((threads, framed_only)) => {
+                    let mut batches = weiquan_app::ParsedInputs::new(vec![open()], threads, framed_only);
                     while let Some(batch) = batches.next() {
                         let batch = batch.expect("the events read");
                         for line in batch.lines() {
-                            if let weiquan_app::HandedLine::Parsed(Ok(p)) = line {
-                                check += route(&mut router, &p.event);
+                            match line {
+                                weiquan_app::HandedLine::Parsed(Ok(p)) => check += route(&mut router, &p.event),
+                                weiquan_app::HandedLine::Framed(..) => check += 1,
+                                weiquan_app::HandedLine::Parsed(Err(r)) => panic!("a simulated event rejected: {r:?}"),
                             }
                         }
                         batches.give_back(batch);
@@ -308,10 +316,12 @@ fn reading(file: &str, events: usize, rounds: usize) {
             checks[i] = check;
         }
     }
+    let (routed, framed) = checks.split_at(checks.len() - 1);
     assert!(
-        checks.iter().all(|&c| c == checks[0]),
+        routed.iter().all(|&c| c == checks[0]),
         "every way routes alike: {checks:?}"
     );
+    assert_eq!(framed, [events as u64], "every line framed");
     let stats = |v: &[f64]| {
         let mut v = v.to_vec();
         v.sort_by(f64::total_cmp);
