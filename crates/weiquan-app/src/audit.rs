@@ -133,13 +133,18 @@ impl Auditor {
         if *threads <= 1 {
             let mut result = Ok(());
             let parse_here = || true;
-            parse_batches(input, batch_lines, parse_here, |message| match apply.batch(message) {
-                Ok(delivered) => ControlFlow::Continue(Some(Work::Parsed(delivered))),
-                Err(e) => {
-                    result = Err(e);
-                    ControlFlow::Break(())
-                }
-            });
+            parse_batches(
+                input,
+                || batch_lines,
+                parse_here,
+                |message| match apply.batch(message) {
+                    Ok(delivered) => ControlFlow::Continue(Some(Work::Parsed(delivered))),
+                    Err(e) => {
+                        result = Err(e);
+                        ControlFlow::Break(())
+                    }
+                },
+            );
             return result;
         }
         let (batches, parsed) = mpsc::sync_channel::<io::Result<(Work, u64)>>(BATCHES_AHEAD);
@@ -156,14 +161,19 @@ impl Auditor {
         std::thread::scope(|s| {
             s.spawn(move || {
                 let parse_here = || waiting.load(Ordering::Relaxed) > 0;
-                parse_batches(input, batch_lines, parse_here, |message| {
-                    waiting.fetch_add(1, Ordering::Relaxed);
-                    match batches.send(message) {
-                        Ok(()) => ControlFlow::Continue(reuse.try_recv().ok()),
-                        // The engine's side stopped (its sink failed).
-                        Err(_) => ControlFlow::Break(()),
-                    }
-                })
+                parse_batches(
+                    input,
+                    || batch_lines,
+                    parse_here,
+                    |message| {
+                        waiting.fetch_add(1, Ordering::Relaxed);
+                        match batches.send(message) {
+                            Ok(()) => ControlFlow::Continue(reuse.try_recv().ok()),
+                            // The engine's side stopped (its sink failed).
+                            Err(_) => ControlFlow::Break(()),
+                        }
+                    },
+                )
             });
             // Ends when the parsing thread is done and drops its sender. Returning
             // early drops the receiver, which ends the parsing thread at its next send.

@@ -6,7 +6,7 @@
 use std::io::{self, Read};
 use std::ops::{ControlFlow, Range};
 use std::sync::mpsc;
-use weiquan_events::{parse_line, Line, LineReader, Parsed, Reject};
+use weiquan_events::{checked_body_lines, parse_line, Line, LineReader, Parsed, Reject};
 
 /// Text per batch, so that a batch of long lines stays small.
 const BATCH_BYTES: usize = 4 << 20;
@@ -37,9 +37,7 @@ impl Lines {
     /// arrived run out (a live stream's findings are not held back for a full
     /// batch); false at end of input.
     pub(crate) fn fill<R: Read>(&mut self, reader: &mut LineReader<R>, max_lines: usize) -> io::Result<bool> {
-        self.text.clear();
-        self.spans.clear();
-        self.units.clear();
+        self.clear();
         // The first line may wait for input; the others only take what is buffered.
         let mut may_read = true;
         while !self.full(max_lines) {
@@ -58,14 +56,18 @@ impl Lines {
         Ok(true)
     }
 
+    fn clear(&mut self) {
+        self.text.clear();
+        self.spans.clear();
+        self.units.clear();
+    }
+
     /// Frames every line of message `unit`, `payload`, after those there.
-    fn push_message(&mut self, unit: u64, payload: &[u8]) -> io::Result<()> {
+    fn push_message(&mut self, unit: u64, payload: &[u8]) {
         self.units.push((self.spans.len(), unit));
-        let mut reader = LineReader::new(payload);
-        while let Some(line) = reader.next_line()? {
+        for line in checked_body_lines(payload) {
             self.push(line);
         }
-        Ok(())
     }
 
     fn push(&mut self, line: Line<'_>) {
@@ -184,21 +186,23 @@ impl Work {
     }
 }
 
-/// Frames `input` batch by batch and parses each batch when `parse_here()`
-/// says so, handing each to `emit` with the bytes read so far; `emit` may give
-/// back a delivered batch to reuse, or stop the reading. An IO error is
-/// emitted after the lines before it.
+/// Frames `input` batch by batch, each of at most `batch_lines()` lines, and
+/// parses each batch when `parse_here()` says so, handing each to `emit`
+/// with the bytes read so far; `emit` may give back a delivered batch to
+/// reuse, or stop the reading. An IO error is emitted after the lines
+/// before it.
 pub(crate) fn parse_batches(
     input: impl Read,
-    batch_lines: usize,
+    mut batch_lines: impl FnMut() -> usize,
     parse_here: impl Fn() -> bool,
     mut emit: impl FnMut(io::Result<(Work, u64)>) -> ControlFlow<(), Option<Work>>,
 ) {
     let mut reader = LineReader::new(input);
     let mut spare: Option<Spent> = None;
     loop {
-        let Spent { mut lines, parsed } = spare.take().unwrap_or_else(|| Spent::new(batch_lines));
-        let filled = lines.fill(&mut reader, batch_lines);
+        let max_lines = batch_lines();
+        let Spent { mut lines, parsed } = spare.take().unwrap_or_else(|| Spent::new(max_lines));
+        let filled = lines.fill(&mut reader, max_lines);
         let framed = Work::Framed(Spent { lines, parsed });
         let work = if parse_here() {
             Work::Parsed(framed.parsed())
@@ -220,9 +224,11 @@ pub(crate) fn parse_batches(
     }
 }
 
-/// Batches parsed ahead of the reader on each parsing thread: enough to ride
-/// out a slow batch, few enough that memory stays a few batches a thread.
-const AHEAD_PER_THREAD: usize = 4;
+/// Batches on their way on each parsing thread: two in its queue, one in
+/// its hands and two parsed, waiting for the reader. Enough to ride out a
+/// slow batch; a batch is a few MiB at most (4,096 lines or 4 MiB of text,
+/// or one larger message), so memory stays a few batches a thread.
+const AHEAD_PER_THREAD: usize = 2;
 
 /// A batch of one input's lines, handed back by [`ParsedInputs`] in order.
 pub struct Handed {
@@ -287,23 +293,38 @@ impl Handed {
 /// parses it in about 700): its thread then only takes parsed batches.
 ///
 /// Batches go to the parsing threads in turn and are taken back in the same
-/// turn, so the order needs no sorting. Dropping it stops the threads at
-/// their next batch.
+/// turn, so the order needs no sorting. The end of the input is said, not
+/// inferred: a thread that stopped before it (a panic) is an error, not an
+/// end. Dropping it stops the threads at their next batch.
 pub struct ParsedInputs {
-    parsed: Vec<mpsc::Receiver<io::Result<Handed>>>,
+    parsed: Vec<mpsc::Receiver<Option<Outcome>>>,
     /// The parsing thread the next batch comes from.
     next: usize,
-    /// An input failed to read: nothing comes after its error.
-    failed: bool,
+    /// The input has ended, or failed: nothing more comes.
+    done: bool,
     /// Delivered batches, back to the framing thread to reuse their memory.
     spent: mpsc::Sender<Work>,
+}
+
+/// A batch, or why the input could not be read to its end.
+pub type Outcome = Result<Handed, ReadError>;
+
+/// An input that could not be read to its end.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct ReadError {
+    /// Which of [`ParsedInputs::new`]'s inputs (`None`: messages, or a
+    /// thread that stopped).
+    pub input: Option<usize>,
+    /// What went wrong.
+    pub error: io::Error,
 }
 
 impl ParsedInputs {
     /// Starts reading `inputs` in order on `threads` threads: with one (or
     /// 0), it frames and parses; with more, one frames and `threads` parse.
-    /// Batches made only of the first `parse_after` lines of all inputs
-    /// together are framed and not parsed: a reader resuming after them
+    /// The first `parse_after` lines of all inputs together come in batches
+    /// of their own, framed and not parsed: a reader resuming after them
     /// passes over them without paying for their parse.
     pub fn new<R: Read + Send + 'static>(inputs: Vec<R>, threads: usize, parse_after: u64) -> ParsedInputs {
         ParsedInputs::in_batches_of(inputs, threads, parse_after, BATCH_LINES)
@@ -316,7 +337,12 @@ impl ParsedInputs {
         batch_lines: usize,
     ) -> ParsedInputs {
         ParsedInputs::start(threads, move |send, reuse| {
-            let mut lines = 0u64;
+            let lines = std::cell::Cell::new(0u64);
+            // A batch ends at line `parse_after`: those before it are framed only.
+            let batch_lines = || match parse_after.saturating_sub(lines.get()) {
+                0 => batch_lines,
+                left => batch_lines.min(usize::try_from(left).unwrap_or(usize::MAX)),
+            };
             for (input, reader) in inputs.into_iter().enumerate() {
                 let mut stopped = false;
                 parse_batches(
@@ -325,12 +351,16 @@ impl ParsedInputs {
                     || false,
                     |message| {
                         let work = message.map(|(work, _)| {
-                            lines += work.lines() as u64;
+                            lines.set(lines.get() + work.lines() as u64);
                             work
                         });
                         stopped = work.is_err(); // nothing is read after an error
-                        let parse = lines > parse_after;
-                        if !send(Job { input, work, parse }) {
+                        let job = Job {
+                            input: Some(input),
+                            work: Some(work),
+                            parse: lines.get() > parse_after,
+                        };
+                        if !send(job) {
                             stopped = true; // the reader is gone
                             return ControlFlow::Break(());
                         }
@@ -348,12 +378,13 @@ impl ParsedInputs {
     /// [`ParsedInputs::new`] reads inputs. Messages that have arrived
     /// together go in one batch (a platform's stream often holds one event
     /// a message), and a batch waits for no more than what has arrived:
-    /// a live stream's events are not held back for a full batch.
+    /// a live stream's events are not held back for a full batch. A message
+    /// is never split between batches.
     pub fn messages<M: Messages>(mut source: M, threads: usize) -> ParsedInputs {
         ParsedInputs::start(threads, move |send, reuse| loop {
             let job = |work| Job {
-                input: 0,
-                work,
+                input: None,
+                work: Some(work),
                 parse: true,
             };
             let mut next = match source.next_message(true) {
@@ -365,20 +396,16 @@ impl ParsedInputs {
                 }
             };
             let mut spent = reuse().map_or_else(|| Spent::new(BATCH_LINES), Spent::from);
-            spent.lines.text.clear();
-            spent.lines.spans.clear();
-            spent.lines.units.clear();
+            spent.lines.clear();
             let mut failed = None;
             while let Some((unit, payload)) = next.take() {
-                let framed = spent.lines.push_message(unit, payload.as_ref());
+                spent.lines.push_message(unit, payload.as_ref());
                 // Then only what has arrived, up to a full batch.
-                let more = framed.and_then(|()| match spent.lines.full(BATCH_LINES) {
-                    true => Ok(None),
-                    false => source.next_message(false),
-                });
-                match more {
-                    Ok(more) => next = more,
-                    Err(e) => failed = Some(e),
+                if !spent.lines.full(BATCH_LINES) {
+                    match source.next_message(false) {
+                        Ok(more) => next = more,
+                        Err(e) => failed = Some(e),
+                    }
                 }
             }
             if !send(job(Ok(Work::Framed(spent)))) {
@@ -393,7 +420,8 @@ impl ParsedInputs {
 
     /// Starts the parsing threads, and `frame` on a thread of its own with
     /// a way to send each framed batch (false: the reader is gone) and one
-    /// to take back a delivered batch to reuse.
+    /// to take back a delivered batch to reuse. When `frame` returns, the
+    /// end is sent after its batches.
     fn start(
         threads: usize,
         frame: impl FnOnce(&mut dyn FnMut(Job) -> bool, &dyn Fn() -> Option<Work>) + Send + 'static,
@@ -404,19 +432,21 @@ impl ParsedInputs {
         // it hands them to the parsing threads in turn.
         let next: Vec<Next> = match threads {
             0 | 1 => {
-                let (done, handed) = mpsc::sync_channel(AHEAD_PER_THREAD);
+                let (done, handed) = mpsc::sync_channel(AHEAD_PER_THREAD * 2);
                 parsed.push(handed);
                 vec![Next::Reader(done)]
             }
             _ => (0..threads)
-                .map(|_| {
+                .map(|k| {
                     let (to, from) = mpsc::sync_channel::<Job>(AHEAD_PER_THREAD);
                     let (done, handed) = mpsc::sync_channel(AHEAD_PER_THREAD);
                     parsed.push(handed);
-                    std::thread::spawn(move || {
+                    spawn(format!("weiquan-parse-{k}"), move || {
                         for job in from {
-                            if done.send(job.handed()).is_err() {
-                                return; // the reader is gone
+                            let out = job.handed();
+                            let end = out.is_none();
+                            if done.send(out).is_err() || end {
+                                return; // the reader is gone, or the input ended
                             }
                         }
                     });
@@ -424,7 +454,7 @@ impl ParsedInputs {
                 })
                 .collect(),
         };
-        std::thread::spawn(move || {
+        spawn("weiquan-frame".into(), move || {
             let mut turn = 0;
             let mut send = |job: Job| {
                 let sent = match &next[turn % next.len()] {
@@ -435,11 +465,16 @@ impl ParsedInputs {
                 sent
             };
             frame(&mut send, &|| reuse.try_recv().ok());
+            send(Job {
+                input: None,
+                work: None,
+                parse: false,
+            });
         });
         ParsedInputs {
             parsed,
             next: 0,
-            failed: false,
+            done: false,
             spent,
         }
     }
@@ -452,25 +487,30 @@ impl ParsedInputs {
     }
 
     fn take(&mut self, wait: Option<std::time::Duration>) -> Waited {
-        if self.failed {
-            return Waited::Ended; // the framing stopped at the error
+        if self.done {
+            return Waited::Ended;
         }
-        // Every thread ends once the framing thread is done: the next one's
-        // channel closed means nothing comes after.
         let from = &self.parsed[self.next % self.parsed.len()];
         let handed = match wait {
             None => from.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
             Some(wait) => from.recv_timeout(wait),
         };
-        match handed {
-            Ok(handed) => {
-                self.next += 1;
-                self.failed = handed.is_err();
-                Waited::Batch(handed)
+        let handed = match handed {
+            Ok(Some(handed)) => handed,
+            Ok(None) => {
+                self.done = true;
+                return Waited::Ended;
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => Waited::Idle,
-            Err(mpsc::RecvTimeoutError::Disconnected) => Waited::Ended,
-        }
+            Err(mpsc::RecvTimeoutError::Timeout) => return Waited::Idle,
+            // Closed before the end was said: a thread stopped (a panic).
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(ReadError {
+                input: None,
+                error: io::Error::other("a thread reading the input stopped before its end (see its panic above)"),
+            }),
+        };
+        self.next += 1;
+        self.done = handed.is_err();
+        Waited::Batch(handed)
     }
 
     /// Gives a delivered batch back, so that its memory is reused (optional).
@@ -480,22 +520,38 @@ impl ParsedInputs {
     }
 }
 
-/// A framed batch (or the error that ended its input) on its way to be parsed.
+/// Starts a named thread (named: a panic says which).
+fn spawn(name: String, run: impl FnOnce() + Send + 'static) {
+    // Failing to start a thread is the system out of resources, as for
+    // `std::thread::spawn`, which panics then too.
+    #[allow(clippy::expect_used)]
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(run)
+        .expect("the system could not start a thread");
+}
+
+/// A framed batch (or the error that ended its input; `None`: the end of
+/// every input) on its way to be parsed.
 struct Job {
-    input: usize,
-    work: io::Result<Work>,
+    input: Option<usize>,
+    work: Option<io::Result<Work>>,
     /// Whether it is to be parsed (else it is handed back framed only).
     parse: bool,
 }
 
 impl Job {
-    /// The batch as the reader takes it: parsed if it is to be.
-    fn handed(self) -> io::Result<Handed> {
+    /// The batch as the reader takes it: parsed if it is to be (`None`: the end).
+    fn handed(self) -> Option<Outcome> {
         let Job { input, work, parse } = self;
-        work.map(|work| Handed {
-            input,
-            work: if parse { Work::Parsed(work.parsed()) } else { work },
-        })
+        Some(
+            work?
+                .map(|work| Handed {
+                    input: input.unwrap_or(0),
+                    work: if parse { Work::Parsed(work.parsed()) } else { work },
+                })
+                .map_err(|error| ReadError { input, error }),
+        )
     }
 }
 
@@ -504,15 +560,15 @@ enum Next {
     /// A parsing thread.
     Parse(mpsc::SyncSender<Job>),
     /// The reader, parsed on the framing thread (one thread in all).
-    Reader(mpsc::SyncSender<io::Result<Handed>>),
+    Reader(mpsc::SyncSender<Option<Outcome>>),
 }
 
 impl Iterator for ParsedInputs {
-    type Item = io::Result<Handed>;
+    type Item = Outcome;
 
     /// The next batch, waiting for it; `None` after the last input's last
     /// batch, or after an error reading an input (handed back first).
-    fn next(&mut self) -> Option<io::Result<Handed>> {
+    fn next(&mut self) -> Option<Outcome> {
         match self.take(None) {
             Waited::Batch(handed) => Some(handed),
             Waited::Idle | Waited::Ended => None,
@@ -523,7 +579,7 @@ impl Iterator for ParsedInputs {
 /// What [`ParsedInputs::next_within`] found.
 pub enum Waited {
     /// The next batch, or the error that ended the input.
-    Batch(io::Result<Handed>),
+    Batch(Outcome),
     /// No batch came in the time given.
     Idle,
     /// The input has ended: every batch was handed back.
@@ -550,23 +606,28 @@ mod tests {
     /// where each batch is parsed.
     fn batches(text: &str, parse_here: impl Fn() -> bool) -> Vec<Vec<(u64, String)>> {
         let mut out = Vec::new();
-        parse_batches(text.as_bytes(), 3, parse_here, |message| {
-            let Ok((work, _)) = message else {
-                return ControlFlow::Break(());
-            };
-            let batch = work.parsed();
-            out.push(
-                batch
-                    .borrow_dependent()
-                    .iter()
-                    .map(|p| match p {
-                        Ok(p) => (p.line, p.event.id.to_string()),
-                        Err(r) => (r.line, r.error.clone()),
-                    })
-                    .collect(),
-            );
-            ControlFlow::Continue(Some(Work::Parsed(batch)))
-        });
+        parse_batches(
+            text.as_bytes(),
+            || 3,
+            parse_here,
+            |message| {
+                let Ok((work, _)) = message else {
+                    return ControlFlow::Break(());
+                };
+                let batch = work.parsed();
+                out.push(
+                    batch
+                        .borrow_dependent()
+                        .iter()
+                        .map(|p| match p {
+                            Ok(p) => (p.line, p.event.id.to_string()),
+                            Err(r) => (r.line, r.error.clone()),
+                        })
+                        .collect(),
+                );
+                ControlFlow::Continue(Some(Work::Parsed(batch)))
+            },
+        );
         out
     }
 
@@ -602,7 +663,7 @@ mod tests {
     }
 
     /// Each line of `handed` as `(input, line, id, reject or text)`.
-    fn seen(handed: impl Iterator<Item = io::Result<Handed>>) -> (Vec<(usize, u64, String)>, Option<String>) {
+    fn seen(handed: impl Iterator<Item = Outcome>) -> (Vec<(usize, u64, String)>, Option<String>) {
         let mut lines = Vec::new();
         for batch in handed {
             let batch = match batch {
@@ -663,13 +724,11 @@ mod tests {
         for threads in [1, 2, 3] {
             let handed = ParsedInputs::in_batches_of(readers(&inputs), threads, 0, 3);
             assert_eq!(seen(handed), (all.clone(), None), "{threads} threads");
-            // Whole batches of the first lines are framed only: with batches
-            // of 3, the first 6 lines for parse_after 7 (the third batch
-            // holds line 8).
+            // The first lines are framed only, in batches of their own: the
+            // third batch of 3 ends at line 7.
             let handed = ParsedInputs::in_batches_of(readers(&inputs), threads, 7, 3);
-            assert_eq!(seen(handed), (expected(&inputs, 6), None), "{threads} threads, after 7");
+            assert_eq!(seen(handed), (expected(&inputs, 7), None), "{threads} threads, after 7");
         }
-        // One batch that ends exactly there is framed only too.
         let handed = ParsedInputs::in_batches_of(readers(&inputs), 2, 6, 3);
         assert_eq!(seen(handed).0, expected(&inputs, 6));
         let handed = ParsedInputs::in_batches_of(readers(&inputs), 2, u64::MAX, 3);
@@ -716,6 +775,31 @@ mod tests {
         }
         let all: Vec<u64> = expected(&[case("bad-input")], 0).into_iter().map(|l| l.1).collect();
         assert_eq!(ids, all);
+    }
+
+    /// Panics when read.
+    struct Panicking;
+
+    impl Read for Panicking {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            panic!("a reader that breaks (this panic is the test's)")
+        }
+    }
+
+    #[test]
+    fn a_reading_thread_that_panics_is_an_error_not_an_end() {
+        let text = case("bad-input");
+        for threads in [1, 2] {
+            let inputs: Vec<Box<dyn Read + Send>> = vec![Box::new(io::Cursor::new(text.clone())), Box::new(Panicking)];
+            let (lines, error) = seen(ParsedInputs::in_batches_of(inputs, threads, 0, 3));
+            assert_eq!(
+                lines,
+                expected(std::slice::from_ref(&text), 0),
+                "the first input's lines"
+            );
+            let error = error.expect("an error, not an end");
+            assert!(error.contains("stopped before its end"), "{error}");
+        }
     }
 
     /// Messages from a channel: those sent before it is read have arrived.

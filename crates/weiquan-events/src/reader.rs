@@ -190,30 +190,42 @@ impl<R: Read> LineReader<R> {
                 break (start + range.start, start + range.end);
             }
         };
-        let line = self.line;
-        let b = &self.buf[start..end];
-        if b.len() > MAX_LINE_BYTES {
-            return Ok(Some(Line::Bad(bad(
-                line,
-                format!("line is {} bytes; at most {MAX_LINE_BYTES} are accepted", b.len()),
-            ))));
-        }
-        // SIMD validation first (checking lines was 6% of parsing with the
-        // standard library's); on failure, it finds where the bad byte is.
-        if let Ok(s) = simdutf8::basic::from_utf8(b) {
-            return Ok(Some(Line::Text(line, s)));
-        }
-        Ok(Some(match std::str::from_utf8(b) {
-            Ok(s) => Line::Text(line, s),
-            Err(e) => Line::Bad(bad(
-                line,
-                format!(
-                    "line is not valid UTF-8 (bad byte at column {}); re-encode the file as UTF-8",
-                    e.valid_up_to() + 1
-                ),
-            )),
-        }))
+        Ok(Some(checked(self.line, &self.buf[start..end])))
     }
+}
+
+/// Line number `line`, whose content is `b`, as a line to parse or a
+/// reject: too long, or not UTF-8.
+fn checked(line: u64, b: &[u8]) -> Line<'_> {
+    if b.len() > MAX_LINE_BYTES {
+        return Line::Bad(bad(
+            line,
+            format!("line is {} bytes; at most {MAX_LINE_BYTES} are accepted", b.len()),
+        ));
+    }
+    // SIMD validation first (checking lines was 6% of parsing with the
+    // standard library's); on failure, it finds where the bad byte is.
+    if let Ok(s) = simdutf8::basic::from_utf8(b) {
+        return Line::Text(line, s);
+    }
+    match std::str::from_utf8(b) {
+        Ok(s) => Line::Text(line, s),
+        Err(e) => Line::Bad(bad(
+            line,
+            format!(
+                "line is not valid UTF-8 (bad byte at column {}); re-encode the file as UTF-8",
+                e.valid_up_to() + 1
+            ),
+        )),
+    }
+}
+
+/// The lines of a body held in memory (a NATS message), framed and checked
+/// as [`LineReader`] frames and checks a file's, line numbers and rejects
+/// included, without a reader's buffer (a megabyte, which a message of one
+/// event would pay for).
+pub fn checked_body_lines(body: &[u8]) -> impl Iterator<Item = Line<'_>> {
+    body_lines(body).map(|(n, line)| checked(n, line))
 }
 
 /// Where the content of line number `line` (1-based; `raw` without its

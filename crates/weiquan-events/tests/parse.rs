@@ -1,7 +1,9 @@
 //! Validation: every kind of bad line becomes a reject naming its field.
 
 use proptest::prelude::*;
-use weiquan_events::{body_lines, body_lines_str, parse_event, parse_line, Body, Dedupe, Line, LineReader, MAX_FEN};
+use weiquan_events::{
+    body_lines, body_lines_str, checked_body_lines, parse_event, parse_line, Body, Dedupe, Line, LineReader, MAX_FEN,
+};
 
 const ORDER: &str = r#"{"v":1,"id":"e1","type":"order.placed","at":"2026-11-01T08:00:00+08:00","order":"o1","merchant":"m1","consumer":"u1","sku":"s1","qty":1,"amount_fen":9900,"payment":"standard"}"#;
 
@@ -607,6 +609,18 @@ proptest! {
         }
         let framed: Vec<_> = body_lines(&body).map(|(n, l)| (n, std::str::from_utf8(l).ok().map(str::to_owned))).collect();
         prop_assert_eq!(&framed, &file);
+        // Checked as a file's lines are, rejects and their texts included.
+        let as_line = |line: Line<'_>| match line {
+            Line::Text(n, t) => (n, Ok(t.to_owned())),
+            Line::Bad(reject) => (reject.line, Err(reject.error)),
+        };
+        let mut read = Vec::new();
+        let mut r = LineReader::new(&body[..]);
+        while let Some(line) = r.next_line().expect("io") {
+            read.push(as_line(line));
+        }
+        let checked: Vec<_> = checked_body_lines(&body).map(as_line).collect();
+        prop_assert_eq!(&checked, &read);
         if let Ok(text) = std::str::from_utf8(&body) {
             let as_text: Vec<_> = body_lines_str(text).map(|(n, l)| (n, Some(l.to_owned()))).collect();
             prop_assert_eq!(&as_text, &file);

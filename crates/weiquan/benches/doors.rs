@@ -270,15 +270,25 @@ fn reading(file: &str, events: usize, rounds: usize) {
         (copies + moved + of) as u64 + u64::from(route == weiquan_partition::Route::All)
     }
     let open = || std::io::BufReader::with_capacity(1 << 16, std::fs::File::open(file).expect("the events"));
-    // (label, threads and the lines framed only), None: the parse on the routing thread.
-    let contenders: [(&str, Option<(usize, u64)>); 5] = [
-        ("parsed on the routing thread", None),
-        ("1 thread frames and parses, beside the routing one", Some((1, 0))),
-        ("1 frames, 2 parse", Some((2, 0))),
-        ("1 frames, 3 parse", Some((3, 0))),
+    // The same events as a platform's stream of one event a message, all
+    // arrived (taken from memory: the NATS side is not measured here).
+    let text = std::fs::read_to_string(file).expect("the events");
+    let messages: Vec<String> = text.lines().map(str::to_owned).collect();
+    let contenders = [
+        ("parsed on the routing thread", Reading::Inline),
+        (
+            "1 thread frames and parses, beside the routing one",
+            Reading::Files(1, 0),
+        ),
+        ("1 frames, 2 parse", Reading::Files(2, 0)),
+        ("1 frames, 3 parse", Reading::Files(3, 0)),
+        (
+            "a subject's messages, one event each: 1 frames, 2 parse",
+            Reading::Messages(2),
+        ),
         (
             "framed only, not parsed nor routed (the framing thread's own rate: the ceiling with many parsing threads)",
-            Some((1, u64::MAX)),
+            Reading::Files(1, u64::MAX),
         ),
     ];
     let mut times = vec![Vec::new(); contenders.len()];
@@ -288,28 +298,35 @@ fn reading(file: &str, events: usize, rounds: usize) {
             let mut router = weiquan_partition::Router::new(PARTITIONS);
             let mut check = 0u64;
             let started = Instant::now();
-            match contenders[i].1 {
-                None => {
+            let mut batches = match contenders[i].1 {
+                Reading::Inline => {
                     let mut reader = LineReader::new(open());
                     while let Some(line) = reader.next_line().expect("the events read") {
                         if let Line::Text(_, text) = line {
                             check += route(&mut router, &parse_event(text).expect("simulated events parse"));
                         }
                     }
+                    None
                 }
-                Some((threads, framed_only)) => {
-                    let mut batches = weiquan_app::ParsedInputs::new(vec![open()], threads, framed_only);
-                    while let Some(batch) = batches.next() {
-                        let batch = batch.expect("the events read");
-                        for line in batch.lines() {
-                            match line {
-                                weiquan_app::HandedLine::Parsed(Ok(p)) => check += route(&mut router, &p.event),
-                                weiquan_app::HandedLine::Framed(..) => check += 1,
-                                weiquan_app::HandedLine::Parsed(Err(r)) => panic!("a simulated event rejected: {r:?}"),
-                            }
-                        }
-                        batches.give_back(batch);
+                Reading::Files(threads, framed_only) => {
+                    Some(weiquan_app::ParsedInputs::new(vec![open()], threads, framed_only))
+                }
+                Reading::Messages(threads) => {
+                    let arrived = Arrived((1..).zip(messages.clone()).collect::<Vec<_>>().into_iter());
+                    Some(weiquan_app::ParsedInputs::messages(arrived, threads))
+                }
+            };
+            while let Some(batch) = batches.as_mut().and_then(Iterator::next) {
+                let batch = batch.expect("the events read");
+                for line in batch.lines() {
+                    match line {
+                        weiquan_app::HandedLine::Parsed(Ok(p)) => check += route(&mut router, &p.event),
+                        weiquan_app::HandedLine::Framed(..) => check += 1,
+                        weiquan_app::HandedLine::Parsed(Err(r)) => panic!("a simulated event rejected: {r:?}"),
                     }
+                }
+                if let Some(batches) = &batches {
+                    batches.give_back(batch);
                 }
             }
             times[i].push(started.elapsed().as_secs_f64());
@@ -340,5 +357,25 @@ fn reading(file: &str, events: usize, rounds: usize) {
             inline_best / best,
             inline_median / median
         );
+    }
+}
+
+/// How [`reading`] reads: the parse on the routing thread; files on
+/// threads (how many, and the lines framed only); messages on threads.
+#[derive(Clone, Copy)]
+enum Reading {
+    Inline,
+    Files(usize, u64),
+    Messages(usize),
+}
+
+/// Messages that have all arrived.
+struct Arrived(std::vec::IntoIter<(u64, String)>);
+
+impl weiquan_app::Messages for Arrived {
+    type Payload = String;
+
+    fn next_message(&mut self, _wait: bool) -> std::io::Result<Option<(u64, String)>> {
+        Ok(self.0.next())
     }
 }

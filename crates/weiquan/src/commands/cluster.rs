@@ -179,7 +179,7 @@ struct Door {
     shard: Shard,
     /// Saves the door's state every this many events (0: never).
     snapshot_every: u64,
-    /// Threads parsing files' lines beside the routing one.
+    /// Threads reading the input beside the routing one.
     parse_threads: usize,
 }
 
@@ -389,7 +389,14 @@ async fn route(cluster: Cluster, files: &[String], how: Door, err: &mut dyn Writ
     // Waiting for a batch blocks this thread, the door's only task on it:
     // its sends run on the runtime's other threads meanwhile.
     while let Some(batch) = tokio::task::block_in_place(|| batches.next()) {
-        let batch = batch?;
+        let batch = batch.map_err(|e| match e.input.and_then(|i| names.get(i)) {
+            Some(name) => anyhow::anyhow!(
+                "cannot read {}: {}",
+                name.as_deref().unwrap_or("standard input"),
+                e.error
+            ),
+            None => e.into(),
+        })?;
         let source = names[batch.input()].as_deref();
         for line in batch.lines() {
             routing.handed(line, source, err).await?;
@@ -526,7 +533,7 @@ async fn route_subject(
         subject.to_owned(),
         arrived,
     ));
-    let mut batches = ParsedInputs::messages(Received(received), threads);
+    let mut batches = ParsedInputs::messages(Received(received, false), threads);
     let mut stop = std::pin::pin!(super::serve::shutdown_signal());
     let mut routed_since_idle = false;
     loop {
@@ -546,6 +553,10 @@ async fn route_subject(
             Waited::Ended => break,
             Waited::Batch(batch) => batch?,
         };
+        // A signal while waiting: the batch is not routed (a resume reads it).
+        if futures::FutureExt::now_or_never(stop.as_mut()).is_some() {
+            break;
+        }
         let routed = async {
             let mut lines = batch.lines();
             for (seq, count) in batch.messages() {
@@ -589,18 +600,35 @@ impl AsRef<[u8]> for Payload {
     }
 }
 
-/// The platform's messages, as [`read_messages`] takes them in.
-struct Received(tokio::sync::mpsc::Receiver<std::io::Result<(u64, Payload)>>);
+/// What [`read_messages`] hands on: a message, the end (`None`), or why
+/// it could not go on.
+type Arrived = std::io::Result<Option<(u64, Payload)>>;
+
+/// The platform's messages, as [`read_messages`] takes them in, and
+/// whether it has said they ended.
+struct Received(tokio::sync::mpsc::Receiver<Arrived>, bool);
 
 impl weiquan_app::Messages for Received {
     type Payload = Payload;
 
     fn next_message(&mut self, wait: bool) -> std::io::Result<Option<(u64, Payload)>> {
+        if self.1 {
+            return Ok(None);
+        }
         let next = match wait {
-            true => self.0.blocking_recv(),
-            false => self.0.try_recv().ok(),
+            // The task ends by saying so: gone without a word, it failed.
+            true => self.0.blocking_recv().unwrap_or_else(|| {
+                Err(std::io::Error::other(
+                    "the task reading the platform's stream stopped (see its panic above)",
+                ))
+            }),
+            false => match self.0.try_recv() {
+                Ok(next) => next,
+                Err(_) => return Ok(None), // none yet; a wait says if it is gone
+            },
         };
-        next.transpose()
+        self.1 = matches!(next, Ok(None));
+        next
     }
 }
 
@@ -620,7 +648,7 @@ async fn read_messages(
     end: u64,
     until_caught_up: bool,
     subject: String,
-    arrived: tokio::sync::mpsc::Sender<std::io::Result<(u64, Payload)>>,
+    arrived: tokio::sync::mpsc::Sender<Arrived>,
 ) {
     use futures::StreamExt;
     let failed = |what: &str, e: &dyn std::fmt::Display| std::io::Error::other(nats_error(&subject, what, e));
@@ -647,12 +675,13 @@ async fn read_messages(
                 return;
             }
         };
-        if arrived.send(Ok((seq, Payload(m)))).await.is_err() {
+        if arrived.send(Ok(Some((seq, Payload(m))))).await.is_err() {
             return; // the door stopped
         }
         expected = seq + 1;
         // The last message at the start, or none left (that one was deleted since).
         if seq >= end || (until_caught_up && pending == 0) {
+            let _ = arrived.send(Ok(None)).await;
             return;
         }
     }

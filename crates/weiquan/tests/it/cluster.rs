@@ -928,7 +928,7 @@ fn a_door_refuses_a_stream_that_lost_its_first_messages() {
 /// lines, it passes over them framed, not parsed, and still checks the
 /// snapshot's last event where it was: another input is refused there.
 #[test]
-fn a_door_parsing_on_threads_resumes_past_whole_batches() {
+fn a_door_parsing_on_threads_resumes_past_lines_framed_only() {
     if !weiquan_testkit::services::nats_available() {
         return;
     }
@@ -945,7 +945,7 @@ fn a_door_parsing_on_threads_resumes_past_whole_batches() {
         orders_per_day: 4.0,
     });
     // 14,000 events: the door saving every 4,096 saves last after event
-    // 12,288, the end of the third batch of 4,096 lines.
+    // 12,288; a door resumed from there gets the lines up to it framed only.
     assert!(sim.lines.len() >= 14_000, "{} events", sim.lines.len());
     let mut lines = sim.lines[..14_000].to_vec();
     let write = |name: &str, lines: &[String]| {
@@ -966,7 +966,8 @@ fn a_door_parsing_on_threads_resumes_past_whole_batches() {
         "{said}"
     );
     // Line 12,288 holds another event: the door passes over the lines
-    // before it without parsing them, and refuses the input there.
+    // up to it without parsing them, and refuses the input there (it
+    // parses that line alone, framed only).
     lines.swap(12_287, 12_288);
     let other = write("other.ndjson", &lines);
     let refused = run(&["--resume", "--parse-threads", "2", &other]);
