@@ -321,8 +321,9 @@ pub struct ReadError {
 }
 
 impl ParsedInputs {
-    /// Starts reading `inputs` in order on `threads` threads: with one (or
-    /// 0), it frames and parses; with more, one frames and `threads` parse.
+    /// Starts reading `inputs` in order on `threads` threads: with one, it
+    /// frames and parses; with more, one frames and `threads` parse; with 0,
+    /// one frames and every line comes framed only (the reader parses).
     /// The first `parse_after` lines of all inputs together come in batches
     /// of their own, framed and not parsed: a reader resuming after them
     /// passes over them without paying for their parse.
@@ -358,7 +359,7 @@ impl ParsedInputs {
                         let job = Job {
                             input: Some(input),
                             work: Some(work),
-                            parse: lines.get() > parse_after,
+                            parse: threads > 0 && lines.get() > parse_after,
                         };
                         if !send(job) {
                             stopped = true; // the reader is gone
@@ -385,7 +386,7 @@ impl ParsedInputs {
             let job = |work| Job {
                 input: None,
                 work: Some(work),
-                parse: true,
+                parse: threads > 0,
             };
             let mut next = match source.next_message(true) {
                 Ok(Some(message)) => Some(message),
@@ -431,6 +432,7 @@ impl ParsedInputs {
         // One thread: the framing thread parses each batch itself. More:
         // it hands them to the parsing threads in turn.
         let next: Vec<Next> = match threads {
+            // With 0, nothing is parsed here: the framing thread hands on.
             0 | 1 => {
                 let (done, handed) = mpsc::sync_channel(AHEAD_PER_THREAD * 2);
                 parsed.push(handed);
@@ -731,6 +733,9 @@ mod tests {
         }
         let handed = ParsedInputs::in_batches_of(readers(&inputs), 2, 6, 3);
         assert_eq!(seen(handed).0, expected(&inputs, 6));
+        // No parsing thread: every line comes framed only.
+        let handed = ParsedInputs::in_batches_of(readers(&inputs), 0, 0, 3);
+        assert_eq!(seen(handed), (expected(&inputs, usize::MAX), None));
         let handed = ParsedInputs::in_batches_of(readers(&inputs), 2, u64::MAX, 3);
         assert_eq!(seen(handed).0, expected(&inputs, usize::MAX));
     }

@@ -179,10 +179,19 @@ pub struct FrontDoor {
     /// Where a door resumed from a snapshot stands in its input.
     resumed: Option<Resumed>,
     /// A digest of the ids of every event routed, in order: doors in shards
-    /// compare theirs at moves (they must read the same input). Kept by
-    /// doors in shards only.
+    /// compare theirs (they must read the same input). Kept by doors in
+    /// shards only.
     input: u128,
+    /// The events routed and the digest of their ids at this door's last
+    /// [`RECORDS_KEPT`] records (doors in shards): another door's record
+    /// at one of those points must say the same digest.
+    recorded: std::collections::VecDeque<(u64, u128)>,
 }
+
+/// A door's own records it compares the other doors' with. Doors record at
+/// the same points of their input (each advance, move and end): enough
+/// for a door ahead by this many records to be compared still.
+const RECORDS_KEPT: usize = 64;
 
 impl Drop for FrontDoor {
     /// A door dropped unflushed stops its batches in flight: none of them
@@ -294,6 +303,7 @@ impl FrontDoor {
             failed: None,
             resumed: None,
             input: 0,
+            recorded: Default::default(),
             cluster,
         })
     }
@@ -690,7 +700,7 @@ impl FrontDoor {
     /// far is durable there (for the other doors' rebuilds:
     /// [`FrontDoor::await_other_doors`]). Called after a flush. Retried for
     /// a while; what the other doors wait for is a failure if not recorded.
-    async fn record_routed(&self) -> Result<(), ClusterError> {
+    async fn record_routed(&mut self) -> Result<(), ClusterError> {
         let mut records = Vec::new();
         for p in (0..self.cluster.partitions).filter(|&p| self.shard.owns(p)) {
             records.push((crate::worker::routed_key(p), self.acked[p as usize].to_string()));
@@ -700,10 +710,11 @@ impl FrontDoor {
             }
         }
         // All at once: one round trip to the stream's quorum, not one each.
+        let progress = &self.progress;
         let puts = records.iter().map(|(key, value)| async move {
             let mut tries = 0;
             loop {
-                match self.progress.put(key, value.clone().into()).await {
+                match progress.put(key, value.clone().into()).await {
                     Ok(_) => return Ok(()),
                     Err(e) if tries >= 29 => return Err(e).ctx(format!("recording {key} in the progress bucket")),
                     Err(_) => tries += 1,
@@ -712,7 +723,53 @@ impl FrontDoor {
             }
         });
         futures::future::try_join_all(puts).await?;
+        if self.shard.of > 1 {
+            if self.recorded.len() == RECORDS_KEPT {
+                self.recorded.pop_front();
+            }
+            self.recorded.push_back((self.routed, self.input));
+            // Every record compares: doors given different inputs are
+            // stopped even on a stream where they never wait for each other.
+            for (p, through, input) in self.others_through().await {
+                self.compare_input(p, through, input)?;
+            }
+        }
         Ok(())
+    }
+
+    /// What the doors of the partitions this door does not send recorded:
+    /// the events they routed and the digest of their ids (a failed read,
+    /// as during a leader election, counts as nothing routed).
+    async fn others_through(&self) -> Vec<(u32, u64, Option<u128>)> {
+        let others = (0..self.cluster.partitions).filter(|&p| !self.shard.owns(p));
+        let reads = others.map(|p| async move {
+            let (through, input) = match self.progress.get(through_key(p)).await {
+                Ok(value) => value.as_deref().map_or((0, None), read_through),
+                Err(e) => {
+                    tracing::debug!(partition = p, error = %e, "reading how far a door has come");
+                    (0, None)
+                }
+            };
+            (p, through, input)
+        });
+        futures::future::join_all(reads).await
+    }
+
+    /// Stops the door when partition `p`'s door recorded a digest of the
+    /// first `through` events' ids other than this door's own record there
+    /// (when it still has it): the two doors read different inputs.
+    fn compare_input(&mut self, p: u32, through: u64, input: Option<u128>) -> Result<(), ClusterError> {
+        let mine = self.recorded.iter().find(|(routed, _)| *routed == through);
+        match (mine, input) {
+            (Some((_, mine)), Some(theirs)) if *mine != theirs => {
+                self.failed = Some("another door read another input".into());
+                Err(ClusterError::Diverged {
+                    partition: p,
+                    event: through + 1,
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Waits until each partition another door sends holds every event
@@ -721,26 +778,14 @@ impl FrontDoor {
     /// same input and records at each rebuild's flush, so none waits for
     /// one that waits for it.
     async fn await_other_doors(&mut self, event: u64) -> Result<(), ClusterError> {
-        let others: Vec<u32> = (0..self.cluster.partitions).filter(|&p| !self.shard.owns(p)).collect();
         let started = tokio::time::Instant::now();
         let mut told = Duration::ZERO;
         loop {
             let mut behind = Vec::new();
-            for &p in &others {
-                // A failed read (a leader election) counts as not there yet.
-                let (through, input) = match self.progress.get(through_key(p)).await {
-                    Ok(value) => value.as_deref().map_or((0, None), read_through),
-                    Err(e) => {
-                        tracing::debug!(partition = p, error = %e, "reading how far a door has come");
-                        (0, None)
-                    }
-                };
-                // Where that door stands exactly where this one does, their
-                // inputs so far must be the same.
-                if through + 1 == event && input.is_some_and(|i| i != self.input) {
-                    self.failed = Some("another door read another input".into());
-                    return Err(ClusterError::Diverged { partition: p, event });
-                }
+            for (p, through, input) in self.others_through().await {
+                // Where that door stands where this one stood, their inputs
+                // so far must be the same.
+                self.compare_input(p, through, input)?;
                 if through + 1 < event {
                     behind.push(p);
                 }

@@ -373,6 +373,75 @@ fn doors_in_shards_given_different_inputs_are_stopped() {
     });
 }
 
+/// Doors in shards given different inputs on a stream where they never
+/// wait for each other (no merchant moves) are stopped too: each record a
+/// door makes compares the other doors' records at the points where it
+/// recorded. The first door routes its input to the end; the second, given
+/// the same input but for one id, is stopped, and given the same input in a
+/// fresh cluster, is not (without the comparison at every record, it would
+/// route the other input to the end: tried).
+#[test]
+fn doors_in_shards_given_different_inputs_are_stopped_without_a_move() {
+    use weiquan_cluster::door::Shard;
+    if !weiquan_testkit::services::nats_available() {
+        return;
+    }
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/cases/presale/events.ndjson"
+    ))
+    .expect("the case");
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect();
+    let mut other = lines.clone();
+    other[2] = other[2].replacen(r#""id": "presale-e3""#, r#""id": "presale-e3x""#, 1);
+    assert_ne!(other, lines);
+    // Every 3 events an advance, and so a record, as `route --advance-every 3`.
+    async fn run(
+        cluster: &weiquan_cluster::Cluster,
+        k: u32,
+        input: &[String],
+    ) -> Result<(), weiquan_cluster::ClusterError> {
+        let mut door = FrontDoor::new_shard(cluster.clone(), Shard { k, of: 2 }).await?;
+        for (n, line) in input.iter().enumerate() {
+            let ev = weiquan_events::parse_event(line).expect("accepted");
+            door.send(&ev, line).await?;
+            if (n + 1) % 3 == 0 {
+                door.advance().await?;
+            }
+        }
+        assert_eq!(door.moved(), (0, 0), "no door waits for the other");
+        door.advance().await
+    }
+    common::runtime().block_on(async {
+        let within = |what| async move {
+            tokio::time::timeout(Duration::from_secs(60), what)
+                .await
+                .expect("in time")
+        };
+        let cluster = common::fresh_cluster("differ", 2).await;
+        within(run(&cluster, 0, &lines))
+            .await
+            .expect("the first door routes its input");
+        match within(run(&cluster, 1, &other)).await {
+            Err(weiquan_cluster::ClusterError::Diverged { partition: 0, event }) => {
+                assert!(event > 3, "they differ at event 3, seen after it: {event}")
+            }
+            done => panic!("the second door is stopped, not {done:?}"),
+        }
+        let same = common::fresh_cluster("same", 2).await;
+        within(run(&same, 0, &lines))
+            .await
+            .expect("the first door routes its input");
+        within(run(&same, 1, &lines))
+            .await
+            .expect("and so does the second, given the same");
+    });
+}
+
 /// A door that routed the hand-over to its end is taken over by one given
 /// the same input: the partition the merchant left holds no event after the
 /// marker, yet gets no second marker, and would ignore one (each guard

@@ -60,12 +60,17 @@ fn main() {
             args: &[],
         },
         Contender {
-            label: "1 door of shard 0/6 alone (routes all, sends 1 partition of 6)",
+            label: "1 door of shard 0/6 alone (routes all, sends 1 partition of 6; `--parse-threads 1`, the default)",
             shards: vec!["0/6".into()],
             args: &[],
         },
         Contender {
-            label: "the same, parsing on 2 threads (`--parse-threads 2`)",
+            label: "the same, parsed on the routing thread (`--parse-threads 0`)",
+            shards: vec!["0/6".into()],
+            args: &["--parse-threads", "0"],
+        },
+        Contender {
+            label: "the same, parsed on 2 threads (`--parse-threads 2`)",
             shards: vec!["0/6".into()],
             args: &["--parse-threads", "2"],
         },
@@ -275,7 +280,11 @@ fn reading(file: &str, events: usize, rounds: usize) {
     let text = std::fs::read_to_string(file).expect("the events");
     let messages: Vec<String> = text.lines().map(str::to_owned).collect();
     let contenders = [
-        ("parsed on the routing thread", Reading::Inline),
+        ("parsed on the routing thread, read there too", Reading::Inline),
+        (
+            "framed on a thread, parsed on the routing one (`--parse-threads 0`)",
+            Reading::Files(0, 0),
+        ),
         (
             "1 thread frames and parses, beside the routing one",
             Reading::Files(1, 0),
@@ -297,6 +306,11 @@ fn reading(file: &str, events: usize, rounds: usize) {
         for i in (0..contenders.len()).map(|i| (i + round) % contenders.len()) {
             let mut router = weiquan_partition::Router::new(PARTITIONS);
             let mut check = 0u64;
+            // The messages are in memory before the clock starts.
+            let mut arrived = match contenders[i].1 {
+                Reading::Messages(_) => Some(Arrived((1..).zip(messages.clone()).collect::<Vec<_>>().into_iter())),
+                _ => None,
+            };
             let started = Instant::now();
             let mut batches = match contenders[i].1 {
                 Reading::Inline => {
@@ -311,16 +325,20 @@ fn reading(file: &str, events: usize, rounds: usize) {
                 Reading::Files(threads, framed_only) => {
                     Some(weiquan_app::ParsedInputs::new(vec![open()], threads, framed_only))
                 }
-                Reading::Messages(threads) => {
-                    let arrived = Arrived((1..).zip(messages.clone()).collect::<Vec<_>>().into_iter());
-                    Some(weiquan_app::ParsedInputs::messages(arrived, threads))
-                }
+                Reading::Messages(threads) => arrived
+                    .take()
+                    .map(|arrived| weiquan_app::ParsedInputs::messages(arrived, threads)),
             };
+            // With 0 threads the routing thread parses what comes framed only.
+            let parse_too = matches!(contenders[i].1, Reading::Files(0, 0));
             while let Some(batch) = batches.as_mut().and_then(Iterator::next) {
                 let batch = batch.expect("the events read");
                 for line in batch.lines() {
                     match line {
                         weiquan_app::HandedLine::Parsed(Ok(p)) => check += route(&mut router, &p.event),
+                        weiquan_app::HandedLine::Framed(_, Ok(text)) if parse_too => {
+                            check += route(&mut router, &parse_event(text).expect("simulated events parse"))
+                        }
                         weiquan_app::HandedLine::Framed(..) => check += 1,
                         weiquan_app::HandedLine::Parsed(Err(r)) => panic!("a simulated event rejected: {r:?}"),
                     }

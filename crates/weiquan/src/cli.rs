@@ -699,9 +699,11 @@ pub enum ClusterCommand {
         snapshot_every: u64,
         /// Threads that read the input beside the one that routes its
         /// events: with 1, it frames and parses the lines; with N > 1, one
-        /// frames and N parse. Every door parses its whole input, so on a
-        /// machine with cores to spare more threads let it read faster.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        /// frames and N parse; with 0, one frames and the routing thread
+        /// parses (the least CPU, for a door that shares its cores). Every
+        /// door parses its whole input, so on a machine with cores to spare
+        /// more threads let it read faster.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=64))]
         parse_threads: u16,
     },
     /// A worker: take partitions by lease and apply them until stopped (Ctrl-C or SIGTERM releases them).

@@ -260,8 +260,8 @@ impl Routing {
         match line {
             HandedLine::Parsed(Ok(p)) => self.event(&p.event, p.raw).await,
             HandedLine::Parsed(Err(r)) | HandedLine::Framed(_, Err(r)) => self.reject(r.clone(), source, err),
-            // Only lines before the snapshot come framed only; parsed here
-            // should one not be passed over.
+            // Framed only: every line with `--parse-threads 0`, and those
+            // before the snapshot (passed over above).
             HandedLine::Framed(n, Ok(text)) => match parse_event(text) {
                 Ok(ev) => self.event(&ev, text).await,
                 Err(e) => self.reject(Reject::from_parse(n, e), source, err),

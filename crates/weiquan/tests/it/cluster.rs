@@ -712,8 +712,10 @@ fn doors_in_shards_send_what_one_door_sends() {
     let door = |k: u32| {
         let shard = format!("{k}/4");
         let log = dir.path().join(format!("door{k}.log"));
+        // Doors parse on 0 to 3 threads beside the routing one: all alike.
+        let threads = k.to_string();
         let child = Command::new(env!("CARGO_BIN_EXE_weiquan"))
-            .args(route(&["--shard", &shard, case, handed]))
+            .args(route(&["--shard", &shard, "--parse-threads", &threads, case, handed]))
             .current_dir(super::root())
             .stdout(Stdio::null())
             .stderr(log_file(&log))
