@@ -240,9 +240,9 @@ pub struct Handed {
 pub enum HandedLine<'a> {
     /// Parsed: the event, or why the line is rejected.
     Parsed(&'a Result<Parsed<'a>, Reject>),
-    /// Framed and not parsed (the lines before [`ParsedInputs::new`]'s
-    /// `parse_after`): the line's number in its input and its text, or why
-    /// framing rejected it.
+    /// Framed and not parsed (the lines up to [`ParsedInputs::new`]'s
+    /// `parse_after`, and every line when no thread parses): the line's
+    /// number in its input and its text, or why framing rejected it.
     Framed(u64, Result<&'a str, &'a Reject>),
 }
 

@@ -374,12 +374,15 @@ fn doors_in_shards_given_different_inputs_are_stopped() {
 }
 
 /// Doors in shards given different inputs on a stream where they never
-/// wait for each other (no merchant moves) are stopped too: each record a
-/// door makes compares the other doors' records at the points where it
-/// recorded. The first door routes its input to the end; the second, given
-/// the same input but for one id, is stopped, and given the same input in a
-/// fresh cluster, is not (without the comparison at every record, it would
-/// route the other input to the end: tried).
+/// wait for each other (no merchant moves) are stopped too: after each of
+/// its records a door reads the other doors' records and compares each
+/// with its own at that point, or, for one ahead of it, when it gets there.
+/// The first door routes 13 events, recording every 3 and at its end; the
+/// second, given one other id and one event more, records every 5: the two
+/// never record at the same point, and the second is stopped when it
+/// reaches the first's last record. Given the same events, it is not
+/// (without the comparison of records ahead, it routes the other input to
+/// its end: tried).
 #[test]
 fn doors_in_shards_given_different_inputs_are_stopped_without_a_move() {
     use weiquan_cluster::door::Shard;
@@ -396,20 +399,23 @@ fn doors_in_shards_given_different_inputs_are_stopped_without_a_move() {
         .filter(|l| !l.trim().is_empty())
         .map(str::to_owned)
         .collect();
+    assert_eq!(lines.len(), 14);
     let mut other = lines.clone();
     other[2] = other[2].replacen(r#""id": "presale-e3""#, r#""id": "presale-e3x""#, 1);
     assert_ne!(other, lines);
-    // Every 3 events an advance, and so a record, as `route --advance-every 3`.
+    // An advance, and so a record, every `every` events and at the end, as
+    // `route --advance-every`.
     async fn run(
         cluster: &weiquan_cluster::Cluster,
         k: u32,
         input: &[String],
+        every: usize,
     ) -> Result<(), weiquan_cluster::ClusterError> {
         let mut door = FrontDoor::new_shard(cluster.clone(), Shard { k, of: 2 }).await?;
         for (n, line) in input.iter().enumerate() {
             let ev = weiquan_events::parse_event(line).expect("accepted");
             door.send(&ev, line).await?;
-            if (n + 1) % 3 == 0 {
+            if (n + 1) % every == 0 {
                 door.advance().await?;
             }
         }
@@ -423,22 +429,22 @@ fn doors_in_shards_given_different_inputs_are_stopped_without_a_move() {
                 .expect("in time")
         };
         let cluster = common::fresh_cluster("differ", 2).await;
-        within(run(&cluster, 0, &lines))
+        within(run(&cluster, 0, &lines[..13], 3))
             .await
             .expect("the first door routes its input");
-        match within(run(&cluster, 1, &other)).await {
+        match within(run(&cluster, 1, &other, 5)).await {
             Err(weiquan_cluster::ClusterError::Diverged { partition: 0, event }) => {
-                assert!(event > 3, "they differ at event 3, seen after it: {event}")
+                assert_eq!(event, 14, "stopped where the first door's last record is")
             }
             done => panic!("the second door is stopped, not {done:?}"),
         }
         let same = common::fresh_cluster("same", 2).await;
-        within(run(&same, 0, &lines))
+        within(run(&same, 0, &lines[..13], 3))
             .await
             .expect("the first door routes its input");
-        within(run(&same, 1, &lines))
+        within(run(&same, 1, &lines, 5))
             .await
-            .expect("and so does the second, given the same");
+            .expect("and so does the second, given the same events");
     });
 }
 
