@@ -190,6 +190,11 @@ pub struct FrontDoor {
     /// partition and digest), compared when this door gets there: a door
     /// behind compares too, even with a door that has stopped recording.
     ahead: std::collections::BTreeMap<u64, (u32, u128)>,
+    /// Which run of the cluster's doors this is: the events stream's first
+    /// sequence (the same for every door until the stream is purged). The
+    /// doors' records carry it, so that one left by a run before a purge
+    /// is not compared.
+    run: u64,
 }
 
 /// A door's own records it compares the other doors' with. Doors record at
@@ -297,7 +302,14 @@ impl FrontDoor {
     async fn at(cluster: Cluster, shard: Shard, router: Router, sent: Vec<u64>) -> Result<FrontDoor, ClusterError> {
         let n = cluster.partitions as usize;
         let progress = cluster.kv("progress").await?;
+        // An empty stream says 0 until its first message, which is 1.
+        let run = (cluster.events().await?.info().await)
+            .ctx("reading the events stream")?
+            .state
+            .first_sequence
+            .max(1);
         Ok(FrontDoor {
+            run,
             progress,
             shard,
             router,
@@ -719,7 +731,10 @@ impl FrontDoor {
             records.push((crate::worker::routed_key(p), self.acked[p as usize].to_string()));
             // Only the other doors read it: a lone door need not write it.
             if self.shard.of > 1 {
-                records.push((through_key(p), format!("{} {:032x}", self.routed, self.input)));
+                records.push((
+                    through_key(p),
+                    format!("{} {:032x} {}", self.routed, self.input, self.run),
+                ));
             }
         }
         // All at once: one round trip to the stream's quorum, not one each.
@@ -759,7 +774,7 @@ impl FrontDoor {
         let others = (0..self.cluster.partitions).filter(|&p| !self.shard.owns(p));
         let reads = others.map(|p| async move {
             let (through, input) = match self.progress.get(through_key(p)).await {
-                Ok(value) => value.as_deref().map_or((0, None), read_through),
+                Ok(value) => value.as_deref().map_or((0, None), |v| read_through(v, self.run)),
                 Err(e) => {
                     tracing::debug!(partition = p, error = %e, "reading how far a door has come");
                     (0, None)
@@ -946,14 +961,18 @@ fn next_input_digest(digest: u128, id: &str) -> u128 {
     hash.digest128()
 }
 
-/// A `through.p<n>` record: the events routed, and the digest of their ids
-/// (none in a record that has no digest: a reset).
-fn read_through(value: &[u8]) -> (u64, Option<u128>) {
+/// A `through.p<n>` record of run `run`: the events routed and the digest
+/// of their ids. A record of another run (left before the stream was
+/// purged) or of none (a reset) says nothing routed.
+fn read_through(value: &[u8], run: u64) -> (u64, Option<u128>) {
     let text = std::str::from_utf8(value).unwrap_or_default();
     let mut parts = text.split(' ');
     let through = parts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
     let input = parts.next().and_then(|d| u128::from_str_radix(d, 16).ok());
-    (through, input)
+    match parts.next().and_then(|r| r.parse::<u64>().ok()) {
+        Some(of) if of == run => (through, input),
+        _ => (0, None),
+    }
 }
 
 /// The key of a door's claim on partition `p` (in the meta bucket).
@@ -997,7 +1016,18 @@ fn first_gap(sorted: impl Iterator<Item = u64>) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::next_input_digest;
+    use super::{next_input_digest, read_through};
+
+    /// A door reads another door's record only when it is of its own run:
+    /// one left before the stream was purged, or a reset, says nothing.
+    #[test]
+    fn records_of_another_run_say_nothing() {
+        let record = format!("42 {:032x} 7", 0xabcu128);
+        assert_eq!(read_through(record.as_bytes(), 7), (42, Some(0xabc)));
+        assert_eq!(read_through(record.as_bytes(), 8), (0, None));
+        assert_eq!(read_through(b"0", 7), (0, None));
+        assert_eq!(read_through(b"42 abc", 7), (0, None), "a record of no run");
+    }
 
     fn digest(ids: &[String]) -> u128 {
         ids.iter().fold(0, |d, id| next_input_digest(d, id))

@@ -9,7 +9,7 @@ use weiquan_app::{HandedLine, ParsedInputs, Waited};
 use weiquan_cluster::door::{FrontDoor, Position, Resumed, Shard};
 use weiquan_cluster::{logs::Logs, worker, Cluster};
 use weiquan_engine::Lang;
-use weiquan_events::{parse_event, Event, Line, LineReader, Reject};
+use weiquan_events::{parse_event, Event, Line, Reject};
 
 /// Runs one `weiquan cluster` subcommand.
 pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
@@ -477,21 +477,14 @@ async fn route_subject(
     if let Some((at, id)) = &last {
         let message = (stream.get_raw_message(at.unit).await)
             .map_err(|e| nats("cannot read the message of the door's snapshot", &e))?;
-        let mut reader = LineReader::new(&message.payload[..]);
-        let mut n = 0;
-        let mut found = None;
-        while let Some(line) = reader.next_line()? {
-            n += 1;
-            if n == at.line {
-                found = Some(match line {
-                    Line::Text(_, text) => text.to_owned(),
-                    Line::Bad(_) => String::new(),
-                });
-                break;
-            }
-        }
+        // Framed as the door frames a message (its lines counted from 1).
+        let nth = usize::try_from(at.line.saturating_sub(1)).unwrap_or(usize::MAX);
+        let found = match weiquan_events::checked_body_lines(&message.payload).nth(nth) {
+            Some(Line::Text(_, text)) => text,
+            _ => "",
+        };
         same_event(
-            found.as_deref().unwrap_or_default(),
+            found,
             id,
             &format!("line {} of message {} of {subject}", at.line, at.unit),
         )?;
