@@ -926,9 +926,9 @@ fn a_door_refuses_a_stream_that_lost_its_first_messages() {
 }
 
 /// A door reading files on several threads (`route --parse-threads`) sends
-/// what one door sends. Resumed from its snapshot after whole batches of
-/// lines, it passes over them framed, not parsed, and still checks the
-/// snapshot's last event where it was: another input is refused there.
+/// what one door sends. Resumed from its snapshot after 12,288 lines, it
+/// passes over them framed, not parsed, and still checks the snapshot's
+/// last event where it was: another input is refused there.
 #[test]
 fn a_door_parsing_on_threads_resumes_past_lines_framed_only() {
     if !weiquan_testkit::services::nats_available() {
