@@ -190,6 +190,11 @@ pub struct FrontDoor {
     /// partition and digest), compared when this door gets there: a door
     /// behind compares too, even with a door that has stopped recording.
     ahead: std::collections::BTreeMap<u64, (u32, u128)>,
+    /// Another door's input ended there (its partition, and the events it
+    /// routed): this door's may not go on past it.
+    other_ended: Option<(u32, u64)>,
+    /// This door's input has ended ([`FrontDoor::end`]).
+    ended: bool,
     /// Which run of the cluster's doors this is: the events stream's first
     /// sequence (the same for every door until the stream is purged). The
     /// doors' records carry it, so that one left by a run before a purge
@@ -325,6 +330,8 @@ impl FrontDoor {
             input: 0,
             recorded: Default::default(),
             ahead: Default::default(),
+            other_ended: None,
+            ended: false,
             cluster,
         })
     }
@@ -551,6 +558,9 @@ impl FrontDoor {
             if self.ahead.first_key_value().is_some_and(|(&at, _)| at <= self.routed) {
                 self.compare_ahead()?;
             }
+            if let Some((p, at)) = self.other_ended.filter(|&(_, at)| self.routed > at) {
+                self.diverged(p, at)?;
+            }
         }
         Ok(route)
     }
@@ -607,6 +617,19 @@ impl FrontDoor {
     /// every batch. Called at the end of an input, and every so often on a
     /// live one.
     pub async fn advance(&mut self) -> Result<(), ClusterError> {
+        self.advance_all().await
+    }
+
+    /// The door's input has ended (the end of files, not a stop): as
+    /// [`FrontDoor::advance`], and its record says so, so that doors in
+    /// shards whose inputs end elsewhere are stopped (one input a prefix
+    /// of the other's). Nothing is to be sent after it.
+    pub async fn end(&mut self) -> Result<(), ClusterError> {
+        self.ended = true;
+        self.advance_all().await
+    }
+
+    async fn advance_all(&mut self) -> Result<(), ClusterError> {
         let Some(clock) = self.router.clock() else {
             return self.flush().await;
         };
@@ -733,7 +756,13 @@ impl FrontDoor {
             if self.shard.of > 1 {
                 records.push((
                     through_key(p),
-                    format!("{} {:032x} {}", self.routed, self.input, self.run),
+                    format!(
+                        "{} {:032x} {}{}",
+                        self.routed,
+                        self.input,
+                        self.run,
+                        if self.ended { " end" } else { "" }
+                    ),
                 ));
             }
         }
@@ -760,8 +789,8 @@ impl FrontDoor {
             }
             // Every record compares: doors given different inputs are
             // stopped even on a stream where they never wait for each other.
-            for (p, through, input) in self.others_through().await {
-                self.compare_input(p, through, input)?;
+            for (p, record) in self.others_through().await {
+                self.compare_input(p, record)?;
             }
         }
         Ok(())
@@ -770,17 +799,17 @@ impl FrontDoor {
     /// What the doors of the partitions this door does not send recorded:
     /// the events they routed and the digest of their ids (a failed read,
     /// as during a leader election, counts as nothing routed).
-    async fn others_through(&self) -> Vec<(u32, u64, Option<u128>)> {
+    async fn others_through(&self) -> Vec<(u32, Through)> {
         let others = (0..self.cluster.partitions).filter(|&p| !self.shard.owns(p));
         let reads = others.map(|p| async move {
-            let (through, input) = match self.progress.get(through_key(p)).await {
-                Ok(value) => value.as_deref().map_or((0, None), |v| read_through(v, self.run)),
+            let record = match self.progress.get(through_key(p)).await {
+                Ok(value) => value.as_deref().map_or(Through::NOTHING, |v| read_through(v, self.run)),
                 Err(e) => {
                     tracing::debug!(partition = p, error = %e, "reading how far a door has come");
-                    (0, None)
+                    Through::NOTHING
                 }
             };
-            (p, through, input)
+            (p, record)
         });
         futures::future::join_all(reads).await
     }
@@ -789,11 +818,19 @@ impl FrontDoor {
     /// first `through` events' ids other than this door's own record there
     /// (when it still has it): the two doors read different inputs.
     /// A record ahead of this door is kept, and compared when the door gets
-    /// there ([`FrontDoor::compare_ahead`]).
-    fn compare_input(&mut self, p: u32, through: u64, input: Option<u128>) -> Result<(), ClusterError> {
+    /// there ([`FrontDoor::compare_ahead`]). Inputs that end at different
+    /// events differ too.
+    fn compare_input(&mut self, p: u32, record: Through) -> Result<(), ClusterError> {
+        let Through { through, input, ended } = record;
         let Some(theirs) = input else {
             return Ok(()); // a reset record: nothing routed yet
         };
+        if (ended && self.routed > through) || (self.ended && through > self.routed) {
+            return self.diverged(p, through.min(self.routed));
+        }
+        if ended {
+            self.other_ended = Some((p, through));
+        }
         if through > self.routed {
             if self.ahead.len() < AHEAD_KEPT {
                 self.ahead.entry(through).or_insert((p, theirs));
@@ -841,11 +878,11 @@ impl FrontDoor {
         let mut told = Duration::ZERO;
         loop {
             let mut behind = Vec::new();
-            for (p, through, input) in self.others_through().await {
+            for (p, record) in self.others_through().await {
                 // Where that door stands where this one stood, their inputs
                 // so far must be the same.
-                self.compare_input(p, through, input)?;
-                if through + 1 < event {
+                self.compare_input(p, record)?;
+                if record.through + 1 < event {
                     behind.push(p);
                 }
             }
@@ -961,17 +998,39 @@ fn next_input_digest(digest: u128, id: &str) -> u128 {
     hash.digest128()
 }
 
-/// A `through.p<n>` record of run `run`: the events routed and the digest
-/// of their ids. A record of another run (left before the stream was
-/// purged) or of none (a reset) says nothing routed.
-fn read_through(value: &[u8], run: u64) -> (u64, Option<u128>) {
+/// Another door's `through.p<n>` record: the events it routed, the digest
+/// of their ids, and whether its input ended there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Through {
+    through: u64,
+    input: Option<u128>,
+    ended: bool,
+}
+
+impl Through {
+    /// A record that says nothing routed.
+    const NOTHING: Through = Through {
+        through: 0,
+        input: None,
+        ended: false,
+    };
+}
+
+/// A `through.p<n>` record (`routed digest run`, then ` end` at the end of
+/// the input) read by a door of run `run`. A record of another run (left
+/// before the stream was purged) or of none (a reset) says nothing routed.
+fn read_through(value: &[u8], run: u64) -> Through {
     let text = std::str::from_utf8(value).unwrap_or_default();
     let mut parts = text.split(' ');
     let through = parts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
     let input = parts.next().and_then(|d| u128::from_str_radix(d, 16).ok());
     match parts.next().and_then(|r| r.parse::<u64>().ok()) {
-        Some(of) if of == run => (through, input),
-        _ => (0, None),
+        Some(of) if of == run => Through {
+            through,
+            input,
+            ended: parts.next() == Some("end"),
+        },
+        _ => Through::NOTHING,
     }
 }
 
@@ -1023,10 +1082,15 @@ mod tests {
     #[test]
     fn records_of_another_run_say_nothing() {
         let record = format!("42 {:032x} 7", 0xabcu128);
-        assert_eq!(read_through(record.as_bytes(), 7), (42, Some(0xabc)));
-        assert_eq!(read_through(record.as_bytes(), 8), (0, None));
-        assert_eq!(read_through(b"0", 7), (0, None));
-        assert_eq!(read_through(b"42 abc", 7), (0, None), "a record of no run");
+        let read = |record: &str, run| {
+            let r = read_through(record.as_bytes(), run);
+            (r.through, r.input, r.ended)
+        };
+        assert_eq!(read(&record, 7), (42, Some(0xabc), false));
+        assert_eq!(read(&format!("{record} end"), 7), (42, Some(0xabc), true));
+        assert_eq!(read(&record, 8), (0, None, false));
+        assert_eq!(read("0", 7), (0, None, false));
+        assert_eq!(read("42 abc", 7), (0, None, false), "a record of no run");
     }
 
     fn digest(ids: &[String]) -> u128 {

@@ -380,9 +380,11 @@ fn doors_in_shards_given_different_inputs_are_stopped() {
 /// The first door routes 13 events, recording every 3 and at its end; the
 /// second, given one other id and one event more, records every 5: the two
 /// never record at the same point, and the second is stopped when it
-/// reaches the first's last record. Given the same events, it is not
-/// (without the comparison of records ahead, it routes the other input to
-/// its end: tried).
+/// reaches the first's last record (without the comparison of records
+/// ahead, it routes the other input to its end: tried). Given the same 13
+/// events and one more, it is stopped past the first's end (its input is
+/// longer: without the end in the record, it is not); given the same 14,
+/// it is not stopped.
 #[test]
 fn doors_in_shards_given_different_inputs_are_stopped_without_a_move() {
     use weiquan_cluster::door::Shard;
@@ -420,7 +422,7 @@ fn doors_in_shards_given_different_inputs_are_stopped_without_a_move() {
             }
         }
         assert_eq!(door.moved(), (0, 0), "no door waits for the other");
-        door.advance().await
+        door.end().await
     }
     common::runtime().block_on(async {
         let within = |what| async move {
@@ -438,8 +440,18 @@ fn doors_in_shards_given_different_inputs_are_stopped_without_a_move() {
             }
             done => panic!("the second door is stopped, not {done:?}"),
         }
+        let longer = common::fresh_cluster("longer", 2).await;
+        within(run(&longer, 0, &lines[..13], 3))
+            .await
+            .expect("the first door routes its input");
+        match within(run(&longer, 1, &lines, 5)).await {
+            Err(weiquan_cluster::ClusterError::Diverged { partition: 0, event }) => {
+                assert_eq!(event, 14, "stopped past the first door's end")
+            }
+            done => panic!("the longer door is stopped, not {done:?}"),
+        }
         let same = common::fresh_cluster("same", 2).await;
-        within(run(&same, 0, &lines[..13], 3))
+        within(run(&same, 0, &lines, 3))
             .await
             .expect("the first door routes its input");
         within(run(&same, 1, &lines, 5))

@@ -313,8 +313,10 @@ impl Routing {
     }
 
     /// Makes everything routed durable, moves every partition's clock, and
-    /// says what was done.
-    async fn finish(mut self, err: &mut dyn Write) -> Result<()> {
+    /// says what was done. `ended`: the input has ended (files), which the
+    /// door records (doors in shards whose inputs end elsewhere are
+    /// stopped), not stopped (a subject).
+    async fn finish(mut self, ended: bool, err: &mut dyn Write) -> Result<()> {
         if let Some(r) = self
             .resumed
             .as_ref()
@@ -328,7 +330,10 @@ impl Routing {
             }
             .into());
         }
-        self.door.advance().await?;
+        match ended {
+            true => self.door.end().await?,
+            false => self.door.advance().await?,
+        }
         let entries: u64 = self.door.sent().iter().sum();
         let (moved, spread) = self.door.moved();
         let (shard, n) = (self.door.shard(), self.door.sent().len());
@@ -404,7 +409,7 @@ async fn route(cluster: Cluster, files: &[String], how: Door, err: &mut dyn Writ
         }
         batches.give_back(batch);
     }
-    routing.finish(err).await
+    routing.finish(true, err).await
 }
 
 /// How long the door waits for the next message before it makes what it
@@ -496,7 +501,7 @@ async fn route_subject(
         false => u64::MAX,
     };
     if end <= after {
-        return routing.finish(err).await;
+        return routing.finish(false, err).await;
     }
     // The door's routing state is its memory: it reads the stream from the
     // start (with --resume, a partition is sent only what it lacks), or from
@@ -581,7 +586,7 @@ async fn route_subject(
         batches.give_back(batch);
     }
     reading.abort();
-    routing.finish(err).await
+    routing.finish(false, err).await
 }
 
 /// A message of the platform's stream, as the door's reading threads take it.
