@@ -373,6 +373,57 @@ fn doors_in_shards_given_different_inputs_are_stopped() {
     });
 }
 
+/// The presale case's events, and the same with the third event's id changed.
+fn presale_and_another() -> (Vec<String>, Vec<String>) {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/cases/presale/events.ndjson"
+    ))
+    .expect("the case");
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect();
+    let mut other = lines.clone();
+    other[2] = other[2].replacen(r#""id": "presale-e3""#, r#""id": "presale-e3x""#, 1);
+    assert_ne!(other, lines);
+    (lines, other)
+}
+
+/// `what`, which must end within a minute.
+async fn within<T>(what: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), what)
+        .await
+        .expect("in time")
+}
+
+/// Where a door was stopped for reading another input than another door:
+/// that door's partition, and the event before which they differ.
+fn stopped(done: Result<(), weiquan_cluster::ClusterError>) -> (u32, u64) {
+    match done {
+        Err(weiquan_cluster::ClusterError::Diverged { partition, event }) => (partition, event),
+        done => panic!("the door is stopped for another input, not {done:?}"),
+    }
+}
+
+/// Routes `input` through `door`, advancing (and so recording, for doors in
+/// shards) every `every` events, as `route --advance-every`.
+async fn route_advancing(
+    door: &mut FrontDoor,
+    input: &[String],
+    every: usize,
+) -> Result<(), weiquan_cluster::ClusterError> {
+    for (n, line) in input.iter().enumerate() {
+        let ev = weiquan_events::parse_event(line).expect("accepted");
+        door.send(&ev, line).await?;
+        if (n + 1) % every == 0 {
+            door.advance().await?;
+        }
+    }
+    Ok(())
+}
+
 /// Doors in shards given different inputs on a stream where they never
 /// wait for each other (no merchant moves) are stopped too: after each of
 /// its records a door reads the other doors' records and compares each
@@ -391,20 +442,8 @@ fn doors_in_shards_given_different_inputs_are_stopped_without_a_move() {
     if !weiquan_testkit::services::nats_available() {
         return;
     }
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/cases/presale/events.ndjson"
-    ))
-    .expect("the case");
-    let lines: Vec<String> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_owned)
-        .collect();
+    let (lines, other) = presale_and_another();
     assert_eq!(lines.len(), 14);
-    let mut other = lines.clone();
-    other[2] = other[2].replacen(r#""id": "presale-e3""#, r#""id": "presale-e3x""#, 1);
-    assert_ne!(other, lines);
     // An advance, and so a record, every `every` events and at the end, as
     // `route --advance-every`.
     async fn run(
@@ -414,41 +453,19 @@ fn doors_in_shards_given_different_inputs_are_stopped_without_a_move() {
         every: usize,
     ) -> Result<(), weiquan_cluster::ClusterError> {
         let mut door = FrontDoor::new_shard(cluster.clone(), Shard { k, of: 2 }).await?;
-        for (n, line) in input.iter().enumerate() {
-            let ev = weiquan_events::parse_event(line).expect("accepted");
-            door.send(&ev, line).await?;
-            if (n + 1) % every == 0 {
-                door.advance().await?;
-            }
-        }
+        route_advancing(&mut door, input, every).await?;
         assert_eq!(door.moved(), (0, 0), "no door waits for the other");
         door.end().await
     }
     common::runtime().block_on(async {
-        let within = |what| async move {
-            tokio::time::timeout(Duration::from_secs(60), what)
+        // The second door is stopped where the first door's last record
+        // is; then, given one event more, past the first door's end.
+        for (name, second) in [("differ", &other), ("longer", &lines)] {
+            let cluster = common::fresh_cluster(name, 2).await;
+            within(run(&cluster, 0, &lines[..13], 3))
                 .await
-                .expect("in time")
-        };
-        let cluster = common::fresh_cluster("differ", 2).await;
-        within(run(&cluster, 0, &lines[..13], 3))
-            .await
-            .expect("the first door routes its input");
-        match within(run(&cluster, 1, &other, 5)).await {
-            Err(weiquan_cluster::ClusterError::Diverged { partition: 0, event }) => {
-                assert_eq!(event, 14, "stopped where the first door's last record is")
-            }
-            done => panic!("the second door is stopped, not {done:?}"),
-        }
-        let longer = common::fresh_cluster("longer", 2).await;
-        within(run(&longer, 0, &lines[..13], 3))
-            .await
-            .expect("the first door routes its input");
-        match within(run(&longer, 1, &lines, 5)).await {
-            Err(weiquan_cluster::ClusterError::Diverged { partition: 0, event }) => {
-                assert_eq!(event, 14, "stopped past the first door's end")
-            }
-            done => panic!("the longer door is stopped, not {done:?}"),
+                .expect("the first door routes its input");
+            assert_eq!(stopped(within(run(&cluster, 1, second, 5)).await), (0, 14), "{name}");
         }
         let same = common::fresh_cluster("same", 2).await;
         within(run(&same, 0, &lines, 3))
@@ -457,6 +474,36 @@ fn doors_in_shards_given_different_inputs_are_stopped_without_a_move() {
         within(run(&same, 1, &lines, 5))
             .await
             .expect("and so does the second, given the same events");
+    });
+}
+
+/// A door ahead compares a door behind with its own earlier records: the
+/// first door routes 12 events (recording every 3) and stays open; the
+/// second, given one other id, records at 2, 4 and 6; when the first
+/// records again, it finds the second's record at 6 among its own and is
+/// stopped there (with only its latest record to compare, it would not be).
+#[test]
+fn a_door_ahead_compares_with_its_earlier_records() {
+    use weiquan_cluster::door::Shard;
+    if !weiquan_testkit::services::nats_available() {
+        return;
+    }
+    let (lines, other) = presale_and_another();
+    common::runtime().block_on(async {
+        let cluster = common::fresh_cluster("window", 2).await;
+        let mut ahead = FrontDoor::new_shard(cluster.clone(), Shard { k: 0, of: 2 })
+            .await
+            .expect("a door");
+        route_advancing(&mut ahead, &lines[..12], 3)
+            .await
+            .expect("the first door routes");
+        let mut behind = FrontDoor::new_shard(cluster.clone(), Shard { k: 1, of: 2 })
+            .await
+            .expect("a door");
+        route_advancing(&mut behind, &other[..6], 2)
+            .await
+            .expect("the second door is behind: nothing to compare yet");
+        assert_eq!(stopped(ahead.advance().await), (1, 7));
     });
 }
 
