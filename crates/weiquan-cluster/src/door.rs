@@ -617,19 +617,6 @@ impl FrontDoor {
     /// every batch. Called at the end of an input, and every so often on a
     /// live one.
     pub async fn advance(&mut self) -> Result<(), ClusterError> {
-        self.advance_all().await
-    }
-
-    /// The door's input has ended (the end of files, not a stop): as
-    /// [`FrontDoor::advance`], and its record says so, so that doors in
-    /// shards whose inputs end elsewhere are stopped (one input a prefix
-    /// of the other's). Nothing is to be sent after it.
-    pub async fn end(&mut self) -> Result<(), ClusterError> {
-        self.ended = true;
-        self.advance_all().await
-    }
-
-    async fn advance_all(&mut self) -> Result<(), ClusterError> {
         let Some(clock) = self.router.clock() else {
             return self.flush().await;
         };
@@ -648,6 +635,15 @@ impl FrontDoor {
             self.put(p, &stamp, "").await?;
         }
         self.flush().await
+    }
+
+    /// The door's input has ended (the end of files, not a stop): as
+    /// [`FrontDoor::advance`], and its record says so, so that doors in
+    /// shards whose inputs end elsewhere are stopped (one input a prefix
+    /// of the other's). Nothing is to be sent after it.
+    pub async fn end(&mut self) -> Result<(), ClusterError> {
+        self.ended = true;
+        self.advance().await
     }
 
     async fn put(&mut self, p: u32, stamp: &Stamp, raw: &str) -> Result<(), ClusterError> {

@@ -109,11 +109,6 @@ fn main() {
     );
     println!("| contender | best s | median s | events/s (best) | CPU s per door (median) | NATS servers' CPU s (median) | time ÷ 1 door's (best, median) |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
-    let stats = |v: &[f64]| {
-        let mut v = v.to_vec();
-        v.sort_by(f64::total_cmp);
-        (v[0], v[v.len() / 2])
-    };
     let (one_best, one_median) = stats(&times[0].iter().map(|t| t.0).collect::<Vec<_>>());
     for (c, t) in contenders.iter().zip(&times) {
         let (best, median) = stats(&t.iter().map(|t| t.0).collect::<Vec<_>>());
@@ -357,11 +352,6 @@ fn reading(file: &str, events: usize, rounds: usize) {
         "every way routes alike: {checks:?}"
     );
     assert_eq!(framed, [events as u64], "every line framed");
-    let stats = |v: &[f64]| {
-        let mut v = v.to_vec();
-        v.sort_by(f64::total_cmp);
-        (v[0], v[v.len() / 2])
-    };
     let (inline_best, inline_median) = stats(&times[0]);
     println!("\nA door's reading alone ({events} events framed, parsed and routed in this process, no NATS; best and median of {rounds} rounds)\n");
     println!("| reading | best s | median s | events/s (best) | µs per event (best) | speed-up over the routing thread alone (best, median) |");
@@ -396,4 +386,11 @@ impl weiquan_app::Messages for Arrived {
     fn next_message(&mut self, _wait: bool) -> std::io::Result<Option<(u64, String)>> {
         Ok(self.0.next())
     }
+}
+
+/// The best (least) and the median of `v`, which is not empty.
+fn stats(v: &[f64]) -> (f64, f64) {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    (v[0], v[v.len() / 2])
 }
