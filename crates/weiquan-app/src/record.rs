@@ -1,8 +1,16 @@
 //! What weiquan records: the ledger leaf of each accepted event and of each
 //! finding, with the leaf indices of the finding's evidence.
 
+use rand_chacha::rand_core::{RngCore, SeedableRng};
 use weiquan_engine::{Finding, Rulebook};
-use weiquan_ledger::{LeafError, Ledger, LedgerError, LogStore, StoreErrorKind};
+use weiquan_ledger::{
+    CanonicalActor, LeafError, Ledger, LedgerError, LogStore, Private, PrivateRow, Pseudonyms, Salt, Salted,
+    SaltedLeaf, StoreErrorKind,
+};
+use weiquan_store::PrivateData;
+
+/// The subject prefix of findings about a consumer (BN-*): personal data.
+pub const CONSUMER_SUBJECT: &str = "consumer:";
 
 /// Why an event or a finding could not be recorded.
 #[derive(Debug, thiserror::Error)]
@@ -54,17 +62,108 @@ pub enum RecordError {
 /// in a log that may already hold what it is about to write, as a cluster's
 /// partition logs do when a worker takes a partition over: a leaf that is
 /// stored already is compared, not appended, and must be equal.
-pub struct LedgerWriter<S: LogStore> {
+pub struct LedgerWriter<S: LogStore + PrivateData> {
     ledger: Ledger<S>,
-    pending: Vec<Vec<u8>>,
+    pending: Vec<Pending>,
     /// Leaf index of each event of this run, for findings' evidence.
     index_of: crate::LeafIndex,
     batch: usize,
     /// The index the next leaf takes (pending leaves included).
     at: u64,
+    /// How personal data is kept off the leaves, if it is.
+    salting: Option<Salting>,
 }
 
-impl<S: LogStore> LedgerWriter<S> {
+/// A leaf not yet written, with its private part when it has one.
+struct Pending {
+    leaf: Vec<u8>,
+    private: Option<PendingPrivate>,
+}
+
+/// What a salted leaf keeps off the log: its salt, its salted members'
+/// values, and the pseudonym of the consumer it is about (what erasure finds
+/// it by).
+struct PendingPrivate {
+    salt: Salt,
+    values: Vec<u8>,
+    consumer: Option<String>,
+}
+
+/// How a writer keeps personal data off a log whose tiles may be published,
+/// as `weiquan serve` does (`docs/ledger.md`, "Personal data"): each event
+/// leaf is format 3 under `actor`, its personal members and extra fields
+/// entering only as commitments under a salt of its own, drawn at random;
+/// a finding about a consumer commits to its subject the same way; a line
+/// with no leaf of its own stands in as a commitment
+/// ([`weiquan_ledger::salted_stand_in`]). Salts and values go to the private
+/// side of the store, in the same transaction as their leaves, each row
+/// under the pseudonym of the consumer it is about.
+///
+/// Writers of one log draw different salts, so a leaf stored already is
+/// compared by its commitments made again under the stored salt (every
+/// value is checked), or, where that salt was erased, by everything but its
+/// commitments.
+pub struct Salting {
+    actor: CanonicalActor,
+    pseudonyms: Pseudonyms,
+    rng: rand_chacha::ChaCha20Rng,
+}
+
+impl Salting {
+    /// Salting under `actor` (who submitted the events), with consumers
+    /// named in private rows by their pseudonym under `pseudonym_key` (the
+    /// store's own, [`PrivateData::pseudonym_key`]).
+    pub fn new(actor: CanonicalActor, pseudonym_key: &[u8; 32]) -> Self {
+        Salting {
+            actor,
+            pseudonyms: Pseudonyms::new(pseudonym_key),
+            rng: rand_chacha::ChaCha20Rng::from_entropy(),
+        }
+    }
+
+    fn salt(&mut self) -> Salt {
+        let mut salt = [0u8; 32];
+        self.rng.fill_bytes(&mut salt);
+        salt
+    }
+
+    fn event(&mut self, id: &str, raw: &str) -> Result<Pending, LeafError> {
+        let salt = self.salt();
+        let parsed = weiquan_events::parse_event_with_extras(raw).ok();
+        let built = parsed.as_ref().and_then(|(ev, extras)| {
+            let private = |key: &str| weiquan_events::is_private_member(&ev.body, extras, false, key);
+            weiquan_ledger::salted_event_leaf(raw, &self.actor, private, &salt).ok()
+        });
+        // No leaf of its own (no canonical form, or too long): the whole line is private.
+        let SaltedLeaf { leaf, values } = match built {
+            Some(built) => built,
+            None => weiquan_ledger::salted_stand_in(id, raw, &salt)?,
+        };
+        let Some(values) = values else {
+            return Ok(Pending { leaf, private: None });
+        };
+        // The consumer the event names, in its defined field or an extra one.
+        let consumer = match parsed {
+            Some((mut ev, _)) => match ev.body.consumer_mut() {
+                Some(c) => Some(c.to_string()),
+                None => serde_json::from_slice::<serde_json::Value>(&values)
+                    .ok()
+                    .and_then(|v| v["consumer"].as_str().map(str::to_owned)),
+            },
+            None => None,
+        };
+        Ok(Pending {
+            leaf,
+            private: Some(PendingPrivate {
+                salt,
+                values,
+                consumer: consumer.map(|c| self.pseudonyms.of(&c)),
+            }),
+        })
+    }
+}
+
+impl<S: LogStore + PrivateData> LedgerWriter<S> {
     /// Appends to `ledger` in batches of `batch` leaves.
     pub fn new(ledger: Ledger<S>, batch: usize) -> Self {
         let at = ledger.size();
@@ -82,7 +181,14 @@ impl<S: LogStore> LedgerWriter<S> {
             index_of,
             batch: batch.max(1),
             at,
+            salting: None,
         }
+    }
+
+    /// Keeps personal data off the leaves from here on ([`Salting`]).
+    pub fn salting(mut self, salting: Salting) -> Self {
+        self.salting = Some(salting);
+        self
     }
 
     /// The number of leaves written or pending: the index of the next one.
@@ -100,7 +206,7 @@ impl<S: LogStore> LedgerWriter<S> {
         &self.index_of
     }
 
-    fn push(&mut self, leaf: Vec<u8>) -> Result<u64, RecordError> {
+    fn push(&mut self, leaf: Pending) -> Result<u64, RecordError> {
         let index = self.at;
         self.at += 1;
         self.pending.push(leaf);
@@ -114,7 +220,11 @@ impl<S: LogStore> LedgerWriter<S> {
     pub fn event(&mut self, id: &str, raw: &str) -> Result<u64, RecordError> {
         // An accepted event is logged whatever its extra fields hold: a line
         // with no canonical form gets a leaf standing in for it.
-        let leaf = weiquan_ledger::event_leaf_or_stand_in(id, raw).map_err(|source| RecordError::Event {
+        let leaf = match &mut self.salting {
+            Some(salting) => salting.event(id, raw),
+            None => weiquan_ledger::event_leaf_or_stand_in(id, raw).map(|leaf| Pending { leaf, private: None }),
+        };
+        let leaf = leaf.map_err(|source| RecordError::Event {
             id: id.to_owned(),
             source,
         })?;
@@ -127,8 +237,22 @@ impl<S: LogStore> LedgerWriter<S> {
     /// Logs a finding; returns its leaf index.
     pub fn finding(&mut self, f: &Finding, rules: &Rulebook) -> Result<u64, RecordError> {
         // The owner of a file logs it as it is: nothing in it is salted.
-        let leaf = self.index_of.finding_leaf(f, rules, None)?;
-        self.push(leaf.leaf)
+        let about = (self.salting.as_mut()).and_then(|s| Some((f.subject.strip_prefix(CONSUMER_SUBJECT)?, s)));
+        let Some((consumer, salting)) = about else {
+            let leaf = self.index_of.finding_leaf(f, rules, None)?;
+            return self.push(Pending {
+                leaf: leaf.leaf,
+                private: None,
+            });
+        };
+        let (salt, consumer) = (salting.salt(), salting.pseudonyms.of(consumer));
+        let SaltedLeaf { leaf, values } = self.index_of.finding_leaf(f, rules, Some(&salt))?;
+        let private = values.map(|values| PendingPrivate {
+            salt,
+            values,
+            consumer: Some(consumer),
+        });
+        self.push(Pending { leaf, private })
     }
 
     /// Makes everything logged so far durable, under a new signed checkpoint.
@@ -149,15 +273,8 @@ impl<S: LogStore> LedgerWriter<S> {
             }
             let overlap = (stored - first).min(pending.len() as u64);
             if overlap > 0 {
-                let rows = self
-                    .ledger
-                    .store_mut()
-                    .leaves(first, first + overlap)
-                    .map_err(LedgerError::from)?;
-                if let Some(k) =
-                    (0..overlap as usize).find(|&k| rows.get(k).is_none_or(|(data, _)| *data != pending[k]))
-                {
-                    return Err(RecordError::Fork { leaf: first + k as u64 });
+                if let Some(leaf) = self.differs(first, &pending[..overlap as usize])? {
+                    return Err(RecordError::Fork { leaf });
                 }
                 pending.drain(..overlap as usize);
                 first += overlap;
@@ -165,13 +282,64 @@ impl<S: LogStore> LedgerWriter<S> {
             if pending.is_empty() {
                 return Ok(());
             }
-            match self.ledger.append(pending.clone()) {
+            let rows: Vec<PrivateRow> = (pending.iter().enumerate())
+                .filter_map(|(k, p)| {
+                    let private = p.private.as_ref()?;
+                    Some(PrivateRow {
+                        leaf: first + k as u64,
+                        consumer: private.consumer.clone(),
+                        salt: Some(private.salt),
+                        values: Some(private.values.clone()),
+                    })
+                })
+                .collect();
+            let private = Private {
+                rows: &rows,
+                ..Private::default()
+            };
+            match (self.ledger).append_with_private(pending.iter().map(|p| p.leaf.clone()).collect(), private) {
                 Ok(_) => return Ok(()),
                 // Another writer appended first: read the log again and compare.
                 Err(LedgerError::Store(e)) if e.kind == StoreErrorKind::Conflict => self.ledger.reload()?,
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// The first leaf of `pending` (from index `first`, all stored already)
+    /// that is not the one stored at its place, if any.
+    fn differs(&mut self, first: u64, pending: &[Pending]) -> Result<Option<u64>, LedgerError> {
+        let to = first + pending.len() as u64;
+        let store = self.ledger.store_mut();
+        let rows = store.leaves(first, to)?;
+        let private = match pending.iter().any(|p| p.private.is_some()) {
+            true => store.private_rows(first, to)?,
+            false => Vec::new(),
+        };
+        let mut private = private.into_iter().peekable();
+        for (k, p) in pending.iter().enumerate() {
+            let index = first + k as u64;
+            while private.next_if(|row| row.leaf < index).is_some() {}
+            let row = private.next_if(|row| row.leaf == index);
+            let Some((stored, _)) = rows.get(k) else {
+                return Ok(Some(index));
+            };
+            let same = match (&p.private, &row) {
+                (None, None) => *stored == p.leaf,
+                (Some(ours), Some(row)) => Salted {
+                    leaf: &p.leaf,
+                    values: Some(&ours.values),
+                    salt: &ours.salt,
+                }
+                .is(stored, row.salt.as_ref()),
+                // A private part on one side only: one of them salted what the other did not.
+                _ => false,
+            };
+            if !same {
+                return Ok(Some(index));
+            }
+        }
+        Ok(None)
     }
 
     /// The ledger (after [`flush`](Self::flush)).
@@ -248,5 +416,87 @@ mod tests {
             matches!(ahead.flush(), Err(RecordError::Short { size: 4, at: 9 })),
             "a state ahead of the log"
         );
+    }
+
+    fn salting(w: LedgerWriter<SqliteStore>) -> LedgerWriter<SqliteStore> {
+        let actor = weiquan_ledger::Actor {
+            role: "platform".into(),
+            key: None,
+            on_behalf: None,
+        };
+        w.salting(Salting::new(actor.canonical().expect("an actor"), &[3; 32]))
+    }
+
+    fn disabled(id: &str, consumer: &str, steps: u32) -> String {
+        format!(
+            r#"{{"v":1,"id":"{id}","type":"bnpl.disabled","at":"2026-11-01T00:00:00+08:00","consumer":"{consumer}","provider":"p1","steps":{steps}}}"#
+        )
+    }
+
+    /// A salting writer keeps consumers off its leaves; another writer, with
+    /// salts of its own, recognises every stored leaf under its stored salt
+    /// (a different consumer is a fork) and, once the salt is erased,
+    /// everything but the commitments (a different step count is a fork, a
+    /// different consumer can no longer be told).
+    #[test]
+    fn salting_writers_agree_on_leaves_under_other_salts_and_after_erasure() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let path = dir.path().join("log.db");
+        let (key, _) = weiquan_ledger::generate_key("test.example/log").expect("a key");
+        let tick = r#"{"v":1,"id":"c","type":"clock.tick","at":"2026-11-02T00:00:00+08:00"}"#.to_owned();
+        let lines = [disabled("a", "u1", 1), disabled("b", "u2", 5), tick];
+        let write = |lines: &[String], at: Option<u64>| {
+            let mut w = salting(writer(&path, &key, at));
+            for (n, line) in lines.iter().enumerate() {
+                w.event(&format!("{}", (b'a' + n as u8) as char), line).expect("logged");
+            }
+            w.flush().map(|()| w)
+        };
+        let mut first = write(&lines, None).expect("written");
+        let store = first.ledger().store_mut();
+        let leaves = store.leaves(0, 3).expect("leaves");
+        for (data, _) in &leaves {
+            let text = String::from_utf8_lossy(data);
+            assert!(
+                !text.contains("\"u1\"") && !text.contains("\"u2\""),
+                "a consumer in a leaf: {text}"
+            );
+        }
+        let private = store.private_rows(0, 3).expect("private rows");
+        assert_eq!(
+            private.iter().map(|r| r.leaf).collect::<Vec<_>>(),
+            [0, 1],
+            "the tick has nothing private"
+        );
+        let u1 = weiquan_ledger::pseudonym(&[3; 32], "u1");
+        assert_eq!(private[0].consumer.as_deref(), Some(u1.as_str()), "found by pseudonym");
+
+        let again = write(&lines, Some(0)).expect("the same leaves, under other salts");
+        drop(again);
+        let other = [disabled("a", "u9", 1), lines[1].clone(), lines[2].clone()];
+        assert!(
+            matches!(write(&other, Some(0)).err(), Some(RecordError::Fork { leaf: 0 })),
+            "another consumer, under the stored salt"
+        );
+        let size = |w: &mut LedgerWriter<SqliteStore>| w.ledger().store_mut().size().expect("size");
+        assert_eq!(size(&mut first), 3, "nothing appended");
+
+        assert_eq!(first.ledger().store_mut().erase_consumer(&u1).expect("erased"), 1);
+        drop(first);
+        write(&other, Some(0)).expect("an erased consumer cannot be told from another");
+        let steps = [disabled("a", "u1", 2), lines[1].clone(), lines[2].clone()];
+        assert!(
+            matches!(write(&steps, Some(0)).err(), Some(RecordError::Fork { leaf: 0 })),
+            "what is not salted is still compared"
+        );
+        let forged = [lines[0].clone(), disabled("b", "u2", 6), lines[2].clone()];
+        assert!(
+            matches!(write(&forged, Some(0)).err(), Some(RecordError::Fork { leaf: 1 })),
+            "another step count"
+        );
+        // An unsalted writer meets salted leaves: a fork, not a silent mix.
+        let mut plain = writer(&path, &key, Some(0));
+        plain.event("a", &lines[0]).expect("logged");
+        assert!(matches!(plain.flush(), Err(RecordError::Fork { leaf: 0 })));
     }
 }

@@ -26,14 +26,15 @@ use crate::Cluster;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
-use weiquan_app::{LeafIndex, LedgerWriter, RecordError};
+use weiquan_app::{LeafIndex, LedgerWriter, RecordError, Salting};
 use weiquan_engine::{Finding, Rulebook};
 use weiquan_ledger::StandardVerifier;
 use weiquan_ledger::{
-    hash_text, parse_hash_text, verify_inclusion, verify_log, verify_receipt, Hash, Ledger, LedgerError, LedgerReader,
-    LogReport, LogStore, Receipt, StoreError, StoreErrorKind, VerifiedCheckpoint, VerifyError,
+    hash_text, open_leaf, parse_hash_text, verify_inclusion, verify_log, verify_receipt, Hash, Ledger, LedgerError,
+    LedgerReader, LogReport, LogStore, PrivateRow, Receipt, Revealed, StoreError, StoreErrorKind, VerifiedCheckpoint,
+    VerifyError,
 };
-use weiquan_store::{Backend, Database};
+use weiquan_store::{Backend, Database, PrivateData};
 
 /// A log that failed: which one, and why.
 #[derive(Debug, thiserror::Error)]
@@ -281,11 +282,15 @@ impl Logs {
         if root.is_some_and(|root| at > 0 && root != root_at) {
             return Err(fail(LogProblem::Replaced { at }));
         }
+        // The partition logs' tiles may be published: personal data enters
+        // them only as commitments, as in a server's ledger.
+        let key = ledger.store_mut().pseudonym_key().map_err(|e| fail(e.into()))?;
+        let salting = Salting::new(platform().map_err(|e| fail(LogProblem::Other(e.to_string())))?, &key);
         Ok(PartitionLog {
             p,
             // Flushed when the worker says (before findings are published,
             // before snapshots, when quiet), never by count here.
-            writer: OffRuntime::new(LedgerWriter::resume(ledger, at, ids, usize::MAX)),
+            writer: OffRuntime::new(LedgerWriter::resume(ledger, at, ids, usize::MAX).salting(salting)),
             pending_since: None,
             root: root_at,
         })
@@ -423,15 +428,17 @@ impl Logs {
     /// A receipt for leaf `index` of partition `p`: the leaf's inclusion in
     /// the first partition tree the top log records that holds it, and that
     /// record's inclusion in the top log's newest checkpoint.
-    pub fn receipt(&self, p: u32, index: u64) -> Result<ClusterReceipt, LogError> {
+    ///
+    /// With `reveal`, it carries the leaf's salt and private values (for the
+    /// consumer it is about, or a regulator), which [`verify_cluster_receipt`]
+    /// checks against its commitments; without, it proves the leaf but not
+    /// what its commitments hide.
+    pub fn receipt(&self, p: u32, index: u64, reveal: bool) -> Result<ClusterReceipt, LogError> {
         let top = Which::Top;
         let fail_top = Self::fail(top);
         let mut store = self.store(top)?;
         let entries = store.size().map_err(|e| fail_top(e.into()))?;
-        let partitions = match entries {
-            0 => 0,
-            n => read_entry(&mut store, n - 1).map_err(&fail_top)?.partitions.len() as u32,
-        };
+        let partitions = partitions_in(&mut store, entries).map_err(&fail_top)?;
         if p >= partitions {
             return Err(Self::fail(Which::Partition(p))(LogProblem::Other(format!(
                 "the top log records {partitions} partitions (0 to {})",
@@ -472,6 +479,10 @@ impl Logs {
             .and_then(|mut r| r.receipt(lo))
             .map_err(|e| fail_top(e.into()))?;
         let leaf = read_leaf(&mut part, index).map_err(&fail)?;
+        let private = match reveal {
+            true => revealed(&mut part, index).map_err(&fail)?,
+            false => None,
+        };
         let proof = LedgerReader::open(part)
             .and_then(|mut r| r.inclusion_proof(index, size))
             .map_err(|e| fail(e.into()))?;
@@ -483,8 +494,68 @@ impl Logs {
             size,
             inclusion: proof.iter().map(hash_text).collect(),
             top: top_receipt,
+            private,
         })
     }
+
+    /// Erases `consumer`'s personal data from every partition log: the salts
+    /// and values behind each leaf about them (an event naming them, a
+    /// finding on them), so that nobody can open those commitments again.
+    /// The leaves, and so every checkpoint and proof, stay as they are.
+    /// How many leaves it touched.
+    pub fn erase(&self, consumer: &str) -> Result<u64, LogError> {
+        let fail_top = Self::fail(Which::Top);
+        let mut top = self.store(Which::Top)?;
+        let entries = top.size().map_err(|e| fail_top(e.into()))?;
+        let mut erased = 0;
+        for p in 0..partitions_in(&mut top, entries).map_err(&fail_top)? {
+            let fail = Self::fail(Which::Partition(p));
+            let mut store = self.open(Which::Partition(p), true)?;
+            // Each log names consumers by a pseudonym under a key of its own.
+            let key = store.pseudonym_key().map_err(|e| fail(e.into()))?;
+            let pseudonym = weiquan_ledger::pseudonym(&key, consumer);
+            erased += store.erase_consumer(&pseudonym).map_err(|e| fail(e.into()))?;
+        }
+        Ok(erased)
+    }
+}
+
+/// How many partitions the top log's newest of its `entries` entries records.
+fn partitions_in(top: &mut Box<dyn Backend>, entries: u64) -> Result<u32, LogProblem> {
+    Ok(match entries {
+        0 => 0,
+        n => read_entry(top, n - 1)?.partitions.len() as u32,
+    })
+}
+
+/// Leaf `index`'s salt and private values, if it has them and they were not erased.
+fn revealed(store: &mut Box<dyn Backend>, index: u64) -> Result<Option<Revealed>, LogProblem> {
+    let rows = store.private_rows(index, index + 1)?;
+    let Some(PrivateRow {
+        salt: Some(salt),
+        values: Some(values),
+        ..
+    }) = rows.into_iter().next()
+    else {
+        return Ok(None);
+    };
+    let values = serde_json::from_slice(&values)
+        .map_err(|e| LogProblem::Other(format!("leaf {index}'s private values are not a JSON object: {e}")))?;
+    Ok(Some(Revealed {
+        salt: hex::encode(salt),
+        values,
+    }))
+}
+
+/// Who submits every event of a cluster: the platform, through its front
+/// door (the cluster has no keys of its own to name).
+fn platform() -> Result<weiquan_ledger::CanonicalActor, weiquan_ledger::LeafError> {
+    weiquan_ledger::Actor {
+        role: "platform".into(),
+        key: None,
+        on_behalf: None,
+    }
+    .canonical()
 }
 
 /// [`verify_log`], every checkpoint's origin `origin` (so that one log
@@ -840,6 +911,10 @@ pub struct ClusterReceipt {
     pub inclusion: Vec<String>,
     /// The top log's entry recording that tree, with its own proof and checkpoint.
     pub top: Receipt,
+    /// For a leaf with salted members, given to those entitled to them: the
+    /// salt and the values, which open the leaf's commitments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private: Option<Revealed>,
 }
 
 /// Checks a [`ClusterReceipt`]: the top checkpoint's signature, the entry's
@@ -882,5 +957,8 @@ pub fn verify_cluster_receipt(
         root,
         &receipt.inclusion,
     )?;
+    if let Some(revealed) = &receipt.private {
+        open_leaf(&receipt.leaf, revealed)?;
+    }
     Ok(cp)
 }

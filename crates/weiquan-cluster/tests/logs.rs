@@ -13,15 +13,20 @@ use weiquan_cluster::logs::{verify_cluster_receipt, LogProblem, Logs, Which};
 use weiquan_cluster::{door::FrontDoor, worker, Cluster, Published};
 use weiquan_engine::Rulebook;
 
-/// The pre-sale example case: its later findings (a final price over the
-/// one promised, gifts withdrawn) cite its first events.
-fn presale_case() -> Vec<String> {
-    let text = std::fs::read_to_string(weiquan_testkit::root().join("tests/cases/presale/events.ndjson"))
+/// The lines of example case `name`.
+fn case(name: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(weiquan_testkit::root().join(format!("tests/cases/{name}/events.ndjson")))
         .expect("the example case");
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// The pre-sale example case: its later findings (a final price over the
+/// one promised, gifts withdrawn) cite its first events.
+fn presale_case() -> Vec<String> {
+    case("presale")
 }
 
 /// Runs one worker with `logs` until every partition has applied what was
@@ -100,8 +105,16 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
         // double, in a field of the producer's own) is accepted like any
         // other (spec: extra fields never reject) and logged as a stand-in.
         let odd = r#"{"v": 1, "id": "odd", "type": "clock.tick", "at": "2026-11-01T00:00:00+08:00", "x": 1e400}"#;
-        let ev = weiquan_events::parse_event(odd).expect("it parses as an event");
-        door.send(&ev, odd).await.expect("routed");
+        // And one too long for a leaf, in a field that is not salted: it
+        // stands in for itself, as a commitment.
+        let long = format!(
+            r#"{{"v": 1, "id": "long", "type": "listing.published", "at": "2026-11-01T00:00:00+08:00", "merchant": "m1", "sku": "s9", "title": "{}", "price_fen": 100}}"#,
+            "长".repeat(30_000)
+        );
+        for line in [odd, &long] {
+            let ev = weiquan_events::parse_event(line).expect("it parses as an event");
+            door.send(&ev, line).await.expect("routed");
+        }
         // Through the deposits; then the price change, final payments and shipping.
         let (first, second) = lines.split_at(7);
         // Each partition log's size when the first worker stopped.
@@ -143,6 +156,7 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
         // Every event entry of a partition is a leaf (the two advances, sent
         // to each partition, are not events), and every finding.
         let advances = 2 * 3;
+        let lines: Vec<&str> = lines.iter().map(String::as_str).chain([odd, long.as_str()]).collect();
         let leaves: u64 = report.partitions.iter().map(|p| p.log.leaves).sum();
         assert_eq!(
             leaves,
@@ -154,11 +168,26 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
             "broadcasts count once per partition"
         );
         let stand_ins: Vec<u64> = report.partitions.iter().map(|p| p.log.events_stand_in).collect();
-        assert_eq!(
-            stand_ins,
-            [1, 1, 1],
-            "the odd tick, sent to every partition, stands in once in each"
+        assert_eq!(stand_ins.iter().sum::<u64>(), 1, "the long listing stands in: {stand_ins:?}");
+        // The other odd tick has a leaf of its own, its extra field (written as its text) salted.
+        let name = cluster.name.clone();
+        let leaves = tokio::task::spawn_blocking(move || (0..3).flat_map(|p| leaves_of(&name, p)).collect::<Vec<_>>())
+            .await
+            .expect("joins");
+        let odd_leaves = (leaves.iter())
+            .filter_map(|l| weiquan_ledger::leaf_event(l))
+            .filter(|e| e.event.contains(r#""id":"odd""#))
+            .map(|e| (e.raw, e.salted))
+            .collect::<Vec<_>>();
+        let x = vec!["x".to_owned()];
+        assert_eq!(odd_leaves, vec![(x.clone(), x.clone()); 3], "one in each partition");
+        let long_leaves = (leaves.iter()).filter_map(|l| weiquan_ledger::stand_in(l)).collect::<Vec<_>>();
+        assert_eq!(long_leaves.len(), 1);
+        assert!(
+            long_leaves.iter().all(|s| s.id == "long" && s.line.is_none()),
+            "{long_leaves:?}"
         );
+        assert!(!leaves.iter().any(|l| l.contains("长长")), "the long line is in no leaf");
         assert!(report.entries >= 1);
 
         // Each finding's leaf has a receipt with both proofs, and says the finding.
@@ -168,7 +197,7 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
             tokio::task::spawn_blocking(move || {
                 found
                     .iter()
-                    .map(|f| logs.receipt(f.partition, f.leaf.expect("a finding's leaf")))
+                    .map(|f| logs.receipt(f.partition, f.leaf.expect("a finding's leaf"), false))
                     .collect::<Result<Vec<_>, _>>()
             })
             .await
@@ -255,9 +284,9 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
                 .to_string();
             assert!(why.contains("the top log was rewritten"), "{why}");
             // A partition the cluster does not have.
-            let why = attacker.receipt(7, 0).expect_err("no partition 7").to_string();
+            let why = attacker.receipt(7, 0, false).expect_err("no partition 7").to_string();
             assert!(why.contains("records 3 partitions"), "{why}");
-            let why = attacker.receipt(0, 10_000).expect_err("no such leaf").to_string();
+            let why = attacker.receipt(0, 10_000, false).expect_err("no such leaf").to_string();
             assert!(why.contains("there is no leaf 10000"), "{why}");
             // Logs that do not exist are an error, not a verdict, and are not created.
             let missing = Logs::at(&pg, "no-such-cluster").expect("a name").verify(&v2, None);
@@ -403,4 +432,163 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
 
 fn f_rule(f: &Published) -> &'static str {
     f.finding.rule.as_str()
+}
+
+/// Every leaf of partition `p`'s log, as text.
+fn leaves_of(cluster: &str, p: u32) -> Vec<String> {
+    let schema = format!("wq_{}_p{p}", cluster.replace('-', "_"));
+    let mut store = weiquan_store::PgStore::connect(&weiquan_testkit::services::pg_url(), &schema).expect("a log");
+    let size = weiquan_ledger::LogStore::size(&mut store).expect("its size");
+    let leaves = weiquan_ledger::LogStore::leaves(&mut store, 0, size).expect("its leaves");
+    leaves
+        .into_iter()
+        .map(|(data, _)| String::from_utf8(data).expect("UTF-8"))
+        .collect()
+}
+
+/// The string values an event's leaf may hold only as commitments: its
+/// consumer, its free text, what the platform knows of the consumer.
+fn private_values(line: &str) -> Vec<String> {
+    let (ev, extras) = weiquan_events::parse_event_with_extras(line).expect("parses");
+    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).expect("an object");
+    (object.into_iter())
+        .filter(|(k, _)| weiquan_events::is_private_member(&ev.body, &extras, false, k))
+        .filter_map(|(_, v)| v.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The partition logs hold no consumer id or private text, only salted
+/// commitments; a receipt that reveals its salt and values opens them (and
+/// forged values do not); erasing a consumer leaves nothing to open for any
+/// leaf about them while the logs still verify; and a worker that applies
+/// everything again, with salts of its own, meets every stored leaf (those
+/// erased included) and appends nothing.
+#[test]
+fn partition_logs_keep_consumers_off_their_leaves_and_erase_them() {
+    if !weiquan_testkit::services::nats_available() || !weiquan_testkit::services::postgres_available() {
+        return;
+    }
+    let lines = case("bnpl-prices");
+    let rules = Arc::new(Rulebook::builtin());
+    let (key, public) = weiquan_ledger::generate_key("weiquan-cluster-test").expect("a key");
+    common::runtime().block_on(async {
+        let cluster = common::fresh_cluster("salted", 3).await;
+        let logs = Logs::of(&cluster, &weiquan_testkit::services::pg_url())
+            .and_then(|l| l.signed_with(&key))
+            .expect("the key");
+        let mut door = FrontDoor::new(cluster.clone()).await.expect("a door");
+        for line in &lines {
+            let ev = weiquan_events::parse_event(line).expect("parses");
+            door.send(&ev, line).await.expect("routed");
+        }
+        door.advance().await.expect("advanced");
+        door.flush().await.expect("acknowledged");
+        let tenth = Duration::from_millis(100);
+        work_until_committed(&cluster, &logs, "w1", &public, rules.clone(), tenth).await;
+        assert_eq!(
+            cluster.progress().await.ok(),
+            cluster.routed().await.ok(),
+            "w1 applied everything"
+        );
+        let v = verifier(&public);
+        let report = verified(&logs, &v).await.expect("the logs verify");
+
+        // Nothing private in any leaf, in the clear.
+        let private: std::collections::BTreeSet<String> = lines.iter().flat_map(|l| private_values(l)).collect();
+        assert!(
+            private.contains("u1") && private.contains("找不到关闭入口"),
+            "{private:?}"
+        );
+        let name = cluster.name.clone();
+        let leaves = tokio::task::spawn_blocking(move || (0..3).flat_map(|p| leaves_of(&name, p)).collect::<Vec<_>>())
+            .await
+            .expect("joins");
+        assert_eq!(
+            leaves.len() as u64,
+            report.partitions.iter().map(|p| p.log.leaves).sum::<u64>()
+        );
+        for leaf in &leaves {
+            for value in &private {
+                assert!(
+                    !leaf.contains(&format!("\"{value}\"")),
+                    "`{value}` is in a leaf: {leaf}"
+                );
+            }
+        }
+
+        // A finding about a consumer: its receipt reveals the subject on request.
+        let (found, _) = weiquan_cluster::read_findings(&cluster).await.expect("findings");
+        let about = |who: &str| {
+            (found.iter())
+                .filter(|f| f.finding.subject == format!("consumer:{who}"))
+                .map(|f| (f.partition, f.leaf.expect("a leaf")))
+                .collect::<Vec<_>>()
+        };
+        let (u1, u3) = (about("u1"), about("u3"));
+        assert!(!u1.is_empty() && !u3.is_empty(), "BN findings on u1 and u3: {found:?}");
+        let receipt = |(p, leaf): (u32, u64), reveal: bool| {
+            let logs = logs.clone();
+            async move {
+                tokio::task::spawn_blocking(move || logs.receipt(p, leaf, reveal))
+                    .await
+                    .expect("joins")
+                    .expect("a receipt")
+            }
+        };
+        let shown = receipt(u3[0], true).await;
+        verify_cluster_receipt(&shown, &v).expect("a revealed receipt verifies");
+        let revealed = shown.private.clone().expect("revealed");
+        assert_eq!(revealed.values["subject"], "consumer:u3");
+        let leaf: serde_json::Value = serde_json::from_str(&shown.leaf).expect("JSON");
+        assert_ne!(leaf["subject"], "consumer:u3", "the leaf holds a commitment: {leaf}");
+        assert!(
+            receipt(u3[0], false).await.private.is_none(),
+            "revealed only on request"
+        );
+        let mut forged = shown.clone();
+        if let Some(p) = forged.private.as_mut() {
+            p.values.insert("subject".into(), "consumer:u9".into());
+        }
+        let why = verify_cluster_receipt(&forged, &v)
+            .expect_err("another consumer")
+            .to_string();
+        assert!(why.contains("do not open the leaf"), "{why}");
+
+        // Erasure: every leaf about u1, events and findings, and nothing else.
+        let naming_u1 = lines.iter().filter(|l| l.contains("\"consumer\": \"u1\"")).count() as u64;
+        let eraser = logs.clone();
+        let erased = tokio::task::spawn_blocking(move || eraser.erase("u1"))
+            .await
+            .expect("joins")
+            .expect("erased");
+        assert_eq!(erased, naming_u1 + u1.len() as u64, "u1's events and findings");
+        assert!(receipt(u1[0], true).await.private.is_none(), "nothing left to open");
+        assert!(
+            receipt(u3[0], true).await.private.is_some(),
+            "another consumer's data stays"
+        );
+        let eraser = logs.clone();
+        let again = tokio::task::spawn_blocking(move || eraser.erase("u1"))
+            .await
+            .expect("joins")
+            .expect("erased");
+        assert_eq!(again, 0, "nothing left to erase");
+        verified(&logs, &v).await.expect("the logs still verify");
+
+        // Applied again from the start by a worker with salts of its own.
+        for p in 0..3 {
+            cluster.forget_snapshot(p).await.expect("deleted");
+        }
+        work_until_committed(&cluster, &logs, "w2", &public, rules.clone(), tenth).await;
+        assert_eq!(
+            cluster.progress().await.ok(),
+            cluster.routed().await.ok(),
+            "w2 applied everything again (no fork stopped a partition)"
+        );
+        let after = verified(&logs, &v).await.expect("the logs still verify");
+        let sizes = |r: &weiquan_cluster::logs::ClusterReport| -> Vec<u64> {
+            r.partitions.iter().map(|p| p.log.leaves).collect()
+        };
+        assert_eq!(sizes(&after), sizes(&report), "nothing appended twice");
+    });
 }

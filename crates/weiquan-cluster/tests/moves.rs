@@ -131,7 +131,7 @@ async fn work_and_check(
     let verifier = weiquan_ledger::load_verifier(public).expect("a verifier");
     let report = tokio::task::spawn_blocking(move || {
         for &(p, leaf) in &found_leaves {
-            let receipt = logs.receipt(p, leaf).expect("a receipt");
+            let receipt = logs.receipt(p, leaf, false).expect("a receipt");
             let leaf: serde_json::Value = serde_json::from_str(&receipt.leaf).expect("JSON");
             let (events, evidence) = (&leaf["events"], &leaf["evidence"]);
             assert_eq!(

@@ -11,7 +11,10 @@ mod split;
 mod time;
 
 pub use model::*;
-pub use parse::{check_id, is_personal_field, parse_event, parse_event_with_extras, ParseError, MAX_FEN, MAX_ID_CHARS};
+pub use parse::{
+    check_id, is_personal_field, is_private_member, parse_event, parse_event_with_extras, ParseError, MAX_FEN,
+    MAX_ID_CHARS,
+};
 pub use reader::{
     body_lines, body_lines_str, checked_body_lines, id_digest, parse_line, Dedupe, Line, LineReader, Parsed, Reject,
     MAX_LINE_BYTES,

@@ -632,6 +632,22 @@ pub fn is_personal_field(body: &Body<'_>, key: &str) -> bool {
     ) || (matches!(body, Body::HostRegistered { .. }) && key == "name")
 }
 
+/// Whether member `key` of an event enters a public leaf only as a salted
+/// commitment: a personal field ([`is_personal_field`]), or a top-level field
+/// the format does not define for the event's type (`extras`, from
+/// [`parse_event_with_extras`]: the producer's own, and weiquan cannot know
+/// what is in them) — but never the envelope (`v`, `id`, `type`, `at`),
+/// which replay needs erased or not, and no extra field of weiquan's own
+/// acts (`own_act`: `entrants_root`, `acted_at` hold nothing personal).
+pub fn is_private_member(body: &Body<'_>, extras: &[Cow<'_, str>], own_act: bool, key: &str) -> bool {
+    is_personal_field(body, key) || (!own_act && extras.iter().any(|e| e == key) && !is_envelope(key))
+}
+
+/// The envelope of an event: never salted, whatever else is.
+fn is_envelope(key: &str) -> bool {
+    matches!(key, "v" | "id" | "type" | "at")
+}
+
 fn body<'a>(f: &Fields<'a>, ty: &str) -> R<Body<'a>> {
     Ok(match ty {
         "clock.tick" => Body::ClockTick,

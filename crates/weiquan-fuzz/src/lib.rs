@@ -33,7 +33,7 @@ pub fn event(data: &[u8]) {
         on_behalf: None,
     };
     let Ok(actor) = actor.canonical() else { return };
-    let private = |k: &str| weiquan_events::is_personal_field(&event.body, k) || extras.iter().any(|e| e == k);
+    let private = |k: &str| weiquan_events::is_private_member(&event.body, &extras, false, k);
     let Ok(salted) = weiquan_ledger::salted_event_leaf(line, &actor, private, &[9; 32]) else {
         return; // too large for a leaf: refused with an error, not a panic
     };
@@ -60,6 +60,28 @@ pub fn event(data: &[u8]) {
     if let Some(values) = &values {
         let event: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&read.event).expect("object");
         weiquan_ledger::open_values(&event, &read.salted, &hex(&[9; 32]), values).expect("the values open the leaf");
+    }
+    // A leaf computed under one salt is recognised in the leaf stored under
+    // another (a partition log's writers each draw their own), and in one
+    // whose salt was erased; a leaf of another event is not.
+    let other = weiquan_ledger::salted_event_leaf(line, &actor, private, &[7; 32]).expect("salts under another");
+    let ours = weiquan_ledger::Salted {
+        leaf: &salted.leaf,
+        values: salted.values.as_deref(),
+        salt: &[9; 32],
+    };
+    assert!(ours.is(&other.leaf, Some(&[7; 32])), "the same leaf under another salt");
+    assert!(ours.is(&other.leaf, None), "the same leaf, its salt erased");
+    if salted.values.is_some() {
+        assert!(
+            !ours.is(&other.leaf, Some(&[8; 32])),
+            "a leaf under another salt than its own"
+        );
+    }
+    let mut changed = other.leaf.clone();
+    if let Some(b) = changed.iter_mut().rev().find(|b| b.is_ascii_digit()) {
+        *b = if *b == b'0' { b'1' } else { b'0' };
+        assert!(!ours.is(&changed, Some(&[7; 32])), "a changed leaf");
     }
 }
 

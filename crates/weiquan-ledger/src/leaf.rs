@@ -91,7 +91,8 @@ pub fn leaf_kind(leaf: &str) -> &'static str {
 pub struct StandIn {
     /// The event's id.
     pub id: String,
-    /// The line as received; `None` when the leaf holds its hash only.
+    /// The line as received; `None` when the leaf holds its hash only, or
+    /// only a salted commitment to it ([`salted_stand_in`](crate::salted_stand_in)).
     pub line: Option<String>,
 }
 
@@ -103,8 +104,13 @@ pub fn stand_in(leaf: &str) -> Option<StandIn> {
         kind: String,
         #[serde(flatten)]
         stand_in: StandIn,
+        #[serde(default)]
+        salted: Vec<String>,
     }
-    let l: Leaf = serde_json::from_str(leaf).ok()?;
+    let mut l: Leaf = serde_json::from_str(leaf).ok()?;
+    if l.salted.iter().any(|k| k == "line") {
+        l.stand_in.line = None; // a commitment, not the line
+    }
     (l.kind == STAND_IN_LEAF_TYPE).then_some(l.stand_in)
 }
 

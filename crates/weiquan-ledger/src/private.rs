@@ -175,6 +175,96 @@ pub fn salted_event_leaf(
     })
 }
 
+/// A salted leaf as its writer computed it, under a salt of its own: what it
+/// takes to recognise it in the leaf stored at its place under another salt.
+/// Writers of one log that each draw their salts (a cluster's workers, which
+/// compare what they compute with what an earlier owner stored) agree on
+/// every byte of a leaf but its commitments.
+#[derive(Clone, Copy, Debug)]
+pub struct Salted<'a> {
+    /// The leaf.
+    pub leaf: &'a [u8],
+    /// Its salted members' original values, a canonical JSON object (`None`:
+    /// nothing in it is salted).
+    pub values: Option<&'a [u8]>,
+    /// The salt its commitments were made under.
+    pub salt: &'a Salt,
+}
+
+impl Salted<'_> {
+    /// Whether `stored` is this leaf. Under `stored_salt` it must be the same
+    /// bytes with each commitment made under that salt instead, so a value
+    /// that differs is a different leaf. With that salt erased (`None`) the
+    /// values cannot be checked: it must be the same bytes outside the
+    /// commitments, and 64 lower-case hex digits where each of them stands.
+    pub fn is(&self, stored: &[u8], stored_salt: Option<&Salt>) -> bool {
+        let Some(values) = self.values else {
+            return self.leaf == stored;
+        };
+        if stored.len() != self.leaf.len() {
+            return false;
+        }
+        let Some(members) = std::str::from_utf8(values).ok().and_then(|v| canonical_members(v).ok()) else {
+            return false;
+        };
+        let ours = Committer::new(self.salt);
+        let theirs = stored_salt.map(Committer::new);
+        let mut commitments = Vec::with_capacity(members.members.len());
+        for i in 0..members.members.len() {
+            let (key, value) = (members.key(i), members.value(i));
+            let mine = ours.commit(&key, value);
+            let Some(at) = self.leaf.windows(mine.len()).position(|w| w == mine.as_bytes()) else {
+                return false;
+            };
+            let at = at..at + mine.len();
+            let held = &stored[at.clone()];
+            let agrees = match &theirs {
+                Some(theirs) => held == theirs.commit(&key, value).as_bytes(),
+                None => held.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+            };
+            if !agrees {
+                return false;
+            }
+            commitments.push(at);
+        }
+        commitments.sort_by_key(|at| at.start);
+        let end = self.leaf.len();
+        let mut from = 0;
+        for at in commitments.iter().chain(std::iter::once(&(end..end))) {
+            if at.start < from || self.leaf[from..at.start] != stored[from..at.start] {
+                return false;
+            }
+            from = at.end;
+        }
+        true
+    }
+}
+
+/// A leaf standing in for an event whose line has no leaf of its own (no
+/// canonical form, or one longer than a leaf: see
+/// [`event_leaf_or_stand_in`](crate::event_leaf_or_stand_in)) in a log that
+/// keeps personal data off its leaves: the line enters only as a commitment,
+/// `{"id":…,"line":"<commitment>","salted":["line"],"type":"weiquan.event_stand_in","v":2}`,
+/// its text among the private values.
+pub fn salted_stand_in(id: &str, raw_line: &str, salt: &Salt) -> Result<SaltedLeaf, LeafError> {
+    let line = serde_json_canonicalizer::to_vec(&raw_line)?;
+    let committed = commitment(salt, "line", &line);
+    let leaf = serde_json::json!({
+        "id": id,
+        "line": committed,
+        "salted": ["line"],
+        "type": crate::leaf::STAND_IN_LEAF_TYPE,
+        "v": 2,
+    });
+    let mut values = b"{\"line\":".to_vec();
+    values.extend_from_slice(&line);
+    values.push(b'}');
+    Ok(SaltedLeaf {
+        leaf: checked(serde_json_canonicalizer::to_vec(&leaf)?)?,
+        values: Some(values),
+    })
+}
+
 /// Writes `,"raw":[…]`, the keys of the members written as their text, when there are any.
 fn push_raw(leaf: &mut Vec<u8>, members: &crate::jcs::Members) {
     for (n, &i) in members.raw.iter().enumerate() {

@@ -15,7 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use weiquan_app::Recorded;
 use weiquan_engine::{Engine, Finding, Lang, Rulebook};
-use weiquan_events::{id_digest, is_personal_field, parse_event, parse_event_with_extras, Body, Reject, Time};
+use weiquan_events::{id_digest, is_private_member, parse_event, parse_event_with_extras, Body, Reject, Time};
 use weiquan_ledger::{
     leaf_event, salted_event_leaf, Hash, LeafError, Ledger, LedgerError, OwnLeaf, PrivateRow, Salt, SaltedLeaf,
     StagedAppend, PSEUDONYM_PREFIX,
@@ -339,9 +339,7 @@ fn build_leaf(
 ) -> PreparedLeaf {
     // Extra fields are the producer's own and may hold anything; weiquan's
     // own acts carry none that are personal (`entrants_root`, `acted_at`).
-    let private = |key: &str| {
-        is_personal_field(&ev.body, key) || (!own_act && extras.iter().any(|e| e == key) && !is_envelope(key))
-    };
+    let private = |key: &str| is_private_member(&ev.body, extras, own_act, key);
     let built = salted_event_leaf(line, actor, private, &salt)
         .map(|leaf| {
             let record = weiquan_ledger::record_hash(&leaf.leaf);
@@ -355,13 +353,7 @@ fn build_leaf(
     }
 }
 
-/// The envelope: never salted, whatever else is (replay needs it, erased or not).
-fn is_envelope(key: &str) -> bool {
-    matches!(key, "v" | "id" | "type" | "at")
-}
-
-/// The subject prefix of findings about a consumer (BN-*): personal data.
-pub(crate) const CONSUMER_SUBJECT: &str = "consumer:";
+pub(crate) use weiquan_app::CONSUMER_SUBJECT;
 
 impl Core {
     /// Opens the ledger in `backend` and replays it: from the newest usable

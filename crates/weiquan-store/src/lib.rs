@@ -654,6 +654,22 @@ pub trait PrivateData {
     fn secret(&mut self, name: &str) -> Result<[u8; 32], StoreError>;
 }
 
+/// A boxed store's private side is its store's (as its log is: `LogStore for Box<T>`).
+impl<T: PrivateData + ?Sized> PrivateData for Box<T> {
+    fn private_rows(&mut self, from: u64, to: u64) -> Result<Vec<PrivateRow>, StoreError> {
+        (**self).private_rows(from, to)
+    }
+    fn erase_consumer(&mut self, pseudonym: &str) -> Result<u64, StoreError> {
+        (**self).erase_consumer(pseudonym)
+    }
+    fn consumer_id(&mut self, pseudonym: &str) -> Result<Option<Option<String>>, StoreError> {
+        (**self).consumer_id(pseudonym)
+    }
+    fn secret(&mut self, name: &str) -> Result<[u8; 32], StoreError> {
+        (**self).secret(name)
+    }
+}
+
 /// Everything a server keeps in its database: the ledger and its private
 /// side, API keys, held draw seeds.
 pub trait Backend:

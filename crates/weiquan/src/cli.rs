@@ -738,6 +738,26 @@ pub enum ClusterCommand {
         partition: u32,
         /// The leaf's index in the partition's log (a finding's `leaf`).
         leaf: u64,
+        /// Add the leaf's salt and the values behind its commitments (for the
+        /// consumer it is about, or a regulator): without them the receipt
+        /// proves the leaf, not whose it is.
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// Erase a consumer's personal data from every partition log: the salts and
+    /// values behind each leaf about them. The logs still verify.
+    #[command(after_help = "Example:
+  weiquan cluster --cluster demo --logs demo-logs erase --consumer u1024
+
+The partition logs never held the consumer's id or text, only salted
+commitments; this removes the salts and originals behind every leaf about them
+(events naming them, findings on them), so not even the operator can open those
+commitments again. The events stream and the partitions' snapshots are not
+touched: the stream keeps what it received for as long as its retention says.")]
+    Erase {
+        /// The consumer's id, as the platform sent it.
+        #[arg(long)]
+        consumer: String,
     },
     /// Print the cluster's findings once each, as `weiquan audit` prints them (NDJSON).
     Findings {

@@ -14,13 +14,36 @@ use weiquan_events::{parse_event, Event, Line, Reject};
 /// Runs one `weiquan cluster` subcommand.
 pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
     // Logs are read with blocking database clients: outside the runtime.
-    if let ClusterCommand::Receipt { partition, leaf } = &args.what {
+    let logs = || -> Result<Logs> {
         let place = (args.logs.as_deref())
             .ok_or_else(|| super::UsageError("give --logs: where the cluster's logs are kept".into()))?;
-        let receipt = Logs::at(place, &args.cluster)?.receipt(*partition, *leaf)?;
-        serde_json::to_writer_pretty(&mut *out, &receipt)?;
-        out.write_all(b"\n")?;
-        return Ok(());
+        Ok(Logs::at(place, &args.cluster)?)
+    };
+    match &args.what {
+        ClusterCommand::Receipt {
+            partition,
+            leaf,
+            reveal,
+        } => {
+            let receipt = logs()?.receipt(*partition, *leaf, *reveal)?;
+            serde_json::to_writer_pretty(&mut *out, &receipt)?;
+            out.write_all(b"\n")?;
+            return Ok(());
+        }
+        ClusterCommand::Erase { consumer } => {
+            match logs()?.erase(consumer)? {
+                0 => writeln!(
+                    out,
+                    "nothing to erase: no leaf of the partition logs about consumer {consumer} holds personal data (never seen, or erased before)"
+                )?,
+                n => writeln!(
+                    out,
+                    "erased the salts and values of {n} leaves about consumer {consumer}; the logs are unchanged and still verify"
+                )?,
+            }
+            return Ok(());
+        }
+        _ => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
@@ -151,7 +174,9 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                 }
                 Ok(())
             }
-            ClusterCommand::Receipt { .. } => unreachable!("answered before the runtime starts"),
+            ClusterCommand::Receipt { .. } | ClusterCommand::Erase { .. } => {
+                unreachable!("answered before the runtime starts")
+            }
             ClusterCommand::Status => {
                 let cluster = Cluster::open(connect().await?, &args.cluster).await?;
                 let progress = cluster.progress().await?;
