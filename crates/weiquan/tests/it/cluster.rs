@@ -544,6 +544,64 @@ fn the_cluster_commands_print_what_audit_prints() {
     std::fs::write(file, altered.to_string()).expect("written");
     let checked = super::weiquan(&["verify", "cluster-receipt", file, "--pub", &public], None);
     assert_eq!(checked.status.code(), Some(3), "an altered leaf is not valid");
+
+    // A consumer's deposit: its receipt reveals the consumer on request only,
+    // and the values it reveals must open the leaf's commitments.
+    let receipt_of = |partition: u32, leaf: u64, reveal: bool| {
+        let (partition, leaf) = (partition.to_string(), leaf.to_string());
+        let mut args = vec!["cluster", "--cluster", &name, "--logs", ledgers, "receipt", &partition, &leaf];
+        if reveal {
+            args.push("--reveal");
+        }
+        let out = super::weiquan(&args, None);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("JSON"))
+    };
+    // Every leaf about u2, in every partition (a merchant moved: its events
+    // are in the log of each partition that applied them).
+    let about_u2 = |reveal: bool| {
+        let mut found = Vec::new();
+        for p in 0..4 {
+            for leaf in 0.. {
+                let Some(body) = receipt_of(p, leaf, reveal) else { break };
+                if body["private"]["values"]["consumer"] == "u2" {
+                    found.push((p, leaf, body));
+                }
+            }
+        }
+        found
+    };
+    let of_u2 = about_u2(true);
+    let (p, leaf, body) = of_u2.first().cloned().expect("a leaf about u2 whose receipt reveals it");
+    assert!(!body["leaf"].as_str().expect("a leaf").contains("\"u2\""), "{body}");
+    assert!(receipt_of(p, leaf, false).expect("a receipt").get("private").is_none());
+    std::fs::write(file, body.to_string()).expect("written");
+    let checked = super::weiquan(&["verify", "cluster-receipt", file, "--pub", &public], None);
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    let mut forged = body.clone();
+    forged["private"]["values"]["consumer"] = "u3".into();
+    std::fs::write(file, forged.to_string()).expect("written");
+    let checked = super::weiquan(&["verify", "cluster-receipt", file, "--pub", &public], None);
+    assert_eq!(checked.status.code(), Some(3), "values that do not open the leaf");
+    assert!(String::from_utf8_lossy(&checked.stderr).contains("do not open the leaf"));
+
+    // Erasure: nothing left to reveal, and the logs still verify.
+    let erase = || {
+        let args = ["cluster", "--cluster", &name, "--logs", ledgers, "erase", "--consumer", "u2"];
+        let out = super::weiquan(&args, None);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let said = erase();
+    let erased = format!("erased the salts and values of {} leaves about consumer u2", of_u2.len());
+    assert!(said.starts_with(&erased), "{said}");
+    assert!(erase().starts_with("nothing to erase"));
+    assert!(about_u2(true).is_empty(), "nothing about u2 left to reveal");
+    let body = receipt_of(p, leaf, true).expect("a receipt");
+    assert!(body.get("private").is_none(), "erased: {body}");
+    let out = verify();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// The front door on a platform's NATS subject (`route --subject`): it reads
