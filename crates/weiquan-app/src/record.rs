@@ -89,6 +89,9 @@ struct PendingPrivate {
     consumer: Option<String>,
 }
 
+/// An event as parsed, with its extra fields ([`weiquan_events::parse_event_with_extras`]).
+pub type ParsedEvent<'e, 'l> = (&'e weiquan_events::Event<'l>, &'e [std::borrow::Cow<'l, str>]);
+
 /// How a writer keeps personal data off a log whose tiles may be published,
 /// as `weiquan serve` does (`docs/ledger.md`, "Personal data"): each event
 /// leaf is format 3 under `actor`, its personal members and extra fields
@@ -127,14 +130,16 @@ impl Salting {
         salt
     }
 
-    fn event(&mut self, id: &str, raw: &str) -> Result<Pending, LeafError> {
+    /// The leaf of event `id` (its line `raw`, parsed as `parsed` when it
+    /// parses): what is private is known from the parsed event; a line that
+    /// does not parse, or whose leaf would be too long, stands in as a
+    /// commitment to the whole line.
+    fn event(&mut self, id: &str, raw: &str, parsed: Option<ParsedEvent<'_, '_>>) -> Result<Pending, LeafError> {
         let salt = self.salt();
-        let parsed = weiquan_events::parse_event_with_extras(raw).ok();
-        let built = parsed.as_ref().and_then(|(ev, extras)| {
+        let built = parsed.and_then(|(ev, extras)| {
             let private = |key: &str| weiquan_events::is_private_member(&ev.body, extras, false, key);
             weiquan_ledger::salted_event_leaf(raw, &self.actor, private, &salt).ok()
         });
-        // No leaf of its own (no canonical form, or too long): the whole line is private.
         let SaltedLeaf { leaf, values } = match built {
             Some(built) => built,
             None => weiquan_ledger::salted_stand_in(id, raw, &salt)?,
@@ -142,23 +147,19 @@ impl Salting {
         let Some(values) = values else {
             return Ok(Pending { leaf, private: None });
         };
-        // The consumer the event names, in its defined field or an extra one.
-        let consumer = match parsed {
-            Some((mut ev, _)) => match ev.body.consumer_mut() {
-                Some(c) => Some(c.to_string()),
-                None => serde_json::from_slice::<serde_json::Value>(&values)
-                    .ok()
-                    .and_then(|v| v["consumer"].as_str().map(str::to_owned)),
-            },
-            None => None,
-        };
+        // The consumer the event names (in its defined field or an extra
+        // one) is among its salted values: `consumer` is always private.
+        #[derive(serde::Deserialize)]
+        struct Named<'a> {
+            #[serde(borrow)]
+            consumer: Option<std::borrow::Cow<'a, str>>,
+        }
+        let consumer = (serde_json::from_slice::<Named>(&values).ok())
+            .and_then(|n| n.consumer)
+            .map(|c| self.pseudonyms.of(&c));
         Ok(Pending {
             leaf,
-            private: Some(PendingPrivate {
-                salt,
-                values,
-                consumer: consumer.map(|c| self.pseudonyms.of(&c)),
-            }),
+            private: Some(PendingPrivate { salt, values, consumer }),
         })
     }
 }
@@ -218,10 +219,26 @@ impl<S: LogStore + PrivateData> LedgerWriter<S> {
 
     /// Logs an accepted event; returns its leaf index.
     pub fn event(&mut self, id: &str, raw: &str) -> Result<u64, RecordError> {
+        match self.salting.is_some() {
+            // What is private is known from the parsed event.
+            true => match weiquan_events::parse_event_with_extras(raw) {
+                Ok((ev, extras)) => self.log_event(id, raw, Some((&ev, &extras))),
+                Err(_) => self.log_event(id, raw, None),
+            },
+            false => self.log_event(id, raw, None),
+        }
+    }
+
+    /// [`event`](Self::event) for an event its caller parsed already.
+    pub fn parsed_event(&mut self, raw: &str, parsed: ParsedEvent<'_, '_>) -> Result<u64, RecordError> {
+        self.log_event(&parsed.0.id, raw, Some(parsed))
+    }
+
+    fn log_event(&mut self, id: &str, raw: &str, parsed: Option<ParsedEvent<'_, '_>>) -> Result<u64, RecordError> {
         // An accepted event is logged whatever its extra fields hold: a line
         // with no canonical form gets a leaf standing in for it.
         let leaf = match &mut self.salting {
-            Some(salting) => salting.event(id, raw),
+            Some(salting) => salting.event(id, raw, parsed),
             None => weiquan_ledger::event_leaf_or_stand_in(id, raw).map(|leaf| Pending { leaf, private: None }),
         };
         let leaf = leaf.map_err(|source| RecordError::Event {

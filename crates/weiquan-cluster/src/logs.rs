@@ -24,8 +24,9 @@
 
 use crate::Cluster;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use weiquan_app::{LeafIndex, LedgerWriter, RecordError, Salting};
 use weiquan_engine::{Finding, Rulebook};
 use weiquan_ledger::StandardVerifier;
@@ -133,7 +134,7 @@ enum Place {
 }
 
 /// Which of a cluster's logs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Which {
     /// Partition `n`'s log.
     Partition(u32),
@@ -142,7 +143,23 @@ pub enum Which {
 }
 
 impl Which {
-    fn short(self) -> String {
+    /// The log a path names: `top`, or `p<n>` for partition `n` (as
+    /// [`Logs::origin`] ends).
+    pub fn parse(name: &str) -> Option<Which> {
+        match name {
+            "top" => Some(Which::Top),
+            _ => {
+                let digits = name.strip_prefix('p')?;
+                // One spelling per log: no sign, no leading zero.
+                let canonical =
+                    digits.bytes().all(|b| b.is_ascii_digit()) && (digits == "0" || !digits.starts_with('0'));
+                canonical.then(|| digits.parse().ok().map(Which::Partition)).flatten()
+            }
+        }
+    }
+
+    /// Its name in paths and origins: `top`, or `p<n>` ([`Which::parse`] reads it).
+    pub fn short(self) -> String {
         match self {
             Which::Partition(p) => format!("p{p}"),
             Which::Top => "top".into(),
@@ -520,6 +537,100 @@ impl Logs {
     }
 }
 
+/// One log's reader, shared by the requests that read it.
+type SharedReader = Arc<Mutex<LedgerReader<Box<dyn Backend>>>>;
+
+/// A cluster's logs read as their tiles are served: one reader per log,
+/// opened on first use and kept (a database connection each).
+pub struct LogReaders {
+    logs: Logs,
+    /// The partitions the top log records, once it records any (fixed for a cluster).
+    partitions: Mutex<Option<u32>>,
+    open: Mutex<BTreeMap<Which, SharedReader>>,
+}
+
+impl LogReaders {
+    /// Readers of `logs`.
+    pub fn new(logs: Logs) -> Self {
+        LogReaders {
+            logs,
+            partitions: Mutex::new(None),
+            open: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The logs there are: the top log, then each partition's it records.
+    pub fn which(&self) -> Result<Vec<Which>, LogError> {
+        let partitions = self.partitions()?;
+        Ok(std::iter::once(Which::Top)
+            .chain((0..partitions).map(Which::Partition))
+            .collect())
+    }
+
+    /// The origin line of a log's checkpoints.
+    pub fn origin(&self, which: Which) -> String {
+        self.logs.origin(which)
+    }
+
+    fn partitions(&self) -> Result<u32, LogError> {
+        if let Some(n) = *weiquan_ledger::lock(&self.partitions) {
+            return Ok(n);
+        }
+        let fail_top = Logs::fail(Which::Top);
+        let mut top = self.logs.store(Which::Top)?;
+        let entries = top.size().map_err(|e| fail_top(e.into()))?;
+        let n = partitions_in(&mut top, entries).map_err(&fail_top)?;
+        if n > 0 {
+            *weiquan_ledger::lock(&self.partitions) = Some(n);
+        }
+        Ok(n)
+    }
+
+    /// The reader of `which`, opened on first use; a partition the top log
+    /// does not record is [`LogProblem::Missing`].
+    fn reader(&self, which: Which) -> Result<SharedReader, LogError> {
+        if let Some(r) = weiquan_ledger::lock(&self.open).get(&which) {
+            return Ok(r.clone());
+        }
+        if let Which::Partition(p) = which {
+            let partitions = self.partitions()?;
+            if p >= partitions {
+                return Err(Logs::fail(which)(LogProblem::Missing(format!(
+                    "the top log records {partitions} partitions"
+                ))));
+            }
+        }
+        let store = self.logs.store(which)?;
+        let reader = LedgerReader::open(store).map_err(|e| Logs::fail(which)(e.into()))?;
+        let reader = Arc::new(Mutex::new(reader));
+        weiquan_ledger::lock(&self.open).insert(which, reader.clone());
+        Ok(reader)
+    }
+
+    /// Reads `which` as it stands now.
+    fn read<T>(
+        &self,
+        which: Which,
+        read: impl FnOnce(&mut LedgerReader<Box<dyn Backend>>) -> Result<T, LedgerError>,
+    ) -> Result<T, LogError> {
+        let reader = self.reader(which)?;
+        let mut reader = weiquan_ledger::lock(&reader);
+        let fail = Logs::fail(which);
+        reader.refresh().map_err(|e| fail(e.into()))?;
+        read(&mut reader).map_err(|e| fail(e.into()))
+    }
+
+    /// The newest signed checkpoint of `which` (`None` before its first write).
+    pub fn checkpoint(&self, which: Which) -> Result<Option<Vec<u8>>, LogError> {
+        self.read(which, |r| r.latest_checkpoint())
+    }
+
+    /// A tile of `which` (`None` when its tree does not have it yet).
+    pub fn tile(&self, which: Which, req: weiquan_ledger::TileRequest) -> Result<Option<Vec<u8>>, LogError> {
+        self.read(which, |r| r.tile(req))
+    }
+}
+
 /// How many partitions the top log's newest of its `entries` entries records.
 fn partitions_in(top: &mut Box<dyn Backend>, entries: u64) -> Result<u32, LogProblem> {
     Ok(match entries {
@@ -638,10 +749,10 @@ impl PartitionLog {
     }
 
     /// Logs an applied event; its leaf index.
-    pub fn event(&mut self, id: &str, raw: &str) -> Result<u64, LogError> {
+    pub fn event(&mut self, raw: &str, parsed: weiquan_app::ParsedEvent<'_, '_>) -> Result<u64, LogError> {
         let fail = self.fail();
         self.pending_since.get_or_insert_with(std::time::Instant::now);
-        self.writer.event(id, raw).map_err(fail)
+        self.writer.parsed_event(raw, parsed).map_err(fail)
     }
 
     /// Logs a reported finding; its leaf index.

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use weiquan_engine::{Engine, Finding, Rulebook};
+use weiquan_events::Event;
 use weiquan_partition::{Copies, Route};
 
 /// How a worker runs.
@@ -91,14 +92,14 @@ pub fn now_ms() -> u64 {
 /// event's id (none for an advance) and the findings the partition reports
 /// for it, in the engine's order. Pure: the same messages in the same order
 /// give the same findings on any worker.
-pub fn step(
+pub fn step<'l>(
     engine: &mut Engine,
     copies: &mut Copies,
     p: u32,
     partitions: u32,
     stamp: &Stamp,
-    line: &str,
-) -> Result<(Option<String>, Vec<Finding>), String> {
+    line: &'l str,
+) -> Result<(Option<Parsed<'l>>, Vec<Finding>), String> {
     let clock = stamp.clock;
     copies.extend(stamp.copies.iter().cloned());
     if stamp.advance {
@@ -112,14 +113,19 @@ pub fn step(
                 .collect(),
         ));
     }
-    let ev = weiquan_events::parse_event(line).map_err(|e| format!("the event does not parse: {e}"))?;
+    // With its extra fields: the partition's log salts them.
+    let (ev, extras) =
+        weiquan_events::parse_event_with_extras(line).map_err(|e| format!("the event does not parse: {e}"))?;
     let route = if stamp.all { Route::All } else { Route::One(p) };
     let found = weiquan_partition::apply_stamped(engine, clock, &ev)
         .into_iter()
         .filter(|f| copies.keeps(f, p, partitions, Some((route, &ev.id))))
         .collect();
-    Ok((Some(ev.id.into_owned()), found))
+    Ok((Some((ev, extras)), found))
 }
+
+/// An event as a worker parsed it, with its extra fields.
+pub type Parsed<'l> = (Event<'l>, Vec<std::borrow::Cow<'l, str>>);
 
 /// A partition's state as a snapshot holds it.
 #[derive(Serialize, Deserialize)]
@@ -750,7 +756,7 @@ async fn apply_batch(
                 stamp.index, state.index
             )));
         }
-        let (id, found) = match &stamp.rebuild {
+        let (parsed, found) = match &stamp.rebuild {
             Some(r) if r.before > state.rebuilt && r.partial => {
                 // Shares of another rebuild (one a door never finished) are dropped.
                 if state.spreading.0 != r.before {
@@ -776,8 +782,8 @@ async fn apply_batch(
             )
             .map_err(bad)?,
         };
-        if let (Some(log), Some(id)) = (&mut state.log, &id) {
-            log.event(id, line).map_err(logged)?;
+        if let (Some(log), Some((ev, extras))) = (&mut state.log, &parsed) {
+            log.event(line, (ev, extras)).map_err(logged)?;
         }
         for (k, finding) in found.into_iter().enumerate() {
             let leaf = match &mut state.log {
@@ -929,11 +935,12 @@ async fn rebuild(
     .map_err(|e| marker(format!("rebuilding: {e}")))?;
     if let Some(log) = &mut state.log {
         for (_, line, _) in picked.values().filter(|(_, _, foreign)| *foreign) {
-            let Ok(ev) = weiquan_events::parse_event(line) else {
+            let Ok((ev, extras)) = weiquan_events::parse_event_with_extras(line) else {
                 continue;
             };
             if log.leaf_index().get(weiquan_events::id_digest(&ev.id)).is_none() {
-                log.event(&ev.id, line).map_err(|e| ClusterError::Log(e.to_string()))?;
+                log.event(line, (&ev, &extras))
+                    .map_err(|e| ClusterError::Log(e.to_string()))?;
             }
         }
     }

@@ -389,8 +389,8 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
                 .partition(1, 0, weiquan_app::LeafIndex::new(), None)
                 .expect("opens");
             for line in presale_case().iter().skip(1) {
-                let id = weiquan_events::parse_event(line).expect("parses").id.into_owned();
-                log.event(&id, line).expect("logged");
+                let (ev, extras) = weiquan_events::parse_event_with_extras(line).expect("parses");
+                log.event(line, (&ev, &extras)).expect("logged");
             }
             log.flush().expect("written");
             drop(log);

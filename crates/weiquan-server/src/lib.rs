@@ -22,6 +22,7 @@ mod paylater;
 mod problem;
 pub mod schemas;
 mod sequencer;
+pub mod shelf;
 pub mod snapshots;
 
 pub use acts::OWN_ID_PREFIX;

@@ -32,9 +32,60 @@ impl NatsCluster {
     }
 
     /// Writes three configs under `dir` and starts the servers (the Debian
-    /// package `nats-server` must be installed). They elect JetStream
-    /// leaders a few seconds later.
+    /// package `nats-server` must be installed), each listening for clients
+    /// when this returns. They elect JetStream leaders a few seconds later.
+    ///
+    /// The ports are free when chosen, but another test may bind one before
+    /// its server does; that server then exits, and a JetStream cluster
+    /// short of a node never places a replicated stream. So the servers are
+    /// started on other ports until all three listen.
     pub fn start(dir: &Path) -> NatsCluster {
+        for _ in 0..4 {
+            let mut cluster = NatsCluster::configure(dir);
+            for i in 0..3 {
+                cluster.start_node(i);
+            }
+            if cluster.listening(std::time::Duration::from_secs(15)) {
+                return cluster;
+            }
+        }
+        panic!(
+            "three NATS servers never listened together; see the n*.log files in {}",
+            dir.display()
+        );
+    }
+
+    /// Whether every node's server is running and takes client connections
+    /// within `limit` (false as soon as one has exited).
+    fn listening(&mut self, limit: std::time::Duration) -> bool {
+        let started = std::time::Instant::now();
+        let urls: Vec<String> = self
+            .urls
+            .split(',')
+            .map(|u| u.trim_start_matches("nats://").to_owned())
+            .collect();
+        loop {
+            let exited =
+                (self.nodes.iter_mut()).any(|n| n.proc.as_mut().is_none_or(|p| !matches!(p.0.try_wait(), Ok(None))));
+            if exited {
+                return false;
+            }
+            if urls.iter().all(|a| std::net::TcpStream::connect(a).is_ok()) {
+                return true;
+            }
+            if started.elapsed() > limit {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Three configs under `dir` on ports free now, none started.
+    fn configure(dir: &Path) -> NatsCluster {
+        for i in 0..3 {
+            // A store left by servers that did not all start knows other ports' peers.
+            let _ = std::fs::remove_dir_all(dir.join(format!("n{i}")));
+        }
         let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_addr().port(), free_addr().port())).collect();
         let nodes = (0..3)
             .map(|i| {
@@ -66,11 +117,7 @@ impl NatsCluster {
             .map(|(client, _)| format!("nats://127.0.0.1:{client}"))
             .collect::<Vec<_>>()
             .join(",");
-        let mut cluster = NatsCluster { nodes, urls };
-        for i in 0..3 {
-            cluster.start_node(i);
-        }
-        cluster
+        NatsCluster { nodes, urls }
     }
 
     /// Starts node `i` (again, after [`NatsCluster::kill`]), on its old store.

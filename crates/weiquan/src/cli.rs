@@ -759,6 +759,21 @@ touched: the stream keeps what it received for as long as its retention says.")]
         #[arg(long)]
         consumer: String,
     },
+    /// Serve the cluster's logs to anyone, read-only, over HTTP: each log's
+    /// signed checkpoint and its C2SP tlog-tiles (`/top/…`, `/p<n>/…`).
+    #[command(after_help = "Example:
+  weiquan cluster --cluster demo --logs demo-logs serve-logs --listen 127.0.0.1:8090
+  curl http://127.0.0.1:8090/                  # the logs served, with their origins
+  curl http://127.0.0.1:8090/p0/checkpoint     # partition 0's newest signed checkpoint
+  curl http://127.0.0.1:8090/top/tile/0/000    # the first tile of the top log
+
+The leaves hold personal data only as salted commitments, so the tiles are
+public; nothing here needs a key or can write.")]
+    ServeLogs {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: String,
+    },
     /// Print the cluster's findings once each, as `weiquan audit` prints them (NDJSON).
     Findings {
         /// The rulebook the messages come from.

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::prelude::{Engine as _, BASE64_STANDARD};
 use serde::Deserialize;
-use weiquan_ledger::parse_tile_path;
+use weiquan_ledger::{parse_tile_path, TileRequest};
 
 /// Query of an inclusion proof.
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -101,15 +101,36 @@ pub(crate) async fn latest_checkpoint(app: &crate::AppState) -> Result<Vec<u8>, 
 /// The newest signed checkpoint (C2SP tlog-checkpoint, signed note).
 #[utoipa::path(get, path = "/log/checkpoint", tag = "log", responses((status = 200, description = "text/plain signed note", body = String, content_type = "text/plain")))]
 pub(crate) async fn get_checkpoint(State(app): AppStateRef) -> Result<Response, ApiError> {
-    let cp = latest_checkpoint(&app).await?;
-    Ok((
+    Ok(checkpoint_response(latest_checkpoint(&app).await?))
+}
+
+/// A signed checkpoint as served: text, never cached (the next one replaces it).
+pub(crate) fn checkpoint_response(cp: impl IntoResponse) -> Response {
+    (
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
             (header::CACHE_CONTROL, "no-store"),
         ],
         cp,
     )
-        .into_response())
+        .into_response()
+}
+
+/// A tile as served: a full tile never changes; a partial one is replaced as the tree grows.
+pub(crate) fn tile_response(req: TileRequest, bytes: Vec<u8>) -> Response {
+    let cache = if req.width == 256 {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-store"
+    };
+    (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, cache),
+        ],
+        bytes,
+    )
+        .into_response()
 }
 
 /// A C2SP tlog-tiles tile: `tile/<L>/<N>[.p/<W>]` or `tile/entries/<N>[.p/<W>]`.
@@ -119,18 +140,5 @@ pub(crate) async fn get_tile(State(app): AppStateRef, Path(path): Path<String>) 
     let req = parse_tile_path(&format!("tile/{path}")).ok_or_else(|| ApiError::not_found("not a C2SP tile path"))?;
     let bytes = (app.log.read(move |log| log.tile(req)).await?)
         .ok_or_else(|| ApiError::not_found("the tree does not (yet) have this tile"))?;
-    // A full tile never changes; a partial one is replaced as the tree grows.
-    let cache = if req.width == 256 {
-        "public, max-age=31536000, immutable"
-    } else {
-        "no-store"
-    };
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream"),
-            (header::CACHE_CONTROL, cache),
-        ],
-        bytes,
-    )
-        .into_response())
+    Ok(tile_response(req, bytes))
 }

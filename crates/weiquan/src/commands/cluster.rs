@@ -7,9 +7,11 @@ use std::io::Write;
 use std::time::Duration;
 use weiquan_app::{HandedLine, ParsedInputs, Waited};
 use weiquan_cluster::door::{FrontDoor, Position, Resumed, Shard};
-use weiquan_cluster::{logs::Logs, worker, Cluster};
+use weiquan_cluster::logs::{LogError, LogProblem, Logs, Which};
+use weiquan_cluster::{worker, Cluster};
 use weiquan_engine::Lang;
 use weiquan_events::{parse_event, Event, Line, Reject};
+use weiquan_server::shelf::{LogShelf, ShelfError, ShelvedLog};
 
 /// Runs one `weiquan cluster` subcommand.
 pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
@@ -29,6 +31,25 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
             serde_json::to_writer_pretty(&mut *out, &receipt)?;
             out.write_all(b"\n")?;
             return Ok(());
+        }
+        ClusterCommand::ServeLogs { listen } => {
+            let shelf = std::sync::Arc::new(Shelf(weiquan_cluster::logs::LogReaders::new(logs()?)));
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            return runtime.block_on(async {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {listen}"))?;
+                let addr = listener.local_addr()?;
+                writeln!(
+                    err,
+                    "serving the logs of cluster {} on http://{addr}/ (checkpoints: /top/checkpoint, /p<n>/checkpoint)",
+                    args.cluster
+                )?;
+                err.flush()?;
+                let limits = weiquan_server::ConnLimits::default();
+                weiquan_server::shelf::serve(listener, shelf, limits, super::serve::shutdown_signal()).await;
+                Ok(())
+            });
         }
         ClusterCommand::Erase { consumer } => {
             match logs()?.erase(consumer)? {
@@ -174,7 +195,7 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                 }
                 Ok(())
             }
-            ClusterCommand::Receipt { .. } | ClusterCommand::Erase { .. } => {
+            ClusterCommand::Receipt { .. } | ClusterCommand::Erase { .. } | ClusterCommand::ServeLogs { .. } => {
                 unreachable!("answered before the runtime starts")
             }
             ClusterCommand::Status => {
@@ -731,4 +752,42 @@ fn secret(args: &ClusterArgs) -> Result<Option<Vec<u8>>> {
         .into());
     }
     Ok(Some(bytes))
+}
+
+/// A cluster's logs as the HTTP layer serves them, by name (`top`, `p<n>`).
+struct Shelf(weiquan_cluster::logs::LogReaders);
+
+impl Shelf {
+    fn which(name: &str) -> Result<Which, ShelfError> {
+        Which::parse(name).ok_or_else(|| ShelfError::NoLog(format!("`{name}` names no log: `top` or `p<n>`")))
+    }
+}
+
+/// A log that does not exist (or a partition the top log does not record)
+/// is not found; any other failure is the logs' being unavailable.
+fn shelf_error(e: LogError) -> ShelfError {
+    match e.problem {
+        LogProblem::Missing(_) => ShelfError::NoLog(e.to_string()),
+        _ => ShelfError::Failed(e.to_string()),
+    }
+}
+
+impl LogShelf for Shelf {
+    fn logs(&self) -> Result<Vec<ShelvedLog>, ShelfError> {
+        let which = self.0.which().map_err(shelf_error)?;
+        Ok((which.into_iter())
+            .map(|w| ShelvedLog {
+                name: w.short(),
+                origin: self.0.origin(w),
+            })
+            .collect())
+    }
+
+    fn checkpoint(&self, name: &str) -> Result<Option<Vec<u8>>, ShelfError> {
+        self.0.checkpoint(Self::which(name)?).map_err(shelf_error)
+    }
+
+    fn tile(&self, name: &str, req: weiquan_ledger::TileRequest) -> Result<Option<Vec<u8>>, ShelfError> {
+        self.0.tile(Self::which(name)?, req).map_err(shelf_error)
+    }
 }

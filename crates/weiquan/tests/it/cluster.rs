@@ -549,7 +549,16 @@ fn the_cluster_commands_print_what_audit_prints() {
     // and the values it reveals must open the leaf's commitments.
     let receipt_of = |partition: u32, leaf: u64, reveal: bool| {
         let (partition, leaf) = (partition.to_string(), leaf.to_string());
-        let mut args = vec!["cluster", "--cluster", &name, "--logs", ledgers, "receipt", &partition, &leaf];
+        let mut args = vec![
+            "cluster",
+            "--cluster",
+            &name,
+            "--logs",
+            ledgers,
+            "receipt",
+            &partition,
+            &leaf,
+        ];
         if reveal {
             args.push("--reveal");
         }
@@ -573,7 +582,10 @@ fn the_cluster_commands_print_what_audit_prints() {
         found
     };
     let of_u2 = about_u2(true);
-    let (p, leaf, body) = of_u2.first().cloned().expect("a leaf about u2 whose receipt reveals it");
+    let (p, leaf, body) = of_u2
+        .first()
+        .cloned()
+        .expect("a leaf about u2 whose receipt reveals it");
     assert!(!body["leaf"].as_str().expect("a leaf").contains("\"u2\""), "{body}");
     assert!(receipt_of(p, leaf, false).expect("a receipt").get("private").is_none());
     std::fs::write(file, body.to_string()).expect("written");
@@ -588,13 +600,25 @@ fn the_cluster_commands_print_what_audit_prints() {
 
     // Erasure: nothing left to reveal, and the logs still verify.
     let erase = || {
-        let args = ["cluster", "--cluster", &name, "--logs", ledgers, "erase", "--consumer", "u2"];
+        let args = [
+            "cluster",
+            "--cluster",
+            &name,
+            "--logs",
+            ledgers,
+            "erase",
+            "--consumer",
+            "u2",
+        ];
         let out = super::weiquan(&args, None);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let said = erase();
-    let erased = format!("erased the salts and values of {} leaves about consumer u2", of_u2.len());
+    let erased = format!(
+        "erased the salts and values of {} leaves about consumer u2",
+        of_u2.len()
+    );
     assert!(said.starts_with(&erased), "{said}");
     assert!(erase().starts_with("nothing to erase"));
     assert!(about_u2(true).is_empty(), "nothing about u2 left to reveal");
@@ -602,6 +626,135 @@ fn the_cluster_commands_print_what_audit_prints() {
     assert!(body.get("private").is_none(), "erased: {body}");
     let out = verify();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    the_logs_are_served_to_anyone(&name, ledgers, &public, 4, &["u1", "u2", "u3"]);
+}
+
+/// A GET over a real socket: status and body.
+fn get(url: &str) -> (u16, Vec<u8>) {
+    let method = if url.starts_with("POST ") { "POST" } else { "GET" };
+    let url = url.trim_start_matches("POST ");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let r = if method == "POST" { c.post(url) } else { c.get(url) };
+        match r.send().await {
+            Ok(resp) => (
+                resp.status().as_u16(),
+                resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+            ),
+            Err(e) => (0, e.to_string().into_bytes()),
+        }
+    })
+}
+
+/// `cluster serve-logs` over HTTP, as an outsider reads it: the logs it
+/// lists, each partition's checkpoint (signed with the cluster's key), and
+/// tiles whose leaves hash to that checkpoint's root and hold none of
+/// `consumers`; and what it refuses (logs it does not have, other spellings,
+/// paths that are no tile, writes).
+fn the_logs_are_served_to_anyone(name: &str, ledgers: &str, public: &str, partitions: u32, consumers: &[&str]) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weiquan"))
+        .args([
+            "cluster",
+            "--cluster",
+            name,
+            "--logs",
+            ledgers,
+            "serve-logs",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve-logs starts");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let _server = Proc(child);
+    let base = loop {
+        let line = lines.next().expect("serve-logs printed its address").expect("UTF-8");
+        if let Some(rest) = line.split(" on ").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .expect("a URL")
+                .trim_end_matches('/')
+                .to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let verifier = std::fs::read_to_string(public).expect("the public key");
+    let verifier = weiquan_ledger::load_verifier(&verifier).expect("a verifier");
+
+    let (status, index) = get(&format!("{base}/"));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&index));
+    let index: serde_json::Value = serde_json::from_slice(&index).expect("JSON");
+    let names: Vec<&str> = (index["logs"].as_array().expect("logs").iter())
+        .map(|l| l["name"].as_str().expect("a name"))
+        .collect();
+    let expected: Vec<String> = std::iter::once("top".to_owned())
+        .chain((0..partitions).map(|p| format!("p{p}")))
+        .collect();
+    assert_eq!(names, expected);
+    for log in expected {
+        let (status, note) = get(&format!("{base}/{log}/checkpoint"));
+        assert_eq!(status, 200, "{log}: {}", String::from_utf8_lossy(&note));
+        let cp = weiquan_ledger::open_checkpoint(&note, &verifier, "served").expect("signed with the cluster's key");
+        assert!(cp.origin.ends_with(&format!("/{log}")), "{}", cp.origin);
+        assert!(cp.size > 0 && cp.size <= 256, "{log}: {} leaves, one tile", cp.size);
+        let (status, entries) = get(&format!("{base}/{log}/tile/entries/000.p/{}", cp.size));
+        assert_eq!(status, 200);
+        let (status, hashes) = get(&format!("{base}/{log}/tile/0/000.p/{}", cp.size));
+        assert_eq!(status, 200);
+        // An entry bundle: each leaf after its length, two bytes big-endian.
+        let mut tree = weiquan_ledger::Frontier::new();
+        let mut rest = &entries[..];
+        let mut leaf_hashes = Vec::new();
+        while let [hi, lo, tail @ ..] = rest {
+            let n = usize::from(*hi) << 8 | usize::from(*lo);
+            let (leaf, tail) = tail.split_at(n);
+            let text = String::from_utf8_lossy(leaf);
+            for c in consumers {
+                assert!(
+                    !text.contains(&format!("\"{c}\"")),
+                    "{log}: `{c}` in a served leaf: {text}"
+                );
+            }
+            tree.append(leaf);
+            leaf_hashes.extend_from_slice(&weiquan_ledger::record_hash(leaf).0);
+            rest = tail;
+        }
+        assert_eq!(tree.size(), cp.size, "{log}: one entry per leaf");
+        assert_eq!(tree.root(), cp.root, "{log}: the served leaves are the signed tree");
+        assert_eq!(hashes, leaf_hashes, "{log}: the level-0 tile holds the leaves' hashes");
+    }
+    for (path, status) in [
+        (format!("/p{partitions}/checkpoint"), 404),
+        ("/p00/checkpoint".to_owned(), 404),
+        ("/p-1/checkpoint".to_owned(), 404),
+        ("/wq_x/checkpoint".to_owned(), 404),
+        ("/p0/tile/9/000".to_owned(), 404),
+        ("/p0/tile/0/x".to_owned(), 404),
+        ("/p0/tile/0/999".to_owned(), 404),
+        ("/top".to_owned(), 404),
+        ("POST /p0/checkpoint".to_owned(), 405),
+    ] {
+        let url = match path.strip_prefix("POST ") {
+            Some(p) => format!("POST {base}{p}"),
+            None => format!("{base}{path}"),
+        };
+        let (got, body) = get(&url);
+        assert_eq!(got, status, "{path}: {}", String::from_utf8_lossy(&body));
+        let problem: serde_json::Value = serde_json::from_slice(&body).expect("a problem document");
+        assert!(
+            problem["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{path}: {problem}"
+        );
+    }
 }
 
 /// The front door on a platform's NATS subject (`route --subject`): it reads
