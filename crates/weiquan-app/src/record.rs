@@ -89,6 +89,25 @@ struct PendingPrivate {
     consumer: Option<String>,
 }
 
+/// The consumer an event is about, which erasure finds its leaf by: its
+/// `consumer` field, or else a top-level `consumer` of the producer's own
+/// (in its text when it is not a string), read from the line itself when it
+/// does not parse.
+pub fn consumer_named(raw: &str, parsed: Option<ParsedEvent<'_, '_>>) -> Option<String> {
+    if let Some(c) = parsed.and_then(|(ev, _)| ev.body.consumer()) {
+        return Some(c.to_owned());
+    }
+    if parsed.is_some_and(|(_, extras)| !extras.iter().any(|e| e == "consumer")) {
+        return None;
+    }
+    let line: serde_json::Map<String, serde_json::Value> = serde_json::from_str(raw).ok()?;
+    match line.get("consumer")? {
+        serde_json::Value::String(c) => Some(c.clone()),
+        serde_json::Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
 /// An event as parsed, with its extra fields ([`weiquan_events::parse_event_with_extras`]).
 pub type ParsedEvent<'e, 'l> = (&'e weiquan_events::Event<'l>, &'e [std::borrow::Cow<'l, str>]);
 
@@ -147,16 +166,8 @@ impl Salting {
         let Some(values) = values else {
             return Ok(Pending { leaf, private: None });
         };
-        // The consumer the event names (in its defined field or an extra
-        // one) is among its salted values: `consumer` is always private.
-        #[derive(serde::Deserialize)]
-        struct Named<'a> {
-            #[serde(borrow)]
-            consumer: Option<std::borrow::Cow<'a, str>>,
-        }
-        let consumer = (serde_json::from_slice::<Named>(&values).ok())
-            .and_then(|n| n.consumer)
-            .map(|c| self.pseudonyms.of(&c));
+        // From the event, not the values: a stand-in's values are its whole line.
+        let consumer = consumer_named(raw, parsed).map(|c| self.pseudonyms.of(&c));
         Ok(Pending {
             leaf,
             private: Some(PendingPrivate { salt, values, consumer }),
@@ -343,12 +354,16 @@ impl<S: LogStore + PrivateData> LedgerWriter<S> {
             };
             let same = match (&p.private, &row) {
                 (None, None) => *stored == p.leaf,
-                (Some(ours), Some(row)) => Salted {
-                    leaf: &p.leaf,
-                    values: Some(&ours.values),
-                    salt: &ours.salt,
+                // The pseudonym outlives an erasure: after one, it still tells consumers apart.
+                (Some(ours), Some(row)) => {
+                    row.consumer == ours.consumer
+                        && Salted {
+                            leaf: &p.leaf,
+                            values: Some(&ours.values),
+                            salt: &ours.salt,
+                        }
+                        .is(stored, row.salt.as_ref())
                 }
-                .is(stored, row.salt.as_ref()),
                 // A private part on one side only: one of them salted what the other did not.
                 _ => false,
             };
@@ -450,18 +465,41 @@ mod tests {
         )
     }
 
-    /// A salting writer keeps consumers off its leaves; another writer, with
-    /// salts of its own, recognises every stored leaf under its stored salt
-    /// (a different consumer is a fork) and, once the salt is erased,
-    /// everything but the commitments (a different step count is a fork, a
-    /// different consumer can no longer be told).
+    fn failed(id: &str, consumer: &str, reason: &str) -> String {
+        format!(
+            r#"{{"v":1,"id":"{id}","type":"bnpl.cancel_failed","at":"2026-11-01T00:00:00+08:00","consumer":"{consumer}","provider":"p1","reason":"{reason}"}}"#
+        )
+    }
+
+    /// A salting writer keeps consumers and their text off its leaves (a line
+    /// too long for a leaf of its own included), and names each private row
+    /// by the consumer's pseudonym; another writer, with salts of its own,
+    /// recognises every stored leaf under its stored salt (another reason is
+    /// a fork, another consumer too) and, once the salt is erased, by its
+    /// pseudonym and everything but its commitments.
     #[test]
     fn salting_writers_agree_on_leaves_under_other_salts_and_after_erasure() {
         let dir = tempfile::tempdir().expect("a folder");
         let path = dir.path().join("log.db");
         let (key, _) = weiquan_ledger::generate_key("test.example/log").expect("a key");
         let tick = r#"{"v":1,"id":"c","type":"clock.tick","at":"2026-11-02T00:00:00+08:00"}"#.to_owned();
-        let lines = [disabled("a", "u1", 1), disabled("b", "u2", 5), tick];
+        // Too long for a leaf in a field that is not salted: a stand-in, still about u1.
+        let long = format!(
+            r#"{{"v":1,"id":"e","type":"bnpl.disabled","at":"2026-11-01T00:00:00+08:00","consumer":"u1","provider":"{}","steps":1}}"#,
+            "p".repeat(70_000)
+        );
+        let lines = [
+            disabled("a", "u1", 1),
+            disabled("b", "u2", 5),
+            tick,
+            failed("d", "u2", "找不到关闭入口"),
+            long,
+        ];
+        let with = |k: usize, line: String| {
+            let mut changed = lines.clone();
+            changed[k] = line;
+            changed
+        };
         let write = |lines: &[String], at: Option<u64>| {
             let mut w = salting(writer(&path, &key, at));
             for (n, line) in lines.iter().enumerate() {
@@ -471,46 +509,57 @@ mod tests {
         };
         let mut first = write(&lines, None).expect("written");
         let store = first.ledger().store_mut();
-        let leaves = store.leaves(0, 3).expect("leaves");
-        for (data, _) in &leaves {
-            let text = String::from_utf8_lossy(data);
-            assert!(
-                !text.contains("\"u1\"") && !text.contains("\"u2\""),
-                "a consumer in a leaf: {text}"
-            );
+        for (data, _) in store.leaves(0, 5).expect("leaves") {
+            let text = String::from_utf8_lossy(&data);
+            for private in ["\"u1\"", "\"u2\"", "找不到", "ppp"] {
+                assert!(!text.contains(private), "{private} in a leaf: {text}");
+            }
         }
-        let private = store.private_rows(0, 3).expect("private rows");
+        assert!(
+            weiquan_ledger::stand_in(&String::from_utf8_lossy(&store.leaves(4, 5).expect("a leaf")[0].0)).is_some()
+        );
+        let private = store.private_rows(0, 5).expect("private rows");
         assert_eq!(
             private.iter().map(|r| r.leaf).collect::<Vec<_>>(),
-            [0, 1],
+            [0, 1, 3, 4],
             "the tick has nothing private"
         );
         let u1 = weiquan_ledger::pseudonym(&[3; 32], "u1");
-        assert_eq!(private[0].consumer.as_deref(), Some(u1.as_str()), "found by pseudonym");
+        let about_u1: Vec<u64> = (private.iter())
+            .filter(|r| r.consumer.as_deref() == Some(u1.as_str()))
+            .map(|r| r.leaf)
+            .collect();
+        assert_eq!(about_u1, [0, 4], "found by pseudonym, the stand-in too");
 
         let again = write(&lines, Some(0)).expect("the same leaves, under other salts");
         drop(again);
-        let other = [disabled("a", "u9", 1), lines[1].clone(), lines[2].clone()];
-        assert!(
-            matches!(write(&other, Some(0)).err(), Some(RecordError::Fork { leaf: 0 })),
-            "another consumer, under the stored salt"
+        let fork_at = |lines: &[String]| match write(lines, Some(0)) {
+            Err(RecordError::Fork { leaf }) => Some(leaf),
+            _ => None,
+        };
+        assert_eq!(
+            fork_at(&with(3, failed("d", "u2", "别的"))),
+            Some(3),
+            "another reason, under the stored salt"
         );
+        assert_eq!(fork_at(&with(0, disabled("a", "u9", 1))), Some(0), "another consumer");
         let size = |w: &mut LedgerWriter<SqliteStore>| w.ledger().store_mut().size().expect("size");
-        assert_eq!(size(&mut first), 3, "nothing appended");
+        assert_eq!(size(&mut first), 5, "nothing appended");
 
-        assert_eq!(first.ledger().store_mut().erase_consumer(&u1).expect("erased"), 1);
+        assert_eq!(first.ledger().store_mut().erase_consumer(&u1).expect("erased"), 2);
         drop(first);
-        write(&other, Some(0)).expect("an erased consumer cannot be told from another");
-        let steps = [disabled("a", "u1", 2), lines[1].clone(), lines[2].clone()];
-        assert!(
-            matches!(write(&steps, Some(0)).err(), Some(RecordError::Fork { leaf: 0 })),
+        write(&lines, Some(0)).expect("the same leaves, two of them erased");
+        assert_eq!(
+            fork_at(&with(0, disabled("a", "u9", 1))),
+            Some(0),
+            "an erased consumer is still told apart by pseudonym"
+        );
+        assert_eq!(
+            fork_at(&with(0, disabled("a", "u1", 2))),
+            Some(0),
             "what is not salted is still compared"
         );
-        let forged = [lines[0].clone(), disabled("b", "u2", 6), lines[2].clone()];
-        assert!(
-            matches!(write(&forged, Some(0)).err(), Some(RecordError::Fork { leaf: 1 })),
-            "another step count"
-        );
+        assert_eq!(fork_at(&with(1, disabled("b", "u2", 6))), Some(1), "another step count");
         // An unsalted writer meets salted leaves: a fork, not a silent mix.
         let mut plain = writer(&path, &key, Some(0));
         plain.event("a", &lines[0]).expect("logged");

@@ -77,6 +77,10 @@ pub enum LogProblem {
     /// The log does not exist (a reader never creates one).
     #[error("{0}")]
     Missing(String),
+    /// The log was written before partition logs were salted: it holds
+    /// events as received, personal data included, and is not served.
+    #[error("it was written before partition logs were salted (its events hold personal data as received): it is not served; give the cluster new --logs")]
+    Unsalted,
     /// Anything else, said in words.
     #[error("{0}")]
     Other(String),
@@ -89,7 +93,7 @@ impl LogError {
     pub fn is_invalid(&self) -> bool {
         let store = |e: &StoreError| e.kind == StoreErrorKind::Corrupt;
         match &self.problem {
-            LogProblem::Key(_) | LogProblem::NoKey | LogProblem::Missing(_) => false,
+            LogProblem::Key(_) | LogProblem::NoKey | LogProblem::Missing(_) | LogProblem::Unsalted => false,
             LogProblem::Store(e) | LogProblem::Ledger(LedgerError::Store(e)) => store(e),
             LogProblem::Verify(VerifyError::Store(e)) => store(e),
             LogProblem::Record(RecordError::Ledger(LedgerError::Store(e))) => store(e),
@@ -520,20 +524,50 @@ impl Logs {
     /// finding on them), so that nobody can open those commitments again.
     /// The leaves, and so every checkpoint and proof, stay as they are.
     /// How many leaves it touched.
+    ///
+    /// The top log says how many partitions there are: before its first
+    /// entry this is an error, not "nothing to erase". A partition log that
+    /// does not exist (never taken) holds nothing and is not created.
+    /// Erasing again is safe: a failure names the partitions done, and a
+    /// second run finds nothing left in them.
     pub fn erase(&self, consumer: &str) -> Result<u64, LogError> {
         let fail_top = Self::fail(Which::Top);
         let mut top = self.store(Which::Top)?;
         let entries = top.size().map_err(|e| fail_top(e.into()))?;
+        let partitions = partitions_in(&mut top, entries).map_err(&fail_top)?;
+        if partitions == 0 {
+            return Err(fail_top(LogProblem::Other(
+                "it records no partition yet, so which partition logs there are is not known: erase again after its first entry (the workers write one every --top-every-ms)".into(),
+            )));
+        }
         let mut erased = 0;
-        for p in 0..partitions_in(&mut top, entries).map_err(&fail_top)? {
-            let fail = Self::fail(Which::Partition(p));
-            let mut store = self.open(Which::Partition(p), true)?;
+        for p in 0..partitions {
+            let which = Which::Partition(p);
+            match self.store(which) {
+                Ok(reader) => drop(reader),
+                Err(e) if matches!(e.problem, LogProblem::Missing(_)) => continue, // never taken: nothing in it
+                Err(e) => return Err(Self::partly(e, p)),
+            }
+            let fail = |e: StoreError| Self::partly(Self::fail(which)(e.into()), p);
+            let mut store = self.open(which, true).map_err(|e| Self::partly(e, p))?;
             // Each log names consumers by a pseudonym under a key of its own.
-            let key = store.pseudonym_key().map_err(|e| fail(e.into()))?;
+            let key = store.pseudonym_key().map_err(fail)?;
             let pseudonym = weiquan_ledger::pseudonym(&key, consumer);
-            erased += store.erase_consumer(&pseudonym).map_err(|e| fail(e.into()))?;
+            erased += store.erase_consumer(&pseudonym).map_err(fail)?;
         }
         Ok(erased)
+    }
+
+    /// `e`, met at partition `p` of an erasure: what was done before it.
+    fn partly(mut e: LogError, p: u32) -> LogError {
+        if p > 0 {
+            e.log = format!(
+                "{} (partitions 0 to {} are erased already; erasing again is safe)",
+                e.log,
+                p - 1
+            );
+        }
+        e
     }
 }
 
@@ -600,8 +634,20 @@ impl LogReaders {
                 ))));
             }
         }
-        let store = self.logs.store(which)?;
-        let reader = LedgerReader::open(store).map_err(|e| Logs::fail(which)(e.into()))?;
+        let fail = Logs::fail(which);
+        let mut store = self.logs.store(which)?;
+        // Logs written before partition logs were salted hold events as
+        // received: never served. Such a log begins with one.
+        let first = store.leaves(0, 1).map_err(|e| fail(e.into()))?;
+        if let Some((leaf, _)) = first.first() {
+            let leaf = String::from_utf8_lossy(leaf);
+            let unsalted = weiquan_ledger::leaf_event(&leaf).is_some_and(|e| e.format < 2)
+                || weiquan_ledger::stand_in(&leaf).is_some_and(|s| s.line.is_some());
+            if unsalted {
+                return Err(fail(LogProblem::Unsalted));
+            }
+        }
+        let reader = LedgerReader::open(store).map_err(|e| fail(e.into()))?;
         let reader = Arc::new(Mutex::new(reader));
         weiquan_ledger::lock(&self.open).insert(which, reader.clone());
         Ok(reader)
@@ -613,11 +659,16 @@ impl LogReaders {
         which: Which,
         read: impl FnOnce(&mut LedgerReader<Box<dyn Backend>>) -> Result<T, LedgerError>,
     ) -> Result<T, LogError> {
-        let reader = self.reader(which)?;
-        let mut reader = weiquan_ledger::lock(&reader);
+        let shared = self.reader(which)?;
+        let mut reader = weiquan_ledger::lock(&shared);
         let fail = Logs::fail(which);
-        reader.refresh().map_err(|e| fail(e.into()))?;
-        read(&mut reader).map_err(|e| fail(e.into()))
+        let read = reader.refresh().and_then(|()| read(&mut reader));
+        drop(reader);
+        if read.is_err() {
+            // Opened again at the next request (a database that restarted, say).
+            weiquan_ledger::lock(&self.open).remove(&which);
+        }
+        read.map_err(|e| fail(e.into()))
     }
 
     /// The newest signed checkpoint of `which` (`None` before its first write).

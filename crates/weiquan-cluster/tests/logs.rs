@@ -590,5 +590,54 @@ fn partition_logs_keep_consumers_off_their_leaves_and_erase_them() {
             r.partitions.iter().map(|p| p.log.leaves).collect()
         };
         assert_eq!(sizes(&after), sizes(&report), "nothing appended twice");
+
+        // Logs no top entry records yet: erasure still finds them. A log
+        // written before partition logs were salted is not served.
+        let (pg, key, lines) = (weiquan_testkit::services::pg_url(), key.clone(), lines.clone());
+        let name = format!("{}-early", cluster.name);
+        tokio::task::spawn_blocking(move || {
+            let early = Logs::at(&pg, &name).and_then(|l| l.signed_with(&key)).expect("logs");
+            let mut log = early
+                .partition(1, 0, weiquan_app::LeafIndex::new(), None)
+                .expect("opens");
+            for line in lines.iter().filter(|l| l.contains("\"u1\"")) {
+                let (ev, extras) = weiquan_events::parse_event_with_extras(line).expect("parses");
+                log.event(line, (&ev, &extras)).expect("logged");
+            }
+            log.flush().expect("written");
+            drop(log);
+            let why = early.erase("u1").expect_err("no top log yet").to_string();
+            assert!(why.contains("does not exist"), "{why}");
+            let top = early.top(2).expect("the top log");
+            drop(top);
+            let why = early.erase("u1").expect_err("no top entry yet").to_string();
+            assert!(why.contains("erase again after its first entry"), "{why}");
+            let mut top = early.top(2).expect("the top log");
+            top.record().expect("recorded");
+            drop(top);
+            assert_eq!(early.erase("u1").expect("erased"), naming_u1);
+            let served = weiquan_cluster::logs::LogReaders::new(early.clone());
+            assert!(served.checkpoint(Which::Partition(1)).expect("served").is_some());
+            let p0 = format!("wq_{}_p0", name.replace('-', "_"));
+            let store = weiquan_store::PgStore::connect(&pg, &p0).expect("partition 0's log");
+            let signer = weiquan_ledger::load_signer(&key).expect("the key");
+            let mut old =
+                weiquan_ledger::Ledger::open(store, signer, &early.origin(Which::Partition(0))).expect("opens");
+            let leaf = weiquan_ledger::event_leaf(&lines[8]).expect("a format-1 leaf");
+            old.append(vec![leaf]).expect("appended");
+            drop(old);
+            let served = weiquan_cluster::logs::LogReaders::new(early);
+            let refused = served.tile(
+                Which::Partition(0),
+                weiquan_ledger::parse_tile_path("tile/entries/000.p/1").expect("a path"),
+            );
+            assert!(
+                matches!(&refused, Err(e) if matches!(e.problem, LogProblem::Unsalted)),
+                "{refused:?}"
+            );
+            assert!(served.checkpoint(Which::Top).expect("the top log is served").is_some());
+        })
+        .await
+        .expect("joins");
     });
 }

@@ -543,12 +543,11 @@ impl LotteryTerms<'_> {
     }
 }
 
-impl<'a> Body<'a> {
-    /// The consumer an event names, to be replaced by a pseudonym: the server's
-    /// engine sees consumers only by a stable pseudonym, so that findings stay
-    /// the same after the consumer's id is erased.
-    pub fn consumer_mut(&mut self) -> Option<&mut Str<'a>> {
-        match self {
+/// The `consumer` field of the event types that define one, by reference
+/// or mutable reference as `$body` is.
+macro_rules! consumer_field {
+    ($body:expr) => {
+        match $body {
             Body::PriceQuoted { consumer, .. }
             | Body::OrderPlaced { consumer, .. }
             | Body::PresaleDepositPaid { consumer, .. }
@@ -560,5 +559,19 @@ impl<'a> Body<'a> {
             | Body::BnplCancelFailed { consumer, .. } => Some(consumer),
             _ => None,
         }
+    };
+}
+
+impl<'a> Body<'a> {
+    /// The consumer an event names, to be replaced by a pseudonym: the server's
+    /// engine sees consumers only by a stable pseudonym, so that findings stay
+    /// the same after the consumer's id is erased.
+    pub fn consumer_mut(&mut self) -> Option<&mut Str<'a>> {
+        consumer_field!(self)
+    }
+
+    /// The consumer an event names in its `consumer` field, if its type has one.
+    pub fn consumer(&self) -> Option<&str> {
+        consumer_field!(self).map(|c: &Str<'a>| c.as_ref())
     }
 }

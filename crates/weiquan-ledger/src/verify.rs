@@ -257,6 +257,11 @@ fn salted_members(leaf: &str) -> Option<(serde_json::Map<String, serde_json::Val
 
 /// Checks `revealed` against the commitments of `leaf`.
 pub fn open_leaf(leaf: &str, revealed: &Revealed) -> Result<(), VerifyError> {
+    if revealed.values.is_empty() {
+        return Err(VerifyError::Proof(
+            "the private part reveals no value: it proves nothing about the leaf's commitments".into(),
+        ));
+    }
     let (members, salted) =
         salted_members(leaf).ok_or_else(|| VerifyError::Format("the leaf has no salted members to open".into()))?;
     crate::private::open_values(&members, &salted, &revealed.salt, &revealed.values)

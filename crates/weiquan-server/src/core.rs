@@ -1123,9 +1123,7 @@ impl Core {
         // A consumer named in an extra field (an event type without one) is
         // who the leaf is about too: erasure must find it.
         if consumer.is_none() && extras.iter().any(|e| e == "consumer") {
-            consumer = (salted.values.as_deref())
-                .and_then(|v| serde_json::from_slice::<serde_json::Value>(v).ok())
-                .and_then(|v| v["consumer"].as_str().map(|id| self.pseudonym_of(id)));
+            consumer = weiquan_app::consumer_named(line, None).map(|id| self.pseudonym_of(&id));
         }
         if let Some(values) = salted.values {
             st.private.push(PrivateRow {

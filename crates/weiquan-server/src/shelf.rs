@@ -53,7 +53,7 @@ type Shelf = Arc<dyn LogShelf>;
 impl From<ShelfError> for ApiError {
     fn from(e: ShelfError) -> Self {
         match e {
-            ShelfError::NoLog(m) => ApiError::not_found(format!("{m}; `/` lists the logs served here")),
+            ShelfError::NoLog(m) => ApiError::not_found(m),
             ShelfError::Failed(m) => ApiError::unavailable(m),
         }
     }

@@ -28,6 +28,13 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
             reveal,
         } => {
             let receipt = logs()?.receipt(*partition, *leaf, *reveal)?;
+            if *reveal && receipt.private.is_none() {
+                let why = match receipt.leaf.contains("\"salted\":[") {
+                    true => "its salt and values were erased",
+                    false => "nothing in it is salted",
+                };
+                writeln!(err, "leaf {leaf} of partition {partition} has nothing to reveal: {why}")?;
+            }
             serde_json::to_writer_pretty(&mut *out, &receipt)?;
             out.write_all(b"\n")?;
             return Ok(());
@@ -759,22 +766,31 @@ struct Shelf(weiquan_cluster::logs::LogReaders);
 
 impl Shelf {
     fn which(name: &str) -> Result<Which, ShelfError> {
-        Which::parse(name).ok_or_else(|| ShelfError::NoLog(format!("`{name}` names no log: `top` or `p<n>`")))
+        Which::parse(name).ok_or_else(|| ShelfError::NoLog(format!("there is no log `{name}`: `/` lists the logs")))
     }
 }
 
-/// A log that does not exist (or a partition the top log does not record)
-/// is not found; any other failure is the logs' being unavailable.
-fn shelf_error(e: LogError) -> ShelfError {
-    match e.problem {
-        LogProblem::Missing(_) => ShelfError::NoLog(e.to_string()),
-        _ => ShelfError::Failed(e.to_string()),
+/// What a reader of the shelf is told: a log that does not exist (or a
+/// partition the top log does not record) is not found, any other failure
+/// is the logs' being unavailable; what went wrong (database addresses,
+/// paths) goes to the operator's log, not to the reader.
+fn shelf_error(name: &str) -> impl Fn(LogError) -> ShelfError + '_ {
+    move |e| match e.problem {
+        LogProblem::Missing(_) => ShelfError::NoLog(format!("there is no log `{name}` here: `/` lists the logs")),
+        LogProblem::Unsalted => {
+            tracing::warn!(log = name, error = %e, "not served");
+            ShelfError::NoLog(format!("log `{name}` is not served"))
+        }
+        _ => {
+            tracing::warn!(log = name, error = %e, "a log could not be read");
+            ShelfError::Failed(format!("log `{name}` cannot be read now; try again later"))
+        }
     }
 }
 
 impl LogShelf for Shelf {
     fn logs(&self) -> Result<Vec<ShelvedLog>, ShelfError> {
-        let which = self.0.which().map_err(shelf_error)?;
+        let which = self.0.which().map_err(shelf_error("top"))?;
         Ok((which.into_iter())
             .map(|w| ShelvedLog {
                 name: w.short(),
@@ -784,10 +800,10 @@ impl LogShelf for Shelf {
     }
 
     fn checkpoint(&self, name: &str) -> Result<Option<Vec<u8>>, ShelfError> {
-        self.0.checkpoint(Self::which(name)?).map_err(shelf_error)
+        self.0.checkpoint(Self::which(name)?).map_err(shelf_error(name))
     }
 
     fn tile(&self, name: &str, req: weiquan_ledger::TileRequest) -> Result<Option<Vec<u8>>, ShelfError> {
-        self.0.tile(Self::which(name)?, req).map_err(shelf_error)
+        self.0.tile(Self::which(name)?, req).map_err(shelf_error(name))
     }
 }
