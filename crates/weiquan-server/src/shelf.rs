@@ -48,7 +48,12 @@ pub trait LogShelf: Send + Sync + 'static {
     fn tile(&self, name: &str, req: TileRequest) -> Result<Option<Vec<u8>>, ShelfError>;
 }
 
-type Shelf = Arc<dyn LogShelf>;
+/// The shelf, and the permits for reading it: one per blocking read.
+#[derive(Clone)]
+struct Shelf {
+    logs: Arc<dyn LogShelf>,
+    reads: Arc<tokio::sync::Semaphore>,
+}
 
 impl From<ShelfError> for ApiError {
     fn from(e: ShelfError) -> Self {
@@ -59,16 +64,23 @@ impl From<ShelfError> for ApiError {
     }
 }
 
-/// Runs `read` on a blocking thread.
+/// Runs `read` on a blocking thread once a permit is free. The read holds
+/// its permit until it returns, even when the request timed out and left:
+/// a database that hangs holds at most [`MAX_READS`] threads, not one more
+/// per request.
 async fn blocking<T: Send + 'static>(
     shelf: &Shelf,
     read: impl FnOnce(&dyn LogShelf) -> Result<T, ShelfError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let shelf = shelf.clone();
-    tokio::task::spawn_blocking(move || read(&*shelf))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::from)
+    let permit = (shelf.reads.clone().acquire_owned().await).map_err(ApiError::internal)?;
+    let logs = shelf.logs.clone();
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        read(&*logs)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::from)
 }
 
 async fn index(State(shelf): State<Shelf>) -> Result<Json<serde_json::Value>, ApiError> {
@@ -89,18 +101,22 @@ async fn tile(State(shelf): State<Shelf>, Path((log, path)): Path<(String, Strin
     Ok(tile_response(req, bytes))
 }
 
-/// Requests read at once: each holds a blocking thread and a database read.
+/// Reads at once: each holds a blocking thread and a database read.
 const MAX_READS: usize = 64;
 
 /// The routes over `shelf`, with their limits: at most [`MAX_READS`] reads
-/// at once (more wait), each within 60 s, every error a problem document.
+/// at once (more wait), each request within 60 s, every error a problem
+/// document.
 pub fn router(shelf: Arc<dyn LogShelf>) -> Router {
+    let shelf = Shelf {
+        logs: shelf,
+        reads: Arc::new(tokio::sync::Semaphore::new(MAX_READS)),
+    };
     Router::new()
         .route("/", get(index))
         .route("/{log}/checkpoint", get(checkpoint))
         .route("/{log}/tile/{*path}", get(tile))
         .fallback(|| async { ApiError::not_found("no such route: `/<log>/checkpoint` or `/<log>/tile/…`") })
-        .layer(tower::limit::ConcurrencyLimitLayer::new(MAX_READS))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(60),
