@@ -210,13 +210,22 @@ impl Salted<'_> {
         let ours = Committer::new(self.salt);
         let theirs = stored_salt.map(Committer::new);
         let mut commitments = Vec::with_capacity(members.members.len());
+        // The values and the leaf's members are both in canonical order, so
+        // each commitment is searched for past the one before it (and in
+        // the whole leaf only if it is not there).
+        let mut from = 0;
         for i in 0..members.members.len() {
             let (key, value) = (members.key(i), members.value(i));
             let mine = ours.commit(&key, value);
-            let Some(at) = self.leaf.windows(mine.len()).position(|w| w == mine.as_bytes()) else {
+            let find = |from: usize| {
+                let rest = self.leaf.get(from..)?;
+                Some(from + rest.windows(mine.len()).position(|w| w == mine.as_bytes())?)
+            };
+            let Some(at) = find(from).or_else(|| find(0)) else {
                 return false;
             };
             let at = at..at + mine.len();
+            from = at.end;
             let held = &stored[at.clone()];
             let agrees = match &theirs {
                 Some(theirs) => held == theirs.commit(&key, value).as_bytes(),
@@ -229,7 +238,7 @@ impl Salted<'_> {
         }
         commitments.sort_by_key(|at| at.start);
         let end = self.leaf.len();
-        let mut from = 0;
+        from = 0;
         for at in commitments.iter().chain(std::iter::once(&(end..end))) {
             if at.start < from || self.leaf[from..at.start] != stored[from..at.start] {
                 return false;
