@@ -512,19 +512,23 @@ fn the_cluster_commands_print_what_audit_prints() {
     let placed = super::ndjson(&placed.stdout);
     let first = placed.first().expect("findings");
     let (partition, leaf) = (first["partition"].to_string(), first["leaf"].to_string());
-    let receipt = super::weiquan(
-        &[
+    let receipt_cmd = |partition: &str, leaf: &str, reveal: bool| {
+        let mut args = vec![
             "cluster",
             "--cluster",
             &name,
             "--logs",
             ledgers,
             "receipt",
-            &partition,
-            &leaf,
-        ],
-        None,
-    );
+            partition,
+            leaf,
+        ];
+        if reveal {
+            args.push("--reveal");
+        }
+        super::weiquan(&args, None)
+    };
+    let receipt = receipt_cmd(&partition, &leaf, false);
     assert!(receipt.status.success(), "{}", String::from_utf8_lossy(&receipt.stderr));
     let body: serde_json::Value = serde_json::from_slice(&receipt.stdout).expect("JSON");
     let logged: serde_json::Value = serde_json::from_str(body["leaf"].as_str().expect("a leaf")).expect("JSON");
@@ -552,21 +556,7 @@ fn the_cluster_commands_print_what_audit_prints() {
     // A consumer's deposit: its receipt reveals the consumer on request only,
     // and the values it reveals must open the leaf's commitments.
     let receipt_of = |partition: u32, leaf: u64, reveal: bool| {
-        let (partition, leaf) = (partition.to_string(), leaf.to_string());
-        let mut args = vec![
-            "cluster",
-            "--cluster",
-            &name,
-            "--logs",
-            ledgers,
-            "receipt",
-            &partition,
-            &leaf,
-        ];
-        if reveal {
-            args.push("--reveal");
-        }
-        let out = super::weiquan(&args, None);
+        let out = receipt_cmd(&partition.to_string(), &leaf.to_string(), reveal);
         out.status
             .success()
             .then(|| serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("JSON"))
@@ -628,19 +618,7 @@ fn the_cluster_commands_print_what_audit_prints() {
     assert!(about_u2(true).is_empty(), "nothing about u2 left to reveal");
     let body = receipt_of(p, leaf, true).expect("a receipt");
     assert!(body.get("private").is_none(), "erased: {body}");
-    let (partition, leaf) = (p.to_string(), leaf.to_string());
-    let args = [
-        "cluster",
-        "--cluster",
-        &name,
-        "--logs",
-        ledgers,
-        "receipt",
-        &partition,
-        &leaf,
-        "--reveal",
-    ];
-    let told = super::weiquan(&args, None);
+    let told = receipt_cmd(&p.to_string(), &leaf.to_string(), true);
     let said = String::from_utf8_lossy(&told.stderr);
     assert!(
         told.status.success() && said.contains("nothing to reveal: its salt and values were erased"),
@@ -651,27 +629,6 @@ fn the_cluster_commands_print_what_audit_prints() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     the_logs_are_served_to_anyone(&name, ledgers, &public, 4, &["u1", "u2", "u3"]);
-}
-
-/// A GET over a real socket: status and body.
-fn get(url: &str) -> (u16, Vec<u8>) {
-    let method = if url.starts_with("POST ") { "POST" } else { "GET" };
-    let url = url.trim_start_matches("POST ");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let c = reqwest::Client::new();
-        let r = if method == "POST" { c.post(url) } else { c.get(url) };
-        match r.send().await {
-            Ok(resp) => (
-                resp.status().as_u16(),
-                resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
-            ),
-            Err(e) => (0, e.to_string().into_bytes()),
-        }
-    })
 }
 
 /// `cluster serve-logs` over HTTP, as an outsider reads it: the logs it
@@ -710,6 +667,7 @@ fn the_logs_are_served_to_anyone(name: &str, ledgers: &str, public: &str, partit
         }
     };
     std::thread::spawn(move || for _ in lines {});
+    let get = |url: &str| super::http_bytes("GET", url, None, None);
     let verifier = std::fs::read_to_string(public).expect("the public key");
     let verifier = weiquan_ledger::load_verifier(&verifier).expect("a verifier");
 
@@ -766,11 +724,10 @@ fn the_logs_are_served_to_anyone(name: &str, ledgers: &str, public: &str, partit
         ("/top".to_owned(), 404),
         ("POST /p0/checkpoint".to_owned(), 405),
     ] {
-        let url = match path.strip_prefix("POST ") {
-            Some(p) => format!("POST {base}{p}"),
-            None => format!("{base}{path}"),
+        let (got, body) = match path.strip_prefix("POST ") {
+            Some(p) => super::http_bytes("POST", &format!("{base}{p}"), None, None),
+            None => get(&format!("{base}{path}")),
         };
-        let (got, body) = get(&url);
         assert_eq!(got, status, "{path}: {}", String::from_utf8_lossy(&body));
         let problem: serde_json::Value = serde_json::from_slice(&body).expect("a problem document");
         let detail = problem["detail"].as_str().unwrap_or_default();

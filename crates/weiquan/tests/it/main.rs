@@ -39,3 +39,30 @@ pub fn ndjson(bytes: &[u8]) -> Vec<serde_json::Value> {
 }
 
 pub use weiquan_testkit::{expected, expected_file, pairs};
+
+/// One HTTP request over a real socket (GET, or POST with `body`), with a
+/// bearer `key` when given: its status and body (status 0 and the error
+/// when it could not be sent).
+pub fn http_bytes(method: &str, url: &str, key: Option<&str>, body: Option<String>) -> (u16, Vec<u8>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let mut r = if method == "POST" { c.post(url) } else { c.get(url) };
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            r = r.body(b);
+        }
+        match r.send().await {
+            Ok(resp) => (
+                resp.status().as_u16(),
+                resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+            ),
+            Err(e) => (0, e.to_string().into_bytes()),
+        }
+    })
+}

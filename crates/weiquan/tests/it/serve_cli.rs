@@ -38,24 +38,8 @@ fn serve(args: &[&str]) -> Proc {
 }
 
 fn http(method: &str, url: &str, key: Option<&str>, body: Option<String>) -> (u16, String) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let c = reqwest::Client::new();
-        let mut r = if method == "POST" { c.post(url) } else { c.get(url) };
-        if let Some(k) = key {
-            r = r.bearer_auth(k);
-        }
-        if let Some(b) = body {
-            r = r.body(b);
-        }
-        match r.send().await {
-            Ok(resp) => (resp.status().as_u16(), resp.text().await.unwrap_or_default()),
-            Err(e) => (0, e.to_string()),
-        }
-    })
+    let (status, body) = crate::http_bytes(method, url, key, body);
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
