@@ -752,8 +752,9 @@ pub enum ClusterCommand {
 The partition logs never held the consumer's id or text, only salted
 commitments; this removes the salts and originals behind every leaf about them
 (events naming them, findings on them), so not even the operator can open those
-commitments again. The events stream and the partitions' snapshots are not
-touched: the stream keeps what it received for as long as its retention says.")]
+commitments again. Not touched: the events stream (it keeps what it received
+for as long as its retention says), the findings stream and the partitions'
+snapshots. Erase while the workers are quiet and serve-logs is stopped.")]
     Erase {
         /// The consumer's id, as the platform sent it.
         #[arg(long)]
@@ -765,7 +766,7 @@ touched: the stream keeps what it received for as long as its retention says.")]
   weiquan cluster --cluster demo --logs demo-logs serve-logs --listen 127.0.0.1:8090
   curl http://127.0.0.1:8090/                  # the logs served, with their origins
   curl http://127.0.0.1:8090/p0/checkpoint     # partition 0's newest signed checkpoint
-  curl http://127.0.0.1:8090/top/tile/0/000    # the first tile of the top log
+  curl http://127.0.0.1:8090/p0/tile/entries/000.p/12   # partition 0's leaves, at size 12 (its checkpoint's 2nd line)
 
 The leaves hold personal data only as salted commitments, so the tiles are
 public; nothing here needs a key or can write.")]

@@ -40,7 +40,10 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
             return Ok(());
         }
         ClusterCommand::ServeLogs { listen } => {
-            let shelf = std::sync::Arc::new(Shelf(weiquan_cluster::logs::LogReaders::new(logs()?)));
+            let readers = weiquan_cluster::logs::LogReaders::new(logs()?);
+            // A wrong --logs or --cluster fails here, not as a 404 on every path.
+            let served = readers.which()?;
+            let shelf = std::sync::Arc::new(Shelf(readers));
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             return runtime.block_on(async {
                 let listener = tokio::net::TcpListener::bind(listen)
@@ -49,7 +52,8 @@ pub fn run(args: &ClusterArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                 let addr = listener.local_addr()?;
                 writeln!(
                     err,
-                    "serving the logs of cluster {} on http://{addr}/ (checkpoints: /top/checkpoint, /p<n>/checkpoint)",
+                    "serving the {} logs of cluster {} on http://{addr}/ (checkpoints: /top/checkpoint, /p<n>/checkpoint)",
+                    served.len(),
                     args.cluster
                 )?;
                 err.flush()?;

@@ -638,6 +638,21 @@ fn the_cluster_commands_print_what_audit_prints() {
 /// paths that are no tile, writes).
 fn the_logs_are_served_to_anyone(name: &str, ledgers: &str, public: &str, partitions: u32, consumers: &[&str]) {
     use std::io::{BufRead, BufReader};
+    // Another cluster's name (or another folder): refused at once, not a 404 on every path.
+    let args = [
+        "cluster",
+        "--cluster",
+        "no-such",
+        "--logs",
+        ledgers,
+        "serve-logs",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let wrong = super::weiquan(&args, None);
+    let said = String::from_utf8_lossy(&wrong.stderr);
+    assert_eq!(wrong.status.code(), Some(1), "{said}");
+    assert!(said.contains("does not exist: are --logs and --cluster"), "{said}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_weiquan"))
         .args([
             "cluster",
