@@ -22,6 +22,7 @@
 
 pub mod door;
 pub mod logs;
+pub mod monitor;
 pub mod worker;
 
 use async_nats::jetstream::{self, kv, object_store, stream};

@@ -887,7 +887,7 @@ pub struct Head {
 pub const TOP_ENTRY_TYPE: &str = "weiquan.partitions";
 
 /// Why a top log entry is not what it should be.
-struct BadEntry(String);
+pub(crate) struct BadEntry(pub(crate) String);
 
 impl BadEntry {
     fn at(self, k: u64) -> LogProblem {
@@ -910,7 +910,7 @@ impl TopEntry {
         }
     }
 
-    fn parse(leaf: &[u8]) -> Result<TopEntry, BadEntry> {
+    pub(crate) fn parse(leaf: &[u8]) -> Result<TopEntry, BadEntry> {
         let entry: TopEntry =
             serde_json::from_slice(leaf).map_err(|e| BadEntry(format!("is not a partitions entry ({e})")))?;
         if entry.kind != TOP_ENTRY_TYPE || entry.v != 1 {
@@ -919,7 +919,7 @@ impl TopEntry {
         Ok(entry)
     }
 
-    fn head(&self, p: u32) -> Result<&Head, BadEntry> {
+    pub(crate) fn head(&self, p: u32) -> Result<&Head, BadEntry> {
         self.partitions
             .get(p as usize)
             .filter(|h| h.p == p)

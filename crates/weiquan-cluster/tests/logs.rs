@@ -262,6 +262,24 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
         assert_eq!(sizes(&again), sizes(&report), "nothing appended twice");
         assert_eq!(again.entries, report.entries, "the top log had nothing new to record");
 
+        // A monitor, from what is served alone: the same logs, all committed.
+        let seen = monitored(&logs, &public, None).await.expect("the served logs verify");
+        let served: Vec<(u64, u64)> = seen.partitions.iter().map(|p| (p.leaves, p.committed)).collect();
+        let checked: Vec<(u64, u64)> = again.partitions.iter().map(|p| (p.log.leaves, p.committed)).collect();
+        assert_eq!(served, checked);
+        assert_eq!((seen.entries, seen.cluster.as_str()), (again.entries, cluster.name.as_str()));
+        assert!(seen.partitions.iter().all(|p| p.unsalted == 0));
+        // One byte changed in what is served: a leaf, then a checkpoint's signature.
+        let size = seen.partitions[2].leaves;
+        let bundle = format!("p2/{}", weiquan_ledger::tile_path(None, 0, size.min(256) as u32));
+        let lied = monitored(&logs, &public, Some((&bundle, 40))).await;
+        assert!(
+            matches!(&lied, Err(weiquan_cluster::monitor::MonitorError::Invalid(why)) if why.contains("do not hash to its signed checkpoint")),
+            "{lied:?}"
+        );
+        let lied = monitored(&logs, &public, Some(("top/checkpoint", 60))).await;
+        assert!(matches!(&lied, Err(weiquan_cluster::monitor::MonitorError::Invalid(_))), "{lied:?}");
+
         // What an outsider (or the operator) might try, each refused by name.
         let pg = weiquan_testkit::services::pg_url();
         let (attacker, v2, top_cp) = (logs.clone(), v.clone(), receipts[0].top.checkpoint.clone());
@@ -411,6 +429,12 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
             why.contains("partition 1's log") && why.contains("is not the one the top log"),
             "{why}"
         );
+        // Shorter than the top log recorded, here; at another root when as long.
+        let why = monitored(&logs, &public, None).await.expect_err("a rewritten partition log");
+        assert!(
+            matches!(&why, weiquan_cluster::monitor::MonitorError::Invalid(w) if w.contains("log `p1` at 26 leaves")),
+            "{why}"
+        );
 
         // A leaf altered in the database: verification names the log and the leaf.
         let schema = format!("wq_{}_p0", cluster.name.replace('-', "_"));
@@ -432,6 +456,52 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
 
 fn f_rule(f: &Published) -> &'static str {
     f.finding.rule.as_str()
+}
+
+/// A monitor's view of the logs, read through the same readers `serve-logs`
+/// serves them with, with one change of its own to what is served (a
+/// server that lies). Paths as the server's: `<log>/checkpoint`, `<log>/tile/…`.
+struct Served {
+    readers: weiquan_cluster::logs::LogReaders,
+    tamper: Option<(String, usize)>,
+}
+
+impl weiquan_cluster::monitor::Fetch for Served {
+    fn get(&mut self, path: &str) -> Result<Option<Vec<u8>>, String> {
+        let (log, rest) = path.split_once('/').ok_or("no log in the path")?;
+        let which = Which::parse(log).ok_or("no such log")?;
+        let body = match rest {
+            "checkpoint" => self.readers.checkpoint(which),
+            tile => self
+                .readers
+                .tile(which, weiquan_ledger::parse_tile_path(tile).ok_or("not a tile")?),
+        };
+        let mut body = body.map_err(|e| e.to_string())?;
+        if let (Some(body), Some((at, byte))) = (&mut body, &self.tamper) {
+            if path == at {
+                body[*byte] ^= 1;
+            }
+        }
+        Ok(body)
+    }
+}
+
+/// [`weiquan_cluster::monitor::verify_served`] over `logs`, with a byte of `tamper` flipped.
+async fn monitored(
+    logs: &Logs,
+    public: &str,
+    tamper: Option<(&str, usize)>,
+) -> Result<weiquan_cluster::monitor::ServedReport, weiquan_cluster::monitor::MonitorError> {
+    let (logs, v, tamper) = (logs.clone(), verifier(public), tamper.map(|(p, b)| (p.to_owned(), b)));
+    tokio::task::spawn_blocking(move || {
+        let mut served = Served {
+            readers: weiquan_cluster::logs::LogReaders::new(logs),
+            tamper,
+        };
+        weiquan_cluster::monitor::verify_served(&mut served, &v, None)
+    })
+    .await
+    .expect("joins")
 }
 
 /// Every leaf of partition `p`'s log, as text.

@@ -507,6 +507,23 @@ pub enum VerifyCommand {
         #[arg(long = "pub", value_name = "KEY.pub")]
         public: PathBuf,
     },
+    /// Check a cluster's logs as a monitor does, over HTTP: every checkpoint
+    /// and entry `weiquan cluster serve-logs` serves at URL, hashed again,
+    /// and every partition root the top log records.
+    #[command(
+        after_help = "Example:\n  weiquan verify cluster-tiles http://127.0.0.1:8090 --pub cluster.key.pub\n\nNo database: only what the server serves and the cluster's public key.\nExit status: 0 when valid, 3 when not (the message says what differs), 1 when the logs cannot be fetched."
+    )]
+    ClusterTiles {
+        /// The base URL of `weiquan cluster serve-logs`.
+        url: String,
+        /// The logs' public key.
+        #[arg(long = "pub", value_name = "KEY.pub")]
+        public: PathBuf,
+        /// A top log checkpoint kept from earlier (as for `verify cluster`):
+        /// the top log must extend it.
+        #[arg(long, value_name = "CHECKPOINT")]
+        since: Option<PathBuf>,
+    },
     /// Check that the tree of OLD_CHECKPOINT is a prefix of the tree of NEW_CHECKPOINT.
     #[command(
         after_help = "Example:\n  weiquan verify consistency old.cp new.cp --proof proof.json --pub run.db.key.pub"

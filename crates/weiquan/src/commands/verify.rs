@@ -132,6 +132,34 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
                 cp.size
             )?;
         }
+        VerifyCommand::ClusterTiles { url, public, since } => {
+            let v = verifier(public)?;
+            let since = since.as_deref().map(read).transpose()?;
+            let mut fetch = Http::new(url)?;
+            let report = weiquan_cluster::monitor::verify_served(&mut fetch, &v, since.as_deref().map(str::as_bytes))
+                .map_err(|e| match e {
+                weiquan_cluster::monitor::MonitorError::Invalid(why) => anyhow::Error::from(Invalid(why)),
+                fetch => anyhow::Error::from(fetch),
+            })?;
+            writeln!(
+                out,
+                "valid: the top log of cluster {} ({} entries) commits to {} partition logs, every leaf served hashed again",
+                report.cluster,
+                report.entries,
+                report.partitions.len()
+            )?;
+            for (p, part) in report.partitions.iter().enumerate() {
+                let unsalted = match part.unsalted {
+                    0 => String::new(),
+                    n => format!("; {n} events logged as received (personal data in the clear)"),
+                };
+                writeln!(
+                    out,
+                    "valid: partition {p}: {} leaves, {} committed by the top log{unsalted}",
+                    part.leaves, part.committed
+                )?;
+            }
+        }
         VerifyCommand::Draw {
             ledger,
             lottery,
@@ -164,4 +192,53 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Fetches what a log server serves, one request at a time.
+struct Http {
+    base: String,
+    client: reqwest::Client,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Http {
+    fn new(url: &str) -> Result<Http> {
+        let base = url.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(super::UsageError(format!("{url} is not an http:// or https:// URL")).into());
+        }
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .context("an HTTP client")?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        Ok(Http { base, client, runtime })
+    }
+}
+
+impl weiquan_cluster::monitor::Fetch for Http {
+    fn get(&mut self, path: &str) -> Result<Option<Vec<u8>>, String> {
+        let url = format!("{}/{path}", self.base);
+        self.runtime.block_on(async {
+            let resp = self
+                .client
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| format!("GET {url}: {e}"))?;
+            match resp.status().as_u16() {
+                200 => Ok(Some(
+                    resp.bytes().await.map_err(|e| format!("GET {url}: {e}"))?.to_vec(),
+                )),
+                404 => Ok(None),
+                status => {
+                    let body = resp.text().await.unwrap_or_default();
+                    Err(format!(
+                        "GET {url}: status {status}: {}",
+                        body.chars().take(300).collect::<String>()
+                    ))
+                }
+            }
+        })
+    }
 }

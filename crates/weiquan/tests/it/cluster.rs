@@ -531,6 +531,7 @@ fn the_cluster_commands_print_what_audit_prints() {
     let receipt = receipt_cmd(&partition, &leaf, false);
     assert!(receipt.status.success(), "{}", String::from_utf8_lossy(&receipt.stderr));
     let body: serde_json::Value = serde_json::from_slice(&receipt.stdout).expect("JSON");
+    let kept_top = body["top"]["checkpoint"].as_str().expect("a top checkpoint").to_owned();
     let logged: serde_json::Value = serde_json::from_str(body["leaf"].as_str().expect("a leaf")).expect("JSON");
     assert_eq!(logged["type"], "weiquan.finding", "the receipt's leaf is a finding");
     assert_eq!(logged["rule"], first["rule"], "the receipt's leaf is the finding");
@@ -628,7 +629,7 @@ fn the_cluster_commands_print_what_audit_prints() {
     let out = verify();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
-    the_logs_are_served_to_anyone(&name, ledgers, &public, 4, &["u1", "u2", "u3"]);
+    the_logs_are_served_to_anyone(&name, ledgers, &public, 4, &["u1", "u2", "u3"], &kept_top);
 }
 
 /// `cluster serve-logs` over HTTP, as an outsider reads it: the logs it
@@ -636,7 +637,14 @@ fn the_cluster_commands_print_what_audit_prints() {
 /// tiles whose leaves hash to that checkpoint's root and hold none of
 /// `consumers`; and what it refuses (logs it does not have, other spellings,
 /// paths that are no tile, writes).
-fn the_logs_are_served_to_anyone(name: &str, ledgers: &str, public: &str, partitions: u32, consumers: &[&str]) {
+fn the_logs_are_served_to_anyone(
+    name: &str,
+    ledgers: &str,
+    public: &str,
+    partitions: u32,
+    consumers: &[&str],
+    kept_top: &str,
+) {
     use std::io::{BufRead, BufReader};
     // Another cluster's name (or another folder): refused at once, not a 404 on every path.
     let args = [
@@ -748,6 +756,62 @@ fn the_logs_are_served_to_anyone(name: &str, ledgers: &str, public: &str, partit
         let detail = problem["detail"].as_str().unwrap_or_default();
         assert!(!detail.is_empty() && !detail.contains(ledgers), "{path}: {problem}");
     }
+
+    // A monitor with the key alone: every served leaf hashed again.
+    let tiles = |url: &str, key: &str, since: Option<&str>| {
+        let mut args = vec!["verify", "cluster-tiles", url, "--pub", key];
+        if let Some(since) = since {
+            args.extend(["--since", since]);
+        }
+        super::weiquan(&args, None)
+    };
+    let checked = tiles(&base, public, None);
+    let said = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        checked.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(
+        said.starts_with(&format!("valid: the top log of cluster {name} (")),
+        "{said}"
+    );
+    assert_eq!(
+        said.lines().filter(|l| l.starts_with("valid: partition")).count(),
+        partitions as usize,
+        "{said}"
+    );
+    assert!(!said.contains("as received"), "{said}");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kept = dir.path().join("top.cp");
+    std::fs::write(&kept, kept_top).expect("written");
+    let kept = kept.to_str().expect("UTF-8 path");
+    assert!(
+        tiles(&base, public, Some(kept)).status.success(),
+        "the top log extends a checkpoint kept earlier"
+    );
+    let (_, other_public) = log_key(dir.path());
+    let wrong = tiles(&base, &other_public, None);
+    assert_eq!(
+        wrong.status.code(),
+        Some(3),
+        "another key: {}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+    let nothing = tiles("http://127.0.0.1:1", public, None);
+    assert_eq!(
+        nothing.status.code(),
+        Some(1),
+        "nothing served: {}",
+        String::from_utf8_lossy(&nothing.stderr)
+    );
+    let elsewhere = tiles(&format!("{base}/p0"), public, None);
+    assert_eq!(
+        elsewhere.status.code(),
+        Some(1),
+        "no log server there: {}",
+        String::from_utf8_lossy(&elsewhere.stderr)
+    );
 }
 
 /// The front door on a platform's NATS subject (`route --subject`): it reads
