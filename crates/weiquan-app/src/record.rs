@@ -1,7 +1,7 @@
 //! What weiquan records: the ledger leaf of each accepted event and of each
 //! finding, with the leaf indices of the finding's evidence.
 
-use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::rand_core::SeedableRng;
 use weiquan_engine::{Finding, Rulebook};
 use weiquan_ledger::{
     CanonicalActor, LeafError, Ledger, LedgerError, LogStore, Private, PrivateRow, Pseudonyms, Salt, Salted,
@@ -144,9 +144,7 @@ impl Salting {
     }
 
     fn salt(&mut self) -> Salt {
-        let mut salt = [0u8; 32];
-        self.rng.fill_bytes(&mut salt);
-        salt
+        weiquan_ledger::draw_salt(&mut self.rng)
     }
 
     /// The leaf of event `id` (its line `raw`, parsed as `parsed` when it

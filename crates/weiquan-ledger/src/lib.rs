@@ -26,8 +26,8 @@ pub use leaf::{
 };
 pub use log::{Ledger, LedgerError, LedgerReader, StagedAppend};
 pub use private::{
-    commitment, open_values, pseudonym, restore_event, salted_event_leaf, salted_stand_in, unsalted_event, OpenError,
-    Pseudonyms, Salt, Salted, SaltedLeaf, PSEUDONYM_PREFIX,
+    commitment, draw_salt, open_values, pseudonym, restore_event, salted_event_leaf, salted_stand_in, unsalted_event,
+    OpenError, Pseudonyms, Salt, Salted, SaltedLeaf, PSEUDONYM_PREFIX,
 };
 pub use signed_note::{StandardSigner, StandardVerifier};
 pub use store::{lock, FindingRow, LogStore, Private, PrivateRow, Row, StoreError, StoreErrorKind};

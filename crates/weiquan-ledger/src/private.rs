@@ -21,6 +21,14 @@ use std::borrow::Cow;
 /// A leaf's salt: 32 random bytes, never in the log.
 pub type Salt = [u8; 32];
 
+/// A new salt from `rng` (a CSPRNG seeded once: a system call per leaf
+/// cost time).
+pub fn draw_salt(rng: &mut impl rand_core::RngCore) -> Salt {
+    let mut salt = [0u8; 32];
+    rng.fill_bytes(&mut salt);
+    salt
+}
+
 /// The commitment to `key`'s value `canonical_value` (canonical JSON) under `salt`, in hex.
 pub fn commitment(salt: &Salt, key: &str, canonical_value: &[u8]) -> String {
     Committer::new(salt).commit(key, canonical_value)

@@ -8,7 +8,7 @@
 //! engine, which is deterministic, so findings are neither lost nor repeated.
 
 use crate::acts::{self, Submitter};
-use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::rand_core::SeedableRng;
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
@@ -298,7 +298,7 @@ impl Batch {
                         extras,
                         own_act,
                         actor,
-                        SALTS.with_borrow_mut(new_salt),
+                        SALTS.with_borrow_mut(weiquan_ledger::draw_salt),
                     )),
                     _ => None,
                 };
@@ -318,12 +318,6 @@ thread_local! {
     /// operating system (a system call per leaf cost time).
     static SALTS: std::cell::RefCell<rand_chacha::ChaCha20Rng> =
         std::cell::RefCell::new(rand_chacha::ChaCha20Rng::from_entropy());
-}
-
-fn new_salt(rng: &mut rand_chacha::ChaCha20Rng) -> Salt {
-    let mut salt = [0u8; 32];
-    rng.fill_bytes(&mut salt);
-    salt
 }
 
 /// The leaf of a parsed event: personal data (consumer and participant ids,
@@ -843,7 +837,7 @@ impl Core {
     }
 
     fn salt(&mut self) -> Salt {
-        new_salt(&mut self.salts)
+        weiquan_ledger::draw_salt(&mut self.salts)
     }
 
     /// The consumer id behind a pseudonym, unless it was erased (or never stored).
