@@ -116,11 +116,15 @@ fn fetch_log(
             )));
         }
     }
+    let mut wanted: Vec<u64> = sizes.to_vec();
+    wanted.sort_unstable();
+    let mut wanted = wanted.into_iter().peekable();
     let mut tree = Frontier::new();
     let mut roots = BTreeMap::new();
     for leaf in &leaves {
         tree.append(leaf);
-        if sizes.contains(&tree.size()) {
+        while wanted.next_if(|&s| s < tree.size()).is_some() {}
+        if wanted.next_if_eq(&tree.size()).is_some() {
             roots.insert(tree.size(), tree.root());
         }
     }
