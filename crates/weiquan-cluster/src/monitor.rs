@@ -159,9 +159,12 @@ pub fn verify_served(
         .transpose()
         .map_err(|e| invalid(e.to_string()))?;
     let sizes: Vec<u64> = kept.iter().map(|k| k.size).collect();
-    let top_origin = |o: &str| o.starts_with("weiquan-cluster/") && o.ends_with("/top");
-    let (origin, top) = fetch_log(fetch, verifier, "top", top_origin, &sizes)?;
-    let cluster = origin["weiquan-cluster/".len()..origin.len() - "/top".len()].to_owned();
+    let cluster_of = |o: &str| -> Option<String> {
+        let name = o.strip_prefix("weiquan-cluster/")?.strip_suffix("/top")?;
+        (!name.is_empty()).then(|| name.to_owned())
+    };
+    let (origin, top) = fetch_log(fetch, verifier, "top", |o| cluster_of(o).is_some(), &sizes)?;
+    let cluster = cluster_of(&origin).ok_or_else(|| invalid(format!("`{origin}` is not a cluster's top log")))?;
     if let Some(kept) = &kept {
         if kept.origin != origin {
             return Err(invalid(format!(
