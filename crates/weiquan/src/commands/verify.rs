@@ -71,14 +71,7 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
                 cp.origin,
                 cp.size
             )?;
-            if let Some(revealed) = &receipt.private {
-                let keys: Vec<&str> = revealed.values.keys().map(String::as_str).collect();
-                writeln!(
-                    out,
-                    "valid: its salted {} opened with the receipt's salt",
-                    keys.join(", ")
-                )?;
-            }
+            opened(out, receipt.private.as_ref())?;
         }
         VerifyCommand::Cluster {
             logs,
@@ -131,6 +124,7 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
                 cp.origin,
                 cp.size
             )?;
+            opened(out, receipt.private.as_ref())?;
         }
         VerifyCommand::ClusterTiles { url, public, since } => {
             let v = verifier(public)?;
@@ -241,4 +235,17 @@ impl weiquan_cluster::monitor::Fetch for Http {
             }
         })
     }
+}
+
+/// Says which salted members a receipt's private part opened, if it has one.
+fn opened(out: &mut dyn Write, private: Option<&weiquan_ledger::Revealed>) -> Result<()> {
+    if let Some(revealed) = private {
+        let keys: Vec<&str> = revealed.values.keys().map(String::as_str).collect();
+        writeln!(
+            out,
+            "valid: its salted {} opened with the receipt's salt",
+            keys.join(", ")
+        )?;
+    }
+    Ok(())
 }

@@ -586,6 +586,11 @@ fn the_cluster_commands_print_what_audit_prints() {
     std::fs::write(file, body.to_string()).expect("written");
     let checked = super::weiquan(&["verify", "cluster-receipt", file, "--pub", &public], None);
     assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    let said = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        said.contains("valid: its salted consumer opened with the receipt's salt"),
+        "{said}"
+    );
     let mut forged = body.clone();
     forged["private"]["values"]["consumer"] = "u3".into();
     std::fs::write(file, forged.to_string()).expect("written");
