@@ -336,21 +336,13 @@ impl<S: LogStore + PrivateData> LedgerWriter<S> {
     /// that is not the one stored at its place, if any.
     fn differs(&mut self, first: u64, pending: &[Pending]) -> Result<Option<u64>, LedgerError> {
         let to = first + pending.len() as u64;
-        let store = self.ledger.store_mut();
-        let rows = store.leaves(first, to)?;
-        let private = match pending.iter().any(|p| p.private.is_some()) {
-            true => store.private_rows(first, to)?,
-            false => Vec::new(),
-        };
-        let mut private = private.into_iter().peekable();
+        let stored = weiquan_store::leaves_with_private(self.ledger.store_mut(), first, to)?;
         for (k, p) in pending.iter().enumerate() {
             let index = first + k as u64;
-            while private.next_if(|row| row.leaf < index).is_some() {}
-            let row = private.next_if(|row| row.leaf == index);
-            let Some((stored, _)) = rows.get(k) else {
+            let Some((_, stored, row)) = stored.get(k) else {
                 return Ok(Some(index));
             };
-            let same = match (&p.private, &row) {
+            let same = match (&p.private, row) {
                 (None, None) => *stored == p.leaf,
                 // The pseudonym outlives an erasure: after one, it still tells consumers apart.
                 (Some(ours), Some(row)) => {

@@ -531,12 +531,9 @@ impl Logs {
     /// Erasing again is safe: a failure names the partitions done, and a
     /// second run finds nothing left in them.
     pub fn erase(&self, consumer: &str) -> Result<u64, LogError> {
-        let fail_top = Self::fail(Which::Top);
-        let mut top = self.store(Which::Top)?;
-        let entries = top.size().map_err(|e| fail_top(e.into()))?;
-        let partitions = partitions_in(&mut top, entries).map_err(&fail_top)?;
+        let partitions = self.recorded_partitions()?;
         if partitions == 0 {
-            return Err(fail_top(LogProblem::Other(
+            return Err(Self::fail(Which::Top)(LogProblem::Other(
                 "it records no partition yet, so which partition logs there are is not known: erase again after its first entry (the workers write one every --top-every-ms)".into(),
             )));
         }
@@ -556,6 +553,14 @@ impl Logs {
             erased += store.erase_consumer(&pseudonym).map_err(fail)?;
         }
         Ok(erased)
+    }
+
+    /// How many partitions the top log's newest entry records (0 before its first).
+    fn recorded_partitions(&self) -> Result<u32, LogError> {
+        let fail_top = Self::fail(Which::Top);
+        let mut top = self.store(Which::Top)?;
+        let entries = top.size().map_err(|e| fail_top(e.into()))?;
+        partitions_in(&mut top, entries).map_err(fail_top)
     }
 
     /// `e`, met at partition `p` of an erasure: what was done before it.
@@ -610,10 +615,7 @@ impl LogReaders {
         if let Some(n) = *weiquan_ledger::lock(&self.partitions) {
             return Ok(n);
         }
-        let fail_top = Logs::fail(Which::Top);
-        let mut top = self.logs.store(Which::Top)?;
-        let entries = top.size().map_err(|e| fail_top(e.into()))?;
-        let n = partitions_in(&mut top, entries).map_err(&fail_top)?;
+        let n = self.logs.recorded_partitions()?;
         if n > 0 {
             *weiquan_ledger::lock(&self.partitions) = Some(n);
         }
@@ -639,13 +641,8 @@ impl LogReaders {
         // Logs written before partition logs were salted hold events as
         // received: never served. Such a log begins with one.
         let first = store.leaves(0, 1).map_err(|e| fail(e.into()))?;
-        if let Some((leaf, _)) = first.first() {
-            let leaf = String::from_utf8_lossy(leaf);
-            let unsalted = weiquan_ledger::leaf_event(&leaf).is_some_and(|e| e.format < 2)
-                || weiquan_ledger::stand_in(&leaf).is_some_and(|s| s.line.is_some());
-            if unsalted {
-                return Err(fail(LogProblem::Unsalted));
-            }
+        if first.first().is_some_and(|(leaf, _)| unsalted_event(leaf)) {
+            return Err(fail(LogProblem::Unsalted));
         }
         let reader = LedgerReader::open(store).map_err(|e| fail(e.into()))?;
         let reader = Arc::new(Mutex::new(reader));
@@ -680,6 +677,15 @@ impl LogReaders {
     pub fn tile(&self, which: Which, req: weiquan_ledger::TileRequest) -> Result<Option<Vec<u8>>, LogError> {
         self.read(which, |r| r.tile(req))
     }
+}
+
+/// Whether `leaf` is an event as received, personal data included (format
+/// 1, or a stand-in carrying its line): what partition logs wrote before
+/// they were salted.
+pub(crate) fn unsalted_event(leaf: &[u8]) -> bool {
+    let leaf = String::from_utf8_lossy(leaf);
+    weiquan_ledger::leaf_event(&leaf).is_some_and(|e| e.format < 2)
+        || weiquan_ledger::stand_in(&leaf).is_some_and(|s| s.line.is_some())
 }
 
 /// How many partitions the top log's newest of its `entries` entries records.

@@ -8,7 +8,7 @@
 //! partition tree's at the size recorded (one root per size), and with a
 //! top checkpoint kept from earlier the top log must extend it.
 
-use crate::logs::TopEntry;
+use crate::logs::{unsalted_event, TopEntry};
 use std::collections::BTreeMap;
 use weiquan_ledger::{open_checkpoint, parse_hash_text, tile_path, Frontier, Hash, StandardVerifier};
 
@@ -48,7 +48,8 @@ pub struct ServedPartition {
     pub leaves: u64,
     /// The size the top log's newest entry records: what it commits to.
     pub committed: u64,
-    /// Event leaves in format 1 (the event as received, personal data included).
+    /// Events served as received, personal data included (format 1, or a
+    /// stand-in carrying its line).
     pub unsalted: u64,
 }
 
@@ -221,9 +222,7 @@ pub fn verify_served(
                 )));
             }
         }
-        let unsalted = (part.leaves.iter())
-            .filter(|l| weiquan_ledger::leaf_event(&String::from_utf8_lossy(l)).is_some_and(|e| e.format < 2))
-            .count() as u64;
+        let unsalted = part.leaves.iter().filter(|l| unsalted_event(l)).count() as u64;
         partitions.push(ServedPartition {
             leaves: part.size,
             committed: newest.partitions[p].size,
