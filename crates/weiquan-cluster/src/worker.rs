@@ -1102,6 +1102,15 @@ async fn own(
                 // An earlier batch is still to come: batches in flight together
                 // can be stored in any order. A door gives a batch a minute of
                 // retries; one missing for much longer is not coming.
+                if waiting.is_none() {
+                    // Said once: a partition that waits is otherwise silent for up to GIVE_UP.
+                    tracing::warn!(
+                        partition = p,
+                        missing = state.index + 1,
+                        arrived = first,
+                        "a batch came before an earlier one; holding it until the earlier comes"
+                    );
+                }
                 let since = *waiting.get_or_insert_with(tokio::time::Instant::now);
                 if held.len() >= HOLD || since.elapsed() > GIVE_UP {
                     return Err(bad(format!(
