@@ -283,10 +283,27 @@ pub fn id_digest(id: &str) -> u128 {
 /// about n²/2⁹⁷ over n events (10⁻¹¹ for a billion), far below any hardware
 /// error rate; the full 16 bytes cost a third more memory, which an audit of
 /// a million events touches fresh (8 MB; see BENCHMARKS.md).
+///
+/// The digests live in 64-byte buckets of five, one cache line each, probed
+/// linearly: a check reads one line (rarely the next, which the processor
+/// fetches beside it), where a Swiss table reads its control bytes and then
+/// its slot, two lines, and keeps every other slot empty. At most 70% full:
+/// 16–23 bytes an id against the Swiss table's 26 (BENCHMARKS.md, issue 20).
 #[derive(Default)]
 pub struct Dedupe {
-    /// Kept digests, placed by their low 64 bits: XXH3 output needs no second hash.
-    seen: hashbrown::HashTable<Kept>,
+    buckets: Vec<Bucket>,
+    len: usize,
+}
+
+/// Digests per [`Bucket`]: five of 12 bytes and a count fill 64.
+const PER_BUCKET: usize = 5;
+
+/// Five kept digests and how many of them are in use, on one cache line.
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Bucket {
+    kept: [Kept; PER_BUCKET],
+    len: u32,
 }
 
 /// The bits of a digest that [`Dedupe`] keeps, low 32 bits first.
@@ -296,9 +313,9 @@ fn kept(d: u128) -> Kept {
     [d as u32, (d >> 32) as u32, (d >> 64) as u32]
 }
 
-/// Where a kept digest is placed: its low 64 bits.
-fn place(k: &Kept) -> u64 {
-    u64::from(k[0]) | (u64::from(k[1]) << 32)
+/// Buckets for `n` ids at most 70% full.
+fn buckets_for(n: usize) -> usize {
+    (n.saturating_mul(10) / 7 / PER_BUCKET + 1).max(8)
 }
 
 impl Dedupe {
@@ -310,31 +327,62 @@ impl Dedupe {
     /// An empty set with room for `n` ids before it grows.
     pub fn with_capacity(n: usize) -> Self {
         Dedupe {
-            seen: hashbrown::HashTable::with_capacity(n),
+            buckets: vec![Bucket::default(); buckets_for(n)],
+            len: 0,
         }
+    }
+
+    /// The first bucket a digest may be in: its low 64 bits (XXH3 output
+    /// needs no second hash) scaled to the table, which keeps their order.
+    fn home(&self, d: u128) -> usize {
+        ((u128::from(d as u64) * self.buckets.len() as u128) >> 64) as usize
     }
 
     /// True the first time an id (given by its [`id_digest`]) is offered, false
     /// for every repeat.
     pub fn first_time(&mut self, d: u128) -> bool {
+        if (self.len + 1) * 10 > self.buckets.len() * PER_BUCKET * 7 {
+            self.grow();
+        }
         let k = kept(d);
-        match self.seen.entry(d as u64, |x| *x == k, place) {
-            hashbrown::hash_table::Entry::Occupied(_) => false,
-            hashbrown::hash_table::Entry::Vacant(v) => {
-                v.insert(k);
-                true
+        let mut b = self.home(d);
+        // Ends: the table is never full, and nothing is ever removed, so a
+        // digest is in the run of full buckets from its home or nowhere.
+        loop {
+            let bucket = &mut self.buckets[b];
+            let used = bucket.len as usize;
+            if bucket.kept[..used].contains(&k) {
+                return false;
+            }
+            if used < PER_BUCKET {
+                bucket.kept[used] = k;
+                bucket.len += 1;
+                self.len += 1;
+                return true;
+            }
+            b = if b + 1 == self.buckets.len() { 0 } else { b + 1 };
+        }
+    }
+
+    /// Twice the buckets, every digest placed again.
+    fn grow(&mut self) {
+        let old = std::mem::replace(self, Dedupe::with_capacity((self.len + 1) * 2));
+        for bucket in &old.buckets {
+            for k in &bucket.kept[..bucket.len as usize] {
+                let d = u128::from(k[0]) | u128::from(k[1]) << 32 | u128::from(k[2]) << 64;
+                self.first_time(d);
             }
         }
     }
 
     /// How many distinct ids have been seen.
     pub fn len(&self) -> usize {
-        self.seen.len()
+        self.len
     }
 
     /// True when no id has been seen.
     pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
+        self.len == 0
     }
 }
 

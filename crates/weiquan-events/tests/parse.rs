@@ -375,6 +375,26 @@ proptest! {
         prop_assert_eq!(dedupe.len(), kept.len());
     }
 
+    /// The same with many digests, placed anywhere or crowded at the table's
+    /// end (runs of full buckets then wrap to its start), from a set made
+    /// with room for fewer than it gets (it grows) or for more.
+    #[test]
+    fn dedupe_holds_as_it_grows_and_wraps(
+        digests in proptest::collection::vec((any::<u64>(), 0u32..3, 0u64..64), 0..3000),
+        crowd in any::<bool>(),
+        room in 0usize..4000,
+    ) {
+        let mut dedupe = Dedupe::with_capacity(room);
+        let mut kept = std::collections::HashSet::new();
+        for (low, mid, near_end) in digests {
+            let low = if crowd { u64::MAX - near_end } else { low };
+            let d = u128::from(low) | (u128::from(mid) << 64);
+            prop_assert_eq!(dedupe.first_time(d), kept.insert(d));
+            prop_assert_eq!(dedupe.first_time(d), false);
+        }
+        prop_assert_eq!(dedupe.len(), kept.len());
+    }
+
     #[test]
     fn mutated_valid_events_never_panic(cut in 0usize..ORDER.len(), insert in "[\\[\\]{}\":,0-9a-z.\\-\\\\ ]{0,6}") {
         let mut line = ORDER.to_owned();
