@@ -1,6 +1,6 @@
 //! Where each event of a ledger is: its id's digest → its leaf index.
 
-use crate::RecordError;
+use crate::{RecordError, CONSUMER_SUBJECT};
 use std::collections::HashMap;
 use weiquan_engine::{Finding, Rulebook};
 use weiquan_ledger::{finding_leaf, Salt, SaltedLeaf};
@@ -87,7 +87,11 @@ pub fn finding_leaf_with(
     )
     .map_err(|source| RecordError::Finding {
         rule: f.rule.as_str().to_owned(),
-        subject: f.subject.clone(),
+        subject: match f.subject.strip_prefix(CONSUMER_SUBJECT) {
+            Some(_) => format!("{CONSUMER_SUBJECT}…"),
+            None => f.subject.clone(),
+        },
+        event: f.events.last().cloned().unwrap_or_default(),
         source,
     })
 }
@@ -101,7 +105,8 @@ impl Default for LeafIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weiquan_events::id_digest;
+    use weiquan_engine::RuleId;
+    use weiquan_events::{id_digest, Time};
 
     /// The shards must not all grow at once: after the same number of ids,
     /// some have doubled and some not (at one load factor they would all match).
@@ -128,5 +133,37 @@ mod tests {
             caps.len() >= 2 && most < 256 * 9 / 10,
             "shard capacities {caps:?}, {most} alike"
         );
+    }
+
+    /// A finding too large for a leaf is an error that operators log: it
+    /// names the rule and the event to find it by, and a consumer subject
+    /// only by its kind.
+    #[test]
+    fn a_finding_that_cannot_be_a_leaf_names_no_consumer() {
+        let at = Time::parse("2026-11-11T00:00:00+08:00").expect("a time");
+        let finding = |subject: &str| Finding {
+            rule: RuleId::Lt09,
+            subject: subject.to_owned(),
+            merchant: None,
+            at,
+            // Evidence longer than an entry bundle holds.
+            events: (0..3000).map(|n| format!("event-{n:040}")).collect(),
+            facts: Vec::new(),
+        };
+        let rules = Rulebook::builtin();
+        let err = finding_leaf_with(&finding("consumer:u-4471"), &[], &rules, None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("LT-09") && err.contains("event-0000000000000000000000000000000000002999"),
+            "{err}"
+        );
+        assert!(err.contains("consumer:…") && !err.contains("u-4471"), "{err}");
+        let err = finding_leaf_with(&finding("merchant:m7"), &[], &rules, None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("merchant:m7"), "{err}");
     }
 }

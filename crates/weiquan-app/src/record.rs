@@ -24,12 +24,15 @@ pub enum RecordError {
         source: LeafError,
     },
     /// The finding cannot be a leaf.
-    #[error("finding {rule} on {subject}: {source}")]
+    #[error("finding {rule} on {subject} (from event {event}): {source}")]
     Finding {
         /// The finding's rule.
         rule: String,
-        /// Its subject.
+        /// Its subject, a consumer's withheld (`consumer:…`): this error
+        /// reaches operators' logs, which must not name consumers.
         subject: String,
+        /// The last event it cites, to find it by.
+        event: String,
         /// Why.
         source: LeafError,
     },
