@@ -287,8 +287,9 @@ pub fn id_digest(id: &str) -> u128 {
 /// The digests live in 64-byte buckets of five, one cache line each, probed
 /// linearly: a check reads one line (rarely the next, which the processor
 /// fetches beside it), where a Swiss table reads its control bytes and then
-/// its slot, two lines, and keeps every other slot empty. At most 70% full:
-/// 16–23 bytes an id against the Swiss table's 26 (BENCHMARKS.md, issue 20).
+/// its slot, two lines. At most 70% full, 18 bytes an id when full and twice
+/// that just after growing; a Swiss table's power-of-two size gives 15 to 30
+/// (27 MB against 19 for a million ids: BENCHMARKS.md, method notes).
 #[derive(Default)]
 pub struct Dedupe {
     buckets: Vec<Bucket>,
