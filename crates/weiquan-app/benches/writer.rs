@@ -38,14 +38,8 @@ fn write(lines: &[(String, String)], salted: bool, key: &str, dir: &std::path::P
 }
 
 fn main() {
-    let merchants = std::env::var("WEIQUAN_BENCH_WRITER_MERCHANTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
-    let rounds: usize = std::env::var("WEIQUAN_BENCH_WRITER_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+    let merchants = weiquan_testkit::setting("WEIQUAN_BENCH_WRITER_MERCHANTS", 200);
+    let rounds: usize = weiquan_testkit::setting("WEIQUAN_BENCH_WRITER_ROUNDS", 5);
     let sim = weiquan_sim::simulate(&weiquan_sim::Config {
         merchants,
         consumers: merchants * 60,

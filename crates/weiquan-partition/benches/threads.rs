@@ -85,14 +85,8 @@ fn partitioned(events: &[Event], rules: &Arc<Rulebook>, partitions: u32) -> usiz
 }
 
 fn main() {
-    let merchants: u32 = std::env::var("WEIQUAN_BENCH_MERCHANTS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(800);
-    let rounds: usize = std::env::var("WEIQUAN_BENCH_ROUNDS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(5);
+    let merchants: u32 = weiquan_testkit::setting("WEIQUAN_BENCH_MERCHANTS", 800);
+    let rounds: usize = weiquan_testkit::setting("WEIQUAN_BENCH_ROUNDS", 5);
     let lines = weiquan_sim::simulate(&weiquan_sim::Config {
         merchants,
         consumers: merchants * 100,

@@ -70,10 +70,7 @@ async fn read_time(client: &reqwest::Client, base: &str, key: &str, path: &str, 
 }
 
 fn main() {
-    let orders: usize = std::env::var("WEIQUAN_BENCH_FINDINGS_ORDERS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(2_000_000);
+    let orders: usize = weiquan_testkit::setting("WEIQUAN_BENCH_FINDINGS_ORDERS", 2_000_000);
     let lines = stream(orders);
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path().join("data").to_str().expect("utf-8").to_owned();

@@ -86,14 +86,8 @@ async fn gauge(server: &Server, name: &str) -> u64 {
 }
 
 fn main() {
-    let events: usize = std::env::var("WEIQUAN_BENCH_RESTART_EVENTS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(10_000_000);
-    let days: u32 = std::env::var("WEIQUAN_BENCH_RESTART_DAYS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(30);
+    let events: usize = weiquan_testkit::setting("WEIQUAN_BENCH_RESTART_EVENTS", 10_000_000);
+    let days: u32 = weiquan_testkit::setting("WEIQUAN_BENCH_RESTART_DAYS", 30);
     // About 71 events per merchant and day at the simulator's defaults.
     let merchants = (events / (71 * days.max(1) as usize)).max(10) as u32;
     let sim = weiquan_sim::simulate(&weiquan_sim::Config {

@@ -17,10 +17,7 @@ use weiquan_testkit::process::{log_file, Proc};
 const PARTITIONS: u32 = 6;
 
 fn main() {
-    let merchants = std::env::var("WEIQUAN_BENCH_CLUSTER_MERCHANTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(600);
+    let merchants = weiquan_testkit::setting("WEIQUAN_BENCH_CLUSTER_MERCHANTS", 600);
     let dir = weiquan_testkit::root().join("bench-out/cluster");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("bench-out/cluster");

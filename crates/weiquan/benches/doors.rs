@@ -34,9 +34,8 @@ struct Contender {
 }
 
 fn main() {
-    let env = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
-    let merchants = env("WEIQUAN_BENCH_DOORS_MERCHANTS", 600) as u32;
-    let rounds = env("WEIQUAN_BENCH_DOORS_ROUNDS", 3).max(1);
+    let merchants: u32 = weiquan_testkit::setting("WEIQUAN_BENCH_DOORS_MERCHANTS", 600);
+    let rounds = weiquan_testkit::setting("WEIQUAN_BENCH_DOORS_ROUNDS", 3usize).max(1);
     let dir = weiquan_testkit::root().join("bench-out/doors");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("bench-out/doors");
