@@ -73,6 +73,27 @@ async fn work_until_committed(
 }
 
 /// [`Logs::verify`], on a thread where its blocking database client may run.
+/// After worker `who` applied every partition again from the start: no fork
+/// stopped a partition, the logs still verify, and no log grew past `before`.
+async fn replayed_without_fork(
+    cluster: &Cluster,
+    logs: &Logs,
+    v: &weiquan_ledger::StandardVerifier,
+    before: &weiquan_cluster::logs::ClusterReport,
+    who: &str,
+) -> weiquan_cluster::logs::ClusterReport {
+    assert_eq!(
+        cluster.progress().await.ok(),
+        cluster.routed().await.ok(),
+        "{who} applied everything again (no fork stopped a partition)"
+    );
+    let after = verified(logs, v).await.expect("the logs still verify");
+    let sizes =
+        |r: &weiquan_cluster::logs::ClusterReport| -> Vec<u64> { r.partitions.iter().map(|p| p.log.leaves).collect() };
+    assert_eq!(sizes(&after), sizes(before), "nothing appended twice");
+    after
+}
+
 async fn verified(
     logs: &Logs,
     verifier: &weiquan_ledger::StandardVerifier,
@@ -250,16 +271,7 @@ fn partition_logs_and_the_top_log_prove_every_finding() {
             Duration::from_millis(100),
         )
         .await;
-        assert_eq!(
-            cluster.progress().await.ok(),
-            cluster.routed().await.ok(),
-            "w3 applied everything again (no fork stopped a partition)"
-        );
-        let again = verified(&logs, &v).await.expect("the logs still verify");
-        let sizes = |r: &weiquan_cluster::logs::ClusterReport| -> Vec<u64> {
-            r.partitions.iter().map(|p| p.log.leaves).collect()
-        };
-        assert_eq!(sizes(&again), sizes(&report), "nothing appended twice");
+        let again = replayed_without_fork(&cluster, &logs, &v, &report, "w3").await;
         assert_eq!(again.entries, report.entries, "the top log had nothing new to record");
 
         // A monitor, from what is served alone: the same logs, all committed.
@@ -650,16 +662,7 @@ fn partition_logs_keep_consumers_off_their_leaves_and_erase_them() {
             cluster.forget_snapshot(p).await.expect("deleted");
         }
         work_until_committed(&cluster, &logs, "w2", &public, rules.clone(), tenth).await;
-        assert_eq!(
-            cluster.progress().await.ok(),
-            cluster.routed().await.ok(),
-            "w2 applied everything again (no fork stopped a partition)"
-        );
-        let after = verified(&logs, &v).await.expect("the logs still verify");
-        let sizes = |r: &weiquan_cluster::logs::ClusterReport| -> Vec<u64> {
-            r.partitions.iter().map(|p| p.log.leaves).collect()
-        };
-        assert_eq!(sizes(&after), sizes(&report), "nothing appended twice");
+        replayed_without_fork(&cluster, &logs, &v, &report, "w2").await;
 
         // Logs no top entry records yet: erasure still finds them. A log
         // written before partition logs were salted is not served.
