@@ -6,7 +6,7 @@
 //! lists the logs. Nothing here writes, and nothing needs a key: the leaves
 //! hold personal data only as salted commitments.
 
-use crate::api::log::{checkpoint_response, tile_response};
+use crate::api::log::{checkpoint_response, tile_request, tile_response};
 use crate::listen::{self, ConnLimits};
 use crate::problem::ApiError;
 use axum::extract::{Path, State};
@@ -16,7 +16,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use std::sync::Arc;
 use std::time::Duration;
-use weiquan_ledger::{parse_tile_path, TileRequest};
+use weiquan_ledger::TileRequest;
 
 /// Why a log could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -95,10 +95,8 @@ async fn checkpoint(State(shelf): State<Shelf>, Path(log): Path<String>) -> Resu
 }
 
 async fn tile(State(shelf): State<Shelf>, Path((log, path)): Path<(String, String)>) -> Result<Response, ApiError> {
-    let req = parse_tile_path(&format!("tile/{path}")).ok_or_else(|| ApiError::not_found("not a C2SP tile path"))?;
-    let bytes = blocking(&shelf, move |s| s.tile(&log, req)).await?;
-    let bytes = bytes.ok_or_else(|| ApiError::not_found("the tree does not (yet) have this tile"))?;
-    Ok(tile_response(req, bytes))
+    let req = tile_request(&path)?;
+    tile_response(req, blocking(&shelf, move |s| s.tile(&log, req)).await?)
 }
 
 /// Reads at once: each holds a blocking thread and a database read.

@@ -116,29 +116,34 @@ pub(crate) fn checkpoint_response(cp: impl IntoResponse) -> Response {
         .into_response()
 }
 
-/// A tile as served: a full tile never changes; a partial one is replaced as the tree grows.
-pub(crate) fn tile_response(req: TileRequest, bytes: Vec<u8>) -> Response {
+/// The tile a path after `tile/` asks for.
+pub(crate) fn tile_request(path: &str) -> Result<TileRequest, ApiError> {
+    parse_tile_path(&format!("tile/{path}")).ok_or_else(|| ApiError::not_found("not a C2SP tile path"))
+}
+
+/// A tile as served (`None`: the tree does not have it, or not yet): a full
+/// tile never changes; a partial one is replaced as the tree grows.
+pub(crate) fn tile_response(req: TileRequest, bytes: Option<Vec<u8>>) -> Result<Response, ApiError> {
+    let bytes = bytes.ok_or_else(|| ApiError::not_found("the tree does not (yet) have this tile"))?;
     let cache = if req.width == 256 {
         "public, max-age=31536000, immutable"
     } else {
         "no-store"
     };
-    (
+    Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream"),
             (header::CACHE_CONTROL, cache),
         ],
         bytes,
     )
-        .into_response()
+        .into_response())
 }
 
 /// A C2SP tlog-tiles tile: `tile/<L>/<N>[.p/<W>]` or `tile/entries/<N>[.p/<W>]`.
 #[utoipa::path(get, path = "/log/tile/{path}", tag = "log", params(("path" = String, Path, description = "Tile path after /log/tile/")),
     responses((status = 200, description = "Tile bytes; full tiles are immutable", content_type = "application/octet-stream"), (status = 404, body = Problem)))]
 pub(crate) async fn get_tile(State(app): AppStateRef, Path(path): Path<String>) -> Result<Response, ApiError> {
-    let req = parse_tile_path(&format!("tile/{path}")).ok_or_else(|| ApiError::not_found("not a C2SP tile path"))?;
-    let bytes = (app.log.read(move |log| log.tile(req)).await?)
-        .ok_or_else(|| ApiError::not_found("the tree does not (yet) have this tile"))?;
-    Ok(tile_response(req, bytes))
+    let req = tile_request(&path)?;
+    tile_response(req, app.log.read(move |log| log.tile(req)).await?)
 }
