@@ -222,7 +222,7 @@ impl Logs {
 
     /// The origin line of a log's checkpoints.
     pub fn origin(&self, which: Which) -> String {
-        format!("weiquan-cluster/{}/{}", self.cluster, which.short())
+        origin(&self.cluster, which)
     }
 
     fn database(&self, which: Which) -> Database {
@@ -726,6 +726,17 @@ fn platform() -> Result<weiquan_ledger::CanonicalActor, weiquan_ledger::LeafErro
     .canonical()
 }
 
+/// The origin line of log `which` of cluster `cluster`.
+pub(crate) fn origin(cluster: &str, which: Which) -> String {
+    format!("weiquan-cluster/{cluster}/{}", which.short())
+}
+
+/// The cluster whose top log an origin line names, if it names one.
+pub(crate) fn cluster_of_top(origin: &str) -> Option<&str> {
+    let name = origin.strip_prefix("weiquan-cluster/")?.strip_suffix("/top")?;
+    (!name.is_empty()).then_some(name)
+}
+
 /// [`verify_log`], every checkpoint's origin `origin` (so that one log
 /// cannot stand in for another signed with the same key), and a checkpoint
 /// over every leaf: writers store leaves and their checkpoint in one
@@ -1100,7 +1111,7 @@ pub fn verify_cluster_receipt(
         )));
     }
     let cp = verify_receipt(&receipt.top, verifier)?;
-    if !(cp.origin.starts_with("weiquan-cluster/") && cp.origin.ends_with("/top")) {
+    if cluster_of_top(&cp.origin).is_none() {
         return Err(VerifyError::Format(format!(
             "the receipt's top checkpoint is of `{}`, not of a cluster's top log",
             cp.origin

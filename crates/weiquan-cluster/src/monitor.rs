@@ -8,9 +8,9 @@
 //! partition tree's at the size recorded (one root per size), and with a
 //! top checkpoint kept from earlier the top log must extend it.
 
-use crate::logs::{unsalted_event, TopEntry};
+use crate::logs::{cluster_of_top, unsalted_event, TopEntry, Which};
 use std::collections::BTreeMap;
-use weiquan_ledger::{open_checkpoint, parse_hash_text, tile_path, Frontier, Hash, StandardVerifier};
+use weiquan_ledger::{bundle_entries, open_checkpoint, parse_hash_text, tile_path, Frontier, Hash, StandardVerifier};
 
 /// Reads what a log server serves.
 pub trait Fetch {
@@ -100,22 +100,15 @@ fn fetch_log(
                 cp.size
             ))
         })?;
-        let before = leaves.len();
-        let mut rest = &bundle[..];
-        while let [hi, lo, tail @ ..] = rest {
-            let len = usize::from(*hi) << 8 | usize::from(*lo);
-            let Some((leaf, tail)) = tail.split_at_checked(len) else {
-                return Err(invalid(format!("{path}: an entry runs past the bundle's end")));
-            };
-            leaves.push(leaf.to_vec());
-            rest = tail;
+        let entries = bundle_entries(&bundle).ok_or_else(|| {
+            invalid(format!(
+                "{path}: an entry runs past the bundle's end, or its length does"
+            ))
+        })?;
+        if entries.len() != width as usize {
+            return Err(invalid(format!("{path} holds {} entries, not {width}", entries.len())));
         }
-        if !rest.is_empty() || leaves.len() - before != width as usize {
-            return Err(invalid(format!(
-                "{path} holds {} entries, not {width}",
-                leaves.len() - before
-            )));
-        }
+        leaves.extend(entries.into_iter().map(<[u8]>::to_vec));
     }
     let mut wanted: Vec<u64> = sizes.to_vec();
     wanted.sort_unstable();
@@ -160,12 +153,9 @@ pub fn verify_served(
         .transpose()
         .map_err(|e| invalid(e.to_string()))?;
     let sizes: Vec<u64> = kept.iter().map(|k| k.size).collect();
-    let cluster_of = |o: &str| -> Option<String> {
-        let name = o.strip_prefix("weiquan-cluster/")?.strip_suffix("/top")?;
-        (!name.is_empty()).then(|| name.to_owned())
-    };
-    let (origin, top) = fetch_log(fetch, verifier, "top", |o| cluster_of(o).is_some(), &sizes)?;
-    let cluster = cluster_of(&origin).ok_or_else(|| invalid(format!("`{origin}` is not a cluster's top log")))?;
+    let (origin, top) = fetch_log(fetch, verifier, "top", |o| cluster_of_top(o).is_some(), &sizes)?;
+    let cluster = (cluster_of_top(&origin).map(str::to_owned))
+        .ok_or_else(|| invalid(format!("`{origin}` is not a cluster's top log")))?;
     if let Some(kept) = &kept {
         if kept.origin != origin {
             return Err(invalid(format!(
@@ -210,8 +200,8 @@ pub fn verify_served(
     };
     let mut partitions = Vec::new();
     for (p, sizes) in recorded.iter().enumerate().take(newest.partitions.len()) {
-        let log = format!("p{p}");
-        let want = format!("weiquan-cluster/{cluster}/{log}");
+        let which = Which::Partition(p as u32);
+        let (log, want) = (which.short(), crate::logs::origin(&cluster, which));
         let at: Vec<u64> = sizes.keys().copied().collect();
         let (_, part) = fetch_log(fetch, verifier, &log, |o| o == want, &at)?;
         for (size, root) in sizes {

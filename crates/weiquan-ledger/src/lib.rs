@@ -31,7 +31,7 @@ pub use private::{
 };
 pub use signed_note::{StandardSigner, StandardVerifier};
 pub use store::{lock, FindingRow, LogStore, Private, PrivateRow, Row, StoreError, StoreErrorKind};
-pub use tiles::{parse_tile_path, tile_path, TileRequest, TILE_HEIGHT};
+pub use tiles::{bundle_entries, parse_tile_path, tile_path, TileRequest, TILE_HEIGHT};
 pub use tree::Frontier;
 pub use verify::{
     hash_text, open_checkpoint, open_leaf, parse_hash_text, verify_consistency, verify_inclusion, verify_log,

@@ -73,6 +73,20 @@ pub fn tile_path(level: Option<u8>, index: u64, width: u32) -> String {
     format!("tile/{kind}/{}{partial}", groups.join("/"))
 }
 
+/// The entries of an entry bundle, each stored after its length in two
+/// bytes, big-endian; `None` when an entry runs past the bundle's end.
+pub fn bundle_entries(bundle: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut entries = Vec::new();
+    let mut rest = bundle;
+    while let [hi, lo, tail @ ..] = rest {
+        let (entry, tail) = tail.split_at_checked(usize::from(*hi) << 8 | usize::from(*lo))?;
+        entries.push(entry);
+        rest = tail;
+    }
+    // A single byte left over is a length cut in half.
+    rest.is_empty().then_some(entries)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +101,25 @@ mod tests {
             assert_eq!(tile_path(level, index, width), path);
             assert_eq!(parse_tile_path(path), Some(TileRequest { level, index, width }));
         }
+    }
+
+    #[test]
+    fn bundles_split_into_their_entries_or_not_at_all() {
+        let entries: Vec<Vec<u8>> = vec![b"ab".to_vec(), Vec::new(), vec![b'c'; 300]];
+        let bundle: Vec<u8> = (entries.iter())
+            .flat_map(|e| (e.len() as u16).to_be_bytes().into_iter().chain(e.iter().copied()))
+            .collect();
+        assert_eq!(
+            bundle_entries(&bundle),
+            Some(entries.iter().map(Vec::as_slice).collect())
+        );
+        assert_eq!(bundle_entries(&[]), Some(Vec::new()));
+        assert_eq!(
+            bundle_entries(&bundle[..bundle.len() - 1]),
+            None,
+            "the last entry cut short"
+        );
+        assert_eq!(bundle_entries(&[0, 1, b'a', 0]), None, "half a length left over");
     }
 
     #[test]

@@ -724,11 +724,8 @@ fn the_logs_are_served_to_anyone(
         assert_eq!(status, 200);
         // An entry bundle: each leaf after its length, two bytes big-endian.
         let mut tree = weiquan_ledger::Frontier::new();
-        let mut rest = &entries[..];
         let mut leaf_hashes = Vec::new();
-        while let [hi, lo, tail @ ..] = rest {
-            let n = usize::from(*hi) << 8 | usize::from(*lo);
-            let (leaf, tail) = tail.split_at(n);
+        for leaf in weiquan_ledger::bundle_entries(&entries).expect("a whole entry bundle") {
             let text = String::from_utf8_lossy(leaf);
             for c in consumers {
                 assert!(
@@ -738,7 +735,6 @@ fn the_logs_are_served_to_anyone(
             }
             tree.append(leaf);
             leaf_hashes.extend_from_slice(&weiquan_ledger::record_hash(leaf).0);
-            rest = tail;
         }
         assert_eq!(tree.size(), cp.size, "{log}: one entry per leaf");
         assert_eq!(tree.root(), cp.root, "{log}: the served leaves are the signed tree");
