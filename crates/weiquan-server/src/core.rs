@@ -1106,7 +1106,7 @@ impl Core {
         if st.earlier.contains_key(&prepared_digest) || !self.ids.insert_new(prepared_digest, index) {
             return ItemResult::Duplicate;
         }
-        let id = ev.body.consumer_mut().map(|c| c.to_string());
+        let id = ev.body.consumer().map(str::to_owned);
         let mut consumer = self.pseudonymise(ev);
         if let (Some(p), Some(id)) = (&consumer, id) {
             if self.known_consumers.get(p).is_none() {
