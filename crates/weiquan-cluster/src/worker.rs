@@ -326,7 +326,7 @@ pub async fn run(
                 }
             }
         }
-        // Partitions that stopped (lost, or failed) leave.
+        // Partitions that stopped (lost, handed over, or failed) leave.
         let done: Vec<u32> = owned
             .iter()
             .filter(|(_, o)| o.task.is_finished() || *o.stop.borrow() == Stop::Lost)
@@ -334,28 +334,37 @@ pub async fn run(
             .collect();
         for p in done {
             if let Some(o) = owned.remove(&p) {
-                if *o.stop.borrow() == Stop::Lost {
+                let why = *o.stop.borrow();
+                // Its task has ended (unless lost): none of these waits.
+                match why {
                     // Another worker may own it already: stop at once, and
                     // leave its progress to the new owner.
-                    o.task.abort();
-                    continue;
+                    Stop::Lost => o.task.abort(),
+                    // Handed over: its snapshot is written, the lease goes.
+                    Stop::Release => release(&leases, &progress, p, o).await,
+                    // A failed partition gives its lease back for another
+                    // worker to try, and this one waits before trying it again.
+                    Stop::Run => {
+                        release(&leases, &progress, p, o).await;
+                        cooling.insert(p, now + COOL_DOWN.as_millis() as u64);
+                    }
                 }
-                // A failed partition gives its lease back for another worker
-                // to try, and this one waits before trying it again.
-                release(&leases, &progress, p, o).await;
-                cooling.insert(p, now + COOL_DOWN.as_millis() as u64);
             }
         }
         // Without the count of live workers (NATS away), take nothing this round.
         let share = live_workers(&leases, now)
             .await
             .map(|live| cluster.partitions.div_ceil(live.max(1)));
-        if let Some(share) = share.filter(|&share| owned.len() as u32 > share) {
-            if let Some((&p, _)) = owned.iter().next_back() {
-                if let Some(o) = owned.remove(&p) {
-                    tracing::info!(partition = p, share, "over my share; releasing a partition");
-                    release(&leases, &progress, p, o).await;
-                }
+        // A partition over the share is handed over in the background: its
+        // task snapshots and ends while this loop goes on renewing every
+        // lease (that one's too, until it has ended), and the next rounds
+        // see it done. Waiting here for a snapshot, or for a restore that
+        // stalls, let the other leases run out.
+        let running = owned.values().filter(|o| *o.stop.borrow() == Stop::Run).count() as u32;
+        if let Some(share) = share.filter(|&share| running > share) {
+            if let Some((&p, o)) = owned.iter().rev().find(|(_, o)| *o.stop.borrow() == Stop::Run) {
+                tracing::info!(partition = p, share, "over my share; handing a partition over");
+                let _ = o.stop.send(Stop::Release);
             }
         }
         // Take free partitions up to the share, starting at a place of my
@@ -373,7 +382,7 @@ pub async fn run(
             if let Some(revision) = take(&leases, &lease_key(p), value.clone(), now).await {
                 tracing::info!(partition = p, "lease taken");
                 let (stop, watch) = watch::channel(Stop::Run);
-                let applied = Arc::new(AtomicU64::new(0));
+                let applied = Arc::new(AtomicU64::new(RESTORING));
                 let task = tokio::spawn(own(
                     cluster.clone(),
                     rules.clone(),
@@ -412,9 +421,7 @@ pub async fn run(
         // Written every round, so that a value left by an earlier owner is
         // corrected even while the partition is idle.
         for (&p, o) in &owned {
-            let _ = progress
-                .put(progress_key(p), o.applied.load(Ordering::Relaxed).to_string().into())
-                .await;
+            report(&progress, p, &o.applied).await;
         }
         announced = true;
         tokio::select! {
@@ -517,8 +524,21 @@ async fn finish(progress: &async_nats::jetstream::kv::Store, p: u32, o: Owned) {
         Ok(Err(e)) => tracing::error!(partition = p, error = %e, "partition stopped"),
         Err(e) => tracing::error!(partition = p, error = %e, "partition task panicked"),
     }
-    let applied = o.applied.load(Ordering::Relaxed);
-    let _ = progress.put(progress_key(p), applied.to_string().into()).await;
+    report(progress, p, &o.applied).await;
+}
+
+/// What a partition's `applied` holds until its task has restored it: how
+/// far it was applied is not known yet.
+const RESTORING: u64 = u64::MAX;
+
+/// Records how far partition `p` has been applied, once its task knows: a
+/// partition still restoring (or handed over while restoring) leaves the
+/// earlier owner's figure, which a 0 would set back.
+async fn report(progress: &async_nats::jetstream::kv::Store, p: u32, applied: &AtomicU64) {
+    let applied = applied.load(Ordering::Relaxed);
+    if applied != RESTORING {
+        let _ = progress.put(progress_key(p), applied.to_string().into()).await;
+    }
 }
 
 /// Renews the lease `key` held by `o` until `until`, or tells `o`'s task to
@@ -994,9 +1014,19 @@ async fn own(
     mut stop: watch::Receiver<Stop>,
     applied: Arc<AtomicU64>,
 ) -> Result<(), ClusterError> {
-    let mut state = match &cfg.logs {
-        Some(logs) => restore_with_log(&cluster, &rules, logs, p).await?,
-        None => restore(&cluster, &rules, p).await,
+    // Told to stop while restoring (a snapshot read can stall for up to
+    // SLOW): nothing is applied yet, so nothing is saved, and the partition
+    // passes on at once.
+    let restored = async {
+        match &cfg.logs {
+            Some(logs) => restore_with_log(&cluster, &rules, logs, p).await,
+            None => Ok(restore(&cluster, &rules, p).await),
+        }
+    };
+    let mut state = tokio::select! {
+        biased;
+        _ = stop.changed() => return Ok(()),
+        state = restored => state?,
     };
     applied.store(state.index, Ordering::Relaxed);
     let events = cluster.events().await?;
