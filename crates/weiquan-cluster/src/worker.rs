@@ -262,8 +262,9 @@ struct Owned {
     task: tokio::task::JoinHandle<Result<(), ClusterError>>,
 }
 
-/// Runs a worker until `shutdown` completes (then it releases its partitions,
-/// snapshotting each) or a NATS failure outlasts its retries.
+/// Runs a worker until `shutdown` completes (then it hands its partitions
+/// over, each snapshotted, and the top log records them once more) or a NATS
+/// failure outlasts its retries.
 pub async fn run(
     cluster: Cluster,
     rules: Arc<Rulebook>,
@@ -282,6 +283,8 @@ pub async fn run(
     let mut announced = false;
     // Partitions that failed here, and until when they are left alone.
     let mut cooling: BTreeMap<u32, u64> = BTreeMap::new();
+    // Shutting down: nothing is taken, everything is handed over.
+    let mut stopping = false;
     tokio::pin!(shutdown);
     tracing::info!(worker = %cfg.name, cluster = %cluster.name, partitions = cluster.partitions, "worker started");
     loop {
@@ -351,71 +354,90 @@ pub async fn run(
                 }
             }
         }
-        // Without the count of live workers (NATS away), take nothing this round.
-        let share = live_workers(&leases, now)
-            .await
-            .map(|live| cluster.partitions.div_ceil(live.max(1)));
-        // A partition over the share is handed over in the background: its
-        // task snapshots and ends while this loop goes on renewing every
-        // lease (that one's too, until it has ended), and the next rounds
-        // see it done. Waiting here for a snapshot, or for a restore that
-        // stalls, let the other leases run out.
-        let running = owned.values().filter(|o| *o.stop.borrow() == Stop::Run).count() as u32;
-        if let Some(share) = share.filter(|&share| running > share) {
-            if let Some((&p, o)) = owned.iter().rev().find(|(_, o)| *o.stop.borrow() == Stop::Run) {
-                tracing::info!(partition = p, share, "over my share; handing a partition over");
+        if stopping {
+            // Every partition is handed over (its task snapshots and ends)
+            // while this loop keeps renewing the leases, so that nobody takes
+            // one over while it is still written; then the top log records
+            // them all once more.
+            for o in owned.values().filter(|o| *o.stop.borrow() == Stop::Run) {
                 let _ = o.stop.send(Stop::Release);
             }
-        }
-        // Take free partitions up to the share, starting at a place of my
-        // own so that workers starting together spread out.
-        let start = weiquan_partition::partition_of(&cfg.name, cluster.partitions);
-        cooling.retain(|_, until| *until > now);
-        for i in 0..cluster.partitions {
-            if !announced || share.is_none_or(|share| owned.len() as u32 >= share) {
-                break;
+            if owned.is_empty() {
+                match &top {
+                    None => break,
+                    Some(o) if *o.stop.borrow() == Stop::Run => {
+                        let _ = o.stop.send(Stop::Release);
+                    }
+                    Some(_) => {}
+                }
             }
-            let p = (start + i) % cluster.partitions;
-            if owned.contains_key(&p) || cooling.contains_key(&p) {
-                continue;
+        } else {
+            // Without the count of live workers (NATS away), take nothing this round.
+            let share = live_workers(&leases, now)
+                .await
+                .map(|live| cluster.partitions.div_ceil(live.max(1)));
+            // A partition over the share is handed over in the background: its
+            // task snapshots and ends while this loop goes on renewing every
+            // lease (that one's too, until it has ended), and the next rounds
+            // see it done. Waiting here for a snapshot, or for a restore that
+            // stalls, let the other leases run out.
+            let running = owned.values().filter(|o| *o.stop.borrow() == Stop::Run).count() as u32;
+            if let Some(share) = share.filter(|&share| running > share) {
+                if let Some((&p, o)) = owned.iter().rev().find(|(_, o)| *o.stop.borrow() == Stop::Run) {
+                    tracing::info!(partition = p, share, "over my share; handing a partition over");
+                    let _ = o.stop.send(Stop::Release);
+                }
             }
-            if let Some(revision) = take(&leases, &lease_key(p), value.clone(), now).await {
-                tracing::info!(partition = p, "lease taken");
-                let (stop, watch) = watch::channel(Stop::Run);
-                let applied = Arc::new(AtomicU64::new(RESTORING));
-                let task = tokio::spawn(own(
-                    cluster.clone(),
-                    rules.clone(),
-                    cfg.clone(),
-                    p,
-                    watch,
-                    applied.clone(),
-                ));
-                owned.insert(
-                    p,
-                    Owned {
+            // Take free partitions up to the share, starting at a place of my
+            // own so that workers starting together spread out.
+            let start = weiquan_partition::partition_of(&cfg.name, cluster.partitions);
+            cooling.retain(|_, until| *until > now);
+            for i in 0..cluster.partitions {
+                if !announced || share.is_none_or(|share| owned.len() as u32 >= share) {
+                    break;
+                }
+                let p = (start + i) % cluster.partitions;
+                if owned.contains_key(&p) || cooling.contains_key(&p) {
+                    continue;
+                }
+                if let Some(revision) = take(&leases, &lease_key(p), value.clone(), now).await {
+                    tracing::info!(partition = p, "lease taken");
+                    let (stop, watch) = watch::channel(Stop::Run);
+                    let applied = Arc::new(AtomicU64::new(RESTORING));
+                    let task = tokio::spawn(own(
+                        cluster.clone(),
+                        rules.clone(),
+                        cfg.clone(),
+                        p,
+                        watch,
+                        applied.clone(),
+                    ));
+                    owned.insert(
+                        p,
+                        Owned {
+                            revision,
+                            until,
+                            stop,
+                            applied,
+                            task,
+                        },
+                    );
+                }
+            }
+            // Whoever holds the top lease writes the top log.
+            if let (Some(logs), None, true) = (&cfg.logs, &top, announced) {
+                if let Some(revision) = take(&leases, TOP_KEY, value.clone(), now).await {
+                    tracing::info!("top log lease taken");
+                    let (stop, watch) = watch::channel(Stop::Run);
+                    let task = tokio::spawn(write_top(logs.clone(), cluster.partitions, cfg.top_every, watch));
+                    top = Some(Owned {
                         revision,
                         until,
                         stop,
-                        applied,
+                        applied: Arc::default(),
                         task,
-                    },
-                );
-            }
-        }
-        // Whoever holds the top lease writes the top log.
-        if let (Some(logs), None, true) = (&cfg.logs, &top, announced) {
-            if let Some(revision) = take(&leases, TOP_KEY, value.clone(), now).await {
-                tracing::info!("top log lease taken");
-                let (stop, watch) = watch::channel(Stop::Run);
-                let task = tokio::spawn(write_top(logs.clone(), cluster.partitions, cfg.top_every, watch));
-                top = Some(Owned {
-                    revision,
-                    until,
-                    stop,
-                    applied: Arc::default(),
-                    task,
-                });
+                    });
+                }
             }
         }
         // Written every round, so that a value left by an earlier owner is
@@ -424,18 +446,11 @@ pub async fn run(
             report(&progress, p, &o.applied).await;
         }
         announced = true;
+        let pause = if stopping { tick.min(STOPPING_POLL) } else { tick };
         tokio::select! {
-            () = &mut shutdown => break,
-            () = tokio::time::sleep(tick) => {}
+            () = &mut shutdown, if !stopping => stopping = true,
+            () = tokio::time::sleep(pause) => {}
         }
-    }
-    for (p, o) in std::mem::take(&mut owned) {
-        release(&leases, &progress, p, o).await;
-    }
-    if let Some(o) = top {
-        let _ = o.stop.send(Stop::Release);
-        let _ = o.task.await;
-        let _ = leases.delete_expect_revision(TOP_KEY, Some(o.revision)).await;
     }
     let _ = leases.delete(heartbeat_key(&cfg.name)).await;
     Ok(())
@@ -443,6 +458,10 @@ pub async fn run(
 
 /// The lease key of the top log's writer.
 const TOP_KEY: &str = "top";
+
+/// How often a worker shutting down looks whether its tasks have ended (it
+/// renews its leases as often, for a few rounds at most).
+const STOPPING_POLL: Duration = Duration::from_millis(50);
 
 /// Writes the top log every `every` until told to stop (once more when
 /// handed over): a failure is logged, and the log is opened again at the
@@ -502,29 +521,21 @@ fn heartbeat_key(name: &str) -> String {
     format!("w.{name}")
 }
 
-/// Hands a partition over (its task snapshots and stops, unless it ended
-/// already), then the lease goes.
+/// Gives back the lease of a partition whose task has ended (handed over,
+/// or failed), after recording how far it got.
 async fn release(
     leases: &async_nats::jetstream::kv::Store,
     progress: &async_nats::jetstream::kv::Store,
     p: u32,
     o: Owned,
 ) {
-    let revision = o.revision;
-    let _ = o.stop.send(Stop::Release);
-    finish(progress, p, o).await;
-    let _ = leases.delete_expect_revision(lease_key(p), Some(revision)).await;
-}
-
-/// Waits for a partition's task to end (it still holds the lease) and
-/// records how far it got.
-async fn finish(progress: &async_nats::jetstream::kv::Store, p: u32, o: Owned) {
     match o.task.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(partition = p, error = %e, "partition stopped"),
         Err(e) => tracing::error!(partition = p, error = %e, "partition task panicked"),
     }
     report(progress, p, &o.applied).await;
+    let _ = leases.delete_expect_revision(lease_key(p), Some(o.revision)).await;
 }
 
 /// What a partition's `applied` holds until its task has restored it: how

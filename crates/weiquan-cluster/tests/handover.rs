@@ -1,10 +1,12 @@
-//! A partition whose snapshot cannot be read holds up nothing else. Its
-//! chunks never come when a read races the write that replaces them, or
-//! reads a replica that lags (seen after SIGKILLs in a three-server cluster:
-//! each new owner waited 30 s for the read, and the worker that handed it
-//! over waited with it, so its other leases ran out and passed on, round
-//! after round). Here the stall is made on purpose, by purging a snapshot's
-//! chunks, against the NATS server at 127.0.0.1:4222.
+//! Handing partitions over. A partition whose snapshot cannot be read
+//! holds up nothing else. Its chunks never come when a read races the write
+//! that replaces them, or reads a replica that lags (seen after SIGKILLs in
+//! a three-server cluster: each new owner waited 30 s for the read, and the
+//! worker that handed it over waited with it, so its other leases ran out
+//! and passed on, round after round). Here the stall is made on purpose, by
+//! purging a snapshot's chunks. And a worker shutting down keeps its leases
+//! until its partitions are snapshotted. Against the NATS server at
+//! 127.0.0.1:4222.
 
 mod common;
 
@@ -123,5 +125,96 @@ fn a_stalled_snapshot_read_holds_up_neither_other_leases_nor_the_handover() {
                 .expect("the worker's task")
                 .expect("the worker ran");
         }
+    });
+}
+
+/// A worker shutting down hands its partitions over (each snapshotted) with
+/// their leases still renewed: a lease that ran out meanwhile would let
+/// another worker take a partition that is still being written. The lease
+/// is watched, against the clock, until the worker has stopped.
+#[test]
+fn a_worker_shutting_down_keeps_its_leases_until_it_has_handed_over() {
+    if !weiquan_testkit::services::nats_available() {
+        return;
+    }
+    let sim = weiquan_sim::simulate(&weiquan_sim::Config {
+        merchants: 60,
+        consumers: 4000,
+        days: 30,
+        seed: 19,
+        violation_rate: 0.4,
+        profile: weiquan_sim::Profile::Double11,
+        orders_per_day: 2.0,
+    });
+    common::runtime().block_on(async {
+        let cluster = common::fresh_cluster("stopping", 1).await;
+        let mut door = weiquan_cluster::door::FrontDoor::new(cluster.clone())
+            .await
+            .expect("a door");
+        for line in &sim.lines {
+            let ev = weiquan_events::parse_event(line).expect("simulated events parse");
+            door.send(&ev, line).await.expect("routed");
+        }
+        door.advance().await.expect("routed");
+        let sent = door.sent().to_vec();
+
+        // A short lease, and a state snapshotted only when handed over: the
+        // snapshot of the whole partition takes several leases.
+        let lease = Duration::from_millis(100);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let cfg = worker::WorkerConfig {
+            name: "a".into(),
+            snapshot_every: u64::MAX,
+            lease,
+            logs: None,
+            top_every: Duration::from_secs(1),
+        };
+        let run = tokio::spawn(worker::run(
+            cluster.clone(),
+            Arc::new(Rulebook::builtin()),
+            cfg,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let started = Instant::now();
+        while cluster.progress().await.expect("progress") != sent {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the worker applies what was sent"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        let js = async_nats::jetstream::new(cluster.client.clone());
+        let leases = js
+            .get_key_value(format!("wq-{}-leases", cluster.name))
+            .await
+            .expect("the leases bucket");
+        let _ = stop.send(());
+        let stopping = Instant::now();
+        let mut looks = 0;
+        while !run.is_finished() {
+            if let Some(entry) = leases.entry(worker::lease_key(0)).await.expect("the lease reads") {
+                if entry.operation == async_nats::jetstream::kv::Operation::Put {
+                    let held: worker::Lease = serde_json::from_slice(&entry.value).expect("a lease");
+                    assert!(
+                        !held.expired(worker::now_ms()),
+                        "the lease ran out {:?} into the shutdown while the worker still held it",
+                        stopping.elapsed()
+                    );
+                }
+            }
+            looks += 1;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        run.await.expect("the worker's task").expect("the worker ran");
+        eprintln!(
+            "shut down in {:?}, the lease looked at {looks} times",
+            stopping.elapsed()
+        );
+        assert_eq!(cluster.progress().await.expect("progress"), sent, "progress as applied");
+        let owners = cluster.owners().await.expect("owners");
+        assert_eq!(owners, [None], "the lease given back");
     });
 }
