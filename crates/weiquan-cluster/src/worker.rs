@@ -285,6 +285,9 @@ pub async fn run(
     let mut cooling: BTreeMap<u32, u64> = BTreeMap::new();
     // Shutting down: nothing is taken, everything is handed over.
     let mut stopping = false;
+    // When the leases were last renewed: every tick, also while shutting
+    // down, when the tasks are looked at more often.
+    let mut renewed: Option<tokio::time::Instant> = None;
     tokio::pin!(shutdown);
     tracing::info!(worker = %cfg.name, cluster = %cluster.name, partitions = cluster.partitions, "worker started");
     loop {
@@ -295,39 +298,28 @@ pub async fn run(
             until,
         };
         let value: bytes::Bytes = serde_json::to_vec(&me).unwrap_or_default().into();
-        if let Err(e) = leases.put(heartbeat_key(&cfg.name), value.clone()).await {
-            tracing::warn!(error = %e, "heartbeat not written; retrying");
-        }
-        // Renew, or notice a lease lost (taken, or run out while NATS was away).
-        for (&p, o) in owned.iter_mut() {
-            keep(
-                &leases,
-                &lease_key(p),
-                o,
-                value.clone(),
-                &cfg.name,
-                until,
-                now + tick.as_millis() as u64,
-            )
-            .await;
-        }
-        if let Some(o) = &mut top {
-            keep(
-                &leases,
-                TOP_KEY,
-                o,
-                value.clone(),
-                &cfg.name,
-                until,
-                now + tick.as_millis() as u64,
-            )
-            .await;
-            if o.task.is_finished() || *o.stop.borrow() == Stop::Lost {
-                if let Some(o) = top.take() {
-                    o.task.abort();
-                    let _ = leases.delete_expect_revision(TOP_KEY, Some(o.revision)).await;
+        let renew = renewed.is_none_or(|at| at.elapsed() >= tick);
+        if renew {
+            renewed = Some(tokio::time::Instant::now());
+            // A worker shutting down has no heartbeat: the others count
+            // their shares without it, and take what it hands over.
+            if !stopping {
+                if let Err(e) = leases.put(heartbeat_key(&cfg.name), value.clone()).await {
+                    tracing::warn!(error = %e, "heartbeat not written; retrying");
                 }
             }
+            // Renew, or notice a lease lost (taken, or run out while NATS was away).
+            let next = now + tick.as_millis() as u64;
+            for (&p, o) in owned.iter_mut() {
+                keep(&leases, &lease_key(p), o, value.clone(), &cfg.name, until, next).await;
+            }
+            if let Some(o) = &mut top {
+                keep(&leases, TOP_KEY, o, value.clone(), &cfg.name, until, next).await;
+            }
+        }
+        if let Some(o) = top.take_if(|o| o.task.is_finished() || *o.stop.borrow() == Stop::Lost) {
+            o.task.abort();
+            let _ = leases.delete_expect_revision(TOP_KEY, Some(o.revision)).await;
         }
         // Partitions that stopped (lost, handed over, or failed) leave.
         let done: Vec<u32> = owned
@@ -360,13 +352,13 @@ pub async fn run(
             // one over while it is still written; then the top log records
             // them all once more.
             for o in owned.values().filter(|o| *o.stop.borrow() == Stop::Run) {
-                let _ = o.stop.send(Stop::Release);
+                o.stop.send_replace(Stop::Release);
             }
             if owned.is_empty() {
                 match &top {
                     None => break,
                     Some(o) if *o.stop.borrow() == Stop::Run => {
-                        let _ = o.stop.send(Stop::Release);
+                        o.stop.send_replace(Stop::Release);
                     }
                     Some(_) => {}
                 }
@@ -385,7 +377,7 @@ pub async fn run(
             if let Some(share) = share.filter(|&share| running > share) {
                 if let Some((&p, o)) = owned.iter().rev().find(|(_, o)| *o.stop.borrow() == Stop::Run) {
                     tracing::info!(partition = p, share, "over my share; handing a partition over");
-                    let _ = o.stop.send(Stop::Release);
+                    o.stop.send_replace(Stop::Release);
                 }
             }
             // Take free partitions up to the share, starting at a place of my
@@ -440,27 +432,31 @@ pub async fn run(
                 }
             }
         }
-        // Written every round, so that a value left by an earlier owner is
+        // Written every tick, so that a value left by an earlier owner is
         // corrected even while the partition is idle.
-        for (&p, o) in &owned {
-            report(&progress, p, &o.applied).await;
+        if renew {
+            for (&p, o) in &owned {
+                report(&progress, p, &o.applied).await;
+            }
         }
         announced = true;
         let pause = if stopping { tick.min(STOPPING_POLL) } else { tick };
         tokio::select! {
-            () = &mut shutdown, if !stopping => stopping = true,
+            () = &mut shutdown, if !stopping => {
+                stopping = true;
+                let _ = leases.delete(heartbeat_key(&cfg.name)).await;
+            }
             () = tokio::time::sleep(pause) => {}
         }
     }
-    let _ = leases.delete(heartbeat_key(&cfg.name)).await;
     Ok(())
 }
 
 /// The lease key of the top log's writer.
 const TOP_KEY: &str = "top";
 
-/// How often a worker shutting down looks whether its tasks have ended (it
-/// renews its leases as often, for a few rounds at most).
+/// How often a worker shutting down looks whether its tasks have ended (its
+/// leases are still renewed every tick).
 const STOPPING_POLL: Duration = Duration::from_millis(50);
 
 /// Writes the top log every `every` until told to stop (once more when
@@ -517,7 +513,7 @@ async fn write_top(
 const COOL_DOWN: Duration = Duration::from_secs(10);
 
 /// The key of worker `name`'s heartbeat in the leases bucket.
-fn heartbeat_key(name: &str) -> String {
+pub fn heartbeat_key(name: &str) -> String {
     format!("w.{name}")
 }
 
@@ -573,7 +569,9 @@ async fn keep(
             if e.is_some() || next >= o.until {
                 let why = e.unwrap_or_else(|| "not renewed in time".into());
                 tracing::warn!(lease = %key, %why, "lease lost; stopping its work");
-                let _ = o.stop.send(Stop::Lost);
+                // Recorded even when the task has ended (`send` would not):
+                // the lease is then left alone, not given back.
+                o.stop.send_replace(Stop::Lost);
             }
         }
     }
@@ -654,7 +652,7 @@ async fn restore(cluster: &Cluster, rules: &Arc<Rulebook>, p: u32) -> State {
     // An object read can stall while a restarted server catches up.
     let why = match tokio::time::timeout(SLOW, read).await {
         Ok(Ok(None)) => None,
-        Ok(Ok(Some(bytes))) => match State::decode(rules.clone(), &bytes, cluster.partitions, p) {
+        Ok(Ok(Some(bytes))) => match heavy(|| State::decode(rules.clone(), &bytes, cluster.partitions, p)) {
             Ok(state) => {
                 tracing::info!(partition = p, index = state.index, "restored from snapshot");
                 return state;
@@ -668,6 +666,17 @@ async fn restore(cluster: &Cluster, rules: &Arc<Rulebook>, p: u32) -> State {
         tracing::warn!(partition = p, %why, "snapshot not usable; replaying the partition from its start");
     }
     State::empty(rules.clone())
+}
+
+/// Runs `f`, a snapshot's encoding or decoding (hundreds of milliseconds
+/// for a large partition), without holding up the tasks queued beside it:
+/// on a multi-threaded runtime they move to another thread meanwhile. Run
+/// inline, a long encoding kept the lease loop from renewing in time.
+fn heavy<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 /// Runs `f` (a log's blocking IO) on a thread where blocking is allowed.
@@ -1012,7 +1021,17 @@ async fn flush_log(state: &mut State) -> Result<(), ClusterError> {
 /// Writes the log, then the snapshot (a snapshot holds a written log's position).
 async fn save_flushed(cluster: &Cluster, p: u32, state: &mut State) -> Result<(), ClusterError> {
     flush_log(state).await?;
-    save(cluster, p, state.encode(cluster.partitions, p)).await;
+    save(cluster, p, heavy(|| state.encode(cluster.partitions, p))).await;
+    Ok(())
+}
+
+/// Ends partition `p`'s task, told to stop: handed over, what it applied
+/// since its last snapshot is snapshotted first; lost, nothing is written
+/// (another worker owns it now).
+async fn stopped(cluster: &Cluster, p: u32, state: &mut State, why: Stop, unsaved: u64) -> Result<(), ClusterError> {
+    if why == Stop::Release && unsaved > 0 {
+        save_flushed(cluster, p, state).await?;
+    }
     Ok(())
 }
 
@@ -1054,8 +1073,10 @@ async fn own(
                 problem: format!("event {} never came", state.index + 1),
             });
         }
-        if *stop.borrow() != Stop::Run {
-            return Ok(()); // told to stop while NATS was away: nothing new to save
+        // Told to stop between consumers (NATS away, or a quiet one made again).
+        let why = *stop.borrow();
+        if why != Stop::Run {
+            return stopped(&cluster, p, &mut state, why, unsaved).await;
         }
         let deliver_policy = if state.seq == 0 {
             async_nats::jetstream::consumer::DeliverPolicy::All
@@ -1099,10 +1120,8 @@ async fn own(
                 m = tokio::time::timeout(if pending { FLUSH_IDLE } else { QUIET }, messages.next()) => Some(m),
             };
             let Some(next) = next else {
-                if *stop.borrow() == Stop::Release && unsaved > 0 {
-                    save_flushed(&cluster, p, &mut state).await?;
-                }
-                return Ok(());
+                let why = *stop.borrow();
+                return stopped(&cluster, p, &mut state, why, unsaved).await;
             };
             let m = match next {
                 Ok(Some(Ok(m))) => m,

@@ -159,8 +159,8 @@ fn a_worker_shutting_down_keeps_its_leases_until_it_has_handed_over() {
         let sent = door.sent().to_vec();
 
         // A short lease, and a state snapshotted only when handed over: the
-        // snapshot of the whole partition takes several leases.
-        let lease = Duration::from_millis(100);
+        // snapshot of the whole partition takes a few leases (about 300 ms).
+        let lease = Duration::from_millis(200);
         let (stop, stopped) = oneshot::channel::<()>();
         let cfg = worker::WorkerConfig {
             name: "a".into(),
@@ -193,28 +193,44 @@ fn a_worker_shutting_down_keeps_its_leases_until_it_has_handed_over() {
             .expect("the leases bucket");
         let _ = stop.send(());
         let stopping = Instant::now();
-        let mut looks = 0;
+        // Each value the lease had while held, and whether the heartbeat
+        // was seen gone while it was.
+        let mut untils = std::collections::BTreeSet::new();
+        let mut gone_first = false;
         while !run.is_finished() {
-            if let Some(entry) = leases.entry(worker::lease_key(0)).await.expect("the lease reads") {
-                if entry.operation == async_nats::jetstream::kv::Operation::Put {
-                    let held: worker::Lease = serde_json::from_slice(&entry.value).expect("a lease");
-                    assert!(
-                        !held.expired(worker::now_ms()),
-                        "the lease ran out {:?} into the shutdown while the worker still held it",
-                        stopping.elapsed()
-                    );
-                }
-            }
-            looks += 1;
+            let Some(lease) = held(&leases, &worker::lease_key(0)).await else {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            };
+            assert!(
+                !lease.expired(worker::now_ms()),
+                "the lease ran out {:?} into the shutdown while the worker still held it",
+                stopping.elapsed()
+            );
+            untils.insert(lease.until);
+            gone_first |= held(&leases, &worker::heartbeat_key("a")).await.is_none();
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         run.await.expect("the worker's task").expect("the worker ran");
-        eprintln!(
-            "shut down in {:?}, the lease looked at {looks} times",
+        assert!(
+            untils.len() >= 2,
+            "the lease is renewed while the worker hands over: {} value(s) in {:?}",
+            untils.len(),
             stopping.elapsed()
+        );
+        assert!(
+            gone_first,
+            "the heartbeat goes as the shutdown begins, so that the others take what is handed over"
         );
         assert_eq!(cluster.progress().await.expect("progress"), sent, "progress as applied");
         let owners = cluster.owners().await.expect("owners");
         assert_eq!(owners, [None], "the lease given back");
     });
+}
+
+/// The lease (or heartbeat) under `key`, if it is there.
+async fn held(leases: &async_nats::jetstream::kv::Store, key: &str) -> Option<worker::Lease> {
+    let entry = leases.entry(key).await.expect("the leases bucket reads")?;
+    (entry.operation == async_nats::jetstream::kv::Operation::Put)
+        .then(|| serde_json::from_slice(&entry.value).expect("a lease"))
 }
