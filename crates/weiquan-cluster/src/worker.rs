@@ -649,7 +649,10 @@ fn check_worker_name(name: &str) -> Result<(), ClusterError> {
 async fn restore(cluster: &Cluster, rules: &Arc<Rulebook>, p: u32) -> State {
     let name = lease_key(p);
     let read = cluster.read_snapshot(&name);
-    // An object read can stall while a restarted server catches up.
+    // An object read can stall while a restarted server catches up, and
+    // for good when the chunks its description names are gone (replaced
+    // meanwhile, or missing on the replica that answers): async-nats waits
+    // for them forever (nats-io/nats.rs#1414).
     let why = match tokio::time::timeout(SLOW, read).await {
         Ok(Ok(None)) => None,
         Ok(Ok(Some(bytes))) => match heavy(|| State::decode(rules.clone(), &bytes, cluster.partitions, p)) {
