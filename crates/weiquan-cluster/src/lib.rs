@@ -223,6 +223,21 @@ fn bucket(name: &str, what: &str) -> String {
     format!("wq-{name}-{what}")
 }
 
+/// Reads `object` (named `name`) to its end. async-nats 0.42 panics inside
+/// an object's read when JetStream does not answer as the read starts
+/// (nats-io/nats.rs#1615): the read runs as a task of its own, whose panic
+/// is this read's error, and which is aborted when this future is dropped
+/// (a timeout).
+async fn read_object(mut object: object_store::Object, name: &str) -> Result<Vec<u8>, ClusterError> {
+    use tokio::io::AsyncReadExt;
+    let read = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+        let mut bytes = Vec::new();
+        object.read_to_end(&mut bytes).await.map(|_| bytes)
+    }));
+    let what = format!("reading the snapshot {name}");
+    read.await.ctx(what.clone())?.ctx(what)
+}
+
 /// Publishes `payload` to `subject` under message id `id` until JetStream
 /// acknowledges it (for at most a minute): a lost reply or a leader election
 /// is retried under the same id, which the stream's duplicate window turns
@@ -445,16 +460,13 @@ impl Cluster {
 
     /// The snapshot `name` from the snapshots bucket (`None`: there is none).
     pub(crate) async fn read_snapshot(&self, name: &str) -> Result<Option<Vec<u8>>, ClusterError> {
-        use tokio::io::AsyncReadExt;
         let store = self.snapshots().await?;
-        let mut object = match store.get(name).await {
+        let object = match store.get(name).await {
             Ok(o) => o,
             Err(e) if e.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e).ctx(format!("reading the snapshot {name}")),
         };
-        let mut bytes = Vec::new();
-        (object.read_to_end(&mut bytes).await).ctx(format!("reading the snapshot {name}"))?;
-        Ok(Some(bytes))
+        read_object(object, name).await.map(Some)
     }
 
     /// Stores `bytes` as the snapshot `name`, replacing any.
@@ -855,4 +867,44 @@ pub async fn read_findings(cluster: &Cluster) -> Result<(Vec<Published>, u64), C
         }
     }
     Ok((seen.into_values().collect(), repeats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An object read whose stream is gone makes async-nats panic (its
+    /// consumer's creation is unwrapped): the read says so as an error.
+    #[test]
+    fn an_object_read_that_panics_in_the_client_is_an_error() {
+        if !weiquan_testkit::services::nats_available() {
+            return;
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let client = connect("nats://127.0.0.1:4222").await.expect("connects");
+            let js = jetstream::new(client);
+            let bucket = weiquan_testkit::unique("t-read-panics");
+            let store = js
+                .create_object_store(object_store::Config {
+                    bucket: bucket.clone(),
+                    ..Default::default()
+                })
+                .await
+                .expect("a bucket");
+            store.put("p0", &mut &b"some bytes"[..]).await.expect("stored");
+            let object = store.get("p0").await.expect("its description");
+            js.delete_stream(format!("OBJ_{bucket}"))
+                .await
+                .expect("the stream deleted");
+            let read = tokio::time::timeout(Duration::from_secs(10), read_object(object, "p0"))
+                .await
+                .expect("the read ends");
+            let error = read.expect_err("a read without its stream fails").to_string();
+            assert!(error.contains("reading the snapshot p0"), "{error}");
+        });
+    }
 }
