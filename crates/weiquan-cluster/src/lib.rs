@@ -219,6 +219,7 @@ fn findings_stream(name: &str) -> String {
     format!("WQ_{}_FINDINGS", name.to_uppercase().replace('-', "_"))
 }
 
+/// The name of cluster `name`'s JetStream bucket `what` ([`Cluster::bucket`]).
 fn bucket(name: &str, what: &str) -> String {
     format!("wq-{name}-{what}")
 }
@@ -436,10 +437,16 @@ impl Cluster {
             .ctx("opening the events stream")
     }
 
+    /// The name of the cluster's JetStream bucket `what`: the key-value
+    /// buckets `leases`, `progress` and `meta`, the object store `snapshots`.
+    pub fn bucket(&self, what: &str) -> String {
+        bucket(&self.name, what)
+    }
+
     /// A key-value bucket of the cluster (`leases`, `progress`).
     pub(crate) async fn kv(&self, what: &str) -> Result<kv::Store, ClusterError> {
         self.js
-            .get_key_value(bucket(&self.name, what))
+            .get_key_value(self.bucket(what))
             .await
             .ctx(format!("opening the {what} bucket"))
     }
@@ -447,7 +454,7 @@ impl Cluster {
     /// The snapshots bucket.
     pub(crate) async fn snapshots(&self) -> Result<object_store::ObjectStore, ClusterError> {
         self.js
-            .get_object_store(bucket(&self.name, "snapshots"))
+            .get_object_store(self.bucket("snapshots"))
             .await
             .ctx("opening the snapshots bucket")
     }

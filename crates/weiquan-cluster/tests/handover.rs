@@ -25,7 +25,7 @@ fn a_stalled_snapshot_read_holds_up_neither_other_leases_nor_the_handover() {
     common::runtime().block_on(async {
         let cluster = common::fresh_cluster("stall", 2).await;
         let js = async_nats::jetstream::new(cluster.client.clone());
-        let bucket = format!("wq-{}-snapshots", cluster.name);
+        let bucket = cluster.bucket("snapshots");
         let store = js.get_object_store(&bucket).await.expect("the snapshots bucket");
         let info = store
             .put("p1", &mut &b"a snapshot whose chunks go missing"[..])
@@ -47,7 +47,7 @@ fn a_stalled_snapshot_read_holds_up_neither_other_leases_nor_the_handover() {
 
         // As an earlier owner of partition 1 left it: applied up to event 7.
         let progress = js
-            .get_key_value(format!("wq-{}-progress", cluster.name))
+            .get_key_value(cluster.bucket("progress"))
             .await
             .expect("the progress bucket");
         progress
@@ -188,7 +188,7 @@ fn a_worker_shutting_down_keeps_its_leases_until_it_has_handed_over() {
 
         let js = async_nats::jetstream::new(cluster.client.clone());
         let leases = js
-            .get_key_value(format!("wq-{}-leases", cluster.name))
+            .get_key_value(cluster.bucket("leases"))
             .await
             .expect("the leases bucket");
         let _ = stop.send(());

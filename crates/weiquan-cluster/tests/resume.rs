@@ -176,11 +176,7 @@ fn a_door_resumed_from_its_snapshot_goes_on_from_there() {
             "a snapshot over a purged stream is not used"
         );
         // A damaged snapshot: the resumed door starts from the beginning.
-        let snapshots = (cluster
-            .js
-            .get_object_store(format!("wq-{}-snapshots", cluster.name))
-            .await)
-            .expect("the snapshots bucket");
+        let snapshots = (cluster.js.get_object_store(cluster.bucket("snapshots")).await).expect("the snapshots bucket");
         snapshots
             .put("door-0-of-1", &mut &b"not a snapshot of 32 bytes or more........"[..])
             .await
