@@ -158,9 +158,10 @@ pub fn check_future(at: Time, now: Time, bound_ms: i64) -> Result<(), Refusal> {
         return Err(refuse(
             "at",
             format!(
-                "`{at}` is {} hours ahead of this server's clock ({now}); events may be at most {} hours ahead. \
+                "`{at}` is {:.1} hours ahead of this server's clock ({now}); events may be at most {} hours ahead. \
                  Check the date and its offset (or start the server with a larger --max-future-hours)",
-                ahead / 3_600_000,
+                // Rounded up to a tenth: 24.01 hours must not read as the 24 allowed.
+                (ahead as f64 / 360_000.0).ceil() / 10.0,
                 bound_ms / 3_600_000
             ),
         ));
@@ -218,6 +219,10 @@ mod tests {
         assert!(check_future(now.plus_ms(86_400_000), now, 86_400_000).is_ok());
         let r = check_future(now.plus_ms(86_400_001), now, 86_400_000).expect_err("refused");
         assert_eq!(r.field, "at");
-        assert!(r.error.contains("24 hours"), "{}", r.error);
+        assert!(r.error.contains("at most 24 hours"), "{}", r.error);
+        // A millisecond over the bound does not read as the bound itself.
+        assert!(r.error.contains("is 24.1 hours ahead"), "{}", r.error);
+        let r = check_future(now.plus_ms(88_920_000), now, 86_400_000).expect_err("refused");
+        assert!(r.error.contains("is 24.7 hours ahead"), "{}", r.error);
     }
 }

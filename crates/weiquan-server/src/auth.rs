@@ -284,13 +284,14 @@ pub async fn public_rate_limit(
         (Some(d), _) => {
             let id = key_id(&d);
             if let Err(wait) = app.limiter.check_key(&id) {
-                return ApiError::rate_limited(retry_secs(&wait)).into_response();
+                return ApiError::rate_limited(retry_secs(&wait), KEY_LIMIT).into_response();
             }
             req.extensions_mut().insert(KeyCharged(d));
         }
         (None, Some(peer)) => {
             if let Err(wait) = app.public_limiter.check_key(&peer.ip()) {
-                return ApiError::rate_limited(retry_secs(&wait)).into_response();
+                return ApiError::rate_limited(retry_secs(&wait), "this address's (calls without a valid API key)")
+                    .into_response();
             }
         }
         (None, None) => {}
@@ -301,6 +302,9 @@ pub async fn public_rate_limit(
 /// A request whose key (by digest) was already charged to its rate limit.
 #[derive(Clone, Copy)]
 pub(crate) struct KeyCharged(pub [u8; 32]);
+
+/// Whose limit a key's 429 names.
+const KEY_LIMIT: &str = "this API key's";
 
 fn retry_secs(wait: &governor::NotUntil<governor::clock::QuantaInstant>) -> u64 {
     wait.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()))
@@ -346,7 +350,7 @@ impl Caller {
         let id = key_id(&d);
         if !charged {
             if let Err(wait) = app.limiter.check_key(&id) {
-                return Err(ApiError::rate_limited(retry_secs(&wait)));
+                return Err(ApiError::rate_limited(retry_secs(&wait), KEY_LIMIT));
             }
         }
         Ok(Some(Caller(Some(crate::acts::Party { role, key: Some(id) }))))

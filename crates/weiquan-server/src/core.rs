@@ -1194,15 +1194,22 @@ impl Core {
                 });
             }
         }
-        let (lottery, act, route) = match &ev.body {
-            Body::LotteryAnnounced { lottery, .. } => (lottery, "announced", "POST /v1/lotteries"),
-            Body::LotteryClosed { lottery } => (lottery, "closed", "POST /v1/lotteries/{id}/close"),
-            Body::LotteryDrawn { lottery, .. } => (lottery, "drawn", "POST /v1/lotteries/{id}/draw"),
+        // What a party may not do to a lottery whose seed weiquan holds: the field at fault, and why.
+        let (lottery, field, act) = match &ev.body {
+            Body::LotteryAnnounced { lottery, .. } => (lottery, "lottery", Some(("announced", "POST /v1/lotteries"))),
+            Body::LotteryClosed { lottery } => (lottery, "lottery", Some(("closed", "POST /v1/lotteries/{id}/close"))),
+            Body::LotteryDrawn { lottery, .. } => (lottery, "lottery", Some(("drawn", "POST /v1/lotteries/{id}/draw"))),
+            Body::LotteryChanged { lottery, changes } if changes.commitment.is_some() => (lottery, "commitment", None),
+            Body::LotteryChanged { lottery, changes } if changes.beacon_round.is_some() => {
+                (lottery, "beacon_round", None)
+            }
             _ => return Ok(()),
         };
         // Once weiquan holds the seed, the lottery's announcement, close and draw are
         // weiquan's: a draw submitted first would take the draw over (and publish the
-        // seed before weiquan's own), a close would fix another entrant list.
+        // seed before weiquan's own), a close would fix another entrant list. So are
+        // its commitment and beacon round: a change to either is not the merchant's
+        // act, and would be charged to it as a detrimental change (LT-02).
         let held = match self.seed_held.get(&**lottery) {
             Some(&held) => held,
             None => {
@@ -1214,16 +1221,22 @@ impl Core {
                 held.is_some()
             }
         };
-        if held {
-            return Err(acts::Refusal {
-                field: "lottery",
-                error: format!(
+        if !held {
+            return Ok(());
+        }
+        Err(acts::Refusal {
+            field,
+            error: match act {
+                Some((act, route)) => format!(
                     "weiquan holds the seed of lottery {lottery}: it is {act} through {}, not submitted",
                     route.replace("{id}", lottery)
                 ),
-            });
-        }
-        Ok(())
+                None => format!(
+                    "weiquan holds the seed of lottery {lottery}: its `{field}` was fixed when weiquan announced it \
+                     and cannot be changed; send the change without `{field}`"
+                ),
+            },
+        })
     }
 
     /// The bound on how far ahead of the wall clock an event may be dated.

@@ -82,13 +82,13 @@ impl ApiError {
             detail,
         )
     }
-    /// 429: slow down.
-    pub fn rate_limited(retry_after: u64) -> Self {
+    /// 429: slow down. `whose`: the limit that ran out (an API key's, or an address's).
+    pub fn rate_limited(retry_after: u64, whose: &str) -> Self {
         let mut e = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate-limited",
             "Too many requests",
-            format!("this API key's rate limit is exhausted; retry after {retry_after} s"),
+            format!("{whose} rate limit is exhausted; retry after {retry_after} s"),
         );
         e.retry_after = Some(retry_after);
         e
@@ -258,6 +258,13 @@ impl IntoResponse for ApiError {
         );
         if let Some(s) = self.retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        // RFC 9110 §11.6.1: a 401 names the scheme that would be accepted.
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"weiquan\""),
+            );
         }
         resp
     }

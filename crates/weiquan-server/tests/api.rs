@@ -528,28 +528,36 @@ async fn rate_limit_answers_429_with_retry_after() {
     cfg.rate_limit = 1;
     let server = Server::start(cfg).await;
     let key = db.key("platform").await;
-    let mut statuses = Vec::new();
-    let mut retry_after = None;
-    for _ in 0..5 {
-        let resp = server
-            .http
-            .get(format!("{}/v1/findings", server.base))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .expect("sent");
-        statuses.push(resp.status().as_u16());
-        if resp.status().as_u16() == 429 {
-            retry_after = resp
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
+    // Five calls as a key, then five without one (the address's limit): each
+    // runs out after its burst, says when to retry, and names whose limit it was.
+    for (key, whose) in [(Some(&key), "this API key's"), (None, "this address's")] {
+        let mut statuses = Vec::new();
+        let mut retry_after = None;
+        let mut detail = String::new();
+        for _ in 0..5 {
+            let mut req = server.http.get(format!("{}/v1/findings", server.base));
+            if let Some(key) = key {
+                req = req.bearer_auth(key);
+            }
+            let resp = req.send().await.expect("sent");
+            statuses.push(resp.status().as_u16());
+            if resp.status().as_u16() == 429 {
+                retry_after = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                let p: Value = resp.json().await.expect("a problem");
+                detail = p["detail"].as_str().unwrap_or_default().to_owned();
+            }
         }
+        // The key's first call, before the key was known, was the address's too: its burst has one call left.
+        let burst = if key.is_some() { &[200, 200][..] } else { &[401][..] };
+        assert_eq!(&statuses[..burst.len()], burst, "{whose}: the burst is allowed");
+        assert!(statuses.contains(&429), "{whose}: {statuses:?}");
+        assert!(retry_after.is_some_and(|s| s >= 1), "{whose}: 429 carries Retry-After");
+        assert!(detail.starts_with(whose), "{whose}: {detail}");
     }
-    assert_eq!(&statuses[..2], &[200, 200], "the burst is allowed");
-    assert!(statuses.contains(&429), "{statuses:?}");
-    assert!(retry_after.is_some_and(|s| s >= 1), "429 carries Retry-After");
     server.stop().await;
 }
 

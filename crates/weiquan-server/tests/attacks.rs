@@ -191,6 +191,61 @@ async fn a_draw_weiquan_holds_the_seed_of_cannot_be_taken_over_nor_its_seed_read
     }
 }
 
+/// A lottery weiquan holds the seed of keeps the commitment and beacon round
+/// weiquan gave it: a platform's `lottery.changed` of either is refused, not
+/// charged to the merchant as a detrimental change (LT-02); other changes are
+/// still the merchant's to make.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_platform_cannot_change_the_commitment_or_beacon_round_of_a_lottery_weiquan_holds() {
+    let db = Db::sqlite();
+    let server = Server::start(db.config(None)).await;
+    let platform = db.key("platform").await;
+    let (status, a) = server
+        .call(
+            "POST",
+            "/v1/lotteries",
+            Some(&platform),
+            Some(announcement("l1", json!({}))),
+        )
+        .await;
+    assert_eq!(status, 200, "{a}");
+    let lt02 = || async {
+        let (_, f) = server
+            .call("GET", "/v1/findings?subject=lottery:l1", Some(&platform), None)
+            .await;
+        (f["findings"].as_array().into_iter().flatten())
+            .filter(|f| f["rule"] == "LT-02")
+            .count()
+    };
+    for (field, value) in [("commitment", json!("00".repeat(32))), ("beacon_round", json!(12345))] {
+        let mut change = json!({"lottery": "l1"});
+        change[field] = value;
+        let v = server
+            .post_events(&platform, ev(&format!("change-{field}"), "lottery.changed", change))
+            .await;
+        assert_eq!(item(&v)["status"], "rejected", "{field}: {v}");
+        assert_eq!(item(&v)["field"], field, "{v}");
+        assert!(
+            item(&v)["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("send the change without"),
+            "says what to do: {v}"
+        );
+    }
+    assert_eq!(lt02().await, 0, "nobody was charged with changing weiquan's commitment");
+    // The merchant's own terms can still change, and a change to its detriment is still found.
+    let lower = ev(
+        "lower",
+        "lottery.changed",
+        json!({"lottery": "l1", "prizes": [{"name": "券", "value_fen": 50, "count": 1}]}),
+    );
+    let v = server.post_events(&platform, lower).await;
+    assert_eq!(item(&v)["status"], "accepted", "{v}");
+    assert_eq!(lt02().await, 1, "a lowered prize is LT-02");
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_event_dated_years_ahead_cannot_move_the_business_clock() {
     let db = Db::sqlite();
@@ -277,6 +332,54 @@ async fn no_body_is_read_without_a_valid_key() {
     server.stop().await;
 }
 
+/// A line that is not UTF-8 costs only itself, as in a file: the body's
+/// other lines are taken, and the reject names its item and the bad byte.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_line_that_is_not_utf8_rejects_only_itself() {
+    let db = Db::sqlite();
+    let server = Server::start(db.config(None)).await;
+    let platform = db.key("platform").await;
+    let tick = |id: &[u8]| {
+        [
+            br#"{"v":1,"id":""#,
+            id,
+            br#"","type":"clock.tick","at":""#,
+            AT.as_bytes(),
+            b"\"}\n",
+        ]
+        .concat()
+    };
+    let body = [tick(b"ok1"), tick(b"u\xff"), tick(b"ok2")].concat();
+    let r = (server.http.post(format!("{}/v1/events", server.base)))
+        .bearer_auth(&platform)
+        .body(body)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(
+        (v["accepted"].as_u64(), v["rejected"].as_u64()),
+        (Some(2), Some(1)),
+        "{v}"
+    );
+    let bad = &v["items"][1];
+    assert_eq!(
+        (bad["item"].as_u64(), bad["status"].as_str()),
+        (Some(2), Some("rejected")),
+        "{v}"
+    );
+    assert!(
+        bad["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not valid UTF-8 (bad byte at column 15)"),
+        "{v}"
+    );
+    assert_eq!(v["items"][2]["status"], "accepted", "{v}");
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_error_status_is_a_problem_document() {
     let db = Db::sqlite();
@@ -303,17 +406,17 @@ async fn every_error_status_is_a_problem_document() {
     let http = &server.http;
     let (s, ct, b) = send(http.delete(url("/v1/findings"))).await;
     check("405", s, 405, ct.as_deref(), &b);
+    // A 401 names the scheme it wants (RFC 9110 §11.6.1).
+    let r = http.get(url("/v1/findings")).send().await.expect("sent");
+    assert_eq!(r.status().as_u16(), 401);
+    let challenge = r.headers().get("www-authenticate").and_then(|v| v.to_str().ok());
+    assert_eq!(challenge, Some("Bearer realm=\"weiquan\""));
     let (s, ct, b) = send(http.get(url("/v1/proofs/inclusion?index=x"))).await;
     check("bad query", s, 400, ct.as_deref(), &b);
     let (s, ct, b) = send(http.get(url("/v1/receipts/notanumber")).bearer_auth(&platform)).await;
     check("bad path", s, 400, ct.as_deref(), &b);
-    let (s, ct, b) = send(
-        http.post(url("/v1/events"))
-            .bearer_auth(&platform)
-            .body(vec![b'{', 0xff, 0xfe, b'}']),
-    )
-    .await;
-    check("bad UTF-8", s, 400, ct.as_deref(), &b);
+    let (s, ct, b) = send(http.post(url("/v1/events")).bearer_auth(&platform).body("[{")).await;
+    check("a broken array", s, 400, ct.as_deref(), &b);
     let big = "x".repeat(weiquan_server::MAX_BODY_BYTES + 1);
     let (s, ct, b) = send(http.post(url("/v1/events")).bearer_auth(&platform).body(big)).await;
     check("413", s, 413, ct.as_deref(), &b);

@@ -496,6 +496,21 @@ async fn evidence_is_each_consumers_own_and_erasure_removes_only_theirs() {
         (Some(ids[1].as_str()), Value::Null),
         "{second}"
     );
+    // A cursor at the end of `u64` is past the last page: it does not wrap to the first.
+    let (status, past) = server
+        .call(
+            "GET",
+            "/v1/complaints?limit=1&cursor=18446744073709551615",
+            Some(&platform),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{past}");
+    assert_eq!(
+        (&past["complaints"], &past["next_cursor"]),
+        (&json!([]), &Value::Null),
+        "{past}"
+    );
     let sha = weiquan_server_sha(PNG);
     let path = |i: usize| format!("/v1/complaints/{}/evidence/{sha}", ids[i]);
     let resp = server

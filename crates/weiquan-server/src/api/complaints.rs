@@ -114,7 +114,9 @@ pub(crate) async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<ComplaintsOut>, ApiError> {
     let party = caller.party()?.clone();
-    let (skip, limit) = (q.cursor.unwrap_or(0) as usize, q.limit.unwrap_or(100).clamp(1, 1000));
+    // A cursor past any page (or past `usize`) is an empty last page, not one that wraps to the start.
+    let skip = usize::try_from(q.cursor.unwrap_or(0)).unwrap_or(usize::MAX);
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let out = app
         .sequencer
         .read(move |core: &mut Core| {
@@ -134,7 +136,9 @@ pub(crate) async fn list(
                 let due = c.response_due.map(|d| d.unix_ms());
                 e.1 += u64::from(!c.responded && matches!((due, now_ms), (Some(d), Some(n)) if n > d));
             }
-            let next = (seen.len() > skip + limit).then_some((skip + limit) as u64);
+            let next = (skip.checked_add(limit))
+                .filter(|&end| seen.len() > end)
+                .map(|end| end as u64);
             let seen: Vec<ComplaintView> = seen.into_iter().skip(skip).take(limit).collect();
             let mut items = Vec::with_capacity(seen.len());
             // One lookup per consumer, not per complaint.

@@ -24,20 +24,32 @@ pub struct IngestResponse {
     pub items: Vec<crate::schemas::ItemOut>,
 }
 
+/// One item of a body: its text, or why it cannot be read as an event at all.
+pub(crate) type BodyItem = Result<String, String>;
+
 /// Splits a body into items: a JSON array, or NDJSON framed as a file's lines
-/// are (blank lines skipped, `\r\n` and a byte-order mark allowed).
-pub(crate) fn split_items(body: &str) -> Result<Vec<String>, ApiError> {
-    let unmarked = body.strip_prefix('\u{feff}').unwrap_or(body);
-    if unmarked.trim_start().starts_with('[') {
-        let items: Vec<&RawValue> = serde_json::from_str(unmarked)
+/// are (blank lines skipped, `\r\n` and a byte-order mark allowed). An NDJSON
+/// line that is not UTF-8 is an item of its own that is rejected, as a file's
+/// line is: it does not cost the body's other items.
+pub(crate) fn split_items(body: &[u8]) -> Result<Vec<BodyItem>, ApiError> {
+    let unmarked = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    if unmarked.trim_ascii_start().starts_with(b"[") {
+        let items: Vec<&RawValue> = serde_json::from_slice(unmarked)
             .map_err(|e| ApiError::bad_request(format!("the body starts with `[` but is not a JSON array: {e}")))?;
-        return Ok(items.into_iter().map(|r| r.get().to_owned()).collect());
+        return Ok(items.into_iter().map(|r| Ok(r.get().to_owned())).collect());
     }
     // One more than a request may hold is enough to refuse it: a body of
     // millions of tiny lines is not turned into millions of strings first.
-    Ok(weiquan_events::body_lines_str(body)
+    Ok(weiquan_events::body_lines(body)
         .take(crate::MAX_BATCH_ITEMS + 1)
-        .map(|(_, line)| line.to_owned())
+        .map(|(_, line)| {
+            std::str::from_utf8(line).map(str::to_owned).map_err(|e| {
+                format!(
+                    "item is not valid UTF-8 (bad byte at column {}); re-encode it as UTF-8",
+                    e.valid_up_to() + 1
+                )
+            })
+        })
         .collect())
 }
 
@@ -51,7 +63,7 @@ pub(crate) fn split_items(body: &str) -> Result<Vec<String>, ApiError> {
 pub(crate) async fn post_events(
     State(app): AppStateRef,
     caller: Caller,
-    body: String,
+    body: axum::body::Bytes,
 ) -> Result<Json<IngestResponse>, ApiError> {
     let party = caller
         .require("ingest events (platform keys only)", |r| *r == Role::Platform)?
@@ -64,7 +76,18 @@ pub(crate) async fn post_events(
             crate::MAX_BATCH_ITEMS
         )));
     }
-    let results = app.sequencer.ingest(Submitter::Party(party), items).await?;
+    let texts: Vec<String> = items.iter().filter_map(|i| i.as_ref().ok().cloned()).collect();
+    let mut ingested = app.sequencer.ingest(Submitter::Party(party), texts).await?.into_iter();
+    // Each item's result in the body's order: an unreadable item's own, the others' from the ledger.
+    let results: Vec<ItemResult> = (items.into_iter())
+        .map(|i| match i {
+            Ok(_) => ingested.next().unwrap_or_else(|| ItemResult::Rejected {
+                field: None,
+                error: "no result for the item; send it again".into(),
+            }),
+            Err(error) => ItemResult::Rejected { field: None, error },
+        })
+        .collect();
     let count = |f: fn(&ItemResult) -> bool| results.iter().filter(|r| f(r)).count();
     Ok(Json(IngestResponse {
         accepted: count(|r| matches!(r, ItemResult::Accepted { .. })),
@@ -164,10 +187,24 @@ mod tests {
     /// lines do not make items, in NDJSON and in a JSON array alike.
     #[test]
     fn bodies_are_framed_as_files_are() {
+        let ok = |s: &str| Ok(s.to_owned());
         let ndjson = "\u{feff}{\"a\":1}\r\n\r\n  \n{\"b\":2}\r\n";
-        assert_eq!(split_items(ndjson).expect("ndjson"), [r#"{"a":1}"#, r#"{"b":2}"#]);
+        let two = [ok(r#"{"a":1}"#), ok(r#"{"b":2}"#)];
+        assert_eq!(split_items(ndjson.as_bytes()).expect("ndjson"), two);
         let array = "\u{feff} [{\"a\":1}, {\"b\":2}]";
-        assert_eq!(split_items(array).expect("array"), [r#"{"a":1}"#, r#"{"b":2}"#]);
-        assert!(split_items("[{\"a\":1},").is_err(), "a broken array is refused whole");
+        assert_eq!(split_items(array.as_bytes()).expect("array"), two);
+        assert!(split_items(b"[{\"a\":1},").is_err(), "a broken array is refused whole");
+    }
+
+    /// A line that is not UTF-8 is one rejected item, placed at its column;
+    /// the lines around it are items as before.
+    #[test]
+    fn a_line_that_is_not_utf8_is_an_item_of_its_own() {
+        let items = split_items(b"{\"a\":1}\n{\"id\":\"u\xff\"}\n{\"b\":2}\n").expect("ndjson");
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[0], Ok(r#"{"a":1}"#.to_owned()));
+        let bad = items[1].as_ref().expect_err("not UTF-8");
+        assert!(bad.contains("not valid UTF-8 (bad byte at column 9)"), "{bad}");
+        assert_eq!(items[2], Ok(r#"{"b":2}"#.to_owned()));
     }
 }
