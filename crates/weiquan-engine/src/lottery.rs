@@ -71,13 +71,20 @@ impl Lottery {
 pub(crate) struct DrawRecord {
     pub event: Box<str>,
     pub winners: Vec<Drawn>,
+    /// Its entrants (eligible participants) when it was processed.
+    pub entrants: u32,
+    /// How many participants had entered by then (a prefix of `entry_order`).
+    pub entered: u32,
+    /// Counted in its merchant's LT-09 statistics. A draw processed before the
+    /// lottery had a merchant is counted once it has one (Messy streams 2).
+    pub lt09_counted: bool,
     /// LT-10's recomputation when the draw was recorded: `None` without a
     /// commitment (nothing to check), else what is wrong, if anything.
     pub check: Option<Result<(), Box<str>>>,
 }
 
 /// One winner of a draw: the participant's key and id, and the prize.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Drawn {
     pub pid: u64,
     pub participant: Box<str>,
@@ -326,8 +333,13 @@ impl Engine {
         let first_commitment = lot.terms.commitment.is_none() && t.commitment.is_some();
         let m = t.merchant.as_deref().map(|m| self.merchants.entry(m));
         let lot = self.lotteries.get_mut(l);
+        let had_merchant = lot.merchant.is_some();
         lot.merchant = m.or(lot.merchant);
         merge_terms(&mut lot.terms, t);
+        if let (false, Some(m)) = (had_merchant, m) {
+            self.count_earlier_draws(m, l);
+        }
+        let lot = self.lotteries.get_mut(l);
         for p in t.prizes.iter().flatten() {
             let Some(name) = p.name.as_deref() else { continue };
             match lot.ever_prizes.iter_mut().find(|(e, _)| &**e == name) {
@@ -577,7 +589,11 @@ impl Engine {
         if let Some(problem) = lt10 {
             self.emit(RuleId::Lt10, subject, m, at, events, vec![("problem", problem)]);
         }
-        self.repeat_winners(id, at, l, &ws, entrant_count);
+        let entered = self.lotteries.get(l).entry_order.len();
+        let lt09_counted = m.is_some();
+        if let Some(m) = m {
+            self.repeat_winners(m, l, &ws, entrant_count, entered, Some((id, at)));
+        }
 
         let deliver = self
             .lotteries
@@ -589,34 +605,52 @@ impl Engine {
         lot.draws.push(DrawRecord {
             event: id.into(),
             winners: ws,
+            entrants: u32::try_from(entrant_count).unwrap_or(u32::MAX),
+            entered: u32::try_from(entered).unwrap_or(u32::MAX),
+            lt09_counted,
             check: check.map(|c| c.map_err(String::into_boxed_str)),
         });
         let generation = u32::try_from(lot.draws.len()).unwrap_or(u32::MAX);
         self.set_deadline(at.plus_days(deliver), Due::Lt06Prizes, l, generation);
     }
 
-    /// LT-09: adds this draw to each entrant's expectation and each winner's wins
-    /// (every draw counts; one with no entrants adds nothing).
-    fn repeat_winners(&mut self, id: &str, at: Time, l: LotteryIx, ws: &[Drawn], entrants: usize) {
-        let lot = self.lotteries.get(l);
-        let Some(m) = lot.merchant else { return };
+    /// LT-09: adds a draw of lottery `l` to merchant `m`'s statistics: each of the
+    /// first `entered` participants' expectation and each winner's wins (every
+    /// draw counts; one with no entrants adds nothing). `checked`: the draw's
+    /// event and time when it is being processed now, and its winners are checked
+    /// (LT-09 is checked after each draw); `None` for a draw counted later.
+    fn repeat_winners(
+        &mut self,
+        m: MerchantIx,
+        l: LotteryIx,
+        ws: &[Drawn],
+        entrants: usize,
+        entered: usize,
+        checked: Option<(&str, Time)>,
+    ) {
         if entrants == 0 {
             return;
         }
+        let lot = self.lotteries.get(l);
         let share = ws.len() as f64 / entrants as f64;
         let max_p = self.rules.thresholds.repeat_winner_max_p;
         let stats = &mut self.merchants.get_mut(m).credit.wins;
-        for p in &lot.entry_order {
+        for p in lot.entry_order.iter().take(entered) {
             stats.entry(*p).or_default().expected += share;
         }
         let mut flagged = Vec::new();
+        // Entered by the draw: for a draw counted late, among the first `entered`.
+        let had_entered = |p: u64| {
+            lot.entrants.contains_key(&p)
+                && (entered >= lot.entry_order.len() || lot.entry_order[..entered].contains(&p))
+        };
         for w in ws {
-            if !lot.entrants.contains_key(&w.pid) {
+            if !had_entered(w.pid) {
                 continue; // LT-04's, not counted here
             }
             let r = stats.entry(w.pid).or_default();
             r.wins += 1;
-            if !r.fired {
+            if checked.is_some() && !r.fired {
                 let tail = poisson_tail(r.expected, r.wins);
                 if tail < max_p {
                     r.fired = true;
@@ -624,6 +658,7 @@ impl Engine {
                 }
             }
         }
+        let Some((id, at)) = checked else { return };
         for (p, r, tail) in flagged {
             let facts = vec![
                 ("participant", p),
@@ -639,6 +674,22 @@ impl Engine {
                 vec![id.into()],
                 facts,
             );
+        }
+    }
+
+    /// Messy streams 2: draws processed before the lottery had a merchant are
+    /// facts of the merchant it now has; they join its LT-09 statistics, to be
+    /// checked at its next draw.
+    fn count_earlier_draws(&mut self, m: MerchantIx, l: LotteryIx) {
+        let pending: Vec<(Vec<Drawn>, u32, u32)> = (self.lotteries.get_mut(l).draws.iter_mut())
+            .filter(|d| !d.lt09_counted)
+            .map(|d| {
+                d.lt09_counted = true;
+                (d.winners.clone(), d.entrants, d.entered)
+            })
+            .collect();
+        for (ws, entrants, entered) in pending {
+            self.repeat_winners(m, l, &ws, entrants as usize, entered as usize, None);
         }
     }
 

@@ -107,6 +107,16 @@ pub(crate) struct DepositTerms {
     pub event: Box<str>,
 }
 
+impl DepositTerms {
+    /// The campaign had terms when the deposit was paid (a published campaign
+    /// always has its required `price_fen`). A deposit processed before the
+    /// publish promised nothing of its own: its checks read the terms in
+    /// effect when their event is processed (Messy streams 2).
+    pub(crate) fn promised(&self) -> bool {
+        self.price_fen.is_some()
+    }
+}
+
 /// An order (ordinary or pre-sale) and its lifecycle.
 ///
 /// Kept small (120 bytes with its id): orders are the largest

@@ -29,6 +29,9 @@ pub(crate) struct Campaign {
     pub at_fault: bool,
     /// The latest ship date its terms have ever promised, in ms.
     pub ever_promised: Option<i64>,
+    /// Orders linked to it while it had no merchant (a deposit processed before
+    /// the publish): they are the merchant's once it has one (Messy streams 2).
+    pub orphans: Vec<OrderIx>,
 }
 
 impl Campaign {
@@ -134,15 +137,41 @@ impl Engine {
             None => self.campaigns.entry(named),
         };
         let m = self.campaigns.get(c).merchant;
-        self.with_order(o, |ord| {
+        let owned = self.with_order(o, |ord| {
             ord.campaign = Some(c);
             ord.merchant = ord.merchant.or(m);
+            ord.merchant.is_some()
         });
+        let camp = self.campaigns.get_mut(c);
+        if !owned && !camp.orphans.contains(&o) {
+            camp.orphans.push(o);
+        }
         c
+    }
+
+    /// Gives the orders linked to campaign `c` before it had a merchant to `m`,
+    /// its first: their deposits and deadlines count for it from now on.
+    fn adopt_orphans(&mut self, c: CampaignIx, m: MerchantIx) {
+        for o in std::mem::take(&mut self.campaigns.get_mut(c).orphans) {
+            // A slot retention has since freed, or given to another order, is skipped.
+            let ord = self.orders.get(o);
+            if ord.campaign != Some(c) || ord.merchant.is_some() {
+                continue;
+            }
+            // As `deposit_paid` counts an order new to its merchant.
+            let deposit = ord.presale().deposit.is_some();
+            self.with_order(o, |ord| ord.merchant = Some(m));
+            if deposit {
+                self.credit_mut(m).orders += 1;
+            }
+        }
     }
 
     fn apply_presale_terms(&mut self, c: CampaignIx, t: &PresaleTerms) {
         let m = t.merchant.as_deref().map(|m| self.merchants.entry(m));
+        if let (None, Some(m)) = (self.campaigns.get(c).merchant, m) {
+            self.adopt_orphans(c, m);
+        }
         let camp = self.campaigns.get_mut(c);
         camp.merchant = m.or(camp.merchant);
         camp.deposit_fen = t.deposit_fen.or(camp.deposit_fen);
@@ -251,9 +280,11 @@ impl Engine {
         let ord = self.orders.get(o);
         let deposit = ord.presale().deposit.as_ref();
         let paid = deposit.map_or(0, |d| d.deposit_fen).saturating_add(final_fen);
-        let promised = deposit.map_or(camp.price_fen, |d| d.price_fen);
-        let promised_gifts: Vec<Box<str>> = deposit.map_or_else(|| camp.gifts.clone(), |d| d.gifts.clone());
-        let ship_days = deposit.and_then(|d| d.ship_within_days).or(camp.ship_within_days);
+        // What the deposit promised, or with no promise of its own, the terms in effect now.
+        let promise = deposit.filter(|d| d.promised());
+        let promised = promise.map_or(camp.price_fen, |d| d.price_fen);
+        let promised_gifts: Vec<Box<str>> = promise.map_or_else(|| camp.gifts.clone(), |d| d.gifts.clone());
+        let ship_days = promise.and_then(|d| d.ship_within_days).or(camp.ship_within_days);
         let mut events: Vec<String> = deposit.iter().map(|d| d.event.to_string()).collect();
         events.push(id.into());
         let m = camp.merchant;

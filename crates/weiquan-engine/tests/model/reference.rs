@@ -153,7 +153,12 @@ struct Lottery {
     /// Shipments: participant, prize.
     shipped: Vec<(String, String)>,
     lt11_fired: bool,
+    /// Draws before it had a merchant, for LT-09 once it has one.
+    lt09_pending: Vec<PendingDraw>,
 }
+
+/// A draw LT-09 counts later: winners (participant, prize), entrants, who had entered.
+type PendingDraw = (Vec<(String, String)>, usize, Vec<String>);
 
 impl Lottery {
     fn eligible(&self, p: &str) -> bool {
@@ -874,12 +879,14 @@ impl Model {
                 let o = &self.orders[&**order];
                 let d = o.deposit.clone();
                 let paid = d.as_ref().map_or(0, |d| d.deposit_fen) + final_fen;
-                let promised = match &d {
+                // A deposit paid before the campaign had terms promised nothing: the terms now count.
+                let promise = d.as_ref().filter(|d| d.price_fen.is_some());
+                let promised = match promise {
                     Some(d) => d.price_fen,
                     None => camp.price_fen,
                 };
-                let promised_gifts = d.as_ref().map_or_else(|| camp.gifts.clone(), |d| d.gifts.clone());
-                let ship = d.as_ref().and_then(|d| d.ship_within_days).or(camp.ship_within_days);
+                let promised_gifts = promise.map_or_else(|| camp.gifts.clone(), |d| d.gifts.clone());
+                let ship = promise.and_then(|d| d.ship_within_days).or(camp.ship_within_days);
                 let m = camp.merchant.clone();
                 let mut events: Vec<String> = d.iter().map(|d| d.event.clone()).collect();
                 events.push(id.into());
@@ -1301,9 +1308,19 @@ impl Model {
             self.merchants.entry(m.to_string()).or_default();
         }
         let c = self.campaigns.entry(campaign.to_owned()).or_default();
+        let first = c.merchant.is_none();
         if let Some(m) = &t.merchant {
             c.merchant = Some(m.to_string());
         }
+        // Messy streams 2: orders linked before the campaign had a merchant are its first merchant's.
+        if let (true, Some(m)) = (first, &t.merchant) {
+            for o in
+                (self.orders.values_mut()).filter(|o| o.campaign.as_deref() == Some(campaign) && o.merchant.is_none())
+            {
+                o.merchant = Some(m.to_string());
+            }
+        }
+        let c = self.campaigns.entry(campaign.to_owned()).or_default();
         c.deposit_fen = t.deposit_fen.or(c.deposit_fen);
         c.price_fen = t.price_fen.or(c.price_fen);
         c.deposit_start = t.deposit_start.or(c.deposit_start);
@@ -1371,9 +1388,16 @@ impl Model {
         let moved = t.draw_at.is_some() && t.draw_at != l.terms.draw_at;
         let first_commitment = l.terms.commitment.is_none() && t.commitment.is_some();
         let t = t.to_static();
+        let first = l.merchant.is_none();
         if let Some(m) = &t.merchant {
             l.merchant = Some(m.to_string());
         }
+        if let (true, Some(m)) = (first, &t.merchant) {
+            for (ws, n, entered) in std::mem::take(&mut l.lt09_pending) {
+                self.lt09_count(m, &ws, n, &entered, false);
+            }
+        }
+        let l = self.lotteries.entry(lottery.to_owned()).or_default();
         for p in t.prizes.iter().flatten() {
             if let Some(name) = &p.name {
                 match l.ever.iter_mut().find(|(n, _)| n == name) {
@@ -1507,35 +1531,29 @@ impl Model {
             self.emit(RuleId::Lt10, subj, m.clone(), at, events);
         }
         // LT-09: every draw with entrants adds winners ÷ entrants to everyone who entered.
-        if let (Some(m), true) = (m, n_entrants > 0) {
-            let share = ws.len() as f64 / n_entrants as f64;
-            let max_p = self.rules.thresholds.repeat_winner_max_p;
-            let mm = self.merchants.entry(m.clone()).or_default();
-            for p in &entered {
-                mm.wins.entry(p.clone()).or_default().0 += share;
-            }
-            let mut flagged = 0;
-            for (p, _) in &ws {
-                if !entered.contains(p) {
-                    continue;
-                }
-                let r = mm.wins.entry(p.clone()).or_default();
-                r.1 += 1;
-                if !r.2 && poisson_tail(r.0, r.1) < max_p {
-                    r.2 = true;
-                    flagged += 1;
+        // A draw before the lottery has a merchant waits for one (Messy streams 2).
+        match m {
+            Some(m) => {
+                for _ in 0..self.lt09_count(&m, &ws, n_entrants, &entered, true) {
+                    self.emit(
+                        RuleId::Lt09,
+                        subject("merchant", &m),
+                        Some(m.clone()),
+                        at,
+                        vec![id.into()],
+                    );
                 }
             }
-            for _ in 0..flagged {
-                self.emit(
-                    RuleId::Lt09,
-                    subject("merchant", &m),
-                    Some(m.clone()),
-                    at,
-                    vec![id.into()],
-                );
+            None => {
+                let l = self.lotteries.entry(lottery.to_owned()).or_default();
+                l.lt09_pending.push((ws.clone(), n_entrants, entered));
             }
         }
+        self.after_draw(id, at, lottery, ws);
+    }
+
+    /// Records a draw and arms its LT-06 deadline.
+    fn after_draw(&mut self, id: &str, at: Time, lottery: &str, ws: Vec<(String, String)>) {
         let days = self.lotteries[lottery]
             .terms
             .deliver_within_days
@@ -1550,6 +1568,40 @@ impl Model {
                 draw,
             },
         );
+    }
+
+    /// LT-09: adds a draw to merchant `m`'s statistics; with `check`, the
+    /// number of winners it now flags.
+    fn lt09_count(
+        &mut self,
+        m: &str,
+        ws: &[(String, String)],
+        n_entrants: usize,
+        entered: &[String],
+        check: bool,
+    ) -> usize {
+        if n_entrants == 0 {
+            return 0;
+        }
+        let share = ws.len() as f64 / n_entrants as f64;
+        let max_p = self.rules.thresholds.repeat_winner_max_p;
+        let mm = self.merchants.entry(m.to_owned()).or_default();
+        for p in entered {
+            mm.wins.entry(p.clone()).or_default().0 += share;
+        }
+        let mut flagged = 0;
+        for (p, _) in ws {
+            if !entered.contains(p) {
+                continue;
+            }
+            let r = mm.wins.entry(p.clone()).or_default();
+            r.1 += 1;
+            if check && !r.2 && poisson_tail(r.0, r.1) < max_p {
+                r.2 = true;
+                flagged += 1;
+            }
+        }
+        flagged
     }
 }
 

@@ -416,3 +416,126 @@ fn messages_say_the_thresholds_in_effect() {
     assert!(said("MC-09").contains("within 10 days"), "{}", said("MC-09"));
     assert!(said("PR-01").contains("in the 30 days before"), "{}", said("PR-01"));
 }
+
+/// A pre-sale published for merchant m1, with a gift and a price of 100 元.
+fn presale_published() -> serde_json::Value {
+    json!({"campaign": "c1", "merchant": "m1", "sku": "s1", "deposit_fen": 1000, "price_fen": 10000,
+        "deposit_start": t("11-01"), "deposit_end": t("11-05"), "final_start": t("11-06"), "final_end": t("11-08"),
+        "ship_within_days": 3, "deposit_refundable": true, "gifts": ["g"]})
+}
+
+fn deposit() -> serde_json::Value {
+    json!({"campaign": "c1", "order": "o1", "consumer": "u1", "deposit_fen": 1000})
+}
+
+/// Messy streams 2: a deposit processed before its campaign's publish is the
+/// merchant's obligation once the publish names the merchant: closing with it
+/// unshipped is MC-04 in either order.
+#[test]
+fn a_deposit_before_the_publish_is_the_merchants_obligation() {
+    for deposit_first in [true, false] {
+        let (first, second) = match deposit_first {
+            true => (
+                ("presale.deposit_paid", "11-02", deposit()),
+                ("presale.published", "11-01", presale_published()),
+            ),
+            false => (
+                ("presale.published", "11-01", presale_published()),
+                ("presale.deposit_paid", "11-02", deposit()),
+            ),
+        };
+        let s = Stream::new()
+            .ev(first.0, first.1, first.2)
+            .ev(second.0, second.1, second.2)
+            .ev("merchant.closed", "11-03", json!({"merchant": "m1"}));
+        assert!(
+            s.fires("MC-04", "merchant:m1"),
+            "deposit first: {deposit_first}: {:?}",
+            s.pairs()
+        );
+    }
+}
+
+/// Messy streams 2: a deposit processed before the campaign had terms
+/// promised nothing of its own; the final payment is judged against the
+/// terms in effect when it is processed (PS-01, PS-05), as PS-04 already was.
+#[test]
+fn a_final_payment_after_a_deposit_before_the_publish_is_judged_by_the_terms_in_effect() {
+    let s = Stream::new()
+        .ev("presale.deposit_paid", "11-02", deposit())
+        .ev("presale.published", "11-01", presale_published())
+        .ev(
+            "presale.final_paid",
+            "11-06",
+            json!({"campaign": "c1", "order": "o1", "final_fen": 9500, "gifts": []}),
+        )
+        .tick("11-20");
+    let pairs = s.pairs();
+    for rule in ["PS-01", "PS-05"] {
+        assert!(
+            pairs.contains(&(rule.into(), "campaign:c1".into())),
+            "{rule}: {pairs:?}"
+        );
+    }
+    assert!(pairs.contains(&("PS-04".into(), "order:o1".into())), "{pairs:?}");
+    // Paid what was promised, with the gift: nothing.
+    let kept = Stream::new()
+        .ev("presale.deposit_paid", "11-02", deposit())
+        .ev("presale.published", "11-01", presale_published())
+        .ev(
+            "presale.final_paid",
+            "11-06",
+            json!({"campaign": "c1", "order": "o1", "final_fen": 9000, "gifts": ["g"]}),
+        );
+    assert!(
+        !kept.fires_any("PS-01") && !kept.fires_any("PS-05"),
+        "{:?}",
+        kept.pairs()
+    );
+}
+
+/// Messy streams 2: a draw processed before its lottery's announcement is a
+/// fact of the merchant the announcement names, and counts in LT-09 at that
+/// merchant's next draw. Here p1 wins both single-prize draws of two entrants
+/// (k = 2, λ = 1: P = 0.264, under a 0.3 threshold); with l1's draw not counted
+/// it would be k = 1, λ = 0.5 (P = 0.39).
+#[test]
+fn a_draw_before_the_announcement_counts_for_lt09() {
+    let lottery = |l: &str| {
+        let mut a = announced();
+        a["lottery"] = json!(l);
+        a
+    };
+    let entries_and_draw = |s: Stream, l: &str| {
+        s.ev(
+            "lottery.entered",
+            "11-01 11:00",
+            json!({"lottery": l, "participant": "p1"}),
+        )
+        .ev(
+            "lottery.entered",
+            "11-01 11:00",
+            json!({"lottery": l, "participant": "p2"}),
+        )
+        .ev(
+            "lottery.drawn",
+            "11-01 20:00",
+            json!({"lottery": l, "winners": [{"participant": "p1", "prize": "券"}]}),
+        )
+    };
+    let s = entries_and_draw(Stream::new().rules("[thresholds]\nrepeat_winner_max_p = 0.3\n"), "l1")
+        .ev("lottery.announced", "11-01 10:00", lottery("l1"))
+        .ev("lottery.announced", "11-01 10:00", lottery("l2"));
+    let s = entries_and_draw(s, "l2");
+    assert!(s.fires("LT-09", "merchant:m1"), "{:?}", s.pairs());
+    // The same stream without l1's draw: one win in λ = 0.5 is not flagged.
+    let one = entries_and_draw(
+        Stream::new().rules("[thresholds]\nrepeat_winner_max_p = 0.3\n").ev(
+            "lottery.announced",
+            "11-01 10:00",
+            lottery("l2"),
+        ),
+        "l2",
+    );
+    assert!(!one.fires_any("LT-09"), "{:?}", one.pairs());
+}
