@@ -289,7 +289,7 @@ pub async fn public_rate_limit(
             req.extensions_mut().insert(KeyCharged(d));
         }
         (None, Some(peer)) => {
-            if let Err(wait) = app.public_limiter.check_key(&peer.ip()) {
+            if let Err(wait) = app.public_limiter.check_key(&crate::listen::source(peer.ip())) {
                 return ApiError::rate_limited(retry_secs(&wait), "this address's (calls without a valid API key)")
                     .into_response();
             }

@@ -11,7 +11,7 @@
 //!   once; the next waits in the kernel's backlog until one closes, so idle
 //!   sockets cannot exhaust the process's file handles (which would also
 //!   stop the database from opening files).
-//! - **A cap per source address**: one address holds at most
+//! - **A cap per source** (an IPv4 address, an IPv6 /64: [`source`]): one holds at most
 //!   [`ConnLimits::per_address`] of them, so that one client's idle sockets
 //!   cannot shut everyone else out while they wait for their timeout; a
 //!   connection over the cap is closed at once.
@@ -89,7 +89,7 @@ pub async fn serve(
                 }
             },
         };
-        let Some(slot) = AddressSlot::take(&per_address, addr.ip(), limits.per_address) else {
+        let Some(slot) = AddressSlot::take(&per_address, source(addr.ip()), limits.per_address) else {
             tracing::debug!(%addr, "closed: this address holds its share of connections");
             continue;
         };
@@ -154,7 +154,44 @@ impl Drop for AddressSlot {
     }
 }
 
+/// The source a connection's or an anonymous request's share is counted
+/// against: an IPv4 address, or an IPv6 address's /64. One IPv6 client is
+/// usually given a whole /64 and can speak from any address in it, so counting
+/// single IPv6 addresses would let it take every share and skip every limit.
+pub fn source(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
+        },
+    }
+}
+
 /// The peer of a request, when it came through [`serve`].
 pub fn peer(req: &axum::extract::Request) -> Option<SocketAddr> {
     req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An IPv6 /64 is one source, whatever address in it speaks; an IPv4
+    /// address is one, also when it arrives mapped into IPv6.
+    #[test]
+    fn an_ipv6_64_is_one_source() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("an address");
+        assert_eq!(source(ip("2001:db8:1:2::1")), source(ip("2001:db8:1:2:ffff:1:2:3")));
+        assert_ne!(source(ip("2001:db8:1:2::1")), source(ip("2001:db8:1:3::1")));
+        assert_eq!(source(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_ne!(source(ip("192.0.2.7")), source(ip("192.0.2.8")));
+        // So a /64 holds one share of connections, not one per address.
+        let counts = Arc::default();
+        let first = AddressSlot::take(&counts, source(ip("2001:db8::1")), 1);
+        assert!(first.is_some());
+        assert!(AddressSlot::take(&counts, source(ip("2001:db8::2")), 1).is_none());
+        drop(first);
+        assert!(AddressSlot::take(&counts, source(ip("2001:db8::2")), 1).is_some());
+    }
 }

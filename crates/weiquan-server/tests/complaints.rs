@@ -177,6 +177,13 @@ async fn a_complaint_goes_from_consumer_to_merchant_platform_and_regulator_with_
             403,
             "{name}"
         );
+        // A merchant cannot say it is the platform: the key says who acts, and a field claiming otherwise is refused.
+        let (status, forged) = step(m1.clone(), "respond", Some(r#"{"by":"platform"}"#)).await;
+        assert_eq!(status, 400, "{name}: {forged}");
+        assert!(
+            forged["detail"].as_str().unwrap_or("").contains("unknown field `by`"),
+            "{name}: {forged}"
+        );
         let (status, answered) = step(m1.clone(), "respond", None).await;
         assert_eq!(status, 200, "{name}: {answered}");
         assert!(
@@ -302,6 +309,14 @@ async fn a_filing_that_should_not_succeed_does_not_and_keeps_nothing() {
             vec![],
             422,
             "merchant m1's",
+        ),
+        (
+            "a consumer naming another consumer",
+            Some(&u1),
+            vec![("order", "o1"), ("consumer", "u2"), ("category", "quality")],
+            vec![],
+            422,
+            "files only for themself",
         ),
         ("no category", Some(&u1), vec![("order", "o1")], vec![], 422, "category"),
         (

@@ -411,6 +411,11 @@ pub(crate) async fn file(State(app): AppStateRef, caller: Caller, form: Multipar
     // Who complains, and against whom: a consumer about an order of their own.
     let (consumer, merchant) = match &party.role {
         Role::Consumer(me) => {
+            if f.consumer.as_ref().is_some_and(|named| named != me) {
+                return Err(ApiError::unprocessable(
+                    "consumer: a consumer files only for themself; leave `consumer` out (your key says who you are)",
+                ));
+            }
             let order = f.order.clone().ok_or_else(|| {
                 ApiError::unprocessable("order: required (a consumer complains about an order of theirs)")
             })?;
@@ -577,8 +582,10 @@ async fn keep_and_record(
     Err(refused)
 }
 
-/// What a step's body may say.
+/// What a step's body may say (nothing else: a field such as `by` is refused,
+/// not silently ignored, since the key says who acts).
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct StepRequest {
     /// `complaint.resolved`: `refund`, `replacement`, `compensation`, `rejected` or `withdrawn`.
     outcome: Option<String>,
