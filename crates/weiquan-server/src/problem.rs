@@ -139,7 +139,8 @@ impl ApiError {
                 MAX_HEADER_BYTES >> 10
             ),
             (_, "") => format!("{title}; see /openapi.json for what this route takes"),
-            (_, text) => text.to_owned(),
+            // An extractor's words say what was wrong, not what to do.
+            (_, text) => format!("{text}; see /openapi.json for what this route takes"),
         };
         ApiError {
             status,

@@ -413,6 +413,8 @@ async fn every_error_status_is_a_problem_document() {
     assert_eq!(challenge, Some("Bearer realm=\"weiquan\""));
     let (s, ct, b) = send(http.get(url("/v1/proofs/inclusion?index=x"))).await;
     check("bad query", s, 400, ct.as_deref(), &b);
+    // An extractor's rejection says what was wrong and where to look.
+    assert!(b.contains("index") && b.contains("see /openapi.json"), "{b}");
     let (s, ct, b) = send(http.get(url("/v1/receipts/notanumber")).bearer_auth(&platform)).await;
     check("bad path", s, 400, ct.as_deref(), &b);
     let (s, ct, b) = send(http.post(url("/v1/events")).bearer_auth(&platform).body("[{")).await;

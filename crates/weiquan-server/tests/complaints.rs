@@ -277,6 +277,7 @@ async fn a_filing_that_should_not_succeed_does_not_and_keeps_nothing() {
         )
         .await;
     let exe = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00".to_vec();
+    let long = "长".repeat(2_001);
     let cases: Vec<Case> = vec![
         (
             "someone else's order",
@@ -319,6 +320,14 @@ async fn a_filing_that_should_not_succeed_does_not_and_keeps_nothing() {
             "files only for themself",
         ),
         ("no category", Some(&u1), vec![("order", "o1")], vec![], 422, "category"),
+        (
+            "a text over 2,000 characters",
+            Some(&u1),
+            vec![("order", "o1"), ("category", "quality"), ("text", &long)],
+            vec![],
+            422,
+            "2001 characters; at most 2000",
+        ),
         (
             "an unknown category",
             Some(&u1),

@@ -403,9 +403,15 @@ pub(crate) async fn file(State(app): AppStateRef, caller: Caller, form: Multipar
             "category: required (quality, false_advertising, privacy, after_sales, presale, lottery, bnpl, other)",
         )
     })?;
-    if f.text.as_ref().is_some_and(|t| t.chars().count() > MAX_TEXT_CHARS) {
-        return Err(ApiError::too_large(format!(
-            "text: at most {MAX_TEXT_CHARS} characters"
+    if let Some(n) = f
+        .text
+        .as_ref()
+        .map(|t| t.chars().count())
+        .filter(|&n| n > MAX_TEXT_CHARS)
+    {
+        // The body was within its limits: the field's content is what is refused.
+        return Err(ApiError::unprocessable(format!(
+            "text: {n} characters; at most {MAX_TEXT_CHARS} are taken (attach a longer account as an evidence file)"
         )));
     }
     // Who complains, and against whom: a consumer about an order of their own.
