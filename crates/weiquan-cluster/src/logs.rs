@@ -748,12 +748,8 @@ fn check_log(store: &mut Box<dyn Backend>, verifier: &StandardVerifier, origin: 
             "the checkpoint for size {size} is of `{other}`, not `{origin}`"
         )));
     }
-    let newest = report.checkpointed;
-    if newest != report.leaves {
-        return Err(LogProblem::Other(format!(
-            "leaves {newest} to {} have no signed checkpoint over them: they were added without the log key",
-            report.leaves
-        )));
+    if let Some(problem) = report.unsigned_leaves() {
+        return Err(LogProblem::Other(problem));
     }
     Ok(report)
 }

@@ -18,7 +18,7 @@ mod tiles;
 mod tree;
 mod verify;
 
-pub use keys::{generate_key, load_signer, load_verifier, KeyError};
+pub use keys::{generate_key, load_signer, load_verifier, pair_matches, KeyError};
 pub use leaf::{
     event_leaf, event_leaf_by, event_leaf_or_stand_in, finding_leaf, leaf_event, leaf_kind, own_leaf,
     rulebook_fingerprint, rulebook_leaf, stand_in, Actor, CanonicalActor, EventLeaf, LeafError, OwnLeaf, StandIn,

@@ -109,6 +109,22 @@ pub struct LogReport {
     pub origins: Vec<(u64, String)>,
 }
 
+impl LogReport {
+    /// The leaves past the newest checkpoint, as the problem they are: every
+    /// writer stores leaves and their checkpoint in one transaction, so a leaf
+    /// no signed checkpoint covers was added without the log's key (or the
+    /// checkpoints over it were removed).
+    pub fn unsigned_leaves(&self) -> Option<String> {
+        (self.checkpointed != self.leaves).then(|| {
+            format!(
+                "leaves {} to {} have no signed checkpoint over them: they were added without the log key, \
+                 or the checkpoints over them were removed",
+                self.checkpointed, self.leaves
+            )
+        })
+    }
+}
+
 /// Recomputes every hash of the log from its entries, and checks every
 /// checkpoint's signature and root against the rebuilt tree.
 pub fn verify_log<S: LogStore>(store: &mut S, verifier: &StandardVerifier) -> Result<LogReport, VerifyError> {

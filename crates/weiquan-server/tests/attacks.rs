@@ -118,14 +118,7 @@ async fn weiquans_ids_cannot_be_squatted() {
         .map(|id| ev(id, "clock.tick", json!({})))
         .join("\n");
     server.post_events(&platform, old).await;
-    let (s1, a) = server
-        .call(
-            "POST",
-            "/v1/lotteries",
-            Some(&platform),
-            Some(announcement("l1", json!({}))),
-        )
-        .await;
+    let (s1, a) = announce(&server, &platform, "l1", json!({})).await;
     assert_eq!(s1, 200, "{a}");
     enter(&server, &platform, "l1", "p1").await;
     let (s2, c) = server
@@ -143,14 +136,7 @@ async fn a_draw_weiquan_holds_the_seed_of_cannot_be_taken_over_nor_its_seed_read
     for (name, db) in Db::both() {
         let server = Server::start(db.config(None)).await;
         let platform = db.key("platform").await;
-        let (status, _) = server
-            .call(
-                "POST",
-                "/v1/lotteries",
-                Some(&platform),
-                Some(announcement("l1", json!({}))),
-            )
-            .await;
+        let (status, _) = announce(&server, &platform, "l1", json!({})).await;
         assert_eq!(status, 200, "{name}");
         enter(&server, &platform, "l1", "p1").await;
         let takeover = ev(
@@ -200,14 +186,7 @@ async fn a_platform_cannot_change_the_commitment_or_beacon_round_of_a_lottery_we
     let db = Db::sqlite();
     let server = Server::start(db.config(None)).await;
     let platform = db.key("platform").await;
-    let (status, a) = server
-        .call(
-            "POST",
-            "/v1/lotteries",
-            Some(&platform),
-            Some(announcement("l1", json!({}))),
-        )
-        .await;
+    let (status, a) = announce(&server, &platform, "l1", json!({})).await;
     assert_eq!(status, 200, "{a}");
     let lt02 = || async {
         let (_, f) = server
@@ -637,6 +616,13 @@ fn announcement(l: &str, extra: Value) -> String {
     b.to_string()
 }
 
+/// Announces lottery `l` through weiquan (which then holds its seed).
+async fn announce(server: &Server, key: &str, l: &str, extra: Value) -> (u16, Value) {
+    server
+        .call("POST", "/v1/lotteries", Some(key), Some(announcement(l, extra)))
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_draw_under_an_old_style_id_reveals_no_seed_and_blocks_no_lottery() {
     let db = Db::sqlite();
@@ -649,28 +635,14 @@ async fn a_draw_under_an_old_style_id_reveals_no_seed_and_blocks_no_lottery() {
         json!({"lottery": "s1", "winners": []}),
     );
     assert_eq!(item(&server.post_events(&platform, fake).await)["status"], "accepted");
-    let (status, p) = server
-        .call(
-            "POST",
-            "/v1/lotteries",
-            Some(&platform),
-            Some(announcement("s1", json!({}))),
-        )
-        .await;
+    let (status, p) = announce(&server, &platform, "s1", json!({})).await;
     assert_eq!(status, 409, "an id already drawn is not announced with a seed: {p}");
     let (_, proof) = server
         .call("GET", "/v1/lotteries/s1/proof?participant=p1", None, None)
         .await;
     assert_eq!(proof["seed"], Value::Null);
     // And a fresh lottery's seed stays hidden while its only draw is someone else's.
-    let (status, _) = server
-        .call(
-            "POST",
-            "/v1/lotteries",
-            Some(&platform),
-            Some(announcement("s2", json!({}))),
-        )
-        .await;
+    let (status, _) = announce(&server, &platform, "s2", json!({})).await;
     assert_eq!(status, 200);
     server
         .post_events(
@@ -723,14 +695,7 @@ async fn simultaneous_draws_write_one_draw() {
     let db = Db::sqlite();
     let server = Server::start(db.config(None)).await;
     let platform = db.key("platform").await;
-    let (status, _) = server
-        .call(
-            "POST",
-            "/v1/lotteries",
-            Some(&platform),
-            Some(announcement("r1", json!({}))),
-        )
-        .await;
+    let (status, _) = announce(&server, &platform, "r1", json!({})).await;
     assert_eq!(status, 200);
     let entries: Vec<String> = (0..20)
         .map(|i| {
@@ -835,14 +800,7 @@ async fn a_large_held_draw_is_written() {
     let prizes: Vec<Value> = (0..500)
         .map(|i| json!({"name": format!("奖品{i}"), "value_fen": 100, "count": 1}))
         .collect();
-    let (status, v) = server
-        .call(
-            "POST",
-            "/v1/lotteries",
-            Some(&platform),
-            Some(announcement("big", json!({"prizes": prizes}))),
-        )
-        .await;
+    let (status, v) = announce(&server, &platform, "big", json!({"prizes": prizes})).await;
     assert_eq!(status, 200, "{v}");
     let entries: Vec<String> = (0..500)
         .map(|i| {

@@ -34,18 +34,34 @@ pub fn pub_path(key: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// Writes a new key pair named `name`: `path` (mode 0600; an existing file is an error) and `path.pub`.
+/// Writes a new key pair named `name`: `path` (mode 0600) and `path.pub`.
+/// Neither may exist (a key, or a public key someone relies on, is never
+/// overwritten), and a pair that cannot be written whole leaves no half behind.
 pub fn write_key_pair(path: &Path, name: &str) -> Result<(), KeyFileError> {
     let (skey, vkey) = weiquan_ledger::generate_key(name)?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut f = options.open(path).map_err(io(path))?;
-    writeln!(f, "{skey}").map_err(io(path))?;
+    let new_file = |mode: u32| {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+        let _ = mode;
+        options
+    };
     let public = pub_path(path);
-    std::fs::write(&public, format!("{vkey}\n")).map_err(io(&public))?;
-    Ok(())
+    let mut private = new_file(0o600).open(path).map_err(io(path))?;
+    let written = new_file(0o644)
+        .open(&public)
+        .map_err(io(&public))
+        .and_then(|mut f| writeln!(f, "{vkey}").map_err(io(&public)))
+        .and_then(|()| writeln!(private, "{skey}").map_err(io(path)));
+    if written.is_err() {
+        // Only what this call created goes: the public half only when it was made here.
+        let _ = std::fs::remove_file(path);
+        if public.is_file() && std::fs::read_to_string(&public).is_ok_and(|t| t.trim() == vkey) {
+            let _ = std::fs::remove_file(&public);
+        }
+    }
+    written
 }
 
 /// Reads the signer at `path`, first creating a key pair named `name` there if there is none.

@@ -199,6 +199,57 @@ impl SqliteStore {
         Self::init(open_file(path)?)
     }
 
+    /// Opens the ledger at `path` to read it only (`verify`, `ledger`,
+    /// `backtest`): no schema is set up and no mode is changed, so a file given
+    /// by mistake is refused as it is, not turned into an empty ledger. A
+    /// ledger of an older schema is upgraded first, as any open would: the one
+    /// case that writes.
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        let context = || format!("reading {}", path.display());
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| StoreError::of_kind(kind_of(&e), context(), e))?;
+        let not_a_ledger = |why: &str| {
+            StoreError::of_kind(
+                StoreErrorKind::Corrupt,
+                context(),
+                format!("not a weiquan ledger ({why}); give the ledger's .db file"),
+            )
+        };
+        let at: u32 =
+            conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(|e| match e.sqlite_error_code() {
+                    Some(rusqlite::ErrorCode::NotADatabase) => not_a_ledger("not an SQLite database"),
+                    _ => StoreError::of_kind(kind_of(&e), context(), e),
+                })?;
+        let has_ledger = || {
+            conn.query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'ledger_leaves'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(|e| StoreError::of_kind(kind_of(&e), context(), e))
+        };
+        // Version 0 is also a ledger written before versions were kept: it has the tables.
+        if at == 0 && !has_ledger()? {
+            return Err(not_a_ledger("it holds no ledger table"));
+        }
+        crate::check_schema_version(at)?;
+        if at < crate::SCHEMA_VERSION {
+            drop(conn);
+            return Self::open_for_reading(path);
+        }
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(|e| StoreError::of_kind(kind_of(&e), context(), e))?;
+        Ok(SqliteStore {
+            conn,
+            _checkpointer: None,
+        })
+    }
+
     /// A ledger in memory (for tests and dry runs).
     pub fn in_memory() -> Result<Self, StoreError> {
         Self::init(Connection::open_in_memory().map_err(err("opening an in-memory database"))?)

@@ -604,14 +604,14 @@ pub enum ProfileArg {
 /// Arguments of `weiquan simulate`.
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
-    /// Number of merchants.
-    #[arg(long, default_value_t = 50)]
+    /// Number of merchants (1 to 1,000,000).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub merchants: u32,
-    /// Number of consumers.
-    #[arg(long, default_value_t = 5000)]
+    /// Number of consumers (1 to 100,000,000).
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
     pub consumers: u32,
-    /// Days of trading from 2026-11-01.
-    #[arg(long, default_value_t = 30)]
+    /// Days of trading from 2026-11-01 (1 to 3,650).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3_650))]
     pub days: u32,
     /// Random seed: the same seed writes the same bytes.
     #[arg(long, default_value_t = 1)]
@@ -619,8 +619,8 @@ pub struct SimulateArgs {
     /// Share of merchants and pay-later consumers that commit a violation (0 to 1).
     #[arg(long, default_value_t = 0.1, value_parser = parse_rate)]
     pub violation_rate: f64,
-    /// Average orders per merchant per ordinary day.
-    #[arg(long, default_value_t = 10.0)]
+    /// Average orders per merchant per ordinary day (more than 0, at most 100,000).
+    #[arg(long, default_value_t = 10.0, value_parser = parse_orders_per_day)]
     pub orders_per_day: f64,
     /// Ordinary trading or Double Eleven.
     #[arg(long, value_enum, default_value_t = ProfileArg::Normal)]
@@ -634,6 +634,13 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
         _ => Err(format!("`{s}` is not a rate between 0 and 1")),
+    }
+}
+
+fn parse_orders_per_day(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r > 0.0 && r <= 100_000.0 => Ok(r),
+        _ => Err(format!("`{s}` is not a number of orders above 0 and at most 100000")),
     }
 }
 

@@ -75,9 +75,17 @@ fn main() -> ExitCode {
             }
         }
     };
-    let flushed = out.flush().and_then(|()| err.flush());
-    match flushed {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => ExitCode::from(1),
+    // What is still buffered is written now: a failure here (a full disk, /dev/full)
+    // is the output lost, and is said, not only an exit code.
+    let _ = err.flush();
+    match out.flush() {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            let _ = writeln!(
+                io::stderr(),
+                "weiquan: error: writing the output: {e}; nothing after it was written"
+            );
+            ExitCode::from(1)
+        }
         _ => code,
     }
 }

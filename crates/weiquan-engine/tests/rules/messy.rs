@@ -461,16 +461,17 @@ fn a_deposit_before_the_publish_is_the_merchants_obligation() {
 /// terms in effect when it is processed (PS-01, PS-05), as PS-04 already was.
 #[test]
 fn a_final_payment_after_a_deposit_before_the_publish_is_judged_by_the_terms_in_effect() {
-    let s = Stream::new()
-        .ev("presale.deposit_paid", "11-02", deposit())
-        .ev("presale.published", "11-01", presale_published())
-        .ev(
-            "presale.final_paid",
-            "11-06",
-            json!({"campaign": "c1", "order": "o1", "final_fen": 9500, "gifts": []}),
-        )
-        .tick("11-20");
-    let pairs = s.pairs();
+    let final_paid = |final_fen: u64, gifts: serde_json::Value| {
+        Stream::new()
+            .ev("presale.deposit_paid", "11-02", deposit())
+            .ev("presale.published", "11-01", presale_published())
+            .ev(
+                "presale.final_paid",
+                "11-06",
+                json!({"campaign": "c1", "order": "o1", "final_fen": final_fen, "gifts": gifts}),
+            )
+    };
+    let pairs = final_paid(9500, json!([])).tick("11-20").pairs();
     for rule in ["PS-01", "PS-05"] {
         assert!(
             pairs.contains(&(rule.into(), "campaign:c1".into())),
@@ -479,14 +480,7 @@ fn a_final_payment_after_a_deposit_before_the_publish_is_judged_by_the_terms_in_
     }
     assert!(pairs.contains(&("PS-04".into(), "order:o1".into())), "{pairs:?}");
     // Paid what was promised, with the gift: nothing.
-    let kept = Stream::new()
-        .ev("presale.deposit_paid", "11-02", deposit())
-        .ev("presale.published", "11-01", presale_published())
-        .ev(
-            "presale.final_paid",
-            "11-06",
-            json!({"campaign": "c1", "order": "o1", "final_fen": 9000, "gifts": ["g"]}),
-        );
+    let kept = final_paid(9000, json!(["g"]));
     assert!(
         !kept.fires_any("PS-01") && !kept.fires_any("PS-05"),
         "{:?}",

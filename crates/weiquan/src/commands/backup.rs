@@ -23,6 +23,23 @@ fn copy_private(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a signing key whose private half is not `key`'s public one's:
+/// a server started from such a pair signs checkpoints no one can verify.
+fn check_pair(key: &Path, public: &Path) -> Result<()> {
+    let read = |p: &Path| std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()));
+    let signer = weiquan_ledger::load_signer(&read(key)?).with_context(|| key.display().to_string())?;
+    let verifier = weiquan_ledger::load_verifier(&read(public)?).with_context(|| public.display().to_string())?;
+    if !weiquan_ledger::pair_matches(&signer, &verifier) {
+        return Err(super::UsageError(format!(
+            "{} is not the private key of {}: the pair does not match; give the key the ledger was signed with",
+            key.display(),
+            public.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// Runs `weiquan backup`.
 pub fn backup(args: &BackupArgs, out: &mut dyn Write) -> Result<()> {
     if let Some(url) = &args.db {
@@ -46,11 +63,12 @@ pub fn backup(args: &BackupArgs, out: &mut dyn Write) -> Result<()> {
     if args.out.exists() {
         return Err(super::UsageError(format!("{} exists; back up to a new folder", args.out.display())).into());
     }
+    let key = args.key.clone().unwrap_or_else(|| args.data.join("ledger.key"));
+    check_pair(&key, &weiquan_store::keyfile::pub_path(&key))?;
     weiquan_store::create_data_dir(&args.out)?;
     let mut store = SqliteStore::open(&db)?;
     let size = weiquan_ledger::LogStore::size(&mut store)?;
     store.backup_to(&args.out.join("weiquan.db"))?;
-    let key = args.key.clone().unwrap_or_else(|| args.data.join("ledger.key"));
     copy_private(&key, &args.out.join(KEY_FILES[0]))?;
     copy_private(&weiquan_store::keyfile::pub_path(&key), &args.out.join(KEY_FILES[1]))?;
     writeln!(
@@ -75,23 +93,34 @@ pub fn restore(args: &RestoreArgs, out: &mut dyn Write) -> Result<()> {
         .into());
     }
     let to_db = args.data.join("weiquan.db");
-    if to_db.exists() {
+    // A folder with a database or a signing key is someone's: nothing in it is overwritten.
+    if let Some(taken) = ["weiquan.db", KEY_FILES[0], KEY_FILES[1]]
+        .into_iter()
+        .map(|f| args.data.join(f))
+        .find(|p| p.exists())
+    {
         return Err(super::UsageError(format!(
-            "{} already has a database; restore into a new folder (nothing was overwritten)",
-            args.data.display()
+            "{} exists; restore into a new folder (nothing was overwritten)",
+            taken.display()
         ))
         .into());
+    }
+    check_pair(&args.backup.join(KEY_FILES[0]), &args.backup.join(KEY_FILES[1]))?;
+    let verifier = weiquan_ledger::load_verifier(
+        &std::fs::read_to_string(args.backup.join(KEY_FILES[1])).context("reading the backup's public key")?,
+    )?;
+    // The backup is verified where it is, before anything is copied: a damaged
+    // one leaves no half-restored folder to be cleared before a retry.
+    let report = weiquan_ledger::verify_log(&mut SqliteStore::open_read_only(&from_db)?, &verifier)
+        .map_err(|e| super::verify::Invalid(format!("the backup's ledger does not verify: {e}")))?;
+    if let Some(problem) = report.unsigned_leaves() {
+        return Err(super::verify::Invalid(format!("the backup's ledger does not verify: {problem}")).into());
     }
     weiquan_store::create_data_dir(&args.data)?;
     for f in KEY_FILES {
         copy_private(&args.backup.join(f), &args.data.join(f))?;
     }
     copy_private(&from_db, &to_db)?;
-    let verifier = weiquan_ledger::load_verifier(
-        &std::fs::read_to_string(args.data.join(KEY_FILES[1])).context("reading the backup's public key")?,
-    )?;
-    let report = weiquan_ledger::verify_log(&mut SqliteStore::open(&to_db)?, &verifier)
-        .map_err(|e| super::verify::Invalid(format!("the restored ledger does not verify: {e}")))?;
     writeln!(
         out,
         "restored into {}: {} leaves rehashed, {} checkpoints verified; start it with: weiquan serve --data {}",

@@ -12,10 +12,16 @@ pub fn write_key_pair(path: &Path, name: &str) -> Result<()> {
     use weiquan_store::keyfile::KeyFileError;
     weiquan_store::keyfile::write_key_pair(path, name).map_err(|e| match e {
         KeyFileError::Key(k) => super::UsageError(k.to_string()).into(),
-        KeyFileError::Io { path, source } => anyhow::anyhow!(
-            "cannot create {} (it must not exist yet; keys are never overwritten): {source}",
-            path.display()
-        ),
+        KeyFileError::Io { path, source } => {
+            let why = match source.kind() {
+                std::io::ErrorKind::AlreadyExists => {
+                    "it exists, and keys are never overwritten; choose another path or move it away".to_owned()
+                }
+                std::io::ErrorKind::NotFound => "its folder does not exist; create the folder first".to_owned(),
+                _ => source.to_string(),
+            };
+            anyhow::anyhow!("cannot create {}: {why}", path.display())
+        }
     })
 }
 

@@ -22,10 +22,16 @@ fn verifier(path: &Path) -> Result<signed_note::StandardVerifier> {
 
 /// Opens an existing ledger file (never creates one).
 pub fn open_ledger_file(path: &Path) -> Result<SqliteStore> {
+    if path.is_dir() {
+        anyhow::bail!(
+            "cannot read ledger {}: it is a folder; give the ledger's .db file",
+            path.display()
+        );
+    }
     if !path.is_file() {
         anyhow::bail!("cannot read ledger {}: no such file", path.display());
     }
-    Ok(SqliteStore::open(path)?)
+    Ok(SqliteStore::open_read_only(path)?)
 }
 
 /// Runs `weiquan verify`; prints what was checked when valid.
@@ -35,6 +41,9 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
             let v = verifier(public)?;
             let mut store = open_ledger_file(path)?;
             let report = verify_log(&mut store, &v).map_err(|e| Invalid(format!("{}: {e}", path.display())))?;
+            if let Some(problem) = report.unsigned_leaves() {
+                return Err(Invalid(format!("{}: {problem}", path.display())).into());
+            }
             let findings = report.leaves
                 - report.events_with_actor
                 - report.events_without_actor

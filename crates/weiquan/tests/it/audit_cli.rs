@@ -228,3 +228,41 @@ fn a_live_stream_gets_findings_before_its_input_ends() {
         assert!(child.wait().expect("exits").success());
     }
 }
+
+/// Output that cannot be written (a full disk: /dev/full) is an error that
+/// says so, not a silent exit 1 with nothing written.
+#[test]
+fn output_that_cannot_be_written_is_said() {
+    let full = std::fs::File::create("/dev/full").expect("/dev/full opens");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weiquan"))
+        .args(["rules"])
+        .current_dir(crate::root())
+        .stdout(full)
+        .output()
+        .expect("runs");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("writing the output"), "{said}");
+}
+
+/// `simulate`'s sizes are checked before anything runs: no panic on zero
+/// orders a day, and no run that would fill memory before writing a line.
+#[test]
+fn simulate_refuses_sizes_it_cannot_honour() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_dir = dir.path().join("sim");
+    for (flag, value) in [
+        ("--orders-per-day", "0"),
+        ("--orders-per-day", "nan"),
+        ("--merchants", "4294967295"),
+        ("--merchants", "0"),
+    ] {
+        let out = weiquan(
+            &["simulate", flag, value, "--out", out_dir.to_str().expect("utf-8")],
+            None,
+        );
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {said}");
+        assert!(said.contains(value), "{flag} {value}: names the value: {said}");
+    }
+}

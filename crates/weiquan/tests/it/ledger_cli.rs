@@ -308,3 +308,108 @@ fn backtest_adds_and_removes_exactly_what_the_changed_thresholds_predict() {
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read rules file /nonexistent.toml"));
 }
+
+/// Commands that read a ledger (`ledger`, `verify`) change nothing in or
+/// about the file they are given: one that is not a ledger is refused as
+/// such, not turned into an empty one and made private; a folder is named.
+#[test]
+fn reading_a_ledger_changes_nothing_about_the_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let notes = dir.path().join("notes.txt");
+    for content in [&b""[..], b"{\"v\":1}\n"] {
+        std::fs::write(&notes, content).expect("written");
+        std::fs::set_permissions(&notes, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        for args in [&["ledger", "receipt"][..], &["ledger", "checkpoint"]] {
+            let mut args = args.to_vec();
+            args.push(s(&notes));
+            if args[1] == "receipt" {
+                args.push("0");
+            }
+            let out = weiquan(&args, None);
+            let said = String::from_utf8_lossy(&out.stderr);
+            assert_ne!(out.status.code(), Some(0), "{args:?}: {said}");
+            assert!(said.contains("not a weiquan ledger"), "{args:?}: {said}");
+            assert_eq!(
+                std::fs::read(&notes).expect("read"),
+                content,
+                "{args:?}: the file is as it was"
+            );
+            let mode = std::fs::metadata(&notes).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o644, "{args:?}: its mode is as it was");
+        }
+    }
+    let out = weiquan(&["ledger", "checkpoint", s(dir.path())], None);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("it is a folder"));
+    // A real ledger reads, and its file is unchanged by reading it.
+    let db = dir.path().join("run.db");
+    let audit = weiquan(
+        &["audit", "tests/cases/presale/events.ndjson", "--ledger", s(&db)],
+        None,
+    );
+    assert_eq!(audit.status.code(), Some(0));
+    let before = std::fs::read(&db).expect("read");
+    let public = dir.path().join("run.db.key.pub");
+    for args in [
+        vec!["ledger", "checkpoint", s(&db)],
+        vec!["ledger", "receipt", s(&db), "3"],
+        vec!["verify", "log", s(&db), "--pub", s(&public)],
+    ] {
+        let out = weiquan(&args, None);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(
+        std::fs::read(&db).expect("read"),
+        before,
+        "the ledger file is as it was"
+    );
+}
+
+/// Writers store leaves and their checkpoint together, so a ledger whose
+/// checkpoints were removed (or leaves added past them) does not verify,
+/// however well its leaves rehash.
+#[test]
+fn a_ledger_without_checkpoints_over_its_leaves_does_not_verify() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("run.db");
+    let audit = weiquan(
+        &["audit", "tests/cases/presale/events.ndjson", "--ledger", s(&db)],
+        None,
+    );
+    assert_eq!(audit.status.code(), Some(0));
+    let public = dir.path().join("run.db.key.pub");
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    conn.execute("DELETE FROM ledger_leaves WHERE idx >= 20", [])
+        .expect("cut");
+    conn.execute("DELETE FROM ledger_checkpoints", []).expect("stripped");
+    drop(conn);
+    let out = weiquan(&["verify", "log", s(&db), "--pub", s(&public)], None);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{said}");
+    assert!(said.contains("leaves 0 to 20 have no signed checkpoint"), "{said}");
+}
+
+/// `keygen` never overwrites a key, nor the public key beside it, and a
+/// pair it cannot write whole leaves no half behind.
+#[test]
+fn keygen_overwrites_neither_half_of_a_pair() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("k");
+    std::fs::write(dir.path().join("k.pub"), "precious\n").expect("written");
+    let out = weiquan(&["keygen", "--out", s(&key)], None);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("k.pub: it exists"), "{said}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("k.pub")).expect("read"),
+        "precious\n"
+    );
+    assert!(!key.exists(), "no private half left behind");
+    let out = weiquan(&["keygen", "--out", s(&dir.path().join("no/such/k"))], None);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("its folder does not exist"));
+}

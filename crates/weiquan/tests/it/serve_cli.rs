@@ -479,6 +479,41 @@ fn a_backup_taken_while_serving_restores_verified_with_the_same_findings() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("checkpoints verified"));
     let again = crate::weiquan(&["restore", backup.to_str().expect("utf-8"), "--data", r], None);
     assert_eq!(again.status.code(), Some(2), "never overwrites a database");
+    // Nor a signing key, alone in its folder.
+    let keyed = dir.path().join("keyed");
+    std::fs::create_dir(&keyed).expect("folder");
+    std::fs::write(keyed.join("ledger.key"), "mine\n").expect("key");
+    let k = keyed.to_str().expect("utf-8");
+    let out = crate::weiquan(&["restore", backup.to_str().expect("utf-8"), "--data", k], None);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(keyed.join("ledger.key")).expect("key"),
+        "mine\n"
+    );
+    // A backup whose private key is not its public key's is refused before anything is copied.
+    let mixed = dir.path().join("mixed");
+    std::fs::create_dir(&mixed).expect("folder");
+    for f in ["weiquan.db", "ledger.key.pub"] {
+        std::fs::copy(backup.join(f), mixed.join(f)).expect("copy");
+    }
+    let other = dir.path().join("other.key");
+    let made = crate::weiquan(&["keygen", "--out", other.to_str().expect("utf-8")], None);
+    assert_eq!(made.status.code(), Some(0));
+    std::fs::copy(&other, mixed.join("ledger.key")).expect("copy");
+    let into = dir.path().join("from-mixed");
+    let out = crate::weiquan(
+        &[
+            "restore",
+            mixed.to_str().expect("utf-8"),
+            "--data",
+            into.to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("the pair does not match"), "{said}");
+    assert!(!into.exists(), "nothing was restored");
     let out = crate::weiquan(
         &[
             "verify",
