@@ -404,6 +404,12 @@ impl Rulebook {
         })
     }
 
+    /// [`Rulebook::effective`] as a rulebook file: TOML that `--rules` reads
+    /// back as this same rulebook (without the built-in file's comments).
+    pub fn to_toml(&self) -> Result<String, RulebookError> {
+        toml::to_string(&self.effective()).map_err(|e| invalid("", format!("cannot be written as TOML ({e})")))
+    }
+
     /// Severity, citation and messages of a rule.
     pub fn text(&self, id: RuleId) -> &RuleText {
         &self.texts[id as usize]

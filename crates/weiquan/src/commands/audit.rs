@@ -166,6 +166,15 @@ fn open_ledger(
     origin: Option<&str>,
     err: &mut dyn Write,
 ) -> Result<(LedgerWriter<SqliteStore>, std::path::PathBuf)> {
+    // Checked before any file is made: a checkpoint's first line is its origin.
+    if let Some(o) = origin.filter(|o| !signed_note::is_key_name_valid(o)) {
+        return Err(super::UsageError(format!(
+            "--origin `{}` cannot start a checkpoint: use a non-empty name without spaces, line breaks or `+`, \
+             like weiquan.example/log",
+            o.escape_debug()
+        ))
+        .into());
+    }
     let (key_path, signer) = match key {
         Some(k) => {
             let text =

@@ -54,6 +54,11 @@ pub fn open_inputs(files: &[String]) -> Result<Vec<Input>> {
                     size: None,
                 });
             }
+            // A folder opens as a file on Unix and fails only at the first read, after
+            // other inputs' findings were printed: refused here, before anything runs.
+            if std::path::Path::new(f).is_dir() {
+                return Err(UsageError(format!("{f} is a folder; give the event files in it")).into());
+            }
             let file = File::open(f).with_context(|| format!("cannot read {f}: check the path and permissions"))?;
             let size = file.metadata().ok().map(|m| m.len());
             Ok(Input {

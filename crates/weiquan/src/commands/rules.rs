@@ -10,11 +10,12 @@ pub fn run(args: &RulesArgs, out: &mut dyn Write) -> Result<()> {
         None => out.write_all(weiquan_engine::BUILTIN_RULEBOOK.as_bytes())?,
         Some(path) => {
             let rules = super::load_rules(Some(path))?;
-            writeln!(out, "# {}: valid; merged with the built-in rulebook", path.display())?;
-            for &id in weiquan_engine::RuleId::ALL {
-                let t = rules.text(id);
-                writeln!(out, "{id}\t{}\t{}", t.severity.as_str(), t.citation)?;
-            }
+            writeln!(
+                out,
+                "# {}: valid; merged with the built-in rulebook (`weiquan rules` prints that one with its comments)\n",
+                path.display()
+            )?;
+            out.write_all(rules.to_toml()?.as_bytes())?;
         }
     }
     Ok(())

@@ -266,3 +266,67 @@ fn simulate_refuses_sizes_it_cannot_honour() {
         assert!(said.contains(value), "{flag} {value}: names the value: {said}");
     }
 }
+
+/// `rules --rules FILE` prints the merged rulebook as TOML, as its help says:
+/// the override is in it, and the output read back as `--rules` is the same rulebook.
+#[test]
+fn rules_prints_the_merged_rulebook_as_toml_that_reads_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let over = dir.path().join("over.toml");
+    std::fs::write(&over, "[thresholds]\nship_days = 3\n").expect("written");
+    let first = weiquan(&["rules", "--rules", over.to_str().expect("utf-8")], None);
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let merged = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert!(merged.contains("\nship_days = 3\n"), "{merged}");
+    let again = dir.path().join("merged.toml");
+    std::fs::write(&again, &merged).expect("written");
+    let second = weiquan(&["rules", "--rules", again.to_str().expect("utf-8")], None);
+    assert_eq!(
+        second.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let body = |s: &str| s.lines().skip(1).collect::<Vec<_>>().join("\n");
+    assert_eq!(body(&String::from_utf8_lossy(&second.stdout)), body(&merged));
+}
+
+/// Inputs and options that cannot work are refused before anything runs:
+/// a folder among the inputs prints no findings of the files before it, and
+/// an origin that cannot start a checkpoint creates no ledger and no key.
+#[test]
+fn a_folder_input_or_a_bad_origin_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8");
+    let out = weiquan(&["audit", "tests/cases/presale/events.ndjson", d], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "no findings before the refusal");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is a folder"));
+    let db = dir.path().join("o.db");
+    for origin in ["bad\nx", "", "two words"] {
+        let out = weiquan(
+            &[
+                "audit",
+                "tests/cases/presale/events.ndjson",
+                "--ledger",
+                db.to_str().expect("utf-8"),
+                "--origin",
+                origin,
+            ],
+            None,
+        );
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{origin:?}: {said}");
+        assert!(said.contains("cannot start a checkpoint"), "{origin:?}: {said}");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).expect("dir").count(),
+            0,
+            "{origin:?}: nothing was created"
+        );
+    }
+}
