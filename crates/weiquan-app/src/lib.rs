@@ -13,5 +13,5 @@ mod replay;
 pub use audit::{Auditor, Counts, Sink};
 pub use batches::{Handed, HandedLine, Messages, Outcome, ParsedInputs, ReadError, Waited};
 pub use leaf_index::{finding_leaf_with, LeafIndex};
-pub use record::{consumer_named, LedgerWriter, ParsedEvent, RecordError, Salting, CONSUMER_SUBJECT};
+pub use record::{consumer_named, rulebook_record, LedgerWriter, ParsedEvent, RecordError, Salting, CONSUMER_SUBJECT};
 pub use replay::{leaf_event_id, recorded, walk_recorded, Recorded};

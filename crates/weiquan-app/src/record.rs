@@ -12,6 +12,20 @@ use weiquan_store::PrivateData;
 /// The subject prefix of findings about a consumer (BN-*): personal data.
 pub const CONSUMER_SUBJECT: &str = "consumer:";
 
+/// The leaf recording `rules` as the rulebook in effect from then on, in a
+/// ledger whose last recorded rulebook has fingerprint `last` (`None`: none
+/// recorded, which stands for the built-in one); `None` when `rules` is that
+/// one already. With it in the log, `weiquan backtest` names the rules a run
+/// was made under.
+pub fn rulebook_record(rules: &Rulebook, last: Option<&str>) -> Result<Option<(Vec<u8>, String)>, LeafError> {
+    let (leaf, sha) = weiquan_ledger::rulebook_leaf(&rules.effective())?;
+    let last = match last {
+        Some(sha) => sha.to_owned(),
+        None => weiquan_ledger::rulebook_fingerprint(&Rulebook::builtin().effective())?,
+    };
+    Ok((sha != last).then_some((leaf, sha)))
+}
+
 /// Why an event or a finding could not be recorded.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {

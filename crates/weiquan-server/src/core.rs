@@ -394,13 +394,7 @@ impl Core {
     /// records (with none recorded, the built-in one): what ran from here on
     /// is then part of the log, and `weiquan backtest` can name it.
     fn record_rulebook(&mut self) -> Result<(), LedgerError> {
-        let fingerprint = |rules: &Rulebook| weiquan_ledger::rulebook_fingerprint(&rules.effective());
-        let last = match self.recorded_rulebook.clone() {
-            Some(sha) => sha,
-            None => fingerprint(&Rulebook::builtin())?,
-        };
-        let (leaf, sha) = weiquan_ledger::rulebook_leaf(&self.rules.effective())?;
-        if sha != last {
+        if let Some((leaf, sha)) = weiquan_app::rulebook_record(&self.rules, self.recorded_rulebook.as_deref())? {
             self.ledger.append(vec![leaf])?;
             tracing::info!(sha256 = %sha, "recorded the rulebook in effect in the ledger");
             self.recorded_rulebook = Some(sha);

@@ -100,7 +100,7 @@ pub fn run(args: &AuditArgs, term: &mut Terminal<'_>) -> Result<()> {
     let mut auditor = Auditor::with_capacity(rules.clone(), expected).with_threads(threads);
     let (ledger, public_key) = match &args.ledger {
         Some(path) => {
-            let (writer, public) = open_ledger(path, args.key.as_deref(), args.origin.as_deref(), term.err)?;
+            let (writer, public) = open_ledger(path, args.key.as_deref(), args.origin.as_deref(), &rules, term.err)?;
             (Some(writer), Some(public))
         }
         None => (None, None),
@@ -164,6 +164,7 @@ fn open_ledger(
     path: &std::path::Path,
     key: Option<&std::path::Path>,
     origin: Option<&str>,
+    rules: &weiquan_engine::Rulebook,
     err: &mut dyn Write,
 ) -> Result<(LedgerWriter<SqliteStore>, std::path::PathBuf)> {
     // Checked before any file is made: a checkpoint's first line is its origin.
@@ -216,7 +217,12 @@ fn open_ledger(
         ))
         .into());
     }
-    let ledger = weiquan_ledger::Ledger::open(store, signer, &origin)?;
+    let mut ledger = weiquan_ledger::Ledger::open(store, signer, &origin)?;
+    // Rules other than the built-in ones are recorded first, as a server records
+    // its rulebook: a backtest of this ledger then says what it ran under.
+    if let Some((leaf, _)) = weiquan_app::rulebook_record(rules, None)? {
+        ledger.append(vec![leaf])?;
+    }
     Ok((
         LedgerWriter::new(ledger, LEDGER_BATCH),
         super::keygen::pub_path(&key_path),

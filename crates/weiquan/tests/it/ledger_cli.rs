@@ -413,3 +413,59 @@ fn keygen_overwrites_neither_half_of_a_pair() {
     let out = weiquan(&["keygen", "--out", s(&dir.path().join("no/such/k"))], None);
     assert!(String::from_utf8_lossy(&out.stderr).contains("its folder does not exist"));
 }
+
+/// An audit under rules of its own records them in its ledger, as a server
+/// does: a backtest under the same rules finds no change and names them,
+/// where it used to say "the built-in rulebook".
+#[test]
+fn an_audit_under_its_own_rules_records_them_for_backtest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (db, rules) = (dir.path().join("run.db"), dir.path().join("looser.toml"));
+    std::fs::write(&rules, "[thresholds]\nship_days = 30\n").expect("written");
+    let audit = weiquan(
+        &[
+            "audit",
+            "tests/cases/presale/events.ndjson",
+            "--rules",
+            s(&rules),
+            "--ledger",
+            s(&db),
+        ],
+        None,
+    );
+    assert_eq!(
+        audit.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
+    let out = weiquan(
+        &[
+            "backtest",
+            "--ledger",
+            s(&db),
+            "--rules",
+            s(&rules),
+            "--format",
+            "table",
+        ],
+        None,
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.starts_with("recorded under rulebook "), "{said}");
+    let verify = weiquan(
+        &["verify", "log", s(&db), "--pub", s(&dir.path().join("run.db.key.pub"))],
+        None,
+    );
+    assert!(
+        String::from_utf8_lossy(&verify.stdout).contains("1 rulebook records"),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
