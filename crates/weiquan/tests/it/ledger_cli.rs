@@ -6,16 +6,21 @@ fn s(p: &std::path::Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
+/// The ledger `run.db` written into `dir` by `weiquan audit` of the pre-sale
+/// case (with `extra` arguments), and its public key's path.
+fn audited(dir: &std::path::Path, extra: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
+    let db = dir.join("run.db");
+    let mut args = vec!["audit", "tests/cases/presale/events.ndjson", "--ledger", s(&db)];
+    args.extend_from_slice(extra);
+    let out = weiquan(&args, None);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    (db.clone(), dir.join("run.db.key.pub"))
+}
+
 #[test]
 fn audit_writes_a_ledger_that_verifies_and_detects_tampering() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("run.db");
-    let out = weiquan(
-        &["audit", "tests/cases/presale/events.ndjson", "--ledger", s(&db)],
-        None,
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let public = dir.path().join("run.db.key.pub");
+    let (db, public) = audited(dir.path(), &[]);
     assert!(public.exists());
     let ok = weiquan(&["verify", "log", s(&db), "--pub", s(&public)], None);
     assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
@@ -342,14 +347,8 @@ fn reading_a_ledger_changes_nothing_about_the_file() {
     let out = weiquan(&["ledger", "checkpoint", s(dir.path())], None);
     assert!(String::from_utf8_lossy(&out.stderr).contains("it is a folder"));
     // A real ledger reads, and its file is unchanged by reading it.
-    let db = dir.path().join("run.db");
-    let audit = weiquan(
-        &["audit", "tests/cases/presale/events.ndjson", "--ledger", s(&db)],
-        None,
-    );
-    assert_eq!(audit.status.code(), Some(0));
+    let (db, public) = audited(dir.path(), &[]);
     let before = std::fs::read(&db).expect("read");
-    let public = dir.path().join("run.db.key.pub");
     for args in [
         vec!["ledger", "checkpoint", s(&db)],
         vec!["ledger", "receipt", s(&db), "3"],
@@ -376,13 +375,7 @@ fn reading_a_ledger_changes_nothing_about_the_file() {
 #[test]
 fn a_ledger_without_checkpoints_over_its_leaves_does_not_verify() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("run.db");
-    let audit = weiquan(
-        &["audit", "tests/cases/presale/events.ndjson", "--ledger", s(&db)],
-        None,
-    );
-    assert_eq!(audit.status.code(), Some(0));
-    let public = dir.path().join("run.db.key.pub");
+    let (db, public) = audited(dir.path(), &[]);
     let conn = rusqlite::Connection::open(&db).expect("open");
     conn.execute("DELETE FROM ledger_leaves WHERE idx >= 20", [])
         .expect("cut");
@@ -420,25 +413,9 @@ fn keygen_overwrites_neither_half_of_a_pair() {
 #[test]
 fn an_audit_under_its_own_rules_records_them_for_backtest() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (db, rules) = (dir.path().join("run.db"), dir.path().join("looser.toml"));
+    let rules = dir.path().join("looser.toml");
     std::fs::write(&rules, "[thresholds]\nship_days = 30\n").expect("written");
-    let audit = weiquan(
-        &[
-            "audit",
-            "tests/cases/presale/events.ndjson",
-            "--rules",
-            s(&rules),
-            "--ledger",
-            s(&db),
-        ],
-        None,
-    );
-    assert_eq!(
-        audit.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&audit.stderr)
-    );
+    let (db, public) = audited(dir.path(), &["--rules", s(&rules)]);
     let out = weiquan(
         &[
             "backtest",
@@ -459,10 +436,7 @@ fn an_audit_under_its_own_rules_records_them_for_backtest() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(said.starts_with("recorded under rulebook "), "{said}");
-    let verify = weiquan(
-        &["verify", "log", s(&db), "--pub", s(&dir.path().join("run.db.key.pub"))],
-        None,
-    );
+    let verify = weiquan(&["verify", "log", s(&db), "--pub", s(&public)], None);
     assert!(
         String::from_utf8_lossy(&verify.stdout).contains("1 rulebook records"),
         "{}",
