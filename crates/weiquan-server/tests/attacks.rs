@@ -394,6 +394,9 @@ async fn every_error_status_is_a_problem_document() {
     check("bad query", s, 400, ct.as_deref(), &b);
     // An extractor's rejection says what was wrong and where to look.
     assert!(b.contains("index") && b.contains("see /openapi.json"), "{b}");
+    let (s, ct, b) = send(http.get(url("/v1/proofs/consistency?from=5&to=3"))).await;
+    check("sizes the wrong way round", s, 400, ct.as_deref(), &b);
+    assert!(b.contains("ask for the older size in `from`"), "{b}");
     let (s, ct, b) = send(http.get(url("/v1/receipts/notanumber")).bearer_auth(&platform)).await;
     check("bad path", s, 400, ct.as_deref(), &b);
     let (s, ct, b) = send(http.post(url("/v1/events")).bearer_auth(&platform).body("[{")).await;

@@ -211,9 +211,10 @@ impl SqliteStore {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| StoreError::of_kind(kind_of(&e), context(), e))?;
+        // Not damaged: another kind of file (a damaged ledger is `Corrupt`).
         let not_a_ledger = |why: &str| {
             StoreError::of_kind(
-                StoreErrorKind::Corrupt,
+                StoreErrorKind::Other,
                 context(),
                 format!("not a weiquan ledger ({why}); give the ledger's .db file"),
             )

@@ -318,8 +318,8 @@ pub enum KeysCommand {
         /// platform, regulator, merchant:ID or consumer:ID.
         #[arg(long)]
         role: String,
-        /// The key stops working this many days from now [default: never].
-        #[arg(long, value_name = "DAYS")]
+        /// The key stops working this many days from now, 1 to 36,500 [default: never].
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
         expires_in_days: Option<u32>,
         /// Where the server keeps its keys.
         #[command(flatten)]

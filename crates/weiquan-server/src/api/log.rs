@@ -51,11 +51,18 @@ pub struct ConsistencyQuery {
 }
 
 /// Proof that the tree of `from` leaves is a prefix of the tree of `to` leaves.
-#[utoipa::path(get, path = "/v1/proofs/consistency", tag = "log", params(ConsistencyQuery), responses((status = 200, description = "A consistency proof (as `weiquan verify consistency` reads it)", body = crate::schemas::ConsistencyOut), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/v1/proofs/consistency", tag = "log", params(ConsistencyQuery), responses((status = 200, description = "A consistency proof (as `weiquan verify consistency` reads it)", body = crate::schemas::ConsistencyOut), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub(crate) async fn consistency_proof(
     State(app): AppStateRef,
     Query(q): Query<ConsistencyQuery>,
 ) -> Result<Json<weiquan_ledger::ConsistencyProof>, ApiError> {
+    // Sizes the wrong way round are a mistake in the request, not a tree missing here.
+    if let Some(to) = q.to.filter(|&to| to < q.from) {
+        return Err(ApiError::bad_request(format!(
+            "from ({}) is larger than to ({to}); ask for the older size in `from`",
+            q.from
+        )));
+    }
     let proof = (app.log)
         .read(move |log| {
             let to = q.to.unwrap_or(log.size());

@@ -39,7 +39,14 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
     match &args.what {
         VerifyCommand::Log { path, public } => {
             let v = verifier(public)?;
-            let mut store = open_ledger_file(path)?;
+            // A ledger too damaged to open is not valid, as one whose hashes differ is not.
+            let mut store =
+                open_ledger_file(path).map_err(|e| match e.downcast_ref::<weiquan_ledger::StoreError>() {
+                    Some(s) if s.kind == weiquan_ledger::StoreErrorKind::Corrupt => {
+                        Invalid(format!("{}: the file is damaged ({s})", path.display())).into()
+                    }
+                    _ => e,
+                })?;
             let report = verify_log(&mut store, &v).map_err(|e| Invalid(format!("{}: {e}", path.display())))?;
             if let Some(problem) = report.unsigned_leaves() {
                 return Err(Invalid(format!("{}: {problem}", path.display())).into());

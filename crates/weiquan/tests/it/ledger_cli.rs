@@ -385,6 +385,14 @@ fn a_ledger_without_checkpoints_over_its_leaves_does_not_verify() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{said}");
     assert!(said.contains("leaves 0 to 20 have no signed checkpoint"), "{said}");
+    // A ledger cut short is damaged: not valid either, not "cannot read".
+    let whole = std::fs::read(&db).expect("read");
+    let cut = dir.path().join("cut.db");
+    std::fs::write(&cut, &whole[..whole.len() / 2]).expect("written");
+    let out = weiquan(&["verify", "log", s(&cut), "--pub", s(&public)], None);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{said}");
+    assert!(said.contains("NOT VALID") && said.contains("damaged"), "{said}");
 }
 
 /// `keygen` never overwrites a key, nor the public key beside it, and a

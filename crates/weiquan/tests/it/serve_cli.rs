@@ -411,6 +411,28 @@ fn keys_are_listed_and_revoked_by_id() {
     };
     let platform = create("platform", &[]);
     let merchant = create("merchant:m1", &["--expires-in-days", "30"]);
+    // A key expired at birth, or dated past any calendar, is refused before any is made.
+    for days in ["0", "4294967295"] {
+        let out = crate::weiquan(
+            &[
+                "keys",
+                "create",
+                "--data",
+                d,
+                "--role",
+                "platform",
+                "--expires-in-days",
+                days,
+            ],
+            None,
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{days}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let list = crate::weiquan(&["keys", "list", "--data", d, "--json"], None);
     let keys = crate::ndjson(&list.stdout);
     assert_eq!(keys.len(), 2);
