@@ -383,6 +383,10 @@ pub struct BacktestArgs {
     /// The rules to try (merged over the built-in rulebook, as `--rules` everywhere).
     #[arg(long, value_name = "FILE")]
     pub rules: PathBuf,
+    /// Final clock of the replay, as the recorded run's `audit --as-of` (the
+    /// ledger does not record it): deadlines before it are decided at the end.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub as_of: Option<weiquan_events::Time>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,

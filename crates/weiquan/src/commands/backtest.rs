@@ -36,6 +36,14 @@ pub fn run(args: &BacktestArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let lang = Lang::from(args.lang);
     let mut store = super::verify::open_ledger_file(&args.ledger)?;
     let mut engine = Engine::new(rules.clone());
+    // The replay's findings by key, each with its message in `lang`.
+    let keep = |replayed: &mut BTreeMap<Key, Vec<String>>, found: Vec<weiquan_engine::Finding>| {
+        for f in found {
+            let message = f.record(&rules, lang).message;
+            let key = (f.rule.as_str().to_owned(), f.subject.clone(), f.at.to_string());
+            replayed.entry(key).or_default().push(message);
+        }
+    };
     // Recorded findings by key, with their leaf indices; the replay's, with messages.
     let mut recorded: BTreeMap<Key, Vec<u64>> = BTreeMap::new();
     let mut replayed: BTreeMap<Key, Vec<String>> = BTreeMap::new();
@@ -51,11 +59,8 @@ pub fn run(args: &BacktestArgs, out: &mut dyn Write) -> Result<ExitCode> {
             Recorded::Event { text, .. } => match weiquan_events::parse_event(&text) {
                 Ok(ev) => {
                     events += 1;
-                    for f in engine.apply(&ev) {
-                        let message = f.record(&rules, lang).message;
-                        let key = (f.rule.as_str().to_owned(), f.subject.clone(), f.at.to_string());
-                        replayed.entry(key).or_default().push(message);
-                    }
+                    let found = engine.apply(&ev);
+                    keep(&mut replayed, found);
                 }
                 Err(_) => unreadable += 1,
             },
@@ -64,6 +69,10 @@ pub fn run(args: &BacktestArgs, out: &mut dyn Write) -> Result<ExitCode> {
         }
         Ok(())
     })?;
+    if let Some(at) = args.as_of {
+        let found = engine.advance(at);
+        keep(&mut replayed, found);
+    }
     let changes = diff(&recorded, &replayed);
     match args.format {
         Format::Ndjson => {

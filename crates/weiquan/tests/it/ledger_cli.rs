@@ -451,3 +451,52 @@ fn an_audit_under_its_own_rules_records_them_for_backtest() {
         String::from_utf8_lossy(&verify.stdout)
     );
 }
+
+/// The ledger does not record an audit's `--as-of`: a backtest given the same
+/// `--as-of` replays exactly what was recorded, where one without it reports
+/// the findings that final clock decided as removed.
+#[test]
+fn a_backtest_takes_the_recorded_runs_as_of() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let case = std::fs::read_to_string(crate::root().join("tests/cases/presale/events.ndjson")).expect("case");
+    let untick: String = case
+        .lines()
+        .filter(|l| !l.contains("clock.tick"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let events = dir.path().join("events.ndjson");
+    std::fs::write(&events, untick).expect("written");
+    let db = dir.path().join("run.db");
+    let as_of = "2026-12-31T00:00:00+08:00";
+    let audit = weiquan(&["audit", s(&events), "--as-of", as_of, "--ledger", s(&db)], None);
+    assert_eq!(
+        audit.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
+    let same = dir.path().join("same.toml");
+    std::fs::write(&same, "").expect("written");
+    let backtest = |extra: &[&str]| {
+        let mut args = vec![
+            "backtest",
+            "--ledger",
+            s(&db),
+            "--rules",
+            s(&same),
+            "--format",
+            "ndjson",
+        ];
+        args.extend_from_slice(extra);
+        weiquan(&args, None)
+    };
+    let without = backtest(&[]);
+    assert_eq!(
+        without.status.code(),
+        Some(3),
+        "the as-of's findings are missing without it"
+    );
+    assert!(crate::ndjson(&without.stdout).iter().all(|c| c["change"] == "removed"));
+    let with = backtest(&["--as-of", as_of]);
+    assert_eq!(with.status.code(), Some(0), "{}", String::from_utf8_lossy(&with.stdout));
+}
