@@ -42,6 +42,19 @@ pub enum VerifyError {
         /// Tree size.
         size: u64,
     },
+    /// Leaves past the newest checkpoint: every writer stores leaves and their
+    /// checkpoint in one transaction, so these were added without the log's
+    /// key, or the checkpoints over them were removed.
+    #[error(
+        "leaves {from} to {to} have no signed checkpoint over them: they were added without the log key, \
+         or the checkpoints over them were removed"
+    )]
+    Unsigned {
+        /// The newest checkpoint's size (the first leaf it does not cover).
+        from: u64,
+        /// The log's size.
+        to: u64,
+    },
     /// A proof does not verify.
     #[error("{0}")]
     Proof(String),
@@ -109,24 +122,9 @@ pub struct LogReport {
     pub origins: Vec<(u64, String)>,
 }
 
-impl LogReport {
-    /// The leaves past the newest checkpoint, as the problem they are: every
-    /// writer stores leaves and their checkpoint in one transaction, so a leaf
-    /// no signed checkpoint covers was added without the log's key (or the
-    /// checkpoints over it were removed).
-    pub fn unsigned_leaves(&self) -> Option<String> {
-        (self.checkpointed != self.leaves).then(|| {
-            format!(
-                "leaves {} to {} have no signed checkpoint over them: they were added without the log key, \
-                 or the checkpoints over them were removed",
-                self.checkpointed, self.leaves
-            )
-        })
-    }
-}
-
-/// Recomputes every hash of the log from its entries, and checks every
-/// checkpoint's signature and root against the rebuilt tree.
+/// Recomputes every hash of the log from its entries, checks every
+/// checkpoint's signature and root against the rebuilt tree, and that a
+/// checkpoint covers every leaf.
 pub fn verify_log<S: LogStore>(store: &mut S, verifier: &StandardVerifier) -> Result<LogReport, VerifyError> {
     let size = store.size()?;
     let checkpoints = store.checkpoints()?;
@@ -204,6 +202,12 @@ pub fn verify_log<S: LogStore>(store: &mut S, verifier: &StandardVerifier) -> Re
         return Err(VerifyError::Checkpoint {
             what: format!("for size {s}"),
             why: format!("the log holds only {size} leaves"),
+        });
+    }
+    if report.checkpointed != report.leaves {
+        return Err(VerifyError::Unsigned {
+            from: report.checkpointed,
+            to: report.leaves,
         });
     }
     Ok(report)

@@ -23,9 +23,9 @@ fn copy_private(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Refuses a signing key whose private half is not `key`'s public one's:
-/// a server started from such a pair signs checkpoints no one can verify.
-fn check_pair(key: &Path, public: &Path) -> Result<()> {
+/// The verifier of `public`, refused when `key` is not its private half: a
+/// server started from such a pair signs checkpoints no one can verify.
+fn check_pair(key: &Path, public: &Path) -> Result<signed_note::StandardVerifier> {
     let read = |p: &Path| std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()));
     let signer = weiquan_ledger::load_signer(&read(key)?).with_context(|| key.display().to_string())?;
     let verifier = weiquan_ledger::load_verifier(&read(public)?).with_context(|| public.display().to_string())?;
@@ -37,7 +37,7 @@ fn check_pair(key: &Path, public: &Path) -> Result<()> {
         ))
         .into());
     }
-    Ok(())
+    Ok(verifier)
 }
 
 /// Runs `weiquan backup`.
@@ -105,17 +105,11 @@ pub fn restore(args: &RestoreArgs, out: &mut dyn Write) -> Result<()> {
         ))
         .into());
     }
-    check_pair(&args.backup.join(KEY_FILES[0]), &args.backup.join(KEY_FILES[1]))?;
-    let verifier = weiquan_ledger::load_verifier(
-        &std::fs::read_to_string(args.backup.join(KEY_FILES[1])).context("reading the backup's public key")?,
-    )?;
+    let verifier = check_pair(&args.backup.join(KEY_FILES[0]), &args.backup.join(KEY_FILES[1]))?;
     // The backup is verified where it is, before anything is copied: a damaged
     // one leaves no half-restored folder to be cleared before a retry.
     let report = weiquan_ledger::verify_log(&mut SqliteStore::open_read_only(&from_db)?, &verifier)
         .map_err(|e| super::verify::Invalid(format!("the backup's ledger does not verify: {e}")))?;
-    if let Some(problem) = report.unsigned_leaves() {
-        return Err(super::verify::Invalid(format!("the backup's ledger does not verify: {problem}")).into());
-    }
     weiquan_store::create_data_dir(&args.data)?;
     for f in KEY_FILES {
         copy_private(&args.backup.join(f), &args.data.join(f))?;
