@@ -213,7 +213,7 @@ fn checked(line: u64, b: &[u8]) -> Line<'_> {
         Err(e) => Line::Bad(bad(
             line,
             format!(
-                "line is not valid UTF-8 (bad byte at column {}); re-encode the file as UTF-8",
+                "line is not valid UTF-8 (bad byte at column {}); re-encode the input as UTF-8",
                 e.valid_up_to() + 1
             ),
         )),

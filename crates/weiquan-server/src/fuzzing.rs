@@ -39,7 +39,7 @@ pub fn ingest(body: &[u8]) {
     if items.len() > crate::MAX_BATCH_ITEMS {
         return;
     }
-    // A line that is not UTF-8 is rejected by the route, before the core.
+    // A line the route rejects itself (not UTF-8, too long) never reaches the core.
     let items: Vec<String> = items.into_iter().filter_map(Result::ok).collect();
     let n = items.len();
     CORE.with(|cell| {

@@ -27,10 +27,11 @@ pub struct IngestResponse {
 /// One item of a body: its text, or why it cannot be read as an event at all.
 pub(crate) type BodyItem = Result<String, String>;
 
-/// Splits a body into items: a JSON array, or NDJSON framed as a file's lines
-/// are (blank lines skipped, `\r\n` and a byte-order mark allowed). An NDJSON
-/// line that is not UTF-8 is an item of its own that is rejected, as a file's
-/// line is: it does not cost the body's other items.
+/// Splits a body into items: a JSON array, or NDJSON framed and checked as a
+/// file's lines are (blank lines skipped, `\r\n` and a byte-order mark
+/// allowed). An NDJSON line that is not UTF-8, or too long, is an item of its
+/// own that is rejected, as a file's line is: it does not cost the body's
+/// other items.
 pub(crate) fn split_items(body: &[u8]) -> Result<Vec<BodyItem>, ApiError> {
     let unmarked = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     if unmarked.trim_ascii_start().starts_with(b"[") {
@@ -40,15 +41,11 @@ pub(crate) fn split_items(body: &[u8]) -> Result<Vec<BodyItem>, ApiError> {
     }
     // One more than a request may hold is enough to refuse it: a body of
     // millions of tiny lines is not turned into millions of strings first.
-    Ok(weiquan_events::body_lines(body)
+    Ok(weiquan_events::checked_body_lines(body)
         .take(crate::MAX_BATCH_ITEMS + 1)
-        .map(|(_, line)| {
-            std::str::from_utf8(line).map(str::to_owned).map_err(|e| {
-                format!(
-                    "item is not valid UTF-8 (bad byte at column {}); re-encode it as UTF-8",
-                    e.valid_up_to() + 1
-                )
-            })
+        .map(|line| match line {
+            weiquan_events::Line::Text(_, text) => Ok(text.to_owned()),
+            weiquan_events::Line::Bad(reject) => Err(reject.error),
         })
         .collect())
 }
