@@ -265,6 +265,17 @@ impl Default for Rulebook {
     }
 }
 
+/// Refuses the first key that is no rule's id.
+fn check_rule_ids<'a>(ids: impl IntoIterator<Item = &'a String>) -> Result<(), RulebookError> {
+    match ids.into_iter().find(|id| RuleId::parse(id).is_none()) {
+        Some(id) => Err(invalid(
+            format!("rules.{id}"),
+            "no such rule; rule ids are those of spec/rulebook.md, e.g. PS-01",
+        )),
+        None => Ok(()),
+    }
+}
+
 impl Rulebook {
     /// The built-in rulebook.
     pub fn builtin() -> Rulebook {
@@ -274,6 +285,11 @@ impl Rulebook {
     /// The built-in rulebook with the keys of `overrides` (TOML text) replacing its own.
     pub fn with_overrides(overrides: &str) -> Result<Rulebook, RulebookError> {
         let over: toml::Table = toml::from_str(overrides)?;
+        // Checked before the merge: a mistyped id merged in would be reported as a
+        // rule missing its `citation`, not as the id it is.
+        if let Some(toml::Value::Table(rules)) = over.get("rules") {
+            check_rule_ids(rules.keys())?;
+        }
         let mut base = builtin_table();
         merge(&mut base, over);
         Rulebook::from_table(base)
@@ -288,14 +304,7 @@ impl Rulebook {
                 format!("rulebook version {} is not supported; use 1", file.version),
             ));
         }
-        for id in file.rules.keys() {
-            if RuleId::parse(id).is_none() {
-                return Err(invalid(
-                    format!("rules.{id}"),
-                    "no such rule; rule ids are those of spec/rulebook.md, e.g. PS-01",
-                ));
-            }
-        }
+        check_rule_ids(file.rules.keys())?;
         let mut texts = Vec::with_capacity(RuleId::ALL.len());
         for &id in RuleId::ALL {
             let text = file.rules.get(id.as_str()).ok_or_else(|| {
@@ -558,6 +567,11 @@ mod tests {
                 }
                 other => panic!("{text}: expected an error naming {key}, got {other:?}"),
             }
+        }
+        // A mistyped id is named as one, not as a rule missing its citation.
+        match Rulebook::with_overrides("[rules.PS-99]\nseverity = \"high\"\n") {
+            Err(RulebookError::Invalid { message, .. }) => assert!(message.starts_with("no such rule"), "{message}"),
+            other => panic!("expected no such rule, got {other:?}"),
         }
         assert!(matches!(
             Rulebook::with_overrides("[thresholds"),

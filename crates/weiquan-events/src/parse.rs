@@ -573,7 +573,12 @@ fn parse_fields(line: &str) -> Result<(Event<'_>, Fields<'_>), ParseError> {
     let obj = object(line).map_err(|e| ParseError {
         id: None,
         field: None,
-        message: if e.is_data() {
+        // Only a file's first line may carry a byte-order mark (framing drops it there);
+        // one further down is most often files joined with `cat`, and serde_json's
+        // "expected value" would not say so.
+        message: if line.trim_start_matches([' ', '\t']).starts_with('\u{feff}') {
+            "the line starts with a byte-order mark (U+FEFF), which only the first line of a file may carry (files joined with `cat`?); remove it".into()
+        } else if e.is_data() {
             "the line is valid JSON but not an object; each line must be one JSON object".into()
         } else {
             format!("not valid JSON ({e}); each line must be one JSON object")

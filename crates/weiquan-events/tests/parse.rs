@@ -304,6 +304,23 @@ fn reader_skips_blank_lines_strips_crlf_and_bom_and_numbers_lines() {
 }
 
 #[test]
+fn a_byte_order_mark_below_the_first_line_is_named() {
+    // Two files joined with `cat`: the second one's mark starts line 2.
+    let input = format!("\u{feff}{ORDER}\n\u{feff}{}\n", ORDER.replace("e1", "e2"));
+    let mut r = LineReader::new(input.as_bytes());
+    let first = r.next_line().expect("in memory").expect("line 1");
+    assert!(parse_line(first).is_ok(), "the first line's mark is dropped");
+    let second = r.next_line().expect("in memory").expect("line 2");
+    match parse_line(second) {
+        Err(rj) => assert!(
+            rj.line == 2 && rj.error.contains("byte-order mark (U+FEFF)") && rj.error.contains("remove it"),
+            "{rj:?}"
+        ),
+        Ok(p) => panic!("accepted {}", p.event.id),
+    }
+}
+
+#[test]
 fn invalid_utf8_is_a_reject_not_an_error() {
     let mut input = ORDER.as_bytes().to_vec();
     input.extend_from_slice(b"\n{\"v\":1,\"id\":\"\xff\"}\n");

@@ -203,10 +203,14 @@ fn poster(path: &str) -> Option<fn(&Role) -> bool> {
         Some(|r| matches!(r, Role::Consumer(_)))
     } else if path == "/v1/complaints" {
         Some(|r| matches!(r, Role::Consumer(_) | Role::Platform))
-    } else if path.starts_with("/v1/complaints/") && path.ends_with("/respond") {
-        Some(|r| matches!(r, Role::Merchant(_) | Role::Platform))
-    } else if path.starts_with("/v1/complaints/") {
-        Some(|r| *r == Role::Platform)
+    } else if let Some(rest) = path.strip_prefix("/v1/complaints/") {
+        match rest.rsplit_once('/').map(|(_, step)| step) {
+            Some("respond") => Some(|r| matches!(r, Role::Merchant(_) | Role::Platform)),
+            Some("resolve" | "escalate") => Some(|r| *r == Role::Platform),
+            // No such step: a 404 that names the steps, for any role, not a 403 that
+            // would tell a merchant the step exists but is not theirs.
+            _ => None,
+        }
     } else {
         None
     }

@@ -177,6 +177,17 @@ async fn a_complaint_goes_from_consumer_to_merchant_platform_and_regulator_with_
             403,
             "{name}"
         );
+        // A step that does not exist is a 404 naming the steps, for the merchant too
+        // (a 403 would say the step exists but is not theirs).
+        let (status, unknown) = step(m1.clone(), "refund", None).await;
+        assert_eq!(status, 404, "{name}: {unknown}");
+        assert!(
+            unknown["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains("the steps are respond, resolve and escalate"),
+            "{name}: {unknown}"
+        );
         // A merchant cannot say it is the platform: the key says who acts, and a field claiming otherwise is refused.
         let (status, forged) = step(m1.clone(), "respond", Some(r#"{"by":"platform"}"#)).await;
         assert_eq!(status, 400, "{name}: {forged}");

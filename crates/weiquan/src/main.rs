@@ -42,7 +42,7 @@ fn main() -> ExitCode {
         }),
         Command::Simulate(args) => commands::simulate::run(args, &mut err).map(|()| ExitCode::SUCCESS),
         Command::Serve(args) => commands::serve::run(args, &mut err).map(|()| ExitCode::SUCCESS),
-        Command::Keys(args) => commands::serve::keys(args, &mut out).map(|()| ExitCode::SUCCESS),
+        Command::Keys(args) => commands::serve::keys(args, &mut out, &mut err).map(|()| ExitCode::SUCCESS),
         Command::Erase(args) => commands::serve::erase(args, &mut out).map(|()| ExitCode::SUCCESS),
         Command::Backup(args) => commands::backup::backup(args, &mut out).map(|()| ExitCode::SUCCESS),
         Command::Restore(args) => commands::backup::restore(args, &mut out).map(|()| ExitCode::SUCCESS),
@@ -65,7 +65,7 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             let _ = err.flush();
-            let _ = writeln!(err, "weiquan: error: {e:#}");
+            let _ = writeln!(err, "weiquan: error: {}", commands::describe(&e));
             if e.downcast_ref::<UsageError>().is_some() {
                 ExitCode::from(2)
             } else if e.downcast_ref::<commands::verify::Invalid>().is_some() {

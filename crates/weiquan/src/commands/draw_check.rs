@@ -27,7 +27,8 @@ struct Lottery {
     drawn: Option<Drawn>,
 }
 
-/// Returns a sentence saying the draw is fair, or an error sentence naming what is wrong.
+/// Returns a sentence saying the draw is fair, or an error sentence naming what is wrong;
+/// an error (not a verdict) when the ledger holds no such lottery or no draw of it.
 pub fn check<S: LogStore + weiquan_store::PrivateData>(
     store: &mut S,
     lottery: &str,
@@ -112,13 +113,21 @@ pub fn check<S: LogStore + weiquan_store::PrivateData>(
             "leaf {index} holds event {id} by its hash only (its line has no canonical JSON form and is too long to carry): the draw cannot be checked from this ledger alone"
         )));
     }
-    Ok(judge(lottery, &l, &first_entry))
+    // Nothing to judge is not an unfair draw (exit 3): a mistyped id is the caller's
+    // (exit 2), a draw still to come an error (exit 1), so a script can tell them apart.
+    let Some(announced) = l.announced else {
+        return Err(super::UsageError(format!(
+            "lottery {lottery} is not announced in this ledger: check the id (the `lottery` of its lottery.announced) and the ledger"
+        ))
+        .into());
+    };
+    if l.drawn.is_none() {
+        anyhow::bail!("lottery {lottery} (announced at leaf {announced}) has not been drawn in this ledger: nothing to verify yet");
+    }
+    Ok(judge(lottery, announced, &l, &first_entry))
 }
 
-fn judge(id: &str, l: &Lottery, first_entry: &HashMap<String, usize>) -> Result<String, String> {
-    let announced = l
-        .announced
-        .ok_or_else(|| format!("lottery {id} is not announced in this ledger"))?;
+fn judge(id: &str, announced: u64, l: &Lottery, first_entry: &HashMap<String, usize>) -> Result<String, String> {
     let commitment = l.commitment.as_deref().ok_or_else(|| {
         format!("lottery {id} was announced (leaf {announced}) without a commitment: its draw cannot be verified")
     })?;

@@ -80,3 +80,38 @@ pub fn load_rules(path: Option<&Path>) -> Result<Arc<Rulebook>> {
         .map(Arc::new)
         .map_err(|e| UsageError(format!("rules file {}: {e}", path.display())).into())
 }
+
+/// The error and its causes, each said once, for the one line weiquan prints. Several
+/// error types (the stores' among them) put their source's text in their own message
+/// and also return it as `source()`, which `{:#}` would print twice.
+pub fn describe(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_says_each_cause_once() {
+        let io = std::io::Error::other("disk I/O error");
+        let store = weiquan_ledger::StoreError::new("reading run.db", io);
+        let e = anyhow::Error::from(store).context("cannot open the ledger");
+        assert_eq!(format!("{e:#}").matches("disk I/O error").count(), 2, "{e:#}");
+        assert_eq!(describe(&e), "cannot open the ledger: reading run.db: disk I/O error");
+        // A cause its parent does not repeat is kept.
+        let plain = anyhow::anyhow!("root cause").context("outer");
+        assert_eq!(describe(&plain), "outer: root cause");
+    }
+}

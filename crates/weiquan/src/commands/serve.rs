@@ -189,9 +189,20 @@ pub async fn shutdown_signal() {
 }
 
 impl crate::cli::KeyStoreArgs {
+    /// The data folder (`--data`, or `weiquan-data` as the server's default).
+    fn data_dir(&self) -> PathBuf {
+        self.data.clone().unwrap_or_else(|| PathBuf::from("weiquan-data"))
+    }
+
+    /// The SQLite database's folder when these arguments name one that holds none yet.
+    fn new_sqlite(&self) -> Option<PathBuf> {
+        let data = self.data_dir();
+        (self.db.is_none() && !data.join("weiquan.db").exists()).then_some(data)
+    }
+
     /// The database these arguments name (creating the data folder for SQLite when `create`).
     fn database(&self, create: bool) -> Result<Database> {
-        let data = self.data.clone().unwrap_or_else(|| PathBuf::from("weiquan-data"));
+        let data = self.data_dir();
         if self.db.is_none() {
             if create {
                 weiquan_store::create_data_dir(&data)?;
@@ -208,7 +219,7 @@ impl crate::cli::KeyStoreArgs {
 }
 
 /// Runs `weiquan keys`.
-pub fn keys(args: &KeysArgs, out: &mut dyn Write) -> Result<()> {
+pub fn keys(args: &KeysArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
     match &args.what {
         KeysCommand::Create {
             role,
@@ -224,6 +235,15 @@ pub fn keys(args: &KeysArgs, out: &mut dyn Write) -> Result<()> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
             let expires = expires_in_days.map(|d| now_ms.saturating_add(i64::from(d) * weiquan_events::DAY_MS));
+            // Keys may be made before the server's first start, so a new database is
+            // allowed; but a mistyped --data would make a key no server knows, so say so.
+            if let Some(data) = store.new_sqlite() {
+                writeln!(
+                    err,
+                    "weiquan: note: {} held no weiquan database; a new one was made there. A server started with another --data (or --db) will not know this key.",
+                    data.display()
+                )?;
+            }
             let key = weiquan_server::create_key(&store.database(true)?, &role, expires)?;
             writeln!(out, "{key}")?;
         }

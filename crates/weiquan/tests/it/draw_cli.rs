@@ -108,11 +108,17 @@ fn stream(tweak: &str) -> String {
         };
         o.insert("beacon_signature".into(), json!(sig));
     }
-    lines.push(line("draw", "lottery.drawn", "20:00", drawn));
+    if tweak != "undrawn" {
+        lines.push(line("draw", "lottery.drawn", "20:00", drawn));
+    }
     lines.join("\n") + "\n"
 }
 
 fn verify(tweak: &str) -> (Option<i32>, String) {
+    verify_lottery(tweak, "l1")
+}
+
+fn verify_lottery(tweak: &str, lottery: &str) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let events = dir.path().join("events.ndjson");
     std::fs::write(&events, stream(tweak)).expect("write");
@@ -132,7 +138,7 @@ fn verify(tweak: &str) -> (Option<i32>, String) {
             "--ledger",
             &s(&db),
             "--lottery",
-            "l1",
+            lottery,
             "--pub",
             &s(&dir.path().join("run.db.key.pub")),
         ],
@@ -171,4 +177,24 @@ fn each_kind_of_tampering_is_named() {
         assert_eq!(code, Some(3), "{tweak}: {msg}");
         assert!(msg.contains(words), "{tweak}: expected `{words}` in: {msg}");
     }
+}
+
+#[test]
+fn nothing_to_judge_is_not_called_an_unfair_draw() {
+    // A mistyped id is the caller's mistake (exit 2), a draw still to come an error
+    // (exit 1): neither is the "NOT VALID" (exit 3) a script reads as evidence.
+    let (code, msg) = verify_lottery("fair", "l2");
+    assert_eq!(code, Some(2), "{msg}");
+    assert!(
+        msg.contains("lottery l2 is not announced in this ledger: check the id"),
+        "{msg}"
+    );
+    assert!(!msg.contains("NOT VALID"), "{msg}");
+    let (code, msg) = verify("undrawn");
+    assert_eq!(code, Some(1), "{msg}");
+    assert!(
+        msg.contains("has not been drawn in this ledger: nothing to verify yet"),
+        "{msg}"
+    );
+    assert!(!msg.contains("NOT VALID"), "{msg}");
 }

@@ -407,10 +407,20 @@ fn keys_are_listed_and_revoked_by_id() {
         args.extend_from_slice(extra);
         let out = crate::weiquan(&args, None);
         assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        (
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
-    let platform = create("platform", &[]);
-    let merchant = create("merchant:m1", &["--expires-in-days", "30"]);
+    // The first key makes the database, and says so (a mistyped --data would make a
+    // key no server knows); the next ones find it and say nothing.
+    let (platform, said) = create("platform", &[]);
+    assert!(
+        said.contains("held no weiquan database; a new one was made there"),
+        "{said}"
+    );
+    let (merchant, said) = create("merchant:m1", &["--expires-in-days", "30"]);
+    assert!(said.is_empty(), "{said}");
     // A key expired at birth, or dated past any calendar, is refused before any is made.
     for days in ["0", "4294967295"] {
         let out = crate::weiquan(
