@@ -315,8 +315,9 @@ pub struct LotteryOut {
     pub prizes: Vec<PrizeOut>,
     /// Entrants before the close.
     pub entrants: u64,
-    /// Their RFC 6962 root, hex.
-    pub entrants_root: String,
+    /// Their RFC 6962 root, hex; `null` for a lottery without a commitment,
+    /// whose entrants' ids weiquan does not keep (no draw to check against them).
+    pub entrants_root: Option<String>,
     /// Entries after the close.
     pub late_entries: u64,
     /// Closed.

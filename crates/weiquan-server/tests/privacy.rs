@@ -394,6 +394,36 @@ async fn what_an_attack_on_the_private_log_found_stays_fixed() {
     }
 }
 
+/// A lottery announced without a commitment: weiquan keeps no entrant ids for
+/// it, so its page claims no entrants root (it showed the empty list's) and
+/// its proof route says why there is no proof (it said "not among the 0 entrants").
+#[tokio::test(flavor = "multi_thread")]
+async fn an_uncommitted_lottery_claims_no_entrants_root() {
+    let db = Db::sqlite();
+    let server = Server::start(db.config(None)).await;
+    let platform = db.key("platform").await;
+    let events = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/cases/lottery/events.ndjson"
+    ))
+    .expect("the lottery case");
+    server.post_events(&platform, events).await;
+    let (status, l1) = server.call("GET", "/v1/lotteries/l1", None, None).await;
+    assert_eq!(status, 200, "{l1}");
+    assert!(l1["commitment"].is_null() && l1["drawn"] == json!(true), "{l1}");
+    assert_eq!(l1["entrants"], json!(5), "{l1}");
+    assert!(l1["entrants_root"].is_null(), "{l1}");
+    let (status, proof) = server
+        .call("GET", "/v1/lotteries/l1/proof?participant=p1", None, None)
+        .await;
+    assert_eq!(status, 404, "{proof}");
+    let detail = proof["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("published no commitment") && detail.contains("5 entered before the close"),
+        "{proof}"
+    );
+}
+
 /// The public lottery page and entry proofs mask the winners' ids (张*): a
 /// winner recognises themselves, nobody takes the list down; the platform,
 /// regulators and the lottery's merchant read them in the clear.
@@ -435,6 +465,10 @@ async fn public_lottery_pages_mask_the_winners() {
         .expect("a winner")
         .to_owned();
     let (_, public) = server.call("GET", "/v1/lotteries/L1", None, None).await;
+    assert!(
+        public["entrants_root"].is_string(),
+        "a committed lottery's root: {public}"
+    );
     assert!(
         !public.to_string().contains("1380000")
             && !public.to_string().contains("1390000")

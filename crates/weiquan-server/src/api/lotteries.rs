@@ -287,8 +287,12 @@ pub async fn get_lottery(
         .sequencer
         .read(move |core: &mut Core| public_findings(core, &ids, &caller, lang))
         .await??;
-    let refs: Vec<&str> = v.entrants.iter().map(String::as_str).collect();
-    let entrants_root = hex::encode(draw::entrants_root(&refs));
+    // The engine keeps entrants' ids for committed lotteries only: a root of the
+    // empty list would be a claim about entrants it never listed.
+    let entrants_root = v.commitment.is_some().then(|| {
+        let refs: Vec<&str> = v.entrants.iter().map(String::as_str).collect();
+        hex::encode(draw::entrants_root(&refs))
+    });
     Ok(Json(LotteryOut {
         lottery: id,
         merchant: v.merchant,
@@ -379,6 +383,12 @@ pub async fn entry_proof(
     Query(q): Query<ProofQuery>,
 ) -> Result<Json<EntryProofOut>, ApiError> {
     let (v, _) = view(&app, &id).await?;
+    if v.commitment.is_none() {
+        return Err(ApiError::not_found(format!(
+            "lottery {id} published no commitment, so there is no draw to prove an entry against: weiquan keeps entrants for committed lotteries only ({} entered before the close)",
+            v.entrant_count
+        )));
+    }
     let refs: Vec<&str> = v.entrants.iter().map(String::as_str).collect();
     let index = refs.iter().position(|p| *p == q.participant).ok_or_else(|| {
         ApiError::not_found(format!(

@@ -667,13 +667,14 @@ pub(crate) async fn lottery(
             dd { @if let Some(c) = &l.commitment { code { (c) } } @else { (ui.t("未公布：开奖无法验证。", "None published: the draw cannot be verified.")) } }
             dt { (ui.t("开奖算法", "Draw algorithm")) } dd { code { (l.algorithm) } }
             dt { (ui.t("参与人数（截止前）", "Entrants (before the close)")) } dd { (ui.num(l.entrants)) }
-            dt { (ui.t("参与名单根哈希", "Entrants root")) } dd { code { (l.entrants_root) } }
+            @if let Some(root) = &l.entrants_root { dt { (ui.t("参与名单根哈希", "Entrants root")) } dd { code { (root) } } }
             @if l.late_entries > 0 { dt { (ui.t("截止后参与", "Entries after the close")) } dd { (ui.num(l.late_entries)) } }
             dt { (ui.t("开奖可验证", "Draw verifies")) }
             dd { @match l.draw_verifies {
                 Some(true) => span class="good" { (ui.t("是：服务器用公布的算法由种子和参与名单重算，结果一致。", "Yes: the server recomputed it from the seed and the entrants with the published algorithm, and it matches.")) },
                 Some(false) => span class="bad" { (ui.t("否：", "No: ")) span lang="en" { (l.draw_problem.as_deref().unwrap_or("")) } },
-                None => (ui.t("尚未开奖，或没有可核对的承诺。", "Not drawn yet, or no commitment to check against.")),
+                None if l.drawn && l.commitment.is_none() => (ui.t("无法验证：开奖前未公布承诺。", "Cannot be checked: no commitment was published before the draw.")),
+                None => (ui.t("尚未开奖。", "Not drawn yet.")),
             } }
         }
         h2 { (ui.t("奖品", "Prizes")) }

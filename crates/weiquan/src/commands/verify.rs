@@ -16,6 +16,15 @@ fn read(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
+/// A signed note (a checkpoint) from a file: its text with one newline after the last
+/// signature line, however many the file ends with. `jq -r .checkpoint` adds one to a
+/// note that already ends in one, and an editor may add more; they are not the note's,
+/// and the signature does not cover them.
+fn read_note(path: &Path) -> Result<String> {
+    let text = read(path)?;
+    Ok(format!("{}\n", text.trim_end_matches(['\n', '\r', ' ', '\t'])))
+}
+
 fn verifier(path: &Path) -> Result<signed_note::StandardVerifier> {
     load_verifier(&read(path)?).map_err(|e| super::UsageError(format!("{}: {e}", path.display())).into())
 }
@@ -93,7 +102,7 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
             since,
         } => {
             let v = verifier(public)?;
-            let since = since.as_deref().map(read).transpose()?;
+            let since = since.as_deref().map(read_note).transpose()?;
             let logs = weiquan_cluster::logs::Logs::at(logs, cluster).map_err(|e| super::UsageError(e.to_string()))?;
             let report = logs.verify(&v, since.as_deref().map(str::as_bytes)).map_err(|e| {
                 // Tampered or inconsistent logs are not valid (exit 3); a log that cannot be read is an error (1).
@@ -141,7 +150,7 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
         }
         VerifyCommand::ClusterTiles { url, public, since } => {
             let v = verifier(public)?;
-            let since = since.as_deref().map(read).transpose()?;
+            let since = since.as_deref().map(read_note).transpose()?;
             let mut fetch = Http::new(url)?;
             let report = weiquan_cluster::monitor::verify_served(&mut fetch, &v, since.as_deref().map(str::as_bytes))
                 .map_err(|e| match e {
@@ -189,7 +198,7 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
             let v = verifier(public)?;
             let p: ConsistencyProof = serde_json::from_str(&read(proof)?)
                 .map_err(|e| Invalid(format!("{} is not a consistency proof: {e}", proof.display())))?;
-            verify_consistency(read(old)?.as_bytes(), read(new)?.as_bytes(), &p, &v)
+            verify_consistency(read_note(old)?.as_bytes(), read_note(new)?.as_bytes(), &p, &v)
                 .map_err(|e| Invalid(e.to_string()))?;
             writeln!(
                 out,
