@@ -264,6 +264,7 @@ fn start_blocking(cfg: &Config) -> Result<Service> {
         verifier_key,
         tz: cfg.time_zone,
         secure_cookies: cfg.secure_cookies,
+        receipt_reads: tokio::sync::Semaphore::new(console::RECEIPT_READS),
     };
     let origin = cfg
         .origin

@@ -93,6 +93,10 @@ impl ApiError {
         e.retry_after = Some(retry_after);
         e
     }
+    /// 408: the request's body did not arrive in time.
+    pub fn timeout(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "timeout", "Request timeout", detail)
+    }
     /// 503: cannot serve now (store down, not the sequencer, shutting down).
     pub fn unavailable(detail: impl Into<String>) -> Self {
         let mut e = Self::new(
@@ -126,9 +130,12 @@ impl ApiError {
             (StatusCode::REQUEST_TIMEOUT, _) => {
                 "the request took too long; send it again, faster or smaller".to_owned()
             }
+            // This route's limit is not known here: each is named.
             (StatusCode::PAYLOAD_TOO_LARGE, _) => format!(
-                "the body is over {} MiB; send the events in several requests",
-                crate::MAX_BODY_BYTES >> 20
+                "the body is larger than this route takes: {} MiB for events (send them in several requests), {} MiB for the console's receipt form, {} KiB for its other forms",
+                crate::MAX_BODY_BYTES >> 20,
+                crate::console::RECEIPT_BYTES >> 20,
+                crate::console::FORM_BYTES >> 10
             ),
             (StatusCode::URI_TOO_LONG, _) => format!(
                 "the request target is over {} bytes; no route of this API takes one that long",

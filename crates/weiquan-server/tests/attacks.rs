@@ -49,8 +49,21 @@ async fn a_platform_cannot_lift_a_blacklist_in_the_regulators_name() {
             Some(1),
             "{name}: still blacklisted"
         );
-        // The regulator's route still lifts it.
+        // The regulator's route still lifts it; a reason longer than a complaint's
+        // text is refused first, saying how long it is (it goes into the public log).
         let regulator = db.key("regulator").await;
+        let long = json!({"reason": "改".repeat(2_001)}).to_string();
+        let (status, refused) = server
+            .call("POST", "/v1/blacklist/m1/lift", Some(&regulator), Some(long))
+            .await;
+        assert_eq!(status, 422, "{name}: {refused}");
+        assert!(
+            refused["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("reason: 2001 characters; at most 2000"),
+            "{name}: {refused}"
+        );
         let (status, lifted) = server
             .call(
                 "POST",

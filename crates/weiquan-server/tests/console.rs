@@ -485,14 +485,25 @@ fn token_in(page: &str) -> String {
         .to_owned()
 }
 
-/// The `name=value` of the session a response sets.
-fn session_set(resp: &reqwest::Response) -> Option<String> {
+/// The `name=value` of cookie `name` a response sets (`wq_session`: signed
+/// in; `wq_anon`: an anonymous visitor's session).
+fn cookie_set(resp: &reqwest::Response, name: &str) -> Option<String> {
     resp.headers()
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("wq_session="))
+        .find(|v| v.starts_with(&format!("{name}=")))
         .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+}
+
+/// The whole `Set-Cookie` line for cookie `name` a response sets.
+fn cookie_line(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
         .map(str::to_owned)
 }
 
@@ -528,7 +539,7 @@ impl Forms {
             .send()
             .await
             .expect("page");
-        let cookie = session_set(&resp).expect("a session cookie");
+        let cookie = cookie_set(&resp, "wq_anon").expect("an anonymous session's cookie");
         (cookie, token_in(&resp.text().await.expect("html")))
     }
 
@@ -549,7 +560,7 @@ impl Forms {
             .await
             .expect("sign in");
         assert_eq!(resp.status(), 303);
-        let cookie = session_set(&resp).expect("a new session");
+        let cookie = cookie_set(&resp, "wq_session").expect("a signed-in session's cookie");
         let page = self.page("/consumer", &cookie).await;
         (cookie, token_in(&page))
     }
@@ -666,6 +677,123 @@ async fn forms_need_their_token_and_the_right_role() {
         csp.contains("default-src 'none'") && csp.contains("form-action 'self'"),
         "{csp}"
     );
+    s.stop().await;
+}
+
+/// A request that arrives without the signed-in cookie (a link or a form
+/// from another site: the browser leaves a SameSite cookie out of some of
+/// them) never replaces it, so another site cannot sign a reader out; the
+/// signed-in cookie is Lax, so a link into the console arrives signed in;
+/// signing out clears it.
+#[tokio::test]
+async fn another_site_cannot_sign_a_reader_out() {
+    let db = Db::sqlite();
+    let s = Server::start(db.config(None)).await;
+    let regulator = db.key("regulator").await;
+    let f = Forms::new(&s.base);
+    let (cookie, csrf) = f.signed_in(&regulator).await;
+    // The signed-in cookie as set at sign-in: Lax, HttpOnly.
+    let (anon, anon_csrf) = f.open().await;
+    let resp = f
+        .post("/signin", &anon, vec![("csrf", &anon_csrf), ("key", &regulator)])
+        .await
+        .expect("sign in");
+    let line = cookie_line(&resp, "wq_session").expect("set at sign-in");
+    assert!(line.contains("SameSite=Lax") && line.contains("HttpOnly"), "{line}");
+
+    // A page and a form (with a wrong token) sent without any cookie, as a cross-site
+    // request may be: neither sets the signed-in cookie.
+    let page = f
+        .http
+        .get(format!("{}/merchants/m8", s.base))
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(cookie_set(&page, "wq_session"), None);
+    assert!(cookie_set(&page, "wq_anon").is_some(), "an anonymous session instead");
+    let form = f
+        .http
+        .post(format!("{}/signout", s.base))
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .expect("form");
+    assert_eq!(form.status(), 403);
+    assert_eq!(cookie_set(&form, "wq_session"), None);
+    // The reader is still signed in.
+    assert_eq!(who_in(&f.page("/consumer", &cookie).await).as_deref(), Some("监管部门"));
+
+    // Signing out clears the cookie, and the ended session is cleared if sent again.
+    let out = f
+        .post("/signout", &cookie, vec![("csrf", &csrf)])
+        .await
+        .expect("sign out");
+    assert_eq!(out.status(), 303);
+    let cleared = cookie_line(&out, "wq_session").expect("cleared");
+    assert!(
+        cleared.starts_with("wq_session=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+    let again = f
+        .http
+        .get(format!("{}/consumer", s.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("page");
+    let cleared = cookie_line(&again, "wq_session").expect("an ended session is cleared");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    assert_eq!(who_in(&again.text().await.expect("html")), None);
+    s.stop().await;
+}
+
+/// Receipt forms, which anybody may post before any check, are read a few at
+/// a time and for a bounded time: slow anonymous uploads of a megabyte each
+/// cannot make the server hold gigabytes (an outside review held 2.4 GiB with
+/// 760 of them).
+#[tokio::test]
+async fn receipt_uploads_are_read_a_few_at_a_time_and_not_for_long() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = Db::sqlite();
+    let s = Server::start(db.config(None)).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    // Eight uploads send their headers and the start of their body, then stall.
+    let mut stalled = Vec::new();
+    for _ in 0..8 {
+        let mut c = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+        let head = format!(
+            "POST /consumer/receipt HTTP/1.1\r\nHost: {addr}\r\nContent-Type: multipart/form-data; boundary=zz\r\nContent-Length: 1000000\r\n\r\n--zz\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\nAAAA"
+        );
+        c.write_all(head.as_bytes()).await.expect("send");
+        stalled.push(c);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let small = || async {
+        let form = reqwest::multipart::Form::new().text("text", "{}");
+        let resp = (reqwest::Client::new().post(format!("{}/consumer/receipt", s.base)))
+            .multipart(form)
+            .send()
+            .await
+            .expect("sent");
+        (resp.status().as_u16(), resp.text().await.unwrap_or_default())
+    };
+    // A ninth is turned away at once, before its body is read, and told what to do.
+    let (status, page) = small().await;
+    assert_eq!(status, 503, "{page}");
+    assert!(page.contains("weiquan verify receipt"), "{page}");
+    // The stalled ones are cut off after the form's time, with a 408.
+    for mut c in stalled {
+        let mut answer = vec![0u8; 64];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(20), c.read(&mut answer))
+            .await
+            .expect("answered within the form's time")
+            .expect("read");
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    // Then a form is read again (and refused for its missing token, not turned away).
+    let (status, page) = small().await;
+    assert_eq!(status, 403, "{page}");
     s.stop().await;
 }
 

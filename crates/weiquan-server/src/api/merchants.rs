@@ -203,6 +203,9 @@ pub(crate) async fn get_blacklist(
     Ok(Json(BlacklistOut { blacklist: list }))
 }
 
+/// Longest reason for lifting a blacklist, in characters.
+pub(crate) const MAX_REASON_CHARS: usize = super::complaints::MAX_TEXT_CHARS;
+
 /// Body of a blacklist lift.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct LiftRequest {
@@ -227,6 +230,13 @@ pub(crate) async fn lift_blacklist(
     let reason = (request.reason)
         .filter(|r| !r.trim().is_empty())
         .ok_or_else(|| ApiError::unprocessable("say why: send {\"reason\": \"…\"}"))?;
+    // The reason goes into the public log: bounded as a complaint's text is.
+    let n = reason.chars().count();
+    if n > MAX_REASON_CHARS {
+        return Err(ApiError::unprocessable(format!(
+            "reason: {n} characters; at most {MAX_REASON_CHARS} are taken (say it shorter, and keep the full account in your own files)"
+        )));
+    }
     let m = merchant.clone();
     let (blacklisted, at) = app
         .sequencer

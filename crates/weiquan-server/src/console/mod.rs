@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use maud::{html, Markup};
-use session::{Session, COOKIE, LANG_COOKIE, SESSION_SECS};
+use session::{Session, ANON_COOKIE, COOKIE, LANG_COOKIE, SESSION_SECS};
 pub(crate) use session::{Sessions, SignOuts};
 use std::sync::Arc;
 pub(crate) use ui::Ui;
@@ -43,13 +43,24 @@ pub(crate) struct Console {
     /// Cookies are `Secure` on every page (the console is reached over TLS
     /// through a proxy), not only where a proxy says so.
     pub secure_cookies: bool,
+    /// Receipt forms being read at once ([`RECEIPT_READS`]): anybody may post
+    /// one, up to [`RECEIPT_BYTES`], before any check.
+    pub receipt_reads: tokio::sync::Semaphore,
 }
 
+/// Most receipt forms read at once. Each may hold a megabyte (a few, parsed)
+/// until its token is checked at the end of the body; without a bound, a few
+/// hundred slow anonymous uploads held gigabytes (an outside review measured
+/// 2.4 GiB from 760 connections).
+pub(crate) const RECEIPT_READS: usize = 8;
+/// How long a receipt form's body may take to arrive.
+pub(crate) const RECEIPT_SECS: u64 = 10;
+
 /// Largest body of the receipt form (a receipt to verify).
-const RECEIPT_BYTES: usize = 1 << 20;
+pub(crate) const RECEIPT_BYTES: usize = 1 << 20;
 /// Largest body of the other forms (a key, a token, a lift's reason):
 /// anybody can post them, before any check.
-const FORM_BYTES: usize = 16 << 10;
+pub(crate) const FORM_BYTES: usize = 16 << 10;
 
 /// The key digest of the signed-in console session a request's cookie
 /// names, if its signature holds and it has not expired (whether it was
@@ -169,7 +180,9 @@ impl FromRequestParts<Arc<AppState>> for Visit {
         let query = serde_urlencoded::to_string(pairs.iter().filter(|(k, _)| k != "lang").collect::<Vec<_>>())
             .unwrap_or_default();
         let sessions = &app.console.sessions;
-        let found = session::cookie(&parts.headers, COOKIE).and_then(|c| sessions.open_cookie(c, now));
+        let opened = |name| session::cookie(&parts.headers, name).and_then(|c| sessions.open_cookie(c, now));
+        let carried = session::cookie(&parts.headers, COOKIE).is_some();
+        let found = opened(COOKIE);
         // The rate-limit middleware charged the session's key when it knew it valid.
         let charged = parts.extensions.get::<crate::auth::KeyCharged>().map(|c| c.0);
         let (mut session, mut caller, mut error) = (None, Caller(None), None);
@@ -205,9 +218,26 @@ impl FromRequestParts<Arc<AppState>> for Visit {
         let session = match session {
             Some(s) => s,
             None => {
-                let s = sessions.open(None, now);
-                cookies.push(session::set_cookie(COOKIE, &sessions.seal(&s), SESSION_SECS, secure));
-                s
+                // A signed-in cookie this request carried that no longer stands (signed
+                // out, its key revoked, expired, forged) is cleared. One it did not carry
+                // is left alone: a request from another site arrives without it, and
+                // must not sign the reader out.
+                if carried {
+                    cookies.push(session::set_cookie(COOKIE, "", 0, secure));
+                }
+                match opened(ANON_COOKIE).filter(|s| s.key.is_none()) {
+                    Some(s) => s,
+                    None => {
+                        let s = sessions.open(None, now);
+                        cookies.push(session::set_cookie(
+                            ANON_COOKIE,
+                            &sessions.seal(&s),
+                            SESSION_SECS,
+                            secure,
+                        ));
+                        s
+                    }
+                }
             }
         };
         let visit = Visit {
@@ -490,14 +520,8 @@ async fn sign_out(State(app): AppStateRef, v: Visit, form: axum::extract::Form<T
     if let Err(e) = app.console.signouts.end(&v.session, now).await {
         return v.fail(e);
     }
-    let sessions = &app.console.sessions;
-    let fresh = sessions.open(None, now);
+    // The signed-in cookie goes; the next page opens (or finds) an anonymous session.
     let mut v = v;
-    v.cookies.push(session::set_cookie(
-        COOKIE,
-        &sessions.seal(&fresh),
-        SESSION_SECS,
-        v.secure,
-    ));
+    v.cookies.push(session::set_cookie(COOKIE, "", 0, v.secure));
     v.see_other("/")
 }

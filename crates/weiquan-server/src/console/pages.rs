@@ -19,8 +19,6 @@ use std::collections::BTreeMap;
 const CHART_DAYS: i64 = 30;
 /// Findings per page of the findings list.
 const PAGE: usize = 50;
-/// Longest reason for lifting a blacklist (the form's `maxlength`).
-const MAX_REASON: usize = 2000;
 
 fn lang_param(ui: Ui) -> LangParam {
     match ui {
@@ -488,7 +486,7 @@ pub(crate) async fn merchant(State(app): AppStateRef, v: Visit, Path(id): Path<S
                 form method="post" action=(format!("/merchants/{}/lift", enc(&id))) class="stack" {
                     input type="hidden" name="csrf" value=(v.csrf);
                     label for="reason" { (ui.t("解除理由（必填，将记入日志）", "Reason for lifting (required; it is logged)")) }
-                    textarea id="reason" name="reason" required maxlength=(MAX_REASON) {}
+                    textarea id="reason" name="reason" required maxlength=(crate::api::merchants::MAX_REASON_CHARS) {}
                     p { button type="submit" { (ui.t("解除黑名单", "Lift the blacklist")) } }
                 }
             }
@@ -838,22 +836,40 @@ fn switched_by(ui: Ui, who: &str) -> &'static str {
 /// this log's key: valid, or exactly why not.
 pub(crate) async fn verify_receipt(State(app): AppStateRef, v: Visit, mut form: Multipart) -> Response {
     let ui = v.ui;
+    // Taken before a byte of the body is read, and held until it is all read.
+    let Ok(_reading) = app.console.receipt_reads.try_acquire() else {
+        return v.fail(ApiError::unavailable(
+            "too many receipts are being checked right now; send yours again in a few seconds, or check it offline with `weiquan verify receipt`",
+        ));
+    };
     let (mut csrf, mut text) = (None, String::new());
-    loop {
-        match form.next_field().await {
-            Ok(Some(field)) => {
-                let name = field.name().unwrap_or("").to_owned();
-                let Ok(value) = field.text().await else {
-                    return v.fail(ApiError::bad_request("a form field could not be read as UTF-8 text"));
-                };
-                match name.as_str() {
-                    "csrf" => csrf = Some(value),
-                    "file" | "text" if text.trim().is_empty() => text = value,
-                    _ => {}
+    let read = async {
+        loop {
+            match form.next_field().await {
+                Ok(Some(field)) => {
+                    let name = field.name().unwrap_or("").to_owned();
+                    let Ok(value) = field.text().await else {
+                        return Err(ApiError::bad_request("a form field could not be read as UTF-8 text"));
+                    };
+                    match name.as_str() {
+                        "csrf" => csrf = Some(value),
+                        "file" | "text" if text.trim().is_empty() => text = value,
+                        _ => {}
+                    }
                 }
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(ApiError::bad_request(format!("the form could not be read: {e}"))),
             }
-            Ok(None) => break,
-            Err(e) => return v.fail(ApiError::bad_request(format!("the form could not be read: {e}"))),
+        }
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(super::RECEIPT_SECS), read).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return v.fail(e),
+        Err(_) => {
+            return v.fail(ApiError::timeout(format!(
+                "the receipt did not arrive within {} s; send it again",
+                super::RECEIPT_SECS
+            )))
         }
     }
     if !v.csrf_ok(&app.console.sessions, csrf.as_deref()) {

@@ -17,8 +17,15 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// The session cookie's name.
+/// The signed-in session's cookie: set only by signing in, cleared by signing
+/// out. `SameSite=Lax`, so that a link into the console from elsewhere (a
+/// ticket, an email) arrives signed in; its pages change nothing on a GET, and
+/// every form also needs the session's token.
 pub(crate) const COOKIE: &str = "wq_session";
+/// An anonymous visitor's session, which binds the sign-in and receipt forms'
+/// token: a cookie of its own, so that a request arriving without the
+/// signed-in cookie (a cross-site form, say) never replaces that one.
+pub(crate) const ANON_COOKIE: &str = "wq_anon";
 /// The language cookie's name.
 pub(crate) const LANG_COOKIE: &str = "wq_lang";
 /// How long a session lasts.
@@ -210,11 +217,13 @@ pub(crate) fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Opti
         .map(|(_, v)| v)
 }
 
-/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, for the whole site;
-/// Secure when the page was reached over TLS.
+/// A `Set-Cookie` value: HttpOnly, SameSite=Strict (Lax for the signed-in
+/// session, [`COOKIE`]), for the whole site; Secure when the page was reached
+/// over TLS. A `max_age` of 0 clears the cookie.
 pub(crate) fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> String {
+    let same_site = if name == COOKIE { "Lax" } else { "Strict" };
     format!(
-        "{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{}",
+        "{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite={same_site}{}",
         if secure { "; Secure" } else { "" }
     )
 }
