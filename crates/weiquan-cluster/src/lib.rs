@@ -69,7 +69,7 @@ pub enum ClusterError {
     #[error("cluster `{0}` is not set up: run `weiquan cluster route` first (it creates the streams)")]
     NotSetUp(String),
     /// A front door cannot continue a stream it did not start.
-    #[error("cluster `{0}` already has a front door for {1}, or holds routed events there: a front door's routing state is not saved, so a door starts on empty partitions; take over from a door that stopped with --resume, or use another --cluster name")]
+    #[error("cluster `{0}` already has a front door for {1}, or holds routed events there: a new door starts on empty partitions (a door's saved routing state is for resuming it, not for a second door); take over from a door that stopped with --resume, or use another --cluster name")]
     NotEmpty(String, String),
     /// Doors in shards were given different inputs.
     #[error("the door of partition {partition} has read another input than this door (they differ before event {event}): doors in shards must read the same input, in the same order; stop them and route into a new --cluster")]

@@ -623,10 +623,20 @@ async fn take(leases: &async_nats::jetstream::kv::Store, key: &str, value: bytes
 /// How many workers have a heartbeat that has not run out (`None`: the
 /// bucket could not be listed).
 async fn live_workers(leases: &async_nats::jetstream::kv::Store, now: u64) -> Option<u32> {
-    let keys = leases.keys().await.ok()?;
-    let keys: Vec<String> = keys.filter_map(|k| async move { k.ok() }).collect().await;
+    // The heartbeats' subjects as the server holds them at one moment. Not the
+    // bucket's key listing: a consumer that also delivers what is written while
+    // it runs, so a heartbeat written meanwhile came twice or not at all. Two
+    // workers counted as three (or one), and each handed a partition over and
+    // took it back every few seconds.
+    let prefix = format!("{}{}", leases.prefix, heartbeat_key(""));
+    let subjects = leases.stream.info_with_subjects(format!("{prefix}>")).await.ok()?;
+    // A page that fails is no count at all (the caller then takes nothing), not a low one.
+    let subjects: Vec<(String, usize)> = futures::TryStreamExt::try_collect(subjects).await.ok()?;
     let mut live = 0;
-    for key in keys.iter().filter(|k| k.starts_with(&heartbeat_key(""))) {
+    for key in subjects
+        .iter()
+        .filter_map(|(subject, _)| subject.strip_prefix(&leases.prefix))
+    {
         if let Ok(Some(v)) = leases.get(key).await {
             if serde_json::from_slice::<Lease>(&v).is_ok_and(|l| !l.expired(now)) {
                 live += 1;
@@ -1221,6 +1231,53 @@ async fn own(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Heartbeats written while they are counted (every worker writes its own
+    /// each tick) are each counted once.
+    #[test]
+    fn heartbeats_written_while_counted_count_once() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let client = crate::connect("nats://127.0.0.1:4222")
+                .await
+                .expect("NATS on 127.0.0.1:4222");
+            let name = weiquan_testkit::unique("t-heartbeats");
+            let cluster = Cluster::set_up(client, &name, 2, 1).await.expect("set up");
+            let leases = cluster.kv("leases").await.expect("leases");
+            let beat = |who: &str| {
+                let lease = Lease {
+                    worker: who.to_owned(),
+                    until: now_ms() + 60_000,
+                };
+                bytes::Bytes::from(serde_json::to_vec(&lease).unwrap_or_default())
+            };
+            for who in ["a", "b"] {
+                leases.put(heartbeat_key(who), beat(who)).await.expect("heartbeat");
+            }
+            let writer = {
+                let (leases, a, b) = (leases.clone(), beat("a"), beat("b"));
+                tokio::spawn(async move {
+                    // Far more often than workers beat (each tick), and still with pauses:
+                    // a listing ends only when nothing new has come in.
+                    loop {
+                        let _ = leases.put(heartbeat_key("a"), a.clone()).await;
+                        let _ = leases.put(heartbeat_key("b"), b.clone()).await;
+                        let _ = leases.put(lease_key(0), a.clone()).await;
+                        tokio::time::sleep(Duration::from_millis(3)).await;
+                    }
+                })
+            };
+            let mut counts = std::collections::BTreeSet::new();
+            for _ in 0..100 {
+                counts.insert(live_workers(&leases, now_ms()).await);
+            }
+            writer.abort();
+            assert_eq!(counts, [Some(2)].into(), "two workers, counted while they beat");
+        });
+    }
 
     #[test]
     fn a_partition_state_survives_its_snapshot_and_refuses_another_layout() {

@@ -937,10 +937,7 @@ fn body<'a>(f: &Fields<'a>, ty: &str) -> R<Body<'a>> {
         other => {
             return Err(FieldError::at(
                 "type",
-                format!(
-                    "unknown event type `{other}`; see spec/events.md for the {} types of format v1",
-                    EVENT_TYPES.len()
-                ),
+                format!("unknown event type `{other}`; the types of format v1 are those of the event spec (docs/spec/events.md in weiquan's repository)"),
             ))
         }
     })

@@ -305,6 +305,13 @@ impl Receipt {
 /// Checks a receipt: the checkpoint's signature, the leaf's inclusion, and
 /// that its private values (if it carries them) open the leaf's commitments.
 pub fn verify_receipt(receipt: &Receipt, verifier: &StandardVerifier) -> Result<VerifiedCheckpoint, VerifyError> {
+    // A later format may mean more than this code checks: not "valid" on its word.
+    if receipt.v != 1 {
+        return Err(VerifyError::Format(format!(
+            "receipt format {} is not known; this weiquan reads format 1",
+            receipt.v
+        )));
+    }
     let cp = open_checkpoint(receipt.checkpoint.as_bytes(), verifier, "in the receipt")?;
     verify_inclusion(
         receipt.index,

@@ -67,6 +67,9 @@ proptest! {
         let mut l = ledger();
         let r = l.receipt(index).expect("receipt");
         prop_assert!(verify_receipt(&r, &fixture().verifier).is_ok());
+        // A format this code does not know is not called valid.
+        let later = weiquan_ledger::Receipt { v: 2, ..r.clone() };
+        prop_assert!(verify_receipt(&later, &fixture().verifier).is_err());
         if !r.inclusion.is_empty() {
             let mut bad = r.clone();
             let k = which % bad.inclusion.len();

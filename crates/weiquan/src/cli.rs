@@ -46,8 +46,9 @@ cannot be read, 2 for a usage error.")]
   weiquan serve --db postgres://postgres@127.0.0.1/test --nats nats://127.0.0.1:4222
 
 Every option can also come from a WEIQUAN_* environment variable or a --config TOML file
-with the same names (data, listen, db, db_schema, key, origin, nats, nats_subject, rules,
-rate_limit, log_format).")]
+with the same names, `-` written `_` (data, listen, db, db_schema, key, origin, nats,
+nats_subject, rules, rate_limit, log_format, max_future_hours, paylater_webhook,
+paylater_secret_file, time_zone, secure_cookies, snapshot_dir, snapshot_every).")]
     Serve(Box<ServeArgs>),
     /// Manage API keys.
     #[command(after_help = "Example:\n  weiquan keys create --data ./weiquan-data --role regulator")]
@@ -279,9 +280,10 @@ pub struct DemoArgs {
     /// Data folder (must not exist yet) [default: a new folder under the system's temp dir].
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Address to listen on (port 0 picks a free one).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: std::net::SocketAddr,
+    /// Address to listen on (port 0 picks a free one) [default: 127.0.0.1:8080, or a
+    /// free port when a server already has it].
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
     /// Events per second streamed into the server.
     #[arg(long, default_value_t = 300)]
     pub rate: u32,
@@ -818,4 +820,31 @@ public; nothing here needs a key or can write.")]
     },
     /// Print each partition's last event applied and routed (advances count as events), its owner, and whether the workers have caught up.
     Status,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// `serve --help` lists every option a --config file takes: each flag but
+    /// --config itself, by its TOML name.
+    #[test]
+    fn serve_help_names_every_config_key() {
+        let cli = Cli::command();
+        let serve = cli.find_subcommand("serve").expect("serve");
+        let help = serve.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+        let listed = help.split("names, `-` written `_` (").nth(1).unwrap_or_default();
+        for arg in serve.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if matches!(long, "config" | "help") {
+                continue;
+            }
+            let key = long.replace('-', "_");
+            assert!(
+                listed.split([',', ' ', '\n', ')', '.']).any(|k| k == key),
+                "{key} is missing from serve's help: {listed}"
+            );
+        }
+    }
 }

@@ -51,10 +51,18 @@ pub fn run(args: &DemoArgs, err: &mut dyn Write) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let service = weiquan_server::start(&cfg).await?;
-        let listener = match tokio::net::TcpListener::bind(args.listen).await {
-            Ok(l) => l,
-            // The default port may be taken by a real server: any free one will do.
-            Err(_) => tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.context("cannot listen")?,
+        let listener = match args.listen {
+            Some(addr) => tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                super::UsageError(format!(
+                    "cannot listen on {addr} ({e}); give another --listen, or port 0 for any free one"
+                ))
+            })?,
+            None => match tokio::net::TcpListener::bind(("127.0.0.1", 8080)).await {
+                Ok(l) => l,
+                // The default port may be taken by a real server: any free one will do,
+                // and the URL printed below says which. An address asked for is not replaced.
+                Err(_) => tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.context("cannot listen")?,
+            },
         };
         let base = format!("http://{}", listener.local_addr()?);
         let (platform, regulator) = {

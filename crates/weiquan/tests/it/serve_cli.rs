@@ -237,6 +237,37 @@ fn demo_streams_a_simulated_platform_and_finds_what_was_planted() {
     assert!(data.join("weiquan.db").exists());
 }
 
+/// An address asked for with --listen is that address or an error, never
+/// another port the reader did not ask for.
+#[test]
+fn demo_on_a_taken_address_says_so() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("demo");
+    let out = crate::weiquan(
+        &[
+            "demo",
+            "--data",
+            data.to_str().expect("utf-8"),
+            "--listen",
+            &addr,
+            "--merchants",
+            "2",
+            "--days",
+            "2",
+            "--exit-when-done",
+        ],
+        None,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on {addr}")) && err.contains("give another --listen"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_lottery_drawn_through_the_api_verifies_offline() {
     let dir = tempfile::tempdir().expect("tempdir");
