@@ -488,13 +488,7 @@ fn token_in(page: &str) -> String {
 /// The `name=value` of cookie `name` a response sets (`wq_session`: signed
 /// in; `wq_anon`: an anonymous visitor's session).
 fn cookie_set(resp: &reqwest::Response, name: &str) -> Option<String> {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .and_then(|v| v.split(';').next())
-        .map(str::to_owned)
+    cookie_line(resp, name).and_then(|v| v.split(';').next().map(str::to_owned))
 }
 
 /// The whole `Set-Cookie` line for cookie `name` a response sets.
@@ -604,6 +598,21 @@ async fn forms_need_their_token_and_the_right_role() {
         assert_eq!(resp.status(), 403);
         assert!(resp.headers().get("set-cookie").is_none(), "no session was opened");
     }
+    // A form far over its limit is a page that says the limit, not the API's JSON.
+    let huge = "k".repeat(20_000);
+    let resp = f
+        .post("/signin", &cookie, vec![("csrf", "x"), ("key", &huge)])
+        .await
+        .expect("sent");
+    assert_eq!(resp.status(), 413);
+    let kind = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert!(kind.starts_with("text/html"), "{kind}");
+    assert!(resp.text().await.expect("html").contains("the form is over 16 KiB"));
     // A wrong key is refused with the reason, in the page's language.
     let (cookie, csrf) = f.open().await;
     let resp = f

@@ -17,7 +17,8 @@ use crate::api::AppStateRef;
 use crate::auth::{Caller, Role};
 use crate::problem::ApiError;
 use crate::AppState;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::extract::rejection::FormRejection;
+use axum::extract::{DefaultBodyLimit, Form, FromRequestParts, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -392,6 +393,13 @@ impl Visit {
                 ui.t("冲突", "Conflict"),
                 ui.t("此操作与已记录的内容冲突。", "This conflicts with what is recorded."),
             ),
+            413 => (
+                ui.t("内容过大", "Too large"),
+                ui.t(
+                    "提交的内容超过此表单的上限。",
+                    "What was sent is larger than this form takes.",
+                ),
+            ),
             429 => (
                 ui.t("请求过多", "Too many requests"),
                 ui.t("请稍后再试。", "Wait a moment and try again."),
@@ -430,6 +438,20 @@ impl Visit {
             "the form's token is missing or not this session's; reload the page and send the form again",
         );
         self.fail(e)
+    }
+}
+
+/// A console form's body that could not be read, as the page's error: a
+/// browser gets a page in its reader's language, not the API's JSON.
+pub(crate) fn unreadable_form(e: &FormRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::too_large(format!(
+            "the form is over {} KiB; what a form takes (a key, a token, a reason of at most {} characters) is far less",
+            FORM_BYTES >> 10,
+            crate::api::merchants::MAX_REASON_CHARS
+        ))
+    } else {
+        ApiError::bad_request(format!("the form could not be read: {}", e.body_text()))
     }
 }
 
@@ -474,7 +496,11 @@ struct SignIn {
     key: Option<String>,
 }
 
-async fn sign_in(State(app): AppStateRef, v: Visit, form: axum::extract::Form<SignIn>) -> Response {
+async fn sign_in(State(app): AppStateRef, v: Visit, form: Result<Form<SignIn>, FormRejection>) -> Response {
+    let form = match form {
+        Ok(form) => form,
+        Err(e) => return v.fail(unreadable_form(&e)),
+    };
     if !v.csrf_ok(&app.console.sessions, form.csrf.as_deref()) {
         return v.csrf_refused();
     }
@@ -512,7 +538,11 @@ struct Token {
     csrf: Option<String>,
 }
 
-async fn sign_out(State(app): AppStateRef, v: Visit, form: axum::extract::Form<Token>) -> Response {
+async fn sign_out(State(app): AppStateRef, v: Visit, form: Result<Form<Token>, FormRejection>) -> Response {
+    let form = match form {
+        Ok(form) => form,
+        Err(e) => return v.fail(unreadable_form(&e)),
+    };
     if !v.csrf_ok(&app.console.sessions, form.csrf.as_deref()) {
         return v.csrf_refused();
     }

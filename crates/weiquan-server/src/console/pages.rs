@@ -538,8 +538,12 @@ pub(crate) async fn lift(
     State(app): AppStateRef,
     v: Visit,
     Path(id): Path<String>,
-    form: axum::extract::Form<LiftForm>,
+    form: Result<axum::extract::Form<LiftForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
+    let form = match form {
+        Ok(form) => form,
+        Err(e) => return v.fail(super::unreadable_form(&e)),
+    };
     if !v.csrf_ok(&app.console.sessions, form.csrf.as_deref()) {
         return v.csrf_refused();
     }

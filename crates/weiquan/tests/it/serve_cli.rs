@@ -195,26 +195,28 @@ fn a_standby_takes_over_when_the_sequencer_dies() {
     }
 }
 
+/// `weiquan demo` on a new folder `data`, listening on `listen`, with `rest`, to the end of its stream.
+fn demo(data: &std::path::Path, listen: &str, rest: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "demo",
+        "--data",
+        data.to_str().expect("utf-8"),
+        "--listen",
+        listen,
+        "--exit-when-done",
+    ];
+    args.extend_from_slice(rest);
+    crate::weiquan(&args, None)
+}
+
 #[test]
 fn demo_streams_a_simulated_platform_and_finds_what_was_planted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("demo");
-    let out = crate::weiquan(
-        &[
-            "demo",
-            "--data",
-            data.to_str().expect("utf-8"),
-            "--listen",
-            "127.0.0.1:0",
-            "--rate",
-            "50000",
-            "--merchants",
-            "8",
-            "--days",
-            "12",
-            "--exit-when-done",
-        ],
-        None,
+    let out = demo(
+        &data,
+        "127.0.0.1:0",
+        &["--rate", "50000", "--merchants", "8", "--days", "12"],
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
@@ -245,21 +247,7 @@ fn demo_on_a_taken_address_says_so() {
     let addr = taken.local_addr().expect("addr").to_string();
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("demo");
-    let out = crate::weiquan(
-        &[
-            "demo",
-            "--data",
-            data.to_str().expect("utf-8"),
-            "--listen",
-            &addr,
-            "--merchants",
-            "2",
-            "--days",
-            "2",
-            "--exit-when-done",
-        ],
-        None,
-    );
+    let out = demo(&data, &addr, &["--merchants", "2", "--days", "2"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
