@@ -281,7 +281,10 @@ pub async fn public_rate_limit(
     // request marked so that its handler does not charge it again.
     let key = match bearer(req.headers()) {
         Ok(Some(k)) if app.keys.known_valid(k) => Some(digest(k)),
-        _ => crate::console::session_key(&app, req.headers()).filter(|d| app.keys.known_valid_digest(d)),
+        _ if crate::console::signs_out(req.method(), req.uri().path()) => None,
+        _ => crate::console::session_key(&app, req.headers())
+            .await
+            .filter(|d| app.keys.known_valid_digest(d)),
     };
     let mut req = req;
     match (key, crate::listen::peer(&req)) {

@@ -265,6 +265,7 @@ fn start_blocking(cfg: &Config) -> Result<Service> {
         tz: cfg.time_zone,
         secure_cookies: cfg.secure_cookies,
         receipt_reads: tokio::sync::Semaphore::new(console::RECEIPT_READS),
+        receipt_sources: std::sync::Mutex::default(),
     };
     let origin = cfg
         .origin

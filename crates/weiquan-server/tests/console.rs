@@ -719,7 +719,8 @@ async fn another_site_cannot_sign_a_reader_out() {
         .await
         .expect("page");
     assert_eq!(cookie_set(&page, "wq_session"), None);
-    assert!(cookie_set(&page, "wq_anon").is_some(), "an anonymous session instead");
+    let anon = cookie_line(&page, "wq_anon").expect("an anonymous session instead");
+    assert!(anon.contains("SameSite=Lax"), "a link from elsewhere keeps it: {anon}");
     let form = f
         .http
         .post(format!("{}/signout", s.base))
@@ -729,6 +730,8 @@ async fn another_site_cannot_sign_a_reader_out() {
         .expect("form");
     assert_eq!(form.status(), 403);
     assert_eq!(cookie_set(&form, "wq_session"), None);
+    // Nor a new anonymous one, which would break the forms the reader has open.
+    assert_eq!(cookie_set(&form, "wq_anon"), None);
     // The reader is still signed in.
     assert_eq!(who_in(&f.page("/consumer", &cookie).await).as_deref(), Some("监管部门"));
 
@@ -757,52 +760,117 @@ async fn another_site_cannot_sign_a_reader_out() {
 }
 
 /// Receipt forms, which anybody may post before any check, are read a few at
-/// a time and for a bounded time: slow anonymous uploads of a megabyte each
-/// cannot make the server hold gigabytes (an outside review held 2.4 GiB with
-/// 760 of them).
+/// a time (two per address) and for a bounded time: slow anonymous uploads of
+/// a megabyte each cannot make the server hold gigabytes (an outside review
+/// held 2.4 GiB with 760 of them), and one address cannot hold every place
+/// (a second review did, with eight). One over the size is a 413 that says so.
 #[tokio::test]
 async fn receipt_uploads_are_read_a_few_at_a_time_and_not_for_long() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let db = Db::sqlite();
     let s = Server::start(db.config(None)).await;
-    let addr = s.base.trim_start_matches("http://").to_owned();
-    // Eight uploads send their headers and the start of their body, then stall.
-    let mut stalled = Vec::new();
-    for _ in 0..8 {
-        let mut c = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let addr: std::net::SocketAddr = s.base.trim_start_matches("http://").parse().expect("address");
+    // An upload from `from` that sends its headers and the start of its body, then stalls.
+    let stall = |from: [u8; 4]| async move {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind((std::net::Ipv4Addr::from(from), 0).into()).expect("bind");
+        let mut c = socket.connect(addr).await.expect("connect");
         let head = format!(
             "POST /consumer/receipt HTTP/1.1\r\nHost: {addr}\r\nContent-Type: multipart/form-data; boundary=zz\r\nContent-Length: 1000000\r\n\r\n--zz\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\nAAAA"
         );
         c.write_all(head.as_bytes()).await.expect("send");
-        stalled.push(c);
+        c
+    };
+    let answer = |mut c: tokio::net::TcpStream| async move {
+        let mut answer = vec![0u8; 64];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(20), c.read(&mut answer))
+            .await
+            .expect("answered within the form's time")
+            .expect("read");
+        String::from_utf8_lossy(&answer[..n]).into_owned()
+    };
+    // Two from one address hold its places: a third from it is turned away at once.
+    let mut stalled = vec![stall([127, 0, 0, 2]).await, stall([127, 0, 0, 2]).await];
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let third = answer(stall([127, 0, 0, 2]).await).await;
+    assert!(third.starts_with("HTTP/1.1 503"), "{third}");
+    // Six more from three other addresses fill the eight places.
+    for from in [3, 4, 5] {
+        stalled.push(stall([127, 0, 0, from]).await);
+        stalled.push(stall([127, 0, 0, from]).await);
     }
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let small = || async {
-        let form = reqwest::multipart::Form::new().text("text", "{}");
-        let resp = (reqwest::Client::new().post(format!("{}/consumer/receipt", s.base)))
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let post = |text: String| async {
+        let form = reqwest::multipart::Form::new().text("text", text);
+        let resp = (reqwest::Client::new().post(format!("{}/consumer/receipt?lang=en", s.base)))
             .multipart(form)
             .send()
             .await
             .expect("sent");
         (resp.status().as_u16(), resp.text().await.unwrap_or_default())
     };
-    // A ninth is turned away at once, before its body is read, and told what to do.
-    let (status, page) = small().await;
+    // Then one from anywhere is turned away at once, before its body is read, and told what to do.
+    let (status, page) = post("{}".into()).await;
     assert_eq!(status, 503, "{page}");
     assert!(page.contains("weiquan verify receipt"), "{page}");
     // The stalled ones are cut off after the form's time, with a 408.
-    for mut c in stalled {
-        let mut answer = vec![0u8; 64];
-        let n = tokio::time::timeout(std::time::Duration::from_secs(20), c.read(&mut answer))
-            .await
-            .expect("answered within the form's time")
-            .expect("read");
-        let answer = String::from_utf8_lossy(&answer[..n]);
+    for c in stalled {
+        let answer = answer(c).await;
         assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     }
-    // Then a form is read again (and refused for its missing token, not turned away).
-    let (status, page) = small().await;
+    // Then a form is read again (and refused for its missing token, not turned away),
+    // and one over the size is told its limit.
+    let (status, page) = post("{}".into()).await;
     assert_eq!(status, 403, "{page}");
+    let (status, page) = post("A".repeat(1_100_000)).await;
+    assert_eq!(status, 413, "{page}");
+    assert!(page.contains("the receipt form is over 1 MiB"), "{page}");
+    s.stop().await;
+}
+
+/// A session's key is charged for its requests only while the session
+/// stands: a signed-out cookie someone kept spends the address's allowance,
+/// not the key's. And signing out is never refused for the key's allowance:
+/// a flood on it cannot keep the holder signed in.
+#[tokio::test]
+async fn a_kept_cookie_cannot_spend_its_key_nor_stop_a_sign_out() {
+    let db = Db::sqlite();
+    let s = Server::start(weiquan_server::Config {
+        rate_limit: 2,
+        ..db.config(None)
+    })
+    .await;
+    let regulator = db.key("regulator").await;
+    let f = Forms::new(&s.base);
+    let get = |cookie: String| {
+        let (http, base) = (f.http.clone(), s.base.clone());
+        async move {
+            let resp = (http.get(format!("{base}/log/checkpoint")))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .expect("sent");
+            resp.status().as_u16()
+        }
+    };
+    // The key's allowance spent through its session: signing out still works.
+    let (cookie, csrf) = f.signed_in(&regulator).await;
+    let mut limited = false;
+    for _ in 0..20 {
+        limited |= get(cookie.clone()).await == 429;
+    }
+    assert!(limited, "the session's requests are the key's");
+    let out = f.post("/signout", &cookie, vec![("csrf", &csrf)]).await.expect("sent");
+    assert_eq!(out.status(), 303, "signed out while the key is over its limit");
+    // The signed-out cookie, replayed, is not charged to the key.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let (status, _) = s.call("GET", "/v1/blacklist", Some(&regulator), None).await;
+    assert_eq!(status, 200);
+    for _ in 0..20 {
+        get(cookie.clone()).await;
+    }
+    let (status, body) = s.call("GET", "/v1/blacklist", Some(&regulator), None).await;
+    assert_eq!(status, 200, "the key's own call: {body}");
     s.stop().await;
 }
 

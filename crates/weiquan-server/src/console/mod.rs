@@ -47,6 +47,53 @@ pub(crate) struct Console {
     /// Receipt forms being read at once ([`RECEIPT_READS`]): anybody may post
     /// one, up to [`RECEIPT_BYTES`], before any check.
     pub receipt_reads: tokio::sync::Semaphore,
+    /// How many of those each source is sending ([`RECEIPT_READS_PER_SOURCE`]).
+    pub receipt_sources: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+impl Console {
+    /// A place to read a receipt form from `source` (an address, or an IPv6
+    /// /64), if one is free, overall and for that source: held until dropped.
+    pub(crate) fn receipt_read(&self, source: Option<std::net::IpAddr>) -> Option<ReceiptRead<'_>> {
+        let mut sources = self
+            .receipt_sources
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(ip) = source {
+            if sources.get(&ip).is_some_and(|&n| n >= RECEIPT_READS_PER_SOURCE) {
+                return None;
+            }
+        }
+        let permit = self.receipt_reads.try_acquire().ok()?;
+        if let Some(ip) = source {
+            *sources.entry(ip).or_default() += 1;
+        }
+        Some(ReceiptRead {
+            _permit: permit,
+            source,
+            sources: &self.receipt_sources,
+        })
+    }
+}
+
+/// A receipt form being read; its places are given back when it is dropped.
+pub(crate) struct ReceiptRead<'a> {
+    _permit: tokio::sync::SemaphorePermit<'a>,
+    source: Option<std::net::IpAddr>,
+    sources: &'a std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+impl Drop for ReceiptRead<'_> {
+    fn drop(&mut self) {
+        let Some(ip) = self.source else { return };
+        let mut sources = self.sources.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = sources.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                sources.remove(&ip);
+            }
+        }
+    }
 }
 
 /// Most receipt forms read at once. Each may hold a megabyte (a few, parsed)
@@ -54,6 +101,10 @@ pub(crate) struct Console {
 /// hundred slow anonymous uploads held gigabytes (an outside review measured
 /// 2.4 GiB from 760 connections).
 pub(crate) const RECEIPT_READS: usize = 8;
+/// Most receipt forms read at once from one source (an address, or an IPv6
+/// /64): so that holding every place takes several (an outside review held
+/// them all with eight slow uploads from one address).
+pub(crate) const RECEIPT_READS_PER_SOURCE: usize = 2;
 /// How long a receipt form's body may take to arrive.
 pub(crate) const RECEIPT_SECS: u64 = 10;
 
@@ -64,13 +115,22 @@ pub(crate) const RECEIPT_BYTES: usize = 1 << 20;
 pub(crate) const FORM_BYTES: usize = 16 << 10;
 
 /// The key digest of the signed-in console session a request's cookie
-/// names, if its signature holds and it has not expired (whether it was
-/// signed out is not asked here: the page itself asks).
-pub(crate) fn session_key(app: &AppState, headers: &axum::http::HeaderMap) -> Option<[u8; 32]> {
+/// names, if its signature holds, it has not expired and it was not signed
+/// out: what a request is charged to instead of its address. A signed-out
+/// cookie someone kept must not spend its key's allowance.
+pub(crate) async fn session_key(app: &AppState, headers: &axum::http::HeaderMap) -> Option<[u8; 32]> {
     let now = chrono::Utc::now().timestamp();
-    session::cookie(headers, COOKIE)
-        .and_then(|c| app.console.sessions.open_cookie(c, now))
-        .and_then(|s| s.key)
+    let s = session::cookie(headers, COOKIE).and_then(|c| app.console.sessions.open_cookie(c, now))?;
+    let key = s.key?;
+    // A sign-out that cannot be looked up now counts as one here: the address pays.
+    matches!(app.console.signouts.ended(&s.sid).await, Ok(false)).then_some(key)
+}
+
+/// Whether a request signs out: never charged to its key, and its key never
+/// looked up, so that a flood on the key's allowance (a copied cookie, say)
+/// cannot keep its holder from signing out.
+pub(crate) fn signs_out(method: &axum::http::Method, path: &str) -> bool {
+    method == axum::http::Method::POST && path == "/signout"
 }
 
 /// Whether `path` is a console form's POST route: those are authorised by
@@ -144,6 +204,8 @@ pub(crate) struct Visit {
     pub csrf: String,
     /// The platform's time zone.
     pub tz: chrono::FixedOffset,
+    /// Where the request came from (its address, or an IPv6 /64), when known.
+    pub source: Option<std::net::IpAddr>,
     /// Whether the page was reached over TLS (cookies get `Secure`).
     secure: bool,
     /// `Set-Cookie` values to send.
@@ -200,6 +262,8 @@ impl FromRequestParts<Arc<AppState>> for Visit {
                     error = Some(e);
                     session = Some(s);
                 }
+                // Signing out needs the session, not its caller.
+                (Some(_), Ok(false)) if signs_out(&parts.method, parts.uri.path()) => session = Some(s),
                 (Some(d), Ok(false)) => match Caller::of_digest(app, d, charged == Some(d)).await {
                     Ok(Some(c)) => {
                         caller = c;
@@ -230,12 +294,17 @@ impl FromRequestParts<Arc<AppState>> for Visit {
                     Some(s) => s,
                     None => {
                         let s = sessions.open(None, now);
-                        cookies.push(session::set_cookie(
-                            ANON_COOKIE,
-                            &sessions.seal(&s),
-                            SESSION_SECS,
-                            secure,
-                        ));
+                        // A form posted without one (from another site) is refused for
+                        // its token anyway; a new cookie would only break the forms the
+                        // reader has open. Pages set it.
+                        if parts.method == axum::http::Method::GET {
+                            cookies.push(session::set_cookie(
+                                ANON_COOKIE,
+                                &sessions.seal(&s),
+                                SESSION_SECS,
+                                secure,
+                            ));
+                        }
                         s
                     }
                 }
@@ -249,6 +318,10 @@ impl FromRequestParts<Arc<AppState>> for Visit {
             path: parts.uri.path().to_owned(),
             query,
             tz: app.console.tz,
+            source: (parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>())
+            .map(|c| crate::listen::source(c.0.ip())),
             secure,
             cookies,
         };

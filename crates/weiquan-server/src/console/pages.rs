@@ -836,12 +836,24 @@ fn switched_by(ui: Ui, who: &str) -> &'static str {
     }
 }
 
+/// A receipt form that could not be read: over its limit (413), or malformed.
+fn unreadable_receipt(e: &axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::too_large(format!(
+            "the receipt form is over {} MiB; a receipt is far smaller: send the JSON that /v1/receipts/{{index}} gave",
+            super::RECEIPT_BYTES >> 20
+        ))
+    } else {
+        ApiError::bad_request(format!("the form could not be read: {e}"))
+    }
+}
+
 /// `POST /consumer/receipt`: a receipt (file or pasted), checked against
 /// this log's key: valid, or exactly why not.
 pub(crate) async fn verify_receipt(State(app): AppStateRef, v: Visit, mut form: Multipart) -> Response {
     let ui = v.ui;
     // Taken before a byte of the body is read, and held until it is all read.
-    let Ok(_reading) = app.console.receipt_reads.try_acquire() else {
+    let Some(_reading) = app.console.receipt_read(v.source) else {
         return v.fail(ApiError::unavailable(
             "too many receipts are being checked right now; send yours again in a few seconds, or check it offline with `weiquan verify receipt`",
         ));
@@ -852,9 +864,7 @@ pub(crate) async fn verify_receipt(State(app): AppStateRef, v: Visit, mut form: 
             match form.next_field().await {
                 Ok(Some(field)) => {
                     let name = field.name().unwrap_or("").to_owned();
-                    let Ok(value) = field.text().await else {
-                        return Err(ApiError::bad_request("a form field could not be read as UTF-8 text"));
-                    };
+                    let value = field.text().await.map_err(|e| unreadable_receipt(&e))?;
                     match name.as_str() {
                         "csrf" => csrf = Some(value),
                         "file" | "text" if text.trim().is_empty() => text = value,
@@ -862,7 +872,7 @@ pub(crate) async fn verify_receipt(State(app): AppStateRef, v: Visit, mut form: 
                     }
                 }
                 Ok(None) => return Ok(()),
-                Err(e) => return Err(ApiError::bad_request(format!("the form could not be read: {e}"))),
+                Err(e) => return Err(unreadable_receipt(&e)),
             }
         }
     };

@@ -18,9 +18,9 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 /// The signed-in session's cookie: set only by signing in, cleared by signing
-/// out. `SameSite=Lax`, so that a link into the console from elsewhere (a
-/// ticket, an email) arrives signed in; its pages change nothing on a GET, and
-/// every form also needs the session's token.
+/// out. A link into the console from elsewhere (a ticket, an email) arrives
+/// signed in (`SameSite=Lax`); its pages change nothing on a GET, and every
+/// form also needs the session's token.
 pub(crate) const COOKIE: &str = "wq_session";
 /// An anonymous visitor's session, which binds the sign-in and receipt forms'
 /// token: a cookie of its own, so that a request arriving without the
@@ -217,13 +217,15 @@ pub(crate) fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Opti
         .map(|(_, v)| v)
 }
 
-/// A `Set-Cookie` value: HttpOnly, SameSite=Strict (Lax for the signed-in
-/// session, [`COOKIE`]), for the whole site; Secure when the page was reached
-/// over TLS. A `max_age` of 0 clears the cookie.
+/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, for the whole site; Secure
+/// when the page was reached over TLS. A `max_age` of 0 clears the cookie.
+/// Lax, so that a link into the console from elsewhere (a ticket, an email)
+/// arrives with its cookies (a Strict one is left out, and the anonymous
+/// session was replaced, breaking the reader's open forms); what protects a
+/// form is its token, bound to the session.
 pub(crate) fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> String {
-    let same_site = if name == COOKIE { "Lax" } else { "Strict" };
     format!(
-        "{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite={same_site}{}",
+        "{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
         if secure { "; Secure" } else { "" }
     )
 }
