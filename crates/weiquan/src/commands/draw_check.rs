@@ -121,13 +121,20 @@ pub fn check<S: LogStore + weiquan_store::PrivateData>(
         ))
         .into());
     };
-    if l.drawn.is_none() {
+    let Some(drawn) = &l.drawn else {
         anyhow::bail!("lottery {lottery} (announced at leaf {announced}) has not been drawn in this ledger: nothing to verify yet");
-    }
-    Ok(judge(lottery, announced, &l, &first_entry))
+    };
+    Ok(judge(lottery, announced, drawn, &l, &first_entry))
 }
 
-fn judge(id: &str, announced: u64, l: &Lottery, first_entry: &HashMap<String, usize>) -> Result<String, String> {
+/// The verdict on draw `drawn` of lottery `id`, announced at leaf `announced`.
+fn judge(
+    id: &str,
+    announced: u64,
+    drawn: &Drawn,
+    l: &Lottery,
+    first_entry: &HashMap<String, usize>,
+) -> Result<String, String> {
     let commitment = l.commitment.as_deref().ok_or_else(|| {
         format!("lottery {id} was announced (leaf {announced}) without a commitment: its draw cannot be verified")
     })?;
@@ -136,10 +143,7 @@ fn judge(id: &str, announced: u64, l: &Lottery, first_entry: &HashMap<String, us
         winners,
         seed,
         beacon_signature,
-    } = l
-        .drawn
-        .as_ref()
-        .ok_or_else(|| format!("lottery {id} has not been drawn"))?;
+    } = drawn;
     let seed = seed
         .as_deref()
         .ok_or_else(|| format!("the draw (leaf {drawn_at}) reveals no seed"))?;
