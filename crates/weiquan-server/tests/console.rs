@@ -828,52 +828,6 @@ async fn receipt_uploads_are_read_a_few_at_a_time_and_not_for_long() {
     s.stop().await;
 }
 
-/// A session's key is charged for its requests only while the session
-/// stands: a signed-out cookie someone kept spends the address's allowance,
-/// not the key's. And signing out is never refused for the key's allowance:
-/// a flood on it cannot keep the holder signed in.
-#[tokio::test]
-async fn a_kept_cookie_cannot_spend_its_key_nor_stop_a_sign_out() {
-    let db = Db::sqlite();
-    let s = Server::start(weiquan_server::Config {
-        rate_limit: 2,
-        ..db.config(None)
-    })
-    .await;
-    let regulator = db.key("regulator").await;
-    let f = Forms::new(&s.base);
-    let get = |cookie: String| {
-        let (http, base) = (f.http.clone(), s.base.clone());
-        async move {
-            let resp = (http.get(format!("{base}/log/checkpoint")))
-                .header("cookie", cookie)
-                .send()
-                .await
-                .expect("sent");
-            resp.status().as_u16()
-        }
-    };
-    // The key's allowance spent through its session: signing out still works.
-    let (cookie, csrf) = f.signed_in(&regulator).await;
-    let mut limited = false;
-    for _ in 0..20 {
-        limited |= get(cookie.clone()).await == 429;
-    }
-    assert!(limited, "the session's requests are the key's");
-    let out = f.post("/signout", &cookie, vec![("csrf", &csrf)]).await.expect("sent");
-    assert_eq!(out.status(), 303, "signed out while the key is over its limit");
-    // The signed-out cookie, replayed, is not charged to the key.
-    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-    let (status, _) = s.call("GET", "/v1/blacklist", Some(&regulator), None).await;
-    assert_eq!(status, 200);
-    for _ in 0..20 {
-        get(cookie.clone()).await;
-    }
-    let (status, body) = s.call("GET", "/v1/blacklist", Some(&regulator), None).await;
-    assert_eq!(status, 200, "the key's own call: {body}");
-    s.stop().await;
-}
-
 /// Cookies are `Secure` when the page was reached over TLS (a proxy's
 /// `X-Forwarded-Proto`), or always with `secure_cookies`.
 #[tokio::test]
@@ -963,7 +917,10 @@ async fn a_sign_out_outlives_a_restart() {
 /// cookie or a bearer key known to be valid is charged to its key on every
 /// route (the public log's too, which do not ask who calls), not with its
 /// address's anonymous visitors, so that an office behind one address keeps
-/// working while anonymous requests from it are refused.
+/// working while anonymous requests from it are refused. A session is
+/// charged to its key only while it stands (a signed-out cookie someone kept
+/// spends the address's allowance), and signing out is never refused for the
+/// key's allowance (a flood on it cannot keep the holder signed in).
 #[tokio::test]
 async fn a_key_is_charged_on_every_route_and_not_its_address() {
     let db = Db::sqlite();
@@ -974,7 +931,7 @@ async fn a_key_is_charged_on_every_route_and_not_its_address() {
     .await;
     let regulator = db.key("regulator").await;
     let f = Forms::new(&s.base);
-    let (cookie, _) = f.signed_in(&regulator).await;
+    let (cookie, csrf) = f.signed_in(&regulator).await;
     let limited = |cookie: Option<&str>, key: Option<&str>| {
         let (http, base) = (f.http.clone(), s.base.clone());
         let (cookie, key) = (cookie.map(str::to_owned), key.map(str::to_owned));
@@ -1006,6 +963,17 @@ async fn a_key_is_charged_on_every_route_and_not_its_address() {
         limited(None, Some(&platform)).await,
         "a bearer key's requests to the log are counted"
     );
+    // The regulator's allowance spent through its session: signing out still works.
+    assert!(limited(Some(&cookie), None).await, "over its limit");
+    let out = f.post("/signout", &cookie, vec![("csrf", &csrf)]).await.expect("sent");
+    assert_eq!(out.status(), 303, "signed out while the key is over its limit");
+    // The signed-out cookie, replayed, is not charged to the key.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let (status, _) = s.call("GET", "/v1/blacklist", Some(&regulator), None).await;
+    assert_eq!(status, 200);
+    limited(Some(&cookie), None).await;
+    let (status, body) = s.call("GET", "/v1/blacklist", Some(&regulator), None).await;
+    assert_eq!(status, 200, "the key's own call, after the kept cookie's: {body}");
     s.stop().await;
 }
 
