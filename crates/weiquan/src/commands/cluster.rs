@@ -258,6 +258,9 @@ struct Routing {
     /// Resumed from the door's snapshot: where, and whether the lines
     /// before it (of files) are still to be passed over.
     resumed: Option<Resumed>,
+    /// The partition entries the partitions held when the door started (a
+    /// resumed door's summary says how many it sent itself).
+    held_at_start: u64,
 }
 
 impl Routing {
@@ -268,7 +271,9 @@ impl Routing {
             FrontDoor::new_shard(cluster, how.shard).await?
         };
         let resumed = door.resumed().cloned();
+        let held_at_start = door.sent().iter().sum();
         Ok(Routing {
+            held_at_start,
             door,
             events: resumed.as_ref().map_or(0, |r| r.routed),
             rejected: 0,
@@ -401,13 +406,21 @@ impl Routing {
                 (0..n as u32).filter(|&p| shard.owns(p)).count()
             ),
         };
-        let resumed = match &self.resumed {
-            Some(r) => format!(" ({} of them before the door's snapshot, not read again)", r.routed),
-            None => String::new(),
+        // A resumed door passes over what its partitions hold: its totals are
+        // theirs, and what it sent itself is said apart, lest they read as a resend.
+        let (resumed, sent_now) = match &self.resumed {
+            Some(r) => (
+                format!(" ({} of them before the door's snapshot, not read again)", r.routed),
+                format!(
+                    ", {} of them sent by this door, the rest held already",
+                    entries.saturating_sub(self.held_at_start)
+                ),
+            ),
+            None => (String::new(), String::new()),
         };
         writeln!(
             err,
-            "routed {} events{resumed} ({entries} partition entries in all, broadcasts counted in each) into {into}; {} lines rejected; {moved} merchant groups moved and {spread} subject groups spread (partitions rebuilt)",
+            "routed {} events{resumed} ({entries} partition entries in all{sent_now}, broadcasts counted in each) into {into}; {} lines rejected; {moved} merchant groups moved and {spread} subject groups spread (partitions rebuilt)",
             self.events,
             self.rejected,
         )?;

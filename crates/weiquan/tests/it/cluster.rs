@@ -409,6 +409,12 @@ fn the_cluster_commands_print_what_audit_prints() {
         said.contains("of them before the door's snapshot, not read again"),
         "{said}"
     );
+    // What the door sent itself is said apart from what the partitions held: its
+    // clock advance to each of the 4 partitions, and no event again.
+    assert!(
+        said.contains(", 4 of them sent by this door, the rest held already"),
+        "{said}"
+    );
 
     let (key, public) = log_key(dir.path());
     let ledgers = dir.path().join("ledgers");
