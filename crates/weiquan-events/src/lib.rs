@@ -12,7 +12,7 @@ mod time;
 
 pub use model::*;
 pub use parse::{
-    check_id, is_personal_field, is_private_member, parse_event, parse_event_with_extras, ParseError, MAX_FEN,
+    check_id, is_personal_field, is_private_member, parse_event, parse_event_with_extras, visible, ParseError, MAX_FEN,
     MAX_ID_CHARS,
 };
 pub use reader::{

@@ -527,6 +527,30 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// `s` with every character that does not show itself written as `\u{…}`:
+/// controls, bidi controls (which reverse or reorder what follows), zero-width
+/// characters and the byte-order mark. The spec allows them in ids; shown raw
+/// in a page's title or heading, or in a terminal, they make one id look like
+/// another.
+pub fn visible(s: &str) -> Cow<'_, str> {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+    };
+    if !s.chars().any(hidden) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if hidden(c) {
+            out.push_str(&format!("\\u{{{:04x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Checks the identifier rule: non-empty, at most [`MAX_ID_CHARS`] characters.
 pub fn check_id(s: &str) -> Result<(), String> {
     if s.is_empty() {

@@ -664,3 +664,15 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn ids_are_shown_with_what_hides_or_reorders_text_escaped() {
+    use std::borrow::Cow;
+    // Most ids come back as they are, not copied.
+    assert!(matches!(weiquan_events::visible("店铺-m1"), Cow::Borrowed("店铺-m1")));
+    // A right-to-left override, a bell, a zero-width space and a BOM are shown as escapes.
+    assert_eq!(
+        weiquan_events::visible("m1\u{202E}gpj.exe\u{7}\u{200B}\u{FEFF}"),
+        "m1\\u{202e}gpj.exe\\u{0007}\\u{200b}\\u{feff}"
+    );
+}

@@ -977,6 +977,32 @@ async fn a_key_is_charged_on_every_route_and_not_its_address() {
     s.stop().await;
 }
 
+/// An id that holds a right-to-left override (which the spec allows) is shown
+/// with it escaped in the page's title and heading, where it would reorder
+/// the text after it and make one merchant look like another.
+#[tokio::test]
+async fn an_id_cannot_reorder_a_pages_title() {
+    let db = Db::sqlite();
+    let s = Server::start(db.config(None)).await;
+    let platform = db.key("platform").await;
+    let id = "m1\u{202E}gpj";
+    s.post_events(
+        &platform,
+        ev(
+            "reg",
+            "merchant.registered",
+            json!({"merchant": id, "name": "店", "uscc": "91330100MA2B000018", "channels": ["store"]}),
+        ),
+    )
+    .await;
+    let f = Forms::new(&s.base);
+    let page = f.page(&format!("/merchants/{}?lang=en", "m1%E2%80%AEgpj"), "").await;
+    assert!(page.contains("<h1>Merchant m1\\u{202e}gpj</h1>"), "{page}");
+    assert!(page.contains("<title>Merchant m1\\u{202e}gpj"), "{page}");
+    assert!(!page.contains('\u{202E}'), "the override itself is nowhere: {page}");
+    s.stop().await;
+}
+
 /// Every page answers on both stores, for the reader it is for.
 #[tokio::test]
 async fn every_page_answers_on_both_stores() {

@@ -161,7 +161,9 @@ pub(crate) fn frame(f: &Frame<'_>, content: Markup) -> Markup {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (f.title) " · " (ui.t("维权", "weiquan")) }
+                // A title or heading names an id, which may hold characters that
+                // reorder or hide text: they are shown as escapes there.
+                title { (weiquan_events::visible(f.title)) " · " (ui.t("维权", "weiquan")) }
                 link rel="stylesheet" href="/assets/console.css";
                 script src="/assets/console.js" defer {}
             }
@@ -199,7 +201,7 @@ pub(crate) fn frame(f: &Frame<'_>, content: Markup) -> Markup {
                     }
                 }
                 main id="main" tabindex="-1" {
-                    h1 { (f.title) }
+                    h1 { (weiquan_events::visible(f.title)) }
                     (content)
                 }
                 footer {

@@ -260,7 +260,7 @@ pub fn keys(args: &KeysArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
                         out,
                         "{:<16}  {:<24}  {}",
                         k.id,
-                        k.role,
+                        weiquan_events::visible(&k.role),
                         k.expires_at.as_deref().unwrap_or("never")
                     )?;
                 }
