@@ -169,9 +169,9 @@ pub struct Config {
     pub webhook: Option<Webhook>,
     /// The platform's time zone: the console shows times in it.
     pub time_zone: chrono::FixedOffset,
-    /// The console's cookies are always `Secure` (set when users reach it over
-    /// HTTPS through a proxy; otherwise they are `Secure` only when the proxy
-    /// sends `X-Forwarded-Proto: https`).
+    /// The console's cookies are always `Secure` and `__Host-` prefixed (set
+    /// when users reach it over HTTPS through a proxy; otherwise they are
+    /// `Secure` only when the proxy sends `X-Forwarded-Proto: https`).
     pub secure_cookies: bool,
     /// Where and how often the sequencer snapshots its state, so that a start
     /// replays only the ledger after the newest snapshot (`None`: never).
@@ -264,6 +264,7 @@ fn start_blocking(cfg: &Config) -> Result<Service> {
         verifier_key,
         tz: cfg.time_zone,
         secure_cookies: cfg.secure_cookies,
+        cookie_names: console::CookieNames::new(cfg.secure_cookies),
         receipt_reads: tokio::sync::Semaphore::new(console::RECEIPT_READS),
         receipt_sources: std::sync::Mutex::default(),
     };

@@ -861,6 +861,28 @@ async fn secure_cookies() {
     .await;
     let resp = reqwest::get(format!("{}/log", s.base)).await.expect("page");
     assert!(set_cookie(&resp).contains("; Secure"), "{}", set_cookie(&resp));
+    // Behind TLS for good, the cookies are `__Host-` ones (no other host may set
+    // them), and signing in and out goes through them.
+    let regulator = db.key("regulator").await;
+    let f = Forms::new(&s.base);
+    let page = f.http.get(format!("{}/signin", s.base)).send().await.expect("page");
+    let anon = cookie_set(&page, "__Host-wq_anon").expect("a prefixed anonymous session");
+    let csrf = token_in(&page.text().await.expect("html"));
+    let signed = f
+        .post("/signin", &anon, vec![("csrf", &csrf), ("key", &regulator)])
+        .await
+        .expect("sign in");
+    assert_eq!(signed.status(), 303);
+    let line = cookie_line(&signed, "__Host-wq_session").expect("a prefixed session");
+    assert!(
+        line.contains("; Path=/;") && line.contains("; Secure") && !line.contains("Domain"),
+        "{line}"
+    );
+    let cookie = cookie_set(&signed, "__Host-wq_session").expect("a prefixed session");
+    assert_eq!(who_in(&f.page("/consumer", &cookie).await).as_deref(), Some("监管部门"));
+    // A bare cookie, as a sibling host could plant, is nobody's session here.
+    let bare = cookie.replacen("__Host-", "", 1);
+    assert_eq!(who_in(&f.page("/consumer", &bare).await), None);
     s.stop().await;
 }
 

@@ -254,7 +254,8 @@ pub struct ServeArgs {
     /// The platform's time zone as a UTC offset; the web console shows times in it [default: +08:00].
     #[arg(long, env = "WEIQUAN_TIME_ZONE", value_name = "OFFSET")]
     pub time_zone: Option<String>,
-    /// Mark the web console's cookies `Secure` on every response: set this when
+    /// Mark the web console's cookies `Secure` on every response, and name them
+    /// with the `__Host-` prefix (no other host may set them): set this when
     /// users reach the console over HTTPS through a proxy (without it, they are
     /// `Secure` only when the proxy sends `X-Forwarded-Proto: https`).
     #[arg(long, env = "WEIQUAN_SECURE_COOKIES")]

@@ -24,7 +24,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use maud::{html, Markup};
-use session::{Session, ANON_COOKIE, COOKIE, LANG_COOKIE, SESSION_SECS};
+pub(crate) use session::CookieNames;
+use session::{Session, SESSION_SECS};
 pub(crate) use session::{Sessions, SignOuts};
 use std::sync::Arc;
 pub(crate) use ui::Ui;
@@ -44,6 +45,8 @@ pub(crate) struct Console {
     /// Cookies are `Secure` on every page (the console is reached over TLS
     /// through a proxy), not only where a proxy says so.
     pub secure_cookies: bool,
+    /// The names of its cookies (`__Host-` prefixed with `secure_cookies`).
+    pub cookie_names: CookieNames,
     /// Receipt forms being read at once ([`RECEIPT_READS`]): anybody may post
     /// one, up to [`RECEIPT_BYTES`], before any check.
     pub receipt_reads: tokio::sync::Semaphore,
@@ -120,7 +123,8 @@ pub(crate) const FORM_BYTES: usize = 16 << 10;
 /// cookie someone kept must not spend its key's allowance.
 pub(crate) async fn session_key(app: &AppState, headers: &axum::http::HeaderMap) -> Option<[u8; 32]> {
     let now = chrono::Utc::now().timestamp();
-    let s = session::cookie(headers, COOKIE).and_then(|c| app.console.sessions.open_cookie(c, now))?;
+    let s = session::cookie(headers, &app.console.cookie_names.session)
+        .and_then(|c| app.console.sessions.open_cookie(c, now))?;
     let key = s.key?;
     // A sign-out that cannot be looked up now counts as one here: the address pays.
     matches!(app.console.signouts.ended(&s.sid).await, Ok(false)).then_some(key)
@@ -228,15 +232,16 @@ impl FromRequestParts<Arc<AppState>> for Visit {
             .query()
             .and_then(|q| serde_urlencoded::from_str(q).ok())
             .unwrap_or_default();
+        let names = &app.console.cookie_names;
         let asked = pairs.iter().find(|(k, _)| k == "lang").and_then(|(_, v)| Ui::parse(v));
         let mut cookies = Vec::new();
         let ui = match asked {
             Some(ui) => {
                 // The choice persists: a year, like any language preference.
-                cookies.push(session::set_cookie(LANG_COOKIE, ui.code(), 365 * 86400, secure));
+                cookies.push(session::set_cookie(names.lang.as_str(), ui.code(), 365 * 86400, secure));
                 ui
             }
-            None => session::cookie(&parts.headers, LANG_COOKIE)
+            None => session::cookie(&parts.headers, &names.lang)
                 .and_then(Ui::parse)
                 .unwrap_or_default(),
         };
@@ -244,8 +249,8 @@ impl FromRequestParts<Arc<AppState>> for Visit {
             .unwrap_or_default();
         let sessions = &app.console.sessions;
         let opened = |name| session::cookie(&parts.headers, name).and_then(|c| sessions.open_cookie(c, now));
-        let carried = session::cookie(&parts.headers, COOKIE).is_some();
-        let found = opened(COOKIE);
+        let carried = session::cookie(&parts.headers, &names.session).is_some();
+        let found = opened(&names.session);
         // The rate-limit middleware charged the session's key when it knew it valid.
         let charged = parts.extensions.get::<crate::auth::KeyCharged>().map(|c| c.0);
         let (mut session, mut caller, mut error) = (None, Caller(None), None);
@@ -288,9 +293,9 @@ impl FromRequestParts<Arc<AppState>> for Visit {
                 // is left alone: a request from another site arrives without it, and
                 // must not sign the reader out.
                 if carried {
-                    cookies.push(session::set_cookie(COOKIE, "", 0, secure));
+                    cookies.push(session::set_cookie(&names.session, "", 0, secure));
                 }
-                match opened(ANON_COOKIE).filter(|s| s.key.is_none()) {
+                match opened(&names.anon).filter(|s| s.key.is_none()) {
                     Some(s) => s,
                     None => {
                         let s = sessions.open(None, now);
@@ -299,7 +304,7 @@ impl FromRequestParts<Arc<AppState>> for Visit {
                         // reader has open. Pages set it.
                         if parts.method == axum::http::Method::GET {
                             cookies.push(session::set_cookie(
-                                ANON_COOKIE,
+                                &names.anon,
                                 &sessions.seal(&s),
                                 SESSION_SECS,
                                 secure,
@@ -600,8 +605,12 @@ async fn sign_in(State(app): AppStateRef, v: Visit, form: Result<Form<SignIn>, F
     let sessions = &app.console.sessions;
     let s = sessions.open(Some(crate::auth::digest(key)), now);
     let mut v = v;
-    v.cookies
-        .push(session::set_cookie(COOKIE, &sessions.seal(&s), SESSION_SECS, v.secure));
+    v.cookies.push(session::set_cookie(
+        &app.console.cookie_names.session,
+        &sessions.seal(&s),
+        SESSION_SECS,
+        v.secure,
+    ));
     v.see_other("/")
 }
 
@@ -625,6 +634,7 @@ async fn sign_out(State(app): AppStateRef, v: Visit, form: Result<Form<Token>, F
     }
     // The signed-in cookie goes; the next page opens (or finds) an anonymous session.
     let mut v = v;
-    v.cookies.push(session::set_cookie(COOKIE, "", 0, v.secure));
+    v.cookies
+        .push(session::set_cookie(&app.console.cookie_names.session, "", 0, v.secure));
     v.see_other("/")
 }

@@ -28,6 +28,38 @@ pub(crate) const COOKIE: &str = "wq_session";
 pub(crate) const ANON_COOKIE: &str = "wq_anon";
 /// The language cookie's name.
 pub(crate) const LANG_COOKIE: &str = "wq_lang";
+
+/// The names the console's cookies go by on this server.
+pub(crate) struct CookieNames {
+    /// The signed-in session's ([`COOKIE`]).
+    pub session: String,
+    /// An anonymous visitor's session's ([`ANON_COOKIE`]).
+    pub anon: String,
+    /// The language's ([`LANG_COOKIE`]).
+    pub lang: String,
+}
+
+impl CookieNames {
+    /// With `__Host-` before each when every page is reached over TLS
+    /// (`--secure-cookies`): a browser then lets no other host (a sibling
+    /// subdomain, say) set them, so nobody can plant a session of their own
+    /// on a reader. Bare otherwise, since a browser refuses a prefixed cookie
+    /// without `Secure`.
+    pub(crate) fn new(secure: bool) -> CookieNames {
+        let name = |base: &str| {
+            if secure {
+                format!("__Host-{base}")
+            } else {
+                base.to_owned()
+            }
+        };
+        CookieNames {
+            session: name(COOKIE),
+            anon: name(ANON_COOKIE),
+            lang: name(LANG_COOKIE),
+        }
+    }
+}
 /// How long a session lasts.
 pub(crate) const SESSION_SECS: i64 = 8 * 3600;
 /// Most sign-out lookups cached: the cache is cleared when it fills.
