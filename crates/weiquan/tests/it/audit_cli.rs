@@ -1,6 +1,6 @@
 //! Command-line behaviour: exit codes, options, output formats.
 
-use crate::{ndjson, weiquan};
+use crate::{ndjson, succeeds, weiquan};
 
 #[test]
 fn unreadable_file_exits_1_naming_it() {
@@ -146,13 +146,7 @@ fn rules_prints_a_rulebook_that_loads_back() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("all.toml");
     std::fs::write(&path, &out.stdout).expect("write");
-    let check = weiquan(&["rules", "--rules", path.to_str().expect("utf-8")], None);
-    assert_eq!(
-        check.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    let check = succeeds(&["rules", "--rules", path.to_str().expect("utf-8")]);
     assert!(String::from_utf8_lossy(&check.stdout).contains("MK-01"));
 }
 
@@ -274,24 +268,12 @@ fn rules_prints_the_merged_rulebook_as_toml_that_reads_back() {
     let dir = tempfile::tempdir().expect("tempdir");
     let over = dir.path().join("over.toml");
     std::fs::write(&over, "[thresholds]\nship_days = 3\n").expect("written");
-    let first = weiquan(&["rules", "--rules", over.to_str().expect("utf-8")], None);
-    assert_eq!(
-        first.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    let first = succeeds(&["rules", "--rules", over.to_str().expect("utf-8")]);
     let merged = String::from_utf8_lossy(&first.stdout).into_owned();
     assert!(merged.contains("\nship_days = 3\n"), "{merged}");
     let again = dir.path().join("merged.toml");
     std::fs::write(&again, &merged).expect("written");
-    let second = weiquan(&["rules", "--rules", again.to_str().expect("utf-8")], None);
-    assert_eq!(
-        second.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&second.stderr)
-    );
+    let second = succeeds(&["rules", "--rules", again.to_str().expect("utf-8")]);
     let body = |s: &str| s.lines().skip(1).collect::<Vec<_>>().join("\n");
     assert_eq!(body(&String::from_utf8_lossy(&second.stdout)), body(&merged));
 }

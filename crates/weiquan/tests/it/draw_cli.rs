@@ -1,7 +1,7 @@
 //! `weiquan verify draw`: a fair draw passes; a changed seed, a dropped or added
 //! entrant, a late entrant or a swapped winner each fail, naming the problem.
 
-use crate::weiquan;
+use crate::{succeeds, weiquan};
 use serde_json::json;
 use weiquan_engine::draw;
 
@@ -124,13 +124,7 @@ fn verify_lottery(tweak: &str, lottery: &str) -> (Option<i32>, String) {
     std::fs::write(&events, stream(tweak)).expect("write");
     let db = dir.path().join("run.db");
     let s = |p: &std::path::Path| p.to_str().expect("utf-8").to_owned();
-    let audit = weiquan(&["audit", &s(&events), "--ledger", &s(&db)], None);
-    assert_eq!(
-        audit.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&audit.stderr)
-    );
+    succeeds(&["audit", &s(&events), "--ledger", &s(&db)]);
     let out = weiquan(
         &[
             "verify",

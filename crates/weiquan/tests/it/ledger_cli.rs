@@ -1,6 +1,6 @@
 //! The ledger from the command line: write, read out, verify, tamper.
 
-use crate::weiquan;
+use crate::{succeeds, weiquan};
 
 fn s(p: &std::path::Path) -> &str {
     p.to_str().expect("utf-8 path")
@@ -12,8 +12,7 @@ fn audited(dir: &std::path::Path, extra: &[&str]) -> (std::path::PathBuf, std::p
     let db = dir.join("run.db");
     let mut args = vec!["audit", "tests/cases/presale/events.ndjson", "--ledger", s(&db)];
     args.extend_from_slice(extra);
-    let out = weiquan(&args, None);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    succeeds(&args);
     (db.clone(), dir.join("run.db.key.pub"))
 }
 
@@ -22,8 +21,7 @@ fn audit_writes_a_ledger_that_verifies_and_detects_tampering() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (db, public) = audited(dir.path(), &[]);
     assert!(public.exists());
-    let ok = weiquan(&["verify", "log", s(&db), "--pub", s(&public)], None);
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    let ok = succeeds(&["verify", "log", s(&db), "--pub", s(&public)]);
     // 14 events and 9 findings.
     assert!(
         String::from_utf8_lossy(&ok.stdout).contains("23 leaves"),
@@ -70,12 +68,10 @@ fn an_event_without_a_canonical_form_is_logged_as_a_stand_in() {
     let (db, events) = (dir.path().join("run.db"), dir.path().join("events.ndjson"));
     let odd = r#"{"v": 1, "id": "odd", "type": "clock.tick", "at": "2026-11-01T00:00:00+08:00", "x": 1e400}"#;
     std::fs::write(&events, format!("{odd}\n")).expect("written");
-    let out = weiquan(&["audit", s(&events), "--ledger", s(&db)], None);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    succeeds(&["audit", s(&events), "--ledger", s(&db)]);
     let public = dir.path().join("run.db.key.pub");
-    let ok = weiquan(&["verify", "log", s(&db), "--pub", s(&public)], None);
+    let ok = succeeds(&["verify", "log", s(&db), "--pub", s(&public)]);
     let said = String::from_utf8_lossy(&ok.stdout);
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
     assert!(
         said.contains("1 leaves rehashed") && said.contains("1 more events are logged as stand-ins"),
         "{said}"
@@ -135,35 +131,20 @@ fn receipts_and_consistency_from_the_command_line() {
         Some(0)
     );
     let public = dir.path().join("k.pub");
-    let audit = weiquan(
-        &[
-            "audit",
-            s(&sim.join("events.ndjson")),
-            "--ledger",
-            s(&db),
-            "--key",
-            s(&key),
-        ],
-        None,
-    );
-    assert_eq!(
-        audit.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&audit.stderr)
-    );
+    succeeds(&[
+        "audit",
+        s(&sim.join("events.ndjson")),
+        "--ledger",
+        s(&db),
+        "--key",
+        s(&key),
+    ]);
 
     let old_cp = dir.path().join("old.cp");
     let new_cp = dir.path().join("new.cp");
     let proof = dir.path().join("proof.json");
     let write = |args: &[&str], to: &std::path::Path| {
-        let o = weiquan(args, None);
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        let o = succeeds(args);
         std::fs::write(to, &o.stdout).expect("write");
     };
     write(&["ledger", "checkpoint", s(&db), "--size", "4096"], &old_cp);
@@ -174,20 +155,16 @@ fn receipts_and_consistency_from_the_command_line() {
     padded.push_str("\n\n");
     std::fs::write(&old_cp, padded).expect("write");
     write(&["ledger", "proof", s(&db), "--old", "4096"], &proof);
-    let ok = weiquan(
-        &[
-            "verify",
-            "consistency",
-            s(&old_cp),
-            s(&new_cp),
-            "--proof",
-            s(&proof),
-            "--pub",
-            s(&public),
-        ],
-        None,
-    );
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    succeeds(&[
+        "verify",
+        "consistency",
+        s(&old_cp),
+        s(&new_cp),
+        "--proof",
+        s(&proof),
+        "--pub",
+        s(&public),
+    ]);
 
     // Swapped checkpoints: the proof is for other sizes.
     let swapped = weiquan(
@@ -359,13 +336,7 @@ fn reading_a_ledger_changes_nothing_about_the_file() {
         vec!["ledger", "receipt", s(&db), "3"],
         vec!["verify", "log", s(&db), "--pub", s(&public)],
     ] {
-        let out = weiquan(&args, None);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeeds(&args);
     }
     assert_eq!(
         std::fs::read(&db).expect("read"),
@@ -473,13 +444,7 @@ fn a_backtest_takes_the_recorded_runs_as_of() {
     std::fs::write(&events, untick).expect("written");
     let db = dir.path().join("run.db");
     let as_of = "2026-12-31T00:00:00+08:00";
-    let audit = weiquan(&["audit", s(&events), "--as-of", as_of, "--ledger", s(&db)], None);
-    assert_eq!(
-        audit.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&audit.stderr)
-    );
+    succeeds(&["audit", s(&events), "--as-of", as_of, "--ledger", s(&db)]);
     let same = dir.path().join("same.toml");
     std::fs::write(&same, "").expect("written");
     let backtest = |extra: &[&str]| {

@@ -29,6 +29,19 @@ pub fn weiquan(args: &[&str], stdin: Option<&[u8]>) -> Output {
     child.wait_with_output().expect("the weiquan binary finishes")
 }
 
+/// Runs the built binary with `args` and no input, and requires it to exit 0
+/// (the failure shows the arguments and what it said on stderr).
+pub fn succeeds(args: &[&str]) -> Output {
+    let out = weiquan(args, None);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Parses NDJSON output into JSON values.
 pub fn ndjson(bytes: &[u8]) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(bytes)

@@ -424,8 +424,7 @@ fn keys_are_listed_and_revoked_by_id() {
     let create = |role: &str, extra: &[&str]| {
         let mut args = vec!["keys", "create", "--data", d, "--role", role];
         args.extend_from_slice(extra);
-        let out = crate::weiquan(&args, None);
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = crate::succeeds(&args);
         (
             String::from_utf8_lossy(&out.stdout).trim().to_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -473,13 +472,7 @@ fn keys_are_listed_and_revoked_by_id() {
     let m = keys.iter().find(|k| k["role"] == "merchant:m1").expect("listed");
     assert!(m["expires_at"].as_str().is_some(), "{m}");
     let id = m["id"].as_str().expect("id").to_owned();
-    let revoke = crate::weiquan(&["keys", "revoke", &id, "--data", d], None);
-    assert_eq!(
-        revoke.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&revoke.stderr)
-    );
+    crate::succeeds(&["keys", "revoke", &id, "--data", d]);
     assert_eq!(
         crate::ndjson(&crate::weiquan(&["keys", "list", "--data", d, "--json"], None).stdout).len(),
         1
@@ -516,8 +509,7 @@ fn a_backup_taken_while_serving_restores_verified_with_the_same_findings() {
     let before = findings(&p.base);
     assert!(!before.is_empty());
     let backup = dir.path().join("backup");
-    let out = crate::weiquan(&["backup", "--data", d, backup.to_str().expect("utf-8")], None);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    crate::succeeds(&["backup", "--data", d, backup.to_str().expect("utf-8")]);
     // The server goes on after the backup; the copy is the moment it was taken.
     let later = r#"{"v":1,"id":"after-backup","type":"clock.tick","at":"2026-11-30T00:00:00+08:00"}"#;
     assert_eq!(post(later.into()).0, 200);
@@ -525,8 +517,7 @@ fn a_backup_taken_while_serving_restores_verified_with_the_same_findings() {
 
     let restored = dir.path().join("restored");
     let r = restored.to_str().expect("utf-8");
-    let out = crate::weiquan(&["restore", backup.to_str().expect("utf-8"), "--data", r], None);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = crate::succeeds(&["restore", backup.to_str().expect("utf-8"), "--data", r]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("checkpoints verified"));
     let again = crate::weiquan(&["restore", backup.to_str().expect("utf-8"), "--data", r], None);
     assert_eq!(again.status.code(), Some(2), "never overwrites a database");
@@ -565,17 +556,13 @@ fn a_backup_taken_while_serving_restores_verified_with_the_same_findings() {
     assert_eq!(out.status.code(), Some(2), "{said}");
     assert!(said.contains("the pair does not match"), "{said}");
     assert!(!into.exists(), "nothing was restored");
-    let out = crate::weiquan(
-        &[
-            "verify",
-            "log",
-            &format!("{r}/weiquan.db"),
-            "--pub",
-            &format!("{r}/ledger.key.pub"),
-        ],
-        None,
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    crate::succeeds(&[
+        "verify",
+        "log",
+        &format!("{r}/weiquan.db"),
+        "--pub",
+        &format!("{r}/ledger.key.pub"),
+    ]);
     let q = serve(&["--data", r]);
     assert_eq!(
         findings(&q.base),
@@ -710,8 +697,7 @@ fn a_receipt_opens_the_consumers_own_leaf_and_erase_keeps_the_log_valid() {
     );
     let out = crate::weiquan(&["erase", "--data", d, "--consumer", "u-erase-me"], None);
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to erase"));
-    let out = crate::weiquan(&["verify", "log", &format!("{d}/weiquan.db"), "--pub", &pubkey], None);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    crate::succeeds(&["verify", "log", &format!("{d}/weiquan.db"), "--pub", &pubkey]);
     let p = serve(&["--data", d]);
     let (_, body) = http("GET", &format!("{}/v1/findings", p.base), Some(&key), None);
     assert!(
