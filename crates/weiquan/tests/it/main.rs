@@ -30,14 +30,15 @@ pub fn weiquan(args: &[&str], stdin: Option<&[u8]>) -> Output {
 }
 
 /// Runs the built binary with `args` and no input, and requires it to exit 0
-/// (the failure shows the arguments and what it said on stderr).
+/// (the failure shows the arguments and what it wrote, stderr then stdout).
 pub fn succeeds(args: &[&str]) -> Output {
     let out = weiquan(args, None);
     assert_eq!(
         out.status.code(),
         Some(0),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
     );
     out
 }
