@@ -1073,13 +1073,22 @@ async fn own(
     };
     applied.store(state.index, Ordering::Relaxed);
     let events = cluster.events().await?;
-    let mut unsaved = 0u64;
-    // Since when a batch has been held for an earlier one (kept across
-    // consumers: a new one delivers the held batches again).
-    let mut waiting: Option<tokio::time::Instant> = None;
-    // The consumer is made again after a failure, from the last message applied.
+    let mut reading = Reading {
+        cluster: &cluster,
+        rules: &rules,
+        cfg: &cfg,
+        p,
+        applied: &applied,
+        unsaved: 0,
+        waiting: None,
+        held: BTreeMap::new(),
+        high: state.seq,
+    };
+    // The consumer is made again after a failure or a quiet spell, from the
+    // last message applied, each time after a walk through the stream's leader.
+    let mut first = true;
     loop {
-        if waiting.is_some_and(|since| since.elapsed() > GIVE_UP) {
+        if reading.waiting.is_some_and(|since| since.elapsed() > GIVE_UP) {
             return Err(ClusterError::Message {
                 partition: p,
                 seq: state.seq,
@@ -1089,8 +1098,13 @@ async fn own(
         // Told to stop between consumers (NATS away, or a quiet one made again).
         let why = *stop.borrow();
         if why != Stop::Run {
-            return stopped(&cluster, p, &mut state, why, unsaved).await;
+            return stopped(&cluster, p, &mut state, why, reading.unsaved).await;
         }
+        if !first {
+            reading.walk(&events, &mut state, &stop).await?;
+        }
+        first = false;
+        let made = tokio::time::Instant::now();
         let deliver_policy = if state.seq == 0 {
             async_nats::jetstream::consumer::DeliverPolicy::All
         } else {
@@ -1110,10 +1124,8 @@ async fn own(
             Ok(c) => c.messages().await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
-        // Batches that arrived before an earlier one, by first index, for
-        // this consumer only (a new one delivers them again).
-        let mut held: BTreeMap<u64, (u64, bytes::Bytes)> = BTreeMap::new();
-        let mut high = state.seq;
+        // A new consumer delivers what was held again.
+        reading.restart(&state);
         let mut messages = match messages {
             Ok(m) => m,
             Err(error) => {
@@ -1134,7 +1146,7 @@ async fn own(
             };
             let Some(next) = next else {
                 let why = *stop.borrow();
-                return stopped(&cluster, p, &mut state, why, unsaved).await;
+                return stopped(&cluster, p, &mut state, why, reading.unsaved).await;
             };
             let m = match next {
                 Ok(Some(Ok(m))) => m,
@@ -1153,84 +1165,274 @@ async fn own(
                 tracing::warn!(partition = p, "a message without JetStream metadata; resuming");
                 break;
             };
-            let bad = |problem: String| ClusterError::Message {
-                partition: p,
-                seq,
-                problem,
-            };
-            if !cluster.seal_holds(&m.subject, &m.payload, m.headers.as_ref()) {
-                return Err(bad(
-                    "a batch without this cluster's seal: not from its front door".into()
-                ));
-            }
-            let batch = Stamp::read_batch(&m.payload).map_err(bad)?;
-            let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
-                continue; // an empty batch says nothing
-            };
-            let (first, last) = (first.0.index, last.0.index);
-            if last <= state.index {
-                continue; // delivered again
-            }
-            if first > state.index + 1 {
-                // An earlier batch is still to come: batches in flight together
-                // can be stored in any order. A door gives a batch a minute of
-                // retries; one missing for much longer is not coming.
-                if waiting.is_none() {
-                    // Said once: a partition that waits is otherwise silent for up to GIVE_UP.
-                    tracing::warn!(
-                        partition = p,
-                        missing = state.index + 1,
-                        arrived = first,
-                        "a batch came before an earlier one; holding it until the earlier comes"
-                    );
-                }
-                let since = *waiting.get_or_insert_with(tokio::time::Instant::now);
-                if held.len() >= HOLD || since.elapsed() > GIVE_UP {
-                    return Err(bad(format!(
-                        "event {} never came ({} later batches waited {:?} for it)",
-                        state.index + 1,
-                        held.len(),
-                        since.elapsed()
-                    )));
-                }
-                held.insert(first, (seq, m.payload.clone()));
+            #[cfg(test)]
+            if tests::undelivered(&m.subject, seq) {
                 continue;
             }
-            unsaved += apply_batch(&cluster, &rules, p, &mut state, seq, batch).await?;
-            high = high.max(seq);
-            while let Some(entry) = held.first_entry() {
-                if *entry.key() > state.index + 1 {
-                    break;
-                }
-                let (seq, payload) = entry.remove();
-                let batch = Stamp::read_batch(&payload).map_err(|problem| ClusterError::Message {
-                    partition: p,
-                    seq,
-                    problem,
-                })?;
-                unsaved += apply_batch(&cluster, &rules, p, &mut state, seq, batch).await?;
-                high = high.max(seq);
-            }
-            applied.store(state.index, Ordering::Relaxed);
-            if !held.is_empty() {
-                continue; // replay must still resume before the batches held
-            }
-            waiting = None;
-            // Snapshots are taken between batches with none held: `seq` says where replay resumes.
-            state.seq = high;
-            // A worker told it lost the lease writes nothing more.
-            if unsaved >= cfg.snapshot_every && *stop.borrow() == Stop::Run {
-                save_flushed(&cluster, p, &mut state).await?;
-                unsaved = 0;
+            (reading.take(&mut state, &stop, seq, &m.subject, &m.payload, m.headers.as_ref())).await?;
+            // A batch waited for that the consumer has not delivered for a
+            // while may be missing from the replica it reads: the leader is asked.
+            if reading.waiting.is_some_and(|since| since.elapsed() > QUIET) && made.elapsed() > QUIET {
+                break;
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
+/// Messages a walk through the stream's leader reads at most: past as many
+/// batches as are held before a missing one is given up on.
+const WALK: usize = 2 * HOLD;
+
+/// Partition `p`'s task reading its subject, between messages.
+struct Reading<'a> {
+    cluster: &'a Cluster,
+    rules: &'a Arc<Rulebook>,
+    cfg: &'a WorkerConfig,
+    p: u32,
+    /// The last event applied, as the worker reports it.
+    applied: &'a AtomicU64,
+    /// Events applied since the last snapshot.
+    unsaved: u64,
+    /// Since when a batch has been held for an earlier one (kept across
+    /// consumers: a new one delivers the held batches again).
+    waiting: Option<tokio::time::Instant>,
+    /// Batches that arrived before an earlier one, by first index: (stream
+    /// sequence, payload), of this read only.
+    held: BTreeMap<u64, (u64, bytes::Bytes)>,
+    /// The highest stream sequence applied in this read: where replay
+    /// resumes once nothing is held.
+    high: u64,
+}
+
+impl Reading<'_> {
+    /// Reads again from after `state.seq`: what was held comes again.
+    fn restart(&mut self, state: &State) {
+        self.held.clear();
+        self.high = state.seq;
+    }
+
+    /// Takes message `seq` of the partition's subject, messages coming in
+    /// stream order: applies its batch, and the held ones that follow it,
+    /// if it comes next; holds it if an earlier one is still to come; skips
+    /// it if delivered again.
+    async fn take(
+        &mut self,
+        state: &mut State,
+        stop: &watch::Receiver<Stop>,
+        seq: u64,
+        subject: &str,
+        payload: &bytes::Bytes,
+        headers: Option<&async_nats::HeaderMap>,
+    ) -> Result<(), ClusterError> {
+        let p = self.p;
+        let bad = |problem: String| ClusterError::Message {
+            partition: p,
+            seq,
+            problem,
+        };
+        if !self.cluster.seal_holds(subject, payload, headers) {
+            return Err(bad(
+                "a batch without this cluster's seal: not from its front door".into()
+            ));
+        }
+        let batch = Stamp::read_batch(payload).map_err(bad)?;
+        let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+            return Ok(()); // an empty batch says nothing
+        };
+        let (first, last) = (first.0.index, last.0.index);
+        if last <= state.index {
+            return Ok(()); // delivered again
+        }
+        if first > state.index + 1 {
+            // An earlier batch is still to come: batches in flight together
+            // can be stored in any order. A door gives a batch a minute of
+            // retries; one missing for much longer is not coming.
+            if self.waiting.is_none() {
+                // Said once: a partition that waits is otherwise silent for up to GIVE_UP.
+                tracing::warn!(
+                    partition = p,
+                    missing = state.index + 1,
+                    arrived = first,
+                    "a batch came before an earlier one; holding it until the earlier comes"
+                );
+            }
+            let since = *self.waiting.get_or_insert_with(tokio::time::Instant::now);
+            if self.held.len() >= HOLD || since.elapsed() > GIVE_UP {
+                return Err(bad(format!(
+                    "event {} never came ({} later batches waited {:?} for it)",
+                    state.index + 1,
+                    self.held.len(),
+                    since.elapsed()
+                )));
+            }
+            self.held.insert(first, (seq, payload.clone()));
+            return Ok(());
+        }
+        self.unsaved += apply_batch(self.cluster, self.rules, p, state, seq, batch).await?;
+        self.high = self.high.max(seq);
+        while let Some(entry) = self.held.first_entry() {
+            if *entry.key() > state.index + 1 {
+                break;
+            }
+            let (seq, payload) = entry.remove();
+            let batch = Stamp::read_batch(&payload).map_err(|problem| ClusterError::Message {
+                partition: p,
+                seq,
+                problem,
+            })?;
+            self.unsaved += apply_batch(self.cluster, self.rules, p, state, seq, batch).await?;
+            self.high = self.high.max(seq);
+        }
+        self.applied.store(state.index, Ordering::Relaxed);
+        if !self.held.is_empty() {
+            return Ok(()); // replay must still resume before the batches held
+        }
+        self.waiting = None;
+        // Snapshots are taken between batches with none held: `seq` says where replay resumes.
+        state.seq = self.high;
+        // A worker told it lost the lease writes nothing more.
+        if self.unsaved >= self.cfg.snapshot_every && *stop.borrow() == Stop::Run {
+            save_flushed(self.cluster, p, state).await?;
+            self.unsaved = 0;
+        }
+        Ok(())
+    }
+
+    /// Reads what the partition's subject holds after `state.seq` through
+    /// the stream's leader, a request per message, at most [`WALK`]
+    /// messages. A consumer reads one replica, which can lag behind the
+    /// leader or, after SIGKILLs on nats-server 2.9, miss a message for
+    /// good: batches held for it would wait in vain, and a last batch would
+    /// never be seen (seen in CI: a partition stalled a batch short for
+    /// two minutes while the leader held that batch).
+    async fn walk(
+        &mut self,
+        events: &async_nats::jetstream::stream::Stream,
+        state: &mut State,
+        stop: &watch::Receiver<Stop>,
+    ) -> Result<(), ClusterError> {
+        use async_nats::jetstream::stream::RawMessageErrorKind;
+        self.restart(state);
+        let subject = self.cluster.events_subject(self.p);
+        let (from, waited) = (state.index, self.waiting.is_some());
+        let mut next = state.seq + 1;
+        for _ in 0..WALK {
+            let m = match events.get_first_raw_message_by_subject(&subject, next).await {
+                Ok(m) => m,
+                Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => break,
+                Err(error) => {
+                    // A leader election, say: the next consumer reads on, and the walk after it asks again.
+                    tracing::debug!(partition = self.p, %error, "the stream's leader did not answer");
+                    break;
+                }
+            };
+            next = m.sequence + 1;
+            (self.take(state, stop, m.sequence, &m.subject, &m.payload, Some(&m.headers))).await?;
+        }
+        if waited && self.waiting.is_none() {
+            tracing::info!(
+                partition = self.p,
+                applied = state.index - from,
+                "the batch waited for came from the stream's leader: the consumer had not delivered it"
+            );
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Messages partitions' consumers do not deliver, by (subject, stream
+    /// sequence): a replica that missed them. A real one cannot be made to
+    /// order (nats-server 2.9 lost them after SIGKILLs, now and then).
+    static UNDELIVERED: std::sync::Mutex<std::collections::BTreeSet<(String, u64)>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+    /// Whether a consumer skips message `seq` of `subject` (see [`UNDELIVERED`]).
+    pub(super) fn undelivered(subject: &str, seq: u64) -> bool {
+        UNDELIVERED.lock().is_ok_and(|s| s.contains(&(subject.to_owned(), seq)))
+    }
+
+    /// A partition whose consumer never delivers its first batch (later
+    /// ones are held for it) nor its last (nothing says it is missing)
+    /// still applies every event: both are read through the stream's leader.
+    #[test]
+    fn batches_a_consumer_never_delivers_are_read_from_the_leader() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let client = crate::connect("nats://127.0.0.1:4222")
+                .await
+                .expect("NATS on 127.0.0.1:4222");
+            let name = weiquan_testkit::unique("t-undelivered");
+            let cluster = Cluster::set_up(client, &name, 1, 1).await.expect("set up");
+            let sim = weiquan_sim::simulate(&weiquan_sim::Config {
+                merchants: 4,
+                consumers: 60,
+                days: 8,
+                seed: 3,
+                violation_rate: 0.3,
+                profile: weiquan_sim::Profile::Normal,
+                orders_per_day: 3.0,
+            });
+            let mut door = crate::door::FrontDoor::new(cluster.clone()).await.expect("a door");
+            for line in &sim.lines {
+                let ev = weiquan_events::parse_event(line).expect("simulated events parse");
+                door.send(&ev, line).await.expect("acknowledged");
+            }
+            door.advance().await.expect("acknowledged");
+            let last = door.sent()[0];
+            let events = cluster.events().await.expect("the events stream");
+            let subject = cluster.events_subject(0);
+            let mut seqs = Vec::new();
+            while let Ok(m) = events
+                .get_first_raw_message_by_subject(&subject, seqs.last().map_or(1, |s| s + 1))
+                .await
+            {
+                seqs.push(m.sequence);
+            }
+            assert!(seqs.len() >= 3, "batches sent: {seqs:?} ({last} events)");
+            if let Ok(mut skipped) = UNDELIVERED.lock() {
+                for seq in [seqs[0], seqs[seqs.len() - 1]] {
+                    skipped.insert((subject.clone(), seq));
+                }
+            }
+
+            let cfg = WorkerConfig {
+                name: "w".into(),
+                snapshot_every: 1_000_000,
+                lease: Duration::from_secs(10),
+                logs: None,
+                top_every: Duration::from_secs(1),
+            };
+            let (tell, stop) = watch::channel(Stop::Run);
+            let applied = Arc::new(AtomicU64::new(0));
+            let rules = Arc::new(Rulebook::builtin());
+            let task = tokio::spawn(own(cluster.clone(), rules, cfg, 0, stop, applied.clone()));
+            let started = tokio::time::Instant::now();
+            while applied.load(Ordering::Relaxed) < last && started.elapsed() < Duration::from_secs(30) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let _ = tell.send(Stop::Lost);
+            let ended = tokio::time::timeout(Duration::from_secs(10), task).await;
+            assert_eq!(
+                applied.load(Ordering::Relaxed),
+                last,
+                "every event applied, though the consumer never delivered stream sequences {} and {}",
+                seqs[0],
+                seqs[seqs.len() - 1]
+            );
+            assert!(
+                matches!(ended, Ok(Ok(Ok(())))),
+                "the task ends without an error when told to: {ended:?}"
+            );
+        });
+    }
 
     /// Heartbeats written while they are counted (every worker writes its own
     /// each tick) are each counted once.
