@@ -1345,6 +1345,30 @@ impl Reading<'_> {
 mod tests {
     use super::*;
 
+    /// Runs `test` on a multi-threaded runtime with a cluster of
+    /// `partitions` (R1) named after `what` and no earlier run, on the NATS
+    /// server at 127.0.0.1:4222.
+    fn on_a_fresh_cluster<F: std::future::Future<Output = ()>>(
+        what: &str,
+        partitions: u32,
+        test: impl FnOnce(Cluster) -> F,
+    ) {
+        if !weiquan_testkit::services::nats_available() {
+            return;
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let client = crate::connect("nats://127.0.0.1:4222").await.expect("connects");
+            let cluster = Cluster::set_up(client, &weiquan_testkit::unique(what), partitions, 1)
+                .await
+                .expect("set up");
+            test(cluster).await
+        });
+    }
+
     /// Messages partitions' consumers do not deliver, by (subject, stream
     /// sequence): a replica that missed them. A real one cannot be made to
     /// order (nats-server 2.9 lost them after SIGKILLs, now and then).
@@ -1361,16 +1385,7 @@ mod tests {
     /// still applies every event: both are read through the stream's leader.
     #[test]
     fn batches_a_consumer_never_delivers_are_read_from_the_leader() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
-            let client = crate::connect("nats://127.0.0.1:4222")
-                .await
-                .expect("NATS on 127.0.0.1:4222");
-            let name = weiquan_testkit::unique("t-undelivered");
-            let cluster = Cluster::set_up(client, &name, 1, 1).await.expect("set up");
+        on_a_fresh_cluster("t-undelivered", 1, |cluster| async move {
             let sim = weiquan_sim::simulate(&weiquan_sim::Config {
                 merchants: 4,
                 consumers: 60,
@@ -1438,16 +1453,7 @@ mod tests {
     /// each tick) are each counted once.
     #[test]
     fn heartbeats_written_while_counted_count_once() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
-            let client = crate::connect("nats://127.0.0.1:4222")
-                .await
-                .expect("NATS on 127.0.0.1:4222");
-            let name = weiquan_testkit::unique("t-heartbeats");
-            let cluster = Cluster::set_up(client, &name, 2, 1).await.expect("set up");
+        on_a_fresh_cluster("t-heartbeats", 2, |cluster| async move {
             let leases = cluster.kv("leases").await.expect("leases");
             let beat = |who: &str| {
                 let lease = Lease {
