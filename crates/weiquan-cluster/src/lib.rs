@@ -714,7 +714,7 @@ pub(crate) async fn read_partition_between(
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         };
-        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(3), messages.next()).await {
+        while let Ok(Some(Ok(m))) = tokio::time::timeout(QUIET, messages.next()).await {
             let Ok(seq) = m.info().map(|i| i.stream_sequence) else {
                 break;
             };
@@ -808,6 +808,10 @@ impl Published {
     }
 }
 
+/// How long a consumer may deliver nothing before it is taken as stalled:
+/// it is made again, or the stream's leader is asked instead.
+pub(crate) const QUIET: Duration = Duration::from_secs(3);
+
 /// Every finding the cluster's workers have published, once each, in
 /// (partition, index, k) order, and how many repeats were dropped. All are
 /// held in memory (a finding is a few hundred bytes; a stream of a billion
@@ -820,56 +824,88 @@ pub async fn read_findings(cluster: &Cluster) -> Result<(Vec<Published>, u64), C
         .get_stream(findings_stream(&cluster.name))
         .await
         .ctx("opening the findings stream")?;
-    let last = stream
-        .info()
-        .await
-        .ctx("reading the findings stream")?
-        .state
-        .last_sequence;
+    let state = stream.info().await.ctx("reading the findings stream")?.state.clone();
     let mut seen: std::collections::BTreeMap<(u32, u64, u32), Published> = Default::default();
     let mut repeats = 0;
-    if last > 0 {
+    let mut take = |seq: u64, subject: &str, payload: &[u8], headers: Option<&async_nats::HeaderMap>| {
+        let partition = subject.rsplit('.').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        if !cluster.seal_holds(subject, payload, headers) {
+            return Err(ClusterError::Message {
+                partition,
+                seq,
+                problem: "a finding without this cluster's seal".into(),
+            });
+        }
+        let f: Published = serde_json::from_slice(payload).map_err(|e| ClusterError::Message {
+            partition,
+            seq,
+            problem: format!("a finding that does not decode: {e}"),
+        })?;
+        match seen.entry((f.partition, f.index, f.k)) {
+            std::collections::btree_map::Entry::Occupied(first) => {
+                if first.get() != &f {
+                    return Err(ClusterError::Disagree { id: f.id() });
+                }
+                repeats += 1;
+            }
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(f);
+            }
+        }
+        Ok(())
+    };
+    // The stream's leader, for what the consumer's replica lacks (one that
+    // lags, or, on nats-server 2.9 after SIGKILLs, lost a message for good).
+    // A sequence the leader has no message for was deleted: nothing to read.
+    let from_leader = |seq: u64| {
+        let stream = &stream;
+        async move {
+            match stream.get_raw_message(seq).await {
+                Ok(m) => Ok(Some(m)),
+                Err(e) if e.kind() == jetstream::stream::RawMessageErrorKind::NoMessageFound => Ok(None),
+                Err(e) => Err(ClusterError::Nats {
+                    what: format!("reading finding {seq} from the findings stream's leader"),
+                    error: e.to_string(),
+                }),
+            }
+        }
+    };
+    let (mut next, last) = (state.first_sequence.max(1), state.last_sequence);
+    if next <= last {
         let consumer = stream
             .create_consumer(jetstream::consumer::push::OrderedConfig {
                 deliver_subject: cluster.client.new_inbox(),
+                deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence: next },
                 ..Default::default()
             })
             .await
             .ctx("reading the findings stream")?;
         let mut messages = consumer.messages().await.ctx("reading the findings stream")?;
-        loop {
-            let next = tokio::time::timeout(Duration::from_secs(30), messages.next())
-                .await
-                .ctx("reading the findings stream (no message in 30 s)")?;
-            let Some(m) = next else { break };
-            let m = m.ctx("reading the findings stream")?;
-            let seq = m.info().ctx("reading a finding's stream sequence")?.stream_sequence;
-            let partition = m.subject.rsplit('.').next().and_then(|p| p.parse().ok()).unwrap_or(0);
-            if !cluster.seal_holds(&m.subject, &m.payload, m.headers.as_ref()) {
-                return Err(ClusterError::Message {
-                    partition,
-                    seq,
-                    problem: "a finding without this cluster's seal".into(),
-                });
-            }
-            let f: Published = serde_json::from_slice(&m.payload).map_err(|e| ClusterError::Message {
-                partition,
-                seq,
-                problem: format!("a finding that does not decode: {e}"),
-            })?;
-            match seen.entry((f.partition, f.index, f.k)) {
-                std::collections::btree_map::Entry::Occupied(first) => {
-                    if first.get() != &f {
-                        return Err(ClusterError::Disagree { id: f.id() });
+        while next <= last {
+            // Quiet for a moment: the leader is asked for the rest.
+            let upto = match tokio::time::timeout(QUIET, messages.next()).await {
+                Ok(Some(m)) => {
+                    let m = m.ctx("reading the findings stream")?;
+                    let seq = m.info().ctx("reading a finding's stream sequence")?.stream_sequence;
+                    #[cfg(test)]
+                    if tests::undelivered(&m.subject, seq) {
+                        continue;
                     }
-                    repeats += 1;
+                    Some((seq, m))
                 }
-                std::collections::btree_map::Entry::Vacant(slot) => {
-                    slot.insert(f);
+                Ok(None) | Err(_) => None,
+            };
+            // The messages the consumer passed over (or all that are left).
+            let gap_end = upto.as_ref().map_or(last + 1, |(seq, _)| *seq);
+            while next < gap_end.min(last + 1) {
+                if let Some(m) = from_leader(next).await? {
+                    take(next, &m.subject, &m.payload, Some(&m.headers))?;
                 }
+                next += 1;
             }
-            if seq >= last {
-                break;
+            if let Some((seq, m)) = upto.filter(|(seq, _)| *seq >= next && *seq <= last) {
+                take(seq, &m.subject, &m.payload, m.headers.as_ref())?;
+                next = seq + 1;
             }
         }
     }
@@ -879,6 +915,24 @@ pub async fn read_findings(cluster: &Cluster) -> Result<(Vec<Published>, u64), C
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Messages consumers do not deliver, by (subject, stream sequence): a
+    /// replica that lost them. A real one cannot be made to order
+    /// (nats-server 2.9 lost messages after SIGKILLs, now and then).
+    static UNDELIVERED: std::sync::Mutex<std::collections::BTreeSet<(String, u64)>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+    /// Whether a consumer skips message `seq` of `subject` (see [`UNDELIVERED`]).
+    pub(crate) fn undelivered(subject: &str, seq: u64) -> bool {
+        UNDELIVERED.lock().is_ok_and(|s| s.contains(&(subject.to_owned(), seq)))
+    }
+
+    /// Consumers skip message `seq` of `subject` from now on.
+    pub(crate) fn never_deliver(subject: &str, seq: u64) {
+        if let Ok(mut s) = UNDELIVERED.lock() {
+            s.insert((subject.to_owned(), seq));
+        }
+    }
 
     /// An object read whose stream is gone makes async-nats panic (its
     /// consumer's creation is unwrapped): the read says so as an error.

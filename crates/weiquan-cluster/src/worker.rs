@@ -161,9 +161,6 @@ struct SavedLog {
 
 const MAGIC: [u8; 8] = *b"WQPART05";
 
-/// How long a partition's consumer may deliver nothing before it is made again.
-const QUIET: Duration = Duration::from_secs(3);
-
 /// How long a snapshot's read or write may take: a read that takes longer means a replay from the start, a write the previous snapshot kept.
 const SLOW: Duration = Duration::from_secs(30);
 
@@ -1142,7 +1139,7 @@ async fn own(
             let next = tokio::select! {
                 biased;
                 _ = stop.changed() => None,
-                m = tokio::time::timeout(if pending { FLUSH_IDLE } else { QUIET }, messages.next()) => Some(m),
+                m = tokio::time::timeout(if pending { FLUSH_IDLE } else { crate::QUIET }, messages.next()) => Some(m),
             };
             let Some(next) = next else {
                 let why = *stop.borrow();
@@ -1166,13 +1163,13 @@ async fn own(
                 break;
             };
             #[cfg(test)]
-            if tests::undelivered(&m.subject, seq) {
+            if crate::tests::undelivered(&m.subject, seq) {
                 continue;
             }
             (reading.take(&mut state, &stop, seq, &m.subject, &m.payload, m.headers.as_ref())).await?;
             // A batch waited for that the consumer has not delivered for a
             // while may be missing from the replica it reads: the leader is asked.
-            if reading.waiting.is_some_and(|since| since.elapsed() > QUIET) && made.elapsed() > QUIET {
+            if reading.waiting.is_some_and(|since| since.elapsed() > crate::QUIET) && made.elapsed() > crate::QUIET {
                 break;
             }
         }
@@ -1369,17 +1366,6 @@ mod tests {
         });
     }
 
-    /// Messages partitions' consumers do not deliver, by (subject, stream
-    /// sequence): a replica that missed them. A real one cannot be made to
-    /// order (nats-server 2.9 lost them after SIGKILLs, now and then).
-    static UNDELIVERED: std::sync::Mutex<std::collections::BTreeSet<(String, u64)>> =
-        std::sync::Mutex::new(std::collections::BTreeSet::new());
-
-    /// Whether a consumer skips message `seq` of `subject` (see [`UNDELIVERED`]).
-    pub(super) fn undelivered(subject: &str, seq: u64) -> bool {
-        UNDELIVERED.lock().is_ok_and(|s| s.contains(&(subject.to_owned(), seq)))
-    }
-
     /// A partition whose consumer never delivers its first batch (later
     /// ones are held for it) nor its last (nothing says it is missing)
     /// still applies every event: both are read through the stream's leader.
@@ -1412,10 +1398,8 @@ mod tests {
                 seqs.push(m.sequence);
             }
             assert!(seqs.len() >= 3, "batches sent: {seqs:?} ({last} events)");
-            if let Ok(mut skipped) = UNDELIVERED.lock() {
-                for seq in [seqs[0], seqs[seqs.len() - 1]] {
-                    skipped.insert((subject.clone(), seq));
-                }
+            for seq in [seqs[0], seqs[seqs.len() - 1]] {
+                crate::tests::never_deliver(&subject, seq);
             }
 
             let cfg = WorkerConfig {
@@ -1446,6 +1430,17 @@ mod tests {
                 matches!(ended, Ok(Ok(Ok(())))),
                 "the task ends without an error when told to: {ended:?}"
             );
+
+            // Read back whole, then with the first, a middle and the last
+            // finding never delivered: the leader fills them in.
+            let (all, _) = crate::read_findings(&cluster).await.expect("findings read");
+            assert!(all.len() >= 3, "the stream should give findings: {}", all.len());
+            let n = all.len() as u64;
+            for seq in [1, n / 2, n] {
+                crate::tests::never_deliver(&cluster.findings_subject(0), seq);
+            }
+            let (again, _) = crate::read_findings(&cluster).await.expect("findings read");
+            assert_eq!(again, all, "findings read past three a consumer never delivered");
         });
     }
 
