@@ -485,7 +485,7 @@ pub enum VerifyCommand {
     /// Check a cluster's logs: the top log and every partition log, hash by
     /// hash, and every partition root the top log records.
     #[command(
-        after_help = "Example:\n  weiquan verify cluster --logs logs/ --cluster weiquan --pub cluster.key.pub\n  weiquan verify cluster --logs logs/ --cluster weiquan --pub cluster.key.pub --since top-yesterday.cp\n\nExit status: 0 when valid, 3 when not (the message names the log and the leaf or entry), 1 when a log cannot be read."
+        after_help = "Example:\n  weiquan verify cluster --logs logs/ --cluster weiquan --pub cluster.key.pub\n  weiquan verify cluster --logs logs/ --cluster weiquan --pub cluster.key.pub --since top-yesterday.cp\n\nExit status: 0 when valid, 3 when not (the message names the log and the leaf or entry), 1 when a log cannot be read, 2 when the --since file is not a checkpoint signed with the key given."
     )]
     Cluster {
         /// Where the logs are kept (as `weiquan cluster --logs`).
@@ -518,7 +518,7 @@ pub enum VerifyCommand {
     /// and entry `weiquan cluster serve-logs` serves at URL, hashed again,
     /// and every partition root the top log records.
     #[command(
-        after_help = "Example:\n  weiquan verify cluster-tiles http://127.0.0.1:8090 --pub cluster.key.pub\n\nNo database: only what the server serves and the cluster's public key.\nExit status: 0 when valid, 3 when not (the message says what differs), 1 when the logs cannot be fetched."
+        after_help = "Example:\n  weiquan verify cluster-tiles http://127.0.0.1:8090 --pub cluster.key.pub\n\nNo database: only what the server serves and the cluster's public key.\nExit status: 0 when valid, 3 when not (the message says what differs), 1 when the logs cannot be fetched, 2 when the --since file is not a checkpoint signed with the key given."
     )]
     ClusterTiles {
         /// The base URL of `weiquan cluster serve-logs`.

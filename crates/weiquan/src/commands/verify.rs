@@ -25,6 +25,20 @@ fn read_note(path: &Path) -> Result<String> {
     Ok(format!("{}\n", text.trim_end_matches(['\n', '\r', ' ', '\t'])))
 }
 
+/// The top log checkpoint given with `--since`, checked before any log is
+/// read: one that is not a signed note, or not signed with `--pub`'s key,
+/// is the caller's to fix (exit 2), and says nothing about the logs.
+fn since_checkpoint(path: &Path, v: &signed_note::StandardVerifier) -> Result<String> {
+    let note = read_note(path)?;
+    weiquan_ledger::open_checkpoint(note.as_bytes(), v, "given with --since").map_err(|e| {
+        super::UsageError(format!(
+            "{}: {e}; give a top log checkpoint signed with the key given with --pub (as in a cluster receipt's `top.checkpoint`)",
+            path.display()
+        ))
+    })?;
+    Ok(note)
+}
+
 fn verifier(path: &Path) -> Result<signed_note::StandardVerifier> {
     load_verifier(&read(path)?).map_err(|e| super::UsageError(format!("{}: {e}", path.display())).into())
 }
@@ -102,7 +116,7 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
             since,
         } => {
             let v = verifier(public)?;
-            let since = since.as_deref().map(read_note).transpose()?;
+            let since = since.as_deref().map(|p| since_checkpoint(p, &v)).transpose()?;
             let logs = weiquan_cluster::logs::Logs::at(logs, cluster).map_err(|e| super::UsageError(e.to_string()))?;
             let report = logs.verify(&v, since.as_deref().map(str::as_bytes)).map_err(|e| {
                 // Tampered or inconsistent logs are not valid (exit 3); a log that cannot be read is an error (1).
@@ -150,7 +164,7 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<()> {
         }
         VerifyCommand::ClusterTiles { url, public, since } => {
             let v = verifier(public)?;
-            let since = since.as_deref().map(read_note).transpose()?;
+            let since = since.as_deref().map(|p| since_checkpoint(p, &v)).transpose()?;
             let mut fetch = Http::new(url)?;
             let report = weiquan_cluster::monitor::verify_served(&mut fetch, &v, since.as_deref().map(str::as_bytes))
                 .map_err(|e| match e {

@@ -800,6 +800,38 @@ fn the_logs_are_served_to_anyone(
         tiles(&base, public, Some(kept)).status.success(),
         "the top log extends a checkpoint kept earlier"
     );
+    // A kept checkpoint that is not a checkpoint, or not one this key
+    // signed, is the caller's to fix (exit 2), for either check of the logs.
+    let mut lines: Vec<String> = kept_top.lines().map(str::to_owned).collect();
+    lines[1] = (lines[1].parse::<u64>().expect("a checkpoint's size") + 1).to_string();
+    for (what, text) in [
+        ("not a checkpoint", "a note\n".to_owned()),
+        ("altered", lines.join("\n") + "\n"),
+    ] {
+        let bad = dir.path().join("bad.cp");
+        std::fs::write(&bad, text).expect("written");
+        let bad = bad.to_str().expect("UTF-8 path");
+        let in_place = [
+            "verify",
+            "cluster",
+            "--logs",
+            ledgers,
+            "--cluster",
+            name,
+            "--pub",
+            public,
+            "--since",
+            bad,
+        ];
+        for out in [tiles(&base, public, Some(bad)), super::weiquan(&in_place, None)] {
+            let said = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{what}: {said}");
+            assert!(
+                said.contains(bad) && said.contains("signed with the key given with --pub"),
+                "{what}: {said}"
+            );
+        }
+    }
     let (_, other_public) = log_key(dir.path());
     let wrong = tiles(&base, &other_public, None);
     assert_eq!(
