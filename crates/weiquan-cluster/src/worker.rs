@@ -1085,6 +1085,10 @@ async fn own(
     // last message applied, each time after a walk through the stream's leader.
     let mut first = true;
     loop {
+        if !first {
+            reading.walk(&events, &mut state, &stop).await?;
+        }
+        first = false;
         if reading.waiting.is_some_and(|since| since.elapsed() > GIVE_UP) {
             return Err(ClusterError::Message {
                 partition: p,
@@ -1092,15 +1096,12 @@ async fn own(
                 problem: format!("event {} never came", state.index + 1),
             });
         }
-        // Told to stop between consumers (NATS away, or a quiet one made again).
+        // Told to stop between consumers (NATS away, or a quiet one made
+        // again), or during a walk.
         let why = *stop.borrow();
         if why != Stop::Run {
             return stopped(&cluster, p, &mut state, why, reading.unsaved).await;
         }
-        if !first {
-            reading.walk(&events, &mut state, &stop).await?;
-        }
-        first = false;
         let made = tokio::time::Instant::now();
         let deliver_policy = if state.seq == 0 {
             async_nats::jetstream::consumer::DeliverPolicy::All
@@ -1315,6 +1316,10 @@ impl Reading<'_> {
         let (from, waited) = (state.index, self.waiting.is_some());
         let mut next = state.seq + 1;
         for _ in 0..WALK {
+            // Told to stop (a lost lease writes nothing more): the caller stops.
+            if *stop.borrow() != Stop::Run {
+                break;
+            }
             let m = match events.get_first_raw_message_by_subject(&subject, next).await {
                 Ok(m) => m,
                 Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => break,
