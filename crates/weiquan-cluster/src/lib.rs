@@ -808,6 +808,10 @@ impl Published {
     }
 }
 
+/// Findings [`read_findings`] reads from the stream's leader, one request
+/// each, when its consumer goes quiet or fails, before it makes another.
+const LEADER_STRETCH: u64 = 256;
+
 /// How long a consumer may deliver nothing before it is taken as stalled:
 /// it is made again, or the stream's leader is asked instead.
 pub(crate) const QUIET: Duration = Duration::from_secs(3);
@@ -871,7 +875,9 @@ pub async fn read_findings(cluster: &Cluster) -> Result<(Vec<Published>, u64), C
         }
     };
     let (mut next, last) = (state.first_sequence.max(1), state.last_sequence);
-    if next <= last {
+    // A consumer from `next`, made again once the leader has filled in a
+    // stretch after it went quiet or failed.
+    while next <= last {
         let consumer = stream
             .create_consumer(jetstream::consumer::push::OrderedConfig {
                 deliver_subject: cluster.client.new_inbox(),
@@ -882,28 +888,29 @@ pub async fn read_findings(cluster: &Cluster) -> Result<(Vec<Published>, u64), C
             .ctx("reading the findings stream")?;
         let mut messages = consumer.messages().await.ctx("reading the findings stream")?;
         while next <= last {
-            // Quiet for a moment: the leader is asked for the rest.
-            let upto = match tokio::time::timeout(QUIET, messages.next()).await {
-                Ok(Some(m)) => {
-                    let m = m.ctx("reading the findings stream")?;
+            // Through `to` from the leader: what the consumer passed over (its
+            // replica lacks it), or a stretch once it is quiet or failed.
+            let (to, delivered) = match tokio::time::timeout(QUIET, messages.next()).await {
+                Ok(Some(Ok(m))) => {
                     let seq = m.info().ctx("reading a finding's stream sequence")?.stream_sequence;
                     #[cfg(test)]
                     if tests::undelivered(&m.subject, seq) {
                         continue;
                     }
-                    Some((seq, m))
+                    (seq.min(last + 1).saturating_sub(1), Some((seq, m)))
                 }
-                Ok(None) | Err(_) => None,
+                Ok(Some(Err(_)) | None) | Err(_) => (last.min(next + LEADER_STRETCH - 1), None),
             };
-            // The messages the consumer passed over (or all that are left).
-            let gap_end = upto.as_ref().map_or(last + 1, |(seq, _)| *seq);
-            while next < gap_end.min(last + 1) {
+            while next <= to {
                 if let Some(m) = from_leader(next).await? {
                     take(next, &m.subject, &m.payload, Some(&m.headers))?;
                 }
                 next += 1;
             }
-            if let Some((seq, m)) = upto.filter(|(seq, _)| *seq >= next && *seq <= last) {
+            let Some((seq, m)) = delivered else {
+                break; // a new consumer from `next`
+            };
+            if (next..=last).contains(&seq) {
                 take(seq, &m.subject, &m.payload, m.headers.as_ref())?;
                 next = seq + 1;
             }

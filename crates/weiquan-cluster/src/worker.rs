@@ -135,7 +135,8 @@ struct Saved {
     partition: u32,
     /// The index of the last message applied.
     index: u64,
-    /// Its stream sequence: replay resumes after it.
+    /// Where replay resumes: a stream sequence before every message that may
+    /// hold an event not applied ([`State::low`]).
     seq: u64,
     copies: Copies,
     /// The `before` of the last rebuild marker applied ([`State::rebuilt`]).
@@ -175,7 +176,14 @@ struct State {
     /// `before`) carried: kept everywhere from that rebuild on, not before.
     spreading: (u64, Vec<String>),
     index: u64,
+    /// The stream sequence a new consumer starts after: nothing is held
+    /// for a message before it.
     seq: u64,
+    /// The stream sequences of the last batches applied, oldest first
+    /// ([`RECENT`] of them), after the first stream sequence the partition
+    /// was read from (`seq` + 1 at a restore): the oldest, less one, is
+    /// [`State::low`].
+    recent: std::collections::VecDeque<u64>,
     /// Its log, when the worker keeps logs (in a snapshot: how far it was written).
     log: Option<PartitionLog>,
     /// A decoded snapshot's log position, until the log is opened.
@@ -183,13 +191,33 @@ struct State {
 }
 
 impl State {
+    /// A stream sequence before every message that may hold an event not
+    /// applied, though `seq` is past it. Batches are stored in any order
+    /// within a door's window: a later batch stored before an earlier one
+    /// that a consumer's replica lacks is behind `seq` once the earlier is
+    /// applied. A door sends a batch only once the one [`crate::door::WINDOW`]
+    /// before it is stored, so every batch still to come was stored after
+    /// the oldest of the last [`RECENT`] applied.
+    fn low(&self) -> u64 {
+        let oldest = self.recent.iter().min().map_or(self.seq, |s| s.saturating_sub(1));
+        oldest.min(self.seq)
+    }
+
+    /// Notes that the batch stored at `seq` was applied.
+    fn note_applied(&mut self, seq: u64) {
+        self.recent.push_back(seq);
+        while self.recent.len() > RECENT {
+            self.recent.pop_front();
+        }
+    }
+
     fn encode(&self, partitions: u32, partition: u32) -> Result<Vec<u8>, String> {
         let saved = Saved {
             magic: MAGIC,
             partitions,
             partition,
             index: self.index,
-            seq: self.seq,
+            seq: self.low(),
             copies: self.copies.clone(),
             rebuilt: self.rebuilt,
             spreading: self.spreading.clone(),
@@ -220,6 +248,7 @@ impl State {
             spreading: saved.spreading,
             index: saved.index,
             seq: saved.seq,
+            recent: [saved.seq + 1].into(),
             log: None,
             saved_log: saved.log,
         })
@@ -234,6 +263,7 @@ impl State {
             spreading: (0, Vec::new()),
             index: 0,
             seq: 0,
+            recent: [1].into(),
             log: None,
             saved_log: None,
         }
@@ -774,6 +804,10 @@ async fn save(cluster: &Cluster, p: u32, encoded: Result<Vec<u8>, String>) {
 /// Batches held for an earlier one, at most: twice the door's window.
 const HOLD: usize = 2 * crate::door::WINDOW;
 
+/// Applied batches whose stream sequences a partition keeps ([`State::low`]):
+/// more than a door's window.
+const RECENT: usize = HOLD + 1;
+
 /// How long batches may wait for an earlier one: twice a door's retries.
 const GIVE_UP: Duration = Duration::from_secs(120);
 
@@ -1080,6 +1114,8 @@ async fn own(
         waiting: None,
         held: BTreeMap::new(),
         high: state.seq,
+        routed: cluster.kv("progress").await.ok(),
+        leader_failed: false,
     };
     // The consumer is made again after a failure or a quiet spell, from the
     // last message applied, each time after a walk through the stream's leader.
@@ -1089,18 +1125,18 @@ async fn own(
             reading.walk(&events, &mut state, &stop).await?;
         }
         first = false;
+        // Told to stop between consumers (NATS away, or a quiet one made
+        // again), or during a walk.
+        let why = *stop.borrow();
+        if why != Stop::Run {
+            return stopped(&cluster, p, &mut state, why, reading.unsaved).await;
+        }
         if reading.waiting.is_some_and(|since| since.elapsed() > GIVE_UP) {
             return Err(ClusterError::Message {
                 partition: p,
                 seq: state.seq,
                 problem: format!("event {} never came", state.index + 1),
             });
-        }
-        // Told to stop between consumers (NATS away, or a quiet one made
-        // again), or during a walk.
-        let why = *stop.borrow();
-        if why != Stop::Run {
-            return stopped(&cluster, p, &mut state, why, reading.unsaved).await;
         }
         let made = tokio::time::Instant::now();
         let deliver_policy = if state.seq == 0 {
@@ -1167,7 +1203,7 @@ async fn own(
             if crate::tests::undelivered(&m.subject, seq) {
                 continue;
             }
-            (reading.take(&mut state, &stop, seq, &m.subject, &m.payload, m.headers.as_ref())).await?;
+            (reading.receive(&mut state, &stop, seq, &m.subject, &m.payload, m.headers.as_ref())).await?;
             // A batch waited for that the consumer has not delivered for a
             // while may be missing from the replica it reads: the leader is asked.
             if reading.waiting.is_some_and(|since| since.elapsed() > crate::QUIET) && made.elapsed() > crate::QUIET {
@@ -1178,9 +1214,10 @@ async fn own(
     }
 }
 
-/// Messages a walk through the stream's leader reads at most: past as many
-/// batches as are held before a missing one is given up on.
-const WALK: usize = 2 * HOLD;
+/// Messages a walk through the stream's leader reads at most: past the
+/// batches applied last ([`RECENT`]) and as many as are held before a
+/// missing one is given up on ([`HOLD`]).
+const WALK: usize = 3 * HOLD;
 
 /// Partition `p`'s task reading its subject, between messages.
 struct Reading<'a> {
@@ -1190,6 +1227,9 @@ struct Reading<'a> {
     p: u32,
     /// The last event applied, as the worker reports it.
     applied: &'a AtomicU64,
+    /// Where the front door records what it routed (the last index per
+    /// partition), if it could be opened.
+    routed: Option<async_nats::jetstream::kv::Store>,
     /// Events applied since the last snapshot.
     unsaved: u64,
     /// Since when a batch has been held for an earlier one (kept across
@@ -1201,6 +1241,8 @@ struct Reading<'a> {
     /// The highest stream sequence applied in this read: where replay
     /// resumes once nothing is held.
     high: u64,
+    /// Whether the stream's leader failed the last walk (said once).
+    leader_failed: bool,
 }
 
 impl Reading<'_> {
@@ -1210,11 +1252,11 @@ impl Reading<'_> {
         self.high = state.seq;
     }
 
-    /// Takes message `seq` of the partition's subject, messages coming in
+    /// Receives message `seq` of the partition's subject, messages coming in
     /// stream order: applies its batch, and the held ones that follow it,
     /// if it comes next; holds it if an earlier one is still to come; skips
     /// it if delivered again.
-    async fn take(
+    async fn receive(
         &mut self,
         state: &mut State,
         stop: &watch::Receiver<Stop>,
@@ -1268,6 +1310,7 @@ impl Reading<'_> {
             return Ok(());
         }
         self.unsaved += apply_batch(self.cluster, self.rules, p, state, seq, batch).await?;
+        state.note_applied(seq);
         self.high = self.high.max(seq);
         while let Some(entry) = self.held.first_entry() {
             if *entry.key() > state.index + 1 {
@@ -1280,14 +1323,17 @@ impl Reading<'_> {
                 problem,
             })?;
             self.unsaved += apply_batch(self.cluster, self.rules, p, state, seq, batch).await?;
+            state.note_applied(seq);
             self.high = self.high.max(seq);
         }
         self.applied.store(state.index, Ordering::Relaxed);
         if !self.held.is_empty() {
+            // The batch waited for came; the wait for the next starts now.
+            self.waiting = Some(tokio::time::Instant::now());
             return Ok(()); // replay must still resume before the batches held
         }
         self.waiting = None;
-        // Snapshots are taken between batches with none held: `seq` says where replay resumes.
+        // Snapshots are taken between batches with none held.
         state.seq = self.high;
         // A worker told it lost the lease writes nothing more.
         if self.unsaved >= self.cfg.snapshot_every && *stop.borrow() == Stop::Run {
@@ -1297,13 +1343,22 @@ impl Reading<'_> {
         Ok(())
     }
 
-    /// Reads what the partition's subject holds after `state.seq` through
-    /// the stream's leader, a request per message, at most [`WALK`]
-    /// messages. A consumer reads one replica, which can lag behind the
-    /// leader or, after SIGKILLs on nats-server 2.9, miss a message for
-    /// good: batches held for it would wait in vain, and a last batch would
-    /// never be seen (seen in CI: a partition stalled a batch short for
-    /// two minutes while the leader held that batch).
+    /// Whether the front door has routed events to the partition past
+    /// `index` (as of its last record; a record that cannot be read says no).
+    async fn routed_past(&self, index: u64) -> bool {
+        let Some(kv) = &self.routed else { return false };
+        let routed = kv.get(routed_key(self.p)).await.ok().flatten();
+        routed.and_then(|v| crate::number::<u64>(&v)).is_some_and(|r| r > index)
+    }
+
+    /// Reads through the stream's leader what the partition's subject holds
+    /// after `state.seq`, a request per message, at most [`WALK`] messages;
+    /// from [`State::low`] instead while a batch is held for an earlier one,
+    /// or when the door routed more than was applied. A consumer reads one
+    /// replica, which can lag behind the leader or, after SIGKILLs on
+    /// nats-server 2.9, lack a message for good: batches held for it would
+    /// wait in vain, and a last batch would never be seen (seen in CI: a
+    /// partition stalled a batch short while the leader held that batch).
     async fn walk(
         &mut self,
         events: &async_nats::jetstream::stream::Stream,
@@ -1314,29 +1369,34 @@ impl Reading<'_> {
         self.restart(state);
         let subject = self.cluster.events_subject(self.p);
         let (from, waited) = (state.index, self.waiting.is_some());
-        let mut next = state.seq + 1;
+        let deep = waited || self.routed_past(state.index).await;
+        let mut next = if deep { state.low() } else { state.seq } + 1;
         for _ in 0..WALK {
+            let asked = events.get_first_raw_message_by_subject(&subject, next).await;
             // Told to stop (a lost lease writes nothing more): the caller stops.
             if *stop.borrow() != Stop::Run {
                 break;
             }
-            let m = match events.get_first_raw_message_by_subject(&subject, next).await {
+            let m = match asked {
                 Ok(m) => m,
                 Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => break,
                 Err(error) => {
                     // A leader election, say: the next consumer reads on, and the walk after it asks again.
-                    tracing::debug!(partition = self.p, %error, "the stream's leader did not answer");
-                    break;
+                    if !std::mem::replace(&mut self.leader_failed, true) {
+                        tracing::warn!(partition = self.p, %error, "the stream's leader did not answer; reading the consumer alone until it does");
+                    }
+                    return Ok(());
                 }
             };
+            self.leader_failed = false;
             next = m.sequence + 1;
-            (self.take(state, stop, m.sequence, &m.subject, &m.payload, Some(&m.headers))).await?;
+            (self.receive(state, stop, m.sequence, &m.subject, &m.payload, Some(&m.headers))).await?;
         }
-        if waited && self.waiting.is_none() {
+        if waited && self.waiting.is_none() || !waited && state.index > from && deep {
             tracing::info!(
                 partition = self.p,
                 applied = state.index - from,
-                "the batch waited for came from the stream's leader: the consumer had not delivered it"
+                "batches the consumer had not delivered came from the stream's leader"
             );
         }
         Ok(())
@@ -1371,41 +1431,86 @@ mod tests {
         });
     }
 
-    /// A partition whose consumer never delivers its first batch (later
-    /// ones are held for it) nor its last (nothing says it is missing)
-    /// still applies every event: both are read through the stream's leader.
+    /// Batches stored out of order (a door keeps several in flight) and a
+    /// consumer's replica that lost two of them: batch 2, stored before
+    /// batch 1, so behind where a new consumer starts once batch 1 is
+    /// applied (batch 3 waits for it); and batch 5, stored before batch 4
+    /// and the last, so nothing after it says it is missing (the door's
+    /// record of what it routed does). Every event is applied all the same,
+    /// from the stream's leader, and the findings are one engine's; read
+    /// back past three findings the consumer never delivers, the same.
     #[test]
     fn batches_a_consumer_never_delivers_are_read_from_the_leader() {
+        let sim = weiquan_sim::simulate(&weiquan_sim::Config {
+            merchants: 4,
+            consumers: 60,
+            days: 8,
+            seed: 3,
+            violation_rate: 0.3,
+            profile: weiquan_sim::Profile::Normal,
+            orders_per_day: 3.0,
+        });
+        let rules = Arc::new(Rulebook::builtin());
+        let mut one = weiquan_partition::Partitioned::new(rules.clone(), 1);
+        let mut router = weiquan_partition::Router::new(1);
+        let mut expected = Vec::new();
+        let mut stamped = Vec::new();
+        for (i, line) in sim.lines.iter().enumerate() {
+            let ev = weiquan_events::parse_event(line).expect("simulated events parse");
+            expected.extend(one.apply(line).expect("the line parses"));
+            let clock = router.clock();
+            let route = router.route(&ev);
+            let stamp = Stamp {
+                index: i as u64 + 1,
+                event: i as u64 + 1,
+                clock,
+                all: route == Route::All,
+                copies: router.take_copies(),
+                advance: false,
+                of: None,
+                rebuild: None,
+            };
+            stamped.push((stamp, line.as_str()));
+        }
+        assert!(
+            expected.len() >= 3,
+            "the stream should give findings: {}",
+            expected.len()
+        );
+        let last = stamped.len() as u64;
+        let batches: Vec<_> = stamped.chunks(stamped.len().div_ceil(5)).collect();
+        assert_eq!(batches.len(), 5);
+
         on_a_fresh_cluster("t-undelivered", 1, |cluster| async move {
-            let sim = weiquan_sim::simulate(&weiquan_sim::Config {
-                merchants: 4,
-                consumers: 60,
-                days: 8,
-                seed: 3,
-                violation_rate: 0.3,
-                profile: weiquan_sim::Profile::Normal,
-                orders_per_day: 3.0,
-            });
-            let mut door = crate::door::FrontDoor::new(cluster.clone()).await.expect("a door");
-            for line in &sim.lines {
-                let ev = weiquan_events::parse_event(line).expect("simulated events parse");
-                door.send(&ev, line).await.expect("acknowledged");
-            }
-            door.advance().await.expect("acknowledged");
-            let last = door.sent()[0];
-            let events = cluster.events().await.expect("the events stream");
             let subject = cluster.events_subject(0);
-            let mut seqs = Vec::new();
-            while let Ok(m) = events
-                .get_first_raw_message_by_subject(&subject, seqs.last().map_or(1, |s| s + 1))
-                .await
-            {
-                seqs.push(m.sequence);
-            }
-            assert!(seqs.len() >= 3, "batches sent: {seqs:?} ({last} events)");
-            for seq in [seqs[0], seqs[seqs.len() - 1]] {
-                crate::tests::never_deliver(&subject, seq);
-            }
+            let progress = cluster.kv("progress").await.expect("the progress bucket");
+            // Stores batches `k` in this order, those marked lost on the
+            // consumer's replica, and records that the door routed through `to`.
+            let store = |order: &'static [(usize, bool)], to: u64| {
+                let (cluster, subject, progress, batches) = (&cluster, &subject, &progress, &batches);
+                async move {
+                    for &(k, lost) in order {
+                        let mut bytes = Vec::new();
+                        for (stamp, line) in batches[k] {
+                            stamp.write(line, &mut bytes);
+                        }
+                        let ack = cluster
+                            .js
+                            .publish(subject.clone(), bytes.into())
+                            .await
+                            .expect("published");
+                        let seq = ack.await.expect("stored").sequence;
+                        if lost {
+                            crate::tests::never_deliver(subject, seq);
+                        }
+                    }
+                    progress
+                        .put(routed_key(0), to.to_string().into())
+                        .await
+                        .expect("what the door routed, recorded");
+                }
+            };
+            let end_of = |k: usize| batches[k].last().map_or(0, |(s, _)| s.index);
 
             let cfg = WorkerConfig {
                 name: "w".into(),
@@ -1416,30 +1521,39 @@ mod tests {
             };
             let (tell, stop) = watch::channel(Stop::Run);
             let applied = Arc::new(AtomicU64::new(0));
-            let rules = Arc::new(Rulebook::builtin());
+            let reaches = |to: u64| {
+                let applied = applied.clone();
+                async move {
+                    let started = tokio::time::Instant::now();
+                    while applied.load(Ordering::Relaxed) < to && started.elapsed() < Duration::from_secs(30) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    applied.load(Ordering::Relaxed)
+                }
+            };
+            store(&[(1, true), (0, false), (2, false)], end_of(2)).await;
             let task = tokio::spawn(own(cluster.clone(), rules, cfg, 0, stop, applied.clone()));
-            let started = tokio::time::Instant::now();
-            while applied.load(Ordering::Relaxed) < last && started.elapsed() < Duration::from_secs(30) {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            assert_eq!(
+                reaches(end_of(2)).await,
+                end_of(2),
+                "batch 2, stored first and never delivered"
+            );
+            store(&[(4, true), (3, false)], last).await;
+            assert_eq!(
+                reaches(last).await,
+                last,
+                "batch 5, the last, stored before 4 and never delivered"
+            );
             let _ = tell.send(Stop::Lost);
             let ended = tokio::time::timeout(Duration::from_secs(10), task).await;
-            assert_eq!(
-                applied.load(Ordering::Relaxed),
-                last,
-                "every event applied, though the consumer never delivered stream sequences {} and {}",
-                seqs[0],
-                seqs[seqs.len() - 1]
-            );
             assert!(
                 matches!(ended, Ok(Ok(Ok(())))),
                 "the task ends without an error when told to: {ended:?}"
             );
 
-            // Read back whole, then with the first, a middle and the last
-            // finding never delivered: the leader fills them in.
             let (all, _) = crate::read_findings(&cluster).await.expect("findings read");
-            assert!(all.len() >= 3, "the stream should give findings: {}", all.len());
+            let found: Vec<_> = all.iter().map(|f| f.finding.clone()).collect();
+            assert_eq!(found, expected, "the findings of one engine");
             let n = all.len() as u64;
             for seq in [1, n / 2, n] {
                 crate::tests::never_deliver(&cluster.findings_subject(0), seq);
@@ -1492,6 +1606,8 @@ mod tests {
         let rules = Arc::new(Rulebook::builtin());
         let mut state = State::empty(rules.clone());
         (state.index, state.seq, state.rebuilt) = (7, 19, 5);
+        // Batches applied from stream sequences 14, 12 (stored out of order) and 19.
+        state.recent = [13, 14, 12, 19].into();
         state.copies.extend(["order:o1".to_owned()]);
         state.copies.note_moves(&[weiquan_partition::Move {
             merchants: vec!["m1".into()],
@@ -1503,8 +1619,15 @@ mod tests {
         let back = State::decode(rules.clone(), &bytes, 3, 1).expect("decodes");
         assert_eq!(
             (back.index, back.seq, back.rebuilt, &back.copies, &back.spreading),
-            (7, 19, 5, &state.copies, &state.spreading)
+            (7, 11, 5, &state.copies, &state.spreading),
+            "replay resumes before the oldest of the batches applied last"
         );
+        assert_eq!(back.low(), 11, "and a walk goes as deep after the restore");
+        for seq in 30..60 {
+            state.note_applied(seq);
+        }
+        assert_eq!(state.recent.len(), RECENT, "the last batches applied only");
+        assert_eq!(state.low(), 19, "and never past where a consumer starts");
         assert!(
             State::decode(rules.clone(), &bytes, 4, 1).is_err(),
             "another partition count"
