@@ -899,7 +899,11 @@ pub async fn read_findings(cluster: &Cluster) -> Result<(Vec<Published>, u64), C
                     }
                     (seq.min(last + 1).saturating_sub(1), Some((seq, m)))
                 }
-                Ok(Some(Err(_)) | None) | Err(_) => (last.min(next + LEADER_STRETCH - 1), None),
+                Ok(Some(Err(error))) => {
+                    tracing::debug!(%error, "reading the findings stream failed; asking its leader");
+                    (last.min(next + LEADER_STRETCH - 1), None)
+                }
+                Ok(None) | Err(_) => (last.min(next + LEADER_STRETCH - 1), None),
             };
             while next <= to {
                 if let Some(m) = from_leader(next).await? {

@@ -135,9 +135,10 @@ struct Saved {
     partition: u32,
     /// The index of the last message applied.
     index: u64,
-    /// Where replay resumes: a stream sequence before every message that may
-    /// hold an event not applied ([`State::low`]).
+    /// Its stream sequence: replay resumes after it.
     seq: u64,
+    /// [`State::recent`].
+    recent: Vec<u64>,
     copies: Copies,
     /// The `before` of the last rebuild marker applied ([`State::rebuilt`]).
     rebuilt: u64,
@@ -160,7 +161,7 @@ struct SavedLog {
     root: [u8; 32],
 }
 
-const MAGIC: [u8; 8] = *b"WQPART05";
+const MAGIC: [u8; 8] = *b"WQPART06";
 
 /// How long a snapshot's read or write may take: a read that takes longer means a replay from the start, a write the previous snapshot kept.
 const SLOW: Duration = Duration::from_secs(30);
@@ -181,8 +182,8 @@ struct State {
     seq: u64,
     /// The stream sequences of the last batches applied, oldest first
     /// ([`RECENT`] of them), after the first stream sequence the partition
-    /// was read from (`seq` + 1 at a restore): the oldest, less one, is
-    /// [`State::low`].
+    /// was read from (1): the oldest, less one, is [`State::low`]. Kept in
+    /// snapshots, so that a restore looks as far back.
     recent: std::collections::VecDeque<u64>,
     /// Its log, when the worker keeps logs (in a snapshot: how far it was written).
     log: Option<PartitionLog>,
@@ -217,7 +218,8 @@ impl State {
             partitions,
             partition,
             index: self.index,
-            seq: self.low(),
+            seq: self.seq,
+            recent: self.recent.iter().copied().collect(),
             copies: self.copies.clone(),
             rebuilt: self.rebuilt,
             spreading: self.spreading.clone(),
@@ -248,7 +250,7 @@ impl State {
             spreading: saved.spreading,
             index: saved.index,
             seq: saved.seq,
-            recent: [saved.seq + 1].into(),
+            recent: saved.recent.into(),
             log: None,
             saved_log: saved.log,
         })
@@ -1114,7 +1116,8 @@ async fn own(
         waiting: None,
         held: BTreeMap::new(),
         high: state.seq,
-        routed: cluster.kv("progress").await.ok(),
+        routed: None,
+        said_short: false,
         leader_failed: false,
     };
     // The consumer is made again after a failure or a quiet spell, from the
@@ -1214,10 +1217,12 @@ async fn own(
     }
 }
 
-/// Messages a walk through the stream's leader reads at most: past the
-/// batches applied last ([`RECENT`]) and as many as are held before a
-/// missing one is given up on ([`HOLD`]).
-const WALK: usize = 3 * HOLD;
+/// Messages past where a new consumer would start that a walk through the
+/// stream's leader reads at most: more than are held before a missing one
+/// is given up on ([`HOLD`]). Those before it (a walk from [`State::low`])
+/// are not counted: they are the batches applied last, their copies, and
+/// the missing ones.
+const WALK: usize = 2 * HOLD;
 
 /// Partition `p`'s task reading its subject, between messages.
 struct Reading<'a> {
@@ -1228,8 +1233,10 @@ struct Reading<'a> {
     /// The last event applied, as the worker reports it.
     applied: &'a AtomicU64,
     /// Where the front door records what it routed (the last index per
-    /// partition), if it could be opened.
+    /// partition), once it could be opened.
     routed: Option<async_nats::jetstream::kv::Store>,
+    /// Whether the door's record was said to be past what the stream holds.
+    said_short: bool,
     /// Events applied since the last snapshot.
     unsaved: u64,
     /// Since when a batch has been held for an earlier one (kept across
@@ -1343,12 +1350,14 @@ impl Reading<'_> {
         Ok(())
     }
 
-    /// Whether the front door has routed events to the partition past
+    /// The last index the front door has routed to the partition, if past
     /// `index` (as of its last record; a record that cannot be read says no).
-    async fn routed_past(&self, index: u64) -> bool {
-        let Some(kv) = &self.routed else { return false };
-        let routed = kv.get(routed_key(self.p)).await.ok().flatten();
-        routed.and_then(|v| crate::number::<u64>(&v)).is_some_and(|r| r > index)
+    async fn routed_past(&mut self, index: u64) -> Option<u64> {
+        if self.routed.is_none() {
+            self.routed = self.cluster.kv("progress").await.ok();
+        }
+        let routed = self.routed.as_ref()?.get(routed_key(self.p)).await.ok().flatten();
+        routed.and_then(|v| crate::number::<u64>(&v)).filter(|&r| r > index)
     }
 
     /// Reads through the stream's leader what the partition's subject holds
@@ -1369,9 +1378,15 @@ impl Reading<'_> {
         self.restart(state);
         let subject = self.cluster.events_subject(self.p);
         let (from, waited) = (state.index, self.waiting.is_some());
-        let deep = waited || self.routed_past(state.index).await;
-        let mut next = if deep { state.low() } else { state.seq } + 1;
-        for _ in 0..WALK {
+        let routed = match waited {
+            true => None,
+            false => self.routed_past(state.index).await,
+        };
+        let deep = waited || routed.is_some();
+        let start = state.seq;
+        let mut next = if deep { state.low() } else { start } + 1;
+        let mut past = 0;
+        while past < WALK {
             let asked = events.get_first_raw_message_by_subject(&subject, next).await;
             // Told to stop (a lost lease writes nothing more): the caller stops.
             if *stop.borrow() != Stop::Run {
@@ -1379,7 +1394,10 @@ impl Reading<'_> {
             }
             let m = match asked {
                 Ok(m) => m,
-                Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => break,
+                Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => {
+                    self.leader_failed = false;
+                    break;
+                }
                 Err(error) => {
                     // A leader election, say: the next consumer reads on, and the walk after it asks again.
                     if !std::mem::replace(&mut self.leader_failed, true) {
@@ -1390,6 +1408,7 @@ impl Reading<'_> {
             };
             self.leader_failed = false;
             next = m.sequence + 1;
+            past += usize::from(m.sequence > start);
             (self.receive(state, stop, m.sequence, &m.subject, &m.payload, Some(&m.headers))).await?;
         }
         if waited && self.waiting.is_none() || !waited && state.index > from && deep {
@@ -1397,6 +1416,18 @@ impl Reading<'_> {
                 partition = self.p,
                 applied = state.index - from,
                 "batches the consumer had not delivered came from the stream's leader"
+            );
+        }
+        // Nothing applied nor held (a hold is said already).
+        let quiet = state.index == from && self.waiting.is_none() && !self.said_short && *stop.borrow() == Stop::Run;
+        if let Some(routed) = routed.filter(|_| quiet) {
+            // Said once: the door had these acknowledged, so the stream should hold them.
+            self.said_short = true;
+            tracing::warn!(
+                partition = self.p,
+                applied = state.index,
+                routed,
+                "the front door recorded events routed past what the stream's leader holds for this partition; waiting for them"
             );
         }
         Ok(())
@@ -1494,15 +1525,20 @@ mod tests {
                         for (stamp, line) in batches[k] {
                             stamp.write(line, &mut bytes);
                         }
+                        // Marked lost before it is stored: a consumer
+                        // reading would have it before the acknowledgement.
+                        let mut events = cluster.events().await.expect("the events stream");
+                        let info = events.info().await.expect("the events stream's state");
+                        let seq = info.state.last_sequence + 1;
+                        if lost {
+                            crate::tests::never_deliver(subject, seq);
+                        }
                         let ack = cluster
                             .js
                             .publish(subject.clone(), bytes.into())
                             .await
                             .expect("published");
-                        let seq = ack.await.expect("stored").sequence;
-                        if lost {
-                            crate::tests::never_deliver(subject, seq);
-                        }
+                        assert_eq!(ack.await.expect("stored").sequence, seq, "only the test stores events");
                     }
                     progress
                         .put(routed_key(0), to.to_string().into())
@@ -1538,6 +1574,9 @@ mod tests {
                 end_of(2),
                 "batch 2, stored first and never delivered"
             );
+            // The walk that found it is over and a consumer reads (a walk
+            // after the next batches were stored would find them unaided).
+            tokio::time::sleep(Duration::from_millis(500)).await;
             store(&[(4, true), (3, false)], last).await;
             assert_eq!(
                 reaches(last).await,
@@ -1618,11 +1657,17 @@ mod tests {
         let bytes = state.encode(3, 1).expect("encodes");
         let back = State::decode(rules.clone(), &bytes, 3, 1).expect("decodes");
         assert_eq!(
-            (back.index, back.seq, back.rebuilt, &back.copies, &back.spreading),
-            (7, 11, 5, &state.copies, &state.spreading),
-            "replay resumes before the oldest of the batches applied last"
+            (
+                back.index,
+                back.seq,
+                back.rebuilt,
+                &back.copies,
+                &back.spreading,
+                &back.recent
+            ),
+            (7, 19, 5, &state.copies, &state.spreading, &state.recent)
         );
-        assert_eq!(back.low(), 11, "and a walk goes as deep after the restore");
+        assert_eq!(back.low(), 11, "a walk after the restore goes as deep as before it");
         for seq in 30..60 {
             state.note_applied(seq);
         }
