@@ -1462,20 +1462,20 @@ mod tests {
         });
     }
 
-    /// Batches stored out of order (a door keeps several in flight) and a
-    /// consumer's replica that lost two of them: batch 2, stored before
-    /// batch 1, so behind where a new consumer starts once batch 1 is
-    /// applied (batch 3 waits for it); and batch 5, stored before batch 4
-    /// and the last, so nothing after it says it is missing (the door's
-    /// record of what it routed does). Every event is applied all the same,
-    /// from the stream's leader, and the findings are one engine's; read
-    /// back past three findings the consumer never delivers, the same.
+    /// A front door's batches stored out of order (a door keeps several in
+    /// flight) and a consumer's replica that lost two of them: the second,
+    /// stored before the first, so behind where a new consumer starts once
+    /// the first is applied (the third waits for it); and the last, stored
+    /// before the one before it, so nothing after it says it is missing (the
+    /// door's record of what it routed does). Every event is applied all the
+    /// same, from the stream's leader, and the findings are one engine's;
+    /// read back past three findings the consumer never delivers, the same.
     #[test]
     fn batches_a_consumer_never_delivers_are_read_from_the_leader() {
         let sim = weiquan_sim::simulate(&weiquan_sim::Config {
             merchants: 4,
             consumers: 60,
-            days: 8,
+            days: 18,
             seed: 3,
             violation_rate: 0.3,
             profile: weiquan_sim::Profile::Normal,
@@ -1483,48 +1483,52 @@ mod tests {
         });
         let rules = Arc::new(Rulebook::builtin());
         let mut one = weiquan_partition::Partitioned::new(rules.clone(), 1);
-        let mut router = weiquan_partition::Router::new(1);
         let mut expected = Vec::new();
-        let mut stamped = Vec::new();
-        for (i, line) in sim.lines.iter().enumerate() {
-            let ev = weiquan_events::parse_event(line).expect("simulated events parse");
+        for line in &sim.lines {
             expected.extend(one.apply(line).expect("the line parses"));
-            let clock = router.clock();
-            let route = router.route(&ev);
-            let stamp = Stamp {
-                index: i as u64 + 1,
-                event: i as u64 + 1,
-                clock,
-                all: route == Route::All,
-                copies: router.take_copies(),
-                advance: false,
-                of: None,
-                rebuild: None,
-            };
-            stamped.push((stamp, line.as_str()));
         }
         assert!(
             expected.len() >= 3,
             "the stream should give findings: {}",
             expected.len()
         );
-        let last = stamped.len() as u64;
-        let batches: Vec<_> = stamped.chunks(stamped.len().div_ceil(5)).collect();
-        assert_eq!(batches.len(), 5);
 
         on_a_fresh_cluster("t-undelivered", 1, |cluster| async move {
+            // The batches a front door stores (on a cluster of their own),
+            // with the last index of each.
+            let made = Cluster::set_up(cluster.client.clone(), &weiquan_testkit::unique("t-door"), 1, 1)
+                .await
+                .expect("set up");
+            let mut door = crate::door::FrontDoor::new(made.clone()).await.expect("a door");
+            for line in &sim.lines {
+                let ev = weiquan_events::parse_event(line).expect("simulated events parse");
+                door.send(&ev, line).await.expect("acknowledged");
+            }
+            door.flush().await.expect("acknowledged");
+            let last = door.sent()[0];
+            let mut batches = Vec::new();
+            crate::read_partition(&made, 0, Duration::from_secs(30), |_, batch| {
+                let end = batch.last().map_or(0, |(s, _)| s.index);
+                let mut payload = Vec::new();
+                for (stamp, line) in batch {
+                    stamp.write(line, &mut payload);
+                }
+                batches.push((end, bytes::Bytes::from(payload)));
+            })
+            .await
+            .expect("the door's batches read");
+            batches.sort_by_key(|b| b.0); // in index order (a door's can be stored otherwise)
+            let n = batches.len();
+            assert!(n >= 5, "batches: {n}");
+
             let subject = cluster.events_subject(0);
             let progress = cluster.kv("progress").await.expect("the progress bucket");
             // Stores batches `k` in this order, those marked lost on the
             // consumer's replica, and records that the door routed through `to`.
-            let store = |order: &'static [(usize, bool)], to: u64| {
+            let store = |order: Vec<(usize, bool)>, to: u64| {
                 let (cluster, subject, progress, batches) = (&cluster, &subject, &progress, &batches);
                 async move {
-                    for &(k, lost) in order {
-                        let mut bytes = Vec::new();
-                        for (stamp, line) in batches[k] {
-                            stamp.write(line, &mut bytes);
-                        }
+                    for (k, lost) in order {
                         // Marked lost before it is stored: a consumer
                         // reading would have it before the acknowledgement.
                         let mut events = cluster.events().await.expect("the events stream");
@@ -1535,7 +1539,7 @@ mod tests {
                         }
                         let ack = cluster
                             .js
-                            .publish(subject.clone(), bytes.into())
+                            .publish(subject.clone(), batches[k].1.clone())
                             .await
                             .expect("published");
                         assert_eq!(ack.await.expect("stored").sequence, seq, "only the test stores events");
@@ -1546,7 +1550,7 @@ mod tests {
                         .expect("what the door routed, recorded");
                 }
             };
-            let end_of = |k: usize| batches[k].last().map_or(0, |(s, _)| s.index);
+            let end_of = |k: usize| batches[k].0;
 
             let cfg = WorkerConfig {
                 name: "w".into(),
@@ -1567,21 +1571,24 @@ mod tests {
                     applied.load(Ordering::Relaxed)
                 }
             };
-            store(&[(1, true), (0, false), (2, false)], end_of(2)).await;
+            store(vec![(1, true), (0, false), (2, false)], end_of(2)).await;
             let task = tokio::spawn(own(cluster.clone(), rules, cfg, 0, stop, applied.clone()));
             assert_eq!(
                 reaches(end_of(2)).await,
                 end_of(2),
-                "batch 2, stored first and never delivered"
+                "the second batch, stored first and never delivered"
             );
             // The walk that found it is over and a consumer reads (a walk
             // after the next batches were stored would find them unaided).
             tokio::time::sleep(Duration::from_millis(500)).await;
-            store(&[(4, true), (3, false)], last).await;
+            // The rest, the last stored before the one before it.
+            let mut rest: Vec<_> = (3..n - 2).map(|k| (k, false)).collect();
+            rest.extend([(n - 1, true), (n - 2, false)]);
+            store(rest, last).await;
             assert_eq!(
                 reaches(last).await,
                 last,
-                "batch 5, the last, stored before 4 and never delivered"
+                "the last batch, stored before the one before it and never delivered"
             );
             let _ = tell.send(Stop::Lost);
             let ended = tokio::time::timeout(Duration::from_secs(10), task).await;
