@@ -1316,9 +1316,7 @@ impl Reading<'_> {
             self.held.insert(first, (seq, payload.clone()));
             return Ok(());
         }
-        self.unsaved += apply_batch(self.cluster, self.rules, p, state, seq, batch).await?;
-        state.note_applied(seq);
-        self.high = self.high.max(seq);
+        self.apply(state, seq, batch).await?;
         while let Some(entry) = self.held.first_entry() {
             if *entry.key() > state.index + 1 {
                 break;
@@ -1329,9 +1327,7 @@ impl Reading<'_> {
                 seq,
                 problem,
             })?;
-            self.unsaved += apply_batch(self.cluster, self.rules, p, state, seq, batch).await?;
-            state.note_applied(seq);
-            self.high = self.high.max(seq);
+            self.apply(state, seq, batch).await?;
         }
         self.applied.store(state.index, Ordering::Relaxed);
         if !self.held.is_empty() {
@@ -1347,6 +1343,14 @@ impl Reading<'_> {
             save_flushed(self.cluster, p, state).await?;
             self.unsaved = 0;
         }
+        Ok(())
+    }
+
+    /// Applies `batch`, stored at `seq`, which comes next.
+    async fn apply(&mut self, state: &mut State, seq: u64, batch: Vec<(Stamp, &str)>) -> Result<(), ClusterError> {
+        self.unsaved += apply_batch(self.cluster, self.rules, self.p, state, seq, batch).await?;
+        state.note_applied(seq);
+        self.high = self.high.max(seq);
         Ok(())
     }
 
@@ -1393,11 +1397,8 @@ impl Reading<'_> {
                 break;
             }
             let m = match asked {
-                Ok(m) => m,
-                Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => {
-                    self.leader_failed = false;
-                    break;
-                }
+                Ok(m) => Some(m),
+                Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => None,
                 Err(error) => {
                     // A leader election, say: the next consumer reads on, and the walk after it asks again.
                     if !std::mem::replace(&mut self.leader_failed, true) {
@@ -1406,7 +1407,8 @@ impl Reading<'_> {
                     return Ok(());
                 }
             };
-            self.leader_failed = false;
+            self.leader_failed = false; // it answered
+            let Some(m) = m else { break };
             next = m.sequence + 1;
             past += usize::from(m.sequence > start);
             (self.receive(state, stop, m.sequence, &m.subject, &m.payload, Some(&m.headers))).await?;
